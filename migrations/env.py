@@ -1,0 +1,30 @@
+"""Alembic environment: both services' tables live in one database."""
+from alembic import context
+from sqlalchemy import create_engine, pool
+
+from services.registry.models import Base as RegistryBase
+from services.scheduler.models import Base as SchedulerBase
+from stevedore.settings import database_url
+
+target_metadata = [RegistryBase.metadata, SchedulerBase.metadata]
+
+
+def run_migrations_offline():
+    context.configure(url=database_url(), target_metadata=target_metadata, literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online():
+    url = context.config.attributes.get("url") or database_url()
+    engine = create_engine(url, poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        context.configure(connection=connection, target_metadata=target_metadata)
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

@@ -1,0 +1,157 @@
+"""JSON over HTTP for the gateway: one entrypoint type, one error table.
+
+Handlers return ``payload`` or ``(status, payload)`` or ``(status, headers,
+payload)`` where payload is any JSON value; errors become
+``{"error": CODE, "message": "field: what is wrong"}`` with the status below.
+Unknown paths and methods answer in the same JSON shape, never in HTML.
+"""
+import json
+import logging
+from urllib.parse import urlencode
+
+from nameko.exceptions import RemoteError
+from nameko.web.handlers import HttpRequestHandler
+from nameko.web.server import WebServer, WsgiApp
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
+from werkzeug.wrappers import Request, Response
+
+from shared.errors import Conflict, NotFound, StevedoreError, Unavailable, ValidationError
+
+log = logging.getLogger(__name__)
+
+ERROR_STATUS = {
+    ValidationError: 400,
+    NotFound: 404,
+    Conflict: 409,
+    Unavailable: 503,
+}
+
+MAX_BODY_BYTES = 1024 * 1024
+MAX_JSON_DEPTH = 32
+
+
+def json_response(payload, status=200, headers=None):
+    return Response(json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
+                    status=status, headers=headers, mimetype="application/json")
+
+
+def error_response(status, code, message):
+    return json_response({"error": code, "message": message}, status=status)
+
+
+class JsonWsgiApp(WsgiApp):
+    def __call__(self, environ, start_response):
+        request = Request(environ, shallow=True)
+        adapter = self.url_map.bind_to_environ(environ)
+        try:
+            provider, values = adapter.match()
+            request.path_values = values
+            response = provider.handle_request(request)
+        except RequestRedirect as exc:  # /task -> /task/
+            response = exc
+        except HTTPException as exc:
+            code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.code, "HTTP_ERROR")
+            message = (f"no endpoint {request.method} {request.path}" if exc.code == 404
+                       else f"{request.method} is not allowed on {request.path}" if exc.code == 405
+                       else exc.description)
+            response = error_response(exc.code, code, message)
+        return response(environ, start_response)
+
+
+class JsonWebServer(WebServer):
+    def get_wsgi_app(self):
+        return JsonWsgiApp(self)
+
+
+class JsonHttp(HttpRequestHandler):
+    server = JsonWebServer()
+
+    def response_from_result(self, result):
+        if isinstance(result, Response):
+            return result
+        status, headers, payload = 200, None, result
+        if isinstance(result, tuple):
+            if len(result) == 3:
+                status, headers, payload = result
+            else:
+                status, payload = result
+        return json_response(payload, status=status, headers=headers)
+
+    def response_from_exception(self, exc):
+        for error_type, status in ERROR_STATUS.items():
+            if isinstance(exc, error_type):
+                return error_response(status, exc.code, str(exc))
+        if isinstance(exc, StevedoreError):
+            return error_response(500, exc.code, str(exc))
+        if isinstance(exc, RemoteError):
+            log.error("a service failed: %s", exc)
+        else:
+            log.exception("unexpected error in the gateway", exc_info=exc)
+        return error_response(500, "INTERNAL_ERROR", "the server failed; the error is logged")
+
+
+api = JsonHttp.decorator
+
+
+def _depth(value, limit):
+    """Whether ``value`` nests deeper than ``limit`` (iteratively, so no recursion error)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return False
+
+
+def json_body(request):
+    """The request's JSON object, or a 400 naming ``body``."""
+    if request.content_length and request.content_length > MAX_BODY_BYTES:
+        raise ValidationError(f"must be at most {MAX_BODY_BYTES} bytes", "body")
+    raw = request.get_data(cache=False)
+    if len(raw) > MAX_BODY_BYTES:
+        raise ValidationError(f"must be at most {MAX_BODY_BYTES} bytes", "body")
+    if not raw.strip():
+        raise ValidationError("must be a JSON object; the request had no body", "body")
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise ValidationError(f"is not valid JSON ({exc.__class__.__name__}: {exc})"[:300], "body") from exc
+    if not isinstance(body, dict):
+        raise ValidationError("must be a JSON object", "body")
+    if _depth(body, MAX_JSON_DEPTH):
+        raise ValidationError(f"nests deeper than {MAX_JSON_DEPTH} levels", "body")
+    return body
+
+
+def page_args(request, filters=()):
+    """limit / after and the named filters from the query string, validated."""
+    args = request.args
+    raw_limit = args.get("limit", "100")
+    try:
+        limit = int(raw_limit)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= 1000:
+        raise ValidationError("must be an integer from 1 to 1000", "limit")
+    query = {"limit": limit, "after": args.get("after") or None}
+    for name in filters:
+        value = args.get(name)
+        if value:
+            query[name] = value
+    return query
+
+
+def paged(request, items, limit, id_field):
+    """Answer ``items`` (fetched with limit+1) with a ``Link: rel="next"`` when more exist."""
+    headers = {}
+    if len(items) > limit:
+        items = items[:limit]
+        params = request.args.to_dict()
+        params.update(limit=str(limit), after=items[-1][id_field])
+        headers["Link"] = f'<{request.path}?{urlencode(params)}>; rel="next"'
+    return 200, headers, items

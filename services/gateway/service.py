@@ -1,0 +1,89 @@
+"""Gateway: the HTTP API of the seed spec, fanned out over RabbitMQ RPC."""
+import eventlet
+from nameko.rpc import RpcProxy
+
+from services.gateway.http import api, json_body, page_args, paged
+from shared import validation
+from shared.errors import Unavailable
+
+HEALTH_TIMEOUT = 5
+
+
+class GatewayService:
+    name = "gateway"
+
+    registry = RpcProxy("registry")
+    scheduler = RpcProxy("scheduler")
+
+    # --------------------------------------------------------------- tasks
+
+    @api("GET", "/task/")
+    def list_tasks(self, request):
+        query = page_args(request, filters=("status",))
+        limit = query["limit"]
+        tasks = self.registry.list_tasks(**{**query, "limit": limit + 1})
+        return paged(request, tasks, limit, "task_id")
+
+    @api("POST", "/task/")
+    def create_task(self, request):
+        task = self.registry.create_task(json_body(request))
+        return 201, {"Location": f"/task/{task['task_id']}/"}, task
+
+    @api("GET", "/task/<string:task_id>/")
+    def get_task(self, request, task_id):
+        return self.registry.get_task(task_id)
+
+    @api("POST", "/task/<string:task_id>/")
+    def operate_task(self, request, task_id):
+        body = json_body(request)
+        validation.operation(body, ("RUN",))
+        if "task_id" in body and body["task_id"] != task_id:
+            raise validation.ValidationError("does not match the task in the path", "task_id")
+        result = self.scheduler.run_task(task_id, body)
+        return 202, {"Location": f"/result/{result['result_id']}/"}, result
+
+    # --------------------------------------------------------------- results
+
+    @api("GET", "/result/")
+    def list_results(self, request):
+        query = page_args(request, filters=("status", "task_id"))
+        limit = query["limit"]
+        results = self.scheduler.list_results(**{**query, "limit": limit + 1})
+        return paged(request, results, limit, "result_id")
+
+    @api("GET", "/result/<string:result_id>/")
+    def get_result(self, request, result_id):
+        return self.scheduler.get_result(result_id)
+
+    @api("GET", "/result/<string:result_id>/detail/")
+    def list_details(self, request, result_id):
+        query = page_args(request, filters=("status",))
+        limit = query["limit"]
+        details = self.scheduler.list_details(result_id, **{**query, "limit": limit + 1})
+        return paged(request, details, limit, "detail_id")
+
+    @api("GET", "/result/<string:result_id>/detail/<string:detail_id>/")
+    def get_detail(self, request, result_id, detail_id):
+        return self.scheduler.get_detail(result_id, detail_id)
+
+    @api("GET", "/result/<string:result_id>/detail/<string:detail_id>/logs/")
+    def get_logs(self, request, result_id, detail_id):
+        """The execution's stdout and stderr (the last LOG_LIMIT_BYTES of each), once it ended."""
+        return self.scheduler.get_logs(result_id, detail_id)
+
+    # --------------------------------------------------------------- health
+
+    @api("GET", "/health/")
+    def health(self, request):
+        """200 when the gateway, registry and scheduler all answer (and reach the database)."""
+        checks = {}
+        for name, proxy in (("registry", self.registry), ("scheduler", self.scheduler)):
+            try:
+                with eventlet.Timeout(HEALTH_TIMEOUT):
+                    checks[name] = proxy.ping()
+            except (Exception, eventlet.Timeout) as exc:  # any failure means not ready
+                checks[name] = f"unavailable: {exc.__class__.__name__}"
+        healthy = all(value == "ok" for value in checks.values())
+        if not healthy:
+            raise Unavailable(f"not ready: {checks}", "health")
+        return {"status": "ok", **checks}

@@ -1,0 +1,81 @@
+"""Registry: registers tasks and imports their images (SUBMITTED → IMPORTING → READY | ERROR)."""
+import logging
+
+from nameko.events import SERVICE_POOL, EventDispatcher, event_handler
+from nameko.rpc import rpc
+from nameko.timer import timer
+from sqlalchemy import select
+
+from services.registry import tasks
+from services.registry.dependencies import DockerImages, ImportFailed
+from services.registry.models import Base, Task
+from shared import events, statuses, validation
+from shared.db import Database, ping
+from shared.timeutil import now
+
+log = logging.getLogger(__name__)
+
+# a task left SUBMITTED this long (its event was lost) is imported again
+STALLED_AFTER = 60
+
+
+class RegistryService:
+    name = "registry"
+
+    db = Database(Base)
+    images = DockerImages()
+    dispatch = EventDispatcher()
+
+    @rpc
+    def create_task(self, body):
+        name, repository = validation.new_task(body)
+        task = tasks.create(self.db.session, name, repository)
+        self.dispatch(events.TASK_SUBMITTED, {"task_id": task.id})
+        return tasks.as_dict(task)
+
+    @rpc
+    def ping(self):
+        return ping(self.db.session)
+
+    @rpc
+    def get_task(self, task_id):
+        return tasks.as_dict(tasks.get(self.db.session, task_id))
+
+    @rpc
+    def list_tasks(self, status=None, limit=100, after=None):
+        return [tasks.as_dict(t) for t in tasks.listing(self.db.session, status, limit, after)]
+
+    @event_handler(events.REGISTRY, events.TASK_SUBMITTED, handler_type=SERVICE_POOL)
+    def on_task_submitted(self, payload):
+        self._import(payload["task_id"])
+
+    @timer(interval=STALLED_AFTER / 2)
+    def resubmit_stalled(self):
+        session = self.db.session
+        stalled = session.scalars(select(Task.id).where(
+            Task.status == statuses.SUBMITTED, Task.updated_at < now() - STALLED_AFTER)).all()
+        for task_id in stalled:
+            log.warning("task %s stalled in SUBMITTED; importing it again", task_id)
+            self.dispatch(events.TASK_SUBMITTED, {"task_id": task_id})
+
+    def _import(self, task_id):
+        session = self.db.session
+        task = session.get(Task, task_id)
+        if task is None:
+            return
+        tasks.set_status(session, task, statuses.IMPORTING, error=None)
+        try:
+            digest, image_id = self.images.pull(task.repository)
+        except ImportFailed as exc:
+            log.info("import of task %s (%s) failed: %s", task.id, task.repository, exc)
+            tasks.set_status(session, task, statuses.ERROR, error=str(exc))
+            self.dispatch(events.TASK_IMPORT_FAILED, {
+                "task_id": task.id, "name": task.name, "repository": task.repository,
+                "error": str(exc)})
+            return
+        tasks.set_status(session, task, statuses.READY, digest=digest, image_id=image_id,
+                         imported_at=now())
+        log.info("task %s (%s) is READY as %s", task.id, task.repository, digest)
+        self.dispatch(events.TASK_IMPORTED, {
+            "task_id": task.id, "name": task.name, "repository": task.repository,
+            "digest": digest})

@@ -1,0 +1,62 @@
+"""Runner: executes containers on its host's Docker engine, one per slot, and reports by events."""
+import logging
+
+from nameko.events import BROADCAST, event_handler
+from nameko.rpc import RpcProxy
+
+from services.runner.dependencies import DockerExecutor
+from services.runner.reporting import ReliableDispatcher
+from services.runner.slots import HoldingsProvider, execution_slot
+from shared import events
+from shared.extensions import config_timer
+
+log = logging.getLogger(__name__)
+
+
+class RunnerService:
+    name = "runner"
+
+    scheduler = RpcProxy("scheduler")
+    docker = DockerExecutor()
+    report = ReliableDispatcher()
+    holdings = HoldingsProvider()
+
+    @execution_slot
+    def run_next(self, slot):
+        runner = self.holdings.runner_id
+        work = self.scheduler.claim_execution(runner)
+        if work is None:
+            return False
+        detail_id, attempt = work["detail_id"], work["attempt"]
+        self.holdings.hold(work)
+        try:
+            log.info("slot %s runs execution %s (result %s, index %s, attempt %s)",
+                     slot, detail_id, work["result_id"], work["index"], attempt)
+
+            def started(start, container_id):
+                self.report(events.EXECUTION_STARTED, {
+                    "detail_id": detail_id, "attempt": attempt, "runner": runner,
+                    "start": start, "container_id": container_id})
+
+            outcome = self.docker.run(
+                work, runner, on_started=started,
+                should_stop=lambda: detail_id in self.holdings.stop_requested)
+            self.report(events.EXECUTION_FINISHED, {
+                "detail_id": detail_id, "attempt": attempt, "runner": runner, **outcome})
+        finally:
+            self.holdings.release(detail_id)
+        return True
+
+    @config_timer("HEARTBEAT_INTERVAL", 5)
+    def heartbeat(self):
+        held = list(self.holdings.held)
+        if not held:
+            return
+        for detail_id in self.scheduler.heartbeat(self.holdings.runner_id, held):
+            log.info("execution %s is no longer ours to run; stopping it", detail_id)
+            self.holdings.request_stop(detail_id)
+
+    @event_handler(events.SCHEDULER, events.EXECUTIONS_QUEUED,
+                   handler_type=BROADCAST, reliable_delivery=False)
+    def on_executions_queued(self, payload):
+        self.holdings.wake()

@@ -1,0 +1,378 @@
+"""The scheduler's rules for results and their executions (details).
+
+Every change to a detail and the counters of its result happens in one
+transaction, with the detail row locked before the result row (everywhere, so
+two writers never deadlock).  Runner reports carry the attempt they are about;
+a report for an attempt that is no longer current, or for a detail already
+finished, changes nothing, so a report delivered twice is harmless.
+"""
+import uuid
+
+from sqlalchemy import or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from services.scheduler.models import Detail, DetailLog, Result
+from shared import statuses as st
+from shared.errors import NotFound, ValidationError
+from shared.timeutil import duration, now
+
+FAN_OUT_BATCH = 5000
+COUNTER = {
+    st.COMPLETE: "n_complete",
+    st.ERROR: "n_error",
+    st.CANCELLED: "n_cancelled",
+    st.KILLED: "n_killed",
+}
+
+
+# ---------------------------------------------------------------- reading
+
+def counts(result):
+    done = {status: getattr(result, column) for status, column in COUNTER.items()}
+    running = result.n_running
+    queued = result.times - running - sum(done.values())
+    return {st.QUEUED: queued, st.RUNNING: running, **done}
+
+
+def result_as_dict(result):
+    finished = result.status in st.TERMINAL
+    end = result.end if finished else None
+    return {
+        "result_id": result.id,
+        "id": result.id,
+        "task_id": result.task_id,
+        "task_name": result.task_name,
+        "status": result.status,
+        "submitted_at": result.submitted_at,
+        "start": result.start,
+        "end": end,
+        "duration": duration(result.start, end),
+        "times": result.times,
+        "image": result.image,
+        "params": result.params,
+        "counts": counts(result),
+        "cancel_requested": result.cancel_requested,
+    }
+
+
+def detail_as_dict(detail):
+    return {
+        "result_id": detail.result_id,
+        "detail_id": detail.id,
+        "id": detail.id,
+        "task_id": detail.task_id,
+        "index": detail.index,
+        "status": detail.status,
+        "submitted_at": detail.submitted_at,
+        "start": detail.start,
+        "end": detail.end,
+        "duration": duration(detail.start, detail.end),
+        "exit_code": detail.exit_code,
+        "reason": detail.reason,
+        "runner": detail.runner,
+        "attempt": detail.attempt,
+        "attempts": detail.attempts or [],
+    }
+
+
+def _check_id(value, field):
+    if not isinstance(value, str) or not 0 < len(value) <= 32:
+        raise NotFound(f"no {field.split('_')[0]} {value!r}", field)
+    return value
+
+
+def get_result(session, result_id, lock=False):
+    _check_id(result_id, "result_id")
+    result = session.get(Result, result_id, with_for_update=lock or None)
+    if result is None:
+        raise NotFound(f"no result {result_id!r}", "result_id")
+    return result
+
+
+def get_detail(session, result_id, detail_id):
+    get_result(session, result_id)
+    _check_id(detail_id, "detail_id")
+    detail = session.get(Detail, detail_id)
+    if detail is None or detail.result_id != result_id:
+        raise NotFound(f"no detail {detail_id!r} in result {result_id!r}", "detail_id")
+    return detail
+
+
+def list_results(session, status=None, task_id=None, limit=100, after=None):
+    if status is not None and status not in st.EXECUTION_STATUSES:
+        raise ValidationError(f"must be one of {', '.join(st.EXECUTION_STATUSES)}", "status")
+    stmt = select(Result).order_by(Result.submitted_at.desc(), Result.id.desc()).limit(limit)
+    if status:
+        stmt = stmt.where(Result.status == status)
+    if task_id:
+        stmt = stmt.where(Result.task_id == task_id)
+    if after:
+        anchor = session.get(Result, after) if isinstance(after, str) and len(after) <= 32 else None
+        if anchor is None:
+            raise ValidationError("is not the id of a listed result", "after")
+        stmt = stmt.where(or_(Result.submitted_at < anchor.submitted_at,
+                              (Result.submitted_at == anchor.submitted_at) & (Result.id < anchor.id)))
+    return list(session.scalars(stmt))
+
+
+def list_details(session, result_id, status=None, limit=100, after=None):
+    get_result(session, result_id)
+    if status is not None and status not in st.EXECUTION_STATUSES:
+        raise ValidationError(f"must be one of {', '.join(st.EXECUTION_STATUSES)}", "status")
+    stmt = select(Detail).where(Detail.result_id == result_id).order_by(Detail.index).limit(limit)
+    if status:
+        stmt = stmt.where(Detail.status == status)
+    if after is not None:
+        anchor = session.get(Detail, after) if isinstance(after, str) and len(after) <= 32 else None
+        if anchor is None or anchor.result_id != result_id:
+            raise ValidationError("is not the id of a listed detail", "after")
+        stmt = stmt.where(Detail.index > anchor.index)
+    return list(session.scalars(stmt))
+
+
+# ---------------------------------------------------------------- result status
+
+def derive_status(result):
+    c = counts(result)
+    finished = c[st.COMPLETE] + c[st.ERROR] + c[st.CANCELLED] + c[st.KILLED]
+    if finished >= result.times:
+        if result.cancel_requested and (c[st.CANCELLED] or c[st.KILLED]):
+            return st.KILLED if c[st.KILLED] else st.CANCELLED
+        return st.COMPLETE if c[st.COMPLETE] == result.times else st.ERROR
+    return st.RUNNING if result.start is not None else st.QUEUED
+
+
+# ---------------------------------------------------------------- submitting
+
+def create_result(session, task, params):
+    stamp = now()
+    result = Result(
+        id=uuid.uuid4().hex, task_id=task["task_id"], task_name=task["name"],
+        image=task["digest"], status=st.QUEUED, times=params["times"], params=params,
+        priority=params["priority"], parallelism=params["parallelism"], submitted_at=stamp,
+        created=0, active=0, n_running=0, n_complete=0, n_error=0, n_cancelled=0, n_killed=0,
+        cancel_requested=False, finished_notified=False,
+    )
+    session.add(result)
+    session.commit()
+    return result
+
+
+def fan_out_batch(session, result_id, batch=FAN_OUT_BATCH):
+    """Create the next batch of a result's details; return how many were made.
+
+    Resumable: it starts from ``result.created``, committed with each batch,
+    and the (result_id, index) key makes a repeated batch insert nothing.
+    """
+    result = session.get(Result, result_id, with_for_update=True)
+    if result is None or result.created >= result.times:
+        session.rollback()
+        return 0
+    first, last = result.created, min(result.created + batch, result.times)
+    cancelled = result.cancel_requested
+    stamp = now()
+    rows = [{
+        "id": uuid.uuid4().hex, "result_id": result.id, "task_id": result.task_id, "index": i,
+        "priority": result.priority, "status": st.CANCELLED if cancelled else st.QUEUED,
+        "submitted_at": result.submitted_at, "attempt": 0, "attempts": [],
+        "end": stamp if cancelled else None,
+        "reason": "cancelled before it started" if cancelled else None,
+    } for i in range(first, last)]
+    inserted = session.execute(
+        pg_insert(Detail).on_conflict_do_nothing(index_elements=["result_id", "index"])
+        .returning(Detail.id), rows).all()
+    result.created = last
+    if cancelled:
+        result.n_cancelled += len(inserted)
+        result.end = max(result.end or 0, stamp)
+        result.status = derive_status(result)
+    session.commit()
+    return last - first
+
+
+def unfinished_fan_outs(session, older_than):
+    return session.scalars(select(Result.id).where(
+        Result.created < Result.times, Result.submitted_at < older_than)).all()
+
+
+# ---------------------------------------------------------------- claiming
+
+CLAIM_SQL = text("""
+    SELECT d.id, d.result_id FROM details d JOIN results r ON r.id = d.result_id
+    WHERE d.status = 'QUEUED' AND d.runner IS NULL
+      AND (d.not_before IS NULL OR d.not_before <= :now)
+      AND (r.parallelism IS NULL OR r.active < r.parallelism)
+      AND NOT r.cancel_requested
+    ORDER BY d.priority DESC, d.seq
+    LIMIT 1
+    FOR UPDATE OF d SKIP LOCKED
+""")
+
+
+def claim(session, runner, lease_seconds):
+    """Give ``runner`` the next execution to run, or None.
+
+    Highest priority first, oldest first, never more than a result's
+    ``parallelism`` held at once.  The runner holds it under a lease it must
+    renew by heartbeat.
+    """
+    for _ in range(10):
+        stamp = now()
+        row = session.execute(CLAIM_SQL, {"now": stamp}).first()
+        if row is None:
+            session.rollback()
+            return None
+        detail_id, result_id = row
+        took_slot = session.execute(
+            update(Result).where(
+                Result.id == result_id,
+                or_(Result.parallelism.is_(None), Result.active < Result.parallelism))
+            .values(active=Result.active + 1)).rowcount
+        if not took_slot:
+            session.rollback()
+            continue
+        detail = session.get(Detail, detail_id)
+        detail.runner = runner
+        detail.attempt += 1
+        detail.lease_expires_at = stamp + lease_seconds
+        result = session.get(Result, result_id)
+        session.commit()
+        params = result.params
+        return {
+            "detail_id": detail.id, "result_id": result.id, "task_id": result.task_id,
+            "index": detail.index, "attempt": detail.attempt, "image": result.image,
+            "command": params.get("command"), "env": params.get("env") or {},
+            "timeout": params.get("timeout"), "memory": params.get("memory"),
+            "cpus": params.get("cpus"), "lease_seconds": lease_seconds,
+        }
+    session.rollback()
+    return None
+
+
+def renew_leases(session, runner, detail_ids, lease_seconds):
+    """Extend ``runner``'s leases; return the ids it must stop (no longer its to run)."""
+    if not detail_ids:
+        return []
+    stamp = now()
+    held = session.scalars(
+        update(Detail).where(
+            Detail.id.in_(detail_ids), Detail.runner == runner,
+            Detail.status.in_([st.QUEUED, st.RUNNING]))
+        .values(lease_expires_at=stamp + lease_seconds).returning(Detail.id)).all()
+    session.commit()
+    return sorted(set(detail_ids) - set(held))
+
+
+# ---------------------------------------------------------------- runner reports
+
+def _lock_pair(session, detail_id):
+    detail = session.get(Detail, detail_id, with_for_update=True)
+    if detail is None:
+        return None, None
+    return detail, session.get(Result, detail.result_id, with_for_update=True)
+
+
+def mark_started(session, report):
+    detail, result = _lock_pair(session, report["detail_id"])
+    if detail is None or detail.attempt != report["attempt"] or detail.status != st.QUEUED \
+            or detail.runner != report["runner"]:
+        session.rollback()
+        return None
+    detail.status = st.RUNNING
+    detail.start = report["start"]
+    detail.container_id = report.get("container_id")
+    result.n_running += 1
+    if result.start is None or report["start"] < result.start:
+        result.start = report["start"]
+    result.status = derive_status(result)
+    session.commit()
+    return result
+
+
+def backoff(attempt, base, cap):
+    return min(cap, base * 2 ** max(0, attempt - 1))
+
+
+def mark_finished(session, report, retry_base=1.0, retry_cap=300.0):
+    """Fold a runner's report of an attempt's end; returns (result, detail) or (None, None).
+
+    An ERROR (non-zero exit, runner lost) is retried while the run's
+    ``retries`` allow, after an exponential backoff; the attempt is kept in the
+    detail's history either way.
+    """
+    detail, result = _lock_pair(session, report["detail_id"])
+    if detail is None or detail.attempt != report["attempt"] or detail.status in st.TERMINAL:
+        session.rollback()
+        return None, None
+    status = report["status"]
+    start = report.get("start") or detail.start
+    end = report.get("end") or now()
+    was_running = detail.status == st.RUNNING
+    detail.attempts = list(detail.attempts or []) + [{
+        "attempt": detail.attempt, "runner": report.get("runner") or detail.runner,
+        "status": status, "exit_code": report.get("exit_code"), "reason": report.get("reason"),
+        "start": start, "end": end, "duration": duration(start, end),
+    }]
+    result.active = max(0, result.active - 1)
+    if was_running:
+        result.n_running -= 1
+    retries = (result.params or {}).get("retries") or 0
+    if status == st.ERROR and detail.attempt <= retries and not result.cancel_requested:
+        wait = backoff(detail.attempt, retry_base, retry_cap)
+        detail.status = st.QUEUED
+        detail.runner = None
+        detail.lease_expires_at = None
+        detail.container_id = None
+        detail.not_before = now() + wait
+        detail.start = detail.end = detail.exit_code = None
+        detail.reason = (f"attempt {detail.attempt} failed ({report.get('reason') or status}); "
+                         f"retrying in {wait:g}s")
+    else:
+        detail.status = status
+        detail.start = start
+        detail.end = end
+        detail.exit_code = report.get("exit_code")
+        detail.reason = report.get("reason")
+        detail.lease_expires_at = None
+        if start is not None and (result.start is None or start < result.start):
+            result.start = start
+        setattr(result, COUNTER[status], getattr(result, COUNTER[status]) + 1)
+        result.end = max(result.end or 0, end)
+    result.status = derive_status(result)
+    session.commit()
+    return result, detail
+
+
+def expired_leases(session, limit=500):
+    return session.execute(
+        select(Detail.id, Detail.attempt, Detail.runner).where(
+            Detail.runner.is_not(None), Detail.status.in_([st.QUEUED, st.RUNNING]),
+            Detail.lease_expires_at < now()).limit(limit)).all()
+
+
+def store_logs(session, detail_id, logs):
+    row = {"detail_id": detail_id, **logs}
+    session.execute(pg_insert(DetailLog).values(row).on_conflict_do_update(
+        index_elements=["detail_id"], set_={k: v for k, v in logs.items()}))
+    session.commit()
+
+
+def get_logs(session, result_id, detail_id):
+    detail = get_detail(session, result_id, detail_id)
+    row = session.get(DetailLog, detail.id)
+    if row is None:
+        return {"detail_id": detail.id, "status": detail.status, "stdout": "", "stderr": "",
+                "stdout_truncated": False, "stderr_truncated": False}
+    return {"detail_id": detail.id, "status": detail.status, "stdout": row.stdout,
+            "stderr": row.stderr, "stdout_truncated": row.stdout_truncated,
+            "stderr_truncated": row.stderr_truncated}
+
+
+def unnotified_finished(session, limit=100):
+    return session.scalars(select(Result).where(
+        Result.status.in_(list(st.TERMINAL)), Result.finished_notified.is_(False)).limit(limit)).all()
+
+
+def mark_notified(session, result_id):
+    session.execute(update(Result).where(Result.id == result_id).values(finished_notified=True))
+    session.commit()

@@ -1,0 +1,85 @@
+"""Tables written by the scheduler service.
+
+A result is one RUN; a detail is one execution of it.  The result keeps
+per-status counters that change in the same transaction as its details, so
+reading a result of 100,000 executions costs one row.
+"""
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Result(Base):
+    __tablename__ = "results"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    task_id: Mapped[str] = mapped_column(String(32), index=True)
+    task_name: Mapped[str] = mapped_column(String(200))
+    image: Mapped[str] = mapped_column(String(400))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    times: Mapped[int] = mapped_column(Integer)
+    params: Mapped[dict] = mapped_column(JSON)
+    priority: Mapped[int] = mapped_column(Integer, default=5)
+    parallelism: Mapped[int | None] = mapped_column(Integer)
+    submitted_at: Mapped[float] = mapped_column(Float, index=True)
+    start: Mapped[float | None] = mapped_column(Float)
+    end: Mapped[float | None] = mapped_column(Float)
+    # how many details exist; equals times once the fan-out is done
+    created: Mapped[int] = mapped_column(Integer, default=0)
+    # executions claimed by a runner and not yet finished (for parallelism)
+    active: Mapped[int] = mapped_column(Integer, default=0)
+    n_running: Mapped[int] = mapped_column(Integer, default=0)
+    n_complete: Mapped[int] = mapped_column(Integer, default=0)
+    n_error: Mapped[int] = mapped_column(Integer, default=0)
+    n_cancelled: Mapped[int] = mapped_column(Integer, default=0)
+    n_killed: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    finished_notified: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Detail(Base):
+    __tablename__ = "details"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, server_default=text("nextval('details_seq')"))
+    result_id: Mapped[str] = mapped_column(String(32))
+    task_id: Mapped[str] = mapped_column(String(32))
+    index: Mapped[int] = mapped_column(Integer)
+    priority: Mapped[int] = mapped_column(Integer, default=5)
+    status: Mapped[str] = mapped_column(String(16))
+    submitted_at: Mapped[float] = mapped_column(Float)
+    start: Mapped[float | None] = mapped_column(Float)
+    end: Mapped[float | None] = mapped_column(Float)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(Text)
+    # the runner holding this execution (claimed or running), then the one that ran it
+    runner: Mapped[str | None] = mapped_column(String(200))
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    container_id: Mapped[str | None] = mapped_column(String(80))
+    lease_expires_at: Mapped[float | None] = mapped_column(Float)
+    not_before: Mapped[float | None] = mapped_column(Float)
+    attempts: Mapped[list] = mapped_column(JSON, default=list)
+
+    __table_args__ = (
+        UniqueConstraint("result_id", "index", name="uq_details_result_index"),
+        # the claim query: queued, unclaimed, highest priority first, oldest first
+        Index(
+            "ix_details_claimable", text("priority DESC"), "seq",
+            postgresql_where=text("status = 'QUEUED' AND runner IS NULL"),
+        ),
+        Index("ix_details_held", "lease_expires_at",
+              postgresql_where=text("runner IS NOT NULL AND status IN ('QUEUED', 'RUNNING')")),
+    )
+
+
+class DetailLog(Base):
+    __tablename__ = "detail_logs"
+
+    detail_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    stdout: Mapped[str] = mapped_column(Text, default="")
+    stderr: Mapped[str] = mapped_column(Text, default="")
+    stdout_truncated: Mapped[bool] = mapped_column(Boolean, default=False)
+    stderr_truncated: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -1,0 +1,144 @@
+"""Scheduler: owns results and details; turns a RUN into executions; folds runner reports."""
+import logging
+import time
+
+from nameko.dependency_providers import Config
+from nameko.events import SERVICE_POOL, EventDispatcher, event_handler
+from nameko.rpc import RpcProxy, rpc
+from nameko.timer import timer
+
+from services.scheduler import executions as ex
+from services.scheduler.models import Base
+from shared import events, statuses, validation
+from shared.db import Database, ping
+from shared.errors import Conflict
+from shared.timeutil import now
+
+log = logging.getLogger(__name__)
+STARTED_AT = time.monotonic()
+
+
+class SchedulerService:
+    name = "scheduler"
+
+    db = Database(Base)
+    config = Config()
+    registry = RpcProxy("registry")
+    dispatch = EventDispatcher()
+
+    # --------------------------------------------------------------- API
+
+    @rpc
+    def run_task(self, task_id, body):
+        params = validation.run_params(body, int(self.config.get("RUN_MAX_TIMES") or 100000))
+        task = self.registry.get_task(task_id)
+        if task["status"] != statuses.READY:
+            raise Conflict(f"task {task_id} is {task['status']}; only a READY task can be run",
+                           "task_id")
+        result = ex.create_result(self.db.session, task, params)
+        self.dispatch(events.RESULT_SUBMITTED, {"result_id": result.id})
+        return ex.result_as_dict(result)
+
+    @rpc
+    def ping(self):
+        return ping(self.db.session)
+
+    @rpc
+    def get_result(self, result_id):
+        return ex.result_as_dict(ex.get_result(self.db.session, result_id))
+
+    @rpc
+    def list_results(self, status=None, task_id=None, limit=100, after=None):
+        return [ex.result_as_dict(r)
+                for r in ex.list_results(self.db.session, status, task_id, limit, after)]
+
+    @rpc
+    def list_details(self, result_id, status=None, limit=100, after=None):
+        return [ex.detail_as_dict(d)
+                for d in ex.list_details(self.db.session, result_id, status, limit, after)]
+
+    @rpc
+    def get_detail(self, result_id, detail_id):
+        return ex.detail_as_dict(ex.get_detail(self.db.session, result_id, detail_id))
+
+    @rpc
+    def get_logs(self, result_id, detail_id):
+        return ex.get_logs(self.db.session, result_id, detail_id)
+
+    # --------------------------------------------------------------- runners
+
+    @rpc
+    def claim_execution(self, runner):
+        return ex.claim(self.db.session, runner, self._lease())
+
+    @rpc
+    def heartbeat(self, runner, detail_ids):
+        """Renew a runner's leases; answers the ids it must stop running."""
+        return ex.renew_leases(self.db.session, runner, detail_ids, self._lease())
+
+    @event_handler(events.RUNNER, events.EXECUTION_STARTED, handler_type=SERVICE_POOL)
+    def on_execution_started(self, report):
+        ex.mark_started(self.db.session, report)
+
+    @event_handler(events.RUNNER, events.EXECUTION_FINISHED, handler_type=SERVICE_POOL)
+    def on_execution_finished(self, report):
+        self._finish(report)
+
+    # --------------------------------------------------------------- fan-out
+
+    @event_handler(events.SCHEDULER, events.RESULT_SUBMITTED, handler_type=SERVICE_POOL)
+    def on_result_submitted(self, payload):
+        self._fan_out(payload["result_id"])
+
+    @timer(interval=10)
+    def sweep(self):
+        """Finish what a crash or a lost message left undone."""
+        session = self.db.session
+        for result_id in ex.unfinished_fan_outs(session, older_than=now() - 10):
+            log.warning("resuming the fan-out of result %s", result_id)
+            self._fan_out(result_id)
+        if time.monotonic() - STARTED_AT > self._lease():
+            # only once runners have had a full lease to report in after our own start
+            for detail_id, attempt, runner in ex.expired_leases(session):
+                log.warning("runner %s lost execution %s (attempt %s)", runner, detail_id, attempt)
+                self._finish({
+                    "detail_id": detail_id, "attempt": attempt, "runner": runner,
+                    "status": statuses.ERROR, "exit_code": None,
+                    "reason": f"runner {runner} was lost (no heartbeat for {self._lease():g}s)",
+                })
+        for result in ex.unnotified_finished(session):
+            self._notify_finished(result)
+
+    # --------------------------------------------------------------- helpers
+
+    def _lease(self):
+        return float(self.config.get("LEASE_SECONDS") or 30)
+
+    def _fan_out(self, result_id):
+        session = self.db.session
+        while True:
+            made = ex.fan_out_batch(session, result_id)
+            if not made:
+                break
+            self.dispatch(events.EXECUTIONS_QUEUED, {"result_id": result_id, "count": made})
+
+    def _finish(self, report):
+        config = self.config
+        logs = report.pop("logs", None)
+        result, detail = ex.mark_finished(
+            self.db.session, report,
+            retry_base=float(config.get("RETRY_BACKOFF") or 1),
+            retry_cap=float(config.get("RETRY_BACKOFF_MAX") or 300))
+        if result is None:
+            return
+        if logs:
+            ex.store_logs(self.db.session, detail.id, logs)
+        if detail.status == statuses.QUEUED or result.parallelism:
+            # a retry is queued, or a parallelism slot came free: wake idle runners
+            self.dispatch(events.EXECUTIONS_QUEUED, {"result_id": result.id, "count": 1})
+        if result.status in statuses.TERMINAL:
+            self._notify_finished(result)
+
+    def _notify_finished(self, result):
+        self.dispatch(events.RESULT_FINISHED, ex.result_as_dict(result))
+        ex.mark_notified(self.db.session, result.id)

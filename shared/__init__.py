@@ -1,0 +1,1 @@
+"""Code used by several Stevedore services: errors, statuses, events, validation."""

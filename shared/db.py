@@ -1,0 +1,58 @@
+"""Database access for the services that own tables (registry, scheduler).
+
+nameko-sqlalchemy's ``Database`` with two changes: psycopg2 is made
+cooperative under eventlet (psycogreen), so a slow query does not stall every
+other greenthread of the service, and connections are checked before use, so a
+restarted PostgreSQL costs one failed ping rather than a failed request.
+"""
+from nameko_sqlalchemy import Database as _Database
+from nameko_sqlalchemy.database import DB_URIS_KEY, Session
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import sessionmaker
+
+
+_patched = False
+
+
+def make_cooperative():
+    global _patched
+    if not _patched:
+        from psycogreen.eventlet import patch_psycopg
+
+        patch_psycopg()
+        _patched = True
+
+
+def psycopg2_url(url):
+    """Pin plain postgres:// and postgresql:// URLs to the psycopg2 driver.
+
+    SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; we ship psycopg2.
+    """
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix):]
+    return url
+
+
+class Database(_Database):
+    def __init__(self, declarative_base, **kwargs):
+        engine_options = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}
+        engine_options.update(kwargs.pop("engine_options", {}))
+        session_options = {"expire_on_commit": False}
+        session_options.update(kwargs.pop("session_options", {}))
+        super().__init__(declarative_base, engine_options=engine_options,
+                         session_options=session_options, **kwargs)
+
+    def setup(self):
+        make_cooperative()
+        key = f"{self.container.service_name}:{self.declarative_base.__name__}"
+        self.db_uri = psycopg2_url(self.container.config[DB_URIS_KEY][key])
+        self.engine = create_engine(self.db_uri, **self.engine_options)
+        self.Session = sessionmaker(bind=self.engine, class_=Session, **self.session_options)
+
+
+def ping(session):
+    """'ok' when the database answers; for health checks."""
+    session.execute(text("SELECT 1"))
+    session.rollback()
+    return "ok"

@@ -1,0 +1,49 @@
+"""One root error type with a shallow tree.
+
+Every error crosses RPC as itself (``deserialize_to_instance``) and the gateway
+maps it to HTTP in one table (``services.gateway.http``).  Errors carry the
+field they are about, so a client is told exactly what to fix.
+"""
+from nameko.exceptions import deserialize_to_instance
+
+
+class StevedoreError(Exception):
+    """Root of every error Stevedore raises on purpose."""
+
+    code = "ERROR"
+
+    def __init__(self, message="", field=None):
+        super().__init__(message, field)
+        self.message = message
+        self.field = field
+
+    def __str__(self):
+        if self.field:
+            return f"{self.field}: {self.message}"
+        return self.message
+
+
+@deserialize_to_instance
+class ValidationError(StevedoreError):
+    """The request is malformed; ``field`` names what is wrong."""
+
+    code = "VALIDATION_ERROR"
+
+
+@deserialize_to_instance
+class NotFound(StevedoreError):
+    code = "NOT_FOUND"
+
+
+@deserialize_to_instance
+class Conflict(StevedoreError):
+    """The request is well-formed but clashes with the current state."""
+
+    code = "CONFLICT"
+
+
+@deserialize_to_instance
+class Unavailable(StevedoreError):
+    """A backing system (database, Docker engine, registry) cannot be reached."""
+
+    code = "UNAVAILABLE"

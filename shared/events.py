@@ -1,0 +1,24 @@
+"""Names of the events Stevedore dispatches, and who dispatches them.
+
+Payloads carry ids and plain values only.  They are documented in
+``docs/events.md``; other services may subscribe to any of them with
+``@event_handler(SOURCE, NAME)``.
+"""
+
+# dispatched by the registry service
+REGISTRY = "registry"
+TASK_SUBMITTED = "task_submitted"          # {task_id}
+TASK_IMPORTED = "task_imported"            # {task_id, name, repository, digest}
+TASK_IMPORT_FAILED = "task_import_failed"  # {task_id, name, repository, error}
+
+# dispatched by the scheduler service
+SCHEDULER = "scheduler"
+RESULT_SUBMITTED = "result_submitted"      # {result_id}
+EXECUTIONS_QUEUED = "executions_queued"    # {result_id, count}: wakes idle runners
+RESULT_FINISHED = "result_finished"        # the result as the API shows it
+
+# dispatched by the runner service
+RUNNER = "runner"
+EXECUTION_STARTED = "execution_started"    # {detail_id, attempt, runner, start, container_id}
+EXECUTION_FINISHED = "execution_finished"  # {detail_id, attempt, runner, status, exit_code, reason, start, end}
+RUNNER_HEARTBEAT = "runner_heartbeat"      # {runner, detail_ids, at}

@@ -1,0 +1,20 @@
+"""Statuses of tasks, results and details (executions), as the API spells them."""
+
+# Tasks
+SUBMITTED = "SUBMITTED"
+IMPORTING = "IMPORTING"
+READY = "READY"
+# shared by tasks, results and details
+ERROR = "ERROR"
+
+# Results and details
+QUEUED = "QUEUED"
+RUNNING = "RUNNING"
+COMPLETE = "COMPLETE"
+CANCELLED = "CANCELLED"
+KILLED = "KILLED"
+
+TASK_STATUSES = (SUBMITTED, IMPORTING, READY, ERROR)
+EXECUTION_STATUSES = (QUEUED, RUNNING, COMPLETE, ERROR, CANCELLED, KILLED)
+TERMINAL = frozenset({COMPLETE, ERROR, CANCELLED, KILLED})
+ACTIVE = frozenset({QUEUED, RUNNING})

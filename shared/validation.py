@@ -1,0 +1,184 @@
+"""Validation of what users send.  Every failure names the field it is about."""
+import re
+
+from shared.errors import ValidationError
+
+# The Docker reference grammar (github.com/distribution/reference).
+_ALNUM = r"[a-z0-9]+"
+_SEPARATOR = r"(?:[._]|__|-+)"
+_PATH_COMPONENT = rf"{_ALNUM}(?:{_SEPARATOR}{_ALNUM})*"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
+_NAME = rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
+_TAG = r"[\w][\w.-]{0,127}"
+_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
+REFERENCE_RE = re.compile(rf"^(?P<name>{_NAME})(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?$")
+
+NAME_MAX = 200
+REPOSITORY_MAX = 255
+MEMORY_RE = re.compile(r"^([0-9]+)([bkmg]?)$", re.IGNORECASE)
+ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def parse_reference(reference):
+    """Split an image reference into (name, tag, digest); raise if malformed.
+
+    ``tag`` defaults to ``latest`` unless a digest pins the image.
+    """
+    if not isinstance(reference, str) or not reference.strip():
+        raise ValidationError("must be a non-empty string, e.g. localhost:5000/team/app:1.0", "repository")
+    if len(reference) > REPOSITORY_MAX:
+        raise ValidationError(f"must be at most {REPOSITORY_MAX} characters", "repository")
+    match = REFERENCE_RE.match(reference)
+    if not match:
+        raise ValidationError(
+            f"{reference!r} is not a valid Docker image reference "
+            "(lower-case name, optional registry host, optional :tag or @digest)",
+            "repository",
+        )
+    name = match.group("name")
+    if len(name.split("/")[-1]) > 128 or len(name) > 255:
+        raise ValidationError("image name is too long", "repository")
+    tag, digest = match.group("tag"), match.group("digest")
+    if tag is None and digest is None:
+        tag = "latest"
+    return name, tag, digest
+
+
+def require_object(body, what="body"):
+    if not isinstance(body, dict):
+        raise ValidationError("must be a JSON object", what)
+    return body
+
+
+def task_name(value):
+    if not isinstance(value, str):
+        raise ValidationError("must be a string", "name")
+    value = value.strip()
+    if not value:
+        raise ValidationError("must not be empty", "name")
+    if len(value) > NAME_MAX:
+        raise ValidationError(f"must be at most {NAME_MAX} characters", "name")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValidationError("must not contain control characters", "name")
+    return value
+
+
+def new_task(body):
+    """Validate a POST /task/ body; returns (name, repository)."""
+    require_object(body)
+    if "repository" not in body:
+        raise ValidationError("is required", "repository")
+    repository = body["repository"]
+    parse_reference(repository)
+    name = task_name(body["name"]) if body.get("name") is not None else repository
+    status = body.get("status")
+    if status is not None and status != "SUBMITTED":
+        # the seed lists status in the request; a client may only ask for the initial one
+        raise ValidationError("may only be SUBMITTED when creating a task", "status")
+    return name, repository
+
+
+def _integer(body, field, low, high, default=None):
+    value = body.get(field, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValidationError(f"must be an integer from {low} to {high}", field)
+    return value
+
+
+def _number(body, field, low, high):
+    value = body.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise ValidationError(f"must be a number from {low} to {high}", field)
+    return value
+
+
+def _command(value):
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if not value.strip():
+            raise ValidationError("must not be empty", "command")
+        if len(value) > 65536:
+            raise ValidationError("must be at most 65536 characters", "command")
+        return value
+    if isinstance(value, list) and value and all(isinstance(part, str) for part in value):
+        if sum(len(part) for part in value) > 65536:
+            raise ValidationError("must be at most 65536 characters in all", "command")
+        return value
+    raise ValidationError("must be a string or a non-empty list of strings", "command")
+
+
+def _env(value):
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValidationError("must be an object of string values", "env")
+    if len(value) > 1000:
+        raise ValidationError("must have at most 1000 variables", "env")
+    for key, item in value.items():
+        if not ENV_KEY_RE.match(key) or len(key) > 255:
+            raise ValidationError(f"{key!r} is not a valid variable name", "env")
+        if key.startswith("STEVEDORE_"):
+            raise ValidationError(f"{key!r}: the STEVEDORE_ prefix is reserved", "env")
+        if not isinstance(item, str):
+            raise ValidationError(f"{key}: value must be a string", "env")
+        if len(item) > 65536:
+            raise ValidationError(f"{key}: value must be at most 65536 characters", "env")
+    return dict(value)
+
+
+def memory_bytes(value):
+    if value is None:
+        return None
+    units = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
+    match = MEMORY_RE.match(value) if isinstance(value, str) else None
+    if not match:
+        raise ValidationError('must be a size such as "256m" or "1g"', "memory")
+    size = int(match.group(1)) * units[match.group(2).lower()]
+    if not 6 * 1024 ** 2 <= size <= 1024 ** 4:
+        raise ValidationError("must be between 6m and 1024g", "memory")
+    return size
+
+
+RUN_FIELDS = {
+    "operation", "task_id", "times", "command", "env", "timeout", "parallelism",
+    "retries", "memory", "cpus", "priority",
+}
+
+
+def run_params(body, max_times):
+    """Validate a RUN body; returns the parameters the result is run with."""
+    require_object(body)
+    unknown = sorted(set(body) - RUN_FIELDS)
+    if unknown:
+        raise ValidationError(f"unknown field; accepted are {', '.join(sorted(RUN_FIELDS))}", unknown[0])
+    if "times" not in body:
+        raise ValidationError(f"is required (an integer from 1 to {max_times})", "times")
+    params = {
+        "times": _integer(body, "times", 1, max_times),
+        "command": _command(body.get("command")),
+        "env": _env(body.get("env")),
+        "timeout": _number(body, "timeout", 1, 31 * 24 * 3600),
+        "parallelism": _integer(body, "parallelism", 1, 100000),
+        "retries": _integer(body, "retries", 0, 100, default=0),
+        "memory": body.get("memory"),
+        "cpus": _number(body, "cpus", 0.01, 1024),
+        "priority": _integer(body, "priority", 0, 9, default=5),
+    }
+    memory_bytes(params["memory"])
+    return params
+
+
+def operation(body, allowed):
+    require_object(body)
+    op = body.get("operation")
+    if op is None:
+        raise ValidationError(f"is required; one of {', '.join(allowed)}", "operation")
+    if op not in allowed:
+        raise ValidationError(f"{op!r} is not supported; one of {', '.join(allowed)}", "operation")
+    return op

@@ -1,0 +1,1 @@
+"""Stevedore: the command-line tools (host mode, migrations, the CLI)."""

@@ -1,0 +1,96 @@
+"""``stevedore-host``: the whole system as plain processes on this host.
+
+For people without compose, and for the tests: migrates the database, then
+runs gateway, registry, scheduler and N runners, each as its own ``nameko run``
+process, against the RabbitMQ, PostgreSQL and Docker engine named by
+AMQP_URI, DATABASE_URL and DOCKER_HOST (default: the local ones).  Ctrl-C (or
+SIGTERM) stops them all gracefully.
+"""
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from stevedore import migrate
+from stevedore.settings import database_url
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG = os.path.join(ROOT, "config.yml")
+SERVICES = ("gateway", "registry", "scheduler", "runner")
+
+
+def service_command(name, config=CONFIG):
+    return [sys.executable, "-m", "nameko", "run", "--config", config, f"services.{name}.service"]
+
+
+def spawn(name, env=None, log_file=None, config=CONFIG):
+    """Start one service process; its output goes to ``log_file`` (or ours)."""
+    full_env = {**os.environ, **(env or {})}
+    full_env.setdefault("PYTHONPATH", ROOT)
+    out = open(log_file, "ab") if log_file else None
+    try:
+        return subprocess.Popen(service_command(name, config), env=full_env, cwd=ROOT,
+                                stdout=out, stderr=subprocess.STDOUT if out else None)
+    finally:
+        if out:
+            out.close()
+
+
+def plan(runners, port):
+    """(label, service, extra environment) for each process of the system."""
+    procs = [("gateway", "gateway", {"GATEWAY_ADDRESS": f"0.0.0.0:{port}"}),
+             ("registry", "registry", {}), ("scheduler", "scheduler", {})]
+    host = os.uname().nodename
+    for n in range(1, runners + 1):
+        procs.append((f"runner-{n}", "runner", {"RUNNER_ID": f"{host}-runner-{n}"}))
+    return procs
+
+
+def stop_all(procs, grace):
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for proc in procs.values():
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runners", type=int, default=int(os.environ.get("RUNNERS", "2")),
+                        help="runner replicas to start (default: $RUNNERS or 2)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GATEWAY_PORT", "8000")),
+                        help="HTTP port of the gateway (default: $GATEWAY_PORT or 8000)")
+    parser.add_argument("--no-migrate", action="store_true", help="do not migrate the database first")
+    parser.add_argument("--grace", type=float, default=30.0,
+                        help="seconds to wait for services to stop before killing them")
+    args = parser.parse_args(argv)
+
+    if not args.no_migrate:
+        migrate.upgrade(database_url())
+    procs = {label: spawn(service, env) for label, service, env in plan(args.runners, args.port)}
+    print(f"stevedore: {', '.join(procs)} started; API on http://127.0.0.1:{args.port}/",
+          file=sys.stderr)
+
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    try:
+        while not stopping:
+            for label, proc in procs.items():
+                if proc.poll() is not None:
+                    print(f"stevedore: {label} exited with {proc.returncode}; stopping", file=sys.stderr)
+                    stopping.append(True)
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    stop_all(procs, args.grace)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
