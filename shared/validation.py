@@ -12,6 +12,7 @@ _DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:]+\])
 _NAME = rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
 _TAG = r"[\w][\w.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
+_PATH_RE = re.compile(rf"^{_PATH_COMPONENT}$")
 REFERENCE_RE = re.compile(rf"^(?P<name>{_NAME})(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?$")
 
 NAME_MAX = 200
@@ -37,7 +38,13 @@ def parse_reference(reference):
             "repository",
         )
     name = match.group("name")
-    if len(name.split("/")[-1]) > 128 or len(name) > 255:
+    parts = name.split("/")
+    # as Docker reads it: the first part is a registry host only if it looks like one
+    has_host = len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost")
+    if not all(_PATH_RE.match(part) for part in parts[1 if has_host else 0:]):
+        raise ValidationError(f"{reference!r} is not a valid Docker image reference "
+                              "(repository names must be lower-case)", "repository")
+    if len(parts[-1]) > 128 or len(name) > 255:
         raise ValidationError("image name is too long", "repository")
     tag, digest = match.group("tag"), match.group("digest")
     if tag is None and digest is None:

@@ -1,0 +1,67 @@
+"""Fixtures shared by every test layer: the real backbone and the test images.
+
+Everything here is real: a Docker registry on loopback, images built from
+Debian's busybox-static and pushed to it, a fresh PostgreSQL database migrated
+by alembic, and an isolated RabbitMQ vhost (nameko's ``vhost_pipeline``).
+"""
+import docker
+import pytest
+
+from tests.support import ImageRegistry, System, build_test_images, create_database, drop_database
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    client = docker.from_env(version="auto", timeout=120)
+    client.ping()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def image_registry():
+    registry = ImageRegistry().start()
+    yield registry
+    registry.stop()
+
+
+@pytest.fixture(scope="session")
+def test_images(docker_client, image_registry):
+    """{"ok"|"fail"|"sleep"|"env"|"flaky": reference in the loopback registry}."""
+    return build_test_images(docker_client, image_registry)
+
+
+@pytest.fixture(scope="session")
+def database_url():
+    url = create_database()
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def session_amqp_uri(request, vhost_pipeline):
+    from urllib.parse import urlparse
+
+    uri = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
+    with vhost_pipeline.get() as vhost:
+        yield f"{uri.scheme}://{uri.netloc}/{vhost}"
+
+
+@pytest.fixture(scope="session")
+def system(session_amqp_uri, database_url, test_images):
+    """The whole system, started once for the end-to-end tests that share it."""
+    running = System(session_amqp_uri, database_url, runners=2, name="e2e").start().wait_healthy()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def api(system):
+    return system.api
+
+
+@pytest.fixture(scope="session")
+def ready_tasks(api, test_images):
+    """One READY task per test image behaviour: {"ok": task, ...}."""
+    return {behaviour: api.register(ref, name=f"e2e-{behaviour}")
+            for behaviour, ref in test_images.items()}

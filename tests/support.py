@@ -1,0 +1,244 @@
+"""Helpers for tests that drive the real system: the backbone, the processes, the API."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+
+import requests
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ARTIFACTS = os.path.join(ROOT, "artifacts")
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate, timeout=30.0, interval=0.2, what="condition"):
+    """Poll ``predicate`` until it returns something truthy; return that."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
+
+
+class ImageRegistry:
+    """A real Docker registry (Debian's docker-registry) on loopback, optionally with htpasswd auth."""
+
+    def __init__(self, users=None):
+        self.users = users or {}
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.dir = tempfile.mkdtemp(prefix="stevedore-registry-")
+        self.proc = None
+
+    def start(self):
+        binary = shutil.which("docker-registry") or "/usr/bin/docker-registry"
+        auth = ""
+        if self.users:
+            htpasswd = os.path.join(self.dir, "htpasswd")
+            with open(htpasswd, "w") as fh:
+                for user, password in self.users.items():
+                    line = subprocess.run(["htpasswd", "-nbB", user, password], check=True,
+                                          capture_output=True, text=True).stdout.strip()
+                    fh.write(line + "\n")
+            auth = f"auth:\n  htpasswd:\n    realm: stevedore-test\n    path: {htpasswd}\n"
+        config = os.path.join(self.dir, "config.yml")
+        with open(config, "w") as fh:
+            fh.write(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {self.dir}/data\n"
+                     f"  delete:\n    enabled: true\nhttp:\n  addr: {self.address}\n{auth}")
+        self.log = open(os.path.join(self.dir, "registry.log"), "wb")
+        self.proc = subprocess.Popen([binary, "serve", config], stdout=self.log, stderr=subprocess.STDOUT)
+        wait_until(self._up, timeout=20, what=f"registry on {self.address}")
+        return self
+
+    def _up(self):
+        try:
+            return requests.get(f"http://{self.address}/v2/", timeout=1).status_code in (200, 401)
+        except requests.RequestException:
+            return False
+
+    def stop(self):
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def build_test_images(client, registry, behaviours=("ok", "fail", "sleep", "env", "flaky"),
+                      repository="stevedore-test/busybox", auth=None):
+    """Build the test image for each behaviour, push it, drop the local tag.
+
+    Returns {behaviour: "registry/repository:behaviour"}.  The local tags are
+    removed so that registering a task really pulls from the registry.
+    """
+    context = tempfile.mkdtemp(prefix="stevedore-image-")
+    try:
+        busybox = shutil.which("busybox") or "/bin/busybox"
+        shutil.copy(busybox, os.path.join(context, "busybox"))
+        for name in ("Dockerfile", "behaviours.sh"):
+            shutil.copy(os.path.join(ROOT, "tests", "images", name), os.path.join(context, name))
+        refs = {}
+        for behaviour in behaviours:
+            ref = f"{registry.address}/{repository}:{behaviour}"
+            client.images.build(path=context, tag=ref, buildargs={"BEHAVIOUR": behaviour}, rm=True)
+            for line in client.images.push(ref, stream=True, decode=True, auth_config=auth):
+                if "error" in line:
+                    raise RuntimeError(f"push of {ref} failed: {line['error']}")
+            client.images.remove(ref, force=True)
+            refs[behaviour] = ref
+        return refs
+    finally:
+        shutil.rmtree(context, ignore_errors=True)
+
+
+def create_database(admin_url="postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"):
+    from stevedore.migrate import upgrade
+
+    name = f"stevedore_test_{uuid.uuid4().hex[:10]}"
+    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+    upgrade(url)
+    return url
+
+
+def drop_database(url):
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    target = make_url(url)
+    engine = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+    engine.dispose()
+
+
+class Api:
+    """The HTTP API as a client sees it."""
+
+    def __init__(self, base_url, token=None):
+        self.base_url = base_url.rstrip("/")
+        self.http = requests.Session()
+        if token:
+            self.http.headers["Authorization"] = f"Bearer {token}"
+
+    def get(self, path, **kwargs):
+        return self.http.get(self.base_url + path, timeout=30, **kwargs)
+
+    def post(self, path, body=None, raw=None, **kwargs):
+        if raw is not None:
+            return self.http.post(self.base_url + path, data=raw, timeout=30, **kwargs)
+        return self.http.post(self.base_url + path, data=json.dumps(body), timeout=30,
+                              headers={"Content-Type": "application/json"}, **kwargs)
+
+    def delete(self, path, **kwargs):
+        return self.http.delete(self.base_url + path, timeout=30, **kwargs)
+
+    # ------------------------------------------------------------ verbs
+
+    def register(self, repository, name=None, wait=True, timeout=60):
+        name = name or f"task-{uuid.uuid4().hex[:8]}"
+        response = self.post("/task/", {"repository": repository, "name": name})
+        assert response.status_code == 201, response.text
+        task_id = response.json()["task_id"]
+        if wait:
+            return self.wait_task(task_id, timeout=timeout)
+        return response.json()
+
+    def wait_task(self, task_id, timeout=60):
+        def settled():
+            task = self.get(f"/task/{task_id}/").json()
+            return task if task["status"] in ("READY", "ERROR") else None
+
+        return wait_until(settled, timeout=timeout, what=f"task {task_id} to be READY or ERROR")
+
+    def run(self, task_id, times=1, **params):
+        response = self.post(f"/task/{task_id}/", {"operation": "RUN", "times": times, **params})
+        assert response.status_code == 202, response.text
+        return response.json()["result_id"]
+
+    def wait_result(self, result_id, timeout=120):
+        def finished():
+            result = self.get(f"/result/{result_id}/").json()
+            return result if result["status"] in ("COMPLETE", "ERROR", "CANCELLED", "KILLED") else None
+
+        return wait_until(finished, timeout=timeout, interval=0.3, what=f"result {result_id} to finish")
+
+    def details(self, result_id, **query):
+        response = self.get(f"/result/{result_id}/detail/", params={"limit": 1000, **query})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+class System:
+    """The four services as real processes (``stevedore-host`` layout) on one vhost and database."""
+
+    def __init__(self, amqp_uri, database_url, runners=2, env=None, name="system"):
+        from stevedore.host import plan
+
+        self.amqp_uri = amqp_uri
+        self.database_url = database_url
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            "AMQP_URI": amqp_uri,
+            "DATABASE_URL": database_url,
+            "LOG_LEVEL": "INFO",
+            "RUNNER_POLL_INTERVAL": "1",
+            "HEARTBEAT_INTERVAL": "1",
+            "LEASE_SECONDS": "8",
+            "RETRY_BACKOFF": "0.5",
+            "STOP_GRACE_PERIOD": "2",
+            **(env or {}),
+        }
+        self.plan = {label: (service, extra) for label, service, extra in plan(runners, self.port)}
+        for label, (service, extra) in self.plan.items():
+            if service == "gateway":
+                extra["GATEWAY_ADDRESS"] = f"127.0.0.1:{self.port}"
+        self.procs = {}
+        self.log_dir = os.path.join(ARTIFACTS, "logs", f"{name}-{uuid.uuid4().hex[:6]}")
+        os.makedirs(self.log_dir, exist_ok=True)
+        self.api = Api(self.url)
+
+    def start(self, *labels):
+        from stevedore.host import spawn
+
+        for label in labels or self.plan:
+            service, extra = self.plan[label]
+            self.procs[label] = spawn(service, {**self.env, **extra},
+                                      log_file=os.path.join(self.log_dir, f"{label}.log"))
+        return self
+
+    def wait_healthy(self, timeout=60):
+        def healthy():
+            try:
+                return self.api.get("/health/").status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_until(healthy, timeout=timeout, interval=0.3, what="the system to be healthy")
+        return self
+
+    def kill(self, label, sig=9):
+        proc = self.procs[label]
+        proc.send_signal(sig)
+        proc.wait(60)
+
+    def stop(self, grace=20):
+        from stevedore.host import stop_all
+
+        stop_all(self.procs, grace)
+
+    def log(self, label):
+        with open(os.path.join(self.log_dir, f"{label}.log"), errors="replace") as fh:
+            return fh.read()
