@@ -16,6 +16,8 @@ SCHEDULER = "scheduler"
 RESULT_SUBMITTED = "result_submitted"      # {result_id}
 EXECUTIONS_QUEUED = "executions_queued"    # {result_id, count}: wakes idle runners
 RESULT_FINISHED = "result_finished"        # the result as the API shows it
+RESULT_CANCELLED = "result_cancelled"      # {result_id}: runners stop what they hold of it
+EXECUTION_CANCEL_REQUESTED = "execution_cancel_requested"  # {result_id, detail_id}
 
 # dispatched by the runner service
 RUNNER = "runner"

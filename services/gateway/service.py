@@ -55,6 +55,18 @@ class GatewayService:
     def get_result(self, request, result_id):
         return self.scheduler.get_result(result_id)
 
+    @api("POST", "/result/<string:result_id>/")
+    def operate_result(self, request, result_id):
+        body = json_body(request)
+        validation.operation(body, ("CANCEL",))
+        return 202, self.scheduler.cancel_result(result_id)
+
+    @api("POST", "/result/<string:result_id>/detail/<string:detail_id>/")
+    def operate_detail(self, request, result_id, detail_id):
+        body = json_body(request)
+        validation.operation(body, ("CANCEL",))
+        return 202, self.scheduler.cancel_detail(result_id, detail_id)
+
     @api("GET", "/result/<string:result_id>/detail/")
     def list_details(self, request, result_id):
         query = page_args(request, filters=("status",))

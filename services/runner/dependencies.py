@@ -90,6 +90,9 @@ class Executor:
             self.ensure_image(work["image"])
         except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
             return self._failed(f"could not pull image {work['image']}: {explain(exc)}")
+        if should_stop():
+            return {"status": st.CANCELLED, "reason": "cancelled before it started",
+                    "exit_code": None, "start": None, "end": now()}
         try:
             container = self.client.containers.create(work["image"], **self.container_options(work, runner))
         except (docker.errors.APIError, requests.exceptions.RequestException) as exc:

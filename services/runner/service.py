@@ -60,3 +60,15 @@ class RunnerService:
                    handler_type=BROADCAST, reliable_delivery=False)
     def on_executions_queued(self, payload):
         self.holdings.wake()
+
+    # a cancel reaches the runner at once by broadcast; the heartbeat's answer
+    # is the fallback if this runner was disconnected when it was sent
+    @event_handler(events.SCHEDULER, events.RESULT_CANCELLED,
+                   handler_type=BROADCAST, reliable_delivery=False)
+    def on_result_cancelled(self, payload):
+        self.holdings.request_stop_result(payload["result_id"])
+
+    @event_handler(events.SCHEDULER, events.EXECUTION_CANCEL_REQUESTED,
+                   handler_type=BROADCAST, reliable_delivery=False)
+    def on_execution_cancel_requested(self, payload):
+        self.holdings.request_stop(payload["detail_id"])

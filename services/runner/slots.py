@@ -24,12 +24,12 @@ class Holdings(SharedExtension):
     def setup(self):
         config = self.container.config
         self.runner_id = str(config.get("RUNNER_ID") or socket.gethostname())
-        self.held = {}            # detail_id -> attempt
+        self.held = {}            # detail_id -> the work being run
         self.stop_requested = set()
         self._wake = Event()
 
     def hold(self, work):
-        self.held[work["detail_id"]] = work["attempt"]
+        self.held[work["detail_id"]] = work
 
     def release(self, detail_id):
         self.held.pop(detail_id, None)
@@ -38,6 +38,11 @@ class Holdings(SharedExtension):
     def request_stop(self, detail_id):
         if detail_id in self.held:
             self.stop_requested.add(detail_id)
+
+    def request_stop_result(self, result_id):
+        for detail_id, work in list(self.held.items()):
+            if work["result_id"] == result_id:
+                self.stop_requested.add(detail_id)
 
     def wake(self):
         wake, self._wake = self._wake, Event()

@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from services.scheduler.models import Detail, DetailLog, Result
 from shared import statuses as st
-from shared.errors import NotFound, ValidationError
+from shared.errors import Conflict, NotFound, ValidationError
 from shared.timeutil import duration, now
 
 FAN_OUT_BATCH = 5000
@@ -254,10 +254,12 @@ def renew_leases(session, runner, detail_ids, lease_seconds):
     if not detail_ids:
         return []
     stamp = now()
+    cancelled_results = select(Result.id).where(Result.cancel_requested.is_(True))
     held = session.scalars(
         update(Detail).where(
             Detail.id.in_(detail_ids), Detail.runner == runner,
-            Detail.status.in_([st.QUEUED, st.RUNNING]))
+            Detail.status.in_([st.QUEUED, st.RUNNING]),
+            Detail.cancel_requested.is_(False), Detail.result_id.not_in(cancelled_results))
         .values(lease_expires_at=stamp + lease_seconds).returning(Detail.id)).all()
     session.commit()
     return sorted(set(detail_ids) - set(held))
@@ -317,7 +319,8 @@ def mark_finished(session, report, retry_base=1.0, retry_cap=300.0):
     if was_running:
         result.n_running -= 1
     retries = (result.params or {}).get("retries") or 0
-    if status == st.ERROR and detail.attempt <= retries and not result.cancel_requested:
+    if status == st.ERROR and detail.attempt <= retries and not (
+            result.cancel_requested or detail.cancel_requested):
         wait = backoff(detail.attempt, retry_base, retry_cap)
         detail.status = st.QUEUED
         detail.runner = None
@@ -339,6 +342,58 @@ def mark_finished(session, report, retry_base=1.0, retry_cap=300.0):
         setattr(result, COUNTER[status], getattr(result, COUNTER[status]) + 1)
         result.end = max(result.end or 0, end)
     result.status = derive_status(result)
+    session.commit()
+    return result, detail
+
+
+# ---------------------------------------------------------------- cancelling
+
+def cancel_result(session, result_id):
+    """Cancel a run: queued executions end CANCELLED now; held ones are stopped by their runner.
+
+    Idempotent while the run is active; a finished run answers Conflict.
+    Executions not yet created by the fan-out are created CANCELLED.
+    """
+    result = get_result(session, result_id)
+    if result.status in st.TERMINAL:
+        session.rollback()
+        raise Conflict(f"result {result_id} already ended {result.status}; nothing to cancel", "result_id")
+    stamp = now()
+    # details first, then the result row (the lock order every writer keeps)
+    stopped = session.execute(
+        update(Detail).where(Detail.result_id == result_id, Detail.status == st.QUEUED,
+                             Detail.runner.is_(None))
+        .values(status=st.CANCELLED, end=stamp, not_before=None,
+                reason="cancelled before it started")
+        .returning(Detail.id)).all()
+    result = session.get(Result, result_id, with_for_update=True, populate_existing=True)
+    result.cancel_requested = True
+    result.n_cancelled += len(stopped)
+    if stopped:
+        result.end = max(result.end or 0, stamp)
+    result.status = derive_status(result)
+    session.commit()
+    return result
+
+
+def cancel_detail(session, result_id, detail_id):
+    """Cancel one execution: CANCELLED now if queued, else its runner stops it (KILLED)."""
+    get_detail(session, result_id, detail_id)
+    detail, result = _lock_pair(session, detail_id)
+    if detail.status in st.TERMINAL:
+        session.rollback()
+        raise Conflict(f"execution {detail_id} already ended {detail.status}; nothing to cancel",
+                       "detail_id")
+    detail.cancel_requested = True
+    if detail.status == st.QUEUED and detail.runner is None:
+        stamp = now()
+        detail.status = st.CANCELLED
+        detail.end = stamp
+        detail.not_before = None
+        detail.reason = "cancelled before it started"
+        result.n_cancelled += 1
+        result.end = max(result.end or 0, stamp)
+        result.status = derive_status(result)
     session.commit()
     return result, detail
 

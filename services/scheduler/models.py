@@ -37,6 +37,10 @@ class Result(Base):
     n_cancelled: Mapped[int] = mapped_column(Integer, default=0)
     n_killed: Mapped[int] = mapped_column(Integer, default=0)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    # RERUN_FAILED links: the result this one reruns, and the reruns of this one
+    rerun_of: Mapped[str | None] = mapped_column(String(32))
+    reruns: Mapped[list] = mapped_column(JSON, default=list)
     finished_notified: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
@@ -62,6 +66,7 @@ class Detail(Base):
     lease_expires_at: Mapped[float | None] = mapped_column(Float)
     not_before: Mapped[float | None] = mapped_column(Float)
     attempts: Mapped[list] = mapped_column(JSON, default=list)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (
         UniqueConstraint("result_id", "index", name="uq_details_result_index"),

@@ -65,6 +65,24 @@ class SchedulerService:
     def get_logs(self, result_id, detail_id):
         return ex.get_logs(self.db.session, result_id, detail_id)
 
+    @rpc
+    def cancel_result(self, result_id):
+        result = ex.cancel_result(self.db.session, result_id)
+        self.dispatch(events.RESULT_CANCELLED, {"result_id": result.id})
+        if result.status in statuses.TERMINAL:
+            self._notify_finished(result)
+        return ex.result_as_dict(result)
+
+    @rpc
+    def cancel_detail(self, result_id, detail_id):
+        result, detail = ex.cancel_detail(self.db.session, result_id, detail_id)
+        if detail.status not in statuses.TERMINAL:
+            self.dispatch(events.EXECUTION_CANCEL_REQUESTED,
+                          {"result_id": result.id, "detail_id": detail.id})
+        if result.status in statuses.TERMINAL:
+            self._notify_finished(result)
+        return ex.detail_as_dict(detail)
+
     # --------------------------------------------------------------- runners
 
     @rpc
