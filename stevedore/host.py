@@ -8,6 +8,7 @@ SIGTERM) stops them all gracefully.
 """
 import argparse
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -71,6 +72,13 @@ def main(argv=None):
                         help="seconds to wait for services to stop before killing them")
     args = parser.parse_args(argv)
 
+    auth_off = os.environ.get("STEVEDORE_AUTH", "on").lower() in ("off", "false", "0", "no")
+    if not auth_off and not os.environ.get("STEVEDORE_TOKENS"):
+        os.environ["STEVEDORE_TOKENS"] = secrets.token_urlsafe(24)
+        print("stevedore: no STEVEDORE_TOKENS set; this run's API token is "
+              f"{os.environ['STEVEDORE_TOKENS']}\n"
+              "  use it as: curl -H 'Authorization: Bearer <token>' ...  or  export STEVEDORE_TOKEN=<token>",
+              file=sys.stderr)
     if not args.no_migrate:
         migrate.upgrade(database_url())
     procs = {label: spawn(service, env) for label, service, env in plan(args.runners, args.port)}

@@ -190,7 +190,9 @@ class System:
         self.database_url = database_url
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.token = f"test-token-{uuid.uuid4().hex}"
         self.env = {
+            "STEVEDORE_TOKENS": f"{self.token},second-token-{uuid.uuid4().hex[:6]}",
             "AMQP_URI": amqp_uri,
             "DATABASE_URL": database_url,
             "LOG_LEVEL": "INFO",
@@ -208,7 +210,7 @@ class System:
         self.procs = {}
         self.log_dir = os.path.join(ARTIFACTS, "logs", f"{name}-{uuid.uuid4().hex[:6]}")
         os.makedirs(self.log_dir, exist_ok=True)
-        self.api = Api(self.url)
+        self.api = Api(self.url, token=self.token)
 
     def start(self, *labels):
         from stevedore.host import spawn

@@ -5,6 +5,7 @@ payload)`` where payload is any JSON value; errors become
 ``{"error": CODE, "message": "field: what is wrong"}`` with the status below.
 Unknown paths and methods answer in the same JSON shape, never in HTML.
 """
+import hmac
 import json
 import logging
 from urllib.parse import urlencode
@@ -64,8 +65,64 @@ class JsonWebServer(WebServer):
         return JsonWsgiApp(self)
 
 
+def auth_settings(config):
+    """(required, tokens) from config: API_TOKENS (comma-separated) and AUTH (on unless 'off')."""
+    tokens = {t.strip() for t in str(config.get("API_TOKENS") or "").split(",") if t.strip()}
+    mode = config.get("AUTH", "on")
+    required = not (mode is False or str(mode).strip().lower() in ("off", "false", "0", "no"))
+    return required, tokens
+
+
+def presented_token(request):
+    """The token a request carries: Authorization: Bearer, else the UI's cookie; and where from."""
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip(), "header"
+    cookie = request.cookies.get("stevedore_token")
+    if cookie:
+        return cookie, "cookie"
+    return None, None
+
+
+def cross_site(request):
+    """A browser request sent from another site's page (so a cookie must not authorise it)."""
+    origin = request.headers.get("Origin")
+    if not origin:
+        return False
+    return origin.split("://", 1)[-1].rstrip("/") != request.host
+
+
 class JsonHttp(HttpRequestHandler):
+    """JSON responses, the error table, and bearer-token auth (``public=True`` skips auth)."""
+
     server = JsonWebServer()
+
+    def __init__(self, method, url, public=False, **kwargs):
+        super().__init__(method, url, **kwargs)
+        self.public = public
+
+    def setup(self):
+        super().setup()
+        self.auth_required, self.tokens = auth_settings(self.container.config)
+
+    def handle_request(self, request):
+        refusal = None if self.public else self.refuse(request)
+        return refusal or super().handle_request(request)
+
+    def refuse(self, request):
+        """None when the request may go on, else the 401/403 response."""
+        if not self.auth_required:
+            return None
+        token, source = presented_token(request)
+        if token is None or not any(hmac.compare_digest(token.encode(), t.encode()) for t in self.tokens):
+            response = error_response(
+                401, "UNAUTHORIZED",
+                "authorization: send a valid API token as 'Authorization: Bearer <token>'")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="stevedore"'
+            return response
+        if source == "cookie" and request.method not in ("GET", "HEAD") and cross_site(request):
+            return error_response(403, "FORBIDDEN", "origin: cross-site requests may not use the sign-in cookie")
+        return None
 
     def response_from_result(self, result):
         if isinstance(result, Response):

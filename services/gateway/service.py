@@ -85,7 +85,7 @@ class GatewayService:
 
     # --------------------------------------------------------------- health
 
-    @api("GET", "/health/")
+    @api("GET", "/health/", public=True)
     def health(self, request):
         """200 when the gateway, registry and scheduler all answer (and reach the database)."""
         checks = {}
