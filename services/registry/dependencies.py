@@ -61,13 +61,20 @@ def pinned_reference(name, image):
     for entry in digests:
         if entry.split("@", 1)[0] == name:
             return entry
-    short = name.split("/", 1)[1] if name.startswith("docker.io/") else name
+    wanted = _hub_short(name)
     for entry in digests:
-        repo = entry.split("@", 1)[0]
-        if repo in (short, f"library/{short}") or repo.endswith("/" + short):
+        if _hub_short(entry.split("@", 1)[0]) == wanted:
             return entry
     # an image with no registry digest (built locally): its id pins it just as well
     return image.id
+
+
+def _hub_short(name):
+    """Docker Hub names as Docker shows them: docker.io/library/busybox -> busybox."""
+    for prefix in ("docker.io/", "index.docker.io/", "library/"):
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+    return name
 
 
 class DockerImages(DependencyProvider):

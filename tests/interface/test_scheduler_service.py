@@ -1,0 +1,104 @@
+"""The scheduler alone on the real broker and database; the registry is replaced.
+
+Runner reports are sent as the real events a runner dispatches.
+"""
+import uuid
+
+import pytest
+from nameko.standalone.events import event_dispatcher
+from nameko.testing.services import entrypoint_hook, entrypoint_waiter, replace_dependencies
+
+from services.scheduler.service import SchedulerService
+from shared.errors import Conflict
+
+
+def ready_task():
+    task_id = uuid.uuid4().hex
+    return {"task_id": task_id, "name": f"t-{task_id[:6]}", "status": "READY",
+            "digest": "reg:5000/x@sha256:" + "a" * 64}
+
+
+@pytest.fixture
+def scheduler(container_factory, service_config):
+    container = container_factory(SchedulerService, service_config)
+    registry = replace_dependencies(container, "registry")
+    container.start()
+    return container, registry
+
+
+def call(container, method, *args):
+    with entrypoint_hook(container, method) as hook:
+        return hook(*args)
+
+
+def test_run_fans_out_details_and_runner_reports_finish_it(scheduler, service_config):
+    container, registry = scheduler
+    registry.get_task.return_value = ready_task()
+    with entrypoint_waiter(container, "on_result_submitted"):
+        result = call(container, "run_task", "any", {"operation": "RUN", "times": 3})
+    assert result["status"] == "QUEUED"
+    details = call(container, "list_details", result["result_id"])
+    assert [d["index"] for d in details] == [0, 1, 2]
+    assert all(d["status"] == "QUEUED" for d in details)
+
+    dispatch = event_dispatcher(service_config)
+    for n in range(3):
+        work = call(container, "claim_execution", "runner-a")
+        assert work["result_id"] == result["result_id"] and work["attempt"] == 1
+        with entrypoint_waiter(container, "on_execution_started"):
+            dispatch("runner", "execution_started", {
+                "detail_id": work["detail_id"], "attempt": 1, "runner": "runner-a",
+                "start": 100.0 + n, "container_id": "c"})
+        with entrypoint_waiter(container, "on_execution_finished"):
+            dispatch("runner", "execution_finished", {
+                "detail_id": work["detail_id"], "attempt": 1, "runner": "runner-a",
+                "status": "COMPLETE", "exit_code": 0, "reason": None,
+                "start": 100.0 + n, "end": 101.5 + n})
+    assert call(container, "claim_execution", "runner-a") is None
+    final = call(container, "get_result", result["result_id"])
+    assert final["status"] == "COMPLETE"
+    assert (final["start"], final["end"], final["duration"]) == (100.0, 103.5, 3.5)
+
+
+def test_a_report_delivered_twice_is_counted_once(scheduler, service_config):
+    container, registry = scheduler
+    registry.get_task.return_value = ready_task()
+    with entrypoint_waiter(container, "on_result_submitted"):
+        result = call(container, "run_task", "any", {"operation": "RUN", "times": 2})
+    work = call(container, "claim_execution", "runner-a")
+    report = {"detail_id": work["detail_id"], "attempt": 1, "runner": "runner-a",
+              "status": "ERROR", "exit_code": 2, "reason": "exited with code 2", "start": 5.0, "end": 6.0}
+    dispatch = event_dispatcher(service_config)
+    for _ in range(2):
+        with entrypoint_waiter(container, "on_execution_finished"):
+            dispatch("runner", "execution_finished", report)
+    counts = call(container, "get_result", result["result_id"])["counts"]
+    assert counts["ERROR"] == 1 and counts["QUEUED"] == 1
+
+
+def test_parallelism_limits_what_runners_can_hold(scheduler):
+    container, registry = scheduler
+    registry.get_task.return_value = ready_task()
+    with entrypoint_waiter(container, "on_result_submitted"):
+        call(container, "run_task", "any", {"operation": "RUN", "times": 5, "parallelism": 2})
+    assert call(container, "claim_execution", "a") is not None
+    assert call(container, "claim_execution", "b") is not None
+    assert call(container, "claim_execution", "c") is None
+
+
+def test_higher_priority_runs_are_claimed_first(scheduler):
+    container, registry = scheduler
+    registry.get_task.return_value = ready_task()
+    with entrypoint_waiter(container, "on_result_submitted"):
+        low = call(container, "run_task", "any", {"operation": "RUN", "times": 1, "priority": 1})
+    with entrypoint_waiter(container, "on_result_submitted"):
+        high = call(container, "run_task", "any", {"operation": "RUN", "times": 1, "priority": 9})
+    assert call(container, "claim_execution", "a")["result_id"] == high["result_id"]
+    assert call(container, "claim_execution", "a")["result_id"] == low["result_id"]
+
+
+def test_run_of_a_task_that_is_not_ready_is_a_conflict(scheduler):
+    container, registry = scheduler
+    registry.get_task.return_value = {**ready_task(), "status": "IMPORTING"}
+    with pytest.raises(Conflict):
+        call(container, "run_task", "any", {"operation": "RUN", "times": 1})

@@ -1,0 +1,16 @@
+"""The alembic migrations create exactly the tables the models describe."""
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine
+
+from services.registry.models import Base as RegistryBase
+from services.scheduler.models import Base as SchedulerBase
+
+
+def test_migrated_schema_matches_the_models(database_url):
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn)
+        diff = compare_metadata(context, [RegistryBase.metadata, SchedulerBase.metadata])
+    engine.dispose()
+    assert diff == []

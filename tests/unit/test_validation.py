@@ -1,0 +1,85 @@
+import pytest
+
+from shared import validation
+from shared.errors import ValidationError
+
+
+@pytest.mark.parametrize("reference, expected", [
+    ("busybox", ("busybox", "latest", None)),
+    ("johncosta/redis", ("johncosta/redis", "latest", None)),
+    ("localhost:5000/team/app:1.0", ("localhost:5000/team/app", "1.0", None)),
+    ("127.0.0.1:5000/a/b/c:v_1.2-x", ("127.0.0.1:5000/a/b/c", "v_1.2-x", None)),
+    ("registry.example.com/app@sha256:" + "a" * 64, ("registry.example.com/app", None, "sha256:" + "a" * 64)),
+    ("Registry.Example.com/app:1", ("Registry.Example.com/app", "1", None)),
+    ("my_app__x/y-z", ("my_app__x/y-z", "latest", None)),
+])
+def test_valid_references_are_split(reference, expected):
+    assert validation.parse_reference(reference) == expected
+
+
+@pytest.mark.parametrize("reference", [
+    "", " ", "UPPER", "UPPER/case", "app:", "app:bad tag", "-app", "app/", "/app", "app//x",
+    "app@sha256:short", "a" * 300, 42, None, "app:" + "t" * 129,
+])
+def test_invalid_references_name_the_repository_field(reference):
+    with pytest.raises(ValidationError) as caught:
+        validation.parse_reference(reference)
+    assert caught.value.field == "repository"
+    assert str(caught.value).startswith("repository: ")
+
+
+def test_new_task_defaults_the_name_to_the_repository():
+    assert validation.new_task({"repository": "team/app:1"}) == ("team/app:1", "team/app:1")
+    assert validation.new_task({"repository": "team/app", "name": "  app  "}) == ("app", "team/app")
+
+
+@pytest.mark.parametrize("name", ["", "   ", "x" * 201, "tab\there", 7])
+def test_bad_names_are_refused(name):
+    with pytest.raises(ValidationError) as caught:
+        validation.new_task({"repository": "team/app", "name": name})
+    assert caught.value.field == "name"
+
+
+def test_names_may_hold_unicode_and_sql_looking_text():
+    assert validation.task_name("données; DROP TABLE tasks;--") == "données; DROP TABLE tasks;--"
+
+
+def test_run_params_defaults():
+    params = validation.run_params({"operation": "RUN", "times": 3}, max_times=10)
+    assert params == {"times": 3, "command": None, "env": {}, "timeout": None, "parallelism": None,
+                      "retries": 0, "memory": None, "cpus": None, "priority": 5}
+
+
+def test_run_params_accept_every_documented_parameter():
+    body = {"operation": "RUN", "times": 2, "command": ["echo", "hi"], "env": {"A": "1"},
+            "timeout": 2.5, "parallelism": 1, "retries": 3, "memory": "256m", "cpus": 0.5, "priority": 9}
+    params = validation.run_params(body, max_times=10)
+    assert params["command"] == ["echo", "hi"] and params["memory"] == "256m" and params["priority"] == 9
+
+
+@pytest.mark.parametrize("body, field", [
+    ({}, "times"),
+    ({"times": 11}, "times"),
+    ({"times": 1, "env": {"STEVEDORE_RESULT_ID": "x"}}, "env"),
+    ({"times": 1, "retries": 101}, "retries"),
+    ({"times": 1, "cpus": 0}, "cpus"),
+    ({"times": 1, "parallelism": 0}, "parallelism"),
+    ({"times": 1, "memory": "1k"}, "memory"),
+    ({"times": 1, "command": ["ok", 3]}, "command"),
+    ({"times": 1, "unknown": True}, "unknown"),
+])
+def test_run_params_name_the_wrong_field(body, field):
+    with pytest.raises(ValidationError) as caught:
+        validation.run_params(body, max_times=10)
+    assert caught.value.field == field
+
+
+@pytest.mark.parametrize("text, size", [("256m", 256 * 1024 ** 2), ("1g", 1024 ** 3), ("8388608", 8388608)])
+def test_memory_sizes(text, size):
+    assert validation.memory_bytes(text) == size
+
+
+def test_operation_must_be_known():
+    assert validation.operation({"operation": "RUN"}, ("RUN",)) == "RUN"
+    with pytest.raises(ValidationError, match="operation: 'STOP' is not supported"):
+        validation.operation({"operation": "STOP"}, ("RUN",))
