@@ -8,7 +8,7 @@ finished, changes nothing, so a report delivered twice is harmless.
 """
 import uuid
 
-from sqlalchemy import or_, select, text, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from services.scheduler.models import Detail, DetailLog, Result
@@ -87,6 +87,16 @@ def get_result(session, result_id, lock=False):
     if result is None:
         raise NotFound(f"no result {result_id!r}", "result_id")
     return result
+
+
+def duration_percentiles(session, result_id):
+    """p50 and p95 of the durations of the executions that ran, in seconds (None before any)."""
+    took = Detail.end - Detail.start
+    p50, p95 = session.execute(
+        select(func.percentile_cont(0.5).within_group(took),
+               func.percentile_cont(0.95).within_group(took))
+        .where(Detail.result_id == result_id, Detail.start.is_not(None), Detail.end.is_not(None))).one()
+    return {"p50": None if p50 is None else round(p50, 6), "p95": None if p95 is None else round(p95, 6)}
 
 
 def get_detail(session, result_id, detail_id):

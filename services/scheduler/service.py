@@ -45,7 +45,10 @@ class SchedulerService:
 
     @rpc
     def get_result(self, result_id):
-        return ex.result_as_dict(ex.get_result(self.db.session, result_id))
+        session = self.db.session
+        result = ex.result_as_dict(ex.get_result(session, result_id))
+        result["durations"] = ex.duration_percentiles(session, result_id)
+        return result
 
     @rpc
     def list_results(self, status=None, task_id=None, limit=100, after=None):
