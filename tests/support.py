@@ -135,11 +135,11 @@ class Api:
     def get(self, path, **kwargs):
         return self.http.get(self.base_url + path, timeout=30, **kwargs)
 
-    def post(self, path, body=None, raw=None, **kwargs):
+    def post(self, path, body=None, raw=None, headers=None, **kwargs):
         if raw is not None:
-            return self.http.post(self.base_url + path, data=raw, timeout=30, **kwargs)
+            return self.http.post(self.base_url + path, data=raw, timeout=30, headers=headers, **kwargs)
         return self.http.post(self.base_url + path, data=json.dumps(body), timeout=30,
-                              headers={"Content-Type": "application/json"}, **kwargs)
+                              headers={"Content-Type": "application/json", **(headers or {})}, **kwargs)
 
     def delete(self, path, **kwargs):
         return self.http.delete(self.base_url + path, timeout=30, **kwargs)

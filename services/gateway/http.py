@@ -212,3 +212,14 @@ def paged(request, items, limit, id_field):
         params.update(limit=str(limit), after=items[-1][id_field])
         headers["Link"] = f'<{request.path}?{urlencode(params)}>; rel="next"'
     return 200, headers, items
+
+
+def idempotency_key(request):
+    """The Idempotency-Key header, if any: at most 200 printable characters."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    key = key.strip()
+    if not key or len(key) > 200 or not key.isprintable():
+        raise ValidationError("must be 1 to 200 printable characters", "Idempotency-Key")
+    return key

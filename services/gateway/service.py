@@ -2,7 +2,9 @@
 import eventlet
 from nameko.rpc import RpcProxy
 
-from services.gateway.http import api, json_body, page_args, paged
+from werkzeug.wrappers import Response
+
+from services.gateway.http import api, idempotency_key, json_body, page_args, paged
 from shared import validation
 from shared.errors import Unavailable
 
@@ -26,7 +28,7 @@ class GatewayService:
 
     @api("POST", "/task/")
     def create_task(self, request):
-        task = self.registry.create_task(json_body(request))
+        task = self.registry.create_task(json_body(request), idempotency_key(request))
         return 201, {"Location": f"/task/{task['task_id']}/"}, task
 
     @api("GET", "/task/<string:task_id>/")
@@ -36,11 +38,18 @@ class GatewayService:
     @api("POST", "/task/<string:task_id>/")
     def operate_task(self, request, task_id):
         body = json_body(request)
-        validation.operation(body, ("RUN",))
+        operation = validation.operation(body, ("RUN", "IMPORT"))
         if "task_id" in body and body["task_id"] != task_id:
             raise validation.ValidationError("does not match the task in the path", "task_id")
-        result = self.scheduler.run_task(task_id, body)
+        if operation == "IMPORT":
+            return 202, self.registry.import_task(task_id)
+        result = self.scheduler.run_task(task_id, body, idempotency_key(request))
         return 202, {"Location": f"/result/{result['result_id']}/"}, result
+
+    @api("DELETE", "/task/<string:task_id>/")
+    def delete_task(self, request, task_id):
+        self.registry.delete_task(task_id)
+        return Response(status=204)
 
     # --------------------------------------------------------------- results
 
@@ -58,7 +67,9 @@ class GatewayService:
     @api("POST", "/result/<string:result_id>/")
     def operate_result(self, request, result_id):
         body = json_body(request)
-        validation.operation(body, ("CANCEL",))
+        if validation.operation(body, ("CANCEL", "RERUN_FAILED")) == "RERUN_FAILED":
+            rerun = self.scheduler.rerun_failed(result_id)
+            return 202, {"Location": f"/result/{rerun['result_id']}/"}, rerun
         return 202, self.scheduler.cancel_result(result_id)
 
     @api("POST", "/result/<string:result_id>/detail/<string:detail_id>/")

@@ -2,7 +2,7 @@
 import logging
 
 from nameko.events import SERVICE_POOL, EventDispatcher, event_handler
-from nameko.rpc import rpc
+from nameko.rpc import RpcProxy, rpc
 from nameko.timer import timer
 from sqlalchemy import select
 
@@ -11,6 +11,7 @@ from services.registry.dependencies import DockerImages, ImportFailed
 from services.registry.models import Base, Task
 from shared import events, statuses, validation
 from shared.db import Database, ping
+from shared.errors import Conflict
 from shared.timeutil import now
 
 log = logging.getLogger(__name__)
@@ -25,13 +26,32 @@ class RegistryService:
     db = Database(Base)
     images = DockerImages()
     dispatch = EventDispatcher()
+    scheduler = RpcProxy("scheduler")
 
     @rpc
-    def create_task(self, body):
+    def create_task(self, body, idempotency_key=None):
         name, repository = validation.new_task(body)
-        task = tasks.create(self.db.session, name, repository)
+        task, created = tasks.create(self.db.session, name, repository, idempotency_key)
+        if created:
+            self.dispatch(events.TASK_SUBMITTED, {"task_id": task.id})
+        return tasks.as_dict(task)
+
+    @rpc
+    def import_task(self, task_id):
+        """Pull the task's image again (a moved tag gives a new digest; running executions keep theirs)."""
+        task = tasks.reimport(self.db.session, task_id)
         self.dispatch(events.TASK_SUBMITTED, {"task_id": task.id})
         return tasks.as_dict(task)
+
+    @rpc
+    def delete_task(self, task_id):
+        """Remove a task with no active runs; its results stay as history."""
+        session = self.db.session
+        tasks.get(session, task_id)
+        active = self.scheduler.active_results(task_id)
+        if active:
+            raise Conflict(f"task {task_id} has {active} active run(s); cancel them first", "task_id")
+        tasks.delete(session, task_id)
 
     @rpc
     def ping(self):

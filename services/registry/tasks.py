@@ -28,17 +28,52 @@ def as_dict(task):
     }
 
 
-def create(session, name, repository):
+def create(session, name, repository, idempotency_key=None):
+    """A new task, or (same Idempotency-Key, same request) the one made the first time.
+
+    Returns (task, created).
+    """
+    if idempotency_key:
+        earlier = _by_key(session, idempotency_key, name, repository)
+        if earlier is not None:
+            return earlier, False
     stamp = now()
-    task = Task(id=uuid.uuid4().hex, name=name, repository=repository,
+    task = Task(id=uuid.uuid4().hex, name=name, repository=repository, idempotency_key=idempotency_key,
                 status=statuses.SUBMITTED, created_at=stamp, updated_at=stamp)
     session.add(task)
     try:
         session.commit()
     except IntegrityError as exc:
         session.rollback()
+        if idempotency_key:
+            earlier = _by_key(session, idempotency_key, name, repository)
+            if earlier is not None:  # the same request, sent twice at once
+                return earlier, False
         raise Conflict(f"a task named {name!r} already exists", "name") from exc
+    return task, True
+
+
+def _by_key(session, key, name, repository):
+    task = session.scalars(select(Task).where(Task.idempotency_key == key)).first()
+    if task is not None and (task.name, task.repository) != (name, repository):
+        raise Conflict("this Idempotency-Key was used for a different task", "Idempotency-Key")
     return task
+
+
+def reimport(session, task_id):
+    """Queue a fresh pull of the task's image; its current digest stays until the pull succeeds."""
+    task = get(session, task_id, lock=True)
+    if task.status in (statuses.SUBMITTED, statuses.IMPORTING):
+        session.rollback()
+        raise Conflict(f"task {task_id} is already {task.status}", "task_id")
+    set_status(session, task, statuses.SUBMITTED, error=None)
+    return task
+
+
+def delete(session, task_id):
+    task = get(session, task_id, lock=True)
+    session.delete(task)
+    session.commit()
 
 
 def get(session, task_id, lock=False):

@@ -10,6 +10,7 @@ import uuid
 
 from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
 
 from services.scheduler.models import Detail, DetailLog, Result
 from shared import statuses as st
@@ -52,6 +53,8 @@ def result_as_dict(result):
         "params": result.params,
         "counts": counts(result),
         "cancel_requested": result.cancel_requested,
+        "rerun_of": result.rerun_of,
+        "reruns": result.reruns or [],
     }
 
 
@@ -154,18 +157,64 @@ def derive_status(result):
 
 # ---------------------------------------------------------------- submitting
 
-def create_result(session, task, params):
+def find_by_key(session, key, task_id, params):
+    """The result an earlier request with this Idempotency-Key made, or None."""
+    result = session.scalars(select(Result).where(Result.idempotency_key == key)).first()
+    if result is not None and (result.task_id != task_id or result.params != params):
+        raise Conflict("this Idempotency-Key was used for a different RUN", "Idempotency-Key")
+    return result
+
+
+def create_result(session, task_id, task_name, image, params, idempotency_key=None, rerun_of=None):
+    """A new result; with an Idempotency-Key already used, the first one (returns (result, created))."""
+    if idempotency_key:
+        earlier = find_by_key(session, idempotency_key, task_id, params)
+        if earlier is not None:
+            return earlier, False
     stamp = now()
     result = Result(
-        id=uuid.uuid4().hex, task_id=task["task_id"], task_name=task["name"],
-        image=task["digest"], status=st.QUEUED, times=params["times"], params=params,
+        id=uuid.uuid4().hex, task_id=task_id, task_name=task_name,
+        image=image, status=st.QUEUED, times=params["times"], params=params,
         priority=params["priority"], parallelism=params["parallelism"], submitted_at=stamp,
         created=0, active=0, n_running=0, n_complete=0, n_error=0, n_cancelled=0, n_killed=0,
-        cancel_requested=False, finished_notified=False,
+        cancel_requested=False, finished_notified=False, idempotency_key=idempotency_key,
+        rerun_of=rerun_of, reruns=[],
     )
     session.add(result)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        earlier = find_by_key(session, idempotency_key, task_id, params) if idempotency_key else None
+        if earlier is None:
+            raise
+        return earlier, False
+    return result, True
+
+
+def rerun_failed(session, result_id):
+    """A new result running only the indices of ``result_id`` that ended ERROR or KILLED."""
+    original = get_result(session, result_id)
+    if original.status not in st.TERMINAL:
+        raise Conflict(f"result {result_id} is still {original.status}; rerun it once it ended",
+                       "result_id")
+    failed = session.scalars(select(Detail.index).where(
+        Detail.result_id == result_id, Detail.status.in_([st.ERROR, st.KILLED]))
+        .order_by(Detail.index)).all()
+    if not failed:
+        raise Conflict(f"result {result_id} has no execution that ended ERROR or KILLED", "result_id")
+    params = {**original.params, "times": len(failed), "indices": list(failed)}
+    rerun, _ = create_result(session, original.task_id, original.task_name, original.image, params,
+                             rerun_of=original.id)
+    original = session.get(Result, result_id, with_for_update=True, populate_existing=True)
+    original.reruns = list(original.reruns or []) + [rerun.id]
     session.commit()
-    return result
+    return rerun
+
+
+def active_results(session, task_id):
+    return session.scalar(select(func.count()).select_from(Result).where(
+        Result.task_id == task_id, Result.status.in_([st.QUEUED, st.RUNNING])))
 
 
 def fan_out_batch(session, result_id, batch=FAN_OUT_BATCH):
@@ -180,9 +229,11 @@ def fan_out_batch(session, result_id, batch=FAN_OUT_BATCH):
         return 0
     first, last = result.created, min(result.created + batch, result.times)
     cancelled = result.cancel_requested
+    indices = (result.params or {}).get("indices")  # a rerun runs the failed indices again
     stamp = now()
     rows = [{
-        "id": uuid.uuid4().hex, "result_id": result.id, "task_id": result.task_id, "index": i,
+        "id": uuid.uuid4().hex, "result_id": result.id, "task_id": result.task_id,
+        "index": indices[i] if indices else i,
         "priority": result.priority, "status": st.CANCELLED if cancelled else st.QUEUED,
         "submitted_at": result.submitted_at, "attempt": 0, "attempts": [],
         "end": stamp if cancelled else None,

@@ -29,15 +29,32 @@ class SchedulerService:
     # --------------------------------------------------------------- API
 
     @rpc
-    def run_task(self, task_id, body):
+    def run_task(self, task_id, body, idempotency_key=None):
         params = validation.run_params(body, int(self.config.get("RUN_MAX_TIMES") or 100000))
+        session = self.db.session
+        if idempotency_key:
+            earlier = ex.find_by_key(session, idempotency_key, task_id, params)
+            if earlier is not None:
+                return ex.result_as_dict(earlier)
         task = self.registry.get_task(task_id)
         if task["status"] != statuses.READY:
             raise Conflict(f"task {task_id} is {task['status']}; only a READY task can be run",
                            "task_id")
-        result = ex.create_result(self.db.session, task, params)
+        result, created = ex.create_result(session, task["task_id"], task["name"], task["digest"],
+                                           params, idempotency_key)
+        if created:
+            self.dispatch(events.RESULT_SUBMITTED, {"result_id": result.id})
+        return ex.result_as_dict(result)
+
+    @rpc
+    def rerun_failed(self, result_id):
+        result = ex.rerun_failed(self.db.session, result_id)
         self.dispatch(events.RESULT_SUBMITTED, {"result_id": result.id})
         return ex.result_as_dict(result)
+
+    @rpc
+    def active_results(self, task_id):
+        return ex.active_results(self.db.session, task_id)
 
     @rpc
     def ping(self):
