@@ -23,4 +23,4 @@ EXECUTION_CANCEL_REQUESTED = "execution_cancel_requested"  # {result_id, detail_
 RUNNER = "runner"
 EXECUTION_STARTED = "execution_started"    # {detail_id, attempt, runner, start, container_id}
 EXECUTION_FINISHED = "execution_finished"  # {detail_id, attempt, runner, status, exit_code, reason, start, end}
-RUNNER_HEARTBEAT = "runner_heartbeat"      # {runner, detail_ids, at}
+EXECUTION_OUTPUT = "execution_output"      # {detail_id, attempt, logs}: output so far, while running

@@ -43,6 +43,9 @@ def error_response(status, code, message):
 
 class JsonWsgiApp(WsgiApp):
     def __call__(self, environ, start_response):
+        # eventlet buffers a streamed body in 4 KiB chunks by default; a log
+        # follower must see each line as it is written
+        environ["eventlet.minimum_write_chunk_size"] = 0
         request = Request(environ, shallow=True)
         adapter = self.url_map.bind_to_environ(environ)
         try:

@@ -1,9 +1,11 @@
 """Gateway: the HTTP API of the seed spec, fanned out over RabbitMQ RPC."""
 import eventlet
+from nameko.dependency_providers import Config
 from nameko.rpc import RpcProxy
 
 from werkzeug.wrappers import Response
 
+from services.gateway.follow import follow
 from services.gateway.http import api, idempotency_key, json_body, page_args, paged
 from shared import validation
 from shared.errors import Unavailable
@@ -16,6 +18,7 @@ class GatewayService:
 
     registry = RpcProxy("registry")
     scheduler = RpcProxy("scheduler")
+    config = Config()
 
     # --------------------------------------------------------------- tasks
 
@@ -91,8 +94,16 @@ class GatewayService:
 
     @api("GET", "/result/<string:result_id>/detail/<string:detail_id>/logs/")
     def get_logs(self, request, result_id, detail_id):
-        """The execution's stdout and stderr (the last LOG_LIMIT_BYTES of each), once it ended."""
-        return self.scheduler.get_logs(result_id, detail_id)
+        """The execution's stdout and stderr (the last LOG_LIMIT_BYTES of each; live while it runs).
+
+        With ``?follow=true``: server-sent events of new output until it ends.
+        """
+        logs = self.scheduler.get_logs(result_id, detail_id)
+        if request.args.get("follow", "").lower() not in ("true", "1", "yes"):
+            return logs
+        return Response(follow(dict(self.config), result_id, detail_id, logs),
+                        mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     # --------------------------------------------------------------- health
 

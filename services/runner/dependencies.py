@@ -3,6 +3,7 @@ import logging
 import time
 
 import docker
+import eventlet
 import requests
 from nameko.extensions import DependencyProvider
 
@@ -13,7 +14,8 @@ from shared.validation import memory_bytes, parse_reference
 log = logging.getLogger(__name__)
 
 LABEL = "stevedore"
-WAIT_SLICE = 2.0  # seconds between checks for a cancel or a timeout while waiting
+WAIT_SLICE = 1.0  # seconds between checks for a cancel, a timeout or new output while waiting
+LIVE_TAIL_BYTES = 64 * 1024  # how much of each stream a live snapshot carries
 
 
 def tail_bytes(data, limit):
@@ -22,6 +24,38 @@ def tail_bytes(data, limit):
     if truncated:
         data = data[-limit:]
     return data.decode("utf-8", errors="replace"), truncated
+
+
+class OutputTail:
+    """Follows one stream of a running container, keeping its last bytes and a byte count."""
+
+    def __init__(self, container, stream, limit):
+        self.container, self.stream, self.limit = container, stream, limit
+        self.total = 0
+        self.tail = bytearray()
+        self.thread = eventlet.spawn(self._read)
+
+    def _read(self):
+        try:
+            for chunk in self.container.logs(stream=True, follow=True, stdout=self.stream == "stdout",
+                                             stderr=self.stream == "stderr"):
+                self.total += len(chunk)
+                self.tail += chunk
+                del self.tail[:-self.limit]
+        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+            log.debug("stopped following %s of %s: %s", self.stream, self.container.id, exc)
+
+    def stop(self):
+        self.thread.kill()
+
+
+def live_snapshot(tails):
+    logs = {}
+    for stream, tail in tails.items():
+        logs[stream], _ = tail_bytes(bytes(tail.tail), tail.limit)
+        logs[f"{stream}_total"] = tail.total
+        logs[f"{stream}_truncated"] = tail.total > len(tail.tail)
+    return logs
 
 
 class Executor:
@@ -79,10 +113,11 @@ class Executor:
             options["nano_cpus"] = int(float(work["cpus"]) * 1e9)
         return options
 
-    def run(self, work, runner, on_started, should_stop):
+    def run(self, work, runner, on_started, should_stop, on_output=lambda logs: None):
         """Run one attempt; returns the report of how it ended.
 
         ``on_started(start, container_id)`` is called once the container runs;
+        ``on_output(logs)`` about once a second while new output appears;
         ``should_stop()`` is asked while waiting and, when true, the container is
         stopped (SIGTERM, then SIGKILL after the grace period) and ends KILLED.
         """
@@ -98,11 +133,11 @@ class Executor:
         except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
             return self._failed(f"could not create the container: {explain(exc)}")
         try:
-            return self._run_created(container, work, on_started, should_stop)
+            return self._run_created(container, work, on_started, should_stop, on_output)
         finally:
             self._remove(container)
 
-    def _run_created(self, container, work, on_started, should_stop):
+    def _run_created(self, container, work, on_started, should_stop, on_output):
         try:
             container.start()
         except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
@@ -114,19 +149,29 @@ class Executor:
         timeout = work.get("timeout")
         deadline = time.monotonic() + timeout if timeout else None
         stopped_because = None
-        while True:
-            try:
-                outcome = container.wait(timeout=WAIT_SLICE)
-                break
-            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
-                pass
-            if stopped_because is None:
-                if deadline is not None and time.monotonic() >= deadline:
-                    stopped_because = f"timeout: still running after {timeout:g}s"
-                elif should_stop():
-                    stopped_because = "cancelled"
-                if stopped_because:
-                    self._stop(container)
+        tails = {stream: OutputTail(container, stream, LIVE_TAIL_BYTES) for stream in ("stdout", "stderr")}
+        reported = (0, 0)
+        try:
+            while True:
+                try:
+                    outcome = container.wait(timeout=WAIT_SLICE)
+                    break
+                except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+                    pass
+                produced = (tails["stdout"].total, tails["stderr"].total)
+                if produced != reported:
+                    reported = produced
+                    on_output(live_snapshot(tails))
+                if stopped_because is None:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        stopped_because = f"timeout: still running after {timeout:g}s"
+                    elif should_stop():
+                        stopped_because = "cancelled"
+                    if stopped_because:
+                        self._stop(container)
+        finally:
+            for tail in tails.values():
+                tail.stop()
 
         container.reload()
         state = container.attrs["State"]
@@ -161,6 +206,7 @@ class Executor:
             except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
                 data = f"[stevedore: could not read {stream}: {explain(exc)}]".encode()
             logs[stream], logs[f"{stream}_truncated"] = tail_bytes(data, limit)
+            logs[f"{stream}_total"] = len(data)
         return {"logs": logs}
 
     def _stop(self, container):

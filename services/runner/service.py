@@ -1,7 +1,7 @@
 """Runner: executes containers on its host's Docker engine, one per slot, and reports by events."""
 import logging
 
-from nameko.events import BROADCAST, event_handler
+from nameko.events import BROADCAST, EventDispatcher, event_handler
 from nameko.rpc import RpcProxy
 
 from services.runner.dependencies import DockerExecutor
@@ -19,6 +19,7 @@ class RunnerService:
     scheduler = RpcProxy("scheduler")
     docker = DockerExecutor()
     report = ReliableDispatcher()
+    live = EventDispatcher()
     holdings = HoldingsProvider()
 
     @execution_slot
@@ -38,8 +39,15 @@ class RunnerService:
                     "detail_id": detail_id, "attempt": attempt, "runner": runner,
                     "start": start, "container_id": container_id})
 
+            def output(logs):
+                try:  # live output is best effort; the final logs come with the finish report
+                    self.live(events.EXECUTION_OUTPUT, {
+                        "detail_id": detail_id, "attempt": attempt, "logs": logs})
+                except Exception as exc:  # the broker's errors vary by what failed
+                    log.warning("could not send live output of %s: %s", detail_id, exc)
+
             outcome = self.docker.run(
-                work, runner, on_started=started,
+                work, runner, on_started=started, on_output=output,
                 should_stop=lambda: detail_id in self.holdings.stop_requested)
             self.report(events.EXECUTION_FINISHED, {
                 "detail_id": detail_id, "attempt": attempt, "runner": runner, **outcome})

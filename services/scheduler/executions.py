@@ -8,7 +8,7 @@ finished, changes nothing, so a report delivered twice is harmless.
 """
 import uuid
 
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import case, func, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
@@ -466,22 +466,48 @@ def expired_leases(session, limit=500):
             Detail.lease_expires_at < now()).limit(limit)).all()
 
 
-def store_logs(session, detail_id, logs):
-    row = {"detail_id": detail_id, **logs}
-    session.execute(pg_insert(DetailLog).values(row).on_conflict_do_update(
-        index_elements=["detail_id"], set_={k: v for k, v in logs.items()}))
+def store_logs(session, detail_id, attempt, logs):
+    """Keep an attempt's output; a newer attempt, or more bytes of the same one, wins.
+
+    Live snapshots and the final logs may arrive in any order: each stream is
+    replaced only by one that is further along, so nothing goes backwards.
+    """
+    row = {"detail_id": detail_id, "attempt": attempt, "stdout": "", "stderr": "",
+           "stdout_truncated": False, "stderr_truncated": False, "stdout_total": 0, "stderr_total": 0}
+    row.update({k: v for k, v in logs.items() if k in row})
+    stmt = pg_insert(DetailLog).values(row)
+    updates = {}
+    for stream in ("stdout", "stderr"):
+        newer = (tuple_(stmt.excluded.attempt, getattr(stmt.excluded, f"{stream}_total"))
+                 > tuple_(DetailLog.attempt, getattr(DetailLog, f"{stream}_total")))
+        for column in (stream, f"{stream}_truncated", f"{stream}_total"):
+            updates[column] = case((newer, getattr(stmt.excluded, column)), else_=getattr(DetailLog, column))
+    updates["attempt"] = func.greatest(DetailLog.attempt, stmt.excluded.attempt)
+    session.execute(stmt.on_conflict_do_update(index_elements=["detail_id"], set_=updates))
     session.commit()
+
+
+def store_live_logs(session, report):
+    """A running attempt's output so far (ignored once the attempt is no longer current)."""
+    detail = session.get(Detail, report["detail_id"])
+    if detail is None or detail.attempt != report["attempt"] or detail.status in st.TERMINAL:
+        session.rollback()
+        return
+    store_logs(session, detail.id, report["attempt"], report["logs"])
 
 
 def get_logs(session, result_id, detail_id):
     detail = get_detail(session, result_id, detail_id)
     row = session.get(DetailLog, detail.id)
-    if row is None:
-        return {"detail_id": detail.id, "status": detail.status, "stdout": "", "stderr": "",
-                "stdout_truncated": False, "stderr_truncated": False}
-    return {"detail_id": detail.id, "status": detail.status, "stdout": row.stdout,
-            "stderr": row.stderr, "stdout_truncated": row.stdout_truncated,
-            "stderr_truncated": row.stderr_truncated}
+    logs = {"detail_id": detail.id, "status": detail.status, "attempt": detail.attempt,
+            "stdout": "", "stderr": "", "stdout_truncated": False, "stderr_truncated": False,
+            "stdout_total": 0, "stderr_total": 0}
+    if row is not None:
+        for column in ("stdout", "stderr", "stdout_truncated", "stderr_truncated",
+                       "stdout_total", "stderr_total"):
+            logs[column] = getattr(row, column)
+        logs["logs_attempt"] = row.attempt
+    return logs
 
 
 def unnotified_finished(session, limit=100):

@@ -84,6 +84,10 @@ class DetailLog(Base):
     __tablename__ = "detail_logs"
 
     detail_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # the logs are those of this attempt; totals count every byte the stream produced
+    attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    stdout_total: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    stderr_total: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     stdout: Mapped[str] = mapped_column(Text, default="")
     stderr: Mapped[str] = mapped_column(Text, default="")
     stdout_truncated: Mapped[bool] = mapped_column(Boolean, default=False)

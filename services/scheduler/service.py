@@ -118,6 +118,10 @@ class SchedulerService:
     def on_execution_started(self, report):
         ex.mark_started(self.db.session, report)
 
+    @event_handler(events.RUNNER, events.EXECUTION_OUTPUT, handler_type=SERVICE_POOL)
+    def on_execution_output(self, report):
+        ex.store_live_logs(self.db.session, report)
+
     @event_handler(events.RUNNER, events.EXECUTION_FINISHED, handler_type=SERVICE_POOL)
     def on_execution_finished(self, report):
         self._finish(report)
@@ -163,14 +167,15 @@ class SchedulerService:
     def _finish(self, report):
         config = self.config
         logs = report.pop("logs", None)
+        if logs:
+            # before the status changes, so whoever sees it ended also sees its final output
+            ex.store_logs(self.db.session, report["detail_id"], report["attempt"], logs)
         result, detail = ex.mark_finished(
             self.db.session, report,
             retry_base=float(config.get("RETRY_BACKOFF") or 1),
             retry_cap=float(config.get("RETRY_BACKOFF_MAX") or 300))
         if result is None:
             return
-        if logs:
-            ex.store_logs(self.db.session, detail.id, logs)
         if detail.status == statuses.QUEUED or result.parallelism:
             # a retry is queued, or a parallelism slot came free: wake idle runners
             self.dispatch(events.EXECUTIONS_QUEUED, {"result_id": result.id, "count": 1})
