@@ -8,6 +8,7 @@ import tempfile
 import time
 import uuid
 
+import docker
 import requests
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -92,11 +93,21 @@ def build_test_images(client, registry, behaviours=("ok", "fail", "sleep", "env"
         refs = {}
         for behaviour in behaviours:
             ref = f"{registry.address}/{repository}:{behaviour}"
-            client.images.build(path=context, tag=ref, buildargs={"BEHAVIOUR": behaviour}, rm=True)
+            for attempt in range(3):
+                # other test sessions on the same engine may prune the cached layers
+                # a build reuses; build again without the cache if that happened
+                try:
+                    client.images.build(path=context, tag=ref, buildargs={"BEHAVIOUR": behaviour},
+                                        rm=True, nocache=attempt > 0)
+                    break
+                except docker.errors.BuildError:
+                    if attempt == 2:
+                        raise
             for line in client.images.push(ref, stream=True, decode=True, auth_config=auth):
                 if "error" in line:
                     raise RuntimeError(f"push of {ref} failed: {line['error']}")
-            client.images.remove(ref, force=True)
+            # untag only: layers shared with other sessions' builds stay
+            client.images.remove(ref, noprune=True)
             refs[behaviour] = ref
         return refs
     finally:
