@@ -6,6 +6,7 @@ from nameko.rpc import RpcProxy
 from werkzeug.wrappers import Response
 
 from services.gateway.follow import follow
+from services.gateway.openapi import SPEC
 from services.gateway.http import api, idempotency_key, json_body, page_args, paged
 from shared import validation
 from shared.errors import Unavailable
@@ -104,6 +105,10 @@ class GatewayService:
         return Response(follow(dict(self.config), result_id, detail_id, logs),
                         mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    @api("GET", "/openapi.json", public=True)
+    def openapi(self, request):
+        return SPEC
 
     # --------------------------------------------------------------- health
 

@@ -5,6 +5,8 @@ import docker
 import requests
 from nameko.extensions import DependencyProvider
 
+from shared.docker_engine import LazyDockerClient
+
 from shared.validation import parse_reference
 
 log = logging.getLogger(__name__)
@@ -50,7 +52,8 @@ class Images:
             image = self.client.images.get(f"{name}@{digest}" if digest else f"{name}:{tag}")
         except docker.errors.APIError as exc:
             raise ImportFailed(explain_pull_error(reference, str(exc.explanation or exc))) from exc
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+        except (docker.errors.DockerException, requests.exceptions.ConnectionError,
+                requests.exceptions.Timeout) as exc:
             raise ImportFailed(f"Docker engine unreachable or too slow while pulling {reference}: {exc}") from exc
         return pinned_reference(name, image), image.id
 
@@ -82,7 +85,7 @@ class DockerImages(DependencyProvider):
         config = self.container.config
         self.base_url = config.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
         self.timeout = int(config.get("PULL_TIMEOUT") or 600)
-        self.client = docker.DockerClient(base_url=self.base_url, version="auto", timeout=self.timeout)
+        self.client = LazyDockerClient(self.base_url, timeout=self.timeout)
 
     def stop(self):
         self.client.close()

@@ -7,6 +7,8 @@ import eventlet
 import requests
 from nameko.extensions import DependencyProvider
 
+from shared.docker_engine import LazyDockerClient
+
 from shared import statuses as st
 from shared.timeutil import now, parse_docker_time
 from shared.validation import memory_bytes, parse_reference
@@ -42,7 +44,7 @@ class OutputTail:
                 self.total += len(chunk)
                 self.tail += chunk
                 del self.tail[:-self.limit]
-        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             log.debug("stopped following %s of %s: %s", self.stream, self.container.id, exc)
 
     def stop(self):
@@ -64,6 +66,14 @@ class Executor:
     def __init__(self, client, policy):
         self.client = client
         self.policy = policy
+
+    def engine_ok(self):
+        """Whether this host's engine answers; a runner without one must not take work."""
+        try:
+            return bool(self.client.ping())
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            log.warning("Docker engine at %s does not answer: %s", self.client.base_url, exc)
+            return False
 
     # -------------------------------------------------------------- image
 
@@ -123,14 +133,14 @@ class Executor:
         """
         try:
             self.ensure_image(work["image"])
-        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             return self._failed(f"could not pull image {work['image']}: {explain(exc)}")
         if should_stop():
             return {"status": st.CANCELLED, "reason": "cancelled before it started",
                     "exit_code": None, "start": None, "end": now()}
         try:
             container = self.client.containers.create(work["image"], **self.container_options(work, runner))
-        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             return self._failed(f"could not create the container: {explain(exc)}")
         try:
             return self._run_created(container, work, on_started, should_stop, on_output)
@@ -140,7 +150,7 @@ class Executor:
     def _run_created(self, container, work, on_started, should_stop, on_output):
         try:
             container.start()
-        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             return self._failed(f"could not start the container: {explain(exc)}")
         container.reload()
         start = parse_docker_time(container.attrs["State"].get("StartedAt")) or now()
@@ -203,7 +213,7 @@ class Executor:
         for stream in ("stdout", "stderr"):
             try:
                 data = container.logs(stdout=stream == "stdout", stderr=stream == "stderr")
-            except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+            except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
                 data = f"[stevedore: could not read {stream}: {explain(exc)}]".encode()
             logs[stream], logs[f"{stream}_truncated"] = tail_bytes(data, limit)
             logs[f"{stream}_total"] = len(data)
@@ -212,7 +222,7 @@ class Executor:
     def _stop(self, container):
         try:
             container.stop(timeout=self.policy["grace"])
-        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             log.warning("could not stop container %s: %s", container.id, explain(exc))
 
     def _remove(self, container):
@@ -220,7 +230,7 @@ class Executor:
             container.remove(force=True)
         except docker.errors.NotFound:
             pass
-        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             log.warning("could not remove container %s: %s", container.id, explain(exc))
 
     @staticmethod
@@ -247,7 +257,7 @@ class DockerExecutor(DependencyProvider):
             "log_limit": int(config.get("LOG_LIMIT_BYTES") or 1024 * 1024),
         }
         # made in setup, not start: extensions start concurrently and a slot may ask for it at once
-        self.client = docker.DockerClient(base_url=self.base_url, version="auto", timeout=60)
+        self.client = LazyDockerClient(self.base_url, timeout=60)
 
     def stop(self):
         self.client.close()

@@ -25,6 +25,8 @@ class RunnerService:
     @execution_slot
     def run_next(self, slot):
         runner = self.holdings.runner_id
+        if not self.docker.engine_ok():
+            return False  # take no work this host cannot run; ask again after the poll interval
         work = self.scheduler.claim_execution(runner)
         if work is None:
             return False

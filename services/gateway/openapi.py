@@ -1,0 +1,133 @@
+"""The gateway's OpenAPI 3.0 description, served at /openapi.json."""
+
+ID = {"type": "string", "maxLength": 32}
+EPOCH = {"type": "number", "nullable": True}
+STATUS = {"type": "string", "enum": ["QUEUED", "RUNNING", "COMPLETE", "ERROR", "CANCELLED", "KILLED"]}
+TASK_STATUS = {"type": "string", "enum": ["SUBMITTED", "IMPORTING", "READY", "ERROR"]}
+
+
+def ref(name):
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def json_content(schema):
+    return {"application/json": {"schema": schema}}
+
+
+def answer(description, schema=None):
+    return {"description": description, "content": json_content(schema or ref("Error"))}
+
+
+ERRORS = {
+    "400": answer("invalid request; the message names the field"),
+    "401": answer("no valid API token"),
+    "404": answer("no such task, result or detail"),
+}
+PAGING = [
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+    {"name": "after", "in": "query", "schema": {"type": "string"}},
+]
+
+
+def path_id(name):
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def operation_body(*operations, **extra):
+    props = {"operation": {"type": "string", "enum": list(operations)}, **extra}
+    return {"required": True, "content": json_content(
+        {"type": "object", "required": ["operation"], "properties": props})}
+
+
+SPEC = {
+    "openapi": "3.0.3",
+    "info": {"title": "Stevedore", "version": "0.1.0",
+             "description": "Register Docker images as tasks, run them N times, see what happened."},
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": {
+            "Error": {"type": "object", "required": ["error", "message"],
+                      "properties": {"error": {"type": "string"}, "message": {"type": "string"}}},
+            "Task": {"type": "object", "required": ["task_id", "name", "repository", "status"], "properties": {
+                "task_id": ID, "id": ID, "name": {"type": "string"}, "repository": {"type": "string"},
+                "status": TASK_STATUS, "error": {"type": "string", "nullable": True},
+                "digest": {"type": "string", "nullable": True}, "created_at": {"type": "number"},
+                "updated_at": {"type": "number"}, "imported_at": EPOCH}},
+            "Result": {"type": "object", "required": ["result_id", "task_id", "status", "submitted_at", "start",
+                                                      "end", "duration"], "properties": {
+                "result_id": ID, "id": ID, "task_id": ID, "status": STATUS, "submitted_at": {"type": "number"},
+                "start": EPOCH, "end": EPOCH, "duration": EPOCH, "times": {"type": "integer"},
+                "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "params": {"type": "object"}}},
+            "Detail": {"type": "object", "required": ["result_id", "detail_id", "task_id", "status",
+                                                      "submitted_at", "start", "end", "duration"], "properties": {
+                "result_id": ID, "detail_id": ID, "id": ID, "task_id": ID, "status": STATUS,
+                "submitted_at": {"type": "number"}, "start": EPOCH, "end": EPOCH, "duration": EPOCH,
+                "index": {"type": "integer"}, "attempt": {"type": "integer"},
+                "exit_code": {"type": "integer", "nullable": True},
+                "reason": {"type": "string", "nullable": True}, "runner": {"type": "string", "nullable": True}}},
+            "Logs": {"type": "object", "required": ["stdout", "stderr"], "properties": {
+                "stdout": {"type": "string"}, "stderr": {"type": "string"},
+                "stdout_truncated": {"type": "boolean"}, "stderr_truncated": {"type": "boolean"}}},
+        },
+    },
+    "security": [{"bearer": []}],
+    "paths": {
+        "/health/": {"get": {"security": [], "responses": {
+            "200": answer("all services answer", {"type": "object"}),
+            "503": answer("a service or the database does not answer")}}},
+        "/task/": {
+            "get": {"parameters": PAGING + [{"name": "status", "in": "query", "schema": TASK_STATUS}],
+                    "responses": {"200": answer("tasks, newest first", {"type": "array", "items": ref("Task")}),
+                                  **ERRORS}},
+            "post": {"parameters": [{"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}}],
+                     "requestBody": {"required": True, "content": json_content({
+                         "type": "object", "required": ["repository"], "properties": {
+                             "repository": {"type": "string"}, "name": {"type": "string"}}})},
+                     "responses": {"201": answer("registered; the image is being pulled", ref("Task")),
+                                   "409": answer("the name is taken"), **ERRORS}},
+        },
+        "/task/{task_id}/": {
+            "parameters": [path_id("task_id")],
+            "get": {"responses": {"200": answer("the task", ref("Task")), **ERRORS}},
+            "post": {"requestBody": operation_body(
+                "RUN", "IMPORT", times={"type": "integer", "minimum": 1, "maximum": 100000},
+                command={"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+                env={"type": "object", "additionalProperties": {"type": "string"}},
+                timeout={"type": "number"}, parallelism={"type": "integer"}, retries={"type": "integer"},
+                memory={"type": "string"}, cpus={"type": "number"},
+                priority={"type": "integer", "minimum": 0, "maximum": 9}),
+                "responses": {"202": answer("a result (RUN) or the task (IMPORT)", {"type": "object"}),
+                              "409": answer("the task is not READY"), **ERRORS}},
+            "delete": {"responses": {"204": {"description": "deleted"},
+                                     "409": answer("the task has active runs"), **ERRORS}},
+        },
+        "/result/": {"get": {
+            "parameters": PAGING + [{"name": "status", "in": "query", "schema": STATUS},
+                                    {"name": "task_id", "in": "query", "schema": {"type": "string"}}],
+            "responses": {"200": answer("results, newest first", {"type": "array", "items": ref("Result")}),
+                          **ERRORS}}},
+        "/result/{result_id}/": {
+            "parameters": [path_id("result_id")],
+            "get": {"responses": {"200": answer("the result", ref("Result")), **ERRORS}},
+            "post": {"requestBody": operation_body("CANCEL", "RERUN_FAILED"),
+                     "responses": {"202": answer("cancelled, or the new rerun", ref("Result")),
+                                   "409": answer("already ended / nothing to rerun"), **ERRORS}},
+        },
+        "/result/{result_id}/detail/": {
+            "parameters": [path_id("result_id")],
+            "get": {"parameters": PAGING + [{"name": "status", "in": "query", "schema": STATUS}],
+                    "responses": {"200": answer("the executions", {"type": "array", "items": ref("Detail")}),
+                                  **ERRORS}}},
+        "/result/{result_id}/detail/{detail_id}/": {
+            "parameters": [path_id("result_id"), path_id("detail_id")],
+            "get": {"responses": {"200": answer("the execution", ref("Detail")), **ERRORS}},
+            "post": {"requestBody": operation_body("CANCEL"),
+                     "responses": {"202": answer("cancelled", ref("Detail")),
+                                   "409": answer("already ended"), **ERRORS}},
+        },
+        "/result/{result_id}/detail/{detail_id}/logs/": {
+            "parameters": [path_id("result_id"), path_id("detail_id")],
+            "get": {"responses": {"200": answer("its output", ref("Logs")), **ERRORS}}},
+    },
+}
