@@ -36,11 +36,6 @@ def _version():
         return "dev"
 
 
-class Interrupted(CliError):
-    def __init__(self, message):
-        super().__init__(message, EXIT_INTERRUPTED)
-
-
 class Cli:
     """What every command needs: the API, how to print, and whether to print JSON."""
 
@@ -184,8 +179,8 @@ def wait_result(cli, result):
             result = cli.poll(f"/result/{result_id}/")
     except KeyboardInterrupt:
         progress.close()
-        raise Interrupted(f"stopped waiting; result {result_id} goes on "
-                          f"(stevedore cancel {result_id} stops it)") from None
+        raise CliError(f"stopped waiting; result {result_id} goes on "
+                       f"(stevedore cancel {result_id} stops it)", EXIT_INTERRUPTED) from None
     progress.close(result["counts"], result["times"])
     return result
 
@@ -289,11 +284,12 @@ def follow_logs(cli, path):
     response = cli.api.request("GET", path, params={"follow": "true"},
                                headers={"Accept": "text/event-stream"}, stream=True,
                                timeout=(10, None))
-    emit = cli.write
     if cli.json:
         def emit(stream, text):
             print(json.dumps({"stream": stream, "text": text}, ensure_ascii=False),
                   file=cli.out, flush=True)
+    else:
+        emit = cli.write
 
     if response.headers.get("Content-Type", "").startswith("text/event-stream"):
         with response:

@@ -230,11 +230,11 @@ def log_chunk(event, data):
     if event == "error":
         message = parsed.get("message", data) if isinstance(parsed, dict) else data
         raise CliError(f"the log stream failed: {message}")
-    if isinstance(parsed, dict) and ("text" in parsed or "line" in parsed or "data" in parsed):
+    if isinstance(parsed, dict) and ("text" in parsed or "line" in parsed):
         stream = parsed.get("stream") or (event if event in STREAMS else "stdout")
         if "line" in parsed:
             return stream, f"{parsed['line']}\n"
-        return stream, str(parsed.get("text", parsed.get("data")))
+        return stream, str(parsed["text"])
     if event in STREAMS:
         return event, data + "\n"
     return None
