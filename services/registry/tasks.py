@@ -25,13 +25,17 @@ def as_dict(task):
         "created_at": task.created_at,
         "updated_at": task.updated_at,
         "imported_at": task.imported_at,
+        # never the credentials themselves
+        "private": task.credentials is not None,
     }
 
 
-def create(session, name, repository):
+def create(session, name, repository, credentials=None):
+    """A new SUBMITTED task; ``credentials`` is the sealed token, if the registry is private."""
     stamp = now()
     task = Task(id=uuid.uuid4().hex, name=name, repository=repository,
-                status=statuses.SUBMITTED, created_at=stamp, updated_at=stamp)
+                status=statuses.SUBMITTED, created_at=stamp, updated_at=stamp,
+                credentials=credentials)
     session.add(task)
     try:
         session.commit()

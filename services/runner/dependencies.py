@@ -33,15 +33,20 @@ class Executor:
 
     # -------------------------------------------------------------- image
 
-    def ensure_image(self, image):
-        """Make sure ``image`` (name@sha256:... or an image id) is on this engine."""
+    def ensure_image(self, image, credentials=None):
+        """Make sure ``image`` (name@sha256:... or an image id) is on this engine.
+
+        ``credentials()`` is asked only when a pull is needed; it answers the
+        private registry's ``{"username", "password"}`` or None.
+        """
         try:
             self.client.images.get(image)
             return
         except docker.errors.ImageNotFound:
             pass
         name, tag, digest = parse_reference(image)
-        self.client.images.pull(name, tag=digest or tag)
+        auth = credentials() if credentials else None
+        self.client.images.pull(name, tag=digest or tag, auth_config=auth)
 
     # -------------------------------------------------------------- run
 
@@ -79,15 +84,17 @@ class Executor:
             options["nano_cpus"] = int(float(work["cpus"]) * 1e9)
         return options
 
-    def run(self, work, runner, on_started, should_stop):
+    def run(self, work, runner, on_started, should_stop, credentials=None):
         """Run one attempt; returns the report of how it ended.
+
+        ``credentials`` is passed to :meth:`ensure_image` for a pull.
 
         ``on_started(start, container_id)`` is called once the container runs;
         ``should_stop()`` is asked while waiting and, when true, the container is
         stopped (SIGTERM, then SIGKILL after the grace period) and ends KILLED.
         """
         try:
-            self.ensure_image(work["image"])
+            self.ensure_image(work["image"], credentials)
         except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
             return self._failed(f"could not pull image {work['image']}: {explain(exc)}")
         if should_stop():
