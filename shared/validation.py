@@ -1,5 +1,6 @@
 """Validation of what users send.  Every failure names the field it is about."""
 import re
+from urllib.parse import urlsplit
 
 from shared.errors import ValidationError
 
@@ -86,6 +87,58 @@ def new_task(body):
     return name, repository
 
 
+CREDENTIAL_MAX = 1024
+
+
+def registry_credentials(body):
+    """The optional ``username`` and ``password`` of a POST /task/ body (both or neither).
+
+    Returns ``{"username", "password"}`` or None.  Messages never echo the values.
+    """
+    username, password = body.get("username"), body.get("password")
+    if username is None and password is None:
+        return None
+    for field, value in (("username", username), ("password", password)):
+        if value is None:
+            other = "password" if field == "username" else "username"
+            raise ValidationError(f"is required when {other} is given (send both or neither)", field)
+        if not isinstance(value, str) or not value:
+            raise ValidationError("must be a non-empty string", field)
+        if len(value) > CREDENTIAL_MAX:
+            raise ValidationError(f"must be at most {CREDENTIAL_MAX} characters", field)
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+            raise ValidationError("must not contain control characters", field)
+    return {"username": username, "password": password}
+
+
+CALLBACK_URL_MAX = 2048
+
+
+def callback_url(value):
+    """A RUN's ``callback_url``: an absolute http(s) URL without user:password."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError("must be an http:// or https:// URL", "callback_url")
+    if len(value) > CALLBACK_URL_MAX:
+        raise ValidationError(f"must be at most {CALLBACK_URL_MAX} characters", "callback_url")
+    if any(ord(ch) <= 32 or ord(ch) == 127 for ch in value):
+        raise ValidationError("must not contain spaces or control characters", "callback_url")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 -- raises ValueError on a malformed port
+    except ValueError as exc:
+        raise ValidationError(f"is not a valid URL ({exc})", "callback_url") from exc
+    if parts.scheme not in ("http", "https"):
+        raise ValidationError("must be an http:// or https:// URL", "callback_url")
+    if not parts.hostname:
+        raise ValidationError("must name a host, e.g. https://ci.example.com/hooks/stevedore", "callback_url")
+    if parts.username is not None or parts.password is not None:
+        raise ValidationError("must not carry user:password (they would be shown with the result)",
+                              "callback_url")
+    if parts.fragment:
+        raise ValidationError("must not have a #fragment", "callback_url")
+    return value
+
+
 def _integer(body, field, low, high, default=None):
     value = body.get(field, default)
     if value is None:
@@ -154,7 +207,7 @@ def memory_bytes(value):
 
 RUN_FIELDS = {
     "operation", "task_id", "times", "command", "env", "timeout", "parallelism",
-    "retries", "memory", "cpus", "priority",
+    "retries", "memory", "cpus", "priority", "callback_url",
 }
 
 
@@ -178,6 +231,8 @@ def run_params(body, max_times):
         "priority": _integer(body, "priority", 0, 9, default=5),
     }
     memory_bytes(params["memory"])
+    if body.get("callback_url") is not None:
+        params["callback_url"] = callback_url(body["callback_url"])
     return params
 
 

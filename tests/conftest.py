@@ -4,8 +4,11 @@ Everything here is real: a Docker registry on loopback, images built from
 Debian's busybox-static and pushed to it, a fresh PostgreSQL database migrated
 by alembic, and an isolated RabbitMQ vhost (nameko's ``vhost_pipeline``).
 """
+import uuid
+
 import docker
 import pytest
+from cryptography.fernet import Fernet
 
 from tests.support import ImageRegistry, System, build_test_images, create_database, drop_database
 
@@ -50,7 +53,10 @@ def session_amqp_uri(request, vhost_pipeline):
 @pytest.fixture(scope="session")
 def system(session_amqp_uri, database_url, test_images):
     """The whole system, started once for the end-to-end tests that share it."""
-    running = System(session_amqp_uri, database_url, runners=2, name="e2e").start().wait_healthy()
+    secrets = {"STEVEDORE_CREDENTIALS_KEY": Fernet.generate_key().decode(),
+               "STEVEDORE_WEBHOOK_SECRET": f"test-webhook-secret-{uuid.uuid4().hex}"}
+    running = System(session_amqp_uri, database_url, runners=2, name="e2e",
+                     env=secrets).start().wait_healthy()
     yield running
     running.stop()
 

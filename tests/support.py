@@ -5,8 +5,10 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import docker
 import requests
@@ -255,3 +257,37 @@ class System:
     def log(self, label):
         with open(os.path.join(self.log_dir, f"{label}.log"), errors="replace") as fh:
             return fh.read()
+
+
+class WebhookReceiver:
+    """A real HTTP endpoint on loopback that answers the given status codes in turn (then 200)."""
+
+    def __init__(self, answers=()):
+        self.answers = list(answers)
+        self.received = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                receiver.received.append({"path": self.path, "headers": dict(self.headers),
+                                          "body": body, "at": time.time()})
+                status = receiver.answers.pop(0) if receiver.answers else 200
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/stevedore"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()

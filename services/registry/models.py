@@ -22,5 +22,7 @@ class Task(Base):
     updated_at: Mapped[float] = mapped_column(Float)
     imported_at: Mapped[float | None] = mapped_column(Float)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    # {"username", "password"} of a private registry, sealed with CREDENTIALS_KEY (Fernet)
+    credentials: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_tasks_created_at", "created_at"),)

@@ -7,11 +7,12 @@ from nameko.timer import timer
 from sqlalchemy import select
 
 from services.registry import tasks
+from services.registry.credentials import CredentialsUnreadable, CredentialVault
 from services.registry.dependencies import DockerImages, ImportFailed
 from services.registry.models import Base, Task
 from shared import events, statuses, validation
 from shared.db import Database, ping
-from shared.errors import Conflict
+from shared.errors import Conflict, Unavailable
 from shared.timeutil import now
 
 log = logging.getLogger(__name__)
@@ -25,13 +26,17 @@ class RegistryService:
 
     db = Database(Base)
     images = DockerImages()
+    vault = CredentialVault()
     dispatch = EventDispatcher()
     scheduler = RpcProxy("scheduler")
 
     @rpc
     def create_task(self, body, idempotency_key=None):
         name, repository = validation.new_task(body)
-        task, created = tasks.create(self.db.session, name, repository, idempotency_key)
+        credentials = validation.registry_credentials(body)
+        sealed = self.vault.seal(credentials) if credentials else None
+        task, created = tasks.create(self.db.session, name, repository, idempotency_key,
+                                     credentials=sealed)
         if created:
             self.dispatch(events.TASK_SUBMITTED, {"task_id": task.id})
         return tasks.as_dict(task)
@@ -65,6 +70,20 @@ class RegistryService:
     def list_tasks(self, status=None, limit=100, after=None):
         return [tasks.as_dict(t) for t in tasks.listing(self.db.session, status, limit, after)]
 
+    @rpc
+    def pull_credentials(self, task_id):
+        """The registry login a runner needs to pull this task's image, or None (public image).
+
+        For services on the broker only; the gateway has no route to it.
+        """
+        task = tasks.get(self.db.session, task_id)
+        if task.credentials is None:
+            return None
+        try:
+            return self.vault.open(task.credentials)
+        except CredentialsUnreadable as exc:
+            raise Unavailable(str(exc), "credentials") from exc
+
     @event_handler(events.REGISTRY, events.TASK_SUBMITTED, handler_type=SERVICE_POOL)
     def on_task_submitted(self, payload):
         self._import(payload["task_id"])
@@ -85,8 +104,9 @@ class RegistryService:
             return
         tasks.set_status(session, task, statuses.IMPORTING, error=None)
         try:
-            digest, image_id = self.images.pull(task.repository)
-        except ImportFailed as exc:
+            auth = self.vault.open(task.credentials) if task.credentials else None
+            digest, image_id = self.images.pull(task.repository, auth=auth)
+        except (ImportFailed, CredentialsUnreadable) as exc:
             log.info("import of task %s (%s) failed: %s", task.id, task.repository, exc)
             tasks.set_status(session, task, statuses.ERROR, error=str(exc))
             self.dispatch(events.TASK_IMPORT_FAILED, {

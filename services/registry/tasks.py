@@ -25,13 +25,15 @@ def as_dict(task):
         "created_at": task.created_at,
         "updated_at": task.updated_at,
         "imported_at": task.imported_at,
+        # never the credentials themselves
+        "private": task.credentials is not None,
     }
 
 
-def create(session, name, repository, idempotency_key=None):
+def create(session, name, repository, idempotency_key=None, credentials=None):
     """A new task, or (same Idempotency-Key, same request) the one made the first time.
 
-    Returns (task, created).
+    ``credentials`` is the sealed token, if the registry is private.  Returns (task, created).
     """
     if idempotency_key:
         earlier = _by_key(session, idempotency_key, name, repository)
@@ -39,7 +41,7 @@ def create(session, name, repository, idempotency_key=None):
             return earlier, False
     stamp = now()
     task = Task(id=uuid.uuid4().hex, name=name, repository=repository, idempotency_key=idempotency_key,
-                status=statuses.SUBMITTED, created_at=stamp, updated_at=stamp)
+                status=statuses.SUBMITTED, created_at=stamp, updated_at=stamp, credentials=credentials)
     session.add(task)
     try:
         session.commit()

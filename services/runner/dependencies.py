@@ -77,15 +77,20 @@ class Executor:
 
     # -------------------------------------------------------------- image
 
-    def ensure_image(self, image):
-        """Make sure ``image`` (name@sha256:... or an image id) is on this engine."""
+    def ensure_image(self, image, credentials=None):
+        """Make sure ``image`` (name@sha256:... or an image id) is on this engine.
+
+        ``credentials()`` is asked only when a pull is needed; it answers the
+        private registry's ``{"username", "password"}`` or None.
+        """
         try:
             self.client.images.get(image)
             return
         except docker.errors.ImageNotFound:
             pass
         name, tag, digest = parse_reference(image)
-        self.client.images.pull(name, tag=digest or tag)
+        auth = credentials() if credentials else None
+        self.client.images.pull(name, tag=digest or tag, auth_config=auth)
 
     # -------------------------------------------------------------- run
 
@@ -123,8 +128,10 @@ class Executor:
             options["nano_cpus"] = int(float(work["cpus"]) * 1e9)
         return options
 
-    def run(self, work, runner, on_started, should_stop, on_output=lambda logs: None):
+    def run(self, work, runner, on_started, should_stop, on_output=lambda logs: None, credentials=None):
         """Run one attempt; returns the report of how it ended.
+
+        ``credentials`` is passed to :meth:`ensure_image` for a pull.
 
         ``on_started(start, container_id)`` is called once the container runs;
         ``on_output(logs)`` about once a second while new output appears;
@@ -132,7 +139,7 @@ class Executor:
         stopped (SIGTERM, then SIGKILL after the grace period) and ends KILLED.
         """
         try:
-            self.ensure_image(work["image"])
+            self.ensure_image(work["image"], credentials)
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             return self._failed(f"could not pull image {work['image']}: {explain(exc)}")
         if should_stop():

@@ -17,6 +17,7 @@ class RunnerService:
     name = "runner"
 
     scheduler = RpcProxy("scheduler")
+    registry = RpcProxy("registry")
     docker = DockerExecutor()
     report = ReliableDispatcher()
     live = EventDispatcher()
@@ -50,12 +51,25 @@ class RunnerService:
 
             outcome = self.docker.run(
                 work, runner, on_started=started, on_output=output,
-                should_stop=lambda: detail_id in self.holdings.stop_requested)
+                should_stop=lambda: detail_id in self.holdings.stop_requested,
+                credentials=lambda: self._pull_credentials(work["task_id"]))
             self.report(events.EXECUTION_FINISHED, {
                 "detail_id": detail_id, "attempt": attempt, "runner": runner, **outcome})
         finally:
             self.holdings.release(detail_id)
         return True
+
+    def _pull_credentials(self, task_id):
+        """The task's registry login, asked of the registry only when the image must be pulled.
+
+        Never stored here nor logged; if the registry cannot answer, pull anonymously
+        (a private image then fails with the registry's refusal as the reason).
+        """
+        try:
+            return self.registry.pull_credentials(task_id)
+        except Exception as exc:  # the registry down, or the key unusable: the pull tells
+            log.warning("could not get pull credentials of task %s: %s", task_id, exc)
+            return None
 
     @config_timer("HEARTBEAT_INTERVAL", 5)
     def heartbeat(self):

@@ -478,8 +478,11 @@ def store_logs(session, detail_id, attempt, logs):
     stmt = pg_insert(DetailLog).values(row)
     updates = {}
     for stream in ("stdout", "stderr"):
-        newer = (tuple_(stmt.excluded.attempt, getattr(stmt.excluded, f"{stream}_total"))
-                 > tuple_(DetailLog.attempt, getattr(DetailLog, f"{stream}_total")))
+        # same attempt and bytes produced: the one keeping more of them (the final tail) wins
+        newer = (tuple_(stmt.excluded.attempt, getattr(stmt.excluded, f"{stream}_total"),
+                        func.length(getattr(stmt.excluded, stream)))
+                 > tuple_(DetailLog.attempt, getattr(DetailLog, f"{stream}_total"),
+                          func.length(getattr(DetailLog, stream))))
         for column in (stream, f"{stream}_truncated", f"{stream}_total"):
             updates[column] = case((newer, getattr(stmt.excluded, column)), else_=getattr(DetailLog, column))
     updates["attempt"] = func.greatest(DetailLog.attempt, stmt.excluded.attempt)

@@ -42,6 +42,17 @@ class Result(Base):
     rerun_of: Mapped[str | None] = mapped_column(String(32))
     reruns: Mapped[list] = mapped_column(JSON, default=list)
     finished_notified: Mapped[bool] = mapped_column(Boolean, default=False)
+    # webhook to params["callback_url"] (services/scheduler/webhooks.py): None until
+    # tried, then DELIVERING (held until webhook_lease), DELIVERED or FAILED
+    webhook_status: Mapped[str | None] = mapped_column(String(16))
+    webhook_deliveries: Mapped[list | None] = mapped_column(JSON)
+    webhook_lease: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (
+        # the webhook timer's query: attempts due
+        Index("ix_results_webhook_due", "webhook_lease",
+              postgresql_where=text("webhook_status IN ('PENDING', 'DELIVERING')")),
+    )
 
 
 class Detail(Base):

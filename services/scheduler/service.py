@@ -8,6 +8,7 @@ from nameko.rpc import RpcProxy, rpc
 from nameko.timer import timer
 
 from services.scheduler import executions as ex
+from services.scheduler import webhooks
 from services.scheduler.models import Base
 from shared import events, statuses, validation
 from shared.db import Database, ping
@@ -25,12 +26,14 @@ class SchedulerService:
     config = Config()
     registry = RpcProxy("registry")
     dispatch = EventDispatcher()
+    webhook_sender = webhooks.WebhookSender()
 
     # --------------------------------------------------------------- API
 
     @rpc
     def run_task(self, task_id, body, idempotency_key=None):
         params = validation.run_params(body, int(self.config.get("RUN_MAX_TIMES") or 100000))
+        self.webhook_sender.require_configured(params)
         session = self.db.session
         if idempotency_key:
             earlier = ex.find_by_key(session, idempotency_key, task_id, params)
@@ -65,6 +68,7 @@ class SchedulerService:
         session = self.db.session
         result = ex.result_as_dict(ex.get_result(session, result_id))
         result["durations"] = ex.duration_percentiles(session, result_id)
+        result["webhook"] = webhooks.describe(ex.get_result(session, result_id))
         return result
 
     @rpc
@@ -150,6 +154,27 @@ class SchedulerService:
                 })
         for result in ex.unnotified_finished(session):
             self._notify_finished(result)
+
+    # --------------------------------------------------------------- webhooks
+
+    @event_handler(events.SCHEDULER, events.RESULT_FINISHED, handler_type=SERVICE_POOL)
+    def on_result_finished(self, result):
+        """First attempt of the RUN's webhook; later ones are sent by deliver_due_webhooks."""
+        if (result.get("params") or {}).get("callback_url"):
+            webhooks.attempt(self.db.session, self.webhook_sender, result["result_id"])
+
+    @timer(interval=1)
+    def deliver_due_webhooks(self):
+        session = self.db.session
+        for result_id in webhooks.due(session):
+            webhooks.attempt(session, self.webhook_sender, result_id)
+
+    @timer(interval=30)
+    def deliver_forgotten_webhooks(self):
+        session = self.db.session
+        for result_id in webhooks.forgotten(session, older_than=now() - 60):
+            log.warning("webhook of result %s was never tried; trying it now", result_id)
+            webhooks.attempt(session, self.webhook_sender, result_id)
 
     # --------------------------------------------------------------- helpers
 
