@@ -79,6 +79,26 @@
     return {el, tbody};
   }
 
+  /* A table filled page by page from an API listing; "Show more" follows its Link rel="next". */
+  function pagedTable(mount, headers, emptyText, onPage) {
+    const {el, tbody} = table(headers, true);
+    const empty = h("p", {class: "empty", text: emptyText, hidden: true});
+    const more = h("button", {type: "button", hidden: true, text: "Show more"});
+    el.hidden = true;
+    fill(mount, empty, el, h("div", {class: "pager"}, more));
+    let nextPage = null;
+    const shown = () => { empty.hidden = tbody.rows.length > 0; el.hidden = !empty.hidden; };
+    async function load(path) {
+      const {data, next} = await get(path);
+      onPage(data);
+      nextPage = next;
+      more.hidden = !next;
+      shown();
+    }
+    more.addEventListener("click", () => load(nextPage).catch(trouble));
+    return {tbody, load, shown};
+  }
+
   // ------------------------------------------------------------------ formats
 
   const pad = (n) => String(n).padStart(2, "0");
@@ -304,14 +324,13 @@
   /* A list of results (all, or one task's), newest first, kept live while any is active. */
   function resultsList(mount, query, showTask) {
     const headers = ["Result", showTask && "Task", "Status", "Progress", "Submitted", "Duration"].filter(Boolean);
-    const {el, tbody} = table(headers, true);
+    const emptyText = !showTask ? "No runs yet."
+      : Object.keys(query).length ? "No results match." : "No results yet: run a task from its page.";
+    const list = pagedTable(mount, headers, emptyText, (data) => {
+      data.forEach(render);
+      if (anyActive()) live.start();
+    });
     const rows = new Map();
-    const empty = h("p", {class: "empty", text: Object.keys(query).length && showTask ? "No results match."
-      : showTask ? "No results yet: run a task from its page." : "No runs yet."});
-    const more = h("button", {type: "button", hidden: true, text: "Show more"});
-    empty.hidden = el.hidden = true;
-    fill(mount, empty, el, h("div", {class: "pager"}, more));
-    let nextPage = null;
 
     function render(result) {
       let row = rows.get(result.result_id);
@@ -323,7 +342,7 @@
           td("Result", link), showTask && td("Task", task, "wrap-any"), row.status, td("Progress", row.bar, "wide"),
           td("Submitted", timeEl(result.submitted_at), "nowrap"), row.duration);
         rows.set(result.result_id, row);
-        tbody.append(row.tr);
+        list.tbody.append(row.tr);
       }
       row.result = result;
       fill(row.status, badge(result.status));
@@ -339,32 +358,16 @@
       return anyActive();
     });
 
-    async function load(path) {
-      const {data, next} = await get(path);
-      data.forEach(render);
-      nextPage = next;
-      more.hidden = !next;
-      empty.hidden = rows.size > 0;
-      el.hidden = rows.size === 0;
-      if (anyActive()) live.start();
-    }
-
-    more.addEventListener("click", () => load(nextPage).catch(trouble));
-    const params = new URLSearchParams({limit: PAGE, ...query});
-    return load(`/result/?${params}`).catch(trouble);
+    return list.load(`/result/?${new URLSearchParams({limit: PAGE, ...query})}`);
   }
 
   // ------------------------------------------------------------------ tasks
 
   function tasksPage() {
     const form = $("#register-form");
-    const {el, tbody} = table(["Name", "Status", "Image", "Registered"], true);
+    const list = pagedTable($("#tasks"), ["Name", "Status", "Image", "Registered"],
+      "No tasks yet: register one above.", (data) => { data.forEach((task) => render(task)); live.start(); });
     const rows = new Map();
-    const empty = h("p", {class: "empty", text: "No tasks yet: register one above."});
-    const more = h("button", {type: "button", hidden: true, text: "Show more"});
-    empty.hidden = el.hidden = true;
-    fill($("#tasks"), empty, el, h("div", {class: "pager"}, more));
-    let nextPage = null;
 
     function render(task, first) {
       const tr = h("tr", {"data-task-id": task.task_id},
@@ -374,11 +377,9 @@
         td("Registered", timeEl(task.created_at), "nowrap"));
       const old = rows.get(task.task_id);
       if (old) old.tr.replaceWith(tr);
-      else if (first) tbody.prepend(tr);
-      else tbody.append(tr);
+      else if (first) list.tbody.prepend(tr);
+      else list.tbody.append(tr);
       rows.set(task.task_id, {tr, task});
-      empty.hidden = true;
-      el.hidden = false;
     }
 
     const busy = () => [...rows.values()].filter((row) => TASK_BUSY.has(row.task.status));
@@ -388,17 +389,6 @@
       return busy().length > 0;
     });
 
-    async function load(path) {
-      const {data, next} = await get(path);
-      data.forEach((task) => render(task));
-      nextPage = next;
-      more.hidden = !next;
-      empty.hidden = rows.size > 0;
-      el.hidden = rows.size === 0;
-      live.start();
-    }
-
-    more.addEventListener("click", () => load(nextPage).catch(trouble));
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       submitting(form, async () => {
@@ -408,11 +398,12 @@
         const {data} = await call("POST", "/task/", {body: payload});
         form.reset();
         render(data, true);
+        list.shown();
         flash(`Registered “${data.name}”; its image is being pulled.`);
         live.start();
       });
     });
-    loaded(load(`/task/?limit=${PAGE}`));
+    loaded(list.load(`/task/?limit=${PAGE}`));
   }
 
   // ------------------------------------------------------------------ one task
