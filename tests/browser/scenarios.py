@@ -250,17 +250,20 @@ def filter_results(session, token, task_id, status):
     return answer
 
 
-def follow_execution(session, token, result_id, detail_id):
-    """Open a RUNNING execution and stay: its status and logs arrive without a reload."""
+def follow_execution(session, token, result_id, detail_id, first_line):
+    """Open a RUNNING execution and stay: its output, then its end, arrive without a reload."""
     page = signed_in_page(session, token, f"/ui/results/{result_id}/executions/{detail_id}")
     badge = page.locator("#title .badge")
-    answer = {"status_at_open": badge.get_attribute("data-status"),
-              "log_state_while_running": page.inner_text("#log-state")}
+    answer = {"status_at_open": badge.get_attribute("data-status")}
     mark_document(page)
+    expect(page.locator("#stdout")).to_contain_text(first_line, timeout=30_000)
+    answer.update(status_at_first_line=badge.get_attribute("data-status"),
+                  log_state_while_running=page.inner_text("#log-state"))
+    session.screenshot(page, "execution-live")
     expect(badge).to_have_attribute("data-status", FINISHED, timeout=90_000)
-    expect(page.locator("#stdout")).not_to_be_empty()
+    expect(page.locator("#log-state")).to_be_empty()
     answer.update(status_at_end=badge.get_attribute("data-status"), stdout=page.inner_text("#stdout"),
-                  log_state_at_end=page.inner_text("#log-state"), same_document=same_document(page))
+                  same_document=same_document(page))
     return answer
 
 

@@ -191,13 +191,14 @@ def test_the_results_list_is_filtered_by_task_and_status(ui, api, ready_tasks):
 
 
 def test_an_execution_page_follows_a_running_execution_to_its_end(ui, api, ready_tasks):
-    result_id = api.run(ready_tasks["sleep"]["task_id"], times=1, env={"SLEEP": "8"})
+    result_id = api.run(ready_tasks["ok"]["task_id"], times=1,
+                        command="sh -c 'echo first line; sleep 8; echo last line'")
     detail = running(api, result_id)
-    seen = ui("follow_execution", result_id=result_id, detail_id=detail["detail_id"])
+    seen = ui("follow_execution", result_id=result_id, detail_id=detail["detail_id"], first_line="first line")
     assert seen["status_at_open"] == "RUNNING"
-    assert seen["log_state_while_running"] in ("following live", "refreshing every second")
-    assert seen["status_at_end"] == "COMPLETE" and seen["stdout"] == "slept 8s\n"
-    assert seen["log_state_at_end"] == ""
+    assert seen["status_at_first_line"] == "RUNNING", "the output came only once it ended"
+    assert seen["log_state_while_running"] == "following live"  # the ?follow=true event stream
+    assert seen["status_at_end"] == "COMPLETE" and seen["stdout"] == "first line\nlast line\n"
     assert seen["same_document"], "the execution page was reloaded"
 
 

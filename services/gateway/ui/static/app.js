@@ -58,6 +58,7 @@
   /* Monospace text that may break after / : @ (image references, digests, ids). */
   const mono = (text) => h("span", {class: "mono wrap-any"},
     String(text ?? "").split(/(?<=[/:@])/).map((part, i) => (i ? [h("wbr"), part] : part)));
+  const resultLink = (id) => h("a", {class: "mono", href: `/ui/results/${enc(id)}`, text: short(id)});
   const td = (label, content, cls) => h("td", {
     "data-label": label, class: [cls, WIDE_ONLY.has(label) && "wide-only"].filter(Boolean).join(" ") || null,
   }, content);
@@ -336,10 +337,9 @@
       let row = rows.get(result.result_id);
       if (!row) {
         row = {bar: progress(), status: td("Status"), duration: td("Duration", null, "num")};
-        const link = h("a", {class: "mono", href: `/ui/results/${enc(result.result_id)}`, text: short(result.result_id)});
         const task = h("a", {href: `/ui/tasks/${enc(result.task_id)}`, text: result.task_name || short(result.task_id)});
         row.tr = h("tr", {"data-result-id": result.result_id},
-          td("Result", link), showTask && td("Task", task, "wrap-any"), row.status, td("Progress", row.bar, "wide"),
+          td("Result", resultLink(result.result_id)), showTask && td("Task", task, "wrap-any"), row.status, td("Progress", row.bar, "wide"),
           td("Submitted", timeEl(result.submitted_at), "nowrap"), row.duration);
         rows.set(result.result_id, row);
         list.tbody.append(row.tr);
@@ -673,6 +673,8 @@
         ["Memory", p.memory || "default"],
         ["CPUs", p.cpus || "default"],
         r.cancel_requested && ["Cancel", ACTIVE.has(r.status) ? "requested; stopping what runs" : "requested"],
+        r.rerun_of && ["Rerun of", resultLink(r.rerun_of)],
+        (r.reruns || []).length && ["Reruns", r.reruns.map((rid, i) => [i ? ", " : "", resultLink(rid)])],
         ["Result id", mono(r.result_id)],
       ]);
       cancel.hidden = !ACTIVE.has(r.status) || r.cancel_requested;
@@ -805,7 +807,7 @@
         ["Started", timeEl(d.start)],
         ["Ended", timeEl(d.end)],
         ["Duration", fmtDuration(d.duration)],
-        ["Result", h("a", {class: "mono", href: `/ui/results/${enc(d.result_id)}`, text: short(d.result_id)})],
+        ["Result", resultLink(d.result_id)],
         ["Task", h("a", {class: "mono", href: `/ui/tasks/${enc(d.task_id)}`, text: short(d.task_id)})],
         ["Execution id", mono(d.detail_id)],
       ]);
@@ -842,21 +844,11 @@
       }
     }
 
-    /* The stream may send {"stream": "stdout"|"stderr", "text": "..."} pieces (appended),
-     * {"stdout": "...", "stderr": "..."} snapshots (replacing), or plain text lines;
-     * an "end" event, or a message with a finished status, closes it. */
+    /* ?follow=true streams server-sent events (services/gateway/follow.py): it replays what is
+     * kept, then `stdout` / `stderr` bring new lines, `attempt` starts a retry's output afresh,
+     * `skipped` counts bytes not kept, and `end` closes it.  Without a stream (or when it breaks)
+     * the logs are asked for every second instead. */
     let source = null;
-    function onStreamData(data, stream) {
-      let msg;
-      try { msg = JSON.parse(data); } catch (err) { msg = null; }
-      if (msg && typeof msg === "object") {
-        if (msg.stream) write(msg.stream, msg.text ?? msg.data ?? msg.line ?? "", true);
-        else if ("stdout" in msg || "stderr" in msg) showLogs(msg);
-        if (TERMINAL.has(msg.status)) closeStream();
-      } else {
-        write(stream || "stdout", `${data}\n`, true);
-      }
-    }
     function closeStream() {
       if (source) source.close();
       source = null;
@@ -864,16 +856,20 @@
     }
     function followStream() {
       if (!window.EventSource) return;
-      let opened = false;
+      const clear = () => { write("stdout", "", false); write("stderr", "", false); };
       source = new EventSource(`${base}logs/?follow=true`);
-      source.onopen = () => { opened = true; logState.textContent = "following live"; };
-      source.onmessage = (event) => onStreamData(event.data);
-      source.addEventListener("stdout", (event) => onStreamData(event.data, "stdout"));
-      source.addEventListener("stderr", (event) => onStreamData(event.data, "stderr"));
+      source.onopen = () => { clear(); logState.textContent = "following live"; };
+      for (const stream of ["stdout", "stderr"]) {
+        source.addEventListener(stream, (event) => write(stream, `${event.data}\n`, true));
+      }
+      source.addEventListener("attempt", clear);
+      source.addEventListener("skipped", (event) => {
+        const {stream, bytes} = JSON.parse(event.data);
+        write(stream, `[${bytes} bytes not kept]\n`, true);
+      });
       source.addEventListener("end", closeStream);
       source.onerror = () => {
-        // no stream here (or it broke): fall back to asking every second
-        if (!opened) logState.textContent = "refreshing every second";
+        logState.textContent = "refreshing every second";
         closeStream();
       };
     }
