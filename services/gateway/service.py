@@ -5,6 +5,7 @@ from nameko.rpc import RpcProxy
 
 from werkzeug.wrappers import Response
 
+from services.gateway import ui  # the module: `nameko run` would start a class imported here
 from services.gateway.follow import follow
 from services.gateway.openapi import SPEC
 from services.gateway.http import api, idempotency_key, json_body, page_args, paged
@@ -14,7 +15,7 @@ from shared.errors import Unavailable
 HEALTH_TIMEOUT = 5
 
 
-class GatewayService:
+class GatewayService(ui.UiRoutes):
     name = "gateway"
 
     registry = RpcProxy("registry")

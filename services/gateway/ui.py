@@ -1,0 +1,172 @@
+"""The web UI: HTML pages and their assets, served by the gateway beside the API.
+
+Each page is a small HTML shell from ``ui/templates/``; ``ui/static/app.js``
+fills it from the JSON API in the browser.  The API stays the only way to the
+data, so its rules (validation, auth) hold for the UI as for any client, and
+the pages themselves carry nothing secret: they are public, the API calls they
+make are not.  Signing in stores the API token in an HttpOnly cookie that the
+gateway accepts in place of the Authorization header.
+
+Paths: ``/`` (to the task list), ``/ui/...`` (pages), ``/static/...`` (assets),
+none of which clash with the API's ``/task/``, ``/result/`` and ``/health/``.
+No build step and no CDN: every byte the browser loads comes from ``ui/``.
+"""
+import functools
+import hashlib
+import html
+import mimetypes
+import os
+from string import Template
+from urllib.parse import quote
+
+from werkzeug.utils import redirect
+from werkzeug.wrappers import Response
+
+from services.gateway.http import api, cross_site
+
+UI_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ui")
+TOKEN_COOKIE = "stevedore_token"
+TOKEN_MAX_AGE = 30 * 24 * 3600
+HOME = "/ui/tasks"
+# not left to the machine's mime.types
+MIMETYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".png": "image/png"}
+
+# Pages may load only what the gateway serves: no CDN, no inline script.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": ("default-src 'self'; img-src 'self' data:; object-src 'none'; "
+                                "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+class Assets:
+    """The layout, the pages' bodies and the static files, read once; each static file with its hash."""
+
+    def __init__(self, root=UI_DIR):
+        self.bodies = {}
+        for name in os.listdir(os.path.join(root, "templates")):
+            stem, ext = os.path.splitext(name)
+            if ext == ".html":
+                with open(os.path.join(root, "templates", name), encoding="utf-8") as fh:
+                    self.bodies[stem] = fh.read()
+        self.layout = Template(self.bodies.pop("layout"))
+        self.static = {}
+        for name in os.listdir(os.path.join(root, "static")):
+            with open(os.path.join(root, "static", name), "rb") as fh:
+                body = fh.read()
+            mimetype = (MIMETYPES.get(os.path.splitext(name)[1]) or mimetypes.guess_type(name)[0]
+                        or "application/octet-stream")
+            self.static[name] = (body, hashlib.sha256(body).hexdigest()[:16], mimetype)
+
+    def url(self, name):
+        """The versioned URL of a static file (cached for a year by the browser)."""
+        return f"/static/{name}?v={self.static[name][1]}"
+
+    def page(self, template, title, signed_in, data=None):
+        """A whole page: the body of ``template`` in the layout; ``data`` goes to <body data-*>."""
+        attrs = "".join(f' data-{key.replace("_", "-")}="{html.escape(str(value))}"'
+                        for key, value in (data or {}).items())
+        account = ('<form class="signout" method="post" action="/ui/signout">'
+                   '<button type="submit" class="link">Sign out</button></form>') if signed_in else ""
+        return self.layout.substitute(
+            title=html.escape(title), page=template, attrs=attrs, account=account,
+            css=self.url("app.css"), js=self.url("app.js"), icon=self.url("favicon.svg"),
+            content=self.bodies[template],
+        )
+
+
+@functools.lru_cache(maxsize=1)
+def assets():
+    return Assets()
+
+
+def html_response(body, status=200):
+    return Response(body, status=status, mimetype="text/html",
+                    headers={"Cache-Control": "no-cache", **SECURITY_HEADERS})
+
+
+def safe_next(target):
+    """A local path to go back to after signing in; anything else goes home."""
+    if isinstance(target, str) and target.startswith("/") and not target.startswith("//") \
+            and "\\" not in target and not any(ord(ch) < 32 for ch in target):
+        return target
+    return HOME
+
+
+class UiRoutes:
+    """The UI's entrypoints, mixed into the gateway service."""
+
+    def _page(self, request, template, title, status=200, **data):
+        signed_in = bool(request.cookies.get(TOKEN_COOKIE))
+        return html_response(assets().page(template, title, signed_in, data), status)
+
+    @api("GET", "/", public=True)
+    @api("GET", "/ui/", public=True)
+    def ui_home(self, request):
+        return redirect(HOME, code=302)
+
+    @api("GET", "/ui/tasks", public=True)
+    def ui_tasks(self, request):
+        return self._page(request, "tasks", "Tasks")
+
+    @api("GET", "/ui/tasks/<string:task_id>", public=True)
+    def ui_task(self, request, task_id):
+        return self._page(request, "task", "Task", task_id=task_id)
+
+    @api("GET", "/ui/results", public=True)
+    def ui_results(self, request):
+        return self._page(request, "results", "Results")
+
+    @api("GET", "/ui/results/<string:result_id>", public=True)
+    def ui_result(self, request, result_id):
+        return self._page(request, "result", "Result", result_id=result_id)
+
+    @api("GET", "/ui/results/<string:result_id>/executions/<string:detail_id>", public=True)
+    def ui_execution(self, request, result_id, detail_id):
+        return self._page(request, "execution", "Execution", result_id=result_id, detail_id=detail_id)
+
+    @api("GET", "/ui/signin", public=True)
+    def ui_signin(self, request):
+        return self._page(request, "signin", "Sign in", next=safe_next(request.args.get("next")))
+
+    @api("POST", "/ui/signin", public=True)
+    def ui_signin_submit(self, request):
+        """Store the token in the cookie the gateway accepts; the page's script checked it first."""
+        if cross_site(request):
+            return html_response("Cross-site sign-in refused.", status=403)
+        target = safe_next(request.form.get("next"))
+        token = (request.form.get("token") or "").strip()
+        if not token:
+            return redirect(f"/ui/signin?next={quote(target)}", code=303)
+        response = redirect(target, code=303)
+        response.set_cookie(TOKEN_COOKIE, token, max_age=TOKEN_MAX_AGE, path="/", httponly=True,
+                            samesite="Strict", secure=request.scheme == "https")
+        return response
+
+    @api("POST", "/ui/signout", public=True)
+    def ui_signout(self, request):
+        if cross_site(request):
+            return html_response("Cross-site sign-out refused.", status=403)
+        response = redirect("/ui/signin", code=303)
+        response.delete_cookie(TOKEN_COOKIE, path="/", httponly=True, samesite="Strict")
+        return response
+
+    @api("GET", "/ui/<path:rest>", public=True)
+    def ui_not_found(self, request, rest):
+        if rest.endswith("/"):  # /ui/tasks/ -> /ui/tasks
+            return redirect("/ui/" + rest.rstrip("/"), code=301)
+        return self._page(request, "notfound", "Not found", status=404)
+
+    @api("GET", "/static/<string:name>", public=True)
+    def ui_static(self, request, name):
+        found = assets().static.get(name)
+        if found is None:
+            return Response("Not found.", status=404, mimetype="text/plain")
+        body, digest, mimetype = found
+        cache = ("public, max-age=31536000, immutable" if request.args.get("v") == digest
+                 else "no-cache")
+        response = Response(body, mimetype=mimetype,
+                            headers={"Cache-Control": cache, "X-Content-Type-Options": "nosniff"})
+        response.set_etag(digest)
+        return response.make_conditional(request)

@@ -1,0 +1,948 @@
+/* Stevedore web UI: fills the gateway's HTML pages from its JSON API.
+ *
+ * Plain browser JavaScript, no build step, no dependencies.  The page to run
+ * is named by <body data-page>, its ids by the other data-* attributes.  Text
+ * from the API is only ever set as textContent, never parsed as HTML.
+ */
+"use strict";
+(function () {
+  const ACTIVE = new Set(["QUEUED", "RUNNING"]);
+  const TERMINAL = new Set(["COMPLETE", "ERROR", "CANCELLED", "KILLED"]);
+  const TASK_BUSY = new Set(["SUBMITTED", "IMPORTING"]);
+  const STATUSES = ["QUEUED", "RUNNING", "COMPLETE", "ERROR", "CANCELLED", "KILLED"];
+  const BAR_ORDER = ["COMPLETE", "ERROR", "KILLED", "CANCELLED", "RUNNING"];
+  const LABELS = {
+    QUEUED: "Queued", RUNNING: "Running", COMPLETE: "Complete", ERROR: "Error", CANCELLED: "Cancelled",
+    KILLED: "Killed", READY: "Ready", SUBMITTED: "In progress", IMPORTING: "In progress",
+  };
+  const POLL_MS = 1000;
+  const CHART_EVERY_MS = 2000;
+  const CHART_MAX = 2000;       // executions drawn in the charts
+  const PAGE = 50;              // rows per page of a list
+  const body = document.body;
+  const enc = encodeURIComponent;
+  const $ = (selector, root) => (root || document).querySelector(selector);
+
+  // ------------------------------------------------------------------ DOM
+
+  function append(el, children) {
+    for (const child of children.flat(Infinity)) {
+      if (child === null || child === undefined || child === false) continue;
+      el.append(child instanceof Node ? child : String(child));
+    }
+    return el;
+  }
+
+  function h(tag, attrs, ...children) {
+    const el = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === "text") el.textContent = value;
+      else if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+      else el.setAttribute(key, value === true ? "" : String(value));
+    }
+    return append(el, children);
+  }
+
+  const SVG = "http://www.w3.org/2000/svg";  // the namespace name, not something fetched
+  function s(tag, attrs, ...children) {
+    const el = document.createElementNS(SVG, tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (key === "text") el.textContent = value;
+      else if (value !== null && value !== undefined) el.setAttribute(key, String(value));
+    }
+    return append(el, children);
+  }
+
+  const fill = (el, ...children) => { el.replaceChildren(); return append(el, children); };
+  /* Monospace text that may break after / : @ (image references, digests, ids). */
+  const mono = (text) => h("span", {class: "mono wrap-any"},
+    String(text ?? "").split(/(?<=[/:@])/).map((part, i) => (i ? [h("wbr"), part] : part)));
+  const resultLink = (id) => h("a", {class: "mono", href: `/ui/results/${enc(id)}`, text: short(id)});
+  const td = (label, content, cls) => h("td", {
+    "data-label": label, class: [cls, WIDE_ONLY.has(label) && "wide-only"].filter(Boolean).join(" ") || null,
+  }, content);
+
+  function fields(dl, pairs) {
+    fill(dl, pairs.filter(Boolean).map(([name, value]) => [h("dt", {text: name}), h("dd", {}, value)]));
+  }
+
+  const NUMERIC = new Set(["Exit", "Attempt", "Duration"]);  // right-aligned columns
+  const WIDE_ONLY = new Set(["Runner", "Attempt", "Started"]);  // left out of narrow tables on phones
+
+  /* A table of rows; `stack` makes each row a card on phones, else the WIDE_ONLY columns go. */
+  function table(headers, stack) {
+    const tbody = h("tbody");
+    const th = (x) => h("th", {class: [NUMERIC.has(x) && "num", WIDE_ONLY.has(x) && "wide-only"]
+      .filter(Boolean).join(" ") || null, text: x});
+    const el = h("div", {class: "table-wrap"},
+      h("table", {class: stack ? "rows stack" : "rows"}, h("thead", {}, h("tr", {}, headers.map(th))), tbody));
+    return {el, tbody};
+  }
+
+  /* A table filled page by page from an API listing; "Show more" follows its Link rel="next". */
+  function pagedTable(mount, headers, emptyText, onPage) {
+    const {el, tbody} = table(headers, true);
+    const empty = h("p", {class: "empty", text: emptyText, hidden: true});
+    const more = h("button", {type: "button", hidden: true, text: "Show more"});
+    el.hidden = true;
+    fill(mount, empty, el, h("div", {class: "pager"}, more));
+    let nextPage = null;
+    const shown = () => { empty.hidden = tbody.rows.length > 0; el.hidden = !empty.hidden; };
+    async function load(path) {
+      const {data, next} = await get(path);
+      onPage(data);
+      nextPage = next;
+      more.hidden = !next;
+      shown();
+    }
+    more.addEventListener("click", () => load(nextPage).catch(trouble));
+    return {tbody, load, shown};
+  }
+
+  // ------------------------------------------------------------------ formats
+
+  const pad = (n) => String(n).padStart(2, "0");
+
+  function fmtTime(t) {
+    if (t === null || t === undefined) return "—";
+    const d = new Date(t * 1000);
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
+      `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  }
+
+  function timeEl(t) {
+    if (t === null || t === undefined) return "—";
+    const iso = new Date(t * 1000).toISOString();
+    return h("time", {datetime: iso, title: iso, text: fmtTime(t)});
+  }
+
+  function fmtDuration(sec) {
+    if (sec === null || sec === undefined) return "—";
+    if (sec < 10) return `${sec.toFixed(2)} s`;
+    if (sec < 60) return `${sec.toFixed(1)} s`;
+    const min = Math.floor(sec / 60);
+    if (min < 60) return `${min} min ${pad(Math.floor(sec % 60))} s`;
+    return `${Math.floor(min / 60)} h ${pad(min % 60)} min`;
+  }
+
+  const short = (id) => String(id || "").slice(0, 8);
+  const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+  // ------------------------------------------------------------------ API
+
+  class ApiError extends Error {
+    constructor(status, payload) {
+      const message = (payload && payload.message) || `the gateway answered ${status}`;
+      super(message);
+      this.status = status;
+      this.code = payload && payload.error;
+      // the API names the field first: "times: must be an integer from 1 to 100000"
+      const named = /^([A-Za-z_][\w.]*): ([\s\S]*)$/.exec(message);
+      this.field = named ? named[1] : null;
+      this.detail = named ? named[2] : message;
+    }
+  }
+
+  function signInUrl() {
+    return "/ui/signin?next=" + enc(location.pathname + location.search);
+  }
+
+  /* One API call; answers {data, next} where next is the Link rel="next" path.
+   * A 401 sends the browser to the sign-in page (unless a token is being tried). */
+  async function call(method, path, options) {
+    const {body: payload, token} = options || {};
+    const init = {method, headers: {Accept: "application/json"}, credentials: "same-origin", cache: "no-store"};
+    if (token) init.headers.Authorization = `Bearer ${token}`;
+    if (payload !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(payload);
+    }
+    let response;
+    try {
+      response = await fetch(path, init);
+    } catch (err) {
+      throw new ApiError(0, {error: "NETWORK", message: "the gateway cannot be reached"});
+    }
+    let data = null;
+    try { data = await response.json(); } catch (err) { /* not JSON */ }
+    if (response.status === 401 && !token) {
+      location.assign(signInUrl());
+    }
+    if (!response.ok) throw new ApiError(response.status, data);
+    const link = /<([^>]+)>;\s*rel="next"/.exec(response.headers.get("Link") || "");
+    return {data, next: link ? link[1] : null};
+  }
+
+  const get = (path) => call("GET", path);
+
+  // ------------------------------------------------------------------ messages
+
+  const flashEl = $("#flash");
+  let troubled = false;
+
+  function flash(text, bad) {
+    troubled = false;
+    flashEl.textContent = text || "";
+    flashEl.classList.toggle("bad", Boolean(bad));
+    flashEl.hidden = !text;
+  }
+
+  function trouble(err) {
+    if (err && err.status === 401) return;
+    flash(err && err.status === 0 ? "Lost contact with the gateway; retrying…" : `Error: ${err.message}`, true);
+    troubled = true;
+  }
+
+  function recovered() {
+    if (troubled) flash("");
+  }
+
+  function clearErrors(form) {
+    form.querySelectorAll("[data-error-for]").forEach((el) => { el.textContent = ""; });
+    form.querySelectorAll("[aria-invalid]").forEach((el) => el.removeAttribute("aria-invalid"));
+  }
+
+  /* Show an API error next to the field it names, else above the form's buttons. */
+  function showError(form, err) {
+    const input = err.field ? form.elements.namedItem(err.field) : null;
+    const slot = input ? form.querySelector(`[data-error-for="${CSS.escape(err.field)}"]`) : null;
+    if (slot) {
+      slot.textContent = err.detail;
+      input.setAttribute("aria-invalid", "true");
+      input.focus();
+    } else {
+      form.querySelector('[data-error-for="*"]').textContent = err.message;
+    }
+  }
+
+  async function submitting(form, action) {
+    clearErrors(form);
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    try {
+      await action();
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      if (err.status !== 401) showError(form, err);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  const value = (form, name) => form.elements.namedItem(name).value.trim();
+
+  // ------------------------------------------------------------------ live updates
+
+  /* Runs step() every `ms` while it answers true; paused while the tab is hidden.
+   * A failed step is retried (and the failure shown) rather than ending the loop. */
+  function poller(step, ms) {
+    let timer = null;
+    let wanted = false;
+    let busy = false;
+    function schedule(delay) {
+      if (wanted && timer === null && !busy && !document.hidden) timer = setTimeout(run, delay);
+    }
+    async function run() {
+      timer = null;
+      busy = true;
+      try {
+        wanted = (await step()) === true;
+        recovered();
+      } catch (err) {
+        trouble(err);
+      } finally {
+        busy = false;
+      }
+      schedule(ms || POLL_MS);
+    }
+    document.addEventListener("visibilitychange", () => schedule(0));
+    return {
+      start() { wanted = true; schedule(ms || POLL_MS); },
+      stop() { wanted = false; clearTimeout(timer); timer = null; },
+    };
+  }
+
+  /* Marks <body data-loaded> once a page's first data is shown (tests and screenshots wait for it). */
+  function loaded(promise) {
+    return promise.catch(trouble).finally(() => { body.dataset.loaded = "true"; });
+  }
+
+  // ------------------------------------------------------------------ pieces
+
+  function badge(status) {
+    const live = ACTIVE.has(status) || TASK_BUSY.has(status);
+    return h("span", {class: `badge s-${status}${live ? " live" : ""}`, "data-status": status, title: status,
+                      text: LABELS[status] || status});
+  }
+
+  function taskStatus(task) {
+    return h("div", {class: "status-cell"}, badge(task.status),
+      task.status === "SUBMITTED" && h("span", {class: "sub", text: "waiting to import"}),
+      task.status === "IMPORTING" && h("span", {class: "sub", text: "pulling the image"}),
+      task.status === "ERROR" && task.error && h("div", {class: "reason", text: task.error}));
+  }
+
+  function executionStatus(detail) {
+    return h("div", {class: "status-cell"}, badge(detail.status),
+      detail.reason && detail.status !== "COMPLETE" && h("div", {class: "reason", text: detail.reason}));
+  }
+
+  /* A bar of a result's executions, one coloured segment per status; .update(result) redraws it. */
+  function progress() {
+    const segments = {};
+    const bar = h("div", {class: "bar", role: "progressbar", "aria-valuemin": 0, "aria-label": "executions finished"});
+    for (const status of BAR_ORDER) bar.append(segments[status] = h("div", {class: `seg s-${status}`}));
+    const label = h("div", {class: "progress-label"});
+    const el = h("div", {class: "progress"}, bar, label);
+    el.update = (result) => {
+      const counts = result.counts || {};
+      const total = result.times || 0;
+      const finished = ["COMPLETE", "ERROR", "CANCELLED", "KILLED"].reduce((n, st) => n + (counts[st] || 0), 0);
+      for (const status of BAR_ORDER) {
+        const n = counts[status] || 0;
+        segments[status].style.width = total ? `${(100 * n) / total}%` : "0";
+        segments[status].title = `${LABELS[status]}: ${n}`;
+      }
+      bar.setAttribute("aria-valuemax", total);
+      bar.setAttribute("aria-valuenow", finished);
+      el.dataset.done = finished;
+      el.dataset.total = total;
+      const parts = [`${finished} of ${total} finished`];
+      for (const [status, word] of [["RUNNING", "running"], ["QUEUED", "queued"], ["ERROR", "failed"],
+                                    ["CANCELLED", "cancelled"], ["KILLED", "killed"]]) {
+        if (counts[status]) parts.push(`${counts[status]} ${word}`);
+      }
+      label.textContent = parts.join(" · ");
+      if (!bar.classList.contains("eased")) {
+        void bar.offsetWidth;  // lay the first widths out as they are; ease only later changes
+        bar.classList.add("eased");
+      }
+    };
+    return el;
+  }
+
+  /* A list of results (all, or one task's), newest first, kept live while any is active. */
+  function resultsList(mount, query, showTask) {
+    const headers = ["Result", showTask && "Task", "Status", "Progress", "Submitted", "Duration"].filter(Boolean);
+    const emptyText = !showTask ? "No runs yet."
+      : Object.keys(query).length ? "No results match." : "No results yet: run a task from its page.";
+    const list = pagedTable(mount, headers, emptyText, (data) => {
+      data.forEach(render);
+      if (anyActive()) live.start();
+    });
+    const rows = new Map();
+
+    function render(result) {
+      let row = rows.get(result.result_id);
+      if (!row) {
+        row = {bar: progress(), status: td("Status"), duration: td("Duration", null, "num")};
+        const task = h("a", {href: `/ui/tasks/${enc(result.task_id)}`, text: result.task_name || short(result.task_id)});
+        row.tr = h("tr", {"data-result-id": result.result_id},
+          td("Result", resultLink(result.result_id)), showTask && td("Task", task, "wrap-any"), row.status, td("Progress", row.bar, "wide"),
+          td("Submitted", timeEl(result.submitted_at), "nowrap"), row.duration);
+        rows.set(result.result_id, row);
+        list.tbody.append(row.tr);
+      }
+      row.result = result;
+      fill(row.status, badge(result.status));
+      row.duration.textContent = fmtDuration(result.duration);
+      row.bar.update(result);
+    }
+
+    const anyActive = () => [...rows.values()].some((row) => ACTIVE.has(row.result.status));
+    const live = poller(async () => {
+      const active = [...rows.values()].filter((row) => ACTIVE.has(row.result.status));
+      const fresh = await Promise.all(active.map((row) => get(`/result/${enc(row.result.result_id)}/`)));
+      fresh.forEach(({data}) => render(data));
+      return anyActive();
+    });
+
+    return list.load(`/result/?${new URLSearchParams({limit: PAGE, ...query})}`);
+  }
+
+  // ------------------------------------------------------------------ tasks
+
+  function tasksPage() {
+    const form = $("#register-form");
+    const list = pagedTable($("#tasks"), ["Name", "Status", "Image", "Registered"],
+      "No tasks yet: register one above.", (data) => { data.forEach((task) => render(task)); live.start(); });
+    const rows = new Map();
+
+    function render(task, first) {
+      const tr = h("tr", {"data-task-id": task.task_id},
+        td("Name", h("a", {href: `/ui/tasks/${enc(task.task_id)}`, text: task.name}), "name"),
+        td("Status", taskStatus(task)),
+        td("Image", mono(task.repository)),
+        td("Registered", timeEl(task.created_at), "nowrap"));
+      const old = rows.get(task.task_id);
+      if (old) old.tr.replaceWith(tr);
+      else if (first) list.tbody.prepend(tr);
+      else list.tbody.append(tr);
+      rows.set(task.task_id, {tr, task});
+    }
+
+    const busy = () => [...rows.values()].filter((row) => TASK_BUSY.has(row.task.status));
+    const live = poller(async () => {
+      const fresh = await Promise.all(busy().map((row) => get(`/task/${enc(row.task.task_id)}/`)));
+      fresh.forEach(({data}) => render(data));
+      return busy().length > 0;
+    });
+
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      submitting(form, async () => {
+        const payload = {repository: value(form, "repository")};
+        const name = value(form, "name");
+        if (name) payload.name = name;
+        const {data} = await call("POST", "/task/", {body: payload});
+        form.reset();
+        render(data, true);
+        list.shown();
+        flash(`Registered “${data.name}”; its image is being pulled.`);
+        live.start();
+      });
+    });
+    loaded(list.load(`/task/?limit=${PAGE}`));
+  }
+
+  // ------------------------------------------------------------------ one task
+
+  function parseEnv(text) {
+    const env = {};
+    text.split(/\r?\n/).forEach((line, i) => {
+      if (!line.trim() || line.trim().startsWith("#")) return;
+      const eq = line.indexOf("=");
+      if (eq <= 0) {
+        throw new ApiError(400, {error: "VALIDATION_ERROR", message: `env: line ${i + 1} is not KEY=value`});
+      }
+      env[line.slice(0, eq).trim()] = line.slice(eq + 1);
+    });
+    return env;
+  }
+
+  /* The RUN body from the form: blank fields are left to the API's defaults, and
+   * what is not a number is sent as typed so that the API names the field. */
+  function runBody(form) {
+    const payload = {operation: "RUN"};
+    for (const name of ["times", "parallelism", "timeout", "retries", "priority", "cpus"]) {
+      const raw = value(form, name);
+      if (raw !== "") payload[name] = Number.isFinite(Number(raw)) ? Number(raw) : raw;
+    }
+    for (const name of ["memory", "command"]) {
+      const raw = value(form, name);
+      if (raw !== "") payload[name] = raw;
+    }
+    const env = parseEnv(form.elements.namedItem("env").value);
+    if (Object.keys(env).length) payload.env = env;
+    return payload;
+  }
+
+  function taskPage() {
+    const id = body.dataset.taskId;
+    const form = $("#run-form");
+    let task = null;
+
+    function render(t) {
+      task = t;
+      document.title = `${t.name} · Stevedore`;
+      fill($("#title"), t.name, " ", badge(t.status));
+      fields($("#fields"), [
+        ["Status", taskStatus(t)],
+        ["Image", mono(t.repository)],
+        ["Digest", t.digest ? mono(t.digest) : "—"],
+        ["Registered", timeEl(t.created_at)],
+        ["Imported", timeEl(t.imported_at)],
+        ["Task id", mono(t.task_id)],
+      ]);
+      const ready = t.status === "READY";
+      $("#run-fieldset").disabled = !ready;
+      const blocked = $("#run-blocked");
+      blocked.hidden = ready;
+      blocked.textContent = TASK_BUSY.has(t.status)
+        ? "The image is still being imported; the task can run once it is READY."
+        : "The image could not be imported, so this task cannot run. " +
+          "Register it again once the image is available.";
+    }
+
+    const live = poller(async () => {
+      render((await get(`/task/${enc(id)}/`)).data);
+      return TASK_BUSY.has(task.status);
+    });
+    const first = get(`/task/${enc(id)}/`).then(({data}) => { render(data); live.start(); });
+
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      submitting(form, async () => {
+        const {data} = await call("POST", `/task/${enc(id)}/`, {body: runBody(form)});
+        location.assign(`/ui/results/${enc(data.result_id)}`);
+      });
+    });
+    loaded(Promise.all([first, resultsList($("#results"), {task_id: id}, false)]));
+  }
+
+  // ------------------------------------------------------------------ results
+
+  function resultsPage() {
+    const form = $("#filters");
+    const params = new URLSearchParams(location.search);
+    const query = {};
+    for (const name of ["status", "task_id"]) if (params.get(name)) query[name] = params.get(name);
+    $("#f-status").value = query.status || "";
+    const select = $("#f-task");
+    const tasks = get("/task/?limit=1000").then(({data}) => {
+      for (const t of data) select.append(h("option", {value: t.task_id, text: t.name}));
+      if (query.task_id && !data.some((t) => t.task_id === query.task_id)) {
+        select.append(h("option", {value: query.task_id, text: short(query.task_id)}));
+      }
+      select.value = query.task_id || "";
+    });
+    // a filter applies as soon as it is chosen (the form has no button); blank ones stay out of the URL
+    form.addEventListener("change", () => {
+      const chosen = [...new FormData(form)].filter(([, v]) => v);
+      location.assign(`/ui/results${chosen.length ? "?" + new URLSearchParams(chosen) : ""}`);
+    });
+    loaded(Promise.all([tasks, resultsList($("#results"), query, true)]));
+  }
+
+  // ------------------------------------------------------------------ charts
+
+  /* Each attempt that ran: {detail, index, status, start, end}; a running one ends "now". */
+  function spans(details, now) {
+    const out = [];
+    for (const d of details) {
+      const attempts = (d.attempts || []).filter((a) => a.start !== null && a.start !== undefined);
+      for (const a of attempts) out.push({detail: d, status: a.status, start: a.start, end: a.end ?? a.start});
+      if (d.status === "RUNNING" && d.start !== null) {
+        out.push({detail: d, status: "RUNNING", start: d.start, end: Math.max(d.start, now)});
+      } else if (!attempts.length && d.start !== null && d.end !== null) {
+        out.push({detail: d, status: d.status, start: d.start, end: d.end});
+      }
+    }
+    return out;
+  }
+
+  function niceStep(range, count) {
+    const raw = range / Math.max(1, count);
+    const mag = 10 ** Math.floor(Math.log10(raw || 1));
+    return [1, 2, 5, 10].map((m) => m * mag).find((step) => step >= raw) || raw;
+  }
+
+  function executionLink(detail, ...children) {
+    return s("a", {href: `/ui/results/${enc(detail.result_id)}/executions/${enc(detail.detail_id)}`}, ...children);
+  }
+
+  /* When each execution ran: one bar per attempt on the time axis, packed into lanes
+   * (an attempt takes the first lane free at its start), so the lanes in use at any
+   * moment are the executions running together and a straggler sticks out right. */
+  function drawTimeline(mount, details, now) {
+    const items = spans(details, now).sort((a, b) => a.start - b.start || a.end - b.end);
+    if (!items.length) return fill(mount, h("p", {class: "empty", text: "Nothing has started yet."}));
+    const laneEnds = [];
+    for (const item of items) {
+      let lane = laneEnds.findIndex((end) => end <= item.start);
+      if (lane < 0) { lane = laneEnds.length; laneEnds.push(0); }
+      laneEnds[lane] = item.end;
+      item.lane = lane;
+    }
+    const t0 = items.reduce((m, x) => Math.min(m, x.start), Infinity);
+    const t1 = items.reduce((m, x) => Math.max(m, x.end), -Infinity);
+    const span = Math.max(t1 - t0, 0.001);
+    const width = Math.max(300, mount.clientWidth || 800);
+    const left = 58, right = 12, top = 6, axis = 24;
+    const lanes = laneEnds.length;
+    const laneH = Math.max(2, Math.min(18, 300 / lanes));
+    const gap = laneH > 6 ? 3 : 0;
+    const plotW = width - left - right;
+    const height = top + lanes * laneH + axis;
+    const x = (t) => left + ((t - t0) / span) * plotW;
+    const svg = s("svg", {viewBox: `0 0 ${width} ${height}`, width, height, role: "img",
+                          "aria-label": `timeline of ${plural(items.length, "run")}, at most ${lanes} at once`});
+    const step = niceStep(span, Math.max(2, Math.floor(plotW / 90)));
+    const bottom = top + lanes * laneH;
+    for (let t = 0; t <= span + 1e-9; t += step) {
+      svg.append(s("line", {class: "grid", x1: x(t0 + t), x2: x(t0 + t), y1: top, y2: bottom}));
+      svg.append(s("text", {x: x(t0 + t), y: height - 8, "text-anchor": "middle", text: `+${fmtAxis(t, step)}`}));
+    }
+    svg.append(s("line", {class: "axis", x1: left, x2: width - right, y1: bottom, y2: bottom}));
+    svg.append(s("text", {x: left - 8, y: top + 11, "text-anchor": "end", text: `${lanes} at once`}));
+    for (const item of items) {
+      const d = item.detail;
+      const rect = s("rect", {
+        class: `f-${item.status}`, "data-index": d.index, x: x(item.start), y: top + item.lane * laneH + gap / 2,
+        width: Math.max(1.5, x(item.end) - x(item.start)), height: Math.max(1, laneH - gap), rx: laneH > 6 ? 2 : 0,
+      }, s("title", {text: `#${d.index} ${LABELS[item.status] || item.status}: ` +
+                           `${fmtDuration(item.end - item.start)} from +${fmtDuration(item.start - t0)}` +
+                           (d.runner ? ` on ${d.runner}` : "")}));
+      svg.append(executionLink(d, rect));
+    }
+    fill(mount, svg);
+    return {lanes, items: items.length};
+  }
+
+  function fmtAxis(seconds, step) {
+    if (step >= 60) return `${Math.round(seconds / 60)}m`;
+    return `${Number(seconds.toFixed(step < 1 ? 1 : 0))}s`;
+  }
+
+  /* How long each execution took, by index: a tall bar is a straggler; the dashed line is the median. */
+  function drawDurations(mount, details, now) {
+    const sofar = (d) => (d.status === "RUNNING" && d.start !== null ? Math.max(0, now - d.start) : null);
+    const items = details
+      .map((d) => ({d, seconds: d.duration ?? sofar(d), status: d.status}))
+      .filter((x) => x.seconds !== null)
+      .sort((a, b) => a.d.index - b.d.index);
+    if (!items.length) return fill(mount, h("p", {class: "empty", text: "No execution has a duration yet."}));
+    const width = Math.max(300, mount.clientWidth || 800);
+    const height = 180, left = 58, right = 12, top = 10, bottom = 24;
+    const plotW = width - left - right, plotH = height - top - bottom;
+    const max = Math.max(...items.map((x) => x.seconds), 0.001);
+    const step = niceStep(max, 4);
+    const yMax = Math.ceil(max / step) * step;
+    const y = (v) => top + plotH - (v / yMax) * plotH;
+    const slot = plotW / items.length;
+    const barW = Math.max(1, slot > 4 ? slot - Math.min(4, slot * 0.2) : slot);
+    const svg = s("svg", {viewBox: `0 0 ${width} ${height}`, width, height, role: "img",
+                          "aria-label": `durations of ${items.length} executions`});
+    for (let v = 0; v <= yMax + 1e-9; v += step) {
+      svg.append(s("line", {class: "grid", x1: left, x2: width - right, y1: y(v), y2: y(v)}));
+      svg.append(s("text", {x: left - 8, y: y(v) + 4, "text-anchor": "end", text: fmtAxis(v, step)}));
+    }
+    items.forEach((item, i) => {
+      const rect = s("rect", {class: `f-${item.status}`, "data-index": item.d.index, x: left + i * slot,
+                              y: y(item.seconds), width: barW, height: Math.max(1, top + plotH - y(item.seconds))},
+        s("title", {text: `#${item.d.index} ${LABELS[item.status]}: ${fmtDuration(item.seconds)}`}));
+      svg.append(executionLink(item.d, rect));
+    });
+    const sorted = items.map((x) => x.seconds).sort((a, b) => a - b);
+    const median = sorted[Math.floor((sorted.length - 1) / 2)];
+    svg.append(s("line", {class: "median", x1: left, x2: width - right, y1: y(median), y2: y(median)}));
+    svg.append(s("line", {class: "axis", x1: left, x2: width - right, y1: top + plotH, y2: top + plotH}));
+    const first = items[0].d.index, last = items[items.length - 1].d.index;
+    svg.append(s("text", {x: left, y: height - 6, text: `#${first}`}));
+    if (last !== first) {
+      svg.append(s("text", {x: width - right, y: height - 6, "text-anchor": "end", text: `#${last}`}));
+    }
+    svg.append(s("text", {x: (left + width - right) / 2, y: height - 6, "text-anchor": "middle",
+                          text: `median ${fmtDuration(median)} · max ${fmtDuration(max)}`}));
+    fill(mount, svg);
+    return {bars: items.length};
+  }
+
+  // ------------------------------------------------------------------ one result
+
+  function envList(env) {
+    const keys = Object.keys(env || {});
+    if (!keys.length) return "none";
+    return h("ul", {class: "env-list"}, keys.map((k) => h("li", {}, mono(`${k}=${env[k]}`))));
+  }
+
+  function resultPage() {
+    const id = body.dataset.resultId;
+    const base = `/result/${enc(id)}/`;
+    const bar = progress();
+    const legend = h("p", {class: "legend"});
+    fill($("#progress"), bar, legend);
+    const cancel = $("#cancel");
+    let result = null;
+
+    function render(r) {
+      result = r;
+      document.title = `Result ${short(r.result_id)} · Stevedore`;
+      fill($("#title"), `Result ${short(r.result_id)} `, badge(r.status));
+      bar.update(r);
+      const counts = r.counts || {};
+      fill(legend, STATUSES.map((st) => h("span", {class: `s-${st}`, text: `${LABELS[st]} ${counts[st] || 0}`})));
+      const p = r.params || {};
+      const command = p.command === null || p.command === undefined ? "the image's default"
+        : mono(Array.isArray(p.command) ? JSON.stringify(p.command) : p.command);
+      fields($("#fields"), [
+        ["Task", h("a", {href: `/ui/tasks/${enc(r.task_id)}`, text: r.task_name || r.task_id})],
+        ["Image", mono(r.image)],
+        ["Times", r.times],
+        ["Submitted", timeEl(r.submitted_at)],
+        ["Started", timeEl(r.start)],
+        ["Ended", timeEl(r.end)],
+        ["Duration", fmtDuration(r.duration)],
+        ["Command", command],
+        ["Environment", envList(p.env)],
+        ["Timeout", p.timeout ? fmtDuration(p.timeout) : "none"],
+        ["Parallelism", p.parallelism || "no limit"],
+        ["Retries", p.retries || 0],
+        ["Priority", p.priority ?? 5],
+        ["Memory", p.memory || "default"],
+        ["CPUs", p.cpus || "default"],
+        r.cancel_requested && ["Cancel", ACTIVE.has(r.status) ? "requested; stopping what runs" : "requested"],
+        r.rerun_of && ["Rerun of", resultLink(r.rerun_of)],
+        (r.reruns || []).length && ["Reruns", r.reruns.map((rid, i) => [i ? ", " : "", resultLink(rid)])],
+        ["Result id", mono(r.result_id)],
+      ]);
+      cancel.hidden = !ACTIVE.has(r.status) || r.cancel_requested;
+    }
+
+    // executions: pages of PAGE, walked with the API's `after` cursor
+    const pages = {status: "", cursors: [null], index: 0, next: null};
+    const {el, tbody} = table(["#", "Status", "Exit", "Runner", "Attempt", "Started", "Duration"]);
+    const prev = h("button", {type: "button", text: "← Previous"});
+    const next = h("button", {type: "button", text: "Next →"});
+    const where = h("span", {class: "muted small"});
+    const none = h("p", {class: "empty", text: "No executions.", hidden: true});
+    el.hidden = true;
+    const pager = h("div", {class: "pager"}, prev, where, next);
+    fill($("#executions"), none, el, pager);
+
+    async function loadExecutions() {
+      const q = new URLSearchParams({limit: PAGE});
+      if (pages.status) q.set("status", pages.status);
+      if (pages.cursors[pages.index]) q.set("after", pages.cursors[pages.index]);
+      const {data, next: link} = await get(`${base}detail/?${q}`);
+      pages.next = link ? new URLSearchParams(link.split("?")[1]).get("after") : null;
+      fill(tbody, data.map((d) => h("tr", {"data-detail-id": d.detail_id},
+        td("#", h("a", {href: `/ui/results/${enc(id)}/executions/${enc(d.detail_id)}`, text: `#${d.index}`})),
+        td("Status", executionStatus(d)),
+        td("Exit", d.exit_code ?? "—", "num"),
+        td("Runner", d.runner ? mono(d.runner) : "—"),
+        td("Attempt", d.attempt || "—", "num"),
+        td("Started", timeEl(d.start), "nowrap"),
+        td("Duration", fmtDuration(d.duration), "num"))));
+      none.hidden = data.length > 0;
+      el.hidden = data.length === 0;
+      prev.disabled = pages.index === 0;
+      next.disabled = !pages.next;
+      pager.hidden = pages.index === 0 && !pages.next;
+      const from = pages.index * PAGE;
+      where.textContent = data.length ? `${from + 1}–${from + data.length}` : "";
+    }
+
+    prev.addEventListener("click", () => { pages.index -= 1; loadExecutions().catch(trouble); });
+    next.addEventListener("click", () => {
+      pages.cursors[pages.index + 1] = pages.next;
+      pages.index += 1;
+      loadExecutions().catch(trouble);
+    });
+    $("#detail-status").addEventListener("change", (event) => {
+      Object.assign(pages, {status: event.target.value, cursors: [null], index: 0});
+      loadExecutions().catch(trouble);
+    });
+
+    // charts: every execution (up to CHART_MAX), redrawn while the run is live
+    let chartData = [];
+    let chartedAt = 0;
+    function drawCharts() {
+      const now = Date.now() / 1000;
+      drawTimeline($("#timeline"), chartData, now);
+      drawDurations($("#durations"), chartData, now);
+    }
+    async function loadCharts() {
+      const all = [];
+      let path = `${base}detail/?limit=1000`;
+      while (path && all.length < CHART_MAX) {
+        const page = await get(path);
+        all.push(...page.data);
+        path = page.next;
+      }
+      chartData = all.slice(0, CHART_MAX);
+      chartedAt = Date.now();
+      const note = path ? `(the first ${CHART_MAX} executions)` : "";
+      $("#timeline-note").textContent = note;
+      $("#durations-note").textContent = note;
+      drawCharts();
+    }
+    let resizing = null;
+    window.addEventListener("resize", () => { clearTimeout(resizing); resizing = setTimeout(drawCharts, 150); });
+
+    async function refresh(charts) {
+      render((await get(base)).data);
+      await loadExecutions();
+      if (charts) await loadCharts();
+    }
+    const live = poller(async () => {
+      await refresh(Date.now() - chartedAt >= CHART_EVERY_MS);
+      if (ACTIVE.has(result.status)) return true;
+      await loadCharts();  // the final picture
+      return false;
+    });
+    loaded(refresh(true).then(() => { if (ACTIVE.has(result.status)) live.start(); }));
+
+    cancel.addEventListener("click", async () => {
+      const question = `Cancel result ${short(id)}? Queued executions will not start and running ones are stopped.`;
+      if (!window.confirm(question)) return;
+      cancel.disabled = true;
+      try {
+        render((await call("POST", base, {body: {operation: "CANCEL"}})).data);
+        flash("Cancel requested: queued executions are cancelled; running ones are being stopped.");
+        live.start();
+      } catch (err) {
+        if (err.status !== 401) flash(`Cancel failed: ${err.message}`, true);
+      } finally {
+        cancel.disabled = false;
+      }
+    });
+  }
+
+  // ------------------------------------------------------------------ one execution
+
+  function executionPage() {
+    const resultId = body.dataset.resultId;
+    const detailId = body.dataset.detailId;
+    const base = `/result/${enc(resultId)}/detail/${enc(detailId)}/`;
+    const link = $("#result-link");
+    link.href = `/ui/results/${enc(resultId)}`;
+    link.textContent = short(resultId);
+    const logState = $("#log-state");
+    const cancel = $("#cancel");
+    let detail = null;
+    let cancelAsked = false;
+
+    function render(d) {
+      detail = d;
+      document.title = `Execution #${d.index} · Stevedore`;
+      fill($("#title"), `Execution #${d.index} `, badge(d.status));
+      fields($("#fields"), [
+        ["Status", executionStatus(d)],
+        ["Exit code", d.exit_code ?? "—"],
+        ["Runner", d.runner ? mono(d.runner) : "—"],
+        ["Attempt", d.attempt || "—"],
+        ["Submitted", timeEl(d.submitted_at)],
+        ["Started", timeEl(d.start)],
+        ["Ended", timeEl(d.end)],
+        ["Duration", fmtDuration(d.duration)],
+        ["Result", resultLink(d.result_id)],
+        ["Task", h("a", {class: "mono", href: `/ui/tasks/${enc(d.task_id)}`, text: short(d.task_id)})],
+        ["Execution id", mono(d.detail_id)],
+      ]);
+      const attempts = d.attempts || [];
+      $("#attempts-card").hidden = attempts.length === 0;
+      const {el, tbody} = table(["Attempt", "Status", "Exit", "Runner", "Started", "Duration"]);
+      for (const a of attempts) {
+        tbody.append(h("tr", {},
+          td("Attempt", a.attempt, "num"),
+          td("Status", executionStatus(a)),
+          td("Exit", a.exit_code ?? "—", "num"),
+          td("Runner", a.runner ? mono(a.runner) : "—"),
+          td("Started", timeEl(a.start), "nowrap"),
+          td("Duration", fmtDuration(a.duration), "num")));
+      }
+      fill($("#attempts"), el);
+      cancel.hidden = !ACTIVE.has(d.status) || cancelAsked;
+    }
+
+    // logs: a snapshot from GET .../logs/, or pieces as they come from the ?follow=true stream
+    const panes = {stdout: $("#stdout"), stderr: $("#stderr")};
+    function atBottom(pane) { return pane.scrollHeight - pane.scrollTop - pane.clientHeight < 8; }
+    function write(stream, text, add) {
+      const pane = panes[stream];
+      if (!pane) return;
+      const follow = atBottom(pane);
+      pane.textContent = add ? pane.textContent + text : text;
+      if (follow) pane.scrollTop = pane.scrollHeight;
+    }
+    function showLogs(logs) {
+      for (const stream of ["stdout", "stderr"]) {
+        write(stream, logs[stream] || "", false);
+        $(`#${stream}-note`).textContent = logs[`${stream}_truncated`] ? "(only the last part is kept)" : "";
+      }
+    }
+
+    /* ?follow=true streams server-sent events (services/gateway/follow.py): it replays what is
+     * kept, then `stdout` / `stderr` bring new lines, `attempt` starts a retry's output afresh,
+     * `skipped` counts bytes not kept, and `end` closes it.  Without a stream (or when it breaks)
+     * the logs are asked for every second instead. */
+    let source = null;
+    function closeStream() {
+      if (source) source.close();
+      source = null;
+      live.start();  // the final status and logs come from the API
+    }
+    function followStream() {
+      if (!window.EventSource) return;
+      const clear = () => { write("stdout", "", false); write("stderr", "", false); };
+      source = new EventSource(`${base}logs/?follow=true`);
+      source.onopen = () => { clear(); logState.textContent = "following live"; };
+      for (const stream of ["stdout", "stderr"]) {
+        source.addEventListener(stream, (event) => write(stream, `${event.data}\n`, true));
+      }
+      source.addEventListener("attempt", clear);
+      source.addEventListener("skipped", (event) => {
+        const {stream, bytes} = JSON.parse(event.data);
+        write(stream, `[${bytes} bytes not kept]\n`, true);
+      });
+      source.addEventListener("end", closeStream);
+      source.onerror = () => {
+        logState.textContent = "refreshing every second";
+        closeStream();
+      };
+    }
+
+    const live = poller(async () => {
+      render((await get(base)).data);
+      if (!source || TERMINAL.has(detail.status)) showLogs((await get(`${base}logs/`)).data);
+      if (ACTIVE.has(detail.status)) return true;
+      if (source) source.close();
+      source = null;
+      logState.textContent = "";
+      return false;
+    });
+
+    loaded(Promise.all([get(base), get(`${base}logs/`)]).then(([d, logs]) => {
+      render(d.data);
+      showLogs(logs.data);
+      if (ACTIVE.has(detail.status)) {
+        logState.textContent = "refreshing every second";
+        followStream();
+        live.start();
+      }
+    }));
+
+    cancel.addEventListener("click", async () => {
+      if (!window.confirm(`Cancel execution #${detail.index}? If it is running, it is stopped.`)) return;
+      cancel.disabled = true;
+      try {
+        render((await call("POST", base, {body: {operation: "CANCEL"}})).data);
+        cancelAsked = true;
+        cancel.hidden = true;
+        flash("Cancel requested: the execution is being stopped.");
+        live.start();
+      } catch (err) {
+        if (err.status !== 401) flash(`Cancel failed: ${err.message}`, true);
+      } finally {
+        cancel.disabled = false;
+      }
+    });
+  }
+
+  // ------------------------------------------------------------------ sign in
+
+  function signinPage() {
+    const form = $("#signin-form");
+    form.elements.namedItem("next").value = body.dataset.next || "/ui/tasks";
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      submitting(form, async () => {
+        const token = value(form, "token");
+        if (!token) throw new ApiError(400, {message: "token: enter an API token"});
+        try {
+          await call("GET", "/task/?limit=1", {token});
+        } catch (err) {
+          if (err.status !== 401) throw err;
+          throw new ApiError(400, {message: "token: the gateway does not accept this token"});
+        }
+        form.submit();  // the gateway stores it in the cookie and sends us on
+      });
+    });
+    form.elements.namedItem("token").focus();
+    body.dataset.loaded = "true";
+  }
+
+  // ------------------------------------------------------------------ start
+
+  const PAGES = {
+    tasks: tasksPage, task: taskPage, results: resultsPage, result: resultPage,
+    execution: executionPage, signin: signinPage,
+  };
+  const section = {tasks: "tasks", task: "tasks", results: "results", result: "results", execution: "results"};
+  const current = document.querySelector(`[data-nav="${section[body.dataset.page]}"]`);
+  if (current) current.setAttribute("aria-current", "page");
+  if (PAGES[body.dataset.page]) PAGES[body.dataset.page]();
+  else body.dataset.loaded = "true";
+})();
