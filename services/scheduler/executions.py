@@ -239,14 +239,9 @@ def fan_out_batch(session, result_id, batch=FAN_OUT_BATCH):
         "end": stamp if cancelled else None,
         "reason": "cancelled before it started" if cancelled else None,
     } for i in range(first, last)]
-    inserted = session.execute(
-        pg_insert(Detail).on_conflict_do_nothing(index_elements=["result_id", "index"])
-        .returning(Detail.id), rows).all()
+    # a cancelled result counted these as CANCELLED when it was cancelled
+    session.execute(pg_insert(Detail).on_conflict_do_nothing(index_elements=["result_id", "index"]), rows)
     result.created = last
-    if cancelled:
-        result.n_cancelled += len(inserted)
-        result.end = max(result.end or 0, stamp)
-        result.status = derive_status(result)
     session.commit()
     return last - first
 
@@ -286,7 +281,7 @@ def claim(session, runner, lease_seconds):
         detail_id, result_id = row
         took_slot = session.execute(
             update(Result).where(
-                Result.id == result_id,
+                Result.id == result_id, Result.cancel_requested.is_(False),
                 or_(Result.parallelism.is_(None), Result.active < Result.parallelism))
             .values(active=Result.active + 1)).rowcount
         if not took_slot:
@@ -421,20 +416,33 @@ def cancel_result(session, result_id):
         raise Conflict(f"result {result_id} already ended {result.status}; nothing to cancel", "result_id")
     stamp = now()
     # details first, then the result row (the lock order every writer keeps)
-    stopped = session.execute(
-        update(Detail).where(Detail.result_id == result_id, Detail.status == st.QUEUED,
-                             Detail.runner.is_(None))
-        .values(status=st.CANCELLED, end=stamp, not_before=None,
-                reason="cancelled before it started")
-        .returning(Detail.id)).all()
+    stopped = len(_cancel_queued(session, result_id, stamp, skip_locked=False))
     result = session.get(Result, result_id, with_for_update=True, populate_existing=True)
-    result.cancel_requested = True
-    result.n_cancelled += len(stopped)
+    # again under the result's lock, which the fan-out takes too: rows a batch
+    # committed meanwhile are caught; rows a claim is taking right now are
+    # skipped (their runner is told to stop)
+    stopped += len(_cancel_queued(session, result_id, stamp, skip_locked=True))
+    if not result.cancel_requested:
+        # executions the fan-out has not made yet are cancelled now; it makes them CANCELLED
+        stopped += result.times - result.created
+        result.cancel_requested = True
+    result.n_cancelled += stopped
     if stopped:
         result.end = max(result.end or 0, stamp)
     result.status = derive_status(result)
     session.commit()
     return result
+
+
+def _cancel_queued(session, result_id, stamp, skip_locked):
+    queued = select(Detail.id).where(Detail.result_id == result_id, Detail.status == st.QUEUED,
+                                     Detail.runner.is_(None))
+    if skip_locked:
+        queued = queued.with_for_update(skip_locked=True)
+    return session.execute(
+        update(Detail).where(Detail.id.in_(queued))
+        .values(status=st.CANCELLED, end=stamp, not_before=None, reason="cancelled before it started")
+        .returning(Detail.id)).all()
 
 
 def cancel_detail(session, result_id, detail_id):

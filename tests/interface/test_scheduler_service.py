@@ -102,3 +102,23 @@ def test_run_of_a_task_that_is_not_ready_is_a_conflict(scheduler):
     registry.get_task.return_value = {**ready_task(), "status": "IMPORTING"}
     with pytest.raises(Conflict):
         call(container, "run_task", "any", {"operation": "RUN", "times": 1})
+
+
+def test_cancel_before_the_fan_out_counts_every_execution_cancelled(scheduler):
+    container, registry = scheduler
+    registry.get_task.return_value = ready_task()
+    # cancel lands before the fan-out handler has made any detail
+    with entrypoint_waiter(container, "on_result_submitted"):
+        result = call(container, "run_task", "any", {"operation": "RUN", "times": 7000})
+        cancelled = call(container, "cancel_result", result["result_id"])
+    assert cancelled["status"] == "CANCELLED"  # at once, not only after the fan-out caught up
+    assert cancelled["counts"]["CANCELLED"] == 7000
+    final = call(container, "get_result", result["result_id"])
+    assert final["status"] == "CANCELLED"
+    assert final["counts"] == {"QUEUED": 0, "RUNNING": 0, "COMPLETE": 0, "ERROR": 0,
+                               "CANCELLED": 7000, "KILLED": 0}
+    details = call(container, "list_details", result["result_id"], None, 1000)
+    assert len(details) == 1000 and all(d["status"] == "CANCELLED" for d in details)
+    assert call(container, "claim_execution", "runner-a") is None
+    with pytest.raises(Conflict):
+        call(container, "cancel_result", result["result_id"])
