@@ -7,8 +7,10 @@ restarted PostgreSQL costs one failed ping rather than a failed request.
 """
 from nameko_sqlalchemy import Database as _Database
 from nameko_sqlalchemy.database import DB_URIS_KEY, Session
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, or_, text
 from sqlalchemy.orm import sessionmaker
+
+from shared.errors import ValidationError
 
 
 _patched = False
@@ -56,3 +58,15 @@ def ping(session):
     session.execute(text("SELECT 1"))
     session.rollback()
     return "ok"
+
+
+def newest_first(session, stmt, model, stamp, after, limit):
+    """``stmt`` ordered newest first by (``stamp``, id), the page after the row whose id is ``after``."""
+    stmt = stmt.order_by(stamp.desc(), model.id.desc()).limit(limit)
+    if after:
+        anchor = session.get(model, after) if isinstance(after, str) and len(after) <= 32 else None
+        if anchor is None:
+            raise ValidationError("is not the id of a listed item", "after")
+        anchor_stamp = getattr(anchor, stamp.key)
+        stmt = stmt.where(or_(stamp < anchor_stamp, (stamp == anchor_stamp) & (model.id < anchor.id)))
+    return list(session.scalars(stmt))

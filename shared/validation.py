@@ -244,3 +244,10 @@ def operation(body, allowed):
     if op not in allowed:
         raise ValidationError(f"{op!r} is not supported; one of {', '.join(allowed)}", "operation")
     return op
+
+
+def status_filter(status, allowed):
+    """A ``?status=`` filter: None, or one of ``allowed``."""
+    if status is not None and status not in allowed:
+        raise ValidationError(f"must be one of {', '.join(allowed)}", "status")
+    return status

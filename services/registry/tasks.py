@@ -5,8 +5,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from services.registry.models import Task
-from shared import statuses
-from shared.errors import Conflict, NotFound, ValidationError
+from shared import statuses, validation
+from shared.db import newest_first
+from shared.errors import Conflict, NotFound
 from shared.timeutil import now
 
 LIST_LIMIT_MAX = 1000
@@ -91,18 +92,10 @@ def get(session, task_id, lock=False):
 
 
 def listing(session, status=None, limit=100, after=None):
-    if status is not None and status not in statuses.TASK_STATUSES:
-        raise ValidationError(f"must be one of {', '.join(statuses.TASK_STATUSES)}", "status")
-    stmt = select(Task).order_by(Task.created_at.desc(), Task.id.desc()).limit(limit)
-    if status:
+    stmt = select(Task)
+    if validation.status_filter(status, statuses.TASK_STATUSES):
         stmt = stmt.where(Task.status == status)
-    if after:
-        anchor = session.get(Task, after)
-        if anchor is None:
-            raise ValidationError("is not the id of a listed task", "after")
-        stmt = stmt.where((Task.created_at < anchor.created_at) |
-                          ((Task.created_at == anchor.created_at) & (Task.id < anchor.id)))
-    return list(session.scalars(stmt))
+    return newest_first(session, stmt, Task, Task.created_at, after, limit)
 
 
 def set_status(session, task, status, **fields):

@@ -14,6 +14,8 @@ from sqlalchemy.exc import IntegrityError
 
 from services.scheduler.models import Detail, DetailLog, Result
 from shared import statuses as st
+from shared import validation
+from shared.db import newest_first
 from shared.errors import Conflict, NotFound, ValidationError
 from shared.timeutil import duration, now
 
@@ -112,26 +114,17 @@ def get_detail(session, result_id, detail_id):
 
 
 def list_results(session, status=None, task_id=None, limit=100, after=None):
-    if status is not None and status not in st.EXECUTION_STATUSES:
-        raise ValidationError(f"must be one of {', '.join(st.EXECUTION_STATUSES)}", "status")
-    stmt = select(Result).order_by(Result.submitted_at.desc(), Result.id.desc()).limit(limit)
-    if status:
+    stmt = select(Result)
+    if validation.status_filter(status, st.EXECUTION_STATUSES):
         stmt = stmt.where(Result.status == status)
     if task_id:
         stmt = stmt.where(Result.task_id == task_id)
-    if after:
-        anchor = session.get(Result, after) if isinstance(after, str) and len(after) <= 32 else None
-        if anchor is None:
-            raise ValidationError("is not the id of a listed result", "after")
-        stmt = stmt.where(or_(Result.submitted_at < anchor.submitted_at,
-                              (Result.submitted_at == anchor.submitted_at) & (Result.id < anchor.id)))
-    return list(session.scalars(stmt))
+    return newest_first(session, stmt, Result, Result.submitted_at, after, limit)
 
 
 def list_details(session, result_id, status=None, limit=100, after=None):
     get_result(session, result_id)
-    if status is not None and status not in st.EXECUTION_STATUSES:
-        raise ValidationError(f"must be one of {', '.join(st.EXECUTION_STATUSES)}", "status")
+    validation.status_filter(status, st.EXECUTION_STATUSES)
     stmt = select(Detail).where(Detail.result_id == result_id).order_by(Detail.index).limit(limit)
     if status:
         stmt = stmt.where(Detail.status == status)

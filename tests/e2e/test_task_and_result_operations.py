@@ -3,7 +3,6 @@ import uuid
 
 import pytest
 
-from tests.support import wait_until
 
 pytestmark = pytest.mark.e2e
 
