@@ -1,5 +1,6 @@
 """Runner: executes containers on its host's Docker engine, one per slot, and reports by events."""
 import logging
+import time
 
 from nameko.events import BROADCAST, EventDispatcher, event_handler
 
@@ -13,6 +14,8 @@ from shared.rpc import TimeoutRpcProxy
 from shared.timeutil import now
 
 log = logging.getLogger(__name__)
+
+ENGINE_PAUSE = 3.0  # seconds a runner takes no work after its engine failed it
 
 
 class RunnerService:
@@ -35,9 +38,14 @@ class RunnerService:
             return self._execute(slot, work, container_id)
         if holdings.stopping:
             return False
-        if not self.docker.engine_ok():
-            log.warning("the Docker engine does not answer; taking no work until it does")
+        if time.monotonic() < holdings.engine_pause_until or not self.docker.engine_ok():
+            if not holdings.engine_away:
+                log.warning("the Docker engine does not answer; taking no work until it does")
+                holdings.engine_away = True
             return False
+        if holdings.engine_away:
+            log.info("the Docker engine answers again")
+            holdings.engine_away = False
         with holdings.claiming():
             work = self.scheduler.claim_execution(runner)
             if work is None:
@@ -84,6 +92,8 @@ class RunnerService:
                 except EngineUnavailable as exc:
                     # nothing ran: give it back rather than spend one of its attempts
                     log.warning("execution %s not started (%s); handing it back", detail_id, exc)
+                    # an engine that is stopping still answers pings: claim nothing for a while
+                    self.holdings.engine_pause_until = time.monotonic() + ENGINE_PAUSE
                     if self._hand_back(work):
                         return False
                     outcome = {"status": statuses.ERROR, "reason": str(exc), "exit_code": None,

@@ -53,6 +53,8 @@ class Holdings(SharedExtension):
         self.claim_seq = 0
         self.adoptions = deque()  # (work, container_id) waiting for a slot
         self.orphans_seen = set()  # container ids the last reconcile found orphaned
+        self.engine_pause_until = 0.0  # monotonic time before which no work is claimed
+        self.engine_away = False
         self.reconciled = Event()
         self.stopping = False
         self.stop_deadline = None
