@@ -12,10 +12,12 @@ A runner asks, at start and then periodically:
 
 Same locking order as ``executions``: the detail row, then its result row.
 """
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 
+from services.scheduler.executions import derive_status
 from services.scheduler.models import Detail, Result
 from shared import statuses as st
+from shared.timeutil import now
 
 
 def work_of(detail, result, lease_seconds):
@@ -58,22 +60,32 @@ def execution_states(session, detail_ids):
 
 
 def release_claim(session, runner, detail_id, attempt):
-    """Take back a claim that never reached ``runner``; its result id when it was taken back.
+    """Take back a claim that never started; returns (result, detail), or (None, None).
 
-    Only a claim that never started (still QUEUED) of the attempt named: the
-    execution goes back to the queue as if it had never been claimed, its
-    attempt number unspent, since nothing ran.
+    Only a claim of ``runner`` that never started (still QUEUED) of the
+    attempt named: the execution goes back to the queue as if it had never
+    been claimed, its attempt number unspent, since nothing ran; or, when it
+    or its run was cancelled meanwhile, it ends CANCELLED.
     """
     detail = session.get(Detail, detail_id, with_for_update=True)
     if detail is None or detail.runner != runner or detail.attempt != attempt \
             or detail.status != st.QUEUED:
         session.rollback()
-        return None
-    session.execute(update(Result).where(Result.id == detail.result_id)
-                    .values(active=func.greatest(Result.active - 1, 0)))
+        return None, None
+    result = session.get(Result, detail.result_id, with_for_update=True)
+    result.active = max(0, result.active - 1)
     detail.runner = None
     detail.attempt -= 1
     detail.lease_expires_at = None
     detail.container_id = None
+    if result.cancel_requested or detail.cancel_requested:
+        stamp = now()
+        detail.status = st.CANCELLED
+        detail.end = stamp
+        detail.not_before = None
+        detail.reason = "cancelled before it started"
+        result.n_cancelled += 1
+        result.end = max(result.end or 0, stamp)
+        result.status = derive_status(result)
     session.commit()
-    return detail.result_id
+    return result, detail

@@ -20,7 +20,7 @@ from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
 
 from services.scheduler import holdings
-from shared import events
+from shared import events, statuses
 from shared.db import ping
 from shared.extensions import config_timer
 from shared.handlers import first_line, is_transient
@@ -118,11 +118,16 @@ class RecoveryMixin:
 
     @rpc
     def release_claim(self, runner, detail_id, attempt):
-        """Put back a claim that never reached its runner; True when it was put back."""
-        result_id = holdings.release_claim(self.db.session, runner, detail_id, attempt)
-        if result_id is None:
+        """Take back a claim that never started (its reply was lost, or its runner hands it back)."""
+        result, detail = holdings.release_claim(self.db.session, runner, detail_id, attempt)
+        if result is None:
             return False
+        if detail.status == statuses.CANCELLED:
+            log.info("runner %s handed back execution %s, cancelled meanwhile", runner, detail_id)
+            if result.status in statuses.TERMINAL:
+                self._notify_finished(result)
+            return True
         log.warning("runner %s handed back execution %s (attempt %s) unstarted: back in the queue",
                     runner, detail_id, attempt)
-        self.dispatch(events.EXECUTIONS_QUEUED, {"result_id": result_id, "count": 1})
+        self.dispatch(events.EXECUTIONS_QUEUED, {"result_id": result.id, "count": 1})
         return True
