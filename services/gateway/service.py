@@ -1,7 +1,6 @@
 """Gateway: the HTTP API of the seed spec, fanned out over RabbitMQ RPC."""
 import eventlet
 from nameko.dependency_providers import Config
-from nameko.rpc import RpcProxy
 
 from werkzeug.wrappers import Response
 
@@ -11,6 +10,7 @@ from services.gateway.openapi import SPEC
 from services.gateway.http import api, idempotency_key, json_body, page_args, paged
 from shared import validation
 from shared.errors import Unavailable
+from shared.rpc import TimeoutRpcProxy
 
 HEALTH_TIMEOUT = 5
 
@@ -18,8 +18,8 @@ HEALTH_TIMEOUT = 5
 class GatewayService(ui.UiRoutes):
     name = "gateway"
 
-    registry = RpcProxy("registry")
-    scheduler = RpcProxy("scheduler")
+    registry = TimeoutRpcProxy("registry")
+    scheduler = TimeoutRpcProxy("scheduler")
     config = Config()
 
     # --------------------------------------------------------------- tasks

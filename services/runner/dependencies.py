@@ -1,15 +1,15 @@
 """The runner's view of its host's Docker engine: run one execution to its end."""
 import logging
 import time
+import uuid
 
 import docker
 import eventlet
 import requests
 from nameko.extensions import DependencyProvider
 
-from shared.docker_engine import LazyDockerClient
-
 from shared import statuses as st
+from shared.docker_engine import LazyDockerClient
 from shared.timeutil import now, parse_docker_time
 from shared.validation import memory_bytes, parse_reference
 
@@ -18,6 +18,11 @@ log = logging.getLogger(__name__)
 LABEL = "stevedore"
 WAIT_SLICE = 1.0  # seconds between checks for a cancel, a timeout or new output while waiting
 LIVE_TAIL_BYTES = 64 * 1024  # how much of each stream a live snapshot carries
+ENGINE_PATIENCE = 120.0  # seconds to wait out an engine restart before reporting what is known
+
+
+class EngineUnavailable(Exception):
+    """The Docker engine could not be reached, and no container was started."""
 
 
 def tail_bytes(data, limit):
@@ -67,14 +72,6 @@ class Executor:
         self.client = client
         self.policy = policy
 
-    def engine_ok(self):
-        """Whether this host's engine answers; a runner without one must not take work."""
-        try:
-            return bool(self.client.ping())
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            log.warning("Docker engine at %s does not answer: %s", self.client.base_url, exc)
-            return False
-
     # -------------------------------------------------------------- image
 
     def ensure_image(self, image, credentials=None):
@@ -114,7 +111,8 @@ class Executor:
                 f"{LABEL}.attempt": str(work["attempt"]),
                 f"{LABEL}.runner": runner,
             },
-            "name": f"stevedore-{work['detail_id'][:12]}-{work['attempt']}",
+            # a claim handed back may come back with the same attempt number
+            "name": f"stevedore-{work['detail_id'][:12]}-{work['attempt']}-{uuid.uuid4().hex[:6]}",
             "detach": True,
             "privileged": False,
             "security_opt": ["no-new-privileges"],
@@ -132,40 +130,79 @@ class Executor:
         """Run one attempt; returns the report of how it ended.
 
         ``credentials`` is passed to :meth:`ensure_image` for a pull.
+        Raises ``EngineUnavailable`` when the engine cannot be reached before
+        any container started: the attempt did not run and can be handed back.
 
         ``on_started(start, container_id)`` is called once the container runs;
         ``on_output(logs)`` about once a second while new output appears;
-        ``should_stop()`` is asked while waiting and, when true, the container is
-        stopped (SIGTERM, then SIGKILL after the grace period) and ends KILLED.
+        ``should_stop()`` is asked while waiting and, when it answers, the
+        container is stopped (SIGTERM, then SIGKILL after the grace period) and
+        the attempt ends as it says: ``(status, reason)``, or KILLED "cancelled"
+        for a plain true.
         """
         try:
             self.ensure_image(work["image"], credentials)
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        except docker.errors.APIError as exc:
             return self._failed(f"could not pull image {work['image']}: {explain(exc)}")
-        if should_stop():
-            return {"status": st.CANCELLED, "reason": "cancelled before it started",
-                    "exit_code": None, "start": None, "end": now()}
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise EngineUnavailable(f"could not check image {work['image']}: {explain(exc)}") from exc
+        verdict = should_stop()
+        if verdict:
+            status, reason = _verdict(verdict)
+            if status == st.KILLED:
+                status, reason = st.CANCELLED, "cancelled before it started"
+            return {"status": status, "reason": reason, "exit_code": None, "start": None, "end": now()}
         try:
             container = self.client.containers.create(work["image"], **self.container_options(work, runner))
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        except docker.errors.APIError as exc:
             return self._failed(f"could not create the container: {explain(exc)}")
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            # at most created, never started: nothing ran
+            raise EngineUnavailable(f"could not create the container: {explain(exc)}") from exc
         try:
             return self._run_created(container, work, on_started, should_stop, on_output)
+        finally:
+            self._remove(container)
+
+    def resume(self, container_id, work, on_started, should_stop, on_output=lambda logs: None):
+        """Re-attach to the container of an attempt this runner started before a restart.
+
+        Like ``run`` from where that left off: start it if it was only
+        created, follow it if it runs, collect it if it has ended.
+        """
+        try:
+            container = self.client.containers.get(container_id)
+        except docker.errors.NotFound:
+            return self._failed("its container vanished while its runner was restarting")
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            return self._failed(f"could not re-attach to its container: {explain(exc)}")
+        try:
+            state = container.attrs["State"]
+            if state.get("Status") == "created":
+                return self._run_created(container, work, on_started, should_stop, on_output)
+            start = parse_docker_time(state.get("StartedAt")) or now()
+            on_started(start, container.id)
+            elapsed = max(0.0, now() - start)
+            return self._follow(container, start, work, should_stop, on_output, elapsed)
         finally:
             self._remove(container)
 
     def _run_created(self, container, work, on_started, should_stop, on_output):
         try:
             container.start()
+            container.reload()
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             return self._failed(f"could not start the container: {explain(exc)}")
-        container.reload()
         start = parse_docker_time(container.attrs["State"].get("StartedAt")) or now()
         on_started(start, container.id)
+        return self._follow(container, start, work, should_stop, on_output, 0.0)
 
+    def _follow(self, container, start, work, should_stop, on_output, elapsed):
+        """Wait for the container's end, stopping it on a timeout or when asked; report it."""
         timeout = work.get("timeout")
-        deadline = time.monotonic() + timeout if timeout else None
-        stopped_because = None
+        deadline = time.monotonic() + timeout - elapsed if timeout else None
+        stopped = None          # (status, reason) when we stopped it
+        engine_trouble = None   # what the engine said when it could not be reached
         tails = {stream: OutputTail(container, stream, LIVE_TAIL_BYTES) for stream in ("stdout", "stderr")}
         reported = (0, 0)
         try:
@@ -173,33 +210,45 @@ class Executor:
                 try:
                     outcome = container.wait(timeout=WAIT_SLICE)
                     break
-                except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
-                    pass
+                except docker.errors.NotFound:
+                    return self._failed(f"its container was removed while it ran{_note(engine_trouble)}",
+                                        start=start)
+                except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+                    if not _timed_out(exc):
+                        # the engine is away (restarting?): keep trying, without spinning
+                        if engine_trouble is None:
+                            log.warning("Docker engine unreachable while following container %s: %s",
+                                        container.id, explain(exc))
+                        engine_trouble = explain(exc)
+                        time.sleep(WAIT_SLICE)
                 produced = (tails["stdout"].total, tails["stderr"].total)
                 if produced != reported:
                     reported = produced
                     on_output(live_snapshot(tails))
-                if stopped_because is None:
+                if stopped is None:
                     if deadline is not None and time.monotonic() >= deadline:
-                        stopped_because = f"timeout: still running after {timeout:g}s"
-                    elif should_stop():
-                        stopped_because = "cancelled"
-                    if stopped_because:
+                        stopped = (st.KILLED, f"timeout: still running after {timeout:g}s")
+                    else:
+                        verdict = should_stop()
+                        if verdict:
+                            stopped = _verdict(verdict)
+                    if stopped:
                         self._stop(container)
         finally:
             for tail in tails.values():
                 tail.stop()
 
-        container.reload()
-        state = container.attrs["State"]
+        state, trouble = self._final_state(container)
+        engine_trouble = engine_trouble or trouble
         # Docker stamps StartedAt once start() returns, which can be after a
         # very short process has already finished: never report end < start
         end = max(start, parse_docker_time(state.get("FinishedAt")) or now())
         exit_code = outcome.get("StatusCode")
         report = {"start": start, "end": end, "exit_code": exit_code}
         report.update(self._logs(container))
-        if stopped_because:
-            report.update(status=st.KILLED, reason=stopped_because)
+        if stopped:
+            status, reason = stopped
+            report.update(status=status, reason=reason)
         elif exit_code == 0:
             report.update(status=st.COMPLETE, reason=None)
         elif state.get("OOMKilled"):
@@ -211,8 +260,28 @@ class Executor:
                 reason += f" (killed by signal {exit_code - 128})"
             if error:
                 reason += f": {error}"
-            report.update(status=st.ERROR, reason=reason)
+            killed = exit_code is None or exit_code > 128
+            report.update(status=st.ERROR, reason=reason + _note(engine_trouble, killed))
         return report
+
+    def _final_state(self, container, patience=ENGINE_PATIENCE):
+        """The container's State once it ended, waiting out an engine that is restarting.
+
+        Returns (state, what the engine said if it was unreachable meanwhile).
+        """
+        deadline = time.monotonic() + patience
+        trouble = None
+        while True:
+            try:
+                container.reload()
+                return container.attrs["State"], trouble
+            except docker.errors.NotFound:
+                return {}, trouble or "the container was removed"
+            except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+                trouble = explain(exc)
+                if time.monotonic() > deadline:
+                    return {}, trouble
+                time.sleep(WAIT_SLICE)
 
     def _logs(self, container):
         limit = self.policy["log_limit"]
@@ -241,9 +310,58 @@ class Executor:
             log.warning("could not remove container %s: %s", container.id, explain(exc))
 
     @staticmethod
-    def _failed(reason):
+    def _failed(reason, start=None):
         stamp = now()
-        return {"status": st.ERROR, "reason": reason, "exit_code": None, "start": None, "end": stamp}
+        return {"status": st.ERROR, "reason": reason, "exit_code": None, "start": start,
+                "end": max(stamp, start or stamp)}
+
+    # -------------------------------------------------------------- engine
+
+    def engine_ok(self):
+        """Whether the engine answers now (a runner takes no work while it does not)."""
+        try:
+            return bool(self.client.ping())
+        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            return False
+
+    def managed_containers(self):
+        """Every container Stevedore started on this engine (any runner's), as label dicts."""
+        found = []
+        for container in self.client.containers.list(
+                all=True, sparse=True, filters={"label": f"{LABEL}.managed=true"}):
+            labels = container.attrs.get("Labels") or {}
+            try:
+                attempt = int(labels.get(f"{LABEL}.attempt", ""))
+            except ValueError:
+                continue
+            found.append({"id": container.id, "detail_id": labels.get(f"{LABEL}.detail_id"),
+                          "result_id": labels.get(f"{LABEL}.result_id"), "attempt": attempt,
+                          "runner": labels.get(f"{LABEL}.runner"),
+                          "state": container.attrs.get("State")})
+        return found
+
+    def remove(self, container_id):
+        try:
+            self.client.api.remove_container(container_id, force=True)
+        except docker.errors.NotFound:
+            pass
+
+
+def _verdict(verdict):
+    """What ``should_stop()`` answered, as (status, reason): a plain true is a cancel."""
+    return verdict if isinstance(verdict, tuple) else (st.KILLED, "cancelled")
+
+
+def _timed_out(exc):
+    """A wait that merely ran out of time (docker-py over a unix socket says so in a ConnectionError)."""
+    return isinstance(exc, requests.exceptions.ReadTimeout) or "timed out" in str(exc).lower()
+
+
+def _note(engine_trouble, killed=True):
+    if not engine_trouble:
+        return ""
+    note = f"; the Docker engine could not be reached while it ran ({engine_trouble})"
+    return note + (": it was probably stopped by an engine restart" if killed else "")
 
 
 def explain(exc):

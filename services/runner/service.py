@@ -1,23 +1,28 @@
 """Runner: executes containers on its host's Docker engine, one per slot, and reports by events."""
 import logging
+import time
 
 from nameko.events import BROADCAST, EventDispatcher, event_handler
-from nameko.rpc import RpcProxy
 
-from services.runner.dependencies import DockerExecutor
+from services.runner import reconcile as reconciling
+from services.runner.dependencies import DockerExecutor, EngineUnavailable
 from services.runner.reporting import ReliableDispatcher
-from services.runner.slots import HoldingsProvider, execution_slot
-from shared import events
+from services.runner.slots import HoldingsProvider, execution_slot, holding_timer
+from shared import events, statuses
 from shared.extensions import config_timer
+from shared.rpc import TimeoutRpcProxy
+from shared.timeutil import now
 
 log = logging.getLogger(__name__)
+
+ENGINE_PAUSE = 3.0  # seconds a runner takes no work after its engine failed it
 
 
 class RunnerService:
     name = "runner"
 
-    scheduler = RpcProxy("scheduler")
-    registry = RpcProxy("registry")
+    scheduler = TimeoutRpcProxy("scheduler")
+    registry = TimeoutRpcProxy("registry")
     docker = DockerExecutor()
     report = ReliableDispatcher()
     live = EventDispatcher()
@@ -25,17 +30,44 @@ class RunnerService:
 
     @execution_slot
     def run_next(self, slot):
-        runner = self.holdings.runner_id
-        if not self.docker.engine_ok():
-            return False  # take no work this host cannot run; ask again after the poll interval
-        work = self.scheduler.claim_execution(runner)
-        if work is None:
+        holdings = self.holdings
+        runner = holdings.runner_id
+        holdings.wait_reconciled()
+        adoption = holdings.next_adoption()
+        if adoption is not None:
+            work, container_id = adoption
+            return self._execute(slot, work, container_id)
+        if holdings.stopping:
             return False
+        if time.monotonic() < holdings.engine_pause_until or not self.docker.engine_ok():
+            if not holdings.engine_away:
+                log.warning("the Docker engine does not answer; taking no work until it does")
+                holdings.engine_away = True
+            return False
+        if holdings.engine_away:
+            log.info("the Docker engine answers again")
+            holdings.engine_away = False
+        with holdings.claiming():
+            work = self.scheduler.claim_execution(runner)
+            if work is None:
+                return False
+            holdings.note_received(work)
+            holdings.hold(work)
+        if holdings.stopping and self._hand_back(work):
+            return False
+        return self._execute(slot, work, None)
+
+    def _execute(self, slot, work, container_id):
+        """Run (or, with ``container_id``, re-attach to) one held execution and report its end.
+
+        False when it could not even start for want of an engine, and was handed back.
+        """
+        runner = self.holdings.runner_id
         detail_id, attempt = work["detail_id"], work["attempt"]
-        self.holdings.hold(work)
         try:
-            log.info("slot %s runs execution %s (result %s, index %s, attempt %s)",
-                     slot, detail_id, work["result_id"], work["index"], attempt)
+            log.info("slot %s %s execution %s (result %s, index %s, attempt %s)", slot,
+                     "re-attaches to" if container_id else "runs", detail_id, work["result_id"],
+                     work["index"], attempt)
 
             def started(start, container_id):
                 self.report(events.EXECUTION_STARTED, {
@@ -49,15 +81,30 @@ class RunnerService:
                 except Exception as exc:  # the broker's errors vary by what failed
                     log.warning("could not send live output of %s: %s", detail_id, exc)
 
-            outcome = self.docker.run(
-                work, runner, on_started=started, on_output=output,
-                should_stop=lambda: detail_id in self.holdings.stop_requested,
-                credentials=lambda: self._pull_credentials(work["task_id"]))
+            def should_stop():
+                return self.holdings.stop_verdict(detail_id)
+
+            if container_id:
+                outcome = self.docker.resume(container_id, work, started, should_stop, output)
+            else:
+                try:
+                    outcome = self.docker.run(
+                        work, runner, on_started=started, should_stop=should_stop, on_output=output,
+                        credentials=lambda: self._pull_credentials(work["task_id"]))
+                except EngineUnavailable as exc:
+                    # nothing ran: give it back rather than spend one of its attempts
+                    log.warning("execution %s not started (%s); handing it back", detail_id, exc)
+                    # an engine that is stopping still answers pings: claim nothing for a while
+                    self.holdings.engine_pause_until = time.monotonic() + ENGINE_PAUSE
+                    if self._hand_back(work):
+                        return False
+                    outcome = {"status": statuses.ERROR, "reason": str(exc), "exit_code": None,
+                               "start": None, "end": now()}
             self.report(events.EXECUTION_FINISHED, {
                 "detail_id": detail_id, "attempt": attempt, "runner": runner, **outcome})
+            return True
         finally:
             self.holdings.release(detail_id)
-        return True
 
     def _pull_credentials(self, task_id):
         """The task's registry login, asked of the registry only when the image must be pulled.
@@ -71,7 +118,22 @@ class RunnerService:
             log.warning("could not get pull credentials of task %s: %s", task_id, exc)
             return None
 
-    @config_timer("HEARTBEAT_INTERVAL", 5)
+    def _hand_back(self, work):
+        """Give back a claim that never started (we are stopping, or the engine is away).
+
+        True when the scheduler took it back; its attempt number is unspent.
+        """
+        try:
+            released = self.scheduler.release_claim(self.holdings.runner_id, work["detail_id"],
+                                                    work["attempt"])
+        except Exception as exc:  # then it runs, or ends truthfully, here
+            log.warning("could not hand back execution %s: %s", work["detail_id"], exc)
+            return False
+        if released:
+            self.holdings.forget(work)
+        return released
+
+    @holding_timer("HEARTBEAT_INTERVAL", 5)
     def heartbeat(self):
         held = list(self.holdings.held)
         if not held:
@@ -79,6 +141,16 @@ class RunnerService:
         for detail_id in self.scheduler.heartbeat(self.holdings.runner_id, held):
             log.info("execution %s is no longer ours to run; stopping it", detail_id)
             self.holdings.request_stop(detail_id)
+
+    @config_timer("RECONCILE_INTERVAL", 30, eager=True)
+    def reconcile(self):
+        """Square the engine's containers and the scheduler's view with ours (see reconcile.py)."""
+        try:
+            summary = reconciling.reconcile(self.holdings, self.docker, self.scheduler, self.report)
+            if any(summary.values()):
+                log.info("reconciled: %s", summary)
+        finally:
+            self.holdings.mark_reconciled()
 
     @event_handler(events.SCHEDULER, events.EXECUTIONS_QUEUED,
                    handler_type=BROADCAST, reliable_delivery=False)

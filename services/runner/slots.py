@@ -5,9 +5,21 @@ a nameko worker, and when there is nothing to do waits for a wake-up
 (``executions_queued``) or the poll interval, whichever comes first.  Nothing
 is held unacknowledged in RabbitMQ while a container runs, so an execution may
 take hours without tripping the broker's ``consumer_timeout``.
+
+A slot also runs the executions that a runner restarted under the same id
+finds still running on its engine (``services.runner.reconcile`` adopts them),
+before any new work, so a restart never runs more containers than slots.
+
+Stopping (SIGTERM): the slots take no new work and what they hold goes on for
+``RUNNER_STOP_GRACE`` seconds; then its container is stopped and the
+execution handed back as an ERROR saying so (retried when its run allows).
+Heartbeats go on until the last held execution has been reported.
 """
 import logging
 import socket
+import time
+from collections import OrderedDict, deque
+from contextlib import contextmanager
 from functools import partial
 
 import eventlet
@@ -15,7 +27,13 @@ from eventlet.event import Event
 from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import DependencyProvider, Entrypoint, SharedExtension
 
+from shared import statuses as st
+from shared.extensions import ConfigTimer
+
 log = logging.getLogger(__name__)
+
+RECEIVED_KEPT = 100000   # (detail_id, attempt) pairs remembered as handed to this process
+FIRST_RECONCILE_WAIT = 5.0
 
 
 class Holdings(SharedExtension):
@@ -24,25 +42,105 @@ class Holdings(SharedExtension):
     def setup(self):
         config = self.container.config
         self.runner_id = str(config.get("RUNNER_ID") or socket.gethostname())
+        grace = config.get("RUNNER_STOP_GRACE")
+        self.stop_grace = float(grace) if grace not in (None, "") else 30.0
         self.held = {}            # detail_id -> the work being run
-        self.stop_requested = set()
+        self.stop_requested = {}  # detail_id -> (status, reason)
         self._wake = Event()
+        # what this process was given (claimed or adopted), to tell a lost claim from a known one
+        self.received = OrderedDict()
+        self.claims_in_flight = 0
+        self.claim_seq = 0
+        self.adoptions = deque()  # (work, container_id) waiting for a slot
+        self.orphans_seen = set()  # container ids the last reconcile found orphaned
+        self.engine_pause_until = 0.0  # monotonic time before which no work is claimed
+        self.engine_away = False
+        self.reconciled = Event()
+        self.stopping = False
+        self.stop_deadline = None
+
+    # ------------------------------------------------------------ holding
 
     def hold(self, work):
         self.held[work["detail_id"]] = work
 
+    def holds(self, detail_id, attempt):
+        work = self.held.get(detail_id)
+        return work is not None and work["attempt"] == attempt
+
     def release(self, detail_id):
         self.held.pop(detail_id, None)
-        self.stop_requested.discard(detail_id)
+        self.stop_requested.pop(detail_id, None)
 
-    def request_stop(self, detail_id):
+    def request_stop(self, detail_id, status=st.KILLED, reason="cancelled"):
         if detail_id in self.held:
-            self.stop_requested.add(detail_id)
+            self.stop_requested.setdefault(detail_id, (status, reason))
 
     def request_stop_result(self, result_id):
         for detail_id, work in list(self.held.items()):
             if work["result_id"] == result_id:
-                self.stop_requested.add(detail_id)
+                self.request_stop(detail_id)
+
+    def stop_verdict(self, detail_id):
+        """(status, reason) when the execution must be stopped now, else None."""
+        verdict = self.stop_requested.get(detail_id)
+        if verdict:
+            return verdict
+        if self.stop_deadline is not None and time.monotonic() >= self.stop_deadline:
+            return (st.ERROR, f"runner {self.runner_id} was shut down and the execution did not end "
+                              f"within its stop grace period of {self.stop_grace:g}s; it was stopped")
+        return None
+
+    # ------------------------------------------------------------ claims
+
+    @contextmanager
+    def claiming(self):
+        """Around a claim RPC: while one is in flight no claim can be judged lost."""
+        self.claims_in_flight += 1
+        self.claim_seq += 1
+        try:
+            yield
+        finally:
+            self.claims_in_flight -= 1
+
+    def claim_snapshot(self):
+        return self.claims_in_flight, self.claim_seq
+
+    def note_received(self, work):
+        self.received[(work["detail_id"], work["attempt"])] = True
+        while len(self.received) > RECEIVED_KEPT:
+            self.received.popitem(last=False)
+
+    def forget(self, work):
+        """A claim handed back: no longer held, nor known (the attempt may come back)."""
+        self.release(work["detail_id"])
+        self.received.pop((work["detail_id"], work["attempt"]), None)
+
+    def was_received(self, detail_id, attempt):
+        return (detail_id, attempt) in self.received
+
+    # ------------------------------------------------------------ adoptions
+
+    def adopt(self, work, container_id):
+        """Take on an execution found running on the engine; a slot runs it next."""
+        self.note_received(work)
+        self.hold(work)
+        self.adoptions.append((work, container_id))
+        self.wake()
+
+    def next_adoption(self):
+        return self.adoptions.popleft() if self.adoptions else None
+
+    def wait_reconciled(self, timeout=FIRST_RECONCILE_WAIT):
+        if not self.reconciled.ready():
+            with eventlet.Timeout(timeout, False):
+                self.reconciled.wait()
+
+    def mark_reconciled(self):
+        if not self.reconciled.ready():
+            self.reconciled.send(True)
+
+    # ------------------------------------------------------------ waking and stopping
 
     def wake(self):
         wake, self._wake = self._wake, Event()
@@ -51,6 +149,14 @@ class Holdings(SharedExtension):
     def wait(self, timeout):
         with eventlet.Timeout(timeout, False):
             self._wake.wait()
+
+    def begin_shutdown(self):
+        if not self.stopping:
+            self.stopping = True
+            self.stop_deadline = time.monotonic() + self.stop_grace
+            if self.held:
+                log.info("stopping: %d execution(s) held get %gs to end", len(self.held), self.stop_grace)
+            self.wake()
 
 
 class HoldingsProvider(DependencyProvider):
@@ -74,20 +180,31 @@ class ExecutionSlots(Entrypoint):
         self.slots = int(config.get("RUNNER_SLOTS") or 1)
         self.poll_interval = float(config.get("RUNNER_POLL_INTERVAL") or 2)
         self.stopping = False
+        self.threads = []
 
     def start(self):
         for slot in range(self.slots):
-            self.container.spawn_managed_thread(partial(self._loop, slot), identifier=f"slot-{slot}")
+            self.threads.append(self.container.spawn_managed_thread(
+                partial(self._loop, slot), identifier=f"slot-{slot}"))
 
     def stop(self):
-        # no new work; what runs now finishes (the container waits for its workers)
+        # no new work; what runs now finishes within the grace period (the
+        # container waits for its workers), then what is adopted but not run yet
         self.stopping = True
-        self.holdings.wake()
+        self.holdings.begin_shutdown()
+        for thread in self.threads:
+            try:
+                thread.wait()
+            except Exception:  # a slot that died has nothing left to finish
+                pass
         super().stop()
+
+    def _done(self):
+        return self.stopping and not self.holdings.adoptions
 
     def _loop(self, slot):
         failures = 0
-        while not self.stopping:
+        while not self._done():
             done = Event()
             try:
                 self.container.spawn_worker(self, (slot,), {},
@@ -95,11 +212,11 @@ class ExecutionSlots(Entrypoint):
             except ContainerBeingKilled:
                 return
             ran, failed = done.wait()
-            if self.stopping:
+            if self._done():
                 return
             failures = failures + 1 if failed else 0
             if failed:
-                eventlet.sleep(min(30, 0.5 * 2 ** min(failures, 6)))
+                eventlet.sleep(min(5.0, 0.25 * 2 ** min(failures, 5)))
             elif not ran:
                 self.holdings.wait(self.poll_interval)
 
@@ -109,3 +226,21 @@ class ExecutionSlots(Entrypoint):
 
 
 execution_slot = ExecutionSlots.decorator
+
+
+class HoldingTimer(ConfigTimer):
+    """A timer that keeps ticking while the runner stops, until it holds nothing.
+
+    For heartbeats: an execution finishing within the stop grace period must
+    keep its lease meanwhile.
+    """
+
+    holdings = Holdings()
+
+    def stop(self):
+        while self.holdings.held:
+            eventlet.sleep(0.2)
+        super().stop()
+
+
+holding_timer = HoldingTimer.decorator

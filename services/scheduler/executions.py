@@ -344,6 +344,18 @@ def backoff(attempt, base, cap):
     return min(cap, base * 2 ** max(0, attempt - 1))
 
 
+def _stale(detail, report):
+    """Whether a report about the detail's current attempt is nonetheless out of date.
+
+    It is when the runner it names no longer holds the detail (the attempt was
+    already folded and put back in the queue for a retry, or taken back), or
+    when it declares the runner lost but the lease was renewed since.
+    """
+    if report.get("runner") is not None and detail.runner != report["runner"]:
+        return True
+    return bool(report.get("lease_expired")) and (detail.lease_expires_at or 0) >= now()
+
+
 def mark_finished(session, report, retry_base=1.0, retry_cap=300.0):
     """Fold a runner's report of an attempt's end; returns (result, detail) or (None, None).
 
@@ -352,7 +364,8 @@ def mark_finished(session, report, retry_base=1.0, retry_cap=300.0):
     detail's history either way.
     """
     detail, result = _lock_pair(session, report["detail_id"])
-    if detail is None or detail.attempt != report["attempt"] or detail.status in st.TERMINAL:
+    if detail is None or detail.attempt != report["attempt"] or detail.status in st.TERMINAL \
+            or _stale(detail, report):
         session.rollback()
         return None, None
     status = report["status"]

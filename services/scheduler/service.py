@@ -1,30 +1,31 @@
 """Scheduler: owns results and details; turns a RUN into executions; folds runner reports."""
 import logging
-import time
 
 from nameko.dependency_providers import Config
 from nameko.events import SERVICE_POOL, EventDispatcher, event_handler
-from nameko.rpc import RpcProxy, rpc
+from nameko.rpc import rpc
 from nameko.timer import timer
 
 from services.scheduler import executions as ex
-from services.scheduler import webhooks
+from services.scheduler import recovery, webhooks
 from services.scheduler.models import Base
 from shared import events, statuses, validation
 from shared.db import Database, ping
 from shared.errors import Conflict
+from shared.extensions import config_timer
+from shared.handlers import retrying_event_handler
+from shared.rpc import TimeoutRpcProxy
 from shared.timeutil import now
 
 log = logging.getLogger(__name__)
-STARTED_AT = time.monotonic()
 
 
-class SchedulerService:
+class SchedulerService(recovery.RecoveryMixin):
     name = "scheduler"
 
     db = Database(Base)
     config = Config()
-    registry = RpcProxy("registry")
+    registry = TimeoutRpcProxy("registry")
     dispatch = EventDispatcher()
     webhook_sender = webhooks.WebhookSender()
 
@@ -118,38 +119,40 @@ class SchedulerService:
         """Renew a runner's leases; answers the ids it must stop running."""
         return ex.renew_leases(self.db.session, runner, detail_ids, self._lease())
 
-    @event_handler(events.RUNNER, events.EXECUTION_STARTED, handler_type=SERVICE_POOL)
+    @retrying_event_handler(events.RUNNER, events.EXECUTION_STARTED, handler_type=SERVICE_POOL)
     def on_execution_started(self, report):
         ex.mark_started(self.db.session, report)
 
     @event_handler(events.RUNNER, events.EXECUTION_OUTPUT, handler_type=SERVICE_POOL)
     def on_execution_output(self, report):
+        # live output is best effort: a snapshot lost to an outage is followed by the next
         ex.store_live_logs(self.db.session, report)
 
-    @event_handler(events.RUNNER, events.EXECUTION_FINISHED, handler_type=SERVICE_POOL)
+    @retrying_event_handler(events.RUNNER, events.EXECUTION_FINISHED, handler_type=SERVICE_POOL)
     def on_execution_finished(self, report):
         self._finish(report)
 
     # --------------------------------------------------------------- fan-out
 
-    @event_handler(events.SCHEDULER, events.RESULT_SUBMITTED, handler_type=SERVICE_POOL)
+    @retrying_event_handler(events.SCHEDULER, events.RESULT_SUBMITTED, handler_type=SERVICE_POOL)
     def on_result_submitted(self, payload):
         self._fan_out(payload["result_id"])
 
-    @timer(interval=10)
+    @config_timer("SWEEP_INTERVAL", 10)
     def sweep(self):
         """Finish what a crash or a lost message left undone."""
         session = self.db.session
         for result_id in ex.unfinished_fan_outs(session, older_than=now() - 10):
             log.warning("resuming the fan-out of result %s", result_id)
             self._fan_out(result_id)
-        if time.monotonic() - STARTED_AT > self._lease():
-            # only once runners have had a full lease to report in after our own start
+        if self.backbone.trusted_for(self._lease()):
+            # only once runners have had a full lease to report in since broker and
+            # database last failed us (or since our start): see services.scheduler.recovery
             for detail_id, attempt, runner in ex.expired_leases(session):
                 log.warning("runner %s lost execution %s (attempt %s)", runner, detail_id, attempt)
                 self._finish({
                     "detail_id": detail_id, "attempt": attempt, "runner": runner,
-                    "status": statuses.ERROR, "exit_code": None,
+                    "status": statuses.ERROR, "exit_code": None, "lease_expired": True,
                     "reason": f"runner {runner} was lost (no heartbeat for {self._lease():g}s)",
                 })
         for result in ex.unnotified_finished(session):
@@ -184,7 +187,8 @@ class SchedulerService:
     def _fan_out(self, result_id):
         session = self.db.session
         while True:
-            made = ex.fan_out_batch(session, result_id)
+            made = ex.fan_out_batch(session, result_id,
+                                    batch=int(self.config.get("FAN_OUT_BATCH") or ex.FAN_OUT_BATCH))
             if not made:
                 break
             self.dispatch(events.EXECUTIONS_QUEUED, {"result_id": result_id, "count": made})

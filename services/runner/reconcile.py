@@ -1,0 +1,118 @@
+"""A runner squares its Docker engine and its memory with what the scheduler knows.
+
+Run when the runner starts and every ``RECONCILE_INTERVAL`` seconds after:
+
+1. Containers.  Every container Stevedore started carries the labels
+   ``stevedore.managed=true``, ``stevedore.detail_id``, ``stevedore.attempt``
+   and ``stevedore.runner``.  For each on this engine (whichever runner
+   started it: several may share an engine) the scheduler says who holds that
+   execution now:
+
+   * held by the runner and attempt on the labels, and that runner is us but
+     we do not know it: we were restarted (a SIGKILL, a crash) while it ran,
+     and our lease has not run out yet: *re-attach*: a slot follows it to its
+     end and reports its real exit code;
+   * held by the runner and attempt on the labels otherwise: a live execution,
+     left alone;
+   * anything else (the execution is over, another attempt replaced it, its
+     runner was declared lost): an *orphan*, removed when a second pass
+     still finds it so (on the first, its runner may be removing it itself);
+   * an execution the scheduler does not know: left alone (another Stevedore
+     installation may share this engine).
+
+2. Claims.  The scheduler may believe we hold an execution we never heard of:
+   a claim whose reply was lost (RabbitMQ restarting while the scheduler
+   answered; a call that timed out), or one our previous process claimed just
+   before it died.  When no claim of ours is in flight, and no container of
+   ours runs it, such an execution is handed back (``release_claim``) if it
+   never started; if it did start, its container is gone and its outcome
+   unknown, which is reported as an ERROR saying so.
+"""
+import logging
+
+import docker
+import requests
+
+from shared import events, statuses as st
+from shared.timeutil import now
+
+log = logging.getLogger(__name__)
+
+
+def reconcile(holdings, executor, scheduler, report):
+    """One pass; returns a summary {adopted, removed, released, lost} for logs and tests."""
+    me = holdings.runner_id
+    summary = {"adopted": 0, "removed": 0, "released": 0, "lost": 0}
+    try:
+        containers = executor.managed_containers()
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        log.warning("cannot list containers to reconcile (%s); trying again later", exc)
+        containers = None
+
+    before = holdings.claim_snapshot()
+    mine = {work["detail_id"]: work for work in scheduler.runner_holdings(me)}
+    states = scheduler.execution_states(sorted({c["detail_id"] for c in containers or ()
+                                                if c["detail_id"]})) if containers else {}
+    # no claim was in flight, and none began, while the scheduler was asked
+    quiet = before[0] == 0 and holdings.claim_snapshot() == before
+
+    orphans = set()
+    for container in containers or ():
+        detail_id, attempt, owner = container["detail_id"], container["attempt"], container["runner"]
+        if not detail_id or holdings.holds(detail_id, attempt):
+            continue
+        state = states.get(detail_id)
+        if state is None:
+            continue
+        live = (state["status"] in st.ACTIVE and state["attempt"] == attempt
+                and state["runner"] == owner)
+        if live:
+            work = mine.get(detail_id)
+            if owner == me and not holdings.was_received(detail_id, attempt) \
+                    and work is not None and work["attempt"] == attempt:
+                log.warning("re-attaching to container %s of execution %s (attempt %s), "
+                            "left running by this runner's previous process",
+                            container["id"][:12], detail_id, attempt)
+                holdings.adopt(work, container["id"])
+                summary["adopted"] += 1
+            continue
+        orphans.add(container["id"])
+        if container["id"] not in holdings.orphans_seen:
+            # seen once: its runner may be removing it right now, having just reported it
+            continue
+        log.warning("removing orphaned container %s of execution %s (attempt %s, runner %s): "
+                    "it is now %s, attempt %s, held by %s", container["id"][:12], detail_id,
+                    attempt, owner, state["status"], state["attempt"], state["runner"])
+        try:
+            executor.remove(container["id"])
+            summary["removed"] += 1
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            log.warning("could not remove container %s: %s", container["id"][:12], exc)
+
+    if containers is None:
+        return summary
+    holdings.orphans_seen = orphans
+    if not quiet:
+        return summary
+    on_engine = {(c["detail_id"], c["attempt"]) for c in containers}
+    for detail_id, work in mine.items():
+        attempt = work["attempt"]
+        if detail_id in holdings.held or holdings.was_received(detail_id, attempt) \
+                or (detail_id, attempt) in on_engine:
+            continue
+        if work["status"] == st.QUEUED:
+            if scheduler.release_claim(me, detail_id, attempt):
+                log.warning("execution %s (attempt %s) was claimed for this runner but never "
+                            "reached it; handed back", detail_id, attempt)
+                summary["released"] += 1
+        else:
+            log.warning("execution %s (attempt %s) started under this runner before a restart "
+                        "and its container is gone", detail_id, attempt)
+            holdings.note_received(work)
+            report(events.EXECUTION_FINISHED, {
+                "detail_id": detail_id, "attempt": attempt, "runner": me, "status": st.ERROR,
+                "exit_code": None, "start": None, "end": now(),
+                "reason": f"runner {me} restarted and found no container for this execution on "
+                          "its Docker engine: its outcome is unknown"})
+            summary["lost"] += 1
+    return summary

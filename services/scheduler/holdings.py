@@ -1,0 +1,91 @@
+"""What the scheduler tells a runner that reconciles its engine with the database.
+
+A runner asks, at start and then periodically:
+
+* which executions the database says it holds (``runner_holdings``), to find
+  the ones it runs without knowing it (it was restarted: re-attach to the
+  container) or was given without ever hearing of it (the claim's reply was
+  lost: hand the claim back with ``release_claim``);
+* who holds the executions of the containers on its engine
+  (``execution_states``), to remove the containers of executions that are
+  over or that another attempt has replaced.
+
+Same locking order as ``executions``: the detail row, then its result row.
+"""
+from sqlalchemy import select
+
+from services.scheduler.executions import derive_status
+from services.scheduler.models import Detail, Result
+from shared import statuses as st
+from shared.timeutil import now
+
+
+def work_of(detail, result, lease_seconds):
+    """An execution as a runner runs it (the shape ``claim`` answers)."""
+    params = result.params or {}
+    return {
+        "detail_id": detail.id, "result_id": result.id, "task_id": result.task_id,
+        "index": detail.index, "attempt": detail.attempt, "image": result.image,
+        "command": params.get("command"), "env": params.get("env") or {},
+        "timeout": params.get("timeout"), "memory": params.get("memory"),
+        "cpus": params.get("cpus"), "lease_seconds": lease_seconds,
+    }
+
+
+def runner_holdings(session, runner, lease_seconds, limit=1000):
+    """The executions the database says ``runner`` holds, each with its status."""
+    rows = session.execute(
+        select(Detail, Result).join(Result, Result.id == Detail.result_id).where(
+            Detail.runner == runner, Detail.status.in_([st.QUEUED, st.RUNNING]))
+        .limit(limit)).all()
+    session.rollback()
+    return [{**work_of(detail, result, lease_seconds), "status": detail.status}
+            for detail, result in rows]
+
+
+def execution_states(session, detail_ids):
+    """{detail_id: {attempt, runner, status}} for the ids this scheduler knows.
+
+    An id it does not know is left out: the container may belong to another
+    Stevedore installation sharing the engine, which is not ours to judge.
+    """
+    ids = [i for i in detail_ids if isinstance(i, str) and 0 < len(i) <= 32]
+    if not ids:
+        return {}
+    rows = session.execute(select(Detail.id, Detail.attempt, Detail.runner, Detail.status)
+                           .where(Detail.id.in_(ids))).all()
+    session.rollback()
+    return {row.id: {"attempt": row.attempt, "runner": row.runner, "status": row.status}
+            for row in rows}
+
+
+def release_claim(session, runner, detail_id, attempt):
+    """Take back a claim that never started; returns (result, detail), or (None, None).
+
+    Only a claim of ``runner`` that never started (still QUEUED) of the
+    attempt named: the execution goes back to the queue as if it had never
+    been claimed, its attempt number unspent, since nothing ran; or, when it
+    or its run was cancelled meanwhile, it ends CANCELLED.
+    """
+    detail = session.get(Detail, detail_id, with_for_update=True)
+    if detail is None or detail.runner != runner or detail.attempt != attempt \
+            or detail.status != st.QUEUED:
+        session.rollback()
+        return None, None
+    result = session.get(Result, detail.result_id, with_for_update=True)
+    result.active = max(0, result.active - 1)
+    detail.runner = None
+    detail.attempt -= 1
+    detail.lease_expires_at = None
+    detail.container_id = None
+    if result.cancel_requested or detail.cancel_requested:
+        stamp = now()
+        detail.status = st.CANCELLED
+        detail.end = stamp
+        detail.not_before = None
+        detail.reason = "cancelled before it started"
+        result.n_cancelled += 1
+        result.end = max(result.end or 0, stamp)
+        result.status = derive_status(result)
+    session.commit()
+    return result, detail

@@ -1,0 +1,81 @@
+"""The scheduler's recovery RPCs and rules, alone on the real broker and database."""
+import pytest
+from nameko.standalone.events import event_dispatcher
+from nameko.testing.services import entrypoint_hook, entrypoint_waiter, replace_dependencies
+
+from services.scheduler.service import SchedulerService
+from tests.interface.test_scheduler_service import ready_task
+
+
+@pytest.fixture
+def scheduler(container_factory, service_config):
+    container = container_factory(SchedulerService, {**service_config, "RETRY_BACKOFF": 0.01})
+    registry = replace_dependencies(container, "registry")
+    registry.get_task.return_value = ready_task()
+    container.start()
+    return container
+
+
+def call(container, method, *args):
+    with entrypoint_hook(container, method) as hook:
+        return hook(*args)
+
+
+def run(container, **params):
+    with entrypoint_waiter(container, "on_result_submitted"):
+        return call(container, "run_task", "any", {"operation": "RUN", **params})["result_id"]
+
+
+def test_a_claim_handed_back_returns_to_the_queue_with_its_attempt_unspent(scheduler):
+    result_id = run(scheduler, times=1)
+    work = call(scheduler, "claim_execution", "runner-a")
+    [held] = call(scheduler, "runner_holdings", "runner-a")
+    assert (held["detail_id"], held["attempt"], held["status"]) == (work["detail_id"], 1, "QUEUED")
+    assert held["image"] == work["image"] and held["result_id"] == result_id
+
+    assert call(scheduler, "release_claim", "runner-b", work["detail_id"], 1) is False  # not its claim
+    assert call(scheduler, "release_claim", "runner-a", work["detail_id"], 1) is True
+    assert call(scheduler, "release_claim", "runner-a", work["detail_id"], 1) is False  # only once
+    [detail] = call(scheduler, "list_details", result_id)
+    assert (detail["status"], detail["runner"], detail["attempt"]) == ("QUEUED", None, 0)
+    assert call(scheduler, "runner_holdings", "runner-a") == []
+
+    again = call(scheduler, "claim_execution", "runner-b")
+    assert again["detail_id"] == work["detail_id"] and again["attempt"] == 1
+
+
+def test_a_claim_handed_back_after_its_run_was_cancelled_ends_cancelled(scheduler):
+    result_id = run(scheduler, times=1)
+    work = call(scheduler, "claim_execution", "runner-a")
+    call(scheduler, "cancel_result", result_id)
+    assert call(scheduler, "get_result", result_id)["status"] not in ("CANCELLED", "KILLED")
+
+    assert call(scheduler, "release_claim", "runner-a", work["detail_id"], 1) is True
+    [detail] = call(scheduler, "list_details", result_id)
+    assert (detail["status"], detail["reason"]) == ("CANCELLED", "cancelled before it started")
+    result = call(scheduler, "get_result", result_id)
+    assert result["status"] == "CANCELLED" and result["counts"]["CANCELLED"] == 1
+
+
+def test_execution_states_tell_only_what_this_scheduler_knows(scheduler):
+    result_id = run(scheduler, times=1)
+    work = call(scheduler, "claim_execution", "runner-a")
+    states = call(scheduler, "execution_states", [work["detail_id"], "f" * 32, 42])
+    assert states == {work["detail_id"]: {"attempt": 1, "runner": "runner-a", "status": "QUEUED"}}
+    assert result_id
+
+
+def test_a_late_report_of_an_attempt_already_retried_changes_nothing(scheduler, service_config):
+    result_id = run(scheduler, times=1, retries=2)
+    work = call(scheduler, "claim_execution", "runner-a")
+    report = {"detail_id": work["detail_id"], "attempt": 1, "runner": "runner-a", "status": "ERROR",
+              "exit_code": 1, "reason": "exited with code 1", "start": 5.0, "end": 6.0}
+    dispatch = event_dispatcher(service_config)
+    for _ in range(2):  # the second is the same report, delivered again after the retry was queued
+        with entrypoint_waiter(scheduler, "on_execution_finished"):
+            dispatch("runner", "execution_finished", report)
+    [detail] = call(scheduler, "list_details", result_id)
+    assert detail["status"] == "QUEUED" and detail["runner"] is None
+    assert [a["attempt"] for a in detail["attempts"]] == [1]
+    result = call(scheduler, "get_result", result_id)
+    assert result["counts"]["ERROR"] == 0 and result["counts"]["QUEUED"] == 1

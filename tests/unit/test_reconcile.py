@@ -1,0 +1,114 @@
+"""A runner's reconciliation decisions, against fakes of its engine and the scheduler."""
+from types import SimpleNamespace
+
+import pytest
+
+from services.runner.reconcile import reconcile
+from services.runner.slots import Holdings
+
+
+class Engine:
+    def __init__(self, *containers):
+        self.containers = list(containers)
+        self.removed = []
+
+    def managed_containers(self):
+        return [c for c in self.containers if c["id"] not in self.removed]
+
+    def remove(self, container_id):
+        self.removed.append(container_id)
+
+
+class Scheduler:
+    def __init__(self, states=None, mine=()):
+        self.states = states or {}
+        self.mine = list(mine)
+        self.released = []
+
+    def runner_holdings(self, runner):
+        return self.mine
+
+    def execution_states(self, detail_ids):
+        return {i: self.states[i] for i in detail_ids if i in self.states}
+
+    def release_claim(self, runner, detail_id, attempt):
+        self.released.append((runner, detail_id, attempt))
+        return True
+
+
+def container(cid, detail_id, attempt, runner):
+    return {"id": cid, "detail_id": detail_id, "attempt": attempt, "runner": runner,
+            "result_id": "r", "state": "running"}
+
+
+def work(detail_id, attempt, status="RUNNING"):
+    return {"detail_id": detail_id, "attempt": attempt, "status": status, "result_id": "r",
+            "index": 0, "image": "img", "timeout": None}
+
+
+@pytest.fixture
+def holdings():
+    held = Holdings()
+    held.container = SimpleNamespace(config={"RUNNER_ID": "me"})
+    held.setup()
+    return held
+
+
+def run(holdings, engine, scheduler):
+    reports = []
+    summary = reconcile(holdings, engine, scheduler, lambda *event: reports.append(event))
+    return summary, reports
+
+
+def test_orphans_are_removed_on_the_second_sighting_and_live_or_unknown_ones_are_left(holdings):
+    engine = Engine(container("c-over", "d1", 1, "other"),      # its execution ended
+                    container("c-replaced", "d2", 1, "gone"),   # attempt 2 replaced it
+                    container("c-live", "d3", 1, "other"),      # another runner's, running
+                    container("c-alien", "d4", 1, "x"))         # not this installation's
+    scheduler = Scheduler(states={
+        "d1": {"status": "COMPLETE", "attempt": 1, "runner": "other"},
+        "d2": {"status": "RUNNING", "attempt": 2, "runner": "other"},
+        "d3": {"status": "RUNNING", "attempt": 1, "runner": "other"},
+    })
+    assert run(holdings, engine, scheduler)[0]["removed"] == 0
+    assert run(holdings, engine, scheduler)[0]["removed"] == 2
+    assert sorted(engine.removed) == ["c-over", "c-replaced"]
+
+
+def test_own_container_left_by_a_previous_process_is_re_attached(holdings):
+    engine = Engine(container("c-mine", "d1", 3, "me"))
+    scheduler = Scheduler(states={"d1": {"status": "RUNNING", "attempt": 3, "runner": "me"}},
+                          mine=[work("d1", 3)])
+    summary, _ = run(holdings, engine, scheduler)
+    assert summary["adopted"] == 1
+    assert holdings.holds("d1", 3)
+    adopted, container_id = holdings.next_adoption()
+    assert adopted["detail_id"] == "d1" and container_id == "c-mine"
+    # held now: a second pass neither adopts it again nor removes it
+    assert run(holdings, engine, scheduler)[0] == {"adopted": 0, "removed": 0, "released": 0, "lost": 0}
+
+
+def test_claim_never_received_is_handed_back_unless_a_claim_is_in_flight(holdings):
+    scheduler = Scheduler(mine=[work("d1", 1, status="QUEUED")])
+    with holdings.claiming():
+        assert run(holdings, Engine(), scheduler)[0]["released"] == 0
+    assert run(holdings, Engine(), scheduler)[0]["released"] == 1
+    assert scheduler.released == [("me", "d1", 1)]
+
+
+def test_claim_received_by_this_process_is_never_handed_back(holdings):
+    holdings.note_received(work("d1", 1))   # finished here; its report is on its way
+    scheduler = Scheduler(mine=[work("d1", 1, status="QUEUED")])
+    assert run(holdings, Engine(), scheduler)[0]["released"] == 0
+
+
+def test_started_execution_whose_container_is_gone_is_reported_with_an_unknown_outcome(holdings):
+    scheduler = Scheduler(mine=[work("d1", 2, status="RUNNING")])
+    summary, reports = run(holdings, Engine(), scheduler)
+    assert summary["lost"] == 1
+    [(event, report)] = reports
+    assert event == "execution_finished"
+    assert report["status"] == "ERROR" and report["attempt"] == 2 and report["runner"] == "me"
+    assert "outcome is unknown" in report["reason"]
+    # and only once
+    assert run(holdings, Engine(), scheduler)[0]["lost"] == 0
