@@ -96,7 +96,8 @@ def test_job_longer_than_the_consumer_timeout_completes_and_is_recorded_once(
         wait_running(api, result_id)
         assert wait_finished(api, result_id, timeout=JOB_SECONDS + 30)["status"] == "COMPLETE"
         [detail] = assert_truthful(api, docker_client, result_id, times=1, since=since)
-        assert detail["attempt"] == 1 and detail["duration"] >= JOB_SECONDS
+        # the engine's own start/finish stamps: ``sleep 30`` may read a hair under 30 s
+        assert detail["attempt"] == 1 and detail["duration"] >= JOB_SECONDS - 0.5, detail
 
         # the timeout was in force: it closed the control's channel...
         control.thread.join(5)
