@@ -140,6 +140,21 @@ def test_registering_a_task_times_its_pull_in_the_registry(system, api, test_ima
     assert pulls(own(system, "registry")) - before == 1
 
 
+def test_a_runner_times_the_pull_of_an_image_its_engine_lacks(system, api, test_images, docker_client):
+    def pulls(label):
+        return value(own(system, label), "stevedore_image_pull_seconds_count", where="runner", outcome="ok")
+
+    task = api.register(test_images["ok"], name="metrics-runner-pull")
+    assert task["status"] == "READY", task
+    before = {label: pulls(label) for label in RUNNERS}
+    docker_client.images.remove(task["digest"], noprune=True)  # our reference only; shared layers stay
+    result = api.wait_result(api.run(task["task_id"]))
+    assert result["status"] == "COMPLETE", [d["reason"] for d in api.details(result["result_id"])]
+    labels = {system.plan[label][1]["RUNNER_ID"]: label for label in RUNNERS}
+    ran_on = labels[api.details(result["result_id"])[0]["runner"]]
+    assert pulls(ran_on) - before[ran_on] == 1
+
+
 def test_each_runner_on_the_host_serves_its_own_metrics(system):
     ports = {system.plan[label][1]["METRICS_PORT"] for label in ("registry", "scheduler") + RUNNERS}
     assert len(ports) == 4  # one port per process on this one host
