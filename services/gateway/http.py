@@ -81,6 +81,13 @@ def auth_settings(config):
     return switched_on(config.get("AUTH"), default=True), tokens
 
 
+def is_public(public, config):
+    """Whether an endpoint skips auth: ``public`` is True/False, or the name of a config switch (off by default)."""
+    if isinstance(public, str):
+        return switched_on(config.get(public), default=False)
+    return bool(public)
+
+
 def presented_token(request):
     """The token a request carries: Authorization: Bearer, else the UI's cookie; and where from."""
     header = request.headers.get("Authorization", "")
@@ -115,8 +122,7 @@ class JsonHttp(HttpRequestHandler):
     def setup(self):
         super().setup()
         self.auth_required, self.tokens = auth_settings(self.container.config)
-        if isinstance(self.public, str):
-            self.public = switched_on(self.container.config.get(self.public), default=False)
+        self.public = is_public(self.public, self.container.config)
 
     def handle_request(self, request):
         refusal = None if self.public else self.refuse(request)

@@ -8,7 +8,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.gateway.http import auth_settings, switched_on
+from services.gateway.http import auth_settings, is_public, switched_on
 from services.runner.dependencies import Executor
 from services.runner.metrics import RunnerMetrics, _SlotCollector, slot_usage
 from services.scheduler.metrics import SchedulerMetrics, _Totals, attempt_run_time, queue_wait
@@ -215,3 +215,10 @@ def test_auth_stays_on_unless_turned_off():
     assert auth_settings({"API_TOKENS": "a, b", "AUTH": ""}) == (True, {"a", "b"})
     assert auth_settings({"AUTH": "off"})[0] is False
     assert auth_settings({})[0] is True
+
+
+def test_the_gateway_metrics_are_public_only_when_configured():
+    assert is_public("METRICS_PUBLIC", {}) is False
+    assert is_public("METRICS_PUBLIC", {"METRICS_PUBLIC": "off"}) is False
+    assert is_public("METRICS_PUBLIC", {"METRICS_PUBLIC": "on"}) is True
+    assert is_public(True, {}) is True and is_public(False, {"METRICS_PUBLIC": "on"}) is False
