@@ -325,11 +325,12 @@ def _lock_pair(session, detail_id):
 
 
 def mark_started(session, report):
+    """Fold a runner's report that an attempt started; returns (result, detail) or (None, None)."""
     detail, result = _lock_pair(session, report["detail_id"])
     if detail is None or detail.attempt != report["attempt"] or detail.status != st.QUEUED \
             or detail.runner != report["runner"]:
         session.rollback()
-        return None
+        return None, None
     detail.status = st.RUNNING
     detail.start = report["start"]
     detail.container_id = report.get("container_id")
@@ -338,7 +339,7 @@ def mark_started(session, report):
         result.start = report["start"]
     result.status = derive_status(result)
     session.commit()
-    return result
+    return result, detail
 
 
 def backoff(attempt, base, cap):
@@ -416,6 +417,7 @@ def cancel_result(session, result_id):
 
     Idempotent while the run is active; a finished run answers Conflict.
     Executions not yet created by the fan-out are created CANCELLED.
+    Returns (result, how many executions this call ended CANCELLED).
     """
     result = get_result(session, result_id)
     if result.status in st.TERMINAL:
@@ -438,7 +440,7 @@ def cancel_result(session, result_id):
         result.end = max(result.end or 0, stamp)
     result.status = derive_status(result)
     session.commit()
-    return result
+    return result, stopped
 
 
 def _cancel_queued(session, result_id, stamp, skip_locked):
