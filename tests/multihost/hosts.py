@@ -22,6 +22,7 @@ in reverse order even when the setup fails half way.
 import logging
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -62,9 +63,10 @@ class Cleanup:
 
 def free_subnet():
     """An unused 10.N.0.0/16 (N from 200 to 249), so concurrent sessions do not collide."""
-    taken = sh("ip", "-4", "-o", "addr").stdout + sh("ip", "-4", "route").stdout
+    taken = set(re.findall(r"\b10\.(\d+)\.", sh("ip", "-4", "-o", "addr").stdout
+                           + sh("ip", "-4", "route").stdout))
     for n in random.sample(range(200, 250), 50):
-        if f" 10.{n}." not in taken:
+        if str(n) not in taken:
             return n
     raise RuntimeError("no free 10.N.0.0/16 for the test hosts")
 
@@ -73,9 +75,13 @@ class Network:
     def __init__(self, cleanup):
         self.cleanup = cleanup
         self.tag = uuid.uuid4().hex[:4]
-        self.octet = free_subnet()
-        self.hub = f"10.{self.octet}.0.1"
-        sh("ip", "addr", "add", f"{self.hub}/32", "dev", "lo")
+        for _ in range(5):  # another session may take the same network at the same moment
+            self.octet = free_subnet()
+            self.hub = f"10.{self.octet}.0.1"
+            if sh("ip", "addr", "add", f"{self.hub}/32", "dev", "lo", check=False).returncode == 0:
+                break
+        else:
+            raise RuntimeError("could not put a hub address on lo")
         cleanup.add(f"hub address {self.hub}", lambda: sh("ip", "addr", "del", f"{self.hub}/32", "dev", "lo"))
 
     def add_host(self, index):
