@@ -185,7 +185,10 @@ class Engine:
         cleanup.add(f"engine directory {directory}", self._remove_dir)
         self.url = f"unix://{directory}/docker.sock"
         self.log_path = os.path.join(directory, "dockerd.log")
-        command = [*enter, "dockerd",
+        config = os.path.join(directory, "daemon.json")
+        with open(config, "w") as fh:
+            fh.write("{}\n")  # never the machine's /etc/docker/daemon.json
+        command = [*enter, "dockerd", "--config-file", config,
                    "--data-root", f"{directory}/data", "--exec-root", f"{directory}/exec",
                    "-H", self.url, "--pidfile", f"{directory}/docker.pid",
                    "--bridge=none", "--iptables=false", "--ip6tables=false",
