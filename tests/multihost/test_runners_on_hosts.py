@@ -86,11 +86,12 @@ def test_sixty_executions_are_shared_by_three_hosts_each_pulling_the_image_by_di
     shares = collections.Counter(d["runner"] for d in details)
     assert set(shares) == {host.runner_id for host in rig.hosts}, shares
 
+    starts = starts_by_engine(rig.hosts, result_id, since)
     for host in rig.hosts:
         # each engine pulled the image by its digest, and ran only its own runner's containers
         assert has_image(host.engine, digest), host.runner_id
         assert digest in image_pulls(host.engine, since), (host.runner_id, image_pulls(host.engine, since))
-        started = starts_by_engine(rig.hosts, result_id, since)[host.runner_id]
+        started = starts[host.runner_id]
         assert set(started) == {host.runner_id}, (host.runner_id, started)
         assert sum(started.values()) == shares[host.runner_id], (host.runner_id, started, shares)
 
