@@ -17,7 +17,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from stevedore.host import spawn
-from tests.multihost.hosts import Cleanup, Engine, Network, wait_all_up
+from tests.multihost.hosts import Cleanup, Engine, Network, docker0, wait_all_up
 from tests.support import ImageRegistry, System, build_test_images, create_database, drop_database
 
 HOSTS = 3
@@ -59,12 +59,15 @@ def require_tools():
 def rig(request, vhost_pipeline, docker_client):
     """SimpleNamespace(system, api, hosts, task, registry, registry_address, hub)."""
     require_tools()
+    main_bridge = docker0()
     cleanup = Cleanup()
     try:
         yield build_rig(request, cleanup, vhost_pipeline, docker_client)
     finally:
         errors = cleanup.run()
         assert not errors, f"multihost cleanup failed: {errors}"
+        # the main engine's bridge, which every other test's containers use, is untouched
+        assert docker0() == main_bridge, f"docker0 was {main_bridge}, is now {docker0()}"
 
 
 def build_rig(request, cleanup, vhost_pipeline, docker_client):
@@ -86,7 +89,8 @@ def build_rig(request, cleanup, vhost_pipeline, docker_client):
 
     base = tempfile.mkdtemp(prefix="stv-mh-")  # short: dockerd's socket path must fit
     cleanup.add(f"directory {base}", lambda: shutil.rmtree(base, ignore_errors=True))
-    control = Engine(cleanup, f"{base}/control", hub_registry)
+    # the registry service's engine, in the root namespace: on a bridge of its own
+    control = Engine(cleanup, f"{base}/control", hub_registry, bridge=network.add_bridge("ctl", 250))
     engines = [Engine(cleanup, f"{base}/h{n}", hub_registry, enter=link.enter)
                for n, link in enumerate(links, 1)]
     wait_all_up([control, *engines])

@@ -87,6 +87,14 @@ class Network:
     def add_host(self, index):
         return HostLink(self, index)
 
+    def add_bridge(self, name, index):
+        """A bridge of its own (``10.N.<index>.1/24``) for an engine in the root namespace."""
+        bridge = f"stv{self.tag}{name}"
+        sh("ip", "link", "add", bridge, "type", "bridge")
+        self.cleanup.add(f"bridge {bridge}", lambda: sh("ip", "link", "del", bridge, check=False))
+        sh("ip", "addr", "add", f"10.{self.octet}.{index}.1/24", "dev", bridge)
+        return bridge
+
     def forward(self, port, target):
         """Listen on hub:port (root namespace) and forward each connection to ``target``."""
         proc = subprocess.Popen(
@@ -179,7 +187,13 @@ class HostLink:
 class Engine:
     """A dockerd of its own: data root, exec root, socket, pidfile under ``directory``."""
 
-    def __init__(self, cleanup, directory, insecure_registry, enter=()):
+    def __init__(self, cleanup, directory, insecure_registry, enter=(), bridge=None):
+        # with --bridge=none dockerd deletes the link named docker0 in its network
+        # namespace (moby's removeDefaultBridgeInterface): harmless in a host's netns,
+        # where there is none, but in the root namespace it is the main engine's bridge
+        if not enter and bridge is None:
+            raise ValueError("an engine in the root namespace needs a bridge of its own, "
+                             "or it deletes the main engine's docker0")
         self.dir = directory
         os.makedirs(directory)
         cleanup.add(f"engine directory {directory}", self._remove_dir)
@@ -191,7 +205,7 @@ class Engine:
         command = [*enter, "dockerd", "--config-file", config,
                    "--data-root", f"{directory}/data", "--exec-root", f"{directory}/exec",
                    "-H", self.url, "--pidfile", f"{directory}/docker.pid",
-                   "--bridge=none", "--iptables=false", "--ip6tables=false",
+                   f"--bridge={bridge or 'none'}", "--iptables=false", "--ip6tables=false",
                    "--insecure-registry", insecure_registry, "--log-level=warn"]
         with open(self.log_path, "ab") as out:
             self.proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
@@ -240,6 +254,14 @@ class Engine:
         for point in sorted(mounts, key=len, reverse=True):
             sh("umount", "-l", point, check=False)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def docker0():
+    """The main engine's bridge as ``ip`` shows it (name and addresses), or None if there is none."""
+    shown = sh("ip", "-4", "-o", "addr", "show", "dev", "docker0", check=False)
+    if shown.returncode != 0:
+        return None
+    return sorted(line.split()[3] for line in shown.stdout.splitlines())
 
 
 def _pids_mentioning(directory):
