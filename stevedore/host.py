@@ -26,13 +26,17 @@ def service_command(name, config=CONFIG):
     return [sys.executable, "-m", "nameko", "run", "--config", config, f"services.{name}.service"]
 
 
-def spawn(name, env=None, log_file=None, config=CONFIG):
-    """Start one service process; its output goes to ``log_file`` (or ours)."""
+def spawn(name, env=None, log_file=None, config=CONFIG, prefix=()):
+    """Start one service process; its output goes to ``log_file`` (or ours).
+
+    ``prefix`` is a command that execs the service, e.g. ``nsenter --net=...``
+    to run it in another network namespace.
+    """
     full_env = {**os.environ, **(env or {})}
     full_env.setdefault("PYTHONPATH", ROOT)
     out = open(log_file, "ab") if log_file else None
     try:
-        return subprocess.Popen(service_command(name, config), env=full_env, cwd=ROOT,
+        return subprocess.Popen([*prefix, *service_command(name, config)], env=full_env, cwd=ROOT,
                                 stdout=out, stderr=subprocess.STDOUT if out else None)
     finally:
         if out:

@@ -5,7 +5,7 @@ import docker
 import requests
 from nameko.extensions import DependencyProvider
 
-from shared.docker_engine import LazyDockerClient
+from shared.docker_engine import LazyDockerClient, explain_pull_error
 from shared.metrics import PullMetrics
 
 from shared.validation import parse_reference
@@ -15,20 +15,6 @@ log = logging.getLogger(__name__)
 
 class ImportFailed(Exception):
     """A pull failed; the message is for the task's ``error`` field."""
-
-
-def explain_pull_error(reference, text):
-    """Turn the engine's words into a reason a person can act on."""
-    lowered = text.lower()
-    if any(s in lowered for s in ("unauthorized", "authentication required", "denied", "no basic auth")):
-        return f"authentication refused by the registry for {reference}: {text}"
-    if any(s in lowered for s in ("manifest unknown", "not found", "does not exist", "name unknown")):
-        return f"image not found: {reference} ({text})"
-    if any(s in lowered for s in ("connection refused", "no such host", "dial tcp", "i/o timeout",
-                                  "timeout", "network is unreachable", "http response to https",
-                                  "tls", "eof")):
-        return f"registry unreachable for {reference}: {text}"
-    return f"pull of {reference} failed: {text}"
 
 
 class Images:

@@ -10,7 +10,7 @@ import requests
 from nameko.extensions import DependencyProvider
 
 from shared import statuses as st
-from shared.docker_engine import LazyDockerClient
+from shared.docker_engine import LazyDockerClient, explain_pull_error
 from shared.timeutil import now, parse_docker_time
 from shared.validation import memory_bytes, parse_reference
 
@@ -24,6 +24,10 @@ ENGINE_PATIENCE = 120.0  # seconds to wait out an engine restart before reportin
 
 class EngineUnavailable(Exception):
     """The Docker engine could not be reached, and no container was started."""
+
+
+class PullFailed(Exception):
+    """The engine answered but could not pull the image; the message says why."""
 
 
 def tail_bytes(data, limit):
@@ -90,7 +94,19 @@ class Executor:
         name, tag, digest = parse_reference(image)
         auth = credentials() if credentials else None
         with pull_timer():
-            self.client.images.pull(name, tag=digest or tag, auth_config=auth)
+            # the engine reports some failures (a layer that cannot be fetched) only
+            # inside the progress stream, with a 200: read it to the end and look
+            try:
+                for chunk in self.client.api.pull(name, tag=digest or tag, auth_config=auth,
+                                                  stream=True, decode=True):
+                    if "error" in chunk:
+                        raise PullFailed(explain_pull_error(image, chunk["error"]))
+            except docker.errors.APIError as exc:
+                raise PullFailed(explain_pull_error(image, explain(exc))) from exc
+            try:
+                self.client.images.get(image)
+            except docker.errors.ImageNotFound as exc:
+                raise PullFailed(f"pull of {image} ended without the image: {explain(exc)}") from exc
 
     # -------------------------------------------------------------- run
 
@@ -146,8 +162,10 @@ class Executor:
         """
         try:
             self.ensure_image(work["image"], credentials, pull_timer)
+        except PullFailed as exc:
+            return self._failed(f"could not pull the image on runner {runner}: {exc}")
         except docker.errors.APIError as exc:
-            return self._failed(f"could not pull image {work['image']}: {explain(exc)}")
+            return self._failed(f"could not pull the image on runner {runner}: {explain(exc)}")
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             raise EngineUnavailable(f"could not check image {work['image']}: {explain(exc)}") from exc
         verdict = should_stop()
