@@ -3,13 +3,13 @@ from collections import deque
 from contextlib import contextmanager
 from types import SimpleNamespace
 
-import docker
 import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.gateway.http import auth_settings, is_public, switched_on
 from services.runner.dependencies import Executor
+from tests.unit.test_runner_pull import FakeClient
 from services.runner.metrics import RunnerMetrics, _SlotCollector, slot_usage
 from services.scheduler.metrics import SchedulerMetrics, _Totals, attempt_run_time, queue_wait
 from services.scheduler.executions import counts
@@ -156,18 +156,6 @@ def test_a_pull_is_timed_with_its_outcome():
                                          {"where": "runner", "outcome": outcome}) == 1
 
 
-class FakeImages:
-    def __init__(self, present):
-        self.present, self.pulled = present, []
-
-    def get(self, image):
-        if not self.present:
-            raise docker.errors.ImageNotFound("no")
-
-    def pull(self, name, tag=None, auth_config=None):
-        self.pulled.append((name, tag))
-
-
 def test_the_runner_times_a_pull_only_when_it_pulls():
     timed = []
 
@@ -176,11 +164,11 @@ def test_the_runner_times_a_pull_only_when_it_pulls():
         timed.append(True)
         yield
 
-    for present in (True, False):
-        images = FakeImages(present)
-        Executor(SimpleNamespace(images=images), policy={}).ensure_image(
-            "reg:5000/x@sha256:" + "a" * 64, pull_timer=pull_timer)
-        assert len(images.pulled) == (0 if present else 1)
+    image = "reg:5000/x@sha256:" + "a" * 64
+    for present in ((image,), ()):
+        client = FakeClient(present)
+        Executor(client, policy={}).ensure_image(image, pull_timer=pull_timer)
+        assert len(client.api.pulls) == (0 if present else 1)
     assert timed == [True]
 
 
