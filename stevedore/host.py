@@ -5,6 +5,11 @@ runs gateway, registry, scheduler and N runners, each as its own ``nameko run``
 process, against the RabbitMQ, PostgreSQL and Docker engine named by
 AMQP_URI, DATABASE_URL and DOCKER_HOST (default: the local ones).  Ctrl-C (or
 SIGTERM) stops them all gracefully.
+
+``--only`` runs some of the services, e.g. ``--only runner --runners 4`` on a
+machine that only runs executions against a central RabbitMQ (see
+docs/deployment.md); the database is migrated only when a service that uses it
+(registry, scheduler) is among them.
 """
 import argparse
 import os
@@ -20,6 +25,7 @@ from stevedore.settings import database_url
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "config.yml")
 SERVICES = ("gateway", "registry", "scheduler", "runner")
+DATABASE_SERVICES = ("registry", "scheduler")
 
 
 def service_command(name, config=CONFIG):
@@ -39,14 +45,24 @@ def spawn(name, env=None, log_file=None, config=CONFIG):
             out.close()
 
 
-def plan(runners, port):
-    """(label, service, extra environment) for each process of the system."""
+def plan(runners, port, services=SERVICES):
+    """(label, service, extra environment) for each process of the system (or of ``services``)."""
     procs = [("gateway", "gateway", {"GATEWAY_ADDRESS": f"0.0.0.0:{port}"}),
              ("registry", "registry", {}), ("scheduler", "scheduler", {})]
     host = os.uname().nodename
     for n in range(1, runners + 1):
         procs.append((f"runner-{n}", "runner", {"RUNNER_ID": f"{host}-runner-{n}"}))
-    return procs
+    return [proc for proc in procs if proc[1] in services]
+
+
+def service_list(text):
+    """``--only`` value: comma-separated service names, in the order of SERVICES."""
+    names = {name.strip() for name in text.split(",") if name.strip()}
+    unknown = names - set(SERVICES)
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: choose one or more of {', '.join(SERVICES)} (comma-separated)")
+    return tuple(name for name in SERVICES if name in names)
 
 
 def stop_all(procs, grace):
@@ -67,23 +83,28 @@ def main(argv=None):
                         help="runner replicas to start (default: $RUNNERS or 2)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GATEWAY_PORT", "8000")),
                         help="HTTP port of the gateway (default: $GATEWAY_PORT or 8000)")
+    parser.add_argument("--only", type=service_list, default=SERVICES, metavar="SERVICE[,SERVICE]",
+                        help="run only these services (default: all of " + ", ".join(SERVICES) + ")")
     parser.add_argument("--no-migrate", action="store_true", help="do not migrate the database first")
     parser.add_argument("--grace", type=float, default=30.0,
                         help="seconds to wait for services to stop before killing them")
     args = parser.parse_args(argv)
+    processes = plan(args.runners, args.port, args.only)
+    if not processes:
+        parser.error("nothing to run (--only runner with --runners 0)")
 
     auth_off = os.environ.get("STEVEDORE_AUTH", "on").lower() in ("off", "false", "0", "no")
-    if not auth_off and not os.environ.get("STEVEDORE_TOKENS"):
+    if "gateway" in args.only and not auth_off and not os.environ.get("STEVEDORE_TOKENS"):
         os.environ["STEVEDORE_TOKENS"] = secrets.token_urlsafe(24)
         print("stevedore: no STEVEDORE_TOKENS set; this run's API token is "
               f"{os.environ['STEVEDORE_TOKENS']}\n"
               "  use it as: curl -H 'Authorization: Bearer <token>' ...  or  export STEVEDORE_TOKEN=<token>",
               file=sys.stderr)
-    if not args.no_migrate:
+    if not args.no_migrate and set(args.only) & set(DATABASE_SERVICES):
         migrate.upgrade(database_url())
-    procs = {label: spawn(service, env) for label, service, env in plan(args.runners, args.port)}
-    print(f"stevedore: {', '.join(procs)} started; API on http://127.0.0.1:{args.port}/",
-          file=sys.stderr)
+    procs = {label: spawn(service, env) for label, service, env in processes}
+    api = f"; API on http://127.0.0.1:{args.port}/" if "gateway" in procs else ""
+    print(f"stevedore: {', '.join(procs)} started{api}", file=sys.stderr)
 
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
