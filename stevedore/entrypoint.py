@@ -23,8 +23,8 @@ import os
 import sys
 import time
 
-from stevedore import host, migrate
-from stevedore.settings import DEFAULT_AMQP_URI, database_url
+# Only the standard library here: a command run as given (a shell, the CLI) should
+# not pay for importing nameko and SQLAlchemy, nor print their warnings.
 
 log = logging.getLogger("stevedore.entrypoint")
 
@@ -81,6 +81,8 @@ def schema_heads():
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
+    from stevedore import migrate
+
     config = Config(os.path.join(migrate.ROOT, "alembic.ini"))
     config.set_main_option("script_location", os.path.join(migrate.ROOT, "migrations"))
     return set(ScriptDirectory.from_config(config).get_heads())
@@ -110,8 +112,14 @@ def plan(argv, environ=None):
     """What to wait for and what to become: ([(what, probe), ...], command)."""
     environ = os.environ if environ is None else environ
     name, rest = argv[0], list(argv[1:])
-    amqp_uri = environ.get("AMQP_URI") or DEFAULT_AMQP_URI
     waits = []
+    if name not in BROKER_SERVICES + ("migrate",):
+        return waits, list(argv)
+
+    from stevedore import host
+    from stevedore.settings import DEFAULT_AMQP_URI, database_url
+
+    amqp_uri = environ.get("AMQP_URI") or DEFAULT_AMQP_URI
     if name in BROKER_SERVICES:
         waits.append(("RabbitMQ", lambda: broker_problem(amqp_uri)))
         if name in SCHEMA_SERVICES:
@@ -119,11 +127,9 @@ def plan(argv, environ=None):
             waits.append(("the database schema", lambda: schema_problem(url)))
         config = environ.get("STEVEDORE_CONFIG") or host.CONFIG
         return waits, host.service_command(name, config) + rest
-    if name == "migrate":
-        url = database_url()
-        waits.append(("PostgreSQL", lambda: server_problem(url)))
-        return waits, [sys.executable, "-m", "stevedore.migrate"] + rest
-    return waits, list(argv)
+    url = database_url()
+    waits.append(("PostgreSQL", lambda: server_problem(url)))
+    return waits, [sys.executable, "-m", "stevedore.migrate"] + rest
 
 
 def wait_for(what, probe, timeout, interval=2.0, report_every=10.0,
