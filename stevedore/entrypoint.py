@@ -167,6 +167,7 @@ def main(argv=None):
         print(__doc__, file=sys.stderr)
         return 0 if argv else 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     timeout = wait_seconds(os.environ)
     waits, command = plan(argv)
     for what, probe in waits:
