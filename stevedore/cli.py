@@ -133,6 +133,28 @@ def task_show(cli, args):
         cli.print(format_fields(task_fields(task)))
 
 
+def task_import(cli, args):
+    task = cli.api.find_task(args.task)
+    task = cli.api.post(f"/task/{task['task_id']}/", {"operation": "IMPORT"})
+    if args.wait:
+        task = wait_task(cli, task)
+    if cli.json:
+        cli.print_json(task)
+    else:
+        cli.print(format_fields(task_fields(task)))
+    if task["status"] == st.ERROR:
+        raise CliError(f"task {task['name']} is ERROR: {task.get('error') or 'no reason given'}")
+
+
+def task_rm(cli, args):
+    task = cli.api.find_task(args.task)
+    cli.api.request("DELETE", f"/task/{task['task_id']}/").close()
+    if cli.json:
+        cli.print_json({"task_id": task["task_id"], "deleted": True})
+    else:
+        cli.print(f"deleted task {task['name']} ({task['task_id']})")
+
+
 # ---------------------------------------------------------------- running
 
 RUN_OPTIONS = ("command", "timeout", "parallelism", "retries", "priority", "memory", "cpus")
@@ -146,6 +168,11 @@ def run(cli, args):
         body["env"] = env
     body.update({name: getattr(args, name) for name in RUN_OPTIONS if getattr(args, name) is not None})
     result = cli.api.post(f"/task/{task['task_id']}/", body)
+    return finish_run(cli, args, result)
+
+
+def finish_run(cli, args, result):
+    """Print a started run's id, or with --wait follow it to its end (exit 1 unless all completed)."""
     if not args.wait:
         if cli.json:
             cli.print_json(result)
@@ -166,6 +193,11 @@ def run(cli, args):
         raise CliError(f"result {result['result_id']} is {result['status']}: "
                        f"{missing} of {result['times']} executions did not complete")
     return 0
+
+
+def rerun(cli, args):
+    result = cli.api.post(f"/result/{args.result}/", {"operation": "RERUN_FAILED"})
+    return finish_run(cli, args, result)
 
 
 def wait_result(cli, result):
@@ -394,6 +426,13 @@ def build_parser():
     sub.add_argument("--status", help="only tasks in this status (SUBMITTED, IMPORTING, READY, ERROR)")
     sub = command(task_commands, "show", task_show, "show one task")
     sub.add_argument("task", metavar="ID_OR_NAME")
+    sub = command(task_commands, "import", task_import,
+                  "pull the task's image again and pin its new digest (running executions keep theirs)")
+    sub.add_argument("task", metavar="ID_OR_NAME")
+    sub.add_argument("--wait", action="store_true",
+                     help="wait until the task is READY or ERROR; exit 1 on ERROR")
+    sub = command(task_commands, "rm", task_rm, "delete a task that has no active runs (its results stay)")
+    sub.add_argument("task", metavar="ID_OR_NAME")
 
     sub = command(commands, "run", run, "run a task's image a number of times")
     sub.add_argument("task", metavar="NAME_OR_ID")
@@ -428,6 +467,12 @@ def build_parser():
     sub.add_argument("result", metavar="RESULT")
     sub.add_argument("detail", metavar="DETAIL", help="a detail id, or the execution's index (0, 1, ...)")
     sub.add_argument("--follow", "-f", action="store_true", help="print the output as it comes until the end")
+
+    sub = command(commands, "rerun", rerun,
+                  "run again, as a new result, the executions of a result that ended ERROR or KILLED")
+    sub.add_argument("result", metavar="RESULT")
+    sub.add_argument("--wait", action="store_true",
+                     help="show progress until the rerun ends; exit 1 unless every execution completed")
 
     sub = command(commands, "cancel", cancel, "cancel a result's executions (or one of them)")
     sub.add_argument("result", metavar="RESULT")

@@ -45,14 +45,25 @@ def spawn(name, env=None, log_file=None, config=CONFIG):
             out.close()
 
 
-def plan(runners, port, services=SERVICES):
-    """(label, service, extra environment) for each process of the system (or of ``services``)."""
+def plan(runners, port, metrics_port=0, services=SERVICES):
+    """(label, service, extra environment) for each process of the system (or of ``services``).
+
+    With ``metrics_port`` each process but the gateway (whose /metrics is on
+    its API port) serves its metrics on a port of its own, counting up from
+    it: registry, scheduler, runner-1, runner-2 ... (of those planned); without,
+    none does.
+    """
     procs = [("gateway", "gateway", {"GATEWAY_ADDRESS": f"0.0.0.0:{port}"}),
              ("registry", "registry", {}), ("scheduler", "scheduler", {})]
     host = os.uname().nodename
     for n in range(1, runners + 1):
         procs.append((f"runner-{n}", "runner", {"RUNNER_ID": f"{host}-runner-{n}"}))
-    return [proc for proc in procs if proc[1] in services]
+    procs = [proc for proc in procs if proc[1] in services]
+    ports = iter(range(metrics_port, metrics_port + len(procs))) if metrics_port else None
+    for label, _, extra in procs:
+        # always set: one METRICS_PORT inherited by every process would collide
+        extra["METRICS_PORT"] = str(next(ports)) if ports and label != "gateway" else "0"
+    return procs
 
 
 def service_list(text):
@@ -85,11 +96,14 @@ def main(argv=None):
                         help="HTTP port of the gateway (default: $GATEWAY_PORT or 8000)")
     parser.add_argument("--only", type=service_list, default=SERVICES, metavar="SERVICE[,SERVICE]",
                         help="run only these services (default: all of " + ", ".join(SERVICES) + ")")
+    parser.add_argument("--metrics-port", type=int, default=int(os.environ.get("METRICS_PORT") or 0),
+                        help="first of the ports the registry, scheduler and runners serve their "
+                             "Prometheus metrics on, one each (default: $METRICS_PORT or 0: off)")
     parser.add_argument("--no-migrate", action="store_true", help="do not migrate the database first")
     parser.add_argument("--grace", type=float, default=30.0,
                         help="seconds to wait for services to stop before killing them")
     args = parser.parse_args(argv)
-    processes = plan(args.runners, args.port, args.only)
+    processes = plan(args.runners, args.port, args.metrics_port, args.only)
     if not processes:
         parser.error("nothing to run (--only runner with --runners 0)")
 
@@ -105,6 +119,10 @@ def main(argv=None):
     procs = {label: spawn(service, env) for label, service, env in processes}
     api = f"; API on http://127.0.0.1:{args.port}/" if "gateway" in procs else ""
     print(f"stevedore: {', '.join(procs)} started{api}", file=sys.stderr)
+    if args.metrics_port:
+        print("stevedore: metrics on " + ", ".join(
+            f"{label} :{env['METRICS_PORT']}" for label, _, env in processes if label != "gateway"),
+            file=sys.stderr)
 
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))

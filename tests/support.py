@@ -220,6 +220,8 @@ class System:
         for label, (service, extra) in self.plan.items():
             if service == "gateway":
                 extra["GATEWAY_ADDRESS"] = f"127.0.0.1:{self.port}"
+            else:  # each process serves its own metrics, on a free port (see metrics_url)
+                extra["METRICS_PORT"] = str(free_port())
         self.procs = {}
         self.log_dir = os.path.join(ARTIFACTS, "logs", f"{name}-{uuid.uuid4().hex[:6]}")
         os.makedirs(self.log_dir, exist_ok=True)
@@ -253,6 +255,10 @@ class System:
         from stevedore.host import stop_all
 
         stop_all(self.procs, grace)
+
+    def metrics_url(self, label):
+        """Where process ``label`` (registry, scheduler, runner-N) serves its Prometheus metrics."""
+        return f"http://127.0.0.1:{self.plan[label][1]['METRICS_PORT']}/metrics"
 
     def log(self, label):
         with open(os.path.join(self.log_dir, f"{label}.log"), errors="replace") as fh:

@@ -68,12 +68,24 @@ class JsonWebServer(WebServer):
         return JsonWsgiApp(self)
 
 
+def switched_on(value, default):
+    """A config switch: off / false / 0 / no is off, unset or empty is ``default``, anything else on."""
+    if value is None or str(value).strip() == "":
+        return default
+    return not (value is False or str(value).strip().lower() in ("off", "false", "0", "no"))
+
+
 def auth_settings(config):
     """(required, tokens) from config: API_TOKENS (comma-separated) and AUTH (on unless 'off')."""
     tokens = {t.strip() for t in str(config.get("API_TOKENS") or "").split(",") if t.strip()}
-    mode = config.get("AUTH", "on")
-    required = not (mode is False or str(mode).strip().lower() in ("off", "false", "0", "no"))
-    return required, tokens
+    return switched_on(config.get("AUTH"), default=True), tokens
+
+
+def is_public(public, config):
+    """Whether an endpoint skips auth: ``public`` is True/False, or the name of a config switch (off by default)."""
+    if isinstance(public, str):
+        return switched_on(config.get(public), default=False)
+    return bool(public)
 
 
 def presented_token(request):
@@ -96,7 +108,10 @@ def cross_site(request):
 
 
 class JsonHttp(HttpRequestHandler):
-    """JSON responses, the error table, and bearer-token auth (``public=True`` skips auth)."""
+    """JSON responses, the error table, and bearer-token auth.
+
+    ``public=True`` skips auth; ``public="KEY"`` skips it when config switch KEY is on.
+    """
 
     server = JsonWebServer()
 
@@ -107,6 +122,7 @@ class JsonHttp(HttpRequestHandler):
     def setup(self):
         super().setup()
         self.auth_required, self.tokens = auth_settings(self.container.config)
+        self.public = is_public(self.public, self.container.config)
 
     def handle_request(self, request):
         refusal = None if self.public else self.refuse(request)

@@ -76,6 +76,14 @@ SPEC = {
         "/health/": {"get": {"security": [], "responses": {
             "200": answer("all services answer", {"type": "object"}),
             "503": answer("a service or the database does not answer")}}},
+        "/metrics": {"get": {
+            "description": "Cluster-wide figures in the Prometheus text format (docs/metrics.md); "
+                           "public only when METRICS_PUBLIC is on.",
+            "responses": {
+                "200": {"description": "stevedore_executions{status} and stevedore_queue_depth gauges",
+                        "content": {"text/plain": {"schema": {"type": "string"}}}},
+                "401": answer("no valid API token"),
+                "503": answer("the scheduler does not answer")}}},
         "/task/": {
             "get": {"parameters": PAGING + [{"name": "status", "in": "query", "schema": TASK_STATUS}],
                     "responses": {"200": answer("tasks, newest first", {"type": "array", "items": ref("Task")}),

@@ -10,6 +10,7 @@ from services.gateway.openapi import SPEC
 from services.gateway.http import api, idempotency_key, json_body, page_args, paged
 from shared import validation
 from shared.errors import Unavailable
+from shared.metrics import cluster_exposition
 from shared.rpc import TimeoutRpcProxy
 
 HEALTH_TIMEOUT = 5
@@ -110,6 +111,17 @@ class GatewayService(ui.UiRoutes):
     @api("GET", "/openapi.json", public=True)
     def openapi(self, request):
         return SPEC
+
+    # --------------------------------------------------------------- metrics
+
+    @api("GET", "/metrics", public="METRICS_PUBLIC")
+    def metrics(self, request):
+        """Cluster-wide figures in the Prometheus text format (docs/metrics.md).
+
+        Behind the API token (Prometheus sends it as a bearer token) unless METRICS_PUBLIC is on.
+        """
+        body, content_type = cluster_exposition(self.scheduler.execution_figures())
+        return Response(body, content_type=content_type)
 
     # --------------------------------------------------------------- health
 

@@ -6,6 +6,7 @@ import requests
 from nameko.extensions import DependencyProvider
 
 from shared.docker_engine import LazyDockerClient
+from shared.metrics import PullMetrics
 
 from shared.validation import parse_reference
 
@@ -94,3 +95,9 @@ class DockerImages(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return Images(self.client)
+
+
+class RegistryMetrics(PullMetrics):
+    """The registry's metrics: its image pulls (served on its METRICS_PORT)."""
+
+    where = "registry"

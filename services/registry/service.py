@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from services.registry import tasks
 from services.registry.credentials import CredentialsUnreadable, CredentialVault
-from services.registry.dependencies import DockerImages, ImportFailed
+from services.registry.dependencies import DockerImages, ImportFailed, RegistryMetrics
 from services.registry.models import Base, Task
 from shared import events, statuses, validation
 from shared.db import Database, ping
@@ -29,6 +29,7 @@ class RegistryService:
     vault = CredentialVault()
     dispatch = EventDispatcher()
     scheduler = RpcProxy("scheduler")
+    metrics = RegistryMetrics()
 
     @rpc
     def create_task(self, body, idempotency_key=None):
@@ -105,7 +106,8 @@ class RegistryService:
         tasks.set_status(session, task, statuses.IMPORTING, error=None)
         try:
             auth = self.vault.open(task.credentials) if task.credentials else None
-            digest, image_id = self.images.pull(task.repository, auth=auth)
+            with self.metrics.timed_pull():
+                digest, image_id = self.images.pull(task.repository, auth=auth)
         except (ImportFailed, CredentialsUnreadable) as exc:
             log.info("import of task %s (%s) failed: %s", task.id, task.repository, exc)
             tasks.set_status(session, task, statuses.ERROR, error=str(exc))

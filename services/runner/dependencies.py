@@ -2,6 +2,7 @@
 import logging
 import time
 import uuid
+from contextlib import nullcontext
 
 import docker
 import eventlet
@@ -74,11 +75,12 @@ class Executor:
 
     # -------------------------------------------------------------- image
 
-    def ensure_image(self, image, credentials=None):
+    def ensure_image(self, image, credentials=None, pull_timer=nullcontext):
         """Make sure ``image`` (name@sha256:... or an image id) is on this engine.
 
         ``credentials()`` is asked only when a pull is needed; it answers the
-        private registry's ``{"username", "password"}`` or None.
+        private registry's ``{"username", "password"}`` or None.  A pull is
+        made inside ``pull_timer()`` (a context manager: the runner's metrics).
         """
         try:
             self.client.images.get(image)
@@ -87,7 +89,8 @@ class Executor:
             pass
         name, tag, digest = parse_reference(image)
         auth = credentials() if credentials else None
-        self.client.images.pull(name, tag=digest or tag, auth_config=auth)
+        with pull_timer():
+            self.client.images.pull(name, tag=digest or tag, auth_config=auth)
 
     # -------------------------------------------------------------- run
 
@@ -126,10 +129,11 @@ class Executor:
             options["nano_cpus"] = int(float(work["cpus"]) * 1e9)
         return options
 
-    def run(self, work, runner, on_started, should_stop, on_output=lambda logs: None, credentials=None):
+    def run(self, work, runner, on_started, should_stop, on_output=lambda logs: None, credentials=None,
+            pull_timer=nullcontext):
         """Run one attempt; returns the report of how it ended.
 
-        ``credentials`` is passed to :meth:`ensure_image` for a pull.
+        ``credentials`` and ``pull_timer`` are passed to :meth:`ensure_image` for a pull.
         Raises ``EngineUnavailable`` when the engine cannot be reached before
         any container started: the attempt did not run and can be handed back.
 
@@ -141,7 +145,7 @@ class Executor:
         for a plain true.
         """
         try:
-            self.ensure_image(work["image"], credentials)
+            self.ensure_image(work["image"], credentials, pull_timer)
         except docker.errors.APIError as exc:
             return self._failed(f"could not pull image {work['image']}: {explain(exc)}")
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:

@@ -6,6 +6,7 @@ from nameko.events import BROADCAST, EventDispatcher, event_handler
 
 from services.runner import reconcile as reconciling
 from services.runner.dependencies import DockerExecutor, EngineUnavailable
+from services.runner.metrics import RunnerMetrics
 from services.runner.reporting import ReliableDispatcher
 from services.runner.slots import HoldingsProvider, execution_slot, holding_timer
 from shared import events, statuses
@@ -27,6 +28,7 @@ class RunnerService:
     report = ReliableDispatcher()
     live = EventDispatcher()
     holdings = HoldingsProvider()
+    metrics = RunnerMetrics()
 
     @execution_slot
     def run_next(self, slot):
@@ -90,7 +92,8 @@ class RunnerService:
                 try:
                     outcome = self.docker.run(
                         work, runner, on_started=started, should_stop=should_stop, on_output=output,
-                        credentials=lambda: self._pull_credentials(work["task_id"]))
+                        credentials=lambda: self._pull_credentials(work["task_id"]),
+                        pull_timer=self.metrics.timed_pull)
                 except EngineUnavailable as exc:
                     # nothing ran: give it back rather than spend one of its attempts
                     log.warning("execution %s not started (%s); handing it back", detail_id, exc)

@@ -36,6 +36,10 @@ RECEIVED_KEPT = 100000   # (detail_id, attempt) pairs remembered as handed to th
 FIRST_RECONCILE_WAIT = 5.0
 
 
+def slot_count(config):
+    return int(config.get("RUNNER_SLOTS") or 1)
+
+
 class Holdings(SharedExtension):
     """Shared by a runner's slots: who it is, what it holds, and the wake-up signal."""
 
@@ -177,7 +181,7 @@ class ExecutionSlots(Entrypoint):
 
     def setup(self):
         config = self.container.config
-        self.slots = int(config.get("RUNNER_SLOTS") or 1)
+        self.slots = slot_count(config)
         self.poll_interval = float(config.get("RUNNER_POLL_INTERVAL") or 2)
         self.stopping = False
         self.threads = []

@@ -20,6 +20,7 @@ from shared.errors import Conflict, NotFound, ValidationError
 from shared.timeutil import duration, now
 
 FAN_OUT_BATCH = 5000
+UNSTARTED_REASON = "cancelled before it started"
 COUNTER = {
     st.COMPLETE: "n_complete",
     st.ERROR: "n_error",
@@ -230,7 +231,7 @@ def fan_out_batch(session, result_id, batch=FAN_OUT_BATCH):
         "priority": result.priority, "status": st.CANCELLED if cancelled else st.QUEUED,
         "submitted_at": result.submitted_at, "attempt": 0, "attempts": [],
         "end": stamp if cancelled else None,
-        "reason": "cancelled before it started" if cancelled else None,
+        "reason": UNSTARTED_REASON if cancelled else None,
     } for i in range(first, last)]
     # a cancelled result counted these as CANCELLED when it was cancelled
     session.execute(pg_insert(Detail).on_conflict_do_nothing(index_elements=["result_id", "index"]), rows)
@@ -324,11 +325,12 @@ def _lock_pair(session, detail_id):
 
 
 def mark_started(session, report):
+    """Fold a runner's report that an attempt started; returns (result, detail) or (None, None)."""
     detail, result = _lock_pair(session, report["detail_id"])
     if detail is None or detail.attempt != report["attempt"] or detail.status != st.QUEUED \
             or detail.runner != report["runner"]:
         session.rollback()
-        return None
+        return None, None
     detail.status = st.RUNNING
     detail.start = report["start"]
     detail.container_id = report.get("container_id")
@@ -337,7 +339,7 @@ def mark_started(session, report):
         result.start = report["start"]
     result.status = derive_status(result)
     session.commit()
-    return result
+    return result, detail
 
 
 def backoff(attempt, base, cap):
@@ -415,6 +417,7 @@ def cancel_result(session, result_id):
 
     Idempotent while the run is active; a finished run answers Conflict.
     Executions not yet created by the fan-out are created CANCELLED.
+    Returns (result, how many executions this call ended CANCELLED).
     """
     result = get_result(session, result_id)
     if result.status in st.TERMINAL:
@@ -437,7 +440,7 @@ def cancel_result(session, result_id):
         result.end = max(result.end or 0, stamp)
     result.status = derive_status(result)
     session.commit()
-    return result
+    return result, stopped
 
 
 def _cancel_queued(session, result_id, stamp, skip_locked):
@@ -447,7 +450,7 @@ def _cancel_queued(session, result_id, stamp, skip_locked):
         queued = queued.with_for_update(skip_locked=True)
     return session.execute(
         update(Detail).where(Detail.id.in_(queued))
-        .values(status=st.CANCELLED, end=stamp, not_before=None, reason="cancelled before it started")
+        .values(status=st.CANCELLED, end=stamp, not_before=None, reason=UNSTARTED_REASON)
         .returning(Detail.id)).all()
 
 
@@ -461,16 +464,21 @@ def cancel_detail(session, result_id, detail_id):
                        "detail_id")
     detail.cancel_requested = True
     if detail.status == st.QUEUED and detail.runner is None:
-        stamp = now()
-        detail.status = st.CANCELLED
-        detail.end = stamp
-        detail.not_before = None
-        detail.reason = "cancelled before it started"
-        result.n_cancelled += 1
-        result.end = max(result.end or 0, stamp)
-        result.status = derive_status(result)
+        cancel_unstarted(result, detail)
     session.commit()
     return result, detail
+
+
+def cancel_unstarted(result, detail):
+    """End a queued execution that no runner holds as CANCELLED, and count it (both rows locked)."""
+    stamp = now()
+    detail.status = st.CANCELLED
+    detail.end = stamp
+    detail.not_before = None
+    detail.reason = UNSTARTED_REASON
+    result.n_cancelled += 1
+    result.end = max(result.end or 0, stamp)
+    result.status = derive_status(result)
 
 
 def expired_leases(session, limit=500):

@@ -14,10 +14,9 @@ Same locking order as ``executions``: the detail row, then its result row.
 """
 from sqlalchemy import select
 
-from services.scheduler.executions import derive_status
+from services.scheduler.executions import cancel_unstarted
 from services.scheduler.models import Detail, Result
 from shared import statuses as st
-from shared.timeutil import now
 
 
 def work_of(detail, result, lease_seconds):
@@ -79,13 +78,6 @@ def release_claim(session, runner, detail_id, attempt):
     detail.lease_expires_at = None
     detail.container_id = None
     if result.cancel_requested or detail.cancel_requested:
-        stamp = now()
-        detail.status = st.CANCELLED
-        detail.end = stamp
-        detail.not_before = None
-        detail.reason = "cancelled before it started"
-        result.n_cancelled += 1
-        result.end = max(result.end or 0, stamp)
-        result.status = derive_status(result)
+        cancel_unstarted(result, detail)
     session.commit()
     return result, detail

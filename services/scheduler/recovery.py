@@ -123,6 +123,7 @@ class RecoveryMixin:
         if result is None:
             return False
         if detail.status == statuses.CANCELLED:
+            self.metrics.executions_cancelled(1)
             log.info("runner %s handed back execution %s, cancelled meanwhile", runner, detail_id)
             if result.status in statuses.TERMINAL:
                 self._notify_finished(result)

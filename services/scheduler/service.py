@@ -8,6 +8,7 @@ from nameko.timer import timer
 
 from services.scheduler import executions as ex
 from services.scheduler import recovery, webhooks
+from services.scheduler.metrics import SchedulerMetrics, execution_figures
 from services.scheduler.models import Base
 from shared import events, statuses, validation
 from shared.db import Database, ping
@@ -28,6 +29,7 @@ class SchedulerService(recovery.RecoveryMixin):
     registry = TimeoutRpcProxy("registry")
     dispatch = EventDispatcher()
     webhook_sender = webhooks.WebhookSender()
+    metrics = SchedulerMetrics()
 
     # --------------------------------------------------------------- API
 
@@ -65,6 +67,11 @@ class SchedulerService(recovery.RecoveryMixin):
         return ping(self.db.session)
 
     @rpc
+    def execution_figures(self):
+        """Cluster-wide figures for the gateway's /metrics: executions by status, queue depth."""
+        return execution_figures(self.db.session)
+
+    @rpc
     def get_result(self, result_id):
         session = self.db.session
         result = ex.result_as_dict(ex.get_result(session, result_id))
@@ -92,7 +99,8 @@ class SchedulerService(recovery.RecoveryMixin):
 
     @rpc
     def cancel_result(self, result_id):
-        result = ex.cancel_result(self.db.session, result_id)
+        result, stopped = ex.cancel_result(self.db.session, result_id)
+        self.metrics.executions_cancelled(stopped)
         self.dispatch(events.RESULT_CANCELLED, {"result_id": result.id})
         if result.status in statuses.TERMINAL:
             self._notify_finished(result)
@@ -101,6 +109,8 @@ class SchedulerService(recovery.RecoveryMixin):
     @rpc
     def cancel_detail(self, result_id, detail_id):
         result, detail = ex.cancel_detail(self.db.session, result_id, detail_id)
+        if detail.status == statuses.CANCELLED:
+            self.metrics.executions_cancelled(1)
         if detail.status not in statuses.TERMINAL:
             self.dispatch(events.EXECUTION_CANCEL_REQUESTED,
                           {"result_id": result.id, "detail_id": detail.id})
@@ -121,7 +131,9 @@ class SchedulerService(recovery.RecoveryMixin):
 
     @retrying_event_handler(events.RUNNER, events.EXECUTION_STARTED, handler_type=SERVICE_POOL)
     def on_execution_started(self, report):
-        ex.mark_started(self.db.session, report)
+        _, detail = ex.mark_started(self.db.session, report)
+        if detail is not None:
+            self.metrics.execution_started(detail)
 
     @event_handler(events.RUNNER, events.EXECUTION_OUTPUT, handler_type=SERVICE_POOL)
     def on_execution_output(self, report):
@@ -205,6 +217,7 @@ class SchedulerService(recovery.RecoveryMixin):
             retry_cap=float(config.get("RETRY_BACKOFF_MAX") or 300))
         if result is None:
             return
+        self.metrics.attempt_finished(detail)
         if detail.status == statuses.QUEUED or result.parallelism:
             # a retry is queued, or a parallelism slot came free: wake idle runners
             self.dispatch(events.EXECUTIONS_QUEUED, {"result_id": result.id, "count": 1})

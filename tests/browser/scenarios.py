@@ -300,6 +300,43 @@ def cancel_run(session, token, result_id, detail_id):
             "status": badge.get_attribute("data-status"), "flash": page.inner_text("#flash")}
 
 
+def task_buttons(session, token, task_id):
+    """Re-import a task from its page (watching it go in progress and back to READY), then
+    delete it after confirming; answer what was seen on the way."""
+    page = signed_in_page(session, token, f"/ui/tasks/{task_id}")
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.accept()))
+    badge = page.locator("#title .badge")
+    expect(badge).to_have_attribute("data-status", "READY")
+    page.click("#reimport")
+    statuses = []
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        status = badge.get_attribute("data-status")
+        if not statuses or statuses[-1] != status:
+            statuses.append(status)
+        if len(statuses) > 1 and status in ("READY", "ERROR"):
+            break
+        page.wait_for_timeout(50)
+    flash = page.inner_text("#flash")
+    session.screenshot(page, "task")
+    page.click("#delete")
+    page.wait_for_url(re.compile(r"/ui/tasks$"))
+    return {"statuses": statuses, "flash": flash, "dialogs": dialogs, "landed_on": page.url}
+
+
+def rerun_failed(session, token, result_id):
+    """Press "Rerun failed" on a finished result's page; answer the page it leads to."""
+    page = signed_in_page(session, token, f"/ui/results/{result_id}")
+    button = page.locator("#rerun")
+    expect(button).to_be_visible()
+    button.click()
+    page.wait_for_url(re.compile(r"/ui/results/(?!" + re.escape(result_id) + r")[^/]+$"))
+    wait_loaded(page)
+    rerun_of = page.locator("#fields dt", has_text="Rerun of").locator("xpath=following-sibling::dd[1]")
+    return {"url": page.url, "rerun_of": rerun_of.inner_text()}
+
+
 # ---------------------------------------------------------------- phones
 
 def phone_pages(session, token, pages):

@@ -238,3 +238,29 @@ def test_cancel_stops_a_result_and_one_execution(cli, api, ready_tasks):
     assert every.returncode == 0, every.stderr
     assert every.stdout.startswith(f"cancel requested for result {result_id}")
     assert api.wait_result(result_id, timeout=60)["status"] == "KILLED"  # execution 0 was running
+
+
+def test_task_import_then_rm(cli, api, test_images):
+    task = api.register(test_images["ok"], name=f"cli-import-{uuid.uuid4().hex[:6]}")
+    imported = cli("task", "import", task["name"], "--wait")
+    assert imported.returncode == 0, imported.stderr
+    assert field(imported.stdout, "status") == "READY"
+    assert api.get(f"/task/{task['task_id']}/").json()["imported_at"] > task["imported_at"]
+
+    removed = cli("task", "rm", task["name"])
+    assert removed.returncode == 0, removed.stderr
+    assert removed.stdout.strip() == f"deleted task {task['name']} ({task['task_id']})"
+    assert api.get(f"/task/{task['task_id']}/").status_code == 404
+    again = cli("task", "rm", task["task_id"])
+    assert again.returncode == 2
+    assert one_error_line(again) == f"stevedore: no task named {task['task_id']!r}"
+
+
+def test_rerun_runs_the_failed_executions_again(cli, api, ready_tasks):
+    result_id = api.run(ready_tasks["fail"]["task_id"], times=2)
+    assert api.wait_result(result_id)["status"] == "ERROR"
+    proc = cli("rerun", result_id, "--wait", "--json")
+    assert proc.returncode == 1  # they fail again
+    rerun = json.loads(proc.stdout)
+    assert rerun["rerun_of"] == result_id and rerun["times"] == 2 and rerun["counts"]["ERROR"] == 2
+    assert "did not complete" in proc.stderr.splitlines()[-1]

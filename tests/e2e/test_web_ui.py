@@ -221,6 +221,29 @@ def test_an_execution_then_a_long_run_are_cancelled_from_their_pages_after_confi
     assert api.get(f"/result/{result_id}/detail/{victim['detail_id']}/").json()["status"] == "KILLED"
 
 
+def test_a_task_is_reimported_then_deleted_from_its_page(ui, api, test_images):
+    task = api.register(test_images["ok"], name=unique("ui-buttons"))
+    seen = ui("task_buttons", task_id=task["task_id"])
+
+    assert seen["statuses"][0] == "READY" and seen["statuses"][-1] == "READY", seen
+    assert set(seen["statuses"][1:-1]) <= {"SUBMITTED", "IMPORTING"} and len(seen["statuses"]) >= 3, seen
+    assert "Re-import started" in seen["flash"]
+    assert seen["dialogs"] == [f"Delete task {task['name']}? Its finished runs stay listed."]
+    assert api.get(f"/task/{task['task_id']}/").status_code == 404
+
+
+def test_failed_executions_are_rerun_from_the_result_page(ui, api, ready_tasks):
+    result_id = api.run(ready_tasks["fail"]["task_id"], times=2)
+    assert api.wait_result(result_id)["status"] == "ERROR"
+    seen = ui("rerun_failed", result_id=result_id)
+
+    rerun_id = seen["url"].rsplit("/", 1)[1]
+    rerun = api.get(f"/result/{rerun_id}/").json()
+    assert rerun["rerun_of"] == result_id and rerun["times"] == 2
+    assert result_id[:8] in seen["rerun_of"]
+    assert rerun_id in api.get(f"/result/{result_id}/").json()["reruns"]
+
+
 def test_every_page_fits_a_phone(ui, api, ready_tasks):
     task_id = ready_tasks["ok"]["task_id"]
     result_id = api.run(task_id, times=3)

@@ -41,10 +41,15 @@ def test_plan_gives_each_runner_an_id_of_this_host():
 
 
 def test_plan_keeps_only_the_services_asked_for():
-    assert [label for label, _, _ in host.plan(3, 8000, ("runner",))] == [
+    assert [label for label, _, _ in host.plan(3, 8000, services=("runner",))] == [
         "runner-1", "runner-2", "runner-3"]
-    assert [label for label, _, _ in host.plan(3, 8000, ("gateway", "scheduler"))] == [
+    assert [label for label, _, _ in host.plan(3, 8000, services=("gateway", "scheduler"))] == [
         "gateway", "scheduler"]
+
+
+def test_metrics_ports_count_up_over_the_planned_processes_only():
+    ports = {label: env["METRICS_PORT"] for label, _, env in host.plan(2, 8000, 9100, services=("runner",))}
+    assert ports == {"runner-1": "9100", "runner-2": "9101"}
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -456,6 +456,8 @@
         ["Task id", mono(t.task_id)],
       ]);
       const ready = t.status === "READY";
+      $("#reimport").hidden = TASK_BUSY.has(t.status);
+      $("#delete").hidden = false;
       $("#run-fieldset").disabled = !ready;
       const blocked = $("#run-blocked");
       blocked.hidden = ready;
@@ -468,6 +470,33 @@
     const live = poller(async () => {
       render((await get(`/task/${enc(id)}/`)).data);
       return TASK_BUSY.has(task.status);
+    });
+
+    $("#reimport").addEventListener("click", async (event) => {
+      const button = event.currentTarget;
+      button.disabled = true;
+      try {
+        render((await call("POST", `/task/${enc(id)}/`, {body: {operation: "IMPORT"}})).data);
+        flash("Re-import started: the image is pulled again and its new digest recorded.");
+        live.start();
+      } catch (err) {
+        if (err.status !== 401) flash(`Re-import failed: ${err.message}`, true);
+      } finally {
+        button.disabled = false;
+      }
+    });
+
+    $("#delete").addEventListener("click", async (event) => {
+      const button = event.currentTarget;
+      if (!window.confirm(`Delete task ${task ? task.name : id}? Its finished runs stay listed.`)) return;
+      button.disabled = true;
+      try {
+        await call("DELETE", `/task/${enc(id)}/`);
+        location.assign("/ui/tasks");
+      } catch (err) {
+        if (err.status !== 401) flash(`Delete refused: ${err.message}`, true);
+        button.disabled = false;
+      }
     });
     const first = get(`/task/${enc(id)}/`).then(({data}) => { render(data); live.start(); });
 
@@ -644,6 +673,7 @@
     const legend = h("p", {class: "legend"});
     fill($("#progress"), bar, legend);
     const cancel = $("#cancel");
+    const rerun = $("#rerun");
     let result = null;
 
     function render(r) {
@@ -678,6 +708,7 @@
         ["Result id", mono(r.result_id)],
       ]);
       cancel.hidden = !ACTIVE.has(r.status) || r.cancel_requested;
+      rerun.hidden = ACTIVE.has(r.status) || !((counts.ERROR || 0) + (counts.KILLED || 0));
     }
 
     // executions: pages of PAGE, walked with the API's `after` cursor
@@ -776,6 +807,16 @@
         if (err.status !== 401) flash(`Cancel failed: ${err.message}`, true);
       } finally {
         cancel.disabled = false;
+      }
+    });
+    rerun.addEventListener("click", async () => {
+      rerun.disabled = true;
+      try {
+        const {data} = await call("POST", base, {body: {operation: "RERUN_FAILED"}});
+        location.assign(`/ui/results/${enc(data.result_id)}`);
+      } catch (err) {
+        if (err.status !== 401) flash(`Rerun failed: ${err.message}`, true);
+        rerun.disabled = false;
       }
     });
   }
