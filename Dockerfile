@@ -32,7 +32,8 @@ RUN pip install --no-deps -e . \
 # Services run as an unprivileged user.  Registry and runner talk to the
 # host's Docker engine through /var/run/docker.sock, which only root and the
 # host's `docker` group may use: docker-compose.yml runs those two as root
-# (or, with DOCKER_GID set, as this user with that group added); see
+# (or, with DOCKER_SOCKET_USER=10001 and DOCKER_SOCKET_GID set, as this user
+# with the socket's group added); see
 # docs/deployment.md for the trade-off.
 RUN useradd --system --uid 10001 --user-group --home-dir /app --no-create-home stevedore
 USER 10001
