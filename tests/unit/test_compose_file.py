@@ -1,0 +1,106 @@
+"""docker-compose.yml keeps the promises docs/deployment.md makes (read as YAML: no Docker needed)."""
+import os
+import re
+
+import pytest
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+STEVEDORE_SERVICES = ("migrate", "gateway", "registry", "scheduler", "runner")
+
+
+class ComposeLoader(yaml.SafeLoader):
+    """SafeLoader without the ``${VAR:default}`` expansion nameko adds to it when it runs the tests."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if not tag.startswith("!")]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
+@pytest.fixture(scope="module")
+def compose():
+    with open(os.path.join(ROOT, "docker-compose.yml")) as fh:
+        return yaml.load(fh, Loader=ComposeLoader)  # resolves anchors and merge keys as compose does
+
+
+@pytest.fixture(scope="module")
+def config_defaults():
+    """${VAR:default} of config.yml, by variable (its comments mention none)."""
+    with open(os.path.join(ROOT, "config.yml")) as fh:
+        text = "\n".join(line.split("#")[0] for line in fh)
+    return dict(re.findall(r"\$\{(\w+):([^}]*)\}", text))
+
+
+def seconds(text):
+    match = re.fullmatch(r"(\d+)(s|m)", text)
+    return int(match.group(1)) * (60 if match.group(2) == "m" else 1)
+
+
+def test_every_stevedore_service_is_the_one_image_told_what_to_run(compose):
+    services = compose["services"]
+    assert {services[name]["image"] for name in STEVEDORE_SERVICES} == {"${STEVEDORE_IMAGE:-stevedore:local}"}
+    for name in STEVEDORE_SERVICES:
+        assert services[name]["command"] == [name]
+        assert services[name]["build"] == "."
+
+
+def test_runner_scales_without_names_or_ports_and_takes_its_id_from_the_host_name(compose):
+    runner = compose["services"]["runner"]
+    assert "container_name" not in runner and "ports" not in runner
+    assert "RUNNER_ID" not in runner["environment"]
+
+
+def test_runner_is_given_longer_to_stop_than_it_takes(compose, config_defaults):
+    needed = int(config_defaults["RUNNER_STOP_GRACE"]) + int(config_defaults["STOP_GRACE_PERIOD"])
+    assert seconds(compose["services"]["runner"]["stop_grace_period"]) > needed
+
+
+@pytest.mark.parametrize("name", ["registry", "runner"])
+def test_services_that_use_docker_get_the_hosts_socket(compose, name):
+    assert "/var/run/docker.sock:/var/run/docker.sock" in compose["services"][name]["volumes"]
+
+
+@pytest.mark.parametrize("name", ["gateway", "scheduler"])
+def test_other_services_do_not_get_the_docker_socket(compose, name):
+    assert "volumes" not in compose["services"][name]
+
+
+def test_start_order_waits_for_health_and_for_the_migration(compose):
+    services = compose["services"]
+    assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    for name in ("gateway", "registry", "scheduler", "runner"):
+        assert services[name]["depends_on"] == {
+            "rabbitmq": {"condition": "service_healthy"},
+            "migrate": {"condition": "service_completed_successfully"}}
+    assert services["migrate"]["restart"] == "no"
+
+
+@pytest.mark.parametrize("name, probe", [
+    ("rabbitmq", "rabbitmq-diagnostics"), ("postgres", "pg_isready"), ("gateway", "/health/")])
+def test_health_checks(compose, name, probe):
+    assert probe in " ".join(compose["services"][name]["healthcheck"]["test"])
+
+
+def test_gateway_publishes_port_8000_by_default(compose):
+    assert compose["services"]["gateway"]["ports"] == ["${GATEWAY_PORT:-8000}:8000"]
+
+
+def test_quick_start_token_is_a_default_the_environment_overrides(compose):
+    env = compose["services"]["gateway"]["environment"]
+    assert env["STEVEDORE_TOKENS"] == "${STEVEDORE_TOKENS:-change-me-quickstart-token}"
+    assert env["STEVEDORE_CREDENTIALS_KEY"] == "${STEVEDORE_CREDENTIALS_KEY:-}"
+    assert env["STEVEDORE_WEBHOOK_SECRET"] == "${STEVEDORE_WEBHOOK_SECRET:-}"
+
+
+def test_services_reach_the_bundled_broker_and_database(compose):
+    env = compose["services"]["scheduler"]["environment"]
+    assert "@rabbitmq:5672/" in env["AMQP_URI"]
+    assert "@postgres:5432/stevedore" in env["DATABASE_URL"]
+    assert compose["services"]["runner"]["environment"]["AMQP_URI"] == env["AMQP_URI"]
+
+
+def test_every_config_variable_is_documented_in_deployment_md(config_defaults):
+    with open(os.path.join(ROOT, "docs", "deployment.md")) as fh:
+        doc = fh.read()
+    missing = [name for name in config_defaults if f"`{name}`" not in doc]
+    assert missing == []
