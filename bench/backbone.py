@@ -44,6 +44,29 @@ def rss_mb(pid):
     return None
 
 
+def ensure_docker0(client):
+    """Put the shared engine's default bridge back if something deleted it; True if it had to.
+
+    Any dockerd started with ``--bridge none`` deletes the host's ``docker0``
+    (moby's removeDefaultBridgeInterface), which breaks every container on the
+    shared engine's default network ("could not find bridge docker0") until
+    the link exists again; the engine finds it by name, so recreating it with
+    the network's own gateway address is enough.  Nothing is restarted.
+    """
+    if subprocess.run(["ip", "link", "show", "docker0"], capture_output=True).returncode == 0:
+        return False
+    network = client.networks.get("bridge").attrs
+    if network.get("Options", {}).get("com.docker.network.bridge.name", "docker0") != "docker0":
+        return False
+    config = (network.get("IPAM") or {}).get("Config") or [{}]
+    subnet = config[0].get("Subnet") or "172.17.0.0/16"
+    gateway = config[0].get("Gateway") or subnet.split("/")[0].rsplit(".", 1)[0] + ".1"
+    subprocess.run(["ip", "link", "add", "docker0", "type", "bridge"], check=True)
+    subprocess.run(["ip", "addr", "add", f"{gateway}/{subnet.split('/')[1]}", "dev", "docker0"], check=True)
+    subprocess.run(["ip", "link", "set", "docker0", "up"], check=True)
+    return True
+
+
 class Vhost:
     def __init__(self):
         self.name = f"stevedore-bench-{uuid.uuid4().hex[:8]}"
@@ -132,17 +155,26 @@ class SwarmEngine:
         self.proc = None
         self.client = None
         self.made_gwbridge = False
+        self.made_bridge = False
+        self.log = None
 
     @staticmethod
     def _link_exists(name):
         return subprocess.run(["ip", "link", "show", name], capture_output=True).returncode == 0
 
     def __enter__(self):
+        try:
+            return self._start()
+        except BaseException:
+            self.__exit__()  # nothing of ours is left behind when the start fails half-way
+            raise
+
+    def _start(self):
         if self._link_exists(self.BRIDGE):
             raise RuntimeError(f"{self.BRIDGE} exists already: another bench run?")
-        had_gwbridge = self._link_exists("docker_gwbridge")
-        if had_gwbridge:
+        if self._link_exists("docker_gwbridge"):
             raise RuntimeError("docker_gwbridge exists already (a swarm on this host?); not touching it")
+        self.made_bridge = True
         subprocess.run(["ip", "link", "add", self.BRIDGE, "type", "bridge"], check=True)
         subprocess.run(["ip", "addr", "add", self.SUBNET, "dev", self.BRIDGE], check=True)
         subprocess.run(["ip", "link", "set", self.BRIDGE, "up"], check=True)
@@ -168,7 +200,7 @@ class SwarmEngine:
 
     def __exit__(self, *exc):
         try:
-            if self.client:
+            if self.client and self.proc and self.proc.poll() is None:
                 try:
                     self.client.swarm.leave(force=True)
                 except docker.errors.APIError:
@@ -182,9 +214,11 @@ class SwarmEngine:
                 except subprocess.TimeoutExpired:
                     self.proc.kill()
                     self.proc.wait(10)
-            self.log.close()
+            if self.log:
+                self.log.close()
             subprocess.run(["umount", "-R", os.path.join(self.dir, "exec")], capture_output=True)
             shutil.rmtree(self.dir, ignore_errors=True)
             if self.made_gwbridge and self._link_exists("docker_gwbridge"):
                 subprocess.run(["ip", "link", "del", "docker_gwbridge"], capture_output=True)
-            subprocess.run(["ip", "link", "del", self.BRIDGE], capture_output=True)
+            if self.made_bridge:
+                subprocess.run(["ip", "link", "del", self.BRIDGE], capture_output=True)

@@ -18,7 +18,7 @@ import time
 import docker
 
 from bench import legs
-from bench.backbone import Database, Images, Stevedore, SwarmEngine, Vhost, load
+from bench.backbone import Database, Images, Stevedore, SwarmEngine, Vhost, ensure_docker0, load
 from bench.stats import fmt
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -131,6 +131,8 @@ def main(argv=None):
     parser.add_argument("--runs", type=int, default=200, help="executions in the throughput leg")
     parser.add_argument("--rounds", type=int, default=50, help="rounds of the latency leg")
     parser.add_argument("--times", type=int, default=100000, help="executions of the fan-out")
+    parser.add_argument("--network", default="bridge",
+                        help="CONTAINER_NETWORK of the runners and of the raw side (default: bridge, as deployed)")
     parser.add_argument("--no-swarm", action="store_true", help="skip the Swarm side of the throughput leg")
     args = parser.parse_args(argv)
     chosen = ["throughput", "latency", "fanout", "reads"] if "all" in args.legs else args.legs
@@ -148,7 +150,10 @@ def main(argv=None):
         vhost = stack.enter_context(Vhost())
         database = stack.enter_context(Database())
         images = stack.enter_context(Images(client))
-        system = stack.enter_context(Stevedore(vhost, database, runners=4))
+        legs.RUNNER_POLICY["network"] = args.network
+        report["network"] = args.network
+        system = stack.enter_context(Stevedore(vhost, database, runners=4,
+                                               env={"CONTAINER_NETWORK": args.network}))
         swarm = None
         if "throughput" in chosen and not args.no_swarm:
             try:
@@ -156,6 +161,10 @@ def main(argv=None):
             except Exception as exc:
                 results["swarm_setup_error"] = f"{type(exc).__name__}: {exc}"
         for leg in chosen:
+            if ensure_docker0(client):
+                report.setdefault("docker0_recreated", []).append(leg)
+                print("bench: docker0 was missing (deleted by a dockerd --bridge none?); recreated it",
+                      file=sys.stderr, flush=True)
             print(f"bench: {leg} (load {load()})", file=sys.stderr, flush=True)
             spy = Profiler(profile, system, f"{stamp}-{args.label}-{leg}")
             try:
