@@ -79,8 +79,14 @@ def table(results):
     rows = []
     if "throughput" in results:
         t = results["throughput"]
-        rows.append(("throughput", "raw SDK, 4 threads (runs/s)", fmt(t["raw"]["runs_per_s"], 2), ""))
-        rows.append(("throughput", "Stevedore, 4 runners (runs/s)", fmt(t["stevedore"]["runs_per_s"], 2), ""))
+        # a side where some runs failed (say, a missing docker0) did less work: not comparable
+        def ok(side):
+            got = t.get(side) or {}
+            return "" if got.get("ok") == got.get("runs") else f"INVALID: only {got.get('ok')} of {got.get('runs')} ok"
+
+        rows.append(("throughput", "raw SDK, 4 threads (runs/s)", fmt(t["raw"]["runs_per_s"], 2), ok("raw")))
+        rows.append(("throughput", "Stevedore, 4 runners (runs/s)", fmt(t["stevedore"]["runs_per_s"], 2),
+                     ok("stevedore")))
         rows.append(("throughput", "Swarm replicated-job (runs/s)",
                      fmt(t.get("swarm", {}).get("runs_per_s"), 2), t.get("swarm", {}).get("error", "")))
         rows.append(("throughput", "Stevedore / raw (>= 0.9)", fmt(t["ratio_stevedore_raw"], 2),
