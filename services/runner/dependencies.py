@@ -203,7 +203,10 @@ class Executor:
         deadline = time.monotonic() + timeout - elapsed if timeout else None
         stopped = None          # (status, reason) when we stopped it
         engine_trouble = None   # what the engine said when it could not be reached
-        tails = {stream: OutputTail(container, stream, LIVE_TAIL_BYTES) for stream in ("stdout", "stderr")}
+        # live output is followed only once the container outlives its first wait
+        # slice: a short one ends before any snapshot would be sent, and two log
+        # streams fewer per container is engine time its neighbours get
+        tails = {}
         reported = (0, 0)
         try:
             while True:
@@ -221,6 +224,10 @@ class Executor:
                                         container.id, explain(exc))
                         engine_trouble = explain(exc)
                         time.sleep(WAIT_SLICE)
+                if not tails:
+                    tails = {stream: OutputTail(container, stream, LIVE_TAIL_BYTES)
+                             for stream in ("stdout", "stderr")}
+                    eventlet.sleep(0)  # let them connect before the next slice
                 produced = (tails["stdout"].total, tails["stderr"].total)
                 if produced != reported:
                     reported = produced
