@@ -67,9 +67,10 @@ class SchedulerService(recovery.RecoveryMixin):
     @rpc
     def get_result(self, result_id):
         session = self.db.session
-        result = ex.result_as_dict(ex.get_result(session, result_id))
-        result["durations"] = ex.duration_percentiles(session, result_id)
-        result["webhook"] = webhooks.describe(ex.get_result(session, result_id))
+        row = ex.get_result(session, result_id)
+        result = ex.result_as_dict(row)
+        result["durations"] = ex.duration_percentiles(session, result_id, row)
+        result["webhook"] = webhooks.describe(row)
         return result
 
     @rpc
