@@ -24,7 +24,12 @@ RUNNER_POLICY = {"default_memory": memory_bytes("1g"), "pids_limit": 1024, "netw
                  "grace": 10, "log_limit": 1024 * 1024}
 
 
-def wait_result(api, result_id, timeout=600, interval=0.05):
+def wait_result(api, result_id, timeout=600, interval=0.5):
+    """Poll until the result ends; (result, when it was seen ended).
+
+    Polled slowly: every GET is work for the gateway and scheduler, on the
+    same two cores as the runners being measured.
+    """
     deadline = time.time() + timeout
     while time.time() < deadline:
         result = api.get(f"/result/{result_id}/").json()
@@ -131,8 +136,8 @@ def throughput(system, docker_client, swarm, ref, n=200, parallel=4):
 
     submitted = time.time()
     result_id = api.run(task["task_id"], times=n)
-    result, seen = wait_result(api, result_id)
-    took = seen - submitted
+    result, seen = wait_result(api, result_id, interval=0.25)
+    took = seen - submitted  # up to one poll late: conservative
     out["stevedore"] = {"runs": n, "seconds": took, "runs_per_s": rate(n, took), "ok": result["counts"]["COMPLETE"],
                         "engine_span_s": (result["end"] or 0) - submitted, "load": load()}
 
@@ -145,8 +150,12 @@ def throughput(system, docker_client, swarm, ref, n=200, parallel=4):
     out["ratio_stevedore_raw"] = ratio(out["stevedore"]["runs_per_s"], raw_rate)
     swarm_rate = (out.get("swarm") or {}).get("runs_per_s")
     out["ratio_stevedore_swarm"] = ratio(out["stevedore"]["runs_per_s"], swarm_rate)
-    out["target_0_9_of_raw"] = (out["ratio_stevedore_raw"] or 0) >= 0.9
-    out["target_ahead_of_swarm"] = swarm_rate is not None and out["stevedore"]["runs_per_s"] > swarm_rate
+    # a side whose runs did not all succeed measured something else: no target is met on it
+    valid = out["stevedore"]["ok"] == n and out["raw"]["ok"] == n
+    out["all_runs_ok"] = valid
+    out["target_0_9_of_raw"] = valid and (out["ratio_stevedore_raw"] or 0) >= 0.9
+    out["target_ahead_of_swarm"] = (valid and swarm_rate is not None and out["swarm"].get("ok") == n
+                                    and out["stevedore"]["runs_per_s"] > swarm_rate)
     return out
 
 
@@ -164,7 +173,7 @@ def latency(system, docker_client, ref, rounds=50, pause=0.5):
         time.sleep(pause)  # idle: nothing of ours runs when a round begins
         submitted = time.time()
         result_id = api.run(task["task_id"], times=1)
-        wait_result(api, result_id, interval=0.05)
+        wait_result(api, result_id, interval=0.25)
         detail = api.details(result_id)[0]
         if detail["start"] is None:
             raise RuntimeError(f"execution did not start: {detail['status']} {detail['reason']}")
@@ -242,7 +251,7 @@ def fan_out(system, database, ref, times=100000, watch_after_cancel=5.0):
         response = api.get(f"/result/{result_id}/")
         return (time.perf_counter() - started, response.status_code)
 
-    reads = Sampler(read_result, 0.05)
+    reads = Sampler(read_result, 0.1)
     try:
         submitted = time.time()
         response = api.post(f"/task/{task['task_id']}/", {"operation": "RUN", "times": times})
