@@ -68,9 +68,12 @@ def live_snapshot(tails):
 class Executor:
     """What a worker gets: one Docker client and the operator's container policy."""
 
-    def __init__(self, client, policy):
+    def __init__(self, client, policy, images_seen=None):
         self.client = client
         self.policy = policy
+        # images this runner found on its engine: not asked about again (an engine
+        # call less before each start); a create that finds one gone pulls it then
+        self.images_seen = images_seen if images_seen is not None else set()
 
     # -------------------------------------------------------------- image
 
@@ -140,20 +143,27 @@ class Executor:
         the attempt ends as it says: ``(status, reason)``, or KILLED "cancelled"
         for a plain true.
         """
-        try:
-            self.ensure_image(work["image"], credentials)
-        except docker.errors.APIError as exc:
-            return self._failed(f"could not pull image {work['image']}: {explain(exc)}")
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            raise EngineUnavailable(f"could not check image {work['image']}: {explain(exc)}") from exc
+        if work["image"] not in self.images_seen:
+            failed = self._ensure_image(work["image"], credentials)
+            if failed:
+                return failed
         verdict = should_stop()
         if verdict:
             status, reason = _verdict(verdict)
             if status == st.KILLED:
                 status, reason = st.CANCELLED, "cancelled before it started"
             return {"status": status, "reason": reason, "exit_code": None, "start": None, "end": now()}
+        options = self.container_options(work, runner)
         try:
-            container = self.client.containers.create(work["image"], **self.container_options(work, runner))
+            try:
+                container = self.client.containers.create(work["image"], **options)
+            except docker.errors.ImageNotFound:
+                # removed from the engine since this runner last saw it: pull it again
+                self.images_seen.discard(work["image"])
+                failed = self._ensure_image(work["image"], credentials)
+                if failed:
+                    return failed
+                container = self.client.containers.create(work["image"], **options)
         except docker.errors.APIError as exc:
             return self._failed(f"could not create the container: {explain(exc)}")
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
@@ -163,6 +173,20 @@ class Executor:
             return self._run_created(container, work, on_started, should_stop, on_output)
         finally:
             self._remove(container)
+
+    def _ensure_image(self, image, credentials):
+        """``ensure_image``, remembered; the report of a failed pull, else None.
+
+        Raises ``EngineUnavailable`` when the engine cannot be reached.
+        """
+        try:
+            self.ensure_image(image, credentials)
+        except docker.errors.APIError as exc:
+            return self._failed(f"could not pull image {image}: {explain(exc)}")
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise EngineUnavailable(f"could not check image {image}: {explain(exc)}") from exc
+        self.images_seen.add(image)
+        return None
 
     def resume(self, container_id, work, on_started, should_stop, on_output=lambda logs: None):
         """Re-attach to the container of an attempt this runner started before a restart.
@@ -390,6 +414,7 @@ class DockerExecutor(DependencyProvider):
         }
         # made in setup, not start: extensions start concurrently and a slot may ask for it at once
         self.client = LazyDockerClient(self.base_url, timeout=60)
+        self.images_seen = set()
 
     def stop(self):
         self.client.close()
@@ -397,4 +422,4 @@ class DockerExecutor(DependencyProvider):
     kill = stop
 
     def get_dependency(self, worker_ctx):
-        return Executor(self.client, self.policy)
+        return Executor(self.client, self.policy, self.images_seen)
