@@ -123,29 +123,42 @@ def swarm_jobs(engine, image, n, concurrency):
 
 # ------------------------------------------------------------------ 1. throughput
 
-def throughput(system, docker_client, swarm, ref, n=200, parallel=4):
+def throughput(system, docker_client, swarm, ref, n=200, parallel=4, rounds=4):
+    """n executions per side, in ``rounds`` interleaved rounds (raw, Stevedore, Swarm, raw, ...).
+
+    The load of a shared machine changes by the minute: interleaving gives the
+    three sides the same weather, so their ratios mean something.
+    """
     api = system.api
     task = register(api, ref)
     image = task["digest"]
     # warm-up: every runner has the image and its connections open
     wait_result(api, api.run(task["task_id"], times=parallel * 2))
-    out = {"n": n, "parallel": parallel, "load_before": load()}
-
+    out = {"n": n, "parallel": parallel, "rounds": rounds, "load_before": load()}
     raw = Raw(docker_client, image)
-    out["raw"] = {**raw.many(n, parallel), "load": load()}
+    sides = {"raw": [], "stevedore": [], "swarm": []}
+    chunks = [n // rounds + (1 if r < n % rounds else 0) for r in range(rounds)]
+    for size in chunks:
+        sides["raw"].append({**raw.many(size, parallel), "load": load()})
 
-    submitted = time.time()
-    result_id = api.run(task["task_id"], times=n)
-    result, seen = wait_result(api, result_id, interval=0.25)
-    took = seen - submitted  # up to one poll late: conservative
-    out["stevedore"] = {"runs": n, "seconds": took, "runs_per_s": rate(n, took), "ok": result["counts"]["COMPLETE"],
-                        "engine_span_s": (result["end"] or 0) - submitted, "load": load()}
-
-    if swarm is not None:
-        try:
-            out["swarm"] = {**swarm_jobs(swarm, image, n, parallel), "load": load()}
-        except Exception as exc:  # reported, not hidden
-            out["swarm"] = {"error": f"{type(exc).__name__}: {exc}"}
+        submitted = time.time()
+        result_id = api.run(task["task_id"], times=size)
+        result, seen = wait_result(api, result_id, interval=0.25)
+        took = seen - submitted  # up to one poll late: conservative
+        sides["stevedore"].append({"runs": size, "seconds": took, "runs_per_s": rate(size, took),
+                                   "ok": result["counts"]["COMPLETE"], "load": load()})
+        if swarm is not None and "error" not in out.get("swarm", {}):
+            try:
+                sides["swarm"].append({**swarm_jobs(swarm, image, size, parallel), "load": load()})
+            except Exception as exc:  # reported, not hidden
+                out["swarm"] = {"error": f"{type(exc).__name__}: {exc}"}
+    for side, parts in sides.items():
+        if not parts or side in out:
+            continue
+        seconds = sum(p["seconds"] for p in parts)
+        runs = sum(p["runs"] for p in parts)
+        out[side] = {"runs": runs, "seconds": seconds, "runs_per_s": rate(runs, seconds),
+                     "ok": sum(p["ok"] for p in parts), "rounds": parts}
     raw_rate = out["raw"]["runs_per_s"]
     out["ratio_stevedore_raw"] = ratio(out["stevedore"]["runs_per_s"], raw_rate)
     swarm_rate = (out.get("swarm") or {}).get("runs_per_s")
@@ -156,6 +169,7 @@ def throughput(system, docker_client, swarm, ref, n=200, parallel=4):
     out["target_0_9_of_raw"] = valid and (out["ratio_stevedore_raw"] or 0) >= 0.9
     out["target_ahead_of_swarm"] = (valid and swarm_rate is not None and out["swarm"].get("ok") == n
                                     and out["stevedore"]["runs_per_s"] > swarm_rate)
+    out["load_after"] = load()
     return out
 
 

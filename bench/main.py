@@ -136,6 +136,8 @@ def main(argv=None):
                                                       "(gateway,scheduler,runner,registry)")
     parser.add_argument("--runs", type=int, default=200, help="executions in the throughput leg")
     parser.add_argument("--rounds", type=int, default=50, help="rounds of the latency leg")
+    parser.add_argument("--interleave", type=int, default=4,
+                        help="throughput: sides alternate in this many rounds (same load for each)")
     parser.add_argument("--times", type=int, default=100000, help="executions of the fan-out")
     parser.add_argument("--network", default="bridge",
                         help="CONTAINER_NETWORK of the runners and of the raw side (default: bridge, as deployed)")
@@ -175,7 +177,8 @@ def main(argv=None):
             spy = Profiler(profile, system, f"{stamp}-{args.label}-{leg}")
             try:
                 if leg == "throughput":
-                    results[leg] = legs.throughput(system, client, swarm, images.ref, n=args.runs)
+                    results[leg] = legs.throughput(system, client, swarm, images.ref, n=args.runs,
+                                                      rounds=args.interleave)
                 elif leg == "latency":
                     results[leg] = legs.latency(system, client, images.ref, rounds=args.rounds)
                 elif leg == "fanout":
