@@ -115,7 +115,24 @@ class Images:
         return self
 
     def __exit__(self, *exc):
-        self.registry.stop()
+        try:
+            remove_images(self.client, self.ref.rsplit(":", 1)[0])
+        finally:
+            self.registry.stop()
+
+
+def remove_images(client, repository):
+    """Untag every reference of ``repository`` on the engine (the runners' and registry's pulls too).
+
+    By reference, never by id with force: layers other sessions' builds share stay.
+    """
+    for image in client.images.list(name=repository):
+        for ref in list(image.tags) + list(image.attrs.get("RepoDigests") or []):
+            if ref.startswith(repository):
+                try:
+                    client.images.remove(ref, noprune=True)
+                except docker.errors.APIError:
+                    pass
 
 
 class Stevedore:
