@@ -73,9 +73,12 @@ def live_snapshot(tails):
 class Executor:
     """What a worker gets: one Docker client and the operator's container policy."""
 
-    def __init__(self, client, policy):
+    def __init__(self, client, policy, images_seen=None):
         self.client = client
         self.policy = policy
+        # images this runner found on its engine: not asked about again (an engine
+        # call less before each start); a create that finds one gone pulls it then
+        self.images_seen = images_seen if images_seen is not None else set()
 
     # -------------------------------------------------------------- image
 
@@ -160,22 +163,27 @@ class Executor:
         the attempt ends as it says: ``(status, reason)``, or KILLED "cancelled"
         for a plain true.
         """
-        try:
-            self.ensure_image(work["image"], credentials, pull_timer)
-        except PullFailed as exc:
-            return self._failed(f"could not pull the image on runner {runner}: {exc}")
-        except docker.errors.APIError as exc:
-            return self._failed(f"could not pull the image on runner {runner}: {explain(exc)}")
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            raise EngineUnavailable(f"could not check image {work['image']}: {explain(exc)}") from exc
+        if work["image"] not in self.images_seen:
+            failed = self._ensure_image(work["image"], credentials, pull_timer, runner)
+            if failed:
+                return failed
         verdict = should_stop()
         if verdict:
             status, reason = _verdict(verdict)
             if status == st.KILLED:
                 status, reason = st.CANCELLED, "cancelled before it started"
             return {"status": status, "reason": reason, "exit_code": None, "start": None, "end": now()}
+        options = self.container_options(work, runner)
         try:
-            container = self.client.containers.create(work["image"], **self.container_options(work, runner))
+            try:
+                container = self.client.containers.create(work["image"], **options)
+            except docker.errors.ImageNotFound:
+                # removed from the engine since this runner last saw it: pull it again
+                self.images_seen.discard(work["image"])
+                failed = self._ensure_image(work["image"], credentials, pull_timer, runner)
+                if failed:
+                    return failed
+                container = self.client.containers.create(work["image"], **options)
         except docker.errors.APIError as exc:
             return self._failed(f"could not create the container: {explain(exc)}")
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
@@ -185,6 +193,22 @@ class Executor:
             return self._run_created(container, work, on_started, should_stop, on_output)
         finally:
             self._remove(container)
+
+    def _ensure_image(self, image, credentials, pull_timer, runner):
+        """``ensure_image``, remembered; the report of a failed pull, else None.
+
+        Raises ``EngineUnavailable`` when the engine cannot be reached.
+        """
+        try:
+            self.ensure_image(image, credentials, pull_timer)
+        except PullFailed as exc:
+            return self._failed(f"could not pull the image on runner {runner}: {exc}")
+        except docker.errors.APIError as exc:
+            return self._failed(f"could not pull the image on runner {runner}: {explain(exc)}")
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise EngineUnavailable(f"could not check image {image}: {explain(exc)}") from exc
+        self.images_seen.add(image)
+        return None
 
     def resume(self, container_id, work, on_started, should_stop, on_output=lambda logs: None):
         """Re-attach to the container of an attempt this runner started before a restart.
@@ -225,7 +249,10 @@ class Executor:
         deadline = time.monotonic() + timeout - elapsed if timeout else None
         stopped = None          # (status, reason) when we stopped it
         engine_trouble = None   # what the engine said when it could not be reached
-        tails = {stream: OutputTail(container, stream, LIVE_TAIL_BYTES) for stream in ("stdout", "stderr")}
+        # live output is followed only once the container outlives its first wait
+        # slice: a short one ends before any snapshot would be sent, and two log
+        # streams fewer per container is engine time its neighbours get
+        tails = {}
         reported = (0, 0)
         try:
             while True:
@@ -243,6 +270,10 @@ class Executor:
                                         container.id, explain(exc))
                         engine_trouble = explain(exc)
                         time.sleep(WAIT_SLICE)
+                if not tails:
+                    tails = {stream: OutputTail(container, stream, LIVE_TAIL_BYTES)
+                             for stream in ("stdout", "stderr")}
+                    eventlet.sleep(0)  # let them connect before the next slice
                 produced = (tails["stdout"].total, tails["stderr"].total)
                 if produced != reported:
                     reported = produced
@@ -405,6 +436,7 @@ class DockerExecutor(DependencyProvider):
         }
         # made in setup, not start: extensions start concurrently and a slot may ask for it at once
         self.client = LazyDockerClient(self.base_url, timeout=60)
+        self.images_seen = set()
 
     def stop(self):
         self.client.close()
@@ -412,4 +444,4 @@ class DockerExecutor(DependencyProvider):
     kill = stop
 
     def get_dependency(self, worker_ctx):
-        return Executor(self.client, self.policy)
+        return Executor(self.client, self.policy, self.images_seen)

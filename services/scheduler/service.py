@@ -20,6 +20,8 @@ from shared.timeutil import now
 
 log = logging.getLogger(__name__)
 
+INLINE_FAN_OUT = 100  # runs of at most this many executions are fanned out by the RUN itself
+
 
 class SchedulerService(recovery.RecoveryMixin):
     name = "scheduler"
@@ -49,6 +51,10 @@ class SchedulerService(recovery.RecoveryMixin):
         result, created = ex.create_result(session, task["task_id"], task["name"], task["digest"],
                                            params, idempotency_key)
         if created:
+            if result.times <= INLINE_FAN_OUT:
+                # a small run is fanned out here: its executions are claimable when
+                # the RUN is answered, an event hop sooner (result_submitted finds it done)
+                self._fan_out(result.id)
             self.dispatch(events.RESULT_SUBMITTED, {"result_id": result.id})
         return ex.result_as_dict(result)
 
@@ -74,9 +80,10 @@ class SchedulerService(recovery.RecoveryMixin):
     @rpc
     def get_result(self, result_id):
         session = self.db.session
-        result = ex.result_as_dict(ex.get_result(session, result_id))
-        result["durations"] = ex.duration_percentiles(session, result_id)
-        result["webhook"] = webhooks.describe(ex.get_result(session, result_id))
+        row = ex.get_result(session, result_id)
+        result = ex.result_as_dict(row)
+        result["durations"] = ex.duration_percentiles(session, result_id, row)
+        result["webhook"] = webhooks.describe(row)
         return result
 
     @rpc

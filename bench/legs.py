@@ -1,0 +1,378 @@
+"""The measurements: throughput, latency, fan-out, API reads.
+
+Times are ``time.time()`` of this host, the clock the engine stamps
+``State.StartedAt`` with, so submit-to-start is measured on one clock.
+"""
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+from docker.types import Resources, RestartPolicy, ServiceMode
+
+from bench.backbone import load, rss_mb
+from bench.stats import rate, ratio, summary
+from services.runner.dependencies import Executor
+from shared.timeutil import parse_docker_time
+from shared.validation import memory_bytes
+
+TERMINAL = ("COMPLETE", "ERROR", "CANCELLED", "KILLED")
+
+# the runner's policy with config.yml's defaults (services/runner/dependencies.py DockerExecutor)
+RUNNER_POLICY = {"default_memory": memory_bytes("1g"), "pids_limit": 1024, "network": "bridge",
+                 "grace": 10, "log_limit": 1024 * 1024}
+
+
+def wait_result(api, result_id, timeout=600, interval=0.5):
+    """Poll until the result ends; (result, when it was seen ended).
+
+    Polled slowly: every GET is work for the gateway and scheduler, on the
+    same two cores as the runners being measured.
+    """
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        result = api.get(f"/result/{result_id}/").json()
+        if result["status"] in TERMINAL:
+            return result, time.time()
+        time.sleep(interval)
+    raise RuntimeError(f"result {result_id} did not finish within {timeout}s")
+
+
+def register(api, ref):
+    task = api.register(ref, name=f"bench-{uuid.uuid4().hex[:8]}", timeout=120)
+    assert task["status"] == "READY", task
+    return task
+
+
+# ------------------------------------------------------------------ raw docker
+
+class Raw:
+    """The Docker SDK doing what a runner does for one execution, with the runner's own options."""
+
+    def __init__(self, client, image):
+        self.client = client
+        self.image = image
+        self.executor = Executor(client, RUNNER_POLICY)
+
+    def options(self):
+        detail_id = uuid.uuid4().hex
+        work = {"result_id": uuid.uuid4().hex, "detail_id": detail_id, "index": 0, "attempt": 1,
+                "command": None, "env": {}}
+        options = self.executor.container_options(work, "bench-raw")
+        options["labels"]["stevedore.bench"] = "raw"
+        return options
+
+    def create_start(self):
+        """create + start; returns (container, submit time, engine's StartedAt)."""
+        submitted = time.time()
+        container = self.client.containers.create(self.image, **self.options())
+        container.start()
+        container.reload()
+        return container, submitted, parse_docker_time(container.attrs["State"]["StartedAt"])
+
+    def one(self):
+        container = self.client.containers.create(self.image, **self.options())
+        try:
+            container.start()
+            outcome = container.wait()
+            container.logs(stdout=True, stderr=False)
+            container.logs(stdout=False, stderr=True)
+            return outcome["StatusCode"]
+        finally:
+            container.remove(force=True)
+
+    def many(self, n, threads):
+        started = time.time()
+        with ThreadPoolExecutor(threads) as pool:
+            codes = list(pool.map(lambda _: self.one(), range(n)))
+        took = time.time() - started
+        return {"runs": n, "seconds": took, "runs_per_s": rate(n, took),
+                "ok": sum(1 for c in codes if c == 0)}
+
+
+# ------------------------------------------------------------------ swarm
+
+def swarm_jobs(engine, image, n, concurrency):
+    client = engine.client
+    client.images.pull(image)  # a digest reference: the same image bytes as the others run
+    name = f"stevedore-bench-{uuid.uuid4().hex[:6]}"
+    started = time.time()
+    service = client.services.create(
+        image, name=name, mode=ServiceMode("replicated-job", replicas=n, concurrency=concurrency),
+        restart_policy=RestartPolicy(condition="none"),
+        resources=Resources(mem_limit=RUNNER_POLICY["default_memory"]),
+        container_labels={"stevedore.bench": "swarm"})
+    try:
+        while True:
+            tasks = service.tasks()
+            states = [t["Status"]["State"] for t in tasks]
+            done = sum(1 for s in states if s == "complete")
+            failed = sum(1 for s in states if s in ("failed", "rejected", "shutdown", "orphaned"))
+            if done + failed >= n:
+                break
+            if time.time() - started > 900:
+                raise RuntimeError(f"swarm job: {done} complete after 900s")
+            time.sleep(0.1)
+        took = time.time() - started
+        return {"runs": n, "seconds": took, "runs_per_s": rate(n, took), "ok": done, "failed": failed,
+                "engine": "own dockerd (own bridge, no iptables), one-node swarm on loopback"}
+    finally:
+        service.remove()
+
+
+# ------------------------------------------------------------------ 1. throughput
+
+def throughput(system, docker_client, swarm, ref, n=200, parallel=4, rounds=4):
+    """n executions per side, in ``rounds`` interleaved rounds (raw, Stevedore, Swarm, raw, ...).
+
+    The load of a shared machine changes by the minute: interleaving gives the
+    three sides the same weather, so their ratios mean something.
+    """
+    api = system.api
+    task = register(api, ref)
+    image = task["digest"]
+    # warm-up: every runner has the image and its connections open
+    wait_result(api, api.run(task["task_id"], times=parallel * 2))
+    out = {"n": n, "parallel": parallel, "rounds": rounds, "load_before": load()}
+    raw = Raw(docker_client, image)
+    sides = {"raw": [], "stevedore": [], "swarm": []}
+    chunks = [n // rounds + (1 if r < n % rounds else 0) for r in range(rounds)]
+    for size in chunks:
+        sides["raw"].append({**raw.many(size, parallel), "load": load()})
+
+        submitted = time.time()
+        result_id = api.run(task["task_id"], times=size)
+        result, seen = wait_result(api, result_id, interval=0.25)
+        took = seen - submitted  # up to one poll late: conservative
+        sides["stevedore"].append({"runs": size, "seconds": took, "runs_per_s": rate(size, took),
+                                   "ok": result["counts"]["COMPLETE"], "load": load()})
+        if swarm is not None and "error" not in out.get("swarm", {}):
+            try:
+                sides["swarm"].append({**swarm_jobs(swarm, image, size, parallel), "load": load()})
+            except Exception as exc:  # reported, not hidden
+                out["swarm"] = {"error": f"{type(exc).__name__}: {exc}"}
+    for side, parts in sides.items():
+        if not parts or side in out:
+            continue
+        seconds = sum(p["seconds"] for p in parts)
+        runs = sum(p["runs"] for p in parts)
+        out[side] = {"runs": runs, "seconds": seconds, "runs_per_s": rate(runs, seconds),
+                     "ok": sum(p["ok"] for p in parts), "rounds": parts}
+    raw_rate = out["raw"]["runs_per_s"]
+    out["ratio_stevedore_raw"] = ratio(out["stevedore"]["runs_per_s"], raw_rate)
+    swarm_rate = (out.get("swarm") or {}).get("runs_per_s")
+    out["ratio_stevedore_swarm"] = ratio(out["stevedore"]["runs_per_s"], swarm_rate)
+    # a side whose runs did not all succeed measured something else: no target is met on it
+    valid = out["stevedore"]["ok"] == n and out["raw"]["ok"] == n
+    out["all_runs_ok"] = valid
+    out["target_0_9_of_raw"] = valid and (out["ratio_stevedore_raw"] or 0) >= 0.9
+    out["target_ahead_of_swarm"] = (valid and swarm_rate is not None and out["swarm"].get("ok") == n
+                                    and out["stevedore"]["runs_per_s"] > swarm_rate)
+    out["load_after"] = load()
+    return out
+
+
+# ------------------------------------------------------------------ 2. latency
+
+def latency(system, docker_client, ref, rounds=50, pause=0.5):
+    api = system.api
+    task = register(api, ref)
+    image = task["digest"]
+    wait_result(api, api.run(task["task_id"], times=4))
+    raw = Raw(docker_client, image)
+    steve, direct = [], []
+    out = {"rounds": rounds, "load_before": load()}
+    for _ in range(rounds):
+        time.sleep(pause)  # idle: nothing of ours runs when a round begins
+        submitted = time.time()
+        result_id = api.run(task["task_id"], times=1)
+        wait_result(api, result_id, interval=0.25)
+        detail = api.details(result_id)[0]
+        if detail["start"] is None:
+            raise RuntimeError(f"execution did not start: {detail['status']} {detail['reason']}")
+        steve.append(detail["start"] - submitted)
+        time.sleep(pause)
+        container, submitted, started = raw.create_start()
+        direct.append(started - submitted)
+        container.wait()
+        container.remove(force=True)
+    out["stevedore_ms"] = summary(steve, 1000)
+    out["raw_ms"] = summary(direct, 1000)
+    out["p50_gap_ms"] = out["stevedore_ms"]["p50"] - out["raw_ms"]["p50"]
+    out["p95_gap_ms"] = out["stevedore_ms"]["p95"] - out["raw_ms"]["p95"]
+    out["target_p50_within_50ms"] = out["p50_gap_ms"] <= 50
+    out["load_after"] = load()
+    return out
+
+
+# ------------------------------------------------------------------ 3. fan-out (and 5. memory)
+
+class Sampler(threading.Thread):
+    """Calls ``probe()`` every ``interval`` seconds until stopped; keeps (time, value)."""
+
+    def __init__(self, probe, interval):
+        super().__init__(daemon=True)
+        self.probe, self.interval = probe, interval
+        self.samples = []
+        self.halt = threading.Event()
+
+    def run(self):
+        while not self.halt.is_set():
+            self.samples.append((time.time(), self.probe()))
+            self.halt.wait(self.interval)
+
+    def stop(self):
+        self.halt.set()
+        self.join()
+        return self.samples
+
+
+def claims_after(system, result_id, moment):
+    """How many executions of ``result_id`` runners began to run after ``moment`` (by their logs)."""
+    count = 0
+    for label in system.system.procs:
+        if not label.startswith("runner"):
+            continue
+        for line in system.system.log(label).splitlines():
+            if f"(result {result_id}," not in line or " runs execution " not in line:
+                continue
+            stamp, _, millis = line[:23].partition(",")
+            try:
+                at = time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S")) + int(millis) / 1000.0
+            except ValueError:
+                continue
+            count += at > moment
+    return count
+
+
+def fan_out(system, database, ref, times=100000, watch_after_cancel=5.0):
+    api = system.api
+    task = register(api, ref)
+    wait_result(api, api.run(task["task_id"], times=4))
+    pids = system.pids()
+    out = {"times": times, "load_before": load()}
+    memory = Sampler(lambda: {label: rss_mb(pid) for label, pid in pids.items()}, 0.2)
+    memory.start()
+    baseline = dict(memory.samples[-1][1]) if memory.samples else {}
+    result_box = {}
+
+    def read_result():
+        result_id = result_box.get("id")
+        if result_id is None:
+            return None
+        started = time.perf_counter()
+        response = api.get(f"/result/{result_id}/")
+        return (time.perf_counter() - started, response.status_code)
+
+    reads = Sampler(read_result, 0.1)
+    try:
+        submitted = time.time()
+        response = api.post(f"/task/{task['task_id']}/", {"operation": "RUN", "times": times})
+        answered = time.time()
+        assert response.status_code == 202, response.text
+        result_id = result_box["id"] = response.json()["result_id"]
+        reads.start()
+        out["run_answer_s"] = answered - submitted
+        count = 0
+        while time.time() - submitted < 120:
+            count = database.scalar("SELECT count(*) FROM details WHERE result_id = :r", r=result_id)
+            if count >= times:
+                break
+            time.sleep(0.1)
+        all_made = time.time()
+        out["details_made"] = count
+        out["all_details_s"] = all_made - submitted
+        out["load_after_fan_out"] = load()
+
+        held_before = database.scalar(
+            "SELECT count(*) FROM details WHERE result_id = :r AND runner IS NOT NULL", r=result_id)
+        cancel_sent = time.time()
+        response = api.post(f"/result/{result_id}/", {"operation": "CANCEL"})
+        cancel_answered = time.time()
+        assert response.status_code == 202, response.text
+        out["cancel_answer_s"] = cancel_answered - cancel_sent
+        while time.time() - cancel_sent < 60:
+            queued = database.scalar(
+                "SELECT count(*) FROM details WHERE result_id = :r AND status = 'QUEUED' AND runner IS NULL",
+                r=result_id)
+            if queued == 0:
+                break
+            time.sleep(0.05)
+        out["cancel_all_queued_cancelled_s"] = time.time() - cancel_sent
+        out["queued_left"] = queued
+        time.sleep(watch_after_cancel)
+        held_after = database.scalar(
+            "SELECT count(*) FROM details WHERE result_id = :r AND runner IS NOT NULL", r=result_id)
+        started_after = database.scalar(
+            "SELECT count(*) FROM details WHERE result_id = :r AND start > :t", r=result_id, t=cancel_answered)
+        out["claimed_at_cancel"] = held_before
+        out["claimed_after_cancel_plus_5s"] = held_after
+        # containers of claims made before the cancel that still started after it (then stopped)
+        out["started_after_cancel"] = started_after
+        # what runners were handed after the cancel answered: their own log of each claim they run
+        out["stale_work"] = claims_after(system, result_id, cancel_answered)
+        out["cancelled"] = database.scalar(
+            "SELECT count(*) FROM details WHERE result_id = :r AND status = 'CANCELLED'", r=result_id)
+        out["final"] = wait_result(api, result_id, timeout=120)[0]["counts"]
+    finally:
+        samples = reads.stop() if reads.is_alive() else reads.samples
+        memory_samples = memory.stop()
+    latencies = [s[1][0] for s in samples if s[1]]
+    out["get_result_ms"] = summary(latencies, 1000)
+    out["get_result_errors"] = sum(1 for s in samples if s[1] and s[1][1] != 200)
+    peaks = {}
+    for _, sample in memory_samples:
+        for label, mb in sample.items():
+            if mb is not None:
+                peaks[label] = max(peaks.get(label, 0), mb)
+    out["rss_peak_mb"] = peaks
+    out["rss_idle_mb"] = baseline
+    out["result_id"] = result_id
+    out["target_run_answer_under_1s"] = out["run_answer_s"] < 1
+    out["target_all_details_within_10s"] = count >= times and out["all_details_s"] <= 10
+    out["target_get_result_under_50ms"] = (out["get_result_ms"]["max"] or 1e9) < 50
+    out["target_cancel_within_5s"] = queued == 0 and out["cancel_all_queued_cancelled_s"] <= 5
+    out["target_no_stale_work"] = out["stale_work"] == 0
+    out["target_rss_under_150mb"] = bool(peaks) and max(peaks.values()) < 150
+    out["load_after"] = load()
+    return out
+
+
+# ------------------------------------------------------------------ 4. API reads
+
+def reads(system, result_id, clients=8, seconds=10.0):
+    api_template = system.api
+    latencies, errors = [], []
+    lock = threading.Lock()
+    deadline = time.time() + seconds
+
+    def client():
+        from tests.support import Api
+
+        api = Api(api_template.base_url, token=system.system.token)
+        mine, bad = [], 0
+        while time.time() < deadline:
+            started = time.perf_counter()
+            response = api.get(f"/result/{result_id}/")
+            mine.append(time.perf_counter() - started)
+            bad += response.status_code != 200
+        with lock:
+            latencies.extend(mine)
+            errors.append(bad)
+
+    out = {"clients": clients, "seconds": seconds, "load_before": load()}
+    started = time.time()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    took = time.time() - started
+    out["requests"] = len(latencies)
+    out["errors"] = sum(errors)
+    out["requests_per_s"] = rate(len(latencies), took)
+    out["latency_ms"] = summary(latencies, 1000)
+    out["target_300_rps"] = (out["requests_per_s"] or 0) >= 300
+    out["target_p99_under_100ms"] = (out["latency_ms"]["p99"] or 1e9) < 100
+    out["load_after"] = load()
+    return out
