@@ -32,6 +32,46 @@ def load():
     return {"1m": float(one), "5m": float(five), "15m": float(fifteen)}
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+# long-lived processes whose CPU is worth telling apart, by their command name
+CPU_GROUPS = {"beam.smp": "rabbitmq", "postgres": "postgres", "dockerd": "dockerd",
+              "containerd": "containerd", "containerd-shim": "shims", "containerd-shim-runc-v2": "shims"}
+
+
+def cpu_seconds(labelled_pids=None):
+    """CPU seconds used so far: the whole machine (busy, from /proc/stat) and by group of processes.
+
+    Groups: each pid of ``labelled_pids`` (label -> pid) under its label, the rest by
+    ``CPU_GROUPS``.  A process that exits between two readings takes its seconds
+    with it, so only the machine figure is complete (runc, shims that ended).
+    """
+    with open("/proc/stat") as fh:
+        fields = [int(v) for v in fh.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    out = {"machine": (sum(fields[:8]) - idle) / TICKS}
+    by_pid = {pid: label for label, pid in (labelled_pids or {}).items()}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                raw = fh.read()
+        except OSError:
+            continue
+        comm = raw[raw.index("(") + 1:raw.rindex(")")]
+        label = by_pid.get(int(entry)) or CPU_GROUPS.get(comm)
+        if label is None:
+            continue
+        rest = raw[raw.rindex(")") + 2:].split()
+        out[label] = out.get(label, 0.0) + (int(rest[11]) + int(rest[12])) / TICKS  # utime + stime
+    return out
+
+
+def cpu_used(before, after):
+    """CPU seconds per group between two ``cpu_seconds`` readings (groups in both)."""
+    return {k: round(after[k] - before[k], 3) for k in after if k in before}
+
+
 def rss_mb(pid):
     """Resident set size of a process in MB, None once it is gone."""
     try:

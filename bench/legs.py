@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from docker.types import Resources, RestartPolicy, ServiceMode
 
-from bench.backbone import load, rss_mb
+from bench.backbone import cpu_seconds, cpu_used, load, rss_mb
 from bench.stats import rate, ratio, summary
 from services.runner.dependencies import Executor
 from shared.timeutil import parse_docker_time
@@ -136,19 +136,32 @@ def throughput(system, docker_client, swarm, ref, n=200, parallel=4, rounds=4):
     out = {"n": n, "parallel": parallel, "rounds": rounds, "load_before": load()}
     raw = Raw(docker_client, image)
     sides = {"raw": [], "stevedore": [], "swarm": []}
+    cpu = {side: {} for side in sides}  # CPU seconds by group while each side ran
+    pids = system.pids()
+
+    def count_cpu(side, before):
+        for group, seconds in cpu_used(before, cpu_seconds(pids)).items():
+            cpu[side][group] = cpu[side].get(group, 0.0) + seconds
+
     chunks = [n // rounds + (1 if r < n % rounds else 0) for r in range(rounds)]
     for size in chunks:
+        before = cpu_seconds(pids)
         sides["raw"].append({**raw.many(size, parallel), "load": load()})
+        count_cpu("raw", before)
 
+        before = cpu_seconds(pids)
         submitted = time.time()
         result_id = api.run(task["task_id"], times=size)
         result, seen = wait_result(api, result_id, interval=0.25)
         took = seen - submitted  # up to one poll late: conservative
+        count_cpu("stevedore", before)
         sides["stevedore"].append({"runs": size, "seconds": took, "runs_per_s": rate(size, took),
                                    "ok": result["counts"]["COMPLETE"], "load": load()})
         if swarm is not None and "error" not in out.get("swarm", {}):
             try:
+                before = cpu_seconds(pids)
                 sides["swarm"].append({**swarm_jobs(swarm, image, size, parallel), "load": load()})
+                count_cpu("swarm", before)
             except Exception as exc:  # reported, not hidden
                 out["swarm"] = {"error": f"{type(exc).__name__}: {exc}"}
     for side, parts in sides.items():
@@ -157,7 +170,10 @@ def throughput(system, docker_client, swarm, ref, n=200, parallel=4, rounds=4):
         seconds = sum(p["seconds"] for p in parts)
         runs = sum(p["runs"] for p in parts)
         out[side] = {"runs": runs, "seconds": seconds, "runs_per_s": rate(runs, seconds),
-                     "ok": sum(p["ok"] for p in parts), "rounds": parts}
+                     "ok": sum(p["ok"] for p in parts), "rounds": parts,
+                     # CPU milliseconds per execution, by group: where the machine's two cores went
+                     "cpu_ms_per_run": {group: round(1000 * used / runs, 1)
+                                        for group, used in sorted(cpu[side].items())}}
     raw_rate = out["raw"]["runs_per_s"]
     out["ratio_stevedore_raw"] = ratio(out["stevedore"]["runs_per_s"], raw_rate)
     swarm_rate = (out.get("swarm") or {}).get("runs_per_s")

@@ -93,6 +93,12 @@ def table(results):
                      fmt(t["target_0_9_of_raw"])))
         rows.append(("throughput", "Stevedore / Swarm (> 1)", fmt(t["ratio_stevedore_swarm"], 2),
                      fmt(t["target_ahead_of_swarm"])))
+        for side in ("raw", "stevedore", "swarm"):
+            per_run = (t.get(side) or {}).get("cpu_ms_per_run")
+            if per_run:
+                rows.append(("throughput", f"CPU ms per run, {side}",
+                             f"machine {per_run.get('machine', 0):.0f}",
+                             ", ".join(f"{k} {v:.0f}" for k, v in per_run.items() if k != "machine" and v >= 1)))
     if "latency" in results:
         lat = results["latency"]
         rows.append(("latency", "Stevedore submit->start p50/p95 (ms)",
