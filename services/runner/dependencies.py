@@ -10,7 +10,7 @@ import requests
 from nameko.extensions import DependencyProvider
 
 from shared import statuses as st
-from shared.docker_engine import LazyDockerClient, explain_pull_error
+from shared.docker_engine import LazyDockerClient, create_container, explain_pull_error, read_logs
 from shared.timeutil import now, parse_docker_time
 from shared.validation import memory_bytes, parse_reference
 
@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 LABEL = "stevedore"
 WAIT_SLICE = 1.0  # seconds between checks for a cancel, a timeout or new output while waiting
 LIVE_TAIL_BYTES = 64 * 1024  # how much of each stream a live snapshot carries
+ENGINE_FRESH = 1.0  # seconds an engine that answered is taken to be there without a ping
 ENGINE_PATIENCE = 120.0  # seconds to wait out an engine restart before reporting what is known
 
 
@@ -73,12 +74,15 @@ def live_snapshot(tails):
 class Executor:
     """What a worker gets: one Docker client and the operator's container policy."""
 
-    def __init__(self, client, policy, images_seen=None):
+    def __init__(self, client, policy, images_seen=None, engine_seen=None):
         self.client = client
         self.policy = policy
         # images this runner found on its engine: not asked about again (an engine
         # call less before each start); a create that finds one gone pulls it then
         self.images_seen = images_seen if images_seen is not None else set()
+        # when the engine last did what it was asked (monotonic): an engine that just
+        # removed a container needs no ping before the next claim
+        self.engine_seen = engine_seen if engine_seen is not None else {"at": None}
 
     # -------------------------------------------------------------- image
 
@@ -176,14 +180,14 @@ class Executor:
         options = self.container_options(work, runner)
         try:
             try:
-                container = self.client.containers.create(work["image"], **options)
+                container = create_container(self.client, work["image"], options)
             except docker.errors.ImageNotFound:
                 # removed from the engine since this runner last saw it: pull it again
                 self.images_seen.discard(work["image"])
                 failed = self._ensure_image(work["image"], credentials, pull_timer, runner)
                 if failed:
                     return failed
-                container = self.client.containers.create(work["image"], **options)
+                container = create_container(self.client, work["image"], options)
         except docker.errors.APIError as exc:
             return self._failed(f"could not create the container: {explain(exc)}")
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
@@ -236,15 +240,20 @@ class Executor:
     def _run_created(self, container, work, on_started, should_stop, on_output):
         try:
             container.start()
-            container.reload()
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             return self._failed(f"could not start the container: {explain(exc)}")
-        start = parse_docker_time(container.attrs["State"].get("StartedAt")) or now()
-        on_started(start, container.id)
-        return self._follow(container, start, work, should_stop, on_output, 0.0)
+        # the start is reported once the container outlives its first wait slice; one
+        # that ends within it is reported once, by its end, with the engine's StartedAt
+        return self._follow(container, None, work, should_stop, on_output, 0.0, on_started)
 
-    def _follow(self, container, start, work, should_stop, on_output, elapsed):
-        """Wait for the container's end, stopping it on a timeout or when asked; report it."""
+    def _follow(self, container, start, work, should_stop, on_output, elapsed, on_started=None):
+        """Wait for the container's end, stopping it on a timeout or when asked; report it.
+
+        With ``start`` None the container was just started and its start not yet
+        reported: after the first wait slice it is read from the engine and given
+        to ``on_started``; if the container ends within that slice, only the end
+        is reported (with the start), one report and one engine call fewer.
+        """
         timeout = work.get("timeout")
         deadline = time.monotonic() + timeout - elapsed if timeout else None
         stopped = None          # (status, reason) when we stopped it
@@ -261,7 +270,7 @@ class Executor:
                     break
                 except docker.errors.NotFound:
                     return self._failed(f"its container was removed while it ran{_note(engine_trouble)}",
-                                        start=start)
+                                        start=start or now())
                 except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
                     if not _timed_out(exc):
                         # the engine is away (restarting?): keep trying, without spinning
@@ -270,6 +279,9 @@ class Executor:
                                         container.id, explain(exc))
                         engine_trouble = explain(exc)
                         time.sleep(WAIT_SLICE)
+                if start is None:
+                    start = self._started_at(container)
+                    on_started(start, container.id)
                 if not tails:
                     tails = {stream: OutputTail(container, stream, LIVE_TAIL_BYTES)
                              for stream in ("stdout", "stderr")}
@@ -293,11 +305,13 @@ class Executor:
 
         state, trouble = self._final_state(container)
         engine_trouble = engine_trouble or trouble
+        if start is None:
+            start = parse_docker_time(state.get("StartedAt")) or now()
         # Docker stamps StartedAt once start() returns, which can be after a
         # very short process has already finished: never report end < start
         end = max(start, parse_docker_time(state.get("FinishedAt")) or now())
         exit_code = outcome.get("StatusCode")
-        report = {"start": start, "end": end, "exit_code": exit_code}
+        report = {"start": start, "end": end, "exit_code": exit_code, "container_id": container.id}
         report.update(self._logs(container))
         if stopped:
             status, reason = stopped
@@ -316,6 +330,16 @@ class Executor:
             killed = exit_code is None or exit_code > 128
             report.update(status=st.ERROR, reason=reason + _note(engine_trouble, killed))
         return report
+
+    @staticmethod
+    def _started_at(container):
+        """The engine's StartedAt of a running container (now, if the engine cannot say)."""
+        try:
+            container.reload()
+            return parse_docker_time(container.attrs["State"].get("StartedAt")) or now()
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            log.warning("could not read the start of container %s: %s", container.id, explain(exc))
+            return now()
 
     def _final_state(self, container, patience=ENGINE_PATIENCE):
         """The container's State once it ended, waiting out an engine that is restarting.
@@ -338,12 +362,13 @@ class Executor:
 
     def _logs(self, container):
         limit = self.policy["log_limit"]
+        try:
+            output = dict(zip(("stdout", "stderr"), read_logs(self.client, container.id)))
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            output = {stream: f"[stevedore: could not read {stream}: {explain(exc)}]".encode()
+                      for stream in ("stdout", "stderr")}
         logs = {}
-        for stream in ("stdout", "stderr"):
-            try:
-                data = container.logs(stdout=stream == "stdout", stderr=stream == "stderr")
-            except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-                data = f"[stevedore: could not read {stream}: {explain(exc)}]".encode()
+        for stream, data in output.items():
             logs[stream], logs[f"{stream}_truncated"] = tail_bytes(data, limit)
             logs[f"{stream}_total"] = len(data)
         return {"logs": logs}
@@ -357,6 +382,7 @@ class Executor:
     def _remove(self, container):
         try:
             container.remove(force=True)
+            self.engine_seen["at"] = time.monotonic()
         except docker.errors.NotFound:
             pass
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
@@ -371,11 +397,22 @@ class Executor:
     # -------------------------------------------------------------- engine
 
     def engine_ok(self):
-        """Whether the engine answers now (a runner takes no work while it does not)."""
+        """Whether the engine answers now (a runner takes no work while it does not).
+
+        An engine that answered within the last ``ENGINE_FRESH`` seconds is not
+        pinged again: a slot going from one execution to the next skips a call.
+        If it went away meanwhile, the create fails and the claim is handed back
+        (services.runner.service), as for an engine that fails between ping and create.
+        """
+        seen = self.engine_seen["at"]
+        if seen is not None and time.monotonic() - seen < ENGINE_FRESH:
+            return True
         try:
-            return bool(self.client.ping())
+            ok = bool(self.client.ping())
         except (docker.errors.DockerException, requests.exceptions.RequestException):
-            return False
+            ok = False
+        self.engine_seen["at"] = time.monotonic() if ok else None
+        return ok
 
     def managed_containers(self):
         """Every container Stevedore started on this engine (any runner's), as label dicts."""
@@ -437,6 +474,7 @@ class DockerExecutor(DependencyProvider):
         # made in setup, not start: extensions start concurrently and a slot may ask for it at once
         self.client = LazyDockerClient(self.base_url, timeout=60)
         self.images_seen = set()
+        self.engine_seen = {"at": None}
 
     def stop(self):
         self.client.close()
@@ -444,4 +482,4 @@ class DockerExecutor(DependencyProvider):
     kill = stop
 
     def get_dependency(self, worker_ctx):
-        return Executor(self.client, self.policy, self.images_seen)
+        return Executor(self.client, self.policy, self.images_seen, self.engine_seen)

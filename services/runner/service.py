@@ -99,6 +99,7 @@ class RunnerService:
                     log.warning("execution %s not started (%s); handing it back", detail_id, exc)
                     # an engine that is stopping still answers pings: claim nothing for a while
                     self.holdings.engine_pause_until = time.monotonic() + ENGINE_PAUSE
+                    self.docker.engine_seen["at"] = None  # ping it before the next claim
                     if self._hand_back(work):
                         return False
                     outcome = {"status": statuses.ERROR, "reason": str(exc), "exit_code": None,

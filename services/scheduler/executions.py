@@ -391,22 +391,46 @@ def _stale(detail, report):
     return bool(report.get("lease_expired")) and (detail.lease_expires_at or 0) >= now()
 
 
-def mark_finished(session, report, retry_base=1.0, retry_cap=300.0):
+def queue_wait(detail, start=None):
+    """Seconds an attempt waited for a runner before ``start`` (default: the detail's), or None.
+
+    From its submission for a first attempt; for a retry, from when its backoff
+    ended (``not_before``), so the earlier attempts' run time is not counted.
+    Never negative (the start is the runner's engine clock).
+    """
+    start = detail.start if start is None else start
+    if start is None:
+        return None
+    since = detail.not_before if detail.attempt > 1 and detail.not_before else detail.submitted_at
+    return max(0.0, start - since)
+
+
+def mark_finished(session, report, retry_base=1.0, retry_cap=300.0, logs=None, on_start=None):
     """Fold a runner's report of an attempt's end; returns (result, detail) or (None, None).
 
     An ERROR (non-zero exit, runner lost) is retried while the run's
     ``retries`` allow, after an exponential backoff; the attempt is kept in the
     detail's history either way.
+
+    ``logs`` (the attempt's final output) are stored in the same transaction,
+    so whoever sees the execution ended sees its output.  A runner reports
+    the start of a container that ended within its first second with the end
+    alone: then ``on_start(queue wait seconds)`` is called once it is folded.
     """
     detail, result = _lock_pair(session, report["detail_id"])
     if detail is None or detail.attempt != report["attempt"] or detail.status in st.TERMINAL \
             or _stale(detail, report):
         session.rollback()
+        if logs:  # the output of an attempt overtaken by events is still its output
+            store_logs(session, report["detail_id"], report["attempt"], logs)
         return None, None
     status = report["status"]
     start = report.get("start") or detail.start
     end = report.get("end") or now()
     was_running = detail.status == st.RUNNING
+    unreported_wait = None if was_running or not report.get("start") else queue_wait(detail, start)
+    if logs:
+        store_logs(session, detail.id, report["attempt"], logs, commit=False)
     detail.attempts = list(detail.attempts or []) + [{
         "attempt": detail.attempt, "runner": report.get("runner") or detail.runner,
         "status": status, "exit_code": report.get("exit_code"), "reason": report.get("reason"),
@@ -434,12 +458,16 @@ def mark_finished(session, report, retry_base=1.0, retry_cap=300.0):
         detail.exit_code = report.get("exit_code")
         detail.reason = report.get("reason")
         detail.lease_expires_at = None
+        if report.get("container_id"):
+            detail.container_id = report["container_id"]
         if start is not None and (result.start is None or start < result.start):
             result.start = start
         setattr(result, COUNTER[status], getattr(result, COUNTER[status]) + 1)
         result.end = max(result.end or 0, end)
     result.status = derive_status(result)
     session.commit()
+    if unreported_wait is not None and on_start is not None:
+        on_start(unreported_wait)
     return result, detail
 
 
@@ -523,7 +551,7 @@ def expired_leases(session, limit=500):
             Detail.lease_expires_at < now()).limit(limit)).all()
 
 
-def store_logs(session, detail_id, attempt, logs):
+def store_logs(session, detail_id, attempt, logs, commit=True):
     """Keep an attempt's output; a newer attempt, or more bytes of the same one, wins.
 
     Live snapshots and the final logs may arrive in any order: each stream is
@@ -544,7 +572,8 @@ def store_logs(session, detail_id, attempt, logs):
             updates[column] = case((newer, getattr(stmt.excluded, column)), else_=getattr(DetailLog, column))
     updates["attempt"] = func.greatest(DetailLog.attempt, stmt.excluded.attempt)
     session.execute(stmt.on_conflict_do_update(index_elements=["detail_id"], set_=updates))
-    session.commit()
+    if commit:
+        session.commit()
 
 
 def store_live_logs(session, report):

@@ -9,7 +9,7 @@ gateway's ``/metrics``.
 from prometheus_client import Counter, Histogram
 from sqlalchemy import func, select, text
 
-from services.scheduler.executions import counts
+from services.scheduler.executions import counts, queue_wait
 from services.scheduler.models import Result
 from shared import statuses as st
 from shared.metrics import PREFIX, ServiceMetrics
@@ -20,19 +20,6 @@ INF = float("inf")
 WAIT_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, INF)
 # seconds an execution's container ran
 RUN_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, INF)
-
-
-def queue_wait(detail):
-    """Seconds a started attempt waited for a runner, or None when it did not start.
-
-    From its submission for a first attempt; for a retry, from when its backoff
-    ended (``not_before``), so the earlier attempts' run time is not counted.
-    Never negative (the start is the runner's engine clock).
-    """
-    if detail.start is None:
-        return None
-    since = detail.not_before if detail.attempt > 1 and detail.not_before else detail.submitted_at
-    return max(0.0, detail.start - since)
 
 
 def attempt_run_time(detail):
@@ -63,6 +50,10 @@ class SchedulerMetrics(ServiceMetrics):
         wait = queue_wait(detail)
         if wait is not None:
             self.queue_wait.observe(wait)
+
+    def unreported_start(self, wait):
+        """A start folded with its attempt's end (the runner reported both at once)."""
+        self.queue_wait.observe(wait)
 
     def attempt_finished(self, detail):
         """After ``mark_finished`` folded a report: its run time, and its end unless it is retried."""

@@ -214,14 +214,11 @@ class SchedulerService(recovery.RecoveryMixin):
 
     def _finish(self, report):
         config = self.config
-        logs = report.pop("logs", None)
-        if logs:
-            # before the status changes, so whoever sees it ended also sees its final output
-            ex.store_logs(self.db.session, report["detail_id"], report["attempt"], logs)
         result, detail = ex.mark_finished(
             self.db.session, report,
             retry_base=float(config.get("RETRY_BACKOFF") or 1),
-            retry_cap=float(config.get("RETRY_BACKOFF_MAX") or 300))
+            retry_cap=float(config.get("RETRY_BACKOFF_MAX") or 300),
+            logs=report.pop("logs", None), on_start=self.metrics.unreported_start)
         if result is None:
             return
         self.metrics.attempt_finished(detail)

@@ -72,3 +72,19 @@ def test_follow_of_a_finished_execution_replays_and_ends(api, ready_tasks):
         events = [(e, d) for e, d, _ in read_events(response)]
     assert events[0] == ("stdout", "hello from stevedore")
     assert events[-1][0] == "end" and json.loads(events[-1][1])["status"] == "COMPLETE"
+
+
+def test_interleaved_streams_of_a_short_execution_are_kept_apart(api, ready_tasks):
+    # read from the engine in one call and split by the stream of each frame
+    big = "x" * 70000  # longer than one frame of the engine's log stream
+    script = ("echo one; echo two >&2; echo three; head -c 70000 /dev/zero | tr '\\0' x >&2; "
+              "echo >&2; printf 'no newline'")
+    result_id = api.run(ready_tasks["ok"]["task_id"], times=1, command=["sh", "-c", script])
+    api.wait_result(result_id)
+    [detail] = api.details(result_id)
+    assert detail["status"] == "COMPLETE"
+    assert detail["start"] is not None and detail["end"] >= detail["start"]
+    logs = api.get(f"/result/{result_id}/detail/{detail['detail_id']}/logs/").json()
+    assert logs["stdout"] == "one\nthree\nno newline"
+    assert logs["stderr"] == f"two\n{big}\n"
+    assert logs["stdout_total"] == len(logs["stdout"]) and logs["stderr_total"] == len(logs["stderr"])

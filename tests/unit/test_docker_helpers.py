@@ -1,7 +1,9 @@
+import struct
 from types import SimpleNamespace
 
 from services.registry.dependencies import explain_pull_error, pinned_reference
 from services.runner.dependencies import Executor, tail_bytes
+from shared.docker_engine import create_container, demux_logs
 
 
 def test_pull_errors_are_explained():
@@ -45,3 +47,32 @@ def test_containers_are_confined_and_labelled():
     assert "volumes" not in options and "devices" not in options
     default = Executor(client=None, policy=policy).container_options({**work, "memory": None}, "h")
     assert default["mem_limit"] == 1024 ** 3
+
+
+def _frame(stream, data):
+    return struct.pack(">BxxxL", stream, len(data)) + data
+
+
+def test_multiplexed_logs_are_split_by_stream_in_order():
+    body = _frame(1, b"a\n") + _frame(2, b"b\n") + _frame(1, b"c") + _frame(0, b"stdin") + _frame(2, b"")
+    assert demux_logs(body) == (b"a\nc", b"b\n")
+    assert demux_logs(b"") == (b"", b"")
+    # a frame cut short keeps what arrived; a partial header is dropped
+    assert demux_logs(_frame(1, b"whole") + _frame(2, b"partial")[:-3]) == (b"whole", b"part")
+    assert demux_logs(_frame(1, b"whole") + b"\x02\x00\x00") == (b"whole", b"")
+
+
+def test_create_options_go_through_docker_py_conversion():
+    calls = {}
+    api = SimpleNamespace(_version="1.41", create_container=lambda **kw: calls.update(kw) or {"Id": "c1"})
+    client = SimpleNamespace(api=api, containers=SimpleNamespace(prepare_model=lambda attrs: attrs))
+    policy = {"default_memory": 1024 ** 3, "pids_limit": 512, "network": "none", "grace": 5, "log_limit": 100}
+    work = {"detail_id": "d" * 32, "result_id": "r" * 32, "index": 0, "attempt": 1, "env": {},
+            "command": ["true"], "memory": None}
+    options = Executor(client=None, policy=policy).container_options(work, runner="h")
+    assert create_container(client, "img@sha256:1", options) == {"Id": "c1"}
+    assert calls["image"] == "img@sha256:1" and calls["command"] == ["true"]
+    host = calls["host_config"]
+    assert host["SecurityOpt"] == ["no-new-privileges"] and host["PidsLimit"] == 512
+    assert host["NetworkMode"] == "none" and host["Memory"] == 1024 ** 3 and host["MemorySwap"] == 1024 ** 3
+    assert calls["labels"]["stevedore.managed"] == "true"
