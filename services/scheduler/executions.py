@@ -9,7 +9,7 @@ finished, changes nothing, so a report delivered twice is harmless.
 import uuid
 from collections import OrderedDict
 
-from sqlalchemy import case, func, or_, select, text, tuple_, update
+from sqlalchemy import bindparam, case, func, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
@@ -292,6 +292,22 @@ CLAIM_SQL = text("""
 """)
 
 
+# a claim's two writes, built once: a slot of the result (its parallelism allowing), then the detail
+_results, _details = Result.__table__, Detail.__table__
+TAKE_SLOT = (
+    update(_results)
+    .where(_results.c.id == bindparam("result_id"), _results.c.cancel_requested.is_(False),
+           or_(_results.c.parallelism.is_(None), _results.c.active < _results.c.parallelism))
+    .values(active=_results.c.active + 1)
+    .returning(_results.c.task_id, _results.c.image, _results.c.params))
+TAKE_DETAIL = (
+    update(_details)
+    .where(_details.c.id == bindparam("detail_id"))
+    .values(runner=bindparam("runner"), attempt=_details.c.attempt + 1,
+            lease_expires_at=bindparam("lease"))
+    .returning(_details.c.index, _details.c.attempt))
+
+
 def claim(session, runner, lease_seconds):
     """Give ``runner`` the next execution to run, or None.
 
@@ -306,24 +322,18 @@ def claim(session, runner, lease_seconds):
             session.rollback()
             return None
         detail_id, result_id = row
-        took_slot = session.execute(
-            update(Result).where(
-                Result.id == result_id, Result.cancel_requested.is_(False),
-                or_(Result.parallelism.is_(None), Result.active < Result.parallelism))
-            .values(active=Result.active + 1)).rowcount
-        if not took_slot:
+        slot = session.execute(TAKE_SLOT, {"result_id": result_id}).first()
+        if slot is None:
             session.rollback()
             continue
-        detail = session.get(Detail, detail_id)
-        detail.runner = runner
-        detail.attempt += 1
-        detail.lease_expires_at = stamp + lease_seconds
-        result = session.get(Result, result_id)
+        index, attempt = session.execute(TAKE_DETAIL, {
+            "detail_id": detail_id, "runner": runner, "lease": stamp + lease_seconds}).one()
         session.commit()
-        params = result.params
+        task_id, image, params = slot
+        params = params or {}
         return {
-            "detail_id": detail.id, "result_id": result.id, "task_id": result.task_id,
-            "index": detail.index, "attempt": detail.attempt, "image": result.image,
+            "detail_id": detail_id, "result_id": result_id, "task_id": task_id,
+            "index": index, "attempt": attempt, "image": image,
             "command": params.get("command"), "env": params.get("env") or {},
             "timeout": params.get("timeout"), "memory": params.get("memory"),
             "cpus": params.get("cpus"), "lease_seconds": lease_seconds,
@@ -551,27 +561,34 @@ def expired_leases(session, limit=500):
             Detail.lease_expires_at < now()).limit(limit)).all()
 
 
-def store_logs(session, detail_id, attempt, logs, commit=True):
-    """Keep an attempt's output; a newer attempt, or more bytes of the same one, wins.
+def _store_logs_statement():
+    """The upsert of an attempt's output, built once (its parameters are bound per call).
 
     Live snapshots and the final logs may arrive in any order: each stream is
     replaced only by one that is further along, so nothing goes backwards.
     """
-    row = {"detail_id": detail_id, "attempt": attempt, "stdout": "", "stderr": "",
-           "stdout_truncated": False, "stderr_truncated": False, "stdout_total": 0, "stderr_total": 0}
-    row.update({k: v for k, v in logs.items() if k in row})
-    stmt = pg_insert(DetailLog).values(row)
+    logs = DetailLog.__table__
+    stmt = pg_insert(logs)
     updates = {}
     for stream in ("stdout", "stderr"):
         # same attempt and bytes produced: the one keeping more of them (the final tail) wins
-        newer = (tuple_(stmt.excluded.attempt, getattr(stmt.excluded, f"{stream}_total"),
-                        func.length(getattr(stmt.excluded, stream)))
-                 > tuple_(DetailLog.attempt, getattr(DetailLog, f"{stream}_total"),
-                          func.length(getattr(DetailLog, stream))))
+        newer = (tuple_(stmt.excluded.attempt, stmt.excluded[f"{stream}_total"], func.length(stmt.excluded[stream]))
+                 > tuple_(logs.c.attempt, logs.c[f"{stream}_total"], func.length(logs.c[stream])))
         for column in (stream, f"{stream}_truncated", f"{stream}_total"):
-            updates[column] = case((newer, getattr(stmt.excluded, column)), else_=getattr(DetailLog, column))
-    updates["attempt"] = func.greatest(DetailLog.attempt, stmt.excluded.attempt)
-    session.execute(stmt.on_conflict_do_update(index_elements=["detail_id"], set_=updates))
+            updates[column] = case((newer, stmt.excluded[column]), else_=logs.c[column])
+    updates["attempt"] = func.greatest(logs.c.attempt, stmt.excluded.attempt)
+    return stmt.on_conflict_do_update(index_elements=["detail_id"], set_=updates)
+
+
+STORE_LOGS = _store_logs_statement()
+
+
+def store_logs(session, detail_id, attempt, logs, commit=True):
+    """Keep an attempt's output; a newer attempt, or more bytes of the same one, wins."""
+    row = {"detail_id": detail_id, "attempt": attempt, "stdout": "", "stderr": "",
+           "stdout_truncated": False, "stderr_truncated": False, "stdout_total": 0, "stderr_total": 0}
+    row.update({k: v for k, v in logs.items() if k in row})
+    session.execute(STORE_LOGS, row)
     if commit:
         session.commit()
 
