@@ -7,6 +7,7 @@ from werkzeug.wrappers import Response
 from services.gateway import ui  # the module: `nameko run` would start a class imported here
 from services.gateway.follow import follow
 from services.gateway.openapi import SPEC
+from services.gateway.reads import SharedReads
 from services.gateway.http import api, idempotency_key, json_body, page_args, paged
 from shared import validation
 from shared.errors import Unavailable
@@ -22,6 +23,7 @@ class GatewayService(ui.UiRoutes):
     registry = TimeoutRpcProxy("registry")
     scheduler = TimeoutRpcProxy("scheduler")
     config = Config()
+    reads = SharedReads()
 
     # --------------------------------------------------------------- tasks
 
@@ -68,7 +70,8 @@ class GatewayService(ui.UiRoutes):
 
     @api("GET", "/result/<string:result_id>/")
     def get_result(self, request, result_id):
-        return self.scheduler.get_result(result_id)
+        # the most polled read: concurrent GETs of one result share a fresh RPC (shared/coalesce.py)
+        return self.reads(("result", result_id), lambda: self.scheduler.get_result(result_id))
 
     @api("POST", "/result/<string:result_id>/")
     def operate_result(self, request, result_id):

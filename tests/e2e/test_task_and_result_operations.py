@@ -86,3 +86,26 @@ def test_rerun_failed_runs_only_the_failed_indices_and_links_both_ways(api, read
     api.wait_result(complete)
     nothing = api.post(f"/result/{complete}/", {"operation": "RERUN_FAILED"})
     assert nothing.status_code == 409
+
+
+def test_concurrent_reads_of_one_result_share_calls_and_stay_fresh(api, ready_tasks):
+    """Many clients polling one result (the gateway coalesces them): each gets the truth as of its request."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    result_id = api.run(ready_tasks["sleep"]["task_id"], times=1, env={"SLEEP": "2"})
+    missing = "0" * 32
+
+    def read(path):
+        response = api.__class__(api.base_url, token=api.http.headers["Authorization"][7:]).get(path)
+        return response.status_code, response.json()
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(read, [f"/result/{result_id}/"] * 24 + [f"/result/{missing}/"] * 8))
+    for code, body in answers[:24]:
+        assert code == 200 and body["result_id"] == result_id and body["times"] == 1
+    for code, body in answers[24:]:
+        assert code == 404 and body["error"] == "NOT_FOUND"
+    ended = api.wait_result(result_id)
+    assert ended["status"] == "COMPLETE"
+    # a read after the end is never answered from before it
+    assert api.get(f"/result/{result_id}/").json()["status"] == "COMPLETE"
