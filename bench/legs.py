@@ -357,6 +357,12 @@ def fan_out(system, database, ref, times=100000, watch_after_cancel=5.0):
         memory_samples = memory.stop()
     latencies = [s[1][0] for s in samples if s[1]]
     out["get_result_ms"] = summary(latencies, 1000)
+    # the reads over 50 ms: seconds after the RUN was sent, and how long they took
+    out["slow_reads"] = [(round(at - submitted, 2), round(1000 * s[0])) for at, s in samples
+                         if s and s[0] > 0.05]
+    out["phases_s"] = {"all_details": out.get("all_details_s"),
+                       "cancel_sent": round(cancel_sent - submitted, 2) if "cancel_answer_s" in out else None,
+                       "cancel_answered": round(cancel_answered - submitted, 2) if "cancel_answer_s" in out else None}
     out["get_result_errors"] = sum(1 for s in samples if s[1] and s[1][1] != 200)
     peaks = {}
     for _, sample in memory_samples:

@@ -21,6 +21,7 @@ from shared.errors import Conflict, NotFound, ValidationError
 from shared.timeutil import duration, now
 
 FAN_OUT_BATCH = 5000
+_results, _details = Result.__table__, Detail.__table__
 UNSTARTED_REASON = "cancelled before it started"
 COUNTER = {
     st.COMPLETE: "n_complete",
@@ -246,13 +247,21 @@ FAN_OUT_RANGE = text(FAN_OUT_SQL.format(source="generate_series(:first, :last - 
 FAN_OUT_INDICES = text(FAN_OUT_SQL.format(source="unnest(CAST(:indices AS integer[])) AS i"))
 
 
+# Fan-out drivers of a result and its CANCEL take turns on this lock (held to the end of
+# the transaction), not on the result row: a batch inserts thousands of rows, and the row
+# is what every claim and report of the result updates; it is locked only to write ``created``.
+RESULT_FAN_OUT_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended('stevedore.fan_out:' || :result_id, 0))")
+
+
 def fan_out_batch(session, result_id, batch=FAN_OUT_BATCH):
     """Create the next batch of a result's details; return how many were made.
 
     Resumable: it starts from ``result.created``, committed with each batch,
     and the (result_id, index) key makes a repeated batch insert nothing.
     """
-    result = session.get(Result, result_id, with_for_update=True)
+    session.execute(RESULT_FAN_OUT_LOCK, {"result_id": result_id})
+    # read after the lock: another driver's batch or a cancel committed before it are seen
+    result = session.get(Result, result_id, populate_existing=True)
     if result is None or result.created >= result.times:
         session.rollback()
         return 0
@@ -268,7 +277,8 @@ def fan_out_batch(session, result_id, batch=FAN_OUT_BATCH):
         session.execute(FAN_OUT_INDICES, {**values, "indices": list(indices[first:last])})
     else:
         session.execute(FAN_OUT_RANGE, {**values, "first": first, "last": last})
-    result.created = last
+    # the row lock only now, until the commit right after
+    session.execute(update(_results).where(_results.c.id == result_id).values(created=last))
     session.commit()
     return last - first
 
@@ -293,7 +303,6 @@ CLAIM_SQL = text("""
 
 
 # a claim's two writes, built once: a slot of the result (its parallelism allowing), then the detail
-_results, _details = Result.__table__, Detail.__table__
 TAKE_SLOT = (
     update(_results)
     .where(_results.c.id == bindparam("result_id"), _results.c.cancel_requested.is_(False),
@@ -497,10 +506,11 @@ def cancel_result(session, result_id):
     stamp = now()
     # details first, then the result row (the lock order every writer keeps)
     stopped = _cancel_queued(session, result_id, stamp, skip_locked=False)
+    session.execute(RESULT_FAN_OUT_LOCK, {"result_id": result_id})
     result = session.get(Result, result_id, with_for_update=True, populate_existing=True)
-    # again under the result's lock, which the fan-out takes too: rows a batch
-    # committed meanwhile are caught; rows a claim is taking right now are
-    # skipped (their runner is told to stop)
+    # again under the fan-out's lock and the result's: rows a batch committed
+    # meanwhile are caught, and later batches see cancel_requested; rows a claim
+    # is taking right now are skipped (their runner is told to stop)
     stopped += _cancel_queued(session, result_id, stamp, skip_locked=True)
     if not result.cancel_requested:
         # executions the fan-out has not made yet are cancelled now; it makes them CANCELLED
