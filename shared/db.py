@@ -17,7 +17,6 @@ the ping: the statement fails with a disconnect, the pool is invalidated, and
 the caller's retry (event handlers) or the client's (RPCs) meets a fresh
 connection.
 """
-import select
 from nameko_sqlalchemy import Database as _Database
 from nameko_sqlalchemy.database import DB_URIS_KEY, Session
 from sqlalchemy import create_engine, or_, text

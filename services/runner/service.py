@@ -2,6 +2,8 @@
 import logging
 import time
 
+import eventlet
+
 from nameko.events import BROADCAST, EventDispatcher, event_handler
 
 from services.runner import reconcile as reconciling
@@ -41,20 +43,31 @@ class RunnerService:
             return self._execute(slot, work, container_id)
         if holdings.stopping:
             return False
-        if time.monotonic() < holdings.engine_pause_until or not self.docker.engine_ok():
-            if not holdings.engine_away:
-                log.warning("the Docker engine does not answer; taking no work until it does")
-                holdings.engine_away = True
+        if time.monotonic() < holdings.engine_pause_until:
             return False
         if holdings.engine_away:
+            # known to be away: no work is taken until it answers
+            if not self.docker.engine_ok():
+                return False
             log.info("the Docker engine answers again")
             holdings.engine_away = False
+            engine_check = None
+        else:
+            # known to be there: asked alongside the claim, a round trip off every start
+            engine_check = eventlet.spawn(self.docker.engine_ok)
         with holdings.claiming():
             work = self.scheduler.claim_execution(runner)
-            if work is None:
+            if work is not None:
+                holdings.note_received(work)
+                holdings.hold(work)
+        if engine_check is not None and not engine_check.wait():
+            log.warning("the Docker engine does not answer; taking no work until it does")
+            holdings.engine_away = True
+            if work is None or self._hand_back(work):
                 return False
-            holdings.note_received(work)
-            holdings.hold(work)
+            # not handed back: it runs, and ends truthfully if the engine stays away
+        if work is None:
+            return False
         if holdings.stopping and self._hand_back(work):
             return False
         return self._execute(slot, work, None)
@@ -100,6 +113,7 @@ class RunnerService:
                     # an engine that is stopping still answers pings: claim nothing for a while
                     self.holdings.engine_pause_until = time.monotonic() + ENGINE_PAUSE
                     self.docker.engine_seen["at"] = None  # ping it before the next claim
+                    self.holdings.engine_away = True
                     if self._hand_back(work):
                         return False
                     outcome = {"status": statuses.ERROR, "reason": str(exc), "exit_code": None,

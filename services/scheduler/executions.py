@@ -9,7 +9,7 @@ finished, changes nothing, so a report delivered twice is harmless.
 import uuid
 from collections import OrderedDict
 
-from sqlalchemy import bindparam, case, func, or_, select, text, tuple_, update
+from sqlalchemy import JSON, case, func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
@@ -290,31 +290,35 @@ def unfinished_fan_outs(session, older_than):
 
 # ---------------------------------------------------------------- claiming
 
+# One statement per claim: pick the next execution (skipping rows other claims hold), take
+# a slot of its result (parallelism and cancel re-checked on the latest row), take the
+# detail.  ``picked`` without ``taken`` means the slot was lost to a race: try again.
 CLAIM_SQL = text("""
-    SELECT d.id, d.result_id FROM details d JOIN results r ON r.id = d.result_id
-    WHERE d.status = 'QUEUED' AND d.runner IS NULL
-      AND (d.not_before IS NULL OR d.not_before <= :now)
-      AND (r.parallelism IS NULL OR r.active < r.parallelism)
-      AND NOT r.cancel_requested
-    ORDER BY d.priority DESC, d.seq
-    LIMIT 1
-    FOR UPDATE OF d SKIP LOCKED
-""")
-
-
-# a claim's two writes, built once: a slot of the result (its parallelism allowing), then the detail
-TAKE_SLOT = (
-    update(_results)
-    .where(_results.c.id == bindparam("result_id"), _results.c.cancel_requested.is_(False),
-           or_(_results.c.parallelism.is_(None), _results.c.active < _results.c.parallelism))
-    .values(active=_results.c.active + 1)
-    .returning(_results.c.task_id, _results.c.image, _results.c.params))
-TAKE_DETAIL = (
-    update(_details)
-    .where(_details.c.id == bindparam("detail_id"))
-    .values(runner=bindparam("runner"), attempt=_details.c.attempt + 1,
-            lease_expires_at=bindparam("lease"))
-    .returning(_details.c.index, _details.c.attempt))
+    WITH pick AS (
+        SELECT d.id, d.result_id FROM details d JOIN results r ON r.id = d.result_id
+        WHERE d.status = 'QUEUED' AND d.runner IS NULL
+          AND (d.not_before IS NULL OR d.not_before <= :now)
+          AND (r.parallelism IS NULL OR r.active < r.parallelism)
+          AND NOT r.cancel_requested
+        ORDER BY d.priority DESC, d.seq
+        LIMIT 1
+        FOR UPDATE OF d SKIP LOCKED
+    ), slot AS (
+        UPDATE results r SET active = r.active + 1
+        FROM pick
+        WHERE r.id = pick.result_id AND NOT r.cancel_requested
+          AND (r.parallelism IS NULL OR r.active < r.parallelism)
+        RETURNING r.id, r.task_id, r.image, r.params
+    ), taken AS (
+        UPDATE details d SET runner = :runner, attempt = d.attempt + 1, lease_expires_at = :lease
+        FROM pick, slot
+        WHERE d.id = pick.id AND slot.id = pick.result_id
+        RETURNING d.id, d.index, d.attempt
+    )
+    SELECT pick.id AS picked, pick.result_id, taken.id AS taken, taken.index, taken.attempt,
+           slot.task_id, slot.image, slot.params
+    FROM pick LEFT JOIN taken ON taken.id = pick.id LEFT JOIN slot ON slot.id = pick.result_id
+""").columns(params=JSON)
 
 
 def claim(session, runner, lease_seconds):
@@ -322,27 +326,24 @@ def claim(session, runner, lease_seconds):
 
     Highest priority first, oldest first, never more than a result's
     ``parallelism`` held at once.  The runner holds it under a lease it must
-    renew by heartbeat.
+    renew by heartbeat.  One statement and a commit: every runner woken by a
+    RUN asks at once, and the scheduler answers them all in turn.
     """
     for _ in range(10):
         stamp = now()
-        row = session.execute(CLAIM_SQL, {"now": stamp}).first()
+        row = session.execute(CLAIM_SQL, {"now": stamp, "runner": runner,
+                                          "lease": stamp + lease_seconds}).first()
         if row is None:
             session.rollback()
             return None
-        detail_id, result_id = row
-        slot = session.execute(TAKE_SLOT, {"result_id": result_id}).first()
-        if slot is None:
+        if row.taken is None:  # its result's last slot, or a cancel, came first
             session.rollback()
             continue
-        index, attempt = session.execute(TAKE_DETAIL, {
-            "detail_id": detail_id, "runner": runner, "lease": stamp + lease_seconds}).one()
         session.commit()
-        task_id, image, params = slot
-        params = params or {}
+        params = row.params or {}
         return {
-            "detail_id": detail_id, "result_id": result_id, "task_id": task_id,
-            "index": index, "attempt": attempt, "image": image,
+            "detail_id": row.taken, "result_id": row.result_id, "task_id": row.task_id,
+            "index": row.index, "attempt": row.attempt, "image": row.image,
             "command": params.get("command"), "env": params.get("env") or {},
             "timeout": params.get("timeout"), "memory": params.get("memory"),
             "cpus": params.get("cpus"), "lease_seconds": lease_seconds,

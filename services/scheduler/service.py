@@ -1,6 +1,7 @@
 """Scheduler: owns results and details; turns a RUN into executions; folds runner reports."""
 import logging
 
+from eventlet.semaphore import Semaphore
 from nameko.dependency_providers import Config
 from nameko.events import SERVICE_POOL, EventDispatcher, event_handler
 from nameko.rpc import rpc
@@ -20,6 +21,7 @@ from shared.timeutil import now
 
 log = logging.getLogger(__name__)
 
+CLAIMS_IN_TURN = Semaphore(1)
 INLINE_FAN_OUT = 100  # runs of at most this many executions are fanned out by the RUN itself
 
 
@@ -129,7 +131,10 @@ class SchedulerService(recovery.RecoveryMixin):
 
     @rpc
     def claim_execution(self, runner):
-        return ex.claim(self.db.session, runner, self._lease())
+        # one claim at a time in this process: a RUN wakes every idle runner at once,
+        # and interleaved they all finish late; in turn, the first is answered first
+        with CLAIMS_IN_TURN:
+            return ex.claim(self.db.session, runner, self._lease())
 
     @rpc
     def heartbeat(self, runner, detail_ids):
