@@ -182,8 +182,13 @@ def find_by_key(session, key, task_id, params):
     return result
 
 
-def create_result(session, task_id, task_name, image, params, idempotency_key=None, rerun_of=None):
-    """A new result; with an Idempotency-Key already used, the first one (returns (result, created))."""
+def create_result(session, task_id, task_name, image, params, idempotency_key=None, rerun_of=None,
+                  with_details=False):
+    """A new result; with an Idempotency-Key already used, the first one (returns (result, created)).
+
+    ``with_details``: its executions are made in the same transaction (a small
+    run: claimable the moment the RUN commits, and no fan-out to do).
+    """
     if idempotency_key:
         earlier = find_by_key(session, idempotency_key, task_id, params)
         if earlier is not None:
@@ -193,11 +198,18 @@ def create_result(session, task_id, task_name, image, params, idempotency_key=No
         id=uuid.uuid4().hex, task_id=task_id, task_name=task_name,
         image=image, status=st.QUEUED, times=params["times"], params=params,
         priority=params["priority"], parallelism=params["parallelism"], submitted_at=stamp,
-        created=0, active=0, n_running=0, n_complete=0, n_error=0, n_cancelled=0, n_killed=0,
+        created=params["times"] if with_details else 0,
+        active=0, n_running=0, n_complete=0, n_error=0, n_cancelled=0, n_killed=0,
         cancel_requested=False, finished_notified=False, idempotency_key=idempotency_key,
         rerun_of=rerun_of, reruns=[],
     )
     session.add(result)
+    if with_details:
+        session.flush()
+        session.execute(FAN_OUT_RANGE, {
+            "result_id": result.id, "task_id": task_id, "priority": result.priority,
+            "status": st.QUEUED, "submitted_at": stamp, "end": None, "reason": None,
+            "first": 0, "last": result.times})
     try:
         session.commit()
     except IntegrityError:

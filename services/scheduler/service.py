@@ -50,13 +50,14 @@ class SchedulerService(recovery.RecoveryMixin):
         if task["status"] != statuses.READY:
             raise Conflict(f"task {task_id} is {task['status']}; only a READY task can be run",
                            "task_id")
+        # a small run gets its executions in the same transaction: claimable when the
+        # RUN commits, runners woken at once (result_submitted then finds nothing to do)
+        inline = params["times"] <= INLINE_FAN_OUT
         result, created = ex.create_result(session, task["task_id"], task["name"], task["digest"],
-                                           params, idempotency_key)
+                                           params, idempotency_key, with_details=inline)
         if created:
-            if result.times <= INLINE_FAN_OUT:
-                # a small run is fanned out here: its executions are claimable when
-                # the RUN is answered, an event hop sooner (result_submitted finds it done)
-                self._fan_out(result.id)
+            if inline:
+                self.dispatch(events.EXECUTIONS_QUEUED, {"result_id": result.id, "count": result.times})
             self.dispatch(events.RESULT_SUBMITTED, {"result_id": result.id})
         return ex.result_as_dict(result)
 
