@@ -511,43 +511,62 @@ def cancel_result(session, result_id):
     Idempotent while the run is active; a finished run answers Conflict.
     Executions not yet created by the fan-out are created CANCELLED.
     Returns (result, how many executions this call ended CANCELLED).
+
+    Two steps, so that no lock is held while the queued executions are
+    changed (100,000 rows take seconds): first the run is marked cancelled,
+    under the fan-out's lock and the result row's, briefly -- from then on no
+    claim takes its work, no failed attempt is queued again, and fan-out
+    batches make their rows CANCELLED -- then the executions queued at that
+    moment, all of them, end CANCELLED (``finish_cancel``).  Should the
+    scheduler stop between the two, its sweep finishes the second.
     """
     result = get_result(session, result_id)
     if result.status in st.TERMINAL:
         session.rollback()
         raise Conflict(f"result {result_id} already ended {result.status}; nothing to cancel", "result_id")
     stamp = now()
-    # details first, then the result row (the lock order every writer keeps)
-    stopped = _cancel_queued(session, result_id, stamp, skip_locked=False)
     session.execute(RESULT_FAN_OUT_LOCK, {"result_id": result_id})
     result = session.get(Result, result_id, with_for_update=True, populate_existing=True)
-    # again under the fan-out's lock and the result's: rows a batch committed
-    # meanwhile are caught, and later batches see cancel_requested; rows a claim
-    # is taking right now are skipped (their runner is told to stop)
-    stopped += _cancel_queued(session, result_id, stamp, skip_locked=True)
+    stopped = 0
     if not result.cancel_requested:
         # executions the fan-out has not made yet are cancelled now; it makes them CANCELLED
-        stopped += result.times - result.created
+        stopped = result.times - result.created
         result.cancel_requested = True
-    result.n_cancelled += stopped
-    if stopped:
-        result.end = max(result.end or 0, stamp)
-    result.status = derive_status(result)
+        result.n_cancelled += stopped
+        if stopped:
+            result.end = max(result.end or 0, stamp)
+        result.status = derive_status(result)
     session.commit()
-    return result, stopped
+    stopped += finish_cancel(session, result_id, stamp)
+    return session.get(Result, result_id), stopped
 
 
-def _cancel_queued(session, result_id, stamp, skip_locked):
-    """End the run's queued, unclaimed executions CANCELLED; returns how many."""
-    queued = select(Detail.id).where(Detail.result_id == result_id, Detail.status == st.QUEUED,
-                                     Detail.runner.is_(None))
-    if skip_locked:
-        queued = queued.with_for_update(skip_locked=True)
-    # a count, not RETURNING: a run of 100,000 would send every id back only to be counted
-    return session.execute(
-        update(Detail).where(Detail.id.in_(queued))
-        .values(status=st.CANCELLED, end=stamp, not_before=None, reason=UNSTARTED_REASON)
-        .execution_options(synchronize_session=False)).rowcount
+def finish_cancel(session, result_id, stamp=None):
+    """End a cancelled run's queued, unclaimed executions CANCELLED and count them; how many."""
+    stamp = stamp or now()
+    # details first, then the result row (the lock order every writer keeps); a count,
+    # not RETURNING: a run of 100,000 would send every id back only to be counted
+    ended = session.execute(
+        update(_details)
+        .where(_details.c.result_id == result_id, _details.c.status == st.QUEUED,
+               _details.c.runner.is_(None))
+        .values(status=st.CANCELLED, end=stamp, not_before=None, reason=UNSTARTED_REASON)).rowcount
+    if ended:
+        result = session.get(Result, result_id, with_for_update=True, populate_existing=True)
+        result.n_cancelled += ended
+        result.end = max(result.end or 0, stamp)
+        result.status = derive_status(result)
+    session.commit()
+    return ended
+
+
+def unfinished_cancels(session):
+    """Cancelled runs that still have queued, unclaimed executions (a cancel cut short)."""
+    queued = select(_details.c.id).where(
+        _details.c.result_id == Result.id, _details.c.status == st.QUEUED, _details.c.runner.is_(None))
+    return session.scalars(select(Result.id).where(
+        Result.cancel_requested.is_(True), Result.status.not_in(list(st.TERMINAL)),
+        queued.exists())).all()
 
 
 def cancel_detail(session, result_id, detail_id):

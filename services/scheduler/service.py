@@ -180,6 +180,9 @@ class SchedulerService(recovery.RecoveryMixin):
                     "status": statuses.ERROR, "exit_code": None, "lease_expired": True,
                     "reason": f"runner {runner} was lost (no heartbeat for {self._lease():g}s)",
                 })
+        for result_id in ex.unfinished_cancels(session):
+            log.warning("finishing the cancel of result %s", result_id)
+            self.metrics.executions_cancelled(ex.finish_cancel(session, result_id))
         for result in ex.unnotified_finished(session):
             self._notify_finished(result)
 
