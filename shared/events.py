@@ -13,7 +13,7 @@ TASK_IMPORT_FAILED = "task_import_failed"  # {task_id, name, repository, error}
 
 # dispatched by the scheduler service
 SCHEDULER = "scheduler"
-RESULT_SUBMITTED = "result_submitted"      # {result_id}
+RESULT_SUBMITTED = "result_submitted"      # {result_id, fanned_out}: fanned_out when made with the result
 EXECUTIONS_QUEUED = "executions_queued"    # {result_id, count}: wakes idle runners
 RESULT_FINISHED = "result_finished"        # the result as the API shows it
 RESULT_CANCELLED = "result_cancelled"      # {result_id}: runners stop what they hold of it

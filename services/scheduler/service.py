@@ -58,7 +58,7 @@ class SchedulerService(recovery.RecoveryMixin):
         if created:
             if inline:
                 self.dispatch(events.EXECUTIONS_QUEUED, {"result_id": result.id, "count": result.times})
-            self.dispatch(events.RESULT_SUBMITTED, {"result_id": result.id})
+            self.dispatch(events.RESULT_SUBMITTED, {"result_id": result.id, "fanned_out": inline})
         return ex.result_as_dict(result)
 
     @rpc
@@ -161,6 +161,8 @@ class SchedulerService(recovery.RecoveryMixin):
 
     @retrying_event_handler(events.SCHEDULER, events.RESULT_SUBMITTED, handler_type=SERVICE_POOL)
     def on_result_submitted(self, payload):
+        if payload.get("fanned_out"):
+            return  # made with the result: nothing to do while the woken runners claim it
         self._fan_out(payload["result_id"])
 
     @config_timer("SWEEP_INTERVAL", 10)
