@@ -12,13 +12,37 @@ It also makes a call wait until the caller's reply queue is consumed: nameko
 starts a service's timers alongside its consumer, so an RPC made by a timer
 (or any entrypoint) that fires at start is otherwise answered into a reply
 queue that does not exist yet, and the answer is lost.
+
+Reads travel as transient messages.  nameko publishes every request and
+reply persistent, with publisher confirms, to durable queues: RabbitMQ then
+writes each to disk before it confirms, a few milliseconds a message on our
+machines and half of RabbitMQ's CPU per read (docs/performance.md).  The
+calls in ``READS`` change nothing, so a request or reply of theirs lost to a
+broker restart loses nothing either: the caller gets ``Unavailable`` and may
+ask again.  Their requests go out transient (still confirmed, so an unknown
+service is still an error at once), and ``rpc`` answers a transient request
+with a transient reply.  Everything else (a RUN, a claim, a cancel) stays
+persistent.
 """
 import eventlet
-from nameko.rpc import RpcProxy
+import nameko.rpc
+from nameko.amqp.publish import Publisher
+from nameko.constants import (AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, DEFAULT_SERIALIZER,
+                              LOGIN_METHOD_CONFIG_KEY, SERIALIZER_CONFIG_KEY)
+from nameko.rpc import RpcProxy, ServiceProxy, get_rpc_exchange
 
 from shared.errors import Unavailable
 
 DEFAULT_TIMEOUT = 30.0
+TRANSIENT = 1  # AMQP delivery mode: kept in memory only
+
+# the RPCs that only read, by service: asked and answered as transient messages
+READS = {
+    "scheduler": frozenset({
+        "get_result", "list_results", "list_details", "get_detail", "get_logs", "active_results",
+        "execution_figures", "execution_states", "runner_holdings", "ping"}),
+    "registry": frozenset({"get_task", "list_tasks", "pull_credentials", "ping"}),
+}
 
 
 class _Method:
@@ -42,13 +66,16 @@ class _Method:
 
 
 class _Service:
-    def __init__(self, proxy, timeout, ready):
+    def __init__(self, proxy, transient_proxy, reads, timeout, ready):
         self._proxy = proxy
+        self._transient_proxy = transient_proxy
+        self._reads = reads
         self._timeout = timeout
         self._ready = ready
 
     def __getattr__(self, name):
-        return _Method(getattr(self._proxy, name), self._timeout, self._ready)
+        proxy = self._transient_proxy if name in self._reads else self._proxy
+        return _Method(getattr(proxy, name), self._timeout, self._ready)
 
 
 class TimeoutRpcProxy(RpcProxy):
@@ -62,4 +89,34 @@ class TimeoutRpcProxy(RpcProxy):
     def get_dependency(self, worker_ctx):
         # nameko's QueueConsumer sends this event once it consumes (our reply queue among the rest)
         ready = self.rpc_reply_listener.queue_consumer._consumers_ready
-        return _Service(super().get_dependency(worker_ctx), self.timeout, ready)
+        transient = ServiceProxy(worker_ctx, self.target_service, self.rpc_reply_listener,
+                                 **{**self.options, "delivery_mode": TRANSIENT})
+        return _Service(super().get_dependency(worker_ctx), transient,
+                        READS.get(self.target_service, frozenset()), self.timeout, ready)
+
+
+class _TransientPublisher(Publisher):
+    delivery_mode = TRANSIENT
+
+
+class _TransientResponder(nameko.rpc.Responder):
+    publisher_cls = _TransientPublisher
+
+
+class Rpc(nameko.rpc.Rpc):
+    """nameko's ``@rpc`` entrypoint, answering a transient request (a read) with a transient reply."""
+
+    def handle_result(self, message, worker_ctx, result, exc_info):
+        if message.properties.get("delivery_mode") != TRANSIENT:
+            return super().handle_result(message, worker_ctx, result, exc_info)
+        config = self.container.config
+        responder = _TransientResponder(
+            config[AMQP_URI_CONFIG_KEY], get_rpc_exchange(config),
+            config.get(SERIALIZER_CONFIG_KEY, DEFAULT_SERIALIZER), message,
+            ssl=config.get(AMQP_SSL_CONFIG_KEY), login_method=config.get(LOGIN_METHOD_CONFIG_KEY))
+        result, exc_info = responder.send_response(result, exc_info)
+        self.rpc_consumer.queue_consumer.ack_message(message)
+        return result, exc_info
+
+
+rpc = Rpc.decorator

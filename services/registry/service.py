@@ -2,7 +2,6 @@
 import logging
 
 from nameko.events import SERVICE_POOL, EventDispatcher, event_handler
-from nameko.rpc import RpcProxy, rpc
 from nameko.timer import timer
 from sqlalchemy import select
 
@@ -13,6 +12,7 @@ from services.registry.models import Base, Task
 from shared import events, statuses, validation
 from shared.db import Database, ping
 from shared.errors import Conflict, Unavailable
+from shared.rpc import TimeoutRpcProxy, rpc
 from shared.timeutil import now
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ class RegistryService:
     images = DockerImages()
     vault = CredentialVault()
     dispatch = EventDispatcher()
-    scheduler = RpcProxy("scheduler")
+    scheduler = TimeoutRpcProxy("scheduler")
     metrics = RegistryMetrics()
 
     @rpc

@@ -17,13 +17,13 @@ import uuid
 
 from nameko.events import BROADCAST, event_handler
 from nameko.extensions import DependencyProvider
-from nameko.rpc import rpc
 
 from services.scheduler import holdings
 from shared import events, statuses
 from shared.db import ping
 from shared.extensions import config_timer
 from shared.handlers import first_line, is_transient
+from shared.rpc import rpc
 
 log = logging.getLogger(__name__)
 

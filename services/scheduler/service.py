@@ -4,7 +4,6 @@ import logging
 from eventlet.semaphore import Semaphore
 from nameko.dependency_providers import Config
 from nameko.events import SERVICE_POOL, EventDispatcher, event_handler
-from nameko.rpc import rpc
 from nameko.timer import timer
 
 from services.scheduler import executions as ex
@@ -16,7 +15,7 @@ from shared.db import Database, ping
 from shared.errors import Conflict
 from shared.extensions import config_timer
 from shared.handlers import retrying_event_handler
-from shared.rpc import TimeoutRpcProxy
+from shared.rpc import TimeoutRpcProxy, rpc
 from shared.timeutil import now
 
 log = logging.getLogger(__name__)

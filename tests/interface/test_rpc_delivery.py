@@ -1,0 +1,78 @@
+"""Reads travel as transient messages, everything else persistent (shared/rpc.py).
+
+The real scheduler on the real broker, called through ``TimeoutRpcProxy`` by a
+caller service; a spy queue bound to the RPC exchange keeps a copy of every
+request and reply, whose AMQP delivery mode the test reads.
+"""
+import uuid
+
+import pytest
+from kombu import Connection, Exchange, Queue
+from nameko.testing.services import entrypoint_hook
+
+from services.scheduler.service import SchedulerService
+from shared.errors import NotFound
+from shared.rpc import READS, TimeoutRpcProxy, rpc
+
+PERSISTENT = 2
+
+
+class Caller:
+    name = "rpc_delivery_caller"
+    scheduler = TimeoutRpcProxy("scheduler")
+
+    @rpc
+    def ask(self, method, *args):
+        try:
+            return getattr(self.scheduler, method)(*args)
+        except NotFound as exc:
+            return f"not found: {exc}"
+
+
+@pytest.fixture
+def spy(rabbit_config):
+    """Every message through the RPC exchange of this test's vhost, in order."""
+    with Connection(rabbit_config["AMQP_URI"]) as conn:
+        queue = Queue(f"spy-{uuid.uuid4().hex}", Exchange("nameko-rpc", type="topic", durable=True),
+                      routing_key="#", auto_delete=True)
+        queue(conn.channel()).declare()
+
+        def messages():
+            got = []
+            while (message := queue(conn.channel()).get(no_ack=True)) is not None:
+                got.append((message.delivery_info["routing_key"], message.properties))
+            return got
+        yield messages
+
+
+def test_reads_are_asked_and_answered_transient_and_writes_persistent(
+        container_factory, service_config, spy):
+    scheduler = container_factory(SchedulerService, service_config)
+    caller = container_factory(Caller, service_config)
+    scheduler.start()
+    caller.start()
+    missing = uuid.uuid4().hex
+
+    with entrypoint_hook(caller, "ask") as ask:
+        assert ask("ping") == "ok"
+        assert ask("get_result", missing).startswith("not found")      # a read, answered with an error
+        assert ask("cancel_result", missing).startswith("not found")   # a write
+
+    seen = spy()
+    requests = {key.split(".", 1)[1]: props for key, props in seen if key.startswith("scheduler.")}
+    replies = {props["correlation_id"]: props for key, props in seen if not key.startswith("scheduler.")}
+    assert set(requests) == {"ping", "get_result", "cancel_result"}
+    assert {"ping", "get_result"} <= READS["scheduler"] and "cancel_result" not in READS["scheduler"]
+    for method, request in requests.items():
+        mode = 1 if method in READS["scheduler"] else PERSISTENT
+        assert request["delivery_mode"] == mode, method
+        # the reply (found by the request's correlation id) in the same mode
+        assert replies[request["correlation_id"]]["delivery_mode"] == mode, method
+
+
+def test_every_read_is_an_rpc_of_its_service():
+    from services.registry.service import RegistryService
+    for service, cls in (("scheduler", SchedulerService), ("registry", RegistryService)):
+        methods = {name for name in dir(cls)
+                   if getattr(getattr(cls, name), "nameko_entrypoints", None)}
+        assert READS[service] <= methods, READS[service] - methods
