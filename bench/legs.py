@@ -212,6 +212,45 @@ def throughput(system, docker_client, swarm, ref, n=200, parallel=4, rounds=4):
 
 # ------------------------------------------------------------------ 2. latency
 
+class EngineEvents(threading.Thread):
+    """When the engine itself created and started each container (its event stream), by container id.
+
+    The engine's ``create`` event is sent when its create is done; with the
+    container's ``StartedAt`` it splits a submit-to-start time into the part
+    before the engine had made the container (ours, plus the create) and the
+    start itself (the engine's alone).
+    """
+
+    def __init__(self, client):
+        super().__init__(daemon=True)
+        self.stream = client.events(decode=True, filters={"type": "container", "event": ["create"]})
+        self.created = {}  # container id -> (engine time of the create event, labels)
+        self.lock = threading.Lock()
+
+    def run(self):
+        try:
+            for event in self.stream:
+                actor = event.get("Actor") or {}
+                with self.lock:
+                    self.created[actor.get("ID") or event.get("id")] = (
+                        event["timeNano"] / 1e9, actor.get("Attributes") or {})
+        except Exception:  # the stream is closed by stop()
+            pass
+
+    def created_at(self, container_id=None, detail_id=None, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                for cid, (at, labels) in self.created.items():
+                    if cid == container_id or (detail_id and labels.get("stevedore.detail_id") == detail_id):
+                        return at
+            time.sleep(0.01)
+        return None
+
+    def stop(self):
+        self.stream.close()
+
+
 def latency(system, docker_client, ref, rounds=50, pause=0.5):
     api = system.api
     task = register(api, ref)
@@ -219,26 +258,48 @@ def latency(system, docker_client, ref, rounds=50, pause=0.5):
     wait_result(api, api.run(task["task_id"], times=4))
     raw = Raw(docker_client, image)
     steve, direct = [], []
+    split = {"stevedore": ([], []), "raw": ([], [])}  # (submit -> created, created -> started)
     out = {"rounds": rounds, "load_before": load()}
-    for _ in range(rounds):
-        time.sleep(pause)  # idle: nothing of ours runs when a round begins
-        submitted = time.time()
-        result_id = api.run(task["task_id"], times=1)
-        wait_result(api, result_id, interval=0.25)
-        detail = api.details(result_id)[0]
-        if detail["start"] is None:
-            raise RuntimeError(f"execution did not start: {detail['status']} {detail['reason']}")
-        steve.append(detail["start"] - submitted)
-        time.sleep(pause)
-        container, submitted, started = raw.create_start()
-        direct.append(started - submitted)
-        container.wait()
-        container.remove(force=True)
+    engine = EngineEvents(docker_client)
+    engine.start()
+    try:
+        for _ in range(rounds):
+            time.sleep(pause)  # idle: nothing of ours runs when a round begins
+            submitted = time.time()
+            result_id = api.run(task["task_id"], times=1)
+            wait_result(api, result_id, interval=0.25)
+            detail = api.details(result_id)[0]
+            if detail["start"] is None:
+                raise RuntimeError(f"execution did not start: {detail['status']} {detail['reason']}")
+            steve.append(detail["start"] - submitted)
+            created = engine.created_at(detail_id=detail["detail_id"])
+            if created is not None:
+                split["stevedore"][0].append(created - submitted)
+                split["stevedore"][1].append(detail["start"] - created)
+            time.sleep(pause)
+            container, submitted, started = raw.create_start()
+            direct.append(started - submitted)
+            created = engine.created_at(container_id=container.id)
+            if created is not None:
+                split["raw"][0].append(created - submitted)
+                split["raw"][1].append(started - created)
+            container.wait()
+            container.remove(force=True)
+    finally:
+        engine.stop()
     out["stevedore_ms"] = summary(steve, 1000)
     out["raw_ms"] = summary(direct, 1000)
     out["p50_gap_ms"] = out["stevedore_ms"]["p50"] - out["raw_ms"]["p50"]
     out["p95_gap_ms"] = out["stevedore_ms"]["p95"] - out["raw_ms"]["p95"]
     out["target_p50_within_50ms"] = out["p50_gap_ms"] <= 50
+    # the same times split at the engine's create event: what comes before it is where
+    # Stevedore differs from raw; after it, both wait for the same engine to start
+    for side, (before, after) in split.items():
+        out[f"{side}_to_created_ms"] = summary(before, 1000) if before else None
+        out[f"{side}_created_to_start_ms"] = summary(after, 1000) if after else None
+    if split["stevedore"][0] and split["raw"][0]:
+        out["p50_gap_to_created_ms"] = (out["stevedore_to_created_ms"]["p50"]
+                                        - out["raw_to_created_ms"]["p50"])
     out["load_after"] = load()
     return out
 

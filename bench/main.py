@@ -109,6 +109,13 @@ def table(results):
         rows.append(("latency", "raw create+start p50/p95 (ms)",
                      f"{fmt(lat['raw_ms']['p50'])} / {fmt(lat['raw_ms']['p95'])}", ""))
         rows.append(("latency", "p50 gap (<= 50 ms)", fmt(lat["p50_gap_ms"]), fmt(lat["target_p50_within_50ms"])))
+        if lat.get("p50_gap_to_created_ms") is not None:
+            rows.append(("latency", "submit->engine created p50: Stevedore / raw (ms)",
+                         f"{fmt(lat['stevedore_to_created_ms']['p50'])} / {fmt(lat['raw_to_created_ms']['p50'])}",
+                         f"gap {fmt(lat['p50_gap_to_created_ms'])}"))
+            rows.append(("latency", "engine created->started p50: Stevedore / raw (ms)",
+                         f"{fmt(lat['stevedore_created_to_start_ms']['p50'])} / "
+                         f"{fmt(lat['raw_created_to_start_ms']['p50'])}", ""))
     if "fanout" in results:
         f = results["fanout"]
         rows.append(("fan-out", "RUN times=100000 answered (s, < 1)", fmt(f["run_answer_s"], 3),
