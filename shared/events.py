@@ -10,6 +10,7 @@ REGISTRY = "registry"
 TASK_SUBMITTED = "task_submitted"          # {task_id}
 TASK_IMPORTED = "task_imported"            # {task_id, name, repository, digest}
 TASK_IMPORT_FAILED = "task_import_failed"  # {task_id, name, repository, error}
+TASK_DELETED = "task_deleted"              # {task_id, name}
 
 # dispatched by the scheduler service
 SCHEDULER = "scheduler"

@@ -53,11 +53,13 @@ class RegistryService:
     def delete_task(self, task_id):
         """Remove a task with no active runs; its results stay as history."""
         session = self.db.session
-        tasks.get(session, task_id)
+        task = tasks.get(session, task_id)
+        name = task.name
         active = self.scheduler.active_results(task_id)
         if active:
             raise Conflict(f"task {task_id} has {active} active run(s); cancel them first", "task_id")
         tasks.delete(session, task_id)
+        self.dispatch(events.TASK_DELETED, {"task_id": task_id, "name": name})
 
     @rpc
     def ping(self):

@@ -3,13 +3,14 @@ import logging
 
 from eventlet.semaphore import Semaphore
 from nameko.dependency_providers import Config
-from nameko.events import SERVICE_POOL, EventDispatcher, event_handler
+from nameko.events import BROADCAST, SERVICE_POOL, EventDispatcher, event_handler
 from nameko.timer import timer
 
 from services.scheduler import executions as ex
 from services.scheduler import recovery, webhooks
 from services.scheduler.metrics import SchedulerMetrics, execution_figures
 from services.scheduler.models import Base
+from services.scheduler.taskcache import Tasks
 from shared import events, statuses, validation
 from shared.db import Database, ping
 from shared.errors import Conflict
@@ -30,6 +31,7 @@ class SchedulerService(recovery.RecoveryMixin):
     db = Database(Base)
     config = Config()
     registry = TimeoutRpcProxy("registry")
+    tasks = Tasks()
     dispatch = EventDispatcher()
     webhook_sender = webhooks.WebhookSender()
     metrics = SchedulerMetrics()
@@ -45,7 +47,7 @@ class SchedulerService(recovery.RecoveryMixin):
             earlier = ex.find_by_key(session, idempotency_key, task_id, params)
             if earlier is not None:
                 return ex.result_as_dict(earlier)
-        task = self.registry.get_task(task_id)
+        task = self.tasks.get(task_id, self.registry.get_task)
         if task["status"] != statuses.READY:
             raise Conflict(f"task {task_id} is {task['status']}; only a READY task can be run",
                            "task_id")
@@ -155,6 +157,26 @@ class SchedulerService(recovery.RecoveryMixin):
     @retrying_event_handler(events.RUNNER, events.EXECUTION_FINISHED, handler_type=SERVICE_POOL)
     def on_execution_finished(self, report):
         self._finish(report)
+
+    # --------------------------------------------------------------- the registry's tasks
+    # (see services/scheduler/taskcache.py): whatever the registry says of a task, forget it
+
+    @event_handler(events.REGISTRY, events.TASK_SUBMITTED, handler_type=BROADCAST, reliable_delivery=False)
+    def on_task_submitted(self, payload):
+        self.tasks.forget(payload["task_id"])
+
+    @event_handler(events.REGISTRY, events.TASK_IMPORTED, handler_type=BROADCAST, reliable_delivery=False)
+    def on_task_imported(self, payload):
+        self.tasks.forget(payload["task_id"])
+
+    @event_handler(events.REGISTRY, events.TASK_IMPORT_FAILED, handler_type=BROADCAST,
+                   reliable_delivery=False)
+    def on_task_import_failed(self, payload):
+        self.tasks.forget(payload["task_id"])
+
+    @event_handler(events.REGISTRY, events.TASK_DELETED, handler_type=BROADCAST, reliable_delivery=False)
+    def on_task_deleted(self, payload):
+        self.tasks.forget(payload["task_id"])
 
     # --------------------------------------------------------------- fan-out
 

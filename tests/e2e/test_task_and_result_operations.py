@@ -66,6 +66,9 @@ def test_delete_removes_an_idle_task_and_refuses_one_with_active_runs(api, test_
     assert api.delete(f"/task/{task['task_id']}/").status_code == 204
     assert api.get(f"/task/{task['task_id']}/").status_code == 404
     assert api.get(f"/result/{result_id}/").json()["task_id"] == task["task_id"]  # history stays
+    # the scheduler had the task in mind from the RUN above: the delete made it forget
+    again = api.post(f"/task/{task['task_id']}/", {"operation": "RUN", "times": 1})
+    assert again.status_code == 404, again.text
 
 
 def test_rerun_failed_runs_only_the_failed_indices_and_links_both_ways(api, ready_tasks):

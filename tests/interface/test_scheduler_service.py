@@ -9,7 +9,7 @@ from nameko.standalone.events import event_dispatcher
 from nameko.testing.services import entrypoint_hook, entrypoint_waiter, replace_dependencies
 
 from services.scheduler.service import SchedulerService
-from shared.errors import Conflict
+from shared.errors import Conflict, NotFound
 
 
 def ready_task():
@@ -122,3 +122,35 @@ def test_cancel_before_the_fan_out_counts_every_execution_cancelled(scheduler):
     assert call(container, "claim_execution", "runner-a") is None
     with pytest.raises(Conflict):
         call(container, "cancel_result", result["result_id"])
+
+
+def test_a_ready_task_is_asked_of_the_registry_once_until_the_registry_says_it_changed(
+        scheduler, service_config):
+    container, registry = scheduler
+    task = ready_task()
+    registry.get_task.return_value = task
+    run = {"operation": "RUN", "times": 1}
+    call(container, "run_task", task["task_id"], run)
+    assert call(container, "run_task", task["task_id"], run)["image"] == task["digest"]
+    assert registry.get_task.call_count == 1
+
+    dispatch = event_dispatcher(service_config)
+    registry.get_task.return_value = {**task, "status": "IMPORTING"}
+    with entrypoint_waiter(container, "on_task_submitted"):
+        dispatch("registry", "task_submitted", {"task_id": task["task_id"]})  # a re-import began
+    with pytest.raises(Conflict):
+        call(container, "run_task", task["task_id"], run)
+
+    moved = {**task, "digest": "reg:5000/x@sha256:" + "b" * 64}
+    registry.get_task.return_value = moved
+    with entrypoint_waiter(container, "on_task_imported"):
+        dispatch("registry", "task_imported", {"task_id": task["task_id"], "digest": moved["digest"]})
+    assert call(container, "run_task", task["task_id"], run)["image"] == moved["digest"]
+    assert call(container, "run_task", task["task_id"], run)["image"] == moved["digest"]
+    assert registry.get_task.call_count == 3
+
+    registry.get_task.side_effect = NotFound(f"no task {task['task_id']!r}", "task_id")
+    with entrypoint_waiter(container, "on_task_deleted"):
+        dispatch("registry", "task_deleted", {"task_id": task["task_id"], "name": task["name"]})
+    with pytest.raises(NotFound):
+        call(container, "run_task", task["task_id"], run)
