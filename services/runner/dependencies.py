@@ -19,9 +19,7 @@ log = logging.getLogger(__name__)
 LABEL = "stevedore"
 WAIT_SLICE = 1.0  # seconds between checks for a cancel, a timeout or new output while waiting
 LIVE_TAIL_BYTES = 64 * 1024  # how much of each stream a live snapshot carries
-# seconds an engine that answered is taken to be there without a ping: a wake-up makes every
-# idle runner claim at once, and their pings alongside would reach dockerd with the winner's create
-ENGINE_FRESH = 10.0
+ENGINE_FRESH = 1.0  # seconds an engine that answered is taken to be there without a ping
 ENGINE_PATIENCE = 120.0  # seconds to wait out an engine restart before reporting what is known
 
 
@@ -402,8 +400,7 @@ class Executor:
         """Whether the engine answers now (a runner takes no work while it does not).
 
         An engine that answered within the last ``ENGINE_FRESH`` seconds is not
-        pinged again: a slot going from one execution to the next skips a call,
-        and so do idle runners woken again and again.
+        pinged again: a slot going from one execution to the next skips a call.
         If it went away meanwhile, the create fails and the claim is handed back
         (services.runner.service), as for an engine that fails between ping and create.
         """
