@@ -9,7 +9,9 @@ pytestmark = pytest.mark.e2e
 
 
 def managed_containers(docker_client, result_id):
-    return docker_client.containers.list(all=True, filters={"label": f"stevedore.result_id={result_id}"})
+    # sparse: no inspect of each listed container, which fails if a runner removes it meanwhile
+    return docker_client.containers.list(all=True, sparse=True,
+                                         filters={"label": f"stevedore.result_id={result_id}"})
 
 
 def running_count(api, result_id, n):

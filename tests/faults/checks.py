@@ -103,8 +103,10 @@ def container_starts(docker_client, result_id, since, until=None):
 
 
 def containers_of(docker_client, result_id):
+    # sparse: no inspect of each listed container, which fails if a runner removes it meanwhile
     return docker_client.containers.list(
-        all=True, filters={"label": [f"{LABEL}.managed=true", f"{LABEL}.result_id={result_id}"]})
+        all=True, sparse=True,
+        filters={"label": [f"{LABEL}.managed=true", f"{LABEL}.result_id={result_id}"]})
 
 
 def remove_containers_of(docker_client, result_ids):

@@ -34,7 +34,7 @@ def test_lost_runner_ends_its_execution_in_error_or_retries_it_and_its_orphans_a
     lost = runner_id(system, "runner-1")
     orphans = containers_of(docker_client, once) + containers_of(docker_client, retried)
     assert len(orphans) == 2 and all(c.status == "running" for c in orphans)
-    assert {c.labels["stevedore.runner"] for c in orphans} == {lost}
+    assert {c.attrs["Labels"]["stevedore.runner"] for c in orphans} == {lost}  # sparse: list fields
 
     # no retries: the execution ends in ERROR, saying its runner was lost
     assert wait_finished(api, once, timeout=45)["status"] == "ERROR"
