@@ -23,6 +23,14 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def containers_of(docker_client, result_id):
+    """The containers runners made for a result's executions (running or not), by their labels."""
+    # sparse: no inspect of each listed container, which fails if a runner removes it meanwhile
+    return docker_client.containers.list(
+        all=True, sparse=True,
+        filters={"label": ["stevedore.managed=true", f"stevedore.result_id={result_id}"]})
+
+
 def wait_until(predicate, timeout=30.0, interval=0.2, what="condition"):
     """Poll ``predicate`` until it returns something truthy; return that."""
     deadline = time.monotonic() + timeout

@@ -3,15 +3,9 @@ import time
 
 import pytest
 
-from tests.support import wait_until
+from tests.support import containers_of, wait_until
 
 pytestmark = pytest.mark.e2e
-
-
-def managed_containers(docker_client, result_id):
-    # sparse: no inspect of each listed container, which fails if a runner removes it meanwhile
-    return docker_client.containers.list(all=True, sparse=True,
-                                         filters={"label": f"stevedore.result_id={result_id}"})
 
 
 def running_count(api, result_id, n):
@@ -44,7 +38,7 @@ def test_cancel_kills_running_and_cancels_queued_executions(api, ready_tasks, do
     for detail in details:
         if detail["status"] == "CANCELLED":
             assert detail["start"] is None and detail["reason"] == "cancelled before it started"
-    wait_until(lambda: not managed_containers(docker_client, result_id), timeout=15,
+    wait_until(lambda: not containers_of(docker_client, result_id), timeout=15,
                what="the killed containers to be removed")
 
     again = api.post(f"/result/{result_id}/", {"operation": "CANCEL"})

@@ -11,7 +11,7 @@ import time
 
 import requests
 
-from tests.support import wait_until
+from tests.support import containers_of, wait_until
 
 TERMINAL = {"COMPLETE", "ERROR", "CANCELLED", "KILLED"}
 LABEL = "stevedore"
@@ -100,13 +100,6 @@ def container_starts(docker_client, result_id, since, until=None):
         starts.append((attributes[f"{LABEL}.detail_id"], int(attributes[f"{LABEL}.attempt"]),
                        attributes[f"{LABEL}.runner"]))
     return starts
-
-
-def containers_of(docker_client, result_id):
-    # sparse: no inspect of each listed container, which fails if a runner removes it meanwhile
-    return docker_client.containers.list(
-        all=True, sparse=True,
-        filters={"label": [f"{LABEL}.managed=true", f"{LABEL}.result_id={result_id}"]})
 
 
 def remove_containers_of(docker_client, result_ids):
