@@ -213,7 +213,7 @@ def throughput(system, docker_client, swarm, ref, n=200, parallel=4, rounds=4):
 # ------------------------------------------------------------------ 2. latency
 
 class EngineEvents(threading.Thread):
-    """When the engine itself created and started each container (its event stream), by container id.
+    """When the engine itself created each container (its event stream), by container id.
 
     The engine's ``create`` event is sent when its create is done; with the
     container's ``StartedAt`` it splits a submit-to-start time into the part
