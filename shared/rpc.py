@@ -24,6 +24,8 @@ service is still an error at once), and ``rpc`` answers a transient request
 with a transient reply.  Everything else (a RUN, a claim, a cancel) stays
 persistent.
 """
+import logging
+
 import eventlet
 import nameko.rpc
 from nameko.amqp.publish import Publisher
@@ -32,6 +34,9 @@ from nameko.constants import (AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, DEFAULT_
 from nameko.rpc import RpcProxy, ServiceProxy, get_rpc_exchange
 
 from shared.errors import Unavailable
+from shared.handlers import first_line, is_transient
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 30.0
 TRANSIENT = 1  # AMQP delivery mode: kept in memory only
@@ -104,9 +109,27 @@ class _TransientResponder(nameko.rpc.Responder):
 
 
 class Rpc(nameko.rpc.Rpc):
-    """nameko's ``@rpc`` entrypoint, answering a transient request (a read) with a transient reply."""
+    """nameko's ``@rpc`` entrypoint, answering a transient request (a read) with a transient reply.
+
+    A reply the broker cannot take (it is away) is given up, not raised: nameko
+    kills the whole service when sending a reply fails.  The caller's call
+    gives up after ``RPC_TIMEOUT``.  The request is acknowledged if its
+    connection still stands; on a connection the outage broke it was not, and
+    the broker delivers it again if it was persistent.
+    """
 
     def handle_result(self, message, worker_ctx, result, exc_info):
+        try:
+            return self._reply(message, worker_ctx, result, exc_info)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.warning("could not answer %s (%s); its caller will time out",
+                        worker_ctx.entrypoint.method_name, first_line(exc))
+            self.rpc_consumer.queue_consumer.ack_message(message)
+            return result, exc_info
+
+    def _reply(self, message, worker_ctx, result, exc_info):
         if message.properties.get("delivery_mode") != TRANSIENT:
             return super().handle_result(message, worker_ctx, result, exc_info)
         config = self.container.config

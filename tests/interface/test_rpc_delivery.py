@@ -6,12 +6,14 @@ request and reply, whose AMQP delivery mode the test reads.
 """
 import uuid
 
+import nameko.rpc
 import pytest
 from kombu import Connection, Exchange, Queue
+from kombu.exceptions import OperationalError
 from nameko.testing.services import entrypoint_hook
 
 from services.scheduler.service import SchedulerService
-from shared.errors import NotFound
+from shared.errors import NotFound, Unavailable
 from shared.rpc import READS, TimeoutRpcProxy, rpc
 
 PERSISTENT = 2
@@ -76,3 +78,30 @@ def test_every_read_is_an_rpc_of_its_service():
         methods = {name for name in dir(cls)
                    if getattr(getattr(cls, name), "nameko_entrypoints", None)}
         assert READS[service] <= methods, READS[service] - methods
+
+
+def test_a_reply_the_broker_cannot_take_is_given_up_and_the_service_lives_on(
+        container_factory, service_config, monkeypatch):
+    config = {**service_config, "RPC_TIMEOUT": 2}
+    scheduler = container_factory(SchedulerService, config)
+    caller = container_factory(Caller, config)
+    scheduler.start()
+    caller.start()
+    send = nameko.rpc.Responder.send_response
+    replies = []
+
+    def broker_away_twice(self, result, exc_info):
+        replies.append(result)
+        if len(replies) <= 2:
+            raise OperationalError("[Errno 111] ECONNREFUSED")
+        return send(self, result, exc_info)
+
+    monkeypatch.setattr(nameko.rpc.Responder, "send_response", broker_away_twice)
+    missing = uuid.uuid4().hex
+    with entrypoint_hook(caller, "ask") as ask:
+        with pytest.raises(Unavailable):
+            ask("ping")                  # a transient reply lost
+        with pytest.raises(Unavailable):
+            ask("cancel_result", missing)  # a persistent one
+        assert ask("ping") == "ok"       # nameko would have killed the scheduler at the first
+    assert not scheduler._died.ready()
