@@ -137,8 +137,8 @@ class Executor:
                 f"{LABEL}.attempt": str(work["attempt"]),
                 f"{LABEL}.runner": runner,
             },
-            # a claim handed back may come back with the same attempt number
-            "name": f"stevedore-{work['detail_id'][:12]}-{work['attempt']}-{uuid.uuid4().hex[:6]}",
+            # result, index, attempt; a claim handed back may come back with the same attempt number
+            "name": f"stevedore-{work['result_id'][:8]}-{work['index']}-{work['attempt']}-{uuid.uuid4().hex[:6]}",
             "detach": True,
             "privileged": False,
             "security_opt": ["no-new-privileges"],

@@ -44,6 +44,7 @@ def test_containers_are_confined_and_labelled():
                                       "STEVEDORE_EXECUTION_INDEX": "4", "STEVEDORE_ATTEMPT": "2"}
     assert options["labels"]["stevedore.managed"] == "true"
     assert options["labels"]["stevedore.runner"] == "host-1"
+    assert options["name"].startswith("stevedore-rrrrrrrr-4-2-")  # result, index, attempt
     assert "volumes" not in options and "devices" not in options
     default = Executor(client=None, policy=policy).container_options({**work, "memory": None}, "h")
     assert default["mem_limit"] == 1024 ** 3
