@@ -129,7 +129,7 @@ class Database:
 
     def __enter__(self):
         self.url = create_database(PG_ADMIN)
-        self.engine = create_engine(self.url, pool_size=2)
+        self.engine = create_engine(self.url, pool_size=3)  # the leg's checks and a probe thread
         return self
 
     def scalar(self, sql, **params):

@@ -125,6 +125,11 @@ def table(results):
         g = f["get_result_ms"]
         rows.append(("fan-out", "GET result meanwhile p50/p95/max (ms, max < 50)",
                      f"{fmt(g['p50'])} / {fmt(g['p95'])} / {fmt(g['max'])}", fmt(f["target_get_result_under_50ms"])))
+        for probe, what in (("sql_row", "its row read from PostgreSQL"), ("health", "GET /health/ (RPC pings)")):
+            if f.get(f"{probe}_ms"):
+                p = f[f"{probe}_ms"]
+                rows.append(("fan-out", f"  meanwhile {what} p50/p95/max (ms)",
+                             f"{fmt(p['p50'])} / {fmt(p['p95'])} / {fmt(p['max'])}", ""))
         rows.append(("fan-out", "CANCEL: queued all CANCELLED (s, <= 5)", fmt(f["cancel_all_queued_cancelled_s"], 2),
                      fmt(f["target_cancel_within_5s"])))
         rows.append(("fan-out", "stale work after cancel (= 0)", fmt(f["stale_work"]), fmt(f["target_no_stale_work"])))
