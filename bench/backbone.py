@@ -279,3 +279,51 @@ class SwarmEngine:
                 subprocess.run(["ip", "link", "del", "docker_gwbridge"], capture_output=True)
             if self.made_bridge:
                 subprocess.run(["ip", "link", "del", self.BRIDGE], capture_output=True)
+
+
+class ExecutionNice:
+    """``--execution-nice N``: the execution plane at a lower CPU priority for the whole run.
+
+    The runner processes and the machine's Docker engine (``dockerd``, ``containerd``;
+    the shims and containers they start from then on inherit it) are given nice ``N``,
+    every thread of each (Linux keeps a nice value per thread), and put back to what
+    they had at the end.  What an operator does with ``CPUWeight=`` on docker.service
+    or ``cpu_shares`` in compose when runners share a host with the control plane;
+    docs/performance.md measures the effect.  Needs root.
+    """
+
+    ENGINE = ("dockerd", "containerd")
+
+    def __init__(self, nice, runner_pids):
+        self.nice = nice
+        self.pids = list(runner_pids)
+        self.before = {}
+
+    @staticmethod
+    def _threads(pid):
+        try:
+            return [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
+        except FileNotFoundError:
+            return []
+
+    def _set(self, pid, nice):
+        for tid in self._threads(pid):
+            try:
+                os.setpriority(os.PRIO_PROCESS, tid, nice)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def __enter__(self):
+        engine = subprocess.run(["pgrep", "-x", "|".join(self.ENGINE)], capture_output=True, text=True)
+        self.pids += [int(pid) for pid in engine.stdout.split()]
+        for pid in self.pids:
+            try:
+                self.before[pid] = os.getpriority(os.PRIO_PROCESS, pid)
+            except ProcessLookupError:
+                continue
+            self._set(pid, self.nice)
+        return self
+
+    def __exit__(self, *exc):
+        for pid, nice in self.before.items():
+            self._set(pid, nice)

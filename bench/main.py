@@ -18,7 +18,7 @@ import time
 import docker
 
 from bench import legs
-from bench.backbone import Database, Images, Stevedore, SwarmEngine, Vhost, ensure_docker0, load
+from bench.backbone import Database, ExecutionNice, Images, Stevedore, SwarmEngine, Vhost, ensure_docker0, load
 from bench.stats import fmt
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -171,6 +171,9 @@ def main(argv=None):
     parser.add_argument("--network", default="bridge",
                         help="CONTAINER_NETWORK of the runners and of the raw side (default: bridge, as deployed)")
     parser.add_argument("--no-swarm", action="store_true", help="skip the Swarm side of the throughput leg")
+    parser.add_argument("--execution-nice", type=int, default=0,
+                        help="run the runners and the machine's dockerd/containerd at this nice value "
+                             "(as a shared host would give them less CPU weight than the control plane)")
     args = parser.parse_args(argv)
     chosen = ["throughput", "latency", "fanout", "reads"] if "all" in args.legs else args.legs
     profile = [s for s in args.profile.split(",") if s]
@@ -191,6 +194,10 @@ def main(argv=None):
         report["network"] = args.network
         system = stack.enter_context(Stevedore(vhost, database, runners=4,
                                                env={"CONTAINER_NETWORK": args.network}))
+        if args.execution_nice:
+            report["execution_nice"] = args.execution_nice
+            runners = [pid for label, pid in system.pids().items() if label.startswith("runner")]
+            stack.enter_context(ExecutionNice(args.execution_nice, runners))
         swarm = None
         if "throughput" in chosen and not args.no_swarm:
             try:
