@@ -67,6 +67,36 @@ def cpu_seconds(labelled_pids=None):
     return out
 
 
+def run_queue_wait(labelled_pids=None):
+    """Seconds the threads of each group have spent runnable but waiting for a CPU, so far.
+
+    From each thread's ``/proc/<pid>/task/<tid>/schedstat`` (second field); groups
+    as in ``cpu_seconds``.  Between two readings it says how long a group's work
+    queued behind other processes: on a saturated machine each hop of a request
+    pays it.
+    """
+    by_pid = {pid: label for label, pid in (labelled_pids or {}).items()}
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        label = by_pid.get(int(entry))
+        try:
+            if label is None:
+                with open(f"/proc/{entry}/comm") as fh:
+                    label = CPU_GROUPS.get(fh.read().strip())
+            if label is None:
+                continue
+            waited = 0
+            for tid in os.listdir(f"/proc/{entry}/task"):
+                with open(f"/proc/{entry}/task/{tid}/schedstat") as fh:
+                    waited += int(fh.read().split()[1])
+        except OSError:
+            continue
+        out[label] = out.get(label, 0.0) + waited / 1e9
+    return out
+
+
 def cpu_used(before, after):
     """CPU seconds per group between two ``cpu_seconds`` readings (groups in both)."""
     return {k: round(after[k] - before[k], 3) for k in after if k in before}

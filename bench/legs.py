@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from docker.types import Resources, RestartPolicy, ServiceMode
 
-from bench.backbone import cpu_seconds, cpu_used, load, rss_mb
+from bench.backbone import cpu_seconds, cpu_used, load, rss_mb, run_queue_wait
 from bench.stats import rate, ratio, summary
 from services.runner.dependencies import Executor
 from shared.docker_engine import create_container, read_logs
@@ -383,6 +383,7 @@ def fan_out(system, database, ref, times=100000, watch_after_cancel=5.0):
     reads = Sampler(read_result, 0.1)
     probes = {"sql_row": Sampler(read_row, 0.1), "health": Sampler(read_health, 0.1)}
     try:
+        waited_before = run_queue_wait(pids)
         submitted = time.time()
         response = api.post(f"/task/{task['task_id']}/", {"operation": "RUN", "times": times})
         answered = time.time()
@@ -418,6 +419,11 @@ def fan_out(system, database, ref, times=100000, watch_after_cancel=5.0):
                 break
             time.sleep(0.05)
         out["cancel_all_queued_cancelled_s"] = time.time() - cancel_sent
+        # from the RUN to the last queued execution cancelled: how long each group's
+        # threads were runnable but waiting for a CPU, in ms per second of that window
+        window = time.time() - submitted
+        waited = cpu_used(waited_before, run_queue_wait(pids))
+        out["run_queue_wait_ms_per_s"] = {k: round(1000 * v / window, 1) for k, v in waited.items()}
         out["queued_left"] = queued
         time.sleep(watch_after_cancel)
         held_after = database.scalar(

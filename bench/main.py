@@ -130,6 +130,9 @@ def table(results):
                 p = f[f"{probe}_ms"]
                 rows.append(("fan-out", f"  meanwhile {what} p50/p95/max (ms)",
                              f"{fmt(p['p50'])} / {fmt(p['p95'])} / {fmt(p['max'])}", ""))
+        if f.get("run_queue_wait_ms_per_s"):
+            rows.append(("fan-out", "  waiting for a CPU, RUN to CANCEL done (ms/s)",
+                         ", ".join(f"{k} {v:.0f}" for k, v in sorted(f["run_queue_wait_ms_per_s"].items())), ""))
         rows.append(("fan-out", "CANCEL: queued all CANCELLED (s, <= 5)", fmt(f["cancel_all_queued_cancelled_s"], 2),
                      fmt(f["target_cancel_within_5s"])))
         rows.append(("fan-out", "stale work after cancel (= 0)", fmt(f["stale_work"]), fmt(f["target_no_stale_work"])))
