@@ -38,6 +38,23 @@ CPU_GROUPS = {"beam.smp": "rabbitmq", "postgres": "postgres", "dockerd": "docker
               "containerd": "containerd", "containerd-shim": "shims", "containerd-shim-runc-v2": "shims"}
 
 
+def _grouped_processes(labelled_pids=None):
+    """(pid, group) of each running process in a group: ``labelled_pids`` (label -> pid), else by ``CPU_GROUPS``."""
+    by_pid = {pid: label for label, pid in (labelled_pids or {}).items()}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        label = by_pid.get(int(entry))
+        if label is None:
+            try:
+                with open(f"/proc/{entry}/comm") as fh:
+                    label = CPU_GROUPS.get(fh.read().strip())
+            except OSError:
+                continue
+        if label is not None:
+            yield entry, label
+
+
 def cpu_seconds(labelled_pids=None):
     """CPU seconds used so far: the whole machine (busy, from /proc/stat) and by group of processes.
 
@@ -49,18 +66,11 @@ def cpu_seconds(labelled_pids=None):
         fields = [int(v) for v in fh.readline().split()[1:]]
     idle = fields[3] + fields[4]  # idle + iowait
     out = {"machine": (sum(fields[:8]) - idle) / TICKS}
-    by_pid = {pid: label for label, pid in (labelled_pids or {}).items()}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for entry, label in _grouped_processes(labelled_pids):
         try:
             with open(f"/proc/{entry}/stat") as fh:
                 raw = fh.read()
         except OSError:
-            continue
-        comm = raw[raw.index("(") + 1:raw.rindex(")")]
-        label = by_pid.get(int(entry)) or CPU_GROUPS.get(comm)
-        if label is None:
             continue
         rest = raw[raw.rindex(")") + 2:].split()
         out[label] = out.get(label, 0.0) + (int(rest[11]) + int(rest[12])) / TICKS  # utime + stime
@@ -75,18 +85,9 @@ def run_queue_wait(labelled_pids=None):
     queued behind other processes: on a saturated machine each hop of a request
     pays it.
     """
-    by_pid = {pid: label for label, pid in (labelled_pids or {}).items()}
     out = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        label = by_pid.get(int(entry))
+    for entry, label in _grouped_processes(labelled_pids):
         try:
-            if label is None:
-                with open(f"/proc/{entry}/comm") as fh:
-                    label = CPU_GROUPS.get(fh.read().strip())
-            if label is None:
-                continue
             waited = 0
             for tid in os.listdir(f"/proc/{entry}/task"):
                 with open(f"/proc/{entry}/task/{tid}/schedstat") as fh:

@@ -355,30 +355,26 @@ def fan_out(system, database, ref, times=100000, watch_after_cancel=5.0):
     baseline = dict(memory.samples[-1][1]) if memory.samples else {}
     result_box = {}
 
-    def read_result():
-        result_id = result_box.get("id")
-        if result_id is None:
-            return None
-        started = time.perf_counter()
-        response = api.get(f"/result/{result_id}/")
-        return (time.perf_counter() - started, response.status_code)
+    def timed(call):
+        """A probe for ``Sampler``: (seconds, status) of ``call(result_id)``; None before the RUN answered."""
+        def probe():
+            result_id = result_box.get("id")
+            if result_id is None:
+                return None
+            started = time.perf_counter()
+            status = call(result_id)
+            return (time.perf_counter() - started, status)
+        return probe
 
+    read_result = timed(lambda result_id: api.get(f"/result/{result_id}/").status_code)
     # where a slow read's time goes: the same row read straight from PostgreSQL (no service,
     # no broker), and GET /health/ (gateway -> RPC ping of registry and scheduler -> back)
-    def read_row():
-        result_id = result_box.get("id")
-        if result_id is None:
-            return None
-        started = time.perf_counter()
+    def row(result_id):
         database.scalar("SELECT status FROM results WHERE id = :r", r=result_id)
-        return (time.perf_counter() - started, 200)
+        return 200
 
-    def read_health():
-        if result_box.get("id") is None:
-            return None
-        started = time.perf_counter()
-        response = api.get("/health/")
-        return (time.perf_counter() - started, response.status_code)
+    read_row = timed(row)
+    read_health = timed(lambda result_id: api.get("/health/").status_code)
 
     reads = Sampler(read_result, 0.1)
     probes = {"sql_row": Sampler(read_row, 0.1), "health": Sampler(read_health, 0.1)}
@@ -444,15 +440,15 @@ def fan_out(system, database, ref, times=100000, watch_after_cancel=5.0):
         probe_samples = {name: probe.stop() if probe.is_alive() else probe.samples
                          for name, probe in probes.items()}
         memory_samples = memory.stop()
-    latencies = [s[1][0] for s in samples if s[1]]
-    out["get_result_ms"] = summary(latencies, 1000)
-    # the reads over 50 ms: seconds after the RUN was sent, and how long they took
-    out["slow_reads"] = [(round(at - submitted, 2), round(1000 * s[0])) for at, s in samples
-                         if s and s[0] > 0.05]
+    def slow(taken):
+        # the samples over 50 ms: seconds after the RUN was sent, and how long they took
+        return [(round(at - submitted, 2), round(1000 * s[0])) for at, s in taken if s and s[0] > 0.05]
+
+    out["get_result_ms"] = summary([s[0] for _, s in samples if s], 1000)
+    out["slow_reads"] = slow(samples)
     for name, taken in probe_samples.items():
-        out[f"{name}_ms"] = summary([s[1][0] for s in taken if s[1]], 1000)
-        out[f"{name}_slow"] = [(round(at - submitted, 2), round(1000 * s[0])) for at, s in taken
-                               if s and s[0] > 0.05]
+        out[f"{name}_ms"] = summary([s[0] for _, s in taken if s], 1000)
+        out[f"{name}_slow"] = slow(taken)
     out["phases_s"] = {"all_details": out.get("all_details_s"),
                        "cancel_sent": round(cancel_sent - submitted, 2) if "cancel_answer_s" in out else None,
                        "cancel_answered": round(cancel_answered - submitted, 2) if "cancel_answer_s" in out else None}
