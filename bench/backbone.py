@@ -78,23 +78,37 @@ def cpu_seconds(labelled_pids=None):
 
 
 def run_queue_wait(labelled_pids=None):
-    """Seconds the threads of each group have spent runnable but waiting for a CPU, so far.
+    """Seconds each thread of the groups has spent runnable but waiting for a CPU, so far.
 
-    From each thread's ``/proc/<pid>/task/<tid>/schedstat`` (second field); groups
-    as in ``cpu_seconds``.  Between two readings it says how long a group's work
-    queued behind other processes: on a saturated machine each hop of a request
-    pays it.
+    From each thread's ``/proc/<pid>/task/<tid>/schedstat`` (second field), keyed by
+    (group, pid, tid); groups as in ``cpu_seconds``.  ``waited`` turns two readings
+    into seconds per group.  On a saturated machine each hop of a request pays it.
     """
     out = {}
     for entry, label in _grouped_processes(labelled_pids):
         try:
-            waited = 0
-            for tid in os.listdir(f"/proc/{entry}/task"):
-                with open(f"/proc/{entry}/task/{tid}/schedstat") as fh:
-                    waited += int(fh.read().split()[1])
+            tids = os.listdir(f"/proc/{entry}/task")
         except OSError:
             continue
-        out[label] = out.get(label, 0.0) + waited / 1e9
+        for tid in tids:
+            try:
+                with open(f"/proc/{entry}/task/{tid}/schedstat") as fh:
+                    out[(label, int(entry), int(tid))] = int(fh.read().split()[1]) / 1e9
+            except OSError:
+                continue
+    return out
+
+
+def waited(before, after):
+    """Seconds per group its threads waited for a CPU between two ``run_queue_wait`` readings.
+
+    Threads in the later reading only (started since) count from zero; threads that
+    ended take their time with them (short-lived runc and shims), so those groups
+    are a floor.  Never negative.
+    """
+    out = {}
+    for key, seconds in after.items():
+        out[key[0]] = out.get(key[0], 0.0) + max(0.0, seconds - before.get(key, 0.0))
     return out
 
 
@@ -312,23 +326,28 @@ class SwarmEngine:
                 subprocess.run(["ip", "link", "del", self.BRIDGE], capture_output=True)
 
 
-class ExecutionNice:
-    """``--execution-nice N``: the execution plane at a lower CPU priority for the whole run.
+class ExecutionPlane:
+    """``--execution-nice N`` / ``--execution-cpus C``: where the execution plane runs, for the whole run.
 
     The runner processes and the machine's Docker engine (``dockerd``, ``containerd``;
-    the shims and containers they start from then on inherit it) are given nice ``N``,
-    every thread of each (Linux keeps a nice value per thread), and put back to what
-    they had at the end.  What an operator does with ``CPUWeight=`` on docker.service
-    or ``cpu_shares`` in compose when runners share a host with the control plane;
-    docs/performance.md measures the effect.  Needs root.
+    the shims and containers they start from then on inherit it) are given nice ``N``
+    and/or the CPUs ``C`` (a list, as ``taskset -c`` takes), every thread of each (Linux
+    keeps both per thread).  With CPUs, the control plane (``control_pids``: gateway,
+    scheduler, registry; and the machine's PostgreSQL and RabbitMQ, found by name) is
+    given the other CPUs: a stand-in for runners on hosts of their own.  Everything is
+    put back at the end.  What an operator does with ``CPUWeight=`` / ``AllowedCPUs=``
+    on docker.service and containerd.service, or ``cpu_shares`` / ``cpuset`` in compose,
+    when runners share a host with the control plane; docs/performance.md measures the
+    effect.  Needs root.
     """
 
     ENGINE = ("dockerd", "containerd")
+    BACKBONE = ("postgres", "beam.smp")
 
-    def __init__(self, nice, runner_pids):
-        self.nice = nice
-        self.pids = list(runner_pids)
-        self.before = {}
+    def __init__(self, runner_pids, control_pids=(), nice=0, cpus=None):
+        self.nice, self.cpus = nice, set(cpus) if cpus else None
+        self.execution, self.control = list(runner_pids), list(control_pids)
+        self.before = {}  # tid -> (nice, affinity)
 
     @staticmethod
     def _threads(pid):
@@ -337,24 +356,37 @@ class ExecutionNice:
         except FileNotFoundError:
             return []
 
-    def _set(self, pid, nice):
-        for tid in self._threads(pid):
-            try:
-                os.setpriority(os.PRIO_PROCESS, tid, nice)
-            except (ProcessLookupError, PermissionError):
-                pass
+    @staticmethod
+    def _named(names):
+        found = subprocess.run(["pgrep", "-x", "|".join(names)], capture_output=True, text=True)
+        return [int(pid) for pid in found.stdout.split()]
+
+    def _place(self, pids, nice=None, cpus=None):
+        for pid in pids:
+            for tid in self._threads(pid):
+                try:
+                    self.before.setdefault(tid, (os.getpriority(os.PRIO_PROCESS, tid), os.sched_getaffinity(tid)))
+                    if nice is not None:
+                        os.setpriority(os.PRIO_PROCESS, tid, nice)
+                    if cpus:
+                        os.sched_setaffinity(tid, cpus)
+                except (ProcessLookupError, PermissionError):
+                    pass
 
     def __enter__(self):
-        engine = subprocess.run(["pgrep", "-x", "|".join(self.ENGINE)], capture_output=True, text=True)
-        self.pids += [int(pid) for pid in engine.stdout.split()]
-        for pid in self.pids:
-            try:
-                self.before[pid] = os.getpriority(os.PRIO_PROCESS, pid)
-            except ProcessLookupError:
-                continue
-            self._set(pid, self.nice)
+        rest = os.sched_getaffinity(0) - (self.cpus or set())
+        if self.cpus and not rest:  # refused before anything is moved
+            raise ValueError(f"--execution-cpus {sorted(self.cpus)} leaves no CPU for the control plane")
+        self.execution += self._named(self.ENGINE)
+        self._place(self.execution, nice=self.nice or None, cpus=self.cpus)
+        if self.cpus:
+            self._place(self.control + self._named(self.BACKBONE), cpus=rest)
         return self
 
     def __exit__(self, *exc):
-        for pid, nice in self.before.items():
-            self._set(pid, nice)
+        for tid, (nice, cpus) in self.before.items():
+            try:
+                os.setpriority(os.PRIO_PROCESS, tid, nice)
+                os.sched_setaffinity(tid, cpus)
+            except (ProcessLookupError, PermissionError):
+                pass

@@ -18,7 +18,7 @@ import time
 import docker
 
 from bench import legs
-from bench.backbone import Database, ExecutionNice, Images, Stevedore, SwarmEngine, Vhost, ensure_docker0, load
+from bench.backbone import Database, ExecutionPlane, Images, Stevedore, SwarmEngine, Vhost, ensure_docker0, load
 from bench.stats import fmt
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -159,6 +159,18 @@ def table(results):
     return "\n".join(lines)
 
 
+def cpu_list(text):
+    """CPUs as ``taskset -c`` takes them: ``1``, ``0,2``, ``2-3``."""
+    cpus = set()
+    try:
+        for part in text.split(","):
+            first, _, last = part.partition("-")
+            cpus.update(range(int(first), int(last or first) + 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a CPU list: {text!r} (e.g. 1, 0,2 or 2-3)") from None
+    return sorted(cpus)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("legs", nargs="*", default=["all"],
@@ -177,6 +189,10 @@ def main(argv=None):
     parser.add_argument("--execution-nice", type=int, default=0,
                         help="run the runners and the machine's dockerd/containerd at this nice value "
                              "(as a shared host would give them less CPU weight than the control plane)")
+    parser.add_argument("--execution-cpus", type=cpu_list, default=None,
+                        help="pin the runners and the machine's dockerd/containerd to these CPUs (e.g. 1 or 2-3), "
+                             "and the control plane, PostgreSQL and RabbitMQ to the others (a stand-in for "
+                             "runners on hosts of their own)")
     args = parser.parse_args(argv)
     chosen = ["throughput", "latency", "fanout", "reads"] if "all" in args.legs else args.legs
     profile = [s for s in args.profile.split(",") if s]
@@ -197,10 +213,13 @@ def main(argv=None):
         report["network"] = args.network
         system = stack.enter_context(Stevedore(vhost, database, runners=4,
                                                env={"CONTAINER_NETWORK": args.network}))
-        if args.execution_nice:
-            report["execution_nice"] = args.execution_nice
-            runners = [pid for label, pid in system.pids().items() if label.startswith("runner")]
-            stack.enter_context(ExecutionNice(args.execution_nice, runners))
+        if args.execution_nice or args.execution_cpus:
+            report["execution_nice"], report["execution_cpus"] = args.execution_nice, args.execution_cpus
+            pids = system.pids()
+            stack.enter_context(ExecutionPlane(
+                [pid for label, pid in pids.items() if label.startswith("runner")],
+                [pid for label, pid in pids.items() if not label.startswith("runner")] + [os.getpid()],
+                nice=args.execution_nice, cpus=args.execution_cpus))
         swarm = None
         if "throughput" in chosen and not args.no_swarm:
             try:

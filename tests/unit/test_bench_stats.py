@@ -3,7 +3,7 @@ import subprocess
 import sys
 import time
 
-from bench.backbone import run_queue_wait
+from bench.backbone import run_queue_wait, waited
 from bench.stats import percentile, rate, ratio, summary
 
 
@@ -40,5 +40,71 @@ def test_run_queue_wait_counts_a_busy_process_waiting_for_its_cpu():
     during = run_queue_wait(labelled)
     procs[0].wait(), procs[1].wait()
     # sharing one CPU, each spent about half of those 0.7 s waiting for it
-    assert during["spin-1"] - before["spin-1"] > 0.1 and during["spin-2"] - before["spin-2"] > 0.1
-    assert "spin-1" not in run_queue_wait(labelled)  # a group whose processes ended is absent
+    between = waited(before, during)
+    assert between["spin-1"] > 0.1 and between["spin-2"] > 0.1
+    assert 0.1 < between["spin-1"] < 0.7 and 0.1 < between["spin-2"] < 0.7
+    after = run_queue_wait(labelled)
+    assert not any(label == "spin-1" for label, _, _ in after)  # a group whose processes ended is absent
+    # a thread gone between two readings takes its time with it, never a negative figure
+    assert "spin-1" not in waited(during, after) and all(v >= 0 for v in waited(during, after).values())
+
+
+def test_waited_counts_new_threads_from_zero_and_never_goes_negative():
+    before = {("shims", 10, 10): 0.5, ("shims", 11, 11): 0.2, ("gateway", 5, 5): 1.0}
+    after = {("shims", 11, 11): 0.3, ("shims", 12, 12): 0.05, ("gateway", 5, 5): 1.25}
+    got = waited(before, after)
+    assert abs(got["shims"] - 0.15) < 1e-9 and abs(got["gateway"] - 0.25) < 1e-9
+
+
+def test_cpu_list_reads_what_taskset_takes():
+    import argparse
+
+    import pytest
+
+    from bench.main import cpu_list
+
+    assert cpu_list("1") == [1] and cpu_list("0,2") == [0, 2] and cpu_list("2-3") == [2, 3]
+    with pytest.raises(argparse.ArgumentTypeError, match="not a CPU list"):
+        cpu_list("one")
+
+
+def test_execution_plane_places_every_thread_and_puts_them_back():
+    import pytest
+
+    from bench.backbone import ExecutionPlane
+
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        pytest.skip("needs two CPUs")
+    threaded = "import threading, time\nthreading.Thread(target=time.sleep, args=(30,)).start()\ntime.sleep(30)"
+    runner, control = (subprocess.Popen([sys.executable, "-c", threaded]) for _ in range(2))
+    try:
+        wait = time.time() + 10
+        while len(os.listdir(f"/proc/{runner.pid}/task")) < 2 and time.time() < wait:
+            time.sleep(0.05)
+        plane = ExecutionPlane([runner.pid], [control.pid], nice=7, cpus=[cpus[-1]])
+        plane.ENGINE = plane.BACKBONE = ("no-such-process",)  # leave the machine's engine alone
+        with plane:
+            for tid in map(int, os.listdir(f"/proc/{runner.pid}/task")):
+                assert os.getpriority(os.PRIO_PROCESS, tid) == 7
+                assert os.sched_getaffinity(tid) == {cpus[-1]}
+            for tid in map(int, os.listdir(f"/proc/{control.pid}/task")):
+                assert os.getpriority(os.PRIO_PROCESS, tid) == 0
+                assert os.sched_getaffinity(tid) == set(cpus[:-1])
+        for pid in (runner.pid, control.pid):
+            for tid in map(int, os.listdir(f"/proc/{pid}/task")):
+                assert os.getpriority(os.PRIO_PROCESS, tid) == 0 and os.sched_getaffinity(tid) == set(cpus)
+    finally:
+        runner.kill(), control.kill()
+        runner.wait(), control.wait()
+
+
+def test_execution_plane_refuses_to_leave_the_control_plane_no_cpu():
+    import pytest
+
+    from bench.backbone import ExecutionPlane
+
+    plane = ExecutionPlane([], [], cpus=sorted(os.sched_getaffinity(0)))
+    plane.ENGINE = plane.BACKBONE = ("no-such-process",)
+    with pytest.raises(ValueError, match="leaves no CPU"):
+        plane.__enter__()
