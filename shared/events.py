@@ -19,6 +19,7 @@ EXECUTIONS_QUEUED = "executions_queued"    # {result_id, count}: wakes idle runn
 RESULT_FINISHED = "result_finished"        # the result as the API shows it
 RESULT_CANCELLED = "result_cancelled"      # {result_id}: runners stop what they hold of it
 EXECUTION_CANCEL_REQUESTED = "execution_cancel_requested"  # {result_id, detail_id}
+RESULT_DELETED = "result_deleted"          # {result_id, task_id, expired}: by DELETE, or its retention ran out
 
 # dispatched by the runner service
 RUNNER = "runner"

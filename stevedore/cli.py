@@ -356,6 +356,14 @@ def follow_logs(cli, path):
         output = cli.poll(path)
 
 
+def result_rm(cli, args):
+    cli.api.request("DELETE", f"/result/{args.result}/").close()
+    if cli.json:
+        cli.print_json({"result_id": args.result, "deleted": True})
+    else:
+        cli.print(f"deleted result {args.result} with its executions and their output")
+
+
 def cancel(cli, args):
     if args.detail is not None:
         detail_id = cli.api.find_detail_id(args.result, args.detail)
@@ -451,7 +459,7 @@ def build_parser():
     sub.add_argument("--wait", action="store_true",
                      help="show progress until the run ends; exit 1 unless every execution completed")
 
-    result = commands.add_parser("result", help="list and show results of runs")
+    result = commands.add_parser("result", help="list, show and delete results of runs")
     result_commands = result.add_subparsers(dest="result_command", metavar="COMMAND", required=True)
     sub = command(result_commands, "ls", result_ls, "list results, newest first")
     sub.add_argument("--status", help="only results in this status")
@@ -462,6 +470,10 @@ def build_parser():
     sub.add_argument("--status", help="only executions in this status")
     sub.add_argument("--limit", type=count, default=SHOW_LIMIT, metavar="N",
                      help=f"executions to list at most (default {SHOW_LIMIT}; 0: all)")
+
+    sub = command(result_commands, "rm", result_rm,
+                  "delete a result that ended, with its executions and their output")
+    sub.add_argument("result", metavar="ID")
 
     sub = command(commands, "logs", logs, "print an execution's output (stdout, then stderr)")
     sub.add_argument("result", metavar="RESULT")

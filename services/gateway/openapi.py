@@ -121,6 +121,8 @@ SPEC = {
             "post": {"requestBody": operation_body("CANCEL", "RERUN_FAILED"),
                      "responses": {"202": answer("cancelled, or the new rerun", ref("Result")),
                                    "409": answer("already ended / nothing to rerun"), **ERRORS}},
+            "delete": {"responses": {"204": {"description": "deleted, with its executions and their output"},
+                                     "409": answer("the run is still QUEUED or RUNNING"), **ERRORS}},
         },
         "/result/{result_id}/detail/": {
             "parameters": [path_id("result_id")],

@@ -81,6 +81,11 @@ class GatewayService(ui.UiRoutes):
             return 202, {"Location": f"/result/{rerun['result_id']}/"}, rerun
         return 202, self.scheduler.cancel_result(result_id)
 
+    @api("DELETE", "/result/<string:result_id>/")
+    def delete_result(self, request, result_id):
+        self.scheduler.delete_result(result_id)
+        return Response(status=204)
+
     @api("POST", "/result/<string:result_id>/detail/<string:detail_id>/")
     def operate_detail(self, request, result_id, detail_id):
         body = json_body(request)

@@ -9,7 +9,7 @@ finished, changes nothing, so a report delivered twice is harmless.
 import uuid
 from collections import OrderedDict
 
-from sqlalchemy import JSON, case, func, select, text, tuple_, update
+from sqlalchemy import JSON, and_, case, delete, func, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
@@ -239,6 +239,52 @@ def rerun_failed(session, result_id):
     original.reruns = list(original.reruns or []) + [rerun.id]
     session.commit()
     return rerun
+
+
+# ---------------------------------------------------------------- deleting
+
+def delete_result(session, result_id):
+    """Delete an ended result with its details and their output; returns its task's id.
+
+    A result still QUEUED or RUNNING answers Conflict (cancel it first).  The
+    result it reran, if any, forgets it from its ``reruns``.  Details go first,
+    then the result row (the lock order every writer keeps); late reports of
+    its executions then find nothing, and are dropped as stale.
+    """
+    result = get_result(session, result_id)
+    if result.status not in st.TERMINAL:
+        session.rollback()
+        raise Conflict(f"result {result_id} is still {result.status}; cancel it or let it end first",
+                       "result_id")
+    task_id, rerun_of = result.task_id, result.rerun_of
+    session.execute(delete(DetailLog).where(DetailLog.detail_id.in_(
+        select(Detail.id).where(Detail.result_id == result_id))))
+    session.execute(delete(Detail).where(Detail.result_id == result_id))
+    if not session.execute(delete(Result).where(Result.id == result_id)).rowcount:
+        session.rollback()  # deleted meanwhile (another scheduler's sweep)
+        raise NotFound(f"no result {result_id!r}", "result_id")
+    if rerun_of:
+        original = session.get(Result, rerun_of, with_for_update=True, populate_existing=True)
+        if original is not None and result_id in (original.reruns or []):
+            original.reruns = [r for r in original.reruns if r != result_id]
+    session.commit()
+    session.expunge_all()
+    return task_id
+
+
+def expired_results(session, ended_before, limit=100):
+    """Ids of results that ended before ``ended_before``, oldest first, whose end was announced.
+
+    A result whose ``result_finished`` event is not yet sent, or whose webhook is
+    still being delivered, is kept until it is (the sweep and the webhook timers
+    finish those first).
+    """
+    return session.scalars(select(Result.id).where(
+        Result.status.in_(list(st.TERMINAL)), Result.end < ended_before,
+        Result.finished_notified.is_(True),
+        or_(Result.webhook_status.in_(["DELIVERED", "FAILED"]),
+            and_(Result.webhook_status.is_(None), Result.params["callback_url"].as_string().is_(None))))
+        .order_by(Result.end).limit(limit)).all()
 
 
 def active_results(session, task_id):

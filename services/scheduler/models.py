@@ -52,6 +52,9 @@ class Result(Base):
         # the webhook timer's query: attempts due
         Index("ix_results_webhook_due", "webhook_lease",
               postgresql_where=text("webhook_status IN ('PENDING', 'DELIVERING')")),
+        # the retention sweep's query: ended results, oldest end first
+        Index("ix_results_ended", "end",
+              postgresql_where=text("status IN ('COMPLETE', 'ERROR', 'CANCELLED', 'KILLED')")),
     )
 
 

@@ -13,7 +13,7 @@ from services.scheduler.models import Base
 from services.scheduler.taskcache import Tasks
 from shared import events, statuses, validation
 from shared.db import Database, ping
-from shared.errors import Conflict
+from shared.errors import Conflict, NotFound
 from shared.extensions import config_timer
 from shared.handlers import retrying_event_handler
 from shared.rpc import TimeoutRpcProxy, rpc
@@ -22,6 +22,7 @@ from shared.timeutil import now
 log = logging.getLogger(__name__)
 
 CLAIMS_IN_TURN = Semaphore(1)
+RETENTION_DAYS = 30  # RESULT_RETENTION_DAYS when config.yml does not say
 INLINE_FAN_OUT = 100  # runs of at most this many executions are fanned out by the RUN itself
 
 
@@ -118,6 +119,11 @@ class SchedulerService(recovery.RecoveryMixin):
         return ex.result_as_dict(result)
 
     @rpc
+    def delete_result(self, result_id):
+        task_id = ex.delete_result(self.db.session, result_id)
+        self.dispatch(events.RESULT_DELETED, {"result_id": result_id, "task_id": task_id, "expired": False})
+
+    @rpc
     def cancel_detail(self, result_id, detail_id):
         result, detail = ex.cancel_detail(self.db.session, result_id, detail_id)
         if detail.status == statuses.CANCELLED:
@@ -208,6 +214,31 @@ class SchedulerService(recovery.RecoveryMixin):
             self.metrics.executions_cancelled(ex.finish_cancel(session, result_id))
         for result in ex.unnotified_finished(session):
             self._notify_finished(result)
+
+    @config_timer("RETENTION_SWEEP_INTERVAL", 3600)
+    def delete_expired_results(self):
+        """Delete the results that ended more than RESULT_RETENTION_DAYS ago (0: keep them all)."""
+        value = self.config.get("RESULT_RETENTION_DAYS")
+        days = float(RETENTION_DAYS if value in (None, "") else value)
+        if days <= 0:
+            return
+        session = self.db.session
+        ended_before = now() - days * 86400
+        deleted = 0
+        while True:  # each result in a transaction of its own; a batch at a time
+            expired = ex.expired_results(session, ended_before)
+            for result_id in expired:
+                try:
+                    task_id = ex.delete_result(session, result_id)
+                except NotFound:  # another scheduler deleted it meanwhile
+                    continue
+                deleted += 1
+                self.dispatch(events.RESULT_DELETED, {"result_id": result_id, "task_id": task_id,
+                                                      "expired": True})
+            if len(expired) < 100:
+                break
+        if deleted:
+            log.info("deleted %s results that ended more than %g days ago", deleted, days)
 
     # --------------------------------------------------------------- webhooks
 

@@ -338,6 +338,41 @@ def rerun_failed(session, token, result_id):
     return {"url": page.url, "rerun_of": rerun_of.inner_text()}
 
 
+def result_buttons(session, token, result_id):
+    """Which of a result page's buttons show once it has loaded."""
+    page = signed_in_page(session, token, f"/ui/results/{result_id}")
+    wait_loaded(page)
+    expect(page.locator("#title .badge")).to_be_visible()
+    return {"cancel_visible": page.locator("#cancel").is_visible(),
+            "rerun_visible": page.locator("#rerun").is_visible(),
+            "delete_visible": page.locator("#delete-result").is_visible()}
+
+
+def delete_result(session, token, result_id, other_id):
+    """Delete an ended result from its page, declining the question once; answer what was seen,
+    and how many links the results list then has to it and to ``other_id``."""
+    page = signed_in_page(session, token, f"/ui/results/{result_id}")
+    dialogs, answers = [], [False, True]
+
+    def answer(dialog):
+        dialogs.append(dialog.message)
+        dialog.accept() if answers.pop(0) else dialog.dismiss()
+
+    page.on("dialog", answer)
+    button = page.locator("#delete-result")
+    expect(button).to_be_visible()
+    button.click()
+    page.wait_for_timeout(300)
+    declined = {"url": page.url, "button_visible": button.is_visible()}
+    button.click()
+    page.wait_for_url(re.compile(r"/ui/results$"))
+    wait_loaded(page)
+    expect(page.locator(f'a[href="/ui/results/{other_id}"]').first).to_be_visible()
+    return {"dialogs": dialogs, "after_decline": declined, "landed_on": page.url,
+            "listed": page.locator(f'a[href="/ui/results/{result_id}"]').count(),
+            "other_listed": page.locator(f'a[href="/ui/results/{other_id}"]').count()}
+
+
 # ---------------------------------------------------------------- phones
 
 def phone_pages(session, token, pages):

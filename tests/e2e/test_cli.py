@@ -264,3 +264,24 @@ def test_rerun_runs_the_failed_executions_again(cli, api, ready_tasks):
     rerun = json.loads(proc.stdout)
     assert rerun["rerun_of"] == result_id and rerun["times"] == 2 and rerun["counts"]["ERROR"] == 2
     assert "did not complete" in proc.stderr.splitlines()[-1]
+
+
+def test_result_rm_deletes_an_ended_result_and_refuses_a_running_one(cli, api, ready_tasks):
+    ended = api.run(ready_tasks["ok"]["task_id"], times=1)
+    api.wait_result(ended)
+    removed = cli("result", "rm", ended)
+    assert removed.returncode == 0, removed.stderr
+    assert removed.stdout.strip() == f"deleted result {ended} with its executions and their output"
+    assert api.get(f"/result/{ended}/").status_code == 404
+    again = cli("result", "rm", ended, "--json")
+    assert again.returncode == 2
+    assert one_error_line(again) == f"stevedore: result_id: no result {ended!r} (404 NOT_FOUND)"
+
+    running = api.run(ready_tasks["sleep"]["task_id"], times=1, env={"SLEEP": "30"})
+    refused = cli("result", "rm", running)
+    assert refused.returncode == 2
+    assert one_error_line(refused).endswith("cancel it or let it end first (409 CONFLICT)")
+    api.post(f"/result/{running}/", {"operation": "CANCEL"})
+    api.wait_result(running, timeout=60)
+    removed = cli("result", "rm", running, "--json")
+    assert removed.returncode == 0 and json.loads(removed.stdout) == {"result_id": running, "deleted": True}

@@ -244,6 +244,24 @@ def test_failed_executions_are_rerun_from_the_result_page(ui, api, ready_tasks):
     assert rerun_id in api.get(f"/result/{result_id}/").json()["reruns"]
 
 
+def test_an_ended_result_is_deleted_from_its_page_after_confirmation(ui, api, ready_tasks):
+    running = api.run(ready_tasks["sleep"]["task_id"], times=1, env={"SLEEP": "30"})
+    ended = api.run(ready_tasks["ok"]["task_id"], times=2)
+    api.wait_result(ended)
+    seen = ui("delete_result", result_id=ended, other_id=running)
+
+    question = f"Delete result {ended[:8]}? Its executions and their output are deleted with it."
+    assert seen["dialogs"] == [question, question]
+    assert seen["after_decline"]["button_visible"] and seen["after_decline"]["url"].endswith(ended)
+    assert seen["landed_on"].endswith("/ui/results")
+    assert seen["listed"] == 0 and seen["other_listed"] >= 1
+    assert api.get(f"/result/{ended}/").status_code == 404
+    # a run still going offers no Delete button
+    buttons = ui("result_buttons", result_id=running)
+    assert buttons["cancel_visible"] is True and buttons["delete_visible"] is False
+    api.post(f"/result/{running}/", {"operation": "CANCEL"})
+
+
 def test_every_page_fits_a_phone(ui, api, ready_tasks):
     task_id = ready_tasks["ok"]["task_id"]
     result_id = api.run(task_id, times=3)

@@ -674,6 +674,7 @@
     fill($("#progress"), bar, legend);
     const cancel = $("#cancel");
     const rerun = $("#rerun");
+    const remove = $("#delete-result");
     let result = null;
 
     function render(r) {
@@ -709,6 +710,7 @@
       ]);
       cancel.hidden = !ACTIVE.has(r.status) || r.cancel_requested;
       rerun.hidden = ACTIVE.has(r.status) || !((counts.ERROR || 0) + (counts.KILLED || 0));
+      remove.hidden = ACTIVE.has(r.status);
     }
 
     // executions: pages of PAGE, walked with the API's `after` cursor
@@ -807,6 +809,18 @@
         if (err.status !== 401) flash(`Cancel failed: ${err.message}`, true);
       } finally {
         cancel.disabled = false;
+      }
+    });
+    remove.addEventListener("click", async () => {
+      const question = `Delete result ${short(id)}? Its executions and their output are deleted with it.`;
+      if (!window.confirm(question)) return;
+      remove.disabled = true;
+      try {
+        await call("DELETE", base);
+        location.assign("/ui/results");
+      } catch (err) {
+        if (err.status !== 401) flash(`Delete refused: ${err.message}`, true);
+        remove.disabled = false;
       }
     });
     rerun.addEventListener("click", async () => {
