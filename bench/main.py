@@ -189,6 +189,9 @@ def main(argv=None):
     parser.add_argument("--execution-nice", type=int, default=0,
                         help="run the runners and the machine's dockerd/containerd at this nice value "
                              "(as a shared host would give them less CPU weight than the control plane)")
+    parser.add_argument("--fan-out-probes", action="store_true",
+                        help="fan-out: also time the result's row read from PostgreSQL and GET /health/ "
+                             "beside the GETs (more load on the same services)")
     parser.add_argument("--execution-cpus", type=cpu_list, default=None,
                         help="pin the runners and the machine's dockerd/containerd to these CPUs (e.g. 1 or 2-3), "
                              "and the control plane, PostgreSQL and RabbitMQ to the others (a stand-in for "
@@ -240,7 +243,8 @@ def main(argv=None):
                 elif leg == "latency":
                     results[leg] = legs.latency(system, client, images.ref, rounds=args.rounds)
                 elif leg == "fanout":
-                    results[leg] = legs.fan_out(system, database, images.ref, times=args.times)
+                    results[leg] = legs.fan_out(system, database, images.ref, times=args.times,
+                                                 probes=args.fan_out_probes)
                 elif leg == "reads":
                     result_id = (results.get("fanout") or {}).get("result_id")
                     if result_id is None:
