@@ -236,7 +236,8 @@ def rerun_failed(session, result_id):
     rerun, _ = create_result(session, original.task_id, original.task_name, original.image, params,
                              rerun_of=original.id)
     original = session.get(Result, result_id, with_for_update=True, populate_existing=True)
-    original.reruns = list(original.reruns or []) + [rerun.id]
+    if original is not None:  # None: deleted meanwhile; the rerun, made already, stands on its own
+        original.reruns = list(original.reruns or []) + [rerun.id]
     session.commit()
     return rerun
 

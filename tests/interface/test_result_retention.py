@@ -134,3 +134,25 @@ def test_retention_keeps_a_result_whose_webhook_was_never_tried(Session):
         session.execute(update(Result).where(Result.id == result_id).values(webhook_status="DELIVERED"))
         session.commit()
         assert ex.expired_results(session, ended_before=500.0) == [result_id]
+
+
+def test_a_rerun_whose_original_is_deleted_meanwhile_stands_on_its_own(Session, monkeypatch):
+    with Session() as session:
+        original = run(session, times=2)
+        finish_all(session, original, status="ERROR")
+    make = ex.create_result
+
+    def made_then_original_deleted(*args, **kwargs):
+        made = make(*args, **kwargs)
+        with Session() as other:  # a DELETE of the original lands between the two transactions
+            ex.delete_result(other, original)
+        return made
+
+    monkeypatch.setattr(ex, "create_result", made_then_original_deleted)
+    with Session() as session:
+        rerun = ex.rerun_failed(session, original)
+    with Session() as session:
+        row = ex.get_result(session, rerun.id)
+        assert row.rerun_of == original and row.times == 2 and row.status == "QUEUED"
+        with pytest.raises(NotFound):
+            ex.get_result(session, original)
