@@ -15,7 +15,7 @@ TASK_DELETED = "task_deleted"              # {task_id, name}
 # dispatched by the scheduler service
 SCHEDULER = "scheduler"
 RESULT_SUBMITTED = "result_submitted"      # {result_id, fanned_out}: fanned_out when made with the result
-EXECUTIONS_QUEUED = "executions_queued"    # {result_id, count}: wakes idle runners
+EXECUTIONS_QUEUED = "executions_queued"    # {result_id, count, runners?}: wakes idle runners (those named, or all)
 RESULT_FINISHED = "result_finished"        # the result as the API shows it
 RESULT_CANCELLED = "result_cancelled"      # {result_id}: runners stop what they hold of it
 EXECUTION_CANCEL_REQUESTED = "execution_cancel_requested"  # {result_id, detail_id}

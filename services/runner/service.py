@@ -173,7 +173,10 @@ class RunnerService:
     @event_handler(events.SCHEDULER, events.EXECUTIONS_QUEUED,
                    handler_type=BROADCAST, reliable_delivery=False)
     def on_executions_queued(self, payload):
-        self.holdings.wake()
+        # the scheduler names as many idle runners as there is work for, or nobody (all wake)
+        runners = payload.get("runners")
+        if runners is None or self.holdings.runner_id in runners:
+            self.holdings.wake()
 
     # a cancel reaches the runner at once by broadcast; the heartbeat's answer
     # is the fallback if this runner was disconnected when it was sent

@@ -51,6 +51,7 @@ class Holdings(SharedExtension):
         self.held = {}            # detail_id -> the work being run
         self.stop_requested = {}  # detail_id -> (status, reason)
         self._wake = Event()
+        self.wakes = 0  # wake-ups so far
         # what this process was given (claimed or adopted), to tell a lost claim from a known one
         self.received = OrderedDict()
         self.claims_in_flight = 0
@@ -147,10 +148,18 @@ class Holdings(SharedExtension):
     # ------------------------------------------------------------ waking and stopping
 
     def wake(self):
+        self.wakes += 1
         wake, self._wake = self._wake, Event()
         wake.send(True)
 
-    def wait(self, timeout):
+    def wait(self, timeout, since=None):
+        """Until a wake-up or ``timeout``; at once if one came after ``wakes`` was ``since``.
+
+        A slot notes ``wakes`` before it claims: a wake-up that arrives while its
+        claim finds nothing, before it waits, is not lost to a whole poll interval.
+        """
+        if since is not None and self.wakes != since:
+            return
         with eventlet.Timeout(timeout, False):
             self._wake.wait()
 
@@ -210,6 +219,7 @@ class ExecutionSlots(Entrypoint):
         failures = 0
         while not self._done():
             done = Event()
+            wakes = self.holdings.wakes
             try:
                 self.container.spawn_worker(self, (slot,), {},
                                             handle_result=partial(self._handle_result, done))
@@ -222,7 +232,7 @@ class ExecutionSlots(Entrypoint):
             if failed:
                 eventlet.sleep(min(5.0, 0.25 * 2 ** min(failures, 5)))
             elif not ran:
-                self.holdings.wait(self.poll_interval)
+                self.holdings.wait(self.poll_interval, since=wakes)
 
     def _handle_result(self, done, worker_ctx, result, exc_info):
         done.send((bool(result), exc_info is not None))

@@ -42,9 +42,17 @@ class SchedulerMetrics(ServiceMetrics):
             f"{PREFIX}_execution_queue_wait_seconds",
             "Seconds from submission (or the end of a retry's backoff) to the container's start",
             buckets=WAIT_BUCKETS, registry=registry)
+        self.claims = Counter(
+            f"{PREFIX}_claims", "Claims this scheduler answered, by outcome: work handed out, or none",
+            ["outcome"], registry=registry)
+        for outcome in ("work", "none"):
+            self.claims.labels(outcome)
         self.run_time = Histogram(
             f"{PREFIX}_execution_run_seconds", "Seconds an execution's container ran (each attempt)",
             buckets=RUN_BUCKETS, registry=registry)
+
+    def claimed(self, work):
+        self.claims.labels("none" if work is None else "work").inc()
 
     def execution_started(self, detail):
         wait = queue_wait(detail)

@@ -8,6 +8,7 @@ from nameko.timer import timer
 
 from services.scheduler import executions as ex
 from services.scheduler import recovery, webhooks
+from services.scheduler.idlerunners import IdleRunnersProvider
 from services.scheduler.metrics import SchedulerMetrics, execution_figures
 from services.scheduler.models import Base
 from services.scheduler.taskcache import Tasks
@@ -36,6 +37,7 @@ class SchedulerService(recovery.RecoveryMixin):
     dispatch = EventDispatcher()
     webhook_sender = webhooks.WebhookSender()
     metrics = SchedulerMetrics()
+    idle = IdleRunnersProvider()
 
     # --------------------------------------------------------------- API
 
@@ -59,7 +61,7 @@ class SchedulerService(recovery.RecoveryMixin):
                                            params, idempotency_key, with_details=inline)
         if created:
             if inline:
-                self.dispatch(events.EXECUTIONS_QUEUED, {"result_id": result.id, "count": result.times})
+                self._wake(result.id, result.times)
             self.dispatch(events.RESULT_SUBMITTED, {"result_id": result.id, "fanned_out": inline})
         return ex.result_as_dict(result)
 
@@ -142,7 +144,10 @@ class SchedulerService(recovery.RecoveryMixin):
         # one claim at a time in this process: a RUN wakes every idle runner at once,
         # and interleaved they all finish late; in turn, the first is answered first
         with CLAIMS_IN_TURN:
-            return ex.claim(self.db.session, runner, self._lease())
+            work = ex.claim(self.db.session, runner, self._lease())
+        self.idle.claimed(runner, work)
+        self.metrics.claimed(work)
+        return work
 
     @rpc
     def heartbeat(self, runner, detail_ids):
@@ -273,7 +278,15 @@ class SchedulerService(recovery.RecoveryMixin):
                                     batch=int(self.config.get("FAN_OUT_BATCH") or ex.FAN_OUT_BATCH))
             if not made:
                 break
-            self.dispatch(events.EXECUTIONS_QUEUED, {"result_id": result_id, "count": made})
+            self._wake(result_id, made)
+
+    def _wake(self, result_id, count):
+        """Tell runners that ``count`` executions can be claimed: as many idle ones as needed, or all."""
+        payload = {"result_id": result_id, "count": count}
+        runners = self.idle.pick(count)
+        if runners is not None:
+            payload["runners"] = runners
+        self.dispatch(events.EXECUTIONS_QUEUED, payload)
 
     def _finish(self, report):
         config = self.config
@@ -287,7 +300,7 @@ class SchedulerService(recovery.RecoveryMixin):
         self.metrics.attempt_finished(detail)
         if detail.status == statuses.QUEUED or result.parallelism:
             # a retry is queued, or a parallelism slot came free: wake idle runners
-            self.dispatch(events.EXECUTIONS_QUEUED, {"result_id": result.id, "count": 1})
+            self._wake(result.id, 1)
         if result.status in statuses.TERMINAL:
             self._notify_finished(result)
 
