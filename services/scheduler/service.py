@@ -141,8 +141,9 @@ class SchedulerService(recovery.RecoveryMixin):
 
     @rpc
     def claim_execution(self, runner):
-        # one claim at a time in this process: a RUN wakes every idle runner at once,
-        # and interleaved they all finish late; in turn, the first is answered first
+        # one claim at a time in this process: a RUN wakes several idle runners at once
+        # (all of them for a big one), and interleaved they all finish late; in turn,
+        # the first is answered first
         with CLAIMS_IN_TURN:
             work = ex.claim(self.db.session, runner, self._lease())
         self.idle.claimed(runner, work)

@@ -157,6 +157,9 @@ def attempt(session, sender, result_id):
     if not claim(session, result_id, sender.timeout + IN_FLIGHT_MARGIN):
         return None
     result = session.get(Result, result_id, populate_existing=True)
+    if result is None:  # deleted (DELETE /result/{id}/) since it was taken
+        session.rollback()
+        return None
     url = result.params["callback_url"]
     deliveries = list(result.webhook_deliveries or [])
     number = len(deliveries) + 1

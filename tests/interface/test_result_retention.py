@@ -156,3 +156,24 @@ def test_a_rerun_whose_original_is_deleted_meanwhile_stands_on_its_own(Session, 
         assert row.rerun_of == original and row.times == 2 and row.status == "QUEUED"
         with pytest.raises(NotFound):
             ex.get_result(session, original)
+
+
+def test_a_webhook_whose_result_was_deleted_after_it_was_taken_is_dropped(Session, monkeypatch):
+    from services.scheduler import webhooks
+
+    with Session() as session:
+        result_id = run(session, times=1, callback_url="http://127.0.0.1:9/hook")
+        finish_all(session, result_id, end=100.0)
+    take = webhooks.claim
+
+    def taken_then_deleted(session, rid, hold_for):
+        taken = take(session, rid, hold_for)
+        with Session() as other:  # a DELETE lands between the claim and the read
+            ex.delete_result(other, rid)
+        return taken
+
+    monkeypatch.setattr(webhooks, "claim", taken_then_deleted)
+    sender = type("Sender", (), {"timeout": 1, "secret": "s", "attempts": 5, "base": 1, "cap": 10,
+                                 "post": lambda *a: pytest.fail("nothing is sent for a deleted result")})()
+    with Session() as session:
+        assert webhooks.attempt(session, sender, result_id) is None
