@@ -383,9 +383,10 @@ def fan_out(system, database, ref, times=100000, watch_after_cancel=5.0, probes=
     read_health = timed(lambda result_id: api.get("/health/").status_code)
 
     reads = Sampler(read_result, 0.1)
+    waiting_pids = {**pids, "bench clients": os.getpid()}  # whose run-queue time is read
     probes = {"sql_row": Sampler(read_row, 0.1), "health": Sampler(read_health, 0.1)} if probes else {}
     try:
-        waited_before = run_queue_wait({**pids, "bench clients": os.getpid()})
+        waited_before = run_queue_wait(waiting_pids)
         submitted = time.time()
         response = api.post(f"/task/{task['task_id']}/", {"operation": "RUN", "times": times})
         answered = time.time()
@@ -427,7 +428,7 @@ def fan_out(system, database, ref, times=100000, watch_after_cancel=5.0, probes=
         # from the RUN to the last queued execution cancelled: how long each group's
         # threads were runnable but waiting for a CPU, in ms per second of that window
         window = time.time() - submitted
-        queued_for_cpu = waited(waited_before, run_queue_wait({**pids, "bench clients": os.getpid()}))
+        queued_for_cpu = waited(waited_before, run_queue_wait(waiting_pids))
         out["run_queue_wait_ms_per_s"] = {k: round(1000 * v / window, 1) for k, v in queued_for_cpu.items()}
         out["queued_left"] = queued
         time.sleep(watch_after_cancel)

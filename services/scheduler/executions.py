@@ -273,7 +273,10 @@ def delete_result(session, result_id):
     return task_id
 
 
-def expired_results(session, ended_before, limit=100):
+RETENTION_BATCH = 100  # results the retention sweep deletes per query
+
+
+def expired_results(session, ended_before, limit=RETENTION_BATCH):
     """Ids of results that ended before ``ended_before``, oldest first, whose end was announced.
 
     A result whose ``result_finished`` event is not yet sent, or whose webhook is

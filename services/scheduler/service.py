@@ -122,8 +122,7 @@ class SchedulerService(recovery.RecoveryMixin):
 
     @rpc
     def delete_result(self, result_id):
-        task_id = ex.delete_result(self.db.session, result_id)
-        self.dispatch(events.RESULT_DELETED, {"result_id": result_id, "task_id": task_id, "expired": False})
+        self._delete(result_id, expired=False)
 
     @rpc
     def cancel_detail(self, result_id, detail_id):
@@ -235,13 +234,11 @@ class SchedulerService(recovery.RecoveryMixin):
             expired = ex.expired_results(session, ended_before)
             for result_id in expired:
                 try:
-                    task_id = ex.delete_result(session, result_id)
+                    self._delete(result_id, expired=True)
                 except NotFound:  # another scheduler deleted it meanwhile
                     continue
                 deleted += 1
-                self.dispatch(events.RESULT_DELETED, {"result_id": result_id, "task_id": task_id,
-                                                      "expired": True})
-            if len(expired) < 100:
+            if len(expired) < ex.RETENTION_BATCH:
                 break
         if deleted:
             log.info("deleted %s results that ended more than %g days ago", deleted, days)
@@ -280,6 +277,10 @@ class SchedulerService(recovery.RecoveryMixin):
             if not made:
                 break
             self._wake(result_id, made)
+
+    def _delete(self, result_id, expired):
+        task_id = ex.delete_result(self.db.session, result_id)
+        self.dispatch(events.RESULT_DELETED, {"result_id": result_id, "task_id": task_id, "expired": expired})
 
     def _wake(self, result_id, count):
         """Tell runners that ``count`` executions can be claimed: as many idle ones as needed, or all."""

@@ -41,12 +41,14 @@ def settled(system):
     """Claims once every runner has asked, found nothing, and waits (none in flight)."""
     wait_until(lambda: claims(system).get("none", 0) >= RUNNERS, timeout=60, what="every runner to ask once")
     last = claims(system)
-    while True:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
         time.sleep(1.0)
         now = claims(system)
         if now == last:
             return now
         last = now
+    raise AssertionError(f"claims never settled: {last}")
 
 
 def test_one_execution_wakes_one_idle_runner_and_a_spare(quiet_system):
