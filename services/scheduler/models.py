@@ -109,3 +109,12 @@ class DetailLog(Base):
     stderr: Mapped[str] = mapped_column(Text, default="")
     stdout_truncated: Mapped[bool] = mapped_column(Boolean, default=False)
     stderr_truncated: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Installation(Base):
+    """One row: this installation's id, made by the migration (0007), labelling its containers."""
+    __tablename__ = "installation"
+    __table_args__ = (UniqueConstraint("one"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    one: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
