@@ -6,6 +6,8 @@ two writers never deadlock).  Runner reports carry the attempt they are about;
 a report for an attempt that is no longer current, or for a detail already
 finished, changes nothing, so a report delivered twice is harmless.
 """
+import logging
+import math
 import uuid
 from collections import OrderedDict
 
@@ -13,12 +15,16 @@ from sqlalchemy import JSON, and_, case, delete, func, or_, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
+from services.scheduler import output
 from services.scheduler.models import Detail, DetailLog, Result
 from shared import statuses as st
 from shared import validation
 from shared.db import newest_first
 from shared.errors import Conflict, NotFound, ValidationError
+from shared.handlers import first_line, is_transient
 from shared.timeutil import duration, now
+
+log = logging.getLogger(__name__)
 
 FAN_OUT_BATCH = 5000
 _results, _details = Result.__table__, Detail.__table__
@@ -492,6 +498,73 @@ def queue_wait(detail, start=None):
     return max(0.0, start - since)
 
 
+REASON_CHARS = 2000  # of a runner's reason, kept
+INT32 = 2 ** 31
+
+
+def clean_text(value, limit=REASON_CHARS):
+    """Text PostgreSQL can hold: no NUL, no lone surrogate, at most ``limit`` characters."""
+    text = value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\\x00")
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def readable(report):
+    """A finished report's outcome fields as they can be stored, and what was wrong with them.
+
+    Returns (status, exit_code, reason, start, end, problems).  A field that
+    cannot be stored as sent is left out and named in ``problems``; an
+    unknown status is taken as ERROR (the outcome is then not known).
+    """
+    problems = []
+    status = report.get("status")
+    if status not in COUNTER:
+        problems.append(f"status {status!r:.40} is not one an execution ends with")
+        status = st.ERROR
+    exit_code = report.get("exit_code")
+    if exit_code is not None and (isinstance(exit_code, bool) or not isinstance(exit_code, int)
+                                  or not -INT32 <= exit_code < INT32):
+        problems.append(f"exit_code {exit_code!r:.40} is not a 32-bit integer")
+        exit_code = None
+    reason = report.get("reason")
+    if reason is not None and not isinstance(reason, str):
+        problems.append(f"reason is a {type(reason).__name__}, not text")
+        reason = None
+    times = []
+    for field in ("start", "end"):
+        value = report.get(field)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value)):
+            problems.append(f"{field} {value!r:.40} is not a time")
+            value = None
+        times.append(value)
+    return (status, exit_code, None if reason is None else clean_text(reason), *times, problems)
+
+
+def _with_note(reason, note):
+    return note if not reason else f"{reason}; {note}"
+
+
+def _store_final_logs(session, detail_id, attempt, logs):
+    """Store an attempt's final output inside the caller's transaction; None, or why it could not be.
+
+    In a savepoint: a non-transient failure (an unreadable report, a value
+    PostgreSQL refuses) is undone alone, so the outcome is folded all the same.
+    A transient one (the database away) raises, and the whole report is retried.
+    """
+    try:
+        row = output.from_report(logs)
+        with session.begin_nested():
+            store_logs(session, detail_id, attempt, row, commit=False)
+    except Exception as exc:  # noqa: BLE001 -- whatever it is, the outcome must still be kept
+        if is_transient(exc):
+            raise
+        trouble = clean_text(first_line(exc) or exc.__class__.__name__, 200)
+        log.warning("the output of execution %s (attempt %s) could not be stored: %s",
+                    detail_id, attempt, trouble)
+        return trouble
+    return None
+
+
 def mark_finished(session, report, retry_base=1.0, retry_cap=300.0, logs=None, on_start=None):
     """Fold a runner's report of an attempt's end; returns (result, detail) or (None, None).
 
@@ -499,28 +572,39 @@ def mark_finished(session, report, retry_base=1.0, retry_cap=300.0, logs=None, o
     ``retries`` allow, after an exponential backoff; the attempt is kept in the
     detail's history either way.
 
-    ``logs`` (the attempt's final output) are stored in the same transaction,
-    so whoever sees the execution ended sees its output.  A runner reports
-    the start of a container that ended within its first second with the end
-    alone: then ``on_start(queue wait seconds)`` is called once it is folded.
+    ``logs`` (the attempt's final output, as the runner sent it) are stored in
+    the same transaction, so whoever sees the execution ended sees its output.
+    Output that cannot be stored does not stop the outcome from being folded:
+    the execution ends as reported, its reason saying that its output could
+    not be stored and why; so do fields of the report that cannot be stored
+    (see ``readable``).  A runner reports the start of a container that ended
+    within its first second with the end alone: then ``on_start(queue wait
+    seconds)`` is called once it is folded.
     """
     detail, result = _lock_pair(session, report["detail_id"])
     if detail is None or detail.attempt != report["attempt"] or detail.status in st.TERMINAL \
             or _stale(detail, report):
         session.rollback()
         if logs:  # the output of an attempt overtaken by events is still its output
-            store_logs(session, report["detail_id"], report["attempt"], logs)
+            _store_final_logs(session, report["detail_id"], report["attempt"], logs)
+            session.commit()
         return None, None
-    status = report["status"]
-    start = report.get("start") or detail.start
-    end = report.get("end") or now()
+    status, exit_code, reason, reported_start, reported_end, problems = readable(report)
+    if problems:
+        log.warning("report of execution %s (attempt %s) has fields that cannot be stored: %s",
+                    detail.id, detail.attempt, "; ".join(problems))
+        reason = _with_note(reason, f"the runner's report could not be read in full ({'; '.join(problems)})")
+    start = reported_start or detail.start
+    end = reported_end or now()
     was_running = detail.status == st.RUNNING
-    unreported_wait = None if was_running or not report.get("start") else queue_wait(detail, start)
+    unreported_wait = None if was_running or not reported_start else queue_wait(detail, start)
     if logs:
-        store_logs(session, detail.id, report["attempt"], logs, commit=False)
+        trouble = _store_final_logs(session, detail.id, report["attempt"], logs)
+        if trouble:
+            reason = _with_note(reason, f"its output could not be stored: {trouble}")
     detail.attempts = list(detail.attempts or []) + [{
         "attempt": detail.attempt, "runner": report.get("runner") or detail.runner,
-        "status": status, "exit_code": report.get("exit_code"), "reason": report.get("reason"),
+        "status": status, "exit_code": exit_code, "reason": reason,
         "start": start, "end": end, "duration": duration(start, end),
     }]
     result.active = max(0, result.active - 1)
@@ -536,14 +620,14 @@ def mark_finished(session, report, retry_base=1.0, retry_cap=300.0, logs=None, o
         detail.container_id = None
         detail.not_before = now() + wait
         detail.start = detail.end = detail.exit_code = None
-        detail.reason = (f"attempt {detail.attempt} failed ({report.get('reason') or status}); "
+        detail.reason = (f"attempt {detail.attempt} failed ({reason or status}); "
                          f"retrying in {wait:g}s")
     else:
         detail.status = status
         detail.start = start
         detail.end = end
-        detail.exit_code = report.get("exit_code")
-        detail.reason = report.get("reason")
+        detail.exit_code = exit_code
+        detail.reason = reason
         detail.lease_expires_at = None
         if report.get("container_id"):
             detail.container_id = report["container_id"]
@@ -667,11 +751,12 @@ def _store_logs_statement():
     logs = DetailLog.__table__
     stmt = pg_insert(logs)
     updates = {}
-    for stream in ("stdout", "stderr"):
+    for stream in output.STREAMS:
         # same attempt and bytes produced: the one keeping more of them (the final tail) wins
-        newer = (tuple_(stmt.excluded.attempt, stmt.excluded[f"{stream}_total"], func.length(stmt.excluded[stream]))
-                 > tuple_(logs.c.attempt, logs.c[f"{stream}_total"], func.length(logs.c[stream])))
-        for column in (stream, f"{stream}_truncated", f"{stream}_total"):
+        newer = (tuple_(stmt.excluded.attempt, stmt.excluded[f"{stream}_total"],
+                        func.octet_length(stmt.excluded[stream]))
+                 > tuple_(logs.c.attempt, logs.c[f"{stream}_total"], func.octet_length(logs.c[stream])))
+        for column in (stream, f"{stream}_head", f"{stream}_total"):
             updates[column] = case((newer, stmt.excluded[column]), else_=logs.c[column])
     updates["attempt"] = func.greatest(logs.c.attempt, stmt.excluded.attempt)
     return stmt.on_conflict_do_update(index_elements=["detail_id"], set_=updates)
@@ -680,37 +765,58 @@ def _store_logs_statement():
 STORE_LOGS = _store_logs_statement()
 
 
-def store_logs(session, detail_id, attempt, logs, commit=True):
-    """Keep an attempt's output; a newer attempt, or more bytes of the same one, wins."""
-    row = {"detail_id": detail_id, "attempt": attempt, "stdout": "", "stderr": "",
-           "stdout_truncated": False, "stderr_truncated": False, "stdout_total": 0, "stderr_total": 0}
-    row.update({k: v for k, v in logs.items() if k in row})
-    session.execute(STORE_LOGS, row)
+def store_logs(session, detail_id, attempt, row, commit=True):
+    """Keep an attempt's output (``output.from_report``'s columns); a newer attempt, or more bytes of
+    the same one, wins."""
+    values = {"detail_id": detail_id, "attempt": attempt, "stdout": b"", "stderr": b"",
+              "stdout_head": 0, "stderr_head": 0, "stdout_total": 0, "stderr_total": 0}
+    values.update({k: v for k, v in row.items() if k in values})
+    session.execute(STORE_LOGS, values)
     if commit:
         session.commit()
 
 
 def store_live_logs(session, report):
-    """A running attempt's output so far (ignored once the attempt is no longer current)."""
+    """A running attempt's output so far (ignored once the attempt is no longer current).
+
+    Best effort: a snapshot that cannot be read or stored is skipped (the next
+    one, or the final output, takes its place); the database away raises.
+    """
     detail = session.get(Detail, report["detail_id"])
     if detail is None or detail.attempt != report["attempt"] or detail.status in st.TERMINAL:
         session.rollback()
         return
-    store_logs(session, detail.id, report["attempt"], report["logs"])
+    try:
+        store_logs(session, detail.id, report["attempt"], output.from_report(report.get("logs")))
+    except Exception as exc:  # noqa: BLE001 -- one bad snapshot must not stop the next
+        session.rollback()
+        if is_transient(exc):
+            raise
+        log.warning("live output of execution %s skipped: %s", detail.id, first_line(exc)[:200])
+
+
+def _logs_row(session, result_id, detail_id):
+    detail = get_detail(session, result_id, detail_id)
+    row = session.get(DetailLog, detail.id)
+    about = {"detail_id": detail.id, "status": detail.status, "attempt": detail.attempt}
+    if row is None:
+        return about, {}
+    about["logs_attempt"] = row.attempt
+    return about, {column: getattr(row, column) for stream in output.STREAMS
+                   for column in (stream, f"{stream}_head", f"{stream}_total")}
 
 
 def get_logs(session, result_id, detail_id):
-    detail = get_detail(session, result_id, detail_id)
-    row = session.get(DetailLog, detail.id)
-    logs = {"detail_id": detail.id, "status": detail.status, "attempt": detail.attempt,
-            "stdout": "", "stderr": "", "stdout_truncated": False, "stderr_truncated": False,
-            "stdout_total": 0, "stderr_total": 0}
-    if row is not None:
-        for column in ("stdout", "stderr", "stdout_truncated", "stderr_truncated",
-                       "stdout_total", "stderr_total"):
-            logs[column] = getattr(row, column)
-        logs["logs_attempt"] = row.attempt
-    return logs
+    """The execution's output as text (JSON readers; see ``output.as_text``)."""
+    about, row = _logs_row(session, result_id, detail_id)
+    return {**about, **output.as_text(row)}
+
+
+def get_log_bytes(session, result_id, detail_id, streams=output.STREAMS):
+    """The execution's output as kept, bytes exactly (base64; see ``output.as_base64``)."""
+    streams = [s for s in output.STREAMS if s in streams]
+    about, row = _logs_row(session, result_id, detail_id)
+    return {**about, **output.as_base64(row, streams)}
 
 
 def unnotified_finished(session, limit=100):

@@ -4,7 +4,8 @@ A result is one RUN; a detail is one execution of it.  The result keeps
 per-status counters that change in the same transaction as its details, so
 reading a result of 100,000 executions costs one row.
 """
-from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (JSON, BigInteger, Boolean, Float, Index, Integer, LargeBinary, String, Text,
+                        UniqueConstraint, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -101,14 +102,17 @@ class DetailLog(Base):
     __tablename__ = "detail_logs"
 
     detail_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    # the logs are those of this attempt; totals count every byte the stream produced
+    # the logs are those of this attempt; totals count every byte the stream produced.
+    # Output is bytes as the job wrote them (migration 0008).  Of the kept bytes, the first
+    # ``*_head`` are the stream's first bytes and the rest its last; ``*_total - length``
+    # bytes were omitted between them (a stream was cut exactly when that is above 0)
     attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     stdout_total: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     stderr_total: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-    stdout: Mapped[str] = mapped_column(Text, default="")
-    stderr: Mapped[str] = mapped_column(Text, default="")
-    stdout_truncated: Mapped[bool] = mapped_column(Boolean, default=False)
-    stderr_truncated: Mapped[bool] = mapped_column(Boolean, default=False)
+    stdout: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
+    stderr: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
+    stdout_head: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    stderr_head: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class Installation(Base):

@@ -16,7 +16,7 @@ from shared import events, statuses, validation
 from shared.db import Database, ping
 from shared.errors import Conflict, NotFound
 from shared.extensions import config_timer
-from shared.handlers import retrying_event_handler
+from shared.handlers import first_line, is_transient, retrying_event_handler
 from shared.rpc import TimeoutRpcProxy, rpc
 from shared.timeutil import now
 
@@ -110,6 +110,10 @@ class SchedulerService(recovery.RecoveryMixin):
     @rpc
     def get_logs(self, result_id, detail_id):
         return ex.get_logs(self.db.session, result_id, detail_id)
+
+    @rpc
+    def get_log_bytes(self, result_id, detail_id, streams=("stdout", "stderr")):
+        return ex.get_log_bytes(self.db.session, result_id, detail_id, streams)
 
     @rpc
     def cancel_result(self, result_id):
@@ -291,12 +295,36 @@ class SchedulerService(recovery.RecoveryMixin):
         self.dispatch(events.EXECUTIONS_QUEUED, payload)
 
     def _finish(self, report):
+        """Fold an attempt's end.  The outcome is never dropped for what came with it.
+
+        Output or fields that cannot be stored are left out by ``mark_finished``
+        (the reason says so).  Should folding fail for anything else that is not
+        transient, it is folded again with the report's outcome alone and a
+        reason saying why.  Only a report naming no execution (no detail id and
+        attempt) cannot be folded; it is logged, and an execution it was about
+        ends when its lease runs out.
+        """
+        if not isinstance(report, dict) or not isinstance(report.get("detail_id"), str) \
+                or isinstance(report.get("attempt"), bool) or not isinstance(report.get("attempt"), int):
+            log.error("a finished report names no execution; dropped: %.300r", report)
+            return
         config = self.config
-        result, detail = ex.mark_finished(
-            self.db.session, report,
-            retry_base=float(config.get("RETRY_BACKOFF") or 1),
-            retry_cap=float(config.get("RETRY_BACKOFF_MAX") or 300),
-            logs=report.pop("logs", None), on_start=self.metrics.unreported_start)
+        logs = report.pop("logs", None)
+        fold = dict(retry_base=float(config.get("RETRY_BACKOFF") or 1),
+                    retry_cap=float(config.get("RETRY_BACKOFF_MAX") or 300),
+                    on_start=self.metrics.unreported_start)
+        try:
+            result, detail = ex.mark_finished(self.db.session, report, logs=logs, **fold)
+        except Exception as exc:  # noqa: BLE001 -- see the docstring
+            self.db.session.rollback()
+            if is_transient(exc):
+                raise
+            log.exception("folding the end of execution %s (attempt %s) failed; folding its outcome alone",
+                          report["detail_id"], report["attempt"])
+            note = f"its report could not be stored in full: {ex.clean_text(first_line(exc), 200)}"
+            reason = report.get("reason") if isinstance(report.get("reason"), str) else None
+            result, detail = ex.mark_finished(
+                self.db.session, {**report, "reason": f"{reason}; {note}" if reason else note}, **fold)
         if result is None:
             return
         self.metrics.attempt_finished(detail)

@@ -1,0 +1,129 @@
+"""An execution's output as bytes, folded by the scheduler alone on the real broker and PostgreSQL.
+
+Runner reports are sent as the real events a runner dispatches, in the new
+shape (base64) and the old one (text); the registry is replaced.
+"""
+import base64
+import uuid
+
+import pytest
+from nameko.standalone.events import event_dispatcher
+from nameko.testing.services import entrypoint_hook, entrypoint_waiter, replace_dependencies
+
+from services.scheduler.service import SchedulerService
+
+ODD = b"a\x00b\xff\x1b[31mred\n"  # a NUL, a byte that is never UTF-8, an escape sequence
+
+
+def b64(data):
+    return base64.b64encode(data).decode()
+
+
+@pytest.fixture
+def scheduler(container_factory, service_config):
+    container = container_factory(SchedulerService, service_config)
+    registry = replace_dependencies(container, "registry")
+    registry.get_task.return_value = {"task_id": uuid.uuid4().hex, "name": "t", "status": "READY",
+                                      "digest": "reg:5000/x@sha256:" + "a" * 64}
+    container.start()
+    return container
+
+
+def call(container, method, *args):
+    with entrypoint_hook(container, method) as hook:
+        return hook(*args)
+
+
+@pytest.fixture
+def running(scheduler, service_config):
+    """(container, dispatch, work): one execution claimed by runner-a and started."""
+    result = call(scheduler, "run_task", "any", {"operation": "RUN", "times": 1})
+    work = call(scheduler, "claim_execution", "runner-a")
+    assert work["result_id"] == result["result_id"]
+    dispatch = event_dispatcher(service_config)
+    with entrypoint_waiter(scheduler, "on_execution_started"):
+        dispatch("runner", "execution_started", {"detail_id": work["detail_id"], "attempt": 1,
+                                                 "runner": "runner-a", "start": 10.0, "container_id": "c"})
+    return scheduler, dispatch, work
+
+
+def finish(running, logs, **fields):
+    container, dispatch, work = running
+    report = {"detail_id": work["detail_id"], "attempt": 1, "runner": "runner-a", "status": "COMPLETE",
+              "exit_code": 0, "reason": None, "start": 10.0, "end": 11.0, "logs": logs, **fields}
+    with entrypoint_waiter(container, "on_execution_finished"):
+        dispatch("runner", "execution_finished", report)
+    detail = call(container, "get_detail", work["result_id"], work["detail_id"])
+    raw = call(container, "get_log_bytes", work["result_id"], work["detail_id"])
+    text = call(container, "get_logs", work["result_id"], work["detail_id"])
+    return detail, raw, text
+
+
+def test_bytes_with_nul_and_invalid_utf8_round_trip_exactly(running):
+    detail, raw, text = finish(running, {"encoding": "base64", "stdout": b64(ODD), "stdout_head": len(ODD),
+                                         "stdout_total": len(ODD), "stderr": b64(b"\xc3"), "stderr_head": 1,
+                                         "stderr_total": 1})
+    assert (detail["status"], detail["exit_code"], detail["reason"]) == ("COMPLETE", 0, None)
+    assert base64.b64decode(raw["stdout"]) == ODD and base64.b64decode(raw["stderr"]) == b"\xc3"
+    assert raw["encoding"] == "base64" and raw["stdout_head"] == raw["stdout_total"] == len(ODD)
+    assert text["encoding"] == "utf-8"
+    assert text["stdout"] == "a\x00b\ufffd\x1b[31mred\n" and text["stderr"] == "\ufffd"
+    assert text["stdout_omitted"] == 0 and text["stdout_truncated"] is False
+
+
+def test_a_cut_stream_says_how_many_bytes_were_omitted_and_where(running):
+    kept = b"first" + b"\xe2\x82" + b"\xac-last"  # a euro sign cut in two by the omission
+    _, raw, text = finish(running, {"encoding": "base64", "stdout": b64(kept), "stdout_head": 7,
+                                    "stdout_total": 1000})
+    assert base64.b64decode(raw["stdout"]) == kept and raw["stdout_head"] == 7
+    assert text["stdout"] == "first\ufffd\ufffd-last"  # head and tail decoded apart
+    assert (text["stdout_head"], text["stdout_head_chars"], text["stdout_bytes"]) == (7, 6, 13)
+    assert (text["stdout_omitted"], text["stdout_total"], text["stdout_truncated"]) == (987, 1000, True)
+
+
+def test_old_text_reports_with_a_nul_are_stored_as_their_utf8(running):
+    detail, raw, text = finish(running, {"stdout": "a\x00b\u00e9", "stdout_truncated": False, "stdout_total": 5,
+                                         "stderr": "end only", "stderr_truncated": True, "stderr_total": 100})
+    assert detail["status"] == "COMPLETE" and detail["reason"] is None
+    assert base64.b64decode(raw["stdout"]) == "a\x00b\u00e9".encode()
+    assert text["stdout"] == "a\x00b\u00e9" and text["stdout_omitted"] == 0
+    # an old runner kept a cut stream's end: no head, the omitted bytes come first
+    assert (raw["stderr_head"], text["stderr_omitted"], text["stderr_truncated"]) == (0, 92, True)
+
+
+def test_output_postgresql_refuses_still_ends_the_execution_with_its_status(running):
+    # a total beyond bigint: PostgreSQL refuses the row (a non-transient error while folding)
+    logs = {"encoding": "base64", "stdout": b64(b"out"), "stdout_head": 3, "stdout_total": 10 ** 20}
+    detail, raw, text = finish(running, logs, status="ERROR", exit_code=3, reason="exited with code 3")
+    assert (detail["status"], detail["exit_code"]) == ("ERROR", 3)
+    assert detail["reason"].startswith("exited with code 3; its output could not be stored: ")
+    assert "out of range" in detail["reason"]
+    assert raw["stdout"] == "" and text["stdout"] == ""
+    assert detail["attempts"][0]["reason"] == detail["reason"]
+
+
+def test_unreadable_output_still_ends_the_execution_complete(running):
+    detail, _, _ = finish(running, {"encoding": "base64", "stdout": "not base64!"})
+    assert (detail["status"], detail["exit_code"]) == ("COMPLETE", 0)
+    assert detail["reason"].startswith("its output could not be stored: logs.stdout: is not base64")
+
+
+def test_report_fields_that_cannot_be_stored_are_named_and_the_rest_kept(running):
+    detail, raw, _ = finish(running, {"encoding": "base64", "stdout": b64(b"ok")},
+                            exit_code=0, reason="done\x00\ud800", end="soon")
+    assert (detail["status"], detail["exit_code"]) == ("COMPLETE", 0)
+    assert detail["reason"].startswith("done\\x00?; the runner's report could not be read in full (end ")
+    assert detail["end"] is not None and base64.b64decode(raw["stdout"]) == b"ok"
+
+
+def test_live_output_in_the_new_shape_is_stored_and_a_bad_snapshot_skipped(running):
+    container, dispatch, work = running
+    snapshot = {"detail_id": work["detail_id"], "attempt": 1, "runner": "runner-a",
+                "logs": {"encoding": "base64", "stdout": b64(b"\x00so far"), "stdout_head": 7,
+                         "stdout_total": 7}}
+    with entrypoint_waiter(container, "on_execution_output"):
+        dispatch("runner", "execution_output", snapshot)
+    with entrypoint_waiter(container, "on_execution_output"):
+        dispatch("runner", "execution_output", {**snapshot, "logs": {"encoding": "rot13", "stdout": "x"}})
+    text = call(container, "get_logs", work["result_id"], work["detail_id"])
+    assert text["status"] == "RUNNING" and text["stdout"] == "\x00so far"
