@@ -1,4 +1,5 @@
 """The runner's view of its host's Docker engine: run one execution to its end."""
+import base64
 import logging
 import time
 import uuid
@@ -62,12 +63,20 @@ class OutputTail:
         self.thread.kill()
 
 
+def report_stream(logs, stream, kept, head, total):
+    """Add one stream to a ``logs`` report in its shape of docs/events.md (base64 bytes)."""
+    logs["encoding"] = "base64"
+    logs[stream] = base64.b64encode(kept).decode("ascii")
+    logs[f"{stream}_head"] = head
+    logs[f"{stream}_total"] = total
+
+
 def live_snapshot(tails):
     logs = {}
     for stream, tail in tails.items():
-        logs[stream], _ = tail_bytes(bytes(tail.tail), tail.limit)
-        logs[f"{stream}_total"] = tail.total
-        logs[f"{stream}_truncated"] = tail.total > len(tail.tail)
+        kept = bytes(tail.tail)
+        # only the latest bytes are followed: a head only while they are the whole stream
+        report_stream(logs, stream, kept, len(kept) if tail.total == len(kept) else 0, tail.total)
     return logs
 
 
@@ -369,8 +378,11 @@ class Executor:
                       for stream in ("stdout", "stderr")}
         logs = {}
         for stream, data in output.items():
-            logs[stream], logs[f"{stream}_truncated"] = tail_bytes(data, limit)
-            logs[f"{stream}_total"] = len(data)
+            if len(data) <= limit:
+                report_stream(logs, stream, data, len(data), len(data))
+            else:  # the first half and the last half of what may be kept
+                head = limit // 2
+                report_stream(logs, stream, data[:head] + data[len(data) - (limit - head):], head, len(data))
         return {"logs": logs}
 
     def _stop(self, container):
