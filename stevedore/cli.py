@@ -16,7 +16,7 @@ from stevedore.client import (DEFAULT_URL, STREAMS, ApiError, CliError, Client, 
                               log_chunk, split_lines, sse_events)
 from stevedore.display import (Progress, UsageError, finished_count, format_counts,
                                format_duration, format_fields, format_table, format_time,
-                               one_line, parse_env)
+                               one_line, output_text, parse_env, shown_output)
 
 POLL_INTERVAL = 0.5
 # how long a wait rides out an API that cannot be reached (a gateway restarting)
@@ -294,8 +294,14 @@ def result_show(cli, args):
 # ---------------------------------------------------------------- logs
 
 def logs(cli, args):
+    if args.raw and args.follow:
+        raise UsageError("--raw prints the output kept so far; it cannot --follow")
+    if args.stream and not args.raw:
+        raise UsageError("--stream chooses what --raw prints; without --raw both streams are printed")
     detail_id = cli.api.find_detail_id(args.result, args.detail)
     path = f"/result/{args.result}/detail/{detail_id}/logs/"
+    if args.raw:
+        return raw_logs(cli, path, args.stream or "stdout")
     if args.follow:
         return follow_logs(cli, path)
     output = cli.api.get(path)
@@ -303,12 +309,30 @@ def logs(cli, args):
         cli.print_json(output)
         return
     for stream in STREAMS:
-        cli.write(stream, output.get(stream) or "")
-        if output.get(f"{stream}_truncated"):
+        cli.write(stream, output_text(output, stream))
+        if output.get(f"{stream}_truncated") and f"{stream}_omitted" not in output:  # an older server
             cli.note(f"stevedore: the {stream} shown is its end only; the start was not kept")
     if output.get("status") not in st.TERMINAL:
         cli.note(f"stevedore: execution is {output.get('status')}; its output is kept when it ends "
                  "(--follow waits for it)")
+
+
+def raw_logs(cli, path, stream):
+    """Write one stream's kept bytes, exactly, to stdout (GET .../logs/stdout/)."""
+    response = cli.api.request("GET", f"{path}{stream}/", headers={"Accept": "application/octet-stream"},
+                               stream=True)
+    with response:
+        out = cli.out.buffer
+        for chunk in response.iter_content(chunk_size=64 * 1024):
+            out.write(chunk)
+        out.flush()
+    omitted = int(response.headers.get("Stevedore-Omitted-Bytes") or 0)
+    if omitted:
+        cli.note(f"stevedore: {omitted} bytes of {stream} were not kept: they came after its first "
+                 f"{response.headers.get('Stevedore-Head-Bytes')} bytes")
+    status = response.headers.get("Stevedore-Status")
+    if status and status not in st.TERMINAL:
+        cli.note(f"stevedore: execution is {status}; this is its output so far")
 
 
 def follow_logs(cli, path):
@@ -321,7 +345,8 @@ def follow_logs(cli, path):
             print(json.dumps({"stream": stream, "text": text}, ensure_ascii=False),
                   file=cli.out, flush=True)
     else:
-        emit = cli.write
+        def emit(stream, text):
+            cli.write(stream, shown_output(text))
 
     if response.headers.get("Content-Type", "").startswith("text/event-stream"):
         with response:
@@ -479,6 +504,9 @@ def build_parser():
     sub.add_argument("result", metavar="RESULT")
     sub.add_argument("detail", metavar="DETAIL", help="a detail id, or the execution's index (0, 1, ...)")
     sub.add_argument("--follow", "-f", action="store_true", help="print the output as it comes until the end")
+    sub.add_argument("--raw", action="store_true",
+                     help="write one stream's kept bytes exactly as the job wrote them (stdout by default)")
+    sub.add_argument("--stream", choices=STREAMS, help="with --raw: the stream to write (default stdout)")
 
     sub = command(commands, "rerun", rerun,
                   "run again, as a new result, the executions of a result that ended ERROR or KILLED")

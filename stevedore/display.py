@@ -3,6 +3,7 @@
 Pure helpers (no HTTP), so they are tested on their own.
 """
 import os
+import re
 import shutil
 import time
 
@@ -25,6 +26,44 @@ def one_line(value):
         return MISSING
     text = str(value)
     return " ".join(text.split()) if any(ch in text for ch in "\r\n\t\v\f") else text
+
+
+# what a job's output must not send to a terminal as it is: C0 controls but newline and tab,
+# DEL, C1 controls (ESC and CSI start escape sequences), the bidirectional overrides and
+# isolates (they reorder what is shown), and lone surrogates (they cannot be written)
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def _visible(match):
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def shown_output(text):
+    """A job's output as it can be shown on a terminal: every control character visible.
+
+    ESC becomes ``\\x1b``, NUL ``\\x00``, a lone CR ``\\x0d``, ...; newlines and tabs
+    stay; invalid UTF-8 arrives from the API as U+FFFD already.
+    """
+    return CONTROL.sub(_visible, text)
+
+
+def output_text(logs, stream):
+    """One stream of a logs object (GET .../logs/) as shown: controls visible, omitted bytes marked.
+
+    Where bytes were left out (``stdout_omitted`` after ``stdout_head_chars``
+    characters), a line ``[stevedore: N bytes not kept]`` stands in for them.
+    """
+    text = logs.get(stream) or ""
+    omitted = logs.get(f"{stream}_omitted") or 0
+    if not omitted:
+        return shown_output(text)
+    at = logs.get(f"{stream}_head_chars") or 0
+    head, tail = text[:at], text[at:]
+    marker = f"[stevedore: {omitted} bytes not kept]\n"
+    if head and not head.endswith("\n"):
+        marker = "\n" + marker
+    return shown_output(head) + marker + shown_output(tail)
 
 
 def clip(text, width):

@@ -66,9 +66,23 @@ SPEC = {
                 "index": {"type": "integer"}, "attempt": {"type": "integer"},
                 "exit_code": {"type": "integer", "nullable": True},
                 "reason": {"type": "string", "nullable": True}, "runner": {"type": "string", "nullable": True}}},
-            "Logs": {"type": "object", "required": ["stdout", "stderr"], "properties": {
-                "stdout": {"type": "string"}, "stderr": {"type": "string"},
-                "stdout_truncated": {"type": "boolean"}, "stderr_truncated": {"type": "boolean"}}},
+            "Logs": {"type": "object", "required": ["stdout", "stderr", "encoding"], "properties": {
+                "detail_id": ID, "status": STATUS, "attempt": {"type": "integer"},
+                "logs_attempt": {"type": "integer", "description": "the attempt whose output this is"},
+                "encoding": {"type": "string", "enum": ["utf-8"],
+                             "description": "stdout/stderr are the kept bytes decoded as UTF-8, invalid "
+                                            "sequences replaced by U+FFFD; the exact bytes: .../logs/stdout/"},
+                **{f"{stream}{suffix}": schema for stream in ("stdout", "stderr") for suffix, schema in (
+                    ("", {"type": "string"}),
+                    ("_bytes", {"type": "integer", "description": "bytes kept"}),
+                    ("_head", {"type": "integer",
+                               "description": "of the kept bytes, how many are the stream's first bytes"}),
+                    ("_head_chars", {"type": "integer",
+                                     "description": "characters of the text those head bytes decode to"}),
+                    ("_omitted", {"type": "integer",
+                                  "description": "bytes left out after the head (the rest are the last bytes)"}),
+                    ("_total", {"type": "integer", "description": "bytes the stream produced"}),
+                    ("_truncated", {"type": "boolean", "description": "whether any bytes were omitted"}))}}},
         },
     },
     "security": [{"bearer": []}],
@@ -138,6 +152,24 @@ SPEC = {
         },
         "/result/{result_id}/detail/{detail_id}/logs/": {
             "parameters": [path_id("result_id"), path_id("detail_id")],
-            "get": {"responses": {"200": answer("its output", ref("Logs")), **ERRORS}}},
+            "get": {"parameters": [{"name": "follow", "in": "query", "schema": {"type": "boolean"}}],
+                    "responses": {"200": {
+                        "description": "its output as text; with follow=true, server-sent events "
+                                       "(stdout, stderr, skipped, attempt, end) until it ends",
+                        "content": {**json_content(ref("Logs")),
+                                    "text/event-stream": {"schema": {"type": "string"}}}}, **ERRORS}}},
+        "/result/{result_id}/detail/{detail_id}/logs/{stream}/": {
+            "parameters": [path_id("result_id"), path_id("detail_id"),
+                           {"name": "stream", "in": "path", "required": True,
+                            "schema": {"type": "string", "enum": ["stdout", "stderr"]}}],
+            "get": {"responses": {"200": {
+                "description": "the stream's kept bytes exactly: the first Stevedore-Head-Bytes are its "
+                               "first bytes, then Stevedore-Omitted-Bytes were left out, the rest are its last",
+                "headers": {name: {"schema": {"type": schema}} for name, schema in (
+                    ("Stevedore-Head-Bytes", "integer"), ("Stevedore-Omitted-Bytes", "integer"),
+                    ("Stevedore-Total-Bytes", "integer"), ("Stevedore-Status", "string"),
+                    ("Stevedore-Attempt", "integer"))},
+                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                **ERRORS}}},
     },
 }

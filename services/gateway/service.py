@@ -7,6 +7,7 @@ from werkzeug.wrappers import Response
 from services.gateway import ui  # the module: `nameko run` would start a class imported here
 from services.gateway.follow import follow
 from services.gateway.openapi import SPEC
+from services.gateway.rawlogs import raw_response
 from services.gateway.reads import SharedReads
 from services.gateway.http import api, idempotency_key, json_body, page_args, paged
 from shared import validation
@@ -105,16 +106,22 @@ class GatewayService(ui.UiRoutes):
 
     @api("GET", "/result/<string:result_id>/detail/<string:detail_id>/logs/")
     def get_logs(self, request, result_id, detail_id):
-        """The execution's stdout and stderr (the last LOG_LIMIT_BYTES of each; live while it runs).
+        """The execution's stdout and stderr as UTF-8 text (at most LOG_LIMIT_BYTES of each: its
+        first and last bytes; live while it runs).
 
         With ``?follow=true``: server-sent events of new output until it ends.
         """
-        logs = self.scheduler.get_logs(result_id, detail_id)
         if request.args.get("follow", "").lower() not in ("true", "1", "yes"):
-            return logs
+            return self.scheduler.get_logs(result_id, detail_id)
+        logs = self.scheduler.get_log_bytes(result_id, detail_id)
         return Response(follow(dict(self.config), result_id, detail_id, logs),
                         mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    @api("GET", "/result/<string:result_id>/detail/<string:detail_id>/logs/<any(stdout, stderr):stream>/")
+    def download_logs(self, request, result_id, detail_id, stream):
+        """One stream's kept bytes exactly, as application/octet-stream (services/gateway/rawlogs.py)."""
+        return raw_response(self.scheduler.get_log_bytes(result_id, detail_id, [stream]), stream)
 
     @api("GET", "/openapi.json", public=True)
     def openapi(self, request):

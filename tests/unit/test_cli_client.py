@@ -28,7 +28,7 @@ class Scripted(BaseHTTPRequestHandler):
         status, body, *headers = answer
         if callable(body):
             body = body(parse_qs(parts.query))
-        raw = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+        raw = body if isinstance(body, bytes) else body.encode() if isinstance(body, str) else json.dumps(body).encode()
         self.send_response(status)
         for name, value in {"Content-Type": "application/json", **(headers[0] if headers else {})}.items():
             self.send_header(name, value)

@@ -1,0 +1,53 @@
+"""An execution's output as the ``stevedore`` command shows it: controls visible, bytes on demand."""
+import pytest
+
+from stevedore.cli import main
+from stevedore.display import output_text, shown_output
+from tests.unit.test_cli_client import DETAIL, LOGS, RESULT, server  # noqa: F401 -- the fixture
+
+ODD = "a\x00b\ufffd\x1b[31mred\n"  # what the API gives for printf 'a\000b\377\033[31mred\n'
+
+
+def test_control_characters_are_shown_escaped_and_newlines_and_tabs_kept():
+    assert shown_output(ODD) == "a\\x00b\ufffd\\x1b[31mred\n"
+    assert shown_output("x\ty\r\n\x07\x7f\x9b\u202eevil\ud800") == "x\ty\\x0d\n\\x07\\x7f\\x9b\\u202eevil\\ud800"
+    assert shown_output("plain \u00e9\u20ac text") == "plain \u00e9\u20ac text"
+
+
+def test_omitted_bytes_are_marked_where_they_were_left_out():
+    logs = {"stdout": "first\nlast\n", "stdout_head_chars": 6, "stdout_omitted": 1234}
+    assert output_text(logs, "stdout") == "first\n[stevedore: 1234 bytes not kept]\nlast\n"
+    logs = {"stdout": "abcdef", "stdout_head_chars": 3, "stdout_omitted": 9}
+    assert output_text(logs, "stdout") == "abc\n[stevedore: 9 bytes not kept]\ndef"
+    assert output_text({"stdout": "\x1b[2J"}, "stdout") == "\\x1b[2J"
+
+
+def test_logs_never_write_a_control_character_to_the_terminal(server, capsys):  # noqa: F811
+    server.routes[LOGS] = [(200, {"status": "COMPLETE", "stdout": ODD, "stderr": "\x1b]0;title\x07",
+                                  "stdout_omitted": 0, "stderr_omitted": 0})]
+    assert main(["logs", RESULT, DETAIL]) == 0
+    out = capsys.readouterr()
+    assert (out.out, out.err) == ("a\\x00b\ufffd\\x1b[31mred\n", "\\x1b]0;title\\x07")
+
+
+def test_followed_output_is_neutralised_too(server, capsys):  # noqa: F811
+    stream = "event: stdout\ndata: \x1b[1mbold\n\nevent: end\ndata: {}\n\n"
+    server.routes[LOGS] = [(200, stream, {"Content-Type": "text/event-stream"})]
+    assert main(["logs", RESULT, DETAIL, "--follow"]) == 0
+    assert capsys.readouterr().out == "\\x1b[1mbold\n"
+
+
+def test_raw_writes_the_stream_bytes_exactly_and_notes_what_was_omitted(server, capsysbinary):  # noqa: F811
+    server.routes[LOGS + "stderr/"] = [(200, b"a\x00b\xff\x1b[31mred\n", {
+        "Content-Type": "application/octet-stream", "Stevedore-Head-Bytes": "4",
+        "Stevedore-Omitted-Bytes": "10", "Stevedore-Total-Bytes": "22", "Stevedore-Status": "COMPLETE"})]
+    assert main(["logs", RESULT, DETAIL, "--raw", "--stream", "stderr"]) == 0
+    out = capsysbinary.readouterr()
+    assert out.out == b"a\x00b\xff\x1b[31mred\n"
+    assert out.err == b"stevedore: 10 bytes of stderr were not kept: they came after its first 4 bytes\n"
+
+
+@pytest.mark.parametrize("args", [["--raw", "--follow"], ["--stream", "stderr"]])
+def test_raw_options_used_wrongly_are_a_usage_error(server, capsys, args):  # noqa: F811
+    assert main(["logs", RESULT, DETAIL, *args]) == 2
+    assert capsys.readouterr().err.startswith("stevedore: --")
