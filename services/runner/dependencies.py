@@ -154,6 +154,8 @@ class Executor:
             "pids_limit": policy["pids_limit"],
             "network_mode": policy["network"],
         }
+        if policy.get("log_driver"):  # CONTAINER_LOG_DRIVER (docs/deployment.md); else the engine's own
+            options["log_config"] = {"type": policy["log_driver"], "config": {}}
         if memory:
             options["mem_limit"] = memory
             options["memswap_limit"] = memory
@@ -482,6 +484,7 @@ class DockerExecutor(DependencyProvider):
             "network": config.get("CONTAINER_NETWORK") or "bridge",
             "grace": int(config.get("STOP_GRACE_PERIOD") or 10),
             "log_limit": int(config.get("LOG_LIMIT_BYTES") or 1024 * 1024),
+            "log_driver": config.get("CONTAINER_LOG_DRIVER") or None,
         }
         # made in setup, not start: extensions start concurrently and a slot may ask for it at once
         self.client = LazyDockerClient(self.base_url, timeout=60)

@@ -1,0 +1,133 @@
+"""Output that is not text (a NUL, invalid UTF-8, escape sequences) from a real container, end to end.
+
+The job once ended ERROR "runner was lost" because PostgreSQL text cannot hold a NUL.
+Most tests here run on a system of their own whose runner sets CONTAINER_LOG_DRIVER=local:
+the engine's usual json-file driver itself turns bytes that are not UTF-8 into U+FFFD.
+"""
+import json
+import os
+import subprocess
+import sys
+from urllib.parse import urlparse
+
+import pytest
+
+from tests.e2e.test_logs import read_events
+from tests.support import System, create_database, drop_database
+
+pytestmark = pytest.mark.e2e
+
+PRINTED = b"a\x00b\xff\x1b[31mred\n"
+ODD = ["sh", "-c", r"printf 'a\000b\377\033[31mred\n'; printf 'e\033]0;x\007\n' >&2"]
+COMMAND = os.path.join(os.path.dirname(sys.executable), "stevedore")
+
+
+@pytest.fixture(scope="module")
+def byte_system(session_amqp_uri, vhost_pipeline, test_images):
+    """A system of its own (own vhost and database) whose runner keeps output byte for byte."""
+    with vhost_pipeline.get() as vhost:
+        uri = urlparse(session_amqp_uri)
+        database_url = create_database()
+        system = System(f"{uri.scheme}://{uri.netloc}/{vhost}", database_url, runners=1,
+                        env={"CONTAINER_LOG_DRIVER": "local"}, name="output-bytes")
+        try:
+            system.start().wait_healthy()
+            system.task = system.api.register(test_images["ok"], name="bytes-ok")
+            yield system
+        finally:
+            system.stop()
+            drop_database(database_url)
+
+
+@pytest.fixture(scope="module")
+def odd_run(byte_system):
+    api = byte_system.api
+    result_id = api.run(byte_system.task["task_id"], times=1, command=ODD)
+    api.wait_result(result_id)
+    [detail] = api.details(result_id)
+    return result_id, detail
+
+
+@pytest.fixture(scope="module")
+def byte_api(byte_system):
+    return byte_system.api
+
+
+def test_a_nul_in_the_output_no_longer_loses_the_execution(api, ready_tasks):
+    # on the shared system: the engine's default log driver
+    result_id = api.run(ready_tasks["ok"]["task_id"], times=1, command=["sh", "-c", r"printf 'a\000b\n'"])
+    assert api.wait_result(result_id)["status"] == "COMPLETE"
+    [detail] = api.details(result_id)
+    assert (detail["status"], detail["exit_code"], detail["reason"]) == ("COMPLETE", 0, None)
+    raw = api.get(f"/result/{result_id}/detail/{detail['detail_id']}/logs/stdout/")
+    assert raw.content == b"a\x00b\n"
+
+
+def test_output_with_a_nul_and_invalid_utf8_ends_complete(byte_api, odd_run):
+    result_id, detail = odd_run
+    assert (detail["status"], detail["exit_code"], detail["reason"]) == ("COMPLETE", 0, None)
+    assert byte_api.get(f"/result/{result_id}/").json()["status"] == "COMPLETE"
+    listing = byte_api.get("/result/")
+    assert listing.status_code == 200 and result_id in [r["result_id"] for r in listing.json()]
+
+
+def test_raw_download_returns_exactly_the_bytes_printed(byte_api, odd_run):
+    result_id, detail = odd_run
+    response = byte_api.get(f"/result/{result_id}/detail/{detail['detail_id']}/logs/stdout/")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/octet-stream"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.content == PRINTED
+    assert (response.headers["Stevedore-Head-Bytes"], response.headers["Stevedore-Omitted-Bytes"],
+            response.headers["Stevedore-Total-Bytes"]) == (str(len(PRINTED)), "0", str(len(PRINTED)))
+    stderr = byte_api.get(f"/result/{result_id}/detail/{detail['detail_id']}/logs/stderr/")
+    assert stderr.content == b"e\x1b]0;x\x07\n"
+
+
+def test_json_logs_give_the_text_with_invalid_bytes_replaced(byte_api, odd_run):
+    result_id, detail = odd_run
+    logs = byte_api.get(f"/result/{result_id}/detail/{detail['detail_id']}/logs/").json()
+    assert logs["encoding"] == "utf-8"
+    assert logs["stdout"] == "a\x00b\ufffd\x1b[31mred\n"
+    assert (logs["stdout_bytes"], logs["stdout_omitted"], logs["stdout_total"]) == (len(PRINTED), 0, len(PRINTED))
+    assert logs["stdout_truncated"] is False
+
+
+def test_follow_replays_the_replaced_text(byte_api, odd_run):
+    result_id, detail = odd_run
+    path = f"/result/{result_id}/detail/{detail['detail_id']}/logs/?follow=true"
+    with byte_api.http.get(byte_api.base_url + path, stream=True, timeout=30) as response:
+        events = [(event, data) for event, data, _ in read_events(response)]
+    assert events[0] == ("stdout", "a\x00b\ufffd\x1b[31mred")
+    assert events[-1][0] == "end" and json.loads(events[-1][1])["status"] == "COMPLETE"
+
+
+def test_unknown_stream_is_a_json_404(byte_api, odd_run):
+    result_id, detail = odd_run
+    response = byte_api.get(f"/result/{result_id}/detail/{detail['detail_id']}/logs/stdin/")
+    assert response.status_code == 404 and response.json()["error"] == "NOT_FOUND"
+    response = byte_api.get(f"/result/{result_id}/detail/{'0' * 32}/logs/stdout/")
+    assert response.status_code == 404 and response.json()["error"] == "NOT_FOUND"
+
+
+def stevedore(system, *args):
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("STEVEDORE_")}
+    environ.update({"STEVEDORE_URL": system.url, "STEVEDORE_TOKEN": system.token})
+    return subprocess.run([COMMAND, *args], env=environ, capture_output=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_cli_shows_the_output_with_every_control_visible(byte_system, odd_run):
+    result_id, _ = odd_run
+    proc = stevedore(byte_system, "logs", result_id, "0")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "a\\x00b\ufffd\\x1b[31mred\n".encode()
+    assert proc.stderr == b"e\\x1b]0;x\\x07\n"
+
+
+def test_cli_raw_writes_the_bytes_exactly(byte_system, odd_run):
+    result_id, _ = odd_run
+    proc = stevedore(byte_system, "logs", result_id, "0", "--raw")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, PRINTED, b"")
+    proc = stevedore(byte_system, "logs", result_id, "0", "--raw", "--stream", "stderr")
+    assert (proc.returncode, proc.stdout) == (0, b"e\x1b]0;x\x07\n")
