@@ -267,6 +267,17 @@ def follow_execution(session, token, result_id, detail_id, first_line):
     return answer
 
 
+def execution_output(session, token, result_id, detail_id):
+    """Open an ended execution: its output as shown, and what is offered to download."""
+    page = signed_in_page(session, token, f"/ui/results/{result_id}/executions/{detail_id}")
+    expect(page.locator("#title .badge")).to_have_attribute("data-status", FINISHED)
+    expect(page.locator("#stdout")).not_to_be_empty()
+    session.screenshot(page, "execution-control-characters")
+    return {"stdout": page.inner_text("#stdout"), "stderr": page.inner_text("#stderr"),
+            "marks": page.locator("#stdout .ctl").all_inner_texts(), "title": page.title(),
+            "raw": page.get_attribute("#stdout-raw", "href")}
+
+
 def cancel_run(session, token, result_id, detail_id):
     """Cancel one running execution from its page, then the whole run from the result's page.
 

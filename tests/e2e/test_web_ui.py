@@ -274,3 +274,16 @@ def test_every_page_fits_a_phone(ui, api, ready_tasks):
     for name, page in seen.items():
         assert page["scroll_width"] <= 375, f"{name} scrolls sideways on a phone: {page['scroll_width']}px"
         assert os.path.getsize(page["screenshot"]) > 0
+
+
+def test_control_characters_of_the_output_are_shown_as_marks_not_obeyed(ui, api, ready_tasks):
+    script = r"printf 'a\000b\377\033[31mred\n'; printf '\033]0;pwned\007\342\200\256rtl\n' >&2"
+    result_id = api.run(ready_tasks["ok"]["task_id"], times=1, command=["sh", "-c", script])
+    assert api.wait_result(result_id)["status"] == "COMPLETE"
+    [detail] = api.details(result_id)
+    seen = ui("execution_output", result_id=result_id, detail_id=detail["detail_id"])
+    assert seen["stdout"] == "a\\x00b\ufffd\\x1b[31mred\n"
+    assert seen["marks"] == ["\\x00", "\\x1b"]
+    assert seen["stderr"] == "\\x1b]0;pwned\\x07\\u202ertl\n"
+    assert "pwned" not in seen["title"]
+    assert seen["raw"] == f"/result/{result_id}/detail/{detail['detail_id']}/logs/stdout/"

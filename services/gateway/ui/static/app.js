@@ -63,6 +63,35 @@
     "data-label": label, class: [cls, WIDE_ONLY.has(label) && "wide-only"].filter(Boolean).join(" ") || null,
   }, content);
 
+  /* A job's output as nodes that cannot disturb the page or fool the reader: control characters
+   * (C0 but newline and tab, DEL, C1, bidirectional overrides and isolates) become visible
+   * marks like \x1b; the API has already turned bytes that are not UTF-8 into U+FFFD. */
+  const CONTROL = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/gu;
+  function controlName(ch) {
+    const code = ch.codePointAt(0);
+    return code < 0x100 ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16).padStart(4, "0")}`;
+  }
+  function outputNodes(text) {
+    const nodes = document.createDocumentFragment();
+    let at = 0;
+    for (const match of text.matchAll(CONTROL)) {
+      if (match.index > at) nodes.append(text.slice(at, match.index));
+      nodes.append(h("span", {class: "ctl", title: "control character", text: controlName(match[0])}));
+      at = match.index + match[0].length;
+    }
+    if (at < text.length) nodes.append(text.slice(at));
+    return nodes;
+  }
+  /* text cut after its first n characters (code points, as the API counts them) */
+  function splitChars(text, n) {
+    let at = 0;
+    for (const ch of text) {
+      if (n-- <= 0) break;
+      at += ch.length;
+    }
+    return [text.slice(0, at), text.slice(at)];
+  }
+
   function fields(dl, pairs) {
     fill(dl, pairs.filter(Boolean).map(([name, value]) => [h("dt", {text: name}), h("dd", {}, value)]));
   }
@@ -884,18 +913,29 @@
 
     // logs: a snapshot from GET .../logs/, or pieces as they come from the ?follow=true stream
     const panes = {stdout: $("#stdout"), stderr: $("#stderr")};
+    for (const stream of ["stdout", "stderr"]) $(`#${stream}-raw`).href = `${base}logs/${stream}/`;
     function atBottom(pane) { return pane.scrollHeight - pane.scrollTop - pane.clientHeight < 8; }
-    function write(stream, text, add) {
+    function write(stream, nodes, add) {
       const pane = panes[stream];
       if (!pane) return;
       const follow = atBottom(pane);
-      pane.textContent = add ? pane.textContent + text : text;
+      if (add) pane.append(nodes); else pane.replaceChildren(nodes);
       if (follow) pane.scrollTop = pane.scrollHeight;
     }
     function showLogs(logs) {
       for (const stream of ["stdout", "stderr"]) {
-        write(stream, logs[stream] || "", false);
-        $(`#${stream}-note`).textContent = logs[`${stream}_truncated`] ? "(only the last part is kept)" : "";
+        const text = logs[stream] || "";
+        const omitted = logs[`${stream}_omitted`] || 0;
+        if (omitted) {  // the stream's first bytes, the mark of those left out, its last bytes
+          const [head, tail] = splitChars(text, logs[`${stream}_head_chars`] || 0);
+          write(stream, outputNodes(head), false);
+          write(stream, h("span", {class: "omitted", text: `\n[${omitted} bytes not kept]\n`}), true);
+          write(stream, outputNodes(tail), true);
+        } else {
+          write(stream, outputNodes(text), false);
+        }
+        $(`#${stream}-note`).textContent = omitted ? `(${omitted} bytes in the middle not kept)`
+          : logs[`${stream}_truncated`] ? "(only the last part is kept)" : "";
       }
     }
 
@@ -911,16 +951,16 @@
     }
     function followStream() {
       if (!window.EventSource) return;
-      const clear = () => { write("stdout", "", false); write("stderr", "", false); };
+      const clear = () => { write("stdout", outputNodes(""), false); write("stderr", outputNodes(""), false); };
       source = new EventSource(`${base}logs/?follow=true`);
       source.onopen = () => { clear(); logState.textContent = "following live"; };
       for (const stream of ["stdout", "stderr"]) {
-        source.addEventListener(stream, (event) => write(stream, `${event.data}\n`, true));
+        source.addEventListener(stream, (event) => write(stream, outputNodes(`${event.data}\n`), true));
       }
       source.addEventListener("attempt", clear);
       source.addEventListener("skipped", (event) => {
         const {stream, bytes} = JSON.parse(event.data);
-        write(stream, `[${bytes} bytes not kept]\n`, true);
+        write(stream, h("span", {class: "omitted", text: `[${bytes} bytes not kept]\n`}), true);
       });
       source.addEventListener("end", closeStream);
       source.onerror = () => {
