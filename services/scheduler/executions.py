@@ -789,9 +789,9 @@ def store_live_logs(session, report):
     try:
         store_logs(session, detail.id, report["attempt"], output.from_report(report.get("logs")))
     except Exception as exc:  # noqa: BLE001 -- one bad snapshot must not stop the next
-        session.rollback()
         if is_transient(exc):
             raise
+        session.rollback()
         log.warning("live output of execution %s skipped: %s", detail.id, first_line(exc)[:200])
 
 

@@ -316,9 +316,9 @@ class SchedulerService(recovery.RecoveryMixin):
         try:
             result, detail = ex.mark_finished(self.db.session, report, logs=logs, **fold)
         except Exception as exc:  # noqa: BLE001 -- see the docstring
-            self.db.session.rollback()
             if is_transient(exc):
-                raise
+                raise  # the whole report again, by the retrying handler
+            self.db.session.rollback()
             log.exception("folding the end of execution %s (attempt %s) failed; folding its outcome alone",
                           report["detail_id"], report["attempt"])
             note = f"its report could not be stored in full: {ex.clean_text(first_line(exc), 200)}"

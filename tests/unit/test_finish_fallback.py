@@ -1,0 +1,49 @@
+"""The scheduler folds an execution's outcome alone when folding the whole report fails unexpectedly."""
+import pytest
+from nameko.testing.services import worker_factory
+from sqlalchemy.exc import OperationalError
+
+from services.scheduler import executions as ex
+from services.scheduler.service import SchedulerService
+
+REPORT = {"detail_id": "d" * 32, "attempt": 1, "runner": "r", "status": "COMPLETE", "exit_code": 0,
+          "reason": "fine", "logs": {"encoding": "base64", "stdout": ""}}
+
+
+@pytest.fixture
+def folds(monkeypatch):
+    calls = []
+
+    def mark_finished(session, report, logs=None, **kwargs):
+        calls.append((dict(report), logs))
+        if len(calls) == 1:
+            raise failure[0]
+        return None, None
+
+    failure = [ValueError("something odd\nmore")]
+    monkeypatch.setattr(ex, "mark_finished", mark_finished)
+    return calls, failure
+
+
+def test_an_unexpected_failure_folds_the_outcome_again_without_the_output(folds):
+    calls, _ = folds
+    worker_factory(SchedulerService)._finish(dict(REPORT))
+    (first, first_logs), (second, second_logs) = calls
+    assert first_logs == REPORT["logs"] and second_logs is None
+    assert (second["status"], second["exit_code"]) == ("COMPLETE", 0)
+    assert second["reason"] == "fine; its report could not be stored in full: something odd"
+
+
+def test_a_transient_failure_is_raised_for_the_report_to_be_retried_whole(folds):
+    calls, failure = folds
+    failure[0] = OperationalError("SELECT", {}, Exception("server closed the connection"))
+    with pytest.raises(OperationalError):
+        worker_factory(SchedulerService)._finish(dict(REPORT))
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("report", [{}, {"detail_id": 5, "attempt": 1}, {"detail_id": "d", "attempt": "1"}, []])
+def test_a_report_naming_no_execution_is_dropped(folds, report):
+    calls, _ = folds
+    worker_factory(SchedulerService)._finish(report)
+    assert calls == []
