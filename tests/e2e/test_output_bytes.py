@@ -131,3 +131,21 @@ def test_cli_raw_writes_the_bytes_exactly(byte_system, odd_run):
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, PRINTED, b"")
     proc = stevedore(byte_system, "logs", result_id, "0", "--raw", "--stream", "stderr")
     assert (proc.returncode, proc.stdout) == (0, b"e\x1b]0;x\x07\n")
+
+
+def test_a_long_output_keeps_its_first_and_last_half_and_says_what_was_left_out(api, ready_tasks):
+    # 1,288,895 bytes of numbered lines: more than LOG_LIMIT_BYTES (1 MiB, the default)
+    printed = "".join(f"{i}\n" for i in range(1, 200001)).encode()
+    limit = 1024 * 1024
+    result_id = api.run(ready_tasks["ok"]["task_id"], times=1, command=["seq", "1", "200000"])
+    assert api.wait_result(result_id, timeout=60)["status"] == "COMPLETE"
+    [detail] = api.details(result_id)
+    raw = api.get(f"/result/{result_id}/detail/{detail['detail_id']}/logs/stdout/")
+    head = limit // 2
+    assert raw.content == printed[:head] + printed[-(limit - head):]
+    assert (raw.headers["Stevedore-Head-Bytes"], raw.headers["Stevedore-Omitted-Bytes"],
+            raw.headers["Stevedore-Total-Bytes"]) == (str(head), str(len(printed) - limit), str(len(printed)))
+    logs = api.get(f"/result/{result_id}/detail/{detail['detail_id']}/logs/").json()
+    assert (logs["stdout_head"], logs["stdout_head_chars"]) == (head, head)
+    assert logs["stdout_omitted"] == len(printed) - limit and logs["stdout_truncated"] is True
+    assert logs["stdout"] == (printed[:head] + printed[-(limit - head):]).decode()
