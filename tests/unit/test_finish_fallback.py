@@ -47,3 +47,29 @@ def test_a_report_naming_no_execution_is_dropped(folds, report):
     calls, _ = folds
     worker_factory(SchedulerService)._finish(report)
     assert calls == []
+
+
+class Savepoints:
+    """A session stand-in: savepoints as context managers that let exceptions through."""
+
+    def begin_nested(self):
+        import contextlib
+        return contextlib.nullcontext()
+
+
+def test_output_the_database_refuses_is_noted_but_the_database_away_is_raised(monkeypatch):
+    from sqlalchemy.exc import DataError
+
+    def refuse(*args, **kwargs):
+        raise DataError("INSERT", {}, Exception("bigint out of range"))
+
+    monkeypatch.setattr(ex, "store_logs", refuse)
+    note = ex._store_final_logs(Savepoints(), "d", 1, {"encoding": "base64", "stdout": ""})
+    assert "bigint out of range" in note
+
+    def away(*args, **kwargs):
+        raise OperationalError("INSERT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(ex, "store_logs", away)
+    with pytest.raises(OperationalError):
+        ex._store_final_logs(Savepoints(), "d", 1, {"encoding": "base64", "stdout": ""})
