@@ -54,7 +54,9 @@ def session_amqp_uri(request, vhost_pipeline):
 def system(session_amqp_uri, database_url, test_images):
     """The whole system, started once for the end-to-end tests that share it."""
     secrets = {"STEVEDORE_CREDENTIALS_KEY": Fernet.generate_key().decode(),
-               "STEVEDORE_WEBHOOK_SECRET": f"test-webhook-secret-{uuid.uuid4().hex}"}
+               "STEVEDORE_WEBHOOK_SECRET": f"test-webhook-secret-{uuid.uuid4().hex}",
+               # the tests' receivers listen on loopback, which webhooks may not reach by default
+               "WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8"}
     running = System(session_amqp_uri, database_url, runners=2, name="e2e",
                      env=secrets).start().wait_healthy()
     yield running

@@ -253,7 +253,8 @@ class SchedulerService(recovery.RecoveryMixin):
     def on_result_finished(self, result):
         """First attempt of the RUN's webhook; later ones are sent by deliver_due_webhooks."""
         if (result.get("params") or {}).get("callback_url"):
-            webhooks.attempt(self.db.session, self.webhook_sender, result["result_id"])
+            if not webhooks.attempt(self.db.session, self.webhook_sender, result["result_id"]):
+                webhooks.defer(self.db.session, result["result_id"])
 
     @timer(interval=1)
     def deliver_due_webhooks(self):

@@ -28,7 +28,7 @@ def test_a_finished_run_is_posted_signed_and_retried_after_a_500(api, system, re
     webhook = result["webhook"]
     assert webhook["url"] == receiver.url
     assert webhook["status"] == "DELIVERED"
-    assert [d.get("status_code") for d in webhook["deliveries"]] == [500, 200]
+    assert [d["outcome"] for d in webhook["deliveries"]] == ["http 5xx", "delivered"]
     assert [d["attempt"] for d in webhook["deliveries"]] == [1, 2]
     first, second = webhook["deliveries"]
     assert second["at"] - first["at"] >= 1.5  # WEBHOOK_BACKOFF (2s) before the second attempt
@@ -77,3 +77,59 @@ def test_a_bad_callback_url_is_refused_with_400_naming_it(api, ready_tasks, url)
                         {"operation": "RUN", "times": 1, "callback_url": url})
     assert response.status_code == 400, response.text
     assert response.json()["message"].startswith("callback_url:")
+
+
+class StandardReceiver:
+    """What a receiver written with the `standardwebhooks` library does: verify, then drop repeats by id."""
+
+    def __init__(self, secret):
+        from standardwebhooks.webhooks import Webhook
+
+        self.webhook = Webhook(secret.encode())  # an older free-text secret: its UTF-8 bytes are the key
+        self.seen = set()
+        self.processed = []
+
+    def handle(self, request):
+        """'processed', 'duplicate', or the verification error."""
+        from standardwebhooks.webhooks import WebhookVerificationError
+
+        try:
+            payload = self.webhook.verify(request["body"], request["headers"])
+        except WebhookVerificationError as exc:
+            return f"rejected: {exc}"
+        msg_id = request["headers"]["webhook-id"]
+        if msg_id in self.seen:
+            return "duplicate"
+        self.seen.add(msg_id)
+        self.processed.append(payload)
+        return "processed"
+
+
+def test_a_standard_webhooks_receiver_verifies_deliveries_drops_repeats_and_rejects_stale_ones(
+        api, system, ready_tasks, monkeypatch):
+    receiver = StandardReceiver(system.env["STEVEDORE_WEBHOOK_SECRET"])
+    with WebhookReceiver(answers=[500]) as http:
+        result_id = api.run(ready_tasks["ok"]["task_id"], times=1, callback_url=http.url)
+        wait_until(lambda: len(http.received) >= 2, timeout=60, what="a retried delivery")
+    first, second = http.received[:2]
+    # every attempt of one result carries the same id, so a receiver can drop the repeats
+    assert first["headers"]["webhook-id"] == second["headers"]["webhook-id"] == f"msg_{result_id}"
+    assert [receiver.handle(first), receiver.handle(second)] == ["processed", "duplicate"]
+    assert receiver.processed[0]["result_id"] == result_id
+
+    # the same delivery replayed ten minutes later is refused by the library's timestamp tolerance
+    import standardwebhooks.webhooks as library
+    from datetime import datetime, timedelta, timezone
+
+    class Later(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.now(tz=timezone.utc) + timedelta(minutes=10)
+
+    monkeypatch.setattr(library, "datetime", Later)
+    assert StandardReceiver(system.env["STEVEDORE_WEBHOOK_SECRET"]).handle(second) \
+        == "rejected: Message timestamp too old"
+    monkeypatch.undo()
+    tampered = dict(second, body=second["body"].replace(b'"COMPLETE"', b'"ERROR"'))
+    assert StandardReceiver(system.env["STEVEDORE_WEBHOOK_SECRET"]).handle(tampered) \
+        == "rejected: No matching signature found"

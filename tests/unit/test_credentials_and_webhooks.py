@@ -92,7 +92,7 @@ def test_a_run_with_callback_url_is_refused_while_no_secret_is_set():
     sender = webhooks.Sender(None, {"secret": "", "attempts": 3, "backoff": 1, "backoff_max": 5,
                                     "timeout": 1})
     sender.require_configured({"times": 1})
-    with pytest.raises(Unavailable) as caught:
+    with pytest.raises(ValidationError) as caught:
         sender.require_configured({"times": 1, "callback_url": "http://h/"})
     assert caught.value.field == "callback_url"
     assert "STEVEDORE_WEBHOOK_SECRET" in str(caught.value)
