@@ -45,7 +45,7 @@ TRANSIENT = 1  # AMQP delivery mode: kept in memory only
 READS = {
     "scheduler": frozenset({
         "get_result", "list_results", "list_details", "get_detail", "get_logs", "active_results",
-        "execution_figures", "execution_states", "runner_holdings", "ping"}),
+        "execution_figures", "execution_states", "runner_holdings", "installation_id", "ping"}),
     "registry": frozenset({"get_task", "list_tasks", "pull_credentials", "ping"}),
 }
 

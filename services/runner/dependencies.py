@@ -127,6 +127,8 @@ class Executor:
             "STEVEDORE_ATTEMPT": str(work["attempt"]),
         })
         memory = memory_bytes(work.get("memory")) or policy["default_memory"]
+        # this installation's id, as the scheduler's claim gives it (services/runner/reconcile.py)
+        installation = {f"{LABEL}.installation": work["installation"]} if work.get("installation") else {}
         options = {
             "command": work.get("command"),
             "environment": env,
@@ -136,6 +138,7 @@ class Executor:
                 f"{LABEL}.detail_id": work["detail_id"],
                 f"{LABEL}.attempt": str(work["attempt"]),
                 f"{LABEL}.runner": runner,
+                **installation,
             },
             # result, index, attempt; a claim handed back may come back with the same attempt number
             "name": f"stevedore-{work['result_id'][:8]}-{work['index']}-{work['attempt']}-{uuid.uuid4().hex[:6]}",
@@ -429,6 +432,7 @@ class Executor:
             found.append({"id": container.id, "detail_id": labels.get(f"{LABEL}.detail_id"),
                           "result_id": labels.get(f"{LABEL}.result_id"), "attempt": attempt,
                           "runner": labels.get(f"{LABEL}.runner"),
+                          "installation": labels.get(f"{LABEL}.installation"),
                           "state": container.attrs.get("State")})
         return found
 

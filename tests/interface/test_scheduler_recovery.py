@@ -135,3 +135,11 @@ def test_leases_run_on_the_database_clock_not_the_scheduler_hosts(
     call(scheduler, "sweep")
     [detail] = call(scheduler, "list_details", result_id)
     assert detail["status"] == "ERROR" and "runner runner-a was lost" in detail["reason"]
+
+
+def test_claims_carry_this_installations_id_for_the_container_labels(scheduler, service_config):
+    [(installation,)] = sql(service_config["DB_URIS"]["scheduler:Base"], "SELECT id FROM installation")
+    run(scheduler, times=1)
+    work = call(scheduler, "claim_execution", "runner-a")
+    assert work["installation"] == installation == call(scheduler, "installation_id")
+    assert len(installation) == 32
