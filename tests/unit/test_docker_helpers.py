@@ -77,3 +77,10 @@ def test_create_options_go_through_docker_py_conversion():
     assert host["SecurityOpt"] == ["no-new-privileges"] and host["PidsLimit"] == 512
     assert host["NetworkMode"] == "none" and host["Memory"] == 1024 ** 3 and host["MemorySwap"] == 1024 ** 3
     assert calls["labels"]["stevedore.managed"] == "true"
+
+
+def test_a_remote_registrys_words_are_cut_to_a_bound_in_a_reason():
+    reason = explain_pull_error("localhost:5000/app:1", "unauthorized: " + "x" * 100000)
+    assert reason.startswith("authentication refused by the registry for localhost:5000/app:1: unauthorized: xxx")
+    assert len(reason) < 700 and reason.endswith("more characters]")
+    assert explain_pull_error("a:1", "manifest unknown") == "image not found: a:1 (manifest unknown)"
