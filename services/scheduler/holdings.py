@@ -65,8 +65,9 @@ def runner_holdings(session, runner, lease_seconds, limit=1000):
 def execution_states(session, detail_ids):
     """{detail_id: {attempt, runner, status}} for the ids this scheduler knows.
 
-    An id it does not know is left out: the container may belong to another
-    Stevedore installation sharing the engine, which is not ours to judge.
+    An id it does not know is left out: the runner then judges by the
+    container's installation label (ours: its result was deleted; another's,
+    or none: left alone).
     """
     ids = [i for i in detail_ids if isinstance(i, str) and 0 < len(i) <= 32]
     if not ids:
