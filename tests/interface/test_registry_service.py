@@ -5,8 +5,11 @@ import time
 from nameko.testing.services import entrypoint_hook, entrypoint_waiter
 
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
+from services.registry import tasks
 from services.registry.service import RegistryService
+from tests.support import wait_until
 
 
 def test_create_task_imports_the_image_and_pins_its_digest(container_factory, service_config, test_images):
@@ -78,3 +81,28 @@ def test_a_task_left_importing_by_a_stopped_registry_is_ended_by_the_sweep(
         ended, untouched = get_task(abandoned), get_task(pulling)
     assert ended["status"] == "ERROR" and ended["error"].startswith("import interrupted"), ended
     assert untouched["status"] == "IMPORTING"
+
+
+def test_an_import_whose_last_write_fails_on_a_database_outage_is_done_again(
+        container_factory, service_config, test_images, monkeypatch):
+    real, failed = tasks.set_status, []
+
+    def set_status(session, task, status, **fields):
+        if status == "READY" and not failed:  # the database goes away just then, once
+            failed.append(task.id)
+            session.rollback()
+            raise OperationalError("UPDATE tasks", {}, Exception("server closed the connection"))
+        return real(session, task, status, **fields)
+
+    monkeypatch.setattr(tasks, "set_status", set_status)
+    container = container_factory(RegistryService, service_config)
+    container.start()
+    with entrypoint_hook(container, "create_task") as create_task:
+        task_id = create_task({"repository": test_images["ok"], "name": "last-write"})["task_id"]
+
+    def status():
+        with entrypoint_hook(container, "get_task") as get_task:
+            return get_task(task_id)["status"]
+
+    wait_until(lambda: status() == "READY", timeout=30, what="the import to be done again")
+    assert failed == [task_id]
