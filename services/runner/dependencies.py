@@ -193,8 +193,8 @@ class Executor:
                 container = create_container(self.client, work["image"], options)
         except docker.errors.APIError as exc:
             return self._failed(f"could not create the container: {explain(exc)}")
-        except ValueError as exc:  # a command string stored before RUNs split it (docker-py's shlex)
-            return self._failed(f"could not create the container: command: {exc}")
+        except ValueError as exc:  # e.g. a command string stored before RUNs were split (docker-py's shlex)
+            return self._failed(f"could not create the container: {exc}")
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             # at most created, never started: nothing ran
             raise EngineUnavailable(f"could not create the container: {explain(exc)}") from exc

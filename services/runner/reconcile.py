@@ -28,8 +28,8 @@ Run when the runner starts and every ``RECONCILE_INTERVAL`` seconds after:
      our installation: its result was deleted; an orphan, removed;
    * an execution the scheduler does not know, in a container with no
      installation label (started before runners put it there, or by a
-     scheduler that could not say): left alone, since another installation
-     may share this engine.  The operator removes those by hand (see
+     scheduler that could not say), or while the scheduler cannot tell our
+     id: left alone, since another installation may share this engine.  The operator removes those by hand (see
      docs/guarantees.md).
 
 2. Claims.  The scheduler may believe we hold an execution we never heard of:
@@ -85,12 +85,12 @@ def reconcile(holdings, executor, scheduler, report):
         if not detail_id or holdings.holds(detail_id, attempt):
             continue
         labelled = container.get("installation")
-        if labelled and labelled != installation:
-            continue  # another installation's (or ours, when the scheduler could not say so)
+        if labelled and installation and labelled != installation:
+            continue  # another installation's
         state = states.get(detail_id)
         if state is None:
-            if not labelled:
-                continue  # not ours to judge
+            if not labelled or labelled != installation:
+                continue  # may be another installation's (unlabelled, or ours unknown yet)
             why = "its execution is no longer known (its result was deleted)"
         else:
             live = (state["status"] in st.ACTIVE and state["attempt"] == attempt

@@ -97,14 +97,20 @@ def test_an_unlabelled_container_of_a_known_execution_is_still_judged(holdings):
 
 def test_without_the_installation_id_no_container_of_an_unknown_execution_is_removed(holdings):
     engine = Engine(container("c-unknown", "d6", 1, "gone"),
-                    container("c-over", "d1", 1, "other", installation=None))
-    scheduler = Scheduler(states={"d1": {"status": "COMPLETE", "attempt": 1, "runner": "other"}},
-                          installation=RuntimeError("no such RPC"))
-    assert run(holdings, engine, scheduler)[0]["removed"] == 1
-    assert engine.removed == ["c-over"]
+                    container("c-over", "d1", 1, "other", installation=None),
+                    container("c-labelled-over", "d2", 1, "other"),
+                    container("c-mine", "d3", 3, "me"))
+    scheduler = Scheduler(states={"d1": {"status": "COMPLETE", "attempt": 1, "runner": "other"},
+                                  "d2": {"status": "ERROR", "attempt": 1, "runner": "other"},
+                                  "d3": {"status": "RUNNING", "attempt": 3, "runner": "me"}},
+                          mine=[work("d3", 3)], installation=RuntimeError("no such RPC"))
+    summary, _ = run(holdings, engine, scheduler)
+    # known executions are judged as ever (orphans removed, our own re-attached)
+    assert (summary["removed"], summary["adopted"]) == (2, 1)
+    assert sorted(engine.removed) == ["c-labelled-over", "c-over"]
     scheduler.installation = "ours"  # asked again next time, until it answers
     assert run(holdings, engine, scheduler)[0]["removed"] == 1
-    assert engine.removed == ["c-over", "c-unknown"]
+    assert engine.removed[-1] == "c-unknown"
 
 
 def test_own_container_left_by_a_previous_process_is_re_attached(holdings):
