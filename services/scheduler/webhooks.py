@@ -6,6 +6,8 @@ is sent again once DELIVERED), recorded in ``webhook_deliveries`` and, on a
 non-2xx answer or a connection error, scheduled again after an exponential
 backoff, up to ``WEBHOOK_ATTEMPTS`` attempts.  No worker sleeps through a
 backoff: the scheduler's ``deliver_due_webhooks`` timer sends what is due.
+``webhook_lease`` is shared by every scheduler, so, like the executions'
+leases, it is set and compared on the database's clock (``ex.DB_NOW``).
 See ``docs/webhooks.md``.
 """
 import hashlib
@@ -125,7 +127,7 @@ _HAS_CALLBACK = Result.params["callback_url"].as_string().is_not(None)
 def due(session, limit=50):
     """Ids of results whose next attempt is due (a backoff ended, or an attempt was abandoned)."""
     return session.scalars(select(Result.id).where(
-        Result.webhook_status.in_([PENDING, DELIVERING]), Result.webhook_lease <= now())
+        Result.webhook_status.in_([PENDING, DELIVERING]), Result.webhook_lease <= ex.DB_NOW)
         .order_by(Result.webhook_lease).limit(limit)).all()
 
 
@@ -140,13 +142,12 @@ def forgotten(session, older_than, limit=50):
 
 def claim(session, result_id, hold_for):
     """Take the next attempt of ``result_id``'s webhook; False if none is due or another has it."""
-    stamp = now()
     taken = session.execute(
         update(Result).where(
             Result.id == result_id, Result.status.in_(list(st.TERMINAL)), _HAS_CALLBACK,
             or_(Result.webhook_status.is_(None),
-                Result.webhook_status.in_([PENDING, DELIVERING]) & (Result.webhook_lease <= stamp)))
-        .values(webhook_status=DELIVERING, webhook_lease=stamp + hold_for)
+                Result.webhook_status.in_([PENDING, DELIVERING]) & (Result.webhook_lease <= ex.DB_NOW)))
+        .values(webhook_status=DELIVERING, webhook_lease=ex.DB_NOW + float(hold_for))
         .returning(Result.id)).first()
     session.commit()
     return taken is not None
@@ -177,7 +178,7 @@ def attempt(session, sender, result_id):
     elif number >= sender.attempts or not sender.secret:
         state, lease = FAILED, None
     else:
-        state, lease = PENDING, now() + backoff(number, sender.base, sender.cap)
+        state, lease = PENDING, ex.DB_NOW + float(backoff(number, sender.base, sender.cap))
     session.execute(update(Result).where(Result.id == result_id, Result.webhook_status == DELIVERING)
                     .values(webhook_status=state, webhook_lease=lease, webhook_deliveries=deliveries))
     session.commit()
