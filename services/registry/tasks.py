@@ -100,11 +100,15 @@ def listing(session, status=None, limit=100, after=None):
 
 
 def end_stuck_imports(session, older_than, error):
-    """End ERROR every task IMPORTING since before ``older_than``; returns them (one statement)."""
+    """End ERROR every task IMPORTING since before ``older_than``; their (id, name, repository).
+
+    One statement: two registries sweeping at once end each task once.
+    """
     stamp = now()
-    ended = session.scalars(
+    ended = session.execute(
         update(Task).where(Task.status == statuses.IMPORTING, Task.updated_at < older_than)
-        .values(status=statuses.ERROR, error=error, updated_at=stamp).returning(Task)).all()
+        .values(status=statuses.ERROR, error=error, updated_at=stamp)
+        .returning(Task.id, Task.name, Task.repository)).all()
     session.commit()
     return ended
 
