@@ -39,8 +39,18 @@ class LazyDockerClient:
             self._client.close()
 
 
+REASON_TEXT_MAX = 500  # characters of an engine's or a remote registry's words kept in a reason
+
+
+def bounded(text, limit=REASON_TEXT_MAX):
+    """``text`` cut to ``limit`` characters (a remote registry's answer may be of any size)."""
+    text = str(text)
+    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more characters]"
+
+
 def explain_pull_error(reference, text):
-    """Turn the engine's words into a reason a person can act on."""
+    """Turn the engine's words into a reason a person can act on (the words cut to a bound)."""
+    text = bounded(text)
     lowered = text.lower()
     if any(s in lowered for s in ("unauthorized", "authentication required", "denied", "no basic auth")):
         return f"authentication refused by the registry for {reference}: {text}"

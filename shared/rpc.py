@@ -44,8 +44,9 @@ TRANSIENT = 1  # AMQP delivery mode: kept in memory only
 # the RPCs that only read, by service: asked and answered as transient messages
 READS = {
     "scheduler": frozenset({
-        "get_result", "list_results", "list_details", "get_detail", "get_logs", "get_log_bytes", "active_results",
-        "execution_figures", "execution_states", "runner_holdings", "ping"}),
+        "get_result", "list_results", "list_details", "get_detail", "get_logs", "get_log_bytes",
+        "active_results", "execution_figures", "execution_states", "runner_holdings", "installation_id",
+        "ping"}),
     "registry": frozenset({"get_task", "list_tasks", "pull_credentials", "ping"}),
 }
 

@@ -1,5 +1,6 @@
 """Validation of what users send.  Every failure names the field it is about."""
 import re
+import shlex
 from urllib.parse import urlsplit
 
 from shared.errors import ValidationError
@@ -165,7 +166,16 @@ def _command(value):
             raise ValidationError("must not be empty", "command")
         if len(value) > 65536:
             raise ValidationError("must be at most 65536 characters", "command")
-        return value
+        # split here as the runner's Docker client would (POSIX shell words, shlex):
+        # what is stored and run is this list, so a RUN accepted can always be started
+        try:
+            words = shlex.split(value)
+        except ValueError as exc:  # an unbalanced quote, a trailing backslash
+            raise ValidationError(f"cannot be split into words like a shell command ({exc}); "
+                                  "close its quotes, or send a list of strings", "command") from None
+        if not words:
+            raise ValidationError("must not be empty", "command")
+        return words
     if isinstance(value, list) and value and all(isinstance(part, str) for part in value):
         if sum(len(part) for part in value) > 65536:
             raise ValidationError("must be at most 65536 characters in all", "command")

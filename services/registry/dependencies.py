@@ -2,10 +2,13 @@
 import logging
 
 import docker
+import docker.auth
+import eventlet
 import requests
+import urllib3
 from nameko.extensions import DependencyProvider
 
-from shared.docker_engine import LazyDockerClient, explain_pull_error
+from shared.docker_engine import LazyDockerClient, bounded, explain_pull_error
 from shared.metrics import PullMetrics
 
 from shared.validation import parse_reference
@@ -20,29 +23,77 @@ class ImportFailed(Exception):
 class Images:
     """What a worker gets: domain verbs over one Docker client."""
 
-    def __init__(self, client):
+    def __init__(self, client, pull_timeout):
         self.client = client
+        self.pull_timeout = pull_timeout
 
     def pull(self, reference, auth=None):
         """Pull ``reference``; return (digest reference, image id).
 
         The digest reference (``name@sha256:...``) is what executions run, so a
         tag moved later does not change a registered task.
+
+        The whole pull is bounded by ``PULL_TIMEOUT`` (a deadline over the
+        engine's progress stream, which may stall without closing); past it the
+        connection is closed, which cancels the engine's pull.  A stream that
+        breaks (the engine restarting) or ends without the image fails too:
+        every way out is an ``ImportFailed`` naming what happened.
         """
         name, tag, digest = parse_reference(reference)
         try:
-            stream = self.client.api.pull(name, tag=digest or tag, auth_config=auth,
-                                          stream=True, decode=True)
-            for chunk in stream:
-                if "error" in chunk:
-                    raise ImportFailed(explain_pull_error(reference, chunk["error"]))
+            self._stream_pull(reference, name, digest or tag, auth)
             image = self.client.images.get(f"{name}@{digest}" if digest else f"{name}:{tag}")
+        except ImportFailed:
+            raise
+        except docker.errors.ImageNotFound as exc:
+            raise ImportFailed(f"pull of {reference} ended without the image (was the Docker engine "
+                               f"restarted during it?): {bounded(explain(exc))}") from exc
         except docker.errors.APIError as exc:
-            raise ImportFailed(explain_pull_error(reference, str(exc.explanation or exc))) from exc
-        except (docker.errors.DockerException, requests.exceptions.ConnectionError,
-                requests.exceptions.Timeout) as exc:
-            raise ImportFailed(f"Docker engine unreachable or too slow while pulling {reference}: {exc}") from exc
+            raise ImportFailed(explain_pull_error(reference, explain(exc))) from exc
+        except (docker.errors.DockerException, requests.exceptions.RequestException,
+                urllib3.exceptions.HTTPError, OSError) as exc:
+            raise ImportFailed(f"Docker engine unreachable, or its connection broken, while pulling "
+                               f"{reference}: {bounded(exc)}") from exc
         return pinned_reference(name, image), image.id
+
+    def _stream_pull(self, reference, name, tag, auth):
+        """POST /images/create and read its progress to the end, within the deadline.
+
+        docker-py's ``pull`` neither bounds the time nor lets its response be
+        closed; this is the same request, with its auth header made the same way.
+        """
+        api = self.client.api
+        if auth is None:
+            header = docker.auth.get_config_header(api, docker.auth.resolve_repository_name(name)[0])
+        else:
+            header = docker.auth.encode_header(auth)
+        deadline = eventlet.Timeout(self.pull_timeout)
+        response = None
+        try:
+            response = api._post(api._url("/images/create"), params={"fromImage": name, "tag": tag},
+                                 headers={"X-Registry-Auth": header} if header else {},
+                                 stream=True, timeout=None)
+            api._raise_for_status(response)
+            # the engine reports some failures (a layer that cannot be fetched) only inside
+            # the progress stream, with a 200: read it to the end and look
+            for chunk in api._stream_helper(response, decode=True):
+                if isinstance(chunk, dict) and "error" in chunk:
+                    raise ImportFailed(explain_pull_error(reference, chunk["error"]))
+        except eventlet.Timeout as exc:
+            if exc is not deadline:
+                raise
+            raise ImportFailed(f"pull of {reference} did not finish within PULL_TIMEOUT "
+                               f"({self.pull_timeout:g}s); it was abandoned") from None
+        finally:
+            deadline.cancel()
+            if response is not None:
+                response.close()
+
+
+def explain(exc):
+    if isinstance(exc, docker.errors.APIError):
+        return str(exc.explanation or exc)
+    return str(exc)
 
 
 def pinned_reference(name, image):
@@ -71,7 +122,7 @@ class DockerImages(DependencyProvider):
     def setup(self):
         config = self.container.config
         self.base_url = config.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-        self.timeout = int(config.get("PULL_TIMEOUT") or 600)
+        self.timeout = float(config.get("PULL_TIMEOUT") or 600)
         self.client = LazyDockerClient(self.base_url, timeout=self.timeout)
 
     def stop(self):
@@ -80,7 +131,7 @@ class DockerImages(DependencyProvider):
     kill = stop
 
     def get_dependency(self, worker_ctx):
-        return Images(self.client)
+        return Images(self.client, self.timeout)
 
 
 class RegistryMetrics(PullMetrics):

@@ -1,7 +1,15 @@
-"""Registry: registers tasks and imports their images (SUBMITTED → IMPORTING → READY | ERROR)."""
+"""Registry: registers tasks and imports their images (SUBMITTED → IMPORTING → READY | ERROR).
+
+A task never stays IMPORTING: the pull is bounded as a whole (``PULL_TIMEOUT``,
+services/registry/dependencies.py), a pull that fails in any way ends ERROR
+with the reason, a final write that fails on a passing database outage is
+retried (``retrying_event_handler``), and a task IMPORTING for longer than
+``PULL_TIMEOUT`` + ``IMPORT_MARGIN`` (its registry was stopped mid-pull) is
+ended ERROR by ``sweep_imports``.
+"""
 import logging
 
-from nameko.events import SERVICE_POOL, EventDispatcher, event_handler
+from nameko.events import SERVICE_POOL, EventDispatcher
 from nameko.timer import timer
 from sqlalchemy import select
 
@@ -11,7 +19,9 @@ from services.registry.dependencies import DockerImages, ImportFailed, RegistryM
 from services.registry.models import Base, Task
 from shared import events, statuses, validation
 from shared.db import Database, ping
+from shared.docker_engine import bounded
 from shared.errors import Conflict, Unavailable
+from shared.handlers import retrying_event_handler
 from shared.rpc import TimeoutRpcProxy, rpc
 from shared.timeutil import now
 
@@ -19,6 +29,8 @@ log = logging.getLogger(__name__)
 
 # a task left SUBMITTED this long (its event was lost) is imported again
 STALLED_AFTER = 60
+# a task IMPORTING for longer than PULL_TIMEOUT plus this was abandoned (its registry stopped mid-pull)
+IMPORT_MARGIN = 60
 
 
 class RegistryService:
@@ -87,7 +99,8 @@ class RegistryService:
         except CredentialsUnreadable as exc:
             raise Unavailable(str(exc), "credentials") from exc
 
-    @event_handler(events.REGISTRY, events.TASK_SUBMITTED, handler_type=SERVICE_POOL)
+    # retried while the database is away: an import whose last write failed is done again
+    @retrying_event_handler(events.REGISTRY, events.TASK_SUBMITTED, handler_type=SERVICE_POOL)
     def on_task_submitted(self, payload):
         self._import(payload["task_id"])
 
@@ -100,6 +113,17 @@ class RegistryService:
             log.warning("task %s stalled in SUBMITTED; importing it again", task_id)
             self.dispatch(events.TASK_SUBMITTED, {"task_id": task_id})
 
+    @timer(interval=STALLED_AFTER / 2)
+    def sweep_imports(self):
+        """End ERROR the tasks IMPORTING for longer than any pull may take (the puller was stopped)."""
+        bound = self.images.pull_timeout + IMPORT_MARGIN
+        error = (f"import interrupted: still IMPORTING after {bound:g}s (PULL_TIMEOUT + {IMPORT_MARGIN}s), "
+                 "so the registry service doing it was stopped mid-pull; import it again")
+        for task in tasks.end_stuck_imports(self.db.session, now() - bound, error):
+            log.warning("task %s (%s) was stuck IMPORTING; ended ERROR", task.id, task.repository)
+            self.dispatch(events.TASK_IMPORT_FAILED, {
+                "task_id": task.id, "name": task.name, "repository": task.repository, "error": error})
+
     def _import(self, task_id):
         session = self.db.session
         task = session.get(Task, task_id)
@@ -111,11 +135,12 @@ class RegistryService:
             with self.metrics.timed_pull():
                 digest, image_id = self.images.pull(task.repository, auth=auth)
         except (ImportFailed, CredentialsUnreadable) as exc:
-            log.info("import of task %s (%s) failed: %s", task.id, task.repository, exc)
-            tasks.set_status(session, task, statuses.ERROR, error=str(exc))
+            error = bounded(exc, tasks.ERROR_MAX)
+            log.info("import of task %s (%s) failed: %s", task.id, task.repository, error)
+            tasks.set_status(session, task, statuses.ERROR, error=error)
             self.dispatch(events.TASK_IMPORT_FAILED, {
                 "task_id": task.id, "name": task.name, "repository": task.repository,
-                "error": str(exc)})
+                "error": error})
             return
         tasks.set_status(session, task, statuses.READY, digest=digest, image_id=image_id,
                          imported_at=now())

@@ -1,7 +1,7 @@
 """Task bookkeeping: the rules the registry service applies to the tasks table."""
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.registry.models import Task
@@ -11,6 +11,7 @@ from shared.errors import Conflict, NotFound
 from shared.timeutil import now
 
 LIST_LIMIT_MAX = 1000
+ERROR_MAX = 2000  # characters of a task's error kept (the reason, with a remote's words cut shorter)
 
 
 def as_dict(task):
@@ -96,6 +97,20 @@ def listing(session, status=None, limit=100, after=None):
     if validation.status_filter(status, statuses.TASK_STATUSES):
         stmt = stmt.where(Task.status == status)
     return newest_first(session, stmt, Task, Task.created_at, after, limit)
+
+
+def end_stuck_imports(session, older_than, error):
+    """End ERROR every task IMPORTING since before ``older_than``; their (id, name, repository).
+
+    One statement: two registries sweeping at once end each task once.
+    """
+    stamp = now()
+    ended = session.execute(
+        update(Task).where(Task.status == statuses.IMPORTING, Task.updated_at < older_than)
+        .values(status=statuses.ERROR, error=error, updated_at=stamp)
+        .returning(Task.id, Task.name, Task.repository)).all()
+    session.commit()
+    return ended
 
 
 def set_status(session, task, status, **fields):

@@ -136,6 +136,8 @@ class Executor:
             "STEVEDORE_ATTEMPT": str(work["attempt"]),
         })
         memory = memory_bytes(work.get("memory")) or policy["default_memory"]
+        # this installation's id, as the scheduler's claim gives it (services/runner/reconcile.py)
+        installation = {f"{LABEL}.installation": work["installation"]} if work.get("installation") else {}
         options = {
             "command": work.get("command"),
             "environment": env,
@@ -145,6 +147,7 @@ class Executor:
                 f"{LABEL}.detail_id": work["detail_id"],
                 f"{LABEL}.attempt": str(work["attempt"]),
                 f"{LABEL}.runner": runner,
+                **installation,
             },
             # result, index, attempt; a claim handed back may come back with the same attempt number
             "name": f"stevedore-{work['result_id'][:8]}-{work['index']}-{work['attempt']}-{uuid.uuid4().hex[:6]}",
@@ -201,6 +204,8 @@ class Executor:
                 container = create_container(self.client, work["image"], options)
         except docker.errors.APIError as exc:
             return self._failed(f"could not create the container: {explain(exc)}")
+        except ValueError as exc:  # e.g. a command string stored before RUNs were split (docker-py's shlex)
+            return self._failed(f"could not create the container: {exc}")
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             # at most created, never started: nothing ran
             raise EngineUnavailable(f"could not create the container: {explain(exc)}") from exc
@@ -441,6 +446,7 @@ class Executor:
             found.append({"id": container.id, "detail_id": labels.get(f"{LABEL}.detail_id"),
                           "result_id": labels.get(f"{LABEL}.result_id"), "attempt": attempt,
                           "runner": labels.get(f"{LABEL}.runner"),
+                          "installation": labels.get(f"{LABEL}.installation"),
                           "state": container.attrs.get("State")})
         return found
 

@@ -3,11 +3,16 @@
 Run when the runner starts and every ``RECONCILE_INTERVAL`` seconds after:
 
 1. Containers.  Every container Stevedore started carries the labels
-   ``stevedore.managed=true``, ``stevedore.detail_id``, ``stevedore.attempt``
-   and ``stevedore.runner``.  For each on this engine (whichever runner
-   started it: several may share an engine) the scheduler says who holds that
-   execution now:
+   ``stevedore.managed=true``, ``stevedore.detail_id``, ``stevedore.attempt``,
+   ``stevedore.runner`` and ``stevedore.installation`` (this installation's
+   id, from the scheduler's ``installation`` table; the claim's reply carries
+   it, and ``installation_id`` tells it to reconcile, asked once).  For each on
+   this engine (whichever runner started it: several may share an engine, and
+   its runner may be gone for good) the scheduler says who holds that execution
+   now:
 
+   * another installation's (its ``stevedore.installation`` is not ours):
+     left alone, whatever it is;
    * held by the runner and attempt on the labels, and that runner is us but
      we do not know it: we were restarted (a SIGKILL, a crash) while it ran,
      and our lease has not run out yet: *re-attach*: a slot follows it to its
@@ -15,10 +20,17 @@ Run when the runner starts and every ``RECONCILE_INTERVAL`` seconds after:
    * held by the runner and attempt on the labels otherwise: a live execution,
      left alone;
    * anything else (the execution is over, another attempt replaced it, its
-     runner was declared lost): an *orphan*, removed when a second pass
-     still finds it so (on the first, its runner may be removing it itself);
-   * an execution the scheduler does not know: left alone (another Stevedore
-     installation may share this engine).
+     runner was declared lost): an *orphan*, removed at once.  A runner
+     reports an attempt's end only once it has read the container's output,
+     so nothing still needs it; if that runner is removing it too, one of the
+     two removals finds it gone, which is fine;
+   * an execution the scheduler does not know, in a container labelled with
+     our installation: its result was deleted; an orphan, removed;
+   * an execution the scheduler does not know, in a container with no
+     installation label (started before runners put it there, or by a
+     scheduler that could not say), or while the scheduler cannot tell our
+     id: left alone, since another installation may share this engine.  The operator removes those by hand (see
+     docs/guarantees.md).
 
 2. Claims.  The scheduler may believe we hold an execution we never heard of:
    a claim whose reply was lost (RabbitMQ restarting while the scheduler
@@ -39,6 +51,17 @@ from shared.timeutil import now
 log = logging.getLogger(__name__)
 
 
+def installation_of(holdings, scheduler):
+    """This installation's id, asked of the scheduler once and kept; None while it cannot say."""
+    if holdings.installation is None:
+        try:
+            holdings.installation = scheduler.installation_id()
+        except Exception as exc:  # an older scheduler without the RPC, or one that is away
+            log.warning("cannot learn this installation's id (%s): containers of unknown "
+                        "executions are left alone", exc)
+    return holdings.installation
+
+
 def reconcile(holdings, executor, scheduler, report):
     """One pass; returns a summary {adopted, removed, released, lost} for logs and tests."""
     me = holdings.runner_id
@@ -49,6 +72,7 @@ def reconcile(holdings, executor, scheduler, report):
         log.warning("cannot list containers to reconcile (%s); trying again later", exc)
         containers = None
 
+    installation = installation_of(holdings, scheduler) if containers else None
     before = holdings.claim_snapshot()
     mine = {work["detail_id"]: work for work in scheduler.runner_holdings(me)}
     states = scheduler.execution_states(sorted({c["detail_id"] for c in containers or ()
@@ -56,33 +80,34 @@ def reconcile(holdings, executor, scheduler, report):
     # no claim was in flight, and none began, while the scheduler was asked
     quiet = before[0] == 0 and holdings.claim_snapshot() == before
 
-    orphans = set()
     for container in containers or ():
         detail_id, attempt, owner = container["detail_id"], container["attempt"], container["runner"]
         if not detail_id or holdings.holds(detail_id, attempt):
             continue
+        labelled = container.get("installation")
+        if labelled and installation and labelled != installation:
+            continue  # another installation's
         state = states.get(detail_id)
         if state is None:
-            continue
-        live = (state["status"] in st.ACTIVE and state["attempt"] == attempt
-                and state["runner"] == owner)
-        if live:
-            work = mine.get(detail_id)
-            if owner == me and not holdings.was_received(detail_id, attempt) \
-                    and work is not None and work["attempt"] == attempt:
-                log.warning("re-attaching to container %s of execution %s (attempt %s), "
-                            "left running by this runner's previous process",
-                            container["id"][:12], detail_id, attempt)
-                holdings.adopt(work, container["id"])
-                summary["adopted"] += 1
-            continue
-        orphans.add(container["id"])
-        if container["id"] not in holdings.orphans_seen:
-            # seen once: its runner may be removing it right now, having just reported it
-            continue
-        log.warning("removing orphaned container %s of execution %s (attempt %s, runner %s): "
-                    "it is now %s, attempt %s, held by %s", container["id"][:12], detail_id,
-                    attempt, owner, state["status"], state["attempt"], state["runner"])
+            if not labelled or labelled != installation:
+                continue  # may be another installation's (unlabelled, or ours unknown yet)
+            why = "its execution is no longer known (its result was deleted)"
+        else:
+            live = (state["status"] in st.ACTIVE and state["attempt"] == attempt
+                    and state["runner"] == owner)
+            if live:
+                work = mine.get(detail_id)
+                if owner == me and not holdings.was_received(detail_id, attempt) \
+                        and work is not None and work["attempt"] == attempt:
+                    log.warning("re-attaching to container %s of execution %s (attempt %s), "
+                                "left running by this runner's previous process",
+                                container["id"][:12], detail_id, attempt)
+                    holdings.adopt(work, container["id"])
+                    summary["adopted"] += 1
+                continue
+            why = f"it is now {state['status']}, attempt {state['attempt']}, held by {state['runner']}"
+        log.warning("removing orphaned container %s of execution %s (attempt %s, runner %s): %s",
+                    container["id"][:12], detail_id, attempt, owner, why)
         try:
             executor.remove(container["id"])
             summary["removed"] += 1
@@ -91,7 +116,6 @@ def reconcile(holdings, executor, scheduler, report):
 
     if containers is None:
         return summary
-    holdings.orphans_seen = orphans
     if not quiet:
         return summary
     on_engine = {(c["detail_id"], c["attempt"]) for c in containers}

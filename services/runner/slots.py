@@ -57,7 +57,7 @@ class Holdings(SharedExtension):
         self.claims_in_flight = 0
         self.claim_seq = 0
         self.adoptions = deque()  # (work, container_id) waiting for a slot
-        self.orphans_seen = set()  # container ids the last reconcile found orphaned
+        self.installation = None  # this installation's id, once the scheduler told it
         self.engine_pause_until = 0.0  # monotonic time before which no work is claimed
         self.engine_away = False
         self.reconciled = Event()

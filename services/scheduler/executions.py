@@ -1,5 +1,9 @@
 """The scheduler's rules for results and their executions (details).
 
+Leases are shared by every scheduler through the database, so their time is
+the database's clock (``DB_NOW``), never a scheduler host's: a wall-clock step
+on one host neither expires a live runner's leases nor keeps a lost one's.
+
 Every change to a detail and the counters of its result happens in one
 transaction, with the detail row locked before the result row (everywhere, so
 two writers never deadlock).  Runner reports carry the attempt they are about;
@@ -11,7 +15,7 @@ import math
 import uuid
 from collections import OrderedDict
 
-from sqlalchemy import JSON, and_, case, delete, func, or_, select, text, tuple_, update
+from sqlalchemy import JSON, Float, and_, case, delete, func, literal_column, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
@@ -27,6 +31,9 @@ from shared.timeutil import duration, now
 log = logging.getLogger(__name__)
 
 FAN_OUT_BATCH = 5000
+# the database's clock, in epoch seconds: what lease deadlines are set from and compared with
+DB_NOW_SQL = "extract(epoch FROM clock_timestamp())"
+DB_NOW = literal_column(DB_NOW_SQL, Float)
 _results, _details = Result.__table__, Detail.__table__
 UNSTARTED_REASON = "cancelled before it started"
 COUNTER = {
@@ -383,7 +390,8 @@ CLAIM_SQL = text("""
           AND (r.parallelism IS NULL OR r.active < r.parallelism)
         RETURNING r.id, r.task_id, r.image, r.params
     ), taken AS (
-        UPDATE details d SET runner = :runner, attempt = d.attempt + 1, lease_expires_at = :lease
+        UPDATE details d SET runner = :runner, attempt = d.attempt + 1,
+                             lease_expires_at = extract(epoch FROM clock_timestamp()) + :lease_seconds
         FROM pick, slot
         WHERE d.id = pick.id AND slot.id = pick.result_id
         RETURNING d.id, d.index, d.attempt
@@ -405,7 +413,7 @@ def claim(session, runner, lease_seconds):
     for _ in range(10):
         stamp = now()
         row = session.execute(CLAIM_SQL, {"now": stamp, "runner": runner,
-                                          "lease": stamp + lease_seconds}).first()
+                                          "lease_seconds": float(lease_seconds)}).first()
         if row is None:
             session.rollback()
             return None
@@ -429,14 +437,13 @@ def renew_leases(session, runner, detail_ids, lease_seconds):
     """Extend ``runner``'s leases; return the ids it must stop (no longer its to run)."""
     if not detail_ids:
         return []
-    stamp = now()
     cancelled_results = select(Result.id).where(Result.cancel_requested.is_(True))
     held = session.scalars(
         update(Detail).where(
             Detail.id.in_(detail_ids), Detail.runner == runner,
             Detail.status.in_([st.QUEUED, st.RUNNING]),
             Detail.cancel_requested.is_(False), Detail.result_id.not_in(cancelled_results))
-        .values(lease_expires_at=stamp + lease_seconds).returning(Detail.id)).all()
+        .values(lease_expires_at=DB_NOW + float(lease_seconds)).returning(Detail.id)).all()
     session.commit()
     return sorted(set(detail_ids) - set(held))
 
@@ -472,16 +479,22 @@ def backoff(attempt, base, cap):
     return min(cap, base * 2 ** max(0, attempt - 1))
 
 
-def _stale(detail, report):
+def db_now(session):
+    """The database's clock now, in epoch seconds (the clock of every lease)."""
+    return float(session.scalar(select(DB_NOW)))
+
+
+def _stale(detail, report, clock):
     """Whether a report about the detail's current attempt is nonetheless out of date.
 
     It is when the runner it names no longer holds the detail (the attempt was
     already folded and put back in the queue for a retry, or taken back), or
-    when it declares the runner lost but the lease was renewed since.
+    when it declares the runner lost but the lease was renewed since (by the
+    database's clock, ``clock()``, asked only then).
     """
     if report.get("runner") is not None and detail.runner != report["runner"]:
         return True
-    return bool(report.get("lease_expired")) and (detail.lease_expires_at or 0) >= now()
+    return bool(report.get("lease_expired")) and (detail.lease_expires_at or 0) >= clock()
 
 
 def queue_wait(detail, start=None):
@@ -583,7 +596,7 @@ def mark_finished(session, report, retry_base=1.0, retry_cap=300.0, logs=None, o
     """
     detail, result = _lock_pair(session, report["detail_id"])
     if detail is None or detail.attempt != report["attempt"] or detail.status in st.TERMINAL \
-            or _stale(detail, report):
+            or _stale(detail, report, lambda: db_now(session)):
         session.rollback()
         if logs:  # the output of an attempt overtaken by events is still its output
             _store_final_logs(session, report["detail_id"], report["attempt"], logs)
@@ -739,7 +752,7 @@ def expired_leases(session, limit=500):
     return session.execute(
         select(Detail.id, Detail.attempt, Detail.runner).where(
             Detail.runner.is_not(None), Detail.status.in_([st.QUEUED, st.RUNNING]),
-            Detail.lease_expires_at < now()).limit(limit)).all()
+            Detail.lease_expires_at < DB_NOW).limit(limit)).all()
 
 
 def _store_logs_statement():

@@ -8,14 +8,18 @@ A runner asks, at start and then periodically:
   lost: hand the claim back with ``release_claim``);
 * who holds the executions of the containers on its engine
   (``execution_states``), to remove the containers of executions that are
-  over or that another attempt has replaced.
+  over or that another attempt has replaced;
+* this installation's id (``installation_id``, from the ``installation``
+  table), which labels every container it starts: a container of this
+  installation whose execution the database does not know was deleted with
+  its result, and is removed; one of another installation is left alone.
 
 Same locking order as ``executions``: the detail row, then its result row.
 """
 from sqlalchemy import select
 
 from services.scheduler.executions import cancel_unstarted
-from services.scheduler.models import Detail, Result
+from services.scheduler.models import Detail, Installation, Result
 from shared import statuses as st
 
 
@@ -29,6 +33,22 @@ def work_of(detail, result, lease_seconds):
         "timeout": params.get("timeout"), "memory": params.get("memory"),
         "cpus": params.get("cpus"), "lease_seconds": lease_seconds,
     }
+
+
+_installations = {}  # database URL -> its installation id (one row, made once, never changed)
+
+
+def installation_id(session):
+    """This installation's id (the ``installation`` table's one row), read once per database."""
+    url = str(session.get_bind().url)
+    found = _installations.get(url)
+    if found is None:
+        found = session.scalar(select(Installation.id))
+        session.rollback()
+        if found is None:  # not migrated to 0007 yet: nothing is labelled
+            return None
+        _installations[url] = found
+    return found
 
 
 def runner_holdings(session, runner, lease_seconds, limit=1000):
@@ -45,8 +65,9 @@ def runner_holdings(session, runner, lease_seconds, limit=1000):
 def execution_states(session, detail_ids):
     """{detail_id: {attempt, runner, status}} for the ids this scheduler knows.
 
-    An id it does not know is left out: the container may belong to another
-    Stevedore installation sharing the engine, which is not ours to judge.
+    An id it does not know is left out: the runner then judges by the
+    container's installation label (ours: its result was deleted; another's,
+    or none: left alone).
     """
     ids = [i for i in detail_ids if isinstance(i, str) and 0 < len(i) <= 32]
     if not ids:

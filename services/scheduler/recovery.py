@@ -117,6 +117,11 @@ class RecoveryMixin:
         return holdings.execution_states(self.db.session, detail_ids)
 
     @rpc
+    def installation_id(self):
+        """This installation's id, which runners put on every container (``stevedore.installation``)."""
+        return holdings.installation_id(self.db.session)
+
+    @rpc
     def release_claim(self, runner, detail_id, attempt):
         """Take back a claim that never started (its reply was lost, or its runner hands it back)."""
         result, detail = holdings.release_claim(self.db.session, runner, detail_id, attempt)

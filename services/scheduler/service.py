@@ -8,6 +8,7 @@ from nameko.timer import timer
 
 from services.scheduler import executions as ex
 from services.scheduler import recovery, webhooks
+from services.scheduler.holdings import installation_id
 from services.scheduler.idlerunners import IdleRunnersProvider
 from services.scheduler.metrics import SchedulerMetrics, execution_figures
 from services.scheduler.models import Base
@@ -149,6 +150,8 @@ class SchedulerService(recovery.RecoveryMixin):
         # the first is answered first
         with CLAIMS_IN_TURN:
             work = ex.claim(self.db.session, runner, self._lease())
+        if work is not None:  # the runner labels the container with it (services/runner/reconcile.py)
+            work["installation"] = installation_id(self.db.session)
         self.idle.claimed(runner, work)
         self.metrics.claimed(work)
         return work

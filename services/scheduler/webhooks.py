@@ -16,7 +16,9 @@ request may go and how it is bounded: ``services.scheduler.egress``.
 Deliveries are signed the Standard Webhooks way (``webhook-id``, stable across
 the attempts of one result; ``webhook-timestamp``; ``webhook-signature``); the
 older ``X-Stevedore-Signature`` header is sent alongside while
-``WEBHOOK_LEGACY_SIGNATURE`` is on.  See ``docs/webhooks.md``.
+``WEBHOOK_LEGACY_SIGNATURE`` is on.  ``webhook_lease`` is shared by every
+scheduler, so, like the executions' leases, it is set and compared on the
+database's clock (``ex.DB_NOW``).  See ``docs/webhooks.md``.
 """
 import hashlib
 import hmac
@@ -180,7 +182,7 @@ _HAS_CALLBACK = Result.params["callback_url"].as_string().is_not(None)
 def due(session, limit=50):
     """Ids of results whose next attempt is due (a backoff ended, or an attempt was abandoned)."""
     return session.scalars(select(Result.id).where(
-        Result.webhook_status.in_([PENDING, DELIVERING]), Result.webhook_lease <= now())
+        Result.webhook_status.in_([PENDING, DELIVERING]), Result.webhook_lease <= ex.DB_NOW)
         .order_by(Result.webhook_lease).limit(limit)).all()
 
 
@@ -195,13 +197,12 @@ def forgotten(session, older_than, limit=50):
 
 def claim(session, result_id, hold_for):
     """Take the next attempt of ``result_id``'s webhook; False if none is due or another has it."""
-    stamp = now()
     taken = session.execute(
         update(Result).where(
             Result.id == result_id, Result.status.in_(list(st.TERMINAL)), _HAS_CALLBACK,
             or_(Result.webhook_status.is_(None),
-                Result.webhook_status.in_([PENDING, DELIVERING]) & (Result.webhook_lease <= stamp)))
-        .values(webhook_status=DELIVERING, webhook_lease=stamp + hold_for)
+                Result.webhook_status.in_([PENDING, DELIVERING]) & (Result.webhook_lease <= ex.DB_NOW)))
+        .values(webhook_status=DELIVERING, webhook_lease=ex.DB_NOW + float(hold_for))
         .returning(Result.id)).first()
     session.commit()
     return taken is not None
@@ -237,7 +238,7 @@ def attempt(session, sender, result_id, wait=False):
 def defer(session, result_id):
     """A first attempt that found the pool full: due now, for ``deliver_due_webhooks``."""
     session.execute(update(Result).where(Result.id == result_id, Result.webhook_status.is_(None), _HAS_CALLBACK)
-                    .values(webhook_status=PENDING, webhook_lease=now()))
+                    .values(webhook_status=PENDING, webhook_lease=ex.DB_NOW))
     session.commit()
 
 
@@ -251,7 +252,7 @@ def deliver(engine, sender, result_id, url, body, number):
     elif number >= sender.attempts or body is None:
         state, lease = FAILED, None
     else:
-        state, lease = PENDING, now() + backoff(number, sender.base, sender.cap)
+        state, lease = PENDING, ex.DB_NOW + float(backoff(number, sender.base, sender.cap))
     try:
         with Session(engine) as session:
             deliveries = session.scalar(select(Result.webhook_deliveries).where(Result.id == result_id))

@@ -52,6 +52,8 @@ def test_duplicate_task_name_is_refused_with_409(api, test_images):
     ({"operation": "RUN", "times": True}, "times"),
     ({"operation": "RUN", "times": 1, "command": 5}, "command"),
     ({"operation": "RUN", "times": 1, "command": []}, "command"),
+    ({"operation": "RUN", "times": 1, "command": "echo 'unbalanced"}, "command"),
+    ({"operation": "RUN", "times": 1, "command": "echo trailing\\"}, "command"),
     ({"operation": "RUN", "times": 1, "env": ["A=1"]}, "env"),
     ({"operation": "RUN", "times": 1, "env": {"A": 1}}, "env"),
     ({"operation": "RUN", "times": 1, "env": {"1BAD": "x"}}, "env"),

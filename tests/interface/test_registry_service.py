@@ -1,7 +1,15 @@
 """The registry service alone, on the real broker, database and Docker engine."""
+import socket
+import time
+
 from nameko.testing.services import entrypoint_hook, entrypoint_waiter
 
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from services.registry import tasks
 from services.registry.service import RegistryService
+from tests.support import wait_until
 
 
 def test_create_task_imports_the_image_and_pins_its_digest(container_factory, service_config, test_images):
@@ -28,3 +36,73 @@ def test_a_missing_image_ends_the_task_in_error(container_factory, service_confi
         failed = get_task(task["task_id"])
     assert failed["status"] == "ERROR"
     assert failed["error"].startswith("image not found")
+
+
+def test_a_pull_that_stalls_ends_the_task_in_error_at_pull_timeout(container_factory, service_config):
+    # a "registry" whose connections are taken (the kernel's backlog) and never answered
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    try:
+        container = container_factory(RegistryService, {**service_config, "PULL_TIMEOUT": 3})
+        container.start()
+        with entrypoint_waiter(container, "on_task_submitted", timeout=60):
+            with entrypoint_hook(container, "create_task") as create_task:
+                task = create_task({"repository": f"127.0.0.1:{silent.getsockname()[1]}/stalls/here:1"})
+        with entrypoint_hook(container, "get_task") as get_task:
+            failed = get_task(task["task_id"])
+    finally:
+        silent.close()
+    assert failed["status"] == "ERROR"
+    assert "did not finish within PULL_TIMEOUT (3s)" in failed["error"], failed["error"]
+
+
+def test_a_task_left_importing_by_a_stopped_registry_is_ended_by_the_sweep(
+        container_factory, service_config, test_images):
+    container = container_factory(RegistryService, {**service_config, "PULL_TIMEOUT": 30})
+    container.start()
+    made = []
+    for name in ("abandoned", "still-pulling"):
+        with entrypoint_waiter(container, "on_task_submitted", timeout=60):
+            with entrypoint_hook(container, "create_task") as create_task:
+                made.append(create_task({"repository": test_images["ok"], "name": name})["task_id"])
+    abandoned, pulling = made
+    engine = create_engine(service_config["DB_URIS"]["registry:Base"])
+    try:
+        with engine.begin() as connection:  # as a registry stopped mid-pull leaves them
+            for task_id, since in ((abandoned, 30 + 61), (pulling, 30 + 50)):
+                connection.execute(text("UPDATE tasks SET status = 'IMPORTING', updated_at = :at "
+                                        "WHERE id = :id"), {"at": time.time() - since, "id": task_id})
+    finally:
+        engine.dispose()
+    with entrypoint_hook(container, "sweep_imports") as sweep:
+        sweep()
+    with entrypoint_hook(container, "get_task") as get_task:
+        ended, untouched = get_task(abandoned), get_task(pulling)
+    assert ended["status"] == "ERROR" and ended["error"].startswith("import interrupted"), ended
+    assert untouched["status"] == "IMPORTING"
+
+
+def test_an_import_whose_last_write_fails_on_a_database_outage_is_done_again(
+        container_factory, service_config, test_images, monkeypatch):
+    real, failed = tasks.set_status, []
+
+    def set_status(session, task, status, **fields):
+        if status == "READY" and not failed:  # the database goes away just then, once
+            failed.append(task.id)
+            session.rollback()
+            raise OperationalError("UPDATE tasks", {}, Exception("server closed the connection"))
+        return real(session, task, status, **fields)
+
+    monkeypatch.setattr(tasks, "set_status", set_status)
+    container = container_factory(RegistryService, service_config)
+    container.start()
+    with entrypoint_hook(container, "create_task") as create_task:
+        task_id = create_task({"repository": test_images["ok"], "name": "last-write"})["task_id"]
+
+    def status():
+        with entrypoint_hook(container, "get_task") as get_task:
+            return get_task(task_id)["status"]
+
+    wait_until(lambda: status() == "READY", timeout=30, what="the import to be done again")
+    assert failed == [task_id]

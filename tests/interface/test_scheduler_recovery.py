@@ -1,8 +1,14 @@
 """The scheduler's recovery RPCs and rules, alone on the real broker and database."""
+import time
+
 import pytest
 from nameko.standalone.events import event_dispatcher
 from nameko.testing.services import entrypoint_hook, entrypoint_waiter, replace_dependencies
 
+from sqlalchemy import create_engine, text
+
+from services.scheduler import executions, service
+from services.scheduler.recovery import BackboneWatch
 from services.scheduler.service import SchedulerService
 from tests.interface.test_scheduler_service import ready_task
 
@@ -79,3 +85,61 @@ def test_a_late_report_of_an_attempt_already_retried_changes_nothing(scheduler, 
     assert [a["attempt"] for a in detail["attempts"]] == [1]
     result = call(scheduler, "get_result", result_id)
     assert result["counts"]["ERROR"] == 0 and result["counts"]["QUEUED"] == 1
+
+
+def sql(url, query, **params):
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            rows = connection.execute(text(query), params)
+            return rows.all() if rows.returns_rows else None
+    finally:
+        engine.dispose()
+
+
+def test_leases_run_on_the_database_clock_not_the_scheduler_hosts(
+        container_factory, service_config, monkeypatch):
+    scheduler = container_factory(SchedulerService, service_config)  # LEASE_SECONDS 30
+    registry = replace_dependencies(scheduler, "registry")
+    registry.get_task.return_value = ready_task()
+    scheduler.start()
+    backbone = next(e for e in scheduler.extensions if isinstance(e, BackboneWatch)).backbone
+    monkeypatch.setattr(backbone, "trusted_for", lambda seconds: True)  # no 30 s of probes first
+    url = service_config["DB_URIS"]["scheduler:Base"]
+    result_id = run(scheduler, times=1)
+    work = call(scheduler, "claim_execution", "runner-a")
+
+    def lease_left():
+        [(left,)] = sql(url, "SELECT lease_expires_at - extract(epoch FROM clock_timestamp()) "
+                             "FROM details WHERE id = :id", id=work["detail_id"])
+        return left
+
+    assert 25 < lease_left() <= 30
+    # this host's wall clock steps an hour ahead: the lease still has its 30 s
+    ahead = time.time() + 3600
+    monkeypatch.setattr(executions, "now", lambda: round(ahead, 6))
+    monkeypatch.setattr(service, "now", lambda: round(ahead, 6))
+    call(scheduler, "sweep")
+    [detail] = call(scheduler, "list_details", result_id)
+    assert (detail["status"], detail["runner"]) == ("QUEUED", "runner-a")
+    # ... and an hour behind: a heartbeat renews it to 30 s from the database's now
+    behind = time.time() - 3600
+    monkeypatch.setattr(executions, "now", lambda: round(behind, 6))
+    sql(url, "UPDATE details SET lease_expires_at = lease_expires_at - 20 WHERE id = :id",
+        id=work["detail_id"])
+    assert call(scheduler, "heartbeat", "runner-a", [work["detail_id"]]) == []
+    assert 25 < lease_left() <= 30
+    # a lease past its end by the database's clock is expired, whatever this host says
+    sql(url, "UPDATE details SET lease_expires_at = extract(epoch FROM clock_timestamp()) - 1 "
+             "WHERE id = :id", id=work["detail_id"])
+    call(scheduler, "sweep")
+    [detail] = call(scheduler, "list_details", result_id)
+    assert detail["status"] == "ERROR" and "runner runner-a was lost" in detail["reason"]
+
+
+def test_claims_carry_this_installations_id_for_the_container_labels(scheduler, service_config):
+    [(installation,)] = sql(service_config["DB_URIS"]["scheduler:Base"], "SELECT id FROM installation")
+    run(scheduler, times=1)
+    work = call(scheduler, "claim_execution", "runner-a")
+    assert work["installation"] == installation == call(scheduler, "installation_id")
+    assert len(installation) == 32

@@ -202,7 +202,7 @@ class Engine:
         config = os.path.join(directory, "daemon.json")
         with open(config, "w") as fh:
             fh.write("{}\n")  # never the machine's /etc/docker/daemon.json
-        command = [*enter, "dockerd", "--config-file", config,
+        self.command = command = [*enter, "dockerd", "--config-file", config,
                    "--data-root", f"{directory}/data", "--exec-root", f"{directory}/exec",
                    "-H", self.url, "--pidfile", f"{directory}/docker.pid",
                    f"--bridge={bridge or 'none'}", "--iptables=false", "--ip6tables=false",
@@ -223,6 +223,18 @@ class Engine:
 
         wait_until(up, timeout=timeout, interval=0.2, what=f"dockerd in {self.dir}")
         return self
+
+    def restart(self, grace=30):
+        """SIGTERM this dockerd, as a service manager's restart does, and start it again on the same data."""
+        self.proc.terminate()
+        try:
+            self.proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+        with open(self.log_path, "ab") as out:
+            self.proc = subprocess.Popen(self.command, stdout=out, stderr=subprocess.STDOUT)
+        return self.wait_up()
 
     def tail_log(self, lines=20):
         with open(self.log_path, errors="replace") as fh:

@@ -1,6 +1,9 @@
 import struct
 from types import SimpleNamespace
 
+import docker
+import pytest
+
 from services.registry.dependencies import explain_pull_error, pinned_reference
 from services.runner.dependencies import Executor, tail_bytes
 from shared.docker_engine import create_container, demux_logs
@@ -77,3 +80,32 @@ def test_create_options_go_through_docker_py_conversion():
     assert host["SecurityOpt"] == ["no-new-privileges"] and host["PidsLimit"] == 512
     assert host["NetworkMode"] == "none" and host["Memory"] == 1024 ** 3 and host["MemorySwap"] == 1024 ** 3
     assert calls["labels"]["stevedore.managed"] == "true"
+
+
+def test_a_remote_registrys_words_are_cut_to_a_bound_in_a_reason():
+    reason = explain_pull_error("localhost:5000/app:1", "unauthorized: " + "x" * 100000)
+    assert reason.startswith("authentication refused by the registry for localhost:5000/app:1: unauthorized: xxx")
+    assert len(reason) < 700 and reason.endswith("more characters]")
+    assert explain_pull_error("a:1", "manifest unknown") == "image not found: a:1 (manifest unknown)"
+
+
+def test_containers_carry_the_installation_id_the_claim_gave():
+    policy = {"default_memory": None, "pids_limit": 64, "network": "none", "grace": 1, "log_limit": 100}
+    work = {"detail_id": "d" * 32, "result_id": "r" * 32, "index": 0, "attempt": 1}
+    executor = Executor(client=None, policy=policy)
+    labelled = executor.container_options({**work, "installation": "i" * 32}, runner="h")
+    assert labelled["labels"]["stevedore.installation"] == "i" * 32
+    # a claim from a scheduler that could not say: no label (such containers are judged as old ones)
+    assert "stevedore.installation" not in executor.container_options(work, runner="h")["labels"]
+
+
+def test_a_stored_command_string_that_cannot_be_split_ends_the_attempt_in_error():
+    # a RUN accepted before commands were split at submit; nothing reaches an engine
+    client = docker.DockerClient(base_url="unix:///nonexistent/docker.sock", version="1.41")
+    policy = {"default_memory": None, "pids_limit": 64, "network": "none", "grace": 1, "log_limit": 100}
+    work = {"detail_id": "d" * 32, "result_id": "r" * 32, "index": 0, "attempt": 1, "image": "img",
+            "command": "echo 'unbalanced"}
+    outcome = Executor(client, policy, images_seen={"img"}).run(
+        work, "h", on_started=lambda *a: pytest.fail("started"), should_stop=lambda: None)
+    assert outcome["status"] == "ERROR" and outcome["exit_code"] is None
+    assert outcome["reason"].startswith("could not create the container: No closing quotation")

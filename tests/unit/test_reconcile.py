@@ -20,10 +20,18 @@ class Engine:
 
 
 class Scheduler:
-    def __init__(self, states=None, mine=()):
+    def __init__(self, states=None, mine=(), installation="ours"):
         self.states = states or {}
         self.mine = list(mine)
         self.released = []
+        self.installation = installation
+        self.asked = 0
+
+    def installation_id(self):
+        self.asked += 1
+        if isinstance(self.installation, Exception):
+            raise self.installation
+        return self.installation
 
     def runner_holdings(self, runner):
         return self.mine
@@ -36,9 +44,9 @@ class Scheduler:
         return True
 
 
-def container(cid, detail_id, attempt, runner):
+def container(cid, detail_id, attempt, runner, installation="ours"):
     return {"id": cid, "detail_id": detail_id, "attempt": attempt, "runner": runner,
-            "result_id": "r", "state": "running"}
+            "result_id": "r", "state": "running", "installation": installation}
 
 
 def work(detail_id, attempt, status="RUNNING"):
@@ -60,19 +68,49 @@ def run(holdings, engine, scheduler):
     return summary, reports
 
 
-def test_orphans_are_removed_on_the_second_sighting_and_live_or_unknown_ones_are_left(holdings):
+def test_orphans_are_removed_at_the_first_sighting_and_live_or_foreign_ones_are_left(holdings):
     engine = Engine(container("c-over", "d1", 1, "other"),      # its execution ended
                     container("c-replaced", "d2", 1, "gone"),   # attempt 2 replaced it
+                    container("c-lost", "d5", 1, "gone"),       # its runner was declared lost
                     container("c-live", "d3", 1, "other"),      # another runner's, running
-                    container("c-alien", "d4", 1, "x"))         # not this installation's
+                    container("c-deleted", "d6", 1, "gone"),    # ours; its result was deleted
+                    container("c-alien", "d4", 1, "x", installation="theirs"),
+                    container("c-alien-known", "d1", 1, "x", installation="theirs"),
+                    container("c-old", "d7", 1, "x", installation=None))  # made before the label
     scheduler = Scheduler(states={
         "d1": {"status": "COMPLETE", "attempt": 1, "runner": "other"},
         "d2": {"status": "RUNNING", "attempt": 2, "runner": "other"},
         "d3": {"status": "RUNNING", "attempt": 1, "runner": "other"},
+        "d5": {"status": "ERROR", "attempt": 1, "runner": "gone"},
     })
+    assert run(holdings, engine, scheduler)[0]["removed"] == 4
+    assert sorted(engine.removed) == ["c-deleted", "c-lost", "c-over", "c-replaced"]
     assert run(holdings, engine, scheduler)[0]["removed"] == 0
-    assert run(holdings, engine, scheduler)[0]["removed"] == 2
-    assert sorted(engine.removed) == ["c-over", "c-replaced"]
+    assert scheduler.asked == 1  # the installation's id is asked once, then kept
+
+
+def test_an_unlabelled_container_of_a_known_execution_is_still_judged(holdings):
+    engine = Engine(container("c-old-over", "d1", 1, "other", installation=None))
+    scheduler = Scheduler(states={"d1": {"status": "COMPLETE", "attempt": 1, "runner": "other"}})
+    assert run(holdings, engine, scheduler)[0]["removed"] == 1
+
+
+def test_without_the_installation_id_no_container_of_an_unknown_execution_is_removed(holdings):
+    engine = Engine(container("c-unknown", "d6", 1, "gone"),
+                    container("c-over", "d1", 1, "other", installation=None),
+                    container("c-labelled-over", "d2", 1, "other"),
+                    container("c-mine", "d3", 3, "me"))
+    scheduler = Scheduler(states={"d1": {"status": "COMPLETE", "attempt": 1, "runner": "other"},
+                                  "d2": {"status": "ERROR", "attempt": 1, "runner": "other"},
+                                  "d3": {"status": "RUNNING", "attempt": 3, "runner": "me"}},
+                          mine=[work("d3", 3)], installation=RuntimeError("no such RPC"))
+    summary, _ = run(holdings, engine, scheduler)
+    # known executions are judged as ever (orphans removed, our own re-attached)
+    assert (summary["removed"], summary["adopted"]) == (2, 1)
+    assert sorted(engine.removed) == ["c-labelled-over", "c-over"]
+    scheduler.installation = "ours"  # asked again next time, until it answers
+    assert run(holdings, engine, scheduler)[0]["removed"] == 1
+    assert engine.removed[-1] == "c-unknown"
 
 
 def test_own_container_left_by_a_previous_process_is_re_attached(holdings):

@@ -79,21 +79,26 @@ def test_transient_errors_are_outages_and_others_are_not():
     assert not is_transient(KeyError("detail_id"))
 
 
+def database_clock():
+    return 1000.0
+
+
 def detail(runner="r1", lease_expires_at=None):
     return SimpleNamespace(runner=runner, lease_expires_at=lease_expires_at)
 
 
 def test_a_report_from_a_runner_that_no_longer_holds_the_detail_is_stale():
     report = {"detail_id": "d", "attempt": 1, "runner": "r1"}
-    assert not executions._stale(detail("r1"), report)
+    assert not executions._stale(detail("r1"), report, database_clock)
     # folded and put back in the queue for a retry: held by nobody
-    assert executions._stale(detail(None), report)
-    assert executions._stale(detail("r2"), report)
+    assert executions._stale(detail(None), report, database_clock)
+    assert executions._stale(detail("r2"), report, database_clock)
     # reports that name no runner are judged as before
-    assert not executions._stale(detail(None), {"detail_id": "d", "attempt": 1})
+    assert not executions._stale(detail(None), {"detail_id": "d", "attempt": 1}, database_clock)
 
 
 def test_a_runner_is_not_declared_lost_once_its_lease_was_renewed():
     lost = {"detail_id": "d", "attempt": 1, "runner": "r1", "lease_expired": True}
-    assert not executions._stale(detail("r1", lease_expires_at=executions.now() - 1), lost)
-    assert executions._stale(detail("r1", lease_expires_at=executions.now() + 30), lost)
+    # judged by the database's clock (``database_clock``), not this host's
+    assert not executions._stale(detail("r1", lease_expires_at=1000.0 - 1), lost, database_clock)
+    assert executions._stale(detail("r1", lease_expires_at=1000.0 + 30), lost, database_clock)

@@ -57,6 +57,18 @@ def test_run_params_accept_every_documented_parameter():
     assert params["command"] == ["echo", "hi"] and params["memory"] == "256m" and params["priority"] == 9
 
 
+def test_a_command_string_is_split_at_submit_as_the_runner_would():
+    params = validation.run_params({"times": 1, "command": "sh -c 'echo \"a b\"; exit 3'"}, max_times=10)
+    assert params["command"] == ["sh", "-c", 'echo "a b"; exit 3']
+
+
+@pytest.mark.parametrize("command", ["echo 'unbalanced", 'sh -c "echo', "trailing\\", " \x0b\t"])
+def test_a_command_string_that_cannot_be_split_is_refused_naming_command(command):
+    with pytest.raises(ValidationError) as caught:
+        validation.run_params({"times": 1, "command": command}, max_times=10)
+    assert caught.value.field == "command"
+
+
 @pytest.mark.parametrize("body, field", [
     ({}, "times"),
     ({"times": 11}, "times"),
