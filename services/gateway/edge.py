@@ -350,7 +350,14 @@ class EdgeWebServer(WebServer):
             self.settings = Settings(self.container.config)
             self.counts = Counts(self.settings)
             super().start()
-            self.container.spawn_managed_thread(self._report_refusals, identifier="edge refusals")
+            self._reporter = eventlet.spawn(self._report_refusals)
+
+    def stop(self):
+        reporter = getattr(self, "_reporter", None)
+        if reporter is not None:
+            reporter.kill()
+            self.counts.report()
+        super().stop()
 
     def _report_refusals(self):
         while True:

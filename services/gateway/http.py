@@ -125,10 +125,12 @@ class JsonWsgiApp(WsgiApp):
 
 
 def log_request(client, request, response):
-    """One line a request: who, what, the answer; a refusal's error, cut short.  No query, no body."""
+    """One line a request: who, what, the answer; a refusal's error, cut short.  No header, no body."""
     status = response.status_code
+    query = request.environ.get("QUERY_STRING")
+    target = printable(request.path + (f"?{query}" if query else ""), 200)
     if status < 400:
-        access_log.info("%s %s %s %s", client, request.method, printable(request.path, 200), status)
+        access_log.info("%s %s %s %s", client, request.method, target, status)
         return
     error = getattr(request, "stevedore_error", None)
     detail = f"{error.code} {error}" if error is not None else ""
@@ -139,7 +141,7 @@ def log_request(client, request, response):
         except (ValueError, AttributeError, RuntimeError):
             detail = ""
     access_log.log(logging.ERROR if status >= 500 else logging.INFO, "%s %s %s %s %s", client,
-                   request.method, printable(request.path, 200), status, printable(detail, 300))
+                   request.method, target, status, printable(detail, 300))
 
 
 class JsonWebServer(EdgeWebServer):
