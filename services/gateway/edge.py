@@ -348,6 +348,7 @@ class EdgeWebServer(WebServer):
     def start(self):
         if not self._starting:
             self.settings = Settings(self.container.config)
+            fit_open_files(self.settings)
             self.counts = Counts(self.settings)
             super().start()
             self._reporter = eventlet.spawn(self._report_refusals)
@@ -408,6 +409,32 @@ class EdgeWebServer(WebServer):
                 sock.close()
             except OSError:
                 pass
+
+
+FILES_SPARE = 100  # open files kept for everything else: the broker, logs, the listening socket
+
+
+def fit_open_files(settings):
+    """Raise the open-file limit to fit HTTP_MAX_CONNECTIONS, or lower the bound to fit the limit.
+
+    A gateway out of file descriptors cannot accept, nor reach RabbitMQ.
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = settings.max_connections + FILES_SPARE
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        raised = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+        except (ValueError, OSError):
+            pass
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        fitted = max(1, soft - FILES_SPARE)
+        log.warning("HTTP_MAX_CONNECTIONS %s does not fit the open-file limit %s; using %s",
+                    settings.max_connections, soft, fitted)
+        settings.max_connections = fitted
 
 
 def shed(sock, refusal):

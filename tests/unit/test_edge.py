@@ -113,3 +113,18 @@ def test_an_entrypoint_that_logs_its_requests_is_not_logged_twice_and_a_bug_stay
 def test_printable_escapes_control_characters_and_cuts():
     assert printable("a\x00b\x1b[2J\ud800") == "a\\x00b\\x1b[2J\\ud800"
     assert printable("x" * 500, 10).startswith("x" * 10 + "...(+490")
+
+
+def test_the_connection_bound_fits_the_open_file_limit():
+    import resource
+
+    from services.gateway.edge import FILES_SPARE, fit_open_files
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    edge = settings(HTTP_MAX_CONNECTIONS=10 ** 9)
+    try:
+        fit_open_files(edge)
+        now_soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        assert edge.max_connections + FILES_SPARE <= now_soft
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
