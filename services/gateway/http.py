@@ -44,8 +44,15 @@ _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def json_bytes(payload):
-    """``payload`` as UTF-8 JSON.  A lone surrogate (a row an older version let in) becomes U+FFFD,
-    as a UTF-8 decoder would show it, so one bad row never breaks a whole list."""
+    """``payload`` as UTF-8 JSON; a lone surrogate becomes U+FFFD, as a UTF-8 decoder would show it.
+
+    How one got in before the door checked strings: a RUN's ``env`` held the JSON
+    escape "\\ud800"; the scheduler stored its params in a ``json`` column (the
+    escape is written back as text, and PostgreSQL's ``json`` type keeps text as
+    it is), read it back into a str with a lone surrogate, and the answer failed
+    to encode here: a 500 for that RUN, and for every list that held the row.
+    Such a row is now answered, not a failure.
+    """
     text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
     try:
         return text.encode("utf-8")
@@ -67,9 +74,11 @@ def check_request_text(environ, request, values):
         environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8")
     except (UnicodeEncodeError, UnicodeDecodeError):
         raise ValidationError("must be UTF-8 (percent-encoded)", "path") from None
-    try:
-        unquote_to_bytes(environ.get("QUERY_STRING", "").replace("+", " ")).decode("utf-8")
-    except UnicodeDecodeError:
+    try:  # WSGI strings hold the raw bytes as latin-1; raw and percent-decoded, they must be UTF-8
+        raw_query = environ.get("QUERY_STRING", "").encode("latin-1")
+        raw_query.decode("utf-8")
+        unquote_to_bytes(raw_query.replace(b"+", b" ")).decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
         raise ValidationError("must be UTF-8 (percent-encoded)", "query") from None
     for name, value in values.items():
         if isinstance(value, str):

@@ -166,3 +166,15 @@ def test_requests_on_one_kept_alive_connection_are_all_answered(system):
             data += chunk
     statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", data)
     assert statuses == [b"200", b"400", b"200"], data[:500]
+
+
+@pytest.mark.parametrize("raw_target", [b"/task/?limit=\xff", b"/task/\xff\xfe/", b"/result/?task_id=%ff"])
+def test_raw_bytes_that_are_not_utf8_in_a_path_or_query_are_400(system, raw_target):
+    with open_from("127.0.0.1", system.port) as sock:
+        sock.sendall(b"GET " + raw_target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                     b"Authorization: Bearer " + system.token.encode() + b"\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 400"), data[:300]
+    assert b'"error":"VALIDATION_ERROR"' in data
