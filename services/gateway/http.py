@@ -64,7 +64,12 @@ def json_response(payload, status=200, headers=None):
     return Response(json_bytes(payload), status=status, headers=headers, mimetype="application/json")
 
 
+MESSAGE_MAX = 500  # an error message that echoes input (an 8 KiB id) is cut here
+
+
 def error_response(status, code, message):
+    if len(message) > MESSAGE_MAX:
+        message = message[:MESSAGE_MAX] + f"...(+{len(message) - MESSAGE_MAX} characters)"
     return json_response({"error": code, "message": message}, status=status)
 
 

@@ -91,6 +91,15 @@ def test_unknown_ids_are_404(api, path, field):
     assert_error(api.get(path), 404, "NOT_FOUND", field)
 
 
+@pytest.mark.parametrize("path, field", [
+    ("/task/" + "a" * 8000 + "/", "task_id"),
+    ("/result/" + "b" * 8000 + "/detail/", "result_id"),
+])
+def test_a_huge_unknown_id_is_404_and_echoed_short(api, path, field):
+    body = assert_error(api.get(path), 404, "NOT_FOUND", field)
+    assert len(body["message"]) < 600
+
+
 def test_unknown_detail_of_a_known_result_is_404(api, ready_tasks):
     result_id = api.run(ready_tasks["ok"]["task_id"], times=1)
     assert_error(api.get(f"/result/{result_id}/detail/nada/"), 404, "NOT_FOUND", "detail_id")
