@@ -265,6 +265,11 @@ class EdgeProtocol(wsgi.HttpProtocol):
             return False
         finally:
             self.rfile = reader
+        if any(len(self.headers.get_all(name, ())) > 1 for name in ("Content-Length", "Transfer-Encoding")):
+            # two framings of one body: the way requests are smuggled past a proxy
+            self._refusal = Refusal(400, "VALIDATION_ERROR",
+                                    "content-length: Content-Length and Transfer-Encoding may each be sent once")
+            return False
         length = self.headers.get("Content-Length")
         encoding = self.headers.get("Transfer-Encoding")
         if length is not None and not (length.isascii() and length.isdigit()):
@@ -279,8 +284,8 @@ class EdgeProtocol(wsgi.HttpProtocol):
     def send_error(self, code, message=None, explain=None):
         """What ``parse_request`` finds wrong (bad request line, too many headers): a JSON refusal."""
         status = int(code)
-        self._refusal = Refusal(status, "HEADERS_TOO_LARGE" if status == 431 else "BAD_REQUEST",
-                                f"request: {message or HTTPStatus(status).phrase}"[:200])
+        error = {431: "HEADERS_TOO_LARGE", 505: "HTTP_VERSION_NOT_SUPPORTED"}.get(status, "BAD_REQUEST")
+        self._refusal = Refusal(status, error, f"request: {message or HTTPStatus(status).phrase}"[:200])
 
     def refuse(self, refusal):
         log.info("%s refused: %s %s", self.client_address[0] if self.client_address else "?",

@@ -113,6 +113,7 @@ class JsonWsgiApp(WsgiApp):
             response = error_response(refusal.status, refusal.code, refusal.message)
         except Exception:  # noqa: BLE001 -- a bug, but one request's only
             log.exception("unexpected error at the gateway's door")
+            environ["stevedore.close"]()  # what is left of its body is not waited for
             response = error_response(500, "INTERNAL_ERROR", "the server failed; the error is logged")
         log_request(client, request, response)
         return response(environ, start_response)

@@ -142,6 +142,19 @@ def test_transfer_encoding_other_than_chunked_is_refused(system):
     assert b"transfer-encoding:" in data
 
 
+@pytest.mark.parametrize("framing", [
+    b"Content-Length: 2\r\nContent-Length: 40\r\n",
+    b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+    b"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n",
+])
+def test_a_body_framed_twice_is_refused(system, framing):
+    with open_from("127.0.0.1", system.port) as sock:
+        sock.sendall(b"POST /task/ HTTP/1.1\r\nHost: x\r\n" + framing + b"\r\n{}")
+        data = sock.recv(4096)
+    assert data.startswith(b"HTTP/1.1 400"), data
+    assert b'"error": "VALIDATION_ERROR"' in data
+
+
 def test_a_body_shorter_than_announced_is_refused(system):
     with open_from("127.0.0.1", system.port) as sock:
         sock.sendall(b"POST /task/ HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + system.token.encode()
