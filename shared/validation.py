@@ -15,11 +15,11 @@ _TAG = r"[\w][\w.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
 # patterns are matched whole (re.fullmatch): `$` would admit a trailing newline
 _PATH_RE = re.compile(_PATH_COMPONENT)
-REFERENCE_RE = re.compile(rf"(?P<name>{_NAME})(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?")
+REFERENCE_RE = re.compile(rf"(?P<name>{_NAME})(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?", re.ASCII)
 
 NAME_MAX = 200
 REPOSITORY_MAX = 255
-MEMORY_RE = re.compile(r"([0-9]+)([bkmg]?)", re.IGNORECASE)
+MEMORY_RE = re.compile(r"([0-9]{1,20})([bkmg]?)", re.IGNORECASE)
 ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # No string that crosses the door may hold C0 or C1 control characters (DEL too)

@@ -133,3 +133,15 @@ def test_echoed_input_is_cut_short():
     with pytest.raises(ValidationError) as caught:
         validation.operation({"operation": "X" * 10000}, ("RUN",))
     assert len(str(caught.value)) < 200
+
+
+@pytest.mark.parametrize("reference", ["app:t\u00e9t\u00e9", "app:\u0661"])
+def test_a_tag_is_ascii(reference):
+    with pytest.raises(ValidationError):
+        validation.parse_reference(reference)
+
+
+def test_a_memory_size_of_thousands_of_digits_is_refused_not_a_crash():
+    with pytest.raises(ValidationError) as caught:
+        validation.memory_bytes("9" * 5000 + "m")
+    assert caught.value.field == "memory"
