@@ -14,13 +14,60 @@ _DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:]+\])
 _NAME = rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
 _TAG = r"[\w][\w.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
-_PATH_RE = re.compile(rf"^{_PATH_COMPONENT}$")
-REFERENCE_RE = re.compile(rf"^(?P<name>{_NAME})(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?$")
+# patterns are matched whole (re.fullmatch): `$` would admit a trailing newline
+_PATH_RE = re.compile(_PATH_COMPONENT)
+REFERENCE_RE = re.compile(rf"(?P<name>{_NAME})(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?", re.ASCII)
 
 NAME_MAX = 200
 REPOSITORY_MAX = 255
-MEMORY_RE = re.compile(r"^([0-9]+)([bkmg]?)$", re.IGNORECASE)
-ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MEMORY_RE = re.compile(r"([0-9]{1,20})([bkmg]?)", re.IGNORECASE)
+ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+# No string that crosses the door may hold C0 or C1 control characters (DEL too)
+# or lone surrogates: they break storage (PostgreSQL refuses NUL), encoding
+# (UTF-8 has no lone surrogates) and whatever shows them (terminals, logs).
+# Free text (a command, env values) may hold tab, newline and carriage return.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+FREE_TEXT_FIELDS = frozenset({"command", "env"})
+SHOWN_MAX = 60
+
+
+def shown(value, limit=SHOWN_MAX):
+    """``value`` as echoed in a message: repr, cut to about ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"...(+{len(text) - limit} characters)"
+
+
+def check_text(value, field, free_text=False):
+    """``value`` if it holds no control character or lone surrogate (tab/LF/CR allowed in free text)."""
+    bad = (_CONTROL_IN_TEXT if free_text else _CONTROL).search(value)
+    if bad:
+        raise ValidationError(f"must not contain control characters or lone surrogates "
+                              f"(U+{ord(bad.group()):04X} at character {bad.start()})", field)
+    return value
+
+
+def check_strings(body, field="body"):
+    """Every string in a JSON body, keys and values at any depth, through ``check_text``.
+
+    The error names the top-level field the string is in (``field`` for a bad
+    top-level key); values under FREE_TEXT_FIELDS are free text.
+    """
+    stack = [(body, None, False)]
+    while stack:
+        value, top, free = stack.pop()
+        if isinstance(value, str):
+            check_text(value, top or field, free)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str):
+                    check_text(key, top or field)
+                name = top or (key[:SHOWN_MAX] if isinstance(key, str) else field)
+                stack.append((item, name, free or (top is None and key in FREE_TEXT_FIELDS)))
+        elif isinstance(value, list):
+            stack.extend((item, top, free) for item in value)
+    return body
 
 
 def parse_reference(reference):
@@ -32,10 +79,10 @@ def parse_reference(reference):
         raise ValidationError("must be a non-empty string, e.g. localhost:5000/team/app:1.0", "repository")
     if len(reference) > REPOSITORY_MAX:
         raise ValidationError(f"must be at most {REPOSITORY_MAX} characters", "repository")
-    match = REFERENCE_RE.match(reference)
+    match = REFERENCE_RE.fullmatch(reference)
     if not match:
         raise ValidationError(
-            f"{reference!r} is not a valid Docker image reference "
+            f"{shown(reference)} is not a valid Docker image reference "
             "(lower-case name, optional registry host, optional :tag or @digest)",
             "repository",
         )
@@ -43,8 +90,8 @@ def parse_reference(reference):
     parts = name.split("/")
     # as Docker reads it: the first part is a registry host only if it looks like one
     has_host = len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost")
-    if not all(_PATH_RE.match(part) for part in parts[1 if has_host else 0:]):
-        raise ValidationError(f"{reference!r} is not a valid Docker image reference "
+    if not all(_PATH_RE.fullmatch(part) for part in parts[1 if has_host else 0:]):
+        raise ValidationError(f"{shown(reference)} is not a valid Docker image reference "
                               "(repository names must be lower-case)", "repository")
     if len(parts[-1]) > 128 or len(name) > 255:
         raise ValidationError("image name is too long", "repository")
@@ -75,7 +122,7 @@ def task_name(value):
 
 def new_task(body):
     """Validate a POST /task/ body; returns (name, repository)."""
-    require_object(body)
+    check_strings(require_object(body))
     if "repository" not in body:
         raise ValidationError("is required", "repository")
     repository = body["repository"]
@@ -143,6 +190,8 @@ def callback_url(value):
 def _integer(body, field, low, high, default=None):
     value = body.get(field, default)
     if value is None:
+        if field in body and default is not None:  # a field with a default is not nullable
+            raise ValidationError(f"must not be null; an integer from {low} to {high}", field)
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ValidationError(f"must be an integer from {low} to {high}", field)
@@ -191,10 +240,10 @@ def _env(value):
     if len(value) > 1000:
         raise ValidationError("must have at most 1000 variables", "env")
     for key, item in value.items():
-        if not ENV_KEY_RE.match(key) or len(key) > 255:
-            raise ValidationError(f"{key!r} is not a valid variable name", "env")
+        if not ENV_KEY_RE.fullmatch(key) or len(key) > 255:
+            raise ValidationError(f"{shown(key)} is not a valid variable name", "env")
         if key.startswith("STEVEDORE_"):
-            raise ValidationError(f"{key!r}: the STEVEDORE_ prefix is reserved", "env")
+            raise ValidationError(f"{shown(key)}: the STEVEDORE_ prefix is reserved", "env")
         if not isinstance(item, str):
             raise ValidationError(f"{key}: value must be a string", "env")
         if len(item) > 65536:
@@ -206,7 +255,7 @@ def memory_bytes(value):
     if value is None:
         return None
     units = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
-    match = MEMORY_RE.match(value) if isinstance(value, str) else None
+    match = MEMORY_RE.fullmatch(value) if isinstance(value, str) else None
     if not match:
         raise ValidationError('must be a size such as "256m" or "1g"', "memory")
     size = int(match.group(1)) * units[match.group(2).lower()]
@@ -223,11 +272,12 @@ RUN_FIELDS = {
 
 def run_params(body, max_times):
     """Validate a RUN body; returns the parameters the result is run with."""
-    require_object(body)
+    check_strings(require_object(body))
     unknown = sorted(set(body) - RUN_FIELDS)
     if unknown:
-        raise ValidationError(f"unknown field; accepted are {', '.join(sorted(RUN_FIELDS))}", unknown[0])
-    if "times" not in body:
+        raise ValidationError(f"unknown field; accepted are {', '.join(sorted(RUN_FIELDS))}",
+                              unknown[0][:SHOWN_MAX])
+    if body.get("times") is None:
         raise ValidationError(f"is required (an integer from 1 to {max_times})", "times")
     params = {
         "times": _integer(body, "times", 1, max_times),
@@ -252,7 +302,7 @@ def operation(body, allowed):
     if op is None:
         raise ValidationError(f"is required; one of {', '.join(allowed)}", "operation")
     if op not in allowed:
-        raise ValidationError(f"{op!r} is not supported; one of {', '.join(allowed)}", "operation")
+        raise ValidationError(f"{shown(op)} is not supported; one of {', '.join(allowed)}", "operation")
     return op
 
 

@@ -4,22 +4,33 @@ Handlers return ``payload`` or ``(status, payload)`` or ``(status, headers,
 payload)`` where payload is any JSON value; errors become
 ``{"error": CODE, "message": "field: what is wrong"}`` with the status below.
 Unknown paths and methods answer in the same JSON shape, never in HTML.
+
+Before a request reaches a worker (services/gateway/edge.py) its body is read
+whole, and every path value and query parameter is checked like any string
+of a body (shared/validation.py ``check_text``).  Each request is logged once,
+on one line, with the error of a refused one; expected client errors are not
+logged again by nameko's container (shared/logs.py).
 """
 import hmac
 import json
 import logging
-from urllib.parse import urlencode
+import re
+from urllib.parse import unquote_to_bytes, urlencode
 
 from nameko.exceptions import RemoteError
 from nameko.web.handlers import HttpRequestHandler
-from nameko.web.server import WebServer, WsgiApp
+from nameko.web.server import WsgiApp
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Request, Response
 
+from services.gateway.edge import EdgeWebServer, Refusal, client_address, read_body
+from shared import validation
 from shared.errors import Conflict, NotFound, StevedoreError, Unavailable, ValidationError
+from shared.logs import printable
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("stevedore.access")
 
 ERROR_STATUS = {
     ValidationError: 400,
@@ -28,17 +39,58 @@ ERROR_STATUS = {
     Unavailable: 503,
 }
 
-MAX_BODY_BYTES = 1024 * 1024
 MAX_JSON_DEPTH = 32
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def json_bytes(payload):
+    """``payload`` as UTF-8 JSON; a lone surrogate becomes U+FFFD, as a UTF-8 decoder would show it.
+
+    How one got in before the door checked strings: a RUN's ``env`` held the JSON
+    escape "\\ud800"; the scheduler stored its params in a ``json`` column (the
+    escape is written back as text, and PostgreSQL's ``json`` type keeps text as
+    it is), read it back into a str with a lone surrogate, and the answer failed
+    to encode here: a 500 for that RUN, and for every list that held the row.
+    Such a row is now answered, not a failure.
+    """
+    text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text).encode("utf-8")
 
 
 def json_response(payload, status=200, headers=None):
-    return Response(json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
-                    status=status, headers=headers, mimetype="application/json")
+    return Response(json_bytes(payload), status=status, headers=headers, mimetype="application/json")
+
+
+MESSAGE_MAX = 500  # an error message that echoes input (an 8 KiB id) is cut here
 
 
 def error_response(status, code, message):
+    if len(message) > MESSAGE_MAX:
+        message = message[:MESSAGE_MAX] + f"...(+{len(message) - MESSAGE_MAX} characters)"
     return json_response({"error": code, "message": message}, status=status)
+
+
+def check_request_text(environ, request, values):
+    """Path values and query parameters hold UTF-8 text without control characters: else a 400."""
+    try:
+        environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        raise ValidationError("must be UTF-8 (percent-encoded)", "path") from None
+    try:  # WSGI strings hold the raw bytes as latin-1; raw and percent-decoded, they must be UTF-8
+        raw_query = environ.get("QUERY_STRING", "").encode("latin-1")
+        raw_query.decode("utf-8")
+        unquote_to_bytes(raw_query.replace(b"+", b" ")).decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        raise ValidationError("must be UTF-8 (percent-encoded)", "query") from None
+    for name, value in values.items():
+        if isinstance(value, str):
+            validation.check_text(value, name)
+    for name, value in request.args.items(multi=True):
+        validation.check_text(name, "query")
+        validation.check_text(value, name[:validation.SHOWN_MAX])
 
 
 class JsonWsgiApp(WsgiApp):
@@ -46,24 +98,68 @@ class JsonWsgiApp(WsgiApp):
         # eventlet buffers a streamed body in 4 KiB chunks by default; a log
         # follower must see each line as it is written
         environ["eventlet.minimum_write_chunk_size"] = 0
+        edge = self.server.settings
+        client = environ["stevedore.client"] = client_address(environ, edge)
         request = Request(environ, shallow=True)
+        try:
+            if client != environ.get("REMOTE_ADDR"):  # through a trusted proxy
+                self.server.counts.admit_forwarded(client)
+                environ["eventlet.posthooks"].append(
+                    (lambda env, c: self.server.counts.release_forwarded(c), (client,), {}))
+            read_body(environ, edge)
+            response = self.route(environ, request)
+        except Refusal as refusal:
+            environ["stevedore.close"]()
+            response = error_response(refusal.status, refusal.code, refusal.message)
+        except Exception:  # noqa: BLE001 -- a bug, but one request's only
+            log.exception("unexpected error at the gateway's door")
+            environ["stevedore.close"]()  # what is left of its body is not waited for
+            response = error_response(500, "INTERNAL_ERROR", "the server failed; the error is logged")
+        log_request(client, request, response)
+        return response(environ, start_response)
+
+    def route(self, environ, request):
         adapter = self.url_map.bind_to_environ(environ)
         try:
             provider, values = adapter.match()
+            check_request_text(environ, request, values)
             request.path_values = values
-            response = provider.handle_request(request)
+            return provider.handle_request(request)
         except RequestRedirect as exc:  # /task -> /task/
-            response = exc
+            return exc.get_response(environ)
+        except ValidationError as exc:
+            request.stevedore_error = exc
+            return error_response(400, exc.code, str(exc))
         except HTTPException as exc:
             code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.code, "HTTP_ERROR")
-            message = (f"no endpoint {request.method} {request.path}" if exc.code == 404
-                       else f"{request.method} is not allowed on {request.path}" if exc.code == 405
+            path = printable(request.path, 200)
+            message = (f"no endpoint {request.method} {path}" if exc.code == 404
+                       else f"{request.method} is not allowed on {path}" if exc.code == 405
                        else exc.description)
-            response = error_response(exc.code, code, message)
-        return response(environ, start_response)
+            return error_response(exc.code, code, message)
 
 
-class JsonWebServer(WebServer):
+def log_request(client, request, response):
+    """One line a request: who, what, the answer; a refusal's error, cut short.  No header, no body."""
+    status = response.status_code
+    query = request.environ.get("QUERY_STRING")
+    target = printable(request.path + (f"?{query}" if query else ""), 200)
+    if status < 400:
+        access_log.info("%s %s %s %s", client, request.method, target, status)
+        return
+    error = getattr(request, "stevedore_error", None)
+    detail = f"{error.code} {error}" if error is not None else ""
+    if not detail and response.mimetype == "application/json":
+        try:
+            body = json.loads(response.get_data())
+            detail = f"{body.get('error')} {body.get('message')}"
+        except (ValueError, AttributeError, RuntimeError):
+            detail = ""
+    access_log.log(logging.ERROR if status >= 500 else logging.INFO, "%s %s %s %s %s", client,
+                   request.method, target, status, printable(detail, 300))
+
+
+class JsonWebServer(EdgeWebServer):
     def get_wsgi_app(self):
         return JsonWsgiApp(self)
 
@@ -114,6 +210,9 @@ class JsonHttp(HttpRequestHandler):
     """
 
     server = JsonWebServer()
+    # each request is logged once, by the app (log_request): nameko's container does not log
+    # this entrypoint's expected client errors again (shared/logs.py)
+    logs_requests = True
 
     def __init__(self, method, url, public=False, **kwargs):
         super().__init__(method, url, **kwargs)
@@ -185,12 +284,11 @@ def _depth(value, limit):
 
 
 def json_body(request):
-    """The request's JSON object, or a 400 naming ``body``."""
-    if request.content_length and request.content_length > MAX_BODY_BYTES:
-        raise ValidationError(f"must be at most {MAX_BODY_BYTES} bytes", "body")
+    """The request's JSON object, every string in it checked, or a 400 naming the field.
+
+    The edge has read the body already, within HTTP_MAX_BODY_BYTES (edge.py).
+    """
     raw = request.get_data(cache=False)
-    if len(raw) > MAX_BODY_BYTES:
-        raise ValidationError(f"must be at most {MAX_BODY_BYTES} bytes", "body")
     if not raw.strip():
         raise ValidationError("must be a JSON object; the request had no body", "body")
     try:
@@ -201,17 +299,14 @@ def json_body(request):
         raise ValidationError("must be a JSON object", "body")
     if _depth(body, MAX_JSON_DEPTH):
         raise ValidationError(f"nests deeper than {MAX_JSON_DEPTH} levels", "body")
-    return body
+    return validation.check_strings(body)
 
 
 def page_args(request, filters=()):
     """limit / after and the named filters from the query string, validated."""
     args = request.args
     raw_limit = args.get("limit", "100")
-    try:
-        limit = int(raw_limit)
-    except ValueError:
-        limit = 0
+    limit = int(raw_limit) if re.fullmatch(r"[0-9]{1,5}", raw_limit) else 0
     if not 1 <= limit <= 1000:
         raise ValidationError("must be an integer from 1 to 1000", "limit")
     query = {"limit": limit, "after": args.get("after") or None}

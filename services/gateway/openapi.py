@@ -22,6 +22,11 @@ ERRORS = {
     "400": answer("invalid request; the message names the field"),
     "401": answer("no valid API token"),
     "404": answer("no such task, result or detail"),
+    # refused at the HTTP edge (services/gateway/edge.py, docs/api.md "Refused at the edge")
+    "408": answer("the request's head or body took too long"),
+    "413": answer("the body is over HTTP_MAX_BODY_BYTES"),
+    "429": answer("this client address has too many connections open"),
+    "431": answer("the headers are over HTTP_MAX_HEADER_BYTES"),
 }
 PAGING = [
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},

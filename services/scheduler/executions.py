@@ -217,13 +217,13 @@ def create_result(session, task_id, task_name, image, params, idempotency_key=No
         rerun_of=rerun_of, reruns=[],
     )
     session.add(result)
-    if with_details:
-        session.flush()
-        session.execute(FAN_OUT_RANGE, {
-            "result_id": result.id, "task_id": task_id, "priority": result.priority,
-            "status": st.QUEUED, "submitted_at": stamp, "end": None, "reason": None,
-            "first": 0, "last": result.times})
-    try:
+    try:  # the flush too: a RUN sent twice at once meets the other's key there
+        if with_details:
+            session.flush()
+            session.execute(FAN_OUT_RANGE, {
+                "result_id": result.id, "task_id": task_id, "priority": result.priority,
+                "status": st.QUEUED, "submitted_at": stamp, "end": None, "reason": None,
+                "first": 0, "last": result.times})
         session.commit()
     except IntegrityError:
         session.rollback()

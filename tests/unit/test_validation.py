@@ -95,3 +95,65 @@ def test_operation_must_be_known():
     assert validation.operation({"operation": "RUN"}, ("RUN",)) == "RUN"
     with pytest.raises(ValidationError, match="operation: 'STOP' is not supported"):
         validation.operation({"operation": "STOP"}, ("RUN",))
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"repository": "team/app\n"}, "repository"),
+    ({"repository": "team/app", "name": "a\x7f"}, "name"),
+    ({"repository": "team/app", "name": "\ud800"}, "name"),
+    ({"repository": "team/app", "extra": {"deep": ["ok", "bad\x00"]}}, "extra"),
+    ({"repository": "team/app", "bad\x01key": 1}, "body"),
+])
+def test_every_string_of_a_task_body_is_checked(body, field):
+    with pytest.raises(ValidationError) as caught:
+        validation.new_task(body)
+    assert caught.value.field == field
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"times": None}, "times"),
+    ({"times": 1, "retries": None}, "retries"),
+    ({"times": 1, "priority": None}, "priority"),
+    ({"times": 1, "env": {"A": "\x00"}}, "env"),
+    ({"times": 1, "env": {"A\n": "x"}}, "env"),
+    ({"times": 1, "command": ["a", "\x1b[2J"]}, "command"),
+    ({"times": 1, "memory": "1g\n"}, "memory"),
+    ({"times": 1, "x" * 1000: 1}, "x" * validation.SHOWN_MAX),
+])
+def test_run_refuses_bad_strings_and_null_where_a_value_is_required(body, field):
+    with pytest.raises(ValidationError) as caught:
+        validation.run_params(body, 100)
+    assert caught.value.field == field
+
+
+def test_nullable_run_fields_take_null_as_not_given_and_free_text_keeps_newlines():
+    params = validation.run_params({"times": 1, "timeout": None, "parallelism": None, "command": None,
+                                    "env": {"PEM": "a\nb\r\n\tc"}}, 100)
+    assert params["timeout"] is None and params["parallelism"] is None and params["retries"] == 0
+    assert params["env"] == {"PEM": "a\nb\r\n\tc"}
+
+
+def test_patterns_match_whole_strings():
+    assert validation.ENV_KEY_RE.fullmatch("A\n") is None
+    with pytest.raises(ValidationError):
+        validation.memory_bytes("256m\n")
+    with pytest.raises(ValidationError):
+        validation.parse_reference("busybox\n")
+
+
+def test_echoed_input_is_cut_short():
+    with pytest.raises(ValidationError) as caught:
+        validation.operation({"operation": "X" * 10000}, ("RUN",))
+    assert len(str(caught.value)) < 200
+
+
+@pytest.mark.parametrize("reference", ["app:t\u00e9t\u00e9", "app:\u0661"])
+def test_a_tag_is_ascii(reference):
+    with pytest.raises(ValidationError):
+        validation.parse_reference(reference)
+
+
+def test_a_memory_size_of_thousands_of_digits_is_refused_not_a_crash():
+    with pytest.raises(ValidationError) as caught:
+        validation.memory_bytes("9" * 5000 + "m")
+    assert caught.value.field == "memory"

@@ -1,0 +1,453 @@
+"""The gateway's HTTP edge: what a client can hold, and for how long.
+
+nameko's web entrypoint is eventlet.wsgi behind a worker pool of MAX_WORKERS.
+Left as it is, a request takes a worker before its body is read, and neither
+the head nor the body has a deadline: a dozen connections that announce a
+body and send nothing hold every worker, and the whole API with them.  This
+module puts limits at the door, all in the connection's own greenthread
+(which costs a socket and a little memory, never a worker):
+
+- a bounded number of open connections, in all (HTTP_MAX_CONNECTIONS: 503)
+  and per client address (HTTP_MAX_CONNECTIONS_PER_CLIENT: 429);
+- a connection with no request for HTTP_IDLE_TIMEOUT seconds is closed; once
+  a request's first byte arrives its line and headers must follow within
+  HTTP_HEADER_TIMEOUT seconds (408) and fit in HTTP_MAX_HEADER_BYTES (431);
+- the body is read whole, within HTTP_BODY_TIMEOUT seconds (408) and at most
+  HTTP_MAX_BODY_BYTES (413), before the request is handed to a worker;
+- behind a proxy named in HTTP_TRUSTED_PROXIES the client is the address its
+  X-Forwarded-For names, and the per-client bound counts that client's
+  requests in progress through the proxy's connections.
+
+Every refusal is the API's JSON error and closes the connection.
+"""
+import errno
+import io
+import ipaddress
+import json
+import logging
+from collections import Counter
+from functools import partial
+from http import HTTPStatus
+
+import eventlet
+from eventlet import wsgi
+from eventlet.support import get_errno
+from nameko.web.server import WebServer
+
+log = logging.getLogger(__name__)
+
+DEFAULTS = {
+    "HTTP_IDLE_TIMEOUT": 30.0,
+    "HTTP_HEADER_TIMEOUT": 10.0,
+    "HTTP_BODY_TIMEOUT": 30.0,
+    "HTTP_MAX_HEADER_BYTES": 16384,
+    "HTTP_MAX_BODY_BYTES": 1024 * 1024,
+    "HTTP_MAX_CONNECTIONS": 1000,
+    "HTTP_MAX_CONNECTIONS_PER_CLIENT": 64,
+}
+REQUEST_LINE_MAX = 8192
+READ_SIZE = 65536
+REFUSALS_LOGGED_EVERY = 10.0  # seconds: refused connections are logged as a count, not one by one
+
+
+class Refusal(Exception):
+    """A request refused at the edge: answered with the API's JSON error, then the connection closes."""
+
+    def __init__(self, status, code, message):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def refusal_bytes(status, code, message):
+    body = json.dumps({"error": code, "message": message}).encode()
+    head = (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+    return head.encode("latin-1") + body
+
+
+class Settings:
+    """The edge's limits from config, checked once at start (a bad value names its key)."""
+
+    def __init__(self, config):
+        for key, default in DEFAULTS.items():
+            raw = config.get(key)
+            try:
+                value = type(default)(raw) if raw not in (None, "") else default
+            except (TypeError, ValueError):
+                value = -1
+            if value <= 0:
+                raise ValueError(f"{key}: must be a positive number, not {raw!r}")
+            setattr(self, key[5:].lower(), value)
+        self.trusted_proxies = trusted_networks(config.get("HTTP_TRUSTED_PROXIES"))
+
+    def trusted(self, address):
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self.trusted_proxies)
+
+
+def trusted_networks(value):
+    """HTTP_TRUSTED_PROXIES: comma-separated addresses or networks (CIDR)."""
+    networks = []
+    for item in str(value or "").split(","):
+        if item.strip():
+            try:
+                networks.append(ipaddress.ip_network(item.strip(), strict=False))
+            except ValueError:
+                raise ValueError(f"HTTP_TRUSTED_PROXIES: {item.strip()!r} is not an address or network") \
+                    from None
+    return networks
+
+
+def client_address(environ, settings):
+    """The client a request is from: its peer, or what a trusted proxy's X-Forwarded-For says.
+
+    The list is read from the right: the first address that is not a trusted
+    proxy is the client (anything left of it could be made up by the client).
+    """
+    peer = environ.get("REMOTE_ADDR", "")
+    if not settings.trusted(peer):
+        return peer
+    hops = [hop.strip() for hop in environ.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
+    client = peer
+    for hop in reversed(hops):
+        client = hop[:64]
+        if not settings.trusted(hop):
+            break
+    return client
+
+
+class Counts:
+    """Open connections in all and by client address; in-flight requests by forwarded client."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.total = 0
+        self.by_client = Counter()
+        self.forwarded = Counter()
+        self.refused = Counter()
+
+    def admit(self, address):
+        """None when a new connection from ``address`` may go on, else its Refusal."""
+        s = self.settings
+        if self.total >= s.max_connections:
+            return Refusal(503, "UNAVAILABLE",
+                           f"connections: the gateway holds its limit of {s.max_connections} connections; "
+                           "try again shortly")
+        if not s.trusted(address) and self.by_client[address] >= s.max_connections_per_client:
+            return Refusal(429, "TOO_MANY_CONNECTIONS",
+                           f"connections: at most {s.max_connections_per_client} open connections "
+                           "per client address")
+        self.total += 1
+        self.by_client[address] += 1
+        return None
+
+    def release(self, address):
+        self.total -= 1
+        self.by_client[address] -= 1
+        if self.by_client[address] <= 0:
+            del self.by_client[address]
+
+    def admit_forwarded(self, client):
+        """A request through a trusted proxy: count it against its client, or refuse it."""
+        limit = self.settings.max_connections_per_client
+        if self.forwarded[client] >= limit:
+            raise Refusal(429, "TOO_MANY_CONNECTIONS",
+                          f"connections: at most {limit} requests in progress per client address")
+        self.forwarded[client] += 1
+
+    def release_forwarded(self, client):
+        self.forwarded[client] -= 1
+        if self.forwarded[client] <= 0:
+            del self.forwarded[client]
+
+    def note_refused(self, address, refusal):
+        """Refused connections are logged as counts (``report``, every REFUSALS_LOGGED_EVERY)."""
+        if len(self.refused) < 1000 or (address, refusal.status) in self.refused:
+            self.refused[(address, refusal.status)] += 1
+
+    def report(self):
+        if self.refused:
+            log.warning("refused connections over the limits in the last %gs: %s", REFUSALS_LOGGED_EVERY,
+                        ", ".join(f"{count} from {address} ({status})"
+                                  for (address, status), count in self.refused.most_common(10)))
+        self.refused.clear()
+
+
+class _HeadTooLarge(Exception):
+    pass
+
+
+class _BoundedHead:
+    """The connection's reader while headers are parsed: at most ``limit`` bytes in all."""
+
+    def __init__(self, rfile, limit):
+        self.rfile, self.left = rfile, limit
+
+    def readline(self, size=-1):
+        want = self.left + 1 if size is None or size < 0 else min(size, self.left + 1)
+        line = self.rfile.readline(want)
+        self.left -= len(line)
+        if self.left < 0:
+            raise _HeadTooLarge()
+        return line
+
+
+class EdgeProtocol(wsgi.HttpProtocol):
+    """eventlet's HTTP/1.1 protocol with deadlines and limits on the request head, JSON refusals."""
+
+    def handle_one_request(self):
+        edge = self.server.edge
+        self.conn_state[2] = wsgi.STATE_IDLE
+        # idle: a connection with nothing to say for HTTP_IDLE_TIMEOUT is closed without a word
+        try:
+            self.connection.settimeout(edge.idle_timeout)
+            first = self.rfile.peek(1)
+        except (OSError, ValueError):
+            first = b""
+        if not first:
+            self.close_connection = 1
+            return
+        self.conn_state[2] = wsgi.STATE_REQUEST
+        self._refusal = None
+        timer = eventlet.Timeout(edge.header_timeout)
+        try:
+            self.connection.settimeout(edge.header_timeout)
+            ok = self._read_head(edge)
+        except eventlet.Timeout as exc:
+            if exc is not timer:
+                raise
+            ok, self._refusal = False, Refusal(
+                408, "REQUEST_TIMEOUT",
+                f"headers: the request line and headers must arrive within {edge.header_timeout:g}s")
+        except OSError:
+            self.close_connection = 1
+            return
+        finally:
+            timer.cancel()
+        if not ok:
+            if self._refusal is not None:
+                self.refuse(self._refusal)
+            self.close_connection = 1
+            return
+        self.connection.settimeout(edge.body_timeout)
+        self.environ = self.get_environ()
+        self.environ["stevedore.close"] = partial(setattr, self, "close_connection", 1)
+        self.application = self.server.app
+        self.server.outstanding_requests += 1
+        try:
+            self.handle_one_response()
+        except OSError as exc:
+            if get_errno(exc) not in wsgi.BROKEN_SOCK:
+                raise
+        finally:
+            self.server.outstanding_requests -= 1
+
+    def _read_head(self, edge):
+        """Read and parse the request line and headers; False (with ``_refusal`` set) if refused."""
+        self.raw_requestline = self.rfile.readline(REQUEST_LINE_MAX)
+        if not self.raw_requestline:
+            return False
+        if len(self.raw_requestline) >= REQUEST_LINE_MAX:
+            self._refusal = Refusal(414, "URI_TOO_LONG",
+                                    f"path: the request line must be shorter than {REQUEST_LINE_MAX} bytes")
+            return False
+        reader = self.rfile
+        self.rfile = _BoundedHead(reader, edge.max_header_bytes)
+        try:
+            if not self.parse_request():
+                return False
+        except _HeadTooLarge:
+            self._refusal = Refusal(431, "HEADERS_TOO_LARGE",
+                                    f"headers: must be at most {edge.max_header_bytes} bytes in all")
+            return False
+        finally:
+            self.rfile = reader
+        if any(len(self.headers.get_all(name, ())) > 1 for name in ("Content-Length", "Transfer-Encoding")):
+            # two framings of one body: the way requests are smuggled past a proxy
+            self._refusal = Refusal(400, "VALIDATION_ERROR",
+                                    "content-length: Content-Length and Transfer-Encoding may each be sent once")
+            return False
+        length = self.headers.get("Content-Length")
+        encoding = self.headers.get("Transfer-Encoding")
+        if length is not None and not (length.isascii() and length.isdigit()):
+            self._refusal = Refusal(400, "VALIDATION_ERROR", "content-length: must be a whole number of bytes")
+            return False
+        if encoding is not None and (encoding.strip().lower() != "chunked" or length is not None):
+            self._refusal = Refusal(400, "VALIDATION_ERROR",
+                                    "transfer-encoding: only 'chunked' is supported, and not with Content-Length")
+            return False
+        return True
+
+    def send_error(self, code, message=None, explain=None):
+        """What ``parse_request`` finds wrong (bad request line, too many headers): a JSON refusal."""
+        status = int(code)
+        error = {431: "HEADERS_TOO_LARGE", 505: "HTTP_VERSION_NOT_SUPPORTED"}.get(status, "BAD_REQUEST")
+        self._refusal = Refusal(status, error, f"request: {message or HTTPStatus(status).phrase}"[:200])
+
+    def refuse(self, refusal):
+        log.info("%s refused: %s %s", self.client_address[0] if self.client_address else "?",
+                 refusal.status, refusal.message)
+        try:
+            self.wfile.write(refusal_bytes(refusal.status, refusal.code, refusal.message))
+            self.wfile.flush()
+        except OSError:
+            pass
+        self.close_connection = 1
+
+
+def read_body(environ, settings):
+    """The request's whole body, read here (in the connection's greenthread) within the limits.
+
+    Replaces the environ's input with the bytes read, so the worker that
+    handles the request never waits on the client.  Raises Refusal.
+    """
+    length = environ.get("CONTENT_LENGTH")
+    chunked = environ.get("HTTP_TRANSFER_ENCODING", "").strip().lower() == "chunked"
+    limit = settings.max_body_bytes
+    too_large = Refusal(413, "PAYLOAD_TOO_LARGE", f"body: must be at most {limit} bytes")
+    if not chunked and length in (None, "", "0"):
+        return b""
+    expected = None if chunked else int(length)
+    if expected is not None and expected > limit:
+        raise too_large
+    stream = environ["wsgi.input"]
+    parts, size = [], 0
+    timer = eventlet.Timeout(settings.body_timeout)
+    try:
+        while True:
+            chunk = stream.read(min(READ_SIZE, limit + 1 - size))
+            if not chunk:
+                break
+            parts.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+    except eventlet.Timeout as exc:
+        if exc is not timer:
+            raise
+        raise Refusal(408, "REQUEST_TIMEOUT",
+                      f"body: must arrive within {settings.body_timeout:g}s") from None
+    except ValueError as exc:  # eventlet's ChunkReadError
+        raise Refusal(400, "VALIDATION_ERROR", f"body: malformed chunked encoding ({exc})"[:200]) from None
+    except OSError:
+        raise Refusal(400, "VALIDATION_ERROR", "body: the connection failed while it was read") from None
+    finally:
+        timer.cancel()
+    body = b"".join(parts)
+    if expected is not None and len(body) < expected:
+        raise Refusal(400, "VALIDATION_ERROR",
+                      f"body: ended after {len(body)} of the {expected} bytes Content-Length announced")
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["wsgi.input_terminated"] = True
+    environ["CONTENT_LENGTH"] = str(len(body))
+    environ.pop("HTTP_TRANSFER_ENCODING", None)
+    return body
+
+
+class EdgeWebServer(WebServer):
+    """nameko's WebServer with the edge's limits on connections (see the module's docstring)."""
+
+    def start(self):
+        if not self._starting:
+            self.settings = Settings(self.container.config)
+            fit_open_files(self.settings)
+            self.counts = Counts(self.settings)
+            super().start()
+            self._reporter = eventlet.spawn(self._report_refusals)
+
+    def stop(self):
+        reporter = getattr(self, "_reporter", None)
+        if reporter is not None:
+            reporter.kill()
+            self.counts.report()
+        super().stop()
+
+    def _report_refusals(self):
+        while True:
+            eventlet.sleep(REFUSALS_LOGGED_EVERY)
+            self.counts.report()
+
+    def get_wsgi_server(self, sock, wsgi_app, protocol=EdgeProtocol, debug=False):
+        server = wsgi.Server(sock, sock.getsockname(), wsgi_app, protocol=EdgeProtocol, debug=False,
+                             log=logging.getLogger(__name__), log_output=False,
+                             keepalive=self.settings.idle_timeout, url_length_limit=REQUEST_LINE_MAX,
+                             socket_timeout=self.settings.body_timeout)
+        server.edge = self.settings
+        return server
+
+    def run(self):
+        while self._is_accepting:
+            try:
+                sock, address = self._sock.accept()
+            except OSError as exc:
+                if get_errno(exc) in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    log.warning("cannot accept a connection (%s); waiting", exc)
+                    eventlet.sleep(0.1)
+                    continue
+                if get_errno(exc) in (errno.ECONNABORTED, errno.EPROTO, errno.EINTR):
+                    continue
+                raise
+            host = address[0]
+            refusal = self.counts.admit(host)
+            if refusal is not None:
+                self.counts.note_refused(host, refusal)
+                shed(sock, refusal)
+                continue
+            sock.settimeout(self.settings.idle_timeout)
+            self.container.spawn_managed_thread(partial(self.process_request, sock, address))
+
+    def process_request(self, sock, address):
+        # a connection's failure must stay its own: nameko kills the whole service
+        # when a managed thread raises
+        try:
+            super().process_request(sock, address)
+        except Exception as exc:  # noqa: BLE001 -- logged, and the connection closed
+            if get_errno(exc) not in wsgi.BROKEN_SOCK:
+                log.warning("a connection from %s failed: %s: %s", address[0], exc.__class__.__name__,
+                            str(exc)[:200])
+        finally:
+            self.counts.release(address[0])
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+
+FILES_SPARE = 100  # open files kept for everything else: the broker, logs, the listening socket
+
+
+def fit_open_files(settings):
+    """Raise the open-file limit to fit HTTP_MAX_CONNECTIONS, or lower the bound to fit the limit.
+
+    A gateway out of file descriptors cannot accept, nor reach RabbitMQ.
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = settings.max_connections + FILES_SPARE
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        raised = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+        except (ValueError, OSError):
+            pass
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        fitted = max(1, soft - FILES_SPARE)
+        log.warning("HTTP_MAX_CONNECTIONS %s does not fit the open-file limit %s; using %s",
+                    settings.max_connections, soft, fitted)
+        settings.max_connections = fitted
+
+
+def shed(sock, refusal):
+    """Answer a connection over the limits without waiting on it, and close it."""
+    try:
+        sock.setblocking(False)
+        sock.send(refusal_bytes(refusal.status, refusal.code, refusal.message))
+    except OSError:
+        pass
+    finally:
+        sock.close()

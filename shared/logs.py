@@ -1,0 +1,45 @@
+"""Quiet, truthful logs: an expected client error is one line, not a traceback.
+
+nameko's container logs every exception an entrypoint raises, with its
+traceback, at ERROR (WARNING for ``expected_exceptions``).  A request that
+names an unknown id or sends a bad field is the client's mistake, not the
+service's failure: ``ClientErrors`` (a logging filter on the console handler,
+config.yml LOGGING) turns that record into one INFO line, the echoed input cut
+short, or drops it for an entrypoint that logs its requests itself (the
+gateway's HTTP entrypoint logs each request once, with its error).
+"""
+import logging
+import re
+
+from shared.errors import Conflict, NotFound, ValidationError
+
+CLIENT_ERRORS = (ValidationError, NotFound, Conflict)
+MESSAGE_MAX = 300
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def printable(text, limit=MESSAGE_MAX):
+    """``text`` for one log line: control characters escaped, cut to about ``limit`` characters."""
+    text = _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))
+    return text if len(text) <= limit else text[:limit] + f"...(+{len(text) - limit} characters)"
+
+
+class ClientErrors(logging.Filter):
+    """nameko's "error handling worker" records for client errors: one INFO line, or none."""
+
+    def filter(self, record):
+        if record.name != "nameko.containers" or not record.exc_info:
+            return True
+        exc = record.exc_info[1]
+        if not isinstance(exc, CLIENT_ERRORS):
+            return True
+        worker_ctx = record.args[0] if isinstance(record.args, tuple) and record.args else None
+        entrypoint = getattr(worker_ctx, "entrypoint", None)
+        if getattr(entrypoint, "logs_requests", False):
+            return False
+        where = (f"{worker_ctx.service_name}.{entrypoint.method_name}" if entrypoint is not None
+                 else "a worker")
+        record.msg, record.args = "%s refused: %s %s", (where, exc.code, printable(exc))
+        record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+        record.exc_info = record.exc_text = None
+        return True

@@ -1,0 +1,130 @@
+"""The gateway's edge rules as plain functions: settings, the client behind a proxy, the counts."""
+import io
+import logging
+
+import pytest
+
+from services.gateway.edge import (Counts, Refusal, Settings, _BoundedHead, _HeadTooLarge, client_address,
+                                   read_body)
+from shared.errors import NotFound
+from shared.logs import ClientErrors, printable
+
+
+def settings(**config):
+    return Settings({key: str(value) for key, value in config.items()})
+
+
+def test_settings_default_and_refuse_bad_values_by_name():
+    assert settings().max_body_bytes == 1024 * 1024
+    assert settings(HTTP_HEADER_TIMEOUT="2.5").header_timeout == 2.5
+    for key, value in (("HTTP_MAX_BODY_BYTES", "lots"), ("HTTP_BODY_TIMEOUT", "0"),
+                       ("HTTP_TRUSTED_PROXIES", "10.0.0.1,nonsense")):
+        with pytest.raises(ValueError, match=key):
+            settings(**{key: value})
+
+
+@pytest.mark.parametrize("peer, forwarded, client", [
+    ("203.0.113.9", "198.51.100.1", "203.0.113.9"),          # not a trusted proxy: its header is ignored
+    ("10.0.0.5", "198.51.100.1", "198.51.100.1"),
+    ("10.0.0.5", "6.6.6.6, 198.51.100.1", "198.51.100.1"),   # what the client made up is left of it
+    ("10.0.0.5", "198.51.100.1, 10.1.0.7", "198.51.100.1"),  # a chain of trusted proxies
+    ("10.0.0.5", "", "10.0.0.5"),
+])
+def test_the_client_is_the_first_untrusted_address_from_the_right(peer, forwarded, client):
+    edge = settings(HTTP_TRUSTED_PROXIES="10.0.0.5, 10.1.0.0/24")
+    assert client_address({"REMOTE_ADDR": peer, "HTTP_X_FORWARDED_FOR": forwarded}, edge) == client
+
+
+def test_connections_are_bounded_per_address_and_in_all():
+    counts = Counts(settings(HTTP_MAX_CONNECTIONS=3, HTTP_MAX_CONNECTIONS_PER_CLIENT=2))
+    assert counts.admit("a") is None and counts.admit("a") is None
+    assert counts.admit("a").status == 429
+    assert counts.admit("b") is None
+    assert counts.admit("c").status == 503
+    counts.release("a")
+    assert counts.admit("a") is None
+
+
+def test_a_trusted_proxy_counts_requests_per_forwarded_client():
+    counts = Counts(settings(HTTP_MAX_CONNECTIONS_PER_CLIENT=1, HTTP_TRUSTED_PROXIES="10.0.0.5"))
+    assert counts.admit("10.0.0.5") is None and counts.admit("10.0.0.5") is None
+    counts.admit_forwarded("198.51.100.1")
+    with pytest.raises(Refusal) as refused:
+        counts.admit_forwarded("198.51.100.1")
+    assert refused.value.status == 429
+    counts.release_forwarded("198.51.100.1")
+    counts.admit_forwarded("198.51.100.1")
+
+
+def test_the_head_reader_stops_at_its_limit():
+    head = _BoundedHead(io.BufferedReader(io.BytesIO(b"A: 1\r\n" + b"B: " + b"x" * 100 + b"\r\n")), 20)
+    assert head.readline(65537) == b"A: 1\r\n"
+    with pytest.raises(_HeadTooLarge):
+        head.readline(65537)
+
+
+def test_a_body_is_read_whole_and_replaced_or_refused():
+    environ = {"CONTENT_LENGTH": "4", "wsgi.input": io.BytesIO(b"abcd")}
+    assert read_body(environ, settings()) == b"abcd"
+    assert environ["wsgi.input"].read() == b"abcd" and environ["wsgi.input_terminated"]
+    with pytest.raises(Refusal) as refused:
+        read_body({"CONTENT_LENGTH": "11", "wsgi.input": io.BytesIO(b"x" * 11)}, settings(HTTP_MAX_BODY_BYTES=10))
+    assert refused.value.status == 413
+    with pytest.raises(Refusal) as refused:
+        read_body({"CONTENT_LENGTH": "10", "wsgi.input": io.BytesIO(b"short")}, settings())
+    assert refused.value.status == 400 and "ended after 5 of the 10 bytes" in refused.value.message
+
+
+def record_of(exc, entrypoint):
+    class WorkerContext:
+        service_name = "registry"
+
+    ctx = WorkerContext()
+    ctx.entrypoint = entrypoint
+    try:
+        raise exc
+    except Exception:
+        import sys
+        return logging.LogRecord("nameko.containers", logging.ERROR, __file__, 1,
+                                 "error handling worker %s: %s", (ctx, exc), sys.exc_info())
+
+
+class Entrypoint:
+    method_name = "get_task"
+
+
+def test_a_client_error_becomes_one_info_line_without_traceback():
+    record = record_of(NotFound("no task 'x" + "y" * 1000 + "'", "task_id"), Entrypoint())
+    assert ClientErrors().filter(record)
+    assert record.levelno == logging.INFO and record.exc_info is None
+    line = record.getMessage()
+    assert line.startswith("registry.get_task refused: NOT_FOUND task_id: no task") and len(line) < 400
+
+
+def test_an_entrypoint_that_logs_its_requests_is_not_logged_twice_and_a_bug_stays_an_error():
+    class Http(Entrypoint):
+        logs_requests = True
+
+    assert not ClientErrors().filter(record_of(NotFound("x", "task_id"), Http()))
+    bug = record_of(KeyError("x"), Entrypoint())
+    assert ClientErrors().filter(bug) and bug.levelno == logging.ERROR and bug.exc_info
+
+
+def test_printable_escapes_control_characters_and_cuts():
+    assert printable("a\x00b\x1b[2J\ud800") == "a\\x00b\\x1b[2J\\ud800"
+    assert printable("x" * 500, 10).startswith("x" * 10 + "...(+490")
+
+
+def test_the_connection_bound_fits_the_open_file_limit():
+    import resource
+
+    from services.gateway.edge import FILES_SPARE, fit_open_files
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    edge = settings(HTTP_MAX_CONNECTIONS=10 ** 9)
+    try:
+        fit_open_files(edge)
+        now_soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        assert edge.max_connections + FILES_SPARE <= now_soft
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
