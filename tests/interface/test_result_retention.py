@@ -174,6 +174,8 @@ def test_a_webhook_whose_result_was_deleted_after_it_was_taken_is_dropped(Sessio
 
     monkeypatch.setattr(webhooks, "claim", taken_then_deleted)
     sender = type("Sender", (), {"timeout": 1, "secret": "s", "attempts": 5, "base": 1, "cap": 10,
+                                 "has_room": lambda self: True,
+                                 "spawn": lambda *a: pytest.fail("nothing is sent for a deleted result"),
                                  "post": lambda *a: pytest.fail("nothing is sent for a deleted result")})()
     with Session() as session:
-        assert webhooks.attempt(session, sender, result_id) is None
+        assert webhooks.attempt(session, sender, result_id) is False
