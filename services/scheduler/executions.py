@@ -825,11 +825,34 @@ def get_logs(session, result_id, detail_id):
     return {**about, **output.as_text(row)}
 
 
-def get_log_bytes(session, result_id, detail_id, streams=output.STREAMS):
-    """The execution's output as kept, bytes exactly (base64; see ``output.as_base64``)."""
+def get_log_bytes(session, result_id, detail_id, streams=output.STREAMS, since=None):
+    """The execution's output as kept, bytes exactly (base64; see ``output.as_base64``).
+
+    ``since`` ({"attempt": n, "stdout": offset, "stderr": offset}) asks only for
+    what is kept past those offsets of that attempt (a follower's next poll);
+    when the kept output is another attempt's, the offsets count as 0.
+    """
     streams = [s for s in output.STREAMS if s in streams]
+    offsets = _since_offsets(since, streams)
     about, row = _logs_row(session, result_id, detail_id)
-    return {**about, **output.as_base64(row, streams)}
+    if offsets is not None and since.get("attempt") != about.get("logs_attempt"):
+        offsets = {}
+    return {**about, **output.as_base64(row, streams, offsets)}
+
+
+def _since_offsets(since, streams):
+    """``since``'s offsets checked: None when not given; a ValidationError naming ``since``."""
+    if since is None:
+        return None
+    if not isinstance(since, dict):
+        raise ValidationError("must be an object of stream offsets", "since")
+    offsets = {}
+    for stream in streams:
+        value = since.get(stream, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValidationError("must be a whole number of bytes", f"since.{stream}")
+        offsets[stream] = value
+    return offsets
 
 
 def unnotified_finished(session, limit=100):
