@@ -30,8 +30,9 @@ Bounded (``Followers``, one per gateway process):
   (``RPC_TIMEOUT``), only for what is kept past the offsets its followers have
   (``get_log_bytes(..., since=...)``), and hands the answer to each of them.
   A follower that joins reads what is kept itself, once, then is fed by the
-  poller; a follower ``BACKLOG`` answers behind is given no more until it
-  catches up, the next poll starting from its own offsets instead.
+  poller.  A follower ``BACKLOG`` answers behind (its client stopped reading)
+  has them dropped and is left out of the polls until it waits for more; the
+  next poll then starts from its own offsets, so it misses nothing that is kept.
 * a stream ends when the execution ends, or after ``MAX_FOLLOW_SECONDS``.
 
 Lock order: none; everything here runs in eventlet green threads of one
@@ -172,7 +173,12 @@ class Subscription:
     def __init__(self, follower):
         self.follower = follower
         self.queue = LightQueue()
+        self.lagging = False  # it fell BACKLOG answers behind; given more once it waits for them
         self.caught_up()
+
+    def ready(self):
+        """Whether it takes answers now: not lagging, or lagging but done with all it had."""
+        return not self.lagging or self.queue.getting() > 0
 
     def caught_up(self):
         """Offsets as the follower has them now (after dropping what was waiting for it)."""
@@ -208,12 +214,12 @@ class Poller:
         self.subs = []
         self.offsets_supported = True
 
-    def since(self):
-        """Where the next read starts: the lowest offsets any follower has (all on one attempt)."""
-        attempts = {sub.attempt for sub in self.subs}
+    def since(self, subs):
+        """Where the next read starts: the lowest offsets ``subs`` have (all on one attempt)."""
+        attempts = {sub.attempt for sub in subs}
         if len(attempts) != 1:
             return {"attempt": None, **{s: 0 for s in STREAMS}}
-        return {"attempt": attempts.pop(), **{s: min(sub.offsets[s] for sub in self.subs) for s in STREAMS}}
+        return {"attempt": attempts.pop(), **{s: min(sub.offsets[s] for sub in subs) for s in STREAMS}}
 
     def run(self):
         try:
@@ -228,11 +234,11 @@ class Poller:
             if self.followers.pollers.get(self.key) is self:
                 del self.followers.pollers[self.key]
 
-    def read(self):
+    def read(self, ready):
         self.followers.polls += 1
         if self.offsets_supported:
             try:
-                return self.rpc.get_log_bytes(*self.key, since=self.since())
+                return self.rpc.get_log_bytes(*self.key, since=self.since(ready))
             except RemoteError as exc:
                 if exc.exc_type != "IncorrectSignature":
                     raise
@@ -240,8 +246,13 @@ class Poller:
         return self.rpc.get_log_bytes(*self.key)
 
     def poll(self):
+        # a client that stopped reading (its writes blocked) neither drags the offsets read from
+        # back to its own nor gets answers; once it waits for more, the next read includes it
+        ready = [sub for sub in self.subs if sub.ready()]
+        if not ready:
+            return
         try:
-            answer = self.read()
+            answer = self.read(ready)
         except Unavailable as exc:  # the scheduler did not answer in RPC_TIMEOUT: ask again next interval
             log.warning("following %s/%s: %s", *self.key, exc)
             return
@@ -254,8 +265,10 @@ class Poller:
                 while sub.queue.qsize():
                     sub.queue.get_nowait()
                 sub.caught_up()
-            elif sub.fits(answer):
+                sub.lagging = True
+            elif sub.ready() and sub.fits(answer):
                 sub.give(answer)
+                sub.lagging = False
                 given.append(sub)
         if answer["status"] in TERMINAL and given:
             detail = self._detail(answer)

@@ -144,6 +144,8 @@ def test_a_follower_that_stops_reading_is_caught_up_by_offsets_without_a_gap():
     eventlet.sleep(0)
     while scheduler.ticks < BACKLOG * 2:
         eventlet.sleep(0)
+    stalled = [since["stdout"] for since in scheduler.reads[-3:]]
+    assert min(stalled) > 7 * BACKLOG  # the polls go on past it, not from its offset (line-1)
     text, end = stdout_of(["event: stdout\ndata: line-1\n\n", *slow])
     assert text == "".join(f"line-{i}\n" for i in range(1, BACKLOG * 3 + 1))
     assert end["status"] == "COMPLETE"
