@@ -223,3 +223,22 @@ def test_an_answer_for_a_new_attempt_starts_it_afresh():
     events = list(follower.new_events(first)) + list(follower.new_events(again))
     assert stdout_of(events)[0] == "try one\ntry two\n"
     assert events[1].startswith("event: attempt")
+
+
+def provider_with(value):
+    from types import SimpleNamespace
+
+    from services.gateway.follow import FollowersProvider
+
+    provider = FollowersProvider()
+    provider.container = SimpleNamespace(config={"FOLLOW_MAX": value}, spawn_managed_thread=eventlet.spawn)
+    provider.setup()
+    return provider.followers
+
+
+def test_follow_max_is_read_at_start_and_a_bad_value_stops_the_gateway_naming_it():
+    assert provider_with("7").limit == 7 and provider_with("").limit == 100
+    assert provider_with("0").reserve() is None  # 0: follow off
+    for bad in ("many", "-1", "1.5"):
+        with pytest.raises(ValueError, match="FOLLOW_MAX"):
+            provider_with(bad)
