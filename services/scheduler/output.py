@@ -107,12 +107,17 @@ def past(kept, head, total, since):
     since = max(0, min(since, total))
     tail_start = max(head, total - (len(kept) - head))  # stream offset of the first kept tail byte
     if since <= head:
-        new, new_head = kept[since:], head - since
+        new = kept[since:]
     else:
-        new, new_head = kept[head + max(0, since - tail_start):], 0
-    if total - since == len(new):  # nothing omitted: all of it is contiguous from since
-        new_head = len(new)
-    return new, new_head, since
+        new = kept[head + max(0, since - tail_start):]
+    return new, past_head(len(new), head, total, since), since
+
+
+def past_head(length, head, total, since):
+    """How many of the ``length`` bytes kept past ``since`` follow on from it (``past``'s head)."""
+    if total - since == length:  # nothing omitted: all of it is contiguous from since
+        return length
+    return head - since if since <= head else 0
 
 
 def as_base64(row, streams=STREAMS, since=None):

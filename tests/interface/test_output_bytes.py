@@ -10,6 +10,7 @@ import pytest
 from nameko.standalone.events import event_dispatcher
 from nameko.testing.services import entrypoint_hook, entrypoint_waiter, replace_dependencies
 
+from services.scheduler.output import past
 from services.scheduler.service import SchedulerService
 from shared.errors import ValidationError
 
@@ -142,6 +143,9 @@ def test_a_read_since_offsets_answers_only_the_bytes_kept_past_them(running):
         other_attempt = read(work["result_id"], work["detail_id"], since={"attempt": 7, "stdout": 999})
         with pytest.raises(ValidationError) as refused:
             read(work["result_id"], work["detail_id"], since={"attempt": 1, "stdout": -1})
+        with pytest.raises(ValidationError) as bad_attempt:
+            read(work["result_id"], work["detail_id"], since={"attempt": "1"})
+        huge = read(work["result_id"], work["detail_id"], since={"attempt": 10**40, "stdout": 10**40})
     assert "stdout_since" not in whole  # a read without since is answered as before
     assert base64.b64decode(past_head["stdout"]) == b"st-last" and past_head["stdout_head"] == 2
     assert (past_head["stdout_since"], past_head["stdout_total"]) == (3, 1000)
@@ -149,4 +153,18 @@ def test_a_read_since_offsets_answers_only_the_bytes_kept_past_them(running):
     assert base64.b64decode(in_tail["stdout"]) == b"ast" and in_tail["stdout_head"] == 3
     assert base64.b64decode(in_tail["stderr"]) == b"err\n"
     assert base64.b64decode(other_attempt["stdout"]) == kept and other_attempt["stdout_since"] == 0
-    assert refused.value.field == "since.stdout"
+    assert refused.value.field == "since.stdout" and bad_attempt.value.field == "since.attempt"
+    assert base64.b64decode(huge["stdout"]) == kept and huge["stdout_since"] == 0
+
+
+def test_a_read_since_any_offset_agrees_with_cutting_the_whole_read(running):
+    kept = bytes(range(40))  # the first 25 bytes of 300, then the last 15
+    finish(running, {"encoding": "base64", "stdout": b64(kept), "stdout_head": 25, "stdout_total": 300})
+    container, _, work = running
+    with entrypoint_hook(container, "get_log_bytes") as read:
+        for since in (0, 1, 24, 25, 26, 150, 284, 285, 286, 299, 300, 301, 10**12):
+            answer = read(work["result_id"], work["detail_id"], ["stdout"], since={"attempt": 1, "stdout": since})
+            cut, head, start = past(kept, 25, 300, since)
+            assert (base64.b64decode(answer["stdout"]), answer["stdout_head"], answer["stdout_since"]) == \
+                (cut, head, start), since
+            assert answer["stdout_total"] == 300 and "stderr" not in answer
