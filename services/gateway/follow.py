@@ -47,7 +47,7 @@ import time
 
 import eventlet
 from eventlet.queue import Empty, LightQueue
-from nameko.exceptions import RemoteError
+from nameko.exceptions import IncorrectSignature
 from nameko.extensions import DependencyProvider
 
 from shared.errors import StevedoreError, Unavailable
@@ -239,10 +239,8 @@ class Poller:
         if self.offsets_supported:
             try:
                 return self.rpc.get_log_bytes(*self.key, since=self.since(ready))
-            except RemoteError as exc:
-                if exc.exc_type != "IncorrectSignature":
-                    raise
-                self.offsets_supported = False  # a scheduler from before ``since``: whole reads
+            except IncorrectSignature:  # a scheduler from before ``since`` (a rolling upgrade): whole reads
+                self.offsets_supported = False
         return self.rpc.get_log_bytes(*self.key)
 
     def poll(self):

@@ -242,3 +242,21 @@ def test_follow_max_is_read_at_start_and_a_bad_value_stops_the_gateway_naming_it
     for bad in ("many", "-1", "1.5"):
         with pytest.raises(ValueError, match="FOLLOW_MAX"):
             provider_with(bad)
+
+
+def test_a_scheduler_from_before_since_is_read_whole_and_followers_still_get_each_line_once():
+    from nameko.exceptions import IncorrectSignature
+
+    scheduler = FakeScheduler(end_at=6)
+    newer = scheduler.get_log_bytes
+
+    def older(result_id, detail_id, streams=STREAMS, **since):
+        if since:
+            raise IncorrectSignature("get_log_bytes() got an unexpected keyword argument 'since'")
+        return newer(result_id, detail_id, streams)
+
+    scheduler.get_log_bytes = older
+    followers = Followers(sleep=Interval(scheduler))
+    outputs = [stdout_of(t.wait())[0] for t in follow_all(followers, scheduler, 3)]
+    assert outputs == ["".join(f"line-{i}\n" for i in range(1, 7))] * 3
+    assert scheduler.reads.count(None) == 3 + 6  # three first reads, then one whole read per interval
