@@ -14,24 +14,57 @@ sequences as U+FFFD, a character split between two polls decoded whole):
     event: end
     data: {"status": "COMPLETE", "exit_code": 0}
 
+    : keep-alive                                  (a comment, when a poll brought nothing new)
+
 A client that connects late first gets what is kept: the stream's first bytes,
 a ``skipped`` event for those omitted, then its last bytes.
+
+Bounded (``Followers``, one per gateway process):
+
+* at most ``FOLLOW_MAX`` followers at once; one more is answered 503 with
+  Retry-After.  A follower's place is freed when its stream ends or its client
+  goes away (the keep-alive comments make a write, which is how eventlet.wsgi
+  learns that a client is gone).
+* one ``Poller`` per followed execution, however many follow it: every
+  ``POLL_SECONDS`` it asks the scheduler, through the gateway's own RPC proxy
+  (``RPC_TIMEOUT``), only for what is kept past the offsets its followers have
+  (``get_log_bytes(..., since=...)``), and hands the answer to each of them.
+  A follower that joins reads what is kept itself, once, then is fed by the
+  poller.  A follower ``BACKLOG`` answers behind (its client stopped reading)
+  has them dropped and is left out of the polls until it waits for more; the
+  next poll then starts from its own offsets, so it misses nothing that is kept.
+* a stream ends when the execution ends, or after ``MAX_FOLLOW_SECONDS``.
+
+Lock order: none; everything here runs in eventlet green threads of one
+process and changes state only between its own RPC calls.
 """
 import base64
 import codecs
 import json
+import logging
 import re
 import time
 
-from nameko.standalone.rpc import ClusterRpcProxy
+import eventlet
+from eventlet.queue import Empty, LightQueue
+from nameko.exceptions import IncorrectSignature
+from nameko.extensions import DependencyProvider
 
+from shared.errors import StevedoreError, Unavailable
 from shared.statuses import TERMINAL
+
+log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
 MAX_FOLLOW_SECONDS = 6 * 3600
+DEFAULT_MAX = 100       # FOLLOW_MAX when config.yml does not say
+BACKLOG = 20            # answers a follower may have waiting before it is caught up by offsets instead
+KEEPALIVE_SECONDS = 15  # a comment at least this often, even while a poll hangs
+RETRY_AFTER = 5         # seconds, in the 503 past FOLLOW_MAX
 STREAMS = ("stdout", "stderr")
 # SSE ends a line at CR, LF or CRLF: each one of them in the output ends a data line
 LINE_END = re.compile(r"\r\n|\r|\n")
+KEEPALIVE = ": keep-alive\n\n"
 
 
 def sse(event, text):
@@ -41,22 +74,27 @@ def sse(event, text):
     return f"event: {event}\n" + "".join(f"data: {line}\n" for line in lines) + "\n"
 
 
-def new_bytes(kept, head, total, seen):
+def new_bytes(kept, head, total, seen, since=0):
     """What of a stream past offset ``seen`` is kept: (bytes kept before the gap, bytes omitted, bytes after).
 
-    The first ``head`` kept bytes are the stream's offsets [0, head); the rest are
-    its last bytes, up to ``total``.
+    The first ``head`` kept bytes are the stream's offsets [since, since + head);
+    the rest are its last bytes, up to ``total`` (``since`` <= ``seen``).
     """
     head = min(head, len(kept))
-    tail_start = max(head, total - (len(kept) - head))  # stream offset of the first kept tail byte
-    before = kept[seen:head] if seen < head else b""
-    omitted = max(0, tail_start - max(seen, head))
+    head_end = since + head
+    tail_start = max(head_end, total - (len(kept) - head))  # stream offset of the first kept tail byte
+    before = kept[seen - since:head] if seen < head_end else b""
+    omitted = max(0, tail_start - max(seen, head_end))
     after = kept[head + max(0, seen - tail_start):]
     return before, omitted, after
 
 
+def attempt_of(logs):
+    return logs.get("logs_attempt", logs.get("attempt"))
+
+
 class Follower:
-    """Turns successive log snapshots (``get_log_bytes``) into what is new in each stream."""
+    """Turns successive log answers (``get_log_bytes``, whole or ``since``) into what is new in each stream."""
 
     def __init__(self):
         self.attempt = None
@@ -67,7 +105,7 @@ class Follower:
         self.decoders = {stream: codecs.getincrementaldecoder("utf-8")("replace") for stream in STREAMS}
 
     def new_events(self, logs):
-        attempt = logs.get("logs_attempt", logs.get("attempt"))
+        attempt = attempt_of(logs)
         if attempt != self.attempt:
             if self.attempt is not None:
                 yield sse("attempt", json.dumps({"attempt": attempt}))
@@ -77,21 +115,30 @@ class Follower:
             total = logs.get(f"{stream}_total") or 0
             if total <= self.seen[stream]:
                 continue
+            since = logs.get(f"{stream}_since") or 0
             kept = base64.b64decode(logs.get(stream) or "")
-            before, omitted, after = new_bytes(kept, logs.get(f"{stream}_head") or 0, total, self.seen[stream])
             decoder = self.decoders[stream]
+            if since > self.seen[stream]:  # an answer from past what this follower has: say what it missed
+                yield from self._skip(stream, since - self.seen[stream], "")
+                self.seen[stream] = since
+            before, omitted, after = new_bytes(kept, logs.get(f"{stream}_head") or 0, total,
+                                               self.seen[stream], since)
             text = decoder.decode(before)
             if omitted:
-                text += decoder.decode(b"", final=True)
-                decoder.reset()
-                if text:
-                    yield sse(stream, text)
+                yield from self._skip(stream, omitted, text)
                 text = ""
-                yield sse("skipped", json.dumps({"stream": stream, "bytes": omitted}))
             text += decoder.decode(after)
             self.seen[stream] = total
             if text:
                 yield sse(stream, text)
+
+    def _skip(self, stream, omitted, text):
+        decoder = self.decoders[stream]
+        text += decoder.decode(b"", final=True)
+        decoder.reset()
+        if text:
+            yield sse(stream, text)
+        yield sse("skipped", json.dumps({"stream": stream, "bytes": omitted}))
 
     def flush(self):
         """The end of a stream cut inside a character (as U+FFFD), once no more will come."""
@@ -101,19 +148,274 @@ class Follower:
                 yield sse(stream, text)
 
 
-def follow(config, result_id, detail_id, first):
-    """The event stream for one execution's logs, starting from the ``first`` snapshot (bytes)."""
-    follower = Follower()
-    logs = first
-    yield from follower.new_events(logs)
-    deadline = time.monotonic() + MAX_FOLLOW_SECONDS
-    with ClusterRpcProxy(config) as rpc:
-        while logs["status"] not in TERMINAL and time.monotonic() < deadline:
-            time.sleep(POLL_SECONDS)
-            logs = rpc.scheduler.get_log_bytes(result_id, detail_id)
-            yield from follower.new_events(logs)
-            yield ": keep-alive\n\n"
-        detail = rpc.scheduler.get_detail(result_id, detail_id)
-    yield from follower.flush()
-    yield sse("end", json.dumps({"status": detail["status"], "exit_code": detail["exit_code"],
-                                 "reason": detail.get("reason")}))
+def end_event(detail):
+    return sse("end", json.dumps({"status": detail["status"], "exit_code": detail.get("exit_code"),
+                                  "reason": detail.get("reason")}))
+
+
+# ---------------------------------------------------------------- bounded, shared polling
+
+class Place:
+    """One follower's place under FOLLOW_MAX; ``release`` is idempotent."""
+
+    def __init__(self, followers):
+        self._followers = followers
+
+    def release(self):
+        if self._followers is not None:
+            self._followers.count -= 1
+            self._followers = None
+
+
+class Subscription:
+    """A follower as its poller sees it: a queue of answers, and the offsets it will have read them to."""
+
+    def __init__(self, follower):
+        self.follower = follower
+        self.queue = LightQueue()
+        self.lagging = False  # it fell BACKLOG answers behind; given more once it waits for them
+        self.caught_up()
+
+    def ready(self):
+        """Whether it takes answers now: not lagging, or lagging but done with all it had."""
+        return not self.lagging or self.queue.getting() > 0
+
+    def caught_up(self):
+        """Offsets as the follower has them now (after dropping what was waiting for it)."""
+        self.attempt = self.follower.attempt
+        self.offsets = dict(self.follower.seen)
+
+    def fits(self, answer):
+        """Whether ``answer`` leaves nothing out for this follower (it starts at or before its offsets)."""
+        attempt = attempt_of(answer)
+        if attempt != self.attempt:
+            return _order(attempt) > _order(self.attempt)  # a later attempt, read from its start
+        return all((answer.get(f"{s}_since") or 0) <= self.offsets[s] for s in STREAMS)
+
+    def give(self, answer):
+        if attempt_of(answer) != self.attempt:
+            self.attempt, self.offsets = attempt_of(answer), {s: 0 for s in STREAMS}
+        for stream in STREAMS:
+            self.offsets[stream] = max(self.offsets[stream], answer.get(f"{stream}_total") or 0)
+        self.queue.put(("logs", answer))
+
+
+def _order(attempt):
+    return -1 if attempt is None else attempt
+
+
+class Poller:
+    """Polls one execution for all of its followers (``Followers.pollers``)."""
+
+    def __init__(self, followers, key, rpc):
+        self.followers = followers
+        self.key = key
+        self.rpc = rpc
+        self.subs = []
+        self.offsets_supported = True
+
+    def since(self, subs):
+        """Where the next read starts: the lowest offsets ``subs`` have (all on one attempt)."""
+        attempts = {sub.attempt for sub in subs}
+        if len(attempts) != 1:
+            return {"attempt": None, **{s: 0 for s in STREAMS}}
+        return {"attempt": attempts.pop(), **{s: min(sub.offsets[s] for sub in subs) for s in STREAMS}}
+
+    def run(self):
+        try:
+            while self.subs:
+                self.followers.sleep(self.followers.poll_seconds)
+                if self.subs:
+                    self.poll()
+        except Exception:  # noqa: BLE001 -- a poller's end must end its followers, never the gateway
+            log.exception("following %s/%s failed", *self.key)
+            self.end_all("the gateway could not read the output (see its log)")
+        finally:
+            if self.followers.pollers.get(self.key) is self:
+                del self.followers.pollers[self.key]
+
+    def read(self, ready):
+        self.followers.polls += 1
+        if self.offsets_supported:
+            try:
+                return self.rpc.get_log_bytes(*self.key, since=self.since(ready))
+            except IncorrectSignature:  # a scheduler from before ``since`` (a rolling upgrade): whole reads
+                self.offsets_supported = False
+        return self.rpc.get_log_bytes(*self.key)
+
+    def poll(self):
+        # a client that stopped reading (its writes blocked) neither drags the offsets read from
+        # back to its own nor gets answers; once it waits for more, the next read includes it
+        ready = [sub for sub in self.subs if sub.ready()]
+        if not ready:
+            return
+        try:
+            answer = self.read(ready)
+        except Unavailable as exc:  # the scheduler did not answer in RPC_TIMEOUT: ask again next interval
+            log.warning("following %s/%s: %s", *self.key, exc)
+            return
+        except StevedoreError as exc:  # the execution is gone (result deleted)
+            self.end_all(str(exc))
+            return
+        given = []
+        for sub in list(self.subs):
+            if sub.queue.qsize() >= BACKLOG:  # a slow client: drop what waits; it is read for again
+                while sub.queue.qsize():
+                    sub.queue.get_nowait()
+                sub.caught_up()
+                sub.lagging = True
+            elif sub.ready() and sub.fits(answer):
+                sub.give(answer)
+                sub.lagging = False
+                given.append(sub)
+        if answer["status"] in TERMINAL and given:
+            detail = self._detail(answer)
+            for sub in given:  # those still missing some of the end are read for again
+                sub.queue.put(("end", detail))
+                self._drop(sub)
+
+    def _detail(self, answer):
+        try:
+            return self.rpc.get_detail(*self.key)
+        except StevedoreError:
+            return {"status": answer["status"], "exit_code": None, "reason": None}
+
+    def end_all(self, why):
+        """Every follower's end, when this execution's output can no longer be read."""
+        detail = {"status": None, "exit_code": None, "reason": f"follow: {why}"[:500]}
+        for sub in list(self.subs):
+            sub.queue.put(("end", detail))
+            self._drop(sub)
+
+    def _drop(self, sub):
+        if sub in self.subs:
+            self.subs.remove(sub)
+
+
+class Followers:
+    """A gateway process's log followers: at most ``limit`` at once, one ``Poller`` per followed execution.
+
+    ``sleep`` and ``clock`` are injectable (unit tests); ``spawn`` starts a poller.
+    """
+
+    def __init__(self, limit=DEFAULT_MAX, poll_seconds=POLL_SECONDS, max_seconds=MAX_FOLLOW_SECONDS,
+                 sleep=eventlet.sleep, clock=time.monotonic, spawn=eventlet.spawn,
+                 keepalive_seconds=KEEPALIVE_SECONDS):
+        self.limit = limit
+        self.poll_seconds = poll_seconds
+        self.max_seconds = max_seconds
+        self.keepalive_seconds = keepalive_seconds
+        self.sleep = sleep
+        self.clock = clock
+        self.spawn = spawn
+        self.count = 0       # followers holding a place
+        self.pollers = {}    # (result_id, detail_id) -> Poller
+        self.polls = 0       # reads made by pollers (tests)
+
+    def reserve(self):
+        """A ``Place``, or None when ``limit`` followers already follow."""
+        if self.count >= self.limit:
+            return None
+        self.count += 1
+        return Place(self)
+
+    def full_response(self):
+        """(status, headers, payload) of the 503 past the limit."""
+        return 503, {"Retry-After": str(RETRY_AFTER)}, {
+            "error": "UNAVAILABLE",
+            "message": f"follow: this gateway already streams {self.limit} followers (FOLLOW_MAX); "
+                       f"retry later, or read the logs without follow"}
+
+    def stream(self, key, rpc, first, place):
+        """The body of one follower's response: an iterable of SSE text whose ``close`` frees its place."""
+        return FollowStream(self, key, rpc, first, place)
+
+    def subscribe(self, key, rpc, follower):
+        sub = Subscription(follower)
+        poller = self.pollers.get(key)
+        if poller is None:
+            poller = self.pollers[key] = Poller(self, key, rpc)
+            poller.subs.append(sub)
+            self.spawn(poller.run)
+        else:
+            poller.subs.append(sub)
+        return sub
+
+    def unsubscribe(self, key, sub):
+        poller = self.pollers.get(key)
+        if poller is not None and sub in poller.subs:
+            poller.subs.remove(sub)
+
+
+class FollowStream:
+    """One follower's SSE body.  eventlet.wsgi calls ``close`` when the response ends, however it
+    ends (a client gone, an error, even before the first byte); ``close`` frees its place."""
+
+    def __init__(self, followers, key, rpc, first, place):
+        self.followers = followers
+        self.key = key
+        self.rpc = rpc
+        self.first = first
+        self.place = place
+        self.sub = None
+
+    def __iter__(self):
+        try:
+            yield from self._events()
+        finally:
+            self.close()
+
+    def close(self):
+        if self.sub is not None:
+            self.followers.unsubscribe(self.key, self.sub)
+            self.sub = None
+        self.place.release()
+
+    def _events(self):
+        follower = Follower()
+        yield from follower.new_events(self.first)
+        detail = None
+        if self.first["status"] not in TERMINAL:
+            self.sub = self.followers.subscribe(self.key, self.rpc, follower)
+            detail = yield from self._fed(follower)
+        if detail is None:  # it had ended already, or MAX_FOLLOW_SECONDS passed
+            detail = self.rpc.get_detail(*self.key)
+        yield from follower.flush()
+        yield end_event(detail)
+
+    def _fed(self, follower):
+        """Events from the poller's answers until the end (its detail) or the deadline (None)."""
+        followers = self.followers
+        deadline = followers.clock() + followers.max_seconds
+        while followers.clock() < deadline:
+            try:
+                kind, value = self.sub.queue.get(timeout=followers.keepalive_seconds)
+            except Empty:
+                yield KEEPALIVE
+                continue
+            if kind == "end":
+                return value
+            sent = False
+            for event in follower.new_events(value):
+                sent = True
+                yield event
+            if not sent:
+                yield KEEPALIVE
+        return None
+
+
+class FollowersProvider(DependencyProvider):
+    """The gateway process's ``Followers``, with ``FOLLOW_MAX`` from config.yml."""
+
+    def setup(self):
+        value = self.container.config.get("FOLLOW_MAX")
+        try:
+            limit = int(value) if value not in (None, "") else DEFAULT_MAX
+        except (TypeError, ValueError):
+            limit = -1
+        if limit < 0:
+            raise ValueError(f"FOLLOW_MAX: must be a whole number of followers (0 turns follow off), not {value!r}")
+        self.followers = Followers(limit=limit, spawn=self.container.spawn_managed_thread)
+
+    def get_dependency(self, worker_ctx):
+        return self.followers

@@ -162,7 +162,9 @@ SPEC = {
                         "description": "its output as text; with follow=true, server-sent events "
                                        "(stdout, stderr, skipped, attempt, end) until it ends",
                         "content": {**json_content(ref("Logs")),
-                                    "text/event-stream": {"schema": {"type": "string"}}}}, **ERRORS}}},
+                                    "text/event-stream": {"schema": {"type": "string"}}}},
+                        "503": answer("with follow=true: FOLLOW_MAX followers already on this gateway "
+                                      "(Retry-After says when to try again)"), **ERRORS}}},
         "/result/{result_id}/detail/{detail_id}/logs/{stream}/": {
             "parameters": [path_id("result_id"), path_id("detail_id"),
                            {"name": "stream", "in": "path", "required": True,

@@ -5,7 +5,7 @@ from nameko.dependency_providers import Config
 from werkzeug.wrappers import Response
 
 from services.gateway import ui  # the module: `nameko run` would start a class imported here
-from services.gateway.follow import follow
+from services.gateway.follow import FollowersProvider
 from services.gateway.openapi import SPEC
 from services.gateway.rawlogs import raw_response
 from services.gateway.reads import SharedReads
@@ -25,6 +25,7 @@ class GatewayService(ui.UiRoutes):
     scheduler = TimeoutRpcProxy("scheduler")
     config = Config()
     reads = SharedReads()
+    followers = FollowersProvider()
 
     # --------------------------------------------------------------- tasks
 
@@ -109,12 +110,21 @@ class GatewayService(ui.UiRoutes):
         """The execution's stdout and stderr as UTF-8 text (at most LOG_LIMIT_BYTES of each: its
         first and last bytes; live while it runs).
 
-        With ``?follow=true``: server-sent events of new output until it ends.
+        With ``?follow=true``: server-sent events of new output until it ends; at most FOLLOW_MAX
+        followers per gateway, one poll of the scheduler per followed execution
+        (services/gateway/follow.py).
         """
         if request.args.get("follow", "").lower() not in ("true", "1", "yes"):
             return self.scheduler.get_logs(result_id, detail_id)
-        logs = self.scheduler.get_log_bytes(result_id, detail_id)
-        return Response(follow(dict(self.config), result_id, detail_id, logs),
+        place = self.followers.reserve()
+        if place is None:
+            return self.followers.full_response()
+        try:
+            logs = self.scheduler.get_log_bytes(result_id, detail_id)
+        except BaseException:
+            place.release()
+            raise
+        return Response(self.followers.stream((result_id, detail_id), self.scheduler, logs, place),
                         mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

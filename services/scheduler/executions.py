@@ -10,6 +10,7 @@ two writers never deadlock).  Runner reports carry the attempt they are about;
 a report for an attempt that is no longer current, or for a detail already
 finished, changes nothing, so a report delivered twice is harmless.
 """
+import base64
 import logging
 import math
 import uuid
@@ -825,11 +826,86 @@ def get_logs(session, result_id, detail_id):
     return {**about, **output.as_text(row)}
 
 
-def get_log_bytes(session, result_id, detail_id, streams=output.STREAMS):
-    """The execution's output as kept, bytes exactly (base64; see ``output.as_base64``)."""
+def get_log_bytes(session, result_id, detail_id, streams=output.STREAMS, since=None):
+    """The execution's output as kept, bytes exactly (base64; see ``output.as_base64``).
+
+    ``since`` ({"attempt": n, "stdout": offset, "stderr": offset}) asks only for
+    what is kept past those offsets of that attempt (a follower's next poll);
+    when the kept output is another attempt's, the offsets count as 0.
+    """
     streams = [s for s in output.STREAMS if s in streams]
+    offsets = _since_offsets(since, streams)
+    if offsets is not None:
+        attempt = since.get("attempt")
+        if attempt is not None and not -2 ** 31 <= attempt < 2 ** 31:
+            attempt = None  # no such attempt: read from the start
+        return _log_bytes_since(session, result_id, detail_id, streams, offsets, attempt)
     about, row = _logs_row(session, result_id, detail_id)
     return {**about, **output.as_base64(row, streams)}
+
+
+def _since_columns(stream):
+    # a: the row's figures made consistent, as output._split; b: the offset, 0 for another
+    # attempt, clamped as output.past; c: the bytes kept past it, cut in PostgreSQL
+    return (f"{stream}, octet_length({stream}) AS l_{stream}, "
+            f"LEAST({stream}_head, octet_length({stream})) AS h_{stream}, "
+            f"GREATEST({stream}_total, octet_length({stream})) AS t_{stream}",
+            f"{stream}, l_{stream}, h_{stream}, t_{stream}, LEAST(GREATEST("
+            f"CASE WHEN attempt = :attempt THEN :since_{stream} ELSE 0 END, 0), t_{stream}) AS s_{stream}",
+            f"h_{stream}, t_{stream}, s_{stream}, CASE WHEN s_{stream} <= h_{stream} "
+            f"THEN substring({stream} FROM (s_{stream} + 1)::int) "
+            f"ELSE substring({stream} FROM (h_{stream} + 1 + GREATEST(0, s_{stream} - GREATEST(h_{stream}, "
+            f"t_{stream} - (l_{stream} - h_{stream}))))::int) END AS {stream}")
+
+
+def _logs_since_statement():
+    a, b, c = zip(*(_since_columns(stream) for stream in output.STREAMS))
+    return text(f"SELECT attempt, {', '.join(c)} FROM ("
+                f"SELECT attempt, {', '.join(b)} FROM ("
+                f"SELECT attempt, {', '.join(a)} FROM detail_logs WHERE detail_id = :detail_id) a) b")
+
+
+LOGS_SINCE = _logs_since_statement()
+
+
+def _log_bytes_since(session, result_id, detail_id, streams, offsets, attempt):
+    """``output.as_base64(row, streams, offsets)``, with the bytes before the offsets left in the
+    database: a follower's poll of a long log moves only what is new."""
+    detail = get_detail(session, result_id, detail_id)
+    about = {"detail_id": detail.id, "status": detail.status, "attempt": detail.attempt}
+    row = session.execute(LOGS_SINCE, {"detail_id": detail.id, "attempt": attempt,
+                                       **{f"since_{s}": offsets.get(s, 0) for s in output.STREAMS}}).first()
+    if row is None:
+        return {**about, **output.as_base64({}, streams, {})}
+    row = row._mapping
+    about["logs_attempt"] = row["attempt"]
+    out = {"encoding": "base64"}
+    for stream in streams:
+        new = bytes(row[stream] or b"")
+        head, total, since = row[f"h_{stream}"], row[f"t_{stream}"], row[f"s_{stream}"]
+        out[stream] = base64.b64encode(new).decode("ascii")
+        out[f"{stream}_head"] = output.past_head(len(new), head, total, since)
+        out[f"{stream}_total"] = total
+        out[f"{stream}_since"] = since
+    return {**about, **out}
+
+
+def _since_offsets(since, streams):
+    """``since``'s offsets checked: None when not given; a ValidationError naming ``since``."""
+    if since is None:
+        return None
+    if not isinstance(since, dict):
+        raise ValidationError("must be an object of stream offsets", "since")
+    attempt = since.get("attempt")
+    if attempt is not None and (isinstance(attempt, bool) or not isinstance(attempt, int)):
+        raise ValidationError("must be an attempt number or null", "since.attempt")
+    offsets = {}
+    for stream in streams:
+        value = since.get(stream, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValidationError("must be a whole number of bytes", f"since.{stream}")
+        offsets[stream] = min(value, 2 ** 62)  # past any stream's end, and within PostgreSQL's bigint
+    return offsets
 
 
 def unnotified_finished(session, limit=100):

@@ -47,12 +47,21 @@ class SchedulerMetrics(ServiceMetrics):
             ["outcome"], registry=registry)
         for outcome in ("work", "none"):
             self.claims.labels(outcome)
+        self.log_reads = Counter(
+            f"{PREFIX}_log_reads", "get_log_bytes calls answered: the whole kept output, or only past offsets",
+            ["kind"], registry=registry)
+        for kind in ("whole", "since"):
+            self.log_reads.labels(kind)
         self.run_time = Histogram(
             f"{PREFIX}_execution_run_seconds", "Seconds an execution's container ran (each attempt)",
             buckets=RUN_BUCKETS, registry=registry)
 
     def claimed(self, work):
         self.claims.labels("none" if work is None else "work").inc()
+
+    def log_read(self, since):
+        """A ``get_log_bytes`` call (raw downloads, log followers' first read and their polls)."""
+        self.log_reads.labels("whole" if since is None else "since").inc()
 
     def execution_started(self, detail):
         wait = queue_wait(detail)

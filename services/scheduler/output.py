@@ -12,7 +12,8 @@ before sent text (no ``encoding``; ``stdout`` a str, ``stdout_truncated`` when
 only its end was kept): that is taken as its UTF-8 bytes.
 
 Readers get the same shape (``as_base64``, for raw downloads and ``follow``),
-or text for JSON (``as_text``): the kept bytes decoded as UTF-8, invalid
+or only what is kept past given offsets (``as_base64(..., since=...)``, for
+followers), or text for JSON (``as_text``): the kept bytes decoded as UTF-8, invalid
 sequences replaced by U+FFFD, head and tail decoded apart.
 """
 import base64
@@ -95,11 +96,41 @@ def as_text(row):
     return out
 
 
-def as_base64(row, streams=STREAMS):
-    """For raw readers: the report's own shape, the kept bytes exactly (base64)."""
+def past(kept, head, total, since):
+    """The kept bytes at stream offsets ``since`` and after: (bytes, head, since).
+
+    The answer has the report's shape seen from offset ``since`` instead of 0:
+    its first ``head`` bytes are the stream's bytes from ``since`` on, the rest
+    its last bytes up to ``total``; ``total - since - len(bytes)`` were omitted
+    between them.  ``since`` is clamped to [0, total].
+    """
+    since = max(0, min(since, total))
+    tail_start = max(head, total - (len(kept) - head))  # stream offset of the first kept tail byte
+    if since <= head:
+        new = kept[since:]
+    else:
+        new = kept[head + max(0, since - tail_start):]
+    return new, past_head(len(new), head, total, since), since
+
+
+def past_head(length, head, total, since):
+    """How many of the ``length`` bytes kept past ``since`` follow on from it (``past``'s head)."""
+    if total - since == length:  # nothing omitted: all of it is contiguous from since
+        return length
+    return head - since if since <= head else 0
+
+
+def as_base64(row, streams=STREAMS, since=None):
+    """For raw readers: the report's own shape, the kept bytes exactly (base64).
+
+    With ``since`` ({stream: offset}), each stream's answer holds only what is
+    kept past its offset (``past``) and ``<stream>_since`` says where it starts.
+    """
     out = {"encoding": "base64"}
     for stream in streams:
         kept, head, total = _split(row, stream)
+        if since is not None:
+            kept, head, out[f"{stream}_since"] = past(kept, head, total, since.get(stream, 0))
         out[stream] = base64.b64encode(kept).decode("ascii")
         out[f"{stream}_head"] = head
         out[f"{stream}_total"] = total

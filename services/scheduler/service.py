@@ -113,8 +113,10 @@ class SchedulerService(recovery.RecoveryMixin):
         return ex.get_logs(self.db.session, result_id, detail_id)
 
     @rpc
-    def get_log_bytes(self, result_id, detail_id, streams=("stdout", "stderr")):
-        return ex.get_log_bytes(self.db.session, result_id, detail_id, streams)
+    def get_log_bytes(self, result_id, detail_id, streams=("stdout", "stderr"), since=None):
+        """The kept output as bytes (base64); with ``since``, only what is kept past those offsets."""
+        self.metrics.log_read(since)
+        return ex.get_log_bytes(self.db.session, result_id, detail_id, streams, since)
 
     @rpc
     def cancel_result(self, result_id):
