@@ -33,7 +33,10 @@ def follow_system(session_amqp_uri, vhost_pipeline, test_images):
         uri = urlparse(session_amqp_uri)
         database_url = create_database()
         system = System(f"{uri.scheme}://{uri.netloc}/{vhost}", database_url, runners=1,
-                        env={"FOLLOW_MAX": str(FOLLOWERS)}, name="follow-many")
+                        # all followers come from 127.0.0.1: the per-client connection cap must admit them
+                        env={"FOLLOW_MAX": str(FOLLOWERS),
+                             "HTTP_MAX_CONNECTIONS_PER_CLIENT": str(FOLLOWERS + 20)},
+                        name="follow-many")
         try:
             system.start().wait_healthy()
             system.task = system.api.register(test_images["ok"], name="follow-ok")
