@@ -47,7 +47,7 @@ READS = {
         "get_result", "list_results", "list_details", "get_detail", "get_logs", "get_log_bytes",
         "active_results", "execution_figures", "execution_states", "runner_holdings", "installation_id",
         "ping"}),
-    "registry": frozenset({"get_task", "list_tasks", "pull_credentials", "ping"}),
+    "registry": frozenset({"get_task", "list_tasks", "pull_credentials", "check_session", "ping"}),
 }
 
 
