@@ -118,7 +118,7 @@ def proxied(vhost_pipeline, request):
     database = create_database()
     with vhost_pipeline.get() as vhost:
         running = System(f"{uri.scheme}://{uri.netloc}/{vhost}", database, runners=0, name="sessions",
-                         env={"HTTP_TRUSTED_PROXIES": PROXY}).start().wait_healthy()
+                         env={"HTTP_TRUSTED_PROXIES": PROXY, "RPC_TIMEOUT": "5"}).start().wait_healthy()
         yield running
         running.stop()
     drop_database(database)
@@ -160,3 +160,17 @@ def test_a_session_ends_when_its_token_is_removed_and_others_outlive_a_restart(p
 
     assert read(proxied, by_second).status_code == 401
     assert read(proxied, by_first).status_code == 200  # kept by the registry, not the gateway
+
+
+def test_while_the_registry_is_away_a_cookie_is_answered_503_not_500(proxied):
+    cookie = sign_in(proxied, proxied.token)  # not yet checked, so not kept by the gateway
+    proxied.kill("registry")
+    try:
+        away = read(proxied, cookie)
+        assert away.status_code == 503 and away.json()["error"] == "UNAVAILABLE", away.text
+        # the API token does not need the registry to be let in
+        assert requests.get(proxied.url + "/result/", headers={"Authorization": f"Bearer {proxied.token}"},
+                            timeout=10).status_code == 200
+    finally:
+        proxied.start("registry").wait_healthy()
+    assert read(proxied, cookie).status_code == 200
