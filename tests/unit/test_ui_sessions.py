@@ -1,13 +1,17 @@
 """The web UI's sessions at the gateway: the cookie's attributes, the https rule, settings, the cache."""
 import ipaddress
 
+from unittest.mock import Mock
+
 import pytest
+from nameko.testing.services import worker_factory
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 from services.gateway.edge import trusted_networks
-from services.gateway.sessions import (COOKIE, LEGACY_COOKIE, MISSING, SessionCache, SessionGate, Settings,
-                                       cookie_secure, fingerprint, secret_hash)
+from services.gateway.service import GatewayService
+from services.gateway.sessions import (COOKIE, LEGACY_COOKIE, MISSING, SessionCache, SessionGate, SessionVerbs,
+                                       Settings, cookie_secure, fingerprint, secret_hash)
 from services.gateway.ui import drop_cookie, html_response
 
 PROXIES = trusted_networks("10.0.0.5,10.1.0.0/24")
@@ -82,15 +86,55 @@ def test_a_bad_setting_stops_the_gateway_naming_it(config, key):
 
 # ---------------------------------------------------------------- the cookie itself
 
-def test_the_session_cookie_is_http_only_same_site_strict_and_holds_no_token():
-    """What ui_signin_submit sets, through werkzeug as the handler does."""
-    response = html_response("")
-    secret = "s" * 43
-    response.set_cookie(COOKIE, secret, max_age=43200, path="/", httponly=True, samesite="Strict", secure=True)
-    header = response.headers["Set-Cookie"]
-    assert header.startswith(f"{COOKIE}={secret};")
-    for attribute in ("HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200", "Secure"):
+def signin(config, peer="192.0.2.7", proto=None, token="the-api-token", cookies=None):
+    """POST /ui/signin to the gateway's handler (its registry a mock); answer (response, registry)."""
+    registry = Mock()
+    bound = gate({"API_TOKENS": "the-api-token,other", **config})
+    bound.registry = lambda worker_ctx: registry
+    service = worker_factory(GatewayService, config={"AUTH": "on", "API_TOKENS": "the-api-token,other", **config},
+                             sessions=SessionVerbs(bound, None))
+    headers = {"X-Forwarded-Proto": proto} if proto else {}
+    if cookies:
+        headers["Cookie"] = cookies
+    env = EnvironBuilder(path="/ui/signin", method="POST", headers=headers,
+                         data={"token": token, "next": "/ui/results"}).get_environ()
+    env["REMOTE_ADDR"] = peer
+    return service.ui_signin_submit(Request(env)), registry
+
+
+def test_sign_in_sets_an_http_only_strict_cookie_holding_a_new_secret_not_the_token():
+    response, registry = signin({"UI_SESSION_SECONDS": "600"})
+    assert response.status_code == 303 and response.headers["Location"] == "/ui/results"
+    [header] = response.headers.getlist("Set-Cookie")
+    name, value = header.split(";")[0].split("=", 1)
+    assert name == COOKIE and len(value) >= 43 and "the-api-token" not in header
+    for attribute in ("HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=600"):
         assert attribute in header
+    assert "Secure" not in header
+    # the registry is told the secret's hash and the token's fingerprint, never either itself
+    registry.create_session.assert_called_once_with(secret_hash(value), fingerprint("the-api-token"), 600)
+
+
+def test_sign_in_behind_a_named_proxy_over_https_sets_a_secure_cookie():
+    response, _ = signin({"HTTP_TRUSTED_PROXIES": "10.0.0.5"}, peer="10.0.0.5", proto="https")
+    assert "Secure" in response.headers["Set-Cookie"]
+    response, _ = signin({"HTTP_TRUSTED_PROXIES": "10.0.0.5"}, peer="192.0.2.7", proto="https")
+    assert "Secure" not in response.headers["Set-Cookie"]
+    response, _ = signin({"UI_COOKIE_SECURE": "on"})
+    assert "Secure" in response.headers["Set-Cookie"]
+
+
+def test_sign_in_with_a_token_not_configured_starts_no_session():
+    response, registry = signin({}, token="guessed")
+    assert response.status_code == 401 and "Set-Cookie" not in response.headers
+    registry.create_session.assert_not_called()
+
+
+def test_sign_in_drops_an_old_cookie_holding_a_raw_token():
+    response, _ = signin({}, cookies=f"{LEGACY_COOKIE}=the-api-token")
+    headers = response.headers.getlist("Set-Cookie")
+    assert any(h.startswith(f"{LEGACY_COOKIE}=;") and "Max-Age=0" in h for h in headers)
+    assert any(h.startswith(f"{COOKIE}=") for h in headers)
 
 
 def test_an_old_cookie_holding_a_raw_token_is_told_to_go():
