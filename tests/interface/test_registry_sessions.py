@@ -4,11 +4,14 @@ import secrets
 
 import pytest
 from nameko.testing.services import entrypoint_hook
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 
 from services.registry import sessions
 from services.registry.service import RegistryService
 from shared.errors import ValidationError
+from stevedore.migrate import ensure_database
+from tests.interface.test_output_migration import migrate
+from tests.support import drop_database
 
 
 def call(container, method, *args):
@@ -115,3 +118,17 @@ def test_bad_arguments_are_validation_errors_naming_the_field(registry, args, fi
 def test_a_cookie_that_is_no_hash_is_simply_not_a_session(registry):
     assert call(registry, "check_session", "' OR 1=1 --") is None
     assert call(registry, "check_session", None) is None
+
+
+def test_migration_0009_adds_the_sessions_table_and_takes_it_away():
+    url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/stevedore_test_{secrets.token_hex(5)}"
+    ensure_database(url)
+    engine = create_engine(url)
+    try:
+        migrate(url, "0009")
+        assert "ui_sessions" in inspect(engine).get_table_names()
+        migrate(url, "0008", down=True)
+        assert "ui_sessions" not in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+        drop_database(url)
