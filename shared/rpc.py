@@ -47,7 +47,7 @@ READS = {
         "get_result", "list_results", "list_details", "get_detail", "get_logs", "get_log_bytes",
         "active_results", "execution_figures", "execution_states", "runner_holdings", "installation_id",
         "ping"}),
-    "registry": frozenset({"get_task", "list_tasks", "pull_credentials", "ping"}),
+    "registry": frozenset({"get_task", "list_tasks", "pull_credentials", "check_session", "ping"}),
 }
 
 
@@ -84,21 +84,35 @@ class _Service:
         return _Method(getattr(proxy, name), self._timeout, self._ready)
 
 
+def rpc_timeout(config):
+    value = config.get("RPC_TIMEOUT")
+    return float(value) if value not in (None, "") else DEFAULT_TIMEOUT
+
+
+def timeout_service(worker_ctx, target_service, reply_listener, timeout, **options):
+    """The calls to ``target_service`` as ``TimeoutRpcProxy`` makes them, for ``worker_ctx``.
+
+    An extension that is no dependency (an entrypoint) may use it too, with a
+    ``WorkerContext`` of its own and the container's ``ReplyListener``.
+    """
+    # nameko's QueueConsumer sends this event once it consumes (our reply queue among the rest)
+    ready = reply_listener.queue_consumer._consumers_ready
+    persistent = ServiceProxy(worker_ctx, target_service, reply_listener, **options)
+    transient = ServiceProxy(worker_ctx, target_service, reply_listener,
+                             **{**options, "delivery_mode": TRANSIENT})
+    return _Service(persistent, transient, READS.get(target_service, frozenset()), timeout, ready)
+
+
 class TimeoutRpcProxy(RpcProxy):
     """An ``RpcProxy`` whose calls raise ``Unavailable`` after ``RPC_TIMEOUT`` seconds."""
 
     def setup(self):
         super().setup()
-        value = self.container.config.get("RPC_TIMEOUT")
-        self.timeout = float(value) if value not in (None, "") else DEFAULT_TIMEOUT
+        self.timeout = rpc_timeout(self.container.config)
 
     def get_dependency(self, worker_ctx):
-        # nameko's QueueConsumer sends this event once it consumes (our reply queue among the rest)
-        ready = self.rpc_reply_listener.queue_consumer._consumers_ready
-        transient = ServiceProxy(worker_ctx, self.target_service, self.rpc_reply_listener,
-                                 **{**self.options, "delivery_mode": TRANSIENT})
-        return _Service(super().get_dependency(worker_ctx), transient,
-                        READS.get(self.target_service, frozenset()), self.timeout, ready)
+        return timeout_service(worker_ctx, self.target_service, self.rpc_reply_listener, self.timeout,
+                               **self.options)
 
 
 class _TransientPublisher(Publisher):

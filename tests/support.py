@@ -201,6 +201,14 @@ class Api:
         return response.json()
 
 
+def sign_in(system, token, next_path="/ui/tasks"):
+    """Sign in as the web UI does (the form's POST); answer the session cookie's value."""
+    response = requests.post(system.url + "/ui/signin", data={"token": token, "next": next_path},
+                             allow_redirects=False, timeout=10)
+    assert response.status_code == 303, response.text
+    return response.cookies["stevedore_session"]
+
+
 class System:
     """The four services as real processes (``stevedore-host`` layout) on one vhost and database."""
 

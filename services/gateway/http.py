@@ -25,6 +25,7 @@ from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Request, Response
 
 from services.gateway.edge import EdgeWebServer, Refusal, client_address, read_body
+from services.gateway.sessions import COOKIE, SessionGate, api_tokens
 from shared import validation
 from shared.errors import Conflict, NotFound, StevedoreError, Unavailable, ValidationError
 from shared.logs import printable
@@ -173,8 +174,7 @@ def switched_on(value, default):
 
 def auth_settings(config):
     """(required, tokens) from config: API_TOKENS (comma-separated) and AUTH (on unless 'off')."""
-    tokens = {t.strip() for t in str(config.get("API_TOKENS") or "").split(",") if t.strip()}
-    return switched_on(config.get("AUTH"), default=True), tokens
+    return switched_on(config.get("AUTH"), default=True), api_tokens(config)
 
 
 def is_public(public, config):
@@ -185,11 +185,12 @@ def is_public(public, config):
 
 
 def presented_token(request):
-    """The token a request carries: Authorization: Bearer, else the UI's cookie; and where from."""
+    """What a request carries: an API token (Authorization: Bearer), else the UI's session secret
+    (its cookie, services/gateway/sessions.py); and which of the two."""
     header = request.headers.get("Authorization", "")
     if header[:7].lower() == "bearer ":
         return header[7:].strip(), "header"
-    cookie = request.cookies.get("stevedore_token")
+    cookie = request.cookies.get(COOKIE)
     if cookie:
         return cookie, "cookie"
     return None, None
@@ -210,6 +211,7 @@ class JsonHttp(HttpRequestHandler):
     """
 
     server = JsonWebServer()
+    sessions = SessionGate()
     # each request is logged once, by the app (log_request): nameko's container does not log
     # this entrypoint's expected client errors again (shared/logs.py)
     logs_requests = True
@@ -232,10 +234,20 @@ class JsonHttp(HttpRequestHandler):
         if not self.auth_required:
             return None
         token, source = presented_token(request)
-        if token is None or not any(hmac.compare_digest(token.encode(), t.encode()) for t in self.tokens):
-            response = error_response(
-                401, "UNAUTHORIZED",
-                "authorization: send a valid API token as 'Authorization: Bearer <token>'")
+        if source == "cookie":
+            try:
+                admitted = self.sessions.admits(token, self)
+            except (StevedoreError, RemoteError) as exc:  # the registry did not answer, or failed
+                log.error("a sign-in session could not be checked: %s", exc)
+                return error_response(503, "UNAVAILABLE",
+                                      "session: the sign-in session cannot be checked now; try again")
+            message = "session: the sign-in session expired or ended; sign in again"
+        else:
+            admitted = token is not None and any(
+                hmac.compare_digest(token.encode("utf-8", "surrogatepass"), t.encode()) for t in self.tokens)
+            message = "authorization: send a valid API token as 'Authorization: Bearer <token>'"
+        if not admitted:
+            response = error_response(401, "UNAUTHORIZED", message)
             response.headers["WWW-Authenticate"] = 'Bearer realm="stevedore"'
             return response
         if source == "cookie" and request.method not in ("GET", "HEAD") and cross_site(request):

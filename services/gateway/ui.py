@@ -4,8 +4,9 @@ Each page is a small HTML shell from ``ui/templates/``; ``ui/static/app.js``
 fills it from the JSON API in the browser.  The API stays the only way to the
 data, so its rules (validation, auth) hold for the UI as for any client, and
 the pages themselves carry nothing secret: they are public, the API calls they
-make are not.  Signing in stores the API token in an HttpOnly cookie that the
-gateway accepts in place of the Authorization header.
+make are not.  Signing in with an API token starts a session whose secret (never
+the token) goes in an HttpOnly cookie that the gateway accepts in place of the
+Authorization header while the session lives (services/gateway/sessions.py).
 
 Paths: ``/`` (to the task list), ``/ui/...`` (pages), ``/static/...`` (assets),
 none of which clash with the API's ``/task/``, ``/result/`` and ``/health/``.
@@ -19,14 +20,15 @@ import os
 from string import Template
 from urllib.parse import quote
 
+from nameko.exceptions import RemoteError
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Response
 
-from services.gateway.http import api, cross_site
+from services.gateway.http import api, auth_settings, cross_site
+from services.gateway.sessions import COOKIE, LEGACY_COOKIE, Sessions
+from shared.errors import StevedoreError
 
 UI_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ui")
-TOKEN_COOKIE = "stevedore_token"
-TOKEN_MAX_AGE = 30 * 24 * 3600
 HOME = "/ui/tasks"
 # not left to the machine's mime.types
 MIMETYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".png": "image/png"}
@@ -86,6 +88,12 @@ def html_response(body, status=200):
                     headers={"Cache-Control": "no-cache", **SECURITY_HEADERS})
 
 
+def drop_cookie(request, response, name):
+    """Tell the browser to forget cookie ``name`` if it sent one."""
+    if name in request.cookies:
+        response.delete_cookie(name, path="/", httponly=True, samesite="Strict")
+
+
 def safe_next(target):
     """A local path to go back to after signing in; anything else goes home."""
     if isinstance(target, str) and target.startswith("/") and not target.startswith("//") \
@@ -97,9 +105,13 @@ def safe_next(target):
 class UiRoutes:
     """The UI's entrypoints, mixed into the gateway service."""
 
+    sessions = Sessions()
+
     def _page(self, request, template, title, status=200, **data):
-        signed_in = bool(request.cookies.get(TOKEN_COOKIE))
-        return html_response(assets().page(template, title, signed_in, data), status)
+        signed_in = bool(request.cookies.get(COOKIE))
+        response = html_response(assets().page(template, title, signed_in, data), status)
+        drop_cookie(request, response, LEGACY_COOKIE)  # a raw API token, kept there before sessions
+        return response
 
     @api("GET", "/", public=True)
     @api("GET", "/ui/", public=True)
@@ -132,24 +144,42 @@ class UiRoutes:
 
     @api("POST", "/ui/signin", public=True)
     def ui_signin_submit(self, request):
-        """Store the token in the cookie the gateway accepts; the page's script checked it first."""
+        """Start a session for an API token (the page's script checked the token first); its secret
+        goes in the cookie."""
         if cross_site(request):
             return html_response("Cross-site sign-in refused.", status=403)
         target = safe_next(request.form.get("next"))
         token = (request.form.get("token") or "").strip()
         if not token:
             return redirect(f"/ui/signin?next={quote(target)}", code=303)
+        auth_required, _ = auth_settings(self.config)
         response = redirect(target, code=303)
-        response.set_cookie(TOKEN_COOKIE, token, max_age=TOKEN_MAX_AGE, path="/", httponly=True,
-                            samesite="Strict", secure=request.scheme == "https")
+        if auth_required:
+            secret = self.sessions.sign_in(token)
+            if secret is None:
+                return self._page(request, "signin", "Sign in", status=401, next=target,
+                                  error="the gateway does not accept this token")
+            response.set_cookie(COOKIE, secret, max_age=self.sessions.settings.session_seconds, path="/",
+                                httponly=True, samesite="Strict",
+                                secure=self.sessions.cookie_secure(request.environ))
+        drop_cookie(request, response, LEGACY_COOKIE)
         return response
 
     @api("POST", "/ui/signout", public=True)
     def ui_signout(self, request):
+        """Revoke the session and drop its cookie (kept, with a 503, if the session could not be revoked)."""
         if cross_site(request):
             return html_response("Cross-site sign-out refused.", status=403)
+        secret = request.cookies.get(COOKIE)
+        if secret:
+            try:
+                self.sessions.sign_out(secret)
+            except (StevedoreError, RemoteError):  # the registry did not answer, or failed
+                return html_response("Sign-out failed: the session could not be ended now, so you are "
+                                     "still signed in. Go back and try again.", status=503)
         response = redirect("/ui/signin", code=303)
-        response.delete_cookie(TOKEN_COOKIE, path="/", httponly=True, samesite="Strict")
+        drop_cookie(request, response, COOKIE)
+        drop_cookie(request, response, LEGACY_COOKIE)
         return response
 
     @api("GET", "/ui/<path:rest>", public=True)

@@ -26,3 +26,19 @@ class Task(Base):
     credentials: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_tasks_created_at", "created_at"),)
+
+
+class UiSession(Base):
+    """A web UI sign-in (services/registry/sessions.py): the cookie's secret is never stored, only its hash."""
+    __tablename__ = "ui_sessions"
+
+    # sha256 (hex) of the secret in the browser's cookie
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # a hash of the API token signed in with: the gateway refuses the session once that token is gone
+    token_fingerprint: Mapped[str] = mapped_column(String(64))
+    # epoch seconds on the database's clock
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_ui_sessions_expires_at", "expires_at"),
+                      Index("ix_ui_sessions_token_created", "token_fingerprint", "created_at"))

@@ -13,7 +13,7 @@ from nameko.events import SERVICE_POOL, EventDispatcher
 from nameko.timer import timer
 from sqlalchemy import select
 
-from services.registry import tasks
+from services.registry import sessions, tasks
 from services.registry.credentials import CredentialsUnreadable, CredentialVault
 from services.registry.dependencies import DockerImages, ImportFailed, RegistryMetrics
 from services.registry.models import Base, Task
@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 STALLED_AFTER = 60
 # a task IMPORTING for longer than PULL_TIMEOUT plus this was abandoned (its registry stopped mid-pull)
 IMPORT_MARGIN = 60
+# seconds between deletions of expired web UI sessions (refused already: this only frees their rows)
+SESSION_SWEEP_INTERVAL = 600
 
 
 class RegistryService:
@@ -98,6 +100,28 @@ class RegistryService:
             return self.vault.open(task.credentials)
         except CredentialsUnreadable as exc:
             raise Unavailable(str(exc), "credentials") from exc
+
+    # ------------------------------------------------ web UI sessions (services/registry/sessions.py)
+
+    @rpc
+    def create_session(self, secret_hash, token_fingerprint, seconds):
+        """A new session for the gateway: sha256 of its cookie's secret, the hash of its API token."""
+        return sessions.create(self.db.session, secret_hash, token_fingerprint, seconds)
+
+    @rpc
+    def check_session(self, secret_hash):
+        """The live session ``{"token_fingerprint", "expires_at", "seconds_left"}``, or None."""
+        return sessions.check(self.db.session, secret_hash)
+
+    @rpc
+    def revoke_session(self, secret_hash):
+        return sessions.revoke(self.db.session, secret_hash)
+
+    @timer(interval=SESSION_SWEEP_INTERVAL)
+    def sweep_sessions(self):
+        deleted = sessions.sweep(self.db.session)
+        if deleted:
+            log.info("deleted %d expired web UI session(s)", deleted)
 
     # retried while the database is away: an import whose last write failed is done again
     @retrying_event_handler(events.REGISTRY, events.TASK_SUBMITTED, handler_type=SERVICE_POOL)

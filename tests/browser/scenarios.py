@@ -72,14 +72,17 @@ def sign_in_and_out(session, token):
     page.click("#signin-form button[type=submit]")
     page.wait_for_url(re.compile(r"/ui/tasks$"))
     wait_loaded(page)
-    cookies = [c for c in page.context.cookies() if c["name"] == "stevedore_token"]
+    cookies = [c for c in page.context.cookies() if c["name"] == "stevedore_session"]
     seen["cookie"] = cookies and {k: cookies[0][k] for k in ("value", "httpOnly", "sameSite", "path")}
     seen["signed_in_at"] = page.url.replace(session.base_url, "")
     seen["tasks_listed"] = page.locator("#tasks tbody tr, #tasks .empty:visible").count() > 0
 
     page.click("text=Sign out")
     page.wait_for_url(re.compile(r"/ui/signin"))
-    seen["cookie_after_sign_out"] = any(c["name"] == "stevedore_token" for c in page.context.cookies())
+    seen["cookie_after_sign_out"] = any(c["name"] == "stevedore_session" for c in page.context.cookies())
+    # the session's old cookie, replayed after sign-out
+    replayed = page.request.get(session.url("/task/"), headers={"Cookie": f"stevedore_session={cookies[0]['value']}"})
+    seen["old_cookie_refused"] = replayed.status
     page.goto(session.url("/ui/results?status=COMPLETE"))
     page.wait_for_url(re.compile(r"/ui/signin\?next="))
     seen["asked_again_at"] = page.url.replace(session.base_url, "")

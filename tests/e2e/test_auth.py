@@ -2,6 +2,8 @@
 import pytest
 import requests
 
+from tests.support import sign_in
+
 pytestmark = pytest.mark.e2e
 
 
@@ -30,7 +32,7 @@ def test_health_is_public(system):
 
 
 def test_the_ui_cookie_authorises_same_site_requests_only(system, test_images):
-    cookies = {"stevedore_token": system.token}
+    cookies = {"stevedore_session": sign_in(system, system.token)}
     assert requests.get(system.url + "/task/", cookies=cookies, timeout=10).status_code == 200
     body = {"repository": test_images["ok"], "name": "cookie-made"}
     cross = requests.post(system.url + "/task/", json=body, cookies=cookies,

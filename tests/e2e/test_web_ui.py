@@ -93,7 +93,7 @@ def test_sign_in_from_another_site_is_refused(system):
     response = requests.post(system.url + "/ui/signin", data={"token": system.token, "next": "/ui/tasks"},
                              headers={"Origin": "http://evil.example"}, allow_redirects=False, timeout=10)
     assert response.status_code == 403
-    assert "stevedore_token" not in response.headers.get("Set-Cookie", "")
+    assert "stevedore_session" not in response.headers.get("Set-Cookie", "")
 
 
 # ---------------------------------------------------------------- in the browser
@@ -103,7 +103,11 @@ def test_sign_in_keeps_the_token_in_a_cookie_until_sign_out(ui, system):
     assert seen["asked_to_sign_in_at"] == "/ui/signin?next=%2Fui%2Ftasks"
     assert seen["wrong_token_error"] == "the gateway does not accept this token"
     assert seen["still_at_signin"]
-    assert seen["cookie"] == {"value": system.token, "httpOnly": True, "sameSite": "Strict", "path": "/"}
+    cookie = seen["cookie"]
+    assert {k: cookie[k] for k in ("httpOnly", "sameSite", "path")} == {"httpOnly": True, "sameSite": "Strict",
+                                                                         "path": "/"}
+    assert system.token not in cookie["value"] and len(cookie["value"]) >= 43  # a session's secret
+    assert seen["old_cookie_refused"] == 401
     assert seen["signed_in_at"] == "/ui/tasks" and seen["tasks_listed"]
     assert seen["cookie_after_sign_out"] is False
     assert seen["asked_again_at"] == "/ui/signin?next=%2Fui%2Fresults%3Fstatus%3DCOMPLETE"

@@ -1022,10 +1022,11 @@
           if (err.status !== 401) throw err;
           throw new ApiError(400, {message: "token: the gateway does not accept this token"});
         }
-        form.submit();  // the gateway stores it in the cookie and sends us on
+        form.submit();  // the gateway starts a session (its cookie) and sends us on
       });
     });
     form.elements.namedItem("token").focus();
+    if (body.dataset.error) showError(form, new ApiError(401, {message: `token: ${body.dataset.error}`}));
     body.dataset.loaded = "true";
   }
 

@@ -1,0 +1,221 @@
+"""Browser sessions: what the web UI's cookie holds instead of an API token.
+
+Signing in (``POST /ui/signin`` with an API token) makes a random secret,
+``secrets.token_urlsafe(32)``, for the ``stevedore_session`` cookie (HttpOnly,
+SameSite=Strict, Path=/, Secure as ``cookie_secure`` says).  The registry keeps
+the session (services/registry/sessions.py): only the secret's sha256, the
+fingerprint of the API token it was made with, and its times.  A request that
+carries the cookie is let in while its session lives: not expired
+(UI_SESSION_SECONDS after sign-in), not revoked (signing out deletes it), and
+made with a token still in STEVEDORE_TOKENS.  Anything else, a raw API token
+in the old ``stevedore_token`` cookie among it, is refused like a bad token.
+
+The gateway asks the registry about a cookie at most once every
+UI_SESSION_CACHE_SECONDS (``SessionCache``): a sign-out on one gateway replica
+is seen by the others within that time; the replica that signs out forgets
+the session at once.  The check runs in the request's entrypoint, before a
+worker is taken (``SessionGate``, shared by the gateway's HTTP entrypoints).
+"""
+import functools
+import hashlib
+import hmac
+import ipaddress
+import secrets
+import time
+from collections import OrderedDict
+
+from nameko.containers import WorkerContext
+from nameko.extensions import DependencyProvider, SharedExtension
+from nameko.rpc import ReplyListener
+
+from services.gateway.edge import trusted_networks
+from shared.rpc import rpc_timeout, timeout_service
+
+COOKIE = "stevedore_session"
+LEGACY_COOKIE = "stevedore_token"  # held a raw API token before sessions; never accepted now
+SECURE_MODES = ("auto", "on", "off")
+DEFAULTS = {"UI_SESSION_SECONDS": 12 * 3600, "UI_SESSION_CACHE_SECONDS": 5}
+SESSION_SECONDS_MAX = 366 * 24 * 3600
+CACHE_SIZE = 10000
+FINGERPRINT_SALT = b"stevedore web UI session"
+FINGERPRINT_ROUNDS = 100_000
+
+
+def api_tokens(config):
+    """STEVEDORE_TOKENS (config API_TOKENS): comma-separated."""
+    return {t.strip() for t in str(config.get("API_TOKENS") or "").split(",") if t.strip()}
+
+
+def secret_hash(secret):
+    """What the registry stores of a cookie's secret: its sha256, hex."""
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@functools.lru_cache(maxsize=256)
+def fingerprint(token):
+    """The hash of an API token a session remembers (slow to guess a weak token back from)."""
+    return hashlib.pbkdf2_hmac("sha256", token.encode(), FINGERPRINT_SALT, FINGERPRINT_ROUNDS).hex()
+
+
+def forwarded_proto(environ):
+    """The scheme the nearest proxy reported: the last value of X-Forwarded-Proto, lower-cased."""
+    values = [v.strip() for v in environ.get("HTTP_X_FORWARDED_PROTO", "").split(",") if v.strip()]
+    return values[-1].lower() if values else None
+
+
+def cookie_secure(mode, environ, proxies):
+    """Whether the cookie gets ``Secure``: ``mode`` on/off forces it; auto: the request came over https.
+
+    Over https means the gateway itself saw https, or the peer is a proxy named
+    in ``proxies`` (HTTP_TRUSTED_PROXIES) and its X-Forwarded-Proto says https.
+    Anyone else's X-Forwarded-Proto is ignored: a client may send what it likes.
+    """
+    if mode != "auto":
+        return mode == "on"
+    if environ.get("wsgi.url_scheme") == "https":
+        return True
+    return trusted(environ.get("REMOTE_ADDR", ""), proxies) and forwarded_proto(environ) == "https"
+
+
+def trusted(address, proxies):
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in proxies)
+
+
+class Settings:
+    """The sessions' settings, checked once at start (a bad value names its key)."""
+
+    def __init__(self, config):
+        for key, default in DEFAULTS.items():
+            raw = config.get(key)
+            try:
+                value = int(str(raw).strip()) if raw not in (None, "") else default
+            except ValueError:
+                value = -1
+            if value < 0 or (key == "UI_SESSION_SECONDS" and not 1 <= value <= SESSION_SECONDS_MAX):
+                limits = f"1 to {SESSION_SECONDS_MAX}" if key == "UI_SESSION_SECONDS" else "0 or more"
+                raise ValueError(f"{key}: must be a whole number of seconds, {limits}; not {raw!r}")
+            setattr(self, key[3:].lower(), value)  # session_seconds, session_cache_seconds
+        secure = str(config.get("UI_COOKIE_SECURE") or "auto").strip().lower()
+        if secure not in SECURE_MODES:
+            raise ValueError(f"UI_COOKIE_SECURE: must be one of {', '.join(SECURE_MODES)}; not {secure!r}")
+        self.cookie_secure = secure
+        self.trusted_proxies = trusted_networks(config.get("HTTP_TRUSTED_PROXIES"))
+
+
+MISSING = object()
+
+
+class SessionCache:
+    """The registry's answers about cookies, kept ``ttl`` seconds (a live session: never past its expiry).
+
+    An answer "no such session" is kept too, and is never replaced by a live one
+    while kept: a secret is only ever presented after its session was made, so
+    a "no" can only be about a session that ended (revoked here: ``forget``), and
+    a check that was under way while it ended must not bring it back.
+    """
+
+    def __init__(self, ttl, size=CACHE_SIZE, clock=time.monotonic):
+        self.ttl, self.size, self.clock = ttl, size, clock
+        self.entries = OrderedDict()
+
+    def get(self, key):
+        entry = self.entries.get(key)
+        if entry is None:
+            return MISSING
+        until, session = entry
+        if until <= self.clock():
+            del self.entries[key]
+            return MISSING
+        return session
+
+    def put(self, key, session, seconds_left=None):
+        if self.ttl <= 0:
+            return
+        if session is not None and self.get(key) is None:
+            return  # ended meanwhile
+        keep = self.ttl if session is None else min(self.ttl, seconds_left)
+        self.entries[key] = (self.clock() + keep, session)
+        self.entries.move_to_end(key)
+        while len(self.entries) > self.size:
+            self.entries.popitem(last=False)
+
+    def forget(self, key):
+        """The session ended here: "no" from now on (kept ``ttl``, as any answer)."""
+        self.entries.pop(key, None)
+        self.put(key, None)
+
+
+class SessionGate(SharedExtension):
+    """One per gateway process: the settings, the token fingerprints and the cache of sessions."""
+
+    rpc_reply_listener = ReplyListener()
+
+    def setup(self):
+        config = self.container.config
+        self.settings = Settings(config)
+        self.timeout = rpc_timeout(config)
+        self.fingerprints = {token: fingerprint(token) for token in api_tokens(config)}
+        self.cache = SessionCache(self.settings.session_cache_seconds)
+
+    def registry(self, worker_ctx):
+        return timeout_service(worker_ctx, "registry", self.rpc_reply_listener, self.timeout)
+
+    def token_fingerprint(self, token):
+        """The fingerprint of ``token`` if it is one of STEVEDORE_TOKENS, else None."""
+        found = None
+        for known, print_ in self.fingerprints.items():  # every token compared: no early exit
+            if hmac.compare_digest(token.encode("utf-8", "surrogatepass"), known.encode()):
+                found = print_
+        return found
+
+    def admits(self, secret, entrypoint):
+        """Whether the cookie's ``secret`` names a live session made with a token still configured.
+
+        Asks the registry (raises Unavailable when it does not answer) unless the
+        cache answers.  Called in ``entrypoint``'s request, outside any worker.
+        """
+        key = secret_hash(secret)
+        session = self.cache.get(key)
+        if session is MISSING:
+            session = self.registry(WorkerContext(self.container, None, entrypoint)).check_session(key)
+            self.cache.put(key, session, session and session["seconds_left"])
+        return session is not None and session["token_fingerprint"] in self.fingerprints.values()
+
+
+class Sessions(DependencyProvider):
+    """A worker's verbs on sessions: sign in, sign out, and the cookie's attributes."""
+
+    gate = SessionGate()
+
+    def get_dependency(self, worker_ctx):
+        return SessionVerbs(self.gate, worker_ctx)
+
+
+class SessionVerbs:
+    def __init__(self, gate, worker_ctx):
+        self.gate = gate
+        self.settings = gate.settings
+        self.worker_ctx = worker_ctx
+
+    def sign_in(self, token):
+        """A new session for an API token: its secret (for the cookie), or None if the token is not ours."""
+        token_print = self.gate.token_fingerprint(token)
+        if token_print is None:
+            return None
+        secret = secrets.token_urlsafe(32)
+        self.gate.registry(self.worker_ctx).create_session(secret_hash(secret), token_print,
+                                                           self.settings.session_seconds)
+        return secret
+
+    def sign_out(self, secret):
+        """Revoke the session; this replica refuses it at once, others within the cache's time."""
+        key = secret_hash(secret)
+        self.gate.registry(self.worker_ctx).revoke_session(key)
+        self.gate.cache.forget(key)
+
+    def cookie_secure(self, environ):
+        return cookie_secure(self.settings.cookie_secure, environ, self.settings.trusted_proxies)

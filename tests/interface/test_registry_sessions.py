@@ -1,0 +1,134 @@
+"""Web UI sessions kept by the registry on the real PostgreSQL: made, checked, expired, revoked, swept."""
+import hashlib
+import secrets
+
+import pytest
+from nameko.testing.services import entrypoint_hook
+from sqlalchemy import create_engine, inspect, text
+
+from services.registry import sessions
+from services.registry.service import RegistryService
+from shared.errors import ValidationError
+from stevedore.migrate import ensure_database
+from tests.interface.test_output_migration import migrate
+from tests.support import drop_database
+
+
+def call(container, method, *args):
+    with entrypoint_hook(container, method) as hook:
+        return hook(*args)
+
+
+def sha(value):
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+@pytest.fixture
+def registry(container_factory, service_config):
+    container = container_factory(RegistryService, service_config)
+    container.start()
+    return container
+
+
+@pytest.fixture
+def sql(own_database_url):
+    engine = create_engine(own_database_url)
+
+    def run(statement, **params):
+        with engine.begin() as conn:
+            return conn.execute(text(statement), params)
+
+    yield run
+    engine.dispose()
+
+
+def test_a_session_is_found_by_its_secret_hash_with_its_token_fingerprint(registry, sql):
+    secret, fingerprint = sha(secrets.token_urlsafe(32)), sha("token")
+    made = call(registry, "create_session", secret, fingerprint, 3600)
+    assert made["expires_at"] - made["created_at"] == pytest.approx(3600)
+
+    found = call(registry, "check_session", secret)
+    assert found["token_fingerprint"] == fingerprint
+    assert found["expires_at"] == made["expires_at"]
+    assert 3500 < found["seconds_left"] <= 3600
+    assert call(registry, "check_session", sha("another secret")) is None
+    # only the hashes are stored
+    assert sql("SELECT id, token_fingerprint FROM ui_sessions").all() == [(secret, fingerprint)]
+
+
+def test_an_expired_session_is_refused_and_swept(registry, sql):
+    old, fresh = sha("old"), sha("fresh")
+    call(registry, "create_session", old, sha("token"), 3600)
+    call(registry, "create_session", fresh, sha("token"), 3600)
+    sql("UPDATE ui_sessions SET expires_at = extract(epoch FROM clock_timestamp()) - 1 WHERE id = :id", id=old)
+
+    assert call(registry, "check_session", old) is None
+    assert call(registry, "check_session", fresh) is not None
+    call(registry, "sweep_sessions")
+    assert sql("SELECT id FROM ui_sessions").scalars().all() == [fresh]
+
+
+def test_a_revoked_session_is_refused(registry):
+    secret = sha("signed out")
+    call(registry, "create_session", secret, sha("token"), 3600)
+    assert call(registry, "revoke_session", secret) is True
+    assert call(registry, "check_session", secret) is None
+    assert call(registry, "revoke_session", secret) is False  # signing out twice is no error
+
+
+def test_the_session_answers_which_token_made_it_so_a_removed_token_ends_it(registry):
+    """The gateway compares the fingerprint with its tokens' (tests/e2e/test_sessions.py shows it refused)."""
+    by_first, by_second = sha("s1"), sha("s2")
+    call(registry, "create_session", by_first, sha("first token"), 3600)
+    call(registry, "create_session", by_second, sha("second token"), 3600)
+    assert call(registry, "check_session", by_first)["token_fingerprint"] == sha("first token")
+    assert call(registry, "check_session", by_second)["token_fingerprint"] == sha("second token")
+
+
+def test_a_request_delivered_twice_makes_one_session(registry, sql):
+    secret = sha("twice")
+    first = call(registry, "create_session", secret, sha("token"), 3600)
+    assert call(registry, "create_session", secret, sha("token"), 3600) == first
+    assert sql("SELECT count(*) FROM ui_sessions").scalar_one() == 1
+
+
+def test_beyond_the_bound_per_token_the_oldest_session_ends(registry, monkeypatch):
+    monkeypatch.setattr(sessions, "PER_TOKEN_MAX", 3)
+    made = [sha(f"s{i}") for i in range(5)]
+    for secret in made:
+        call(registry, "create_session", secret, sha("token"), 3600)
+    call(registry, "create_session", sha("other"), sha("other token"), 3600)
+    alive = [secret for secret in made if call(registry, "check_session", secret)]
+    assert alive == made[2:]
+    assert call(registry, "check_session", sha("other")) is not None
+
+
+@pytest.mark.parametrize("args, field", [
+    (("not-a-hash", sha("t"), 60), "secret_hash"),
+    ((sha("s"), "x" * 64, 60), "token_fingerprint"),
+    ((sha("s"), sha("t"), 0), "seconds"),
+    ((sha("s"), sha("t"), "60"), "seconds"),
+])
+def test_bad_arguments_are_validation_errors_naming_the_field(registry, args, field):
+    with pytest.raises(ValidationError) as caught:
+        call(registry, "create_session", *args)
+    assert caught.value.field == field
+
+
+def test_a_cookie_that_is_no_hash_is_simply_not_a_session(registry):
+    assert call(registry, "check_session", "' OR 1=1 --") is None
+    assert call(registry, "check_session", None) is None
+
+
+def test_migration_0009_adds_the_sessions_table_and_takes_it_away():
+    url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/stevedore_test_{secrets.token_hex(5)}"
+    ensure_database(url)
+    engine = create_engine(url)
+    try:
+        migrate(url, "0009")
+        assert "ui_sessions" in inspect(engine).get_table_names()
+        migrate(url, "0008", down=True)
+        assert "ui_sessions" not in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+        drop_database(url)
