@@ -21,6 +21,7 @@ runner can tell only when the engine says bridged traffic bypasses iptables
 (``BridgeNfIptables`` false); it logs a warning then.
 """
 import logging
+import time
 
 import docker
 
@@ -38,6 +39,9 @@ RESTRICTED_USER = "65534:65534"  # nobody:nogroup on Debian; needs no /etc/passw
 DEFAULT_NETWORK = "stevedore"
 ICC_OPTION = "com.docker.network.bridge.enable_icc"
 NETWORK_LABEL = "stevedore.network"
+SETTLE_SECONDS = 1.0  # a runner that made the network waits this long for others making it too
+SETTLE_TRIES = 50  # looks for duplicates of a network being made by several runners at once
+SETTLE_PAUSE = 0.1
 
 
 class SettingError(ValueError):
@@ -148,14 +152,16 @@ def warn_if_unenforced(info, network):
     return False
 
 
-def ensure_network(client, name):
+def ensure_network(client, name, settle_tries=SETTLE_TRIES):
     """The network mode for execution containers; makes the dedicated bridge if it is absent.
 
     ``none`` and ``bridge`` (Docker's own) are used as they are.  Any other name
     is found by exact name, or created as a bridge with inter-container traffic
-    off.  Two runners creating it at once may make two networks of one name on
-    an old engine: each picks the oldest and removes its own extra, so all use one.
-    Answers the network's id (a name two networks share would be ambiguous).
+    off.  Runners of one engine making it at once make several networks of that
+    name (the engine's duplicate check is not atomic), and a container on a name
+    several networks share cannot start ("ambiguous"): so each runner removes
+    every one but the oldest (one in use cannot be removed, and is left) and
+    uses it only once it is alone.  Answers the network's id.
     """
     if name in ("none", "bridge", "default"):
         if name != "none":
@@ -163,31 +169,47 @@ def ensure_network(client, name):
                         "reach each other unless the engine runs with --icc=false", name)
         return name
     found = _named(client, name)
-    made = None
     if not found:
         try:
-            made = client.api.create_network(
+            client.api.create_network(
                 name, driver="bridge", options={ICC_OPTION: "false"}, check_duplicate=True,
-                labels={NETWORK_LABEL: "true"})["Id"]
+                labels={NETWORK_LABEL: "true"})
             log.info("created network %s (bridge, inter-container traffic off) for executions", name)
         except docker.errors.APIError as exc:
             if exc.status_code != 409:  # 409: made meanwhile by another runner
                 raise
-        found = _named(client, name)
+        # another runner's network of the same name may still be being made: let it land
+        time.sleep(SETTLE_SECONDS)
+    found = settle_network(client, name, settle_tries)
     if not found:
         raise docker.errors.NotFound(f"network {name} vanished as it was made")
+    if len(found) > 1:
+        log.warning("%d networks are named %s and some are in use; containers on it may fail to start "
+                    "until one is left (docker network ls)", len(found), name)
     chosen = found[0]
-    if made and made != chosen["Id"]:
-        try:
-            client.api.remove_network(made)
-        except docker.errors.APIError as exc:
-            log.warning("could not remove duplicate network %s: %s", made, exc)
     options = chosen.get("Options") or {}
     if chosen.get("Driver") != "bridge" or options.get(ICC_OPTION) != "false":
         log.warning("network %s (driver %s) lets containers reach each other: executions of different "
                     "runs are not isolated from one another (make it a bridge with %s=false)",
                     name, chosen.get("Driver"), ICC_OPTION)
     return chosen["Id"]
+
+
+def settle_network(client, name, tries=SETTLE_TRIES):
+    """Remove every network named ``name`` but the oldest (those in use stay); the ones left, oldest first."""
+    found = _named(client, name)
+    for _ in range(tries):
+        if len(found) <= 1:
+            break
+        for extra in found[1:]:
+            try:
+                client.api.remove_network(extra["Id"])
+                log.info("removed network %s, a duplicate of %s made at the same time", extra["Id"][:12], name)
+            except docker.errors.APIError as exc:  # removed by another runner, or in use
+                log.debug("could not remove duplicate network %s: %s", extra["Id"], exc)
+        time.sleep(SETTLE_PAUSE)
+        found = _named(client, name)
+    return found
 
 
 def _named(client, name):

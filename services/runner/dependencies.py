@@ -251,12 +251,28 @@ class Executor:
 
     def _run_created(self, container, work, on_started, should_stop, on_output):
         try:
-            container.start()
+            self._start(container)
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             return self._failed(f"could not start the container: {explain(exc)}")
         # the start is reported once the container outlives its first wait slice; one
         # that ends within it is reported once, by its end, with the engine's StartedAt
         return self._follow(container, None, work, should_stop, on_output, 0.0, on_started)
+
+    def _start(self, container):
+        """Start a created container; once more if its network's name was shared meanwhile.
+
+        Runners of one engine making the dedicated network at once can make two of
+        that name for a moment, and a container does not start on an ambiguous name.
+        """
+        try:
+            container.start()
+        except docker.errors.APIError as exc:
+            if "ambiguous" not in explain(exc) or self.policy["network"] in ("none", "bridge"):
+                raise
+            log.info("network %s is ambiguous: removing its duplicates, then starting again",
+                     self.policy["network"])
+            confinement.settle_network(self.client, self.policy["network"])
+            container.start()
 
     def _follow(self, container, start, work, should_stop, on_output, elapsed, on_started=None):
         """Wait for the container's end, stopping it on a timeout or when asked; report it.

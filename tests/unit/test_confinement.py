@@ -17,6 +17,12 @@ WORK = {"detail_id": "d" * 32, "result_id": "r" * 32, "index": 0, "attempt": 1, 
         "command": ["true"], "memory": None, "cpus": None}
 
 
+@pytest.fixture(autouse=True)
+def no_settling(monkeypatch):
+    monkeypatch.setattr(confinement, "SETTLE_SECONDS", 0)
+    monkeypatch.setattr(confinement, "SETTLE_PAUSE", 0)
+
+
 def policy(**settings):
     return {**read_policy(settings), "grace": 5, "log_limit": 100}
 
@@ -124,7 +130,7 @@ class FakeNetworks:
 
     def client(self):
         return SimpleNamespace(api=SimpleNamespace(networks=self.networks_, create_network=self.create_network,
-                                                   remove_network=self.remove_network))
+                                                   remove_network=lambda net_id: self.remove_network(net_id)))
 
 
 def test_the_dedicated_network_is_made_as_a_bridge_without_inter_container_traffic():
@@ -134,7 +140,7 @@ def test_the_dedicated_network_is_made_as_a_bridge_without_inter_container_traff
                              "options": {"com.docker.network.bridge.enable_icc": "false"}}]
 
 
-def test_two_runners_making_it_at_once_end_up_on_the_oldest_one():
+def test_runners_making_it_at_once_all_use_the_oldest_once_it_is_alone():
     older = {"Name": "stevedore", "Id": "old", "Driver": "bridge", "Created": "2026-12-05T12:00:00.25Z",
              "Options": {"com.docker.network.bridge.enable_icc": "false"}}
     fake = FakeNetworks()
@@ -146,8 +152,10 @@ def test_two_runners_making_it_at_once_end_up_on_the_oldest_one():
         return made
 
     fake.create_network = racing
+    fake.remove_network = lambda net_id: fake.removed.append(net_id) or fake.networks.remove(
+        next(n for n in fake.networks if n["Id"] == net_id))
     assert confinement.ensure_network(fake.client(), "stevedore") == "old"
-    assert fake.removed == ["new1"]
+    assert fake.removed == ["new1"] and [n["Id"] for n in fake.networks] == ["old"]
 
 
 def test_an_existing_network_is_used_and_one_with_inter_container_traffic_is_warned_about(caplog):
@@ -182,3 +190,20 @@ def test_a_runners_ceilings_are_read_as_numbers_or_ignored():
     assert _ceiling(None, int) is None and _ceiling(True, int) is None and _ceiling("x", float) is None
     assert _ceiling(2 ** 80, int) == 2 ** 62 and _ceiling(float("nan"), float) is None
     assert _ceiling("1.5", float) == 1.5
+
+
+def test_a_start_refused_on_an_ambiguous_network_name_removes_the_duplicate_and_starts_again():
+    older = {"Name": "stevedore", "Id": "old", "Driver": "bridge", "Created": "2026-12-05T12:00:00.25Z"}
+    newer = {"Name": "stevedore", "Id": "new", "Driver": "bridge", "Created": "2026-12-05T12:00:00.5Z"}
+    fake = FakeNetworks(existing=[newer, older])
+    fake.remove_network = lambda net_id: fake.removed.append(net_id) or fake.networks.remove(
+        next(n for n in fake.networks if n["Id"] == net_id))
+    starts = []
+
+    def start():
+        starts.append(len(fake.networks))
+        if len(fake.networks) > 1:
+            raise docker.errors.APIError("network stevedore is ambiguous (2 matches found on name)")
+
+    Executor(fake.client(), policy())._start(SimpleNamespace(start=start))
+    assert starts == [2, 1] and fake.removed == ["new"]
