@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
 from services.scheduler.models import Detail, DetailLog, Result
+from services.scheduler.runnersizes import WAITING
 from shared import statuses as st
 from shared import validation
 from shared.db import newest_first
@@ -430,6 +431,23 @@ def claim(session, runner, lease_seconds, max_memory=None, max_cpus=None):
     return None
 
 
+def sized_active_results(session):
+    """(id, params) of the queued or running runs that ask for memory or cpus."""
+    rows = session.execute(select(Result.id, Result.params).where(
+        Result.status.in_([st.QUEUED, st.RUNNING]), Result.cancel_requested.is_(False))).all()
+    session.commit()
+    return [(row.id, row.params) for row in rows
+            if (row.params or {}).get("memory") or (row.params or {}).get("cpus")]
+
+
+def note_waiting(session, result_id, reason):
+    """Say why a run's queued, unclaimed executions wait (those that say nothing else yet)."""
+    session.execute(update(_details).where(
+        _details.c.result_id == result_id, _details.c.status == st.QUEUED, _details.c.runner.is_(None),
+        _details.c.reason.is_(None)).values(reason=reason))
+    session.commit()
+
+
 def _ceiling(value, kind):
     """A runner's ceiling as sent (None: none), as a number; anything else is ignored."""
     if value is None or isinstance(value, bool):
@@ -475,6 +493,8 @@ def mark_started(session, report):
         return None, None
     detail.status = st.RUNNING
     detail.start = report["start"]
+    if detail.reason and detail.reason.startswith(WAITING):  # it found its runner
+        detail.reason = None
     detail.container_id = report.get("container_id")
     result.n_running += 1
     if result.start is None or report["start"] < result.start:

@@ -9,6 +9,7 @@ from nameko.timer import timer
 from services.scheduler import executions as ex
 from services.scheduler import recovery, webhooks
 from services.scheduler.ceilings import RunCeilings
+from services.scheduler.runnersizes import RunnerSizesProvider
 from services.scheduler.idlerunners import IdleRunnersProvider
 from services.scheduler.metrics import SchedulerMetrics, execution_figures
 from services.scheduler.models import Base
@@ -40,6 +41,7 @@ class SchedulerService(recovery.RecoveryMixin):
     metrics = SchedulerMetrics()
     idle = IdleRunnersProvider()
     ceilings = RunCeilings()
+    runner_sizes = RunnerSizesProvider()
 
     # --------------------------------------------------------------- API
 
@@ -154,6 +156,7 @@ class SchedulerService(recovery.RecoveryMixin):
         # the first is answered first
         with CLAIMS_IN_TURN:
             work = ex.claim(self.db.session, runner, self._lease(), max_memory, max_cpus)
+        self.runner_sizes.claimed(runner, max_memory, max_cpus)
         self.idle.claimed(runner, work)
         self.metrics.claimed(work)
         return work
@@ -161,6 +164,7 @@ class SchedulerService(recovery.RecoveryMixin):
     @rpc
     def heartbeat(self, runner, detail_ids):
         """Renew a runner's leases; answers the ids it must stop running."""
+        self.runner_sizes.heartbeat(runner)
         return ex.renew_leases(self.db.session, runner, detail_ids, self._lease())
 
     @retrying_event_handler(events.RUNNER, events.EXECUTION_STARTED, handler_type=SERVICE_POOL)
@@ -223,6 +227,10 @@ class SchedulerService(recovery.RecoveryMixin):
                     "status": statuses.ERROR, "exit_code": None, "lease_expired": True,
                     "reason": f"runner {runner} was lost (no heartbeat for {self._lease():g}s)",
                 })
+        for result_id, params in ex.sized_active_results(session):
+            reason = self.runner_sizes.misfit(params)
+            if reason:
+                ex.note_waiting(session, result_id, reason)
         for result_id in ex.unfinished_cancels(session):
             log.warning("finishing the cancel of result %s", result_id)
             self.metrics.executions_cancelled(ex.finish_cancel(session, result_id))

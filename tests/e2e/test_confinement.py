@@ -69,10 +69,12 @@ def network_name(docker_client):
 
 @pytest.fixture(scope="module")
 def confined(request, vhost_pipeline, test_images, network_name):
-    """Two runners on a network of their own, the default profile; runner-1 fits only 128m."""
-    env = {"CONTAINER_NETWORK": network_name, "CONTAINER_MAX_MEMORY": "2g", "CONTAINER_MAX_CPUS": "2"}
+    """Two runners on a network of their own, the default profile; runner-1 fits only 128m, neither 2 CPUs."""
+    env = {"CONTAINER_NETWORK": network_name, "CONTAINER_MAX_MEMORY": "2g", "CONTAINER_MAX_CPUS": "2",
+           "SWEEP_INTERVAL": "1"}
     yield from own_system(request, vhost_pipeline, "confined", env, runners=2,
-                          per_runner={"runner-1": {"RUNNER_MAX_MEMORY": "128m"}})
+                          per_runner={"runner-1": {"RUNNER_MAX_MEMORY": "128m", "RUNNER_MAX_CPUS": "1"},
+                                      "runner-2": {"RUNNER_MAX_CPUS": "1.5"}})
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +185,22 @@ def test_a_runner_with_a_small_ceiling_leaves_a_big_execution_to_one_that_fits(c
     big = api.run(task_id, times=6, memory="512m")
     assert api.wait_result(big, timeout=120)["status"] == "COMPLETE"
     assert {d["runner"] for d in api.details(big)} == {big_runner}
+
+
+def test_an_execution_no_runner_fits_says_why_it_waits(confined, confined_tasks):
+    api = confined.api
+    result_id = api.run(confined_tasks["ok"]["task_id"], times=2, cpus=2)
+
+    def reasons():
+        found = {d["reason"] for d in api.details(result_id)}
+        return found if all(reason and reason.startswith("waiting for a runner that fits") for reason in found) \
+            else None
+
+    [reason] = wait_until(reasons, timeout=30, what="the waiting executions to say why")
+    assert "cpus 2 (the largest gives 1.5)" in reason
+    assert {d["status"] for d in api.details(result_id)} == {"QUEUED"}
+    assert api.post(f"/result/{result_id}/", {"operation": "CANCEL"}).status_code == 202
+    assert api.wait_result(result_id, timeout=30)["status"] == "CANCELLED"
 
 
 def test_anonymous_volumes_go_with_their_container(confined, test_images, image_registry, docker_client):

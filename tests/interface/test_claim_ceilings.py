@@ -53,3 +53,20 @@ def test_cpus_alone_limit_what_is_claimed(session):
 def test_a_runner_without_ceilings_takes_anything(session):
     big = run(session, memory="8g", cpus=4)
     assert ex.claim(session, "old-runner", 30)["result_id"] == big
+
+
+def test_the_reason_an_execution_waits_is_written_once_and_goes_when_it_starts(session):
+    waiting = run(session, memory="2g")
+    plain = run(session)
+    assert [r for r, _ in ex.sized_active_results(session)] == [waiting]
+    ex.note_waiting(session, waiting, "waiting for a runner that fits: none gives memory 2g")
+    ex.note_waiting(session, waiting, "waiting for a runner that fits: a second time")
+    [detail] = ex.list_details(session, waiting)
+    assert detail.reason == "waiting for a runner that fits: none gives memory 2g"
+    assert ex.list_details(session, plain)[0].reason is None
+    work = ex.claim(session, "big-runner", 30, max_memory=4 * GIB)
+    assert work["result_id"] == waiting
+    session.expire_all()  # the claim changed the rows in SQL
+    ex.mark_started(session, {"detail_id": work["detail_id"], "attempt": work["attempt"],
+                              "runner": "big-runner", "start": 1.0})
+    assert session.get(ex.Detail, work["detail_id"]).reason is None
