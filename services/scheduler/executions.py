@@ -403,9 +403,10 @@ def claim(session, runner, lease_seconds, max_memory=None, max_cpus=None):
 
     Highest priority first, oldest first, never more than a result's
     ``parallelism`` held at once; with ``max_memory`` (bytes) or ``max_cpus``,
-    only an execution whose run asks for no more (the runner's ceilings).  The runner holds it under a lease it must
-    renew by heartbeat.  One statement and a commit: every runner woken by a
-    RUN asks at once, and the scheduler answers them all in turn.
+    only an execution whose run asks for no more (the runner's ceilings).  The
+    runner holds it under a lease it must renew by heartbeat.  One statement and
+    a commit: every runner woken by a RUN asks at once, and the scheduler
+    answers them all in turn.
     """
     for _ in range(10):
         stamp = now()

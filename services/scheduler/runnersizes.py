@@ -26,7 +26,7 @@ class RunnerSizes:
         self.heard = {}  # runner -> when it last claimed or sent a heartbeat
 
     def claimed(self, runner, max_memory=None, max_cpus=None):
-        self.sizes[runner] = (max_memory, max_cpus)
+        self.sizes[runner] = (_number(max_memory), _number(max_cpus))
         self.heard[runner] = self.clock()
 
     def heartbeat(self, runner):
@@ -61,6 +61,13 @@ class RunnerSizes:
             return None
         return (f"{WAITING}: no runner heard from in the last {self.keep_seconds:g}s can give it "
                 f"{' and '.join(asks)}; it runs once one that can asks for work")
+
+
+def _number(value):
+    """A ceiling as a runner sent it, read as the claim reads it (executions._ceiling): not a number, None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        return None
+    return max(value, 0)
 
 
 class RunnerSizesProvider(DependencyProvider):

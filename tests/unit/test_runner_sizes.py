@@ -43,3 +43,10 @@ def test_runners_count_while_they_claim_or_send_heartbeats():
     assert sizes.largest() == (8 * GIB, 4.0)  # small went silent
     clock.now += 31
     assert sizes.largest() is None
+
+
+def test_a_ceiling_that_is_not_a_number_counts_as_none():
+    sizes = RunnerSizes(keep_seconds=30, clock=Clock())
+    sizes.claimed("odd", "lots", float("nan"))
+    sizes.claimed("small", 1 * GIB, 1.0)
+    assert sizes.largest() == (None, None)
