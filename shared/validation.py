@@ -264,14 +264,50 @@ def memory_bytes(value):
     return size
 
 
+def size_text(size):
+    """Bytes as the API writes sizes: "512m", "8g" (exact), else bytes."""
+    for unit, factor in (("g", 1024 ** 3), ("m", 1024 ** 2), ("k", 1024)):
+        if size % factor == 0:
+            return f"{size // factor}{unit}"
+    return str(size)
+
+
+def ceilings(config):
+    """The operator's ceilings of a RUN's ``memory`` (bytes) and ``cpus``, from the settings.
+
+    ``CONTAINER_MAX_MEMORY`` (a size, default 8g) and ``CONTAINER_MAX_CPUS``
+    (default 4); a bad value raises ValueError naming the setting.
+    """
+    memory, cpus = config.get("CONTAINER_MAX_MEMORY"), config.get("CONTAINER_MAX_CPUS")
+    try:
+        memory = memory_bytes(str(memory).strip() if memory not in (None, "") else DEFAULT_MAX_MEMORY)
+    except ValidationError as exc:
+        raise ValueError(f"CONTAINER_MAX_MEMORY={memory!r}: {exc.message}") from None
+    try:
+        cpus = float(cpus) if cpus not in (None, "") else DEFAULT_MAX_CPUS
+    except (TypeError, ValueError):
+        cpus = 0.0
+    if not 0.01 <= cpus <= 1024:
+        raise ValueError(f"CONTAINER_MAX_CPUS={config.get('CONTAINER_MAX_CPUS')!r}: "
+                         "must be a number of CPUs from 0.01 to 1024")
+    return memory, cpus
+
+
+DEFAULT_MAX_MEMORY = "8g"
+DEFAULT_MAX_CPUS = 4.0
+
 RUN_FIELDS = {
     "operation", "task_id", "times", "command", "env", "timeout", "parallelism",
     "retries", "memory", "cpus", "priority", "callback_url",
 }
 
 
-def run_params(body, max_times):
-    """Validate a RUN body; returns the parameters the result is run with."""
+def run_params(body, max_times, max_memory=None, max_cpus=None):
+    """Validate a RUN body; returns the parameters the result is run with.
+
+    ``max_memory`` (bytes) and ``max_cpus``: the operator's ceilings
+    (``ceilings``); a RUN asking more is refused, naming the field.
+    """
     check_strings(require_object(body))
     unknown = sorted(set(body) - RUN_FIELDS)
     if unknown:
@@ -290,9 +326,22 @@ def run_params(body, max_times):
         "cpus": _number(body, "cpus", 0.01, 1024),
         "priority": _integer(body, "priority", 0, 9, default=5),
     }
-    memory_bytes(params["memory"])
+    within_ceilings(params, max_memory, max_cpus)
     if body.get("callback_url") is not None:
         params["callback_url"] = callback_url(body["callback_url"])
+    return params
+
+
+def within_ceilings(params, max_memory=None, max_cpus=None):
+    """Refuse ``memory`` or ``cpus`` above the operator's ceilings (None: no ceiling)."""
+    memory = memory_bytes(params.get("memory"))
+    if max_memory and memory and memory > max_memory:
+        raise ValidationError(f"must be at most {size_text(max_memory)}, this installation's ceiling "
+                              "(CONTAINER_MAX_MEMORY)", "memory")
+    cpus = params.get("cpus")
+    if max_cpus and cpus and cpus > max_cpus:
+        raise ValidationError(f"must be a number from 0.01 to {max_cpus:g}, this installation's ceiling "
+                              "(CONTAINER_MAX_CPUS)", "cpus")
     return params
 
 

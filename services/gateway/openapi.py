@@ -1,4 +1,5 @@
 """The gateway's OpenAPI 3.0 description, served at /openapi.json."""
+import copy
 
 ID = {"type": "string", "maxLength": 32}
 EPOCH = {"type": "number", "nullable": True}
@@ -180,3 +181,16 @@ SPEC = {
                 **ERRORS}}},
     },
 }
+
+
+def spec_with_ceilings(max_memory_text, max_cpus):
+    """SPEC with the operator's ceilings of a RUN's ``memory`` and ``cpus`` stated."""
+    spec = copy.deepcopy(SPEC)
+    props = (spec["paths"]["/task/{task_id}/"]["post"]["requestBody"]["content"]["application/json"]
+             ["schema"]["properties"])
+    props["memory"] = {"type": "string", "pattern": "^[0-9]+[bkmgBKMG]?$",
+                       "description": f"memory limit of each execution, e.g. \"256m\"; from 6m to "
+                                      f"{max_memory_text} (this installation's ceiling)"}
+    props["cpus"] = {"type": "number", "minimum": 0.01, "maximum": max_cpus,
+                     "description": "CPUs each execution may use (this installation's ceiling is the maximum)"}
+    return spec

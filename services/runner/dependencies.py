@@ -10,6 +10,7 @@ import eventlet
 import requests
 from nameko.extensions import DependencyProvider
 
+from services.runner import confinement
 from shared import statuses as st
 from shared.docker_engine import LazyDockerClient, create_container, explain_pull_error, read_logs
 from shared.timeutil import now, parse_docker_time
@@ -83,9 +84,12 @@ def live_snapshot(tails):
 class Executor:
     """What a worker gets: one Docker client and the operator's container policy."""
 
-    def __init__(self, client, policy, images_seen=None, engine_seen=None):
+    def __init__(self, client, policy, images_seen=None, engine_seen=None, engine_facts=None):
         self.client = client
         self.policy = policy
+        # learnt from the engine once per process: the network mode executions use
+        # (``network``), this runner's ceilings (``ceilings``)
+        self.engine_facts = engine_facts if engine_facts is not None else {}
         # images this runner found on its engine: not asked about again (an engine
         # call less before each start); a create that finds one gone pulls it then
         self.images_seen = images_seen if images_seen is not None else set()
@@ -135,7 +139,9 @@ class Executor:
             "STEVEDORE_EXECUTION_INDEX": str(work["index"]),
             "STEVEDORE_ATTEMPT": str(work["attempt"]),
         })
-        memory = memory_bytes(work.get("memory")) or policy["default_memory"]
+        # an execution that asks for no memory gets the default, within this runner's ceiling
+        memory = memory_bytes(work.get("memory")) or _smallest(
+            policy["default_memory"], self.engine_facts.get("ceilings", (None, None))[0])
         # this installation's id, as the scheduler's claim gives it (services/runner/reconcile.py)
         installation = {f"{LABEL}.installation": work["installation"]} if work.get("installation") else {}
         options = {
@@ -152,10 +158,8 @@ class Executor:
             # result, index, attempt; a claim handed back may come back with the same attempt number
             "name": f"stevedore-{work['result_id'][:8]}-{work['index']}-{work['attempt']}-{uuid.uuid4().hex[:6]}",
             "detach": True,
-            "privileged": False,
-            "security_opt": ["no-new-privileges"],
-            "pids_limit": policy["pids_limit"],
-            "network_mode": policy["network"],
+            "network_mode": self.engine_facts.get("network") or policy["network"],
+            **confinement.security_options(policy),
         }
         if policy.get("log_driver"):  # CONTAINER_LOG_DRIVER (docs/deployment.md); else the engine's own
             options["log_config"] = {"type": policy["log_driver"], "config": {}}
@@ -191,6 +195,12 @@ class Executor:
             if status == st.KILLED:
                 status, reason = st.CANCELLED, "cancelled before it started"
             return {"status": status, "reason": reason, "exit_code": None, "start": None, "end": now()}
+        try:
+            self.ensure_network()
+        except docker.errors.APIError as exc:
+            return self._failed(f"could not prepare network {self.policy['network']}: {explain(exc)}")
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise EngineUnavailable(f"could not prepare network {self.policy['network']}: {explain(exc)}") from exc
         options = self.container_options(work, runner)
         try:
             try:
@@ -203,6 +213,8 @@ class Executor:
                     return failed
                 container = create_container(self.client, work["image"], options)
         except docker.errors.APIError as exc:
+            if "network" in explain(exc).lower():  # removed by hand? made again for the next one
+                self.engine_facts.pop("network", None)
             return self._failed(f"could not create the container: {explain(exc)}")
         except ValueError as exc:  # e.g. a command string stored before RUNs were split (docker-py's shlex)
             return self._failed(f"could not create the container: {exc}")
@@ -255,12 +267,28 @@ class Executor:
 
     def _run_created(self, container, work, on_started, should_stop, on_output):
         try:
-            container.start()
+            self._start(container)
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             return self._failed(f"could not start the container: {explain(exc)}")
         # the start is reported once the container outlives its first wait slice; one
         # that ends within it is reported once, by its end, with the engine's StartedAt
         return self._follow(container, None, work, should_stop, on_output, 0.0, on_started)
+
+    def _start(self, container):
+        """Start a created container; once more if its network's name was shared meanwhile.
+
+        Runners of one engine making the dedicated network at once can make two of
+        that name for a moment, and a container does not start on an ambiguous name.
+        """
+        try:
+            container.start()
+        except docker.errors.APIError as exc:
+            if "ambiguous" not in explain(exc) or self.policy["network"] in ("none", "bridge"):
+                raise
+            log.info("network %s is ambiguous: removing its duplicates, then starting again",
+                     self.policy["network"])
+            confinement.settle_network(self.client, self.policy["network"])
+            container.start()
 
     def _follow(self, container, start, work, should_stop, on_output, elapsed, on_started=None):
         """Wait for the container's end, stopping it on a timeout or when asked; report it.
@@ -400,7 +428,7 @@ class Executor:
 
     def _remove(self, container):
         try:
-            container.remove(force=True)
+            container.remove(force=True, v=True)  # with its anonymous volumes
             self.engine_seen["at"] = time.monotonic()
         except docker.errors.NotFound:
             pass
@@ -414,6 +442,31 @@ class Executor:
                 "end": max(stamp, start or stamp)}
 
     # -------------------------------------------------------------- engine
+
+    def ensure_network(self):
+        """The network mode of new containers: the dedicated bridge, made if absent (once per process)."""
+        if self.engine_facts.get("network") is None:
+            self.engine_facts["network"] = confinement.ensure_network(self.client, self.policy["network"])
+        return self.engine_facts["network"]
+
+    def ceilings(self):
+        """(max memory bytes, max cpus) of the executions this runner claims; None: no limit.
+
+        Its ``RUNNER_MAX_*`` settings, else its engine's memory and CPUs, asked once
+        (until the engine answers, only the settings: a claim then is refused at
+        create if it cannot fit, and ends ERROR saying why).
+        """
+        if "ceilings" not in self.engine_facts:
+            try:
+                info = self.client.info()
+            except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+                log.debug("could not ask the engine its size: %s", explain(exc))
+                return self.policy.get("max_memory"), self.policy.get("max_cpus")
+            confinement.warn_if_unenforced(info, self.policy["network"])
+            self.engine_facts["ceilings"] = confinement.engine_ceilings(info, self.policy)
+            log.info("this runner claims executions of at most %s bytes of memory and %s CPUs",
+                     *self.engine_facts["ceilings"])
+        return self.engine_facts["ceilings"]
 
     def engine_ok(self):
         """Whether the engine answers now (a runner takes no work while it does not).
@@ -452,9 +505,14 @@ class Executor:
 
     def remove(self, container_id):
         try:
-            self.client.api.remove_container(container_id, force=True)
+            self.client.api.remove_container(container_id, force=True, v=True)
         except docker.errors.NotFound:
             pass
+
+
+def _smallest(*values):
+    present = [value for value in values if value]
+    return min(present) if present else None
 
 
 def _verdict(verdict):
@@ -484,18 +542,18 @@ class DockerExecutor(DependencyProvider):
     def setup(self):
         config = self.container.config
         self.base_url = config.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-        self.policy = {
-            "default_memory": memory_bytes(config.get("CONTAINER_DEFAULT_MEMORY") or None),
-            "pids_limit": int(config.get("CONTAINER_PIDS_LIMIT") or 1024),
-            "network": config.get("CONTAINER_NETWORK") or "bridge",
+        # a bad setting (CONTAINER_NETWORK=host, ...) stops the runner here, with a message naming it
+        self.policy = confinement.read_policy(config)
+        self.policy.update({
             "grace": int(config.get("STOP_GRACE_PERIOD") or 10),
             "log_limit": int(config.get("LOG_LIMIT_BYTES") or 1024 * 1024),
             "log_driver": config.get("CONTAINER_LOG_DRIVER") or None,
-        }
+        })
         # made in setup, not start: extensions start concurrently and a slot may ask for it at once
         self.client = LazyDockerClient(self.base_url, timeout=60)
         self.images_seen = set()
         self.engine_seen = {"at": None}
+        self.engine_facts = {}
 
     def stop(self):
         self.client.close()
@@ -503,4 +561,4 @@ class DockerExecutor(DependencyProvider):
     kill = stop
 
     def get_dependency(self, worker_ctx):
-        return Executor(self.client, self.policy, self.images_seen, self.engine_seen)
+        return Executor(self.client, self.policy, self.images_seen, self.engine_seen, self.engine_facts)

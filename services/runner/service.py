@@ -55,8 +55,10 @@ class RunnerService:
         else:
             # known to be there: asked alongside the claim, a round trip off every start
             engine_check = eventlet.spawn(self.docker.engine_ok)
+        max_memory, max_cpus = self.docker.ceilings()
         with holdings.claiming():
-            work = self.scheduler.claim_execution(runner)
+            # only what fits this runner's ceilings (an older scheduler refuses the arguments: upgrade it first)
+            work = self.scheduler.claim_execution(runner, max_memory=max_memory, max_cpus=max_cpus)
             if work is not None:
                 holdings.note_received(work)
                 holdings.hold(work)

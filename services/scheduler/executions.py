@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from services.scheduler import output
 from services.scheduler.models import Detail, DetailLog, Result
+from services.scheduler.runnersizes import WAITING
 from shared import statuses as st
 from shared import validation
 from shared.db import newest_first
@@ -371,6 +372,12 @@ def unfinished_fan_outs(session, older_than):
 
 # ---------------------------------------------------------------- claiming
 
+# The bytes of memory a run asks for (0: none asked, the runner's default applies), from its
+# params as validated at the RUN (shared.validation.memory_bytes: digits, then b, k, m or g).
+RUN_MEMORY_SQL = """coalesce(CAST(substring(r.params->>'memory' from '^[0-9]+') AS numeric)
+        * CASE lower(right(r.params->>'memory', 1))
+            WHEN 'k' THEN 1024 WHEN 'm' THEN 1048576 WHEN 'g' THEN 1073741824 ELSE 1 END, 0)"""
+
 # One statement per claim: pick the next execution (skipping rows other claims hold), take
 # a slot of its result (parallelism and cancel re-checked on the latest row), take the
 # detail.  ``picked`` without ``taken`` means the slot was lost to a race: try again.
@@ -381,6 +388,9 @@ CLAIM_SQL = text("""
           AND (d.not_before IS NULL OR d.not_before <= :now)
           AND (r.parallelism IS NULL OR r.active < r.parallelism)
           AND NOT r.cancel_requested
+          AND (CAST(:max_memory AS bigint) IS NULL OR {memory} <= CAST(:max_memory AS bigint))
+          AND (CAST(:max_cpus AS double precision) IS NULL
+               OR coalesce(CAST(r.params->>'cpus' AS double precision), 0) <= CAST(:max_cpus AS double precision))
         ORDER BY d.priority DESC, d.seq
         LIMIT 1
         FOR UPDATE OF d SKIP LOCKED
@@ -400,21 +410,25 @@ CLAIM_SQL = text("""
     SELECT pick.id AS picked, pick.result_id, taken.id AS taken, taken.index, taken.attempt,
            slot.task_id, slot.image, slot.params
     FROM pick LEFT JOIN taken ON taken.id = pick.id LEFT JOIN slot ON slot.id = pick.result_id
-""").columns(params=JSON)
+""".replace("{memory}", RUN_MEMORY_SQL)).columns(params=JSON)
 
 
-def claim(session, runner, lease_seconds):
+def claim(session, runner, lease_seconds, max_memory=None, max_cpus=None):
     """Give ``runner`` the next execution to run, or None.
 
     Highest priority first, oldest first, never more than a result's
-    ``parallelism`` held at once.  The runner holds it under a lease it must
-    renew by heartbeat.  One statement and a commit: every runner woken by a
-    RUN asks at once, and the scheduler answers them all in turn.
+    ``parallelism`` held at once; with ``max_memory`` (bytes) or ``max_cpus``,
+    only an execution whose run asks for no more (the runner's ceilings).  The
+    runner holds it under a lease it must renew by heartbeat.  One statement and
+    a commit: every runner woken by a RUN asks at once, and the scheduler
+    answers them all in turn.
     """
     for _ in range(10):
         stamp = now()
         row = session.execute(CLAIM_SQL, {"now": stamp, "runner": runner,
-                                          "lease_seconds": float(lease_seconds)}).first()
+                                          "lease_seconds": float(lease_seconds),
+                                          "max_memory": _ceiling(max_memory, int),
+                                          "max_cpus": _ceiling(max_cpus, float)}).first()
         if row is None:
             session.rollback()
             return None
@@ -432,6 +446,34 @@ def claim(session, runner, lease_seconds):
         }
     session.rollback()
     return None
+
+
+def sized_active_results(session):
+    """(id, params) of the queued or running runs that ask for memory or cpus."""
+    rows = session.execute(select(Result.id, Result.params).where(
+        Result.status.in_([st.QUEUED, st.RUNNING]), Result.cancel_requested.is_(False))).all()
+    session.commit()
+    return [(row.id, row.params) for row in rows
+            if (row.params or {}).get("memory") or (row.params or {}).get("cpus")]
+
+
+def note_waiting(session, result_id, reason):
+    """Say why a run's queued, unclaimed executions wait (those that say nothing else yet)."""
+    session.execute(update(_details).where(
+        _details.c.result_id == result_id, _details.c.status == st.QUEUED, _details.c.runner.is_(None),
+        _details.c.reason.is_(None)).values(reason=reason))
+    session.commit()
+
+
+def _ceiling(value, kind):
+    """A runner's ceiling as sent (None: none), as a number; anything else is ignored."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        value = kind(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return min(max(value, 0), 2 ** 62) if value == value else None  # bigint-sized; NaN: none
 
 
 def renew_leases(session, runner, detail_ids, lease_seconds):
@@ -467,6 +509,8 @@ def mark_started(session, report):
         return None, None
     detail.status = st.RUNNING
     detail.start = report["start"]
+    if detail.reason and detail.reason.startswith(WAITING):  # it found its runner
+        detail.reason = None
     detail.container_id = report.get("container_id")
     result.n_running += 1
     if result.start is None or report["start"] < result.start:

@@ -8,7 +8,9 @@ from nameko.timer import timer
 
 from services.scheduler import executions as ex
 from services.scheduler import recovery, webhooks
+from services.scheduler.ceilings import RunCeilings
 from services.scheduler.holdings import installation_id
+from services.scheduler.runnersizes import RunnerSizesProvider
 from services.scheduler.idlerunners import IdleRunnersProvider
 from services.scheduler.metrics import SchedulerMetrics, execution_figures
 from services.scheduler.models import Base
@@ -39,12 +41,14 @@ class SchedulerService(recovery.RecoveryMixin):
     webhook_sender = webhooks.WebhookSender()
     metrics = SchedulerMetrics()
     idle = IdleRunnersProvider()
+    ceilings = RunCeilings()
+    runner_sizes = RunnerSizesProvider()
 
     # --------------------------------------------------------------- API
 
     @rpc
     def run_task(self, task_id, body, idempotency_key=None):
-        params = validation.run_params(body, int(self.config.get("RUN_MAX_TIMES") or 100000))
+        params = validation.run_params(body, int(self.config.get("RUN_MAX_TIMES") or 100000), *self.ceilings)
         self.webhook_sender.require_configured(params)
         session = self.db.session
         if idempotency_key:
@@ -62,12 +66,14 @@ class SchedulerService(recovery.RecoveryMixin):
                                            params, idempotency_key, with_details=inline)
         if created:
             if inline:
-                self._wake(result.id, result.times)
+                self._wake(result.id, result.times, sized=_sized(params))
             self.dispatch(events.RESULT_SUBMITTED, {"result_id": result.id, "fanned_out": inline})
         return ex.result_as_dict(result)
 
     @rpc
     def rerun_failed(self, result_id):
+        # the ceilings may have been lowered since: a rerun no runner may take is refused
+        validation.within_ceilings(ex.get_result(self.db.session, result_id).params, *self.ceilings)
         result = ex.rerun_failed(self.db.session, result_id)
         self.dispatch(events.RESULT_SUBMITTED, {"result_id": result.id})
         return ex.result_as_dict(result)
@@ -146,14 +152,20 @@ class SchedulerService(recovery.RecoveryMixin):
     # --------------------------------------------------------------- runners
 
     @rpc
-    def claim_execution(self, runner):
+    def claim_execution(self, runner, max_memory=None, max_cpus=None):
+        """The next execution for ``runner``, or None; only one that fits its ceilings when given.
+
+        ``max_memory`` (bytes) and ``max_cpus``: the most this runner can give one
+        execution (runners from before ceilings send neither and take anything).
+        """
         # one claim at a time in this process: a RUN wakes several idle runners at once
         # (all of them for a big one), and interleaved they all finish late; in turn,
         # the first is answered first
         with CLAIMS_IN_TURN:
-            work = ex.claim(self.db.session, runner, self._lease())
+            work = ex.claim(self.db.session, runner, self._lease(), max_memory, max_cpus)
         if work is not None:  # the runner labels the container with it (services/runner/reconcile.py)
             work["installation"] = installation_id(self.db.session)
+        self.runner_sizes.claimed(runner, max_memory, max_cpus)
         self.idle.claimed(runner, work)
         self.metrics.claimed(work)
         return work
@@ -161,6 +173,7 @@ class SchedulerService(recovery.RecoveryMixin):
     @rpc
     def heartbeat(self, runner, detail_ids):
         """Renew a runner's leases; answers the ids it must stop running."""
+        self.runner_sizes.heartbeat(runner)
         return ex.renew_leases(self.db.session, runner, detail_ids, self._lease())
 
     @retrying_event_handler(events.RUNNER, events.EXECUTION_STARTED, handler_type=SERVICE_POOL)
@@ -223,6 +236,10 @@ class SchedulerService(recovery.RecoveryMixin):
                     "status": statuses.ERROR, "exit_code": None, "lease_expired": True,
                     "reason": f"runner {runner} was lost (no heartbeat for {self._lease():g}s)",
                 })
+        for result_id, params in ex.sized_active_results(session):
+            reason = self.runner_sizes.misfit(params)
+            if reason:
+                ex.note_waiting(session, result_id, reason)
         for result_id in ex.unfinished_cancels(session):
             log.warning("finishing the cancel of result %s", result_id)
             self.metrics.executions_cancelled(ex.finish_cancel(session, result_id))
@@ -281,21 +298,28 @@ class SchedulerService(recovery.RecoveryMixin):
 
     def _fan_out(self, result_id):
         session = self.db.session
+        sized = None
         while True:
             made = ex.fan_out_batch(session, result_id,
                                     batch=int(self.config.get("FAN_OUT_BATCH") or ex.FAN_OUT_BATCH))
             if not made:
                 break
-            self._wake(result_id, made)
+            if sized is None:
+                sized = _sized(ex.get_result(session, result_id).params)
+            self._wake(result_id, made, sized)
 
     def _delete(self, result_id, expired):
         task_id = ex.delete_result(self.db.session, result_id)
         self.dispatch(events.RESULT_DELETED, {"result_id": result_id, "task_id": task_id, "expired": expired})
 
-    def _wake(self, result_id, count):
-        """Tell runners that ``count`` executions can be claimed: as many idle ones as needed, or all."""
+    def _wake(self, result_id, count, sized=False):
+        """Tell runners that ``count`` executions can be claimed: as many idle ones as needed, or all.
+
+        All when the run asks for memory or CPUs (``sized``): which idle runners
+        fit it is known only to their claims.
+        """
         payload = {"result_id": result_id, "count": count}
-        runners = self.idle.pick(count)
+        runners = None if sized else self.idle.pick(count)
         if runners is not None:
             payload["runners"] = runners
         self.dispatch(events.EXECUTIONS_QUEUED, payload)
@@ -336,10 +360,16 @@ class SchedulerService(recovery.RecoveryMixin):
         self.metrics.attempt_finished(detail)
         if detail.status == statuses.QUEUED or result.parallelism:
             # a retry is queued, or a parallelism slot came free: wake idle runners
-            self._wake(result.id, 1)
+            self._wake(result.id, 1, sized=_sized(result.params))
         if result.status in statuses.TERMINAL:
             self._notify_finished(result)
 
     def _notify_finished(self, result):
         self.dispatch(events.RESULT_FINISHED, ex.result_as_dict(result))
         ex.mark_notified(self.db.session, result.id)
+
+
+def _sized(params):
+    """Whether a run asks for memory or CPUs, so that not every runner may fit it."""
+    params = params or {}
+    return bool(params.get("memory") or params.get("cpus"))

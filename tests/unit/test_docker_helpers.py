@@ -39,6 +39,7 @@ def test_containers_are_confined_and_labelled():
     options = Executor(client=None, policy=policy).container_options(work, runner="host-1")
     assert options["privileged"] is False
     assert options["security_opt"] == ["no-new-privileges"]
+    assert options["cap_drop"] == ["NET_RAW", "MKNOD", "SETFCAP", "AUDIT_WRITE"]
     assert options["pids_limit"] == 512
     assert options["mem_limit"] == 256 * 1024 ** 2
     assert options["nano_cpus"] == 500_000_000
@@ -78,6 +79,7 @@ def test_create_options_go_through_docker_py_conversion():
     assert calls["image"] == "img@sha256:1" and calls["command"] == ["true"]
     host = calls["host_config"]
     assert host["SecurityOpt"] == ["no-new-privileges"] and host["PidsLimit"] == 512
+    assert host["CapDrop"] == ["NET_RAW", "MKNOD", "SETFCAP", "AUDIT_WRITE"] and not host.get("Privileged")
     assert host["NetworkMode"] == "none" and host["Memory"] == 1024 ** 3 and host["MemorySwap"] == 1024 ** 3
     assert calls["labels"]["stevedore.managed"] == "true"
 
