@@ -1,5 +1,8 @@
 """The runner's view of its host's Docker engine: run one execution to its end."""
+import base64
+import http.client
 import logging
+import re
 import time
 import uuid
 from contextlib import nullcontext
@@ -10,7 +13,8 @@ import requests
 from nameko.extensions import DependencyProvider
 
 from shared import statuses as st
-from shared.docker_engine import LazyDockerClient, create_container, explain_pull_error, read_logs
+from shared.docker_engine import (HeadTail, LazyDockerClient, create_container, explain_pull_error, read_logs,
+                                  stream_logs)
 from shared.timeutil import now, parse_docker_time
 from shared.validation import memory_bytes, parse_reference
 
@@ -18,9 +22,12 @@ log = logging.getLogger(__name__)
 
 LABEL = "stevedore"
 WAIT_SLICE = 1.0  # seconds between checks for a cancel, a timeout or new output while waiting
-LIVE_TAIL_BYTES = 64 * 1024  # how much of each stream a live snapshot carries
+LIVE_LIMIT_BYTES = 128 * 1024  # how much of each stream a live snapshot carries (head and tail)
 ENGINE_FRESH = 1.0  # seconds an engine that answered is taken to be there without a ping
-ENGINE_PATIENCE = 120.0  # seconds to wait out an engine restart before reporting what is known
+# seconds an engine may stay unreachable before an execution on it ends ERROR (while it runs:
+# from the first failed call; after its end: to read its final state); the ENGINE_PATIENCE setting
+ENGINE_PATIENCE = 120.0
+STREAMS = ("stdout", "stderr")
 
 
 class EngineUnavailable(Exception):
@@ -31,44 +38,73 @@ class PullFailed(Exception):
     """The engine answered but could not pull the image; the message says why."""
 
 
-def tail_bytes(data, limit):
-    """The last ``limit`` bytes of ``data`` as text, and whether anything was cut."""
-    truncated = len(data) > limit
-    if truncated:
-        data = data[-limit:]
-    return data.decode("utf-8", errors="replace"), truncated
+def logs_report(kept, limit=None):
+    """The ``logs`` of a report (the contract in docs/events.md): each stream's kept bytes in
+    base64, how many of them are its first bytes (the rest are its last), and its byte total."""
+    logs = {"encoding": "base64"}
+    for stream, keeper in kept.items():
+        head, data = keeper.kept(limit)
+        logs[stream] = base64.b64encode(data).decode("ascii")
+        logs[f"{stream}_head"] = head
+        logs[f"{stream}_total"] = keeper.total
+    return logs
+
+
+def note_logs(text, limit):
+    """Keepers holding only a note of ours (the engine's log could not be read)."""
+    kept = {stream: HeadTail(limit) for stream in STREAMS}
+    for stream, keeper in kept.items():
+        keeper.feed(f"[stevedore: could not read {stream}: {text}]".encode())
+    return kept
 
 
 class OutputTail:
-    """Follows one stream of a running container, keeping its last bytes and a byte count."""
+    """Follows a container's output from its start, both streams in one engine call, keeping
+    each stream's head and tail (``HeadTail``) and its byte total.
 
-    def __init__(self, container, stream, limit):
-        self.container, self.stream, self.limit = container, stream, limit
-        self.total = 0
-        self.tail = bytearray()
+    Reads in big pieces and yields to the other greenthreads after each one
+    (``stream_logs``), so a container printing flat out never starves the
+    runner's heartbeats.  ``clean`` tells that the engine ended the stream
+    itself once the container ended (all of its log was read); a stream cut
+    off (an engine restart) leaves it False.
+    """
+
+    def __init__(self, client, container_id, limit):
+        self.client, self.container_id = client, container_id
+        self.kept = {stream: HeadTail(limit) for stream in STREAMS}
+        self.clean = False
+        self.error = None
         self.thread = eventlet.spawn(self._read)
 
     def _read(self):
         try:
-            for chunk in self.container.logs(stream=True, follow=True, stdout=self.stream == "stdout",
-                                             stderr=self.stream == "stderr"):
-                self.total += len(chunk)
-                self.tail += chunk
-                del self.tail[:-self.limit]
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            log.debug("stopped following %s of %s: %s", self.stream, self.container.id, exc)
+            self.clean = stream_logs(self.client, self.container_id,
+                                     {1: self.kept["stdout"].feed, 2: self.kept["stderr"].feed},
+                                     follow=True, pause=eventlet.sleep)
+        except (docker.errors.DockerException, requests.exceptions.RequestException, OSError,
+                http.client.HTTPException, ValueError) as exc:
+            self.error = explain(exc)
+            log.debug("stopped following the output of %s: %s", self.container_id, exc)
+
+    @property
+    def totals(self):
+        return tuple(keeper.total for keeper in self.kept.values())
+
+    def finish(self, patience):
+        """Wait (up to ``patience`` seconds) for the stream to end after the container did."""
+        with eventlet.Timeout(patience, False):
+            self.thread.wait()
+        self.stop()
+        return self.clean
 
     def stop(self):
         self.thread.kill()
 
 
-def live_snapshot(tails):
-    logs = {}
-    for stream, tail in tails.items():
-        logs[stream], _ = tail_bytes(bytes(tail.tail), tail.limit)
-        logs[f"{stream}_total"] = tail.total
-        logs[f"{stream}_truncated"] = tail.total > len(tail.tail)
-    return logs
+def live_snapshot(tail):
+    """A running container's output so far: each stream's head so far and latest tail, within
+    ``LIVE_LIMIT_BYTES`` (the shape of the final logs)."""
+    return logs_report(tail.kept, LIVE_LIMIT_BYTES)
 
 
 class Executor:
@@ -145,6 +181,8 @@ class Executor:
             "pids_limit": policy["pids_limit"],
             "network_mode": policy["network"],
         }
+        if policy.get("log_config"):  # the engine's copy of the output, capped: disk per execution bounded
+            options["log_config"] = policy["log_config"]
         if memory:
             options["mem_limit"] = memory
             options["memswap_limit"] = memory
@@ -253,15 +291,20 @@ class Executor:
         reported: after the first wait slice it is read from the engine and given
         to ``on_started``; if the container ends within that slice, only the end
         is reported (with the start), one report and one engine call fewer.
+
+        An engine that cannot be reached for ``ENGINE_PATIENCE`` seconds in a row
+        ends the attempt ERROR with what was followed of its output.
         """
         timeout = work.get("timeout")
         deadline = time.monotonic() + timeout - elapsed if timeout else None
+        patience = self.policy["engine_patience"]
         stopped = None          # (status, reason) when we stopped it
         engine_trouble = None   # what the engine said when it could not be reached
+        unreachable_since = None  # when the engine stopped answering (monotonic), while it does not
         # live output is followed only once the container outlives its first wait
-        # slice: a short one ends before any snapshot would be sent, and two log
-        # streams fewer per container is engine time its neighbours get
-        tails = {}
+        # slice: a short one ends before any snapshot would be sent, and a log
+        # stream fewer per container is engine time its neighbours get
+        tail = None
         reported = (0, 0)
         try:
             while True:
@@ -270,26 +313,35 @@ class Executor:
                     break
                 except docker.errors.NotFound:
                     return self._failed(f"its container was removed while it ran{_note(engine_trouble)}",
-                                        start=start or now())
+                                        start=start or now(), tail=tail)
                 except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-                    if not _timed_out(exc):
-                        # the engine is away (restarting?): keep trying, without spinning
+                    if _timed_out(exc):
+                        unreachable_since = None
+                    else:
+                        # the engine is away (restarting?): keep trying, without spinning, for a while
                         if engine_trouble is None:
                             log.warning("Docker engine unreachable while following container %s: %s",
                                         container.id, explain(exc))
                         engine_trouble = explain(exc)
+                        if unreachable_since is None:
+                            unreachable_since = time.monotonic()
+                        elif time.monotonic() - unreachable_since >= patience:
+                            log.warning("Docker engine unreachable for %gs while following container %s; "
+                                        "giving up", patience, container.id)
+                            return self._failed(
+                                f"the Docker engine could not be reached for {patience:g}s while it ran "
+                                f"({engine_trouble}): its end is unknown", start=start or now(), tail=tail)
                         time.sleep(WAIT_SLICE)
                 if start is None:
                     start = self._started_at(container)
                     on_started(start, container.id)
-                if not tails:
-                    tails = {stream: OutputTail(container, stream, LIVE_TAIL_BYTES)
-                             for stream in ("stdout", "stderr")}
-                    eventlet.sleep(0)  # let them connect before the next slice
-                produced = (tails["stdout"].total, tails["stderr"].total)
-                if produced != reported:
-                    reported = produced
-                    on_output(live_snapshot(tails))
+                if tail is None or (unreachable_since is None and tail.thread.dead and not tail.clean):
+                    # (again, from the log's start, once the engine is back: the stream was cut)
+                    tail = OutputTail(self.client, container.id, self.policy["log_limit"])
+                    eventlet.sleep(0)  # let it connect before the next slice
+                if tail.totals != reported:
+                    reported = tail.totals
+                    on_output(live_snapshot(tail))
                 if stopped is None:
                     if deadline is not None and time.monotonic() >= deadline:
                         stopped = (st.KILLED, f"timeout: still running after {timeout:g}s")
@@ -299,11 +351,12 @@ class Executor:
                             stopped = _verdict(verdict)
                     if stopped:
                         self._stop(container)
+            state, trouble = self._final_state(container)
+            logs = self._logs(container, tail)
         finally:
-            for tail in tails.values():
+            if tail is not None:
                 tail.stop()
 
-        state, trouble = self._final_state(container)
         engine_trouble = engine_trouble or trouble
         if start is None:
             start = parse_docker_time(state.get("StartedAt")) or now()
@@ -311,8 +364,8 @@ class Executor:
         # very short process has already finished: never report end < start
         end = max(start, parse_docker_time(state.get("FinishedAt")) or now())
         exit_code = outcome.get("StatusCode")
-        report = {"start": start, "end": end, "exit_code": exit_code, "container_id": container.id}
-        report.update(self._logs(container))
+        report = {"start": start, "end": end, "exit_code": exit_code, "container_id": container.id,
+                  "logs": logs}
         if stopped:
             status, reason = stopped
             report.update(status=status, reason=reason)
@@ -341,12 +394,12 @@ class Executor:
             log.warning("could not read the start of container %s: %s", container.id, explain(exc))
             return now()
 
-    def _final_state(self, container, patience=ENGINE_PATIENCE):
+    def _final_state(self, container):
         """The container's State once it ended, waiting out an engine that is restarting.
 
         Returns (state, what the engine said if it was unreachable meanwhile).
         """
-        deadline = time.monotonic() + patience
+        deadline = time.monotonic() + self.policy["engine_patience"]
         trouble = None
         while True:
             try:
@@ -360,18 +413,26 @@ class Executor:
                     return {}, trouble
                 time.sleep(WAIT_SLICE)
 
-    def _logs(self, container):
+    def _logs(self, container, tail=None):
+        """The ended container's output in the report's shape, memory bounded whatever its size.
+
+        What ``tail`` followed, when the engine ended that stream itself (it read
+        all of the log); else (never followed: it ended within its first wait
+        slice; or the stream was cut: an engine restart) the engine's log read
+        again from its start, streamed.  The engine's log is capped
+        (``CONTAINER_LOG_MAX_SIZE``): where it rotated before it was read, the
+        first bytes kept are the oldest it still had, and totals are lower bounds.
+        """
         limit = self.policy["log_limit"]
+        if tail is not None and tail.finish(self.policy["engine_patience"]):
+            return logs_report(tail.kept)
         try:
-            output = dict(zip(("stdout", "stderr"), read_logs(self.client, container.id)))
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            output = {stream: f"[stevedore: could not read {stream}: {explain(exc)}]".encode()
-                      for stream in ("stdout", "stderr")}
-        logs = {}
-        for stream, data in output.items():
-            logs[stream], logs[f"{stream}_truncated"] = tail_bytes(data, limit)
-            logs[f"{stream}_total"] = len(data)
-        return {"logs": logs}
+            kept = read_logs(self.client, container.id, limit, pause=eventlet.sleep)
+        except (docker.errors.DockerException, requests.exceptions.RequestException, OSError,
+                http.client.HTTPException, ValueError) as exc:
+            # what was followed, if anything, is better than nothing
+            kept = tail.kept if tail is not None and any(tail.totals) else note_logs(explain(exc), limit)
+        return logs_report(kept)
 
     def _stop(self, container):
         try:
@@ -389,10 +450,15 @@ class Executor:
             log.warning("could not remove container %s: %s", container.id, explain(exc))
 
     @staticmethod
-    def _failed(reason, start=None):
+    def _failed(reason, start=None, tail=None):
+        """An ERROR report; with ``tail``, the output followed so far comes with it."""
         stamp = now()
-        return {"status": st.ERROR, "reason": reason, "exit_code": None, "start": start,
-                "end": max(stamp, start or stamp)}
+        report = {"status": st.ERROR, "reason": reason, "exit_code": None, "start": start,
+                  "end": max(stamp, start or stamp)}
+        if tail is not None:
+            tail.stop()
+            report["logs"] = logs_report(tail.kept)
+        return report
 
     # -------------------------------------------------------------- engine
 
@@ -460,6 +526,18 @@ def explain(exc):
     return str(exc)
 
 
+def log_config(config):
+    """The engine's log driver for execution containers: ``local`` (compact, binary-safe), capped at
+    ``CONTAINER_LOG_MAX_FILES`` files of ``CONTAINER_LOG_MAX_SIZE`` (docs/deployment.md)."""
+    size = str(config.get("CONTAINER_LOG_MAX_SIZE") or "16m").strip().lower()
+    if not re.fullmatch(r"[1-9][0-9]*[kmg]", size):  # stop the runner at once, naming it
+        raise ValueError(f'CONTAINER_LOG_MAX_SIZE: must be a size such as "16m", not {size!r}')
+    files = int(config.get("CONTAINER_LOG_MAX_FILES") or 2)
+    if files < 1:
+        raise ValueError("CONTAINER_LOG_MAX_FILES: must be at least 1")
+    return {"type": "local", "config": {"max-size": size, "max-file": str(files), "compress": "false"}}
+
+
 class DockerExecutor(DependencyProvider):
     def setup(self):
         config = self.container.config
@@ -470,6 +548,8 @@ class DockerExecutor(DependencyProvider):
             "network": config.get("CONTAINER_NETWORK") or "bridge",
             "grace": int(config.get("STOP_GRACE_PERIOD") or 10),
             "log_limit": int(config.get("LOG_LIMIT_BYTES") or 1024 * 1024),
+            "log_config": log_config(config),
+            "engine_patience": float(config.get("ENGINE_PATIENCE") or ENGINE_PATIENCE),
         }
         # made in setup, not start: extensions start concurrently and a slot may ask for it at once
         self.client = LazyDockerClient(self.base_url, timeout=60)

@@ -6,6 +6,7 @@ two writers never deadlock).  Runner reports carry the attempt they are about;
 a report for an attempt that is no longer current, or for a detail already
 finished, changes nothing, so a report delivered twice is harmless.
 """
+import base64
 import uuid
 from collections import OrderedDict
 
@@ -680,8 +681,24 @@ def _store_logs_statement():
 STORE_LOGS = _store_logs_statement()
 
 
+def _text_logs(logs):
+    """STOP-GAP (branch runout; the logs branch's bytea storage replaces it at merge): the runner's
+    new report shape (base64 bytes, head, total) folded into the text columns of today."""
+    if logs.get("encoding") != "base64":
+        return logs
+    folded = {}
+    for stream in ("stdout", "stderr"):
+        data = base64.b64decode(logs.get(stream) or "")
+        total = int(logs.get(f"{stream}_total") or len(data))
+        folded[stream] = data.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+        folded[f"{stream}_total"] = total
+        folded[f"{stream}_truncated"] = total > len(data)
+    return folded
+
+
 def store_logs(session, detail_id, attempt, logs, commit=True):
     """Keep an attempt's output; a newer attempt, or more bytes of the same one, wins."""
+    logs = _text_logs(logs)
     row = {"detail_id": detail_id, "attempt": attempt, "stdout": "", "stderr": "",
            "stdout_truncated": False, "stderr_truncated": False, "stdout_total": 0, "stderr_total": 0}
     row.update({k: v for k, v in logs.items() if k in row})

@@ -1,0 +1,131 @@
+"""The runner's output handling without an engine: head and tail kept, chunks and frames split anywhere."""
+import base64
+import random
+import struct
+
+import pytest
+
+from services.runner.dependencies import Executor, log_config, logs_report
+from shared.docker_engine import Dechunker, Demuxer, HeadTail
+
+
+def _frame(stream, data):
+    return struct.pack(">BxxxL", stream, len(data)) + data
+
+
+def _chunked(body, sizes):
+    """``body`` in HTTP chunks of the given sizes (cycled), with the last empty chunk."""
+    out, at, n = [], 0, 0
+    while at < len(body):
+        size = sizes[n % len(sizes)]
+        n += 1
+        part = body[at:at + size]
+        at += size
+        out.append(b"%x\r\n" % len(part) + part + b"\r\n")
+    return b"".join(out) + b"0\r\n\r\n"
+
+
+def _pieces(data, rng, most=50):
+    at = 0
+    while at < len(data):
+        step = rng.randint(1, most)
+        yield data[at:at + step]
+        at += step
+
+
+def _fed(limit, pieces):
+    keeper = HeadTail(limit)
+    for piece in pieces:
+        keeper.feed(piece)
+    return keeper
+
+
+def test_a_stream_within_the_limit_is_kept_whole():
+    keeper = _fed(10, [b"hello", b" ", b"you!"])
+    assert keeper.kept() == (10, b"hello you!")
+    assert keeper.total == 10
+    assert _fed(10, []).kept() == (0, b"")
+
+
+def test_a_longer_stream_keeps_its_first_and_last_bytes_and_counts_all():
+    stream = bytes(range(256)) * 40
+    for sizes in ([1], [3, 7], [4096], [len(stream)]):
+        pieces = [stream[i:i + sizes[0]] for i in range(0, len(stream), sizes[0])]
+        keeper = _fed(101, pieces)
+        head, kept = keeper.kept()
+        assert head == 50 and kept == stream[:50] + stream[-51:]
+        assert keeper.total == len(stream)
+
+
+def test_the_keeper_memory_stays_bounded_whatever_is_fed():
+    keeper = HeadTail(1000)
+    for _ in range(5000):
+        keeper.feed(b"x" * 777)
+    assert len(keeper.head) == 500 and len(keeper.tail) <= 2 * 500
+    assert keeper.total == 5000 * 777
+
+
+def test_a_smaller_live_limit_keeps_a_prefix_of_the_head_and_the_latest_bytes():
+    stream = bytes(range(200))
+    keeper = _fed(1000, [stream])
+    assert keeper.kept(50) == (25, stream[:25] + stream[-25:])   # nothing left out yet: end from the head
+    keeper = _fed(100, [stream])
+    assert keeper.kept(40) == (20, stream[:20] + stream[-20:])
+    assert keeper.kept(1000) == (50, stream[:50] + stream[-50:])  # never past its own limit
+
+
+def test_the_report_carries_base64_bytes_head_and_total_per_stream():
+    kept = {"stdout": _fed(4, [b"\xff\x00abcdef"]), "stderr": _fed(4, [b"ok"])}
+    report = logs_report(kept)
+    assert report == {"encoding": "base64",
+                      "stdout": base64.b64encode(b"\xff\x00ef").decode(), "stdout_head": 2, "stdout_total": 8,
+                      "stderr": base64.b64encode(b"ok").decode(), "stderr_head": 2, "stderr_total": 2}
+
+
+def test_frames_and_chunks_split_anywhere_come_out_whole_and_in_order():
+    rng = random.Random(7)
+    frames = [(rng.choice([1, 2]), bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 40))))
+              for _ in range(300)]
+    body = b"".join(_frame(kind, data) for kind, data in frames)
+    expected = {1: b"".join(d for k, d in frames if k == 1), 2: b"".join(d for k, d in frames if k == 2)}
+    for sizes in ([1], [2, 9, 5], [8], [4096]):
+        wire = _chunked(body, sizes)
+        got = {1: bytearray(), 2: bytearray()}
+        dechunk, demux = Dechunker(), Demuxer({1: got[1].extend, 2: got[2].extend})
+        for piece in _pieces(wire, rng):
+            demux.feed(b"".join(dechunk.feed(piece)))
+        assert dechunk.done
+        assert got == expected
+
+
+def test_the_dechunker_stops_at_the_last_chunk_and_refuses_a_runaway_size_line():
+    dechunk = Dechunker()
+    assert b"".join(dechunk.feed(b"3;ext=1\r\nabc\r\n0\r\n\r\nafter")) == b"abc"
+    assert dechunk.done
+    with pytest.raises(ValueError):
+        Dechunker().feed(b"1" * 5000)
+
+
+def test_frames_of_other_streams_are_skipped_even_when_split():
+    got = bytearray()
+    demux = Demuxer({1: got.extend})
+    wire = _frame(2, b"err") + _frame(0, b"in") + _frame(1, b"out")
+    for byte in wire:
+        demux.feed(bytes([byte]))
+    assert bytes(got) == b"out"
+
+
+def test_containers_get_a_capped_local_log():
+    config = log_config({"CONTAINER_LOG_MAX_SIZE": "8m", "CONTAINER_LOG_MAX_FILES": "3"})
+    assert config == {"type": "local", "config": {"max-size": "8m", "max-file": "3", "compress": "false"}}
+    assert log_config({})["config"]["max-size"] == "16m"
+    policy = {"default_memory": None, "pids_limit": 512, "network": "none", "grace": 5, "log_limit": 100,
+              "log_config": config}
+    work = {"detail_id": "d" * 32, "result_id": "r" * 32, "index": 0, "attempt": 1, "env": {}, "command": None}
+    assert Executor(client=None, policy=policy).container_options(work, "h")["log_config"] == config
+
+
+@pytest.mark.parametrize("size", ["0m", "16", "1.5g", "16mb", "-1m"])
+def test_a_bad_log_size_is_refused_naming_the_setting(size):
+    with pytest.raises(ValueError, match="CONTAINER_LOG_MAX_SIZE"):
+        log_config({"CONTAINER_LOG_MAX_SIZE": size})
