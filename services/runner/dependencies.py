@@ -13,8 +13,8 @@ import requests
 from nameko.extensions import DependencyProvider
 
 from shared import statuses as st
-from shared.docker_engine import (HeadTail, LazyDockerClient, create_container, explain_pull_error, read_logs,
-                                  stream_logs)
+from shared.docker_engine import (HeadTail, LazyDockerClient, create_container, explain_pull_error,
+                                  read_logs, stream_logs)
 from shared.timeutil import now, parse_docker_time
 from shared.validation import memory_bytes, parse_reference
 
@@ -99,6 +99,26 @@ class OutputTail:
 
     def stop(self):
         self.thread.kill()
+
+
+def merge_kept(followed, remaining):
+    """One stream's output at its end from two readings: ``followed`` from its start (the follow,
+    which the engine may end early, or skip and repeat frames of, when its capped log rotates under
+    a fast writer: Docker 20.10) and ``remaining``, what the engine's log still holds at the end.
+
+    The log holding as much as was followed: it is all there, take it.  Else it rotated: the
+    head from the follow, the tail from the log, the total the larger count (a lower bound,
+    but for the frames a follow repeated).
+    """
+    if remaining.total >= followed.total or followed.total <= followed.limit:
+        return remaining if remaining.total >= followed.total else followed
+    merged = HeadTail(followed.limit)
+    merged.head[:] = followed.head
+    _, end = remaining.kept(followed.limit)
+    tail_cap = merged.tail_cap
+    merged.tail[:] = end[-tail_cap:] if tail_cap else b""
+    merged.total = followed.total
+    return merged
 
 
 def live_snapshot(tail):
@@ -301,10 +321,9 @@ class Executor:
         stopped = None          # (status, reason) when we stopped it
         engine_trouble = None   # what the engine said when it could not be reached
         unreachable_since = None  # when the engine stopped answering (monotonic), while it does not
-        # live output is followed only once the container outlives its first wait
-        # slice: a short one ends before any snapshot would be sent, and a log
-        # stream fewer per container is engine time its neighbours get
-        tail = None
+        # the output is followed from the start, before the engine's capped log can rotate
+        # its first bytes away; for a short container this one call is also its final read
+        tail = first = OutputTail(self.client, container.id, self.policy["log_limit"])
         reported = (0, 0)
         try:
             while True:
@@ -335,10 +354,12 @@ class Executor:
                 if start is None:
                     start = self._started_at(container)
                     on_started(start, container.id)
-                if tail is None or (unreachable_since is None and tail.thread.dead and not tail.clean):
-                    # (again, from the log's start, once the engine is back: the stream was cut)
+                if unreachable_since is None and tail.thread.dead:
+                    # the stream ended while the container runs (cut by an engine restart, or
+                    # ended early by a rotation of the engine's log): follow it again, from what
+                    # its log still holds, for live output; the head stays the first follow's
+                    tail.stop()
                     tail = OutputTail(self.client, container.id, self.policy["log_limit"])
-                    eventlet.sleep(0)  # let it connect before the next slice
                 if tail.totals != reported:
                     reported = tail.totals
                     on_output(live_snapshot(tail))
@@ -352,10 +373,10 @@ class Executor:
                     if stopped:
                         self._stop(container)
             state, trouble = self._final_state(container)
-            logs = self._logs(container, tail)
+            logs = self._logs(container, first, tail)
         finally:
-            if tail is not None:
-                tail.stop()
+            first.stop()
+            tail.stop()
 
         engine_trouble = engine_trouble or trouble
         if start is None:
@@ -413,26 +434,27 @@ class Executor:
                     return {}, trouble
                 time.sleep(WAIT_SLICE)
 
-    def _logs(self, container, tail=None):
+    def _logs(self, container, first, tail):
         """The ended container's output in the report's shape, memory bounded whatever its size.
 
-        What ``tail`` followed, when the engine ended that stream itself (it read
-        all of the log); else (never followed: it ended within its first wait
-        slice; or the stream was cut: an engine restart) the engine's log read
-        again from its start, streamed.  The engine's log is capped
-        (``CONTAINER_LOG_MAX_SIZE``): where it rotated before it was read, the
-        first bytes kept are the oldest it still had, and totals are lower bounds.
+        ``first`` followed it from its start, ``tail`` (the same, or a later follow)
+        to its end.  A follow the engine ended itself, of less output than could
+        make its capped log rotate, is all of it.  Else the engine's log is read
+        again, streamed, for the true end, the head staying the first follow's
+        (``merge_kept``): where the log rotated before the runner read it, totals
+        are lower bounds (docs/guarantees.md).
         """
         limit = self.policy["log_limit"]
-        if tail is not None and tail.finish(self.policy["engine_patience"]):
+        complete = tail.finish(self.policy["engine_patience"])
+        if complete and first is tail and sum(tail.totals) < self.policy["log_rotation_floor"]:
             return logs_report(tail.kept)
         try:
             kept = read_logs(self.client, container.id, limit, pause=eventlet.sleep)
         except (docker.errors.DockerException, requests.exceptions.RequestException, OSError,
                 http.client.HTTPException, ValueError) as exc:
             # what was followed, if anything, is better than nothing
-            kept = tail.kept if tail is not None and any(tail.totals) else note_logs(explain(exc), limit)
-        return logs_report(kept)
+            return logs_report(tail.kept if any(tail.totals) else note_logs(explain(exc), limit))
+        return logs_report({stream: merge_kept(first.kept[stream], kept[stream]) for stream in STREAMS})
 
     def _stop(self, container):
         try:
@@ -526,16 +548,30 @@ def explain(exc):
     return str(exc)
 
 
+LOG_DRIVERS = ("json-file", "local")
+
+
+def size_bytes(size):
+    """Bytes of a size such as "16m" (as ``log_config`` checked it)."""
+    return int(size[:-1]) * 1024 ** "kmg".index(size[-1]) * 1024
+
+
 def log_config(config):
-    """The engine's log driver for execution containers: ``local`` (compact, binary-safe), capped at
-    ``CONTAINER_LOG_MAX_FILES`` files of ``CONTAINER_LOG_MAX_SIZE`` (docs/deployment.md)."""
+    """The engine's log driver for execution containers, capped at ``CONTAINER_LOG_MAX_FILES`` files
+    of ``CONTAINER_LOG_MAX_SIZE`` (docs/deployment.md; docs/guarantees.md says why json-file)."""
+    driver = str(config.get("CONTAINER_LOG_DRIVER") or "json-file").strip()
+    if driver not in LOG_DRIVERS:  # stop the runner at once, naming it
+        raise ValueError(f"CONTAINER_LOG_DRIVER: must be one of {', '.join(LOG_DRIVERS)}, not {driver!r}")
     size = str(config.get("CONTAINER_LOG_MAX_SIZE") or "16m").strip().lower()
-    if not re.fullmatch(r"[1-9][0-9]*[kmg]", size):  # stop the runner at once, naming it
+    if not re.fullmatch(r"[1-9][0-9]*[kmg]", size):
         raise ValueError(f'CONTAINER_LOG_MAX_SIZE: must be a size such as "16m", not {size!r}')
     files = int(config.get("CONTAINER_LOG_MAX_FILES") or 2)
     if files < 1:
         raise ValueError("CONTAINER_LOG_MAX_FILES: must be at least 1")
-    return {"type": "local", "config": {"max-size": size, "max-file": str(files), "compress": "false"}}
+    options = {"max-size": size, "max-file": str(files)}
+    if driver == "local":
+        options["compress"] = "false"
+    return {"type": driver, "config": options}
 
 
 class DockerExecutor(DependencyProvider):
@@ -549,6 +585,9 @@ class DockerExecutor(DependencyProvider):
             "grace": int(config.get("STOP_GRACE_PERIOD") or 10),
             "log_limit": int(config.get("LOG_LIMIT_BYTES") or 1024 * 1024),
             "log_config": log_config(config),
+            # output below this many bytes cannot have rotated the engine's log (a 1-byte line
+            # takes under 96 bytes of json-file): a follow of it that ended is all of it
+            "log_rotation_floor": size_bytes(log_config(config)["config"]["max-size"]) // 96,
             "engine_patience": float(config.get("ENGINE_PATIENCE") or ENGINE_PATIENCE),
         }
         # made in setup, not start: extensions start concurrently and a slot may ask for it at once

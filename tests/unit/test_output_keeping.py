@@ -5,7 +5,7 @@ import struct
 
 import pytest
 
-from services.runner.dependencies import Executor, log_config, logs_report
+from services.runner.dependencies import Executor, log_config, logs_report, merge_kept
 from shared.docker_engine import Dechunker, Demuxer, HeadTail
 
 
@@ -115,10 +115,14 @@ def test_frames_of_other_streams_are_skipped_even_when_split():
     assert bytes(got) == b"out"
 
 
-def test_containers_get_a_capped_local_log():
+def test_containers_get_a_capped_engine_log():
     config = log_config({"CONTAINER_LOG_MAX_SIZE": "8m", "CONTAINER_LOG_MAX_FILES": "3"})
-    assert config == {"type": "local", "config": {"max-size": "8m", "max-file": "3", "compress": "false"}}
-    assert log_config({})["config"]["max-size"] == "16m"
+    assert config == {"type": "json-file", "config": {"max-size": "8m", "max-file": "3"}}
+    assert log_config({})["config"] == {"max-size": "16m", "max-file": "2"}
+    assert log_config({"CONTAINER_LOG_DRIVER": "local"}) == {
+        "type": "local", "config": {"max-size": "16m", "max-file": "2", "compress": "false"}}
+    with pytest.raises(ValueError, match="CONTAINER_LOG_DRIVER"):
+        log_config({"CONTAINER_LOG_DRIVER": "syslog"})
     policy = {"default_memory": None, "pids_limit": 512, "network": "none", "grace": 5, "log_limit": 100,
               "log_config": config}
     work = {"detail_id": "d" * 32, "result_id": "r" * 32, "index": 0, "attempt": 1, "env": {}, "command": None}
@@ -129,3 +133,15 @@ def test_containers_get_a_capped_local_log():
 def test_a_bad_log_size_is_refused_naming_the_setting(size):
     with pytest.raises(ValueError, match="CONTAINER_LOG_MAX_SIZE"):
         log_config({"CONTAINER_LOG_MAX_SIZE": size})
+
+
+
+def test_after_a_rotation_the_head_comes_from_the_follow_and_the_tail_from_the_log():
+    stream = bytes(range(256)) * 4
+    followed = _fed(100, [stream[:600]])          # the follow ended early, at a rotation
+    remaining = _fed(100, [stream[700:]])         # what the engine's log still holds at the end
+    merged = merge_kept(followed, remaining)
+    assert merged.kept() == (50, stream[:50] + stream[-50:])
+    assert merged.total == 600                    # the most bytes one reading saw: a lower bound
+    whole = _fed(100, [stream])
+    assert merge_kept(_fed(100, [stream[:10]]), whole) is whole  # the log holds more: it is all there
