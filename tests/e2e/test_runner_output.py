@@ -127,7 +127,7 @@ def test_a_chatty_job_keeps_its_lease_and_ends_killed_when_cancelled(flood):
     assert detail["status"] == "RUNNING" and detail["attempt"] == 1, detail
     assert system.api.get(path).json()["stdout_total"] > 1024 ** 2, "no live output"
     response = system.api.post(f"/result/{result_id}/", {"operation": "CANCEL"})
-    assert response.status_code == 200, response.text
+    assert response.status_code == 202, response.text
     result = system.api.wait_result(result_id, timeout=STOP_GRACE + 20)
     [detail] = system.api.details(result_id)
     assert result["status"] == "KILLED" and detail["reason"] == "cancelled", detail
@@ -141,6 +141,6 @@ def test_a_chatty_job_that_outlives_its_timeout_ends_killed(flood):
     result_id = system.api.run(task["task_id"], command=["yes"], timeout=10)
     result = system.api.wait_result(result_id, timeout=10 + STOP_GRACE + 30)
     [detail] = system.api.details(result_id)
-    assert result["status"] == "KILLED", detail
-    assert detail["reason"].startswith("timeout"), detail
+    assert result["status"] == "ERROR"  # a run with a timed-out execution failed
+    assert detail["status"] == "KILLED" and detail["reason"].startswith("timeout"), detail
     assert detail["attempt"] == 1, detail
