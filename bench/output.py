@@ -1,4 +1,4 @@
-"""bench/output [--bytes N] [--minutes M] [--label L]: the runner under a flood of output.
+""".venv/bin/python -m bench.output [--bytes N] [--minutes M] [--label L]: the runner under a flood of output.
 
 Sets up its own system (vhost, database, loopback registry, the four services
 with one runner and config.yml's timers: heartbeat 5 s, lease 30 s) and measures:

@@ -82,6 +82,7 @@ class HeadTail:
         self.head = bytearray()
         self.tail = bytearray()
         self.total = 0
+        self.gap = False  # bytes are known missing between head and tail, even if total <= limit
 
     def feed(self, data):
         size = len(data)
@@ -110,11 +111,11 @@ class HeadTail:
         ``limit - limit // 2``, and ``total - len(kept)`` bytes were left out between.
         """
         limit = self.limit if limit is None else min(self.limit, max(0, int(limit)))
-        if self.total <= limit:  # nothing was ever trimmed: head and tail are the whole stream
+        if self.total <= limit and not self.gap:  # nothing trimmed: head and tail are the whole stream
             data = bytes(self.head + self.tail)
             return len(data), data
-        head_size = limit // 2
-        need = limit - head_size
+        head_size = min(limit // 2, len(self.head))  # short only in a merge (runner: merge_kept)
+        need = limit - limit // 2
         if len(self.tail) >= need:
             end = self.tail[len(self.tail) - need:] if need else b""
         else:  # nothing left out yet (a smaller live limit): the end reaches into the head
@@ -185,6 +186,7 @@ class Demuxer:
         self.header = bytearray()  # a frame header cut by the end of a piece
         self.kind = 0              # stream of the frame being read
         self.left = 0              # bytes of that frame still to come
+        self.frames = 0
 
     def feed(self, data):
         pieces = {kind: [] for kind in self.sinks}
@@ -206,10 +208,12 @@ class Demuxer:
                     break
                 self.kind, self.left = struct.unpack(">BxxxL", self.header)
                 self.header.clear()
+                self.frames += 1
                 continue
             # the common case, a whole header in hand: no copy of it
             self.kind, self.left = struct.unpack_from(">BxxxL", data, at)
             at += 8
+            self.frames += 1
         for kind, parts in pieces.items():
             if parts:
                 self.sinks[kind](b"".join(parts))
@@ -225,10 +229,13 @@ def demux_logs(body):
 READ_SIZE = 1 << 20  # bytes asked of the engine's socket per read
 
 
-def stream_logs(client, container_id, sinks, follow, pause=lambda: None, read_size=READ_SIZE):
+def stream_logs(client, container_id, sinks, follow, pause=lambda: None, read_size=READ_SIZE, tail="all",
+                demux=None):
     """Read a container's output, both streams in one engine call, into ``sinks`` as it comes.
 
-    ``sinks``: {1: callable for stdout bytes, 2: callable for stderr bytes}.
+    ``sinks``: {1: callable for stdout bytes, 2: callable for stderr bytes} (or a ``demux``
+    made of them, kept across calls).  ``tail``: the engine's last lines only (0: none of
+    what it holds, only what comes next).
     With ``follow`` the engine keeps the call open until the container ends.
     The body is read in big pieces straight from the connection (no per-frame
     calls, never all of it at once) and ``pause()`` is called after each piece:
@@ -241,7 +248,7 @@ def stream_logs(client, container_id, sinks, follow, pause=lambda: None, read_si
     api = client.api
     response = api._get(api._url("/containers/{0}/logs", container_id),
                         params={"stdout": 1, "stderr": 1, "timestamps": 0, "follow": int(bool(follow)),
-                                "tail": "all"}, stream=True)
+                                "tail": tail}, stream=True)
     try:
         api._raise_for_status(response)
         if follow:  # a quiet container is not a dead engine
@@ -250,7 +257,7 @@ def stream_logs(client, container_id, sinks, follow, pause=lambda: None, read_si
         body = raw.fp           # the buffered connection the body comes on
         dechunk = Dechunker() if raw.chunked else None
         left = raw.length       # None: until the engine closes, or by chunks
-        demux = Demuxer(sinks)
+        demux = demux or Demuxer(sinks)
         while left is None or left > 0:
             data = body.read1(read_size if left is None else min(read_size, left))
             if not data:
@@ -271,13 +278,13 @@ def stream_logs(client, container_id, sinks, follow, pause=lambda: None, read_si
         response.close()
 
 
-def read_logs(client, container_id, limit, pause=lambda: None):
-    """A stopped container's output as {"stdout": HeadTail, "stderr": HeadTail}, streamed.
+def read_logs(client, container_id, limit, pause=lambda: None, tail="all"):
+    """A stopped container's output (its last ``tail`` lines) as {"stdout": HeadTail, "stderr": HeadTail}, streamed.
 
     Memory stays within the keepers' bound whatever the log's size.  Raises the
     client's errors; a log cut off part way is kept as far as it arrived.
     """
     kept = {"stdout": HeadTail(limit), "stderr": HeadTail(limit)}
     stream_logs(client, container_id, {1: kept["stdout"].feed, 2: kept["stderr"].feed},
-                follow=False, pause=pause)
+                follow=False, pause=pause, tail=tail)
     return kept

@@ -13,7 +13,7 @@ import requests
 from nameko.extensions import DependencyProvider
 
 from shared import statuses as st
-from shared.docker_engine import (HeadTail, LazyDockerClient, create_container, explain_pull_error,
+from shared.docker_engine import (Demuxer, HeadTail, LazyDockerClient, create_container, explain_pull_error,
                                   read_logs, stream_logs)
 from shared.timeutil import now, parse_docker_time
 from shared.validation import memory_bytes, parse_reference
@@ -28,6 +28,10 @@ ENGINE_FRESH = 1.0  # seconds an engine that answered is taken to be there witho
 # from the first failed call; after its end: to read its final state); the ENGINE_PATIENCE setting
 ENGINE_PATIENCE = 120.0
 STREAMS = ("stdout", "stderr")
+# seconds a container's follow may take to read what its engine still had when it ended, once
+# so much was printed that the log may have rotated (then its end is read from the log itself)
+DRAIN_SECONDS = 3.0
+END_LINES = 65536  # at most this many of the engine's last log lines are read for a stream's end
 
 
 class EngineUnavailable(Exception):
@@ -39,7 +43,7 @@ class PullFailed(Exception):
 
 
 def logs_report(kept, limit=None):
-    """The ``logs`` of a report (the contract in docs/events.md): each stream's kept bytes in
+    """The ``logs`` of a report (the logs contract shared with the scheduler): each stream's kept bytes in
     base64, how many of them are its first bytes (the rest are its last), and its byte total."""
     logs = {"encoding": "base64"}
     for stream, keeper in kept.items():
@@ -64,23 +68,33 @@ class OutputTail:
 
     Reads in big pieces and yields to the other greenthreads after each one
     (``stream_logs``), so a container printing flat out never starves the
-    runner's heartbeats.  ``clean`` tells that the engine ended the stream
-    itself once the container ended (all of its log was read); a stream cut
-    off (an engine restart) leaves it False.
+    runner's heartbeats.  Docker 20.10 may end a follow early when the capped
+    log rotates under a fast writer: while the container runs, the follow goes
+    on from what comes next (``tail=0``: what was written meanwhile is missed,
+    never counted twice).  ``clean`` tells that the stream ended with the
+    container; a stream cut off (an engine restart) leaves it False.
     """
 
     def __init__(self, client, container_id, limit):
         self.client, self.container_id = client, container_id
         self.kept = {stream: HeadTail(limit) for stream in STREAMS}
+        self.demux = Demuxer({1: self.kept["stdout"].feed, 2: self.kept["stderr"].feed})
         self.clean = False
+        self.resumed = 0  # follows taken up again after an early end
         self.error = None
         self.thread = eventlet.spawn(self._read)
 
     def _read(self):
+        lines = "all"
         try:
-            self.clean = stream_logs(self.client, self.container_id,
-                                     {1: self.kept["stdout"].feed, 2: self.kept["stderr"].feed},
-                                     follow=True, pause=eventlet.sleep)
+            while stream_logs(self.client, self.container_id, None, follow=True, pause=eventlet.sleep,
+                              tail=lines, demux=self.demux):
+                if not self.client.api.inspect_container(self.container_id)["State"].get("Running"):
+                    self.clean = True
+                    return
+                self.demux = Demuxer(self.demux.sinks)  # a new body: no frame of the old one is cut
+                self.resumed += 1
+                lines = 0
         except (docker.errors.DockerException, requests.exceptions.RequestException, OSError,
                 http.client.HTTPException, ValueError) as exc:
             self.error = explain(exc)
@@ -100,24 +114,32 @@ class OutputTail:
     def stop(self):
         self.thread.kill()
 
+    def end_lines(self, limit):
+        """How many of the engine's last log lines should hold a stream's last ``limit - limit // 2``
+        bytes, judged by the frames seen so far (at most ``END_LINES``)."""
+        frames = max(1, self.demux.frames + self.resumed)
+        average = max(1, sum(self.totals) // frames) if any(self.totals) else 1
+        return min(END_LINES, 2 * (limit - limit // 2) // average + 64)
 
-def merge_kept(followed, remaining):
-    """One stream's output at its end from two readings: ``followed`` from its start (the follow,
-    which the engine may end early, or skip and repeat frames of, when its capped log rotates under
-    a fast writer: Docker 20.10) and ``remaining``, what the engine's log still holds at the end.
 
-    The log holding as much as was followed: it is all there, take it.  Else it rotated: the
-    head from the follow, the tail from the log, the total the larger count (a lower bound,
-    but for the frames a follow repeated).
+def merge_kept(followed, end):
+    """One stream's output from two readings: ``followed`` from its start (see ``OutputTail``)
+    and ``end``, the engine's last lines of it read once the container ended.
+
+    Followed bytes that already end as the log does are all there (what a follow missed
+    at a rotation, if anything, changed nothing kept).  Else the end was missed: the head
+    from the follow, the tail from the log, and bytes known missing between them.
     """
-    if remaining.total >= followed.total or followed.total <= followed.limit:
-        return remaining if remaining.total >= followed.total else followed
     merged = HeadTail(followed.limit)
+    _, ours = followed.kept()
+    _, theirs = end.kept()
+    last = theirs[len(theirs) - min(len(theirs), end.total, merged.tail_cap):]  # the stream's last bytes
+    if ours.endswith(last):
+        return followed
     merged.head[:] = followed.head
-    _, end = remaining.kept(followed.limit)
-    tail_cap = merged.tail_cap
-    merged.tail[:] = end[-tail_cap:] if tail_cap else b""
-    merged.total = followed.total
+    merged.tail[:] = last
+    merged.gap = True
+    merged.total = max(followed.total, len(merged.head) + len(merged.tail) + 1)
     return merged
 
 
@@ -354,10 +376,10 @@ class Executor:
                 if start is None:
                     start = self._started_at(container)
                     on_started(start, container.id)
-                if unreachable_since is None and tail.thread.dead:
-                    # the stream ended while the container runs (cut by an engine restart, or
-                    # ended early by a rotation of the engine's log): follow it again, from what
-                    # its log still holds, for live output; the head stays the first follow's
+                if unreachable_since is None and tail.thread.dead and not tail.clean:
+                    # the stream was cut (an engine restart) and the container runs on: follow it
+                    # again, from what its log still holds, for live output; the head stays the
+                    # first follow's
                     tail.stop()
                     tail = OutputTail(self.client, container.id, self.policy["log_limit"])
                 if tail.totals != reported:
@@ -437,24 +459,27 @@ class Executor:
     def _logs(self, container, first, tail):
         """The ended container's output in the report's shape, memory bounded whatever its size.
 
-        ``first`` followed it from its start, ``tail`` (the same, or a later follow)
-        to its end.  A follow the engine ended itself, of less output than could
-        make its capped log rotate, is all of it.  Else the engine's log is read
-        again, streamed, for the true end, the head staying the first follow's
-        (``merge_kept``): where the log rotated before the runner read it, totals
-        are lower bounds (docs/guarantees.md).
+        ``first`` followed it from its start, ``tail`` (the same, or a later follow
+        after an engine restart) to its end.  A follow that ended with the container,
+        of less output than could make the engine's capped log rotate, is all of it.
+        Else the follow gets ``DRAIN_SECONDS`` to catch up and the stream's end is
+        read from the log's last lines (``merge_kept``): the head is the first
+        follow's, totals count what the runner saw (lower bounds where the log
+        rotated before it read it: docs/guarantees.md).
         """
         limit = self.policy["log_limit"]
-        complete = tail.finish(self.policy["engine_patience"])
-        if complete and first is tail and sum(tail.totals) < self.policy["log_rotation_floor"]:
+        big = sum(tail.totals) >= self.policy["log_rotation_floor"]
+        complete = tail.finish(DRAIN_SECONDS if big else self.policy["engine_patience"])
+        if complete and not big and first is tail:
             return logs_report(tail.kept)
         try:
-            kept = read_logs(self.client, container.id, limit, pause=eventlet.sleep)
+            end = read_logs(self.client, container.id, limit, pause=eventlet.sleep,
+                            tail=first.end_lines(limit))
         except (docker.errors.DockerException, requests.exceptions.RequestException, OSError,
                 http.client.HTTPException, ValueError) as exc:
             # what was followed, if anything, is better than nothing
-            return logs_report(tail.kept if any(tail.totals) else note_logs(explain(exc), limit))
-        return logs_report({stream: merge_kept(first.kept[stream], kept[stream]) for stream in STREAMS})
+            return logs_report(first.kept if any(first.totals) else note_logs(explain(exc), limit))
+        return logs_report({stream: merge_kept(first.kept[stream], end[stream]) for stream in STREAMS})
 
     def _stop(self, container):
         try:

@@ -136,12 +136,21 @@ def test_a_bad_log_size_is_refused_naming_the_setting(size):
 
 
 
-def test_after_a_rotation_the_head_comes_from_the_follow_and_the_tail_from_the_log():
+def test_a_follow_that_missed_the_end_takes_it_from_the_log_with_a_gap_before_it():
     stream = bytes(range(256)) * 4
-    followed = _fed(100, [stream[:600]])          # the follow ended early, at a rotation
-    remaining = _fed(100, [stream[700:]])         # what the engine's log still holds at the end
-    merged = merge_kept(followed, remaining)
+    followed = _fed(100, [stream[:600]])          # the follow missed what came after 600
+    end = _fed(100, [stream[-70:]])               # the engine's last lines
+    merged = merge_kept(followed, end)
     assert merged.kept() == (50, stream[:50] + stream[-50:])
-    assert merged.total == 600                    # the most bytes one reading saw: a lower bound
-    whole = _fed(100, [stream])
-    assert merge_kept(_fed(100, [stream[:10]]), whole) is whole  # the log holds more: it is all there
+    assert merged.total == 600                    # what the runner saw: a lower bound
+    # small, with bytes known missing: not presented as the whole stream
+    small = merge_kept(_fed(100, [stream[:20]]), _fed(100, [stream[-10:]]))
+    head, kept = small.kept()
+    assert (head, kept) == (20, stream[:20] + stream[-10:]) and small.total > len(kept)
+
+
+def test_a_follow_that_ends_as_the_log_does_is_kept_as_it_is():
+    stream = bytes(range(256)) * 4
+    followed = _fed(100, [stream])
+    assert merge_kept(followed, _fed(100, [stream[-70:]])) is followed
+    assert merge_kept(followed, _fed(100, [])) is followed
