@@ -106,8 +106,11 @@ class OutputTail:
 
     def finish(self, patience):
         """Wait (up to ``patience`` seconds) for the stream to end after the container did."""
-        with eventlet.Timeout(patience, False):
-            self.thread.wait()
+        try:
+            with eventlet.Timeout(patience, False):
+                self.thread.wait()
+        except Exception as exc:  # an engine answer of a shape not foreseen: the log is read again
+            log.warning("following the output of %s failed: %r", self.container_id, exc)
         self.stop()
         return self.clean
 
