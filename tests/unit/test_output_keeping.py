@@ -2,11 +2,12 @@
 import base64
 import random
 import struct
+from types import SimpleNamespace
 
 import pytest
 
 from services.runner.dependencies import Executor, log_config, logs_report, merge_kept
-from shared.docker_engine import Dechunker, Demuxer, HeadTail
+from shared.docker_engine import Dechunker, Demuxer, HeadTail, stream_logs
 
 
 def _frame(stream, data):
@@ -154,3 +155,44 @@ def test_a_follow_that_ends_as_the_log_does_is_kept_as_it_is():
     followed = _fed(100, [stream])
     assert merge_kept(followed, _fed(100, [stream[-70:]])) is followed
     assert merge_kept(followed, _fed(100, [])) is followed
+
+
+class _Body:
+    """The connection a response body comes on: ``read1`` answers at most ``piece`` bytes."""
+
+    def __init__(self, data, piece):
+        self.data, self.piece, self.at = data, piece, 0
+
+    def read1(self, size):
+        out = self.data[self.at:self.at + min(size, self.piece)]
+        self.at += len(out)
+        return out
+
+
+def _engine(wire, chunked=True, piece=7):
+    response = SimpleNamespace(raw=SimpleNamespace(_fp=SimpleNamespace(
+        fp=_Body(wire, piece), chunked=chunked, length=None if chunked else len(wire))),
+        close=lambda: None)
+    api = SimpleNamespace(_get=lambda url, params, stream: response, _url=lambda path, cid: path,
+                          _raise_for_status=lambda r: None, _get_raw_response_socket=lambda r: None,
+                          _disable_socket_timeout=lambda s: None)
+    return SimpleNamespace(api=api)
+
+
+def test_the_log_body_is_read_piece_by_piece_yielding_after_each_and_says_if_it_was_cut():
+    body = _frame(1, b"out\n") + _frame(2, b"err\n") + _frame(1, b"more")
+    pauses = []
+    got = {1: bytearray(), 2: bytearray()}
+    wire = _chunked(body, [5, 11])
+    assert stream_logs(_engine(wire), "c1", {1: got[1].extend, 2: got[2].extend}, follow=True,
+                       pause=lambda: pauses.append(1)) is True
+    assert (bytes(got[1]), bytes(got[2])) == (b"out\nmore", b"err\n")
+    assert len(pauses) >= len(wire) // 7 - 1  # a yield after every piece read
+    # the connection dropped before the last chunk: not the whole log
+    cut = {1: bytearray(), 2: bytearray()}
+    assert stream_logs(_engine(wire[:-5]), "c1", {1: cut[1].extend, 2: cut[2].extend}, follow=True) is False
+    # a body with a length instead of chunks
+    plain = {1: bytearray(), 2: bytearray()}
+    assert stream_logs(_engine(body, chunked=False), "c1", {1: plain[1].extend, 2: plain[2].extend},
+                       follow=False) is True
+    assert bytes(plain[1]) == b"out\nmore"
