@@ -92,7 +92,7 @@ class Raw:
         try:
             container.start()
             outcome = container.wait()
-            read_logs(self.client, container.id)
+            read_logs(self.client, container.id, 1024 * 1024)
             return outcome["StatusCode"]
         finally:
             container.remove(force=True)

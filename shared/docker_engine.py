@@ -77,32 +77,224 @@ def create_container(client, image, options):
     return client.containers.prepare_model({"Id": created["Id"]})
 
 
-def demux_logs(body):
-    """Split the engine's multiplexed log body (a container without a TTY) into (stdout, stderr).
+class HeadTail:
+    """One output stream, kept within ``limit`` bytes: its first ``limit // 2`` bytes, its last
+    ``limit - limit // 2``, and a count of every byte fed.
+
+    Memory stays under about twice ``limit`` whatever the volume (the tail is
+    trimmed once it holds twice its share, so that a trim is rare).
+    """
+
+    def __init__(self, limit):
+        self.limit = max(0, int(limit))
+        self.head_cap = self.limit // 2
+        self.tail_cap = self.limit - self.head_cap
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.total = 0
+        self.gap = False  # bytes are known missing between head and tail, even if total <= limit
+
+    def feed(self, data):
+        size = len(data)
+        if not size:
+            return
+        self.total += size
+        view = memoryview(data)
+        room = self.head_cap - len(self.head)
+        if room > 0:
+            self.head += view[:room]
+            view = view[room:]
+        if not len(view) or not self.tail_cap:
+            return
+        if len(view) >= self.tail_cap:
+            self.tail[:] = view[len(view) - self.tail_cap:]
+        else:
+            self.tail += view
+            if len(self.tail) > 2 * self.tail_cap:
+                del self.tail[:len(self.tail) - self.tail_cap]
+
+    def kept(self, limit=None):
+        """(head, kept bytes) within ``limit`` (at most this keeper's own limit).
+
+        When the stream fits in ``limit`` it is kept whole and head is its length;
+        otherwise kept is the first ``limit // 2`` bytes (head) then the last
+        ``limit - limit // 2``, and ``total - len(kept)`` bytes were left out between.
+        """
+        limit = self.limit if limit is None else min(self.limit, max(0, int(limit)))
+        if self.total <= limit and not self.gap:  # nothing trimmed: head and tail are the whole stream
+            data = bytes(self.head + self.tail)
+            return len(data), data
+        head_size = min(limit // 2, len(self.head))  # short only in a merge (runner: merge_kept)
+        need = limit - limit // 2
+        if len(self.tail) >= need:
+            end = self.tail[len(self.tail) - need:] if need else b""
+        else:  # nothing left out yet (a smaller live limit): the end reaches into the head
+            end = (self.head[head_size:] + self.tail)[-need:] if need else b""
+        return head_size, bytes(self.head[:head_size]) + bytes(end)
+
+
+class Dechunker:
+    """Undoes HTTP/1.1 chunked transfer encoding, fed the body in pieces of any size.
+
+    ``feed`` returns the body's bytes as a list of memoryviews of the data fed;
+    ``done`` tells that the last (empty) chunk arrived: the sender ended the body.
+    """
+
+    MAX_LINE = 1024
+
+    def __init__(self):
+        self.line = bytearray()  # a chunk-size line cut by the end of what was fed
+        self.left = 0            # bytes of the current chunk still to come
+        self.skip = 0            # bytes of the CRLF after a chunk still to skip
+        self.done = False
+
+    def feed(self, data):
+        out = []
+        view = memoryview(data)
+        at, size = 0, len(data)
+        while at < size and not self.done:
+            if self.left:
+                take = min(self.left, size - at)
+                out.append(view[at:at + take])
+                at += take
+                self.left -= take
+                if not self.left:
+                    self.skip = 2
+            elif self.skip:
+                step = min(self.skip, size - at)
+                at += step
+                self.skip -= step
+            else:
+                end = data.find(b"\n", at)
+                if end < 0:
+                    self.line += view[at:]
+                    if len(self.line) > self.MAX_LINE:
+                        raise ValueError("chunked body: chunk-size line too long")
+                    break
+                line = bytes(self.line) + bytes(view[at:end])
+                self.line.clear()
+                at = end + 1
+                length = int(line.split(b";", 1)[0].strip() or b"0", 16)
+                if length:
+                    self.left = length
+                else:
+                    self.done = True  # trailers, if any, are not read
+        return out
+
+
+class Demuxer:
+    """Splits the engine's multiplexed log body (a container without a TTY) into its streams.
 
     Each frame is an 8-byte header (stream: 1 stdout, 2 stderr; 3 bytes of 0;
-    big-endian length) and the bytes.  A frame cut short keeps what arrived.
+    big-endian length) and the bytes.  Fed in pieces of any size: frames and
+    headers cut between two pieces are joined.  Each feed hands every stream's
+    bytes to its sink at once (``sinks``: {1: callable, 2: callable}).
     """
+
+    def __init__(self, sinks):
+        self.sinks = sinks
+        self.header = bytearray()  # a frame header cut by the end of a piece
+        self.kind = 0              # stream of the frame being read
+        self.left = 0              # bytes of that frame still to come
+        self.frames = 0
+
+    def feed(self, data):
+        pieces = {kind: [] for kind in self.sinks}
+        view = memoryview(data)
+        at, size = 0, len(data)
+        while at < size:
+            if self.left:
+                take = min(self.left, size - at)
+                if self.kind in pieces:
+                    pieces[self.kind].append(view[at:at + take])
+                at += take
+                self.left -= take
+                continue
+            if self.header or size - at < 8:
+                take = min(8 - len(self.header), size - at)
+                self.header += view[at:at + take]
+                at += take
+                if len(self.header) < 8:
+                    break
+                self.kind, self.left = struct.unpack(">BxxxL", self.header)
+                self.header.clear()
+                self.frames += 1
+                continue
+            # the common case, a whole header in hand: no copy of it
+            self.kind, self.left = struct.unpack_from(">BxxxL", data, at)
+            at += 8
+            self.frames += 1
+        for kind, parts in pieces.items():
+            if parts:
+                self.sinks[kind](b"".join(parts))
+
+
+def demux_logs(body):
+    """All of a multiplexed log body as (stdout, stderr); a frame cut short keeps what arrived."""
     streams = {1: bytearray(), 2: bytearray()}
-    at, size = 0, len(body)
-    while size - at >= 8:
-        kind, length = struct.unpack_from(">BxxxL", body, at)
-        at += 8
-        if kind in streams:
-            streams[kind] += body[at:at + length]
-        at += length
+    Demuxer({kind: kept.extend for kind, kept in streams.items()}).feed(body)
     return bytes(streams[1]), bytes(streams[2])
 
 
-def read_logs(client, container_id):
-    """All of a stopped container's output as (stdout, stderr), in one engine call.
+READ_SIZE = 1 << 20  # bytes asked of the engine's socket per read
 
-    docker-py's ``logs`` asks for one stream at a time and inspects the
-    container before each (to learn whether it has a TTY; ours never do):
-    four engine calls instead of one.
+
+def stream_logs(client, container_id, sinks, follow, pause=lambda: None, read_size=READ_SIZE, tail="all",
+                demux=None):
+    """Read a container's output, both streams in one engine call, into ``sinks`` as it comes.
+
+    ``sinks``: {1: callable for stdout bytes, 2: callable for stderr bytes} (or a ``demux``
+    made of them, kept across calls).  ``tail``: the engine's last lines only (0: none of
+    what it holds, only what comes next).
+    With ``follow`` the engine keeps the call open until the container ends.
+    The body is read in big pieces straight from the connection (no per-frame
+    calls, never all of it at once) and ``pause()`` is called after each piece:
+    under eventlet a socket that always has data never yields by itself, so
+    the runner passes ``eventlet.sleep`` (its heartbeats must keep running).
+
+    Returns True when the engine ended the body itself (all of the log was
+    read), False when the connection was cut before that.
     """
     api = client.api
     response = api._get(api._url("/containers/{0}/logs", container_id),
-                        params={"stdout": 1, "stderr": 1, "timestamps": 0, "follow": 0, "tail": "all"})
-    api._raise_for_status(response)
-    return demux_logs(response.content)
+                        params={"stdout": 1, "stderr": 1, "timestamps": 0, "follow": int(bool(follow)),
+                                "tail": tail}, stream=True)
+    try:
+        api._raise_for_status(response)
+        if follow:  # a quiet container is not a dead engine
+            api._disable_socket_timeout(api._get_raw_response_socket(response))
+        raw = response.raw._fp  # http.client's response: headers read, the body not touched
+        body = raw.fp           # the buffered connection the body comes on
+        dechunk = Dechunker() if raw.chunked else None
+        left = raw.length       # None: until the engine closes, or by chunks
+        demux = demux or Demuxer(sinks)
+        while left is None or left > 0:
+            data = body.read1(read_size if left is None else min(read_size, left))
+            if not data:
+                return dechunk is None and not left
+            if left is not None:
+                left -= len(data)
+            if dechunk is None:
+                demux.feed(data)
+            else:
+                parts = dechunk.feed(data)
+                if parts:
+                    demux.feed(parts[0] if len(parts) == 1 else b"".join(parts))
+                if dechunk.done:
+                    return True
+            pause()
+        return True
+    finally:
+        response.close()
+
+
+def read_logs(client, container_id, limit, pause=lambda: None, tail="all"):
+    """A stopped container's output (its last ``tail`` lines) as {"stdout": HeadTail, "stderr": HeadTail}, streamed.
+
+    Memory stays within the keepers' bound whatever the log's size.  Raises the
+    client's errors; a log cut off part way is kept as far as it arrived.
+    """
+    kept = {"stdout": HeadTail(limit), "stderr": HeadTail(limit)}
+    stream_logs(client, container_id, {1: kept["stdout"].feed, 2: kept["stderr"].feed},
+                follow=False, pause=pause, tail=tail)
+    return kept

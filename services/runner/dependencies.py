@@ -1,6 +1,8 @@
 """The runner's view of its host's Docker engine: run one execution to its end."""
 import base64
+import http.client
 import logging
+import re
 import time
 import uuid
 from contextlib import nullcontext
@@ -12,7 +14,8 @@ from nameko.extensions import DependencyProvider
 
 from services.runner import confinement
 from shared import statuses as st
-from shared.docker_engine import LazyDockerClient, create_container, explain_pull_error, read_logs
+from shared.docker_engine import (Demuxer, HeadTail, LazyDockerClient, create_container, explain_pull_error,
+                                  read_logs, stream_logs)
 from shared.timeutil import now, parse_docker_time
 from shared.validation import memory_bytes, parse_reference
 
@@ -20,9 +23,17 @@ log = logging.getLogger(__name__)
 
 LABEL = "stevedore"
 WAIT_SLICE = 1.0  # seconds between checks for a cancel, a timeout or new output while waiting
-LIVE_TAIL_BYTES = 64 * 1024  # how much of each stream a live snapshot carries
+LIVE_LIMIT_BYTES = 128 * 1024  # how much of each stream a live snapshot carries (head and tail)
 ENGINE_FRESH = 1.0  # seconds an engine that answered is taken to be there without a ping
-ENGINE_PATIENCE = 120.0  # seconds to wait out an engine restart before reporting what is known
+# seconds an engine may stay unreachable before an execution on it ends ERROR (while it runs:
+# from the first failed call; after its end: to read its final state); the ENGINE_PATIENCE setting
+ENGINE_PATIENCE = 120.0
+STREAMS = ("stdout", "stderr")
+# seconds a container's follow may take to read what its engine still had when it ended, once
+# so much was printed that the log may have rotated (then its end is read from the log itself)
+DRAIN_SECONDS = 3.0
+END_LINES = 65536  # at most this many of the engine's last log lines are read for a stream's end
+ENDED_CHECKS = 5  # times (10 ms apart) a follow that ended looks whether its container was seen ended
 
 
 class EngineUnavailable(Exception):
@@ -33,52 +44,122 @@ class PullFailed(Exception):
     """The engine answered but could not pull the image; the message says why."""
 
 
-def tail_bytes(data, limit):
-    """The last ``limit`` bytes of ``data`` as text, and whether anything was cut."""
-    truncated = len(data) > limit
-    if truncated:
-        data = data[-limit:]
-    return data.decode("utf-8", errors="replace"), truncated
+def logs_report(kept, limit=None):
+    """The ``logs`` of a report (the logs contract shared with the scheduler): each stream's kept bytes in
+    base64, how many of them are its first bytes (the rest are its last), and its byte total."""
+    logs = {"encoding": "base64"}
+    for stream, keeper in kept.items():
+        head, data = keeper.kept(limit)
+        logs[stream] = base64.b64encode(data).decode("ascii")
+        logs[f"{stream}_head"] = head
+        logs[f"{stream}_total"] = keeper.total
+    return logs
+
+
+def note_logs(text, limit):
+    """Keepers holding only a note of ours (the engine's log could not be read)."""
+    kept = {stream: HeadTail(limit) for stream in STREAMS}
+    for stream, keeper in kept.items():
+        keeper.feed(f"[stevedore: could not read {stream}: {text}]".encode())
+    return kept
 
 
 class OutputTail:
-    """Follows one stream of a running container, keeping its last bytes and a byte count."""
+    """Follows a container's output from its start, both streams in one engine call, keeping
+    each stream's head and tail (``HeadTail``) and its byte total.
 
-    def __init__(self, container, stream, limit):
-        self.container, self.stream, self.limit = container, stream, limit
-        self.total = 0
-        self.tail = bytearray()
+    Reads in big pieces and yields to the other greenthreads after each one
+    (``stream_logs``), so a container printing flat out never starves the
+    runner's heartbeats.  Docker 20.10 may end a follow early when the capped
+    log rotates under a fast writer: while the container runs, the follow goes
+    on from what comes next (``tail=0``: what was written meanwhile is missed,
+    never counted twice).  ``clean`` tells that the stream ended with the
+    container; a stream cut off (an engine restart) leaves it False.
+    """
+
+    def __init__(self, client, container_id, limit):
+        self.client, self.container_id = client, container_id
+        self.kept = {stream: HeadTail(limit) for stream in STREAMS}
+        self.demux = Demuxer({1: self.kept["stdout"].feed, 2: self.kept["stderr"].feed})
+        self.clean = False
+        self.ended = False  # set once the container is seen ended (Executor._follow)
+        self.resumed = 0  # follows taken up again after an early end
+        self.error = None
         self.thread = eventlet.spawn(self._read)
 
     def _read(self):
+        lines = "all"
         try:
-            for chunk in self.container.logs(stream=True, follow=True, stdout=self.stream == "stdout",
-                                             stderr=self.stream == "stderr"):
-                self.total += len(chunk)
-                self.tail += chunk
-                del self.tail[:-self.limit]
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            log.debug("stopped following %s of %s: %s", self.stream, self.container.id, exc)
+            while stream_logs(self.client, self.container_id, None, follow=True, pause=eventlet.sleep,
+                              tail=lines, demux=self.demux):
+                # the stream of a container that ends usually ends with it: give the wait loop a
+                # moment to see that, which saves an engine call per container
+                for _ in range(ENDED_CHECKS):
+                    if self.ended:
+                        break
+                    eventlet.sleep(0.01)
+                if self.ended or not self.client.api.inspect_container(
+                        self.container_id)["State"].get("Running"):
+                    self.clean = True
+                    return
+                self.demux = Demuxer(self.demux.sinks)  # a new body: no frame of the old one is cut
+                self.resumed += 1
+                lines = 0
+        except (docker.errors.DockerException, requests.exceptions.RequestException, OSError,
+                http.client.HTTPException, ValueError) as exc:
+            self.error = explain(exc)
+            log.debug("stopped following the output of %s: %s", self.container_id, exc)
+
+    @property
+    def totals(self):
+        return tuple(keeper.total for keeper in self.kept.values())
+
+    def finish(self, patience):
+        """Wait (up to ``patience`` seconds) for the stream to end after the container did."""
+        try:
+            with eventlet.Timeout(patience, False):
+                self.thread.wait()
+        except Exception as exc:  # an engine answer of a shape not foreseen: the log is read again
+            log.warning("following the output of %s failed: %r", self.container_id, exc)
+        self.stop()
+        return self.clean
 
     def stop(self):
         self.thread.kill()
 
+    def end_lines(self, limit):
+        """How many of the engine's last log lines should hold a stream's last ``limit - limit // 2``
+        bytes, judged by the frames seen so far (at most ``END_LINES``)."""
+        frames = max(1, self.demux.frames + self.resumed)
+        average = max(1, sum(self.totals) // frames) if any(self.totals) else 1
+        return min(END_LINES, 2 * (limit - limit // 2) // average + 64)
 
-def report_stream(logs, stream, kept, head, total):
-    """Add one stream to a ``logs`` report in its shape of docs/events.md (base64 bytes)."""
-    logs["encoding"] = "base64"
-    logs[stream] = base64.b64encode(kept).decode("ascii")
-    logs[f"{stream}_head"] = head
-    logs[f"{stream}_total"] = total
+
+def merge_kept(followed, end):
+    """One stream's output from two readings: ``followed`` from its start (see ``OutputTail``)
+    and ``end``, the engine's last lines of it read once the container ended.
+
+    Followed bytes that already end as the log does are all there (what a follow missed
+    at a rotation, if anything, changed nothing kept).  Else the end was missed: the head
+    from the follow, the tail from the log, and bytes known missing between them.
+    """
+    merged = HeadTail(followed.limit)
+    _, ours = followed.kept()
+    _, theirs = end.kept()
+    last = theirs[len(theirs) - min(len(theirs), end.total, merged.tail_cap):]  # the stream's last bytes
+    if ours.endswith(last):
+        return followed
+    merged.head[:] = followed.head
+    merged.tail[:] = last
+    merged.gap = True
+    merged.total = max(followed.total, len(merged.head) + len(merged.tail) + 1)
+    return merged
 
 
-def live_snapshot(tails):
-    logs = {}
-    for stream, tail in tails.items():
-        kept = bytes(tail.tail)
-        # only the latest bytes are followed: a head only while they are the whole stream
-        report_stream(logs, stream, kept, len(kept) if tail.total == len(kept) else 0, tail.total)
-    return logs
+def live_snapshot(tail):
+    """A running container's output so far: each stream's head so far and latest tail, within
+    ``LIVE_LIMIT_BYTES`` (the shape of the final logs)."""
+    return logs_report(tail.kept, LIVE_LIMIT_BYTES)
 
 
 class Executor:
@@ -161,8 +242,8 @@ class Executor:
             "network_mode": self.engine_facts.get("network") or policy["network"],
             **confinement.security_options(policy),
         }
-        if policy.get("log_driver"):  # CONTAINER_LOG_DRIVER (docs/deployment.md); else the engine's own
-            options["log_config"] = {"type": policy["log_driver"], "config": {}}
+        if policy.get("log_config"):  # the engine's copy of the output, capped: disk per execution bounded
+            options["log_config"] = policy["log_config"]
         if memory:
             options["mem_limit"] = memory
             options["memswap_limit"] = memory
@@ -297,43 +378,59 @@ class Executor:
         reported: after the first wait slice it is read from the engine and given
         to ``on_started``; if the container ends within that slice, only the end
         is reported (with the start), one report and one engine call fewer.
+
+        An engine that cannot be reached for ``ENGINE_PATIENCE`` seconds in a row
+        ends the attempt ERROR with what was followed of its output.
         """
         timeout = work.get("timeout")
         deadline = time.monotonic() + timeout - elapsed if timeout else None
+        patience = self.policy["engine_patience"]
         stopped = None          # (status, reason) when we stopped it
         engine_trouble = None   # what the engine said when it could not be reached
-        # live output is followed only once the container outlives its first wait
-        # slice: a short one ends before any snapshot would be sent, and two log
-        # streams fewer per container is engine time its neighbours get
-        tails = {}
+        unreachable_since = None  # when the engine stopped answering (monotonic), while it does not
+        # the output is followed from the start, before the engine's capped log can rotate
+        # its first bytes away; for a short container this one call is also its final read
+        tail = first = OutputTail(self.client, container.id, self.policy["log_limit"])
         reported = (0, 0)
         try:
             while True:
                 try:
                     outcome = container.wait(timeout=WAIT_SLICE)
+                    tail.ended = True
                     break
                 except docker.errors.NotFound:
                     return self._failed(f"its container was removed while it ran{_note(engine_trouble)}",
-                                        start=start or now())
+                                        start=start or now(), tail=tail)
                 except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-                    if not _timed_out(exc):
-                        # the engine is away (restarting?): keep trying, without spinning
+                    if _timed_out(exc):
+                        unreachable_since = None
+                    else:
+                        # the engine is away (restarting?): keep trying, without spinning, for a while
                         if engine_trouble is None:
                             log.warning("Docker engine unreachable while following container %s: %s",
                                         container.id, explain(exc))
                         engine_trouble = explain(exc)
+                        if unreachable_since is None:
+                            unreachable_since = time.monotonic()
+                        elif time.monotonic() - unreachable_since >= patience:
+                            log.warning("Docker engine unreachable for %gs while following container %s; "
+                                        "giving up", patience, container.id)
+                            return self._failed(
+                                f"the Docker engine could not be reached for {patience:g}s while it ran "
+                                f"({engine_trouble}): its end is unknown", start=start or now(), tail=tail)
                         time.sleep(WAIT_SLICE)
                 if start is None:
                     start = self._started_at(container)
                     on_started(start, container.id)
-                if not tails:
-                    tails = {stream: OutputTail(container, stream, LIVE_TAIL_BYTES)
-                             for stream in ("stdout", "stderr")}
-                    eventlet.sleep(0)  # let them connect before the next slice
-                produced = (tails["stdout"].total, tails["stderr"].total)
-                if produced != reported:
-                    reported = produced
-                    on_output(live_snapshot(tails))
+                if unreachable_since is None and tail.thread.dead and not tail.clean:
+                    # the stream was cut (an engine restart) and the container runs on: follow it
+                    # again, from what its log still holds, for live output; the head stays the
+                    # first follow's
+                    tail.stop()
+                    tail = OutputTail(self.client, container.id, self.policy["log_limit"])
+                if tail.totals != reported:
+                    reported = tail.totals
+                    on_output(live_snapshot(tail))
                 if stopped is None:
                     if deadline is not None and time.monotonic() >= deadline:
                         stopped = (st.KILLED, f"timeout: still running after {timeout:g}s")
@@ -343,11 +440,12 @@ class Executor:
                             stopped = _verdict(verdict)
                     if stopped:
                         self._stop(container)
+            state, trouble = self._final_state(container)
+            logs = self._logs(container, first, tail)
         finally:
-            for tail in tails.values():
-                tail.stop()
+            first.stop()
+            tail.stop()
 
-        state, trouble = self._final_state(container)
         engine_trouble = engine_trouble or trouble
         if start is None:
             start = parse_docker_time(state.get("StartedAt")) or now()
@@ -355,8 +453,8 @@ class Executor:
         # very short process has already finished: never report end < start
         end = max(start, parse_docker_time(state.get("FinishedAt")) or now())
         exit_code = outcome.get("StatusCode")
-        report = {"start": start, "end": end, "exit_code": exit_code, "container_id": container.id}
-        report.update(self._logs(container))
+        report = {"start": start, "end": end, "exit_code": exit_code, "container_id": container.id,
+                  "logs": logs}
         if stopped:
             status, reason = stopped
             report.update(status=status, reason=reason)
@@ -385,12 +483,12 @@ class Executor:
             log.warning("could not read the start of container %s: %s", container.id, explain(exc))
             return now()
 
-    def _final_state(self, container, patience=ENGINE_PATIENCE):
+    def _final_state(self, container):
         """The container's State once it ended, waiting out an engine that is restarting.
 
         Returns (state, what the engine said if it was unreachable meanwhile).
         """
-        deadline = time.monotonic() + patience
+        deadline = time.monotonic() + self.policy["engine_patience"]
         trouble = None
         while True:
             try:
@@ -404,21 +502,30 @@ class Executor:
                     return {}, trouble
                 time.sleep(WAIT_SLICE)
 
-    def _logs(self, container):
+    def _logs(self, container, first, tail):
+        """The ended container's output in the report's shape, memory bounded whatever its size.
+
+        ``first`` followed it from its start, ``tail`` (the same, or a later follow
+        after an engine restart) to its end.  A follow that ended with the container,
+        of less output than could make the engine's capped log rotate, is all of it.
+        Else the follow gets ``DRAIN_SECONDS`` to catch up and the stream's end is
+        read from the log's last lines (``merge_kept``): the head is the first
+        follow's, totals count what the runner saw (lower bounds where the log
+        rotated before it read it: docs/guarantees.md).
+        """
         limit = self.policy["log_limit"]
+        big = sum(tail.totals) >= self.policy["log_rotation_floor"]
+        complete = tail.finish(DRAIN_SECONDS if big else self.policy["engine_patience"])
+        if complete and not big and first is tail:
+            return logs_report(tail.kept)
         try:
-            output = dict(zip(("stdout", "stderr"), read_logs(self.client, container.id)))
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            output = {stream: f"[stevedore: could not read {stream}: {explain(exc)}]".encode()
-                      for stream in ("stdout", "stderr")}
-        logs = {}
-        for stream, data in output.items():
-            if len(data) <= limit:
-                report_stream(logs, stream, data, len(data), len(data))
-            else:  # the first half and the last half of what may be kept
-                head = limit // 2
-                report_stream(logs, stream, data[:head] + data[len(data) - (limit - head):], head, len(data))
-        return {"logs": logs}
+            end = read_logs(self.client, container.id, limit, pause=eventlet.sleep,
+                            tail=first.end_lines(limit))
+        except (docker.errors.DockerException, requests.exceptions.RequestException, OSError,
+                http.client.HTTPException, ValueError) as exc:
+            # what was followed, if anything, is better than nothing
+            return logs_report(first.kept if any(first.totals) else note_logs(explain(exc), limit))
+        return logs_report({stream: merge_kept(first.kept[stream], end[stream]) for stream in STREAMS})
 
     def _stop(self, container):
         try:
@@ -436,10 +543,15 @@ class Executor:
             log.warning("could not remove container %s: %s", container.id, explain(exc))
 
     @staticmethod
-    def _failed(reason, start=None):
+    def _failed(reason, start=None, tail=None):
+        """An ERROR report; with ``tail``, the output followed so far comes with it."""
         stamp = now()
-        return {"status": st.ERROR, "reason": reason, "exit_code": None, "start": start,
-                "end": max(stamp, start or stamp)}
+        report = {"status": st.ERROR, "reason": reason, "exit_code": None, "start": start,
+                  "end": max(stamp, start or stamp)}
+        if tail is not None:
+            tail.stop()
+            report["logs"] = logs_report(tail.kept)
+        return report
 
     # -------------------------------------------------------------- engine
 
@@ -538,6 +650,32 @@ def explain(exc):
     return str(exc)
 
 
+LOG_DRIVERS = ("json-file", "local")
+
+
+def size_bytes(size):
+    """Bytes of a size such as "16m" (as ``log_config`` checked it)."""
+    return int(size[:-1]) * 1024 ** "kmg".index(size[-1]) * 1024
+
+
+def log_config(config):
+    """The engine's log driver for execution containers, capped at ``CONTAINER_LOG_MAX_FILES`` files
+    of ``CONTAINER_LOG_MAX_SIZE`` (docs/deployment.md; docs/guarantees.md says why json-file)."""
+    driver = str(config.get("CONTAINER_LOG_DRIVER") or "json-file").strip()
+    if driver not in LOG_DRIVERS:  # stop the runner at once, naming it
+        raise ValueError(f"CONTAINER_LOG_DRIVER: must be one of {', '.join(LOG_DRIVERS)}, not {driver!r}")
+    size = str(config.get("CONTAINER_LOG_MAX_SIZE") or "16m").strip().lower()
+    if not re.fullmatch(r"[1-9][0-9]*[kmg]", size):
+        raise ValueError(f'CONTAINER_LOG_MAX_SIZE: must be a size such as "16m", not {size!r}')
+    files = int(config.get("CONTAINER_LOG_MAX_FILES") or 2)
+    if files < 1:
+        raise ValueError("CONTAINER_LOG_MAX_FILES: must be at least 1")
+    options = {"max-size": size, "max-file": str(files)}
+    if driver == "local":
+        options["compress"] = "false"
+    return {"type": driver, "config": options}
+
+
 class DockerExecutor(DependencyProvider):
     def setup(self):
         config = self.container.config
@@ -547,7 +685,11 @@ class DockerExecutor(DependencyProvider):
         self.policy.update({
             "grace": int(config.get("STOP_GRACE_PERIOD") or 10),
             "log_limit": int(config.get("LOG_LIMIT_BYTES") or 1024 * 1024),
-            "log_driver": config.get("CONTAINER_LOG_DRIVER") or None,
+            "log_config": log_config(config),
+            # output below this many bytes cannot have rotated the engine's log (a 1-byte line
+            # takes under 96 bytes of json-file): a follow of it that ended is all of it
+            "log_rotation_floor": size_bytes(log_config(config)["config"]["max-size"]) // 96,
+            "engine_patience": float(config.get("ENGINE_PATIENCE") or ENGINE_PATIENCE),
         })
         # made in setup, not start: extensions start concurrently and a slot may ask for it at once
         self.client = LazyDockerClient(self.base_url, timeout=60)

@@ -39,6 +39,8 @@ FAST = {
     # the broker drops a cut-off runner's connection in ~10 s, so that runner
     # can take its exclusive broadcast queues back as soon as its link returns
     "AMQP_HEARTBEAT": "5",
+    # an engine gone for good ends its executions ERROR this soon (test_engine_gone.py)
+    "ENGINE_PATIENCE": "10",
 }
 
 

@@ -5,7 +5,7 @@ import docker
 import pytest
 
 from services.registry.dependencies import explain_pull_error, pinned_reference
-from services.runner.dependencies import Executor, tail_bytes
+from services.runner.dependencies import Executor
 from shared.docker_engine import create_container, demux_logs
 
 
@@ -24,11 +24,6 @@ def test_pinned_reference_prefers_the_pulled_repository():
     assert pinned_reference("docker.io/library/busybox", hub) == "busybox@sha256:c"
     local = SimpleNamespace(id="sha256:1", attrs={"RepoDigests": []})
     assert pinned_reference("x", local) == "sha256:1"
-
-
-def test_tail_bytes_keeps_the_end_and_says_so():
-    assert tail_bytes(b"hello", 10) == ("hello", False)
-    assert tail_bytes(b"0123456789abc", 4) == ("9abc", True)
 
 
 def test_containers_are_confined_and_labelled():
