@@ -213,6 +213,8 @@ def create_result(session, task_id, task_name, image, params, idempotency_key=No
         id=uuid.uuid4().hex, task_id=task_id, task_name=task_name,
         image=image, status=st.QUEUED, times=params["times"], params=params,
         priority=params["priority"], parallelism=params["parallelism"], submitted_at=stamp,
+        memory_bytes=validation.memory_bytes(params.get("memory")),
+        cpus=float(params["cpus"]) if params.get("cpus") is not None else None,
         created=params["times"] if with_details else 0,
         active=0, n_running=0, n_complete=0, n_error=0, n_cancelled=0, n_killed=0,
         cancel_requested=False, finished_notified=False, idempotency_key=idempotency_key,
@@ -372,12 +374,6 @@ def unfinished_fan_outs(session, older_than):
 
 # ---------------------------------------------------------------- claiming
 
-# The bytes of memory a run asks for (0: none asked, the runner's default applies), from its
-# params as validated at the RUN (shared.validation.memory_bytes: digits, then b, k, m or g).
-RUN_MEMORY_SQL = """coalesce(CAST(substring(r.params->>'memory' from '^[0-9]+') AS numeric)
-        * CASE lower(right(r.params->>'memory', 1))
-            WHEN 'k' THEN 1024 WHEN 'm' THEN 1048576 WHEN 'g' THEN 1073741824 ELSE 1 END, 0)"""
-
 # One statement per claim: pick the next execution (skipping rows other claims hold), take
 # a slot of its result (parallelism and cancel re-checked on the latest row), take the
 # detail.  ``picked`` without ``taken`` means the slot was lost to a race: try again.
@@ -388,9 +384,9 @@ CLAIM_SQL = text("""
           AND (d.not_before IS NULL OR d.not_before <= :now)
           AND (r.parallelism IS NULL OR r.active < r.parallelism)
           AND NOT r.cancel_requested
-          AND (CAST(:max_memory AS bigint) IS NULL OR {memory} <= CAST(:max_memory AS bigint))
+          AND (CAST(:max_memory AS bigint) IS NULL OR coalesce(r.memory_bytes, 0) <= CAST(:max_memory AS bigint))
           AND (CAST(:max_cpus AS double precision) IS NULL
-               OR coalesce(CAST(r.params->>'cpus' AS double precision), 0) <= CAST(:max_cpus AS double precision))
+               OR coalesce(r.cpus, 0) <= CAST(:max_cpus AS double precision))
         ORDER BY d.priority DESC, d.seq
         LIMIT 1
         FOR UPDATE OF d SKIP LOCKED
@@ -410,7 +406,7 @@ CLAIM_SQL = text("""
     SELECT pick.id AS picked, pick.result_id, taken.id AS taken, taken.index, taken.attempt,
            slot.task_id, slot.image, slot.params
     FROM pick LEFT JOIN taken ON taken.id = pick.id LEFT JOIN slot ON slot.id = pick.result_id
-""".replace("{memory}", RUN_MEMORY_SQL)).columns(params=JSON)
+""").columns(params=JSON)
 
 
 def claim(session, runner, lease_seconds, max_memory=None, max_cpus=None):
@@ -451,10 +447,10 @@ def claim(session, runner, lease_seconds, max_memory=None, max_cpus=None):
 def sized_active_results(session):
     """(id, params) of the queued or running runs that ask for memory or cpus."""
     rows = session.execute(select(Result.id, Result.params).where(
-        Result.status.in_([st.QUEUED, st.RUNNING]), Result.cancel_requested.is_(False))).all()
+        Result.status.in_([st.QUEUED, st.RUNNING]), Result.cancel_requested.is_(False),
+        or_(Result.memory_bytes.is_not(None), Result.cpus.is_not(None)))).all()
     session.commit()
-    return [(row.id, row.params) for row in rows
-            if (row.params or {}).get("memory") or (row.params or {}).get("cpus")]
+    return [(row.id, row.params) for row in rows]
 
 
 def note_waiting(session, result_id, reason):

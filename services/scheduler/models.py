@@ -25,6 +25,10 @@ class Result(Base):
     params: Mapped[dict] = mapped_column(JSON)
     priority: Mapped[int] = mapped_column(Integer, default=5)
     parallelism: Mapped[int | None] = mapped_column(Integer)
+    # what the RUN asks of a runner (params' memory in bytes, cpus): the claim compares them
+    # with a runner's ceilings without reading params (migration 0010)
+    memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    cpus: Mapped[float | None] = mapped_column(Float)
     submitted_at: Mapped[float] = mapped_column(Float, index=True)
     start: Mapped[float | None] = mapped_column(Float)
     end: Mapped[float | None] = mapped_column(Float)

@@ -70,3 +70,19 @@ def test_the_reason_an_execution_waits_is_written_once_and_goes_when_it_starts(s
     ex.mark_started(session, {"detail_id": work["detail_id"], "attempt": work["attempt"],
                               "runner": "big-runner", "start": 1.0})
     assert session.get(ex.Detail, work["detail_id"]).reason is None
+
+
+def test_a_run_whose_stored_params_postgresql_cannot_read_does_not_stop_claims(session):
+    from sqlalchemy import text
+
+    bad = run(session, priority=9)
+    good = run(session, priority=1, memory="512m", cpus=1)
+    # as the RUN of an older version stored it: a lone surrogate escape, which json operators refuse
+    session.execute(text("""UPDATE results SET params = CAST('{"times": 1, "env": {"BAD": "\\ud800"}}' AS json)
+                            WHERE id = :id"""), {"id": bad})
+    session.commit()
+    with pytest.raises(Exception, match="surrogate"):  # what every claim used to meet
+        session.execute(text("SELECT count(*) FROM results WHERE params->>'memory' IS NULL")).scalar()
+    session.rollback()
+    taken = {ex.claim(session, "runner", 30, max_memory=GIB, max_cpus=2.0)["result_id"] for _ in range(2)}
+    assert taken == {bad, good}
