@@ -7,6 +7,7 @@ that is down (restarting, not yet up at boot) would otherwise crash the
 service at start.  Here the service starts anyway; each use retries the
 connection and fails with the engine's own error until it answers.
 """
+import re
 import struct
 import threading
 
@@ -48,9 +49,24 @@ def bounded(text, limit=REASON_TEXT_MAX):
     return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more characters]"
 
 
+# what a remote server answered, as the engine quotes it: never shown (registering an image at an
+# internal address must not turn the task's error into a window on that server's pages)
+_REMOTE_BODY = re.compile(r"(response body)\b.*", re.I | re.S)
+_LONG_QUOTE = re.compile(r'"[^"]{100,}"')
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def without_remote_text(text):
+    """The engine's error with any remote server's answer left out, control characters dropped."""
+    text = _REMOTE_BODY.sub(r"\1 not shown", str(text))
+    text = _LONG_QUOTE.sub('"[not shown]"', text)
+    return _CONTROL.sub("", text)
+
+
 def explain_pull_error(reference, text):
-    """Turn the engine's words into a reason a person can act on (the words cut to a bound)."""
-    text = bounded(text)
+    """Turn the engine's words into a reason a person can act on (the words cut to a bound,
+    without what a remote server answered)."""
+    text = bounded(without_remote_text(text))
     lowered = text.lower()
     if any(s in lowered for s in ("unauthorized", "authentication required", "denied", "no basic auth")):
         return f"authentication refused by the registry for {reference}: {text}"

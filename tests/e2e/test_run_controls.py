@@ -107,3 +107,21 @@ def test_a_result_echoes_its_parameters_and_duration_percentiles(api, ready_task
     durations = sorted(d["duration"] for d in api.details(result_id))
     assert result["durations"]["p50"] == pytest.approx(durations[1], abs=1e-4)
     assert durations[1] <= result["durations"]["p95"] <= durations[2]
+
+
+def test_a_job_over_its_memory_limit_ends_error_out_of_memory(api, ready_tasks):
+    # busybox tail keeps its whole input while no newline comes: 200 MB against a 32 MB limit
+    result_id = api.run(ready_tasks["ok"]["task_id"], times=1, memory="32m",
+                        command=["sh", "-c", "head -c 200000000 /dev/zero | tail -c 1 >/dev/null"])
+    assert api.wait_result(result_id, timeout=120)["status"] == "ERROR"
+    [detail] = api.details(result_id)
+    assert detail["reason"] == "out of memory: killed at its memory limit" \
+        or "killed by signal 9" in detail["reason"], detail["reason"]
+
+
+def test_every_execution_runs_under_the_process_limit(api, ready_tasks):
+    result_id = api.run(ready_tasks["ok"]["task_id"], times=1, command=[
+        "sh", "-c", "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max"])
+    assert api.wait_result(result_id)["status"] == "COMPLETE"
+    [detail] = api.details(result_id)
+    assert logs_of(api, result_id, detail)["stdout"].strip() == "1024"  # CONTAINER_PIDS_LIMIT

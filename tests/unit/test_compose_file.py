@@ -86,10 +86,10 @@ def test_gateway_publishes_port_8000_by_default(compose):
 
 
 def test_quick_start_token_is_a_default_the_environment_overrides(compose):
-    env = compose["services"]["gateway"]["environment"]
-    assert env["STEVEDORE_TOKENS"] == "${STEVEDORE_TOKENS:-change-me-quickstart-token}"
-    assert env["STEVEDORE_CREDENTIALS_KEY"] == "${STEVEDORE_CREDENTIALS_KEY:-}"
-    assert env["STEVEDORE_WEBHOOK_SECRET"] == "${STEVEDORE_WEBHOOK_SECRET:-}"
+    services = compose["services"]
+    assert services["gateway"]["environment"]["STEVEDORE_TOKENS"] == "${STEVEDORE_TOKENS:-change-me-quickstart-token}"
+    assert services["registry"]["environment"]["STEVEDORE_CREDENTIALS_KEY"] == "${STEVEDORE_CREDENTIALS_KEY:-}"
+    assert services["scheduler"]["environment"]["STEVEDORE_WEBHOOK_SECRET"] == "${STEVEDORE_WEBHOOK_SECRET:-}"
 
 
 def test_services_reach_the_bundled_broker_and_database(compose):
@@ -104,3 +104,12 @@ def test_every_config_variable_is_documented_in_deployment_md(config_defaults):
         doc = fh.read()
     missing = [name for name in config_defaults if f"`{name}`" not in doc]
     assert missing == []
+
+
+@pytest.mark.parametrize("secret, user", [("STEVEDORE_TOKENS", "gateway"),
+                                          ("STEVEDORE_CREDENTIALS_KEY", "registry"),
+                                          ("STEVEDORE_WEBHOOK_SECRET", "scheduler")])
+def test_each_secret_goes_only_to_the_service_that_uses_it(compose, secret, user):
+    holders = {name for name in STEVEDORE_SERVICES
+               if secret in (compose["services"][name].get("environment") or {})}
+    assert holders == {user}

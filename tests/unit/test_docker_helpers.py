@@ -106,3 +106,19 @@ def test_a_stored_command_string_that_cannot_be_split_ends_the_attempt_in_error(
         work, "h", on_started=lambda *a: pytest.fail("started"), should_stop=lambda: None)
     assert outcome["status"] == "ERROR" and outcome["exit_code"] is None
     assert outcome["reason"].startswith("could not create the container: No closing quotation")
+
+
+def test_a_pull_error_never_shows_what_a_remote_server_answered():
+    from shared.docker_engine import explain_pull_error
+
+    page = "<html><body>" + "internal admin console, secret row " * 20 + "</body></html>"
+    text = (f'error parsing HTTP 404 response body: invalid character \'<\' looking for beginning of '
+            f'value: "{page}"')
+    reason = explain_pull_error("10.0.0.5:8080/x:1", text)
+    assert "admin console" not in reason and "<html>" not in reason
+    assert reason.startswith("image not found") or "response body not shown" in reason
+    quoted = explain_pull_error("r/x:1", 'unknown: "' + "y" * 300 + '"\x1b[31m')
+    assert "y" * 100 not in quoted and "\x1b" not in quoted
+    # the engine's own short words stay: they say what to do
+    assert "connection refused" in explain_pull_error(
+        "127.0.0.1:1/x:1", 'Get "https://127.0.0.1:1/v2/": dial tcp 127.0.0.1:1: connect: connection refused')
