@@ -214,3 +214,45 @@ def test_the_attach_stream_is_read_raw_with_frames_split_across_reads_yielding_a
         assert got == expected, piece
         assert closed == [1]
         assert len(pauses) >= len(wire) // min(piece, 1 << 16)  # a yield after every piece read
+
+
+def _policy():
+    return {"log_limit": 100, "engine_patience": 1.0}
+
+
+class _Tail:
+    """An ``OutputTail`` after the fact: what it read, and whether the engine closed it."""
+
+    def __init__(self, data, done):
+        self.kept = {"stdout": _fed(100, [data]), "stderr": _fed(100, [])}
+        self.done = done
+
+    @property
+    def totals(self):
+        return tuple(keeper.total for keeper in self.kept.values())
+
+    def finish(self, patience):
+        return self.done
+
+
+def test_an_attach_closed_with_its_container_is_the_whole_output_and_no_log_is_read(monkeypatch):
+    monkeypatch.setattr("services.runner.dependencies.read_logs", lambda *a, **k: pytest.fail("log read"))
+    stream = bytes(range(256)) * 4
+    logs = Executor(client=None, policy=_policy())._logs(SimpleNamespace(id="c1"), _Tail(stream, True), False)
+    assert (logs["stdout_head"], logs["stdout_total"]) == (50, len(stream))
+    assert base64.b64decode(logs["stdout"]) == stream[:50] + stream[-50:]
+
+
+def test_a_broken_attach_takes_its_end_from_the_engines_log(monkeypatch):
+    stream = bytes(range(256)) * 4
+    monkeypatch.setattr("services.runner.dependencies.read_logs",
+                        lambda *a, **k: {"stdout": _fed(100, [stream[-300:]]), "stderr": _fed(100, [])})
+    executor = Executor(client=None, policy=_policy())
+    for tail, broken in ((_Tail(stream[:600], False), False), (_Tail(stream[:600], True), True)):
+        logs = executor._logs(SimpleNamespace(id="c1"), tail, broken)
+        assert base64.b64decode(logs["stdout"]) == stream[:50] + stream[-50:]
+        assert logs["stdout_head"] == 50 and logs["stdout_total"] == 600  # what the runner saw: a lower bound
+    # no attach could be made (a resume): the log is all there is
+    logs = executor._logs(SimpleNamespace(id="c1"), _Tail(b"", False), True)
+    assert base64.b64decode(logs["stdout"]) == stream[-300:][:50] + stream[-50:]
+    assert logs["stdout_total"] == 300
