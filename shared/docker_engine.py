@@ -255,14 +255,10 @@ def demux_logs(body):
 READ_SIZE = 1 << 20  # bytes asked of the engine's socket per read
 
 
-def stream_logs(client, container_id, sinks, follow, pause=lambda: None, read_size=READ_SIZE, tail="all",
-                demux=None):
-    """Read a container's output, both streams in one engine call, into ``sinks`` as it comes.
+def stream_logs(client, container_id, sinks, pause=lambda: None, read_size=READ_SIZE):
+    """Read all a container's log holds, both streams in one engine call, into ``sinks`` as it comes.
 
-    ``sinks``: {1: callable for stdout bytes, 2: callable for stderr bytes} (or a ``demux``
-    made of them, kept across calls).  ``tail``: the engine's last lines only (0: none of
-    what it holds, only what comes next).
-    With ``follow`` the engine keeps the call open until the container ends.
+    ``sinks``: {1: callable for stdout bytes, 2: callable for stderr bytes}.
     The body is read in big pieces straight from the connection (no per-frame
     calls, never all of it at once) and ``pause()`` is called after each piece:
     under eventlet a socket that always has data never yields by itself, so
@@ -273,17 +269,15 @@ def stream_logs(client, container_id, sinks, follow, pause=lambda: None, read_si
     """
     api = client.api
     response = api._get(api._url("/containers/{0}/logs", container_id),
-                        params={"stdout": 1, "stderr": 1, "timestamps": 0, "follow": int(bool(follow)),
-                                "tail": tail}, stream=True)
+                        params={"stdout": 1, "stderr": 1, "timestamps": 0, "follow": 0, "tail": "all"},
+                        stream=True)
     try:
         api._raise_for_status(response)
-        if follow:  # a quiet container is not a dead engine
-            api._disable_socket_timeout(api._get_raw_response_socket(response))
         raw = response.raw._fp  # http.client's response: headers read, the body not touched
         body = raw.fp           # the buffered connection the body comes on
         dechunk = Dechunker() if raw.chunked else None
         left = raw.length       # None: until the engine closes, or by chunks
-        demux = demux or Demuxer(sinks)
+        demux = Demuxer(sinks)
         while left is None or left > 0:
             data = body.read1(read_size if left is None else min(read_size, left))
             if not data:
@@ -304,13 +298,55 @@ def stream_logs(client, container_id, sinks, follow, pause=lambda: None, read_si
         response.close()
 
 
-def read_logs(client, container_id, limit, pause=lambda: None, tail="all"):
-    """A stopped container's output (its last ``tail`` lines) as {"stdout": HeadTail, "stderr": HeadTail}, streamed.
+def read_logs(client, container_id, limit, pause=lambda: None):
+    """A stopped container's log as {"stdout": HeadTail, "stderr": HeadTail}, streamed.
 
     Memory stays within the keepers' bound whatever the log's size.  Raises the
     client's errors; a log cut off part way is kept as far as it arrived.
     """
     kept = {"stdout": HeadTail(limit), "stderr": HeadTail(limit)}
-    stream_logs(client, container_id, {1: kept["stdout"].feed, 2: kept["stderr"].feed},
-                follow=False, pause=pause, tail=tail)
+    stream_logs(client, container_id, {1: kept["stdout"].feed, 2: kept["stderr"].feed}, pause=pause)
     return kept
+
+
+def attach_output(client, container_id, replay=False):
+    """Attach to a container's stdout and stderr; the open response, to read with ``read_attached``.
+
+    Made before the container starts, it carries every byte the container writes,
+    raw (whatever the log driver keeps) and in order: the engine copies output to
+    attached clients as it is written, and waits for them (a reader must keep
+    reading until the container ends).  ``replay``: what the engine's log holds
+    first, then what comes next (a container that already runs; bytes written
+    between the two are not seen).  Raises the client's errors.
+    """
+    api = client.api
+    response = api._post(api._url("/containers/{0}/attach", container_id),
+                         params={"stdout": 1, "stderr": 1, "stream": 1, "logs": int(bool(replay))},
+                         headers={"Connection": "Upgrade", "Upgrade": "tcp"}, stream=True)
+    try:
+        api._raise_for_status(response)
+        api._disable_socket_timeout(api._get_raw_response_socket(response))  # a quiet container is not a dead engine
+    except BaseException:
+        response.close()
+        raise
+    return response
+
+
+def read_attached(response, demux, pause=lambda: None, read_size=READ_SIZE):
+    """Read an attach (``attach_output``) into ``demux`` until the engine closes it.
+
+    The stream after the engine's 101 answer is the bare multiplexed frames (no
+    HTTP chunks), read in big pieces straight from the connection, with
+    ``pause()`` after each (see ``stream_logs``).  The engine closes it when the
+    container's output ends, or when the engine goes away: the caller tells which.
+    """
+    body = response.raw._fp.fp  # the buffered connection: holds what came with the answer's headers
+    try:
+        while True:
+            data = body.read1(read_size)
+            if not data:
+                return
+            demux.feed(data)
+            pause()
+    finally:
+        response.close()

@@ -14,8 +14,8 @@ from nameko.extensions import DependencyProvider
 
 from services.runner import confinement
 from shared import statuses as st
-from shared.docker_engine import (Demuxer, HeadTail, LazyDockerClient, create_container, explain_pull_error,
-                                  read_logs, stream_logs)
+from shared.docker_engine import (Demuxer, HeadTail, LazyDockerClient, attach_output, create_container,
+                                  explain_pull_error, read_attached, read_logs)
 from shared.timeutil import now, parse_docker_time
 from shared.validation import memory_bytes, parse_reference
 
@@ -29,11 +29,6 @@ ENGINE_FRESH = 1.0  # seconds an engine that answered is taken to be there witho
 # from the first failed call; after its end: to read its final state); the ENGINE_PATIENCE setting
 ENGINE_PATIENCE = 120.0
 STREAMS = ("stdout", "stderr")
-# seconds a container's follow may take to read what its engine still had when it ended, once
-# so much was printed that the log may have rotated (then its end is read from the log itself)
-DRAIN_SECONDS = 3.0
-END_LINES = 65536  # at most this many of the engine's last log lines are read for a stream's end
-ENDED_CHECKS = 5  # times (10 ms apart) a follow that ended looks whether its container was seen ended
 
 
 class EngineUnavailable(Exception):
@@ -64,84 +59,90 @@ def note_logs(text, limit):
     return kept
 
 
+ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError,
+                 http.client.HTTPException, ValueError)
+
+
 class OutputTail:
-    """Follows a container's output from its start, both streams in one engine call, keeping
+    """Reads a container's output by attaching to it, both streams in one engine call, keeping
     each stream's head and tail (``HeadTail``) and its byte total.
 
-    Reads in big pieces and yields to the other greenthreads after each one
-    (``stream_logs``), so a container printing flat out never starves the
-    runner's heartbeats.  Docker 20.10 may end a follow early when the capped
-    log rotates under a fast writer: while the container runs, the follow goes
-    on from what comes next (``tail=0``: what was written meanwhile is missed,
-    never counted twice).  ``clean`` tells that the stream ended with the
-    container; a stream cut off (an engine restart) leaves it False.
+    Attached before the container starts, it sees every byte the container
+    writes, raw and in order, whatever the engine's log driver keeps: totals are
+    exact.  The engine waits for an attached reader, so this one reads until the
+    engine closes the attach (the container's output ended, or the engine went),
+    in big pieces, yielding to the other greenthreads after each one
+    (``read_attached``): a container printing flat out never starves the
+    runner's heartbeats, and is never held up by its runner.
+
+    ``replay``: the engine's log first (a container already running, found again
+    after a runner restart): totals are then lower bounds.  ``kept``: the keepers
+    to go on feeding (an attach made again after one broke).  An attach that
+    could not be made leaves ``error`` set and no reader.
     """
 
-    def __init__(self, client, container_id, limit):
+    def __init__(self, client, container_id, limit, replay=False, kept=None):
         self.client, self.container_id = client, container_id
-        self.kept = {stream: HeadTail(limit) for stream in STREAMS}
-        self.demux = Demuxer({1: self.kept["stdout"].feed, 2: self.kept["stderr"].feed})
-        self.clean = False
-        self.ended = False  # set once the container is seen ended (Executor._follow)
-        self.resumed = 0  # follows taken up again after an early end
+        self.kept = kept or {stream: HeadTail(limit) for stream in STREAMS}
+        self.done = False  # the engine closed the attach
         self.error = None
+        self.thread = self.response = None
+        try:
+            self.response = attach_output(client, container_id, replay=replay)
+        except ENGINE_ERRORS as exc:
+            self.error = explain(exc)
+            return
         self.thread = eventlet.spawn(self._read)
 
     def _read(self):
-        lines = "all"
+        demux = Demuxer({1: self.kept["stdout"].feed, 2: self.kept["stderr"].feed})
         try:
-            while stream_logs(self.client, self.container_id, None, follow=True, pause=eventlet.sleep,
-                              tail=lines, demux=self.demux):
-                # the stream of a container that ends usually ends with it: give the wait loop a
-                # moment to see that, which saves an engine call per container
-                for _ in range(ENDED_CHECKS):
-                    if self.ended:
-                        break
-                    eventlet.sleep(0.01)
-                if self.ended or not self.client.api.inspect_container(
-                        self.container_id)["State"].get("Running"):
-                    self.clean = True
-                    return
-                self.demux = Demuxer(self.demux.sinks)  # a new body: no frame of the old one is cut
-                self.resumed += 1
-                lines = 0
-        except (docker.errors.DockerException, requests.exceptions.RequestException, OSError,
-                http.client.HTTPException, ValueError) as exc:
+            read_attached(self.response, demux, pause=eventlet.sleep)
+            self.done = True
+        except ENGINE_ERRORS as exc:
             self.error = explain(exc)
-            log.debug("stopped following the output of %s: %s", self.container_id, exc)
+            log.debug("the attach to %s broke: %s", self.container_id, exc)
+
+    @property
+    def reading(self):
+        return self.thread is not None and not self.thread.dead
 
     @property
     def totals(self):
         return tuple(keeper.total for keeper in self.kept.values())
 
-    def finish(self, patience):
-        """Wait (up to ``patience`` seconds) for the stream to end after the container did."""
-        try:
-            with eventlet.Timeout(patience, False):
-                self.thread.wait()
-        except Exception as exc:  # an engine answer of a shape not foreseen: the log is read again
-            log.warning("following the output of %s failed: %r", self.container_id, exc)
+    def again(self):
+        """A new attach feeding the same keepers (this one broke while the container runs):
+        what was written between the two is not seen."""
         self.stop()
-        return self.clean
+        return OutputTail(self.client, self.container_id, None, kept=self.kept)
+
+    def finish(self, patience):
+        """Wait (up to ``patience`` seconds) for the engine to close the attach after the container
+        ended; True when it did."""
+        if self.thread is not None:
+            try:
+                with eventlet.Timeout(patience, False):
+                    self.thread.wait()
+            except Exception as exc:  # an engine answer of a shape not foreseen: the log is read
+                log.warning("reading the output of %s failed: %r", self.container_id, exc)
+        self.stop()
+        return self.done
 
     def stop(self):
-        self.thread.kill()
-
-    def end_lines(self, limit):
-        """How many of the engine's last log lines should hold a stream's last ``limit - limit // 2``
-        bytes, judged by the frames seen so far (at most ``END_LINES``)."""
-        frames = max(1, self.demux.frames + self.resumed)
-        average = max(1, sum(self.totals) // frames) if any(self.totals) else 1
-        return min(END_LINES, 2 * (limit - limit // 2) // average + 64)
+        if self.thread is not None:
+            self.thread.kill()
+        if self.response is not None:
+            self.response.close()  # also when the reader never ran
 
 
 def merge_kept(followed, end):
     """One stream's output from two readings: ``followed`` from its start (see ``OutputTail``)
-    and ``end``, the engine's last lines of it read once the container ended.
+    and ``end``, the engine's capped log of it read once the container ended.
 
-    Followed bytes that already end as the log does are all there (what a follow missed
-    at a rotation, if anything, changed nothing kept).  Else the end was missed: the head
-    from the follow, the tail from the log, and bytes known missing between them.
+    Followed bytes that already end as the log does are all there.  Else the end
+    was missed (the attach broke): the head from the attach, the tail from the
+    log, and bytes known missing between them.
     """
     merged = HeadTail(followed.limit)
     _, ours = followed.kept()
@@ -327,7 +328,9 @@ class Executor:
         """Re-attach to the container of an attempt this runner started before a restart.
 
         Like ``run`` from where that left off: start it if it was only
-        created, follow it if it runs, collect it if it has ended.
+        created, follow it if it runs, collect it if it has ended.  What it wrote
+        while no runner read it comes from the engine's capped log (an attach that
+        replays the log first): its totals are then lower bounds.
         """
         try:
             container = self.client.containers.get(container_id)
@@ -342,18 +345,24 @@ class Executor:
             start = parse_docker_time(state.get("StartedAt")) or now()
             on_started(start, container.id)
             elapsed = max(0.0, now() - start)
-            return self._follow(container, start, work, should_stop, on_output, elapsed)
+            tail = OutputTail(self.client, container.id, self.policy["log_limit"], replay=True)
+            return self._follow(container, start, work, should_stop, on_output, elapsed, tail)
         finally:
             self._remove(container)
 
     def _run_created(self, container, work, on_started, should_stop, on_output):
+        # attached before it starts: every byte it writes reaches the runner
+        tail = OutputTail(self.client, container.id, self.policy["log_limit"])
+        if tail.error:
+            return self._failed(f"could not attach to the container: {tail.error}")
         try:
             self._start(container)
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            tail.stop()
             return self._failed(f"could not start the container: {explain(exc)}")
         # the start is reported once the container outlives its first wait slice; one
         # that ends within it is reported once, by its end, with the engine's StartedAt
-        return self._follow(container, None, work, should_stop, on_output, 0.0, on_started)
+        return self._follow(container, None, work, should_stop, on_output, 0.0, tail, on_started)
 
     def _start(self, container):
         """Start a created container; once more if its network's name was shared meanwhile.
@@ -371,8 +380,10 @@ class Executor:
             confinement.settle_network(self.client, self.policy["network"])
             container.start()
 
-    def _follow(self, container, start, work, should_stop, on_output, elapsed, on_started=None):
+    def _follow(self, container, start, work, should_stop, on_output, elapsed, tail, on_started=None):
         """Wait for the container's end, stopping it on a timeout or when asked; report it.
+
+        ``tail`` reads its output meanwhile (``OutputTail``), also while it is being stopped.
 
         With ``start`` None the container was just started and its start not yet
         reported: after the first wait slice it is read from the engine and given
@@ -388,15 +399,12 @@ class Executor:
         stopped = None          # (status, reason) when we stopped it
         engine_trouble = None   # what the engine said when it could not be reached
         unreachable_since = None  # when the engine stopped answering (monotonic), while it does not
-        # the output is followed from the start, before the engine's capped log can rotate
-        # its first bytes away; for a short container this one call is also its final read
-        tail = first = OutputTail(self.client, container.id, self.policy["log_limit"])
+        broken = False          # the attach broke: its end is read from the engine's log
         reported = (0, 0)
         try:
             while True:
                 try:
                     outcome = container.wait(timeout=WAIT_SLICE)
-                    tail.ended = True
                     break
                 except docker.errors.NotFound:
                     return self._failed(f"its container was removed while it ran{_note(engine_trouble)}",
@@ -422,12 +430,12 @@ class Executor:
                 if start is None:
                     start = self._started_at(container)
                     on_started(start, container.id)
-                if unreachable_since is None and tail.thread.dead and not tail.clean:
-                    # the stream was cut (an engine restart) and the container runs on: follow it
-                    # again, from what its log still holds, for live output; the head stays the
-                    # first follow's
-                    tail.stop()
-                    tail = OutputTail(self.client, container.id, self.policy["log_limit"])
+                if unreachable_since is None and not tail.reading and (
+                        tail.error or engine_trouble) and self._running(container):
+                    # the attach broke (an engine restart) and the container runs on: attach
+                    # again for live output and its end; the head stays the first attach's
+                    broken = True
+                    tail = tail.again()
                 if tail.totals != reported:
                     reported = tail.totals
                     on_output(live_snapshot(tail))
@@ -441,9 +449,8 @@ class Executor:
                     if stopped:
                         self._stop(container)
             state, trouble = self._final_state(container)
-            logs = self._logs(container, first, tail)
+            logs = self._logs(container, tail, broken or engine_trouble or trouble)
         finally:
-            first.stop()
             tail.stop()
 
         engine_trouble = engine_trouble or trouble
@@ -502,30 +509,34 @@ class Executor:
                     return {}, trouble
                 time.sleep(WAIT_SLICE)
 
-    def _logs(self, container, first, tail):
+    @staticmethod
+    def _running(container):
+        """Whether the engine says the container runs (False if it cannot say)."""
+        try:
+            container.reload()
+            return bool(container.attrs["State"].get("Running"))
+        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            return False
+
+    def _logs(self, container, tail, broken):
         """The ended container's output in the report's shape, memory bounded whatever its size.
 
-        ``first`` followed it from its start, ``tail`` (the same, or a later follow
-        after an engine restart) to its end.  A follow that ended with the container,
-        of less output than could make the engine's capped log rotate, is all of it.
-        Else the follow gets ``DRAIN_SECONDS`` to catch up and the stream's end is
-        read from the log's last lines (``merge_kept``): the head is the first
-        follow's, totals count what the runner saw (lower bounds where the log
-        rotated before it read it: docs/guarantees.md).
+        An attach the engine closed when the container ended has all of it.  One
+        that broke (``broken``: an engine restart; or it did not end) misses
+        bytes: its end is read from the engine's capped log (``merge_kept``),
+        streamed, and totals count what the runner saw (lower bounds).
         """
         limit = self.policy["log_limit"]
-        big = sum(tail.totals) >= self.policy["log_rotation_floor"]
-        complete = tail.finish(DRAIN_SECONDS if big else self.policy["engine_patience"])
-        if complete and not big and first is tail:
+        if tail.finish(self.policy["engine_patience"]) and not broken:
             return logs_report(tail.kept)
         try:
-            end = read_logs(self.client, container.id, limit, pause=eventlet.sleep,
-                            tail=first.end_lines(limit))
-        except (docker.errors.DockerException, requests.exceptions.RequestException, OSError,
-                http.client.HTTPException, ValueError) as exc:
-            # what was followed, if anything, is better than nothing
-            return logs_report(first.kept if any(first.totals) else note_logs(explain(exc), limit))
-        return logs_report({stream: merge_kept(first.kept[stream], end[stream]) for stream in STREAMS})
+            end = read_logs(self.client, container.id, limit, pause=eventlet.sleep)
+        except ENGINE_ERRORS as exc:
+            # what was read, if anything, is better than nothing
+            return logs_report(tail.kept if any(tail.totals) else note_logs(explain(exc), limit))
+        if not any(tail.totals):  # no attach could be made: the log is all there is
+            return logs_report(end)
+        return logs_report({stream: merge_kept(tail.kept[stream], end[stream]) for stream in STREAMS})
 
     def _stop(self, container):
         try:
@@ -653,11 +664,6 @@ def explain(exc):
 LOG_DRIVERS = ("json-file", "local")
 
 
-def size_bytes(size):
-    """Bytes of a size such as "16m" (as ``log_config`` checked it)."""
-    return int(size[:-1]) * 1024 ** "kmg".index(size[-1]) * 1024
-
-
 def log_config(config):
     """The engine's log driver for execution containers, capped at ``CONTAINER_LOG_MAX_FILES`` files
     of ``CONTAINER_LOG_MAX_SIZE`` (docs/deployment.md; docs/guarantees.md says why json-file)."""
@@ -686,9 +692,6 @@ class DockerExecutor(DependencyProvider):
             "grace": int(config.get("STOP_GRACE_PERIOD") or 10),
             "log_limit": int(config.get("LOG_LIMIT_BYTES") or 1024 * 1024),
             "log_config": log_config(config),
-            # output below this many bytes cannot have rotated the engine's log (a 1-byte line
-            # takes under 96 bytes of json-file): a follow of it that ended is all of it
-            "log_rotation_floor": size_bytes(log_config(config)["config"]["max-size"]) // 96,
             "engine_patience": float(config.get("ENGINE_PATIENCE") or ENGINE_PATIENCE),
         })
         # made in setup, not start: extensions start concurrently and a slot may ask for it at once

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from services.runner.dependencies import Executor, log_config, logs_report, merge_kept
-from shared.docker_engine import Dechunker, Demuxer, HeadTail, stream_logs
+from shared.docker_engine import Dechunker, Demuxer, HeadTail, read_attached, stream_logs
 
 
 def _frame(stream, data):
@@ -137,9 +137,9 @@ def test_a_bad_log_size_is_refused_naming_the_setting(size):
 
 
 
-def test_a_follow_that_missed_the_end_takes_it_from_the_log_with_a_gap_before_it():
+def test_an_attach_that_broke_takes_the_end_from_the_log_with_a_gap_before_it():
     stream = bytes(range(256)) * 4
-    followed = _fed(100, [stream[:600]])          # the follow missed what came after 600
+    followed = _fed(100, [stream[:600]])          # the attach broke after 600
     end = _fed(100, [stream[-70:]])               # the engine's last lines
     merged = merge_kept(followed, end)
     assert merged.kept() == (50, stream[:50] + stream[-50:])
@@ -150,7 +150,7 @@ def test_a_follow_that_missed_the_end_takes_it_from_the_log_with_a_gap_before_it
     assert (head, kept) == (20, stream[:20] + stream[-10:]) and small.total > len(kept)
 
 
-def test_a_follow_that_ends_as_the_log_does_is_kept_as_it_is():
+def test_an_attach_that_ends_as_the_log_does_is_kept_as_it_is():
     stream = bytes(range(256)) * 4
     followed = _fed(100, [stream])
     assert merge_kept(followed, _fed(100, [stream[-70:]])) is followed
@@ -184,15 +184,75 @@ def test_the_log_body_is_read_piece_by_piece_yielding_after_each_and_says_if_it_
     pauses = []
     got = {1: bytearray(), 2: bytearray()}
     wire = _chunked(body, [5, 11])
-    assert stream_logs(_engine(wire), "c1", {1: got[1].extend, 2: got[2].extend}, follow=True,
+    assert stream_logs(_engine(wire), "c1", {1: got[1].extend, 2: got[2].extend},
                        pause=lambda: pauses.append(1)) is True
     assert (bytes(got[1]), bytes(got[2])) == (b"out\nmore", b"err\n")
     assert len(pauses) >= len(wire) // 7 - 1  # a yield after every piece read
     # the connection dropped before the last chunk: not the whole log
     cut = {1: bytearray(), 2: bytearray()}
-    assert stream_logs(_engine(wire[:-5]), "c1", {1: cut[1].extend, 2: cut[2].extend}, follow=True) is False
+    assert stream_logs(_engine(wire[:-5]), "c1", {1: cut[1].extend, 2: cut[2].extend}) is False
     # a body with a length instead of chunks
     plain = {1: bytearray(), 2: bytearray()}
-    assert stream_logs(_engine(body, chunked=False), "c1", {1: plain[1].extend, 2: plain[2].extend},
-                       follow=False) is True
+    assert stream_logs(_engine(body, chunked=False), "c1", {1: plain[1].extend, 2: plain[2].extend}) is True
     assert bytes(plain[1]) == b"out\nmore"
+
+
+def test_the_attach_stream_is_read_raw_with_frames_split_across_reads_yielding_after_each():
+    rng = random.Random(13)
+    # every byte value, NUL and 0xff included, in frames of both streams and of every size
+    frames = [(rng.choice([1, 2]), bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 300))))
+              for _ in range(200)] + [(1, b"\x00\xff" * 70000)]
+    wire = b"".join(_frame(kind, data) for kind, data in frames)
+    expected = {1: b"".join(d for k, d in frames if k == 1), 2: b"".join(d for k, d in frames if k == 2)}
+    for piece in (1, 3, 8, 9, 4096, 1 << 20):
+        closed, pauses = [], []
+        response = SimpleNamespace(raw=SimpleNamespace(_fp=SimpleNamespace(fp=_Body(wire, piece))),
+                                   close=lambda: closed.append(1))
+        got = {1: bytearray(), 2: bytearray()}
+        read_attached(response, Demuxer({1: got[1].extend, 2: got[2].extend}), pause=lambda: pauses.append(1),
+                      read_size=1 << 16)
+        assert got == expected, piece
+        assert closed == [1]
+        assert len(pauses) >= len(wire) // min(piece, 1 << 16)  # a yield after every piece read
+
+
+def _policy():
+    return {"log_limit": 100, "engine_patience": 1.0}
+
+
+class _Tail:
+    """An ``OutputTail`` after the fact: what it read, and whether the engine closed it."""
+
+    def __init__(self, data, done):
+        self.kept = {"stdout": _fed(100, [data]), "stderr": _fed(100, [])}
+        self.done = done
+
+    @property
+    def totals(self):
+        return tuple(keeper.total for keeper in self.kept.values())
+
+    def finish(self, patience):
+        return self.done
+
+
+def test_an_attach_closed_with_its_container_is_the_whole_output_and_no_log_is_read(monkeypatch):
+    monkeypatch.setattr("services.runner.dependencies.read_logs", lambda *a, **k: pytest.fail("log read"))
+    stream = bytes(range(256)) * 4
+    logs = Executor(client=None, policy=_policy())._logs(SimpleNamespace(id="c1"), _Tail(stream, True), False)
+    assert (logs["stdout_head"], logs["stdout_total"]) == (50, len(stream))
+    assert base64.b64decode(logs["stdout"]) == stream[:50] + stream[-50:]
+
+
+def test_a_broken_attach_takes_its_end_from_the_engines_log(monkeypatch):
+    stream = bytes(range(256)) * 4
+    monkeypatch.setattr("services.runner.dependencies.read_logs",
+                        lambda *a, **k: {"stdout": _fed(100, [stream[-300:]]), "stderr": _fed(100, [])})
+    executor = Executor(client=None, policy=_policy())
+    for tail, broken in ((_Tail(stream[:600], False), False), (_Tail(stream[:600], True), True)):
+        logs = executor._logs(SimpleNamespace(id="c1"), tail, broken)
+        assert base64.b64decode(logs["stdout"]) == stream[:50] + stream[-50:]
+        assert logs["stdout_head"] == 50 and logs["stdout_total"] == 600  # what the runner saw: a lower bound
+    # no attach could be made (a resume): the log is all there is
+    logs = executor._logs(SimpleNamespace(id="c1"), _Tail(b"", False), True)
+    assert base64.b64decode(logs["stdout"]) == stream[-300:][:50] + stream[-50:]
+    assert logs["stdout_total"] == 300
