@@ -110,9 +110,9 @@ def test_a_result_echoes_its_parameters_and_duration_percentiles(api, ready_task
 
 
 def test_a_job_over_its_memory_limit_ends_error_out_of_memory(api, ready_tasks):
-    # busybox tail keeps its whole input while no newline comes: 200 MB against a 32 MB limit
+    # busybox tail keeps the last line whole, and no newline comes: 200 MB against a 32 MB limit
     result_id = api.run(ready_tasks["ok"]["task_id"], times=1, memory="32m",
-                        command=["sh", "-c", "head -c 200000000 /dev/zero | tail -c 1 >/dev/null"])
+                        command=["sh", "-c", "head -c 200000000 /dev/zero | tail -n 1 >/dev/null"])
     assert api.wait_result(result_id, timeout=120)["status"] == "ERROR"
     [detail] = api.details(result_id)
     assert detail["reason"] == "out of memory: killed at its memory limit" \
