@@ -279,6 +279,17 @@ class EdgeProtocol(wsgi.HttpProtocol):
             self._refusal = Refusal(400, "VALIDATION_ERROR",
                                     "transfer-encoding: only 'chunked' is supported, and not with Content-Length")
             return False
+        if length is not None:
+            # eventlet turns Content-Length into an int before any handler runs, and int() refuses
+            # a string of over 4300 digits (sys.get_int_max_str_digits): its ValueError would drop
+            # the connection unanswered.  Without its leading zeros the figure is short, or too large.
+            digits = length.lstrip("0") or "0"
+            if len(digits) > len(str(edge.max_body_bytes)):
+                self._refusal = Refusal(413, "PAYLOAD_TOO_LARGE",
+                                        f"body: must be at most {edge.max_body_bytes} bytes")
+                return False
+            if digits != length:
+                self.headers.replace_header("Content-Length", digits)
         return True
 
     def send_error(self, code, message=None, explain=None):

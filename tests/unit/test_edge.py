@@ -128,3 +128,46 @@ def test_the_connection_bound_fits_the_open_file_limit():
         assert edge.max_connections + FILES_SPARE <= now_soft
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def _one_request(raw, **config):
+    """What the edge's protocol answers ``raw`` on one local connection, and what the app saw."""
+    import eventlet
+    from eventlet import wsgi
+
+    from services.gateway.edge import EdgeProtocol
+
+    seen = []
+
+    def app(environ, start_response):
+        seen.append(environ.get("CONTENT_LENGTH"))
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+
+    listener = eventlet.listen(("127.0.0.1", 0))
+    server = wsgi.Server(listener, listener.getsockname(), app, protocol=EdgeProtocol,
+                         log=logging.getLogger(__name__), log_output=False)
+    server.edge = settings(**config)
+
+    def serve():
+        conn, address = listener.accept()
+        server.process_request([address, conn, wsgi.STATE_IDLE])
+
+    thread = eventlet.spawn(serve)
+    client = eventlet.connect(listener.getsockname())
+    try:
+        client.sendall(raw)
+        answer = client.recv(4096)
+        thread.wait()  # raises what the protocol raised
+    finally:
+        client.close()
+        listener.close()
+    return answer, seen
+
+
+def test_a_content_length_of_thousands_of_digits_is_answered_not_raised():
+    head = b"POST /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: "
+    answer, seen = _one_request(head + b"1" * 5000 + b"\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 413 ") and b"PAYLOAD_TOO_LARGE" in answer and not seen
+    answer, seen = _one_request(head + b"0" * 5000 + b"2\r\n\r\nhi")  # zero-padded: the same small body
+    assert answer.startswith(b"HTTP/1.1 200 ") and seen == ["2"]
