@@ -81,11 +81,16 @@ class Settings:
         self.trusted_proxies = trusted_networks(config.get("HTTP_TRUSTED_PROXIES"))
 
     def trusted(self, address):
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in network for network in self.trusted_proxies)
+        return trusted(address, self.trusted_proxies)
+
+
+def trusted(address, networks):
+    """Whether ``address`` (text) is in one of ``networks`` (``trusted_networks``); False if not an address."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
 
 
 def trusted_networks(value):

@@ -19,7 +19,6 @@ worker is taken (``SessionGate``, shared by the gateway's HTTP entrypoints).
 import functools
 import hashlib
 import hmac
-import ipaddress
 import secrets
 import time
 from collections import OrderedDict
@@ -28,7 +27,7 @@ from nameko.containers import WorkerContext
 from nameko.extensions import DependencyProvider, SharedExtension
 from nameko.rpc import ReplyListener
 
-from services.gateway.edge import trusted_networks
+from services.gateway.edge import trusted, trusted_networks
 from shared.rpc import rpc_timeout, timeout_service
 
 COOKIE = "stevedore_session"
@@ -75,14 +74,6 @@ def cookie_secure(mode, environ, proxies):
     if environ.get("wsgi.url_scheme") == "https":
         return True
     return trusted(environ.get("REMOTE_ADDR", ""), proxies) and forwarded_proto(environ) == "https"
-
-
-def trusted(address, proxies):
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in proxies)
 
 
 class Settings:
