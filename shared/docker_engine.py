@@ -245,13 +245,6 @@ class Demuxer:
                 self.sinks[kind](b"".join(parts))
 
 
-def demux_logs(body):
-    """All of a multiplexed log body as (stdout, stderr); a frame cut short keeps what arrived."""
-    streams = {1: bytearray(), 2: bytearray()}
-    Demuxer({kind: kept.extend for kind, kept in streams.items()}).feed(body)
-    return bytes(streams[1]), bytes(streams[2])
-
-
 READ_SIZE = 1 << 20  # bytes asked of the engine's socket per read
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from services.registry.dependencies import explain_pull_error, pinned_reference
 from services.runner.dependencies import Executor
-from shared.docker_engine import create_container, demux_logs
+from shared.docker_engine import Demuxer, create_container
 
 
 def test_pull_errors_are_explained():
@@ -51,6 +51,13 @@ def test_containers_are_confined_and_labelled():
 
 def _frame(stream, data):
     return struct.pack(">BxxxL", stream, len(data)) + data
+
+
+def demux_logs(body):
+    """All of ``body`` through one ``Demuxer``, as (stdout, stderr)."""
+    streams = {1: bytearray(), 2: bytearray()}
+    Demuxer({kind: kept.extend for kind, kept in streams.items()}).feed(body)
+    return bytes(streams[1]), bytes(streams[2])
 
 
 def test_multiplexed_logs_are_split_by_stream_in_order():
