@@ -40,6 +40,13 @@ class LazyDockerClient:
             self._client.close()
 
 
+def explain(exc):
+    """A Docker client error in words: the engine's explanation when it gave one."""
+    if isinstance(exc, docker.errors.APIError):
+        return str(exc.explanation or exc)
+    return str(exc)
+
+
 REASON_TEXT_MAX = 500  # characters of an engine's or a remote registry's words kept in a reason
 
 

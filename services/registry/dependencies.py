@@ -8,7 +8,7 @@ import requests
 import urllib3
 from nameko.extensions import DependencyProvider
 
-from shared.docker_engine import LazyDockerClient, bounded, explain_pull_error
+from shared.docker_engine import LazyDockerClient, bounded, explain, explain_pull_error
 from shared.metrics import PullMetrics
 
 from shared.validation import parse_reference
@@ -88,12 +88,6 @@ class Images:
             deadline.cancel()
             if response is not None:
                 response.close()
-
-
-def explain(exc):
-    if isinstance(exc, docker.errors.APIError):
-        return str(exc.explanation or exc)
-    return str(exc)
 
 
 def pinned_reference(name, image):

@@ -15,7 +15,7 @@ from nameko.extensions import DependencyProvider
 from services.runner import confinement
 from shared import statuses as st
 from shared.docker_engine import (Demuxer, HeadTail, LazyDockerClient, attach_output, create_container,
-                                  explain_pull_error, read_attached, read_logs)
+                                  explain, explain_pull_error, read_attached, read_logs)
 from shared.timeutil import now, parse_docker_time
 from shared.validation import memory_bytes, parse_reference
 
@@ -653,12 +653,6 @@ def _note(engine_trouble, killed=True):
         return ""
     note = f"; the Docker engine could not be reached while it ran ({engine_trouble})"
     return note + (": it was probably stopped by an engine restart" if killed else "")
-
-
-def explain(exc):
-    if isinstance(exc, docker.errors.APIError):
-        return str(exc.explanation or exc)
-    return str(exc)
 
 
 LOG_DRIVERS = ("json-file", "local")
