@@ -29,6 +29,11 @@ CLAIMS_IN_TURN = Semaphore(1)
 RETENTION_DAYS = 30  # RESULT_RETENTION_DAYS when config.yml does not say
 INLINE_FAN_OUT = 100  # runs of at most this many executions are fanned out by the RUN itself
 
+# what a finished report's outcome is made of: folded alone when its whole report cannot be
+# (anything else it carries, a container_id the database refuses among it, is left out)
+OUTCOME_FIELDS = ("detail_id", "attempt", "runner", "lease_expired", "status", "exit_code", "reason",
+                  "start", "end")
+
 
 class SchedulerService(recovery.RecoveryMixin):
     name = "scheduler"
@@ -353,8 +358,9 @@ class SchedulerService(recovery.RecoveryMixin):
                           report["detail_id"], report["attempt"])
             note = f"its report could not be stored in full: {ex.clean_text(first_line(exc), 200)}"
             reason = report.get("reason") if isinstance(report.get("reason"), str) else None
+            outcome = {field: report[field] for field in OUTCOME_FIELDS if field in report}
             result, detail = ex.mark_finished(
-                self.db.session, {**report, "reason": f"{reason}; {note}" if reason else note}, **fold)
+                self.db.session, {**outcome, "reason": f"{reason}; {note}" if reason else note}, **fold)
         if result is None:
             return
         self.metrics.attempt_finished(detail)

@@ -34,6 +34,16 @@ def test_an_unexpected_failure_folds_the_outcome_again_without_the_output(folds)
     assert second["reason"] == "fine; its report could not be stored in full: something odd"
 
 
+def test_the_outcome_folded_alone_leaves_out_what_else_the_report_carried(folds):
+    calls, _ = folds
+    # a container_id longer than its column fails the first fold: it must not fail the second
+    worker_factory(SchedulerService)._finish({**REPORT, "container_id": "c" * 500, "start": 1.0, "end": 2.0})
+    (first, _), (second, _) = calls
+    assert first["container_id"] == "c" * 500 and "container_id" not in second
+    assert {k: second[k] for k in ("detail_id", "attempt", "runner", "status", "exit_code", "start", "end")} \
+        == {"detail_id": "d" * 32, "attempt": 1, "runner": "r", "status": "COMPLETE", "exit_code": 0,
+            "start": 1.0, "end": 2.0}
+
 def test_a_transient_failure_is_raised_for_the_report_to_be_retried_whole(folds):
     calls, failure = folds
     failure[0] = OperationalError("SELECT", {}, Exception("server closed the connection"))
