@@ -379,7 +379,10 @@ class FollowStream:
             self.sub = self.followers.subscribe(self.key, self.rpc, follower)
             detail = yield from self._fed(follower)
         if detail is None:  # it had ended already, or MAX_FOLLOW_SECONDS passed
-            detail = self.rpc.get_detail(*self.key)
+            try:
+                detail = self.rpc.get_detail(*self.key)
+            except StevedoreError as exc:  # deleted meanwhile, or the scheduler away: still an end
+                detail = {"status": None, "exit_code": None, "reason": f"follow: {exc}"[:500]}
         yield from follower.flush()
         yield end_event(detail)
 

@@ -1,6 +1,10 @@
 """The gateway's OpenAPI 3.0 description, served at /openapi.json."""
 import copy
 
+from nameko.extensions import DependencyProvider
+
+from shared import validation
+
 ID = {"type": "string", "maxLength": 32}
 EPOCH = {"type": "number", "nullable": True}
 STATUS = {"type": "string", "enum": ["QUEUED", "RUNNING", "COMPLETE", "ERROR", "CANCELLED", "KILLED"]}
@@ -194,3 +198,18 @@ def spec_with_ceilings(max_memory_text, max_cpus):
     props["cpus"] = {"type": "number", "minimum": 0.01, "maximum": max_cpus,
                      "description": "CPUs each execution may use (this installation's ceiling is the maximum)"}
     return spec
+
+
+class ServedSpec(DependencyProvider):
+    """The spec /openapi.json serves, made once at start with the operator's ceilings.
+
+    A bad ``CONTAINER_MAX_MEMORY`` or ``CONTAINER_MAX_CPUS`` stops the gateway,
+    naming the setting (as it stops the scheduler), instead of a 500 per request.
+    """
+
+    def setup(self):
+        max_memory, max_cpus = validation.ceilings(self.container.config)
+        self.spec = spec_with_ceilings(validation.size_text(max_memory), max_cpus)
+
+    def get_dependency(self, worker_ctx):
+        return self.spec

@@ -6,7 +6,7 @@ from werkzeug.wrappers import Response
 
 from services.gateway import ui  # the module: `nameko run` would start a class imported here
 from services.gateway.follow import FollowersProvider
-from services.gateway.openapi import spec_with_ceilings
+from services.gateway.openapi import ServedSpec
 from services.gateway.rawlogs import raw_response
 from services.gateway.reads import SharedReads
 from services.gateway.http import api, idempotency_key, json_body, page_args, paged
@@ -24,6 +24,7 @@ class GatewayService(ui.UiRoutes):
     registry = TimeoutRpcProxy("registry")
     scheduler = TimeoutRpcProxy("scheduler")
     config = Config()
+    spec = ServedSpec()
     reads = SharedReads()
     followers = FollowersProvider()
 
@@ -135,8 +136,7 @@ class GatewayService(ui.UiRoutes):
 
     @api("GET", "/openapi.json", public=True)
     def openapi(self, request):
-        max_memory, max_cpus = validation.ceilings(self.config)
-        return spec_with_ceilings(validation.size_text(max_memory), max_cpus)
+        return self.spec
 
     # --------------------------------------------------------------- metrics
 

@@ -409,7 +409,7 @@ class Executor:
                 except docker.errors.NotFound:
                     return self._failed(f"its container was removed while it ran{_note(engine_trouble)}",
                                         start=start or now(), tail=tail)
-                except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+                except ENGINE_ERRORS as exc:
                     if _timed_out(exc):
                         unreachable_since = None
                     else:
@@ -486,7 +486,7 @@ class Executor:
         try:
             container.reload()
             return parse_docker_time(container.attrs["State"].get("StartedAt")) or now()
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        except ENGINE_ERRORS as exc:
             log.warning("could not read the start of container %s: %s", container.id, explain(exc))
             return now()
 
@@ -503,7 +503,7 @@ class Executor:
                 return container.attrs["State"], trouble
             except docker.errors.NotFound:
                 return {}, trouble or "the container was removed"
-            except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            except ENGINE_ERRORS as exc:
                 trouble = explain(exc)
                 if time.monotonic() > deadline:
                     return {}, trouble
@@ -541,7 +541,7 @@ class Executor:
     def _stop(self, container):
         try:
             container.stop(timeout=self.policy["grace"])
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        except ENGINE_ERRORS as exc:
             log.warning("could not stop container %s: %s", container.id, explain(exc))
 
     def _remove(self, container):

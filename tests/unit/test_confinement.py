@@ -207,3 +207,19 @@ def test_a_start_refused_on_an_ambiguous_network_name_removes_the_duplicate_and_
 
     Executor(fake.client(), policy())._start(SimpleNamespace(start=start))
     assert starts == [2, 1] and fake.removed == ["new"]
+
+
+def test_a_bad_ceiling_stops_the_gateway_at_start_instead_of_failing_each_openapi_request():
+    from types import SimpleNamespace
+
+    from services.gateway.openapi import ServedSpec
+
+    served = ServedSpec()
+    served.container = SimpleNamespace(config={"CONTAINER_MAX_CPUS": "lots"})
+    with pytest.raises(ValueError, match="CONTAINER_MAX_CPUS"):
+        served.setup()
+    served.container = SimpleNamespace(config={"CONTAINER_MAX_MEMORY": "2g", "CONTAINER_MAX_CPUS": "2"})
+    served.setup()
+    props = (served.get_dependency(None)["paths"]["/task/{task_id}/"]["post"]["requestBody"]["content"]
+             ["application/json"]["schema"]["properties"])
+    assert props["cpus"]["maximum"] == 2.0 and "2g" in props["memory"]["description"]
