@@ -81,11 +81,22 @@ def address_allowed(address, allowed=()):
 
 
 def literal_address(host):
-    """The IP address a URL's host spells out, or None for a name."""
+    """The IP address a URL's host spells out, or None for a name.
+
+    Besides the usual forms, the legacy IPv4 spellings that resolvers still
+    accept (``0x7f000001``, ``2130706433``, ``127.1``) are addresses too.
+    """
+    host = host.strip("[]")
     try:
-        return ipaddress.ip_address(host.strip("[]"))
+        return ipaddress.ip_address(host)
     except ValueError:
-        return None
+        pass
+    if host and all(ch in "0123456789abcdefxABCDEFX." for ch in host) and host[0].isdigit():
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
 
 
 def check_literal(url, allowed=()):

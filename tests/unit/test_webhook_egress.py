@@ -47,7 +47,9 @@ def test_a_bad_allowed_network_names_the_setting_and_the_entry():
 
 
 @pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data/", "http://[::1]:8080/h",
-                                 "https://10.0.0.1/", "http://0.0.0.0:15672/api/"])
+                                 "https://10.0.0.1/", "http://0.0.0.0:15672/api/",
+                                 "http://0x7f000001/", "http://2130706433/", "http://127.1/",
+                                 "http://0251.0376.0251.0376/"])
 def test_a_literal_internal_address_is_refused_at_submit(url):
     with pytest.raises(egress.Refused):
         egress.check_literal(url)
@@ -55,6 +57,9 @@ def test_a_literal_internal_address_is_refused_at_submit(url):
 
 def test_a_host_name_is_left_to_the_delivery():
     egress.check_literal("https://ci.example.com/hooks")  # resolved at each attempt instead
+    egress.check_literal("https://0xdeadbeef.example.com/hooks")
+    assert egress.literal_address("8.8.8.8").is_global
+    assert egress.literal_address("deadbeef") is None
 
 
 def sender(secret, **settings):
