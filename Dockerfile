@@ -2,7 +2,7 @@
 # services differ by `command`):
 #   docker run IMAGE gateway|registry|scheduler|runner|migrate
 #   docker run IMAGE stevedore-host --only runner --runners 2
-# The entrypoint (stevedore/entrypoint.py) waits for RabbitMQ and, for the
+# The entrypoint (stevedore_jobs/entrypoint.py) waits for RabbitMQ and, for the
 # services with tables, for the migrated database, then execs the service.
 ARG PYTHON_IMAGE=python:3.11-slim
 FROM ${PYTHON_IMAGE}
@@ -27,7 +27,7 @@ RUN python -m venv /opt/stevedore \
 COPY . .
 RUN pip install --no-deps -e . \
  && python -m compileall -q shared services stevedore migrations \
- && python -c "import services.gateway.service, services.runner.service, stevedore.entrypoint"
+ && python -c "import services.gateway.service, services.runner.service, stevedore_jobs.entrypoint"
 
 # Services run as an unprivileged user.  Registry and runner talk to the
 # host's Docker engine through /var/run/docker.sock, which only root and the

@@ -4,7 +4,7 @@ from sqlalchemy import create_engine, pool
 
 from services.registry.models import Base as RegistryBase
 from services.scheduler.models import Base as SchedulerBase
-from stevedore.settings import database_url
+from stevedore_jobs.settings import database_url
 
 target_metadata = [RegistryBase.metadata, SchedulerBase.metadata]
 

@@ -125,7 +125,7 @@ def build_test_images(client, registry, behaviours=("ok", "fail", "sleep", "env"
 
 
 def create_database(admin_url="postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"):
-    from stevedore.migrate import upgrade
+    from stevedore_jobs.migrate import upgrade
 
     name = f"stevedore_test_{uuid.uuid4().hex[:10]}"
     url = admin_url.rsplit("/", 1)[0] + f"/{name}"
@@ -213,7 +213,7 @@ class System:
     """The four services as real processes (``stevedore-host`` layout) on one vhost and database."""
 
     def __init__(self, amqp_uri, database_url, runners=2, env=None, name="system"):
-        from stevedore.host import plan
+        from stevedore_jobs.host import plan
 
         self.amqp_uri = amqp_uri
         self.database_url = database_url
@@ -244,7 +244,7 @@ class System:
         self.api = Api(self.url, token=self.token)
 
     def start(self, *labels):
-        from stevedore.host import spawn
+        from stevedore_jobs.host import spawn
 
         for label in labels or self.plan:
             service, extra = self.plan[label]
@@ -268,7 +268,7 @@ class System:
         proc.wait(60)
 
     def stop(self, grace=20):
-        from stevedore.host import stop_all
+        from stevedore_jobs.host import stop_all
 
         stop_all(self.procs, grace)
 

@@ -100,7 +100,7 @@ class JsonWsgiApp(WsgiApp):
         # follower must see each line as it is written
         environ["eventlet.minimum_write_chunk_size"] = 0
         edge = self.server.settings
-        client = environ["stevedore.client"] = client_address(environ, edge)
+        client = environ["stevedore_jobs.client"] = client_address(environ, edge)
         request = Request(environ, shallow=True)
         try:
             if client != environ.get("REMOTE_ADDR"):  # through a trusted proxy

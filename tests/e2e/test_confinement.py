@@ -232,7 +232,7 @@ def test_anonymous_volumes_go_with_their_container(confined, test_images, image_
 
 @pytest.mark.parametrize("network", ["host", "container:stevedore-anything"])
 def test_a_runner_refuses_to_start_on_a_shared_network_stack(network, tmp_path):
-    from stevedore.host import spawn
+    from stevedore_jobs.host import spawn
 
     log_file = tmp_path / "runner.log"
     # a broker address where nothing listens: the runner must stop before it would connect

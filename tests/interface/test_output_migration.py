@@ -6,7 +6,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, text
 
-from stevedore.migrate import ROOT, ensure_database
+from stevedore_jobs.migrate import ROOT, ensure_database
 from tests.support import drop_database
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, inspect, text
 from services.registry import sessions
 from services.registry.service import RegistryService
 from shared.errors import ValidationError
-from stevedore.migrate import ensure_database
+from stevedore_jobs.migrate import ensure_database
 from tests.interface.test_output_migration import migrate
 from tests.support import drop_database
 

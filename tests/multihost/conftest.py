@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 import pytest
 from cryptography.fernet import Fernet
 
-from stevedore.host import spawn
+from stevedore_jobs.host import spawn
 from tests.multihost.hosts import Cleanup, Engine, Network, docker0, wait_all_up
 from tests.support import ImageRegistry, System, build_test_images, create_database, drop_database
 

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from stevedore.cli import main
+from stevedore_jobs.cli import main
 
 RESULT = "r" * 32
 DETAIL = "d" * 32
@@ -49,7 +49,7 @@ def server(monkeypatch):
     url = f"http://127.0.0.1:{httpd.server_address[1]}"
     monkeypatch.setenv("STEVEDORE_URL", url)
     monkeypatch.delenv("STEVEDORE_TOKEN", raising=False)
-    monkeypatch.setattr("stevedore.cli.POLL_INTERVAL", 0.01)
+    monkeypatch.setattr("stevedore_jobs.cli.POLL_INTERVAL", 0.01)
     yield Scripted
     httpd.shutdown()
     httpd.server_close()

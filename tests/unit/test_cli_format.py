@@ -4,9 +4,9 @@ import io
 import pytest
 import requests
 
-from stevedore.cli import build_parser
-from stevedore.client import ApiError, api_error, is_id, is_index, log_chunk, split_lines, sse_events
-from stevedore.display import (Progress, UsageError, format_counts, format_duration, format_fields,
+from stevedore_jobs.cli import build_parser
+from stevedore_jobs.client import ApiError, api_error, is_id, is_index, log_chunk, split_lines, sse_events
+from stevedore_jobs.display import (Progress, UsageError, format_counts, format_duration, format_fields,
                                format_table, parse_env, progress_text)
 
 # ---------------------------------------------------------------- tables and fields

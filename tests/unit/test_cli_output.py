@@ -1,8 +1,8 @@
 """An execution's output as the ``stevedore`` command shows it: controls visible, bytes on demand."""
 import pytest
 
-from stevedore.cli import main
-from stevedore.display import output_text, shown_output
+from stevedore_jobs.cli import main
+from stevedore_jobs.display import output_text, shown_output
 from tests.unit.test_cli_client import DETAIL, LOGS, RESULT, server  # noqa: F401 -- the fixture
 
 ODD = "a\x00b\ufffd\x1b[31mred\n"  # what the API gives for printf 'a\000b\377\033[31mred\n'

@@ -2,7 +2,7 @@ import argparse
 
 import pytest
 
-from stevedore import host
+from stevedore_jobs import host
 
 
 class ExitedProcess:

@@ -14,7 +14,7 @@ from services.runner.metrics import RunnerMetrics, _SlotCollector, slot_usage
 from services.scheduler.metrics import SchedulerMetrics, _Totals, attempt_run_time, queue_wait
 from services.scheduler.executions import counts
 from shared.metrics import PullMetrics, cluster_exposition, metrics_port
-from stevedore.host import plan
+from stevedore_jobs.host import plan
 
 
 def detail(start=None, submitted_at=100.0, attempt=1, not_before=None, status="RUNNING", attempts=()):

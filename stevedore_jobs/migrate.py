@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from stevedore.settings import database_url
+from stevedore_jobs.settings import database_url
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -12,9 +12,9 @@ import sys
 import time
 
 from shared import statuses as st
-from stevedore.client import (DEFAULT_URL, STREAMS, ApiError, CliError, Client, Unreachable,
+from stevedore_jobs.client import (DEFAULT_URL, STREAMS, ApiError, CliError, Client, Unreachable,
                               log_chunk, split_lines, sse_events)
-from stevedore.display import (Progress, UsageError, finished_count, format_counts,
+from stevedore_jobs.display import (Progress, UsageError, finished_count, format_counts,
                                format_duration, format_fields, format_table, format_time,
                                one_line, output_text, parse_env, shown_output)
 

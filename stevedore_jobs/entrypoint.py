@@ -26,7 +26,7 @@ import time
 # Only the standard library here: a command run as given (a shell, the CLI) should
 # not pay for importing nameko and SQLAlchemy, nor print their warnings.
 
-log = logging.getLogger("stevedore.entrypoint")
+log = logging.getLogger("stevedore_jobs.entrypoint")
 
 BROKER_SERVICES = ("gateway", "registry", "scheduler", "runner")
 SCHEMA_SERVICES = ("registry", "scheduler")
@@ -81,7 +81,7 @@ def schema_heads():
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    from stevedore import migrate
+    from stevedore_jobs import migrate
 
     config = Config(os.path.join(migrate.ROOT, "alembic.ini"))
     config.set_main_option("script_location", os.path.join(migrate.ROOT, "migrations"))
@@ -116,8 +116,8 @@ def plan(argv, environ=None):
     if name not in BROKER_SERVICES + ("migrate",):
         return waits, list(argv)
 
-    from stevedore import host
-    from stevedore.settings import DEFAULT_AMQP_URI, database_url
+    from stevedore_jobs import host
+    from stevedore_jobs.settings import DEFAULT_AMQP_URI, database_url
 
     amqp_uri = environ.get("AMQP_URI") or DEFAULT_AMQP_URI
     if name in BROKER_SERVICES:
@@ -129,7 +129,7 @@ def plan(argv, environ=None):
         return waits, host.service_command(name, config) + rest
     url = database_url()
     waits.append(("PostgreSQL", lambda: server_problem(url)))
-    return waits, [sys.executable, "-m", "stevedore.migrate"] + rest
+    return waits, [sys.executable, "-m", "stevedore_jobs.migrate"] + rest
 
 
 def wait_for(what, probe, timeout, interval=2.0, report_every=10.0,

@@ -19,8 +19,8 @@ import subprocess
 import sys
 import time
 
-from stevedore import migrate
-from stevedore.settings import database_url
+from stevedore_jobs import migrate
+from stevedore_jobs.settings import database_url
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "config.yml")
