@@ -47,3 +47,14 @@ class Unavailable(StevedoreError):
     """A backing system (database, Docker engine, registry) cannot be reached."""
 
     code = "UNAVAILABLE"
+
+
+@deserialize_to_instance
+class TaskUnconfirmed(Conflict):
+    """The scheduler has no fresh word from the registry on a task: the caller (the gateway) asks the
+    registry for its ``task_facts`` and sends the RUN again with them (services/scheduler/knowntasks.py).
+
+    Part of a RUN's normal course, not the client's mistake: not logged (shared/logs.py).
+    """
+
+    logged = False

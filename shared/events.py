@@ -7,9 +7,10 @@ Payloads carry ids and plain values only.  They are documented in
 
 # dispatched by the registry service
 REGISTRY = "registry"
-TASK_SUBMITTED = "task_submitted"          # {task_id}
-TASK_IMPORTED = "task_imported"            # {task_id, name, repository, digest}
-TASK_IMPORT_FAILED = "task_import_failed"  # {task_id, name, repository, error}
+# version: rises with every change of the task's status (the higher, the newer)
+TASK_SUBMITTED = "task_submitted"          # {task_id, version}
+TASK_IMPORTED = "task_imported"            # {task_id, name, repository, digest, version}
+TASK_IMPORT_FAILED = "task_import_failed"  # {task_id, name, repository, error, version}
 TASK_DELETED = "task_deleted"              # {task_id, name}
 
 # dispatched by the scheduler service

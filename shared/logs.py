@@ -33,6 +33,8 @@ class ClientErrors(logging.Filter):
         exc = record.exc_info[1]
         if not isinstance(exc, CLIENT_ERRORS):
             return True
+        if not getattr(exc, "logged", True):  # an answer in a normal exchange (shared/errors.py)
+            return False
         worker_ctx = record.args[0] if isinstance(record.args, tuple) and record.args else None
         entrypoint = getattr(worker_ctx, "entrypoint", None)
         if getattr(entrypoint, "logs_requests", False):

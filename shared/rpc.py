@@ -45,9 +45,9 @@ TRANSIENT = 1  # AMQP delivery mode: kept in memory only
 READS = {
     "scheduler": frozenset({
         "get_result", "list_results", "list_details", "get_detail", "get_logs", "get_log_bytes",
-        "active_results", "execution_figures", "execution_states", "runner_holdings", "installation_id",
+        "execution_figures", "execution_states", "runner_holdings", "installation_id",
         "ping"}),
-    "registry": frozenset({"get_task", "list_tasks", "pull_credentials", "check_session", "ping"}),
+    "registry": frozenset({"get_task", "task_facts", "list_tasks", "pull_credentials", "check_session", "ping"}),
 }
 
 

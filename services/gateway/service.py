@@ -11,7 +11,7 @@ from services.gateway.rawlogs import raw_response
 from services.gateway.reads import SharedReads
 from services.gateway.http import api, idempotency_key, json_body, page_args, paged
 from shared import validation
-from shared.errors import Unavailable
+from shared.errors import TaskUnconfirmed, Unavailable
 from shared.metrics import cluster_exposition
 from shared.rpc import TimeoutRpcProxy
 
@@ -54,11 +54,18 @@ class GatewayService(ui.UiRoutes):
             raise validation.ValidationError("does not match the task in the path", "task_id")
         if operation == "IMPORT":
             return 202, self.registry.import_task(task_id)
-        result = self.scheduler.run_task(task_id, body, idempotency_key(request))
+        key = idempotency_key(request)
+        try:
+            result = self.scheduler.run_task(task_id, body, key)
+        except TaskUnconfirmed:  # no fresh copy of the task in the scheduler: the registry's word for it
+            result = self.scheduler.run_task(task_id, body, key, self.registry.task_facts(task_id))
         return 202, {"Location": f"/result/{result['result_id']}/"}, result
 
     @api("DELETE", "/task/<string:task_id>/")
     def delete_task(self, request, task_id):
+        # the registry and the scheduler never call each other (services/scheduler/knowntasks.py):
+        self.registry.get_task(task_id)     # 404 for no such task
+        self.scheduler.close_task(task_id)  # 409 while it has active runs; else no RUN of it from now on
         self.registry.delete_task(task_id)
         return Response(status=204)
 

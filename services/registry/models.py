@@ -1,5 +1,5 @@
 """Tables written by the registry service."""
-from sqlalchemy import Float, Index, String, Text
+from sqlalchemy import BigInteger, Float, Index, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -24,6 +24,9 @@ class Task(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     # {"username", "password"} of a private registry, sealed with CREDENTIALS_KEY (Fernet)
     credentials: Mapped[str | None] = mapped_column(Text)
+    # raised by one with every change of status (services/registry/tasks.py set_status); the events
+    # and task_facts carry it, so the scheduler's copy takes a fact only over an older one (migration 0011)
+    version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     __table_args__ = (Index("ix_tasks_created_at", "created_at"),)
 

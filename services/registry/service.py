@@ -6,6 +6,12 @@ with the reason, a final write that fails on a passing database outage is
 retried (``retrying_event_handler``), and a task IMPORTING for longer than
 ``PULL_TIMEOUT`` + ``IMPORT_MARGIN`` (its registry was stopped mid-pull) is
 ended ERROR by ``sweep_imports``.
+
+The registry calls no other service.  The scheduler learns what a RUN needs of
+a task (status, digest, deleted) from the events dispatched here, each carrying
+the task's ``version`` (services/scheduler/knowntasks.py).  A task is deleted
+only after the scheduler closed it to RUNs: the gateway's DELETE asks the
+scheduler first, which answers 409 while the task has active runs.
 """
 import logging
 
@@ -20,9 +26,9 @@ from services.registry.models import Base, Task
 from shared import events, statuses, validation
 from shared.db import Database, ping
 from shared.docker_engine import bounded
-from shared.errors import Conflict, Unavailable
+from shared.errors import Unavailable
 from shared.handlers import retrying_event_handler
-from shared.rpc import TimeoutRpcProxy, rpc
+from shared.rpc import rpc
 from shared.timeutil import now
 
 log = logging.getLogger(__name__)
@@ -42,7 +48,6 @@ class RegistryService:
     images = DockerImages()
     vault = CredentialVault()
     dispatch = EventDispatcher()
-    scheduler = TimeoutRpcProxy("scheduler")
     metrics = RegistryMetrics()
 
     @rpc
@@ -53,26 +58,25 @@ class RegistryService:
         task, created = tasks.create(self.db.session, name, repository, idempotency_key,
                                      credentials=sealed)
         if created:
-            self.dispatch(events.TASK_SUBMITTED, {"task_id": task.id})
+            self.dispatch(events.TASK_SUBMITTED, {"task_id": task.id, "version": task.version})
         return tasks.as_dict(task)
 
     @rpc
     def import_task(self, task_id):
         """Pull the task's image again (a moved tag gives a new digest; running executions keep theirs)."""
         task = tasks.reimport(self.db.session, task_id)
-        self.dispatch(events.TASK_SUBMITTED, {"task_id": task.id})
+        self.dispatch(events.TASK_SUBMITTED, {"task_id": task.id, "version": task.version})
         return tasks.as_dict(task)
 
     @rpc
     def delete_task(self, task_id):
-        """Remove a task with no active runs; its results stay as history."""
-        session = self.db.session
-        task = tasks.get(session, task_id)
-        name = task.name
-        active = self.scheduler.active_results(task_id)
-        if active:
-            raise Conflict(f"task {task_id} has {active} active run(s); cancel them first", "task_id")
-        tasks.delete(session, task_id)
+        """Remove a task; its results stay as history.
+
+        Only once the scheduler closed it to RUNs (``close_task``, which refuses
+        while it has active runs): the gateway's DELETE makes both calls, in
+        that order.
+        """
+        name = tasks.delete(self.db.session, task_id)
         self.dispatch(events.TASK_DELETED, {"task_id": task_id, "name": name})
 
     @rpc
@@ -82,6 +86,11 @@ class RegistryService:
     @rpc
     def get_task(self, task_id):
         return tasks.as_dict(tasks.get(self.db.session, task_id))
+
+    @rpc
+    def task_facts(self, task_id):
+        """What a RUN needs of the task, versioned: the gateway hands it to a scheduler that has no fresh copy."""
+        return tasks.facts(tasks.get(self.db.session, task_id))
 
     @rpc
     def list_tasks(self, status=None, limit=100, after=None):
@@ -131,11 +140,11 @@ class RegistryService:
     @timer(interval=STALLED_AFTER / 2)
     def resubmit_stalled(self):
         session = self.db.session
-        stalled = session.scalars(select(Task.id).where(
+        stalled = session.execute(select(Task.id, Task.version).where(
             Task.status == statuses.SUBMITTED, Task.updated_at < now() - STALLED_AFTER)).all()
-        for task_id in stalled:
+        for task_id, version in stalled:
             log.warning("task %s stalled in SUBMITTED; importing it again", task_id)
-            self.dispatch(events.TASK_SUBMITTED, {"task_id": task_id})
+            self.dispatch(events.TASK_SUBMITTED, {"task_id": task_id, "version": version})
 
     @timer(interval=STALLED_AFTER / 2)
     def sweep_imports(self):
@@ -146,14 +155,16 @@ class RegistryService:
         for task in tasks.end_stuck_imports(self.db.session, now() - bound, error):
             log.warning("task %s (%s) was stuck IMPORTING; ended ERROR", task.id, task.repository)
             self.dispatch(events.TASK_IMPORT_FAILED, {
-                "task_id": task.id, "name": task.name, "repository": task.repository, "error": error})
+                "task_id": task.id, "name": task.name, "repository": task.repository, "error": error,
+                "version": task.version})
 
     def _import(self, task_id):
         session = self.db.session
         task = session.get(Task, task_id)
         if task is None:
             return
-        tasks.set_status(session, task, statuses.IMPORTING, error=None)
+        if not tasks.set_status(session, task, statuses.IMPORTING, error=None):
+            return  # deleted meanwhile
         try:
             auth = self.vault.open(task.credentials) if task.credentials else None
             with self.metrics.timed_pull():
@@ -161,14 +172,16 @@ class RegistryService:
         except (ImportFailed, CredentialsUnreadable) as exc:
             error = bounded(exc, tasks.ERROR_MAX)
             log.info("import of task %s (%s) failed: %s", task.id, task.repository, error)
-            tasks.set_status(session, task, statuses.ERROR, error=error)
-            self.dispatch(events.TASK_IMPORT_FAILED, {
-                "task_id": task.id, "name": task.name, "repository": task.repository,
-                "error": error})
+            if tasks.set_status(session, task, statuses.ERROR, error=error):
+                self.dispatch(events.TASK_IMPORT_FAILED, {
+                    "task_id": task.id, "name": task.name, "repository": task.repository,
+                    "error": error, "version": task.version})
             return
-        tasks.set_status(session, task, statuses.READY, digest=digest, image_id=image_id,
-                         imported_at=now())
+        if not tasks.set_status(session, task, statuses.READY, digest=digest, image_id=image_id,
+                                imported_at=now()):
+            log.info("task %s was deleted while its image was pulled", task.id)
+            return
         log.info("task %s (%s) is READY as %s", task.id, task.repository, digest)
         self.dispatch(events.TASK_IMPORTED, {
             "task_id": task.id, "name": task.name, "repository": task.repository,
-            "digest": digest})
+            "digest": digest, "version": task.version})

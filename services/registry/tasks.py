@@ -3,6 +3,7 @@ import uuid
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from services.registry.models import Task
 from shared import statuses, validation
@@ -32,6 +33,12 @@ def as_dict(task):
     }
 
 
+def facts(task):
+    """What the scheduler keeps of a task (services/scheduler/knowntasks.py), with the version it is at."""
+    return {"task_id": task.id, "name": task.name, "status": task.status, "digest": task.digest,
+            "version": task.version}
+
+
 def create(session, name, repository, idempotency_key=None, credentials=None):
     """A new task, or (same Idempotency-Key, same request) the one made the first time.
 
@@ -43,7 +50,8 @@ def create(session, name, repository, idempotency_key=None, credentials=None):
             return earlier, False
     stamp = now()
     task = Task(id=uuid.uuid4().hex, name=name, repository=repository, idempotency_key=idempotency_key,
-                status=statuses.SUBMITTED, created_at=stamp, updated_at=stamp, credentials=credentials)
+                status=statuses.SUBMITTED, created_at=stamp, updated_at=stamp, credentials=credentials,
+                version=1)
     session.add(task)
     try:
         session.commit()
@@ -75,9 +83,12 @@ def reimport(session, task_id):
 
 
 def delete(session, task_id):
+    """Delete the task; its name (for the event)."""
     task = get(session, task_id, lock=True)
+    name = task.name
     session.delete(task)
     session.commit()
+    return name
 
 
 def get(session, task_id, lock=False):
@@ -100,22 +111,30 @@ def listing(session, status=None, limit=100, after=None):
 
 
 def end_stuck_imports(session, older_than, error):
-    """End ERROR every task IMPORTING since before ``older_than``; their (id, name, repository).
+    """End ERROR every task IMPORTING since before ``older_than``; their (id, name, repository, version).
 
     One statement: two registries sweeping at once end each task once.
     """
     stamp = now()
     ended = session.execute(
         update(Task).where(Task.status == statuses.IMPORTING, Task.updated_at < older_than)
-        .values(status=statuses.ERROR, error=error, updated_at=stamp)
-        .returning(Task.id, Task.name, Task.repository)).all()
+        .values(status=statuses.ERROR, error=error, updated_at=stamp, version=Task.version + 1)
+        .returning(Task.id, Task.name, Task.repository, Task.version)).all()
     session.commit()
     return ended
 
 
 def set_status(session, task, status, **fields):
-    task.status = status
-    task.updated_at = now()
-    for key, value in fields.items():
-        setattr(task, key, value)
+    """Change the task's status (and ``fields``) and raise its version by one, in one statement.
+
+    ``task.version`` is then the version of exactly this change, for its event,
+    whatever another writer did to the row meanwhile.  False if the task is gone (deleted).
+    """
+    fields = {**fields, "status": status, "updated_at": now()}
+    version = session.scalar(update(Task).where(Task.id == task.id)
+                             .values(**fields, version=Task.version + 1).returning(Task.version)
+                             .execution_options(synchronize_session=False))
     session.commit()
+    for key, value in {**fields, "version": version}.items():
+        set_committed_value(task, key, value)
+    return version is not None

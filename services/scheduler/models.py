@@ -126,3 +126,22 @@ class Installation(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     one: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+
+
+class KnownTask(Base):
+    """The scheduler's copy of what a RUN needs of a registry task (services/scheduler/knowntasks.py).
+
+    Written from the registry's events and the facts the gateway hands on, each
+    only over an older ``version``; ``deleted`` is final.  RUN and the task's
+    DELETE lock this row in turn (migration 0011).
+    """
+    __tablename__ = "known_tasks"
+
+    task_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str | None] = mapped_column(String(16))  # None: a row made only to be locked
+    digest: Mapped[str | None] = mapped_column(String(400))
+    version: Mapped[int] = mapped_column(BigInteger)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # epoch seconds on the database's clock when the registry last said so
+    learned_at: Mapped[float] = mapped_column(Float, default=0, server_default="0")

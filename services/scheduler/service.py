@@ -3,24 +3,23 @@ import logging
 
 from eventlet.semaphore import Semaphore
 from nameko.dependency_providers import Config
-from nameko.events import BROADCAST, SERVICE_POOL, EventDispatcher, event_handler
+from nameko.events import SERVICE_POOL, EventDispatcher, event_handler
 from nameko.timer import timer
 
 from services.scheduler import executions as ex
-from services.scheduler import recovery, webhooks
+from services.scheduler import knowntasks, recovery, webhooks
 from services.scheduler.ceilings import RunCeilings
 from services.scheduler.holdings import installation_id
 from services.scheduler.runnersizes import RunnerSizesProvider
 from services.scheduler.idlerunners import IdleRunnersProvider
 from services.scheduler.metrics import SchedulerMetrics, execution_figures
 from services.scheduler.models import Base
-from services.scheduler.taskcache import Tasks
 from shared import events, statuses, validation
 from shared.db import Database, ping
-from shared.errors import Conflict, NotFound
+from shared.errors import NotFound
 from shared.extensions import config_timer
 from shared.handlers import first_line, is_transient, retrying_event_handler
-from shared.rpc import TimeoutRpcProxy, rpc
+from shared.rpc import rpc
 from shared.timeutil import now
 
 log = logging.getLogger(__name__)
@@ -40,8 +39,6 @@ class SchedulerService(recovery.RecoveryMixin):
 
     db = Database(Base)
     config = Config()
-    registry = TimeoutRpcProxy("registry")
-    tasks = Tasks()
     dispatch = EventDispatcher()
     webhook_sender = webhooks.WebhookSender()
     metrics = SchedulerMetrics()
@@ -52,7 +49,9 @@ class SchedulerService(recovery.RecoveryMixin):
     # --------------------------------------------------------------- API
 
     @rpc
-    def run_task(self, task_id, body, idempotency_key=None):
+    def run_task(self, task_id, body, idempotency_key=None, task=None):
+        """Accept a RUN of ``task_id``; ``task``: the registry's ``task_facts`` of it, sent by the
+        gateway when this answered ``TaskUnconfirmed`` (services/scheduler/knowntasks.py)."""
         params = validation.run_params(body, int(self.config.get("RUN_MAX_TIMES") or 100000), *self.ceilings)
         self.webhook_sender.require_configured(params)
         session = self.db.session
@@ -60,14 +59,12 @@ class SchedulerService(recovery.RecoveryMixin):
             earlier = ex.find_by_key(session, idempotency_key, task_id, params)
             if earlier is not None:
                 return ex.result_as_dict(earlier)
-        task = self.tasks.get(task_id, self.registry.get_task)
-        if task["status"] != statuses.READY:
-            raise Conflict(f"task {task_id} is {task['status']}; only a READY task can be run",
-                           "task_id")
+        # held until the result is committed: the task's DELETE waits for it, and then counts it
+        known = knowntasks.for_run(session, task_id, knowntasks.fresh_for(self.config), task)
         # a small run gets its executions in the same transaction: claimable when the
         # RUN commits, runners woken at once (result_submitted then finds nothing to do)
         inline = params["times"] <= INLINE_FAN_OUT
-        result, created = ex.create_result(session, task["task_id"], task["name"], task["digest"],
+        result, created = ex.create_result(session, known.task_id, known.name, known.digest,
                                            params, idempotency_key, with_details=inline)
         if created:
             if inline:
@@ -77,15 +74,19 @@ class SchedulerService(recovery.RecoveryMixin):
 
     @rpc
     def rerun_failed(self, result_id):
+        session = self.db.session
+        original = ex.get_result(session, result_id)
         # the ceilings may have been lowered since: a rerun no runner may take is refused
-        validation.within_ceilings(ex.get_result(self.db.session, result_id).params, *self.ceilings)
-        result = ex.rerun_failed(self.db.session, result_id)
+        validation.within_ceilings(original.params, *self.ceilings)
+        knowntasks.for_rerun(session, original.task_id)  # held until the rerun is made, as for a RUN
+        result = ex.rerun_failed(session, result_id)
         self.dispatch(events.RESULT_SUBMITTED, {"result_id": result.id})
         return ex.result_as_dict(result)
 
     @rpc
-    def active_results(self, task_id):
-        return ex.active_results(self.db.session, task_id)
+    def close_task(self, task_id):
+        """Close a task to RUNs for good, or refuse (409) while it has active runs: a DELETE's first step."""
+        knowntasks.close(self.db.session, task_id)
 
     @rpc
     def ping(self):
@@ -197,24 +198,23 @@ class SchedulerService(recovery.RecoveryMixin):
         self._finish(report)
 
     # --------------------------------------------------------------- the registry's tasks
-    # (see services/scheduler/taskcache.py): whatever the registry says of a task, forget it
+    # the scheduler's copy of them (services/scheduler/knowntasks.py), each event handled once
 
-    @event_handler(events.REGISTRY, events.TASK_SUBMITTED, handler_type=BROADCAST, reliable_delivery=False)
+    @retrying_event_handler(events.REGISTRY, events.TASK_SUBMITTED, handler_type=SERVICE_POOL)
     def on_task_submitted(self, payload):
-        self.tasks.forget(payload["task_id"])
+        self._learn(payload, statuses.SUBMITTED)
 
-    @event_handler(events.REGISTRY, events.TASK_IMPORTED, handler_type=BROADCAST, reliable_delivery=False)
+    @retrying_event_handler(events.REGISTRY, events.TASK_IMPORTED, handler_type=SERVICE_POOL)
     def on_task_imported(self, payload):
-        self.tasks.forget(payload["task_id"])
+        self._learn(payload, statuses.READY)
 
-    @event_handler(events.REGISTRY, events.TASK_IMPORT_FAILED, handler_type=BROADCAST,
-                   reliable_delivery=False)
+    @retrying_event_handler(events.REGISTRY, events.TASK_IMPORT_FAILED, handler_type=SERVICE_POOL)
     def on_task_import_failed(self, payload):
-        self.tasks.forget(payload["task_id"])
+        self._learn(payload, statuses.ERROR)
 
-    @event_handler(events.REGISTRY, events.TASK_DELETED, handler_type=BROADCAST, reliable_delivery=False)
+    @retrying_event_handler(events.REGISTRY, events.TASK_DELETED, handler_type=SERVICE_POOL)
     def on_task_deleted(self, payload):
-        self.tasks.forget(payload["task_id"])
+        knowntasks.deleted(self.db.session, payload["task_id"])
 
     # --------------------------------------------------------------- fan-out
 
@@ -297,6 +297,13 @@ class SchedulerService(recovery.RecoveryMixin):
             webhooks.attempt(session, self.webhook_sender, result_id)
 
     # --------------------------------------------------------------- helpers
+
+    def _learn(self, payload, status):
+        if isinstance(payload.get("version"), int):
+            knowntasks.learn(self.db.session, payload["task_id"], payload["version"], status,
+                             payload.get("name"), payload.get("digest") if status == statuses.READY else None)
+        else:  # an older registry's event: the next RUN asks
+            knowntasks.forget(self.db.session, payload["task_id"])
 
     def _lease(self):
         return float(self.config.get("LEASE_SECONDS") or 30)

@@ -1,18 +1,18 @@
 """An execution's output as bytes, folded by the scheduler alone on the real broker and PostgreSQL.
 
 Runner reports are sent as the real events a runner dispatches, in the new
-shape (base64) and the old one (text); the registry is replaced.
+shape (base64) and the old one (text); the task is handed to each RUN as the gateway does.
 """
 import base64
-import uuid
 
 import pytest
 from nameko.standalone.events import event_dispatcher
-from nameko.testing.services import entrypoint_hook, entrypoint_waiter, replace_dependencies
+from nameko.testing.services import entrypoint_hook, entrypoint_waiter
 
 from services.scheduler.output import past
 from services.scheduler.service import SchedulerService
 from shared.errors import ValidationError
+from tests.interface.test_scheduler_service import run_ready
 
 ODD = b"a\x00b\xff\x1b[31mred\n"  # a NUL, a byte that is never UTF-8, an escape sequence
 
@@ -24,9 +24,6 @@ def b64(data):
 @pytest.fixture
 def scheduler(container_factory, service_config):
     container = container_factory(SchedulerService, service_config)
-    registry = replace_dependencies(container, "registry")
-    registry.get_task.return_value = {"task_id": uuid.uuid4().hex, "name": "t", "status": "READY",
-                                      "digest": "reg:5000/x@sha256:" + "a" * 64}
     container.start()
     return container
 
@@ -39,7 +36,7 @@ def call(container, method, *args):
 @pytest.fixture
 def running(scheduler, service_config):
     """(container, dispatch, work): one execution claimed by runner-a and started."""
-    result = call(scheduler, "run_task", "any", {"operation": "RUN", "times": 1})
+    result = run_ready(scheduler, {"operation": "RUN", "times": 1})
     work = call(scheduler, "claim_execution", "runner-a")
     assert work["result_id"] == result["result_id"]
     dispatch = event_dispatcher(service_config)

@@ -4,11 +4,11 @@ import time
 import pytest
 import requests
 from nameko.standalone.events import event_dispatcher
-from nameko.testing.services import entrypoint_hook, entrypoint_waiter, replace_dependencies
+from nameko.testing.services import entrypoint_hook, entrypoint_waiter
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.scheduler.service import SchedulerService
-from tests.interface.test_scheduler_service import ready_task
+from tests.interface.test_scheduler_service import run_ready
 from tests.support import free_port
 
 
@@ -17,8 +17,6 @@ def scheduler(container_factory, service_config):
     port = free_port()
     container = container_factory(SchedulerService, {**service_config, "METRICS_PORT": port,
                                                           "RETRY_BACKOFF": 60})
-    registry = replace_dependencies(container, "registry")
-    registry.get_task.return_value = ready_task()
     container.start()
     return container, f"http://127.0.0.1:{port}/metrics"
 
@@ -30,7 +28,7 @@ def call(container, method, *args):
 
 def run(container, **params):
     with entrypoint_waiter(container, "on_result_submitted"):
-        return call(container, "run_task", "any", {"operation": "RUN", **params})
+        return run_ready(container, {"operation": "RUN", **params})
 
 
 def scrape(url):

@@ -3,21 +3,19 @@ import time
 
 import pytest
 from nameko.standalone.events import event_dispatcher
-from nameko.testing.services import entrypoint_hook, entrypoint_waiter, replace_dependencies
+from nameko.testing.services import entrypoint_hook, entrypoint_waiter
 
 from sqlalchemy import create_engine, text
 
 from services.scheduler import executions, service
 from services.scheduler.recovery import BackboneWatch
 from services.scheduler.service import SchedulerService
-from tests.interface.test_scheduler_service import ready_task
+from tests.interface.test_scheduler_service import run_ready
 
 
 @pytest.fixture
 def scheduler(container_factory, service_config):
     container = container_factory(SchedulerService, {**service_config, "RETRY_BACKOFF": 0.01})
-    registry = replace_dependencies(container, "registry")
-    registry.get_task.return_value = ready_task()
     container.start()
     return container
 
@@ -29,7 +27,7 @@ def call(container, method, *args):
 
 def run(container, **params):
     with entrypoint_waiter(container, "on_result_submitted"):
-        return call(container, "run_task", "any", {"operation": "RUN", **params})["result_id"]
+        return run_ready(container, {"operation": "RUN", **params})["result_id"]
 
 
 def test_a_claim_handed_back_returns_to_the_queue_with_its_attempt_unspent(scheduler):
@@ -100,8 +98,6 @@ def sql(url, query, **params):
 def test_leases_run_on_the_database_clock_not_the_scheduler_hosts(
         container_factory, service_config, monkeypatch):
     scheduler = container_factory(SchedulerService, service_config)  # LEASE_SECONDS 30
-    registry = replace_dependencies(scheduler, "registry")
-    registry.get_task.return_value = ready_task()
     scheduler.start()
     backbone = next(e for e in scheduler.extensions if isinstance(e, BackboneWatch)).backbone
     monkeypatch.setattr(backbone, "trusted_for", lambda seconds: True)  # no 30 s of probes first

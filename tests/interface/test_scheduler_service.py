@@ -1,29 +1,39 @@
-"""The scheduler alone on the real broker and database; the registry is replaced.
+"""The scheduler alone on the real broker and database; no registry.
 
-Runner reports are sent as the real events a runner dispatches.
+A RUN is handed its task's facts as the gateway hands on the registry's
+(``run_ready``), or the scheduler learns them from the registry's events,
+sent here as the registry sends them.  Runner reports are sent as the real
+events a runner dispatches.
 """
 import uuid
 
 import pytest
 from nameko.standalone.events import event_dispatcher
-from nameko.testing.services import entrypoint_hook, entrypoint_waiter, replace_dependencies
+from nameko.testing.services import entrypoint_hook, entrypoint_waiter
 
 from services.scheduler.service import SchedulerService
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict, NotFound, TaskUnconfirmed
 
 
-def ready_task():
+def ready_task(version=3):
+    """A READY task as the registry's ``task_facts`` tells it."""
     task_id = uuid.uuid4().hex
     return {"task_id": task_id, "name": f"t-{task_id[:6]}", "status": "READY",
-            "digest": "reg:5000/x@sha256:" + "a" * 64}
+            "digest": "reg:5000/x@sha256:" + "a" * 64, "version": version}
+
+
+def run_ready(container, body, task=None):
+    """A RUN of a READY task, its facts handed on as the gateway does when the scheduler has none."""
+    task = task or ready_task()
+    with entrypoint_hook(container, "run_task") as hook:
+        return hook(task["task_id"], body, None, task)
 
 
 @pytest.fixture
 def scheduler(container_factory, service_config):
     container = container_factory(SchedulerService, service_config)
-    registry = replace_dependencies(container, "registry")
     container.start()
-    return container, registry
+    return container
 
 
 def call(container, method, *args):
@@ -32,10 +42,9 @@ def call(container, method, *args):
 
 
 def test_run_fans_out_details_and_runner_reports_finish_it(scheduler, service_config):
-    container, registry = scheduler
-    registry.get_task.return_value = ready_task()
+    container = scheduler
     with entrypoint_waiter(container, "on_result_submitted"):
-        result = call(container, "run_task", "any", {"operation": "RUN", "times": 3})
+        result = run_ready(container, {"operation": "RUN", "times": 3})
     assert result["status"] == "QUEUED"
     details = call(container, "list_details", result["result_id"])
     assert [d["index"] for d in details] == [0, 1, 2]
@@ -61,10 +70,9 @@ def test_run_fans_out_details_and_runner_reports_finish_it(scheduler, service_co
 
 
 def test_a_report_delivered_twice_is_counted_once(scheduler, service_config):
-    container, registry = scheduler
-    registry.get_task.return_value = ready_task()
+    container = scheduler
     with entrypoint_waiter(container, "on_result_submitted"):
-        result = call(container, "run_task", "any", {"operation": "RUN", "times": 2})
+        result = run_ready(container, {"operation": "RUN", "times": 2})
     work = call(container, "claim_execution", "runner-a")
     report = {"detail_id": work["detail_id"], "attempt": 1, "runner": "runner-a",
               "status": "ERROR", "exit_code": 2, "reason": "exited with code 2", "start": 5.0, "end": 6.0}
@@ -77,39 +85,34 @@ def test_a_report_delivered_twice_is_counted_once(scheduler, service_config):
 
 
 def test_parallelism_limits_what_runners_can_hold(scheduler):
-    container, registry = scheduler
-    registry.get_task.return_value = ready_task()
+    container = scheduler
     with entrypoint_waiter(container, "on_result_submitted"):
-        call(container, "run_task", "any", {"operation": "RUN", "times": 5, "parallelism": 2})
+        run_ready(container, {"operation": "RUN", "times": 5, "parallelism": 2})
     assert call(container, "claim_execution", "a") is not None
     assert call(container, "claim_execution", "b") is not None
     assert call(container, "claim_execution", "c") is None
 
 
 def test_higher_priority_runs_are_claimed_first(scheduler):
-    container, registry = scheduler
-    registry.get_task.return_value = ready_task()
+    container = scheduler
     with entrypoint_waiter(container, "on_result_submitted"):
-        low = call(container, "run_task", "any", {"operation": "RUN", "times": 1, "priority": 1})
+        low = run_ready(container, {"operation": "RUN", "times": 1, "priority": 1})
     with entrypoint_waiter(container, "on_result_submitted"):
-        high = call(container, "run_task", "any", {"operation": "RUN", "times": 1, "priority": 9})
+        high = run_ready(container, {"operation": "RUN", "times": 1, "priority": 9})
     assert call(container, "claim_execution", "a")["result_id"] == high["result_id"]
     assert call(container, "claim_execution", "a")["result_id"] == low["result_id"]
 
 
 def test_run_of_a_task_that_is_not_ready_is_a_conflict(scheduler):
-    container, registry = scheduler
-    registry.get_task.return_value = {**ready_task(), "status": "IMPORTING"}
-    with pytest.raises(Conflict):
-        call(container, "run_task", "any", {"operation": "RUN", "times": 1})
+    with pytest.raises(Conflict, match="is IMPORTING; only a READY task can be run"):
+        run_ready(scheduler, {"operation": "RUN", "times": 1}, {**ready_task(), "status": "IMPORTING"})
 
 
 def test_cancel_before_the_fan_out_counts_every_execution_cancelled(scheduler):
-    container, registry = scheduler
-    registry.get_task.return_value = ready_task()
+    container = scheduler
     # cancel lands before the fan-out handler has made any detail
     with entrypoint_waiter(container, "on_result_submitted"):
-        result = call(container, "run_task", "any", {"operation": "RUN", "times": 7000})
+        result = run_ready(container, {"operation": "RUN", "times": 7000})
         cancelled = call(container, "cancel_result", result["result_id"])
     assert cancelled["status"] == "CANCELLED"  # at once, not only after the fan-out caught up
     assert cancelled["counts"]["CANCELLED"] == 7000
@@ -124,33 +127,68 @@ def test_cancel_before_the_fan_out_counts_every_execution_cancelled(scheduler):
         call(container, "cancel_result", result["result_id"])
 
 
-def test_a_ready_task_is_asked_of_the_registry_once_until_the_registry_says_it_changed(
+def registry_says(container, service_config, event, payload):
+    with entrypoint_waiter(container, f"on_{event}"):
+        event_dispatcher(service_config)("registry", event, payload)
+
+
+def test_a_task_is_learned_from_the_registrys_events_and_asked_for_only_when_unknown_or_not_ready(
         scheduler, service_config):
-    container, registry = scheduler
+    task = ready_task(version=3)
+    task_id, run = task["task_id"], {"operation": "RUN", "times": 1}
+    with pytest.raises(TaskUnconfirmed):  # never heard of: the gateway asks the registry
+        call(scheduler, "run_task", task_id, run)
+    registry_says(scheduler, service_config, "task_imported",
+                  {"task_id": task_id, "name": task["name"], "repository": "reg:5000/x",
+                   "digest": task["digest"], "version": 3})
+    assert call(scheduler, "run_task", task_id, run)["image"] == task["digest"]
+
+    registry_says(scheduler, service_config, "task_submitted", {"task_id": task_id, "version": 4})
+    with pytest.raises(TaskUnconfirmed):  # a re-import began: the registry is asked
+        call(scheduler, "run_task", task_id, run)
+    with pytest.raises(Conflict, match="is IMPORTING"):
+        call(scheduler, "run_task", task_id, run, None, {**task, "status": "IMPORTING", "version": 5})
+
+    moved = {**task, "digest": "reg:5000/x@sha256:" + "b" * 64, "version": 6}
+    registry_says(scheduler, service_config, "task_imported", {**moved, "repository": "reg:5000/x"})
+    assert call(scheduler, "run_task", task_id, run)["image"] == moved["digest"]
+
+
+def test_facts_older_than_the_copy_change_nothing_whichever_way_they_come(scheduler, service_config):
+    task = ready_task(version=6)
+    task_id, run = task["task_id"], {"operation": "RUN", "times": 1}
+    registry_says(scheduler, service_config, "task_imported", {**task, "repository": "reg:5000/x"})
+    # a redelivered task_submitted of the re-import before, and a gateway's answer read before it
+    registry_says(scheduler, service_config, "task_submitted", {"task_id": task_id, "version": 4})
+    old = {**task, "digest": "reg:5000/x@sha256:" + "c" * 64, "version": 2}
+    assert call(scheduler, "run_task", task_id, run, None, old)["image"] == task["digest"]
+    assert call(scheduler, "run_task", task_id, run)["image"] == task["digest"]
+
+
+def test_a_deleted_task_stays_deleted_whatever_comes_after(scheduler, service_config):
+    task = ready_task(version=3)
+    task_id, run = task["task_id"], {"operation": "RUN", "times": 1}
+    registry_says(scheduler, service_config, "task_deleted", {"task_id": task_id, "name": task["name"]})
+    registry_says(scheduler, service_config, "task_imported",
+                  {**task, "repository": "reg:5000/x", "version": 9})  # late, or redelivered
+    with pytest.raises(NotFound, match="no task"):
+        call(scheduler, "run_task", task_id, run)
+    with pytest.raises(NotFound, match="no task"):  # a stale answer of the registry's neither
+        call(scheduler, "run_task", task_id, run, None, {**task, "version": 10})
+
+
+def test_close_refuses_a_task_with_active_runs_then_no_run_or_rerun_gets_in(scheduler):
     task = ready_task()
-    registry.get_task.return_value = task
-    run = {"operation": "RUN", "times": 1}
-    call(container, "run_task", task["task_id"], run)
-    assert call(container, "run_task", task["task_id"], run)["image"] == task["digest"]
-    assert registry.get_task.call_count == 1
-
-    dispatch = event_dispatcher(service_config)
-    registry.get_task.return_value = {**task, "status": "IMPORTING"}
-    with entrypoint_waiter(container, "on_task_submitted"):
-        dispatch("registry", "task_submitted", {"task_id": task["task_id"]})  # a re-import began
-    with pytest.raises(Conflict):
-        call(container, "run_task", task["task_id"], run)
-
-    moved = {**task, "digest": "reg:5000/x@sha256:" + "b" * 64}
-    registry.get_task.return_value = moved
-    with entrypoint_waiter(container, "on_task_imported"):
-        dispatch("registry", "task_imported", {"task_id": task["task_id"], "digest": moved["digest"]})
-    assert call(container, "run_task", task["task_id"], run)["image"] == moved["digest"]
-    assert call(container, "run_task", task["task_id"], run)["image"] == moved["digest"]
-    assert registry.get_task.call_count == 3
-
-    registry.get_task.side_effect = NotFound(f"no task {task['task_id']!r}", "task_id")
-    with entrypoint_waiter(container, "on_task_deleted"):
-        dispatch("registry", "task_deleted", {"task_id": task["task_id"], "name": task["name"]})
-    with pytest.raises(NotFound):
-        call(container, "run_task", task["task_id"], run)
+    result = run_ready(scheduler, {"operation": "RUN", "times": 1}, task)
+    with pytest.raises(Conflict, match="1 active run"):
+        call(scheduler, "close_task", task["task_id"])
+    ended = call(scheduler, "cancel_result", result["result_id"])
+    assert ended["status"] == "CANCELLED"
+    call(scheduler, "close_task", task["task_id"])
+    call(scheduler, "close_task", task["task_id"])  # again: already closed
+    with pytest.raises(NotFound, match="no task"):
+        run_ready(scheduler, {"operation": "RUN", "times": 1}, task)
+    with pytest.raises(Conflict, match="was deleted"):
+        call(scheduler, "rerun_failed", result["result_id"])
+    assert [r["result_id"] for r in call(scheduler, "list_results", None, task["task_id"])] == \
+        [result["result_id"]]  # its history stays

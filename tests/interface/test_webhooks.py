@@ -3,13 +3,13 @@ import resource
 import socket
 import threading
 import time
-import uuid
 
 import pytest
 from nameko.standalone.events import event_dispatcher
-from nameko.testing.services import entrypoint_hook, entrypoint_waiter, replace_dependencies
+from nameko.testing.services import entrypoint_hook, entrypoint_waiter
 
 from services.scheduler.service import SchedulerService
+from tests.interface.test_scheduler_service import run_ready
 from tests.support import WebhookReceiver, free_port, wait_until
 
 
@@ -17,10 +17,6 @@ def start_scheduler(container_factory, service_config, **settings):
     config = {**service_config, "WEBHOOK_SECRET": "interface-secret", "WEBHOOK_ATTEMPTS": 3,
               "WEBHOOK_BACKOFF": 0.2, "WEBHOOK_TIMEOUT": 2, **settings}
     container = container_factory(SchedulerService, config)
-    registry = replace_dependencies(container, "registry")
-    task_id = uuid.uuid4().hex
-    registry.get_task.return_value = {"task_id": task_id, "name": f"t-{task_id[:6]}", "status": "READY",
-                                      "digest": "reg:5000/x@sha256:" + "a" * 64}
     container.start()
     return container
 
@@ -45,8 +41,7 @@ def call(container, method, *args):
 def finished_run(container, callback_url):
     """A run that ends at once (cancelled while queued), announcing result_finished."""
     with entrypoint_waiter(container, "on_result_submitted"):
-        result = call(container, "run_task", "any",
-                      {"operation": "RUN", "times": 1, "callback_url": callback_url})
+        result = run_ready(container, {"operation": "RUN", "times": 1, "callback_url": callback_url})
     with entrypoint_waiter(container, "on_result_finished", timeout=30):
         call(container, "cancel_result", result["result_id"])
     return result["result_id"]
@@ -98,7 +93,7 @@ def test_loopback_by_address_is_refused_at_the_run_and_by_name_at_delivery(guard
     scheduler = guarded_scheduler
     with WebhookReceiver() as receiver:
         with pytest.raises(Exception) as caught:
-            call(scheduler, "run_task", "any", {"operation": "RUN", "times": 1, "callback_url": receiver.url})
+            run_ready(scheduler, {"operation": "RUN", "times": 1, "callback_url": receiver.url})
         assert caught.value.__class__.__name__ == "ValidationError"
         assert caught.value.field == "callback_url"
         # localhost comes from /etc/hosts (no DNS query): resolved at delivery, and refused there

@@ -1,0 +1,151 @@
+"""The scheduler's own copy of the registry's tasks, and the row a RUN and a task's DELETE meet on.
+
+The registry owns tasks and calls no one; the scheduler never calls it.  A RUN
+needs its task's status, name and digest: the scheduler keeps them in
+``known_tasks`` (a table only it writes), learned from the registry's events
+(``task_submitted``, ``task_imported``, ``task_import_failed``,
+``task_deleted``, each handled by one scheduler, reliably, retried while the
+database is away).  Events come at least once and in any order: each carries
+the task's ``version``, raised by the registry with every change, and a fact
+replaces only an older one (the same version is the same fact, kept fresh).
+``deleted`` is final: nothing learned later undoes it.
+
+A RUN takes the copy when it is READY and was confirmed within
+``TASK_CACHE_SECONDS`` (default 10; 0: never).  Otherwise (no copy yet: the
+event is on its way, or was sent before this scheduler's queue existed; not
+READY; or not confirmed lately, should an event have been lost) it answers
+``TaskUnconfirmed``, and the gateway asks the registry for the task's
+``task_facts`` and sends the RUN again with them; the copy takes them as it
+takes an event's, then the RUN decides on the copy.  So a RUN never uses
+facts older than the registry's of ``TASK_CACHE_SECONDS`` ago, as with the
+cache this replaces; the result's ``image`` says which digest ran.
+
+No run slips past a task's DELETE.  A RUN (and a RERUN_FAILED) holds the
+task's row ``FOR SHARE`` from its check until the commit that makes its
+result; ``close`` takes it ``FOR UPDATE``, counts the task's active results,
+and answers 409 or marks the row deleted, in one transaction.  Whichever
+commits first, the other sees it: a RUN after the close finds the task
+deleted (404, as for any deleted task), a close after the RUN counts its
+result.  The gateway's DELETE closes the task here first and only then has
+the registry delete it; should that second call fail, the task stays closed
+to RUNs (404) while the registry still lists it, until a DELETE is sent again.
+Lock order: one ``known_tasks`` row, then the results the caller writes.
+"""
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from services.scheduler import executions as ex
+from services.scheduler.models import KnownTask
+from shared import statuses
+from shared.errors import Conflict, NotFound, TaskUnconfirmed, ValidationError
+
+DEFAULT_SECONDS = 10.0
+_DB_NOW = func.extract("epoch", func.now())
+
+
+def fresh_for(config):
+    """``TASK_CACHE_SECONDS``: how long a READY copy is taken without the registry's word again."""
+    value = config.get("TASK_CACHE_SECONDS")
+    return float(value) if value not in (None, "") else DEFAULT_SECONDS
+
+
+def _check_id(task_id):
+    if not isinstance(task_id, str) or not 0 < len(task_id) <= 32:
+        raise NotFound(f"no task {task_id!r}", "task_id")
+
+
+def learn(session, task_id, version, status, name=None, digest=None):
+    """Take the registry's word on a task, unless the copy holds a newer one or the task was deleted."""
+    _check_id(task_id)
+    stmt = insert(KnownTask).values(task_id=task_id, version=version, status=status, name=name,
+                                    digest=digest, deleted=False, learned_at=_DB_NOW)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[KnownTask.task_id],
+        set_={"version": version, "status": status, "name": name, "digest": digest,
+              "learned_at": _DB_NOW},
+        where=(~KnownTask.deleted) & (KnownTask.version <= version))
+    session.execute(stmt)
+    session.commit()
+
+
+def forget(session, task_id):
+    """The copy is no longer confirmed (an event without a version, from an older registry)."""
+    session.execute(update(KnownTask).where(KnownTask.task_id == task_id).values(learned_at=0))
+    session.commit()
+
+
+def deleted(session, task_id):
+    """The registry deleted the task: final."""
+    _check_id(task_id)
+    stmt = insert(KnownTask).values(task_id=task_id, version=0, deleted=True)
+    session.execute(stmt.on_conflict_do_update(index_elements=[KnownTask.task_id],
+                                               set_={"deleted": True}))
+    session.commit()
+
+
+def _locked(session, task_id, for_update=False, fresh_for=0.0):
+    """The task's row and whether it is fresh, locked until the caller's commit; (None, False) if none."""
+    fresh = KnownTask.learned_at > _DB_NOW - fresh_for
+    row = session.execute(select(KnownTask, fresh).where(KnownTask.task_id == task_id)
+                          .with_for_update(read=not for_update, of=KnownTask)
+                          .execution_options(populate_existing=True)).first()
+    return (row[0], bool(row[1])) if row is not None else (None, False)
+
+
+def _made_and_locked(session, task_id, for_update=False):
+    """The task's row, made (knowing nothing yet) if there is none, locked until the caller's commit."""
+    _check_id(task_id)
+    session.execute(insert(KnownTask).values(task_id=task_id, version=-1, deleted=False, learned_at=0)
+                    .on_conflict_do_nothing(index_elements=[KnownTask.task_id]))
+    return _locked(session, task_id, for_update)[0]
+
+
+def for_run(session, task_id, fresh_for, facts=None):
+    """The READY task a RUN may make its result of, locked until the caller's commit.
+
+    ``facts``: the registry's ``task_facts`` of it, which the gateway sends when
+    this answered ``TaskUnconfirmed`` before.
+    """
+    if facts is not None:
+        _learn_facts(session, task_id, facts)
+    else:
+        _check_id(task_id)
+    task, fresh = _locked(session, task_id, fresh_for=fresh_for)
+    if task is not None and task.deleted:
+        session.rollback()
+        raise NotFound(f"no task {task_id!r}", "task_id")
+    if facts is None and (task is None or task.status != statuses.READY or not fresh):
+        session.rollback()
+        raise TaskUnconfirmed(f"the scheduler has no fresh word of task {task_id}; ask the registry",
+                              "task_id")
+    if task.status != statuses.READY:
+        session.rollback()
+        raise Conflict(f"task {task_id} is {task.status}; only a READY task can be run", "task_id")
+    return task
+
+
+def _learn_facts(session, task_id, facts):
+    if not isinstance(facts, dict) or facts.get("task_id") != task_id \
+            or not isinstance(facts.get("version"), int) or not isinstance(facts.get("status"), str):
+        raise ValidationError("must be the registry's task_facts of the task run", "task")
+    learn(session, task_id, facts["version"], facts["status"], facts.get("name"), facts.get("digest"))
+
+
+def for_rerun(session, task_id):
+    """Hold the task of a run to be rerun until the caller's commit; refused once the task was deleted."""
+    task = _made_and_locked(session, task_id)
+    if task.deleted:
+        session.rollback()
+        raise Conflict(f"task {task_id} was deleted; its runs cannot be rerun", "task_id")
+
+
+def close(session, task_id):
+    """Close the task to RUNs for good, unless it has active runs (409); the gateway's DELETE, first step."""
+    task = _made_and_locked(session, task_id, for_update=True)
+    if not task.deleted:
+        active = ex.active_results(session, task_id)
+        if active:
+            session.rollback()
+            raise Conflict(f"task {task_id} has {active} active run(s); cancel them first", "task_id")
+        task.deleted = True
+    session.commit()
