@@ -2,6 +2,7 @@
 import socket
 import time
 
+from nameko.events import event_handler
 from nameko.testing.services import entrypoint_hook, entrypoint_waiter
 
 from sqlalchemy import create_engine, text
@@ -106,3 +107,48 @@ def test_an_import_whose_last_write_fails_on_a_database_outage_is_done_again(
 
     wait_until(lambda: status() == "READY", timeout=30, what="the import to be done again")
     assert failed == [task_id]
+
+
+class TaskEvents:
+    """What the registry announces of its tasks, as a subscriber hears it."""
+    name = "interface_task_events"
+    heard = []
+
+    @event_handler("registry", "task_submitted")
+    def on_task_submitted(self, payload):
+        self.heard.append(("task_submitted", payload))
+
+    @event_handler("registry", "task_imported")
+    def on_task_imported(self, payload):
+        self.heard.append(("task_imported", payload))
+
+    @event_handler("registry", "task_deleted")
+    def on_task_deleted(self, payload):
+        self.heard.append(("task_deleted", payload))
+
+
+def test_task_events_carry_a_version_that_rises_and_task_facts_tell_the_latest(
+        container_factory, service_config, test_images):
+    TaskEvents.heard = []
+    listener = container_factory(TaskEvents, service_config)
+    listener.start()
+    container = container_factory(RegistryService, service_config)
+    container.start()
+    with entrypoint_waiter(listener, "on_task_imported", timeout=60):
+        with entrypoint_hook(container, "create_task") as create_task:
+            task = create_task({"repository": test_images["ok"], "name": "interface-versions"})
+    with entrypoint_waiter(listener, "on_task_imported", timeout=60):
+        with entrypoint_hook(container, "import_task") as import_task:
+            import_task(task["task_id"])
+    with entrypoint_hook(container, "task_facts") as task_facts:
+        facts = task_facts(task["task_id"])
+    assert facts["status"] == "READY" and "@sha256:" in facts["digest"]
+    versions = [(event, payload["version"]) for event, payload in TaskEvents.heard]
+    # created 1, IMPORTING 2, READY 3; re-import SUBMITTED 4, IMPORTING 5, READY 6
+    assert versions == [("task_submitted", 1), ("task_imported", 3), ("task_submitted", 4),
+                        ("task_imported", 6)]
+    assert facts["version"] == 6
+    with entrypoint_waiter(listener, "on_task_deleted"):
+        with entrypoint_hook(container, "delete_task") as delete_task:
+            delete_task(task["task_id"])
+    assert TaskEvents.heard[-1] == ("task_deleted", {"task_id": task["task_id"], "name": "interface-versions"})
