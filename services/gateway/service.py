@@ -1,4 +1,6 @@
 """Gateway: the HTTP API of the seed spec, fanned out over RabbitMQ RPC."""
+import time
+
 import eventlet
 from nameko.dependency_providers import Config
 
@@ -13,7 +15,7 @@ from services.gateway.http import api, idempotency_key, json_body, page_args, pa
 from shared import validation
 from shared.errors import TaskUnconfirmed, Unavailable
 from shared.metrics import cluster_exposition
-from shared.rpc import TimeoutRpcProxy
+from shared.rpc import TimeoutRpcProxy, rpc_timeout
 
 HEALTH_TIMEOUT = 5
 
@@ -65,7 +67,8 @@ class GatewayService(ui.UiRoutes):
     def delete_task(self, request, task_id):
         # the registry and the scheduler never call each other (services/scheduler/knowntasks.py):
         self.registry.get_task(task_id)     # 404 for no such task
-        self.scheduler.close_task(task_id)  # 409 while it has active runs; else no RUN of it from now on
+        # 409 while it has active runs; else no RUN of it from now on (unless taken after we gave up)
+        self.scheduler.close_task(task_id, time.time() + rpc_timeout(self.config))
         self.registry.delete_task(task_id)
         return Response(status=204)
 

@@ -16,7 +16,7 @@ from services.scheduler.metrics import SchedulerMetrics, execution_figures
 from services.scheduler.models import Base
 from shared import events, statuses, validation
 from shared.db import Database, ping
-from shared.errors import NotFound
+from shared.errors import NotFound, Unavailable
 from shared.extensions import config_timer
 from shared.handlers import first_line, is_transient, retrying_event_handler
 from shared.rpc import rpc
@@ -84,8 +84,16 @@ class SchedulerService(recovery.RecoveryMixin):
         return ex.result_as_dict(result)
 
     @rpc
-    def close_task(self, task_id):
-        """Close a task to RUNs for good, or refuse (409) while it has active runs: a DELETE's first step."""
+    def close_task(self, task_id, until=None):
+        """Close a task to RUNs for good, or refuse (409) while it has active runs: a DELETE's first step.
+
+        ``until``: epoch seconds after which the caller no longer waits; a request
+        taken later (it waited in RabbitMQ while no scheduler ran) is refused, so
+        that a DELETE answered 503 leaves the task as it was.
+        """
+        if until is not None and now() > until:
+            raise Unavailable(f"the DELETE of task {task_id} gave up waiting for the scheduler; send it again",
+                              "task_id")
         knowntasks.close(self.db.session, task_id)
 
     @rpc
