@@ -68,10 +68,15 @@ def learn(session, task_id, version, status, name=None, digest=None):
     session.commit()
 
 
-def forget(session, task_id):
-    """The copy is no longer confirmed (an event without a version, from an older registry)."""
-    session.execute(update(KnownTask).where(KnownTask.task_id == task_id).values(learned_at=0))
-    session.commit()
+def heard(session, payload, status):
+    """A registry event saying the task is now ``status`` (its payload: task_id, version, name, digest)."""
+    task_id = payload["task_id"]
+    if isinstance(payload.get("version"), int):
+        learn(session, task_id, payload["version"], status, payload.get("name"),
+              payload.get("digest") if status == statuses.READY else None)
+    else:  # an older registry's event: no longer confirmed, the next RUN asks the registry
+        session.execute(update(KnownTask).where(KnownTask.task_id == task_id).values(learned_at=0))
+        session.commit()
 
 
 def deleted(session, task_id):

@@ -210,15 +210,15 @@ class SchedulerService(recovery.RecoveryMixin):
 
     @retrying_event_handler(events.REGISTRY, events.TASK_SUBMITTED, handler_type=SERVICE_POOL)
     def on_task_submitted(self, payload):
-        self._learn(payload, statuses.SUBMITTED)
+        knowntasks.heard(self.db.session, payload, statuses.SUBMITTED)
 
     @retrying_event_handler(events.REGISTRY, events.TASK_IMPORTED, handler_type=SERVICE_POOL)
     def on_task_imported(self, payload):
-        self._learn(payload, statuses.READY)
+        knowntasks.heard(self.db.session, payload, statuses.READY)
 
     @retrying_event_handler(events.REGISTRY, events.TASK_IMPORT_FAILED, handler_type=SERVICE_POOL)
     def on_task_import_failed(self, payload):
-        self._learn(payload, statuses.ERROR)
+        knowntasks.heard(self.db.session, payload, statuses.ERROR)
 
     @retrying_event_handler(events.REGISTRY, events.TASK_DELETED, handler_type=SERVICE_POOL)
     def on_task_deleted(self, payload):
@@ -305,13 +305,6 @@ class SchedulerService(recovery.RecoveryMixin):
             webhooks.attempt(session, self.webhook_sender, result_id)
 
     # --------------------------------------------------------------- helpers
-
-    def _learn(self, payload, status):
-        if isinstance(payload.get("version"), int):
-            knowntasks.learn(self.db.session, payload["task_id"], payload["version"], status,
-                             payload.get("name"), payload.get("digest") if status == statuses.READY else None)
-        else:  # an older registry's event: the next RUN asks
-            knowntasks.forget(self.db.session, payload["task_id"])
 
     def _lease(self):
         return float(self.config.get("LEASE_SECONDS") or 30)
