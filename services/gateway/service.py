@@ -1,7 +1,5 @@
 """Gateway: the HTTP API of the seed spec, fanned out over RabbitMQ RPC."""
 import eventlet
-from nameko.dependency_providers import Config
-
 from werkzeug.wrappers import Response
 
 from services.gateway import ui  # the module: `nameko run` would start a class imported here
@@ -12,6 +10,7 @@ from services.gateway.reads import SharedReads
 from services.gateway.http import api, idempotency_key, json_body, page_args, paged
 from shared import validation
 from shared.errors import Unavailable
+from shared.extensions import Settings
 from shared.metrics import cluster_exposition
 from shared.rpc import TimeoutRpcProxy
 
@@ -23,7 +22,7 @@ class GatewayService(ui.UiRoutes):
 
     registry = TimeoutRpcProxy("registry")
     scheduler = TimeoutRpcProxy("scheduler")
-    config = Config()
+    settings = Settings()
     spec = ServedSpec()
     reads = SharedReads()
     followers = FollowersProvider()

@@ -17,8 +17,7 @@ import time
 from nameko.extensions import DependencyProvider
 
 from shared import statuses
-
-DEFAULT_SECONDS = 10.0
+from shared.settings import settings_of
 
 
 class TaskCache:
@@ -53,8 +52,7 @@ class Tasks(DependencyProvider):
     """The service's ``TaskCache``, one per process, shared by its workers."""
 
     def setup(self):
-        value = self.container.config.get("TASK_CACHE_SECONDS")
-        self.cache = TaskCache(float(value) if value not in (None, "") else DEFAULT_SECONDS)
+        self.cache = TaskCache(settings_of(self.container).task_cache_seconds)
 
     def get_dependency(self, worker_ctx):
         return self.cache
