@@ -107,7 +107,13 @@ class Part(BaseModel):
 
 class Common(Part):
     rpc_timeout: Seconds = 30            # seconds an RPC call between services waits for its reply
-    event_retry_seconds: Wait = 300      # a failing event's retries; 0: handed back at once
+
+
+class Events(Part):
+    event_retry_seconds: Wait = 300      # a failing event's retries; 0: handed back to RabbitMQ at once
+
+
+class Metrics(Part):
     metrics_port: Port = 0               # 0: no metrics server
     metrics_host: str = "0.0.0.0"
 
@@ -137,7 +143,7 @@ class Edge(Part):
 
 
 class GatewaySettings(Common, Ceilings, Edge):
-    auth: Switch = "on"
+    auth: Switch = Field("on", json_schema_extra={"env": "STEVEDORE_AUTH"})
     api_tokens: Items = Field("", json_schema_extra={"env": "STEVEDORE_TOKENS"})
     metrics_public: Switch = "off"
     follow_max: Annotated[int, Ge(0)] = 100         # 0: follow off
@@ -150,7 +156,7 @@ class Docker(Part):
     docker_host: str = "unix:///var/run/docker.sock"
 
 
-class RegistrySettings(Common, Docker):
+class RegistrySettings(Common, Events, Metrics, Docker):
     pull_timeout: Seconds = 600
     # a bad key is logged and turns private registries off (services/registry/credentials.py)
     credentials_key: str = Field("", json_schema_extra={"env": "STEVEDORE_CREDENTIALS_KEY"})
@@ -167,12 +173,12 @@ class Webhooks(Part):
     webhook_legacy_signature: Switch = "on"
 
 
-class Leases(Part):
+class Polling(Part):
+    runner_poll_interval: Seconds = 2    # an idle runner's slot asks for work this often
+
+
+class SchedulerSettings(Common, Events, Metrics, Ceilings, Webhooks, Polling):
     lease_seconds: Seconds = 30
-    runner_poll_interval: Seconds = 2
-
-
-class SchedulerSettings(Common, Ceilings, Webhooks, Leases):
     fan_out_batch: Count = 5000
     task_cache_seconds: Wait = 10          # 0: asks the registry every RUN
     sweep_interval: Seconds = 10
@@ -183,7 +189,7 @@ class SchedulerSettings(Common, Ceilings, Webhooks, Leases):
     retry_backoff_max: Wait = 300
 
 
-class RunnerSettings(Common, Docker, Leases):
+class RunnerSettings(Common, Metrics, Docker, Polling):
     runner_id: str = ""                    # empty: the host name
     runner_slots: Count = 1
     heartbeat_interval: Seconds = 5
