@@ -1,9 +1,6 @@
 """The web UI's sessions at the gateway: the cookie's attributes, the https rule, settings, the cache."""
-import ipaddress
-
 from unittest.mock import Mock
 
-import pytest
 from nameko.testing.services import worker_factory
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
