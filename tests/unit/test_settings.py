@@ -164,3 +164,14 @@ def test_nothing_is_documented_that_is_not_a_setting():
         assert variable in settings, f"docs/deployment.md documents {variable}, which no service reads"
         if variable in nameko:  # read by nameko itself: its default is config.yml's
             assert shown(default) == nameko[variable], variable
+
+
+def test_compose_passes_settings_through_without_a_default_of_its_own():
+    compose = read("docker-compose.yml")
+    variables = config_variables()
+    for field in AllSettings.model_fields.values():
+        variable = variables[field.alias][0]
+        if variable == "STEVEDORE_TOKENS":  # compose's own quick-start token (docs/deployment.md)
+            continue
+        for default in re.findall(rf"\$\{{{variable}:-([^}}]*)\}}", compose):
+            assert default == "", f"docker-compose.yml states a default for {variable}"
