@@ -52,4 +52,4 @@ def test_config_yml_passes_the_environment_through_to_the_typed_settings(rabbit_
             proc.terminate()
             proc.wait(timeout=30)
         output = open(log.name).read()
-    assert "SettingError" not in output and "Traceback" not in output
+    assert "SettingError" not in output and "Traceback" not in output, output
