@@ -24,6 +24,7 @@ from nameko.exceptions import ContainerBeingKilled
 from sqlalchemy import exc as sa_exc
 
 from shared.errors import Unavailable
+from shared.settings import settings_of
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,7 @@ def first_line(exc):
 class RetryingEventHandler(EventHandler):
     def setup(self):
         super().setup()
-        value = self.container.config.get("EVENT_RETRY_SECONDS")
-        self.retry_for = float(value) if value not in (None, "") else 300.0
+        self.retry_for = settings_of(self.container).event_retry_seconds
 
     def handle_message(self, body, message):
         self._spawn(body, message, time.monotonic(), FIRST_WAIT)

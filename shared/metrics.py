@@ -28,6 +28,7 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
 from shared import statuses
+from shared.settings import settings_of
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +37,6 @@ PREFIX = "stevedore"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # seconds: image pulls take from a second (cached layers) to many minutes
 PULL_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, float("inf"))
-
-
-def metrics_port(config):
-    """The port this process serves its metrics on; 0 when off."""
-    value = config.get("METRICS_PORT")
-    try:
-        port = int(value) if value not in (None, "") else 0
-    except (TypeError, ValueError):
-        log.error("METRICS_PORT %r is not a port number; metrics are not served", value)
-        return 0
-    return port if 0 < port < 65536 else 0
 
 
 def render(registry):
@@ -70,9 +60,9 @@ class MetricsServer(SharedExtension):
         self._accepting = False
 
     def setup(self):
-        config = self.container.config
-        self.port = metrics_port(config)
-        self.host = str(config.get("METRICS_HOST") or "0.0.0.0")
+        settings = settings_of(self.container)
+        self.port = settings.metrics_port
+        self.host = settings.metrics_host
 
     def start(self):
         if not self.port or self._sock is not None:

@@ -35,10 +35,10 @@ from nameko.rpc import RpcProxy, ServiceProxy, get_rpc_exchange
 
 from shared.errors import Unavailable
 from shared.handlers import first_line, is_transient
+from shared.settings import settings_of
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT = 30.0
 TRANSIENT = 1  # AMQP delivery mode: kept in memory only
 
 # the RPCs that only read, by service: asked and answered as transient messages
@@ -84,11 +84,6 @@ class _Service:
         return _Method(getattr(proxy, name), self._timeout, self._ready)
 
 
-def rpc_timeout(config):
-    value = config.get("RPC_TIMEOUT")
-    return float(value) if value not in (None, "") else DEFAULT_TIMEOUT
-
-
 def timeout_service(worker_ctx, target_service, reply_listener, timeout, **options):
     """The calls to ``target_service`` as ``TimeoutRpcProxy`` makes them, for ``worker_ctx``.
 
@@ -108,7 +103,7 @@ class TimeoutRpcProxy(RpcProxy):
 
     def setup(self):
         super().setup()
-        self.timeout = rpc_timeout(self.container.config)
+        self.timeout = settings_of(self.container).rpc_timeout
 
     def get_dependency(self, worker_ctx):
         return timeout_service(worker_ctx, self.target_service, self.rpc_reply_listener, self.timeout,

@@ -272,30 +272,6 @@ def size_text(size):
     return str(size)
 
 
-def ceilings(config):
-    """The operator's ceilings of a RUN's ``memory`` (bytes) and ``cpus``, from the settings.
-
-    ``CONTAINER_MAX_MEMORY`` (a size, default 8g) and ``CONTAINER_MAX_CPUS``
-    (default 4); a bad value raises ValueError naming the setting.
-    """
-    memory, cpus = config.get("CONTAINER_MAX_MEMORY"), config.get("CONTAINER_MAX_CPUS")
-    try:
-        memory = memory_bytes(str(memory).strip() if memory not in (None, "") else DEFAULT_MAX_MEMORY)
-    except ValidationError as exc:
-        raise ValueError(f"CONTAINER_MAX_MEMORY={memory!r}: {exc.message}") from None
-    try:
-        cpus = float(cpus) if cpus not in (None, "") else DEFAULT_MAX_CPUS
-    except (TypeError, ValueError):
-        cpus = 0.0
-    if not 0.01 <= cpus <= 1024:
-        raise ValueError(f"CONTAINER_MAX_CPUS={config.get('CONTAINER_MAX_CPUS')!r}: "
-                         "must be a number of CPUs from 0.01 to 1024")
-    return memory, cpus
-
-
-DEFAULT_MAX_MEMORY = "8g"
-DEFAULT_MAX_CPUS = 4.0
-
 RUN_FIELDS = {
     "operation", "task_id", "times", "command", "env", "timeout", "parallelism",
     "retries", "memory", "cpus", "priority", "callback_url",
@@ -306,7 +282,7 @@ def run_params(body, max_times, max_memory=None, max_cpus=None):
     """Validate a RUN body; returns the parameters the result is run with.
 
     ``max_memory`` (bytes) and ``max_cpus``: the operator's ceilings
-    (``ceilings``); a RUN asking more is refused, naming the field.
+    (``settings.ceilings``, shared/settings.py); a RUN asking more is refused, naming the field.
     """
     check_strings(require_object(body))
     unknown = sorted(set(body) - RUN_FIELDS)

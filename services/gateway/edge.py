@@ -34,17 +34,12 @@ from eventlet import wsgi
 from eventlet.support import get_errno
 from nameko.web.server import WebServer
 
+from shared.settings import settings_of
+
 log = logging.getLogger(__name__)
 
-DEFAULTS = {
-    "HTTP_IDLE_TIMEOUT": 30.0,
-    "HTTP_HEADER_TIMEOUT": 10.0,
-    "HTTP_BODY_TIMEOUT": 30.0,
-    "HTTP_MAX_HEADER_BYTES": 16384,
-    "HTTP_MAX_BODY_BYTES": 1024 * 1024,
-    "HTTP_MAX_CONNECTIONS": 1000,
-    "HTTP_MAX_CONNECTIONS_PER_CLIENT": 64,
-}
+LIMITS = ("idle_timeout", "header_timeout", "body_timeout", "max_header_bytes", "max_body_bytes",
+          "max_connections", "max_connections_per_client")  # the HTTP_* settings (shared/settings.py)
 REQUEST_LINE_MAX = 8192
 READ_SIZE = 65536
 REFUSALS_LOGGED_EVERY = 10.0  # seconds: refused connections are logged as a count, not one by one
@@ -66,19 +61,12 @@ def refusal_bytes(status, code, message):
 
 
 class Settings:
-    """The edge's limits from config, checked once at start (a bad value names its key)."""
+    """The edge's limits, from the gateway's settings (parsed at start); max_connections may be fitted."""
 
-    def __init__(self, config):
-        for key, default in DEFAULTS.items():
-            raw = config.get(key)
-            try:
-                value = type(default)(raw) if raw not in (None, "") else default
-            except (TypeError, ValueError):
-                value = -1
-            if value <= 0:
-                raise ValueError(f"{key}: must be a positive number, not {raw!r}")
-            setattr(self, key[5:].lower(), value)
-        self.trusted_proxies = trusted_networks(config.get("HTTP_TRUSTED_PROXIES"))
+    def __init__(self, settings):
+        for name in LIMITS:
+            setattr(self, name, getattr(settings, f"http_{name}"))
+        self.trusted_proxies = settings.http_trusted_proxies
 
     def trusted(self, address):
         return trusted(address, self.trusted_proxies)
@@ -91,19 +79,6 @@ def trusted(address, networks):
     except ValueError:
         return False
     return any(ip in network for network in networks)
-
-
-def trusted_networks(value):
-    """HTTP_TRUSTED_PROXIES: comma-separated addresses or networks (CIDR)."""
-    networks = []
-    for item in str(value or "").split(","):
-        if item.strip():
-            try:
-                networks.append(ipaddress.ip_network(item.strip(), strict=False))
-            except ValueError:
-                raise ValueError(f"HTTP_TRUSTED_PROXIES: {item.strip()!r} is not an address or network") \
-                    from None
-    return networks
 
 
 def client_address(environ, settings):
@@ -368,7 +343,7 @@ class EdgeWebServer(WebServer):
 
     def start(self):
         if not self._starting:
-            self.settings = Settings(self.container.config)
+            self.settings = Settings(settings_of(self.container))
             fit_open_files(self.settings)
             self.counts = Counts(self.settings)
             super().start()

@@ -51,6 +51,7 @@ from nameko.exceptions import IncorrectSignature
 from nameko.extensions import DependencyProvider
 
 from shared.errors import StevedoreError, Unavailable
+from shared.settings import settings_of
 from shared.statuses import TERMINAL
 
 log = logging.getLogger(__name__)
@@ -411,14 +412,8 @@ class FollowersProvider(DependencyProvider):
     """The gateway process's ``Followers``, with ``FOLLOW_MAX`` from config.yml."""
 
     def setup(self):
-        value = self.container.config.get("FOLLOW_MAX")
-        try:
-            limit = int(value) if value not in (None, "") else DEFAULT_MAX
-        except (TypeError, ValueError):
-            limit = -1
-        if limit < 0:
-            raise ValueError(f"FOLLOW_MAX: must be a whole number of followers (0 turns follow off), not {value!r}")
-        self.followers = Followers(limit=limit, spawn=self.container.spawn_managed_thread)
+        self.followers = Followers(limit=settings_of(self.container).follow_max,
+                                   spawn=self.container.spawn_managed_thread)
 
     def get_dependency(self, worker_ctx):
         return self.followers

@@ -25,10 +25,11 @@ from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Request, Response
 
 from services.gateway.edge import EdgeWebServer, Refusal, client_address, read_body
-from services.gateway.sessions import COOKIE, SessionGate, api_tokens
+from services.gateway.sessions import COOKIE, SessionGate
 from shared import validation
 from shared.errors import Conflict, NotFound, StevedoreError, Unavailable, ValidationError
 from shared.logs import printable
+from shared.settings import settings_of
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("stevedore.access")
@@ -165,22 +166,10 @@ class JsonWebServer(EdgeWebServer):
         return JsonWsgiApp(self)
 
 
-def switched_on(value, default):
-    """A config switch: off / false / 0 / no is off, unset or empty is ``default``, anything else on."""
-    if value is None or str(value).strip() == "":
-        return default
-    return not (value is False or str(value).strip().lower() in ("off", "false", "0", "no"))
-
-
-def auth_settings(config):
-    """(required, tokens) from config: API_TOKENS (comma-separated) and AUTH (on unless 'off')."""
-    return switched_on(config.get("AUTH"), default=True), api_tokens(config)
-
-
-def is_public(public, config):
-    """Whether an endpoint skips auth: ``public`` is True/False, or the name of a config switch (off by default)."""
+def is_public(public, settings):
+    """Whether an endpoint skips auth: ``public`` is True/False, or the name of a switch in ``settings``."""
     if isinstance(public, str):
-        return switched_on(config.get(public), default=False)
+        return getattr(settings, public.lower())
     return bool(public)
 
 
@@ -222,8 +211,9 @@ class JsonHttp(HttpRequestHandler):
 
     def setup(self):
         super().setup()
-        self.auth_required, self.tokens = auth_settings(self.container.config)
-        self.public = is_public(self.public, self.container.config)
+        settings = settings_of(self.container)
+        self.auth_required, self.tokens = settings.auth, settings.api_tokens
+        self.public = is_public(self.public, settings)
 
     def handle_request(self, request):
         refusal = None if self.public else self.refuse(request)

@@ -4,6 +4,7 @@ import copy
 from nameko.extensions import DependencyProvider
 
 from shared import validation
+from shared.settings import settings_of
 
 ID = {"type": "string", "maxLength": 32}
 EPOCH = {"type": "number", "nullable": True}
@@ -208,7 +209,7 @@ class ServedSpec(DependencyProvider):
     """
 
     def setup(self):
-        max_memory, max_cpus = validation.ceilings(self.container.config)
+        max_memory, max_cpus = settings_of(self.container).ceilings
         self.spec = spec_with_ceilings(validation.size_text(max_memory), max_cpus)
 
     def get_dependency(self, worker_ctx):

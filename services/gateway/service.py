@@ -2,8 +2,6 @@
 import time
 
 import eventlet
-from nameko.dependency_providers import Config
-
 from werkzeug.wrappers import Response
 
 from services.gateway import ui  # the module: `nameko run` would start a class imported here
@@ -14,8 +12,9 @@ from services.gateway.reads import SharedReads
 from services.gateway.http import api, idempotency_key, json_body, page_args, paged
 from shared import validation
 from shared.errors import TaskUnconfirmed, Unavailable
+from shared.extensions import Settings
 from shared.metrics import cluster_exposition
-from shared.rpc import TimeoutRpcProxy, rpc_timeout
+from shared.rpc import TimeoutRpcProxy
 
 HEALTH_TIMEOUT = 5
 
@@ -25,7 +24,7 @@ class GatewayService(ui.UiRoutes):
 
     registry = TimeoutRpcProxy("registry")
     scheduler = TimeoutRpcProxy("scheduler")
-    config = Config()
+    settings = Settings()
     spec = ServedSpec()
     reads = SharedReads()
     followers = FollowersProvider()
@@ -68,7 +67,7 @@ class GatewayService(ui.UiRoutes):
         # the registry and the scheduler never call each other (services/scheduler/knowntasks.py):
         self.registry.get_task(task_id)     # 404 for no such task
         # 409 while it has active runs; else no RUN of it from now on (unless taken after we gave up)
-        self.scheduler.close_task(task_id, time.time() + rpc_timeout(self.config))
+        self.scheduler.close_task(task_id, time.time() + self.settings.rpc_timeout)
         self.registry.delete_task(task_id)
         return Response(status=204)
 

@@ -27,22 +27,15 @@ from nameko.containers import WorkerContext
 from nameko.extensions import DependencyProvider, SharedExtension
 from nameko.rpc import ReplyListener
 
-from services.gateway.edge import trusted, trusted_networks
-from shared.rpc import rpc_timeout, timeout_service
+from services.gateway.edge import trusted
+from shared.rpc import timeout_service
+from shared.settings import settings_of
 
 COOKIE = "stevedore_session"
 LEGACY_COOKIE = "stevedore_token"  # held a raw API token before sessions; never accepted now
-SECURE_MODES = ("auto", "on", "off")
-DEFAULTS = {"UI_SESSION_SECONDS": 12 * 3600, "UI_SESSION_CACHE_SECONDS": 5}
-SESSION_SECONDS_MAX = 366 * 24 * 3600
 CACHE_SIZE = 10000
 FINGERPRINT_SALT = b"stevedore web UI session"
 FINGERPRINT_ROUNDS = 100_000
-
-
-def api_tokens(config):
-    """STEVEDORE_TOKENS (config API_TOKENS): comma-separated."""
-    return {t.strip() for t in str(config.get("API_TOKENS") or "").split(",") if t.strip()}
 
 
 def secret_hash(secret):
@@ -74,27 +67,6 @@ def cookie_secure(mode, environ, proxies):
     if environ.get("wsgi.url_scheme") == "https":
         return True
     return trusted(environ.get("REMOTE_ADDR", ""), proxies) and forwarded_proto(environ) == "https"
-
-
-class Settings:
-    """The sessions' settings, checked once at start (a bad value names its key)."""
-
-    def __init__(self, config):
-        for key, default in DEFAULTS.items():
-            raw = config.get(key)
-            try:
-                value = int(str(raw).strip()) if raw not in (None, "") else default
-            except ValueError:
-                value = -1
-            if value < 0 or (key == "UI_SESSION_SECONDS" and not 1 <= value <= SESSION_SECONDS_MAX):
-                limits = f"1 to {SESSION_SECONDS_MAX}" if key == "UI_SESSION_SECONDS" else "0 or more"
-                raise ValueError(f"{key}: must be a whole number of seconds, {limits}; not {raw!r}")
-            setattr(self, key[3:].lower(), value)  # session_seconds, session_cache_seconds
-        secure = str(config.get("UI_COOKIE_SECURE") or "auto").strip().lower()
-        if secure not in SECURE_MODES:
-            raise ValueError(f"UI_COOKIE_SECURE: must be one of {', '.join(SECURE_MODES)}; not {secure!r}")
-        self.cookie_secure = secure
-        self.trusted_proxies = trusted_networks(config.get("HTTP_TRUSTED_PROXIES"))
 
 
 MISSING = object()
@@ -146,11 +118,10 @@ class SessionGate(SharedExtension):
     rpc_reply_listener = ReplyListener()
 
     def setup(self):
-        config = self.container.config
-        self.settings = Settings(config)
-        self.timeout = rpc_timeout(config)
-        self.fingerprints = {token: fingerprint(token) for token in api_tokens(config)}
-        self.cache = SessionCache(self.settings.session_cache_seconds)
+        self.settings = settings_of(self.container)
+        self.timeout = self.settings.rpc_timeout
+        self.fingerprints = {token: fingerprint(token) for token in self.settings.api_tokens}
+        self.cache = SessionCache(self.settings.ui_session_cache_seconds)
 
     def registry(self, worker_ctx):
         return timeout_service(worker_ctx, "registry", self.rpc_reply_listener, self.timeout)
@@ -199,7 +170,7 @@ class SessionVerbs:
             return None
         secret = secrets.token_urlsafe(32)
         self.gate.registry(self.worker_ctx).create_session(secret_hash(secret), token_print,
-                                                           self.settings.session_seconds)
+                                                           self.settings.ui_session_seconds)
         return secret
 
     def sign_out(self, secret):
@@ -209,4 +180,4 @@ class SessionVerbs:
         self.gate.cache.forget(key)
 
     def cookie_secure(self, environ):
-        return cookie_secure(self.settings.cookie_secure, environ, self.settings.trusted_proxies)
+        return cookie_secure(self.settings.ui_cookie_secure, environ, self.settings.http_trusted_proxies)

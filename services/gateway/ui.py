@@ -24,7 +24,7 @@ from nameko.exceptions import RemoteError
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Response
 
-from services.gateway.http import api, auth_settings, cross_site
+from services.gateway.http import api, cross_site
 from services.gateway.sessions import COOKIE, LEGACY_COOKIE, Sessions
 from shared.errors import StevedoreError
 
@@ -152,14 +152,14 @@ class UiRoutes:
         token = (request.form.get("token") or "").strip()
         if not token:
             return redirect(f"/ui/signin?next={quote(target)}", code=303)
-        auth_required, _ = auth_settings(self.config)
+        auth_required = self.settings.auth
         response = redirect(target, code=303)
         if auth_required:
             secret = self.sessions.sign_in(token)
             if secret is None:
                 return self._page(request, "signin", "Sign in", status=401, next=target,
                                   error="the gateway does not accept this token")
-            response.set_cookie(COOKIE, secret, max_age=self.sessions.settings.session_seconds, path="/",
+            response.set_cookie(COOKIE, secret, max_age=self.sessions.settings.ui_session_seconds, path="/",
                                 httponly=True, samesite="Strict",
                                 secure=self.sessions.cookie_secure(request.environ))
         drop_cookie(request, response, LEGACY_COOKIE)

@@ -15,6 +15,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from nameko.extensions import DependencyProvider
 
 from shared.errors import Unavailable
+from shared.settings import settings_of
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class Vault:
 
 class CredentialVault(DependencyProvider):
     def setup(self):
-        raw = self.container.config.get("CREDENTIALS_KEY")
+        raw = settings_of(self.container).credentials_key
         self.problem = NO_KEY
         try:
             self.fernet = load_keys(raw)

@@ -10,6 +10,7 @@ from nameko.extensions import DependencyProvider
 
 from shared.docker_engine import LazyDockerClient, bounded, explain, explain_pull_error
 from shared.metrics import PullMetrics
+from shared.settings import settings_of
 
 from shared.validation import parse_reference
 
@@ -114,9 +115,9 @@ def _hub_short(name):
 
 class DockerImages(DependencyProvider):
     def setup(self):
-        config = self.container.config
-        self.base_url = config.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-        self.timeout = float(config.get("PULL_TIMEOUT") or 600)
+        settings = settings_of(self.container)
+        self.base_url = settings.docker_host
+        self.timeout = settings.pull_timeout
         self.client = LazyDockerClient(self.base_url, timeout=self.timeout)
 
     def stop(self):

@@ -25,18 +25,14 @@ import time
 
 import docker
 
-from shared.errors import ValidationError
 from shared.timeutil import parse_docker_time
-from shared.validation import memory_bytes
 
 log = logging.getLogger(__name__)
 
-PROFILES = ("default", "restricted")
 # Docker's default set less these: raw sockets (spoofing, sniffing), device nodes,
 # file capabilities, audit records; batch jobs need none of them
 DROPPED_CAPABILITIES = ["NET_RAW", "MKNOD", "SETFCAP", "AUDIT_WRITE"]
 RESTRICTED_USER = "65534:65534"  # nobody:nogroup on Debian; needs no /etc/passwd in the image
-DEFAULT_NETWORK = "stevedore"
 ICC_OPTION = "com.docker.network.bridge.enable_icc"
 NETWORK_LABEL = "stevedore.network"
 SETTLE_SECONDS = 1.0  # a runner that made the network waits this long for others making it too
@@ -44,74 +40,18 @@ SETTLE_TRIES = 50  # looks for duplicates of a network being made by several run
 SETTLE_PAUSE = 0.1
 
 
-class SettingError(ValueError):
-    """A setting the runner cannot start with; the message names it."""
-
-
-def _setting(config, name, default=None):
-    value = config.get(name)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return default
-    return value.strip() if isinstance(value, str) else value
-
-
-def _size(config, name, default=None):
-    value = _setting(config, name, default)
-    if value is None:
-        return None
-    try:
-        return memory_bytes(str(value))
-    except ValidationError as exc:
-        raise SettingError(f"{name}={value!r}: {exc.message}") from None
-
-
-def _cpus(config, name):
-    value = _setting(config, name)
-    if value is None:
-        return None
-    try:
-        cpus = float(value)
-    except (TypeError, ValueError):
-        cpus = 0.0
-    if not 0.01 <= cpus <= 1024:
-        raise SettingError(f"{name}={value!r}: must be a number of CPUs from 0.01 to 1024")
-    return cpus
-
-
-def check_network(name):
-    """Refuse a network that would share the host's or another container's stack."""
-    lowered = name.lower()
-    if lowered == "host" or lowered.startswith("container:"):
-        raise SettingError(
-            f"CONTAINER_NETWORK={name!r} is refused: an execution would share the network stack of "
-            f"{'the host' if lowered == 'host' else 'another container'} (its interfaces, its loopback "
-            f"services, its ports); use a bridge network such as {DEFAULT_NETWORK!r} (the default) or 'none'")
-    return name
-
-
-def read_policy(config):
-    """The runner's container policy from its config; raises ``SettingError`` naming a bad setting."""
-    profile = str(_setting(config, "CONTAINER_PROFILE", "default")).lower()
-    if profile not in PROFILES:
-        raise SettingError(f"CONTAINER_PROFILE={profile!r}: must be one of {', '.join(PROFILES)}")
-    pids = _setting(config, "CONTAINER_PIDS_LIMIT", 1024)
-    try:
-        pids = int(pids)
-    except (TypeError, ValueError):
-        pids = 0
-    if pids < 1:
-        raise SettingError("CONTAINER_PIDS_LIMIT: must be a positive integer")
-    policy = {
-        "profile": profile,
-        "default_memory": _size(config, "CONTAINER_DEFAULT_MEMORY"),
-        "pids_limit": pids,
-        "tmp_size": _size(config, "CONTAINER_TMP_SIZE", "64m"),
-        "network": check_network(str(_setting(config, "CONTAINER_NETWORK", DEFAULT_NETWORK))),
+def read_policy(settings):
+    """The runner's container policy from its parsed settings (shared/settings.py checked them)."""
+    return {
+        "profile": settings.container_profile,
+        "default_memory": settings.container_default_memory,
+        "pids_limit": settings.container_pids_limit,
+        "tmp_size": settings.container_tmp_size,
+        "network": settings.container_network,
         # this runner's own ceilings; None: its engine's (docker info), see engine_ceilings
-        "max_memory": _size(config, "RUNNER_MAX_MEMORY"),
-        "max_cpus": _cpus(config, "RUNNER_MAX_CPUS"),
+        "max_memory": settings.runner_max_memory,
+        "max_cpus": settings.runner_max_cpus,
     }
-    return policy
 
 
 def security_options(policy):

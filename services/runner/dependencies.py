@@ -2,7 +2,6 @@
 import base64
 import http.client
 import logging
-import re
 import time
 import uuid
 from contextlib import nullcontext
@@ -17,6 +16,7 @@ from shared import statuses as st
 from shared.docker_engine import (Demuxer, HeadTail, LazyDockerClient, attach_output, create_container,
                                   explain, explain_pull_error, read_attached, read_logs)
 from shared.timeutil import now, parse_docker_time
+from shared.settings import settings_of
 from shared.validation import memory_bytes, parse_reference
 
 log = logging.getLogger(__name__)
@@ -25,9 +25,6 @@ LABEL = "stevedore"
 WAIT_SLICE = 1.0  # seconds between checks for a cancel, a timeout or new output while waiting
 LIVE_LIMIT_BYTES = 128 * 1024  # how much of each stream a live snapshot carries (head and tail)
 ENGINE_FRESH = 1.0  # seconds an engine that answered is taken to be there without a ping
-# seconds an engine may stay unreachable before an execution on it ends ERROR (while it runs:
-# from the first failed call; after its end: to read its final state); the ENGINE_PATIENCE setting
-ENGINE_PATIENCE = 120.0
 STREAMS = ("stdout", "stderr")
 
 
@@ -655,22 +652,11 @@ def _note(engine_trouble, killed=True):
     return note + (": it was probably stopped by an engine restart" if killed else "")
 
 
-LOG_DRIVERS = ("json-file", "local")
-
-
-def log_config(config):
+def log_config(settings):
     """The engine's log driver for execution containers, capped at ``CONTAINER_LOG_MAX_FILES`` files
     of ``CONTAINER_LOG_MAX_SIZE`` (docs/deployment.md; docs/guarantees.md says why json-file)."""
-    driver = str(config.get("CONTAINER_LOG_DRIVER") or "json-file").strip()
-    if driver not in LOG_DRIVERS:  # stop the runner at once, naming it
-        raise ValueError(f"CONTAINER_LOG_DRIVER: must be one of {', '.join(LOG_DRIVERS)}, not {driver!r}")
-    size = str(config.get("CONTAINER_LOG_MAX_SIZE") or "16m").strip().lower()
-    if not re.fullmatch(r"[1-9][0-9]*[kmg]", size):
-        raise ValueError(f'CONTAINER_LOG_MAX_SIZE: must be a size such as "16m", not {size!r}')
-    files = int(config.get("CONTAINER_LOG_MAX_FILES") or 2)
-    if files < 1:
-        raise ValueError("CONTAINER_LOG_MAX_FILES: must be at least 1")
-    options = {"max-size": size, "max-file": str(files)}
+    driver = settings.container_log_driver
+    options = {"max-size": settings.container_log_max_size, "max-file": str(settings.container_log_max_files)}
     if driver == "local":
         options["compress"] = "false"
     return {"type": driver, "config": options}
@@ -678,15 +664,15 @@ def log_config(config):
 
 class DockerExecutor(DependencyProvider):
     def setup(self):
-        config = self.container.config
-        self.base_url = config.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
         # a bad setting (CONTAINER_NETWORK=host, ...) stops the runner here, with a message naming it
-        self.policy = confinement.read_policy(config)
+        settings = settings_of(self.container)
+        self.base_url = settings.docker_host
+        self.policy = confinement.read_policy(settings)
         self.policy.update({
-            "grace": int(config.get("STOP_GRACE_PERIOD") or 10),
-            "log_limit": int(config.get("LOG_LIMIT_BYTES") or 1024 * 1024),
-            "log_config": log_config(config),
-            "engine_patience": float(config.get("ENGINE_PATIENCE") or ENGINE_PATIENCE),
+            "grace": settings.stop_grace_period,
+            "log_limit": settings.log_limit_bytes,
+            "log_config": log_config(settings),
+            "engine_patience": settings.engine_patience,
         })
         # made in setup, not start: extensions start concurrently and a slot may ask for it at once
         self.client = LazyDockerClient(self.base_url, timeout=60)

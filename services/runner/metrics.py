@@ -24,7 +24,7 @@ class RunnerMetrics(PullMetrics):
 
     def declare(self, registry):
         super().declare(registry)
-        self.slots = slot_count(self.container.config)
+        self.slots = slot_count(self.container)
         registry.register(_SlotCollector(self))
 
 

@@ -10,13 +10,15 @@ import time
 
 from nameko.events import EventDispatcher
 
+from shared.settings import settings_of
+
 log = logging.getLogger(__name__)
 
 
 class ReliableDispatcher(EventDispatcher):
     def setup(self):
         super().setup()
-        self.retry_for = float(self.container.config.get("REPORT_RETRY_SECONDS") or 3600)
+        self.retry_for = settings_of(self.container).report_retry_seconds
 
     def get_dependency(self, worker_ctx):
         dispatch = super().get_dependency(worker_ctx)

@@ -153,7 +153,7 @@ class RunnerService:
             self.holdings.forget(work)
         return released
 
-    @holding_timer("HEARTBEAT_INTERVAL", 5)
+    @holding_timer("heartbeat_interval")
     def heartbeat(self):
         held = list(self.holdings.held)
         if not held:
@@ -162,7 +162,7 @@ class RunnerService:
             log.info("execution %s is no longer ours to run; stopping it", detail_id)
             self.holdings.request_stop(detail_id)
 
-    @config_timer("RECONCILE_INTERVAL", 30, eager=True)
+    @config_timer("reconcile_interval", eager=True)
     def reconcile(self):
         """Square the engine's containers and the scheduler's view with ours (see reconcile.py)."""
         try:

@@ -29,6 +29,7 @@ from nameko.extensions import DependencyProvider, Entrypoint, SharedExtension
 
 from shared import statuses as st
 from shared.extensions import ConfigTimer
+from shared.settings import settings_of
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +37,17 @@ RECEIVED_KEPT = 100000   # (detail_id, attempt) pairs remembered as handed to th
 FIRST_RECONCILE_WAIT = 5.0
 
 
-def slot_count(config):
-    return int(config.get("RUNNER_SLOTS") or 1)
+def slot_count(container):
+    return settings_of(container).runner_slots
 
 
 class Holdings(SharedExtension):
     """Shared by a runner's slots: who it is, what it holds, and the wake-up signal."""
 
     def setup(self):
-        config = self.container.config
-        self.runner_id = str(config.get("RUNNER_ID") or socket.gethostname())
-        grace = config.get("RUNNER_STOP_GRACE")
-        self.stop_grace = float(grace) if grace not in (None, "") else 30.0
+        settings = settings_of(self.container)
+        self.runner_id = settings.runner_id or socket.gethostname()
+        self.stop_grace = settings.runner_stop_grace
         self.held = {}            # detail_id -> the work being run
         self.stop_requested = {}  # detail_id -> (status, reason)
         self._wake = Event()
@@ -189,9 +189,8 @@ class ExecutionSlots(Entrypoint):
     holdings = Holdings()
 
     def setup(self):
-        config = self.container.config
-        self.slots = slot_count(config)
-        self.poll_interval = float(config.get("RUNNER_POLL_INTERVAL") or 2)
+        self.slots = slot_count(self.container)
+        self.poll_interval = settings_of(self.container).runner_poll_interval
         self.stopping = False
         self.threads = []
 

@@ -39,23 +39,6 @@ class Refused(Exception):
     """The callback's host is, or resolves to, an address deliveries may not go to."""
 
 
-def parse_networks(text):
-    """``WEBHOOK_ALLOW_NETWORKS``: comma-separated CIDRs (or addresses) -> networks.
-
-    Raises ValueError naming the entry that is not one.
-    """
-    networks = []
-    for item in str(text or "").split(","):
-        item = item.strip()
-        if not item:
-            continue
-        try:
-            networks.append(ipaddress.ip_network(item, strict=False))
-        except ValueError as exc:
-            raise ValueError(f"WEBHOOK_ALLOW_NETWORKS: {item!r} is not a network ({exc})") from exc
-    return tuple(networks)
-
-
 def _embedded_ipv4(ip):
     """The IPv4 address an IPv6 address carries (mapped, 6to4, Teredo client), if any."""
     if ip.version != 6:

@@ -24,6 +24,8 @@ from collections import OrderedDict
 
 from nameko.extensions import DependencyProvider
 
+from shared.settings import settings_of
+
 SPARE = 1
 
 
@@ -61,7 +63,7 @@ class IdleRunnersProvider(DependencyProvider):
     """The service's ``IdleRunners``, one per process, shared by its workers."""
 
     def setup(self):
-        poll = float(self.container.config.get("RUNNER_POLL_INTERVAL") or 2)
+        poll = settings_of(self.container).runner_poll_interval
         self.idle = IdleRunners(keep_seconds=2 * poll + 1)
 
     def get_dependency(self, worker_ctx):

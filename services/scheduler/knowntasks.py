@@ -39,14 +39,7 @@ from services.scheduler.models import KnownTask
 from shared import statuses
 from shared.errors import Conflict, NotFound, TaskUnconfirmed, ValidationError
 
-DEFAULT_SECONDS = 10.0
 _DB_NOW = func.extract("epoch", func.now())
-
-
-def fresh_for(config):
-    """``TASK_CACHE_SECONDS``: how long a READY copy is taken without the registry's word again."""
-    value = config.get("TASK_CACHE_SECONDS")
-    return float(value) if value not in (None, "") else DEFAULT_SECONDS
 
 
 def _check_id(task_id):

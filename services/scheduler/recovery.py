@@ -24,6 +24,7 @@ from shared.db import ping
 from shared.extensions import config_timer
 from shared.handlers import first_line, is_transient
 from shared.rpc import rpc
+from shared.settings import settings_of
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +74,7 @@ class BackboneWatch(DependencyProvider):
     """Gives the service its ``Backbone``; notes every worker that failed on a transient error."""
 
     def setup(self):
-        value = self.container.config.get("PROBE_INTERVAL")
-        self.backbone = Backbone(float(value) if value not in (None, "") else 1.0)
+        self.backbone = Backbone(settings_of(self.container).probe_interval)
 
     def get_dependency(self, worker_ctx):
         return self.backbone
@@ -90,7 +90,7 @@ class RecoveryMixin:
 
     backbone = BackboneWatch()
 
-    @config_timer("PROBE_INTERVAL", 1, eager=True)
+    @config_timer("probe_interval", eager=True)
     def probe_backbone(self):
         try:
             ping(self.db.session)

@@ -13,6 +13,7 @@ import time
 
 from nameko.extensions import DependencyProvider
 
+from shared.settings import settings_of
 from shared.validation import memory_bytes, size_text
 
 WAITING = "waiting for a runner that fits"
@@ -74,7 +75,7 @@ class RunnerSizesProvider(DependencyProvider):
     """The service's ``RunnerSizes``, one per process, shared by its workers."""
 
     def setup(self):
-        self.sizes = RunnerSizes(keep_seconds=float(self.container.config.get("LEASE_SECONDS") or 30))
+        self.sizes = RunnerSizes(keep_seconds=settings_of(self.container).lease_seconds)
 
     def get_dependency(self, worker_ctx):
         return self.sizes

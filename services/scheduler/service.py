@@ -2,13 +2,11 @@
 import logging
 
 from eventlet.semaphore import Semaphore
-from nameko.dependency_providers import Config
 from nameko.events import SERVICE_POOL, EventDispatcher, event_handler
 from nameko.timer import timer
 
 from services.scheduler import executions as ex
 from services.scheduler import knowntasks, recovery, webhooks
-from services.scheduler.ceilings import RunCeilings
 from services.scheduler.holdings import installation_id
 from services.scheduler.runnersizes import RunnerSizesProvider
 from services.scheduler.idlerunners import IdleRunnersProvider
@@ -17,7 +15,7 @@ from services.scheduler.models import Base
 from shared import events, statuses, validation
 from shared.db import Database, ping
 from shared.errors import NotFound, Unavailable
-from shared.extensions import config_timer
+from shared.extensions import Settings, config_timer
 from shared.handlers import first_line, is_transient, retrying_event_handler
 from shared.rpc import rpc
 from shared.timeutil import now
@@ -25,7 +23,6 @@ from shared.timeutil import now
 log = logging.getLogger(__name__)
 
 CLAIMS_IN_TURN = Semaphore(1)
-RETENTION_DAYS = 30  # RESULT_RETENTION_DAYS when config.yml does not say
 INLINE_FAN_OUT = 100  # runs of at most this many executions are fanned out by the RUN itself
 
 # what a finished report's outcome is made of: folded alone when its whole report cannot be
@@ -38,12 +35,11 @@ class SchedulerService(recovery.RecoveryMixin):
     name = "scheduler"
 
     db = Database(Base)
-    config = Config()
+    settings = Settings()
     dispatch = EventDispatcher()
     webhook_sender = webhooks.WebhookSender()
     metrics = SchedulerMetrics()
     idle = IdleRunnersProvider()
-    ceilings = RunCeilings()
     runner_sizes = RunnerSizesProvider()
 
     # --------------------------------------------------------------- API
@@ -52,7 +48,7 @@ class SchedulerService(recovery.RecoveryMixin):
     def run_task(self, task_id, body, idempotency_key=None, task=None):
         """Accept a RUN of ``task_id``; ``task``: the registry's ``task_facts`` of it, sent by the
         gateway when this answered ``TaskUnconfirmed`` (services/scheduler/knowntasks.py)."""
-        params = validation.run_params(body, int(self.config.get("RUN_MAX_TIMES") or 100000), *self.ceilings)
+        params = validation.run_params(body, self.settings.run_max_times, *self.settings.ceilings)
         self.webhook_sender.require_configured(params)
         session = self.db.session
         if idempotency_key:
@@ -60,7 +56,7 @@ class SchedulerService(recovery.RecoveryMixin):
             if earlier is not None:
                 return ex.result_as_dict(earlier)
         # held until the result is committed: the task's DELETE waits for it, and then counts it
-        known = knowntasks.for_run(session, task_id, knowntasks.fresh_for(self.config), task)
+        known = knowntasks.for_run(session, task_id, self.settings.task_cache_seconds, task)
         # a small run gets its executions in the same transaction: claimable when the
         # RUN commits, runners woken at once (result_submitted then finds nothing to do)
         inline = params["times"] <= INLINE_FAN_OUT
@@ -77,7 +73,7 @@ class SchedulerService(recovery.RecoveryMixin):
         session = self.db.session
         original = ex.get_result(session, result_id)
         # the ceilings may have been lowered since: a rerun no runner may take is refused
-        validation.within_ceilings(original.params, *self.ceilings)
+        validation.within_ceilings(original.params, *self.settings.ceilings)
         knowntasks.for_rerun(session, original.task_id)  # held until the rerun is made, as for a RUN
         result = ex.rerun_failed(session, result_id)
         self.dispatch(events.RESULT_SUBMITTED, {"result_id": result.id})
@@ -232,7 +228,7 @@ class SchedulerService(recovery.RecoveryMixin):
             return  # made with the result: nothing to do while the woken runners claim it
         self._fan_out(payload["result_id"])
 
-    @config_timer("SWEEP_INTERVAL", 10)
+    @config_timer("sweep_interval")
     def sweep(self):
         """Finish what a crash or a lost message left undone."""
         session = self.db.session
@@ -259,11 +255,10 @@ class SchedulerService(recovery.RecoveryMixin):
         for result in ex.unnotified_finished(session):
             self._notify_finished(result)
 
-    @config_timer("RETENTION_SWEEP_INTERVAL", 3600)
+    @config_timer("retention_sweep_interval")
     def delete_expired_results(self):
         """Delete the results that ended more than RESULT_RETENTION_DAYS ago (0: keep them all)."""
-        value = self.config.get("RESULT_RETENTION_DAYS")
-        days = float(RETENTION_DAYS if value in (None, "") else value)
+        days = self.settings.result_retention_days
         if days <= 0:
             return
         session = self.db.session
@@ -307,14 +302,14 @@ class SchedulerService(recovery.RecoveryMixin):
     # --------------------------------------------------------------- helpers
 
     def _lease(self):
-        return float(self.config.get("LEASE_SECONDS") or 30)
+        return self.settings.lease_seconds
 
     def _fan_out(self, result_id):
         session = self.db.session
         sized = None
         while True:
             made = ex.fan_out_batch(session, result_id,
-                                    batch=int(self.config.get("FAN_OUT_BATCH") or ex.FAN_OUT_BATCH))
+                                    batch=self.settings.fan_out_batch)
             if not made:
                 break
             if sized is None:
@@ -351,10 +346,8 @@ class SchedulerService(recovery.RecoveryMixin):
                 or isinstance(report.get("attempt"), bool) or not isinstance(report.get("attempt"), int):
             log.error("a finished report names no execution; dropped: %.300r", report)
             return
-        config = self.config
         logs = report.pop("logs", None)
-        fold = dict(retry_base=float(config.get("RETRY_BACKOFF") or 1),
-                    retry_cap=float(config.get("RETRY_BACKOFF_MAX") or 300),
+        fold = dict(retry_base=self.settings.retry_backoff, retry_cap=self.settings.retry_backoff_max,
                     on_start=self.metrics.unreported_start)
         try:
             result, detail = ex.mark_finished(self.db.session, report, logs=logs, **fold)

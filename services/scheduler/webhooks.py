@@ -37,6 +37,7 @@ from services.scheduler import executions as ex
 from services.scheduler.models import Result
 from shared import statuses as st
 from shared.errors import ValidationError
+from shared.settings import settings_of
 from shared.timeutil import now
 
 log = logging.getLogger(__name__)
@@ -129,18 +130,17 @@ class Sender:
 
 class WebhookSender(DependencyProvider):
     def setup(self):
-        config = self.container.config
-        legacy = str(config.get("WEBHOOK_LEGACY_SIGNATURE") or "on").strip().lower()
+        settings = settings_of(self.container)
         self.settings = {
-            "secret": str(config.get("WEBHOOK_SECRET") or ""),
-            "attempts": max(1, int(config.get("WEBHOOK_ATTEMPTS") or 5)),
-            "backoff": float(config.get("WEBHOOK_BACKOFF") or 2),
-            "backoff_max": float(config.get("WEBHOOK_BACKOFF_MAX") or 300),
-            "timeout": float(config.get("WEBHOOK_TIMEOUT") or 10),
-            "allowed": egress.parse_networks(config.get("WEBHOOK_ALLOW_NETWORKS")),
-            "legacy": legacy not in ("off", "false", "0", "no"),
+            "secret": settings.webhook_secret,
+            "attempts": settings.webhook_attempts,
+            "backoff": settings.webhook_backoff,
+            "backoff_max": settings.webhook_backoff_max,
+            "timeout": settings.webhook_timeout,
+            "allowed": settings.webhook_allow_networks,
+            "legacy": settings.webhook_legacy_signature,
         }
-        self.pool = eventlet.GreenPool(max(1, int(config.get("WEBHOOK_CONCURRENCY") or 10)))
+        self.pool = eventlet.GreenPool(settings.webhook_concurrency)
 
     def stop(self):
         self.pool.waitall()

@@ -246,4 +246,4 @@ def test_a_runner_refuses_to_start_on_a_shared_network_stack(network, tmp_path):
         proc.wait()
         raise
     assert code != 0
-    assert f"CONTAINER_NETWORK={network!r} is refused" in log_file.read_text(errors="replace")
+    assert f"CONTAINER_NETWORK={network!r}: is refused" in log_file.read_text(errors="replace")

@@ -5,6 +5,8 @@ import re
 import pytest
 import yaml
 
+from shared.settings import RunnerSettings, parse
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STEVEDORE_SERVICES = ("migrate", "gateway", "registry", "scheduler", "runner")
 
@@ -24,11 +26,11 @@ def compose():
 
 
 @pytest.fixture(scope="module")
-def config_defaults():
-    """${VAR:default} of config.yml, by variable (its comments mention none)."""
+def config_variables():
+    """The variables config.yml reads (${VAR} or ${VAR:default}), by name (its comments mention none)."""
     with open(os.path.join(ROOT, "config.yml")) as fh:
         text = "\n".join(line.split("#")[0] for line in fh)
-    return dict(re.findall(r"\$\{(\w+):([^}]*)\}", text))
+    return dict(re.findall(r"\$\{(\w+)(?::([^}]*))?\}", text))
 
 
 def seconds(text):
@@ -50,8 +52,9 @@ def test_runner_scales_without_names_or_ports_and_takes_its_id_from_the_host_nam
     assert "RUNNER_ID" not in runner["environment"]
 
 
-def test_runner_is_given_longer_to_stop_than_it_takes(compose, config_defaults):
-    needed = int(config_defaults["RUNNER_STOP_GRACE"]) + int(config_defaults["STOP_GRACE_PERIOD"])
+def test_runner_is_given_longer_to_stop_than_it_takes(compose):
+    settings = parse(RunnerSettings, {})
+    needed = settings.runner_stop_grace + settings.stop_grace_period
     assert seconds(compose["services"]["runner"]["stop_grace_period"]) > needed
 
 
@@ -99,10 +102,10 @@ def test_services_reach_the_bundled_broker_and_database(compose):
     assert compose["services"]["runner"]["environment"]["AMQP_URI"] == env["AMQP_URI"]
 
 
-def test_every_config_variable_is_documented_in_deployment_md(config_defaults):
+def test_every_config_variable_is_documented_in_deployment_md(config_variables):
     with open(os.path.join(ROOT, "docs", "deployment.md")) as fh:
         doc = fh.read()
-    missing = [name for name in config_defaults if f"`{name}`" not in doc]
+    missing = [name for name in config_variables if f"`{name}`" not in doc]
     assert missing == []
 
 

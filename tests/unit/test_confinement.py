@@ -6,12 +6,13 @@ import docker
 import pytest
 
 from services.runner import confinement
-from services.runner.confinement import SettingError, read_policy
+from services.runner.confinement import read_policy
 from services.runner.dependencies import Executor
 from services.scheduler.executions import _ceiling
 from shared import validation
 from shared.docker_engine import create_container
 from shared.errors import ValidationError
+from shared.settings import RunnerSettings, SchedulerSettings, SettingError, parse
 
 WORK = {"detail_id": "d" * 32, "result_id": "r" * 32, "index": 0, "attempt": 1, "env": {},
         "command": ["true"], "memory": None, "cpus": None}
@@ -23,8 +24,12 @@ def no_settling(monkeypatch):
     monkeypatch.setattr(confinement, "SETTLE_PAUSE", 0)
 
 
+def runner_policy(**settings):
+    return read_policy(parse(RunnerSettings, settings))
+
+
 def policy(**settings):
-    return {**read_policy(settings), "grace": 5, "log_limit": 100}
+    return {**runner_policy(**settings), "grace": 5, "log_limit": 100}
 
 
 def created_with(options):
@@ -60,7 +65,7 @@ def test_restricted_profile_is_nobody_without_capabilities_on_a_read_only_root()
 @pytest.mark.parametrize("network", ["host", "HOST", "container:abc123", "container:stevedore-runner"])
 def test_sharing_the_host_or_a_container_network_stack_is_refused_at_start(network):
     with pytest.raises(SettingError, match="CONTAINER_NETWORK"):
-        read_policy({"CONTAINER_NETWORK": network})
+        runner_policy(CONTAINER_NETWORK=network)
 
 
 @pytest.mark.parametrize("settings, named", [
@@ -73,20 +78,20 @@ def test_sharing_the_host_or_a_container_network_stack_is_refused_at_start(netwo
 ])
 def test_a_bad_setting_stops_the_runner_naming_it(settings, named):
     with pytest.raises(SettingError, match=named):
-        read_policy(settings)
+        runner_policy(**settings)
 
 
 def test_network_none_and_the_default_bridge_are_kept_as_they_are():
-    assert read_policy({"CONTAINER_NETWORK": "none"})["network"] == "none"
+    assert runner_policy(CONTAINER_NETWORK="none")["network"] == "none"
     assert confinement.ensure_network(client=None, name="none") == "none"
 
 
 def test_a_runner_fits_its_settings_else_its_engine():
     info = {"MemTotal": 8 * 1024 ** 3, "NCPU": 2}
-    assert confinement.engine_ceilings(info, read_policy({})) == (8 * 1024 ** 3, 2.0)
-    small = read_policy({"RUNNER_MAX_MEMORY": "512m", "RUNNER_MAX_CPUS": "0.5"})
+    assert confinement.engine_ceilings(info, runner_policy()) == (8 * 1024 ** 3, 2.0)
+    small = runner_policy(RUNNER_MAX_MEMORY="512m", RUNNER_MAX_CPUS="0.5")
     assert confinement.engine_ceilings(info, small) == (512 * 1024 ** 2, 0.5)
-    assert confinement.engine_ceilings({}, read_policy({})) == (None, None)
+    assert confinement.engine_ceilings({}, runner_policy()) == (None, None)
 
 
 def test_the_default_memory_stays_within_the_runners_ceiling():
@@ -166,7 +171,7 @@ def test_an_existing_network_is_used_and_one_with_inter_container_traffic_is_war
 
 
 def test_a_run_above_the_ceilings_is_refused_naming_the_field():
-    max_memory, max_cpus = validation.ceilings({"CONTAINER_MAX_MEMORY": "2g", "CONTAINER_MAX_CPUS": 2})
+    max_memory, max_cpus = parse(SchedulerSettings, {"CONTAINER_MAX_MEMORY": "2g", "CONTAINER_MAX_CPUS": 2}).ceilings
     body = {"operation": "RUN", "times": 1}
     with pytest.raises(ValidationError) as refused:
         validation.run_params({**body, "memory": "1024g"}, 10, max_memory, max_cpus)
@@ -179,11 +184,11 @@ def test_a_run_above_the_ceilings_is_refused_naming_the_field():
 
 
 def test_the_default_ceilings_are_careful_and_a_bad_one_names_its_setting():
-    assert validation.ceilings({}) == (8 * 1024 ** 3, 4.0)
+    assert parse(SchedulerSettings, {}).ceilings == (8 * 1024 ** 3, 4.0)
     for settings, named in (({"CONTAINER_MAX_MEMORY": "lots"}, "CONTAINER_MAX_MEMORY"),
                             ({"CONTAINER_MAX_CPUS": "-1"}, "CONTAINER_MAX_CPUS")):
-        with pytest.raises(ValueError, match=named):
-            validation.ceilings(settings)
+        with pytest.raises(SettingError, match=named):
+            parse(SchedulerSettings, settings)
 
 
 def test_a_runners_ceilings_are_read_as_numbers_or_ignored():

@@ -8,10 +8,11 @@ from services.gateway.edge import (Counts, Refusal, Settings, _BoundedHead, _Hea
                                    read_body)
 from shared.errors import NotFound
 from shared.logs import ClientErrors, printable
+from shared.settings import GatewaySettings, parse
 
 
 def settings(**config):
-    return Settings({key: str(value) for key, value in config.items()})
+    return Settings(parse(GatewaySettings, {key: str(value) for key, value in config.items()}))
 
 
 def test_settings_default_and_refuse_bad_values_by_name():

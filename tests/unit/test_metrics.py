@@ -7,13 +7,14 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.gateway.http import auth_settings, is_public, switched_on
+from services.gateway.http import is_public
 from services.runner.dependencies import Executor
 from tests.unit.test_runner_pull import FakeClient
 from services.runner.metrics import RunnerMetrics, _SlotCollector, slot_usage
 from services.scheduler.metrics import SchedulerMetrics, _Totals, attempt_run_time, queue_wait
 from services.scheduler.executions import counts
-from shared.metrics import PullMetrics, cluster_exposition, metrics_port
+from shared.metrics import PullMetrics, cluster_exposition
+from shared.settings import GatewaySettings, parse
 from stevedore_jobs.host import plan
 
 
@@ -184,29 +185,10 @@ def test_host_mode_without_a_metrics_port_turns_every_one_off():
     assert {extra["METRICS_PORT"] for _, _, extra in plan(2, 8000)} == {"0"}
 
 
-@pytest.mark.parametrize("value, port", [(None, 0), ("", 0), (0, 0), ("9100", 9100), (9100, 9100),
-                                         ("nope", 0), (70000, 0), (-1, 0)])
-def test_metrics_port_setting(value, port):
-    assert metrics_port({"METRICS_PORT": value}) == port
-
-
-@pytest.mark.parametrize("value, default, on", [
-    (None, False, False), ("", False, False), ("on", False, True), ("true", False, True),
-    ("off", True, False), ("0", True, False), ("no", True, False), (False, True, False),
-    (None, True, True), ("", True, True),
-])
-def test_config_switches(value, default, on):
-    assert switched_on(value, default) is on
-
-
-def test_auth_stays_on_unless_turned_off():
-    assert auth_settings({"API_TOKENS": "a, b", "AUTH": ""}) == (True, {"a", "b"})
-    assert auth_settings({"AUTH": "off"})[0] is False
-    assert auth_settings({})[0] is True
-
-
 def test_the_gateway_metrics_are_public_only_when_configured():
-    assert is_public("METRICS_PUBLIC", {}) is False
-    assert is_public("METRICS_PUBLIC", {"METRICS_PUBLIC": "off"}) is False
-    assert is_public("METRICS_PUBLIC", {"METRICS_PUBLIC": "on"}) is True
-    assert is_public(True, {}) is True and is_public(False, {"METRICS_PUBLIC": "on"}) is False
+    def settings(**config):
+        return parse(GatewaySettings, config)
+    assert is_public("METRICS_PUBLIC", settings()) is False
+    assert is_public("METRICS_PUBLIC", settings(METRICS_PUBLIC="off")) is False
+    assert is_public("METRICS_PUBLIC", settings(METRICS_PUBLIC="on")) is True
+    assert is_public(True, settings()) is True and is_public(False, settings(METRICS_PUBLIC="on")) is False

@@ -8,6 +8,11 @@ import pytest
 
 from services.runner.dependencies import Executor, log_config, logs_report, merge_kept
 from shared.docker_engine import Dechunker, Demuxer, HeadTail, read_attached, stream_logs
+from shared.settings import RunnerSettings, parse
+
+
+def engine_log(**settings):
+    return log_config(parse(RunnerSettings, settings))
 
 
 def _frame(stream, data):
@@ -117,13 +122,13 @@ def test_frames_of_other_streams_are_skipped_even_when_split():
 
 
 def test_containers_get_a_capped_engine_log():
-    config = log_config({"CONTAINER_LOG_MAX_SIZE": "8m", "CONTAINER_LOG_MAX_FILES": "3"})
+    config = engine_log(CONTAINER_LOG_MAX_SIZE="8m", CONTAINER_LOG_MAX_FILES="3")
     assert config == {"type": "json-file", "config": {"max-size": "8m", "max-file": "3"}}
-    assert log_config({})["config"] == {"max-size": "16m", "max-file": "2"}
-    assert log_config({"CONTAINER_LOG_DRIVER": "local"}) == {
+    assert engine_log()["config"] == {"max-size": "16m", "max-file": "2"}
+    assert engine_log(CONTAINER_LOG_DRIVER="local") == {
         "type": "local", "config": {"max-size": "16m", "max-file": "2", "compress": "false"}}
     with pytest.raises(ValueError, match="CONTAINER_LOG_DRIVER"):
-        log_config({"CONTAINER_LOG_DRIVER": "syslog"})
+        engine_log(CONTAINER_LOG_DRIVER="syslog")
     policy = {"default_memory": None, "pids_limit": 512, "network": "none", "grace": 5, "log_limit": 100,
               "log_config": config}
     work = {"detail_id": "d" * 32, "result_id": "r" * 32, "index": 0, "attempt": 1, "env": {}, "command": None}
@@ -133,7 +138,7 @@ def test_containers_get_a_capped_engine_log():
 @pytest.mark.parametrize("size", ["0m", "16", "1.5g", "16mb", "-1m"])
 def test_a_bad_log_size_is_refused_naming_the_setting(size):
     with pytest.raises(ValueError, match="CONTAINER_LOG_MAX_SIZE"):
-        log_config({"CONTAINER_LOG_MAX_SIZE": size})
+        engine_log(CONTAINER_LOG_MAX_SIZE=size)
 
 
 
