@@ -10,6 +10,7 @@ from werkzeug.wrappers import Request
 from services.gateway.service import GatewayService
 from shared.errors import Conflict, TaskUnconfirmed
 from shared.logs import ClientErrors
+from shared.settings import GatewaySettings, parse
 
 FACTS = {"task_id": "t1", "name": "app", "status": "READY", "digest": "r/app@sha256:" + "a" * 64, "version": 3}
 
@@ -20,7 +21,7 @@ def request(method, body=None):
 
 @pytest.fixture
 def gateway():
-    return worker_factory(GatewayService, config={"RPC_TIMEOUT": 5})
+    return worker_factory(GatewayService, settings=parse(GatewaySettings, {"RPC_TIMEOUT": 5}))
 
 
 def test_a_run_the_scheduler_cannot_confirm_is_sent_again_with_the_registrys_facts(gateway):
