@@ -1,14 +1,11 @@
-"""The scheduler's rules for results and their executions (details).
+"""The scheduler's rules for results and their executions (details), one concern a module.
 
-Leases are shared by every scheduler through the database, so their time is
-the database's clock (``DB_NOW``), never a scheduler host's: a wall-clock step
-on one host neither expires a live runner's leases nor keeps a lost one's.
+``state``: rows, counters, status, the database's clock and the lock order every
+rule keeps.
 
-Every change to a detail and the counters of its result happens in one
-transaction, with the detail row locked before the result row (everywhere, so
-two writers never deadlock).  Runner reports carry the attempt they are about;
-a report for an attempt that is no longer current, or for a detail already
-finished, changes nothing, so a report delivered twice is harmless.
+Runner reports carry the attempt they are about; a report for an attempt that
+is no longer current, or for a detail already finished, changes nothing, so a
+report delivered twice is harmless.
 """
 import base64
 import logging
@@ -16,11 +13,14 @@ import math
 import uuid
 from collections import OrderedDict
 
-from sqlalchemy import JSON, Float, and_, case, delete, func, literal_column, or_, select, text, tuple_, update
+from sqlalchemy import JSON, and_, case, delete, func, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
 from services.scheduler import output
+from services.scheduler.executions.state import (  # noqa: F401 -- the package's names
+    COUNTER, DB_NOW, DB_NOW_SQL, UNSTARTED_REASON, counts, db_now, derive_status, get_detail, get_result,
+    lock_pair)
 from services.scheduler.models import Detail, DetailLog, Result
 from services.scheduler.runnersizes import WAITING
 from shared import statuses as st
@@ -33,26 +33,10 @@ from shared.timeutil import duration, now
 log = logging.getLogger(__name__)
 
 FAN_OUT_BATCH = 5000
-# the database's clock, in epoch seconds: what lease deadlines are set from and compared with
-DB_NOW_SQL = "extract(epoch FROM clock_timestamp())"
-DB_NOW = literal_column(DB_NOW_SQL, Float)
 _results, _details = Result.__table__, Detail.__table__
-UNSTARTED_REASON = "cancelled before it started"
-COUNTER = {
-    st.COMPLETE: "n_complete",
-    st.ERROR: "n_error",
-    st.CANCELLED: "n_cancelled",
-    st.KILLED: "n_killed",
-}
 
 
 # ---------------------------------------------------------------- reading
-
-def counts(result):
-    done = {status: getattr(result, column) for status, column in COUNTER.items()}
-    running = result.n_running
-    queued = result.times - running - sum(done.values())
-    return {st.QUEUED: queued, st.RUNNING: running, **done}
 
 
 def result_as_dict(result):
@@ -98,20 +82,6 @@ def detail_as_dict(detail):
     }
 
 
-def _check_id(value, field):
-    if not isinstance(value, str) or not 0 < len(value) <= 32:
-        raise NotFound(f"no {field.split('_')[0]} {value!r}", field)
-    return value
-
-
-def get_result(session, result_id, lock=False):
-    _check_id(result_id, "result_id")
-    result = session.get(Result, result_id, with_for_update=lock or None)
-    if result is None:
-        raise NotFound(f"no result {result_id!r}", "result_id")
-    return result
-
-
 DURATIONS_KEPT = 1000
 _durations = OrderedDict()  # (result id, its finished counters) -> percentiles, newest last
 
@@ -143,15 +113,6 @@ def duration_percentiles(session, result_id, result=None):
     return durations
 
 
-def get_detail(session, result_id, detail_id):
-    get_result(session, result_id)
-    _check_id(detail_id, "detail_id")
-    detail = session.get(Detail, detail_id)
-    if detail is None or detail.result_id != result_id:
-        raise NotFound(f"no detail {detail_id!r} in result {result_id!r}", "detail_id")
-    return detail
-
-
 def list_results(session, status=None, task_id=None, limit=100, after=None):
     stmt = select(Result)
     if validation.status_filter(status, st.EXECUTION_STATUSES):
@@ -176,15 +137,6 @@ def list_details(session, result_id, status=None, limit=100, after=None):
 
 
 # ---------------------------------------------------------------- result status
-
-def derive_status(result):
-    c = counts(result)
-    finished = c[st.COMPLETE] + c[st.ERROR] + c[st.CANCELLED] + c[st.KILLED]
-    if finished >= result.times:
-        if result.cancel_requested and (c[st.CANCELLED] or c[st.KILLED]):
-            return st.KILLED if c[st.KILLED] else st.CANCELLED
-        return st.COMPLETE if c[st.COMPLETE] == result.times else st.ERROR
-    return st.RUNNING if result.start is not None else st.QUEUED
 
 
 # ---------------------------------------------------------------- submitting
@@ -489,16 +441,10 @@ def renew_leases(session, runner, detail_ids, lease_seconds):
 
 # ---------------------------------------------------------------- runner reports
 
-def _lock_pair(session, detail_id):
-    detail = session.get(Detail, detail_id, with_for_update=True)
-    if detail is None:
-        return None, None
-    return detail, session.get(Result, detail.result_id, with_for_update=True)
-
 
 def mark_started(session, report):
     """Fold a runner's report that an attempt started; returns (result, detail) or (None, None)."""
-    detail, result = _lock_pair(session, report["detail_id"])
+    detail, result = lock_pair(session, report["detail_id"])
     if detail is None or detail.attempt != report["attempt"] or detail.status != st.QUEUED \
             or detail.runner != report["runner"]:
         session.rollback()
@@ -518,11 +464,6 @@ def mark_started(session, report):
 
 def backoff(attempt, base, cap):
     return min(cap, base * 2 ** max(0, attempt - 1))
-
-
-def db_now(session):
-    """The database's clock now, in epoch seconds (the clock of every lease)."""
-    return float(session.scalar(select(DB_NOW)))
 
 
 def _stale(detail, report, clock):
@@ -635,7 +576,7 @@ def mark_finished(session, report, retry_base=1.0, retry_cap=300.0, logs=None, o
     within its first second with the end alone: then ``on_start(queue wait
     seconds)`` is called once it is folded.
     """
-    detail, result = _lock_pair(session, report["detail_id"])
+    detail, result = lock_pair(session, report["detail_id"])
     if detail is None or detail.attempt != report["attempt"] or detail.status in st.TERMINAL \
             or _stale(detail, report, lambda: db_now(session)):
         session.rollback()
@@ -765,7 +706,7 @@ def unfinished_cancels(session):
 def cancel_detail(session, result_id, detail_id):
     """Cancel one execution: CANCELLED now if queued, else its runner stops it (KILLED)."""
     get_detail(session, result_id, detail_id)
-    detail, result = _lock_pair(session, detail_id)
+    detail, result = lock_pair(session, detail_id)
     if detail.status in st.TERMINAL:
         session.rollback()
         raise Conflict(f"execution {detail_id} already ended {detail.status}; nothing to cancel",
