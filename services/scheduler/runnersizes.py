@@ -64,7 +64,7 @@ class RunnerSizes:
 
 
 def _number(value):
-    """A ceiling as a runner sent it, read as the claim reads it (executions._ceiling): not a number, None."""
+    """A ceiling as a runner sent it, read as the claim reads it (executions.claims._ceiling): not a number, None."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
         return None
     return max(value, 0)

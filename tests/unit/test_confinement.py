@@ -8,7 +8,7 @@ import pytest
 from services.runner import confinement
 from services.runner.confinement import SettingError, read_policy
 from services.runner.dependencies import Executor
-from services.scheduler.executions import _ceiling
+from services.scheduler.executions.claims import _ceiling
 from shared import validation
 from shared.docker_engine import create_container
 from shared.errors import ValidationError
