@@ -1,17 +1,15 @@
 """The scheduler's rules for results and their executions (details), one concern a module.
 
 ``state``: rows, counters, status, the database's clock and the lock order every
-rule keeps.  ``fanout``: a result's executions made in batches.  ``claims``: an
+rule keeps.  ``submit``: a RUN made a result.  ``fanout``: a result's executions made in batches.  ``claims``: an
 execution given to a runner under a lease.  ``cancel``: cancelling a run or one
 execution.  ``logs``: an execution's output, stored and read.
 ``reports``: a runner's reports of an attempt's start and end, folded.
 """
 import logging
-import uuid
 from collections import OrderedDict
 
 from sqlalchemy import and_, delete, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
 
 from services.scheduler.executions.cancel import (  # noqa: F401
     cancel_detail, cancel_result, cancel_unstarted, finish_cancel, unfinished_cancels)
@@ -22,6 +20,7 @@ from services.scheduler.executions.fanout import (  # noqa: F401
 from services.scheduler.executions.logs import get_log_bytes, get_logs, store_live_logs, store_logs  # noqa: F401
 from services.scheduler.executions.reports import (  # noqa: F401
     backoff, clean_text, mark_finished, mark_started, queue_wait, readable)
+from services.scheduler.executions.submit import create_result, find_by_key, rerun_failed  # noqa: F401
 from services.scheduler.executions.state import (  # noqa: F401 -- the package's names
     COUNTER, DB_NOW, DB_NOW_SQL, UNSTARTED_REASON, counts, db_now, derive_status, get_detail, get_result,
     lock_pair)
@@ -143,75 +142,6 @@ def list_details(session, result_id, status=None, limit=100, after=None):
 
 
 # ---------------------------------------------------------------- submitting
-
-def find_by_key(session, key, task_id, params):
-    """The result an earlier request with this Idempotency-Key made, or None."""
-    result = session.scalars(select(Result).where(Result.idempotency_key == key)).first()
-    if result is not None and (result.task_id != task_id or result.params != params):
-        raise Conflict("this Idempotency-Key was used for a different RUN", "Idempotency-Key")
-    return result
-
-
-def create_result(session, task_id, task_name, image, params, idempotency_key=None, rerun_of=None,
-                  with_details=False):
-    """A new result; with an Idempotency-Key already used, the first one (returns (result, created)).
-
-    ``with_details``: its executions are made in the same transaction (a small
-    run: claimable the moment the RUN commits, and no fan-out to do).
-    """
-    if idempotency_key:
-        earlier = find_by_key(session, idempotency_key, task_id, params)
-        if earlier is not None:
-            return earlier, False
-    stamp = now()
-    result = Result(
-        id=uuid.uuid4().hex, task_id=task_id, task_name=task_name,
-        image=image, status=st.QUEUED, times=params["times"], params=params,
-        priority=params["priority"], parallelism=params["parallelism"], submitted_at=stamp,
-        memory_bytes=validation.memory_bytes(params.get("memory")),
-        cpus=float(params["cpus"]) if params.get("cpus") is not None else None,
-        created=params["times"] if with_details else 0,
-        active=0, n_running=0, n_complete=0, n_error=0, n_cancelled=0, n_killed=0,
-        cancel_requested=False, finished_notified=False, idempotency_key=idempotency_key,
-        rerun_of=rerun_of, reruns=[],
-    )
-    session.add(result)
-    try:  # the flush too: a RUN sent twice at once meets the other's key there
-        if with_details:
-            session.flush()
-            session.execute(FAN_OUT_RANGE, {
-                "result_id": result.id, "task_id": task_id, "priority": result.priority,
-                "status": st.QUEUED, "submitted_at": stamp, "end": None, "reason": None,
-                "first": 0, "last": result.times})
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        earlier = find_by_key(session, idempotency_key, task_id, params) if idempotency_key else None
-        if earlier is None:
-            raise
-        return earlier, False
-    return result, True
-
-
-def rerun_failed(session, result_id):
-    """A new result running only the indices of ``result_id`` that ended ERROR or KILLED."""
-    original = get_result(session, result_id)
-    if original.status not in st.TERMINAL:
-        raise Conflict(f"result {result_id} is still {original.status}; rerun it once it ended",
-                       "result_id")
-    failed = session.scalars(select(Detail.index).where(
-        Detail.result_id == result_id, Detail.status.in_([st.ERROR, st.KILLED]))
-        .order_by(Detail.index)).all()
-    if not failed:
-        raise Conflict(f"result {result_id} has no execution that ended ERROR or KILLED", "result_id")
-    params = {**original.params, "times": len(failed), "indices": list(failed)}
-    rerun, _ = create_result(session, original.task_id, original.task_name, original.image, params,
-                             rerun_of=original.id)
-    original = session.get(Result, result_id, with_for_update=True, populate_existing=True)
-    if original is not None:  # None: deleted meanwhile; the rerun, made already, stands on its own
-        original.reruns = list(original.reruns or []) + [rerun.id]
-    session.commit()
-    return rerun
 
 
 # ---------------------------------------------------------------- deleting
