@@ -4,7 +4,8 @@
 rule keeps.  ``submit``: a RUN made a result.  ``fanout``: a result's executions made in batches.  ``claims``: an
 execution given to a runner under a lease.  ``cancel``: cancelling a run or one
 execution.  ``logs``: an execution's output, stored and read.
-``reports``: a runner's reports of an attempt's start and end, folded.
+``reports``: a runner's reports of an attempt's start and end, folded.  ``retention``:
+a result's end announced, and the result deleted.
 """
 import logging
 from collections import OrderedDict
@@ -21,6 +22,8 @@ from services.scheduler.executions.logs import get_log_bytes, get_logs, store_li
 from services.scheduler.executions.reports import (  # noqa: F401
     backoff, clean_text, mark_finished, mark_started, queue_wait, readable)
 from services.scheduler.executions.submit import create_result, find_by_key, rerun_failed  # noqa: F401
+from services.scheduler.executions.retention import (  # noqa: F401
+    RETENTION_BATCH, delete_result, expired_results, mark_notified, unnotified_finished)
 from services.scheduler.executions.state import (  # noqa: F401 -- the package's names
     COUNTER, DB_NOW, DB_NOW_SQL, UNSTARTED_REASON, counts, db_now, derive_status, get_detail, get_result,
     lock_pair)
@@ -146,52 +149,6 @@ def list_details(session, result_id, status=None, limit=100, after=None):
 
 # ---------------------------------------------------------------- deleting
 
-def delete_result(session, result_id):
-    """Delete an ended result with its details and their output; returns its task's id.
-
-    A result still QUEUED or RUNNING answers Conflict (cancel it first).  The
-    result it reran, if any, forgets it from its ``reruns``.  Details go first,
-    then the result row (the lock order every writer keeps); late reports of
-    its executions then find nothing, and are dropped as stale.
-    """
-    result = get_result(session, result_id)
-    if result.status not in st.TERMINAL:
-        session.rollback()
-        raise Conflict(f"result {result_id} is still {result.status}; cancel it or let it end first",
-                       "result_id")
-    task_id, rerun_of = result.task_id, result.rerun_of
-    session.execute(delete(DetailLog).where(DetailLog.detail_id.in_(
-        select(Detail.id).where(Detail.result_id == result_id))))
-    session.execute(delete(Detail).where(Detail.result_id == result_id))
-    if not session.execute(delete(Result).where(Result.id == result_id)).rowcount:
-        session.rollback()  # deleted meanwhile (another scheduler's sweep)
-        raise NotFound(f"no result {result_id!r}", "result_id")
-    if rerun_of:
-        original = session.get(Result, rerun_of, with_for_update=True, populate_existing=True)
-        if original is not None and result_id in (original.reruns or []):
-            original.reruns = [r for r in original.reruns if r != result_id]
-    session.commit()
-    session.expunge_all()
-    return task_id
-
-
-RETENTION_BATCH = 100  # results the retention sweep deletes per query
-
-
-def expired_results(session, ended_before, limit=RETENTION_BATCH):
-    """Ids of results that ended before ``ended_before``, oldest first, whose end was announced.
-
-    A result whose ``result_finished`` event is not yet sent, or whose webhook is
-    still being delivered, is kept until it is (the sweep and the webhook timers
-    finish those first).
-    """
-    return session.scalars(select(Result.id).where(
-        Result.status.in_(list(st.TERMINAL)), Result.end < ended_before,
-        Result.finished_notified.is_(True),
-        or_(Result.webhook_status.in_(["DELIVERED", "FAILED"]),
-            and_(Result.webhook_status.is_(None), Result.params["callback_url"].as_string().is_(None))))
-        .order_by(Result.end).limit(limit)).all()
-
 
 def active_results(session, task_id):
     return session.scalar(select(func.count()).select_from(Result).where(
@@ -207,11 +164,3 @@ def active_results(session, task_id):
 # ---------------------------------------------------------------- cancelling
 
 
-def unnotified_finished(session, limit=100):
-    return session.scalars(select(Result).where(
-        Result.status.in_(list(st.TERMINAL)), Result.finished_notified.is_(False)).limit(limit)).all()
-
-
-def mark_notified(session, result_id):
-    session.execute(update(Result).where(Result.id == result_id).values(finished_notified=True))
-    session.commit()
