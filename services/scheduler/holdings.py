@@ -14,11 +14,11 @@ A runner asks, at start and then periodically:
   installation whose execution the database does not know was deleted with
   its result, and is removed; one of another installation is left alone.
 
-Same locking order as ``executions``: the detail row, then its result row.
+Same locking order as ``executions.state``: the detail row, then its result row.
 """
 from sqlalchemy import select
 
-from services.scheduler.executions import cancel_unstarted
+from services.scheduler.executions.cancel import cancel_unstarted
 from services.scheduler.models import Detail, Installation, Result
 from shared import statuses as st
 
