@@ -11,79 +11,23 @@ import requests
 from nameko.extensions import DependencyProvider
 
 from services.runner import confinement
-from services.runner.engine import ENGINE_ERRORS
+from services.runner.engine import ENGINE_ERRORS, LABEL, Engine, EngineUnavailable, PullFailed
 from services.runner.output import STREAMS, OutputTail, live_snapshot, logs_report, merge_kept, note_logs
 from shared import statuses as st
-from shared.docker_engine import LazyDockerClient, create_container, explain, explain_pull_error, read_logs
+from shared.docker_engine import LazyDockerClient, create_container, explain, read_logs
 from shared.timeutil import now, parse_docker_time
-from shared.validation import memory_bytes, parse_reference
+from shared.validation import memory_bytes
 
 log = logging.getLogger(__name__)
 
-LABEL = "stevedore"
 WAIT_SLICE = 1.0  # seconds between checks for a cancel, a timeout or new output while waiting
-ENGINE_FRESH = 1.0  # seconds an engine that answered is taken to be there without a ping
 # seconds an engine may stay unreachable before an execution on it ends ERROR (while it runs:
 # from the first failed call; after its end: to read its final state); the ENGINE_PATIENCE setting
 ENGINE_PATIENCE = 120.0
 
 
-class EngineUnavailable(Exception):
-    """The Docker engine could not be reached, and no container was started."""
-
-
-class PullFailed(Exception):
-    """The engine answered but could not pull the image; the message says why."""
-
-
-class Executor:
-    """What a worker gets: one Docker client and the operator's container policy."""
-
-    def __init__(self, client, policy, images_seen=None, engine_seen=None, engine_facts=None):
-        self.client = client
-        self.policy = policy
-        # learnt from the engine once per process: the network mode executions use
-        # (``network``), this runner's ceilings (``ceilings``)
-        self.engine_facts = engine_facts if engine_facts is not None else {}
-        # images this runner found on its engine: not asked about again (an engine
-        # call less before each start); a create that finds one gone pulls it then
-        self.images_seen = images_seen if images_seen is not None else set()
-        # when the engine last did what it was asked (monotonic): an engine that just
-        # removed a container needs no ping before the next claim
-        self.engine_seen = engine_seen if engine_seen is not None else {"at": None}
-
-    # -------------------------------------------------------------- image
-
-    def ensure_image(self, image, credentials=None, pull_timer=nullcontext):
-        """Make sure ``image`` (name@sha256:... or an image id) is on this engine.
-
-        ``credentials()`` is asked only when a pull is needed; it answers the
-        private registry's ``{"username", "password"}`` or None.  A pull is
-        made inside ``pull_timer()`` (a context manager: the runner's metrics).
-        """
-        try:
-            self.client.images.get(image)
-            return
-        except docker.errors.ImageNotFound:
-            pass
-        name, tag, digest = parse_reference(image)
-        auth = credentials() if credentials else None
-        with pull_timer():
-            # the engine reports some failures (a layer that cannot be fetched) only
-            # inside the progress stream, with a 200: read it to the end and look
-            try:
-                for chunk in self.client.api.pull(name, tag=digest or tag, auth_config=auth,
-                                                  stream=True, decode=True):
-                    if "error" in chunk:
-                        raise PullFailed(explain_pull_error(image, chunk["error"]))
-            except docker.errors.APIError as exc:
-                raise PullFailed(explain_pull_error(image, explain(exc))) from exc
-            try:
-                self.client.images.get(image)
-            except docker.errors.ImageNotFound as exc:
-                raise PullFailed(f"pull of {image} ended without the image: {explain(exc)}") from exc
-
-    # -------------------------------------------------------------- run
+class Executor(Engine):
+    """What a worker gets: its runner's engine (``Engine``), and the verbs that run one execution on it."""
 
     def container_options(self, work, runner):
         policy = self.policy
@@ -353,16 +297,6 @@ class Executor:
             report.update(status=st.ERROR, reason=reason + _note(engine_trouble, killed))
         return report
 
-    @staticmethod
-    def _started_at(container):
-        """The engine's StartedAt of a running container (now, if the engine cannot say)."""
-        try:
-            container.reload()
-            return parse_docker_time(container.attrs["State"].get("StartedAt")) or now()
-        except ENGINE_ERRORS as exc:
-            log.warning("could not read the start of container %s: %s", container.id, explain(exc))
-            return now()
-
     def _final_state(self, container):
         """The container's State once it ended, waiting out an engine that is restarting.
 
@@ -381,15 +315,6 @@ class Executor:
                 if time.monotonic() > deadline:
                     return {}, trouble
                 time.sleep(WAIT_SLICE)
-
-    @staticmethod
-    def _running(container):
-        """Whether the engine says the container runs (False if it cannot say)."""
-        try:
-            container.reload()
-            return bool(container.attrs["State"].get("Running"))
-        except (docker.errors.DockerException, requests.exceptions.RequestException):
-            return False
 
     def _logs(self, container, tail, broken):
         """The ended container's output in the report's shape, memory bounded whatever its size.
@@ -411,21 +336,6 @@ class Executor:
             return logs_report(end)
         return logs_report({stream: merge_kept(tail.kept[stream], end[stream]) for stream in STREAMS})
 
-    def _stop(self, container):
-        try:
-            container.stop(timeout=self.policy["grace"])
-        except ENGINE_ERRORS as exc:
-            log.warning("could not stop container %s: %s", container.id, explain(exc))
-
-    def _remove(self, container):
-        try:
-            container.remove(force=True, v=True)  # with its anonymous volumes
-            self.engine_seen["at"] = time.monotonic()
-        except docker.errors.NotFound:
-            pass
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            log.warning("could not remove container %s: %s", container.id, explain(exc))
-
     @staticmethod
     def _failed(reason, start=None, tail=None):
         """An ERROR report; with ``tail``, the output followed so far comes with it."""
@@ -436,74 +346,6 @@ class Executor:
             tail.stop()
             report["logs"] = logs_report(tail.kept)
         return report
-
-    # -------------------------------------------------------------- engine
-
-    def ensure_network(self):
-        """The network mode of new containers: the dedicated bridge, made if absent (once per process)."""
-        if self.engine_facts.get("network") is None:
-            self.engine_facts["network"] = confinement.ensure_network(self.client, self.policy["network"])
-        return self.engine_facts["network"]
-
-    def ceilings(self):
-        """(max memory bytes, max cpus) of the executions this runner claims; None: no limit.
-
-        Its ``RUNNER_MAX_*`` settings, else its engine's memory and CPUs, asked once
-        (until the engine answers, only the settings: a claim then is refused at
-        create if it cannot fit, and ends ERROR saying why).
-        """
-        if "ceilings" not in self.engine_facts:
-            try:
-                info = self.client.info()
-            except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-                log.debug("could not ask the engine its size: %s", explain(exc))
-                return self.policy.get("max_memory"), self.policy.get("max_cpus")
-            confinement.warn_if_unenforced(info, self.policy["network"])
-            self.engine_facts["ceilings"] = confinement.engine_ceilings(info, self.policy)
-            log.info("this runner claims executions of at most %s bytes of memory and %s CPUs",
-                     *self.engine_facts["ceilings"])
-        return self.engine_facts["ceilings"]
-
-    def engine_ok(self):
-        """Whether the engine answers now (a runner takes no work while it does not).
-
-        An engine that answered within the last ``ENGINE_FRESH`` seconds is not
-        pinged again: a slot going from one execution to the next skips a call.
-        If it went away meanwhile, the create fails and the claim is handed back
-        (services.runner.service), as for an engine that fails between ping and create.
-        """
-        seen = self.engine_seen["at"]
-        if seen is not None and time.monotonic() - seen < ENGINE_FRESH:
-            return True
-        try:
-            ok = bool(self.client.ping())
-        except (docker.errors.DockerException, requests.exceptions.RequestException):
-            ok = False
-        self.engine_seen["at"] = time.monotonic() if ok else None
-        return ok
-
-    def managed_containers(self):
-        """Every container Stevedore started on this engine (any runner's), as label dicts."""
-        found = []
-        for container in self.client.containers.list(
-                all=True, sparse=True, filters={"label": f"{LABEL}.managed=true"}):
-            labels = container.attrs.get("Labels") or {}
-            try:
-                attempt = int(labels.get(f"{LABEL}.attempt", ""))
-            except ValueError:
-                continue
-            found.append({"id": container.id, "detail_id": labels.get(f"{LABEL}.detail_id"),
-                          "result_id": labels.get(f"{LABEL}.result_id"), "attempt": attempt,
-                          "runner": labels.get(f"{LABEL}.runner"),
-                          "installation": labels.get(f"{LABEL}.installation"),
-                          "state": container.attrs.get("State")})
-        return found
-
-    def remove(self, container_id):
-        try:
-            self.client.api.remove_container(container_id, force=True, v=True)
-        except docker.errors.NotFound:
-            pass
 
 
 def _smallest(*values):

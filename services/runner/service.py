@@ -7,7 +7,8 @@ import eventlet
 from nameko.events import BROADCAST, EventDispatcher, event_handler
 
 from services.runner import reconcile as reconciling
-from services.runner.dependencies import DockerExecutor, EngineUnavailable
+from services.runner.dependencies import DockerExecutor
+from services.runner.engine import EngineUnavailable
 from services.runner.metrics import RunnerMetrics
 from services.runner.reporting import ReliableDispatcher
 from services.runner.slots import HoldingsProvider, execution_slot, holding_timer
