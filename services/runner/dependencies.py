@@ -11,7 +11,7 @@ import requests
 from nameko.extensions import DependencyProvider
 
 from services.runner import confinement
-from services.runner.engine import ENGINE_ERRORS, LABEL, Engine, EngineUnavailable, PullFailed
+from services.runner.engine import ENGINE_ERRORS, LABEL, Engine, EngineState, EngineUnavailable, PullFailed
 from services.runner.output import STREAMS, OutputTail, live_snapshot, logs_report, merge_kept, note_logs
 from shared import statuses as st
 from shared.docker_engine import LazyDockerClient, create_container, explain, read_logs
@@ -40,7 +40,7 @@ class Executor(Engine):
         })
         # an execution that asks for no memory gets the default, within this runner's ceiling
         memory = memory_bytes(work.get("memory")) or _smallest(
-            policy["default_memory"], self.engine_facts.get("ceilings", (None, None))[0])
+            policy["default_memory"], (self.state.ceilings or (None, None))[0])
         # this installation's id, as the scheduler's claim gives it (services/runner/reconcile.py)
         installation = {f"{LABEL}.installation": work["installation"]} if work.get("installation") else {}
         options = {
@@ -57,7 +57,7 @@ class Executor(Engine):
             # result, index, attempt; a claim handed back may come back with the same attempt number
             "name": f"stevedore-{work['result_id'][:8]}-{work['index']}-{work['attempt']}-{uuid.uuid4().hex[:6]}",
             "detach": True,
-            "network_mode": self.engine_facts.get("network") or policy["network"],
+            "network_mode": self.state.network or policy["network"],
             **confinement.security_options(policy),
         }
         if policy.get("log_config"):  # the engine's copy of the output, capped: disk per execution bounded
@@ -84,7 +84,7 @@ class Executor(Engine):
         the attempt ends as it says: ``(status, reason)``, or KILLED "cancelled"
         for a plain true.
         """
-        if work["image"] not in self.images_seen:
+        if work["image"] not in self.state.images:
             failed = self._ensure_image(work["image"], credentials, pull_timer, runner)
             if failed:
                 return failed
@@ -106,14 +106,14 @@ class Executor(Engine):
                 container = create_container(self.client, work["image"], options)
             except docker.errors.ImageNotFound:
                 # removed from the engine since this runner last saw it: pull it again
-                self.images_seen.discard(work["image"])
+                self.state.images.discard(work["image"])
                 failed = self._ensure_image(work["image"], credentials, pull_timer, runner)
                 if failed:
                     return failed
                 container = create_container(self.client, work["image"], options)
         except docker.errors.APIError as exc:
             if "network" in explain(exc).lower():  # removed by hand? made again for the next one
-                self.engine_facts.pop("network", None)
+                self.state.network = None
             return self._failed(f"could not create the container: {explain(exc)}")
         except ValueError as exc:  # e.g. a command string stored before RUNs were split (docker-py's shlex)
             return self._failed(f"could not create the container: {exc}")
@@ -138,7 +138,7 @@ class Executor(Engine):
             return self._failed(f"could not pull the image on runner {runner}: {explain(exc)}")
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             raise EngineUnavailable(f"could not check image {image}: {explain(exc)}") from exc
-        self.images_seen.add(image)
+        self.state.images.add(image)
         return None
 
     def resume(self, container_id, work, on_started, should_stop, on_output=lambda logs: None):
@@ -405,9 +405,7 @@ class DockerExecutor(DependencyProvider):
         })
         # made in setup, not start: extensions start concurrently and a slot may ask for it at once
         self.client = LazyDockerClient(self.base_url, timeout=60)
-        self.images_seen = set()
-        self.engine_seen = {"at": None}
-        self.engine_facts = {}
+        self.engine = EngineState()  # the engine's health and what was learnt of it, for every worker
 
     def stop(self):
         self.client.close()
@@ -415,4 +413,4 @@ class DockerExecutor(DependencyProvider):
     kill = stop
 
     def get_dependency(self, worker_ctx):
-        return Executor(self.client, self.policy, self.images_seen, self.engine_seen, self.engine_facts)
+        return Executor(self.client, self.policy, self.engine)

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 LABEL = "stevedore"  # the prefix of the labels of the containers Stevedore starts
 ENGINE_FRESH = 1.0  # seconds an engine that answered is taken to be there without a ping
+ENGINE_PAUSE = 3.0  # seconds a runner takes no work after its engine failed to start an execution
 
 ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError,
                  http.client.HTTPException, ValueError)
@@ -32,22 +33,54 @@ class PullFailed(Exception):
     """The engine answered but could not pull the image; the message says why."""
 
 
+class EngineState:
+    """What a runner process knows of its engine, shared by all its workers (its ``DockerExecutor`` keeps it).
+
+    Whether the engine answers: ``answered_at``, when it last did what it was
+    asked (an engine that just removed a container needs no ping before the
+    next claim); ``away``, known not to answer (no work is claimed until it
+    does); ``paused_until``, no work before then (an engine that is stopping
+    still answers pings).  And what was learnt from it, asked once: the images
+    found on it (not asked about again before each start; a create that finds
+    one gone pulls it then), the network mode executions use, this runner's
+    ceilings (None until the engine told its size).
+    """
+
+    def __init__(self, images=(), network=None, ceilings=None, clock=time.monotonic):
+        self.images = set(images)
+        self.network = network
+        self.ceilings = ceilings
+        self.answered_at = None
+        self.away = False
+        self.paused_until = 0.0
+        self.clock = clock
+
+    def answered(self, ok=True):
+        """The engine did (or, ``ok`` false, failed to do) what it was asked."""
+        self.answered_at = self.clock() if ok else None
+
+    def fresh(self):
+        """Whether the engine answered within the last ``ENGINE_FRESH`` seconds."""
+        return self.answered_at is not None and self.clock() - self.answered_at < ENGINE_FRESH
+
+    def paused(self):
+        return self.clock() < self.paused_until
+
+    def failed_start(self):
+        """It could not start an execution: no work for ``ENGINE_PAUSE`` seconds, then a ping first."""
+        self.paused_until = self.clock() + ENGINE_PAUSE
+        self.answered_at = None
+        self.away = True
+
+
 class Engine:
     """This runner's Docker engine: one client, the operator's container policy, and what the engine
-    was found to be (its images, network, size, whether it answers)."""
+    was found to be (``EngineState``)."""
 
-    def __init__(self, client, policy, images_seen=None, engine_seen=None, engine_facts=None):
+    def __init__(self, client, policy, state=None):
         self.client = client
         self.policy = policy
-        # learnt from the engine once per process: the network mode executions use
-        # (``network``), this runner's ceilings (``ceilings``)
-        self.engine_facts = engine_facts if engine_facts is not None else {}
-        # images this runner found on its engine: not asked about again (an engine
-        # call less before each start); a create that finds one gone pulls it then
-        self.images_seen = images_seen if images_seen is not None else set()
-        # when the engine last did what it was asked (monotonic): an engine that just
-        # removed a container needs no ping before the next claim
-        self.engine_seen = engine_seen if engine_seen is not None else {"at": None}
+        self.state = state if state is not None else EngineState()
 
     def ensure_image(self, image, credentials=None, pull_timer=nullcontext):
         """Make sure ``image`` (name@sha256:... or an image id) is on this engine.
@@ -106,7 +139,7 @@ class Engine:
     def _remove(self, container):
         try:
             container.remove(force=True, v=True)  # with its anonymous volumes
-            self.engine_seen["at"] = time.monotonic()
+            self.state.answered()
         except docker.errors.NotFound:
             pass
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
@@ -114,9 +147,9 @@ class Engine:
 
     def ensure_network(self):
         """The network mode of new containers: the dedicated bridge, made if absent (once per process)."""
-        if self.engine_facts.get("network") is None:
-            self.engine_facts["network"] = confinement.ensure_network(self.client, self.policy["network"])
-        return self.engine_facts["network"]
+        if self.state.network is None:
+            self.state.network = confinement.ensure_network(self.client, self.policy["network"])
+        return self.state.network
 
     def ceilings(self):
         """(max memory bytes, max cpus) of the executions this runner claims; None: no limit.
@@ -125,17 +158,17 @@ class Engine:
         (until the engine answers, only the settings: a claim then is refused at
         create if it cannot fit, and ends ERROR saying why).
         """
-        if "ceilings" not in self.engine_facts:
+        if self.state.ceilings is None:
             try:
                 info = self.client.info()
             except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
                 log.debug("could not ask the engine its size: %s", explain(exc))
                 return self.policy.get("max_memory"), self.policy.get("max_cpus")
             confinement.warn_if_unenforced(info, self.policy["network"])
-            self.engine_facts["ceilings"] = confinement.engine_ceilings(info, self.policy)
+            self.state.ceilings = confinement.engine_ceilings(info, self.policy)
             log.info("this runner claims executions of at most %s bytes of memory and %s CPUs",
-                     *self.engine_facts["ceilings"])
-        return self.engine_facts["ceilings"]
+                     *self.state.ceilings)
+        return self.state.ceilings
 
     def engine_ok(self):
         """Whether the engine answers now (a runner takes no work while it does not).
@@ -145,14 +178,13 @@ class Engine:
         If it went away meanwhile, the create fails and the claim is handed back
         (services.runner.service), as for an engine that fails between ping and create.
         """
-        seen = self.engine_seen["at"]
-        if seen is not None and time.monotonic() - seen < ENGINE_FRESH:
+        if self.state.fresh():
             return True
         try:
             ok = bool(self.client.ping())
         except (docker.errors.DockerException, requests.exceptions.RequestException):
             ok = False
-        self.engine_seen["at"] = time.monotonic() if ok else None
+        self.state.answered(ok)
         return ok
 
     def managed_containers(self):

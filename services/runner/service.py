@@ -1,6 +1,5 @@
 """Runner: executes containers on its host's Docker engine, one per slot, and reports by events."""
 import logging
-import time
 
 import eventlet
 
@@ -18,8 +17,6 @@ from shared.rpc import TimeoutRpcProxy
 from shared.timeutil import now
 
 log = logging.getLogger(__name__)
-
-ENGINE_PAUSE = 3.0  # seconds a runner takes no work after its engine failed it
 
 
 class RunnerService:
@@ -44,14 +41,15 @@ class RunnerService:
             return self._execute(slot, work, container_id)
         if holdings.stopping:
             return False
-        if time.monotonic() < holdings.engine_pause_until:
+        engine = self.docker.state
+        if engine.paused():
             return False
-        if holdings.engine_away:
+        if engine.away:
             # known to be away: no work is taken until it answers
             if not self.docker.engine_ok():
                 return False
             log.info("the Docker engine answers again")
-            holdings.engine_away = False
+            engine.away = False
             engine_check = None
         else:
             # known to be there: asked alongside the claim, a round trip off every start
@@ -65,7 +63,7 @@ class RunnerService:
                 holdings.hold(work)
         if engine_check is not None and not engine_check.wait():
             log.warning("the Docker engine does not answer; taking no work until it does")
-            holdings.engine_away = True
+            engine.away = True
             if work is None or self._hand_back(work):
                 return False
             # not handed back: it runs, and ends truthfully if the engine stays away
@@ -113,10 +111,7 @@ class RunnerService:
                 except EngineUnavailable as exc:
                     # nothing ran: give it back rather than spend one of its attempts
                     log.warning("execution %s not started (%s); handing it back", detail_id, exc)
-                    # an engine that is stopping still answers pings: claim nothing for a while
-                    self.holdings.engine_pause_until = time.monotonic() + ENGINE_PAUSE
-                    self.docker.engine_seen["at"] = None  # ping it before the next claim
-                    self.holdings.engine_away = True
+                    self.docker.state.failed_start()
                     if self._hand_back(work):
                         return False
                     outcome = {"status": statuses.ERROR, "reason": str(exc), "exit_code": None,
