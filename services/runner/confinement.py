@@ -1,4 +1,5 @@
-"""What an execution's container may do: the operator's policy, read once at the runner's start.
+"""What an execution's container may do: the operator's policy, read once at the runner's start
+(and ``log_config``: how much of its output the engine keeps).
 
 Two profiles (``CONTAINER_PROFILE``):
 
@@ -21,6 +22,7 @@ runner can tell only when the engine says bridged traffic bypasses iptables
 (``BridgeNfIptables`` false); it logs a warning then.
 """
 import logging
+import re
 import time
 
 import docker
@@ -216,3 +218,24 @@ def _named(client, name):
     """Networks named exactly ``name``, oldest first (the engine's filter matches substrings)."""
     networks = [n for n in client.api.networks(names=[name]) if n.get("Name") == name]
     return sorted(networks, key=lambda n: (parse_docker_time(n.get("Created")) or 0.0, n["Id"]))
+
+
+LOG_DRIVERS = ("json-file", "local")
+
+
+def log_config(config):
+    """The engine's log driver for execution containers, capped at ``CONTAINER_LOG_MAX_FILES`` files
+    of ``CONTAINER_LOG_MAX_SIZE`` (docs/deployment.md; docs/guarantees.md says why json-file)."""
+    driver = str(config.get("CONTAINER_LOG_DRIVER") or "json-file").strip()
+    if driver not in LOG_DRIVERS:  # stop the runner at once, naming it
+        raise ValueError(f"CONTAINER_LOG_DRIVER: must be one of {', '.join(LOG_DRIVERS)}, not {driver!r}")
+    size = str(config.get("CONTAINER_LOG_MAX_SIZE") or "16m").strip().lower()
+    if not re.fullmatch(r"[1-9][0-9]*[kmg]", size):
+        raise ValueError(f'CONTAINER_LOG_MAX_SIZE: must be a size such as "16m", not {size!r}')
+    files = int(config.get("CONTAINER_LOG_MAX_FILES") or 2)
+    if files < 1:
+        raise ValueError("CONTAINER_LOG_MAX_FILES: must be at least 1")
+    options = {"max-size": size, "max-file": str(files)}
+    if driver == "local":
+        options["compress"] = "false"
+    return {"type": driver, "config": options}

@@ -1,6 +1,5 @@
-"""The runner's view of its host's Docker engine: run one execution to its end."""
+"""The runner's Docker provider, and the Executor that runs one execution on its engine to its end."""
 import logging
-import re
 import time
 import uuid
 from contextlib import nullcontext
@@ -370,27 +369,6 @@ def _note(engine_trouble, killed=True):
     return note + (": it was probably stopped by an engine restart" if killed else "")
 
 
-LOG_DRIVERS = ("json-file", "local")
-
-
-def log_config(config):
-    """The engine's log driver for execution containers, capped at ``CONTAINER_LOG_MAX_FILES`` files
-    of ``CONTAINER_LOG_MAX_SIZE`` (docs/deployment.md; docs/guarantees.md says why json-file)."""
-    driver = str(config.get("CONTAINER_LOG_DRIVER") or "json-file").strip()
-    if driver not in LOG_DRIVERS:  # stop the runner at once, naming it
-        raise ValueError(f"CONTAINER_LOG_DRIVER: must be one of {', '.join(LOG_DRIVERS)}, not {driver!r}")
-    size = str(config.get("CONTAINER_LOG_MAX_SIZE") or "16m").strip().lower()
-    if not re.fullmatch(r"[1-9][0-9]*[kmg]", size):
-        raise ValueError(f'CONTAINER_LOG_MAX_SIZE: must be a size such as "16m", not {size!r}')
-    files = int(config.get("CONTAINER_LOG_MAX_FILES") or 2)
-    if files < 1:
-        raise ValueError("CONTAINER_LOG_MAX_FILES: must be at least 1")
-    options = {"max-size": size, "max-file": str(files)}
-    if driver == "local":
-        options["compress"] = "false"
-    return {"type": driver, "config": options}
-
-
 class DockerExecutor(DependencyProvider):
     def setup(self):
         config = self.container.config
@@ -400,7 +378,7 @@ class DockerExecutor(DependencyProvider):
         self.policy.update({
             "grace": int(config.get("STOP_GRACE_PERIOD") or 10),
             "log_limit": int(config.get("LOG_LIMIT_BYTES") or 1024 * 1024),
-            "log_config": log_config(config),
+            "log_config": confinement.log_config(config),
             "engine_patience": float(config.get("ENGINE_PATIENCE") or ENGINE_PATIENCE),
         })
         # made in setup, not start: extensions start concurrently and a slot may ask for it at once
