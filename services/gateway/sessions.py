@@ -27,7 +27,7 @@ from nameko.containers import WorkerContext
 from nameko.extensions import DependencyProvider, SharedExtension
 from nameko.rpc import ReplyListener
 
-from services.gateway.edge import trusted, trusted_networks
+from services.gateway.admission import trusted, trusted_networks
 from shared.rpc import rpc_timeout, timeout_service
 
 COOKIE = "stevedore_session"

@@ -8,7 +8,7 @@ from nameko.testing.services import worker_factory
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
-from services.gateway.edge import trusted_networks
+from services.gateway.admission import trusted_networks
 from services.gateway.service import GatewayService
 from services.gateway.sessions import (COOKIE, LEGACY_COOKIE, MISSING, SessionCache, SessionGate, SessionVerbs,
                                        Settings, cookie_secure, fingerprint, secret_hash)
