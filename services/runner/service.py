@@ -12,7 +12,9 @@ from services.runner.metrics import RunnerMetrics
 from services.runner.reporting import ReliableDispatcher
 from services.runner.slots import HoldingsProvider, execution_slot, holding_timer
 from shared import events, statuses
+from shared import messages as m
 from shared.extensions import config_timer
+from shared.messages import wire
 from shared.rpc import TimeoutRpcProxy
 from shared.timeutil import now
 
@@ -58,6 +60,9 @@ class RunnerService:
         with holdings.claiming():
             # only what fits this runner's ceilings (an older scheduler refuses the arguments: upgrade it first)
             work = self.scheduler.claim_execution(runner, max_memory=max_memory, max_cpus=max_cpus)
+            if work is not None:  # one that cannot be read is left to its lease's end
+                work = m.received(m.WorkItem, work, "a claim's reply")
+                work = None if work is None else wire(work)
             if work is not None:
                 holdings.note_received(work)
                 holdings.hold(work)
@@ -86,14 +91,14 @@ class RunnerService:
                      work["index"], attempt)
 
             def started(start, container_id):
-                self.report(events.EXECUTION_STARTED, {
-                    "detail_id": detail_id, "attempt": attempt, "runner": runner,
-                    "start": start, "container_id": container_id})
+                self.report(events.EXECUTION_STARTED, wire(m.ExecutionStarted(
+                    detail_id=detail_id, attempt=attempt, runner=runner, start=start,
+                    container_id=container_id)))
 
             def output(logs):
                 try:  # live output is best effort; the final logs come with the finish report
-                    self.live(events.EXECUTION_OUTPUT, {
-                        "detail_id": detail_id, "attempt": attempt, "logs": logs})
+                    self.live(events.EXECUTION_OUTPUT, wire(m.ExecutionOutput(
+                        detail_id=detail_id, attempt=attempt, runner=runner, logs=logs)))
                 except Exception as exc:  # the broker's errors vary by what failed
                     log.warning("could not send live output of %s: %s", detail_id, exc)
 
@@ -116,8 +121,8 @@ class RunnerService:
                         return False
                     outcome = {"status": statuses.ERROR, "reason": str(exc), "exit_code": None,
                                "start": None, "end": now()}
-            self.report(events.EXECUTION_FINISHED, {
-                "detail_id": detail_id, "attempt": attempt, "runner": runner, **outcome})
+            self.report(events.EXECUTION_FINISHED, m.finished_report(
+                detail_id=detail_id, attempt=attempt, runner=runner, **outcome))
             return True
         finally:
             self.holdings.release(detail_id)

@@ -84,3 +84,16 @@ def test_output_the_database_refuses_is_noted_but_the_database_away_is_raised(mo
     monkeypatch.setattr(reports, "store_logs", away)
     with pytest.raises(OperationalError):
         reports._store_final_logs(Savepoints(), "d", 1, {"encoding": "base64", "stdout": ""})
+
+
+@pytest.mark.parametrize("handler, report", [
+    ("on_execution_started", {"detail_id": "d" * 32, "attempt": 1, "runner": "r"}),   # no start
+    ("on_execution_started", ["not", "a", "report"]),
+    ("on_execution_output", {"detail_id": "d" * 32, "attempt": "1", "logs": {}}),
+    ("on_execution_output", {"detail_id": "d" * 32, "attempt": 1, "logs": "not an object"}),
+])
+def test_a_started_or_output_report_that_cannot_be_read_is_dropped_without_touching_the_database(
+        monkeypatch, handler, report):
+    monkeypatch.setattr(ex, "mark_started", lambda *a: pytest.fail("folded"))
+    monkeypatch.setattr(ex, "store_live_logs", lambda *a: pytest.fail("stored"))
+    getattr(worker_factory(SchedulerService), handler)(report)

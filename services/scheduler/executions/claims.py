@@ -10,6 +10,7 @@ from sqlalchemy import JSON, or_, select, text, update
 from services.scheduler.executions.state import DB_NOW
 from services.scheduler.models import Detail, Result
 from shared import statuses as st
+from shared.messages import WorkItem, wire
 from shared.timeutil import now
 
 _details = Detail.__table__
@@ -50,7 +51,7 @@ CLAIM_SQL = text("""
 
 
 def claim(session, runner, lease_seconds, max_memory=None, max_cpus=None):
-    """Give ``runner`` the next execution to run, or None.
+    """Give ``runner`` the next execution to run (a ``WorkItem``, sent as a dict), or None.
 
     Highest priority first, oldest first, never more than a result's
     ``parallelism`` held at once; with ``max_memory`` (bytes) or ``max_cpus``,
@@ -72,14 +73,8 @@ def claim(session, runner, lease_seconds, max_memory=None, max_cpus=None):
             session.rollback()
             continue
         session.commit()
-        params = row.params or {}
-        return {
-            "detail_id": row.taken, "result_id": row.result_id, "task_id": row.task_id,
-            "index": row.index, "attempt": row.attempt, "image": row.image,
-            "command": params.get("command"), "env": params.get("env") or {},
-            "timeout": params.get("timeout"), "memory": params.get("memory"),
-            "cpus": params.get("cpus"), "lease_seconds": lease_seconds,
-        }
+        return wire(WorkItem.of(row.taken, row.result_id, row.task_id, row.index, row.attempt, row.image,
+                                row.params, lease_seconds))
     session.rollback()
     return None
 
