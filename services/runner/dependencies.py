@@ -383,7 +383,7 @@ class DockerExecutor(DependencyProvider):
         })
         # made in setup, not start: extensions start concurrently and a slot may ask for it at once
         self.client = LazyDockerClient(self.base_url, timeout=60)
-        self.engine = EngineState()  # the engine's health and what was learnt of it, for every worker
+        self.state = EngineState()  # the engine's health and what was learnt of it, for every worker
 
     def stop(self):
         self.client.close()
@@ -391,4 +391,4 @@ class DockerExecutor(DependencyProvider):
     kill = stop
 
     def get_dependency(self, worker_ctx):
-        return Executor(self.client, self.policy, self.engine)
+        return Executor(self.client, self.policy, self.state)
