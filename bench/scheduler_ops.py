@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.scheduler_ops [--n 500] [--fan-out 100000 --fan-out-rounds 3]
 
-Runs the scheduler's own functions (services/scheduler/executions.py) against a
+Runs the scheduler's own functions (services/scheduler/executions/) against a
 fresh PostgreSQL database, one execution at a time, and prints the CPU
 milliseconds of this process per operation (``time.process_time``) and the wall
 milliseconds.  This is the Python side of the scheduler's per-execution work,

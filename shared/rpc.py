@@ -17,8 +17,8 @@ Reads travel as transient messages.  nameko publishes every request and
 reply persistent, with publisher confirms, to durable queues: RabbitMQ then
 writes each to disk before it confirms, a few milliseconds a message on our
 machines and half of RabbitMQ's CPU per read (docs/performance.md).  The
-calls in ``READS`` change nothing, so a request or reply of theirs lost to a
-broker restart loses nothing either: the caller gets ``Unavailable`` and may
+calls declared ``read`` (shared/messages.py, with each RPC's reply) change
+nothing, so a request or reply of theirs lost to a broker restart loses nothing either: the caller gets ``Unavailable`` and may
 ask again.  Their requests go out transient (still confirmed, so an unknown
 service is still an error at once), and ``rpc`` answers a transient request
 with a transient reply.  Everything else (a RUN, a claim, a cancel) stays
@@ -35,21 +35,12 @@ from nameko.rpc import RpcProxy, ServiceProxy, get_rpc_exchange
 
 from shared.errors import Unavailable
 from shared.handlers import first_line, is_transient
+from shared.messages import reads
 from shared.settings import settings_of
 
 log = logging.getLogger(__name__)
 
 TRANSIENT = 1  # AMQP delivery mode: kept in memory only
-
-# the RPCs that only read, by service: asked and answered as transient messages
-READS = {
-    "scheduler": frozenset({
-        "get_result", "list_results", "list_details", "get_detail", "get_logs", "get_log_bytes",
-        "execution_figures", "execution_states", "runner_holdings", "installation_id",
-        "ping"}),
-    "registry": frozenset({"get_task", "task_facts", "list_tasks", "pull_credentials", "check_session", "ping"}),
-}
-
 
 class _Method:
     def __init__(self, method, timeout, ready):
@@ -95,7 +86,7 @@ def timeout_service(worker_ctx, target_service, reply_listener, timeout, **optio
     persistent = ServiceProxy(worker_ctx, target_service, reply_listener, **options)
     transient = ServiceProxy(worker_ctx, target_service, reply_listener,
                              **{**options, "delivery_mode": TRANSIENT})
-    return _Service(persistent, transient, READS.get(target_service, frozenset()), timeout, ready)
+    return _Service(persistent, transient, reads(target_service), timeout, ready)
 
 
 class TimeoutRpcProxy(RpcProxy):

@@ -1,23 +1,7 @@
 """``?follow=true`` on an execution's logs: server-sent events until the execution ends.
 
-The scheduler stores each running attempt's output about once a second (from
-the runner's ``execution_output`` events); this stream polls its kept bytes
-over RPC (``get_log_bytes``) and sends what is new, decoded as UTF-8 (invalid
-sequences as U+FFFD, a character split between two polls decoded whole):
-
-    event: stdout            (or stderr)
-    data: <one line of output per data line; a lone CR ends a line too>
-
-    event: skipped
-    data: {"stream": "stdout", "bytes": 1234}     (bytes produced but not kept)
-
-    event: end
-    data: {"status": "COMPLETE", "exit_code": 0}
-
-    : keep-alive                                  (a comment, when a poll brought nothing new)
-
-A client that connects late first gets what is kept: the stream's first bytes,
-a ``skipped`` event for those omitted, then its last bytes.
+The events (their format: services/gateway/log_events.py) come from the scheduler's
+kept output, polled over RPC (``get_log_bytes``).
 
 Bounded (``Followers``, one per gateway process):
 
@@ -38,11 +22,7 @@ Bounded (``Followers``, one per gateway process):
 Lock order: none; everything here runs in eventlet green threads of one
 process and changes state only between its own RPC calls.
 """
-import base64
-import codecs
-import json
 import logging
-import re
 import time
 
 import eventlet
@@ -50,6 +30,7 @@ from eventlet.queue import Empty, LightQueue
 from nameko.exceptions import IncorrectSignature
 from nameko.extensions import DependencyProvider
 
+from services.gateway.log_events import KEEPALIVE, STREAMS, Follower, attempt_of, end_event
 from shared.errors import StevedoreError, Unavailable
 from shared.settings import settings_of
 from shared.statuses import TERMINAL
@@ -62,99 +43,7 @@ DEFAULT_MAX = 100       # FOLLOW_MAX when config.yml does not say
 BACKLOG = 20            # answers a follower may have waiting before it is caught up by offsets instead
 KEEPALIVE_SECONDS = 15  # a comment at least this often, even while a poll hangs
 RETRY_AFTER = 5         # seconds, in the 503 past FOLLOW_MAX
-STREAMS = ("stdout", "stderr")
-# SSE ends a line at CR, LF or CRLF: each one of them in the output ends a data line
-LINE_END = re.compile(r"\r\n|\r|\n")
-KEEPALIVE = ": keep-alive\n\n"
 
-
-def sse(event, text):
-    lines = LINE_END.split(text)
-    if lines and lines[-1] == "":
-        lines.pop()
-    return f"event: {event}\n" + "".join(f"data: {line}\n" for line in lines) + "\n"
-
-
-def new_bytes(kept, head, total, seen, since=0):
-    """What of a stream past offset ``seen`` is kept: (bytes kept before the gap, bytes omitted, bytes after).
-
-    The first ``head`` kept bytes are the stream's offsets [since, since + head);
-    the rest are its last bytes, up to ``total`` (``since`` <= ``seen``).
-    """
-    head = min(head, len(kept))
-    head_end = since + head
-    tail_start = max(head_end, total - (len(kept) - head))  # stream offset of the first kept tail byte
-    before = kept[seen - since:head] if seen < head_end else b""
-    omitted = max(0, tail_start - max(seen, head_end))
-    after = kept[head + max(0, seen - tail_start):]
-    return before, omitted, after
-
-
-def attempt_of(logs):
-    return logs.get("logs_attempt", logs.get("attempt"))
-
-
-class Follower:
-    """Turns successive log answers (``get_log_bytes``, whole or ``since``) into what is new in each stream."""
-
-    def __init__(self):
-        self.attempt = None
-        self._reset()
-
-    def _reset(self):
-        self.seen = {stream: 0 for stream in STREAMS}
-        self.decoders = {stream: codecs.getincrementaldecoder("utf-8")("replace") for stream in STREAMS}
-
-    def new_events(self, logs):
-        attempt = attempt_of(logs)
-        if attempt != self.attempt:
-            if self.attempt is not None:
-                yield sse("attempt", json.dumps({"attempt": attempt}))
-            self.attempt = attempt
-            self._reset()
-        for stream in STREAMS:
-            total = logs.get(f"{stream}_total") or 0
-            if total <= self.seen[stream]:
-                continue
-            since = logs.get(f"{stream}_since") or 0
-            kept = base64.b64decode(logs.get(stream) or "")
-            decoder = self.decoders[stream]
-            if since > self.seen[stream]:  # an answer from past what this follower has: say what it missed
-                yield from self._skip(stream, since - self.seen[stream], "")
-                self.seen[stream] = since
-            before, omitted, after = new_bytes(kept, logs.get(f"{stream}_head") or 0, total,
-                                               self.seen[stream], since)
-            text = decoder.decode(before)
-            if omitted:
-                yield from self._skip(stream, omitted, text)
-                text = ""
-            text += decoder.decode(after)
-            self.seen[stream] = total
-            if text:
-                yield sse(stream, text)
-
-    def _skip(self, stream, omitted, text):
-        decoder = self.decoders[stream]
-        text += decoder.decode(b"", final=True)
-        decoder.reset()
-        if text:
-            yield sse(stream, text)
-        yield sse("skipped", json.dumps({"stream": stream, "bytes": omitted}))
-
-    def flush(self):
-        """The end of a stream cut inside a character (as U+FFFD), once no more will come."""
-        for stream in STREAMS:
-            text = self.decoders[stream].decode(b"", final=True)
-            if text:
-                yield sse(stream, text)
-
-
-def end_event(detail):
-    return sse("end", json.dumps({"status": detail["status"], "exit_code": detail.get("exit_code"),
-                                  "reason": detail.get("reason")}))
-
-
-# ---------------------------------------------------------------- bounded, shared polling
 
 class Place:
     """One follower's place under FOLLOW_MAX; ``release`` is idempotent."""

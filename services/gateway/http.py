@@ -24,7 +24,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Request, Response
 
-from services.gateway.edge import EdgeWebServer, Refusal, client_address, read_body
+from services.gateway.admission import Refusal, client_address
+from services.gateway.edge import EdgeWebServer, read_body
 from services.gateway.sessions import COOKIE, SessionGate
 from shared import validation
 from shared.errors import Conflict, NotFound, StevedoreError, Unavailable, ValidationError

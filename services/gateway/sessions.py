@@ -27,7 +27,7 @@ from nameko.containers import WorkerContext
 from nameko.extensions import DependencyProvider, SharedExtension
 from nameko.rpc import ReplyListener
 
-from services.gateway.edge import trusted
+from services.gateway.admission import trusted
 from shared.rpc import timeout_service
 from shared.settings import settings_of
 

@@ -24,10 +24,12 @@ from services.registry.credentials import CredentialsUnreadable, CredentialVault
 from services.registry.dependencies import DockerImages, ImportFailed, RegistryMetrics
 from services.registry.models import Base, Task
 from shared import events, statuses, validation
+from shared import messages as m
 from shared.db import Database, ping
 from shared.docker_engine import bounded
 from shared.errors import Unavailable
 from shared.handlers import retrying_event_handler
+from shared.messages import wire
 from shared.rpc import rpc
 from shared.timeutil import now
 
@@ -58,14 +60,14 @@ class RegistryService:
         task, created = tasks.create(self.db.session, name, repository, idempotency_key,
                                      credentials=sealed)
         if created:
-            self.dispatch(events.TASK_SUBMITTED, {"task_id": task.id, "version": task.version})
+            self.dispatch(events.TASK_SUBMITTED, wire(m.TaskSubmitted(task_id=task.id, version=task.version)))
         return tasks.as_dict(task)
 
     @rpc
     def import_task(self, task_id):
         """Pull the task's image again (a moved tag gives a new digest; running executions keep theirs)."""
         task = tasks.reimport(self.db.session, task_id)
-        self.dispatch(events.TASK_SUBMITTED, {"task_id": task.id, "version": task.version})
+        self.dispatch(events.TASK_SUBMITTED, wire(m.TaskSubmitted(task_id=task.id, version=task.version)))
         return tasks.as_dict(task)
 
     @rpc
@@ -77,7 +79,7 @@ class RegistryService:
         that order.
         """
         name = tasks.delete(self.db.session, task_id)
-        self.dispatch(events.TASK_DELETED, {"task_id": task_id, "name": name})
+        self.dispatch(events.TASK_DELETED, wire(m.TaskDeleted(task_id=task_id, name=name)))
 
     @rpc
     def ping(self):
@@ -144,7 +146,7 @@ class RegistryService:
             Task.status == statuses.SUBMITTED, Task.updated_at < now() - STALLED_AFTER)).all()
         for task_id, version in stalled:
             log.warning("task %s stalled in SUBMITTED; importing it again", task_id)
-            self.dispatch(events.TASK_SUBMITTED, {"task_id": task_id, "version": version})
+            self.dispatch(events.TASK_SUBMITTED, wire(m.TaskSubmitted(task_id=task_id, version=version)))
 
     @timer(interval=STALLED_AFTER / 2)
     def sweep_imports(self):
@@ -154,9 +156,9 @@ class RegistryService:
                  "so the registry service doing it was stopped mid-pull; import it again")
         for task in tasks.end_stuck_imports(self.db.session, now() - bound, error):
             log.warning("task %s (%s) was stuck IMPORTING; ended ERROR", task.id, task.repository)
-            self.dispatch(events.TASK_IMPORT_FAILED, {
-                "task_id": task.id, "name": task.name, "repository": task.repository, "error": error,
-                "version": task.version})
+            self.dispatch(events.TASK_IMPORT_FAILED, wire(m.TaskImportFailed(
+                task_id=task.id, name=task.name, repository=task.repository, error=error,
+                version=task.version)))
 
     def _import(self, task_id):
         session = self.db.session
@@ -173,15 +175,15 @@ class RegistryService:
             error = bounded(exc, tasks.ERROR_MAX)
             log.info("import of task %s (%s) failed: %s", task.id, task.repository, error)
             if tasks.set_status(session, task, statuses.ERROR, error=error):
-                self.dispatch(events.TASK_IMPORT_FAILED, {
-                    "task_id": task.id, "name": task.name, "repository": task.repository,
-                    "error": error, "version": task.version})
+                self.dispatch(events.TASK_IMPORT_FAILED, wire(m.TaskImportFailed(
+                    task_id=task.id, name=task.name, repository=task.repository,
+                    error=error, version=task.version)))
             return
         if not tasks.set_status(session, task, statuses.READY, digest=digest, image_id=image_id,
                                 imported_at=now()):
             log.info("task %s was deleted while its image was pulled", task.id)
             return
         log.info("task %s (%s) is READY as %s", task.id, task.repository, digest)
-        self.dispatch(events.TASK_IMPORTED, {
-            "task_id": task.id, "name": task.name, "repository": task.repository,
-            "digest": digest, "version": task.version})
+        self.dispatch(events.TASK_IMPORTED, wire(m.TaskImported(
+            task_id=task.id, name=task.name, repository=task.repository,
+            digest=digest, version=task.version)))

@@ -9,6 +9,7 @@ from services.registry.models import Task
 from shared import statuses, validation
 from shared.db import newest_first
 from shared.errors import Conflict, NotFound
+from shared.messages import TaskFacts, wire
 from shared.timeutil import now
 
 LIST_LIMIT_MAX = 1000
@@ -35,8 +36,8 @@ def as_dict(task):
 
 def facts(task):
     """What the scheduler keeps of a task (services/scheduler/knowntasks.py), with the version it is at."""
-    return {"task_id": task.id, "name": task.name, "status": task.status, "digest": task.digest,
-            "version": task.version}
+    return wire(TaskFacts(task_id=task.id, name=task.name, status=task.status, digest=task.digest,
+                          version=task.version))
 
 
 def create(session, name, repository, idempotency_key=None, credentials=None):

@@ -1,4 +1,5 @@
-"""What an execution's container may do: the operator's policy, read once at the runner's start.
+"""What an execution's container may do: the operator's policy, read once at the runner's start
+(and ``log_config``: how much of its output the engine keeps).
 
 Two profiles (``CONTAINER_PROFILE``):
 
@@ -156,3 +157,13 @@ def _named(client, name):
     """Networks named exactly ``name``, oldest first (the engine's filter matches substrings)."""
     networks = [n for n in client.api.networks(names=[name]) if n.get("Name") == name]
     return sorted(networks, key=lambda n: (parse_docker_time(n.get("Created")) or 0.0, n["Id"]))
+
+
+def log_config(settings):
+    """The engine's log driver for execution containers, capped at ``CONTAINER_LOG_MAX_FILES`` files
+    of ``CONTAINER_LOG_MAX_SIZE`` (docs/deployment.md; docs/guarantees.md says why json-file)."""
+    driver = settings.container_log_driver
+    options = {"max-size": settings.container_log_max_size, "max-file": str(settings.container_log_max_files)}
+    if driver == "local":
+        options["compress"] = "false"
+    return {"type": driver, "config": options}

@@ -1,6 +1,4 @@
-"""The runner's view of its host's Docker engine: run one execution to its end."""
-import base64
-import http.client
+"""The runner's Docker provider, and the Executor that runs one execution on its engine to its end."""
 import logging
 import time
 import uuid
@@ -12,202 +10,24 @@ import requests
 from nameko.extensions import DependencyProvider
 
 from services.runner import confinement
+from services.runner.engine import ENGINE_ERRORS, LABEL, Engine, EngineState, EngineUnavailable, PullFailed
+from services.runner.output import STREAMS, OutputTail, live_snapshot, logs_report, merge_kept, note_logs
 from shared import statuses as st
-from shared.docker_engine import (Demuxer, HeadTail, LazyDockerClient, attach_output, create_container,
-                                  explain, explain_pull_error, read_attached, read_logs)
+from shared.docker_engine import LazyDockerClient, create_container, explain, read_logs
 from shared.timeutil import now, parse_docker_time
 from shared.settings import settings_of
-from shared.validation import memory_bytes, parse_reference
+from shared.validation import memory_bytes
 
 log = logging.getLogger(__name__)
 
-LABEL = "stevedore"
 WAIT_SLICE = 1.0  # seconds between checks for a cancel, a timeout or new output while waiting
-LIVE_LIMIT_BYTES = 128 * 1024  # how much of each stream a live snapshot carries (head and tail)
-ENGINE_FRESH = 1.0  # seconds an engine that answered is taken to be there without a ping
-STREAMS = ("stdout", "stderr")
+# seconds an engine may stay unreachable before an execution on it ends ERROR (while it runs:
+# from the first failed call; after its end: to read its final state); the ENGINE_PATIENCE setting
+ENGINE_PATIENCE = 120.0
 
 
-class EngineUnavailable(Exception):
-    """The Docker engine could not be reached, and no container was started."""
-
-
-class PullFailed(Exception):
-    """The engine answered but could not pull the image; the message says why."""
-
-
-def logs_report(kept, limit=None):
-    """The ``logs`` of a report (the logs contract shared with the scheduler): each stream's kept bytes in
-    base64, how many of them are its first bytes (the rest are its last), and its byte total."""
-    logs = {"encoding": "base64"}
-    for stream, keeper in kept.items():
-        head, data = keeper.kept(limit)
-        logs[stream] = base64.b64encode(data).decode("ascii")
-        logs[f"{stream}_head"] = head
-        logs[f"{stream}_total"] = keeper.total
-    return logs
-
-
-def note_logs(text, limit):
-    """Keepers holding only a note of ours (the engine's log could not be read)."""
-    kept = {stream: HeadTail(limit) for stream in STREAMS}
-    for stream, keeper in kept.items():
-        keeper.feed(f"[stevedore: could not read {stream}: {text}]".encode())
-    return kept
-
-
-ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError,
-                 http.client.HTTPException, ValueError)
-
-
-class OutputTail:
-    """Reads a container's output by attaching to it, both streams in one engine call, keeping
-    each stream's head and tail (``HeadTail``) and its byte total.
-
-    Attached before the container starts, it sees every byte the container
-    writes, raw and in order, whatever the engine's log driver keeps: totals are
-    exact.  The engine waits for an attached reader, so this one reads until the
-    engine closes the attach (the container's output ended, or the engine went),
-    in big pieces, yielding to the other greenthreads after each one
-    (``read_attached``): a container printing flat out never starves the
-    runner's heartbeats, and is never held up by its runner.
-
-    ``replay``: the engine's log first (a container already running, found again
-    after a runner restart): totals are then lower bounds.  ``kept``: the keepers
-    to go on feeding (an attach made again after one broke).  An attach that
-    could not be made leaves ``error`` set and no reader.
-    """
-
-    def __init__(self, client, container_id, limit, replay=False, kept=None):
-        self.client, self.container_id = client, container_id
-        self.kept = kept or {stream: HeadTail(limit) for stream in STREAMS}
-        self.done = False  # the engine closed the attach
-        self.error = None
-        self.thread = self.response = None
-        try:
-            self.response = attach_output(client, container_id, replay=replay)
-        except ENGINE_ERRORS as exc:
-            self.error = explain(exc)
-            return
-        self.thread = eventlet.spawn(self._read)
-
-    def _read(self):
-        demux = Demuxer({1: self.kept["stdout"].feed, 2: self.kept["stderr"].feed})
-        try:
-            read_attached(self.response, demux, pause=eventlet.sleep)
-            self.done = True
-        except ENGINE_ERRORS as exc:
-            self.error = explain(exc)
-            log.debug("the attach to %s broke: %s", self.container_id, exc)
-
-    @property
-    def reading(self):
-        return self.thread is not None and not self.thread.dead
-
-    @property
-    def totals(self):
-        return tuple(keeper.total for keeper in self.kept.values())
-
-    def again(self):
-        """A new attach feeding the same keepers (this one broke while the container runs):
-        what was written between the two is not seen."""
-        self.stop()
-        return OutputTail(self.client, self.container_id, None, kept=self.kept)
-
-    def finish(self, patience):
-        """Wait (up to ``patience`` seconds) for the engine to close the attach after the container
-        ended; True when it did."""
-        if self.thread is not None:
-            try:
-                with eventlet.Timeout(patience, False):
-                    self.thread.wait()
-            except Exception as exc:  # an engine answer of a shape not foreseen: the log is read
-                log.warning("reading the output of %s failed: %r", self.container_id, exc)
-        self.stop()
-        return self.done
-
-    def stop(self):
-        if self.thread is not None:
-            self.thread.kill()
-        if self.response is not None:
-            self.response.close()  # also when the reader never ran
-
-
-def merge_kept(followed, end):
-    """One stream's output from two readings: ``followed`` from its start (see ``OutputTail``)
-    and ``end``, the engine's capped log of it read once the container ended.
-
-    Followed bytes that already end as the log does are all there.  Else the end
-    was missed (the attach broke): the head from the attach, the tail from the
-    log, and bytes known missing between them.
-    """
-    merged = HeadTail(followed.limit)
-    _, ours = followed.kept()
-    _, theirs = end.kept()
-    last = theirs[len(theirs) - min(len(theirs), end.total, merged.tail_cap):]  # the stream's last bytes
-    if ours.endswith(last):
-        return followed
-    merged.head[:] = followed.head
-    merged.tail[:] = last
-    merged.gap = True
-    merged.total = max(followed.total, len(merged.head) + len(merged.tail) + 1)
-    return merged
-
-
-def live_snapshot(tail):
-    """A running container's output so far: each stream's head so far and latest tail, within
-    ``LIVE_LIMIT_BYTES`` (the shape of the final logs)."""
-    return logs_report(tail.kept, LIVE_LIMIT_BYTES)
-
-
-class Executor:
-    """What a worker gets: one Docker client and the operator's container policy."""
-
-    def __init__(self, client, policy, images_seen=None, engine_seen=None, engine_facts=None):
-        self.client = client
-        self.policy = policy
-        # learnt from the engine once per process: the network mode executions use
-        # (``network``), this runner's ceilings (``ceilings``)
-        self.engine_facts = engine_facts if engine_facts is not None else {}
-        # images this runner found on its engine: not asked about again (an engine
-        # call less before each start); a create that finds one gone pulls it then
-        self.images_seen = images_seen if images_seen is not None else set()
-        # when the engine last did what it was asked (monotonic): an engine that just
-        # removed a container needs no ping before the next claim
-        self.engine_seen = engine_seen if engine_seen is not None else {"at": None}
-
-    # -------------------------------------------------------------- image
-
-    def ensure_image(self, image, credentials=None, pull_timer=nullcontext):
-        """Make sure ``image`` (name@sha256:... or an image id) is on this engine.
-
-        ``credentials()`` is asked only when a pull is needed; it answers the
-        private registry's ``{"username", "password"}`` or None.  A pull is
-        made inside ``pull_timer()`` (a context manager: the runner's metrics).
-        """
-        try:
-            self.client.images.get(image)
-            return
-        except docker.errors.ImageNotFound:
-            pass
-        name, tag, digest = parse_reference(image)
-        auth = credentials() if credentials else None
-        with pull_timer():
-            # the engine reports some failures (a layer that cannot be fetched) only
-            # inside the progress stream, with a 200: read it to the end and look
-            try:
-                for chunk in self.client.api.pull(name, tag=digest or tag, auth_config=auth,
-                                                  stream=True, decode=True):
-                    if "error" in chunk:
-                        raise PullFailed(explain_pull_error(image, chunk["error"]))
-            except docker.errors.APIError as exc:
-                raise PullFailed(explain_pull_error(image, explain(exc))) from exc
-            try:
-                self.client.images.get(image)
-            except docker.errors.ImageNotFound as exc:
-                raise PullFailed(f"pull of {image} ended without the image: {explain(exc)}") from exc
-
-    # -------------------------------------------------------------- run
+class Executor(Engine):
+    """What a worker gets: its runner's engine (``Engine``), and the verbs that run one execution on it."""
 
     def container_options(self, work, runner):
         policy = self.policy
@@ -220,7 +40,7 @@ class Executor:
         })
         # an execution that asks for no memory gets the default, within this runner's ceiling
         memory = memory_bytes(work.get("memory")) or _smallest(
-            policy["default_memory"], self.engine_facts.get("ceilings", (None, None))[0])
+            policy["default_memory"], (self.state.ceilings or (None, None))[0])
         # this installation's id, as the scheduler's claim gives it (services/runner/reconcile.py)
         installation = {f"{LABEL}.installation": work["installation"]} if work.get("installation") else {}
         options = {
@@ -237,7 +57,7 @@ class Executor:
             # result, index, attempt; a claim handed back may come back with the same attempt number
             "name": f"stevedore-{work['result_id'][:8]}-{work['index']}-{work['attempt']}-{uuid.uuid4().hex[:6]}",
             "detach": True,
-            "network_mode": self.engine_facts.get("network") or policy["network"],
+            "network_mode": self.state.network or policy["network"],
             **confinement.security_options(policy),
         }
         if policy.get("log_config"):  # the engine's copy of the output, capped: disk per execution bounded
@@ -264,7 +84,7 @@ class Executor:
         the attempt ends as it says: ``(status, reason)``, or KILLED "cancelled"
         for a plain true.
         """
-        if work["image"] not in self.images_seen:
+        if work["image"] not in self.state.images:
             failed = self._ensure_image(work["image"], credentials, pull_timer, runner)
             if failed:
                 return failed
@@ -286,14 +106,14 @@ class Executor:
                 container = create_container(self.client, work["image"], options)
             except docker.errors.ImageNotFound:
                 # removed from the engine since this runner last saw it: pull it again
-                self.images_seen.discard(work["image"])
+                self.state.images.discard(work["image"])
                 failed = self._ensure_image(work["image"], credentials, pull_timer, runner)
                 if failed:
                     return failed
                 container = create_container(self.client, work["image"], options)
         except docker.errors.APIError as exc:
             if "network" in explain(exc).lower():  # removed by hand? made again for the next one
-                self.engine_facts.pop("network", None)
+                self.state.network = None
             return self._failed(f"could not create the container: {explain(exc)}")
         except ValueError as exc:  # e.g. a command string stored before RUNs were split (docker-py's shlex)
             return self._failed(f"could not create the container: {exc}")
@@ -318,7 +138,7 @@ class Executor:
             return self._failed(f"could not pull the image on runner {runner}: {explain(exc)}")
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             raise EngineUnavailable(f"could not check image {image}: {explain(exc)}") from exc
-        self.images_seen.add(image)
+        self.state.images.add(image)
         return None
 
     def resume(self, container_id, work, on_started, should_stop, on_output=lambda logs: None):
@@ -477,16 +297,6 @@ class Executor:
             report.update(status=st.ERROR, reason=reason + _note(engine_trouble, killed))
         return report
 
-    @staticmethod
-    def _started_at(container):
-        """The engine's StartedAt of a running container (now, if the engine cannot say)."""
-        try:
-            container.reload()
-            return parse_docker_time(container.attrs["State"].get("StartedAt")) or now()
-        except ENGINE_ERRORS as exc:
-            log.warning("could not read the start of container %s: %s", container.id, explain(exc))
-            return now()
-
     def _final_state(self, container):
         """The container's State once it ended, waiting out an engine that is restarting.
 
@@ -505,15 +315,6 @@ class Executor:
                 if time.monotonic() > deadline:
                     return {}, trouble
                 time.sleep(WAIT_SLICE)
-
-    @staticmethod
-    def _running(container):
-        """Whether the engine says the container runs (False if it cannot say)."""
-        try:
-            container.reload()
-            return bool(container.attrs["State"].get("Running"))
-        except (docker.errors.DockerException, requests.exceptions.RequestException):
-            return False
 
     def _logs(self, container, tail, broken):
         """The ended container's output in the report's shape, memory bounded whatever its size.
@@ -535,21 +336,6 @@ class Executor:
             return logs_report(end)
         return logs_report({stream: merge_kept(tail.kept[stream], end[stream]) for stream in STREAMS})
 
-    def _stop(self, container):
-        try:
-            container.stop(timeout=self.policy["grace"])
-        except ENGINE_ERRORS as exc:
-            log.warning("could not stop container %s: %s", container.id, explain(exc))
-
-    def _remove(self, container):
-        try:
-            container.remove(force=True, v=True)  # with its anonymous volumes
-            self.engine_seen["at"] = time.monotonic()
-        except docker.errors.NotFound:
-            pass
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            log.warning("could not remove container %s: %s", container.id, explain(exc))
-
     @staticmethod
     def _failed(reason, start=None, tail=None):
         """An ERROR report; with ``tail``, the output followed so far comes with it."""
@@ -560,74 +346,6 @@ class Executor:
             tail.stop()
             report["logs"] = logs_report(tail.kept)
         return report
-
-    # -------------------------------------------------------------- engine
-
-    def ensure_network(self):
-        """The network mode of new containers: the dedicated bridge, made if absent (once per process)."""
-        if self.engine_facts.get("network") is None:
-            self.engine_facts["network"] = confinement.ensure_network(self.client, self.policy["network"])
-        return self.engine_facts["network"]
-
-    def ceilings(self):
-        """(max memory bytes, max cpus) of the executions this runner claims; None: no limit.
-
-        Its ``RUNNER_MAX_*`` settings, else its engine's memory and CPUs, asked once
-        (until the engine answers, only the settings: a claim then is refused at
-        create if it cannot fit, and ends ERROR saying why).
-        """
-        if "ceilings" not in self.engine_facts:
-            try:
-                info = self.client.info()
-            except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-                log.debug("could not ask the engine its size: %s", explain(exc))
-                return self.policy.get("max_memory"), self.policy.get("max_cpus")
-            confinement.warn_if_unenforced(info, self.policy["network"])
-            self.engine_facts["ceilings"] = confinement.engine_ceilings(info, self.policy)
-            log.info("this runner claims executions of at most %s bytes of memory and %s CPUs",
-                     *self.engine_facts["ceilings"])
-        return self.engine_facts["ceilings"]
-
-    def engine_ok(self):
-        """Whether the engine answers now (a runner takes no work while it does not).
-
-        An engine that answered within the last ``ENGINE_FRESH`` seconds is not
-        pinged again: a slot going from one execution to the next skips a call.
-        If it went away meanwhile, the create fails and the claim is handed back
-        (services.runner.service), as for an engine that fails between ping and create.
-        """
-        seen = self.engine_seen["at"]
-        if seen is not None and time.monotonic() - seen < ENGINE_FRESH:
-            return True
-        try:
-            ok = bool(self.client.ping())
-        except (docker.errors.DockerException, requests.exceptions.RequestException):
-            ok = False
-        self.engine_seen["at"] = time.monotonic() if ok else None
-        return ok
-
-    def managed_containers(self):
-        """Every container Stevedore started on this engine (any runner's), as label dicts."""
-        found = []
-        for container in self.client.containers.list(
-                all=True, sparse=True, filters={"label": f"{LABEL}.managed=true"}):
-            labels = container.attrs.get("Labels") or {}
-            try:
-                attempt = int(labels.get(f"{LABEL}.attempt", ""))
-            except ValueError:
-                continue
-            found.append({"id": container.id, "detail_id": labels.get(f"{LABEL}.detail_id"),
-                          "result_id": labels.get(f"{LABEL}.result_id"), "attempt": attempt,
-                          "runner": labels.get(f"{LABEL}.runner"),
-                          "installation": labels.get(f"{LABEL}.installation"),
-                          "state": container.attrs.get("State")})
-        return found
-
-    def remove(self, container_id):
-        try:
-            self.client.api.remove_container(container_id, force=True, v=True)
-        except docker.errors.NotFound:
-            pass
 
 
 def _smallest(*values):
@@ -652,16 +370,6 @@ def _note(engine_trouble, killed=True):
     return note + (": it was probably stopped by an engine restart" if killed else "")
 
 
-def log_config(settings):
-    """The engine's log driver for execution containers, capped at ``CONTAINER_LOG_MAX_FILES`` files
-    of ``CONTAINER_LOG_MAX_SIZE`` (docs/deployment.md; docs/guarantees.md says why json-file)."""
-    driver = settings.container_log_driver
-    options = {"max-size": settings.container_log_max_size, "max-file": str(settings.container_log_max_files)}
-    if driver == "local":
-        options["compress"] = "false"
-    return {"type": driver, "config": options}
-
-
 class DockerExecutor(DependencyProvider):
     def setup(self):
         # a bad setting (CONTAINER_NETWORK=host, ...) stops the runner here, with a message naming it
@@ -671,14 +379,12 @@ class DockerExecutor(DependencyProvider):
         self.policy.update({
             "grace": settings.stop_grace_period,
             "log_limit": settings.log_limit_bytes,
-            "log_config": log_config(settings),
+            "log_config": confinement.log_config(settings),
             "engine_patience": settings.engine_patience,
         })
         # made in setup, not start: extensions start concurrently and a slot may ask for it at once
         self.client = LazyDockerClient(self.base_url, timeout=60)
-        self.images_seen = set()
-        self.engine_seen = {"at": None}
-        self.engine_facts = {}
+        self.state = EngineState()  # the engine's health and what was learnt of it, for every worker
 
     def stop(self):
         self.client.close()
@@ -686,4 +392,4 @@ class DockerExecutor(DependencyProvider):
     kill = stop
 
     def get_dependency(self, worker_ctx):
-        return Executor(self.client, self.policy, self.images_seen, self.engine_seen, self.engine_facts)
+        return Executor(self.client, self.policy, self.state)

@@ -46,6 +46,7 @@ import docker
 import requests
 
 from shared import events, statuses as st
+from shared.messages import finished_report
 from shared.timeutil import now
 
 log = logging.getLogger(__name__)
@@ -133,10 +134,10 @@ def reconcile(holdings, executor, scheduler, report):
             log.warning("execution %s (attempt %s) started under this runner before a restart "
                         "and its container is gone", detail_id, attempt)
             holdings.note_received(work)
-            report(events.EXECUTION_FINISHED, {
-                "detail_id": detail_id, "attempt": attempt, "runner": me, "status": st.ERROR,
-                "exit_code": None, "start": None, "end": now(),
-                "reason": f"runner {me} restarted and found no container for this execution on "
-                          "its Docker engine: its outcome is unknown"})
+            report(events.EXECUTION_FINISHED, finished_report(
+                detail_id=detail_id, attempt=attempt, runner=me, status=st.ERROR, exit_code=None,
+                start=None, end=now(),
+                reason=f"runner {me} restarted and found no container for this execution on "
+                       "its Docker engine: its outcome is unknown"))
             summary["lost"] += 1
     return summary

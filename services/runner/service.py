@@ -1,24 +1,24 @@
 """Runner: executes containers on its host's Docker engine, one per slot, and reports by events."""
 import logging
-import time
 
 import eventlet
 
 from nameko.events import BROADCAST, EventDispatcher, event_handler
 
 from services.runner import reconcile as reconciling
-from services.runner.dependencies import DockerExecutor, EngineUnavailable
+from services.runner.dependencies import DockerExecutor
+from services.runner.engine import EngineUnavailable
 from services.runner.metrics import RunnerMetrics
 from services.runner.reporting import ReliableDispatcher
 from services.runner.slots import HoldingsProvider, execution_slot, holding_timer
 from shared import events, statuses
+from shared import messages as m
 from shared.extensions import config_timer
+from shared.messages import wire
 from shared.rpc import TimeoutRpcProxy
 from shared.timeutil import now
 
 log = logging.getLogger(__name__)
-
-ENGINE_PAUSE = 3.0  # seconds a runner takes no work after its engine failed it
 
 
 class RunnerService:
@@ -43,14 +43,15 @@ class RunnerService:
             return self._execute(slot, work, container_id)
         if holdings.stopping:
             return False
-        if time.monotonic() < holdings.engine_pause_until:
+        engine = self.docker.state
+        if engine.paused():
             return False
-        if holdings.engine_away:
+        if engine.away:
             # known to be away: no work is taken until it answers
             if not self.docker.engine_ok():
                 return False
             log.info("the Docker engine answers again")
-            holdings.engine_away = False
+            engine.away = False
             engine_check = None
         else:
             # known to be there: asked alongside the claim, a round trip off every start
@@ -59,12 +60,15 @@ class RunnerService:
         with holdings.claiming():
             # only what fits this runner's ceilings (an older scheduler refuses the arguments: upgrade it first)
             work = self.scheduler.claim_execution(runner, max_memory=max_memory, max_cpus=max_cpus)
+            if work is not None:  # one that cannot be read is left to its lease's end
+                work = m.received(m.WorkItem, work, "a claim's reply")
+                work = None if work is None else wire(work)
             if work is not None:
                 holdings.note_received(work)
                 holdings.hold(work)
         if engine_check is not None and not engine_check.wait():
             log.warning("the Docker engine does not answer; taking no work until it does")
-            holdings.engine_away = True
+            engine.away = True
             if work is None or self._hand_back(work):
                 return False
             # not handed back: it runs, and ends truthfully if the engine stays away
@@ -87,14 +91,14 @@ class RunnerService:
                      work["index"], attempt)
 
             def started(start, container_id):
-                self.report(events.EXECUTION_STARTED, {
-                    "detail_id": detail_id, "attempt": attempt, "runner": runner,
-                    "start": start, "container_id": container_id})
+                self.report(events.EXECUTION_STARTED, wire(m.ExecutionStarted(
+                    detail_id=detail_id, attempt=attempt, runner=runner, start=start,
+                    container_id=container_id)))
 
             def output(logs):
                 try:  # live output is best effort; the final logs come with the finish report
-                    self.live(events.EXECUTION_OUTPUT, {
-                        "detail_id": detail_id, "attempt": attempt, "logs": logs})
+                    self.live(events.EXECUTION_OUTPUT, wire(m.ExecutionOutput(
+                        detail_id=detail_id, attempt=attempt, runner=runner, logs=logs)))
                 except Exception as exc:  # the broker's errors vary by what failed
                     log.warning("could not send live output of %s: %s", detail_id, exc)
 
@@ -112,16 +116,13 @@ class RunnerService:
                 except EngineUnavailable as exc:
                     # nothing ran: give it back rather than spend one of its attempts
                     log.warning("execution %s not started (%s); handing it back", detail_id, exc)
-                    # an engine that is stopping still answers pings: claim nothing for a while
-                    self.holdings.engine_pause_until = time.monotonic() + ENGINE_PAUSE
-                    self.docker.engine_seen["at"] = None  # ping it before the next claim
-                    self.holdings.engine_away = True
+                    self.docker.state.failed_start()
                     if self._hand_back(work):
                         return False
                     outcome = {"status": statuses.ERROR, "reason": str(exc), "exit_code": None,
                                "start": None, "end": now()}
-            self.report(events.EXECUTION_FINISHED, {
-                "detail_id": detail_id, "attempt": attempt, "runner": runner, **outcome})
+            self.report(events.EXECUTION_FINISHED, m.finished_report(
+                detail_id=detail_id, attempt=attempt, runner=runner, **outcome))
             return True
         finally:
             self.holdings.release(detail_id)

@@ -58,8 +58,6 @@ class Holdings(SharedExtension):
         self.claim_seq = 0
         self.adoptions = deque()  # (work, container_id) waiting for a slot
         self.installation = None  # this installation's id, once the scheduler told it
-        self.engine_pause_until = 0.0  # monotonic time before which no work is claimed
-        self.engine_away = False
         self.reconciled = Event()
         self.stopping = False
         self.stop_deadline = None

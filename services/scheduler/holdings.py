@@ -14,25 +14,14 @@ A runner asks, at start and then periodically:
   installation whose execution the database does not know was deleted with
   its result, and is removed; one of another installation is left alone.
 
-Same locking order as ``executions``: the detail row, then its result row.
+Same locking order as ``executions.state``: the detail row, then its result row.
 """
 from sqlalchemy import select
 
-from services.scheduler.executions import cancel_unstarted
+from services.scheduler.executions.cancel import cancel_unstarted
 from services.scheduler.models import Detail, Installation, Result
 from shared import statuses as st
-
-
-def work_of(detail, result, lease_seconds):
-    """An execution as a runner runs it (the shape ``claim`` answers)."""
-    params = result.params or {}
-    return {
-        "detail_id": detail.id, "result_id": result.id, "task_id": result.task_id,
-        "index": detail.index, "attempt": detail.attempt, "image": result.image,
-        "command": params.get("command"), "env": params.get("env") or {},
-        "timeout": params.get("timeout"), "memory": params.get("memory"),
-        "cpus": params.get("cpus"), "lease_seconds": lease_seconds,
-    }
+from shared.messages import ExecutionState, Holding, wire
 
 
 _installations = {}  # database URL -> its installation id (one row, made once, never changed)
@@ -58,7 +47,8 @@ def runner_holdings(session, runner, lease_seconds, limit=1000):
             Detail.runner == runner, Detail.status.in_([st.QUEUED, st.RUNNING]))
         .limit(limit)).all()
     session.rollback()
-    return [{**work_of(detail, result, lease_seconds), "status": detail.status}
+    return [wire(Holding.of(detail.id, result.id, result.task_id, detail.index, detail.attempt, result.image,
+                            result.params, lease_seconds, status=detail.status))
             for detail, result in rows]
 
 
@@ -75,7 +65,7 @@ def execution_states(session, detail_ids):
     rows = session.execute(select(Detail.id, Detail.attempt, Detail.runner, Detail.status)
                            .where(Detail.id.in_(ids))).all()
     session.rollback()
-    return {row.id: {"attempt": row.attempt, "runner": row.runner, "status": row.status}
+    return {row.id: wire(ExecutionState(attempt=row.attempt, runner=row.runner, status=row.status))
             for row in rows}
 
 

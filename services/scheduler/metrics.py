@@ -9,7 +9,8 @@ gateway's ``/metrics``.
 from prometheus_client import Counter, Histogram
 from sqlalchemy import func, select, text
 
-from services.scheduler.executions import counts, queue_wait
+from services.scheduler.executions.reports import queue_wait
+from services.scheduler.executions.state import counts
 from services.scheduler.models import Result
 from shared import statuses as st
 from shared.metrics import PREFIX, ServiceMetrics
@@ -118,7 +119,7 @@ def execution_figures(session):
 
 
 class _Totals:
-    """The summed counters, shaped like a result for ``executions.counts``."""
+    """The summed counters, shaped like a result for ``executions.state.counts``."""
 
     def __init__(self, times, n_running, n_complete, n_error, n_cancelled, n_killed):
         self.times, self.n_running = times, n_running

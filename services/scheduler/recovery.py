@@ -23,13 +23,11 @@ from shared import events, statuses
 from shared.db import ping
 from shared.extensions import config_timer
 from shared.handlers import first_line, is_transient
+from shared.messages import BackboneProbe, ExecutionsQueued, wire
 from shared.rpc import rpc
 from shared.settings import settings_of
 
 log = logging.getLogger(__name__)
-
-BACKBONE_PROBE = "backbone_probe"   # internal: {instance, at}
-
 
 class Backbone:
     def __init__(self, probe_interval):
@@ -98,11 +96,12 @@ class RecoveryMixin:
             self.backbone.suspect(f"the database does not answer ({first_line(exc)})")
             return
         try:
-            self.dispatch(BACKBONE_PROBE, {"instance": self.backbone.instance, "at": time.time()})
+            self.dispatch(events.BACKBONE_PROBE,
+                          wire(BackboneProbe(instance=self.backbone.instance, at=time.time())))
         except Exception as exc:
             self.backbone.suspect(f"RabbitMQ does not take our probe ({first_line(exc)})")
 
-    @event_handler(events.SCHEDULER, BACKBONE_PROBE, handler_type=BROADCAST, reliable_delivery=False)
+    @event_handler(events.SCHEDULER, events.BACKBONE_PROBE, handler_type=BROADCAST, reliable_delivery=False)
     def on_backbone_probe(self, payload):
         self.backbone.probe_received(payload)
 
@@ -135,5 +134,6 @@ class RecoveryMixin:
             return True
         log.warning("runner %s handed back execution %s (attempt %s) unstarted: back in the queue",
                     runner, detail_id, attempt)
-        self.dispatch(events.EXECUTIONS_QUEUED, {"result_id": result.id, "count": 1})
+        self.dispatch(events.EXECUTIONS_QUEUED, wire(ExecutionsQueued(result_id=result.id, count=1),
+                                                     exclude_none=True))
         return True

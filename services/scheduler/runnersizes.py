@@ -1,7 +1,7 @@
 """How much the runners this scheduler hears from can give one execution, to say why one waits.
 
 A runner sends its ceilings (``max_memory``, ``max_cpus``) with each claim and
-is given only executions that fit them (``executions.claim``).  An execution
+is given only executions that fit them (``executions.claims.claim``).  An execution
 that fits none of them would wait in silence: the sweep asks ``misfit`` about
 each active run, and writes the answer as the ``reason`` of its queued
 executions (cleared when one starts).  Runners count while they claim or
@@ -65,7 +65,7 @@ class RunnerSizes:
 
 
 def _number(value):
-    """A ceiling as a runner sent it, read as the claim reads it (executions._ceiling): not a number, None."""
+    """A ceiling as a runner sent it, read as the claim reads it (executions.claims._ceiling): not a number, None."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
         return None
     return max(value, 0)

@@ -13,10 +13,12 @@ from services.scheduler.idlerunners import IdleRunnersProvider
 from services.scheduler.metrics import SchedulerMetrics, execution_figures
 from services.scheduler.models import Base
 from shared import events, statuses, validation
+from shared import messages as m
 from shared.db import Database, ping
 from shared.errors import NotFound, Unavailable
 from shared.extensions import Settings, config_timer
 from shared.handlers import first_line, is_transient, retrying_event_handler
+from shared.messages import wire
 from shared.rpc import rpc
 from shared.timeutil import now
 
@@ -65,7 +67,7 @@ class SchedulerService(recovery.RecoveryMixin):
         if created:
             if inline:
                 self._wake(result.id, result.times, sized=_sized(params))
-            self.dispatch(events.RESULT_SUBMITTED, {"result_id": result.id, "fanned_out": inline})
+            self.dispatch(events.RESULT_SUBMITTED, wire(m.ResultSubmitted(result_id=result.id, fanned_out=inline)))
         return ex.result_as_dict(result)
 
     @rpc
@@ -76,7 +78,7 @@ class SchedulerService(recovery.RecoveryMixin):
         validation.within_ceilings(original.params, *self.settings.ceilings)
         knowntasks.for_rerun(session, original.task_id)  # held until the rerun is made, as for a RUN
         result = ex.rerun_failed(session, result_id)
-        self.dispatch(events.RESULT_SUBMITTED, {"result_id": result.id})
+        self.dispatch(events.RESULT_SUBMITTED, wire(m.ResultSubmitted(result_id=result.id)))
         return ex.result_as_dict(result)
 
     @rpc
@@ -138,7 +140,7 @@ class SchedulerService(recovery.RecoveryMixin):
     def cancel_result(self, result_id):
         result, stopped = ex.cancel_result(self.db.session, result_id)
         self.metrics.executions_cancelled(stopped)
-        self.dispatch(events.RESULT_CANCELLED, {"result_id": result.id})
+        self.dispatch(events.RESULT_CANCELLED, wire(m.ResultCancelled(result_id=result.id)))
         if result.status in statuses.TERMINAL:
             self._notify_finished(result)
         return ex.result_as_dict(result)
@@ -154,7 +156,7 @@ class SchedulerService(recovery.RecoveryMixin):
             self.metrics.executions_cancelled(1)
         if detail.status not in statuses.TERMINAL:
             self.dispatch(events.EXECUTION_CANCEL_REQUESTED,
-                          {"result_id": result.id, "detail_id": detail.id})
+                          wire(m.ExecutionCancelRequested(result_id=result.id, detail_id=detail.id)))
         if result.status in statuses.TERMINAL:
             self._notify_finished(result)
         return ex.detail_as_dict(detail)
@@ -188,14 +190,20 @@ class SchedulerService(recovery.RecoveryMixin):
 
     @retrying_event_handler(events.RUNNER, events.EXECUTION_STARTED, handler_type=SERVICE_POOL)
     def on_execution_started(self, report):
-        _, detail = ex.mark_started(self.db.session, report)
+        # one that cannot be read is dropped: the finished report carries the start too
+        report = m.received(m.ExecutionStarted, report, "a started report")
+        if report is None:
+            return
+        _, detail = ex.mark_started(self.db.session, wire(report))
         if detail is not None:
             self.metrics.execution_started(detail)
 
     @event_handler(events.RUNNER, events.EXECUTION_OUTPUT, handler_type=SERVICE_POOL)
     def on_execution_output(self, report):
-        # live output is best effort: a snapshot lost to an outage is followed by the next
-        ex.store_live_logs(self.db.session, report)
+        # live output is best effort: a snapshot lost to an outage (or unreadable) is followed by the next
+        report = m.received(m.ExecutionOutput, report, "a live output report")
+        if report is not None:
+            ex.store_live_logs(self.db.session, wire(report))
 
     @retrying_event_handler(events.RUNNER, events.EXECUTION_FINISHED, handler_type=SERVICE_POOL)
     def on_execution_finished(self, report):
@@ -318,7 +326,8 @@ class SchedulerService(recovery.RecoveryMixin):
 
     def _delete(self, result_id, expired):
         task_id = ex.delete_result(self.db.session, result_id)
-        self.dispatch(events.RESULT_DELETED, {"result_id": result_id, "task_id": task_id, "expired": expired})
+        self.dispatch(events.RESULT_DELETED,
+                      wire(m.ResultDeleted(result_id=result_id, task_id=task_id, expired=expired)))
 
     def _wake(self, result_id, count, sized=False):
         """Tell runners that ``count`` executions can be claimed: as many idle ones as needed, or all.
@@ -326,11 +335,9 @@ class SchedulerService(recovery.RecoveryMixin):
         All when the run asks for memory or CPUs (``sized``): which idle runners
         fit it is known only to their claims.
         """
-        payload = {"result_id": result_id, "count": count}
         runners = None if sized else self.idle.pick(count)
-        if runners is not None:
-            payload["runners"] = runners
-        self.dispatch(events.EXECUTIONS_QUEUED, payload)
+        queued = m.ExecutionsQueued(result_id=result_id, count=count, runners=runners)
+        self.dispatch(events.EXECUTIONS_QUEUED, wire(queued, exclude_none=True))
 
     def _finish(self, report):
         """Fold an attempt's end.  The outcome is never dropped for what came with it.
@@ -342,8 +349,8 @@ class SchedulerService(recovery.RecoveryMixin):
         attempt) cannot be folded; it is logged, and an execution it was about
         ends when its lease runs out.
         """
-        if not isinstance(report, dict) or not isinstance(report.get("detail_id"), str) \
-                or isinstance(report.get("attempt"), bool) or not isinstance(report.get("attempt"), int):
+        # its outcome fields are read one by one (``executions.reports.readable``), never refused whole
+        if not isinstance(report, dict) or m.received(m.ReportKey, report, "a finished report") is None:
             log.error("a finished report names no execution; dropped: %.300r", report)
             return
         logs = report.pop("logs", None)

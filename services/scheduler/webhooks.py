@@ -18,7 +18,7 @@ the attempts of one result; ``webhook-timestamp``; ``webhook-signature``); the
 older ``X-Stevedore-Signature`` header is sent alongside while
 ``WEBHOOK_LEGACY_SIGNATURE`` is on.  ``webhook_lease`` is shared by every
 scheduler, so, like the executions' leases, it is set and compared on the
-database's clock (``ex.DB_NOW``).  See ``docs/webhooks.md``.
+database's clock (``DB_NOW``).  See ``docs/webhooks.md``.
 """
 import hashlib
 import hmac
@@ -33,7 +33,8 @@ from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
 
 from services.scheduler import egress
-from services.scheduler import executions as ex
+from services.scheduler.executions.state import DB_NOW
+from services.scheduler.executions.views import duration_percentiles, result_as_dict
 from services.scheduler.models import Result
 from shared import statuses as st
 from shared.errors import ValidationError
@@ -171,8 +172,8 @@ def describe(result):
 
 def body_of(session, result):
     """The raw JSON sent: the result as GET /result/{id}/ shows it, less its ``webhook`` block."""
-    payload = ex.result_as_dict(result)
-    payload["durations"] = ex.duration_percentiles(session, result.id)
+    payload = result_as_dict(result)
+    payload["durations"] = duration_percentiles(session, result.id)
     return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
 
 
@@ -182,7 +183,7 @@ _HAS_CALLBACK = Result.params["callback_url"].as_string().is_not(None)
 def due(session, limit=50):
     """Ids of results whose next attempt is due (a backoff ended, or an attempt was abandoned)."""
     return session.scalars(select(Result.id).where(
-        Result.webhook_status.in_([PENDING, DELIVERING]), Result.webhook_lease <= ex.DB_NOW)
+        Result.webhook_status.in_([PENDING, DELIVERING]), Result.webhook_lease <= DB_NOW)
         .order_by(Result.webhook_lease).limit(limit)).all()
 
 
@@ -201,8 +202,8 @@ def claim(session, result_id, hold_for):
         update(Result).where(
             Result.id == result_id, Result.status.in_(list(st.TERMINAL)), _HAS_CALLBACK,
             or_(Result.webhook_status.is_(None),
-                Result.webhook_status.in_([PENDING, DELIVERING]) & (Result.webhook_lease <= ex.DB_NOW)))
-        .values(webhook_status=DELIVERING, webhook_lease=ex.DB_NOW + float(hold_for))
+                Result.webhook_status.in_([PENDING, DELIVERING]) & (Result.webhook_lease <= DB_NOW)))
+        .values(webhook_status=DELIVERING, webhook_lease=DB_NOW + float(hold_for))
         .returning(Result.id)).first()
     session.commit()
     return taken is not None
@@ -238,7 +239,7 @@ def attempt(session, sender, result_id, wait=False):
 def defer(session, result_id):
     """A first attempt that found the pool full: due now, for ``deliver_due_webhooks``."""
     session.execute(update(Result).where(Result.id == result_id, Result.webhook_status.is_(None), _HAS_CALLBACK)
-                    .values(webhook_status=PENDING, webhook_lease=ex.DB_NOW))
+                    .values(webhook_status=PENDING, webhook_lease=DB_NOW))
     session.commit()
 
 
@@ -252,7 +253,7 @@ def deliver(engine, sender, result_id, url, body, number):
     elif number >= sender.attempts or body is None:
         state, lease = FAILED, None
     else:
-        state, lease = PENDING, ex.DB_NOW + float(backoff(number, sender.base, sender.cap))
+        state, lease = PENDING, DB_NOW + float(backoff(number, sender.base, sender.cap))
     try:
         with Session(engine) as session:
             deliveries = session.scalar(select(Result.webhook_deliveries).where(Result.id == result_id))

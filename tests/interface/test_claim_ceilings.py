@@ -4,6 +4,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
 from services.scheduler import executions as ex
+from services.scheduler.models import Detail
 from shared import validation
 from shared.db import psycopg2_url
 
@@ -69,7 +70,7 @@ def test_the_reason_an_execution_waits_is_written_once_and_goes_when_it_starts(s
     session.expire_all()  # the claim changed the rows in SQL
     ex.mark_started(session, {"detail_id": work["detail_id"], "attempt": work["attempt"],
                               "runner": "big-runner", "start": 1.0})
-    assert session.get(ex.Detail, work["detail_id"]).reason is None
+    assert session.get(Detail, work["detail_id"]).reason is None
 
 
 def test_a_run_whose_stored_params_postgresql_cannot_read_does_not_stop_claims(session):

@@ -4,6 +4,7 @@ from sqlalchemy import create_engine, func, select, update
 from sqlalchemy.orm import sessionmaker
 
 from services.scheduler import executions as ex
+from services.scheduler.executions import submit
 from services.scheduler.models import Detail, DetailLog, Result
 from shared import validation
 from shared.db import psycopg2_url
@@ -148,7 +149,7 @@ def test_a_rerun_whose_original_is_deleted_meanwhile_stands_on_its_own(Session, 
             ex.delete_result(other, original)
         return made
 
-    monkeypatch.setattr(ex, "create_result", made_then_original_deleted)
+    monkeypatch.setattr(submit, "create_result", made_then_original_deleted)
     with Session() as session:
         rerun = ex.rerun_failed(session, original)
     with Session() as session:

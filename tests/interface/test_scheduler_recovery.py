@@ -7,7 +7,8 @@ from nameko.testing.services import entrypoint_hook, entrypoint_waiter
 
 from sqlalchemy import create_engine, text
 
-from services.scheduler import executions, service
+from services.scheduler import service
+from services.scheduler.executions import claims, reports
 from services.scheduler.recovery import BackboneWatch
 from services.scheduler.service import SchedulerService
 from tests.interface.test_scheduler_service import run_ready
@@ -113,14 +114,15 @@ def test_leases_run_on_the_database_clock_not_the_scheduler_hosts(
     assert 25 < lease_left() <= 30
     # this host's wall clock steps an hour ahead: the lease still has its 30 s
     ahead = time.time() + 3600
-    monkeypatch.setattr(executions, "now", lambda: round(ahead, 6))
-    monkeypatch.setattr(service, "now", lambda: round(ahead, 6))
+    for module in (claims, reports, service):
+        monkeypatch.setattr(module, "now", lambda: round(ahead, 6))
     call(scheduler, "sweep")
     [detail] = call(scheduler, "list_details", result_id)
     assert (detail["status"], detail["runner"]) == ("QUEUED", "runner-a")
     # ... and an hour behind: a heartbeat renews it to 30 s from the database's now
     behind = time.time() - 3600
-    monkeypatch.setattr(executions, "now", lambda: round(behind, 6))
+    for module in (claims, reports):
+        monkeypatch.setattr(module, "now", lambda: round(behind, 6))
     sql(url, "UPDATE details SET lease_expires_at = lease_expires_at - 20 WHERE id = :id",
         id=work["detail_id"])
     assert call(scheduler, "heartbeat", "runner-a", [work["detail_id"]]) == []

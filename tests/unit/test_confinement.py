@@ -8,7 +8,8 @@ import pytest
 from services.runner import confinement
 from services.runner.confinement import read_policy
 from services.runner.dependencies import Executor
-from services.scheduler.executions import _ceiling
+from services.runner.engine import EngineState
+from services.scheduler.executions.claims import _ceiling
 from shared import validation
 from shared.docker_engine import create_container
 from shared.errors import ValidationError
@@ -96,7 +97,7 @@ def test_a_runner_fits_its_settings_else_its_engine():
 
 def test_the_default_memory_stays_within_the_runners_ceiling():
     executor = Executor(None, policy(CONTAINER_DEFAULT_MEMORY="1g"),
-                        engine_facts={"ceilings": (256 * 1024 ** 2, 1.0)})
+                        EngineState(ceilings=(256 * 1024 ** 2, 1.0)))
     assert executor.container_options(WORK, "h")["mem_limit"] == 256 * 1024 ** 2
     asked = executor.container_options({**WORK, "memory": "128m"}, "h")
     assert asked["mem_limit"] == asked["memswap_limit"] == 128 * 1024 ** 2

@@ -6,6 +6,7 @@ import pytest
 
 from services.registry.dependencies import explain_pull_error, pinned_reference
 from services.runner.dependencies import Executor
+from services.runner.engine import EngineState
 from shared.docker_engine import Demuxer, create_container
 
 
@@ -109,7 +110,7 @@ def test_a_stored_command_string_that_cannot_be_split_ends_the_attempt_in_error(
     policy = {"default_memory": None, "pids_limit": 64, "network": "none", "grace": 1, "log_limit": 100}
     work = {"detail_id": "d" * 32, "result_id": "r" * 32, "index": 0, "attempt": 1, "image": "img",
             "command": "echo 'unbalanced"}
-    outcome = Executor(client, policy, images_seen={"img"}).run(
+    outcome = Executor(client, policy, EngineState(images={"img"})).run(
         work, "h", on_started=lambda *a: pytest.fail("started"), should_stop=lambda: None)
     assert outcome["status"] == "ERROR" and outcome["exit_code"] is None
     assert outcome["reason"].startswith("could not create the container: No closing quotation")

@@ -4,8 +4,8 @@ import logging
 
 import pytest
 
-from services.gateway.edge import (Counts, Refusal, Settings, _BoundedHead, _HeadTooLarge, client_address,
-                                   read_body)
+from services.gateway.admission import Counts, Refusal, Settings, client_address
+from services.gateway.edge import _BoundedHead, _HeadTooLarge, read_body
 from shared.errors import NotFound
 from shared.logs import ClientErrors, printable
 from shared.settings import GatewaySettings, parse
@@ -119,7 +119,7 @@ def test_printable_escapes_control_characters_and_cuts():
 def test_the_connection_bound_fits_the_open_file_limit():
     import resource
 
-    from services.gateway.edge import FILES_SPARE, fit_open_files
+    from services.gateway.admission import FILES_SPARE, fit_open_files
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     edge = settings(HTTP_MAX_CONNECTIONS=10 ** 9)

@@ -4,6 +4,7 @@ from nameko.testing.services import worker_factory
 from sqlalchemy.exc import OperationalError
 
 from services.scheduler import executions as ex
+from services.scheduler.executions import reports
 from services.scheduler.service import SchedulerService
 
 REPORT = {"detail_id": "d" * 32, "attempt": 1, "runner": "r", "status": "COMPLETE", "exit_code": 0,
@@ -73,13 +74,26 @@ def test_output_the_database_refuses_is_noted_but_the_database_away_is_raised(mo
     def refuse(*args, **kwargs):
         raise DataError("INSERT", {}, Exception("bigint out of range"))
 
-    monkeypatch.setattr(ex, "store_logs", refuse)
-    note = ex._store_final_logs(Savepoints(), "d", 1, {"encoding": "base64", "stdout": ""})
+    monkeypatch.setattr(reports, "store_logs", refuse)
+    note = reports._store_final_logs(Savepoints(), "d", 1, {"encoding": "base64", "stdout": ""})
     assert "bigint out of range" in note
 
     def away(*args, **kwargs):
         raise OperationalError("INSERT", {}, Exception("server closed the connection"))
 
-    monkeypatch.setattr(ex, "store_logs", away)
+    monkeypatch.setattr(reports, "store_logs", away)
     with pytest.raises(OperationalError):
-        ex._store_final_logs(Savepoints(), "d", 1, {"encoding": "base64", "stdout": ""})
+        reports._store_final_logs(Savepoints(), "d", 1, {"encoding": "base64", "stdout": ""})
+
+
+@pytest.mark.parametrize("handler, report", [
+    ("on_execution_started", {"detail_id": "d" * 32, "attempt": 1, "runner": "r"}),   # no start
+    ("on_execution_started", ["not", "a", "report"]),
+    ("on_execution_output", {"detail_id": "d" * 32, "attempt": "1", "logs": {}}),
+    ("on_execution_output", {"detail_id": "d" * 32, "attempt": 1, "logs": "not an object"}),
+])
+def test_a_started_or_output_report_that_cannot_be_read_is_dropped_without_touching_the_database(
+        monkeypatch, handler, report):
+    monkeypatch.setattr(ex, "mark_started", lambda *a: pytest.fail("folded"))
+    monkeypatch.setattr(ex, "store_live_logs", lambda *a: pytest.fail("stored"))
+    getattr(worker_factory(SchedulerService), handler)(report)

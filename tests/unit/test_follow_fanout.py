@@ -10,7 +10,8 @@ import json
 import eventlet
 import pytest
 
-from services.gateway.follow import BACKLOG, Followers, Follower, new_bytes
+from services.gateway.follow import BACKLOG, Followers
+from services.gateway.log_events import Follower, new_bytes
 from services.scheduler.output import STREAMS, as_base64, past
 
 KEY = ("r1", "d1")

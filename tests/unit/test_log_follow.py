@@ -1,7 +1,7 @@
 """``?follow=true``: what is new in each stream, from successive snapshots of kept bytes."""
 import base64
 
-from services.gateway.follow import Follower, new_bytes, sse
+from services.gateway.log_events import Follower, new_bytes, sse
 
 
 def snapshot(stdout, head=None, total=None, attempt=1, status="RUNNING"):

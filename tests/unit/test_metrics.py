@@ -12,7 +12,7 @@ from services.runner.dependencies import Executor
 from tests.unit.test_runner_pull import FakeClient
 from services.runner.metrics import RunnerMetrics, _SlotCollector, slot_usage
 from services.scheduler.metrics import SchedulerMetrics, _Totals, attempt_run_time, queue_wait
-from services.scheduler.executions import counts
+from services.scheduler.executions.state import counts
 from shared.metrics import PullMetrics, cluster_exposition
 from shared.settings import GatewaySettings, parse
 from stevedore_jobs.host import plan

@@ -6,7 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from services.runner.dependencies import Executor, log_config, logs_report, merge_kept
+from services.runner.confinement import log_config
+from services.runner.dependencies import Executor
+from services.runner.output import logs_report, merge_kept
 from shared.docker_engine import Dechunker, Demuxer, HeadTail, read_attached, stream_logs
 from shared.settings import RunnerSettings, parse
 

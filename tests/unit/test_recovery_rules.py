@@ -4,7 +4,8 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from services.scheduler import executions, recovery
+from services.scheduler import recovery
+from services.scheduler.executions import reports
 from shared.errors import Unavailable, ValidationError
 from shared.handlers import is_transient
 
@@ -89,16 +90,16 @@ def detail(runner="r1", lease_expires_at=None):
 
 def test_a_report_from_a_runner_that_no_longer_holds_the_detail_is_stale():
     report = {"detail_id": "d", "attempt": 1, "runner": "r1"}
-    assert not executions._stale(detail("r1"), report, database_clock)
+    assert not reports._stale(detail("r1"), report, database_clock)
     # folded and put back in the queue for a retry: held by nobody
-    assert executions._stale(detail(None), report, database_clock)
-    assert executions._stale(detail("r2"), report, database_clock)
+    assert reports._stale(detail(None), report, database_clock)
+    assert reports._stale(detail("r2"), report, database_clock)
     # reports that name no runner are judged as before
-    assert not executions._stale(detail(None), {"detail_id": "d", "attempt": 1}, database_clock)
+    assert not reports._stale(detail(None), {"detail_id": "d", "attempt": 1}, database_clock)
 
 
 def test_a_runner_is_not_declared_lost_once_its_lease_was_renewed():
     lost = {"detail_id": "d", "attempt": 1, "runner": "r1", "lease_expired": True}
     # judged by the database's clock (``database_clock``), not this host's
-    assert not executions._stale(detail("r1", lease_expires_at=1000.0 - 1), lost, database_clock)
-    assert executions._stale(detail("r1", lease_expires_at=1000.0 + 30), lost, database_clock)
+    assert not reports._stale(detail("r1", lease_expires_at=1000.0 - 1), lost, database_clock)
+    assert reports._stale(detail("r1", lease_expires_at=1000.0 + 30), lost, database_clock)

@@ -3,7 +3,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from services.scheduler.executions import backoff, counts, derive_status
+from services.scheduler.executions.reports import backoff
+from services.scheduler.executions.state import counts, derive_status
 
 
 def result(times=3, start=None, cancel=False, running=0, complete=0, error=0, cancelled=0, killed=0):

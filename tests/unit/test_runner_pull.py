@@ -2,7 +2,8 @@
 import docker
 import pytest
 
-from services.runner.dependencies import Executor, PullFailed
+from services.runner.dependencies import Executor
+from services.runner.engine import PullFailed
 
 IMAGE = "10.201.0.1:5000/team/app@sha256:" + "a" * 64
 POLICY = {"default_memory": None, "pids_limit": 64, "network": "none", "grace": 1, "log_limit": 100}

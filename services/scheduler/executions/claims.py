@@ -1,0 +1,129 @@
+"""Claims and leases: which execution a runner is given, and how long it may hold it.
+
+A claim is one SQL statement (``FOR UPDATE SKIP LOCKED``): every runner woken by
+a RUN asks at once.  A claimed execution is held under a lease that its runner
+renews by heartbeat; one whose lease runs out (by the database's clock) is taken
+back by the sweep (``expired_leases``).
+"""
+from sqlalchemy import JSON, or_, select, text, update
+
+from services.scheduler.executions.state import DB_NOW
+from services.scheduler.models import Detail, Result
+from shared import statuses as st
+from shared.messages import WorkItem, wire
+from shared.timeutil import now
+
+_details = Detail.__table__
+
+# One statement per claim: pick the next execution (skipping rows other claims hold), take
+# a slot of its result (parallelism and cancel re-checked on the latest row), take the
+# detail.  ``picked`` without ``taken`` means the slot was lost to a race: try again.
+CLAIM_SQL = text("""
+    WITH pick AS (
+        SELECT d.id, d.result_id FROM details d JOIN results r ON r.id = d.result_id
+        WHERE d.status = 'QUEUED' AND d.runner IS NULL
+          AND (d.not_before IS NULL OR d.not_before <= :now)
+          AND (r.parallelism IS NULL OR r.active < r.parallelism)
+          AND NOT r.cancel_requested
+          AND (CAST(:max_memory AS bigint) IS NULL OR coalesce(r.memory_bytes, 0) <= CAST(:max_memory AS bigint))
+          AND (CAST(:max_cpus AS double precision) IS NULL
+               OR coalesce(r.cpus, 0) <= CAST(:max_cpus AS double precision))
+        ORDER BY d.priority DESC, d.seq
+        LIMIT 1
+        FOR UPDATE OF d SKIP LOCKED
+    ), slot AS (
+        UPDATE results r SET active = r.active + 1
+        FROM pick
+        WHERE r.id = pick.result_id AND NOT r.cancel_requested
+          AND (r.parallelism IS NULL OR r.active < r.parallelism)
+        RETURNING r.id, r.task_id, r.image, r.params
+    ), taken AS (
+        UPDATE details d SET runner = :runner, attempt = d.attempt + 1,
+                             lease_expires_at = extract(epoch FROM clock_timestamp()) + :lease_seconds
+        FROM pick, slot
+        WHERE d.id = pick.id AND slot.id = pick.result_id
+        RETURNING d.id, d.index, d.attempt
+    )
+    SELECT pick.id AS picked, pick.result_id, taken.id AS taken, taken.index, taken.attempt,
+           slot.task_id, slot.image, slot.params
+    FROM pick LEFT JOIN taken ON taken.id = pick.id LEFT JOIN slot ON slot.id = pick.result_id
+""").columns(params=JSON)
+
+
+def claim(session, runner, lease_seconds, max_memory=None, max_cpus=None):
+    """Give ``runner`` the next execution to run (a ``WorkItem``, sent as a dict), or None.
+
+    Highest priority first, oldest first, never more than a result's
+    ``parallelism`` held at once; with ``max_memory`` (bytes) or ``max_cpus``,
+    only an execution whose run asks for no more (the runner's ceilings).  The
+    runner holds it under a lease it must renew by heartbeat.  One statement and
+    a commit: every runner woken by a RUN asks at once, and the scheduler
+    answers them all in turn.
+    """
+    for _ in range(10):
+        stamp = now()
+        row = session.execute(CLAIM_SQL, {"now": stamp, "runner": runner,
+                                          "lease_seconds": float(lease_seconds),
+                                          "max_memory": _ceiling(max_memory, int),
+                                          "max_cpus": _ceiling(max_cpus, float)}).first()
+        if row is None:
+            session.rollback()
+            return None
+        if row.taken is None:  # its result's last slot, or a cancel, came first
+            session.rollback()
+            continue
+        session.commit()
+        return wire(WorkItem.of(row.taken, row.result_id, row.task_id, row.index, row.attempt, row.image,
+                                row.params, lease_seconds))
+    session.rollback()
+    return None
+
+
+def sized_active_results(session):
+    """(id, params) of the queued or running runs that ask for memory or cpus."""
+    rows = session.execute(select(Result.id, Result.params).where(
+        Result.status.in_([st.QUEUED, st.RUNNING]), Result.cancel_requested.is_(False),
+        or_(Result.memory_bytes.is_not(None), Result.cpus.is_not(None)))).all()
+    session.commit()
+    return [(row.id, row.params) for row in rows]
+
+
+def note_waiting(session, result_id, reason):
+    """Say why a run's queued, unclaimed executions wait (those that say nothing else yet)."""
+    session.execute(update(_details).where(
+        _details.c.result_id == result_id, _details.c.status == st.QUEUED, _details.c.runner.is_(None),
+        _details.c.reason.is_(None)).values(reason=reason))
+    session.commit()
+
+
+def _ceiling(value, kind):
+    """A runner's ceiling as sent (None: none), as a number; anything else is ignored."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        value = kind(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return min(max(value, 0), 2 ** 62) if value == value else None  # bigint-sized; NaN: none
+
+
+def renew_leases(session, runner, detail_ids, lease_seconds):
+    """Extend ``runner``'s leases; return the ids it must stop (no longer its to run)."""
+    if not detail_ids:
+        return []
+    cancelled_results = select(Result.id).where(Result.cancel_requested.is_(True))
+    held = session.scalars(
+        update(Detail).where(
+            Detail.id.in_(detail_ids), Detail.runner == runner,
+            Detail.status.in_([st.QUEUED, st.RUNNING]),
+            Detail.cancel_requested.is_(False), Detail.result_id.not_in(cancelled_results))
+        .values(lease_expires_at=DB_NOW + float(lease_seconds)).returning(Detail.id)).all()
+    session.commit()
+    return sorted(set(detail_ids) - set(held))
+
+
+def expired_leases(session, limit=500):
+    return session.execute(
+        select(Detail.id, Detail.attempt, Detail.runner).where(
+            Detail.runner.is_not(None), Detail.status.in_([st.QUEUED, st.RUNNING]),
+            Detail.lease_expires_at < DB_NOW).limit(limit)).all()

@@ -1,0 +1,349 @@
+"""What crosses between services, declared once: the work a runner claims, each runner report,
+each event payload (``shared/events.py`` names the events) and the RPC replies another service reads.
+
+pydantic v2 models.  A sender builds the model and sends ``wire(model)`` (its
+``model_dump()``: nameko's serializer still sends plain JSON); a receiver
+validates what it must not trust (``received``).  ``docs/events.md`` is
+checked against the event models by a unit test.
+
+Which RPCs only read is declared here too, with each RPC's reply
+(``SCHEDULER_CALLS``, ``REGISTRY_CALLS``): a caller, which never imports
+another service, asks those as transient messages (shared/rpc.py).
+"""
+import logging
+from typing import Any, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
+
+from shared import events
+
+log = logging.getLogger(__name__)
+
+Number = int | float  # kept as sent: an int stays an int on the wire
+
+
+class Message(BaseModel):
+    """A message between services.  Fields it does not declare are kept: a newer sender's
+    message still reaches an older receiver whole."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+def wire(message, **options):
+    """A message as it is sent: plain values (``model_dump``)."""
+    return message.model_dump(**options)
+
+
+def received(model, payload, what):
+    """``payload`` read as ``model``; None (logged, never raised) when it is not one."""
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        log.warning("%s dropped, it is not a %s: %s (%.200r)", what, model.__name__,
+                    "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5]), payload)
+        return None
+
+
+# ---------------------------------------------------------------- scheduler -> runner
+
+class WorkItem(Message):
+    """One attempt of an execution, as a runner runs it: the reply of ``claim_execution`` (and each
+    entry of ``runner_holdings``, with the execution's ``status``)."""
+
+    detail_id: str
+    result_id: str
+    task_id: str
+    index: int
+    attempt: int
+    image: str
+    command: list[str] | str | None = None
+    env: dict[str, str] = {}
+    timeout: Number | None = None
+    memory: str | int | None = None
+    cpus: Number | None = None
+    lease_seconds: Number
+    # this installation's id, which labels the container (services/runner/reconcile.py)
+    installation: str | None = None
+
+    @classmethod
+    def of(cls, detail_id, result_id, task_id, index, attempt, image, params, lease_seconds, **more):
+        """The work of an attempt of a run with ``params`` (the run's stored parameters)."""
+        params = params or {}
+        return cls(detail_id=detail_id, result_id=result_id, task_id=task_id, index=index, attempt=attempt,
+                   image=image, command=params.get("command"), env=params.get("env") or {},
+                   timeout=params.get("timeout"), memory=params.get("memory"), cpus=params.get("cpus"),
+                   lease_seconds=lease_seconds, **more)
+
+
+class Holding(WorkItem):
+    """An execution the database says a runner holds (``runner_holdings``)."""
+
+    status: str
+
+
+class ExecutionState(Message):
+    """Who holds an execution now (``execution_states``, by detail id)."""
+
+    attempt: int
+    runner: str | None
+    status: str
+
+
+# ---------------------------------------------------------------- runner -> scheduler (events)
+
+class ReportKey(Message):
+    """What names the attempt a report is about; a report without it cannot be folded."""
+
+    detail_id: StrictStr
+    attempt: StrictInt
+
+
+class ExecutionStarted(ReportKey):
+    """``execution_started``: a container started."""
+
+    runner: str
+    start: Number
+    container_id: str | None = None
+
+
+class ExecutionOutput(ReportKey):
+    """``execution_output``: a running attempt's output so far, about once a second."""
+
+    runner: str | None = None
+    logs: dict[str, Any]
+
+
+class ExecutionFinished(ReportKey):
+    """``execution_finished``: an attempt ended.  Read field by field by the scheduler
+    (``executions.reports.readable``): a field that cannot be stored is noted, never a lost outcome."""
+
+    runner: str | None = None
+    status: str
+    exit_code: int | None = None
+    reason: str | None = None
+    start: Number | None = None
+    end: Number | None = None
+    container_id: str | None = None
+    logs: dict[str, Any] | None = None
+
+
+def finished_report(**fields):
+    """An ``execution_finished`` report as sent.  Should a field not be what ``ExecutionFinished``
+    says, it is sent as built all the same (and logged): the scheduler reads it field by field,
+    so the attempt's outcome is never lost to a field."""
+    try:
+        return wire(ExecutionFinished(**fields))
+    except ValidationError as exc:
+        log.error("the report of execution %s (attempt %s) is sent as built, though not an "
+                  "ExecutionFinished: %s", fields.get("detail_id"), fields.get("attempt"), exc)
+        return fields
+
+
+# ---------------------------------------------------------------- registry events
+
+class TaskSubmitted(Message):
+    """``task_submitted``: a task was registered, or asked to import again (the registry imports it)."""
+
+    task_id: str
+    version: int  # rises with every change of the task's status: the higher, the newer
+
+
+class TaskImported(Message):
+    """``task_imported``: the image was pulled; the task is READY."""
+
+    task_id: str
+    name: str
+    repository: str
+    digest: str
+    version: int
+
+
+class TaskImportFailed(Message):
+    """``task_import_failed``: the pull failed; the task is ERROR."""
+
+    task_id: str
+    name: str
+    repository: str
+    error: str
+    version: int
+
+
+class TaskFacts(Message):
+    """What a RUN needs of a task, versioned (the registry's ``task_facts`` reply; the scheduler's copy)."""
+
+    task_id: str
+    name: str
+    status: str
+    digest: str | None
+    version: int
+
+
+class TaskDeleted(Message):
+    """``task_deleted``: the task was deleted (its results stay)."""
+
+    task_id: str
+    name: str
+
+
+# ---------------------------------------------------------------- scheduler events and replies
+
+class ResultSubmitted(Message):
+    """``result_submitted``: a RUN was accepted; ``fanned_out`` when its executions were made with it."""
+
+    result_id: str
+    fanned_out: bool = False
+
+
+class ExecutionsQueued(Message):
+    """``executions_queued``: executions can be claimed; wakes the idle runners named in ``runners``,
+    or every runner when it names none (sent without it)."""
+
+    result_id: str
+    count: int
+    runners: list[str] | None = None
+
+
+class ResultCancelled(Message):
+    """``result_cancelled``: a run was cancelled (runners stop what they hold of it)."""
+
+    result_id: str
+
+
+class ExecutionCancelRequested(Message):
+    """``execution_cancel_requested``: one execution was cancelled."""
+
+    result_id: str
+    detail_id: str
+
+
+class ResultDeleted(Message):
+    """``result_deleted``: an ended run was deleted, by DELETE (``expired`` false) or retention."""
+
+    result_id: str
+    task_id: str
+    expired: bool
+
+
+class BackboneProbe(Message):
+    """``backbone_probe``: internal, the scheduler's own round trip through RabbitMQ."""
+
+    instance: str
+    at: float
+
+
+class ResultView(Message):
+    """A result (a run) as the API shows it: ``get_result``, ``list_results``, and ``result_finished``."""
+
+    result_id: str
+    id: str
+    task_id: str
+    task_name: str | None
+    status: str
+    submitted_at: float
+    start: float | None
+    end: float | None
+    duration: float | None
+    times: int
+    image: str | None
+    params: dict[str, Any] | None
+    counts: dict[str, int]
+    cancel_requested: bool
+    rerun_of: str | None
+    reruns: list[str]
+
+
+class DetailView(Message):
+    """An execution as the API shows it: ``get_detail``, ``list_details``, ``cancel_detail``."""
+
+    result_id: str
+    detail_id: str
+    id: str
+    task_id: str
+    index: int
+    status: str
+    submitted_at: float | None
+    start: float | None
+    end: float | None
+    duration: float | None
+    exit_code: int | None
+    reason: str | None
+    runner: str | None
+    attempt: int
+    attempts: list[dict[str, Any]]
+
+
+# the payload model of each event, by (source, name)
+EVENTS = {
+    (events.REGISTRY, events.TASK_SUBMITTED): TaskSubmitted,
+    (events.REGISTRY, events.TASK_IMPORTED): TaskImported,
+    (events.REGISTRY, events.TASK_IMPORT_FAILED): TaskImportFailed,
+    (events.REGISTRY, events.TASK_DELETED): TaskDeleted,
+    (events.SCHEDULER, events.RESULT_SUBMITTED): ResultSubmitted,
+    (events.SCHEDULER, events.EXECUTIONS_QUEUED): ExecutionsQueued,
+    (events.SCHEDULER, events.RESULT_FINISHED): ResultView,
+    (events.SCHEDULER, events.RESULT_CANCELLED): ResultCancelled,
+    (events.SCHEDULER, events.EXECUTION_CANCEL_REQUESTED): ExecutionCancelRequested,
+    (events.SCHEDULER, events.RESULT_DELETED): ResultDeleted,
+    (events.SCHEDULER, events.BACKBONE_PROBE): BackboneProbe,
+    (events.RUNNER, events.EXECUTION_STARTED): ExecutionStarted,
+    (events.RUNNER, events.EXECUTION_FINISHED): ExecutionFinished,
+    (events.RUNNER, events.EXECUTION_OUTPUT): ExecutionOutput,
+}
+
+
+# ---------------------------------------------------------------- RPCs other services call
+
+class Call(NamedTuple):
+    """An RPC another service calls: what it answers, and whether it only reads.
+
+    A read changes nothing, so its request and reply travel as transient
+    messages (shared/rpc.py): lost to a broker restart, it loses nothing.
+    """
+
+    reply: Any
+    read: bool = False
+
+
+SCHEDULER_CALLS = {
+    "run_task": Call(ResultView),
+    "rerun_failed": Call(ResultView),
+    "cancel_result": Call(ResultView),
+    "delete_result": Call(None),
+    "close_task": Call(None),               # a task's DELETE: closed to RUNs for good, or 409
+    "cancel_detail": Call(DetailView),
+    "claim_execution": Call(WorkItem | None),
+    "heartbeat": Call(list[str]),          # the ids the runner must stop
+    "release_claim": Call(bool),
+    "get_result": Call(ResultView, read=True),
+    "list_results": Call(list[ResultView], read=True),
+    "get_detail": Call(DetailView, read=True),
+    "list_details": Call(list[DetailView], read=True),
+    "get_logs": Call(dict[str, Any], read=True),
+    "get_log_bytes": Call(dict[str, Any], read=True),
+    "execution_figures": Call(dict[str, Any], read=True),
+    "runner_holdings": Call(list[Holding], read=True),
+    "execution_states": Call(dict[str, ExecutionState], read=True),
+    "installation_id": Call(str | None, read=True),
+    "ping": Call(str, read=True),
+}
+
+REGISTRY_CALLS = {
+    "create_task": Call(dict[str, Any]),
+    "import_task": Call(dict[str, Any]),
+    "delete_task": Call(None),
+    "create_session": Call(dict[str, Any]),
+    "revoke_session": Call(None),
+    "get_task": Call(dict[str, Any], read=True),
+    "task_facts": Call(TaskFacts, read=True),
+    "list_tasks": Call(list[dict[str, Any]], read=True),
+    "pull_credentials": Call(dict[str, str] | None, read=True),
+    "check_session": Call(Any, read=True),
+    "ping": Call(str, read=True),
+}
+
+CALLS = {"scheduler": SCHEDULER_CALLS, "registry": REGISTRY_CALLS}
+
+
+def reads(service):
+    """The RPCs of ``service`` that only read (asked and answered as transient messages)."""
+    return frozenset(name for name, call in CALLS.get(service, {}).items() if call.read)
