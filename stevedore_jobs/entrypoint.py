@@ -78,14 +78,11 @@ def server_problem(url):
 
 def schema_heads():
     """The alembic head revision(s) this code ships."""
-    from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    from stevedore_jobs import migrate
+    from stevedore_jobs.migrate import alembic_config
 
-    config = Config(os.path.join(migrate.ROOT, "alembic.ini"))
-    config.set_main_option("script_location", os.path.join(migrate.ROOT, "migrations"))
-    return set(ScriptDirectory.from_config(config).get_heads())
+    return set(ScriptDirectory.from_config(alembic_config()).get_heads())
 
 
 def schema_problem(url):

@@ -18,12 +18,13 @@ import signal
 import subprocess
 import sys
 import time
+from importlib.resources import files
 
 from stevedore_jobs import migrate
 from stevedore_jobs.settings import database_url
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG = os.path.join(ROOT, "config.yml")
+# package data of ``services``: found where the package is installed, checkout or not
+CONFIG = str(files("services") / "config.yml")
 SERVICES = ("gateway", "registry", "scheduler", "runner")
 DATABASE_SERVICES = ("registry", "scheduler")
 
@@ -39,10 +40,9 @@ def spawn(name, env=None, log_file=None, config=CONFIG, prefix=()):
     to run it in another network namespace.
     """
     full_env = {**os.environ, **(env or {})}
-    full_env.setdefault("PYTHONPATH", ROOT)
     out = open(log_file, "ab") if log_file else None
     try:
-        return subprocess.Popen([*prefix, *service_command(name, config)], env=full_env, cwd=ROOT,
+        return subprocess.Popen([*prefix, *service_command(name, config)], env=full_env,
                                 stdout=out, stderr=subprocess.STDOUT if out else None)
     finally:
         if out:

@@ -5,6 +5,8 @@ import re
 import pytest
 import yaml
 
+from stevedore_jobs.host import CONFIG
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STEVEDORE_SERVICES = ("migrate", "gateway", "registry", "scheduler", "runner")
 
@@ -26,7 +28,7 @@ def compose():
 @pytest.fixture(scope="module")
 def config_defaults():
     """${VAR:default} of config.yml, by variable (its comments mention none)."""
-    with open(os.path.join(ROOT, "config.yml")) as fh:
+    with open(CONFIG) as fh:
         text = "\n".join(line.split("#")[0] for line in fh)
     return dict(re.findall(r"\$\{(\w+):([^}]*)\}", text))
 
