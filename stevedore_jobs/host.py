@@ -30,7 +30,8 @@ DATABASE_SERVICES = ("registry", "scheduler")
 
 
 def service_command(name, config=CONFIG):
-    return [sys.executable, "-m", "nameko", "run", "--config", config, f"services.{name}.service"]
+    """``nameko run`` of one service (through stevedore_jobs.serve: no deprecation notices at start)."""
+    return [sys.executable, "-m", "stevedore_jobs.serve", "--config", config, f"services.{name}.service"]
 
 
 def spawn(name, env=None, log_file=None, config=CONFIG, prefix=()):
