@@ -3,12 +3,18 @@
 A plain ``pip install stevedore-jobs`` (the CLI and the Python client) installs
 these scripts too but not what the services run on; each script first checks
 that the ``[server]`` extra is installed and, if not, says so in one line
-instead of an ImportError's traceback.
+instead of an ImportError's traceback.  Then it quiets the deprecation notices
+of the libraries under nameko (stevedore_jobs.serve) before importing them.
+
+``python -m stevedore_jobs.commands host|migrate [ARG...]`` is the same as
+``stevedore-host`` / ``stevedore-migrate`` (the image's entrypoint uses it).
 """
 import importlib
 import re
 import sys
 from importlib import metadata
+
+from stevedore_jobs.serve import quiet_dependencies
 
 DISTRIBUTION = "stevedore-jobs"
 
@@ -31,17 +37,31 @@ def missing_server_requirements():
     return missing
 
 
-def _run(command, module):
+def _run(module, argv=None):
+    command = f"stevedore-{module}"
     missing = missing_server_requirements()
     if missing:
         sys.exit(f"{command}: runs the Stevedore services, whose dependencies are not installed here "
                  f"({', '.join(missing)}); install them with: pip install '{DISTRIBUTION}[server]'")
-    return importlib.import_module(f"stevedore_jobs.{module}").main()
+    quiet_dependencies()
+    return importlib.import_module(f"stevedore_jobs.{module}").main(argv)
 
 
 def host():
-    return _run("stevedore-host", "host")
+    return _run("host")
 
 
 def migrate():
-    return _run("stevedore-migrate", "migrate")
+    return _run("migrate")
+
+
+def main(argv=None):
+    module, *rest = sys.argv[1:] if argv is None else argv
+    if module not in ("host", "migrate"):
+        sys.exit(f"usage: python -m stevedore_jobs.commands host|migrate [ARG...] (not {module!r})")
+    sys.argv[0] = f"stevedore-{module}"  # what argparse calls it in --help and errors
+    return _run(module, rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
