@@ -56,11 +56,13 @@ def test_the_plain_install_has_no_server_dependency(plain_install):
 
 
 def test_the_stevedore_command_runs(plain_install):
-    bin_dir, _ = plain_install
+    bin_dir, info = plain_install
     answer = run(bin_dir, "stevedore", "--help")
     assert answer.returncode == 0, answer.stderr
     assert answer.stdout.startswith("usage: stevedore")
     assert answer.stderr == ""
+    version = run(bin_dir, "stevedore", "--version")
+    assert version.stdout.strip() == f"stevedore {info['Version']}", version.stdout + version.stderr
 
 
 def test_the_python_client_imports_without_a_server_module(plain_install):
