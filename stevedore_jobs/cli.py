@@ -31,7 +31,7 @@ def _version():
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        return version("stevedore")
+        return version("stevedore-jobs")
     except PackageNotFoundError:
         return "dev"
 

@@ -23,8 +23,10 @@ import os
 import sys
 import time
 
-# Only the standard library here: a command run as given (a shell, the CLI) should
-# not pay for importing nameko and SQLAlchemy, nor print their warnings.
+# Only the standard library here (serve's filters are too): a command run as given
+# (a shell, the CLI) should not pay for importing nameko and SQLAlchemy, nor print
+# their warnings.
+from stevedore_jobs.serve import quiet_dependencies
 
 log = logging.getLogger("stevedore_jobs.entrypoint")
 
@@ -78,14 +80,11 @@ def server_problem(url):
 
 def schema_heads():
     """The alembic head revision(s) this code ships."""
-    from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    from stevedore_jobs import migrate
+    from stevedore_jobs.migrate import alembic_config
 
-    config = Config(os.path.join(migrate.ROOT, "alembic.ini"))
-    config.set_main_option("script_location", os.path.join(migrate.ROOT, "migrations"))
-    return set(ScriptDirectory.from_config(config).get_heads())
+    return set(ScriptDirectory.from_config(alembic_config()).get_heads())
 
 
 def schema_problem(url):
@@ -129,7 +128,7 @@ def plan(argv, environ=None):
         return waits, host.service_command(name, config) + rest
     url = database_url()
     waits.append(("PostgreSQL", lambda: server_problem(url)))
-    return waits, [sys.executable, "-m", "stevedore_jobs.migrate"] + rest
+    return waits, [sys.executable, "-m", "stevedore_jobs.commands", "migrate"] + rest
 
 
 def wait_for(what, probe, timeout, interval=2.0, report_every=10.0,
@@ -169,6 +168,7 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     timeout = wait_seconds(os.environ)
+    quiet_dependencies()  # before plan() imports what imports eventlet
     waits, command = plan(argv)
     for what, probe in waits:
         if not wait_for(what, probe, timeout):

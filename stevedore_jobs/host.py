@@ -18,18 +18,20 @@ import signal
 import subprocess
 import sys
 import time
+from importlib.resources import files
 
 from stevedore_jobs import migrate
 from stevedore_jobs.settings import database_url
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG = os.path.join(ROOT, "config.yml")
+# package data of ``services``: found where the package is installed, checkout or not
+CONFIG = str(files("services") / "config.yml")
 SERVICES = ("gateway", "registry", "scheduler", "runner")
 DATABASE_SERVICES = ("registry", "scheduler")
 
 
 def service_command(name, config=CONFIG):
-    return [sys.executable, "-m", "nameko", "run", "--config", config, f"services.{name}.service"]
+    """``nameko run`` of one service (through stevedore_jobs.serve: no deprecation notices at start)."""
+    return [sys.executable, "-m", "stevedore_jobs.serve", "--config", config, f"services.{name}.service"]
 
 
 def spawn(name, env=None, log_file=None, config=CONFIG, prefix=()):
@@ -39,10 +41,9 @@ def spawn(name, env=None, log_file=None, config=CONFIG, prefix=()):
     to run it in another network namespace.
     """
     full_env = {**os.environ, **(env or {})}
-    full_env.setdefault("PYTHONPATH", ROOT)
     out = open(log_file, "ab") if log_file else None
     try:
-        return subprocess.Popen([*prefix, *service_command(name, config)], env=full_env, cwd=ROOT,
+        return subprocess.Popen([*prefix, *service_command(name, config)], env=full_env,
                                 stdout=out, stderr=subprocess.STDOUT if out else None)
     finally:
         if out:

@@ -1,8 +1,13 @@
-"""``stevedore-migrate``: create the database if missing, then ``alembic upgrade head``."""
+"""``stevedore-migrate``: create the database if missing, then ``alembic upgrade head``.
+
+The migrations are package data of ``services`` (``services/migrations``), found
+through the installed package, so a wheel installed anywhere migrates as a
+checkout does.
+"""
 import argparse
-import os
 import sys
 import time
+from importlib.resources import files
 
 from alembic import command
 from alembic.config import Config
@@ -12,7 +17,8 @@ from sqlalchemy.exc import OperationalError
 
 from stevedore_jobs.settings import database_url
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# a directory on disk: alembic reads env.py and versions/ from a path
+MIGRATIONS = str(files("services") / "migrations")
 
 
 def ensure_database(url, wait=60):
@@ -35,12 +41,18 @@ def ensure_database(url, wait=60):
     admin.dispose()
 
 
+def alembic_config(url=None):
+    """Alembic's configuration for our migrations (the database from ``url``, else DATABASE_URL)."""
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS)
+    if url:
+        config.attributes["url"] = url
+    return config
+
+
 def upgrade(url):
     ensure_database(url)
-    config = Config(os.path.join(ROOT, "alembic.ini"))
-    config.set_main_option("script_location", os.path.join(ROOT, "migrations"))
-    config.attributes["url"] = url
-    command.upgrade(config, "head")
+    command.upgrade(alembic_config(url), "head")
 
 
 def main(argv=None):

@@ -1,20 +1,15 @@
 """Migration 0008 turns stored text output into its bytes, losing nothing, and back."""
-import os
 import uuid
 
 from alembic import command
-from alembic.config import Config
 from sqlalchemy import create_engine, text
 
-from stevedore_jobs.migrate import ROOT, ensure_database
+from stevedore_jobs.migrate import alembic_config, ensure_database
 from tests.support import drop_database
 
 
 def migrate(url, revision, down=False):
-    config = Config(os.path.join(ROOT, "alembic.ini"))
-    config.set_main_option("script_location", os.path.join(ROOT, "migrations"))
-    config.attributes["url"] = url
-    (command.downgrade if down else command.upgrade)(config, revision)
+    (command.downgrade if down else command.upgrade)(alembic_config(url), revision)
 
 
 def test_text_output_becomes_its_utf8_bytes_with_the_head_it_had():

@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from shared.settings import RunnerSettings, parse
+from stevedore_jobs.host import CONFIG
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STEVEDORE_SERVICES = ("migrate", "gateway", "registry", "scheduler", "runner")
@@ -28,7 +29,7 @@ def compose():
 @pytest.fixture(scope="module")
 def config_variables():
     """The variables config.yml reads (${VAR} or ${VAR:default}), by name (its comments mention none)."""
-    with open(os.path.join(ROOT, "config.yml")) as fh:
+    with open(CONFIG) as fh:
         text = "\n".join(line.split("#")[0] for line in fh)
     return dict(re.findall(r"\$\{(\w+)(?::([^}]*))?\}", text))
 

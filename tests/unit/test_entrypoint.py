@@ -64,7 +64,7 @@ def test_another_config_file_can_be_named():
 def test_migrate_waits_for_postgresql_then_becomes_stevedore_migrate():
     waits, command = entrypoint.plan(["migrate", "--url", "postgresql://db/x"], {})
     assert what(waits) == ["PostgreSQL"]
-    assert command == [sys.executable, "-m", "stevedore_jobs.migrate", "--url", "postgresql://db/x"]
+    assert command == [sys.executable, "-m", "stevedore_jobs.commands", "migrate", "--url", "postgresql://db/x"]
 
 
 def test_any_other_command_runs_as_given_without_waiting():

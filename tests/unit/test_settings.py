@@ -95,7 +95,7 @@ def test_each_service_parses_only_its_own_settings_once():
 
 def config_variables():
     """{config key: the variable config.yml fills it from, with its default there (None: none)}."""
-    text = "\n".join(line.split("#")[0] for line in read("config.yml").splitlines())
+    text = "\n".join(line.split("#")[0] for line in read("services", "config.yml").splitlines())
     found = re.findall(r'^\s*"?([\w:]+)"?: (?:!raw_env_var )?"?\$\{(\w+)(:?)([^}]*)\}', text, re.MULTILINE)
     return {key: (variable, default if colon else None) for key, variable, colon, default in found}
 
