@@ -19,10 +19,14 @@ pytestmark = pytest.mark.faults
 LONG_FIRST_ATTEMPT = ('trap "exit 143" TERM; '
                       'if [ "$STEVEDORE_ATTEMPT" = 1 ]; then sleep 60 & wait; fi; echo ok')
 DOCKERD_LOG = "/tmp/stevedore-faults-dockerd.log"
+# the machine's engine, by its pid file: other tests (tests/fuzz, tests/multihost) run dockerds of their own,
+# which `pidof dockerd` would find as well
+DOCKERD_PID_FILE = "/var/run/docker.pid"
 
 
 def restart_dockerd():
-    [pid] = [int(p) for p in run("pidof", "dockerd").stdout.split()][:1]
+    with open(DOCKERD_PID_FILE) as fh:
+        pid = int(fh.read().strip())
     os.kill(pid, signal.SIGTERM)
     wait_until(lambda: not os.path.exists(f"/proc/{pid}"), timeout=60, interval=0.2,
                what="dockerd to exit")
