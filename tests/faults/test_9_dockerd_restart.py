@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from tests.faults.checks import assert_truthful, run, wait_docker, wait_finished, wait_running
+from tests.faults.checks import assert_truthful, wait_docker, wait_finished, wait_running
 from tests.support import wait_until
 
 pytestmark = pytest.mark.faults
