@@ -314,19 +314,9 @@ def json_body(request):
     return validation.check_strings(body)
 
 
-def page_args(request, filters=()):
-    """limit / after and the named filters from the query string, validated."""
-    args = request.args
-    raw_limit = args.get("limit", "100")
-    limit = int(raw_limit) if re.fullmatch(r"[0-9]{1,5}", raw_limit) else 0
-    if not 1 <= limit <= 1000:
-        raise ValidationError("must be an integer from 1 to 1000", "limit")
-    query = {"limit": limit, "after": args.get("after") or None}
-    for name in filters:
-        value = args.get(name)
-        if value:
-            query[name] = value
-    return query
+def page_args(request, model):
+    """limit / after and the list's filters from the query string, as ``model`` (the contract's)."""
+    return validation.query(model, request.args).query()
 
 
 def paged(request, items, limit, id_field):
@@ -341,11 +331,5 @@ def paged(request, items, limit, id_field):
 
 
 def idempotency_key(request):
-    """The Idempotency-Key header, if any: at most 200 printable characters."""
-    key = request.headers.get("Idempotency-Key")
-    if key is None:
-        return None
-    key = key.strip()
-    if not key or len(key) > 200 or not key.isprintable():
-        raise ValidationError("must be 1 to 200 printable characters", "Idempotency-Key")
-    return key
+    """The Idempotency-Key header, if any (the contract's rule)."""
+    return validation.idempotency_key(request.headers.get("Idempotency-Key"))

@@ -6,12 +6,13 @@ from werkzeug.wrappers import Response
 
 from services.gateway import ui  # the module: `nameko run` would start a class imported here
 from services.gateway.follow import FollowersProvider
-from services.gateway.openapi import ServedSpec
+from services.gateway.limits import RunLimits
 from services.gateway.rawlogs import raw_response
 from services.gateway.reads import SharedReads
 from services.gateway.http import api, idempotency_key, json_body, page_args, paged
+from stevedore_jobs import contract
 from shared import validation
-from shared.errors import Unavailable
+from shared.errors import Unavailable, ValidationError
 from shared.metrics import cluster_exposition
 from shared.rpc import TimeoutRpcProxy
 
@@ -24,7 +25,7 @@ class GatewayService(ui.UiRoutes):
     registry = TimeoutRpcProxy("registry")
     scheduler = TimeoutRpcProxy("scheduler")
     config = Config()
-    spec = ServedSpec()
+    limits = RunLimits()
     reads = SharedReads()
     followers = FollowersProvider()
 
@@ -32,14 +33,16 @@ class GatewayService(ui.UiRoutes):
 
     @api("GET", "/task/")
     def list_tasks(self, request):
-        query = page_args(request, filters=("status",))
+        query = page_args(request, contract.TaskListQuery)
         limit = query["limit"]
         tasks = self.registry.list_tasks(**{**query, "limit": limit + 1})
         return paged(request, tasks, limit, "task_id")
 
     @api("POST", "/task/")
     def create_task(self, request):
-        task = self.registry.create_task(json_body(request), idempotency_key(request))
+        body = json_body(request)
+        validation.new_task(body)
+        task = self.registry.create_task(body, idempotency_key(request))
         return 201, {"Location": f"/task/{task['task_id']}/"}, task
 
     @api("GET", "/task/<string:task_id>/")
@@ -51,9 +54,10 @@ class GatewayService(ui.UiRoutes):
         body = json_body(request)
         operation = validation.operation(body, ("RUN", "IMPORT"))
         if "task_id" in body and body["task_id"] != task_id:
-            raise validation.ValidationError("does not match the task in the path", "task_id")
+            raise ValidationError("does not match the task in the path", "task_id")
         if operation == "IMPORT":
             return 202, self.registry.import_task(task_id)
+        validation.parse(self.limits.run, body)
         result = self.scheduler.run_task(task_id, body, idempotency_key(request))
         return 202, {"Location": f"/result/{result['result_id']}/"}, result
 
@@ -66,7 +70,7 @@ class GatewayService(ui.UiRoutes):
 
     @api("GET", "/result/")
     def list_results(self, request):
-        query = page_args(request, filters=("status", "task_id"))
+        query = page_args(request, contract.ResultListQuery)
         limit = query["limit"]
         results = self.scheduler.list_results(**{**query, "limit": limit + 1})
         return paged(request, results, limit, "result_id")
@@ -97,7 +101,7 @@ class GatewayService(ui.UiRoutes):
 
     @api("GET", "/result/<string:result_id>/detail/")
     def list_details(self, request, result_id):
-        query = page_args(request, filters=("status",))
+        query = page_args(request, contract.DetailListQuery)
         limit = query["limit"]
         details = self.scheduler.list_details(result_id, **{**query, "limit": limit + 1})
         return paged(request, details, limit, "detail_id")
@@ -115,7 +119,7 @@ class GatewayService(ui.UiRoutes):
         followers per gateway, one poll of the scheduler per followed execution
         (services/gateway/follow.py).
         """
-        if request.args.get("follow", "").lower() not in ("true", "1", "yes"):
+        if not validation.query(contract.LogsQuery, request.args).follow:
             return self.scheduler.get_logs(result_id, detail_id)
         place = self.followers.reserve()
         if place is None:
@@ -136,7 +140,7 @@ class GatewayService(ui.UiRoutes):
 
     @api("GET", "/openapi.json", public=True)
     def openapi(self, request):
-        return self.spec
+        return self.limits.spec
 
     # --------------------------------------------------------------- metrics
 
