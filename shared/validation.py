@@ -6,7 +6,7 @@ What is declared here and nowhere else: the operator's ceilings of a RUN read fr
 """
 import functools
 
-from stevedore_jobs.contract import checks, requests
+from stevedore_jobs.contract import checks, requests, run
 from stevedore_jobs.contract.checks import SHOWN_MAX, size_text  # noqa: F401 -- used through here
 from stevedore_jobs.contract.requests import Limits
 from shared.errors import ValidationError
@@ -60,14 +60,14 @@ def run_params(body, max_times, max_memory=None, max_cpus=None):
     (``ceilings``); a RUN asking more is refused, naming the field.
     """
     checks.check_strings(body)
-    return requests.run_params(body, limits(max_times, max_memory, max_cpus))
+    return run.run_params(body, limits(max_times, max_memory, max_cpus))
 
 
 @told
 def within_ceilings(params, max_memory=None, max_cpus=None):
     """Refuse ``memory`` or ``cpus`` above the operator's ceilings (None: no ceiling)."""
-    requests.memory_within(params.get("memory"), max_memory)
-    requests.cpus_within(params.get("cpus"), max_cpus)
+    run.memory_within(params.get("memory"), max_memory)
+    run.cpus_within(params.get("cpus"), max_cpus)
     return params
 
 

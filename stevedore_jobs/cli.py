@@ -13,7 +13,7 @@ import time
 
 from stevedore_jobs.client import (DEFAULT_URL, RUN_FIELDS, STREAMS, ApiError, CliError, Client,
                                    Unreachable, log_chunk, split_lines, sse_events)
-from stevedore_jobs.contract.requests import PRIORITY_DEFAULT, PRIORITY_MAX
+from stevedore_jobs.contract.run import PRIORITY_DEFAULT, PRIORITY_MAX
 from stevedore_jobs.contract import statuses as st
 from stevedore_jobs.display import (Progress, UsageError, finished_count, format_counts,
                                format_duration, format_fields, format_table, format_time,

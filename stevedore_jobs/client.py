@@ -14,12 +14,13 @@ import requests
 
 from stevedore_jobs.contract import requests as rq
 from stevedore_jobs.contract import responses as rs
+from stevedore_jobs.contract.run import RunRequest
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 TIMEOUT = 30.0
 PAGE_MAX = rq.PAGE_MAX
 # what a RUN may carry besides its operation and times (the contract's RUN body)
-RUN_FIELDS = tuple(name for name in rq.RunRequest.model_fields if name not in ("operation", "task_id", "times"))
+RUN_FIELDS = tuple(name for name in RunRequest.model_fields if name not in ("operation", "task_id", "times"))
 
 
 class CliError(Exception):

@@ -12,6 +12,7 @@ on one line, with the error of a refused one; expected client errors are not
 logged again by nameko's container (shared/logs.py).
 """
 import hmac
+from contextlib import contextmanager
 import json
 import logging
 import re
@@ -137,7 +138,10 @@ class JsonWsgiApp(WsgiApp):
             message = (f"no endpoint {request.method} {path}" if exc.code == 404
                        else f"{request.method} is not allowed on {path}" if exc.code == 405
                        else exc.description)
-            return error_response(exc.code, code, message)
+            response = error_response(exc.code, code, message)
+            if exc.code == 405 and getattr(exc, "valid_methods", None):
+                response.headers["Allow"] = ", ".join(exc.valid_methods)
+            return response
 
 
 def log_request(client, request, response):
@@ -317,6 +321,17 @@ def json_body(request):
 def page_args(request, model):
     """limit / after and the list's filters from the query string, as ``model`` (the contract's)."""
     return validation.query(model, request.args).query()
+
+
+@contextmanager
+def listed_after():
+    """An ``after`` of the right shape that names no listed item is a 404, as an unknown id in a path is."""
+    try:
+        yield
+    except ValidationError as exc:
+        if exc.field != "after":
+            raise
+        raise NotFound("no such item to list after", "after") from None
 
 
 def paged(request, items, limit, id_field):

@@ -9,10 +9,10 @@ from services.gateway.follow import FollowersProvider
 from services.gateway.limits import RunLimits
 from services.gateway.rawlogs import raw_response
 from services.gateway.reads import SharedReads
-from services.gateway.http import api, idempotency_key, json_body, page_args, paged
+from services.gateway.http import api, idempotency_key, json_body, listed_after, page_args, paged
 from stevedore_jobs import contract
 from shared import validation
-from shared.errors import Unavailable, ValidationError
+from shared.errors import Conflict, Unavailable
 from shared.metrics import cluster_exposition
 from shared.rpc import TimeoutRpcProxy
 
@@ -35,7 +35,8 @@ class GatewayService(ui.UiRoutes):
     def list_tasks(self, request):
         query = page_args(request, contract.TaskListQuery)
         limit = query["limit"]
-        tasks = self.registry.list_tasks(**{**query, "limit": limit + 1})
+        with listed_after():
+            tasks = self.registry.list_tasks(**{**query, "limit": limit + 1})
         return paged(request, tasks, limit, "task_id")
 
     @api("POST", "/task/")
@@ -52,13 +53,14 @@ class GatewayService(ui.UiRoutes):
     @api("POST", "/task/<string:task_id>/")
     def operate_task(self, request, task_id):
         body = json_body(request)
+        key = idempotency_key(request)
         operation = validation.operation(body, ("RUN", "IMPORT"))
-        if "task_id" in body and body["task_id"] != task_id:
-            raise ValidationError("does not match the task in the path", "task_id")
+        if body.get("task_id") is not None and body["task_id"] != task_id:
+            raise Conflict("is another task than the path's", "task_id")
         if operation == "IMPORT":
             return 202, self.registry.import_task(task_id)
         validation.parse(self.limits.run, body)
-        result = self.scheduler.run_task(task_id, body, idempotency_key(request))
+        result = self.scheduler.run_task(task_id, body, key)
         return 202, {"Location": f"/result/{result['result_id']}/"}, result
 
     @api("DELETE", "/task/<string:task_id>/")
@@ -72,7 +74,8 @@ class GatewayService(ui.UiRoutes):
     def list_results(self, request):
         query = page_args(request, contract.ResultListQuery)
         limit = query["limit"]
-        results = self.scheduler.list_results(**{**query, "limit": limit + 1})
+        with listed_after():
+            results = self.scheduler.list_results(**{**query, "limit": limit + 1})
         return paged(request, results, limit, "result_id")
 
     @api("GET", "/result/<string:result_id>/")
@@ -103,7 +106,8 @@ class GatewayService(ui.UiRoutes):
     def list_details(self, request, result_id):
         query = page_args(request, contract.DetailListQuery)
         limit = query["limit"]
-        details = self.scheduler.list_details(result_id, **{**query, "limit": limit + 1})
+        with listed_after():
+            details = self.scheduler.list_details(result_id, **{**query, "limit": limit + 1})
         return paged(request, details, limit, "detail_id")
 
     @api("GET", "/result/<string:result_id>/detail/<string:detail_id>/")

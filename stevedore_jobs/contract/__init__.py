@@ -8,6 +8,7 @@ types of the Python client and the CLI, and the web UI's statuses and limits
 
     statuses   task and execution statuses (shared/statuses.py re-exports them)
     requests   bodies, query parameters and headers, with their constraints
+    run        the RUN body, under the installation's limits
     responses  tasks, results, details, logs, health, the error shape
     checks     rules that are not a type: text, image references, sizes
     openapi    the OpenAPI 3.1 document made from them
@@ -15,8 +16,8 @@ types of the Python client and the CLI, and the web UI's statuses and limits
 from stevedore_jobs.contract.checks import Invalid, check_strings, check_text, parse_reference
 from stevedore_jobs.contract.requests import (
     DetailListQuery, DetailOperation, Limits, LogsQuery, NewTask, ResultListQuery, ResultOperation,
-    RunRequest, TaskListQuery, TaskOperation, idempotency_key, operation, parse, query, run_params,
-    run_request)
+    TaskListQuery, TaskOperation, idempotency_key, operation, parse, query)
+from stevedore_jobs.contract.run import RunRequest, run_params, run_request
 from stevedore_jobs.contract.responses import Detail, Error, Health, Logs, Result, Task
 
 __all__ = [

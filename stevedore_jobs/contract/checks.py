@@ -75,8 +75,16 @@ _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}
 # patterns are matched whole (re.fullmatch): `$` would admit a trailing newline
 _PATH_RE = re.compile(_PATH_COMPONENT)
 REFERENCE_RE = re.compile(rf"(?P<name>{_NAME})(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?", re.ASCII)
-# the same grammar as a JSON Schema pattern (ECMA-262: no named groups)
-REFERENCE_PATTERN = f"^{_NAME}(?::{_TAG})?(?:@{_DIGEST})?$"
+# the same grammar as a JSON Schema pattern (ECMA-262: no named groups), with Docker's reading of the
+# first part: a registry host only if it has a dot or a port or is localhost, else lower-case like the rest
+_HOST = (rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})+(?::[0-9]+)?|{_DOMAIN_COMPONENT}:[0-9]+"
+         r"|localhost|\[[0-9a-fA-F:]+\](?::[0-9]+)?)")
+REFERENCE_PATTERN = f"^(?:{_HOST}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*(?::{_TAG})?(?:@{_DIGEST})?$"
+# a string that crosses the door, as a JSON Schema pattern (lone surrogates cannot be written in one)
+NO_CONTROL = "^[^\\x00-\\x1f\\x7f-\\x9f]*$"
+NO_CONTROL_IN_TEXT = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$"
+# the ids the API makes: 32 lower-case hex digits
+ID_PATTERN = "^[0-9a-f]{32}$"
 REPOSITORY_MAX = 255
 
 
@@ -108,7 +116,6 @@ def parse_reference(reference):
     return name, tag, digest
 
 
-MEMORY_PATTERN = "^[0-9]{1,20}[bkmgBKMG]?$"
 _MEMORY_RE = re.compile(r"([0-9]{1,20})([bkmg]?)", re.IGNORECASE)
 MEMORY_MIN, MEMORY_MAX = 6 * 1024 ** 2, 1024 ** 4
 
@@ -133,3 +140,51 @@ def size_text(size):
         if size % factor == 0:
             return f"{size // factor}{unit}"
     return str(size)
+
+
+def integer_range_pattern(low, high):
+    """A regular expression (no anchors) for the whole numbers from ``low`` to ``high``, no leading zero.
+
+    The split of to-regex-range: ranges whose numbers share their first digits, then one class per digit.
+    """
+    def nines(n, k):
+        return int(str(n)[:-k] + "9" * k) if k < len(str(n)) else int("9" * k)
+
+    stops, k = {high}, 1
+    while low <= nines(low, k) < high:
+        stops.add(nines(low, k))
+        k += 1
+    k = 1
+    while low < (high + 1) - (high + 1) % 10 ** k - 1 <= high:
+        stops.add((high + 1) - (high + 1) % 10 ** k - 1)
+        k += 1
+    parts, start = [], low
+    for stop in sorted(stops):
+        pattern, free = "", 0
+        for a, b in zip(str(start), str(stop)):
+            if a == b:
+                pattern += a
+            elif a != "0" or b != "9":
+                pattern += f"[{a}-{b}]"
+            else:
+                free += 1
+        parts.append(pattern + ("[0-9]" + (f"{{{free}}}" if free > 1 else "") if free else ""))
+        start = stop + 1
+    return "|".join(parts)
+
+
+def memory_pattern(max_memory=MEMORY_MAX):
+    """The sizes ``memory_bytes`` accepts up to ``max_memory``, as one JSON Schema pattern."""
+    units = (("", "[bB]?", 1), ("k", "[kK]", 1024), ("m", "[mM]", 1024 ** 2), ("g", "[gG]", 1024 ** 3))
+    alternatives = []
+    for _, suffix, factor in units:
+        low, high = -(-MEMORY_MIN // factor), min(max_memory, MEMORY_MAX) // factor
+        if low <= high:
+            alternatives.append(f"(?:{integer_range_pattern(low, high)}){suffix}")
+    return f"^0*(?:{'|'.join(alternatives)})$"
+
+
+_C = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f"  # controls a free text may not hold (tab, LF, CR it may)
+# a command string shlex.split() takes and finds a word in: quotes closed, no trailing backslash
+COMMAND_PATTERN = (f"^(?=[\\s\\S]*\\S)(?:[^'\"\\\\{_C}]|\\\\[^{_C}]|'[^'{_C}]*'"
+                   f"|\"(?:[^\"\\\\{_C}]|\\\\[^{_C}])*\")*$")

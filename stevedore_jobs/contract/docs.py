@@ -5,7 +5,7 @@
 import re
 import sys
 
-from stevedore_jobs.contract.requests import RunRequest
+from stevedore_jobs.contract.run import RunRequest
 
 BEGIN, END = "<!-- run-fields: made by stevedore_jobs/contract/docs.py -->", "<!-- end of run-fields -->"
 

@@ -11,7 +11,9 @@ from pydantic.json_schema import models_json_schema
 
 from stevedore_jobs.contract import requests as rq
 from stevedore_jobs.contract import responses as rs
+from stevedore_jobs.contract import run as runs
 from stevedore_jobs.contract import statuses as st
+from stevedore_jobs.contract.checks import ID_PATTERN, NO_CONTROL
 
 VERSION = "0.1.0"
 REF = "#/components/schemas/{model}"
@@ -62,6 +64,9 @@ def not_found(what):
     return {"404": error(f"no such {what}")}
 
 
+UNKNOWN_AFTER = not_found("item to list after (`after`)")
+
+
 def conflict(when):
     return {"409": error(when)}
 
@@ -83,7 +88,9 @@ def query_parameters(model):
 
 
 def path_ids(*names):
-    return [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}} for name in names]
+    # an id of another shape is a 404 like an unknown one
+    return [{"name": name, "in": "path", "required": True, "schema": {"type": "string", "pattern": ID_PATTERN}}
+            for name in names]
 
 
 def body(schema):
@@ -129,7 +136,8 @@ def paths(idempotency):
             {"200": {"description": "stevedore_executions{status}, stevedore_queue_depth, ...",
                      "content": {"text/plain": {"schema": {"type": "string"}}}}})},
         "/task/": {
-            "get": operation("tasks, newest first", ok("a page of tasks", array("Task"), **LINK),
+            "get": operation("tasks, newest first",
+                             {**ok("a page of tasks", array("Task"), **LINK), **UNKNOWN_AFTER},
                              query_parameters(rq.TaskListQuery)),
             "post": operation("register an image as a task: it is pulled and pinned to its digest",
                               {**ok("registered (or the same Idempotency-Key's task)", ref("Task"), "201",
@@ -144,8 +152,8 @@ def paths(idempotency):
                 {**ok("the new result (RUN, with Location) or the task, SUBMITTED again (IMPORT)",
                       {"anyOf": [ref("Result"), ref("Task")]}, "202", **location("result")),
                  **not_found("task"),
-                 **conflict("the task is not READY (RUN), is being imported (IMPORT), or the "
-                            "Idempotency-Key was used for another request")},
+                 **conflict("the task is not READY (RUN), is being imported (IMPORT), the body's task_id "
+                            "is another task, or the Idempotency-Key was used for another request")},
                 [idempotency], {"oneOf": [ref("RunRequest"), ref("TaskOperation")],
                                 "discriminator": {"propertyName": "operation", "mapping": {
                                     "RUN": REF.format(model="RunRequest"),
@@ -153,7 +161,8 @@ def paths(idempotency):
             "delete": operation("delete a task with no active runs (its results stay)",
                                 {**deleted, **not_found("task"), **conflict("the task has QUEUED or RUNNING runs")},
                                 changes=True)},
-        "/result/": {"get": operation("results, newest first", ok("a page of results", array("Result"), **LINK),
+        "/result/": {"get": operation("results, newest first",
+                                      {**ok("a page of results", array("Result"), **LINK), **UNKNOWN_AFTER},
                                       query_parameters(rq.ResultListQuery))},
         "/result/{result_id}/": {
             "parameters": result,
@@ -173,7 +182,8 @@ def paths(idempotency):
         "/result/{result_id}/detail/": {
             "parameters": result,
             "get": operation("the run's executions, by index",
-                             {**ok("a page of executions", array("Detail"), **LINK), **not_found("result")},
+                             {**ok("a page of executions", array("Detail"), **LINK),
+                              **not_found("result, or no such item to list after")},
                              query_parameters(rq.DetailListQuery))},
         "/result/{result_id}/detail/{detail_id}/": {
             "parameters": detail,
@@ -218,10 +228,16 @@ ANSWERS = ("Error", "Task", "Result", "Detail", "Logs", "Health")
 
 @functools.lru_cache(maxsize=4)
 def _spec(limits):
-    models = [(getattr(rq, name), "validation") for name in REQUESTS] + [(rq.run_request(limits), "validation")]
+    models = [(getattr(rq, name), "validation") for name in REQUESTS] + [(runs.run_request(limits), "validation")]
     models += [(getattr(rs, name), "serialization") for name in ANSWERS]
     _, schemas = models_json_schema(models, ref_template=REF)
     components = dict(schemas.get("$defs", {}))
+    # any JSON whose strings (keys too) hold no control character: what a body may carry besides its fields
+    value = ref("JSONValue")
+    components["JSONValue"] = {"anyOf": [
+        {"type": "string", "pattern": NO_CONTROL}, {"type": ["number", "boolean", "null"]},
+        {"type": "array", "items": value},
+        {"type": "object", "propertyNames": {"pattern": NO_CONTROL}, "additionalProperties": value}]}
     components["TaskStatus"] = {"type": "string", "enum": list(st.TASK_STATUSES),
                                 "x-busy": sorted(st.TASK_BUSY)}
     components["ExecutionStatus"] = {"type": "string", "enum": list(st.EXECUTION_STATUSES),
@@ -237,7 +253,7 @@ def _spec(limits):
         "info": {"title": "Stevedore", "version": VERSION,
                  "description": "Register Docker images as tasks, run them N times, see what happened. "
                                 f"This installation: RUN_MAX_TIMES {limits.max_times}, CONTAINER_MAX_MEMORY "
-                                f"{rq.size_text(limits.max_memory)}, CONTAINER_MAX_CPUS {limits.max_cpus:g}."},
+                                f"{runs.size_text(limits.max_memory)}, CONTAINER_MAX_CPUS {limits.max_cpus:g}."},
         "components": {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "one of STEVEDORE_TOKENS"},

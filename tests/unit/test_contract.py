@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from stevedore_jobs.contract import Limits, docs, openapi, requests, responses
+from stevedore_jobs.contract import Limits, docs, openapi, requests, responses, run
 from stevedore_jobs.contract import statuses as st
 
 API_MD = Path(__file__).resolve().parents[2] / "docs" / "api.md"
@@ -116,14 +116,16 @@ def test_the_statuses_are_served_with_which_are_active_and_which_ended():
 ])
 def test_a_broken_rule_is_told_as_field_colon_message(body, message):
     with pytest.raises(requests.Invalid) as caught:
-        requests.parse(requests.run_request(Limits(10, 2 * 1024 ** 3, 2.0)), body)
+        requests.parse(run.run_request(Limits(10, 2 * 1024 ** 3, 2.0)), body)
     assert str(caught.value) == message
 
 
 def test_list_queries_take_strings_and_refuse_what_is_not_their_type():
-    page = requests.query(requests.ResultListQuery, {"limit": "20", "status": "", "after": "abc"})
-    assert page.query() == {"limit": 20, "after": "abc"}
-    for args, field in (({"limit": "+5"}, "limit"), ({"limit": "1001"}, "limit"), ({"status": "DONE"}, "status")):
+    page = requests.query(requests.ResultListQuery, {"limit": "20", "status": "KILLED", "after": "a" * 32})
+    assert page.query() == {"limit": 20, "status": "KILLED", "after": "a" * 32}
+    assert requests.query(requests.TaskListQuery, {}).query() == {"limit": 100, "after": None}
+    for args, field in (({"limit": "+5"}, "limit"), ({"limit": "1001"}, "limit"), ({"status": "DONE"}, "status"),
+                        ({"status": ""}, "status"), ({"after": "no-such-id"}, "after"), ({"task_id": "x"}, "task_id")):
         with pytest.raises(requests.Invalid) as caught:
             requests.query(requests.ResultListQuery, args)
         assert caught.value.field == field

@@ -33,6 +33,14 @@ def test_new_task_defaults_the_name_to_the_repository():
     assert validation.new_task({"repository": "team/app", "name": "  app  "}) == ("app", "team/app")
 
 
+def test_a_repository_too_long_to_be_the_name_needs_one():
+    repository = "registry.example.com/" + "a" * 100 + "/" + "b" * 100
+    with pytest.raises(ValidationError) as caught:
+        validation.new_task({"repository": repository})
+    assert caught.value.field == "name"
+    assert validation.new_task({"repository": repository, "name": "app"}) == ("app", repository)
+
+
 @pytest.mark.parametrize("name", ["", "   ", "x" * 201, "tab\there", 7])
 def test_bad_names_are_refused(name):
     with pytest.raises(ValidationError) as caught:
