@@ -78,8 +78,10 @@ REFERENCE_RE = re.compile(rf"(?P<name>{_NAME})(?::(?P<tag>{_TAG}))?(?:@(?P<diges
 # the same grammar as a JSON Schema pattern (ECMA-262: no named groups), with Docker's reading of the
 # first part: a registry host only if it has a dot or a port or is localhost, else lower-case like the rest
 _HOST = (rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})+(?::[0-9]+)?|{_DOMAIN_COMPONENT}:[0-9]+"
-         r"|localhost|\[[0-9a-fA-F:]+\](?::[0-9]+)?)")
-REFERENCE_PATTERN = f"^(?:{_HOST}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*(?::{_TAG})?(?:@{_DIGEST})?$"
+         r"|localhost|\[[0-9a-fA-F:]*:[0-9a-fA-F:]*\](?::[0-9]+)?|\[[0-9a-fA-F:]+\]:[0-9]+)")
+# (its last part at most 128 characters)
+REFERENCE_PATTERN = (f"^(?:{_HOST}/)?(?:{_PATH_COMPONENT}/)*(?=[a-z0-9._-]{{1,128}}(?:[:@]|$)){_PATH_COMPONENT}"
+                     f"(?::{_TAG})?(?:@{_DIGEST})?$")
 # a string that crosses the door, as a JSON Schema pattern (lone surrogates cannot be written in one)
 NO_CONTROL = "^[^\\x00-\\x1f\\x7f-\\x9f]*$"
 NO_CONTROL_IN_TEXT = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$"
@@ -188,3 +190,11 @@ _C = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f"  # controls a free text may n
 # a command string shlex.split() takes and finds a word in: quotes closed, no trailing backslash
 COMMAND_PATTERN = (f"^(?=[\\s\\S]*\\S)(?:[^'\"\\\\{_C}]|\\\\[^{_C}]|'[^'{_C}]*'"
                    f"|\"(?:[^\"\\\\{_C}]|\\\\[^{_C}])*\")*$")
+
+
+# a callback_url as the served spec describes it: http(s), a host name, an optional port, no user:password,
+# no #fragment.  The RUN takes an address too (refused unless the operator allows its network,
+# WEBHOOK_ALLOW_NETWORKS: docs/webhooks.md), which the spec leaves out.
+CALLBACK_URL_PATTERN = ("^[hH][tT][tT][pP][sS]?://[A-Za-z0-9._-]*[g-wyzG-WYZ_-][A-Za-z0-9._-]*"
+                        f"(?::0*(?:{integer_range_pattern(1, 65535)})?)?"
+                        "(?:[/?][^\\x00-\\x20\\x7f-\\x9f#]*)?$")

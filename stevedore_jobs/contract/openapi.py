@@ -234,6 +234,8 @@ def _spec(limits):
     components = dict(schemas.get("$defs", {}))
     # any JSON whose strings (keys too) hold no control character: what a body may carry besides its fields
     value = ref("JSONValue")
+    for name in REQUESTS:  # their other fields are ignored
+        components[name].update(propertyNames={"pattern": NO_CONTROL}, additionalProperties=value)
     components["JSONValue"] = {"anyOf": [
         {"type": "string", "pattern": NO_CONTROL}, {"type": ["number", "boolean", "null"]},
         {"type": "array", "items": value},

@@ -33,10 +33,6 @@ CREDENTIAL_MAX = 1024
 PAGE_MAX = 1000
 PAGE_DEFAULT = 100
 IDEMPOTENCY_KEY_MAX = 200
-# what a body may carry besides its fields (ignored): any JSON whose strings cross the door
-# (components/schemas/JSONValue of the served spec)
-OTHER_FIELDS = {"propertyNames": {"pattern": NO_CONTROL},
-                "additionalProperties": {"$ref": "#/components/schemas/JSONValue"}}
 
 
 # ---------------------------------------------------------------- failures as the API tells them
@@ -128,14 +124,13 @@ class NewTask(Request):
                   for one, other in (("username", "password"), ("password", "username"))] + [
             # without a name the repository is the name, so it must fit one
             {"if": {"not": {"required": ["name"], "properties": {"name": {"type": "string"}}}},
-             "then": {"properties": {"repository": {"maxLength": NAME_MAX}}}}],
-        **OTHER_FIELDS})
+             "then": {"properties": {"repository": {"maxLength": NAME_MAX}}}}]})
 
     repository: str = Field(
         max_length=REPOSITORY_MAX, pattern=REFERENCE_PATTERN,
         description="Docker image reference, e.g. localhost:5000/team/app:1.0 (pulled and pinned to its digest)")
     name: Optional[str] = Field(
-        None, min_length=1, max_length=NAME_MAX, pattern=r"^[^\x00-\x1f\x7f-\x9f]*\S[^\x00-\x1f\x7f-\x9f]*$",
+        None, min_length=1, max_length=NAME_MAX, pattern=r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
         description="unique name (default: the repository); surrounding spaces are dropped")
     status: Optional[Literal["SUBMITTED"]] = Field(
         None, description="the seed lists it: a client may only ask for the initial status")
@@ -202,7 +197,6 @@ class NewTask(Request):
 class TaskOperation(Request):
     """POST /task/{task_id}/ with IMPORT: pull the image again (other fields are ignored)."""
 
-    model_config = ConfigDict(**STRICT, json_schema_extra=OTHER_FIELDS)
 
     operation: Literal["IMPORT"]
 
@@ -210,7 +204,6 @@ class TaskOperation(Request):
 class ResultOperation(Request):
     """POST /result/{result_id}/: CANCEL the run, or RERUN_FAILED its failed executions."""
 
-    model_config = ConfigDict(**STRICT, json_schema_extra=OTHER_FIELDS)
 
     operation: Literal["CANCEL", "RERUN_FAILED"]
 
@@ -218,7 +211,6 @@ class ResultOperation(Request):
 class DetailOperation(Request):
     """POST /result/{result_id}/detail/{detail_id}/: CANCEL one execution."""
 
-    model_config = ConfigDict(**STRICT, json_schema_extra=OTHER_FIELDS)
 
     operation: Literal["CANCEL"]
 

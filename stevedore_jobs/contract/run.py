@@ -8,7 +8,8 @@ from urllib.parse import urlsplit
 from pydantic import ConfigDict, Field, field_validator
 
 from stevedore_jobs.contract.checks import (
-    COMMAND_PATTERN, NO_CONTROL, NO_CONTROL_IN_TEXT, Invalid, memory_bytes, memory_pattern, shown, size_text)
+    CALLBACK_URL_PATTERN, COMMAND_PATTERN, NO_CONTROL, NO_CONTROL_IN_TEXT, Invalid, memory_bytes, memory_pattern,
+    shown, size_text)
 from stevedore_jobs.contract.requests import STRICT, Limits, Request, number, parse
 
 CALLBACK_URL_MAX = 2048
@@ -175,7 +176,7 @@ def run_request(limits=Limits()):
         priority: int = Field(PRIORITY_DEFAULT, ge=0, le=PRIORITY_MAX,
                               description="queued executions of higher priority start first")
         callback_url: Optional[str] = Field(
-            None, min_length=1, max_length=CALLBACK_URL_MAX, format="uri", pattern=r"^[hH][tT][tT][pP][sS]?://",
+            None, min_length=1, max_length=CALLBACK_URL_MAX, json_schema_extra={"pattern": CALLBACK_URL_PATTERN},
             description="an http(s) URL POSTed the result when the run ends, signed ([webhooks.md](webhooks.md))")
 
         @field_validator("command", mode="before")

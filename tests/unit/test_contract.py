@@ -85,6 +85,12 @@ def test_the_spec_is_openapi_3_1_its_references_resolve_and_every_answer_has_the
     json.dumps(spec)  # plain JSON
 
 
+def test_each_model_has_a_json_schema_of_its_own():
+    for model in (requests.NewTask, requests.TaskOperation, requests.ResultOperation, requests.DetailOperation,
+                  run.RunRequest, requests.TaskListQuery, responses.Task, responses.Result, responses.Logs):
+        assert model.model_json_schema()["type"] == "object"
+
+
 def test_the_served_maxima_are_the_installations():
     spec = openapi.spec(Limits(max_times=7, max_memory=2 * 1024 ** 3, max_cpus=1.5))
     run = spec["components"]["schemas"]["RunRequest"]
