@@ -199,7 +199,7 @@ def paths(idempotency):
                 "skipped, attempt, end) until it ends",
                 {"200": {"description": "the output (JSON), or its events (follow=true)",
                          "content": {**json_content(ref("Logs")),
-                                     "text/event-stream": {"schema": {"type": "string"}}}},
+                                     "text/event-stream": {"schema": ref("LogEvent")}}},
                  **not_found("result or detail"),
                  "503": error("with follow=true: FOLLOW_MAX followers already on this gateway, or a "
                               "service does not answer", **{"Retry-After": ("integer", "seconds")})},
@@ -223,7 +223,7 @@ def paths(idempotency):
 
 
 REQUESTS = ("NewTask", "TaskOperation", "ResultOperation", "DetailOperation")
-ANSWERS = ("Error", "Task", "Result", "Detail", "Logs", "Health")
+ANSWERS = ("Error", "Task", "Result", "Detail", "Logs", "LogEvent", "Health")
 
 
 @functools.lru_cache(maxsize=4)

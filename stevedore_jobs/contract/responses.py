@@ -146,6 +146,16 @@ class LogsBase(Answer):
 Logs = create_model("Logs", __base__=LogsBase, __doc__="An execution's output as text.", **_stream_fields())
 
 
+class LogEvent(Answer):
+    """One server-sent event of ``GET .../logs/?follow=true``: new output of a stream (one line per data
+    line), bytes ``skipped`` (not kept), a new ``attempt``, and the ``end`` (status, exit_code, reason)."""
+
+    event: Literal["stdout", "stderr", "skipped", "attempt", "end"]
+    data: str = Field(description="the text (stdout, stderr) or a JSON object (skipped, attempt, end)")
+    id: Optional[str] = None
+    retry: Optional[int] = None
+
+
 class Health(Answer):
     status: Literal["ok"]
     registry: str
