@@ -1,20 +1,4 @@
-"""Statuses of tasks, results and details (executions), as the API spells them."""
-
-# Tasks
-SUBMITTED = "SUBMITTED"
-IMPORTING = "IMPORTING"
-READY = "READY"
-# shared by tasks, results and details
-ERROR = "ERROR"
-
-# Results and details
-QUEUED = "QUEUED"
-RUNNING = "RUNNING"
-COMPLETE = "COMPLETE"
-CANCELLED = "CANCELLED"
-KILLED = "KILLED"
-
-TASK_STATUSES = (SUBMITTED, IMPORTING, READY, ERROR)
-EXECUTION_STATUSES = (QUEUED, RUNNING, COMPLETE, ERROR, CANCELLED, KILLED)
-TERMINAL = frozenset({COMPLETE, ERROR, CANCELLED, KILLED})
-ACTIVE = frozenset({QUEUED, RUNNING})
+"""Statuses of tasks, results and details, as the API spells them: the contract's (one list)."""
+from stevedore_jobs.contract.statuses import (  # noqa: F401 -- re-exported for the services
+    ACTIVE, CANCELLED, COMPLETE, ERROR, EXECUTION_STATUSES, IMPORTING, KILLED, QUEUED, READY, RUNNING,
+    SUBMITTED, TASK_BUSY, TASK_STATUSES, TERMINAL)

@@ -11,9 +11,10 @@ import os
 import sys
 import time
 
-from shared import statuses as st
-from stevedore_jobs.client import (DEFAULT_URL, STREAMS, ApiError, CliError, Client, Unreachable,
-                              log_chunk, split_lines, sse_events)
+from stevedore_jobs.client import (DEFAULT_URL, RUN_FIELDS, STREAMS, ApiError, CliError, Client,
+                                   Unreachable, log_chunk, split_lines, sse_events)
+from stevedore_jobs.contract.run import PRIORITY_DEFAULT, PRIORITY_MAX
+from stevedore_jobs.contract import statuses as st
 from stevedore_jobs.display import (Progress, UsageError, finished_count, format_counts,
                                format_duration, format_fields, format_table, format_time,
                                one_line, output_text, parse_env, shown_output)
@@ -157,7 +158,8 @@ def task_rm(cli, args):
 
 # ---------------------------------------------------------------- running
 
-RUN_OPTIONS = ("command", "timeout", "parallelism", "retries", "priority", "memory", "cpus")
+# the RUN's fields given as options of their own (env is --env KEY=VALUE; callback_url is left to the API)
+RUN_OPTIONS = tuple(name for name in RUN_FIELDS if name not in ("env", "callback_url"))
 
 
 def run(cli, args):
@@ -456,7 +458,7 @@ def build_parser():
     sub.add_argument("--wait", action="store_true",
                      help="wait until the task is READY or ERROR; exit 1 on ERROR")
     sub = command(task_commands, "ls", task_ls, "list tasks, newest first")
-    sub.add_argument("--status", help="only tasks in this status (SUBMITTED, IMPORTING, READY, ERROR)")
+    sub.add_argument("--status", help=f"only tasks in this status ({', '.join(st.TASK_STATUSES)})")
     sub = command(task_commands, "show", task_show, "show one task")
     sub.add_argument("task", metavar="ID_OR_NAME")
     sub = command(task_commands, "import", task_import,
@@ -478,7 +480,8 @@ def build_parser():
                      help="stop an execution running longer than this")
     sub.add_argument("--parallelism", type=int, metavar="N", help="run at most N executions at once")
     sub.add_argument("--retries", type=int, metavar="N", help="retry a failed execution up to N times")
-    sub.add_argument("--priority", type=int, metavar="P", help="0 (lowest) to 9 (highest); default 5")
+    sub.add_argument("--priority", type=int, metavar="P",
+                     help=f"0 (lowest) to {PRIORITY_MAX} (highest); default {PRIORITY_DEFAULT}")
     sub.add_argument("--memory", metavar="SIZE", help='memory limit per container, e.g. "256m"')
     sub.add_argument("--cpus", type=float, help="CPUs per container, e.g. 0.5")
     sub.add_argument("--wait", action="store_true",
@@ -487,12 +490,12 @@ def build_parser():
     result = commands.add_parser("result", help="list, show and delete results of runs")
     result_commands = result.add_subparsers(dest="result_command", metavar="COMMAND", required=True)
     sub = command(result_commands, "ls", result_ls, "list results, newest first")
-    sub.add_argument("--status", help="only results in this status")
+    sub.add_argument("--status", help=f"only results in this status ({', '.join(st.EXECUTION_STATUSES)})")
     sub.add_argument("--task", metavar="NAME_OR_ID", help="only results of this task")
     sub.add_argument("--limit", type=count, default=20, metavar="N", help="show N at most (default 20; 0: all)")
     sub = command(result_commands, "show", result_show, "show a result and a table of its executions")
     sub.add_argument("result", metavar="ID")
-    sub.add_argument("--status", help="only executions in this status")
+    sub.add_argument("--status", help=f"only executions in this status ({', '.join(st.EXECUTION_STATUSES)})")
     sub.add_argument("--limit", type=count, default=SHOW_LIMIT, metavar="N",
                      help=f"executions to list at most (default {SHOW_LIMIT}; 0: all)")
 

@@ -1,7 +1,10 @@
-"""The Stevedore HTTP API as the ``stevedore`` command uses it.
+"""The Stevedore HTTP API for Python programs and the ``stevedore`` command.
 
 One session with the token, one error type whose message fits one line, lists
-read page by page, and server-sent event streams read as they arrive.
+read page by page, and server-sent event streams read as they arrive.  The
+typed calls (``register``, ``run``, ``result``, ...) answer the contract's
+models (stevedore_jobs/contract/responses.py); ``get``/``post``/``pages`` answer
+the JSON as it came.
 """
 import codecs
 import json
@@ -9,9 +12,15 @@ from urllib.parse import urlsplit
 
 import requests
 
+from stevedore_jobs.contract import requests as rq
+from stevedore_jobs.contract import responses as rs
+from stevedore_jobs.contract.run import RunRequest
+
 DEFAULT_URL = "http://127.0.0.1:8000"
 TIMEOUT = 30.0
-PAGE_MAX = 1000
+PAGE_MAX = rq.PAGE_MAX
+# what a RUN may carry besides its operation and times (the contract's RUN body)
+RUN_FIELDS = tuple(name for name in RunRequest.model_fields if name not in ("operation", "task_id", "times"))
 
 
 class CliError(Exception):
@@ -129,6 +138,66 @@ class Client:
                 return
             # the next page starts after the last item (as the Link header says), on our own base URL
             params["after"] = items[-1][id_field]
+
+    # ------------------------------------------------------------ typed calls
+
+    def register(self, repository, name=None, username=None, password=None, idempotency_key=None):
+        """Register an image as a task (it is pulled and pinned); the task, SUBMITTED."""
+        body = {key: value for key, value in (("repository", repository), ("name", name),
+                                              ("username", username), ("password", password)) if value is not None}
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return rs.Task.model_validate(self.json(self.request("POST", "/task/", body=body, headers=headers)))
+
+    def task(self, task_id):
+        return rs.Task.model_validate(self.get(f"/task/{task_id}/"))
+
+    def tasks(self, status=None, limit=None):
+        params = {"status": status} if status else {}
+        return [rs.Task.model_validate(item) for item in self.pages("/task/", "task_id", params, limit)]
+
+    def run(self, task_id, times, idempotency_key=None, **params):
+        """RUN a task ``times`` times; ``params``: command, env, timeout, parallelism, retries,
+        memory, cpus, priority, callback_url.  The new result, QUEUED."""
+        unknown = sorted(set(params) - set(RUN_FIELDS))
+        if unknown:
+            raise CliError(f"{unknown[0]}: not a RUN parameter; accepted are {', '.join(RUN_FIELDS)}", 2)
+        body = {"operation": "RUN", "times": times, **{k: v for k, v in params.items() if v is not None}}
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return rs.Result.model_validate(self.json(self.request("POST", f"/task/{task_id}/", body=body,
+                                                               headers=headers)))
+
+    def result(self, result_id):
+        return rs.Result.model_validate(self.get(f"/result/{result_id}/"))
+
+    def results(self, status=None, task_id=None, limit=None):
+        params = {key: value for key, value in (("status", status), ("task_id", task_id)) if value}
+        return [rs.Result.model_validate(item) for item in self.pages("/result/", "result_id", params, limit)]
+
+    def details(self, result_id, status=None, limit=None):
+        params = {"status": status} if status else {}
+        return [rs.Detail.model_validate(item)
+                for item in self.pages(f"/result/{result_id}/detail/", "detail_id", params, limit)]
+
+    def detail(self, result_id, detail_id):
+        return rs.Detail.model_validate(self.get(f"/result/{result_id}/detail/{detail_id}/"))
+
+    def logs(self, result_id, detail_id):
+        return rs.Logs.model_validate(self.get(f"/result/{result_id}/detail/{detail_id}/logs/"))
+
+    def cancel(self, result_id, detail_id=None):
+        if detail_id is None:
+            return rs.Result.model_validate(self.post(f"/result/{result_id}/", {"operation": "CANCEL"}))
+        return rs.Detail.model_validate(self.post(f"/result/{result_id}/detail/{detail_id}/",
+                                                  {"operation": "CANCEL"}))
+
+    def rerun_failed(self, result_id):
+        return rs.Result.model_validate(self.post(f"/result/{result_id}/", {"operation": "RERUN_FAILED"}))
+
+    def delete_task(self, task_id):
+        self.request("DELETE", f"/task/{task_id}/").close()
+
+    def delete_result(self, result_id):
+        self.request("DELETE", f"/result/{result_id}/").close()
 
     # ------------------------------------------------------------ tasks and results
 

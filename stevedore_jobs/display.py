@@ -7,10 +7,10 @@ import re
 import shutil
 import time
 
-from shared import statuses as st
+from stevedore_jobs.contract import statuses as st
 
-# the order statuses are shown in, wherever counts are
-STATUS_ORDER = (st.QUEUED, st.RUNNING, st.COMPLETE, st.ERROR, st.CANCELLED, st.KILLED)
+# the order statuses are shown in, wherever counts are: a run's life
+STATUS_ORDER = st.EXECUTION_STATUSES
 MISSING = "-"
 
 

@@ -12,6 +12,7 @@ on one line, with the error of a refused one; expected client errors are not
 logged again by nameko's container (shared/logs.py).
 """
 import hmac
+from contextlib import contextmanager
 import json
 import logging
 import re
@@ -139,7 +140,10 @@ class JsonWsgiApp(WsgiApp):
             message = (f"no endpoint {request.method} {path}" if exc.code == 404
                        else f"{request.method} is not allowed on {path}" if exc.code == 405
                        else exc.description)
-            return error_response(exc.code, code, message)
+            response = error_response(exc.code, code, message)
+            if exc.code == 405 and getattr(exc, "valid_methods", None):
+                response.headers["Allow"] = ", ".join(exc.valid_methods)
+            return response
 
 
 def log_request(client, request, response):
@@ -305,19 +309,20 @@ def json_body(request):
     return validation.check_strings(body)
 
 
-def page_args(request, filters=()):
-    """limit / after and the named filters from the query string, validated."""
-    args = request.args
-    raw_limit = args.get("limit", "100")
-    limit = int(raw_limit) if re.fullmatch(r"[0-9]{1,5}", raw_limit) else 0
-    if not 1 <= limit <= 1000:
-        raise ValidationError("must be an integer from 1 to 1000", "limit")
-    query = {"limit": limit, "after": args.get("after") or None}
-    for name in filters:
-        value = args.get(name)
-        if value:
-            query[name] = value
-    return query
+def page_args(request, model):
+    """limit / after and the list's filters from the query string, as ``model`` (the contract's)."""
+    return validation.query(model, request.args).query()
+
+
+@contextmanager
+def listed_after():
+    """An ``after`` of the right shape that names no listed item is a 404, as an unknown id in a path is."""
+    try:
+        yield
+    except ValidationError as exc:
+        if exc.field != "after":
+            raise
+        raise NotFound("no such item to list after", "after") from None
 
 
 def paged(request, items, limit, id_field):
@@ -332,11 +337,5 @@ def paged(request, items, limit, id_field):
 
 
 def idempotency_key(request):
-    """The Idempotency-Key header, if any: at most 200 printable characters."""
-    key = request.headers.get("Idempotency-Key")
-    if key is None:
-        return None
-    key = key.strip()
-    if not key or len(key) > 200 or not key.isprintable():
-        raise ValidationError("must be 1 to 200 printable characters", "Idempotency-Key")
-    return key
+    """The Idempotency-Key header, if any (the contract's rule)."""
+    return validation.idempotency_key(request.headers.get("Idempotency-Key"))

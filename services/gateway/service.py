@@ -6,12 +6,13 @@ from werkzeug.wrappers import Response
 
 from services.gateway import ui  # the module: `nameko run` would start a class imported here
 from services.gateway.follow import FollowersProvider
-from services.gateway.openapi import ServedSpec
+from services.gateway.limits import RunLimits
 from services.gateway.rawlogs import raw_response
 from services.gateway.reads import SharedReads
-from services.gateway.http import api, idempotency_key, json_body, page_args, paged
+from services.gateway.http import api, idempotency_key, json_body, listed_after, page_args, paged
+from stevedore_jobs import contract
 from shared import validation
-from shared.errors import TaskUnconfirmed, Unavailable
+from shared.errors import Conflict, TaskUnconfirmed, Unavailable
 from shared.extensions import Settings
 from shared.metrics import cluster_exposition
 from shared.rpc import TimeoutRpcProxy
@@ -25,7 +26,7 @@ class GatewayService(ui.UiRoutes):
     registry = TimeoutRpcProxy("registry")
     scheduler = TimeoutRpcProxy("scheduler")
     settings = Settings()
-    spec = ServedSpec()
+    limits = RunLimits()
     reads = SharedReads()
     followers = FollowersProvider()
 
@@ -33,14 +34,17 @@ class GatewayService(ui.UiRoutes):
 
     @api("GET", "/task/")
     def list_tasks(self, request):
-        query = page_args(request, filters=("status",))
+        query = page_args(request, contract.TaskListQuery)
         limit = query["limit"]
-        tasks = self.registry.list_tasks(**{**query, "limit": limit + 1})
+        with listed_after():
+            tasks = self.registry.list_tasks(**{**query, "limit": limit + 1})
         return paged(request, tasks, limit, "task_id")
 
     @api("POST", "/task/")
     def create_task(self, request):
-        task = self.registry.create_task(json_body(request), idempotency_key(request))
+        body = json_body(request)
+        validation.new_task(body)
+        task = self.registry.create_task(body, idempotency_key(request))
         return 201, {"Location": f"/task/{task['task_id']}/"}, task
 
     @api("GET", "/task/<string:task_id>/")
@@ -50,12 +54,13 @@ class GatewayService(ui.UiRoutes):
     @api("POST", "/task/<string:task_id>/")
     def operate_task(self, request, task_id):
         body = json_body(request)
+        key = idempotency_key(request)
         operation = validation.operation(body, ("RUN", "IMPORT"))
-        if "task_id" in body and body["task_id"] != task_id:
-            raise validation.ValidationError("does not match the task in the path", "task_id")
+        if body.get("task_id") is not None and body["task_id"] != task_id:
+            raise Conflict("is another task than the path's", "task_id")
         if operation == "IMPORT":
             return 202, self.registry.import_task(task_id)
-        key = idempotency_key(request)
+        validation.parse(self.limits.run, body)
         try:
             result = self.scheduler.run_task(task_id, body, key)
         except TaskUnconfirmed:  # no fresh copy of the task in the scheduler: the registry's word for it
@@ -75,9 +80,10 @@ class GatewayService(ui.UiRoutes):
 
     @api("GET", "/result/")
     def list_results(self, request):
-        query = page_args(request, filters=("status", "task_id"))
+        query = page_args(request, contract.ResultListQuery)
         limit = query["limit"]
-        results = self.scheduler.list_results(**{**query, "limit": limit + 1})
+        with listed_after():
+            results = self.scheduler.list_results(**{**query, "limit": limit + 1})
         return paged(request, results, limit, "result_id")
 
     @api("GET", "/result/<string:result_id>/")
@@ -106,9 +112,10 @@ class GatewayService(ui.UiRoutes):
 
     @api("GET", "/result/<string:result_id>/detail/")
     def list_details(self, request, result_id):
-        query = page_args(request, filters=("status",))
+        query = page_args(request, contract.DetailListQuery)
         limit = query["limit"]
-        details = self.scheduler.list_details(result_id, **{**query, "limit": limit + 1})
+        with listed_after():
+            details = self.scheduler.list_details(result_id, **{**query, "limit": limit + 1})
         return paged(request, details, limit, "detail_id")
 
     @api("GET", "/result/<string:result_id>/detail/<string:detail_id>/")
@@ -124,7 +131,7 @@ class GatewayService(ui.UiRoutes):
         followers per gateway, one poll of the scheduler per followed execution
         (services/gateway/follow.py).
         """
-        if request.args.get("follow", "").lower() not in ("true", "1", "yes"):
+        if not validation.query(contract.LogsQuery, request.args).follow:
             return self.scheduler.get_logs(result_id, detail_id)
         place = self.followers.reserve()
         if place is None:
@@ -145,7 +152,7 @@ class GatewayService(ui.UiRoutes):
 
     @api("GET", "/openapi.json", public=True)
     def openapi(self, request):
-        return self.spec
+        return self.limits.spec
 
     # --------------------------------------------------------------- metrics
 

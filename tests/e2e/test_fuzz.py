@@ -21,13 +21,17 @@ def fuzzed_system(vhost_pipeline, request):
     """
     from urllib.parse import urlparse
 
+    from cryptography.fernet import Fernet
+
     from tests.support import System, create_database, drop_database
 
     uri = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
     database = create_database()
     with vhost_pipeline.get() as vhost:
         running = System(f"{uri.scheme}://{uri.netloc}/{vhost}", database, runners=1, name="fuzz",
-                         env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"}).start().wait_healthy()
+                         env={"DOCKER_HOST": "unix:///nonexistent/docker.sock",
+                              # the spec offers registry credentials: without a key they are a 503
+                              "STEVEDORE_CREDENTIALS_KEY": Fernet.generate_key().decode()}).start().wait_healthy()
         yield running
         running.stop()
     drop_database(database)

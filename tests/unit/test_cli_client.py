@@ -1,6 +1,7 @@
 """The ``stevedore`` command against a scripted HTTP server on loopback: what the real system
 cannot show yet (live logs as server-sent events) or on demand (tokens, pages, odd answers)."""
 import json
+import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -127,3 +128,18 @@ def test_an_answer_that_is_not_the_apis_is_one_line(server, capsys):
     server.routes["/task/"] = [(200, "<html>hello</html>", {"Content-Type": "text/html"})]
     assert main(["task", "ls"]) == 1
     assert "did not answer JSON to GET /task/; is it the Stevedore API?" in capsys.readouterr().err
+
+
+def test_the_clients_typed_calls_answer_the_contracts_models_and_refuse_unknown_run_fields(server):
+    from stevedore_jobs.client import CliError, Client
+    from stevedore_jobs.contract import Task
+
+    whole = {**task("app", "a" * 32), "updated_at": 1.0, "image_id": None, "private": False}
+    server.routes["/task/"] = [(200, [whole])]
+    server.routes[f"/task/{'a' * 32}/"] = [(200, whole)]
+    client = Client(os.environ["STEVEDORE_URL"])
+    found = client.task("a" * 32)
+    assert isinstance(found, Task) and found.status == "READY" and found.private is False
+    assert [t.name for t in client.tasks()] == ["app"]
+    with pytest.raises(CliError, match="colour: not a RUN parameter"):
+        client.run("a" * 32, 1, colour="blue")

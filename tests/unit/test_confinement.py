@@ -218,14 +218,13 @@ def test_a_start_refused_on_an_ambiguous_network_name_removes_the_duplicate_and_
 def test_a_bad_ceiling_stops_the_gateway_at_start_instead_of_failing_each_openapi_request():
     from types import SimpleNamespace
 
-    from services.gateway.openapi import ServedSpec
+    from services.gateway.limits import RunLimits
 
-    served = ServedSpec()
+    served = RunLimits()
     served.container = SimpleNamespace(config={"CONTAINER_MAX_CPUS": "lots"})
     with pytest.raises(ValueError, match="CONTAINER_MAX_CPUS"):
         served.setup()
     served.container = SimpleNamespace(config={"CONTAINER_MAX_MEMORY": "2g", "CONTAINER_MAX_CPUS": "2"})
     served.setup()
-    props = (served.get_dependency(None)["paths"]["/task/{task_id}/"]["post"]["requestBody"]["content"]
-             ["application/json"]["schema"]["properties"])
-    assert props["cpus"]["maximum"] == 2.0 and "2g" in props["memory"]["description"]
+    props = served.get_dependency(None).spec["components"]["schemas"]["RunRequest"]["properties"]
+    assert props["cpus"]["anyOf"][0]["maximum"] == 2.0 and "2g" in props["memory"]["description"]

@@ -33,6 +33,14 @@ def test_new_task_defaults_the_name_to_the_repository():
     assert validation.new_task({"repository": "team/app", "name": "  app  "}) == ("app", "team/app")
 
 
+def test_a_repository_too_long_to_be_the_name_needs_one():
+    repository = "registry.example.com/" + "a" * 100 + "/" + "b" * 100
+    with pytest.raises(ValidationError) as caught:
+        validation.new_task({"repository": repository})
+    assert caught.value.field == "name"
+    assert validation.new_task({"repository": repository, "name": "app"}) == ("app", repository)
+
+
 @pytest.mark.parametrize("name", ["", "   ", "x" * 201, "tab\there", 7])
 def test_bad_names_are_refused(name):
     with pytest.raises(ValidationError) as caught:
@@ -41,7 +49,8 @@ def test_bad_names_are_refused(name):
 
 
 def test_names_may_hold_unicode_and_sql_looking_text():
-    assert validation.task_name("données; DROP TABLE tasks;--") == "données; DROP TABLE tasks;--"
+    name = "données; DROP TABLE tasks;--"
+    assert validation.new_task({"repository": "team/app", "name": name}) == (name, "team/app")
 
 
 def test_run_params_defaults():
@@ -134,7 +143,8 @@ def test_nullable_run_fields_take_null_as_not_given_and_free_text_keeps_newlines
 
 
 def test_patterns_match_whole_strings():
-    assert validation.ENV_KEY_RE.fullmatch("A\n") is None
+    with pytest.raises(ValidationError):
+        validation.run_params({"times": 1, "env": {"A\n": "x"}}, 10)
     with pytest.raises(ValidationError):
         validation.memory_bytes("256m\n")
     with pytest.raises(ValidationError):

@@ -6,15 +6,39 @@
  */
 "use strict";
 (function () {
-  const ACTIVE = new Set(["QUEUED", "RUNNING"]);
-  const TERMINAL = new Set(["COMPLETE", "ERROR", "CANCELLED", "KILLED"]);
-  const TASK_BUSY = new Set(["SUBMITTED", "IMPORTING"]);
-  const STATUSES = ["QUEUED", "RUNNING", "COMPLETE", "ERROR", "CANCELLED", "KILLED"];
-  const BAR_ORDER = ["COMPLETE", "ERROR", "KILLED", "CANCELLED", "RUNNING"];
-  const LABELS = {
-    QUEUED: "Queued", RUNNING: "Running", COMPLETE: "Complete", ERROR: "Error", CANCELLED: "Cancelled",
-    KILLED: "Killed", READY: "Ready", SUBMITTED: "In progress", IMPORTING: "In progress",
-  };
+  // Statuses and limits are the API's own, read from its contract (/openapi.json) before a page starts.
+  let STATUSES, ACTIVE, TERMINAL, TASK_BUSY, BAR_ORDER, LIST_MAX, RUN_FIELDS;
+  const LABELS = {};
+
+  function learn(spec) {
+    const schemas = spec.components.schemas;
+    const executions = schemas.ExecutionStatus, tasks = schemas.TaskStatus;
+    STATUSES = executions.enum;
+    ACTIVE = new Set(executions["x-active"]);
+    TERMINAL = new Set(executions["x-terminal"]);
+    TASK_BUSY = new Set(tasks["x-busy"]);
+    // the bar: ended executions, then running ones; the queued rest is its empty part
+    BAR_ORDER = [...executions["x-terminal"], ...executions["x-active"].slice(1)];
+    for (const status of [...STATUSES, ...tasks.enum]) {
+      LABELS[status] = TASK_BUSY.has(status) ? "In progress" : status[0] + status.slice(1).toLowerCase();
+    }
+    const limit = spec.paths["/result/"].get.parameters.find((p) => p.name === "limit");
+    LIST_MAX = limit.schema.maximum;
+    RUN_FIELDS = schemas.RunRequest.properties;
+    for (const select of document.querySelectorAll("select[data-statuses]")) {
+      for (const status of STATUSES) select.append(h("option", {text: status}));
+    }
+    for (const span of document.querySelectorAll("[data-range]")) {
+      const field = numeric(RUN_FIELDS[span.dataset.range]);
+      if (field) span.textContent = `(${field.minimum}–${field.maximum})`;
+    }
+  }
+
+  /* A RUN field's numeric schema ({type, minimum, maximum}), or null when it is not a number. */
+  function numeric(schema) {
+    const options = schema ? (schema.anyOf || [schema]) : [];
+    return options.find((o) => o.type === "integer" || o.type === "number") || null;
+  }
   const POLL_MS = 1000;
   const CHART_EVERY_MS = 2000;
   const CHART_MAX = 2000;       // executions drawn in the charts
@@ -327,7 +351,7 @@
     el.update = (result) => {
       const counts = result.counts || {};
       const total = result.times || 0;
-      const finished = ["COMPLETE", "ERROR", "CANCELLED", "KILLED"].reduce((n, st) => n + (counts[st] || 0), 0);
+      const finished = [...TERMINAL].reduce((n, st) => n + (counts[st] || 0), 0);
       for (const status of BAR_ORDER) {
         const n = counts[status] || 0;
         segments[status].style.width = total ? `${(100 * n) / total}%` : "0";
@@ -338,9 +362,10 @@
       el.dataset.done = finished;
       el.dataset.total = total;
       const parts = [`${finished} of ${total} finished`];
-      for (const [status, word] of [["RUNNING", "running"], ["QUEUED", "queued"], ["ERROR", "failed"],
-                                    ["CANCELLED", "cancelled"], ["KILLED", "killed"]]) {
-        if (counts[status]) parts.push(`${counts[status]} ${word}`);
+      // the active ones (running first), then those that ended otherwise than complete
+      const told = [...[...ACTIVE].reverse(), ...[...TERMINAL].filter((st) => st !== "COMPLETE")];
+      for (const status of told) {
+        if (counts[status]) parts.push(`${counts[status]} ${status === "ERROR" ? "failed" : status.toLowerCase()}`);
       }
       label.textContent = parts.join(" · ");
       if (!bar.classList.contains("eased")) {
@@ -454,13 +479,10 @@
    * what is not a number is sent as typed so that the API names the field. */
   function runBody(form) {
     const payload = {operation: "RUN"};
-    for (const name of ["times", "parallelism", "timeout", "retries", "priority", "cpus"]) {
+    for (const name of ["times", "parallelism", "timeout", "retries", "priority", "cpus", "memory", "command"]) {
       const raw = value(form, name);
-      if (raw !== "") payload[name] = Number.isFinite(Number(raw)) ? Number(raw) : raw;
-    }
-    for (const name of ["memory", "command"]) {
-      const raw = value(form, name);
-      if (raw !== "") payload[name] = raw;
+      if (raw === "") continue;
+      payload[name] = numeric(RUN_FIELDS[name]) && Number.isFinite(Number(raw)) ? Number(raw) : raw;
     }
     const env = parseEnv(form.elements.namedItem("env").value);
     if (Object.keys(env).length) payload.env = env;
@@ -548,7 +570,7 @@
     for (const name of ["status", "task_id"]) if (params.get(name)) query[name] = params.get(name);
     $("#f-status").value = query.status || "";
     const select = $("#f-task");
-    const tasks = get("/task/?limit=1000").then(({data}) => {
+    const tasks = get(`/task/?limit=${LIST_MAX}`).then(({data}) => {
       for (const t of data) select.append(h("option", {value: t.task_id, text: t.name}));
       if (query.task_id && !data.some((t) => t.task_id === query.task_id)) {
         select.append(h("option", {value: query.task_id, text: short(query.task_id)}));
@@ -797,7 +819,7 @@
     }
     async function loadCharts() {
       const all = [];
-      let path = `${base}detail/?limit=1000`;
+      let path = `${base}detail/?limit=${LIST_MAX}`;
       while (path && all.length < CHART_MAX) {
         const page = await get(path);
         all.push(...page.data);
@@ -1039,6 +1061,15 @@
   const section = {tasks: "tasks", task: "tasks", results: "results", result: "results", execution: "results"};
   const current = document.querySelector(`[data-nav="${section[body.dataset.page]}"]`);
   if (current) current.setAttribute("aria-current", "page");
-  if (PAGES[body.dataset.page]) PAGES[body.dataset.page]();
-  else body.dataset.loaded = "true";
+  const page = PAGES[body.dataset.page];
+  if (!page) body.dataset.loaded = "true";
+  else {
+    fetch("/openapi.json", {credentials: "same-origin"}).then((answer) => {
+      if (!answer.ok) throw new Error(`the API's description answered ${answer.status}`);
+      return answer.json();
+    }).then((spec) => { learn(spec); page(); }).catch((err) => {
+      flash(`The page cannot start: ${err.message}`, true);
+      body.dataset.loaded = "true";
+    });
+  }
 })();

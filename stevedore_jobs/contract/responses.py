@@ -1,0 +1,163 @@
+"""What the API answers: tasks, results, details, logs, health, and the error shape."""
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from stevedore_jobs.contract.statuses import ExecutionStatus, TaskStatus, WebhookStatus
+
+Epoch = Optional[float]
+
+
+class Answer(BaseModel):
+    # answers may grow fields (never lose them): a client reads what it knows
+    model_config = ConfigDict(extra="allow")
+
+
+class Error(Answer):
+    """Every error: ``{"error": CODE, "message": "field: what is wrong"}``."""
+
+    error: str = Field(description="VALIDATION_ERROR, UNAUTHORIZED, FORBIDDEN, NOT_FOUND, "
+                                   "METHOD_NOT_ALLOWED, CONFLICT, UNAVAILABLE, PAYLOAD_TOO_LARGE, ...")
+    message: str = Field(description="names the field first: `times: must be an integer from 1 to 100000`")
+
+
+class Task(Answer):
+    task_id: str
+    id: str = Field(description="the same as task_id")
+    name: str
+    repository: str
+    status: TaskStatus
+    error: Optional[str] = Field(description="why the import failed (status ERROR)")
+    digest: Optional[str] = Field(description="repo@sha256:... that executions run")
+    image_id: Optional[str]
+    created_at: float
+    updated_at: float
+    imported_at: Epoch
+    private: bool = Field(description="whether the task has registry credentials (never shown)")
+
+
+class RunParams(Answer):
+    """What a run was run with (a run stored by an older version may lack some)."""
+
+    times: Optional[int] = None
+    command: Optional[list[str]] = None
+    env: Optional[dict[str, str]] = None
+    timeout: Optional[float] = None
+    parallelism: Optional[int] = None
+    retries: Optional[int] = None
+    memory: Optional[str] = None
+    cpus: Optional[float] = None
+    priority: Optional[int] = None
+    callback_url: Optional[str] = None
+
+
+class Durations(Answer):
+    p50: Optional[float] = Field(description="median seconds of the executions that ran")
+    p95: Optional[float]
+
+
+class Delivery(Answer):
+    attempt: int
+    at: float
+    outcome: str
+
+
+class Webhook(Answer):
+    url: str
+    status: WebhookStatus
+    delivered: bool
+    deliveries: list[Delivery]
+    next_attempt_at: Epoch
+
+
+class Result(Answer):
+    result_id: str
+    id: str = Field(description="the same as result_id")
+    task_id: str
+    task_name: Optional[str]
+    status: ExecutionStatus
+    submitted_at: float
+    start: Epoch = Field(description="the first execution's start")
+    end: Epoch = Field(description="the last one's end, once the run ended")
+    duration: Epoch = Field(description="end - start")
+    times: int
+    image: Optional[str] = Field(description="the digest its executions run")
+    params: RunParams
+    counts: dict[ExecutionStatus, int] = Field(description="executions per status")
+    cancel_requested: bool
+    rerun_of: Optional[str] = Field(description="the result this one reran")
+    reruns: list[str] = Field(description="results rerunning this one's failures")
+    durations: Optional[Durations] = Field(None, description="GET /result/{id}/ only")
+    webhook: Optional[Webhook] = Field(None, description="GET /result/{id}/ only; null without callback_url")
+
+
+class Attempt(Answer):
+    attempt: Optional[int] = None
+    runner: Optional[str] = None
+    status: Optional[ExecutionStatus] = None
+    exit_code: Optional[int] = None
+    reason: Optional[str] = None
+    start: Epoch = None
+    end: Epoch = None
+    duration: Epoch = None
+
+
+class Detail(Answer):
+    result_id: str
+    detail_id: str
+    id: str = Field(description="the same as detail_id")
+    task_id: str
+    index: int
+    status: ExecutionStatus
+    submitted_at: float
+    start: Epoch
+    end: Epoch
+    duration: Epoch
+    exit_code: Optional[int]
+    reason: Optional[str] = Field(description="why it ended ERROR or KILLED, in words")
+    runner: Optional[str] = Field(description="the runner that claimed it")
+    attempt: int
+    attempts: list[Attempt] = Field(description="each ended attempt")
+
+
+def _stream_fields():
+    fields = {}
+    for stream in ("stdout", "stderr"):
+        fields.update({
+            stream: (str, Field(description="the kept bytes decoded as UTF-8, invalid sequences as U+FFFD")),
+            f"{stream}_bytes": (int, Field(description="bytes kept")),
+            f"{stream}_head": (int, Field(description="of the kept bytes, how many are the stream's first")),
+            f"{stream}_head_chars": (int, Field(description="characters those head bytes decode to")),
+            f"{stream}_omitted": (int, Field(description="bytes left out after the head")),
+            f"{stream}_total": (int, Field(description="bytes the stream produced")),
+            f"{stream}_truncated": (bool, Field(description="whether any bytes were left out")),
+        })
+    return fields
+
+
+class LogsBase(Answer):
+    detail_id: str
+    status: ExecutionStatus
+    attempt: int
+    logs_attempt: Optional[int] = Field(None, description="the attempt whose output this is")
+    encoding: Literal["utf-8"]
+
+
+Logs = create_model("Logs", __base__=LogsBase, __doc__="An execution's output as text.", **_stream_fields())
+
+
+class LogEvent(Answer):
+    """One server-sent event of ``GET .../logs/?follow=true``: new output of a stream (one line per data
+    line), bytes ``skipped`` (not kept), a new ``attempt``, and the ``end`` (status, exit_code, reason)."""
+
+    event: Literal["stdout", "stderr", "skipped", "attempt", "end"]
+    data: str = Field(description="the text (stdout, stderr) or a JSON object (skipped, attempt, end)")
+    id: Optional[str] = None
+    retry: Optional[int] = None
+
+
+class Health(Answer):
+    status: Literal["ok"]
+    registry: str
+    scheduler: str
+

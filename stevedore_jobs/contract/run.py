@@ -1,0 +1,218 @@
+"""The RUN body: POST /task/{task_id}/ with ``"operation": "RUN"``, under the installation's ``Limits``."""
+import functools
+import re
+import shlex
+from typing import Annotated, ClassVar, Literal, Optional, Union
+from urllib.parse import urlsplit
+
+from pydantic import ConfigDict, Field, field_validator
+
+from stevedore_jobs.contract.checks import (
+    CALLBACK_URL_PATTERN, COMMAND_PATTERN, NO_CONTROL, NO_CONTROL_IN_TEXT, Invalid, memory_bytes, memory_pattern,
+    shown, size_text)
+from stevedore_jobs.contract.requests import STRICT, Limits, Request, number, parse
+
+CALLBACK_URL_MAX = 2048
+COMMAND_MAX = 65536
+ENV_MAX = 1000
+ENV_NAME_PATTERN = r"^(?!STEVEDORE_)[A-Za-z_][A-Za-z0-9_]{0,254}$"
+ENV_VALUE_MAX = 65536
+TIMEOUT_MAX = 31 * 24 * 3600
+PARALLELISM_MAX = 100000
+RETRIES_MAX = 100
+PRIORITY_MAX, PRIORITY_DEFAULT = 9, 5
+
+
+def split_command(value):
+    """A RUN's ``command`` as the list of words stored and run (a string split as a POSIX shell would)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if not value.strip():
+            raise Invalid("must not be empty", "command")
+        if len(value) > COMMAND_MAX:
+            raise Invalid(f"must be at most {COMMAND_MAX} characters", "command")
+        try:  # what is stored and run is this list, so a RUN accepted can always be started
+            words = shlex.split(value)
+        except ValueError as exc:  # an unbalanced quote, a trailing backslash
+            raise Invalid(f"cannot be split into words like a shell command ({exc}); "
+                          "close its quotes, or send a list of strings", "command") from None
+        if not words:
+            raise Invalid("must not be empty", "command")
+        return words
+    if isinstance(value, list) and value and all(isinstance(part, str) for part in value):
+        if sum(len(part) for part in value) > COMMAND_MAX:
+            raise Invalid(f"must be at most {COMMAND_MAX} characters in all", "command")
+        return value
+    raise Invalid("must be a string or a non-empty list of strings", "command")
+
+
+def check_env(value):
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise Invalid("must be an object of string values", "env")
+    if len(value) > ENV_MAX:
+        raise Invalid(f"must have at most {ENV_MAX} variables", "env")
+    for key, item in value.items():
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key) or len(key) > 255:
+            raise Invalid(f"{shown(key)} is not a valid variable name", "env")
+        if key.startswith("STEVEDORE_"):
+            raise Invalid(f"{shown(key)}: the STEVEDORE_ prefix is reserved", "env")
+        if not isinstance(item, str):
+            raise Invalid(f"{key}: value must be a string", "env")
+        if len(item) > ENV_VALUE_MAX:
+            raise Invalid(f"{key}: value must be at most {ENV_VALUE_MAX} characters", "env")
+    return value
+
+
+def check_callback_url(value):
+    """A RUN's ``callback_url``: an absolute http(s) URL without user:password."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise Invalid("must be an http:// or https:// URL", "callback_url")
+    if len(value) > CALLBACK_URL_MAX:
+        raise Invalid(f"must be at most {CALLBACK_URL_MAX} characters", "callback_url")
+    if any(ord(ch) <= 32 or ord(ch) == 127 for ch in value):
+        raise Invalid("must not contain spaces or control characters", "callback_url")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 -- raises ValueError on a malformed port
+    except ValueError as exc:
+        raise Invalid(f"is not a valid URL ({exc})", "callback_url") from exc
+    if parts.scheme not in ("http", "https"):
+        raise Invalid("must be an http:// or https:// URL", "callback_url")
+    if not parts.hostname:
+        raise Invalid("must name a host, e.g. https://ci.example.com/hooks/stevedore", "callback_url")
+    if parts.username is not None or parts.password is not None:
+        raise Invalid("must not carry user:password (they would be shown with the result)", "callback_url")
+    if parts.fragment:
+        raise Invalid("must not have a #fragment", "callback_url")
+    return value
+
+
+def memory_within(value, max_memory):
+    """``value`` (a size) if it is within ``max_memory`` bytes (None: no ceiling)."""
+    size = memory_bytes(value)
+    if max_memory and size and size > max_memory:
+        raise Invalid(f"must be at most {size_text(max_memory)}, this installation's ceiling "
+                      "(CONTAINER_MAX_MEMORY)", "memory")
+    return value
+
+
+CPUS_MIN = 0.01
+CPUS_NOTE = ", this installation's ceiling (CONTAINER_MAX_CPUS)"
+
+
+def cpus_within(value, max_cpus):
+    if max_cpus and value and value > max_cpus:
+        raise Invalid(f"must be a number from {CPUS_MIN} to {number(max_cpus)}{CPUS_NOTE}", "cpus")
+    return value
+
+
+class RunBase(Request):
+    model_config = ConfigDict(**STRICT, extra="forbid")
+    SAYS: ClassVar[dict] = {"operation": "must be RUN", "task_id": "must be a string"}
+    NOTES: ClassVar[dict] = {"cpus": CPUS_NOTE}
+    LIMITS: ClassVar[Limits] = Limits()
+
+    def params(self):
+        """The parameters the result is run with (stored with it as ``params``)."""
+        params = self.model_dump(exclude={"operation", "task_id", "callback_url"})
+        params["env"] = params["env"] or {}
+        if self.callback_url is not None:
+            params["callback_url"] = self.callback_url
+        return params
+
+
+@functools.lru_cache(maxsize=8)
+def run_request(limits=Limits()):
+    """The RUN body's model under ``limits``."""
+
+    class RunRequest(RunBase):
+        """POST /task/{task_id}/ with RUN: run the task's image ``times`` times."""
+
+        LIMITS: ClassVar[Limits] = limits
+        REQUIRED: ClassVar[dict] = {"times": f"is required (an integer from 1 to {limits.max_times})"}
+
+        operation: Literal["RUN"] = Field(description="RUN (IMPORT takes no other field)")
+        task_id: Optional[str] = Field(None, pattern=NO_CONTROL,
+                                       description="if given, must be the task of the path (else 409)")
+        times: int = Field(ge=1, le=limits.max_times, json_schema_extra={"x-setting": "RUN_MAX_TIMES"},
+                           description="how many executions")
+        command: Union[Annotated[str, Field(min_length=1, max_length=COMMAND_MAX, pattern=COMMAND_PATTERN)],
+                       Annotated[list[Annotated[str, Field(pattern=NO_CONTROL_IN_TEXT)]], Field(min_length=1)],
+                       None] = Field(
+            None, description="overrides the image's command (run directly, no shell). A string is split into "
+                              "words at submit as a POSIX shell would (quotes and backslashes, no expansion: "
+                              "Python's `shlex`); the list is what is stored (`params.command`) and run. A string "
+                              "that cannot be split (an unbalanced quote, a trailing backslash) is refused with "
+                              "400 naming `command`")
+        env: Optional[Annotated[
+            dict[Annotated[str, Field(pattern=ENV_NAME_PATTERN)], Annotated[str, Field(max_length=ENV_VALUE_MAX, pattern=NO_CONTROL_IN_TEXT)]],
+            Field(max_length=ENV_MAX, json_schema_extra={"additionalProperties": False})]] = Field(
+            None, description="added to the container's environment (`STEVEDORE_*` is reserved)")
+        timeout: Optional[float] = Field(
+            None, ge=1, le=TIMEOUT_MAX,
+            description="seconds: an execution still running after it is stopped and ends KILLED, `reason` "
+                        "\"timeout: ...\"")
+        parallelism: Optional[int] = Field(None, ge=1, le=PARALLELISM_MAX,
+                                           description="at most this many executions of the run held by "
+                                                       "runners at once")
+        retries: int = Field(0, ge=0, le=RETRIES_MAX,
+                             description="more attempts for an execution that exits non-zero or whose runner "
+                                         "is lost, after 1 s, 2 s, 4 s ... (`RETRY_BACKOFF`, capped by "
+                                         "`RETRY_BACKOFF_MAX`)")
+        memory: Optional[str] = Field(
+            None, pattern=memory_pattern(limits.max_memory), max_length=21, json_schema_extra={"x-setting": "CONTAINER_MAX_MEMORY"},
+            description=f"container memory limit, a size such as `\"256m\"` or `\"1g\"` from 6m up to "
+                        f"{size_text(limits.max_memory)} (default `CONTAINER_DEFAULT_MEMORY`); more than the "
+                        f"ceiling is a 400 `memory: must be at most {size_text(limits.max_memory)}, this "
+                        "installation's ceiling (CONTAINER_MAX_MEMORY)`")
+        cpus: Optional[float] = Field(None, ge=CPUS_MIN, le=limits.max_cpus,
+                                      json_schema_extra={"x-setting": "CONTAINER_MAX_CPUS"},
+                                      description="container CPU limit; more is a 400 naming `cpus`")
+        priority: int = Field(PRIORITY_DEFAULT, ge=0, le=PRIORITY_MAX,
+                              description="queued executions of higher priority start first")
+        callback_url: Optional[str] = Field(
+            None, min_length=1, max_length=CALLBACK_URL_MAX, json_schema_extra={"pattern": CALLBACK_URL_PATTERN},
+            description="an http(s) URL POSTed the result when the run ends, signed ([webhooks.md](webhooks.md))")
+
+        @field_validator("command", mode="before")
+        @classmethod
+        def _command(cls, value):
+            return split_command(value)
+
+        @field_validator("env", mode="before")
+        @classmethod
+        def _env(cls, value):
+            return check_env(value)
+
+        @field_validator("memory", mode="before")
+        @classmethod
+        def _memory(cls, value):
+            return memory_within(value, limits.max_memory)
+
+        @field_validator("cpus", mode="after")
+        @classmethod
+        def _cpus(cls, value):
+            return cpus_within(value, limits.max_cpus)
+
+        @field_validator("callback_url", mode="before")
+        @classmethod
+        def _callback_url(cls, value):
+            return check_callback_url(value)
+
+    return RunRequest
+
+
+RunRequest = run_request()
+
+
+def run_params(body, limits=Limits()):
+    """Validate a RUN body (its operation checked already, or implied); the parameters the result is
+    run with."""
+    if not isinstance(body, dict):
+        raise Invalid("must be a JSON object", "body")
+    return parse(run_request(limits), {"operation": "RUN", **body}).params()
