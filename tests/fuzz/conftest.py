@@ -19,6 +19,7 @@ import base64
 import secrets
 import shutil
 import tempfile
+import time
 import uuid
 from types import SimpleNamespace
 from urllib.parse import urlparse
@@ -47,7 +48,7 @@ class RegistryInside(ImageRegistry):
 
 @pytest.fixture(scope="module")
 def isolated(request, vhost_pipeline):
-    """SimpleNamespace(system, api, namespace, engine, task, reference)."""
+    """SimpleNamespace(system, api, namespace, engine, task, reference, result, details, starts)."""
     require_tools()
     main_bridge = docker0()
     cleanup = Cleanup()
@@ -93,5 +94,12 @@ def build_isolated(request, cleanup, vhost_pipeline):
     system.start().wait_healthy()
     task = system.api.register(reference, name="fuzz-ready", timeout=120)
     assert task["status"] == "READY", task
+    since = int(time.time())
+    result = system.api.wait_result(system.api.run(task["task_id"], times=2))
+    # the container starts the namespace's engine saw: the runs ran there, the one engine the runner has
+    starts = list(engine.client.events(since=since, until=int(time.time()) + 1, decode=True,
+                                       filters={"type": "container", "event": "start",
+                                                "label": "stevedore.managed=true"}))
     return SimpleNamespace(system=system, api=system.api, namespace=namespace, engine=engine, task=task,
-                           reference=reference)
+                           reference=reference, result=result, details=system.api.details(result["result_id"]),
+                           starts=starts)

@@ -8,12 +8,15 @@ that are taken and attempted, image references that are pulled, all inside a
 network namespace with no route out.  The report (JUnit and schemathesis'
 ndjson events) and the console output go to artifacts/schemathesis/.
 
+It takes FUZZ_SECONDS (180 by default) plus about 20 s to build the system.
 Re-run alone: ``scripts/test tests/fuzz``; FUZZ_SEED=<n> repeats a run's
-generation (each run prints its seed), FUZZ_EXAMPLES=<n> sets the examples per
-operation and phase.
+generation (each run prints its seed); FUZZ_EXAMPLES=<n> sets the examples per
+operation and phase; FUZZ_ARGS adds ``st run`` options (e.g.
+``--continue-on-failure`` to see every failure of an operation, not its first).
 """
 import errno
 import os
+import shlex
 import subprocess
 import sys
 
@@ -23,8 +26,9 @@ from tests.support import ARTIFACTS
 
 pytestmark = pytest.mark.e2e
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES") or 25)
-TIME_LIMIT = 900  # seconds; the run takes about ... (see docs/testing.md)
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES") or 100)  # per operation, phase and cycle
+# the run's budget: schemathesis repeats its fuzzing and stateful phases until it is spent
+SECONDS = int(os.environ.get("FUZZ_SECONDS") or 180)
 REPORTS = os.path.join(ARTIFACTS, "schemathesis")
 
 CONFIG = """\
@@ -32,6 +36,8 @@ CONFIG = """\
 [dictionaries]
 ready-task = {{ values = ["{task_id}"] }}
 ready-image = {{ values = ["{reference}"] }}
+ended-result = {{ values = ["{result_id}"] }}
+its-executions = {{ values = [{detail_ids}] }}
 
 # half of the generated RUNs name the READY task, so executions are made and run
 [[operations]]
@@ -44,6 +50,16 @@ parameters = {{ "path.task_id" = {{ dictionary = "ready-task", probability = 0.5
 include-path = "/task/"
 include-method = "POST"
 parameters = {{ "body.repository" = {{ dictionary = "ready-image", probability = 0.3 }} }}
+
+# reads, reruns and cancels of a result that exists, and of its executions (not its DELETE: others use it)
+[[operations]]
+include-path-regex = "^/result/[{{]result_id[}}]/."
+parameters = {{ "path.result_id" = {{ dictionary = "ended-result", probability = 0.5 }}, "path.detail_id" = {{ dictionary = "its-executions", probability = 0.5 }} }}
+
+[[operations]]
+include-path = "/result/{{result_id}}/"
+include-method = ["GET", "POST"]
+parameters = {{ "path.result_id" = {{ dictionary = "ended-result", probability = 0.5 }} }}
 """
 
 CONNECT = """\
@@ -81,10 +97,9 @@ def test_the_isolated_services_and_their_engine_have_no_route_off_this_machine(i
 
 def test_a_run_of_the_ready_task_really_runs_in_the_isolated_engine(isolated):
     api = isolated.api
-    result = api.wait_result(api.run(isolated.task["task_id"], times=2))
-    assert result["status"] == "COMPLETE", result
-    executions = api.details(result["result_id"])
-    assert [e["status"] for e in executions] == ["COMPLETE", "COMPLETE"], executions
+    assert isolated.result["status"] == "COMPLETE", isolated.result
+    assert [e["status"] for e in isolated.details] == ["COMPLETE", "COMPLETE"], isolated.details
+    assert len(isolated.starts) == 2, isolated.starts
     refused = api.post(f"/task/{isolated.task['task_id']}/", {"operation": "RUN", "times": 4})
     assert refused.status_code == 400 and "times" in refused.json()["message"], refused.text
 
@@ -94,24 +109,49 @@ def test_stock_schemathesis_run_finds_no_failure(isolated):
     os.makedirs(REPORTS, exist_ok=True)
     config = os.path.join(REPORTS, "schemathesis.toml")
     with open(config, "w") as fh:
-        fh.write(CONFIG.format(task_id=task["task_id"], reference=isolated.reference))
+        fh.write(CONFIG.format(task_id=task["task_id"], reference=isolated.reference,
+                               result_id=isolated.result["result_id"],
+                               detail_ids=", ".join(f'"{d["detail_id"]}"' for d in isolated.details)))
     command = [os.path.join(os.path.dirname(sys.executable), "st"), "--config-file", config,
                "run", f"{system.url}/openapi.json",
                "--phases", "examples,coverage,fuzzing,stateful", "--mode", "all", "--checks", "all",
                "--header", f"Authorization: Bearer {system.token}",
-               "--max-examples", str(EXAMPLES), "--request-timeout", "30",
+               "--max-examples", str(EXAMPLES), "--max-time", str(SECONDS), "--request-timeout", "30",
                "--generation-database", "none", "--no-color",
-               "--report", "junit,ndjson", "--report-dir", REPORTS]
+               "--report", "junit,ndjson", "--report-junit-path", os.path.join(REPORTS, "junit.xml"),
+               "--report-ndjson-path", os.path.join(REPORTS, "events.ndjson")]
     if os.environ.get("FUZZ_SEED"):
         command += ["--seed", os.environ["FUZZ_SEED"]]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=TIME_LIMIT, cwd=REPORTS,
+    command += shlex.split(os.environ.get("FUZZ_ARGS", ""))  # e.g. --continue-on-failure
+    before = results_of(isolated.api, task["task_id"])
+    logs_at = {label: os.path.getsize(log_path(system, label)) for label in system.procs}
+    run = subprocess.run(command, capture_output=True, text=True, timeout=SECONDS + 300, cwd=REPORTS,
                          env={**os.environ, "NO_COLOR": "1"})
     with open(os.path.join(REPORTS, "output.txt"), "w") as fh:
         fh.write(run.stdout + run.stderr)
     assert run.returncode == 0, (f"schemathesis found failures (exit {run.returncode}); all of it in "
                                  f"{REPORTS}/output.txt:\n{run.stdout[-6000:]}{run.stderr[-2000:]}")
-    # the system is still whole: it answers, and the READY task's generated RUNs made executions that ran
+    # nor did any service fail behind the answers (a worker's error, an unanswered event)
+    failed = [f"{label}: {line}" for label, at in logs_at.items() for line in log_since(system, label, at)
+              if " ERROR " in line or " CRITICAL " in line or line.startswith("Traceback")]
+    assert not failed, f"{len(failed)} error lines in the services' logs during the run:\n" + "\n".join(failed[:20])
+    # the system is still whole: it answers, lists, and the generated RUNs of the READY task made results
     assert isolated.api.get("/health/").status_code == 200
-    listed = isolated.api.get("/result/", params={"task_id": task["task_id"], "limit": 100})
+    assert isolated.api.get("/task/", params={"limit": 1000}).status_code == 200
+    assert len(results_of(isolated.api, task["task_id"])) > len(before)
+
+
+def log_path(system, label):
+    return os.path.join(system.log_dir, f"{label}.log")
+
+
+def log_since(system, label, offset):
+    with open(log_path(system, label), errors="replace") as fh:
+        fh.seek(offset)
+        return fh.read().splitlines()
+
+
+def results_of(api, task_id):
+    listed = api.get("/result/", params={"task_id": task_id, "limit": 1000})
     assert listed.status_code == 200, listed.text
-    assert any(result["status"] == "COMPLETE" for result in listed.json()), listed.json()
+    return listed.json()
