@@ -104,6 +104,21 @@ def test_a_run_of_the_ready_task_really_runs_in_the_isolated_engine(isolated):
     assert refused.status_code == 400 and "times" in refused.json()["message"], refused.text
 
 
+def test_a_callback_url_the_fuzz_names_is_attempted_from_inside_and_goes_nowhere(isolated):
+    from tests.support import wait_until
+
+    api = isolated.api
+    result_id = api.run(isolated.task["task_id"], callback_url="http://hooks.example.com/stevedore")
+
+    def attempted():
+        webhook = api.get(f"/result/{result_id}/").json()["webhook"]
+        return webhook if webhook["deliveries"] else None
+
+    # the name cannot even be resolved: the resolver's server is off loopback, so unreachable
+    webhook = wait_until(attempted, timeout=60, what="a delivery attempt")
+    assert webhook["deliveries"][0]["outcome"] == "unreachable", webhook
+
+
 def test_stock_schemathesis_run_finds_no_failure(isolated):
     system, task = isolated.system, isolated.task
     os.makedirs(REPORTS, exist_ok=True)
