@@ -27,8 +27,7 @@ from urllib.parse import urlparse
 import pytest
 from cryptography.fernet import Fernet
 
-from tests.multihost.conftest import require_tools
-from tests.multihost.hosts import Cleanup, Engine, Namespace, docker0
+from tests.multihost.hosts import Engine, Namespace, rig_cleanup
 from tests.support import ImageRegistry, System, build_test_images, create_database, drop_database
 
 RUN_MAX_TIMES = 3
@@ -49,15 +48,8 @@ class RegistryInside(ImageRegistry):
 @pytest.fixture(scope="module")
 def isolated(request, vhost_pipeline):
     """SimpleNamespace(system, api, namespace, engine, task, reference, result, details, starts)."""
-    require_tools()
-    main_bridge = docker0()
-    cleanup = Cleanup()
-    try:
+    with rig_cleanup() as cleanup:
         yield build_isolated(request, cleanup, vhost_pipeline)
-    finally:
-        errors = cleanup.run()
-        assert not errors, f"fuzz rig cleanup failed: {errors}"
-        assert docker0() == main_bridge, f"docker0 was {main_bridge}, is now {docker0()}"
 
 
 def build_isolated(request, cleanup, vhost_pipeline):

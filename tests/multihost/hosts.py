@@ -19,6 +19,7 @@ The model (docs/multihost.md):
 Everything made here is recorded in a ``Cleanup`` as it is made, and undone
 in reverse order even when the setup fails half way.
 """
+import contextlib
 import logging
 import os
 import random
@@ -30,6 +31,7 @@ import time
 import uuid
 
 import docker
+import pytest
 
 from tests.support import wait_until
 
@@ -38,6 +40,28 @@ log = logging.getLogger(__name__)
 
 def sh(*command, check=True):
     return subprocess.run(command, check=check, capture_output=True, text=True, timeout=60)
+
+
+def require_tools():
+    if os.geteuid() != 0:
+        pytest.skip("these tests make network namespaces and start dockerd: they need root")
+    missing = [tool for tool in ("ip", "nsenter", "socat", "ss", "dockerd") if not shutil.which(tool)]
+    assert not missing, f"these tests need {', '.join(missing)} (.ci/run installs them)"
+
+
+@contextlib.contextmanager
+def rig_cleanup():
+    """A Cleanup run when the block ends, also on failure; then docker0 is checked untouched."""
+    require_tools()
+    main_bridge = docker0()
+    cleanup = Cleanup()
+    try:
+        yield cleanup
+    finally:
+        errors = cleanup.run()
+        assert not errors, f"cleanup failed: {errors}"
+        # the main engine's bridge, which every other test's containers use, is untouched
+        assert docker0() == main_bridge, f"docker0 was {main_bridge}, is now {docker0()}"
 
 
 class Cleanup:
