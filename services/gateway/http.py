@@ -39,6 +39,9 @@ ERROR_STATUS = {
     Conflict: 409,
     Unavailable: 503,
 }
+# what a service's database raises when it is away or takes no more connections (SQLAlchemy's
+# names): the service is unavailable for a moment, it did not fail (shared.handlers.is_transient)
+DATABASE_AWAY = frozenset({"OperationalError", "InterfaceError", "DisconnectionError", "TimeoutError"})
 
 MAX_JSON_DEPTH = 32
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
@@ -274,6 +277,9 @@ class JsonHttp(HttpRequestHandler):
                 return error_response(status, exc.code, str(exc))
         if isinstance(exc, StevedoreError):
             return error_response(500, exc.code, str(exc))
+        if isinstance(exc, RemoteError) and exc.exc_type in DATABASE_AWAY:
+            log.warning("a service could not use its database: %s", printable(str(exc), 300))
+            return error_response(503, "UNAVAILABLE", "database: not available at the moment; try again")
         if isinstance(exc, RemoteError):
             log.error("a service failed: %s", exc)
         else:

@@ -16,6 +16,7 @@ operation and phase; FUZZ_ARGS adds ``st run`` options (e.g.
 """
 import errno
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -30,6 +31,7 @@ EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES") or 100)  # per operation, phase a
 # the run's budget: schemathesis repeats its fuzzing and stateful phases until it is spent
 SECONDS = int(os.environ.get("FUZZ_SECONDS") or 180)
 REPORTS = os.path.join(ARTIFACTS, "schemathesis")
+FAILURE_LINE = re.compile(r"\d{4}-\d\d-\d\d \S+ (ERROR|CRITICAL) |Traceback ")  # config.yml's log format
 
 CONFIG = """\
 # Written by tests/fuzz/test_schemathesis.py for one run.
@@ -148,7 +150,7 @@ def test_stock_schemathesis_run_finds_no_failure(isolated):
                                  f"{REPORTS}/output.txt:\n{run.stdout[-6000:]}{run.stderr[-2000:]}")
     # nor did any service fail behind the answers (a worker's error, an unanswered event)
     failed = [f"{label}: {line}" for label, at in logs_at.items() for line in log_since(system, label, at)
-              if " ERROR " in line or " CRITICAL " in line or line.startswith("Traceback")]
+              if FAILURE_LINE.match(line)]
     assert not failed, f"{len(failed)} error lines in the services' logs during the run:\n" + "\n".join(failed[:20])
     # the system is still whole: it answers, lists, and the generated RUNs of the READY task made results
     assert isolated.api.get("/health/").status_code == 200
