@@ -28,6 +28,7 @@ from services.gateway.edge import EdgeWebServer, Refusal, client_address, read_b
 from services.gateway.sessions import COOKIE, SessionGate, api_tokens
 from shared import validation
 from shared.errors import Conflict, NotFound, StevedoreError, Unavailable, ValidationError
+from shared.handlers import first_line, is_transient
 from shared.logs import printable
 
 log = logging.getLogger(__name__)
@@ -278,8 +279,11 @@ class JsonHttp(HttpRequestHandler):
         if isinstance(exc, StevedoreError):
             return error_response(500, exc.code, str(exc))
         if isinstance(exc, RemoteError) and exc.exc_type in DATABASE_AWAY:
-            log.warning("a service could not use its database: %s", printable(str(exc), 300))
+            log.warning("a service could not use its database: %s", printable(first_line(exc), 300))
             return error_response(503, "UNAVAILABLE", "database: not available at the moment; try again")
+        if not isinstance(exc, RemoteError) and is_transient(exc):  # the gateway's own link: RabbitMQ
+            log.warning("RabbitMQ could not be reached: %s", printable(first_line(exc), 300))
+            return error_response(503, "UNAVAILABLE", "broker: not reachable at the moment; try again")
         if isinstance(exc, RemoteError):
             log.error("a service failed: %s", exc)
         else:
