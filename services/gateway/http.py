@@ -20,7 +20,7 @@ from urllib.parse import unquote_to_bytes, urlencode
 from nameko.exceptions import RemoteError
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WsgiApp
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Request, Response
 
@@ -142,8 +142,8 @@ class JsonWsgiApp(WsgiApp):
                        else f"{request.method} is not allowed on {path}" if exc.code == 405
                        else exc.description)
             response = error_response(exc.code, code, message)
-            if isinstance(exc, MethodNotAllowed) and exc.valid_methods:  # RFC 9110: a 405 says what is
-                response.headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+            if exc.code == 405 and getattr(exc, "valid_methods", None):
+                response.headers["Allow"] = ", ".join(exc.valid_methods)
             return response
 
 
