@@ -40,12 +40,15 @@ ready-task = {{ values = ["{task_id}"] }}
 ready-image = {{ values = ["{reference}"] }}
 ended-result = {{ values = ["{result_id}"] }}
 its-executions = {{ values = [{detail_ids}] }}
+# a name the namespace cannot resolve, a name /etc/hosts makes loopback (refused at delivery), a literal
+# loopback address (refused at the RUN): none of them leads anywhere
+callback-urls = {{ values = ["http://hooks.example.com/stevedore", "https://localhost/hook", "http://127.0.0.1:5672/"] }}
 
 # half of the generated RUNs name the READY task, so executions are made and run
 [[operations]]
 include-path = "/task/{{task_id}}/"
 include-method = "POST"
-parameters = {{ "path.task_id" = {{ dictionary = "ready-task", probability = 0.5 }} }}
+parameters = {{ "path.task_id" = {{ dictionary = "ready-task", probability = 0.5 }}, "body.callback_url" = {{ dictionary = "callback-urls", probability = 0.3 }} }}
 
 # some registrations name the image that is there, so tasks generated in the stateful phase become READY
 [[operations]]
