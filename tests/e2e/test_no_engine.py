@@ -4,24 +4,15 @@
 schemathesis run against a system whose engine is real but isolated.)"""
 import pytest
 
+from tests.e2e.test_confinement import own_system
+
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def engineless_system(vhost_pipeline, request):
     """A system of its own whose DOCKER_HOST names a socket that is not there."""
-    from urllib.parse import urlparse
-
-    from tests.support import System, create_database, drop_database
-
-    uri = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
-    database = create_database()
-    with vhost_pipeline.get() as vhost:
-        running = System(f"{uri.scheme}://{uri.netloc}/{vhost}", database, runners=1, name="no-engine",
-                         env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"}).start().wait_healthy()
-        yield running
-        running.stop()
-    drop_database(database)
+    yield from own_system(request, vhost_pipeline, "no-engine", {"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
 
 
 def test_without_a_docker_engine_tasks_fail_clearly_and_runners_take_no_work(engineless_system):
