@@ -119,7 +119,7 @@ def test_a_callback_url_the_fuzz_names_is_attempted_from_inside_and_goes_nowhere
         webhook = api.get(f"/result/{result_id}/").json()["webhook"]
         return webhook if webhook["deliveries"] else None
 
-    # the name cannot even be resolved: the resolver's server is off loopback, so unreachable
+    # the name cannot even be resolved (no resolver can be reached from inside): unreachable
     webhook = wait_until(attempted, timeout=60, what="a delivery attempt")
     assert webhook["deliveries"][0]["outcome"] == "unreachable", webhook
 
