@@ -16,15 +16,24 @@ scheduler's statements per execution.  A server that vanished without a word
 the ping: the statement fails with a disconnect, the pool is invalidated, and
 the caller's retry (event handlers) or the client's (RPCs) meets a fresh
 connection.
+
+A worker's sessions are closed after it (``worker_teardown``); a session whose
+connection the server ended mid-transaction (a restart, an administrator's
+command) cannot roll back, and nameko kills the whole service for an error
+raised there, so that session's connection is discarded instead.
 """
+import logging
+
 from nameko_sqlalchemy import Database as _Database
 from nameko_sqlalchemy.database import DB_URIS_KEY, Session
 from sqlalchemy import create_engine, or_, text
+from sqlalchemy.exc import DBAPIError
 from eventlet import patcher
 from sqlalchemy.orm import sessionmaker
 
 from shared.errors import ValidationError
 
+log = logging.getLogger(__name__)
 
 _patched = False
 
@@ -90,6 +99,21 @@ class Database(_Database):
         self.engine = create_engine(self.db_uri, **self.engine_options)
         self.engine.dialect.do_ping = quiet_ping(self.engine.dialect.do_ping)
         self.Session = sessionmaker(bind=self.engine, class_=Session, **self.session_options)
+
+    def worker_teardown(self, worker_ctx):
+        db = self.dbs.pop(worker_ctx, None)
+        if db is None:
+            return
+        for session in filter(None, [db._worker_session, *db._context_sessions]):
+            try:
+                session.close()
+            except DBAPIError as exc:  # its connection is gone: never back into the pool
+                log.warning("a database connection ended under a worker; discarded: %s",
+                            str(exc.orig or exc).strip().splitlines()[0])
+                try:
+                    session.invalidate()
+                except DBAPIError:
+                    pass
 
 
 def ping(session):

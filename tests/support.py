@@ -46,8 +46,9 @@ def wait_until(predicate, timeout=30.0, interval=0.2, what="condition"):
 class ImageRegistry:
     """A real Docker registry (Debian's docker-registry) on loopback, optionally with htpasswd auth."""
 
-    def __init__(self, users=None):
+    def __init__(self, users=None, prefix=()):
         self.users = users or {}
+        self.prefix = prefix  # e.g. nsenter --net=...: serve inside a network namespace
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.dir = tempfile.mkdtemp(prefix="stevedore-registry-")
@@ -69,7 +70,7 @@ class ImageRegistry:
             fh.write(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {self.dir}/data\n"
                      f"  delete:\n    enabled: true\nhttp:\n  addr: {self.address}\n{auth}")
         self.log = open(os.path.join(self.dir, "registry.log"), "wb")
-        self.proc = subprocess.Popen([binary, "serve", config], stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen([*self.prefix, binary, "serve", config], stdout=self.log, stderr=subprocess.STDOUT)
         wait_until(self._up, timeout=20, what=f"registry on {self.address}")
         return self
 
@@ -88,7 +89,7 @@ class ImageRegistry:
 
 
 def build_test_images(client, registry, behaviours=("ok", "fail", "sleep", "env", "flaky"),
-                      repository="stevedore-test/busybox", auth=None):
+                      repository="stevedore-test/busybox", auth=None, network_mode=None):
     """Build the test image for each behaviour, push it, drop the local tag.
 
     Returns {behaviour: "registry/repository:behaviour"}.  The local tags are
@@ -108,7 +109,7 @@ def build_test_images(client, registry, behaviours=("ok", "fail", "sleep", "env"
                 # a build reuses; build again without the cache if that happened
                 try:
                     client.images.build(path=context, tag=ref, buildargs={"BEHAVIOUR": behaviour},
-                                        rm=True, nocache=attempt > 0)
+                                        rm=True, nocache=attempt > 0, network_mode=network_mode)
                     break
                 except docker.errors.BuildError:
                     if attempt == 2:
@@ -238,6 +239,7 @@ class System:
                 extra["GATEWAY_ADDRESS"] = f"127.0.0.1:{self.port}"
             else:  # each process serves its own metrics, on a free port (see metrics_url)
                 extra["METRICS_PORT"] = str(free_port())
+        self.prefix = {}  # label -> command prefix, e.g. nsenter --net=... (see spawn)
         self.procs = {}
         self.log_dir = os.path.join(ARTIFACTS, "logs", f"{name}-{uuid.uuid4().hex[:6]}")
         os.makedirs(self.log_dir, exist_ok=True)
@@ -248,7 +250,7 @@ class System:
 
         for label in labels or self.plan:
             service, extra = self.plan[label]
-            self.procs[label] = spawn(service, {**self.env, **extra},
+            self.procs[label] = spawn(service, {**self.env, **extra}, prefix=self.prefix.get(label, ()),
                                       log_file=os.path.join(self.log_dir, f"{label}.log"))
         return self
 

@@ -30,6 +30,7 @@ from services.gateway.edge import EdgeWebServer, read_body
 from services.gateway.sessions import COOKIE, SessionGate
 from shared import validation
 from shared.errors import Conflict, NotFound, StevedoreError, Unavailable, ValidationError
+from shared.handlers import first_line, is_transient
 from shared.logs import printable
 from shared.settings import settings_of
 
@@ -42,6 +43,9 @@ ERROR_STATUS = {
     Conflict: 409,
     Unavailable: 503,
 }
+# what a service's database raises when it is away or takes no more connections (SQLAlchemy's
+# names): the service is unavailable for a moment, it did not fail (shared.handlers.is_transient)
+DATABASE_AWAY = frozenset({"OperationalError", "InterfaceError", "DisconnectionError", "TimeoutError"})
 
 MAX_JSON_DEPTH = 32
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
@@ -266,6 +270,12 @@ class JsonHttp(HttpRequestHandler):
                 return error_response(status, exc.code, str(exc))
         if isinstance(exc, StevedoreError):
             return error_response(500, exc.code, str(exc))
+        if isinstance(exc, RemoteError) and exc.exc_type in DATABASE_AWAY:
+            log.warning("a service could not use its database: %s", printable(first_line(exc), 300))
+            return error_response(503, "UNAVAILABLE", "database: not available at the moment; try again")
+        if not isinstance(exc, RemoteError) and is_transient(exc):  # the gateway's own link: RabbitMQ
+            log.warning("RabbitMQ could not be reached: %s", printable(first_line(exc), 300))
+            return error_response(503, "UNAVAILABLE", "broker: not reachable at the moment; try again")
         if isinstance(exc, RemoteError):
             log.error("a service failed: %s", exc)
         else:

@@ -110,6 +110,8 @@ def test_unknown_detail_of_a_known_result_is_404(api, ready_tasks):
 def test_unknown_path_and_method_answer_json(api):
     assert_error(api.get("/nowhere/"), 404, "NOT_FOUND")
     assert_error(api.delete("/result/"), 405, "METHOD_NOT_ALLOWED")
+    # RFC 9110: a 405 names the methods the resource has
+    assert set(api.delete("/result/").headers["Allow"].split(", ")) == {"GET", "HEAD"}
 
 
 @pytest.mark.parametrize("query, field", [

@@ -17,7 +17,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from stevedore_jobs.host import spawn
-from tests.multihost.hosts import Cleanup, Engine, Network, docker0, wait_all_up
+from tests.multihost.hosts import Engine, Network, rig_cleanup, wait_all_up
 from tests.support import ImageRegistry, System, build_test_images, create_database, drop_database
 
 HOSTS = 3
@@ -50,26 +50,11 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.multihost)
 
 
-def require_tools():
-    if os.geteuid() != 0:
-        pytest.skip("multihost tests make network namespaces and start dockerd: they need root")
-    missing = [tool for tool in ("ip", "nsenter", "socat", "dockerd") if not shutil.which(tool)]
-    assert not missing, f"multihost tests need {', '.join(missing)} (.ci/run installs them)"
-
-
 @pytest.fixture(scope="module")
 def rig(request, vhost_pipeline, docker_client):
     """SimpleNamespace(system, api, hosts, task, registry, registry_address, hub)."""
-    require_tools()
-    main_bridge = docker0()
-    cleanup = Cleanup()
-    try:
+    with rig_cleanup() as cleanup:
         yield build_rig(request, cleanup, vhost_pipeline, docker_client)
-    finally:
-        errors = cleanup.run()
-        assert not errors, f"multihost cleanup failed: {errors}"
-        # the main engine's bridge, which every other test's containers use, is untouched
-        assert docker0() == main_bridge, f"docker0 was {main_bridge}, is now {docker0()}"
 
 
 def build_rig(request, cleanup, vhost_pipeline, docker_client):

@@ -19,6 +19,7 @@ The model (docs/multihost.md):
 Everything made here is recorded in a ``Cleanup`` as it is made, and undone
 in reverse order even when the setup fails half way.
 """
+import contextlib
 import logging
 import os
 import random
@@ -30,6 +31,7 @@ import time
 import uuid
 
 import docker
+import pytest
 
 from tests.support import wait_until
 
@@ -38,6 +40,28 @@ log = logging.getLogger(__name__)
 
 def sh(*command, check=True):
     return subprocess.run(command, check=check, capture_output=True, text=True, timeout=60)
+
+
+def require_tools():
+    if os.geteuid() != 0:
+        pytest.skip("these tests make network namespaces and start dockerd: they need root")
+    missing = [tool for tool in ("ip", "nsenter", "socat", "ss", "dockerd") if not shutil.which(tool)]
+    assert not missing, f"these tests need {', '.join(missing)} (.ci/run installs them)"
+
+
+@contextlib.contextmanager
+def rig_cleanup():
+    """A Cleanup run when the block ends, also on failure; then docker0 is checked untouched."""
+    require_tools()
+    main_bridge = docker0()
+    cleanup = Cleanup()
+    try:
+        yield cleanup
+    finally:
+        errors = cleanup.run()
+        assert not errors, f"cleanup failed: {errors}"
+        # the main engine's bridge, which every other test's containers use, is untouched
+        assert docker0() == main_bridge, f"docker0 was {main_bridge}, is now {docker0()}"
 
 
 class Cleanup:
@@ -136,33 +160,26 @@ class HostLink:
     """One host's network namespace and its veth link to the root namespace."""
 
     def __init__(self, network, index):
-        self.netns = f"stv-{network.tag}-h{index}"
+        self.namespace = Namespace(network.cleanup, f"stv-{network.tag}-h{index}")
+        self.netns = self.namespace.name
         self.veth = f"stv{network.tag}h{index}"  # root side; interface names fit 15 characters
         peer = self.veth + "p"
         self.root_address = f"10.{network.octet}.{index}.1"
         self.address = f"10.{network.octet}.{index}.2"
         cleanup = network.cleanup
-        sh("ip", "netns", "add", self.netns)
-        cleanup.add(f"netns {self.netns}", self._delete)
         sh("ip", "link", "add", self.veth, "type", "veth", "peer", "name", peer)
         cleanup.add(f"veth {self.veth}", lambda: sh("ip", "link", "del", self.veth, check=False))
         sh("ip", "link", "set", peer, "netns", self.netns)
         sh("ip", "addr", "add", f"{self.root_address}/24", "dev", self.veth)
         sh("ip", "link", "set", self.veth, "up")
         inside = ("ip", "netns", "exec", self.netns)
-        sh(*inside, "ip", "link", "set", "lo", "up")
         sh(*inside, "ip", "addr", "add", f"{self.address}/24", "dev", peer)
         sh(*inside, "ip", "link", "set", peer, "up")
         sh(*inside, "ip", "route", "add", "default", "via", self.root_address)
 
     @property
     def enter(self):
-        """The command prefix that runs a program in this host's network namespace only.
-
-        ``nsenter --net`` rather than ``ip netns exec``: the latter also
-        remounts /sys, which hides the cgroup mounts dockerd needs.
-        """
-        return ("nsenter", f"--net=/var/run/netns/{self.netns}")
+        return self.namespace.enter
 
     def cut(self):
         sh("ip", "link", "set", self.veth, "down")
@@ -171,7 +188,58 @@ class HostLink:
         sh("ip", "link", "set", self.veth, "up")
 
     def pids(self):
-        out = sh("ip", "netns", "pids", self.netns, check=False).stdout
+        return self.namespace.pids()
+
+
+class Namespace:
+    """A network namespace of our own with its loopback up and nothing else: no link, no route.
+
+    Programs in it reach its own loopback only, unless a ``reach_out``
+    forwarder carries one port across; deleting it kills whatever still runs in it.
+    """
+
+    def __init__(self, cleanup, name):
+        self.cleanup = cleanup
+        self.name = name
+        sh("ip", "netns", "add", name)
+        cleanup.add(f"netns {name}", self._delete)
+        sh("ip", "-n", name, "link", "set", "lo", "up")
+
+    @property
+    def enter(self):
+        """The command prefix that runs a program in this network namespace only.
+
+        ``nsenter --net`` rather than ``ip netns exec``: the latter also
+        remounts /sys, which hides the cgroup mounts dockerd needs.
+        """
+        return ("nsenter", f"--net=/var/run/netns/{self.name}")
+
+    def run(self, *command, check=True):
+        return sh(*self.enter, *command, check=check)
+
+    def listening(self, port):
+        """Whether something listens on TCP ``port`` in this namespace (asked of the kernel, nothing sent)."""
+        return bool(self.run("ss", "-Hltn", f"sport = :{port}").stdout.strip())
+
+    def reach_out(self, port, target, directory):
+        """Listen on 127.0.0.1:``port`` in here and carry each connection to ``target`` (host:port) outside.
+
+        Two socats joined by a unix socket in ``directory`` (a file, so it is
+        seen from both namespaces): the namespace gets one port, not a route.
+        """
+        socket_path = os.path.join(directory, f"reach-{port}.sock")
+        outside = subprocess.Popen(["socat", f"UNIX-LISTEN:{socket_path},fork", f"TCP:{target}"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.cleanup.add(f"forwarder {socket_path} -> {target}", lambda: stop_group(outside))
+        wait_until(lambda: os.path.exists(socket_path), timeout=10, what=f"forwarder socket {socket_path}")
+        inside = subprocess.Popen([*self.enter, "socat", f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork",
+                                   f"UNIX-CONNECT:{socket_path}"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.cleanup.add(f"forwarder {self.name} 127.0.0.1:{port}", lambda: stop_group(inside))
+        wait_until(lambda: self.listening(port), timeout=10, what=f"forwarder on {self.name} 127.0.0.1:{port}")
+
+    def pids(self):
+        out = sh("ip", "netns", "pids", self.name, check=False).stdout
         return [int(pid) for pid in out.split()]
 
     def _delete(self):
@@ -181,7 +249,7 @@ class HostLink:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        sh("ip", "netns", "del", self.netns, check=False)
+        sh("ip", "netns", "del", self.name, check=False)
 
 
 class Engine:

@@ -17,8 +17,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.multihost.conftest import require_tools
-from tests.multihost.hosts import Cleanup, Engine, Network, docker0, sh
+from tests.multihost.hosts import Engine, Network, rig_cleanup, sh
 from tests.support import ImageRegistry, System, create_database, drop_database, wait_until
 
 LAYER_MB = 160       # random bytes: no compression shortens the pull
@@ -29,15 +28,8 @@ TERMINAL = ("READY", "ERROR")
 
 @pytest.fixture(scope="module")
 def rig(request, vhost_pipeline):
-    require_tools()
-    main_bridge = docker0()
-    cleanup = Cleanup()
-    try:
+    with rig_cleanup() as cleanup:
         yield build_rig(request, cleanup, vhost_pipeline)
-    finally:
-        errors = cleanup.run()
-        assert not errors, f"cleanup failed: {errors}"
-        assert docker0() == main_bridge, f"docker0 was {main_bridge}, is now {docker0()}"
 
 
 def build_rig(request, cleanup, vhost_pipeline):
