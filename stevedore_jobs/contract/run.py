@@ -117,6 +117,15 @@ class RunBase(Request):
     NOTES: ClassVar[dict] = {"cpus": CPUS_NOTE}
     LIMITS: ClassVar[Limits] = Limits()
 
+    @field_validator("times", "parallelism", "retries", "priority", mode="before", check_fields=False)
+    @classmethod
+    def _json_integer(cls, value):
+        # JSON has one kind of number, and JSON Schema's integer is any number without a fraction:
+        # 2.0 is the integer 2 (what a client's JSON encoder may write), 2.5 is refused
+        if isinstance(value, float) and value.is_integer() and abs(value) <= 2 ** 53:
+            return int(value)
+        return value
+
     def params(self):
         """The parameters the result is run with (stored with it as ``params``)."""
         params = self.model_dump(exclude={"operation", "task_id", "callback_url"})

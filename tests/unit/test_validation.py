@@ -66,6 +66,20 @@ def test_run_params_accept_every_documented_parameter():
     assert params["command"] == ["echo", "hi"] and params["memory"] == "256m" and params["priority"] == 9
 
 
+def test_an_integer_written_with_a_zero_fraction_is_that_integer_as_json_schema_says():
+    params = validation.run_params({"times": 2.0, "retries": 1.0, "parallelism": 3.0, "priority": 9.0}, 10)
+    assert (params["times"], params["retries"], params["parallelism"], params["priority"]) == (2, 1, 3, 9)
+    assert all(type(params[key]) is int for key in ("times", "retries", "parallelism", "priority"))
+
+
+@pytest.mark.parametrize("body", [{"times": 2.5}, {"times": True}, {"times": "2"}, {"times": 1e300},
+                                  {"times": 1, "priority": 0.5}])
+def test_a_number_with_a_fraction_or_a_boolean_is_not_an_integer(body):
+    with pytest.raises(ValidationError) as caught:
+        validation.run_params(body, 10)
+    assert caught.value.field == next(key for key, value in body.items() if not type(value) is int)
+
+
 def test_a_command_string_is_split_at_submit_as_the_runner_would():
     params = validation.run_params({"times": 1, "command": "sh -c 'echo \"a b\"; exit 3'"}, max_times=10)
     assert params["command"] == ["sh", "-c", 'echo "a b"; exit 3']
