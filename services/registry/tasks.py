@@ -12,7 +12,6 @@ from shared.errors import Conflict, NotFound
 from shared.messages import TaskFacts, wire
 from shared.timeutil import now
 
-LIST_LIMIT_MAX = 1000
 ERROR_MAX = 2000  # characters of a task's error kept (the reason, with a remote's words cut shorter)
 
 
