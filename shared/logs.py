@@ -11,7 +11,7 @@ gateway's HTTP entrypoint logs each request once, with its error).
 import logging
 import re
 
-from shared.errors import Conflict, NotFound, ValidationError
+from shared.errors import Conflict, NotFound, Unavailable, ValidationError
 
 CLIENT_ERRORS = (ValidationError, NotFound, Conflict)
 MESSAGE_MAX = 300
@@ -31,6 +31,8 @@ class ClientErrors(logging.Filter):
         if record.name != "nameko.containers" or not record.exc_info:
             return True
         exc = record.exc_info[1]
+        if isinstance(exc, Unavailable):  # a system away (a service not started yet, the database): said, not dumped
+            return self._one_line(record, exc, logging.WARNING, "%s could not go on: %s %s")
         if not isinstance(exc, CLIENT_ERRORS):
             return True
         if not getattr(exc, "logged", True):  # an answer in a normal exchange (shared/errors.py)
@@ -39,9 +41,15 @@ class ClientErrors(logging.Filter):
         entrypoint = getattr(worker_ctx, "entrypoint", None)
         if getattr(entrypoint, "logs_requests", False):
             return False
+        return self._one_line(record, exc, logging.INFO, "%s refused: %s %s")
+
+    @staticmethod
+    def _one_line(record, exc, level, text):
+        worker_ctx = record.args[0] if isinstance(record.args, tuple) and record.args else None
+        entrypoint = getattr(worker_ctx, "entrypoint", None)
         where = (f"{worker_ctx.service_name}.{entrypoint.method_name}" if entrypoint is not None
                  else "a worker")
-        record.msg, record.args = "%s refused: %s %s", (where, exc.code, printable(exc))
-        record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+        record.msg, record.args = text, (where, exc.code, printable(exc))
+        record.levelno, record.levelname = level, logging.getLevelName(level)
         record.exc_info = record.exc_text = None
         return True

@@ -31,6 +31,7 @@ import nameko.rpc
 from nameko.amqp.publish import Publisher
 from nameko.constants import (AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, DEFAULT_SERIALIZER,
                               LOGIN_METHOD_CONFIG_KEY, SERIALIZER_CONFIG_KEY)
+from nameko.exceptions import UnknownService
 from nameko.rpc import RpcProxy, ServiceProxy, get_rpc_exchange
 
 from shared.errors import Unavailable
@@ -54,6 +55,9 @@ class _Method:
                 self._ready.wait()
                 reply = self._method.call_async(*args, **kwargs)
                 return reply.result()
+        except UnknownService:  # no consumer of its queue: not started yet, or stopped
+            raise Unavailable(f"{self._method.service_name} is not running (nothing consumes its RPC queue); "
+                              "try again", "rpc") from None
         except eventlet.Timeout:
             raise Unavailable(f"{self._method.service_name}.{self._method.method_name} did not answer "
                               f"within {self._timeout:g}s", "rpc") from None

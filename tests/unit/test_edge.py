@@ -6,7 +6,7 @@ import pytest
 
 from services.gateway.admission import Counts, Refusal, Settings, client_address
 from services.gateway.edge import _BoundedHead, _HeadTooLarge, read_body
-from shared.errors import NotFound
+from shared.errors import NotFound, Unavailable
 from shared.logs import ClientErrors, printable
 from shared.settings import GatewaySettings, parse
 
@@ -109,6 +109,38 @@ def test_an_entrypoint_that_logs_its_requests_is_not_logged_twice_and_a_bug_stay
     assert not ClientErrors().filter(record_of(NotFound("x", "task_id"), Http()))
     bug = record_of(KeyError("x"), Entrypoint())
     assert ClientErrors().filter(bug) and bug.levelno == logging.ERROR and bug.exc_info
+
+
+def test_a_system_away_becomes_one_warning_line_without_traceback():
+    record = record_of(Unavailable("scheduler is not running (nothing consumes its RPC queue); try again", "rpc"),
+                       Entrypoint())
+    assert ClientErrors().filter(record)
+    assert record.levelno == logging.WARNING and record.exc_info is None
+    assert record.getMessage() == ("registry.get_task could not go on: UNAVAILABLE "
+                                   "rpc: scheduler is not running (nothing consumes its RPC queue); try again")
+
+
+def test_a_call_to_a_service_not_running_yet_is_unavailable_not_a_crash():
+    from nameko.exceptions import UnknownService
+
+    from shared.rpc import _Method
+
+    class Reply:
+        def result(self):
+            raise UnknownService("scheduler")
+
+    class Method:
+        service_name, method_name = "scheduler", "claim_execution"
+
+        def call_async(self, *args, **kwargs):
+            return Reply()
+
+    class Ready:
+        def wait(self):
+            pass
+
+    with pytest.raises(Unavailable, match="scheduler is not running"):
+        _Method(Method(), 5, Ready())()
 
 
 def test_printable_escapes_control_characters_and_cuts():
