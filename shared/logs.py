@@ -31,9 +31,8 @@ class ClientErrors(logging.Filter):
         if record.name != "nameko.containers" or not record.exc_info:
             return True
         exc = record.exc_info[1]
-        if isinstance(exc, Unavailable):  # a system away (a service not started yet, the database): said, not dumped
-            return self._one_line(record, exc, logging.WARNING, "%s could not go on: %s %s")
-        if not isinstance(exc, CLIENT_ERRORS):
+        away = isinstance(exc, Unavailable)  # a system away (a service not started yet): said, not dumped
+        if not away and not isinstance(exc, CLIENT_ERRORS):
             return True
         if not getattr(exc, "logged", True):  # an answer in a normal exchange (shared/errors.py)
             return False
@@ -41,6 +40,8 @@ class ClientErrors(logging.Filter):
         entrypoint = getattr(worker_ctx, "entrypoint", None)
         if getattr(entrypoint, "logs_requests", False):
             return False
+        if away:
+            return self._one_line(record, exc, logging.WARNING, "%s could not go on: %s %s")
         return self._one_line(record, exc, logging.INFO, "%s refused: %s %s")
 
     @staticmethod

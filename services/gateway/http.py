@@ -166,7 +166,9 @@ def log_request(client, request, response):
             detail = f"{body.get('error')} {body.get('message')}"
         except (ValueError, AttributeError, RuntimeError):
             detail = ""
-    access_log.log(logging.ERROR if status >= 500 else logging.INFO, "%s %s %s %s %s", client,
+    # a 503 is a system away (not started yet, a restart), said once at WARNING; another 5xx is a bug
+    level = logging.INFO if status < 500 else logging.WARNING if status == 503 else logging.ERROR
+    access_log.log(level, "%s %s %s %s %s", client,
                    request.method, target, status, printable(detail, 300))
 
 

@@ -107,6 +107,7 @@ def test_an_entrypoint_that_logs_its_requests_is_not_logged_twice_and_a_bug_stay
         logs_requests = True
 
     assert not ClientErrors().filter(record_of(NotFound("x", "task_id"), Http()))
+    assert not ClientErrors().filter(record_of(Unavailable("not ready", "health"), Http()))
     bug = record_of(KeyError("x"), Entrypoint())
     assert ClientErrors().filter(bug) and bug.levelno == logging.ERROR and bug.exc_info
 
@@ -141,6 +142,22 @@ def test_a_call_to_a_service_not_running_yet_is_unavailable_not_a_crash():
 
     with pytest.raises(Unavailable, match="scheduler is not running"):
         _Method(Method(), 5, Ready())()
+
+
+@pytest.mark.parametrize("status, level", [(200, logging.INFO), (404, logging.INFO), (503, logging.WARNING),
+                                           (500, logging.ERROR)])
+def test_each_request_is_one_access_line_at_the_level_its_answer_calls_for(status, level, caplog):
+    from werkzeug.test import EnvironBuilder
+    from werkzeug.wrappers import Request, Response
+
+    from services.gateway.http import log_request
+
+    request = Request(EnvironBuilder(method="GET", path="/health/").get_environ())
+    with caplog.at_level(logging.INFO, logger="stevedore.access"):
+        log_request("127.0.0.1", request, Response(b'{"error": "X", "message": "m"}', status=status,
+                                                    mimetype="application/json"))
+    [record] = caplog.records
+    assert record.levelno == level and record.getMessage().startswith(f"127.0.0.1 GET /health/ {status}")
 
 
 def test_printable_escapes_control_characters_and_cuts():
