@@ -12,7 +12,6 @@ on one line, with the error of a refused one; expected client errors are not
 logged again by nameko's container (shared/logs.py).
 """
 import hmac
-from contextlib import contextmanager
 import json
 import logging
 import re
@@ -321,24 +320,18 @@ def json_body(request):
     return validation.check_strings(body)
 
 
-def page_args(request, model):
-    """limit / after and the list's filters from the query string, as ``model`` (the contract's)."""
-    return validation.query(model, request.args).query()
-
-
-@contextmanager
-def listed_after():
-    """An ``after`` of the right shape that names no listed item is a 404, as an unknown id in a path is."""
+def listing(request, model, fetch, id_field):
+    """One page of a list endpoint: ``model`` (the contract's) reads limit, after and the filters from
+    the query string; ``fetch(**query)`` gets up to limit+1 items; a ``Link: rel="next"`` says more exist.
+    An ``after`` of the right shape that names no listed item is a 404, as an unknown id in a path is."""
+    query = validation.query(model, request.args).query()
+    limit = query["limit"]
     try:
-        yield
+        items = fetch(**{**query, "limit": limit + 1})
     except ValidationError as exc:
         if exc.field != "after":
             raise
         raise NotFound("no such item to list after", "after") from None
-
-
-def paged(request, items, limit, id_field):
-    """Answer ``items`` (fetched with limit+1) with a ``Link: rel="next"`` when more exist."""
     headers = {}
     if len(items) > limit:
         items = items[:limit]

@@ -1,4 +1,5 @@
 """Gateway: the HTTP API of the seed spec, fanned out over RabbitMQ RPC."""
+import functools
 import time
 
 import eventlet
@@ -9,7 +10,7 @@ from services.gateway.follow import FollowersProvider
 from services.gateway.limits import RunLimits
 from services.gateway.rawlogs import raw_response
 from services.gateway.reads import SharedReads
-from services.gateway.http import api, idempotency_key, json_body, listed_after, page_args, paged
+from services.gateway.http import api, idempotency_key, json_body, listing
 from stevedore_jobs import contract
 from shared import validation
 from shared.errors import Conflict, TaskUnconfirmed, Unavailable
@@ -34,11 +35,7 @@ class GatewayService(ui.UiRoutes):
 
     @api("GET", "/task/")
     def list_tasks(self, request):
-        query = page_args(request, contract.TaskListQuery)
-        limit = query["limit"]
-        with listed_after():
-            tasks = self.registry.list_tasks(**{**query, "limit": limit + 1})
-        return paged(request, tasks, limit, "task_id")
+        return listing(request, contract.TaskListQuery, self.registry.list_tasks, "task_id")
 
     @api("POST", "/task/")
     def create_task(self, request):
@@ -80,11 +77,7 @@ class GatewayService(ui.UiRoutes):
 
     @api("GET", "/result/")
     def list_results(self, request):
-        query = page_args(request, contract.ResultListQuery)
-        limit = query["limit"]
-        with listed_after():
-            results = self.scheduler.list_results(**{**query, "limit": limit + 1})
-        return paged(request, results, limit, "result_id")
+        return listing(request, contract.ResultListQuery, self.scheduler.list_results, "result_id")
 
     @api("GET", "/result/<string:result_id>/")
     def get_result(self, request, result_id):
@@ -112,11 +105,8 @@ class GatewayService(ui.UiRoutes):
 
     @api("GET", "/result/<string:result_id>/detail/")
     def list_details(self, request, result_id):
-        query = page_args(request, contract.DetailListQuery)
-        limit = query["limit"]
-        with listed_after():
-            details = self.scheduler.list_details(result_id, **{**query, "limit": limit + 1})
-        return paged(request, details, limit, "detail_id")
+        return listing(request, contract.DetailListQuery,
+                       functools.partial(self.scheduler.list_details, result_id), "detail_id")
 
     @api("GET", "/result/<string:result_id>/detail/<string:detail_id>/")
     def get_detail(self, request, result_id, detail_id):

@@ -5,7 +5,6 @@ installation's maxima (``Limits``) in the RUN body's schema.
 """
 import copy
 import functools
-from typing import get_args
 
 from pydantic.json_schema import models_json_schema
 

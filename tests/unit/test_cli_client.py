@@ -50,7 +50,7 @@ def server(monkeypatch):
     url = f"http://127.0.0.1:{httpd.server_address[1]}"
     monkeypatch.setenv("STEVEDORE_URL", url)
     monkeypatch.delenv("STEVEDORE_TOKEN", raising=False)
-    monkeypatch.setattr("stevedore_jobs.cli.POLL_INTERVAL", 0.01)
+    monkeypatch.setattr("stevedore_jobs.cli.session.POLL_INTERVAL", 0.01)
     yield Scripted
     httpd.shutdown()
     httpd.server_close()

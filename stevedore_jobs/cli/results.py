@@ -1,0 +1,85 @@
+"""stevedore result ls / show / rm, and the fields and tables a result is shown with."""
+import json
+
+from stevedore_jobs.cli.session import CELL_WIDTH
+from stevedore_jobs.contract import statuses as st
+from stevedore_jobs.display import (
+    finished_count,
+    format_counts,
+    format_duration,
+    format_fields,
+    format_table,
+    format_time,
+)
+
+SHOW_LIMIT = 100
+
+
+def result_fields(result):
+    params = {key: value for key, value in (result.get("params") or {}).items()
+              if value not in (None, {}) and key != "times"}
+    return [
+        ("result", result["result_id"]),
+        ("task", f"{result.get('task_name') or '?'} ({result['task_id']})"),
+        ("status", result["status"] + (" (cancel requested)" if result.get("cancel_requested")
+                                       and result["status"] not in st.TERMINAL else "")),
+        ("executions", f"{finished_count(result['counts'])}/{result['times']} finished: "
+                       f"{format_counts(result['counts'])}"),
+        ("submitted", format_time(result.get("submitted_at"))),
+        ("started", format_time(result.get("start"))),
+        ("ended", format_time(result.get("end"))),
+        ("duration", format_duration(result.get("duration"))),
+        ("image", result.get("image")),
+        ("params", " ".join(f"{key}={json.dumps(value)}" for key, value in sorted(params.items()))
+         or None),
+    ]
+
+
+def details_table(details):
+    rows = [(d["index"], d["detail_id"], d["status"], d.get("exit_code"), d.get("attempt"),
+             d.get("runner"), format_time(d.get("start")), format_duration(d.get("duration")),
+             d.get("reason"))
+            for d in details]
+    return format_table(("INDEX", "DETAIL_ID", "STATUS", "EXIT", "ATTEMPT", "RUNNER", "STARTED",
+                         "DURATION", "REASON"), rows, CELL_WIDTH)
+
+
+def result_ls(cli, args):
+    params = {}
+    if args.status:
+        params["status"] = args.status.upper()
+    if args.task:
+        params["task_id"] = cli.api.find_task(args.task)["task_id"]
+    results = list(cli.api.pages("/result/", "result_id", params, limit=args.limit or None))
+    if cli.json:
+        cli.print_json(results)
+        return
+    rows = [(r["result_id"], r.get("task_name"), r["status"],
+             f"{finished_count(r['counts'])}/{r['times']}", format_time(r.get("submitted_at")),
+             format_duration(r.get("duration")))
+            for r in results]
+    cli.print(format_table(("ID", "TASK", "STATUS", "DONE", "SUBMITTED", "DURATION"), rows, CELL_WIDTH))
+
+
+def result_show(cli, args):
+    result = cli.api.get(f"/result/{args.result}/")
+    params = {"status": args.status.upper()} if args.status else {}
+    details = list(cli.api.pages(f"/result/{args.result}/detail/", "detail_id", params,
+                                 limit=args.limit or None))
+    if cli.json:
+        cli.print_json({**result, "executions": details})
+        return
+    cli.print(format_fields(result_fields(result)))
+    cli.print()
+    cli.print(details_table(details))
+    total = result["counts"].get(params["status"], 0) if params else result["times"]
+    if len(details) < total:
+        cli.note(f"({total - len(details)} more executions; --limit 0 shows them all)")
+
+
+def result_rm(cli, args):
+    cli.api.request("DELETE", f"/result/{args.result}/").close()
+    if cli.json:
+        cli.print_json({"result_id": args.result, "deleted": True})
+    else:
+        cli.print(f"deleted result {args.result} with its executions and their output")

@@ -1,0 +1,78 @@
+"""What every command shares: the API session, how to print, and how long to wait between polls."""
+import json
+import os
+import sys
+import time
+
+from stevedore_jobs.client import DEFAULT_URL, ApiError, Client, Unreachable
+from stevedore_jobs.display import format_fields, one_line
+
+POLL_INTERVAL = 0.5
+# how long a wait rides out an API that cannot be reached (a gateway restarting)
+OUTAGE_GRACE = 60.0
+CELL_WIDTH = 60
+EXIT_INTERRUPTED = 130
+
+
+def version():
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("stevedore-jobs")
+    except PackageNotFoundError:
+        return "dev"
+
+
+class Cli:
+    """What every command needs: the API, how to print, and whether to print JSON."""
+
+    def __init__(self, args):
+        self.json = args.json
+        self.out = sys.stdout
+        self.err = sys.stderr
+        url = args.url or os.environ.get("STEVEDORE_URL") or DEFAULT_URL
+        token = args.token if args.token is not None else os.environ.get("STEVEDORE_TOKEN")
+        self.api = Client(url, token or None, user_agent=f"stevedore-cli/{version()}")
+
+    def print(self, text=""):
+        print(text, file=self.out)
+
+    def note(self, text):
+        print(one_line(text), file=self.err, flush=True)
+
+    def print_json(self, value):
+        print(json.dumps(value, indent=2, ensure_ascii=False), file=self.out)
+
+    def show(self, value, fields):
+        """One object: as JSON, or as the fields fields(value) makes, one a line."""
+        if self.json:
+            self.print_json(value)
+        else:
+            self.print(format_fields(fields(value)))
+
+    def write(self, stream, text):
+        target = self.err if stream == "stderr" else self.out
+        target.write(text)
+        target.flush()
+
+    def pause(self):
+        """Wait between two polls."""
+        time.sleep(POLL_INTERVAL)
+
+    def poll(self, path):
+        """GET for wait loops: rides out an unreachable or unavailable API for OUTAGE_GRACE seconds."""
+        lost_since = None
+        while True:
+            try:
+                return self.api.get(path)
+            except (Unreachable, ApiError) as exc:
+                if isinstance(exc, ApiError) and exc.status not in (502, 503, 504):
+                    raise
+                now = time.monotonic()
+                if lost_since is None:
+                    lost_since = now
+                    self.note(f"stevedore: {exc}; retrying for {OUTAGE_GRACE:g}s")
+                elif now - lost_since > OUTAGE_GRACE:
+                    raise
+                time.sleep(1.0)
