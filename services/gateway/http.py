@@ -32,6 +32,7 @@ from shared.errors import Conflict, NotFound, StevedoreError, Unavailable, Valid
 from shared.handlers import first_line, is_transient
 from shared.logs import printable
 from shared.settings import settings_of
+from stevedore_jobs.contract.checks import MAX_JSON_DEPTH
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("stevedore.access")
@@ -46,7 +47,6 @@ ERROR_STATUS = {
 # names): the service is unavailable for a moment, it did not fail (shared.handlers.is_transient)
 DATABASE_AWAY = frozenset({"OperationalError", "InterfaceError", "DisconnectionError", "TimeoutError"})
 
-MAX_JSON_DEPTH = 32
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 

@@ -87,6 +87,8 @@ NO_CONTROL = "^[^\\x00-\\x1f\\x7f-\\x9f]*$"
 NO_CONTROL_IN_TEXT = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$"
 # the ids the API makes: 32 lower-case hex digits
 ID_PATTERN = "^[0-9a-f]{32}$"
+# a JSON body nests at most this deep (the body itself is level 1; the gateway refuses deeper ones)
+MAX_JSON_DEPTH = 32
 REPOSITORY_MAX = 255
 
 

@@ -12,7 +12,7 @@ from stevedore_jobs.contract import requests as rq
 from stevedore_jobs.contract import responses as rs
 from stevedore_jobs.contract import run as runs
 from stevedore_jobs.contract import statuses as st
-from stevedore_jobs.contract.checks import ID_PATTERN, NO_CONTROL
+from stevedore_jobs.contract.checks import ID_PATTERN, MAX_JSON_DEPTH, NO_CONTROL
 
 VERSION = "0.1.0"
 REF = "#/components/schemas/{model}"
@@ -68,6 +68,32 @@ UNKNOWN_AFTER = not_found("item to list after (`after`)")
 
 def conflict(when):
     return {"409": error(when)}
+
+
+def json_value(depth):
+    """The name of the schema of a JSON value at ``depth`` in a body (the body is 1, its fields' values 2)."""
+    return "JSONValue" if depth == 2 else f"JSONValueAtDepth{depth}"
+
+
+def json_values():
+    """Any JSON value whose strings (keys too) hold no control character, nested as deep as a body may.
+
+    Written level by level rather than as one recursive schema: openapi-python-client cannot parse
+    a union that refers to itself, and the levels also state the gateway's depth limit
+    (MAX_JSON_DEPTH): at the last level an array or object must be empty.
+    """
+    schemas = {}
+    for depth in range(2, MAX_JSON_DEPTH + 1):
+        deeper = {"$ref": REF.format(model=json_value(depth + 1))} if depth < MAX_JSON_DEPTH else None
+        array = {"type": "array", "items": deeper} if deeper else {"type": "array", "items": {}, "maxItems": 0}
+        thing = {"title": f"JSONObjectAtDepth{depth}", "type": "object", "propertyNames": {"pattern": NO_CONTROL}}
+        thing.update({"additionalProperties": deeper} if deeper else {"maxProperties": 0})
+        schemas[json_value(depth)] = {
+            "description": f"any JSON value whose strings (keys too) hold no control character, at level {depth} "
+                           f"of a body that nests at most {MAX_JSON_DEPTH} levels",
+            "anyOf": [{"type": "string", "pattern": NO_CONTROL}, {"type": "number"}, {"type": "boolean"},
+                      {"type": "null"}, array, thing]}
+    return schemas
 
 
 def _drop_null(schema):
@@ -232,13 +258,9 @@ def _spec(limits):
     _, schemas = models_json_schema(models, ref_template=REF)
     components = dict(schemas.get("$defs", {}))
     # any JSON whose strings (keys too) hold no control character: what a body may carry besides its fields
-    value = ref("JSONValue")
     for name in REQUESTS:  # their other fields are ignored
-        components[name].update(propertyNames={"pattern": NO_CONTROL}, additionalProperties=value)
-    components["JSONValue"] = {"anyOf": [
-        {"type": "string", "pattern": NO_CONTROL}, {"type": ["number", "boolean", "null"]},
-        {"type": "array", "items": value},
-        {"type": "object", "propertyNames": {"pattern": NO_CONTROL}, "additionalProperties": value}]}
+        components[name].update(propertyNames={"pattern": NO_CONTROL}, additionalProperties=ref(json_value(2)))
+    components.update(json_values())
     components["TaskStatus"] = {"type": "string", "enum": list(st.TASK_STATUSES),
                                 "x-busy": sorted(st.TASK_BUSY)}
     components["ExecutionStatus"] = {"type": "string", "enum": list(st.EXECUTION_STATUSES),
