@@ -85,7 +85,9 @@ def json_values():
     schemas = {}
     for depth in range(2, MAX_JSON_DEPTH + 1):
         deeper = {"$ref": REF.format(model=json_value(depth + 1))} if depth < MAX_JSON_DEPTH else None
-        array = {"type": "array", "items": deeper} if deeper else {"type": "array", "items": {}, "maxItems": 0}
+        # the items' schema under allOf: openapi-python-client (which reads `items` only) then writes a plain
+        # list, not loops nested as deep as the levels (Python allows 20 nested blocks)
+        array = {"type": "array", "items": {}, **({"allOf": [{"items": deeper}]} if deeper else {"maxItems": 0})}
         thing = {"title": f"JSONObjectAtDepth{depth}", "type": "object", "propertyNames": {"pattern": NO_CONTROL}}
         thing.update({"additionalProperties": deeper} if deeper else {"maxProperties": 0})
         schemas[json_value(depth)] = {
