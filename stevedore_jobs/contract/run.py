@@ -111,6 +111,14 @@ def cpus_within(value, max_cpus):
     return value
 
 
+def names_and_values(schema):
+    """A map's schema as propertyNames and additionalProperties rather than patternProperties with
+    additionalProperties false: the same constraint, in the shape openapi-python-client reads (it ignores
+    patternProperties, so its client dropped every variable of ``env``)."""
+    (pattern, value), = schema.pop("patternProperties").items()
+    schema.update(propertyNames={"pattern": pattern}, additionalProperties=value)
+
+
 class RunBase(Request):
     model_config = ConfigDict(**STRICT, extra="forbid")
     SAYS: ClassVar[dict] = {"operation": "must be RUN", "task_id": "must be a string"}
@@ -160,7 +168,7 @@ def run_request(limits=Limits()):
                               "400 naming `command`")
         env: Optional[Annotated[
             dict[Annotated[str, Field(pattern=ENV_NAME_PATTERN)], Annotated[str, Field(max_length=ENV_VALUE_MAX, pattern=NO_CONTROL_IN_TEXT)]],
-            Field(max_length=ENV_MAX, json_schema_extra={"additionalProperties": False})]] = Field(
+            Field(max_length=ENV_MAX, json_schema_extra=names_and_values)]] = Field(
             None, description="added to the container's environment (`STEVEDORE_*` is reserved)")
         timeout: Optional[float] = Field(
             None, ge=1, le=TIMEOUT_MAX,
