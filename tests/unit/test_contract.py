@@ -7,9 +7,11 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import jsonschema_rs
 import pytest
 
-from stevedore_jobs.contract import Limits, docs, openapi, requests, responses, run
+from stevedore_jobs.contract import Limits, checks, docs, openapi, requests, responses, run
+from stevedore_jobs.contract.checks import MAX_JSON_DEPTH
 from stevedore_jobs.contract import statuses as st
 
 API_MD = Path(__file__).resolve().parents[2] / "docs" / "api.md"
@@ -160,3 +162,31 @@ def test_the_answers_services_make_are_the_contracts_models():
                              attempt=1, attempts=[])
     assert set(executions.detail_as_dict(detail)) == set(responses.Detail.model_fields)
     responses.Detail.model_validate(executions.detail_as_dict(detail))
+
+
+def nested(levels, leaf):
+    """``leaf`` inside ``levels`` arrays and objects, alternately."""
+    for level in range(levels):
+        leaf = [leaf] if level % 2 else {"k": leaf}
+    return leaf
+
+
+@pytest.mark.parametrize("extra", [
+    nested(30, "x"), nested(30, {}), nested(31, []), nested(31, "x"), nested(10, "a\x01b"), nested(9, {"a\x01": 1}),
+    nested(12, [1.5, True, None, "ok"]),
+])
+def test_a_bodys_other_fields_are_described_as_the_gateway_checks_them(extra):
+    # the spec writes them level by level (no recursion, which openapi-python-client cannot read) down to the
+    # gateway's depth limit, every string without control characters
+    from services.gateway.http import _depth
+
+    spec = openapi.spec()
+    schema = jsonschema_rs.Draft202012Validator({**spec["components"]["schemas"]["NewTask"],
+                                                 "components": spec["components"]})
+    body = {"repository": "alpine", "extra": extra}
+    try:
+        checks.check_strings(body)
+        accepted = not _depth(body, MAX_JSON_DEPTH)
+    except checks.Invalid:
+        accepted = False
+    assert schema.is_valid(body) == accepted
