@@ -10,8 +10,9 @@ from shared import validation
 from shared.db import newest_first
 from shared.errors import ValidationError
 from shared.messages import wire
-from stevedore_jobs import contract
 from shared.timeutil import duration
+from stevedore_jobs import contract
+
 
 def result_as_dict(result, **more):
     """The result as the API shows it (the contract's ``Result``), as sent; ``more``: the fields
