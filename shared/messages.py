@@ -1,5 +1,7 @@
 """What crosses between services, declared once: the work a runner claims, each runner report,
 each event payload (``shared/events.py`` names the events) and the RPC replies another service reads.
+A reply the gateway passes on as the HTTP answer (a task, a result, a detail) is the contract's own
+model (``stevedore_jobs.contract``), not restated here.
 
 pydantic v2 models.  A sender builds the model and sends ``wire(model)`` (its
 ``model_dump()``: nameko's serializer still sends plain JSON); a receiver
@@ -16,6 +18,7 @@ from typing import Any, NamedTuple
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
 
 from shared import events
+from stevedore_jobs.contract import Detail, Result, Task
 
 log = logging.getLogger(__name__)
 
@@ -231,47 +234,6 @@ class BackboneProbe(Message):
     at: float
 
 
-class ResultView(Message):
-    """A result (a run) as the API shows it: ``get_result``, ``list_results``, and ``result_finished``."""
-
-    result_id: str
-    id: str
-    task_id: str
-    task_name: str | None
-    status: str
-    submitted_at: float
-    start: float | None
-    end: float | None
-    duration: float | None
-    times: int
-    image: str | None
-    params: dict[str, Any] | None
-    counts: dict[str, int]
-    cancel_requested: bool
-    rerun_of: str | None
-    reruns: list[str]
-
-
-class DetailView(Message):
-    """An execution as the API shows it: ``get_detail``, ``list_details``, ``cancel_detail``."""
-
-    result_id: str
-    detail_id: str
-    id: str
-    task_id: str
-    index: int
-    status: str
-    submitted_at: float | None
-    start: float | None
-    end: float | None
-    duration: float | None
-    exit_code: int | None
-    reason: str | None
-    runner: str | None
-    attempt: int
-    attempts: list[dict[str, Any]]
-
-
 # the payload model of each event, by (source, name)
 EVENTS = {
     (events.REGISTRY, events.TASK_SUBMITTED): TaskSubmitted,
@@ -280,7 +242,7 @@ EVENTS = {
     (events.REGISTRY, events.TASK_DELETED): TaskDeleted,
     (events.SCHEDULER, events.RESULT_SUBMITTED): ResultSubmitted,
     (events.SCHEDULER, events.EXECUTIONS_QUEUED): ExecutionsQueued,
-    (events.SCHEDULER, events.RESULT_FINISHED): ResultView,
+    (events.SCHEDULER, events.RESULT_FINISHED): Result,
     (events.SCHEDULER, events.RESULT_CANCELLED): ResultCancelled,
     (events.SCHEDULER, events.EXECUTION_CANCEL_REQUESTED): ExecutionCancelRequested,
     (events.SCHEDULER, events.RESULT_DELETED): ResultDeleted,
@@ -305,19 +267,19 @@ class Call(NamedTuple):
 
 
 SCHEDULER_CALLS = {
-    "run_task": Call(ResultView),
-    "rerun_failed": Call(ResultView),
-    "cancel_result": Call(ResultView),
+    "run_task": Call(Result),
+    "rerun_failed": Call(Result),
+    "cancel_result": Call(Result),
     "delete_result": Call(None),
     "close_task": Call(None),               # a task's DELETE: closed to RUNs for good, or 409
-    "cancel_detail": Call(DetailView),
+    "cancel_detail": Call(Detail),
     "claim_execution": Call(WorkItem | None),
     "heartbeat": Call(list[str]),          # the ids the runner must stop
     "release_claim": Call(bool),
-    "get_result": Call(ResultView, read=True),
-    "list_results": Call(list[ResultView], read=True),
-    "get_detail": Call(DetailView, read=True),
-    "list_details": Call(list[DetailView], read=True),
+    "get_result": Call(Result, read=True),
+    "list_results": Call(list[Result], read=True),
+    "get_detail": Call(Detail, read=True),
+    "list_details": Call(list[Detail], read=True),
     "get_logs": Call(dict[str, Any], read=True),
     "get_log_bytes": Call(dict[str, Any], read=True),
     "execution_figures": Call(dict[str, Any], read=True),
@@ -328,14 +290,14 @@ SCHEDULER_CALLS = {
 }
 
 REGISTRY_CALLS = {
-    "create_task": Call(dict[str, Any]),
-    "import_task": Call(dict[str, Any]),
+    "create_task": Call(Task),
+    "import_task": Call(Task),
     "delete_task": Call(None),
     "create_session": Call(dict[str, Any]),
     "revoke_session": Call(None),
-    "get_task": Call(dict[str, Any], read=True),
+    "get_task": Call(Task, read=True),
     "task_facts": Call(TaskFacts, read=True),
-    "list_tasks": Call(list[dict[str, Any]], read=True),
+    "list_tasks": Call(list[Task], read=True),
     "pull_credentials": Call(dict[str, str] | None, read=True),
     "check_session": Call(Any, read=True),
     "ping": Call(str, read=True),

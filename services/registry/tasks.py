@@ -11,26 +11,18 @@ from shared.db import newest_first
 from shared.errors import Conflict, NotFound
 from shared.messages import TaskFacts, wire
 from shared.timeutil import now
+from stevedore_jobs import contract
 
 ERROR_MAX = 2000  # characters of a task's error kept (the reason, with a remote's words cut shorter)
 
 
 def as_dict(task):
-    return {
-        "id": task.id,
-        "task_id": task.id,
-        "name": task.name,
-        "repository": task.repository,
-        "status": task.status,
-        "error": task.error,
-        "digest": task.digest,
-        "image_id": task.image_id,
-        "created_at": task.created_at,
-        "updated_at": task.updated_at,
-        "imported_at": task.imported_at,
-        # never the credentials themselves
-        "private": task.credentials is not None,
-    }
+    """The task as the API shows it (the contract's ``Task``), as sent."""
+    return wire(contract.Task(
+        id=task.id, task_id=task.id, name=task.name, repository=task.repository, status=task.status,
+        error=task.error, digest=task.digest, image_id=task.image_id, created_at=task.created_at,
+        updated_at=task.updated_at, imported_at=task.imported_at,
+        private=task.credentials is not None))  # never the credentials themselves
 
 
 def facts(task):

@@ -107,10 +107,8 @@ class SchedulerService(recovery.RecoveryMixin):
     def get_result(self, result_id):
         session = self.db.session
         row = ex.get_result(session, result_id)
-        result = ex.result_as_dict(row)
-        result["durations"] = ex.duration_percentiles(session, result_id, row)
-        result["webhook"] = webhooks.describe(row)
-        return result
+        return ex.result_as_dict(row, durations=ex.duration_percentiles(session, result_id, row),
+                                 webhook=webhooks.describe(row))
 
     @rpc
     def list_results(self, status=None, task_id=None, limit=100, after=None):

@@ -172,8 +172,7 @@ def describe(result):
 
 def body_of(session, result):
     """The raw JSON sent: the result as GET /result/{id}/ shows it, less its ``webhook`` block."""
-    payload = result_as_dict(result)
-    payload["durations"] = duration_percentiles(session, result.id)
+    payload = result_as_dict(result, durations=duration_percentiles(session, result.id))
     return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
 
 

@@ -40,7 +40,9 @@ class RunParams(Answer):
     """What a run was run with (a run stored by an older version may lack some)."""
 
     times: Optional[int] = None
-    command: Optional[list[str]] = None
+    command: Optional[list[str] | str] = Field(
+        None, description="the words run; a string only in a run stored before a command string was "
+                          "split into words at submit")
     env: Optional[dict[str, str]] = None
     timeout: Optional[float] = None
     parallelism: Optional[int] = None

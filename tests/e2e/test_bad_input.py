@@ -8,6 +8,7 @@ import requests
 from sqlalchemy import create_engine, text
 
 from shared.db import psycopg2_url
+from stevedore_jobs import contract
 from tests.support import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -197,24 +198,47 @@ def test_bad_strings_in_a_task_are_refused_and_nothing_is_stored(api, body, fiel
     assert len(api.get("/task/", params={"limit": 1000}).json()) == before
 
 
-def test_a_row_an_older_version_stored_with_a_lone_surrogate_does_not_break_the_reads(
-        api, ready_tasks, database_url):
-    result_id = api.run(ready_tasks["ok"]["task_id"], times=1)
+def store_params(database_url, result_id, change):
+    """Rewrite a stored run's ``params`` with ``change(params)``, as an older version stored them."""
     engine = create_engine(psycopg2_url(database_url))
     try:
         with engine.begin() as conn:
             params = json.loads(conn.execute(text("SELECT params::text FROM results WHERE id = :id"),
                                              {"id": result_id}).scalar_one())
-            params["env"] = {"BAD": "\ud800"}  # as the RUN of an older version stored it
+            change(params)
             conn.execute(text("UPDATE results SET params = CAST(:params AS json) WHERE id = :id"),
                          {"params": json.dumps(params), "id": result_id})
     finally:
         engine.dispose()
+
+
+def test_a_row_an_older_version_stored_with_a_lone_surrogate_does_not_break_the_reads(
+        api, ready_tasks, database_url):
+    result_id = api.run(ready_tasks["ok"]["task_id"], times=1)
+    store_params(database_url, result_id, lambda params: params.update(env={"BAD": "\ud800"}))
     listed = api.get("/result/", params={"limit": 1000})
     assert listed.status_code == 200, listed.text[:300]
     assert {"BAD": "\ufffd"} in [result["params"].get("env") for result in listed.json()]
     one = api.get(f"/result/{result_id}/")
     assert one.status_code == 200 and one.json()["params"]["env"] == {"BAD": "\ufffd"}
+
+
+def test_a_run_stored_before_command_strings_were_split_is_listed_and_read_as_the_spec_says(
+        api, ready_tasks, database_url):
+    def older(params):  # a command kept as the string sent; no callback_url, which came later
+        params.update(command="echo stored as a string")
+        params.pop("callback_url", None)
+
+    result_id = api.run(ready_tasks["ok"]["task_id"], times=1)
+    store_params(database_url, result_id, older)
+    listed = api.get("/result/", params={"limit": 1000})
+    assert listed.status_code == 200, listed.text[:300]
+    for result in listed.json():
+        contract.Result.model_validate(result)
+    one = api.get(f"/result/{result_id}/")
+    assert one.status_code == 200, one.text[:300]
+    assert contract.Result.model_validate(one.json()).params.command == "echo stored as a string"
+    assert "callback_url" not in one.json()["params"]  # served as stored, not filled in
 
 
 def send_all_at_once(count, request):

@@ -93,6 +93,14 @@ def test_each_model_has_a_json_schema_of_its_own():
         assert model.model_json_schema()["type"] == "object"
 
 
+def test_the_spec_says_a_result_may_show_a_command_string_as_a_run_stored_before_the_split_did():
+    command = openapi.spec()["components"]["schemas"]["RunParams"]["properties"]["command"]
+    assert {"type": "string"} in command["anyOf"] and {"type": "null"} in command["anyOf"]
+    assert responses.RunParams.model_validate({"command": "echo hi"}).command == "echo hi"
+    with pytest.raises(ValueError):
+        responses.RunParams.model_validate({"command": 7})
+
+
 def test_the_served_maxima_are_the_installations():
     spec = openapi.spec(Limits(max_times=7, max_memory=2 * 1024 ** 3, max_cpus=1.5))
     run = spec["components"]["schemas"]["RunRequest"]

@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 from shared import events
-from shared.messages import (EVENTS, ExecutionFinished, ExecutionStarted, ReportKey, ResultView, WorkItem,
+from shared.messages import (EVENTS, ExecutionFinished, ExecutionStarted, ReportKey, WorkItem,
                              finished_report, received, wire)
+from stevedore_jobs.contract import Result
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "events.md"
 ROW = re.compile(r"^\| (\w+) \| `(\w+)` \| (.*?) \| .* \|$")
@@ -29,7 +30,7 @@ def test_docs_events_table_lists_every_event_with_its_models_fields():
     table = documented()
     assert set(table) == set(EVENTS)
     for key, model in EVENTS.items():
-        if model is ResultView:  # documented as the API's result
+        if model is Result:  # the API's result (stevedore_jobs.contract)
             assert "GET /result/{id}/" in table[key], key
             continue
         fields = re.findall(r"`(\w+)`(\??)", table[key])

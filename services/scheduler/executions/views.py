@@ -9,28 +9,32 @@ from shared import statuses as st
 from shared import validation
 from shared.db import newest_first
 from shared.errors import ValidationError
-from shared.messages import DetailView, ResultView, wire
+from shared.messages import wire
 from shared.timeutil import duration
+from stevedore_jobs import contract
 
-def result_as_dict(result):
-    """The result as the API shows it (``ResultView``), as sent."""
+
+def result_as_dict(result, **more):
+    """The result as the API shows it (the contract's ``Result``), as sent; ``more``: the fields
+    only ``GET /result/{id}/`` shows (``durations``, ``webhook``)."""
     finished = result.status in st.TERMINAL
     end = result.end if finished else None
-    return wire(ResultView(
+    return wire(contract.Result(
         result_id=result.id, id=result.id, task_id=result.task_id, task_name=result.task_name,
         status=result.status, submitted_at=result.submitted_at, start=result.start, end=end,
         duration=duration(result.start, end), times=result.times, image=result.image, params=result.params,
         counts=counts(result), cancel_requested=result.cancel_requested, rerun_of=result.rerun_of,
-        reruns=result.reruns or []))
+        reruns=result.reruns or [], **more), exclude_unset=True)
 
 
 def detail_as_dict(detail):
-    """The execution as the API shows it (``DetailView``), as sent."""
-    return wire(DetailView(
+    """The execution as the API shows it (the contract's ``Detail``), as sent."""
+    return wire(contract.Detail(
         result_id=detail.result_id, detail_id=detail.id, id=detail.id, task_id=detail.task_id,
         index=detail.index, status=detail.status, submitted_at=detail.submitted_at, start=detail.start,
         end=detail.end, duration=duration(detail.start, detail.end), exit_code=detail.exit_code,
-        reason=detail.reason, runner=detail.runner, attempt=detail.attempt, attempts=detail.attempts or []))
+        reason=detail.reason, runner=detail.runner, attempt=detail.attempt, attempts=detail.attempts or []),
+        exclude_unset=True)
 
 
 DURATIONS_KEPT = 1000
