@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
 
 from shared import events
-from stevedore_jobs.contract import Detail, Result, Task
+from stevedore_jobs.contract import Detail, Logs, Result, Task
 
 log = logging.getLogger(__name__)
 
@@ -255,6 +255,14 @@ EVENTS = {
 
 # ---------------------------------------------------------------- RPCs other services call
 
+class ExecutionFigures(Message):
+    """``execution_figures``: executions by status summed over every result, and what runners could claim now
+    (the gateway's /metrics)."""
+
+    executions: dict[str, int]
+    queue_depth: int
+
+
 class Call(NamedTuple):
     """An RPC another service calls: what it answers, and whether it only reads.
 
@@ -280,9 +288,9 @@ SCHEDULER_CALLS = {
     "list_results": Call(list[Result], read=True),
     "get_detail": Call(Detail, read=True),
     "list_details": Call(list[Detail], read=True),
-    "get_logs": Call(dict[str, Any], read=True),
+    "get_logs": Call(Logs, read=True),  # served as it is: GET .../logs/
     "get_log_bytes": Call(dict[str, Any], read=True),
-    "execution_figures": Call(dict[str, Any], read=True),
+    "execution_figures": Call(ExecutionFigures, read=True),
     "runner_holdings": Call(list[Holding], read=True),
     "execution_states": Call(dict[str, ExecutionState], read=True),
     "installation_id": Call(str | None, read=True),

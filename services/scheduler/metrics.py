@@ -13,6 +13,7 @@ from services.scheduler.executions.reports import queue_wait
 from services.scheduler.executions.state import counts
 from services.scheduler.models import Result
 from shared import statuses as st
+from shared.messages import ExecutionFigures, wire
 from shared.metrics import PREFIX, ServiceMetrics
 from shared.timeutil import duration, now
 
@@ -115,7 +116,7 @@ def execution_figures(session):
     totals = _Totals(*(int(v) for v in sums))
     depth = session.execute(QUEUE_DEPTH_SQL, {"now": now()}).scalar()
     session.rollback()
-    return {"executions": counts(totals), "queue_depth": int(depth or 0)}
+    return wire(ExecutionFigures(executions=counts(totals), queue_depth=int(depth or 0)))
 
 
 class _Totals:
