@@ -13,7 +13,7 @@ Which RPCs only read is declared here too, with each RPC's reply
 another service, asks those as transient messages (shared/rpc.py).
 """
 import logging
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
 
@@ -255,6 +255,26 @@ EVENTS = {
 
 # ---------------------------------------------------------------- RPCs other services call
 
+class LogBytes(Message):
+    """``get_log_bytes``: an execution's kept output, bytes exactly (base64), of the streams asked. A stream's
+    ``_head`` bytes are its first, the rest its last; with ``since``, only what is kept past the offsets,
+    ``<stream>_since`` saying where that starts.  The raw download and the log followers read it."""
+
+    detail_id: str
+    status: str
+    attempt: int
+    logs_attempt: int | None = None  # the attempt whose output this is (none kept yet: absent)
+    encoding: Literal["base64"]
+    stdout: str | None = None
+    stdout_head: int | None = None
+    stdout_total: int | None = None
+    stdout_since: int | None = None
+    stderr: str | None = None
+    stderr_head: int | None = None
+    stderr_total: int | None = None
+    stderr_since: int | None = None
+
+
 class ExecutionFigures(Message):
     """``execution_figures``: executions by status summed over every result, and what runners could claim now
     (the gateway's /metrics)."""
@@ -289,7 +309,7 @@ SCHEDULER_CALLS = {
     "get_detail": Call(Detail, read=True),
     "list_details": Call(list[Detail], read=True),
     "get_logs": Call(Logs, read=True),  # served as it is: GET .../logs/
-    "get_log_bytes": Call(dict[str, Any], read=True),
+    "get_log_bytes": Call(LogBytes, read=True),
     "execution_figures": Call(ExecutionFigures, read=True),
     "runner_holdings": Call(list[Holding], read=True),
     "execution_states": Call(dict[str, ExecutionState], read=True),

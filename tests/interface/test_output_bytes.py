@@ -12,6 +12,7 @@ from nameko.testing.services import entrypoint_hook, entrypoint_waiter
 from services.scheduler.output import past
 from services.scheduler.service import SchedulerService
 from shared.errors import ValidationError
+from shared.messages import LogBytes
 from tests.interface.test_scheduler_service import run_ready
 
 ODD = b"a\x00b\xff\x1b[31mred\n"  # a NUL, a byte that is never UTF-8, an escape sequence
@@ -53,9 +54,16 @@ def finish(running, logs, **fields):
     with entrypoint_waiter(container, "on_execution_finished"):
         dispatch("runner", "execution_finished", report)
     detail = call(container, "get_detail", work["result_id"], work["detail_id"])
-    raw = call(container, "get_log_bytes", work["result_id"], work["detail_id"])
+    raw = declared(call(container, "get_log_bytes", work["result_id"], work["detail_id"]))
     text = call(container, "get_logs", work["result_id"], work["detail_id"])
     return detail, raw, text
+
+
+def declared(answer):
+    """``answer`` if it is what shared/messages.py declares of get_log_bytes, fields and all."""
+    LogBytes.model_validate(answer)
+    assert set(answer) <= set(LogBytes.model_fields), set(answer) - set(LogBytes.model_fields)
+    return answer
 
 
 def test_bytes_with_nul_and_invalid_utf8_round_trip_exactly(running):
@@ -151,6 +159,8 @@ def test_a_read_since_offsets_answers_only_the_bytes_kept_past_them(running):
     assert base64.b64decode(in_tail["stderr"]) == b"err\n"
     assert base64.b64decode(other_attempt["stdout"]) == kept and other_attempt["stdout_since"] == 0
     assert refused.value.field == "since.stdout" and bad_attempt.value.field == "since.attempt"
+    for answer in (past_head, in_tail, other_attempt, huge):
+        declared(answer)
     assert base64.b64decode(huge["stdout"]) == kept and huge["stdout_since"] == 0
 
 
