@@ -32,14 +32,14 @@ from nameko.extensions import DependencyProvider
 
 from services.gateway.log_events import KEEPALIVE, STREAMS, Follower, attempt_of, end_event
 from shared.errors import StevedoreError, Unavailable
-from shared.settings import settings_of
+from shared.settings import GatewaySettings, settings_of
 from shared.statuses import TERMINAL
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
 MAX_FOLLOW_SECONDS = 6 * 3600
-DEFAULT_MAX = 100       # FOLLOW_MAX when config.yml does not say
+DEFAULT_MAX = GatewaySettings.model_fields["follow_max"].default  # FOLLOW_MAX's one default
 BACKLOG = 20            # answers a follower may have waiting before it is caught up by offsets instead
 KEEPALIVE_SECONDS = 15  # a comment at least this often, even while a poll hangs
 RETRY_AFTER = 5         # seconds, in the 503 past FOLLOW_MAX

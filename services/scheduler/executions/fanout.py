@@ -9,11 +9,12 @@ from sqlalchemy import select, text, update
 from services.scheduler.executions.state import UNSTARTED_REASON
 from services.scheduler.models import Result
 from shared import statuses as st
+from shared.settings import SchedulerSettings
 from shared.timeutil import now
 
 _results = Result.__table__
 
-FAN_OUT_BATCH = 5000
+FAN_OUT_BATCH = SchedulerSettings.model_fields["fan_out_batch"].default  # FAN_OUT_BATCH's one default
 
 FAN_OUT_SQL = """
     INSERT INTO details (id, result_id, task_id, "index", priority, status, submitted_at,
