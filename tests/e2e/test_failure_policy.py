@@ -101,3 +101,49 @@ def test_a_bad_failure_policy_is_refused_naming_its_field(api, ready_tasks, fiel
     response = api.post(f"/task/{ready_tasks['ok']['task_id']}/", {"operation": "RUN", "times": 1, **fields})
     assert response.status_code == 400, response.text
     assert response.json()["message"].startswith(f"{field}: "), response.text
+
+
+# ---------------------------------------------------------------- the CLI
+
+@pytest.fixture(scope="module")
+def cli(system):
+    """Run the installed ``stevedore ARGS`` against the system."""
+    import os
+    import subprocess
+    import sys
+
+    command = os.path.join(os.path.dirname(sys.executable), "stevedore")
+
+    def run(*args):
+        environ = {key: value for key, value in os.environ.items() if not key.startswith("STEVEDORE_")}
+        environ.update({"STEVEDORE_URL": system.url, "STEVEDORE_TOKEN": system.token})
+        return subprocess.run([command, *args], env=environ, capture_output=True, text=True, timeout=120,
+                              stdin=subprocess.DEVNULL)
+
+    return run
+
+
+def test_the_cli_runs_with_a_failure_policy_and_shows_why_the_run_stopped(cli, api, ready_tasks):
+    proc = cli("run", "e2e-fail", "--times", "30", "--max-failures", "2", "--retries", "2",
+               "--no-retry-on-exit-codes", "3,4", "--deadline", "600", "--wait")
+    assert proc.returncode == 1, proc.stderr
+    shown = dict(line.split(None, 1) for line in proc.stdout.splitlines()[:12] if line.strip())
+    assert shown["status"] == "ERROR (stopped: max_failures)", proc.stdout
+    assert "deadline" in shown
+    result = api.get(f"/result/{shown['result']}/").json()
+    params = result["params"]
+    assert (params["max_failures"], params["no_retry_on_exit_codes"], params["deadline"]) == (2, [3, 4], 600)
+    assert result["reason"] == "max_failures" and result["counts"]["CANCELLED"] >= 30 - 2 - RUNNER_SLOTS
+    # exit code 3 is not retried: every failed execution ran once
+    assert all(d["attempt"] == 1 for d in api.details(result["result_id"], status="ERROR"))
+
+
+def test_the_cli_refuses_a_bad_failure_policy_in_one_line(cli, ready_tasks):
+    both = cli("run", "e2e-ok", "--retry-on-exit-codes", "1", "--no-retry-on-exit-codes", "2")
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
+    words = cli("run", "e2e-ok", "--retry-on-exit-codes", "one")
+    assert words.returncode == 2 and "expected exit codes separated by commas" in words.stderr
+    out_of_range = cli("run", "e2e-ok", "--retry-on-exit-codes", "1,300")
+    assert out_of_range.returncode == 2 and out_of_range.stdout == ""
+    assert out_of_range.stderr.strip() == (
+        "stevedore: retry_on_exit_codes[1]: must be an integer from 0 to 255 (400 VALIDATION_ERROR)")
