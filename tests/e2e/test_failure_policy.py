@@ -147,3 +147,33 @@ def test_the_cli_refuses_a_bad_failure_policy_in_one_line(cli, ready_tasks):
     assert out_of_range.returncode == 2 and out_of_range.stdout == ""
     assert out_of_range.stderr.strip() == (
         "stevedore: retry_on_exit_codes[1]: must be an integer from 0 to 255 (400 VALIDATION_ERROR)")
+
+
+# ---------------------------------------------------------------- the web UI
+
+@pytest.fixture(scope="module")
+def browser(system):
+    import os
+
+    from tests.browser import Browser
+    from tests.support import ARTIFACTS
+
+    running = Browser(system.url, os.path.join(system.log_dir, "browser-policy.log"),
+                      os.path.join(ARTIFACTS, "screenshots")).start()
+    yield running
+    running.stop()
+
+
+def test_the_web_ui_runs_with_a_failure_policy_and_shows_why_the_run_stopped(browser, system, api, ready_tasks):
+    seen = browser.run("failure_policy", token=system.token, task_id=ready_tasks["fail"]["task_id"])
+    assert seen["both_rules_error"] == "give retry_on_exit_codes or no_retry_on_exit_codes, not both"
+    assert seen["range_error"].startswith("retry_on_exit_codes[1]: must be an integer from 0 to 255")
+    assert "stop after 2 failures" in seen["policy"] and "never retry exit codes 3, 4" in seen["policy"]
+    assert "deadline" in seen["policy"]
+    assert seen["stopped"] == "max failures reached: the rest were stopped"
+    assert "Deadline at" in seen["fields"]
+    assert not seen["cancel_visible"] and seen["rerun_visible"]
+    result = api.get(f"/result/{seen['result_id']}/").json()
+    assert result["status"] == "ERROR" and result["reason"] == "max_failures"
+    assert (result["params"]["max_failures"], result["params"]["no_retry_on_exit_codes"],
+            result["params"]["deadline"], result["params"]["retries"]) == (2, [3, 4], 600, 2)
