@@ -178,6 +178,10 @@ def run_request(limits=Limits()):
     class RunRequest(RunBase):
         """POST /task/{task_id}/ with RUN: run the task's image ``times`` times."""
 
+        # the two exit-code rules are one or the other (a null one is not given)
+        model_config = ConfigDict(**STRICT, extra="forbid", json_schema_extra={"not": {
+            "required": ["retry_on_exit_codes", "no_retry_on_exit_codes"],
+            "properties": {"retry_on_exit_codes": {"type": "array"}, "no_retry_on_exit_codes": {"type": "array"}}}})
         LIMITS: ClassVar[Limits] = limits
         REQUIRED: ClassVar[dict] = {"times": f"is required (an integer from 1 to {limits.max_times})"}
 

@@ -2,6 +2,7 @@
 import time
 
 import pytest
+import requests
 
 from tests.support import wait_until
 
@@ -11,7 +12,7 @@ RUNNER_SLOTS = 2  # the e2e system: two runners of one slot each
 FIRST_ATTEMPT_EXITS = 'if [ "$STEVEDORE_ATTEMPT" = 1 ]; then exit {code}; fi; echo "attempt $STEVEDORE_ATTEMPT ok"'
 
 
-def test_max_failures_stops_a_run_of_a_thousand_failing_executions_after_about_three(api, ready_tasks):
+def test_max_failures_stops_a_run_of_a_thousand_failing_executions_after_about_three(system, api, ready_tasks):
     submitted = time.time()
     result_id = api.run(ready_tasks["fail"]["task_id"], times=1000, max_failures=3)
     result = api.wait_result(result_id, timeout=90)
@@ -31,6 +32,14 @@ def test_max_failures_stops_a_run_of_a_thousand_failing_executions_after_about_t
     # the stopped run is counted, and its executions add up to times (details made by the fan-out too)
     assert sum(counts.values()) == 1000
     assert len(api.details(result_id, status="CANCELLED", limit=1000)) == counts["CANCELLED"]
+    assert stopped_runs(system, "max_failures") >= 1
+
+
+def stopped_runs(system, reason):
+    text = requests.get(system.metrics_url("scheduler"), timeout=10).text
+    line = next(line for line in text.splitlines()
+                if line.startswith(f'stevedore_runs_stopped_total{{reason="{reason}"}}'))
+    return float(line.split()[-1])
 
 
 def test_a_timeout_counts_as_a_failure_and_a_running_execution_is_stopped(api, ready_tasks):
@@ -68,7 +77,7 @@ def test_retry_on_exit_codes_retries_only_those_codes(api, ready_tasks):
         assert len(details[name]["attempts"]) == 1, name
 
 
-def test_a_run_past_its_deadline_is_stopped_and_ends_killed(api, ready_tasks):
+def test_a_run_past_its_deadline_is_stopped_and_ends_killed(system, api, ready_tasks):
     result_id = api.run(ready_tasks["sleep"]["task_id"], times=5, deadline=3, env={"SLEEP": "60"})
     wait_until(lambda: api.get(f"/result/{result_id}/").json()["counts"]["RUNNING"] >= 1, timeout=20,
                what="an execution running")
@@ -82,6 +91,7 @@ def test_a_run_past_its_deadline_is_stopped_and_ends_killed(api, ready_tasks):
     assert {d["status"] for d in details} <= {"KILLED", "CANCELLED"}
     assert sum(d["status"] == "KILLED" for d in details) >= 1
     assert result["counts"]["CANCELLED"] >= 5 - RUNNER_SLOTS
+    assert stopped_runs(system, "deadline") >= 1
 
 
 def test_a_run_that_ends_before_its_deadline_is_not_touched(api, ready_tasks):

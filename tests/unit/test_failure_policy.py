@@ -209,3 +209,33 @@ def test_a_new_run_gets_its_deadline_at_submission_unless_it_waits_for_others(ex
     result, created = create_result(Adding(), "t" * 32, "app", "img@sha256:x", params)
     assert created and result.n_failed == 0 and result.ended_by is None
     assert result.deadline_at == (result.submitted_at + 60 if armed else None)
+
+
+# ---------------------------------------------------------------- the scheduler's side
+
+def test_a_stop_is_announced_once_to_the_runners_with_its_reason_and_counted(monkeypatch):
+    from nameko.testing.services import worker_factory
+
+    from services.scheduler.service import SchedulerService
+
+    row = SimpleNamespace(id="r" * 32, ended_by="deadline", status="RUNNING")
+    answers = [(row, 3, True), (row, 0, False), (None, 0, False)]
+    monkeypatch.setattr(policy, "stop_result", lambda session, result_id, why: answers.pop(0))
+    service = worker_factory(SchedulerService)
+    for _ in range(3):
+        service._stop(row.id, "deadline")
+    service.dispatch.assert_called_once_with("result_cancelled", {"result_id": row.id, "reason": "deadline"})
+    service.metrics.run_stopped.assert_called_once_with("deadline")
+    assert [c.args for c in service.metrics.executions_cancelled.call_args_list] == [(3,), (0,)]
+
+
+def test_the_stop_metric_serves_both_reasons_from_the_start():
+    from prometheus_client import CollectorRegistry
+
+    from services.scheduler.metrics import SchedulerMetrics
+
+    metrics, registry = SchedulerMetrics(), CollectorRegistry()
+    metrics.declare(registry)
+    assert registry.get_sample_value("stevedore_runs_stopped_total", {"reason": "deadline"}) == 0
+    metrics.run_stopped("max_failures")
+    assert registry.get_sample_value("stevedore_runs_stopped_total", {"reason": "max_failures"}) == 1
