@@ -75,6 +75,8 @@ def test_retry_on_exit_codes_retries_only_those_codes(api, ready_tasks):
         assert ended[name]["status"] == "ERROR", name
         assert details[name]["attempt"] == 1 and details[name]["exit_code"] == 3, name
         assert len(details[name]["attempts"]) == 1, name
+        assert details[name]["reason"].endswith("; not retried: exit code 3 and " + (
+            "retry_on_exit_codes" if name == "unlisted" else "no_retry_on_exit_codes")), details[name]
 
 
 def test_a_run_past_its_deadline_is_stopped_and_ends_killed(system, api, ready_tasks):

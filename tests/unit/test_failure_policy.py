@@ -102,6 +102,15 @@ def test_an_error_is_retried_only_as_the_exit_code_rules_allow(fold, rules, exit
     fold(result, detail, exit_code=exit_code)
     assert detail.status == ("QUEUED" if retried else "ERROR")
     assert result.n_error == (0 if retried else 1) and result.n_failed == (0 if retried else 1)
+    if not retried:  # it says why its retries were not used
+        rule = next(iter(rules))
+        assert detail.reason == f"exited with code 3; not retried: exit code 3 and {rule}"
+
+
+def test_a_final_error_without_retries_left_says_nothing_more(fold):
+    result, detail = result_row(retries=0, retry_on_exit_codes=[4]), detail_row()
+    fold(result, detail)
+    assert detail.reason == "exited with code 3"
 
 
 def test_a_retried_attempt_is_no_failure_yet_and_the_last_one_is(fold):

@@ -56,6 +56,19 @@ def may_retry(result, exit_code):
     return True
 
 
+def final_reason(result, detail, status, exit_code, reason):
+    """The reason of an ERROR that ends an execution: with a note when its run's exit-code rules
+    kept it from its remaining retries."""
+    retries = (result.params or {}).get("retries") or 0
+    if status != st.ERROR or detail.attempt > retries or result.ended_by is not None \
+            or result.cancel_requested or detail.cancel_requested or may_retry(result, exit_code):
+        return reason
+    rule = "retry_on_exit_codes" if (result.params or {}).get("retry_on_exit_codes") is not None \
+        else "no_retry_on_exit_codes"
+    note = f"not retried: exit code {exit_code} and {rule}"
+    return f"{reason}; {note}" if reason else note
+
+
 def is_failure(result, detail, status):
     """Whether an execution that ended ``status`` (after its retries) counts against ``max_failures``.
 

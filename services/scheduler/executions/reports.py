@@ -202,7 +202,7 @@ def mark_finished(session, report, retry_base=1.0, retry_cap=300.0, logs=None, o
         detail.start = start
         detail.end = end
         detail.exit_code = exit_code
-        detail.reason = reason
+        detail.reason = policy.final_reason(result, detail, status, exit_code, reason)
         detail.lease_expires_at = None
         if report.get("container_id"):
             detail.container_id = report["container_id"]
