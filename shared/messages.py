@@ -207,9 +207,11 @@ class ExecutionsQueued(Message):
 
 
 class ResultCancelled(Message):
-    """``result_cancelled``: a run was cancelled (runners stop what they hold of it)."""
+    """``result_cancelled``: a run was cancelled (runners stop what they hold of it); ``reason``: why its
+    failure policy stopped it ("max_failures", "deadline"), absent for a cancel by its user."""
 
     result_id: str
+    reason: str | None = None
 
 
 class ExecutionCancelRequested(Message):

@@ -187,6 +187,7 @@ class SchedulerSettings(Common, Events, Metrics, Ceilings, Webhooks, Polling):
     probe_interval: Seconds = 1
     retry_backoff: Wait = 1                # 0: retried at once
     retry_backoff_max: Wait = 300
+    deadline_interval: Seconds = 1        # how often runs past their deadline are looked for
 
 
 class RunnerSettings(Common, Metrics, Docker, Polling):

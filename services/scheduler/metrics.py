@@ -54,6 +54,11 @@ class SchedulerMetrics(ServiceMetrics):
             ["kind"], registry=registry)
         for kind in ("whole", "since"):
             self.log_reads.labels(kind)
+        self.runs_stopped = Counter(
+            f"{PREFIX}_runs_stopped", "Runs this scheduler stopped for their failure policy, by reason",
+            ["reason"], registry=registry)
+        for reason in ("max_failures", "deadline"):
+            self.runs_stopped.labels(reason)
         self.run_time = Histogram(
             f"{PREFIX}_execution_run_seconds", "Seconds an execution's container ran (each attempt)",
             buckets=RUN_BUCKETS, registry=registry)
@@ -81,6 +86,10 @@ class SchedulerMetrics(ServiceMetrics):
             self.run_time.observe(took)
         if detail.status in st.TERMINAL:
             self.finished.labels(detail.status).inc()
+
+    def run_stopped(self, reason):
+        """A run stopped by its failure policy (``max_failures`` or ``deadline``)."""
+        self.runs_stopped.labels(reason).inc()
 
     def executions_cancelled(self, count):
         """Executions that ended CANCELLED without a runner (never started)."""

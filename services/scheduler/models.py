@@ -52,6 +52,11 @@ class Result(Base):
     webhook_status: Mapped[str | None] = mapped_column(String(16))
     webhook_deliveries: Mapped[list | None] = mapped_column(JSON)
     webhook_lease: Mapped[float | None] = mapped_column(Float)
+    # the failure policy (services/scheduler/executions/policy.py, migration 0014): why it stopped
+    # the run ("max_failures", "deadline"; None), the failures it counts, and when the deadline falls
+    ended_by: Mapped[str | None] = mapped_column(String(16))
+    n_failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    deadline_at: Mapped[float | None] = mapped_column(Float)
 
     __table_args__ = (
         # the webhook timer's query: attempts due
@@ -60,6 +65,11 @@ class Result(Base):
         # the retention sweep's query: ended results, oldest end first
         Index("ix_results_ended", "end",
               postgresql_where=text("status IN ('COMPLETE', 'ERROR', 'CANCELLED', 'KILLED')")),
+        # the deadline timer's query, and the sweep's of stops cut short (migration 0014)
+        Index("ix_results_deadline", "deadline_at", postgresql_where=text(
+            "deadline_at IS NOT NULL AND ended_by IS NULL AND status IN ('QUEUED', 'RUNNING')")),
+        Index("ix_results_stopping", "id", postgresql_where=text(
+            "ended_by IS NOT NULL AND NOT cancel_requested AND status IN ('QUEUED', 'RUNNING')")),
     )
 
 

@@ -6,7 +6,7 @@ from nameko.events import SERVICE_POOL, EventDispatcher, event_handler
 from nameko.timer import timer
 
 from services.scheduler import executions as ex
-from services.scheduler import knowntasks, recovery, webhooks
+from services.scheduler import failurepolicy, knowntasks, recovery, webhooks
 from services.scheduler.holdings import installation_id
 from services.scheduler.runnersizes import RunnerSizesProvider
 from services.scheduler.idlerunners import IdleRunnersProvider
@@ -33,7 +33,7 @@ OUTCOME_FIELDS = ("detail_id", "attempt", "runner", "lease_expired", "status", "
                   "start", "end")
 
 
-class SchedulerService(recovery.RecoveryMixin):
+class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin):
     name = "scheduler"
 
     db = Database(Base)
@@ -258,6 +258,7 @@ class SchedulerService(recovery.RecoveryMixin):
         for result_id in ex.unfinished_cancels(session):
             log.warning("finishing the cancel of result %s", result_id)
             self.metrics.executions_cancelled(ex.finish_cancel(session, result_id))
+        self.finish_stops()
         for result in ex.unnotified_finished(session):
             self._notify_finished(result)
 
@@ -373,7 +374,9 @@ class SchedulerService(recovery.RecoveryMixin):
         if detail.status == statuses.QUEUED or result.parallelism:
             # a retry is queued, or a parallelism slot came free: wake idle runners
             self._wake(result.id, 1, sized=_sized(result.params))
-        if result.status in statuses.TERMINAL:
+        if ex.needs_stop(result):  # it reached max_failures: the rest are stopped now
+            self._stop(result.id, result.ended_by)
+        elif result.status in statuses.TERMINAL:
             self._notify_finished(result)
 
     def _notify_finished(self, result):

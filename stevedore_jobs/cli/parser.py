@@ -38,6 +38,15 @@ def count(text):
     return value
 
 
+def exit_codes(text):
+    """An argument that is a comma-separated list of exit codes: ``1,2,137`` (the API checks their range)."""
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected exit codes separated by commas, e.g. 1,2,137, got {text!r}") \
+            from None
+
+
 def _global_options(parser, defaults):
     """--url, --token, --json: accepted before and after the command."""
     default = (lambda value: value) if defaults else (lambda value: argparse.SUPPRESS)
@@ -97,6 +106,16 @@ def build_parser():
                      help=f"0 (lowest) to {PRIORITY_MAX} (highest); default {PRIORITY_DEFAULT}")
     sub.add_argument("--memory", metavar="SIZE", help='memory limit per container, e.g. "256m"')
     sub.add_argument("--cpus", type=float, help="CPUs per container, e.g. 0.5")
+    # the failure policy (docs/api.md#failure-policy)
+    sub.add_argument("--max-failures", type=int, metavar="N",
+                     help="stop the run once N executions failed (after their retries); it ends ERROR")
+    sub.add_argument("--deadline", type=float, metavar="SECONDS",
+                     help="stop the run this long after its submission; it ends KILLED")
+    codes = sub.add_mutually_exclusive_group()
+    codes.add_argument("--retry-on-exit-codes", type=exit_codes, metavar="CODES",
+                       help="with --retries: retry only executions that exited with one of these codes (1,2,...)")
+    codes.add_argument("--no-retry-on-exit-codes", type=exit_codes, metavar="CODES",
+                       help="with --retries: never retry executions that exited with one of these codes")
     sub.add_argument("--wait", action="store_true",
                      help="show progress until the run ends; exit 1 unless every execution completed")
 

@@ -21,7 +21,8 @@ def result_fields(result):
     return [
         ("result", result["result_id"]),
         ("task", f"{result.get('task_name') or '?'} ({result['task_id']})"),
-        ("status", result["status"] + (" (cancel requested)" if result.get("cancel_requested")
+        ("status", result["status"] + (f" (stopped: {result['reason']})" if result.get("reason") else
+                                       " (cancel requested)" if result.get("cancel_requested")
                                        and result["status"] not in st.TERMINAL else "")),
         ("executions", f"{finished_count(result['counts'])}/{result['times']} finished: "
                        f"{format_counts(result['counts'])}"),
@@ -29,6 +30,7 @@ def result_fields(result):
         ("started", format_time(result.get("start"))),
         ("ended", format_time(result.get("end"))),
         ("duration", format_duration(result.get("duration"))),
+        ("deadline", format_time(result.get("deadline_at")) if result.get("deadline_at") else None),
         ("image", result.get("image")),
         ("params", " ".join(f"{key}={json.dumps(value)}" for key, value in sorted(params.items()))
          or None),

@@ -21,6 +21,13 @@ def _kind(schema):
     for option in options:
         kind = {"integer": "integer", "number": "number", "string": "string", "array": "list of strings",
                 "object": "object of strings"}.get(option.get("type"), option.get("type"))
+        items = option.get("items") or {}
+        if option.get("type") == "array" and items.get("type") == "integer":
+            kind = "list of integers"
+            if "minimum" in items and "maximum" in items:
+                kind += f" {_number(items['minimum'])}..{_number(items['maximum'])}"
+            if "maxItems" in option:
+                kind += f" (at most {option['maxItems']})"
         if "const" in option:
             kind = f"`\"{option['const']}\"`"
         if "minimum" in option and "maximum" in option:

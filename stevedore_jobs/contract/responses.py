@@ -51,6 +51,10 @@ class RunParams(Answer):
     cpus: Optional[float] = None
     priority: Optional[int] = None
     callback_url: Optional[str] = None
+    max_failures: Optional[int] = None
+    retry_on_exit_codes: Optional[list[int]] = None
+    no_retry_on_exit_codes: Optional[list[int]] = None
+    deadline: Optional[float] = None
 
 
 class Durations(Answer):
@@ -89,6 +93,10 @@ class Result(Answer):
     cancel_requested: bool
     rerun_of: Optional[str] = Field(description="the result this one reran")
     reruns: list[str] = Field(description="results rerunning this one's failures")
+    reason: Optional[str] = Field(None, description="why the failure policy stopped the run: \"max_failures\" "
+                                                    "or \"deadline\" (set from that moment); else null")
+    deadline_at: Epoch = Field(None, description="when its `deadline` stops it (null without a deadline, or "
+                                                 "while it waits for other runs)")
     durations: Optional[Durations] = Field(None, description="GET /result/{id}/ only")
     webhook: Optional[Webhook] = Field(None, description="GET /result/{id}/ only; null without callback_url")
 

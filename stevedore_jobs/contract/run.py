@@ -5,7 +5,7 @@ import shlex
 from typing import Annotated, ClassVar, Literal, Optional, Union
 from urllib.parse import urlsplit
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from stevedore_jobs.contract.checks import (
     CALLBACK_URL_PATTERN, COMMAND_PATTERN, NO_CONTROL, NO_CONTROL_IN_TEXT, Invalid, memory_bytes, memory_pattern,
@@ -21,6 +21,12 @@ TIMEOUT_MAX = 31 * 24 * 3600
 PARALLELISM_MAX = 100000
 RETRIES_MAX = 100
 PRIORITY_MAX, PRIORITY_DEFAULT = 9, 5
+DEADLINE_MAX = 31 * 24 * 3600
+EXIT_CODES_MAX = 256  # entries in retry_on_exit_codes / no_retry_on_exit_codes
+EXIT_CODE_MAX = 255
+# the failure policy's fields: left out of a run's stored params when not given, so a RUN without
+# them is stored (and compared by its Idempotency-Key) as before they existed
+POLICY_FIELDS = ("max_failures", "retry_on_exit_codes", "no_retry_on_exit_codes", "deadline")
 
 
 def split_command(value):
@@ -64,6 +70,24 @@ def check_env(value):
         if len(item) > ENV_VALUE_MAX:
             raise Invalid(f"{key}: value must be at most {ENV_VALUE_MAX} characters", "env")
     return value
+
+
+def check_exit_codes(value, field):
+    """A list of exit codes (integers 0..255, at most 256 of them; 2.0 is 2), or None."""
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise Invalid(f"must be a list of integers from 0 to {EXIT_CODE_MAX}", field)
+    if len(value) > EXIT_CODES_MAX:
+        raise Invalid(f"must have at most {EXIT_CODES_MAX} exit codes", field)
+    codes = []
+    for i, code in enumerate(value):
+        if isinstance(code, float) and code.is_integer():
+            code = int(code)
+        if isinstance(code, bool) or not isinstance(code, int) or not 0 <= code <= EXIT_CODE_MAX:
+            raise Invalid(f"must be an integer from 0 to {EXIT_CODE_MAX}", f"{field}[{i}]")
+        codes.append(code)
+    return codes
 
 
 def check_callback_url(value):
@@ -125,7 +149,8 @@ class RunBase(Request):
     NOTES: ClassVar[dict] = {"cpus": CPUS_NOTE}
     LIMITS: ClassVar[Limits] = Limits()
 
-    @field_validator("times", "parallelism", "retries", "priority", mode="before", check_fields=False)
+    @field_validator("times", "parallelism", "retries", "priority", "max_failures", mode="before",
+                     check_fields=False)
     @classmethod
     def _json_integer(cls, value):
         # JSON has one kind of number, and JSON Schema's integer is any number without a fraction:
@@ -138,6 +163,9 @@ class RunBase(Request):
         """The parameters the result is run with (stored with it as ``params``)."""
         params = self.model_dump(exclude={"operation", "task_id", "callback_url"})
         params["env"] = params["env"] or {}
+        for field in POLICY_FIELDS:
+            if field in params and params[field] is None:
+                del params[field]
         if self.callback_url is not None:
             params["callback_url"] = self.callback_url
         return params
@@ -150,6 +178,10 @@ def run_request(limits=Limits()):
     class RunRequest(RunBase):
         """POST /task/{task_id}/ with RUN: run the task's image ``times`` times."""
 
+        # the two exit-code rules are one or the other (a null one is not given)
+        model_config = ConfigDict(**STRICT, extra="forbid", json_schema_extra={"not": {
+            "required": ["retry_on_exit_codes", "no_retry_on_exit_codes"],
+            "properties": {"retry_on_exit_codes": {"type": "array"}, "no_retry_on_exit_codes": {"type": "array"}}}})
         LIMITS: ClassVar[Limits] = limits
         REQUIRED: ClassVar[dict] = {"times": f"is required (an integer from 1 to {limits.max_times})"}
 
@@ -195,6 +227,43 @@ def run_request(limits=Limits()):
         callback_url: Optional[str] = Field(
             None, min_length=1, max_length=CALLBACK_URL_MAX, json_schema_extra={"pattern": CALLBACK_URL_PATTERN},
             description="an http(s) URL POSTed the result when the run ends, signed ([webhooks.md](webhooks.md))")
+
+        max_failures: Optional[int] = Field(
+            None, ge=1, le=limits.max_times, json_schema_extra={"x-setting": "RUN_MAX_TIMES"},
+            description="once this many executions ended ERROR, or KILLED by their `timeout`, after their "
+                        "retries, the rest are stopped (queued ones end CANCELLED, running ones KILLED, "
+                        "`reason` \"max_failures\") and the run ends ERROR with `reason` \"max_failures\"")
+        retry_on_exit_codes: Optional[Annotated[
+            list[Annotated[int, Field(ge=0, le=EXIT_CODE_MAX)]], Field(max_length=EXIT_CODES_MAX)]] = Field(
+            None, description="with `retries`: only an execution that exited with one of these codes is "
+                              "retried (a failure with no exit code, such as a lost runner, still is)")
+        no_retry_on_exit_codes: Optional[Annotated[
+            list[Annotated[int, Field(ge=0, le=EXIT_CODE_MAX)]], Field(max_length=EXIT_CODES_MAX)]] = Field(
+            None, description="with `retries`: an execution that exited with one of these codes is not "
+                              "retried; not with `retry_on_exit_codes` (400)")
+        deadline: Optional[float] = Field(
+            None, ge=1, le=DEADLINE_MAX,
+            description="seconds for the whole run, from its submission (a run that waits for others: from "
+                        "the end of its wait): then its queued executions end "
+                        "CANCELLED, its running ones KILLED (`reason` \"deadline\") and the run ends "
+                        "KILLED with `reason` \"deadline\"")
+
+        @field_validator("retry_on_exit_codes", mode="before")
+        @classmethod
+        def _retry_on(cls, value):
+            return check_exit_codes(value, "retry_on_exit_codes")
+
+        @field_validator("no_retry_on_exit_codes", mode="before")
+        @classmethod
+        def _no_retry_on(cls, value):
+            return check_exit_codes(value, "no_retry_on_exit_codes")
+
+        @model_validator(mode="after")
+        def _one_exit_code_rule(self):
+            if self.retry_on_exit_codes is not None and self.no_retry_on_exit_codes is not None:
+                raise Invalid("give retry_on_exit_codes or no_retry_on_exit_codes, not both",
+                              "no_retry_on_exit_codes")
+            return self
 
         @field_validator("command", mode="before")
         @classmethod

@@ -399,3 +399,8 @@ def phone_pages(session, token, pages):
         answer[name] = {"scroll_width": page.evaluate("document.documentElement.scrollWidth"),
                         "screenshot": session.screenshot(page, f"phone-{name}")}
     return answer
+
+
+
+# scenarios kept in modules of their own (they use the helpers above), played by the same name
+from tests.browser.policy_scenarios import failure_policy  # noqa: E402,F401

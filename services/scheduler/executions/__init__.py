@@ -7,6 +7,7 @@
 - ``claims``: an execution given to a runner under a lease, renewed by heartbeat;
 - ``reports``: a runner's reports of an attempt's start and end, folded;
 - ``cancel``: cancelling a run or one execution;
+- ``policy``: a run's failure policy (max_failures, exit-code rules of retries, deadline);
 - ``logs``: an execution's output, stored and read;
 - ``retention``: a result's end announced, and the result deleted.
 
@@ -19,6 +20,7 @@ from services.scheduler.executions.claims import (
     claim, expired_leases, note_waiting, renew_leases, sized_active_results)
 from services.scheduler.executions.fanout import FAN_OUT_BATCH, fan_out_batch, unfinished_fan_outs
 from services.scheduler.executions.logs import get_log_bytes, get_logs, store_live_logs
+from services.scheduler.executions.policy import arm_deadline, needs_stop
 from services.scheduler.executions.reports import clean_text, mark_finished, mark_started, queue_wait
 from services.scheduler.executions.retention import (
     RETENTION_BATCH, delete_result, expired_results, mark_notified, unnotified_finished)
@@ -28,7 +30,7 @@ from services.scheduler.executions.views import (
     active_results, detail_as_dict, duration_percentiles, list_details, list_results, result_as_dict)
 
 __all__ = [
-    "FAN_OUT_BATCH", "RETENTION_BATCH", "active_results", "cancel_detail", "cancel_result", "cancel_unstarted",
+    "FAN_OUT_BATCH", "RETENTION_BATCH", "active_results", "arm_deadline", "needs_stop", "cancel_detail", "cancel_result", "cancel_unstarted",
     "claim", "clean_text", "counts", "create_result", "delete_result", "detail_as_dict", "duration_percentiles",
     "expired_leases", "expired_results", "fan_out_batch", "find_by_key", "finish_cancel", "get_detail",
     "get_log_bytes", "get_logs", "get_result", "list_details", "list_results", "mark_finished",

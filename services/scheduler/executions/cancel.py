@@ -52,15 +52,19 @@ def cancel_result(session, result_id):
 
 
 def finish_cancel(session, result_id, stamp=None):
-    """End a cancelled run's queued, unclaimed executions CANCELLED and count them; how many."""
+    """End a cancelled run's queued, unclaimed executions CANCELLED and count them; how many.
+
+    Their reason: why the failure policy stopped the run (``ended_by``), else UNSTARTED_REASON.
+    """
     stamp = stamp or now()
+    reason = session.scalar(select(Result.ended_by).where(Result.id == result_id)) or UNSTARTED_REASON
     # details first, then the result row (the lock order every writer keeps); a count,
     # not RETURNING: a run of 100,000 would send every id back only to be counted
     ended = session.execute(
         update(_details)
         .where(_details.c.result_id == result_id, _details.c.status == st.QUEUED,
                _details.c.runner.is_(None))
-        .values(status=st.CANCELLED, end=stamp, not_before=None, reason=UNSTARTED_REASON)).rowcount
+        .values(status=st.CANCELLED, end=stamp, not_before=None, reason=reason)).rowcount
     if ended:
         result = session.get(Result, result_id, with_for_update=True, populate_existing=True)
         result.n_cancelled += ended
@@ -100,7 +104,8 @@ def cancel_unstarted(result, detail):
     detail.status = st.CANCELLED
     detail.end = stamp
     detail.not_before = None
-    detail.reason = UNSTARTED_REASON
+    # a run the failure policy stopped: its reason (policy.py)
+    detail.reason = (None if detail.cancel_requested else result.ended_by) or UNSTARTED_REASON
     result.n_cancelled += 1
     result.end = max(result.end or 0, stamp)
     result.status = derive_status(result)

@@ -60,7 +60,7 @@ def fan_out_batch(session, result_id, batch=FAN_OUT_BATCH):
     values = {"result_id": result.id, "task_id": result.task_id, "priority": result.priority,
               "status": st.CANCELLED if cancelled else st.QUEUED, "submitted_at": result.submitted_at,
               "end": now() if cancelled else None,
-              "reason": UNSTARTED_REASON if cancelled else None}
+              "reason": (result.ended_by or UNSTARTED_REASON) if cancelled else None}
     if indices:
         session.execute(FAN_OUT_INDICES, {**values, "indices": list(indices[first:last])})
     else:

@@ -9,6 +9,7 @@ import logging
 import math
 
 from services.scheduler import output
+from services.scheduler.executions import policy
 from services.scheduler.executions.logs import store_logs
 from services.scheduler.executions.state import COUNTER, db_now, derive_status, lock_pair
 from services.scheduler.runnersizes import WAITING
@@ -141,8 +142,9 @@ def mark_finished(session, report, retry_base=1.0, retry_cap=300.0, logs=None, o
     """Fold a runner's report of an attempt's end; returns (result, detail) or (None, None).
 
     An ERROR (non-zero exit, runner lost) is retried while the run's
-    ``retries`` allow, after an exponential backoff; the attempt is kept in the
-    detail's history either way.
+    ``retries`` and exit-code rules allow, after an exponential backoff; the
+    attempt is kept in the detail's history either way.  An execution's end
+    is counted for the run's ``max_failures`` here (``policy.count_end``).
 
     ``logs`` (the attempt's final output, as the runner sent it) are stored in
     the same transaction, so whoever sees the execution ended sees its output.
@@ -166,6 +168,7 @@ def mark_finished(session, report, retry_base=1.0, retry_cap=300.0, logs=None, o
         log.warning("report of execution %s (attempt %s) has fields that cannot be stored: %s",
                     detail.id, detail.attempt, "; ".join(problems))
         reason = _with_note(reason, f"the runner's report could not be read in full ({'; '.join(problems)})")
+    reason = policy.stopped_reason(result, detail, status, reason)  # a stop of the policy's says so
     start = reported_start or detail.start
     end = reported_end or now()
     was_running = detail.status == st.RUNNING
@@ -183,7 +186,7 @@ def mark_finished(session, report, retry_base=1.0, retry_cap=300.0, logs=None, o
     if was_running:
         result.n_running -= 1
     retries = (result.params or {}).get("retries") or 0
-    if status == st.ERROR and detail.attempt <= retries and not (
+    if status == st.ERROR and detail.attempt <= retries and policy.may_retry(result, exit_code) and not (
             result.cancel_requested or detail.cancel_requested):
         wait = backoff(detail.attempt, retry_base, retry_cap)
         detail.status = st.QUEUED
@@ -199,7 +202,7 @@ def mark_finished(session, report, retry_base=1.0, retry_cap=300.0, logs=None, o
         detail.start = start
         detail.end = end
         detail.exit_code = exit_code
-        detail.reason = reason
+        detail.reason = policy.final_reason(result, detail, status, exit_code, reason)
         detail.lease_expires_at = None
         if report.get("container_id"):
             detail.container_id = report["container_id"]
@@ -207,6 +210,7 @@ def mark_finished(session, report, retry_base=1.0, retry_cap=300.0, logs=None, o
             result.start = start
         setattr(result, COUNTER[status], getattr(result, COUNTER[status]) + 1)
         result.end = max(result.end or 0, end)
+        policy.count_end(result, detail, status)  # max_failures, exact: both rows are locked
     result.status = derive_status(result)
     session.commit()
     if unreported_wait is not None and on_start is not None:

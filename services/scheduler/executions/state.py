@@ -21,6 +21,12 @@ DB_NOW = literal_column(DB_NOW_SQL, Float)
 
 UNSTARTED_REASON = "cancelled before it started"
 
+# why a run's failure policy stopped it (``results.ended_by``), and the status the run then ends
+# with whatever its executions ended with (services/scheduler/executions/policy.py)
+MAX_FAILURES = "max_failures"
+DEADLINE = "deadline"
+ENDED_BY_STATUS = {MAX_FAILURES: st.ERROR, DEADLINE: st.KILLED}
+
 COUNTER = {
     st.COMPLETE: "n_complete",
     st.ERROR: "n_error",
@@ -63,6 +69,8 @@ def derive_status(result):
     c = counts(result)
     finished = c[st.COMPLETE] + c[st.ERROR] + c[st.CANCELLED] + c[st.KILLED]
     if finished >= result.times:
+        if getattr(result, "ended_by", None) in ENDED_BY_STATUS:
+            return ENDED_BY_STATUS[result.ended_by]
         if result.cancel_requested and (c[st.CANCELLED] or c[st.KILLED]):
             return st.KILLED if c[st.KILLED] else st.CANCELLED
         return st.COMPLETE if c[st.COMPLETE] == result.times else st.ERROR

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from services.scheduler.executions.fanout import FAN_OUT_RANGE
+from services.scheduler.executions.policy import deadline_at
 from services.scheduler.executions.state import get_result
 from services.scheduler.models import Detail, Result
 from shared import statuses as st
@@ -46,7 +47,9 @@ def create_result(session, task_id, task_name, image, params, idempotency_key=No
         created=params["times"] if with_details else 0,
         active=0, n_running=0, n_complete=0, n_error=0, n_cancelled=0, n_killed=0,
         cancel_requested=False, finished_notified=False, idempotency_key=idempotency_key,
-        rerun_of=rerun_of, reruns=[],
+        rerun_of=rerun_of, reruns=[], n_failed=0,
+        # a run that waits for others (``after``) gets its deadline when it is released (policy.arm_deadline)
+        deadline_at=None if params.get("after") else deadline_at(params, stamp),
     )
     session.add(result)
     try:  # the flush too: a RUN sent twice at once meets the other's key there

@@ -486,7 +486,42 @@
     }
     const env = parseEnv(form.elements.namedItem("env").value);
     if (Object.keys(env).length) payload.env = env;
-    return payload;
+    return Object.assign(payload, policyBody(form));
+  }
+
+  // ------------------------------------------------------------------ failure policy (docs/api.md#failure-policy)
+
+  /* The RUN's failure policy from the form: max_failures and deadline as numbers, the exit-code
+   * rules as lists ("1, 137"); what is not a number is sent as typed so that the API names it. */
+  function policyBody(form) {
+    const policy = {};
+    const asNumber = (raw) => (raw !== "" && Number.isFinite(Number(raw)) ? Number(raw) : raw);
+    for (const name of ["max_failures", "deadline"]) {
+      const raw = value(form, name);
+      if (raw !== "") policy[name] = asNumber(raw);
+    }
+    for (const name of ["retry_on_exit_codes", "no_retry_on_exit_codes"]) {
+      const raw = value(form, name);
+      if (raw !== "") policy[name] = raw.split(/[\s,]+/).filter(Boolean).map(asNumber);
+    }
+    return policy;
+  }
+
+  /* The result page's rows of a run's failure policy, and why it stopped (none without a policy). */
+  function policyRows(r) {
+    const p = r.params || {};
+    const parts = [];
+    if (p.max_failures) parts.push(`stop after ${p.max_failures} failure${p.max_failures === 1 ? "" : "s"}`);
+    if (p.deadline) parts.push(`deadline ${fmtDuration(p.deadline)}`);
+    if (p.retry_on_exit_codes) parts.push(`retry only exit codes ${p.retry_on_exit_codes.join(", ") || "(none)"}`);
+    if (p.no_retry_on_exit_codes) parts.push(`never retry exit codes ${p.no_retry_on_exit_codes.join(", ")}`);
+    const why = {max_failures: "max failures reached: the rest were stopped",
+                 deadline: "deadline reached: the run was stopped"};
+    return [
+      parts.length && ["Failure policy", h("span", {"data-policy": "", text: parts.join("; ")})],
+      r.deadline_at && ["Deadline at", timeEl(r.deadline_at)],
+      r.reason && ["Stopped", h("span", {"data-reason": r.reason, text: why[r.reason] || r.reason})],
+    ];
   }
 
   function taskPage() {
@@ -754,7 +789,8 @@
         ["Priority", p.priority ?? 5],
         ["Memory", p.memory || "default"],
         ["CPUs", p.cpus || "default"],
-        r.cancel_requested && ["Cancel", ACTIVE.has(r.status) ? "requested; stopping what runs" : "requested"],
+        ...policyRows(r),
+        !r.reason && r.cancel_requested && ["Cancel", ACTIVE.has(r.status) ? "requested; stopping what runs" : "requested"],
         r.rerun_of && ["Rerun of", resultLink(r.rerun_of)],
         (r.reruns || []).length && ["Reruns", r.reruns.map((rid, i) => [i ? ", " : "", resultLink(rid)])],
         ["Result id", mono(r.result_id)],
