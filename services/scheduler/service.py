@@ -21,6 +21,7 @@ from shared.handlers import first_line, is_transient, retrying_event_handler
 from shared.messages import wire
 from shared.rpc import rpc
 from shared.timeutil import now
+from stevedore_jobs.contract.change import ResultChange
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +51,11 @@ class SchedulerService(recovery.RecoveryMixin):
     def run_task(self, task_id, body, idempotency_key=None, task=None):
         """Accept a RUN of ``task_id``; ``task``: the registry's ``task_facts`` of it, sent by the
         gateway when this answered ``TaskUnconfirmed`` (services/scheduler/knowntasks.py)."""
-        params = validation.run_params(body, self.settings.run_max_times, *self.settings.ceilings)
+        params, spread = validation.run_parts(body, self.settings.run_max_times, *self.settings.ceilings)
         self.webhook_sender.require_configured(params)
         session = self.db.session
         if idempotency_key:
-            earlier = ex.find_by_key(session, idempotency_key, task_id, params)
+            earlier = ex.find_by_key(session, idempotency_key, task_id, params, spread)
             if earlier is not None:
                 return ex.result_as_dict(earlier)
         # held until the result is committed: the task's DELETE waits for it, and then counts it
@@ -63,7 +64,7 @@ class SchedulerService(recovery.RecoveryMixin):
         # RUN commits, runners woken at once (result_submitted then finds nothing to do)
         inline = params["times"] <= INLINE_FAN_OUT
         result, created = ex.create_result(session, known.task_id, known.name, known.digest,
-                                           params, idempotency_key, with_details=inline)
+                                           params, idempotency_key, with_details=inline, spread=spread)
         if created:
             if inline:
                 self._wake(result.id, result.times, sized=_sized(params))
@@ -141,6 +142,18 @@ class SchedulerService(recovery.RecoveryMixin):
         self.dispatch(events.RESULT_CANCELLED, wire(m.ResultCancelled(result_id=result.id)))
         if result.status in statuses.TERMINAL:
             self._notify_finished(result)
+        return ex.result_as_dict(result)
+
+    @rpc
+    def change_result(self, result_id, body):
+        """PATCH /result/{id}/: parallelism and/or priority of a run's executions not yet started."""
+        changes = validation.parse(ResultChange, body).changes()
+        result, before, woken = ex.change_result(self.db.session, result_id, changes)
+        self.dispatch(events.RESULT_CHANGED, wire(m.ResultChanged(
+            result_id=result.id, changed=sorted(changes), previous=before,
+            parallelism=result.parallelism, priority=result.priority)))
+        if woken:  # more may run at once now
+            self._wake(result.id, woken, sized=_sized(result.params))
         return ex.result_as_dict(result)
 
     @rpc

@@ -21,6 +21,10 @@ def _kind(schema):
     for option in options:
         kind = {"integer": "integer", "number": "number", "string": "string", "array": "list of strings",
                 "object": "object of strings"}.get(option.get("type"), option.get("type"))
+        if option.get("type") == "array" and "$ref" in option.get("items", {}):
+            kind = "list of objects"
+        if option.get("type") == "object" and (option.get("additionalProperties") or {}).get("type") == "array":
+            kind = "object of lists of strings"
         if "const" in option:
             kind = f"`\"{option['const']}\"`"
         if "minimum" in option and "maximum" in option:

@@ -51,6 +51,9 @@ class RunParams(Answer):
     cpus: Optional[float] = None
     priority: Optional[int] = None
     callback_url: Optional[str] = None
+    per_execution: Optional[Literal["items", "matrix"]] = Field(
+        None, description="with items or a matrix: each execution has parameters of its own (its detail's "
+                          "`params`)")
 
 
 class Durations(Answer):
@@ -89,8 +92,18 @@ class Result(Answer):
     cancel_requested: bool
     rerun_of: Optional[str] = Field(description="the result this one reran")
     reruns: list[str] = Field(description="results rerunning this one's failures")
+    parallelism: Optional[int] = Field(None, description="the run's parallelism now (`params` keeps what it "
+                                                         "was run with; PATCH changes this); null: no limit")
+    priority: Optional[int] = Field(None, description="the priority of its executions not yet started, now")
     durations: Optional[Durations] = Field(None, description="GET /result/{id}/ only")
     webhook: Optional[Webhook] = Field(None, description="GET /result/{id}/ only; null without callback_url")
+
+
+class ExecutionParams(Answer):
+    """One execution's own parameters: its env merged over the run's, its command in place of the run's."""
+
+    env: Optional[dict[str, str]] = None
+    command: Optional[list[str]] = None
 
 
 class Attempt(Answer):
@@ -120,6 +133,9 @@ class Detail(Answer):
     runner: Optional[str] = Field(description="the runner that claimed it")
     attempt: int
     attempts: list[Attempt] = Field(description="each ended attempt")
+    params: Optional[ExecutionParams] = Field(
+        None, description="this execution's own parameters (from the RUN's items or matrix), merged over "
+                          "the run's; null when it runs with the run's alone")
 
 
 def _stream_fields():

@@ -5,11 +5,12 @@ import shlex
 from typing import Annotated, ClassVar, Literal, Optional, Union
 from urllib.parse import urlsplit
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from stevedore_jobs.contract.checks import (
     CALLBACK_URL_PATTERN, COMMAND_PATTERN, NO_CONTROL, NO_CONTROL_IN_TEXT, Invalid, memory_bytes, memory_pattern,
     shown, size_text)
+from stevedore_jobs.contract import items as per_execution
 from stevedore_jobs.contract.requests import STRICT, Limits, Request, number, parse
 
 CALLBACK_URL_MAX = 2048
@@ -119,6 +120,36 @@ def names_and_values(schema):
     schema.update(propertyNames={"pattern": pattern}, additionalProperties=value)
 
 
+CommandValue = Union[Annotated[str, Field(min_length=1, max_length=COMMAND_MAX, pattern=COMMAND_PATTERN)],
+                     Annotated[list[Annotated[str, Field(pattern=NO_CONTROL_IN_TEXT)]], Field(min_length=1)]]
+EnvMap = Annotated[
+    dict[Annotated[str, Field(pattern=ENV_NAME_PATTERN)],
+         Annotated[str, Field(max_length=ENV_VALUE_MAX, pattern=NO_CONTROL_IN_TEXT)]],
+    Field(max_length=ENV_MAX, json_schema_extra=names_and_values)]
+
+
+class Item(BaseModel):
+    """One execution's own parameters (an entry of ``items``): its env merged over the run's, its command
+    in place of the run's."""
+
+    model_config = ConfigDict(**STRICT, extra="forbid")
+
+    env: Optional[EnvMap] = Field(None, description="merged over the run's `env`")
+    command: Optional[Union[CommandValue, None]] = Field(None, description="replaces the run's `command`")
+
+
+def matrix_schema(schema):
+    names_and_values(schema)
+    schema.update(maxProperties=per_execution.MATRIX_KEYS_MAX, minProperties=1)
+
+
+MatrixMap = Annotated[
+    dict[Annotated[str, Field(pattern=ENV_NAME_PATTERN)],
+         Annotated[list[Annotated[str, Field(max_length=ENV_VALUE_MAX, pattern=NO_CONTROL_IN_TEXT)]],
+                   Field(min_length=1)]],
+    Field(json_schema_extra=matrix_schema)]
+
+
 class RunBase(Request):
     model_config = ConfigDict(**STRICT, extra="forbid")
     SAYS: ClassVar[dict] = {"operation": "must be RUN", "task_id": "must be a string"}
@@ -135,12 +166,25 @@ class RunBase(Request):
         return value
 
     def params(self):
-        """The parameters the result is run with (stored with it as ``params``)."""
-        params = self.model_dump(exclude={"operation", "task_id", "callback_url"})
+        """The parameters the result is run with (stored with it as ``params``): the run-wide ones; with
+        ``items`` or ``matrix``, ``per_execution`` says which (each execution's own: ``spread``)."""
+        params = self.model_dump(exclude={"operation", "task_id", "callback_url", "items", "matrix"})
         params["env"] = params["env"] or {}
         if self.callback_url is not None:
             params["callback_url"] = self.callback_url
+        spread = self.spread()
+        if spread:
+            params["times"] = per_execution.count(spread)
+            params["per_execution"] = next(iter(spread))
         return params
+
+    def spread(self):
+        """``{"items": [...]}`` or ``{"matrix": {...}}`` (what each execution is given), or None."""
+        if getattr(self, "items", None) is not None:
+            return {"items": [item.model_dump(exclude_none=True) for item in self.items]}
+        if getattr(self, "matrix", None) is not None:
+            return {"matrix": dict(self.matrix)}
+        return None
 
 
 @functools.lru_cache(maxsize=8)
@@ -152,23 +196,25 @@ def run_request(limits=Limits()):
 
         LIMITS: ClassVar[Limits] = limits
         REQUIRED: ClassVar[dict] = {"times": f"is required (an integer from 1 to {limits.max_times})"}
+        model_config = ConfigDict(**STRICT, extra="forbid", json_schema_extra={
+            # times, unless items or matrix says how many; not both of those
+            "anyOf": [{"required": ["times"]}, {"required": ["items"]}, {"required": ["matrix"]}],
+            "not": {"required": ["items", "matrix"]}})
 
         operation: Literal["RUN"] = Field(description="RUN (IMPORT takes no other field)")
         task_id: Optional[str] = Field(None, pattern=NO_CONTROL,
                                        description="if given, must be the task of the path (else 409)")
-        times: int = Field(ge=1, le=limits.max_times, json_schema_extra={"x-setting": "RUN_MAX_TIMES"},
-                           description="how many executions")
-        command: Union[Annotated[str, Field(min_length=1, max_length=COMMAND_MAX, pattern=COMMAND_PATTERN)],
-                       Annotated[list[Annotated[str, Field(pattern=NO_CONTROL_IN_TEXT)]], Field(min_length=1)],
-                       None] = Field(
+        times: Optional[int] = Field(
+            None, ge=1, le=limits.max_times, json_schema_extra={"x-setting": "RUN_MAX_TIMES"},
+            description="how many executions; required unless `items` or `matrix` is given (then, if given, "
+                        "it must equal their count)")
+        command: Union[CommandValue, None] = Field(
             None, description="overrides the image's command (run directly, no shell). A string is split into "
                               "words at submit as a POSIX shell would (quotes and backslashes, no expansion: "
                               "Python's `shlex`); the list is what is stored (`params.command`) and run. A string "
                               "that cannot be split (an unbalanced quote, a trailing backslash) is refused with "
                               "400 naming `command`")
-        env: Optional[Annotated[
-            dict[Annotated[str, Field(pattern=ENV_NAME_PATTERN)], Annotated[str, Field(max_length=ENV_VALUE_MAX, pattern=NO_CONTROL_IN_TEXT)]],
-            Field(max_length=ENV_MAX, json_schema_extra=names_and_values)]] = Field(
+        env: Optional[EnvMap] = Field(
             None, description="added to the container's environment (`STEVEDORE_*` is reserved)")
         timeout: Optional[float] = Field(
             None, ge=1, le=TIMEOUT_MAX,
@@ -195,6 +241,19 @@ def run_request(limits=Limits()):
         callback_url: Optional[str] = Field(
             None, min_length=1, max_length=CALLBACK_URL_MAX, json_schema_extra={"pattern": CALLBACK_URL_PATTERN},
             description="an http(s) URL POSTed the result when the run ends, signed ([webhooks.md](webhooks.md))")
+        items: Optional[Annotated[list[Item], Field(min_length=1, max_length=limits.max_times)]] = Field(
+            None, json_schema_extra={"x-setting": "RUN_MAX_TIMES"},
+            description="one entry per execution, `{\"env\"?, \"command\"?}`: its env merged over the run's, "
+                        "its command in place of the run's (execution `i` gets `items[i]`); at most "
+                        f"`RUN_MAX_TIMES` entries and {per_execution.PER_EXECUTION_MAX_BYTES} bytes as JSON; "
+                        "not with `matrix`")
+        matrix: Optional[MatrixMap] = Field(
+            None, description=f"at most {per_execution.MATRIX_KEYS_MAX} variable names, each a non-empty list "
+                              "of values: one execution per combination, its env merged over the run's; keys in "
+                              "the order given, the last varying fastest (`{\"A\": [\"1\", \"2\"], \"B\": "
+                              "[\"x\", \"y\"]}` runs A=1 B=x, A=1 B=y, A=2 B=x, A=2 B=y as indices 0..3); at "
+                              f"most `RUN_MAX_TIMES` combinations and {per_execution.PER_EXECUTION_MAX_BYTES} "
+                              "bytes as JSON; not with `items`")
 
         @field_validator("command", mode="before")
         @classmethod
@@ -221,6 +280,33 @@ def run_request(limits=Limits()):
         def _callback_url(cls, value):
             return check_callback_url(value)
 
+        @field_validator("items", mode="before")
+        @classmethod
+        def _items(cls, value):
+            if value is None:
+                return None
+            return per_execution.check_items(value, limits.max_times, split_command, ENV_MAX, ENV_VALUE_MAX)
+
+        @field_validator("matrix", mode="before")
+        @classmethod
+        def _matrix(cls, value):
+            if value is None:
+                return None
+            return per_execution.check_matrix(value, limits.max_times, ENV_VALUE_MAX)
+
+        @model_validator(mode="after")
+        def _how_many(self):
+            spread = self.spread()
+            if self.items is not None and self.matrix is not None:
+                raise Invalid("cannot be given with items; send one of them", "matrix")
+            if spread is None:
+                if self.times is None:
+                    raise Invalid(self.REQUIRED["times"], "times")
+            elif self.times is not None and self.times != per_execution.count(spread):
+                raise Invalid(f"must equal the number of executions {next(iter(spread))} makes "
+                              f"({per_execution.count(spread)}), or be left out", "times")
+            return self
+
     return RunRequest
 
 
@@ -230,6 +316,12 @@ RunRequest = run_request()
 def run_params(body, limits=Limits()):
     """Validate a RUN body (its operation checked already, or implied); the parameters the result is
     run with."""
+    return run_parts(body, limits)[0]
+
+
+def run_parts(body, limits=Limits()):
+    """Validate a RUN body: (the run-wide parameters, what each execution is given or None)."""
     if not isinstance(body, dict):
         raise Invalid("must be a JSON object", "body")
-    return parse(run_request(limits), {"operation": "RUN", **body}).params()
+    run = parse(run_request(limits), {"operation": "RUN", **body})
+    return run.params(), run.spread()
