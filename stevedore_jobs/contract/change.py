@@ -16,8 +16,9 @@ CHANGE_FIELDS = ("parallelism", "priority")
 class ResultChange(Request):
     """PATCH /result/{result_id}/: at least one of ``parallelism`` and ``priority``."""
 
+    # at least one of the two, as an if/then rule (openapi-python-client reads past it)
     model_config = ConfigDict(**STRICT, extra="forbid", json_schema_extra={
-        "anyOf": [{"required": ["parallelism"]}, {"required": ["priority"]}]})
+        "allOf": [{"if": {"not": {"required": ["parallelism"]}}, "then": {"required": ["priority"]}}]})
     SAYS: ClassVar[dict] = {"parallelism": f"must be an integer from 1 to {PARALLELISM_MAX}, or null (no limit)"}
 
     parallelism: Optional[int] = Field(

@@ -187,6 +187,10 @@ class RunBase(Request):
         return None
 
 
+def GIVEN(name, kind):  # noqa: N802 -- a schema: ``name`` is there, and not null
+    return {"required": [name], "properties": {name: {"type": kind}}}
+
+
 @functools.lru_cache(maxsize=8)
 def run_request(limits=Limits()):
     """The RUN body's model under ``limits``."""
@@ -196,10 +200,12 @@ def run_request(limits=Limits()):
 
         LIMITS: ClassVar[Limits] = limits
         REQUIRED: ClassVar[dict] = {"times": f"is required (an integer from 1 to {limits.max_times})"}
-        model_config = ConfigDict(**STRICT, extra="forbid", json_schema_extra={
-            # times, unless items or matrix says how many; not both of those
-            "anyOf": [{"required": ["times"]}, {"required": ["items"]}, {"required": ["matrix"]}],
-            "not": {"required": ["items", "matrix"]}})
+        model_config = ConfigDict(**STRICT, extra="forbid", json_schema_extra={"allOf": [
+            # times, unless items or matrix (not null) says how many; not both of those.  As if/then
+            # rules, the shape NewTask's are in, which openapi-python-client reads past
+            {"if": {"not": {"anyOf": [GIVEN("items", "array"), GIVEN("matrix", "object")]}},
+             "then": GIVEN("times", "integer")},
+            {"if": GIVEN("items", "array"), "then": {"not": GIVEN("matrix", "object")}}]})
 
         operation: Literal["RUN"] = Field(description="RUN (IMPORT takes no other field)")
         task_id: Optional[str] = Field(None, pattern=NO_CONTROL,

@@ -106,7 +106,11 @@ def test_the_served_maxima_are_the_installations():
     run = spec["components"]["schemas"]["RunRequest"]
     assert run["required"] == ["operation"] and run["additionalProperties"] is False
     # times, unless items or matrix says how many
-    assert {"required": ["times"]} in run["anyOf"] and run["not"] == {"required": ["items", "matrix"]}
+    schema = jsonschema_rs.Draft202012Validator({**run, "components": spec["components"]})
+    assert not schema.is_valid({"operation": "RUN"}) and not schema.is_valid({"operation": "RUN", "times": None})
+    assert schema.is_valid({"operation": "RUN", "items": [{}]}) and schema.is_valid({"operation": "RUN", "times": 2})
+    assert schema.is_valid({"operation": "RUN", "matrix": {"A": ["1"]}, "items": None})
+    assert not schema.is_valid({"operation": "RUN", "matrix": {"A": ["1"]}, "items": [{}]})
     times = run["properties"]["times"]["anyOf"][0]
     assert times["maximum"] == 7 and times["type"] == "integer"
     assert run["properties"]["items"]["anyOf"][0]["maxItems"] == 7
