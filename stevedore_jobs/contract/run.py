@@ -143,11 +143,13 @@ def matrix_schema(schema):
     schema.update(maxProperties=per_execution.MATRIX_KEYS_MAX, minProperties=1)
 
 
-MatrixMap = Annotated[
-    dict[Annotated[str, Field(pattern=ENV_NAME_PATTERN)],
-         Annotated[list[Annotated[str, Field(max_length=ENV_VALUE_MAX, pattern=NO_CONTROL_IN_TEXT)]],
-                   Field(min_length=1)]],
-    Field(json_schema_extra=matrix_schema)]
+def matrix_map(max_times):
+    """The matrix's type: each list at most ``max_times`` long (its product may be no more)."""
+    return Annotated[
+        dict[Annotated[str, Field(pattern=ENV_NAME_PATTERN)],
+             Annotated[list[Annotated[str, Field(max_length=ENV_VALUE_MAX, pattern=NO_CONTROL_IN_TEXT)]],
+                       Field(min_length=1, max_length=max_times)]],
+        Field(json_schema_extra=matrix_schema)]
 
 
 class RunBase(Request):
@@ -255,7 +257,7 @@ def run_request(limits=Limits()):
                         "its command in place of the run's (execution `i` gets `items[i]`); at most "
                         f"`RUN_MAX_TIMES` entries and {per_execution.PER_EXECUTION_MAX_BYTES} bytes as JSON; "
                         "not with `matrix`")
-        matrix: Optional[MatrixMap] = Field(
+        matrix: Optional[matrix_map(limits.max_times)] = Field(
             None, description=f"at most {per_execution.MATRIX_KEYS_MAX} variable names, each a non-empty list "
                               "of values: one execution per combination, its env merged over the run's; keys in "
                               "the order given, the last varying fastest (`{\"A\": [\"1\", \"2\"], \"B\": "
