@@ -3,6 +3,7 @@ batches give each detail its own parameters, a claim merges them over the run's,
 the queue."""
 import itertools
 
+import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import sessionmaker
 
@@ -10,6 +11,7 @@ from services.scheduler import executions as ex
 from services.scheduler.models import Detail, Result
 from shared import validation
 from shared.db import psycopg2_url
+from shared.errors import Conflict
 
 
 def _session(url):
@@ -65,6 +67,26 @@ def test_items_inline_and_a_patch_of_priority_reorders_the_queued_executions(own
         assert work["result_id"] == low.id and work["command"] == ["echo", "0"]
         changed, before, woken = ex.change_result(session, high.id, {"parallelism": 1})
         assert before == {"parallelism": None} and woken == 1
+    finally:
+        session.close()
+        engine.dispose()
+
+
+def test_an_idempotency_key_reused_with_another_matrix_or_its_keys_reordered_is_refused(own_database_url):
+    engine, session = _session(own_database_url)
+    try:
+        def run(matrix):
+            params, spread = validation.run_parts({"matrix": matrix}, 1000)
+            return ex.create_result(session, "t" * 32, "task", "img@sha256:1", params, idempotency_key="k",
+                                    spread=spread)
+
+        first, created = run({"A": ["1", "2"], "B": ["x"]})
+        again, created_again = run({"A": ["1", "2"], "B": ["x"]})
+        assert created and not created_again and again.id == first.id
+        for other in ({"A": ["1", "3"], "B": ["x"]}, {"B": ["x"], "A": ["1", "2"]}):
+            with pytest.raises(Conflict):
+                run(other)
+            session.rollback()
     finally:
         session.close()
         engine.dispose()

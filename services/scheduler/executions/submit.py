@@ -4,6 +4,7 @@ An Idempotency-Key makes a RUN sent twice one result.  A small run gets its
 executions in the same transaction (``with_details``); a big one is fanned out
 afterwards (``fanout``).
 """
+import json
 import uuid
 
 from sqlalchemy import select
@@ -21,9 +22,14 @@ def find_by_key(session, key, task_id, params, spread=None):
     """The result an earlier request with this Idempotency-Key made, or None."""
     result = session.scalars(select(Result).where(Result.idempotency_key == key)).first()
     if result is not None and (result.task_id != task_id or result.params != params
-                               or (result.execution_params or None) != (spread or None)):
+                               or _in_order(result.execution_params) != _in_order(spread)):
         raise Conflict("this Idempotency-Key was used for a different RUN", "Idempotency-Key")
     return result
+
+
+def _in_order(spread):
+    """A spread as compared: its matrix's key order counts (it fixes which index runs what)."""
+    return json.dumps(spread or None, separators=(",", ":"))
 
 
 def create_result(session, task_id, task_name, image, params, idempotency_key=None, rerun_of=None,
