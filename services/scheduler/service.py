@@ -6,7 +6,7 @@ from nameko.events import SERVICE_POOL, EventDispatcher, event_handler
 from nameko.timer import timer
 
 from services.scheduler import executions as ex
-from services.scheduler import knowntasks, recovery, webhooks
+from services.scheduler import changes, knowntasks, recovery, webhooks
 from services.scheduler.holdings import installation_id
 from services.scheduler.runnersizes import RunnerSizesProvider
 from services.scheduler.idlerunners import IdleRunnersProvider
@@ -21,7 +21,6 @@ from shared.handlers import first_line, is_transient, retrying_event_handler
 from shared.messages import wire
 from shared.rpc import rpc
 from shared.timeutil import now
-from stevedore_jobs.contract.change import ResultChange
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +33,7 @@ OUTCOME_FIELDS = ("detail_id", "attempt", "runner", "lease_expired", "status", "
                   "start", "end")
 
 
-class SchedulerService(recovery.RecoveryMixin):
+class SchedulerService(recovery.RecoveryMixin, changes.ChangeMixin):
     name = "scheduler"
 
     db = Database(Base)
@@ -142,18 +141,6 @@ class SchedulerService(recovery.RecoveryMixin):
         self.dispatch(events.RESULT_CANCELLED, wire(m.ResultCancelled(result_id=result.id)))
         if result.status in statuses.TERMINAL:
             self._notify_finished(result)
-        return ex.result_as_dict(result)
-
-    @rpc
-    def change_result(self, result_id, body):
-        """PATCH /result/{id}/: parallelism and/or priority of a run's executions not yet started."""
-        changes = validation.parse(ResultChange, body).changes()
-        result, before, woken = ex.change_result(self.db.session, result_id, changes)
-        self.dispatch(events.RESULT_CHANGED, wire(m.ResultChanged(
-            result_id=result.id, changed=sorted(changes), previous=before,
-            parallelism=result.parallelism, priority=result.priority)))
-        if woken:  # more may run at once now
-            self._wake(result.id, woken, sized=_sized(result.params))
         return ex.result_as_dict(result)
 
     @rpc

@@ -15,10 +15,7 @@ import traceback
 
 from playwright.sync_api import sync_playwright
 
-from tests.browser import CHROMIUM, params_scenarios, scenarios
-
-# where a scenario named in a request is looked up, in turn
-SCENARIOS = (scenarios, params_scenarios)
+from tests.browser import CHROMIUM, scenarios
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
@@ -69,9 +66,7 @@ def main(base_url, screenshots):
             request = json.loads(line)
             session = Session(browser, base_url, screenshots)
             try:
-                play = next(getattr(module, request["scenario"]) for module in SCENARIOS
-                            if hasattr(module, request["scenario"]))
-                value = play(session, **request["args"])
+                value = getattr(scenarios, request["scenario"])(session, **request["args"])
                 if session.errors:
                     raise AssertionError(f"the page's script failed: {session.errors}")
                 answer = {"ok": True, "value": value}

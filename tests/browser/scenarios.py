@@ -399,3 +399,8 @@ def phone_pages(session, token, pages):
         answer[name] = {"scroll_width": page.evaluate("document.documentElement.scrollWidth"),
                         "screenshot": session.screenshot(page, f"phone-{name}")}
     return answer
+
+
+# scenarios kept in modules of their own (they use the helpers above), played by the same name
+from tests.browser.params_scenarios import (  # noqa: E402,F401
+    change_running_run, plain_result_has_no_parameters_column, run_with_matrix)
