@@ -18,6 +18,7 @@ RESULT_SUBMITTED = "result_submitted"
 EXECUTIONS_QUEUED = "executions_queued"
 RESULT_FINISHED = "result_finished"
 RESULT_CANCELLED = "result_cancelled"
+RESULT_CHANGED = "result_changed"
 EXECUTION_CANCEL_REQUESTED = "execution_cancel_requested"
 RESULT_DELETED = "result_deleted"
 BACKBONE_PROBE = "backbone_probe"  # internal: the scheduler's own round trip (services/scheduler/recovery.py)

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationErro
 
 from shared import events
 from stevedore_jobs.contract import Detail, Logs, Result, Task
+from stevedore_jobs.contract.items import merged
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +68,20 @@ class WorkItem(Message):
     lease_seconds: Number
     # this installation's id, which labels the container (services/runner/reconcile.py)
     installation: str | None = None
+    # the run's number of executions (a rerun's: the run it reruns), STEVEDORE_TIMES; None from an older
+    # scheduler (the runner then sets none)
+    times: int | None = None
 
     @classmethod
-    def of(cls, detail_id, result_id, task_id, index, attempt, image, params, lease_seconds, **more):
-        """The work of an attempt of a run with ``params`` (the run's stored parameters)."""
-        params = params or {}
+    def of(cls, detail_id, result_id, task_id, index, attempt, image, params, lease_seconds, own=None, **more):
+        """The work of an attempt of a run with ``params`` (the run's stored parameters) and ``own``
+        (the execution's own, from items or a matrix: its env merged over the run's, its command instead)."""
+        params = merged(params or {}, own)
+        times = params.get("run_times") or params.get("times")
         return cls(detail_id=detail_id, result_id=result_id, task_id=task_id, index=index, attempt=attempt,
                    image=image, command=params.get("command"), env=params.get("env") or {},
                    timeout=params.get("timeout"), memory=params.get("memory"), cpus=params.get("cpus"),
-                   lease_seconds=lease_seconds, **more)
+                   lease_seconds=lease_seconds, times=times if isinstance(times, int) else None, **more)
 
 
 class Holding(WorkItem):
@@ -214,6 +220,17 @@ class ResultCancelled(Message):
     reason: str | None = None
 
 
+class ResultChanged(Message):
+    """``result_changed``: a run's parallelism and/or priority was changed (PATCH /result/{id}/); ``changed``
+    names the fields, ``previous`` their values before, ``parallelism`` and ``priority`` are the run's now."""
+
+    result_id: str
+    changed: list[str]
+    previous: dict[str, int | None]
+    parallelism: int | None
+    priority: int
+
+
 class ExecutionCancelRequested(Message):
     """``execution_cancel_requested``: one execution was cancelled."""
 
@@ -246,6 +263,7 @@ EVENTS = {
     (events.SCHEDULER, events.EXECUTIONS_QUEUED): ExecutionsQueued,
     (events.SCHEDULER, events.RESULT_FINISHED): Result,
     (events.SCHEDULER, events.RESULT_CANCELLED): ResultCancelled,
+    (events.SCHEDULER, events.RESULT_CHANGED): ResultChanged,
     (events.SCHEDULER, events.EXECUTION_CANCEL_REQUESTED): ExecutionCancelRequested,
     (events.SCHEDULER, events.RESULT_DELETED): ResultDeleted,
     (events.SCHEDULER, events.BACKBONE_PROBE): BackboneProbe,
@@ -300,6 +318,7 @@ SCHEDULER_CALLS = {
     "run_task": Call(Result),
     "rerun_failed": Call(Result),
     "cancel_result": Call(Result),
+    "change_result": Call(Result),          # PATCH /result/{id}/: parallelism and/or priority
     "delete_result": Call(None),
     "close_task": Call(None),               # a task's DELETE: closed to RUNs for good, or 409
     "cancel_detail": Call(Detail),

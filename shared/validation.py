@@ -64,6 +64,13 @@ def run_params(body, max_times, max_memory=None, max_cpus=None):
 
 
 @told
+def run_parts(body, max_times, max_memory=None, max_cpus=None):
+    """``run_params``, and what each execution is given (``{"items": [...]}``, ``{"matrix": {...}}`` or None)."""
+    checks.check_strings(body)
+    return run.run_parts(body, limits(max_times, max_memory, max_cpus))
+
+
+@told
 def within_ceilings(params, max_memory=None, max_cpus=None):
     """Refuse ``memory`` or ``cpus`` above the operator's ceilings (None: no ceiling)."""
     run.memory_within(params.get("memory"), max_memory)

@@ -155,14 +155,15 @@ class Client:
         params = {"status": status} if status else {}
         return [rs.Task.model_validate(item) for item in self.pages("/task/", "task_id", params, limit)]
 
-    def run(self, task_id, times, idempotency_key=None, **params):
+    def run(self, task_id, times=None, idempotency_key=None, **params):
         """RUN a task ``times`` times; ``params``: command, env, timeout, parallelism, retries,
         memory, cpus, priority, callback_url, max_failures, retry_on_exit_codes, no_retry_on_exit_codes,
-        deadline.  The new result, QUEUED."""
+        deadline, items or matrix (``times`` may then be left out).  The new result, QUEUED."""
         unknown = sorted(set(params) - set(RUN_FIELDS))
         if unknown:
             raise CliError(f"{unknown[0]}: not a RUN parameter; accepted are {', '.join(RUN_FIELDS)}", 2)
-        body = {"operation": "RUN", "times": times, **{k: v for k, v in params.items() if v is not None}}
+        body = {"operation": "RUN", **({"times": times} if times is not None else {}),
+                **{k: v for k, v in params.items() if v is not None}}
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return rs.Result.model_validate(self.json(self.request("POST", f"/task/{task_id}/", body=body,
                                                                headers=headers)))
@@ -193,6 +194,11 @@ class Client:
 
     def rerun_failed(self, result_id):
         return rs.Result.model_validate(self.post(f"/result/{result_id}/", {"operation": "RERUN_FAILED"}))
+
+    def change(self, result_id, **changes):
+        """PATCH a running result: ``parallelism`` (None: no limit) and/or ``priority``, for its
+        executions not yet started.  The result, changed."""
+        return rs.Result.model_validate(self.json(self.request("PATCH", f"/result/{result_id}/", body=changes)))
 
     def delete_task(self, task_id):
         self.request("DELETE", f"/task/{task_id}/").close()

@@ -12,6 +12,7 @@ from services.gateway.rawlogs import raw_response
 from services.gateway.reads import SharedReads
 from services.gateway.http import api, idempotency_key, json_body, listing
 from stevedore_jobs import contract
+from stevedore_jobs.contract.change import ResultChange
 from shared import validation
 from shared.errors import Conflict, TaskUnconfirmed, Unavailable
 from shared.extensions import Settings
@@ -91,6 +92,13 @@ class GatewayService(ui.UiRoutes):
             rerun = self.scheduler.rerun_failed(result_id)
             return 202, {"Location": f"/result/{rerun['result_id']}/"}, rerun
         return 202, self.scheduler.cancel_result(result_id)
+
+    @api("PATCH", "/result/<string:result_id>/")
+    def change_result(self, request, result_id):
+        """A running run's parallelism and/or priority, for its executions not yet started."""
+        body = json_body(request)
+        validation.parse(ResultChange, body)
+        return self.scheduler.change_result(result_id, body)
 
     @api("DELETE", "/result/<string:result_id>/")
     def delete_result(self, request, result_id):

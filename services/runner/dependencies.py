@@ -38,6 +38,8 @@ class Executor(Engine):
             "STEVEDORE_EXECUTION_INDEX": str(work["index"]),
             "STEVEDORE_ATTEMPT": str(work["attempt"]),
         })
+        if work.get("times") is not None:  # from a scheduler that sends it
+            env["STEVEDORE_TIMES"] = str(work["times"])
         # an execution that asks for no memory gets the default, within this runner's ceiling
         memory = memory_bytes(work.get("memory")) or _smallest(
             policy["default_memory"], (self.state.ceilings or (None, None))[0])

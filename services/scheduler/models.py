@@ -57,6 +57,9 @@ class Result(Base):
     ended_by: Mapped[str | None] = mapped_column(String(16))
     n_failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     deadline_at: Mapped[float | None] = mapped_column(Float)
+    # what a RUN's items or matrix give each execution, by position ({"items": [...]} or
+    # {"matrix": {...}}; a rerun's: {"items": [...]}): read by the fan-out, never by a claim (0015)
+    execution_params: Mapped[dict | None] = mapped_column(JSON, deferred=True)
 
     __table_args__ = (
         # the webhook timer's query: attempts due
@@ -96,6 +99,8 @@ class Detail(Base):
     not_before: Mapped[float | None] = mapped_column(Float)
     attempts: Mapped[list] = mapped_column(JSON, default=list)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # this execution's own parameters ({"env"?, "command"?}), merged over its run's; None: the run's (0015)
+    params: Mapped[dict | None] = mapped_column(JSON)
 
     __table_args__ = (
         UniqueConstraint("result_id", "index", name="uq_details_result_index"),

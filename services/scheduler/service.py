@@ -6,7 +6,7 @@ from nameko.events import SERVICE_POOL, EventDispatcher, event_handler
 from nameko.timer import timer
 
 from services.scheduler import executions as ex
-from services.scheduler import failurepolicy, knowntasks, recovery, webhooks
+from services.scheduler import changes, failurepolicy, knowntasks, recovery, webhooks
 from services.scheduler.holdings import installation_id
 from services.scheduler.runnersizes import RunnerSizesProvider
 from services.scheduler.idlerunners import IdleRunnersProvider
@@ -33,7 +33,7 @@ OUTCOME_FIELDS = ("detail_id", "attempt", "runner", "lease_expired", "status", "
                   "start", "end")
 
 
-class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin):
+class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, changes.ChangeMixin):
     name = "scheduler"
 
     db = Database(Base)
@@ -50,11 +50,11 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin):
     def run_task(self, task_id, body, idempotency_key=None, task=None):
         """Accept a RUN of ``task_id``; ``task``: the registry's ``task_facts`` of it, sent by the
         gateway when this answered ``TaskUnconfirmed`` (services/scheduler/knowntasks.py)."""
-        params = validation.run_params(body, self.settings.run_max_times, *self.settings.ceilings)
+        params, spread = validation.run_parts(body, self.settings.run_max_times, *self.settings.ceilings)
         self.webhook_sender.require_configured(params)
         session = self.db.session
         if idempotency_key:
-            earlier = ex.find_by_key(session, idempotency_key, task_id, params)
+            earlier = ex.find_by_key(session, idempotency_key, task_id, params, spread)
             if earlier is not None:
                 return ex.result_as_dict(earlier)
         # held until the result is committed: the task's DELETE waits for it, and then counts it
@@ -63,7 +63,7 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin):
         # RUN commits, runners woken at once (result_submitted then finds nothing to do)
         inline = params["times"] <= INLINE_FAN_OUT
         result, created = ex.create_result(session, known.task_id, known.name, known.digest,
-                                           params, idempotency_key, with_details=inline)
+                                           params, idempotency_key, with_details=inline, spread=spread)
         if created:
             if inline:
                 self._wake(result.id, result.times, sized=_sized(params))

@@ -10,6 +10,7 @@ import os
 import sys
 
 from stevedore_jobs.cli.logs import logs
+from stevedore_jobs.cli.params import result_set
 from stevedore_jobs.cli.results import SHOW_LIMIT, result_ls, result_rm, result_show
 from stevedore_jobs.cli.runs import cancel, rerun, run
 from stevedore_jobs.cli.session import EXIT_INTERRUPTED, Cli, version
@@ -93,7 +94,8 @@ def build_parser():
 
     sub = command(commands, "run", run, "run a task's image a number of times")
     sub.add_argument("task", metavar="NAME_OR_ID")
-    sub.add_argument("--times", type=int, default=1, metavar="N", help="executions to run (default 1)")
+    sub.add_argument("--times", type=int, metavar="N",
+                     help="executions to run (default 1; with --items or --matrix, their count)")
     sub.add_argument("--env", action="append", metavar="KEY=VALUE",
                      help="environment variable for the containers (repeatable); KEY alone passes "
                           "this shell's value")
@@ -116,6 +118,12 @@ def build_parser():
                        help="with --retries: retry only executions that exited with one of these codes (1,2,...)")
     codes.add_argument("--no-retry-on-exit-codes", type=exit_codes, metavar="CODES",
                        help="with --retries: never retry executions that exited with one of these codes")
+    sub.add_argument("--matrix", action="append", metavar="KEY=V1,V2",
+                     help="one execution per combination of the values (repeatable, one KEY each; keys in "
+                          "the order given, the last varying fastest), each combination added to the env")
+    sub.add_argument("--items", metavar="FILE",
+                     help='a JSON list, one {"env": {...}, "command": [...]} per execution, merged over the '
+                          "run's (- reads stdin)")
     sub.add_argument("--wait", action="store_true",
                      help="show progress until the run ends; exit 1 unless every execution completed")
 
@@ -130,6 +138,12 @@ def build_parser():
     sub.add_argument("--status", help=f"only executions in this status ({', '.join(st.EXECUTION_STATUSES)})")
     sub.add_argument("--limit", type=count, default=SHOW_LIMIT, metavar="N",
                      help=f"executions to list at most (default {SHOW_LIMIT}; 0: all)")
+
+    sub = command(result_commands, "set", result_set,
+                  "change a running result's parallelism and/or priority (for executions not yet started)")
+    sub.add_argument("result", metavar="ID")
+    sub.add_argument("--parallelism", metavar="N", help="at most N executions at once from now on (none: no limit)")
+    sub.add_argument("--priority", type=int, metavar="P", help=f"0 (lowest) to {PRIORITY_MAX} (highest)")
 
     sub = command(result_commands, "rm", result_rm,
                   "delete a result that ended, with its executions and their output")

@@ -34,7 +34,18 @@ def result_fields(result):
         ("image", result.get("image")),
         ("params", " ".join(f"{key}={json.dumps(value)}" for key, value in sorted(params.items()))
          or None),
-    ]
+    ] + [(name, "none" if result.get(name) is None else result[name])  # as changed by result set
+         for name in ("parallelism", "priority") if name in result]
+
+
+def own_params(params):
+    """An execution's own parameters in a cell: ``LR=0.1 SEED=1 command=["sh", "-c", "..."]``."""
+    if not params:
+        return None
+    words = [f"{key}={value}" for key, value in (params.get("env") or {}).items()]
+    if params.get("command") is not None:
+        words.append(f"command={json.dumps(params['command'])}")
+    return " ".join(words) or None
 
 
 def details_table(details):
@@ -42,8 +53,11 @@ def details_table(details):
              d.get("runner"), format_time(d.get("start")), format_duration(d.get("duration")),
              d.get("reason"))
             for d in details]
-    return format_table(("INDEX", "DETAIL_ID", "STATUS", "EXIT", "ATTEMPT", "RUNNER", "STARTED",
-                         "DURATION", "REASON"), rows, CELL_WIDTH)
+    headers = ("INDEX", "DETAIL_ID", "STATUS", "EXIT", "ATTEMPT", "RUNNER", "STARTED", "DURATION", "REASON")
+    if any(d.get("params") for d in details):  # items or a matrix: each execution's own, last
+        rows = [row + (own_params(d.get("params")),) for row, d in zip(rows, details)]
+        headers += ("PARAMS",)
+    return format_table(headers, rows, CELL_WIDTH)
 
 
 def result_ls(cli, args):

@@ -1,4 +1,5 @@
 """stevedore run / rerun / cancel: start executions, follow them to their end, stop them."""
+from stevedore_jobs.cli.params import per_execution
 from stevedore_jobs.cli.results import details_table, result_fields
 from stevedore_jobs.cli.session import EXIT_INTERRUPTED
 from stevedore_jobs.client import RUN_FIELDS, CliError
@@ -7,14 +8,16 @@ from stevedore_jobs.display import Progress, parse_env
 
 FAILURES_SHOWN = 20
 
-# the RUN's fields given as options of their own (env is --env KEY=VALUE; callback_url is left to the API)
-RUN_OPTIONS = tuple(name for name in RUN_FIELDS if name not in ("env", "callback_url"))
+# the RUN's fields given as options of their own (env is --env KEY=VALUE; items and matrix are --items FILE
+# and --matrix KEY=v1,v2; callback_url is left to the API)
+RUN_OPTIONS = tuple(name for name in RUN_FIELDS if name not in ("env", "callback_url", "items", "matrix"))
 
 
 def run(cli, args):
     env = parse_env(args.env)
+    spread = per_execution(args)
     task = cli.api.find_task(args.task)
-    body = {"operation": "RUN", "times": args.times}
+    body = {"operation": "RUN", **spread}
     if env:
         body["env"] = env
     body.update({name: getattr(args, name) for name in RUN_OPTIONS if getattr(args, name) is not None})

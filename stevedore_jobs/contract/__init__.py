@@ -9,6 +9,8 @@ types of the Python client and the CLI, and the web UI's statuses and limits
     statuses   task and execution statuses (shared/statuses.py re-exports them)
     requests   bodies, query parameters and headers, with their constraints
     run        the RUN body, under the installation's limits
+    items      a RUN's items and matrix: checked, and expanded per execution
+    change     PATCH /result/{id}/: a running run's parallelism and priority
     responses  tasks, results, details, logs, health, the error shape
     checks     rules that are not a type: text, image references, sizes
     openapi    the OpenAPI 3.1 document made from them
@@ -18,12 +20,13 @@ from stevedore_jobs.contract.requests import (
     DetailListQuery, DetailOperation, Limits, LogsQuery, NewTask, ResultListQuery, ResultOperation,
     TaskListQuery, TaskOperation, idempotency_key, operation, parse, query)
 from stevedore_jobs.contract.run import RunRequest, run_params, run_request
+from stevedore_jobs.contract.change import ResultChange
 from stevedore_jobs.contract.responses import Detail, Error, Health, Logs, Result, Task
 
 __all__ = [
     "Invalid", "check_strings", "check_text", "parse_reference",
     "DetailListQuery", "DetailOperation", "Limits", "LogsQuery", "NewTask", "ResultListQuery",
-    "ResultOperation", "RunRequest", "TaskListQuery", "TaskOperation", "idempotency_key", "operation",
+    "ResultChange", "ResultOperation", "RunRequest", "TaskListQuery", "TaskOperation", "idempotency_key", "operation",
     "parse", "query", "run_params", "run_request",
     "Detail", "Error", "Health", "Logs", "Result", "Task",
 ]

@@ -29,7 +29,7 @@ CONTROL = r"\x00-\x1f\x7f-\x9f\ud800-\udfff"
 CONTROL_IN_TEXT = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff"
 _CONTROL = re.compile(f"[{CONTROL}]")
 _CONTROL_IN_TEXT = re.compile(f"[{CONTROL_IN_TEXT}]")
-FREE_TEXT_FIELDS = frozenset({"command", "env"})
+FREE_TEXT_FIELDS = frozenset({"command", "env", "items", "matrix"})
 
 
 def check_text(value, field, free_text=False):

@@ -28,6 +28,10 @@ def _kind(schema):
                 kind += f" {_number(items['minimum'])}..{_number(items['maximum'])}"
             if "maxItems" in option:
                 kind += f" (at most {option['maxItems']})"
+        if option.get("type") == "array" and "$ref" in option.get("items", {}):
+            kind = "list of objects"
+        if option.get("type") == "object" and (option.get("additionalProperties") or {}).get("type") == "array":
+            kind = "object of lists of strings"
         if "const" in option:
             kind = f"`\"{option['const']}\"`"
         if "minimum" in option and "maximum" in option:

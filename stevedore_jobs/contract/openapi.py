@@ -12,6 +12,7 @@ from stevedore_jobs.contract import requests as rq
 from stevedore_jobs.contract import responses as rs
 from stevedore_jobs.contract import run as runs
 from stevedore_jobs.contract import statuses as st
+from stevedore_jobs.contract.change import ResultChange
 from stevedore_jobs.contract.checks import ID_PATTERN, MAX_JSON_DEPTH, NO_CONTROL
 
 VERSION = "0.1.0"
@@ -203,6 +204,11 @@ def paths(idempotency):
                                **conflict("the run already ended (CANCEL); nothing to rerun or still "
                                           "going (RERUN_FAILED)")},
                               request=ref("ResultOperation"), changes=True),
+            "patch": operation("change a running run's parallelism and/or priority: its executions not yet "
+                               "started are held to the new values (running ones go on)",
+                               {**ok("the result, changed", ref("Result")), **not_found("result"),
+                                **conflict("the run already ended, or is being cancelled")},
+                               request=ref("ResultChange"), changes=True),
             "delete": operation("delete a run that ended, with its executions and their output",
                                 {**deleted, **not_found("result"), **conflict("the run is QUEUED or RUNNING")},
                                 changes=True)},
@@ -255,7 +261,8 @@ ANSWERS = ("Error", "Task", "Result", "Detail", "Logs", "LogEvent", "Health")
 
 @functools.lru_cache(maxsize=4)
 def _spec(limits):
-    models = [(getattr(rq, name), "validation") for name in REQUESTS] + [(runs.run_request(limits), "validation")]
+    models = [(getattr(rq, name), "validation") for name in REQUESTS] + [(runs.run_request(limits), "validation"),
+                                                                          (ResultChange, "validation")]
     models += [(getattr(rs, name), "serialization") for name in ANSWERS]
     _, schemas = models_json_schema(models, ref_template=REF)
     components = dict(schemas.get("$defs", {}))

@@ -55,6 +55,9 @@ class RunParams(Answer):
     retry_on_exit_codes: Optional[list[int]] = None
     no_retry_on_exit_codes: Optional[list[int]] = None
     deadline: Optional[float] = None
+    per_execution: Optional[Literal["items", "matrix"]] = Field(
+        None, description="with items or a matrix: each execution has parameters of its own (its detail's "
+                          "`params`)")
 
 
 class Durations(Answer):
@@ -97,8 +100,18 @@ class Result(Answer):
                                                     "or \"deadline\" (set from that moment); else null")
     deadline_at: Epoch = Field(None, description="when its `deadline` stops it (null without a deadline, or "
                                                  "while it waits for other runs)")
+    parallelism: Optional[int] = Field(None, description="the run's parallelism now (`params` keeps what it "
+                                                         "was run with; PATCH changes this); null: no limit")
+    priority: Optional[int] = Field(None, description="the priority of its executions not yet started, now")
     durations: Optional[Durations] = Field(None, description="GET /result/{id}/ only")
     webhook: Optional[Webhook] = Field(None, description="GET /result/{id}/ only; null without callback_url")
+
+
+class ExecutionParams(Answer):
+    """One execution's own parameters: its env merged over the run's, its command in place of the run's."""
+
+    env: Optional[dict[str, str]] = None
+    command: Optional[list[str]] = None
 
 
 class Attempt(Answer):
@@ -128,6 +141,9 @@ class Detail(Answer):
     runner: Optional[str] = Field(description="the runner that claimed it")
     attempt: int
     attempts: list[Attempt] = Field(description="each ended attempt")
+    params: Optional[ExecutionParams] = Field(
+        None, description="this execution's own parameters (from the RUN's items or matrix), merged over "
+                          "the run's; null when it runs with the run's alone")
 
 
 def _stream_fields():

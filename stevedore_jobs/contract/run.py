@@ -5,11 +5,12 @@ import shlex
 from typing import Annotated, ClassVar, Literal, Optional, Union
 from urllib.parse import urlsplit
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation, field_validator, model_validator
 
 from stevedore_jobs.contract.checks import (
     CALLBACK_URL_PATTERN, COMMAND_PATTERN, NO_CONTROL, NO_CONTROL_IN_TEXT, Invalid, memory_bytes, memory_pattern,
     shown, size_text)
+from stevedore_jobs.contract import items as per_execution
 from stevedore_jobs.contract.requests import STRICT, Limits, Request, number, parse
 
 CALLBACK_URL_MAX = 2048
@@ -143,6 +144,38 @@ def names_and_values(schema):
     schema.update(propertyNames={"pattern": pattern}, additionalProperties=value)
 
 
+CommandValue = Union[Annotated[str, Field(min_length=1, max_length=COMMAND_MAX, pattern=COMMAND_PATTERN)],
+                     Annotated[list[Annotated[str, Field(pattern=NO_CONTROL_IN_TEXT)]], Field(min_length=1)]]
+EnvMap = Annotated[
+    dict[Annotated[str, Field(pattern=ENV_NAME_PATTERN)],
+         Annotated[str, Field(max_length=ENV_VALUE_MAX, pattern=NO_CONTROL_IN_TEXT)]],
+    Field(max_length=ENV_MAX, json_schema_extra=names_and_values)]
+
+
+class Item(BaseModel):
+    """One execution's own parameters (an entry of ``items``): its env merged over the run's, its command
+    in place of the run's."""
+
+    model_config = ConfigDict(**STRICT, extra="forbid")
+
+    env: Optional[EnvMap] = Field(None, description="merged over the run's `env`")
+    command: Optional[Union[CommandValue, None]] = Field(None, description="replaces the run's `command`")
+
+
+def matrix_schema(schema):
+    names_and_values(schema)
+    schema.update(maxProperties=per_execution.MATRIX_KEYS_MAX, minProperties=1)
+
+
+def matrix_map(max_times):
+    """The matrix's type: each list at most ``max_times`` long (its product may be no more)."""
+    return Annotated[
+        dict[Annotated[str, Field(pattern=ENV_NAME_PATTERN)],
+             Annotated[list[Annotated[str, Field(max_length=ENV_VALUE_MAX, pattern=NO_CONTROL_IN_TEXT)]],
+                       Field(min_length=1, max_length=max_times)]],
+        Field(json_schema_extra=matrix_schema)]
+
+
 class RunBase(Request):
     model_config = ConfigDict(**STRICT, extra="forbid")
     SAYS: ClassVar[dict] = {"operation": "must be RUN", "task_id": "must be a string"}
@@ -160,15 +193,32 @@ class RunBase(Request):
         return value
 
     def params(self):
-        """The parameters the result is run with (stored with it as ``params``)."""
-        params = self.model_dump(exclude={"operation", "task_id", "callback_url"})
+        """The parameters the result is run with (stored with it as ``params``): the run-wide ones; with
+        ``items`` or ``matrix``, ``per_execution`` says which (each execution's own: ``spread``)."""
+        params = self.model_dump(exclude={"operation", "task_id", "callback_url", "items", "matrix"})
         params["env"] = params["env"] or {}
         for field in POLICY_FIELDS:
             if field in params and params[field] is None:
                 del params[field]
         if self.callback_url is not None:
             params["callback_url"] = self.callback_url
+        spread = self.spread()
+        if spread:
+            params["times"] = per_execution.count(spread)
+            params["per_execution"] = next(iter(spread))
         return params
+
+    def spread(self):
+        """``{"items": [...]}`` or ``{"matrix": {...}}`` (what each execution is given), or None."""
+        if getattr(self, "items", None) is not None:
+            return {"items": self.items}  # as _items made them: {"env"?, "command"?} with command a list
+        if getattr(self, "matrix", None) is not None:
+            return {"matrix": dict(self.matrix)}
+        return None
+
+
+def GIVEN(name, kind):  # noqa: N802 -- a schema: ``name`` is there, and not null
+    return {"required": [name], "properties": {name: {"type": kind}}}
 
 
 @functools.lru_cache(maxsize=8)
@@ -184,23 +234,27 @@ def run_request(limits=Limits()):
             "properties": {"retry_on_exit_codes": {"type": "array"}, "no_retry_on_exit_codes": {"type": "array"}}}})
         LIMITS: ClassVar[Limits] = limits
         REQUIRED: ClassVar[dict] = {"times": f"is required (an integer from 1 to {limits.max_times})"}
+        model_config = ConfigDict(**STRICT, extra="forbid", json_schema_extra={"allOf": [
+            # times, unless items or matrix (not null) says how many; not both of those.  As if/then
+            # rules, the shape NewTask's are in, which openapi-python-client reads past
+            {"if": {"not": {"anyOf": [GIVEN("items", "array"), GIVEN("matrix", "object")]}},
+             "then": GIVEN("times", "integer")},
+            {"if": GIVEN("items", "array"), "then": {"not": GIVEN("matrix", "object")}}]})
 
         operation: Literal["RUN"] = Field(description="RUN (IMPORT takes no other field)")
         task_id: Optional[str] = Field(None, pattern=NO_CONTROL,
                                        description="if given, must be the task of the path (else 409)")
-        times: int = Field(ge=1, le=limits.max_times, json_schema_extra={"x-setting": "RUN_MAX_TIMES"},
-                           description="how many executions")
-        command: Union[Annotated[str, Field(min_length=1, max_length=COMMAND_MAX, pattern=COMMAND_PATTERN)],
-                       Annotated[list[Annotated[str, Field(pattern=NO_CONTROL_IN_TEXT)]], Field(min_length=1)],
-                       None] = Field(
+        times: Optional[int] = Field(
+            None, ge=1, le=limits.max_times, json_schema_extra={"x-setting": "RUN_MAX_TIMES"},
+            description="how many executions; required unless `items` or `matrix` is given (then, if given, "
+                        "it must equal their count)")
+        command: Union[CommandValue, None] = Field(
             None, description="overrides the image's command (run directly, no shell). A string is split into "
                               "words at submit as a POSIX shell would (quotes and backslashes, no expansion: "
                               "Python's `shlex`); the list is what is stored (`params.command`) and run. A string "
                               "that cannot be split (an unbalanced quote, a trailing backslash) is refused with "
                               "400 naming `command`")
-        env: Optional[Annotated[
-            dict[Annotated[str, Field(pattern=ENV_NAME_PATTERN)], Annotated[str, Field(max_length=ENV_VALUE_MAX, pattern=NO_CONTROL_IN_TEXT)]],
-            Field(max_length=ENV_MAX, json_schema_extra=names_and_values)]] = Field(
+        env: Optional[EnvMap] = Field(
             None, description="added to the container's environment (`STEVEDORE_*` is reserved)")
         timeout: Optional[float] = Field(
             None, ge=1, le=TIMEOUT_MAX,
@@ -227,6 +281,21 @@ def run_request(limits=Limits()):
         callback_url: Optional[str] = Field(
             None, min_length=1, max_length=CALLBACK_URL_MAX, json_schema_extra={"pattern": CALLBACK_URL_PATTERN},
             description="an http(s) URL POSTed the result when the run ends, signed ([webhooks.md](webhooks.md))")
+        # checked whole by _items (per_execution.check_items, faults named items[3].env.FOO): the model's
+        # own pass over up to RUN_MAX_TIMES entries is skipped, its schema is what the spec shows
+        items: Optional[SkipValidation[Annotated[list[Item], Field(min_length=1, max_length=limits.max_times)]]] = Field(
+            None, json_schema_extra={"x-setting": "RUN_MAX_TIMES"},
+            description="one entry per execution, `{\"env\"?, \"command\"?}`: its env merged over the run's, "
+                        "its command in place of the run's (execution `i` gets `items[i]`); at most "
+                        f"`RUN_MAX_TIMES` entries and {per_execution.PER_EXECUTION_MAX_BYTES} bytes as JSON; "
+                        "not with `matrix`")
+        matrix: Optional[matrix_map(limits.max_times)] = Field(
+            None, description=f"at most {per_execution.MATRIX_KEYS_MAX} variable names, each a non-empty list "
+                              "of values: one execution per combination, its env merged over the run's; keys in "
+                              "the order given, the last varying fastest (`{\"A\": [\"1\", \"2\"], \"B\": "
+                              "[\"x\", \"y\"]}` runs A=1 B=x, A=1 B=y, A=2 B=x, A=2 B=y as indices 0..3); at "
+                              f"most `RUN_MAX_TIMES` combinations and {per_execution.PER_EXECUTION_MAX_BYTES} "
+                              "bytes as JSON; not with `items`")
 
         max_failures: Optional[int] = Field(
             None, ge=1, le=limits.max_times, json_schema_extra={"x-setting": "RUN_MAX_TIMES"},
@@ -290,6 +359,33 @@ def run_request(limits=Limits()):
         def _callback_url(cls, value):
             return check_callback_url(value)
 
+        @field_validator("items", mode="before")
+        @classmethod
+        def _items(cls, value):
+            if value is None:
+                return None
+            return per_execution.check_items(value, limits.max_times, split_command, ENV_MAX, ENV_VALUE_MAX)
+
+        @field_validator("matrix", mode="before")
+        @classmethod
+        def _matrix(cls, value):
+            if value is None:
+                return None
+            return per_execution.check_matrix(value, limits.max_times, ENV_VALUE_MAX)
+
+        @model_validator(mode="after")
+        def _how_many(self):
+            spread = self.spread()
+            if self.items is not None and self.matrix is not None:
+                raise Invalid("cannot be given with items; send one of them", "matrix")
+            if spread is None:
+                if self.times is None:
+                    raise Invalid(self.REQUIRED["times"], "times")
+            elif self.times is not None and self.times != per_execution.count(spread):
+                raise Invalid(f"must equal the number of executions {next(iter(spread))} makes "
+                              f"({per_execution.count(spread)}), or be left out", "times")
+            return self
+
     return RunRequest
 
 
@@ -299,6 +395,12 @@ RunRequest = run_request()
 def run_params(body, limits=Limits()):
     """Validate a RUN body (its operation checked already, or implied); the parameters the result is
     run with."""
+    return run_parts(body, limits)[0]
+
+
+def run_parts(body, limits=Limits()):
+    """Validate a RUN body: (the run-wide parameters, what each execution is given or None)."""
     if not isinstance(body, dict):
         raise Invalid("must be a JSON object", "body")
-    return parse(run_request(limits), {"operation": "RUN", **body}).params()
+    run = parse(run_request(limits), {"operation": "RUN", **body})
+    return run.params(), run.spread()

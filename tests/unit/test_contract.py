@@ -32,7 +32,7 @@ def test_the_run_table_of_docs_api_is_made_from_the_contract():
 
 def documented_endpoints():
     found = set()
-    for method, path in re.findall(r"^\| (GET|POST|DELETE) \| `([^`]+)`", API_MD.read_text(), re.M):
+    for method, path in re.findall(r"^\| (GET|POST|PATCH|DELETE) \| `([^`]+)`", API_MD.read_text(), re.M):
         found.add((method.lower(), path))
     return found
 
@@ -104,8 +104,16 @@ def test_the_spec_says_a_result_may_show_a_command_string_as_a_run_stored_before
 def test_the_served_maxima_are_the_installations():
     spec = openapi.spec(Limits(max_times=7, max_memory=2 * 1024 ** 3, max_cpus=1.5))
     run = spec["components"]["schemas"]["RunRequest"]
-    assert run["required"] == ["operation", "times"] and run["additionalProperties"] is False
-    assert run["properties"]["times"]["maximum"] == 7 and run["properties"]["times"]["type"] == "integer"
+    assert run["required"] == ["operation"] and run["additionalProperties"] is False
+    # times, unless items or matrix says how many
+    schema = jsonschema_rs.Draft202012Validator({**run, "components": spec["components"]})
+    assert not schema.is_valid({"operation": "RUN"}) and not schema.is_valid({"operation": "RUN", "times": None})
+    assert schema.is_valid({"operation": "RUN", "items": [{}]}) and schema.is_valid({"operation": "RUN", "times": 2})
+    assert schema.is_valid({"operation": "RUN", "matrix": {"A": ["1"]}, "items": None})
+    assert not schema.is_valid({"operation": "RUN", "matrix": {"A": ["1"]}, "items": [{}]})
+    times = run["properties"]["times"]["anyOf"][0]
+    assert times["maximum"] == 7 and times["type"] == "integer"
+    assert run["properties"]["items"]["anyOf"][0]["maxItems"] == 7
     assert run["properties"]["cpus"]["anyOf"][0]["maximum"] == 1.5
     assert "2g" in run["properties"]["memory"]["description"]
 
@@ -161,13 +169,14 @@ def test_the_answers_services_make_are_the_contracts_models():
     counters = dict(n_complete=1, n_error=0, n_killed=0, n_cancelled=0, n_running=0)
     result = SimpleNamespace(id="r" * 32, task_id="t" * 32, task_name="app", status="COMPLETE", submitted_at=1.0,
                              start=1.0, end=2.0, times=1, image="a/b@x", params={"times": 1}, cancel_requested=False,
-                             rerun_of=None, reruns=[], ended_by=None, deadline_at=None, **counters)
+                             rerun_of=None, reruns=[], ended_by=None, deadline_at=None, parallelism=None,
+                             priority=5, **counters)
     answer = {**executions.result_as_dict(result), "durations": {"p50": 1.0, "p95": 1.0}, "webhook": None}
     assert set(answer) == set(responses.Result.model_fields)
     responses.Result.model_validate(answer)
     detail = SimpleNamespace(id="d" * 32, result_id="r" * 32, task_id="t" * 32, index=0, status="QUEUED",
                              submitted_at=1.0, start=None, end=None, exit_code=None, reason=None, runner=None,
-                             attempt=1, attempts=[])
+                             attempt=1, attempts=[], params={"env": {"A": "1"}})
     assert set(executions.detail_as_dict(detail)) == set(responses.Detail.model_fields)
     responses.Detail.model_validate(executions.detail_as_dict(detail))
 

@@ -44,8 +44,19 @@ def test_a_work_item_is_made_from_a_runs_parameters_and_sent_as_plain_values():
                             {"command": ["echo", "hi"], "env": None, "timeout": 5, "cpus": 0.5}, 30.0))
     assert work == {"detail_id": "d", "result_id": "r", "task_id": "t", "index": 3, "attempt": 2,
                     "image": "img@sha256:x", "command": ["echo", "hi"], "env": {}, "timeout": 5,
-                    "memory": None, "cpus": 0.5, "lease_seconds": 30.0, "installation": None}
+                    "memory": None, "cpus": 0.5, "lease_seconds": 30.0, "installation": None, "times": None}
     assert isinstance(work["timeout"], int)  # sent as given
+
+
+def test_a_work_item_merges_the_executions_own_parameters_over_the_runs():
+    run = {"times": 6, "command": ["run"], "env": {"A": "run", "B": "run"}, "per_execution": "items"}
+    work = WorkItem.of("d", "r", "t", 3, 1, "img", run, 30.0, own={"env": {"B": "own", "C": "own"}})
+    assert work.env == {"A": "run", "B": "own", "C": "own"} and work.command == ["run"] and work.times == 6
+    work = WorkItem.of("d", "r", "t", 3, 1, "img", run, 30.0, own={"command": ["mine", "x"]})
+    assert work.env == {"A": "run", "B": "run"} and work.command == ["mine", "x"]
+    # a rerun's STEVEDORE_TIMES is the first run's, as its indices are
+    rerun = {"times": 2, "indices": [1, 4], "run_times": 6}
+    assert WorkItem.of("d", "r", "t", 4, 1, "img", rerun, 30.0).times == 6
 
 
 def test_a_malformed_message_is_read_as_none_and_logged_not_raised(caplog):

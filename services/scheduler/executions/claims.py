@@ -42,12 +42,12 @@ CLAIM_SQL = text("""
                              lease_expires_at = extract(epoch FROM clock_timestamp()) + :lease_seconds
         FROM pick, slot
         WHERE d.id = pick.id AND slot.id = pick.result_id
-        RETURNING d.id, d.index, d.attempt
+        RETURNING d.id, d.index, d.attempt, d.params AS own
     )
     SELECT pick.id AS picked, pick.result_id, taken.id AS taken, taken.index, taken.attempt,
-           slot.task_id, slot.image, slot.params
+           slot.task_id, slot.image, slot.params, taken.own
     FROM pick LEFT JOIN taken ON taken.id = pick.id LEFT JOIN slot ON slot.id = pick.result_id
-""").columns(params=JSON)
+""").columns(params=JSON, own=JSON)
 
 
 def claim(session, runner, lease_seconds, max_memory=None, max_cpus=None):
@@ -74,7 +74,7 @@ def claim(session, runner, lease_seconds, max_memory=None, max_cpus=None):
             continue
         session.commit()
         return wire(WorkItem.of(row.taken, row.result_id, row.task_id, row.index, row.attempt, row.image,
-                                row.params, lease_seconds))
+                                row.params, lease_seconds, own=row.own))
     session.rollback()
     return None
 

@@ -4,6 +4,8 @@ A small run gets its executions with the result itself (``submit``); a big one
 is fanned out a batch at a time, from ``results.created``, by the scheduler's
 ``result_submitted`` handler and, should that be cut short, by its sweep.
 """
+import json
+
 from sqlalchemy import select, text, update
 
 from services.scheduler.executions.state import UNSTARTED_REASON
@@ -11,6 +13,7 @@ from services.scheduler.models import Result
 from shared import statuses as st
 from shared.settings import SchedulerSettings
 from shared.timeutil import now
+from stevedore_jobs.contract import items as per_execution
 
 _results = Result.__table__
 
@@ -18,9 +21,9 @@ FAN_OUT_BATCH = SchedulerSettings.model_fields["fan_out_batch"].default  # FAN_O
 
 FAN_OUT_SQL = """
     INSERT INTO details (id, result_id, task_id, "index", priority, status, submitted_at,
-                         attempt, attempts, "end", reason, cancel_requested)
+                         attempt, attempts, "end", reason, cancel_requested, params)
     SELECT left(:result_id, 24) || lpad(to_hex(i), 8, '0'), :result_id, :task_id, i, :priority, :status,
-           :submitted_at, 0, '[]'::json, :end, :reason, false
+           :submitted_at, 0, '[]'::json, :end, :reason, false, {params}
     FROM {source}
     ON CONFLICT (result_id, "index") DO NOTHING
 """
@@ -31,9 +34,27 @@ FAN_OUT_SQL = """
 # scattered over the whole index as random ids were (a fan-out's insert ~30% cheaper, and the
 # gap grows with the table).  Ids stay 32 hex digits; two results sharing 24 digits (92 random
 # bits) is not a practical concern.
-FAN_OUT_RANGE = text(FAN_OUT_SQL.format(source="generate_series(:first, :last - 1) AS i"))
+FAN_OUT_RANGE = text(FAN_OUT_SQL.format(source="generate_series(:first, :last - 1) AS i", params="NULL"))
 
-FAN_OUT_INDICES = text(FAN_OUT_SQL.format(source="unnest(CAST(:indices AS integer[])) AS i"))
+FAN_OUT_INDICES = text(FAN_OUT_SQL.format(source="unnest(CAST(:indices AS integer[])) AS i", params="NULL"))
+
+# a run with items or a matrix (or a rerun of one): each index with its own parameters, as JSON text
+FAN_OUT_PARAMS = text(FAN_OUT_SQL.format(
+    source="unnest(CAST(:indices AS integer[]), CAST(:params AS text[])) AS s(i, p)", params="CAST(p AS json)"))
+
+
+def insert_batch(session, values, first, last, indices=None, spread=None):
+    """Insert the details of positions ``first`` to ``last - 1`` (``indices``: a rerun's, by position;
+    ``spread``: the result's ``execution_params``)."""
+    if spread:
+        own = per_execution.execution_params(spread, first, last)
+        session.execute(FAN_OUT_PARAMS, {
+            **values, "indices": list(indices[first:last]) if indices else list(range(first, last)),
+            "params": [json.dumps(p, separators=(",", ":")) if p else None for p in own]})
+    elif indices:
+        session.execute(FAN_OUT_INDICES, {**values, "indices": list(indices[first:last])})
+    else:
+        session.execute(FAN_OUT_RANGE, {**values, "first": first, "last": last})
 
 # Fan-out drivers of a result and its CANCEL take turns on this lock (held to the end of
 # the transaction), not on the result row: a batch inserts thousands of rows, and the row
@@ -61,10 +82,7 @@ def fan_out_batch(session, result_id, batch=FAN_OUT_BATCH):
               "status": st.CANCELLED if cancelled else st.QUEUED, "submitted_at": result.submitted_at,
               "end": now() if cancelled else None,
               "reason": (result.ended_by or UNSTARTED_REASON) if cancelled else None}
-    if indices:
-        session.execute(FAN_OUT_INDICES, {**values, "indices": list(indices[first:last])})
-    else:
-        session.execute(FAN_OUT_RANGE, {**values, "first": first, "last": last})
+    insert_batch(session, values, first, last, indices, result.execution_params)
     # the row lock only now, until the commit right after
     session.execute(update(_results).where(_results.c.id == result_id).values(created=last))
     session.commit()

@@ -4,12 +4,13 @@ An Idempotency-Key makes a RUN sent twice one result.  A small run gets its
 executions in the same transaction (``with_details``); a big one is fanned out
 afterwards (``fanout``).
 """
+import json
 import uuid
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from services.scheduler.executions.fanout import FAN_OUT_RANGE
+from services.scheduler.executions.fanout import insert_batch
 from services.scheduler.executions.policy import deadline_at
 from services.scheduler.executions.state import get_result
 from services.scheduler.models import Detail, Result
@@ -18,23 +19,30 @@ from shared import validation
 from shared.errors import Conflict
 from shared.timeutil import now
 
-def find_by_key(session, key, task_id, params):
+def find_by_key(session, key, task_id, params, spread=None):
     """The result an earlier request with this Idempotency-Key made, or None."""
     result = session.scalars(select(Result).where(Result.idempotency_key == key)).first()
-    if result is not None and (result.task_id != task_id or result.params != params):
+    if result is not None and (result.task_id != task_id or result.params != params
+                               or _in_order(result.execution_params) != _in_order(spread)):
         raise Conflict("this Idempotency-Key was used for a different RUN", "Idempotency-Key")
     return result
 
 
+def _in_order(spread):
+    """A spread as compared: its matrix's key order counts (it fixes which index runs what)."""
+    return json.dumps(spread or None, separators=(",", ":"))
+
+
 def create_result(session, task_id, task_name, image, params, idempotency_key=None, rerun_of=None,
-                  with_details=False):
+                  with_details=False, spread=None):
     """A new result; with an Idempotency-Key already used, the first one (returns (result, created)).
 
     ``with_details``: its executions are made in the same transaction (a small
-    run: claimable the moment the RUN commits, and no fan-out to do).
+    run: claimable the moment the RUN commits, and no fan-out to do).  ``spread``:
+    what each execution is given by position (``{"items": [...]}`` or ``{"matrix": {...}}``).
     """
     if idempotency_key:
-        earlier = find_by_key(session, idempotency_key, task_id, params)
+        earlier = find_by_key(session, idempotency_key, task_id, params, spread)
         if earlier is not None:
             return earlier, False
     stamp = now()
@@ -47,7 +55,7 @@ def create_result(session, task_id, task_name, image, params, idempotency_key=No
         created=params["times"] if with_details else 0,
         active=0, n_running=0, n_complete=0, n_error=0, n_cancelled=0, n_killed=0,
         cancel_requested=False, finished_notified=False, idempotency_key=idempotency_key,
-        rerun_of=rerun_of, reruns=[], n_failed=0,
+        rerun_of=rerun_of, reruns=[], n_failed=0, execution_params=spread or None,
         # a run that waits for others (``after``) gets its deadline when it is released (policy.arm_deadline)
         deadline_at=None if params.get("after") else deadline_at(params, stamp),
     )
@@ -55,14 +63,14 @@ def create_result(session, task_id, task_name, image, params, idempotency_key=No
     try:  # the flush too: a RUN sent twice at once meets the other's key there
         if with_details:
             session.flush()
-            session.execute(FAN_OUT_RANGE, {
+            insert_batch(session, {
                 "result_id": result.id, "task_id": task_id, "priority": result.priority,
-                "status": st.QUEUED, "submitted_at": stamp, "end": None, "reason": None,
-                "first": 0, "last": result.times})
+                "status": st.QUEUED, "submitted_at": stamp, "end": None, "reason": None},
+                0, result.times, params.get("indices"), spread)
         session.commit()
     except IntegrityError:
         session.rollback()
-        earlier = find_by_key(session, idempotency_key, task_id, params) if idempotency_key else None
+        earlier = find_by_key(session, idempotency_key, task_id, params, spread) if idempotency_key else None
         if earlier is None:
             raise
         return earlier, False
@@ -75,14 +83,19 @@ def rerun_failed(session, result_id):
     if original.status not in st.TERMINAL:
         raise Conflict(f"result {result_id} is still {original.status}; rerun it once it ended",
                        "result_id")
-    failed = session.scalars(select(Detail.index).where(
+    rows = session.execute(select(Detail.index, Detail.params).where(
         Detail.result_id == result_id, Detail.status.in_([st.ERROR, st.KILLED]))
         .order_by(Detail.index)).all()
-    if not failed:
+    if not rows:
         raise Conflict(f"result {result_id} has no execution that ended ERROR or KILLED", "result_id")
-    params = {**original.params, "times": len(failed), "indices": list(failed)}
+    failed = [row.index for row in rows]
+    # STEVEDORE_TIMES stays the first run's, as STEVEDORE_EXECUTION_INDEX stays each one's index in it
+    params = {**original.params, "times": len(failed), "indices": failed,
+              "run_times": original.params.get("run_times") or original.times}
+    # each execution runs again with its own parameters (items, a matrix's combination), by position
+    spread = {"items": [row.params or {} for row in rows]} if any(row.params for row in rows) else None
     rerun, _ = create_result(session, original.task_id, original.task_name, original.image, params,
-                             rerun_of=original.id)
+                             rerun_of=original.id, spread=spread)
     original = session.get(Result, result_id, with_for_update=True, populate_existing=True)
     if original is not None:  # None: deleted meanwhile; the rerun, made already, stands on its own
         original.reruns = list(original.reruns or []) + [rerun.id]

@@ -24,7 +24,8 @@ def result_as_dict(result, **more):
         status=result.status, submitted_at=result.submitted_at, start=result.start, end=end,
         duration=duration(result.start, end), times=result.times, image=result.image, params=result.params,
         counts=counts(result), cancel_requested=result.cancel_requested, rerun_of=result.rerun_of,
-        reruns=result.reruns or [], reason=result.ended_by, deadline_at=result.deadline_at, **more),
+        reruns=result.reruns or [], reason=result.ended_by, deadline_at=result.deadline_at,
+        parallelism=getattr(result, "parallelism", None), priority=getattr(result, "priority", None), **more),
         exclude_unset=True)
 
 
@@ -34,7 +35,8 @@ def detail_as_dict(detail):
         result_id=detail.result_id, detail_id=detail.id, id=detail.id, task_id=detail.task_id,
         index=detail.index, status=detail.status, submitted_at=detail.submitted_at, start=detail.start,
         end=detail.end, duration=duration(detail.start, detail.end), exit_code=detail.exit_code,
-        reason=detail.reason, runner=detail.runner, attempt=detail.attempt, attempts=detail.attempts or []),
+        reason=detail.reason, runner=detail.runner, attempt=detail.attempt, attempts=detail.attempts or [],
+        params=getattr(detail, "params", None)),
         exclude_unset=True)
 
 

@@ -191,7 +191,7 @@
       this.status = status;
       this.code = payload && payload.error;
       // the API names the field first: "times: must be an integer from 1 to 100000"
-      const named = /^([A-Za-z_][\w.]*): ([\s\S]*)$/.exec(message);
+      const named = /^([A-Za-z_][\w.[\]]*): ([\s\S]*)$/.exec(message);
       this.field = named ? named[1] : null;
       this.detail = named ? named[2] : message;
     }
@@ -258,10 +258,11 @@
 
   /* Show an API error next to the field it names, else above the form's buttons. */
   function showError(form, err) {
-    const input = err.field ? form.elements.namedItem(err.field) : null;
-    const slot = input ? form.querySelector(`[data-error-for="${CSS.escape(err.field)}"]`) : null;
+    const top = err.field ? err.field.split(/[.[]/)[0] : null;  // items[3].env.FOO: at the items field
+    const input = top ? form.elements.namedItem(top) : null;
+    const slot = input ? form.querySelector(`[data-error-for="${CSS.escape(top)}"]`) : null;
     if (slot) {
-      slot.textContent = err.detail;
+      slot.textContent = top === err.field ? err.detail : err.message;
       input.setAttribute("aria-invalid", "true");
       input.focus();
     } else {
@@ -486,7 +487,9 @@
     }
     const env = parseEnv(form.elements.namedItem("env").value);
     if (Object.keys(env).length) payload.env = env;
-    return Object.assign(payload, policyBody(form));
+    Object.assign(payload, policyBody(form));
+    Object.assign(payload, perExecution(form, payload));
+    return payload;
   }
 
   // ------------------------------------------------------------------ failure policy (docs/api.md#failure-policy)
@@ -522,6 +525,30 @@
       r.deadline_at && ["Deadline at", timeEl(r.deadline_at)],
       r.reason && ["Stopped", h("span", {"data-reason": r.reason, text: why[r.reason] || r.reason})],
     ];
+  }
+
+  /* The RUN's items / matrix (JSON typed in their boxes); with either, times left at 1 is left out. */
+  function perExecution(form, payload) {
+    const given = {};
+    for (const name of ["matrix", "items"]) {
+      const raw = form.elements.namedItem(name) ? value(form, name) : "";
+      if (raw === "") continue;
+      try {
+        given[name] = JSON.parse(raw);
+      } catch (err) {
+        throw new ApiError(400, {error: "VALIDATION_ERROR", message: `${name}: is not JSON (${err.message})`});
+      }
+    }
+    if (Object.keys(given).length && payload.times === 1) delete payload.times;
+    return given;
+  }
+
+  /* An execution's own parameters (a detail's params) as text: LR=0.1 SEED=1 command=[...]. */
+  function ownParams(params) {
+    if (!params) return "—";
+    const words = Object.entries(params.env || {}).map(([k, v]) => `${k}=${v}`);
+    if (params.command) words.push(`command=${JSON.stringify(params.command)}`);
+    return mono(words.join(" ") || "—");
   }
 
   function taskPage() {
@@ -746,6 +773,14 @@
 
   // ------------------------------------------------------------------ one result
 
+  /* A run's parallelism or priority now, with what it was run with when a PATCH changed it. */
+  function changedText(name, r, p, none) {
+    const now = name in r ? r[name] : p[name];
+    const was = p[name];
+    const text = now ?? none;
+    return now === was || (now ?? null) === (was ?? null) ? text : `${text} (run with ${was ?? none})`;
+  }
+
   function envList(env) {
     const keys = Object.keys(env || {});
     if (!keys.length) return "none";
@@ -784,9 +819,12 @@
         ["Command", command],
         ["Environment", envList(p.env)],
         ["Timeout", p.timeout ? fmtDuration(p.timeout) : "none"],
-        ["Parallelism", p.parallelism || "no limit"],
+        ["Parallelism", changedText("parallelism", r, p, "no limit")],
         ["Retries", p.retries || 0],
-        ["Priority", p.priority ?? 5],
+        ["Priority", changedText("priority", r, p, 5)],
+        p.per_execution && ["Per execution", p.per_execution === "matrix"
+          ? "a matrix: each execution runs one combination (its parameters below)"
+          : "items: each execution has parameters of its own (below)"],
         ["Memory", p.memory || "default"],
         ["CPUs", p.cpus || "default"],
         ...policyRows(r),
@@ -796,13 +834,17 @@
         ["Result id", mono(r.result_id)],
       ]);
       cancel.hidden = !ACTIVE.has(r.status) || r.cancel_requested;
+      changeControl(r);
+      execTable.classList.toggle("no-params", !p.per_execution);
       rerun.hidden = ACTIVE.has(r.status) || !((counts.ERROR || 0) + (counts.KILLED || 0));
       remove.hidden = ACTIVE.has(r.status);
     }
 
     // executions: pages of PAGE, walked with the API's `after` cursor
     const pages = {status: "", cursors: [null], index: 0, next: null};
-    const {el, tbody} = table(["#", "Status", "Exit", "Runner", "Attempt", "Started", "Duration"]);
+    const {el, tbody} = table(["#", "Status", "Exit", "Runner", "Attempt", "Started", "Duration", "Parameters"]);
+    const execTable = el;
+    el.querySelector("th:last-child").classList.add("params-col");
     const prev = h("button", {type: "button", text: "← Previous"});
     const next = h("button", {type: "button", text: "Next →"});
     const where = h("span", {class: "muted small"});
@@ -824,7 +866,8 @@
         td("Runner", d.runner ? mono(d.runner) : "—"),
         td("Attempt", d.attempt || "—", "num"),
         td("Started", timeEl(d.start), "nowrap"),
-        td("Duration", fmtDuration(d.duration), "num"))));
+        td("Duration", fmtDuration(d.duration), "num"),
+        td("Parameters", ownParams(d.params), "params-col"))));
       none.hidden = data.length > 0;
       el.hidden = data.length === 0;
       prev.disabled = pages.index === 0;
@@ -883,6 +926,38 @@
       return false;
     });
     loaded(refresh(true).then(() => { if (ACTIVE.has(result.status)) live.start(); }));
+
+    // change a running run's parallelism and priority (PATCH): for its executions not yet started
+    const changeForm = $("#change-form");
+    let changeShown = false;
+    function changeControl(r) {
+      const open = ACTIVE.has(r.status) && !r.cancel_requested;
+      if (open && !changeShown) {  // filled when it appears, not while someone types in it
+        changeForm.elements.namedItem("parallelism").value = r.parallelism ?? "";
+        changeForm.elements.namedItem("priority").value = r.priority ?? "";
+      }
+      changeShown = open;
+      changeForm.hidden = !open;
+    }
+    changeForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      submitting(changeForm, async () => {
+        const changes = {};
+        const par = value(changeForm, "parallelism"), pri = value(changeForm, "priority");
+        const asNumber = (raw) => (Number.isFinite(Number(raw)) ? Number(raw) : raw);
+        const parNew = par === "" || par.toLowerCase() === "none" ? null : asNumber(par);
+        if (parNew !== (result.parallelism ?? null)) changes.parallelism = parNew;
+        if (pri !== "" && asNumber(pri) !== result.priority) changes.priority = asNumber(pri);
+        if (!Object.keys(changes).length) {
+          flash("Nothing to change: those are the run's values now.");
+          return;
+        }
+        render((await call("PATCH", base, {body: changes})).data);
+        flash(`Changed ${Object.entries(changes).map(([k, v]) => `${k} to ${v ?? "no limit"}`).join(" and ")}` +
+              ": executions not yet started are held to it.");
+        live.start();
+      });
+    });
 
     cancel.addEventListener("click", async () => {
       const question = `Cancel result ${short(id)}? Queued executions will not start and running ones are stopped.`;
@@ -949,6 +1024,7 @@
         ["Started", timeEl(d.start)],
         ["Ended", timeEl(d.end)],
         ["Duration", fmtDuration(d.duration)],
+        d.params && ["Parameters", ownParams(d.params)],
         ["Result", resultLink(d.result_id)],
         ["Task", h("a", {class: "mono", href: `/ui/tasks/${enc(d.task_id)}`, text: short(d.task_id)})],
         ["Execution id", mono(d.detail_id)],
