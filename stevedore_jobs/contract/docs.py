@@ -21,6 +21,10 @@ def _kind(schema):
     for option in options:
         kind = {"integer": "integer", "number": "number", "string": "string", "array": "list of strings",
                 "object": "object of strings"}.get(option.get("type"), option.get("type"))
+        if option.get("type") == "array" and "$ref" in option.get("items", {}):
+            kind = "list of objects"
+        if "maxItems" in option:
+            kind += f" (at most {option['maxItems']})"
         if "const" in option:
             kind = f"`\"{option['const']}\"`"
         if "minimum" in option and "maximum" in option:
@@ -40,6 +44,8 @@ def run_table(model=RunRequest):
         kind = _kind(prop)
         if name in required:
             kind += ", required"
+        elif isinstance(prop.get("default"), bool):
+            kind += f", default {str(prop['default']).lower()}"
         elif prop.get("default") is not None:
             kind += f", default {prop['default']}"
         else:

@@ -51,6 +51,15 @@ class RunParams(Answer):
     cpus: Optional[float] = None
     priority: Optional[int] = None
     callback_url: Optional[str] = None
+    after: Optional[list["Condition"]] = Field(None, description="the runs this one waits for (absent if none)")
+    per_index: Optional[bool] = Field(None, description="execution i waits for execution i of each (with after)")
+
+
+class Condition(Answer):
+    """One condition of a RUN's ``after``."""
+
+    result_id: str = Field(description="the run waited for")
+    when: Literal["COMPLETE", "ENDED"] = Field(description="COMPLETE: once it ended COMPLETE; ENDED: once it ended")
 
 
 class Durations(Answer):
@@ -89,6 +98,11 @@ class Result(Answer):
     cancel_requested: bool
     rerun_of: Optional[str] = Field(description="the result this one reran")
     reruns: list[str] = Field(description="results rerunning this one's failures")
+    waiting_for: Optional[list[Condition]] = Field(
+        None, description="the conditions of `params.after` not yet met while the run waits (QUEUED); null once "
+                          "they all hold, or when it has none")
+    reason: Optional[str] = Field(None, description="why the run ended as it did, when a rule ended it (a "
+                                                    "dependency that can no longer hold); else null")
     durations: Optional[Durations] = Field(None, description="GET /result/{id}/ only")
     webhook: Optional[Webhook] = Field(None, description="GET /result/{id}/ only; null without callback_url")
 

@@ -51,8 +51,11 @@ def cancel_result(session, result_id):
     return session.get(Result, result_id), stopped
 
 
-def finish_cancel(session, result_id, stamp=None):
-    """End a cancelled run's queued, unclaimed executions CANCELLED and count them; how many."""
+def finish_cancel(session, result_id, stamp=None, reason=UNSTARTED_REASON):
+    """End a cancelled run's queued, unclaimed executions CANCELLED and count them; how many.
+
+    ``reason``: what they say (a run cancelled by a dependency names it).
+    """
     stamp = stamp or now()
     # details first, then the result row (the lock order every writer keeps); a count,
     # not RETURNING: a run of 100,000 would send every id back only to be counted
@@ -60,7 +63,7 @@ def finish_cancel(session, result_id, stamp=None):
         update(_details)
         .where(_details.c.result_id == result_id, _details.c.status == st.QUEUED,
                _details.c.runner.is_(None))
-        .values(status=st.CANCELLED, end=stamp, not_before=None, reason=UNSTARTED_REASON)).rowcount
+        .values(status=st.CANCELLED, end=stamp, not_before=None, reason=reason)).rowcount
     if ended:
         result = session.get(Result, result_id, with_for_update=True, populate_existing=True)
         result.n_cancelled += ended

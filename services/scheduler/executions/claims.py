@@ -21,7 +21,7 @@ _details = Detail.__table__
 CLAIM_SQL = text("""
     WITH pick AS (
         SELECT d.id, d.result_id FROM details d JOIN results r ON r.id = d.result_id
-        WHERE d.status = 'QUEUED' AND d.runner IS NULL
+        WHERE d.status = 'QUEUED' AND d.runner IS NULL AND NOT d.waiting
           AND (d.not_before IS NULL OR d.not_before <= :now)
           AND (r.parallelism IS NULL OR r.active < r.parallelism)
           AND NOT r.cancel_requested

@@ -7,12 +7,13 @@ is fanned out a batch at a time, from ``results.created``, by the scheduler's
 from sqlalchemy import select, text, update
 
 from services.scheduler.executions.state import UNSTARTED_REASON
-from services.scheduler.models import Result
+from services.scheduler.models import Detail, Result
 from shared import statuses as st
 from shared.settings import SchedulerSettings
 from shared.timeutil import now
 
 _results = Result.__table__
+_details = Detail.__table__
 
 FAN_OUT_BATCH = SchedulerSettings.model_fields["fan_out_batch"].default  # FAN_OUT_BATCH's one default
 
@@ -65,10 +66,35 @@ def fan_out_batch(session, result_id, batch=FAN_OUT_BATCH):
         session.execute(FAN_OUT_INDICES, {**values, "indices": list(indices[first:last])})
     else:
         session.execute(FAN_OUT_RANGE, {**values, "first": first, "last": last})
+    if result.waiting_for is not None and not cancelled:  # its run's ``after`` does not hold yet
+        hold_waiting(session, result, first, last)
     # the row lock only now, until the commit right after
     session.execute(update(_results).where(_results.c.id == result_id).values(created=last))
     session.commit()
     return last - first
+
+
+def waiting_reason(conditions, per_index):
+    """What an execution held by its run's ``after`` says (at most 20 conditions: bounded)."""
+    named = ", ".join(f"{c['result_id']} ({c['when']})" for c in conditions)
+    if per_index:
+        return f"waiting for the execution of the same index of result {named}"
+    return f"waiting for result {named}"
+
+
+def hold_waiting(session, result, first, last):
+    """Executions ``first``..``last - 1`` (by position) of a run that waits (``after``): out of the claim
+    until released (services/scheduler/executions/dependencies.py).
+
+    Called in the transaction that makes them (the RUN, a fan-out batch), so no
+    claim ever sees them free.
+    """
+    if last <= first:
+        return
+    session.execute(update(_details).where(
+        _details.c.result_id == result.id, _details.c.status == st.QUEUED, _details.c.runner.is_(None),
+        _details.c.index >= first, _details.c.index < last)
+        .values(waiting=True, reason=waiting_reason(result.waiting_for or [], result.params.get("per_index"))))
 
 
 def unfinished_fan_outs(session, older_than):

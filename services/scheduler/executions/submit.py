@@ -26,11 +26,13 @@ def find_by_key(session, key, task_id, params):
 
 
 def create_result(session, task_id, task_name, image, params, idempotency_key=None, rerun_of=None,
-                  with_details=False):
+                  with_details=False, prepare=None):
     """A new result; with an Idempotency-Key already used, the first one (returns (result, created)).
 
     ``with_details``: its executions are made in the same transaction (a small
     run: claimable the moment the RUN commits, and no fan-out to do).
+    ``prepare(session, result)``: called in that transaction before its commit
+    (a RUN's ``after`` stored, its executions held: ``dependencies.declare``).
     """
     if idempotency_key:
         earlier = find_by_key(session, idempotency_key, task_id, params)
@@ -56,6 +58,9 @@ def create_result(session, task_id, task_name, image, params, idempotency_key=No
                 "result_id": result.id, "task_id": task_id, "priority": result.priority,
                 "status": st.QUEUED, "submitted_at": stamp, "end": None, "reason": None,
                 "first": 0, "last": result.times})
+        if prepare is not None:
+            session.flush()
+            prepare(session, result)
         session.commit()
     except IntegrityError:
         session.rollback()
@@ -78,6 +83,8 @@ def rerun_failed(session, result_id):
     if not failed:
         raise Conflict(f"result {result_id} has no execution that ended ERROR or KILLED", "result_id")
     params = {**original.params, "times": len(failed), "indices": list(failed)}
+    params.pop("after", None)  # what the original waited for has held (or it would not have run)
+    params.pop("per_index", None)
     rerun, _ = create_result(session, original.task_id, original.task_name, original.image, params,
                              rerun_of=original.id)
     original = session.get(Result, result_id, with_for_update=True, populate_existing=True)

@@ -24,7 +24,8 @@ def result_as_dict(result, **more):
         status=result.status, submitted_at=result.submitted_at, start=result.start, end=end,
         duration=duration(result.start, end), times=result.times, image=result.image, params=result.params,
         counts=counts(result), cancel_requested=result.cancel_requested, rerun_of=result.rerun_of,
-        reruns=result.reruns or [], **more), exclude_unset=True)
+        reruns=result.reruns or [], waiting_for=None if finished else result.waiting_for, reason=result.reason,
+        **more), exclude_unset=True)
 
 
 def detail_as_dict(detail):
