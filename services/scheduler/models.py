@@ -54,7 +54,7 @@ class Result(Base):
     webhook_lease: Mapped[float | None] = mapped_column(Float)
     # RUN's ``after`` (migration 0013, services/scheduler/executions/dependencies.py): the conditions
     # not yet met while the run waits (None: none, or all held), and why a rule ended the run
-    waiting_for: Mapped[list | None] = mapped_column(JSON)
+    waiting_for: Mapped[list | None] = mapped_column(JSON(none_as_null=True))  # None: SQL NULL
     reason: Mapped[str | None] = mapped_column(Text)
     released_at: Mapped[float | None] = mapped_column(Float)  # when a run that waited was released
 

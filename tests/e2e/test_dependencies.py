@@ -1,10 +1,11 @@
 """Dependencies between runs (a RUN's ``after``), proven on the real runners: released by the end of what
 they wait for, cancelled when it can no longer hold, and paired by index."""
+import json
 import uuid
 
 import pytest
 
-from tests.support import wait_until
+from tests.support import WebhookReceiver, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -55,6 +56,18 @@ def test_a_run_waiting_for_one_that_fails_ends_cancelled_naming_it_and_the_chain
     assert api.wait_result(third, timeout=60)["status"] == "COMPLETE"
     assert api.wait_result(fourth, timeout=30)["status"] == "CANCELLED"
     assert second in result(api, fourth)["reason"]
+
+
+def test_the_webhook_of_a_run_cancelled_by_its_dependency_says_why(api, ready_tasks):
+    first = api.run(ready_tasks["sleep"]["task_id"], times=1, timeout=1, env={"SLEEP": "60"})
+    with WebhookReceiver() as receiver:
+        second = api.run(ready_tasks["ok"]["task_id"], times=1, after=after(first), callback_url=receiver.url)
+        wait_until(lambda: receiver.received, timeout=60, what="the webhook")
+    body = json.loads(receiver.received[0]["body"])
+    assert body["result_id"] == second and body["status"] == "CANCELLED"
+    assert body["reason"].startswith(f"result {first} ended ERROR")
+    assert body["params"]["after"] == [{"result_id": first, "when": "COMPLETE"}]
+    assert body["waiting_for"] is None
 
 
 def test_a_run_after_one_that_ended_already_is_decided_at_submit(api, ready_tasks):
