@@ -97,6 +97,13 @@ def build_parser():
                      help=f"0 (lowest) to {PRIORITY_MAX} (highest); default {PRIORITY_DEFAULT}")
     sub.add_argument("--memory", metavar="SIZE", help='memory limit per container, e.g. "256m"')
     sub.add_argument("--cpus", type=float, help="CPUs per container, e.g. 0.5")
+    sub.add_argument("--after", action="append", metavar="RESULT[:WHEN]",
+                     help="start only once that run ended COMPLETE (repeatable; :ENDED, or --when ENDED: "
+                          "once it ended, however); the run waits QUEUED until then")
+    sub.add_argument("--when", type=str.upper, choices=("COMPLETE", "ENDED"),
+                     help="what --after waits for (default COMPLETE)")
+    sub.add_argument("--per-index", action="store_true",
+                     help="with --after: execution i waits only for execution i of each (equal --times)")
     sub.add_argument("--wait", action="store_true",
                      help="show progress until the run ends; exit 1 unless every execution completed")
 
