@@ -191,7 +191,7 @@
       this.status = status;
       this.code = payload && payload.error;
       // the API names the field first: "times: must be an integer from 1 to 100000"
-      const named = /^([A-Za-z_][\w.]*): ([\s\S]*)$/.exec(message);
+      const named = /^([A-Za-z_][\w.[\]]*): ([\s\S]*)$/.exec(message);
       this.field = named ? named[1] : null;
       this.detail = named ? named[2] : message;
     }
@@ -258,8 +258,9 @@
 
   /* Show an API error next to the field it names, else above the form's buttons. */
   function showError(form, err) {
-    const input = err.field ? form.elements.namedItem(err.field) : null;
-    const slot = input ? form.querySelector(`[data-error-for="${CSS.escape(err.field)}"]`) : null;
+    const name = err.field ? err.field.replace(/\[.*$/, "") : null;  // after[0].result_id: the after input
+    const input = name ? form.elements.namedItem(name) : null;
+    const slot = input ? form.querySelector(`[data-error-for="${CSS.escape(name)}"]`) : null;
     if (slot) {
       slot.textContent = err.detail;
       input.setAttribute("aria-invalid", "true");
@@ -486,7 +487,30 @@
     }
     const env = parseEnv(form.elements.namedItem("env").value);
     if (Object.keys(env).length) payload.env = env;
+    Object.assign(payload, afterBody(form));
     return payload;
+  }
+
+  /* A RUN's `after` from the form: result ids (spaces, commas or lines between them), each waiting as
+   * the "when" choice says, or as its own `:ENDED` / `:COMPLETE` suffix; `per_index` when ticked. */
+  function afterBody(form) {
+    const raw = value(form, "after");
+    if (!raw) return {};
+    const when = form.elements.namedItem("when").value;
+    const after = raw.split(/[\s,]+/).filter(Boolean).map((item) => {
+      const [resultId, own] = item.split(":");
+      return {result_id: resultId, when: own ? own.toUpperCase() : when};
+    });
+    return form.elements.namedItem("per_index").checked ? {after, per_index: true} : {after};
+  }
+
+  /* A run's dependencies: each run it waits (or waited) for, linked, and whether that still holds it. */
+  function afterList(r) {
+    const after = (r.params || {}).after || [];
+    const open = new Set((r.waiting_for || []).map((c) => c.result_id));
+    const items = after.map((c) => h("li", {}, resultLink(c.result_id), ` to end ${c.when}`,
+      open.has(c.result_id) ? h("span", {class: "muted", text: " (waiting)"}) : ""));
+    return [h("ul", {class: "after-list"}, items), r.params.per_index ? h("p", {class: "muted small", text: "execution by execution (per index)"}) : ""];
   }
 
   function taskPage() {
@@ -755,6 +779,8 @@
         ["Memory", p.memory || "default"],
         ["CPUs", p.cpus || "default"],
         r.cancel_requested && ["Cancel", ACTIVE.has(r.status) ? "requested; stopping what runs" : "requested"],
+        ((r.params || {}).after || []).length && ["Waits for", afterList(r)],
+        r.reason && ["Reason", r.reason],
         r.rerun_of && ["Rerun of", resultLink(r.rerun_of)],
         (r.reruns || []).length && ["Reruns", r.reruns.map((rid, i) => [i ? ", " : "", resultLink(rid)])],
         ["Result id", mono(r.result_id)],
