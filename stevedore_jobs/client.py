@@ -157,7 +157,8 @@ class Client:
 
     def run(self, task_id, times, idempotency_key=None, **params):
         """RUN a task ``times`` times; ``params``: command, env, timeout, parallelism, retries,
-        memory, cpus, priority, callback_url.  The new result, QUEUED."""
+        memory, cpus, priority, callback_url, after (``[{"result_id": ..., "when": "COMPLETE"}]``),
+        per_index.  The new result, QUEUED."""
         unknown = sorted(set(params) - set(RUN_FIELDS))
         if unknown:
             raise CliError(f"{unknown[0]}: not a RUN parameter; accepted are {', '.join(RUN_FIELDS)}", 2)
