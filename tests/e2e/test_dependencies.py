@@ -161,3 +161,31 @@ def test_per_index_needs_runs_of_equal_times(api, ready_tasks):
     assert answer.status_code == 400 and answer.json()["message"].startswith("per_index:"), answer.text
     listed = api.get("/result/", params={"task_id": ready_tasks["ok"]["task_id"], "limit": 1}).json()
     assert listed[0]["result_id"] == first  # nothing was stored
+
+
+def test_a_rerun_of_a_run_that_waited_waits_for_nothing_and_per_index_cannot_pair_with_it(api, ready_tasks):
+    first = api.run(ready_tasks["ok"]["task_id"], times=2)
+    failed = api.run(ready_tasks["fail"]["task_id"], times=2, after=after(first, when="ENDED"))
+    assert api.wait_result(failed)["status"] == "ERROR"
+    answer = api.post(f"/result/{failed}/", {"operation": "RERUN_FAILED"})
+    assert answer.status_code == 202, answer.text
+    rerun = answer.json()
+    assert "after" not in rerun["params"] and rerun["waiting_for"] is None
+    assert api.wait_result(rerun["result_id"])["status"] == "ERROR"
+    refused = api.post(f"/task/{ready_tasks['ok']['task_id']}/", {
+        "operation": "RUN", "times": 2, "after": after(rerun["result_id"]), "per_index": True})
+    assert refused.status_code == 400 and refused.json()["message"].startswith("per_index:"), refused.text
+
+
+def test_a_run_after_others_sent_twice_with_one_idempotency_key_is_one_run(api, ready_tasks):
+    first = api.run(ready_tasks["sleep"]["task_id"], times=1, env={"SLEEP": "2"})
+    body = {"operation": "RUN", "times": 1, "after": after(first)}
+    headers = {"Idempotency-Key": f"deps-{uuid.uuid4().hex}"}
+    one = api.post(f"/task/{ready_tasks['ok']['task_id']}/", body, headers=headers)
+    two = api.post(f"/task/{ready_tasks['ok']['task_id']}/", body, headers=headers)
+    assert one.status_code == two.status_code == 202
+    assert one.json()["result_id"] == two.json()["result_id"]
+    other = api.post(f"/task/{ready_tasks['ok']['task_id']}/", {**body, "after": after(first, when="ENDED")},
+                     headers=headers)
+    assert other.status_code == 409, other.text
+    assert api.wait_result(one.json()["result_id"], timeout=60)["status"] == "COMPLETE"
