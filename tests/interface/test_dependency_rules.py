@@ -53,6 +53,7 @@ def test_a_waiting_run_is_never_claimed_and_is_released_once_what_it_waits_for_c
         second = run(session, after=[{"result_id": first}])
         assert waiting(session, second) == [0, 1]
         assert deps.settle(session, second).released == 0  # nothing ended yet
+        assert deps.waiting_results(session) == []  # so the sweep leaves it alone
         assert end_all(session, first) == 2  # only the first run's two
         # the scheduler stopped before settling its dependents: the sweep's list has it, settling releases it
         assert deps.waiting_results(session) == [second]
