@@ -38,7 +38,14 @@ class DependenciesMixin:
                         result_id, first_line(exc))
 
     def _settle(self, result_id, index=None):
-        settled = deps.settle(self.db.session, result_id, index)
+        """Settle one waiting run and say what came of it; a failure is logged, and left to the sweep
+        (what called it -- a RUN already committed, an end already folded -- stands)."""
+        try:
+            settled = deps.settle(self.db.session, result_id, index)
+        except Exception as exc:  # noqa: BLE001
+            self.db.session.rollback()
+            log.warning("settling result %s failed (the sweep will): %s", result_id, first_line(exc))
+            return None
         if settled.stopped:
             self.metrics.executions_cancelled(settled.stopped)
         if settled.run_released:
