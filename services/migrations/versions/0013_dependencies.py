@@ -7,6 +7,8 @@ unmet (shown by the API; the sweep re-checks the runs that have one);
 ``results.reason`` says why a rule ended a run.  ``details.waiting`` keeps an
 execution out of the claim until its run's conditions hold for it: the claim's
 partial index leaves such rows out, so runs that wait cost the claim nothing.
+That index is built anew here: writes to ``details`` wait while it is built
+(about a second per million queued executions).
 
 Revision ID: 0013
 Revises: 0011 (the lead relinks it after 0012 at merge)
