@@ -302,7 +302,7 @@ def test_the_run_form_sets_after_and_the_result_page_links_what_it_waits_for(ui,
     assert seen["error"] == f"no result {unknown}" and seen["invalid"] == "true"
     result = api.get(f"/result/{seen['result_id']}/").json()
     assert result["params"]["after"] == [{"result_id": first, "when": "ENDED"}]
-    assert "Waits for" in seen["fields_waiting"] and "to end ENDED" in seen["fields_waiting"]
+    assert "Waits for" in seen["fields_waiting"] and "to end, however it ends" in seen["fields_waiting"]
     assert seen["link"] == f"/ui/results/{first}"
     assert "(waiting)" not in seen["fields_done"]
     assert seen["followed_to"] == first

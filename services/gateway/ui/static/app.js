@@ -508,7 +508,8 @@
   function afterList(r) {
     const after = (r.params || {}).after || [];
     const open = new Set((r.waiting_for || []).map((c) => c.result_id));
-    const items = after.map((c) => h("li", {}, resultLink(c.result_id), ` to end ${c.when}`,
+    const items = after.map((c) => h("li", {}, resultLink(c.result_id),
+      c.when === "ENDED" ? " to end, however it ends" : " to complete",
       open.has(c.result_id) ? h("span", {class: "muted", text: " (waiting)"}) : ""));
     return [h("ul", {class: "after-list"}, items), r.params.per_index ? h("p", {class: "muted small", text: "execution by execution (per index)"}) : ""];
   }
