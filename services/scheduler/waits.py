@@ -7,6 +7,7 @@ its own, after the one that ended it: should the scheduler stop in between, or
 settling fail, the sweep here settles every run still waiting.
 """
 import logging
+import time
 
 from services.scheduler.executions import dependencies as deps
 from services.scheduler.executions.state import get_result
@@ -18,14 +19,28 @@ from shared.messages import wire
 
 log = logging.getLogger(__name__)
 
+# a per_index run whose pairs end one by one is settled by each end as it is folded; the sweep settles it
+# anew (a pass over all its waiting executions: about a second for 200,000) at most this often, and at once
+# when a run it waits for ended.  By result id: when this process last did (one scheduler's memory; a new
+# process does it at its first sweep).
+PAIRS_SWEEP_EVERY = 60.0
+_pairs_swept = {}
+
 
 class DependenciesMixin:
 
     @config_timer("sweep_interval")
     def sweep_dependencies(self):
         """Settle every run still waiting: what a scheduler stopped, or a failure, left undone."""
-        for result_id in deps.waiting_results(self.db.session):
+        clock = time.monotonic()
+        waiting = deps.waiting_results(self.db.session)
+        for result_id, ended in waiting:
+            if not ended and clock - _pairs_swept.get(result_id, -PAIRS_SWEEP_EVERY) < PAIRS_SWEEP_EVERY:
+                continue
+            _pairs_swept[result_id] = clock
             self._settle(result_id)
+        for result_id in set(_pairs_swept) - {result_id for result_id, _ in waiting}:
+            del _pairs_swept[result_id]  # settled, or no longer in need
 
     def _dependents(self, result_id, index=None):
         """Settle the runs waiting for ``result_id`` (``index``: one of its executions ended)."""

@@ -56,7 +56,7 @@ def test_a_waiting_run_is_never_claimed_and_is_released_once_what_it_waits_for_c
         assert deps.waiting_results(session) == []  # so the sweep leaves it alone
         assert end_all(session, first) == 2  # only the first run's two
         # the scheduler stopped before settling its dependents: the sweep's list has it, settling releases it
-        assert deps.waiting_results(session) == [second]
+        assert deps.waiting_results(session) == [(second, True)]
         settled = deps.settle(session, second)
         assert (settled.released, settled.run_released, settled.cancelled) == (2, True, False)
         assert deps.settle(session, second).released == 0  # settled twice: nothing more
@@ -110,6 +110,7 @@ def test_per_index_releases_and_cancels_each_execution_by_its_pair(Session):
         details = {d.index: d for d in session.scalars(select(Detail).where(Detail.result_id == first))}
         ex.cancel_detail(session, first, details[1].id)
         assert deps.settle(session, second, index=2).released == 0  # index 2's pair has not ended
+        assert deps.waiting_results(session) == [(second, False)]  # some pairs ended, not the run
         settled = deps.settle(session, second)
         assert (settled.released, settled.stopped) == (1, 1)
         assert waiting(session, second) == [2]

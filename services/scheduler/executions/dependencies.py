@@ -95,11 +95,14 @@ def waiting_on(session, awaited_id):
     return rows
 
 
-# runs still waiting that ``settle`` may change: one they wait for ended (or was deleted), or, for
-# ``per_index``, has executions that ended; or they were cancelled meanwhile.  The rest (waiting for runs
-# still going) are left alone: the sweep costs nothing per run that merely waits.
+# runs still waiting that ``settle`` may change: one they wait for ended (or was deleted), or they were
+# cancelled meanwhile (``ended``); or, for ``per_index``, one they wait for has executions that ended.  The
+# rest (waiting for runs still going) are left alone: the sweep costs nothing per run that merely waits.
 TO_SETTLE = text("""
-    SELECT r.id FROM results r
+    SELECT r.id, r.cancel_requested OR r.status IN {terminal} OR EXISTS (
+               SELECT 1 FROM result_dependencies dep LEFT JOIN results a ON a.id = dep.after_result_id
+               WHERE dep.result_id = r.id AND (a.id IS NULL OR a.status IN {terminal})) AS ended
+    FROM results r
     WHERE r.waiting_for IS NOT NULL AND (
         r.cancel_requested OR r.status IN {terminal} OR EXISTS (
             SELECT 1 FROM result_dependencies dep LEFT JOIN results a ON a.id = dep.after_result_id
@@ -111,8 +114,9 @@ TO_SETTLE = text("""
 
 
 def waiting_results(session, limit=500):
-    """Runs still waiting that the sweep should settle (``TO_SETTLE``)."""
-    rows = session.execute(TO_SETTLE, {"limit": limit}).scalars().all()
+    """Runs still waiting that the sweep should settle (``TO_SETTLE``): (id, whether what it waits for
+    ended), the latter false only for a ``per_index`` run some of whose pairs ended."""
+    rows = [(row.id, row.ended) for row in session.execute(TO_SETTLE, {"limit": limit})]
     session.commit()
     return rows
 
