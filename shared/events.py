@@ -21,6 +21,7 @@ RESULT_CANCELLED = "result_cancelled"
 RESULT_CHANGED = "result_changed"
 EXECUTION_CANCEL_REQUESTED = "execution_cancel_requested"
 RESULT_DELETED = "result_deleted"
+RESULT_RELEASED = "result_released"
 BACKBONE_PROBE = "backbone_probe"  # internal: the scheduler's own round trip (services/scheduler/recovery.py)
 
 # dispatched by the runner service

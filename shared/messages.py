@@ -238,6 +238,12 @@ class ExecutionCancelRequested(Message):
     detail_id: str
 
 
+class ResultReleased(Message):
+    """``result_released``: a run that waited for others (its ``after``) had its first executions released."""
+
+    result_id: str
+
+
 class ResultDeleted(Message):
     """``result_deleted``: an ended run was deleted, by DELETE (``expired`` false) or retention."""
 
@@ -266,6 +272,7 @@ EVENTS = {
     (events.SCHEDULER, events.RESULT_CHANGED): ResultChanged,
     (events.SCHEDULER, events.EXECUTION_CANCEL_REQUESTED): ExecutionCancelRequested,
     (events.SCHEDULER, events.RESULT_DELETED): ResultDeleted,
+    (events.SCHEDULER, events.RESULT_RELEASED): ResultReleased,
     (events.SCHEDULER, events.BACKBONE_PROBE): BackboneProbe,
     (events.RUNNER, events.EXECUTION_STARTED): ExecutionStarted,
     (events.RUNNER, events.EXECUTION_FINISHED): ExecutionFinished,

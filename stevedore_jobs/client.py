@@ -158,7 +158,8 @@ class Client:
     def run(self, task_id, times=None, idempotency_key=None, **params):
         """RUN a task ``times`` times; ``params``: command, env, timeout, parallelism, retries,
         memory, cpus, priority, callback_url, max_failures, retry_on_exit_codes, no_retry_on_exit_codes,
-        deadline, items or matrix (``times`` may then be left out).  The new result, QUEUED."""
+        deadline, items or matrix (``times`` may then be left out), after (``[{"result_id": ...,
+        "when": "COMPLETE"}]``), per_index.  The new result, QUEUED."""
         unknown = sorted(set(params) - set(RUN_FIELDS))
         if unknown:
             raise CliError(f"{unknown[0]}: not a RUN parameter; accepted are {', '.join(RUN_FIELDS)}", 2)

@@ -103,7 +103,7 @@ QUEUE_DEPTH_SQL = text("""
     SELECT COALESCE(SUM(CASE WHEN r.parallelism IS NULL THEN q.n
                              ELSE LEAST(q.n, GREATEST(r.parallelism - r.active, 0)) END), 0)
     FROM (SELECT result_id, count(*) AS n FROM details
-          WHERE status = 'QUEUED' AND runner IS NULL AND (not_before IS NULL OR not_before <= :now)
+          WHERE status = 'QUEUED' AND runner IS NULL AND NOT waiting AND (not_before IS NULL OR not_before <= :now)
           GROUP BY result_id) q
     JOIN results r ON r.id = q.result_id
     WHERE NOT r.cancel_requested

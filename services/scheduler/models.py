@@ -4,7 +4,7 @@ A result is one RUN; a detail is one execution of it.  The result keeps
 per-status counters that change in the same transaction as its details, so
 reading a result of 100,000 executions costs one row.
 """
-from sqlalchemy import (JSON, BigInteger, Boolean, Float, Index, Integer, LargeBinary, String, Text,
+from sqlalchemy import (JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String, Text,
                         UniqueConstraint, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -60,8 +60,15 @@ class Result(Base):
     # what a RUN's items or matrix give each execution, by position ({"items": [...]} or
     # {"matrix": {...}}; a rerun's: {"items": [...]}): read by the fan-out, never by a claim (0015)
     execution_params: Mapped[dict | None] = mapped_column(JSON, deferred=True)
+    # RUN's ``after`` (migration 0013, services/scheduler/executions/dependencies.py): the conditions
+    # not yet met while the run waits (None: none, or all held), and why a rule ended the run
+    waiting_for: Mapped[list | None] = mapped_column(JSON(none_as_null=True))  # None: SQL NULL
+    reason: Mapped[str | None] = mapped_column(Text)
+    released_at: Mapped[float | None] = mapped_column(Float)  # when a run that waited was released
 
     __table_args__ = (
+        # the dependencies' sweep: runs still waiting
+        Index("ix_results_waiting", "id", postgresql_where=text("waiting_for IS NOT NULL")),
         # the webhook timer's query: attempts due
         Index("ix_results_webhook_due", "webhook_lease",
               postgresql_where=text("webhook_status IN ('PENDING', 'DELIVERING')")),
@@ -101,19 +108,41 @@ class Detail(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     # this execution's own parameters ({"env"?, "command"?}), merged over its run's; None: the run's (0015)
     params: Mapped[dict | None] = mapped_column(JSON)
+    # its run's ``after`` does not hold yet (for it): not claimable (migration 0013)
+    waiting: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
     __table_args__ = (
         UniqueConstraint("result_id", "index", name="uq_details_result_index"),
-        # the claim query: queued, unclaimed, highest priority first, oldest first
+        # the claim query: queued, unclaimed, not waiting for another run, highest priority first, oldest first
         Index(
             "ix_details_claimable", text("priority DESC"), "seq",
-            postgresql_where=text("status = 'QUEUED' AND runner IS NULL"),
+            postgresql_where=text("status = 'QUEUED' AND runner IS NULL AND NOT waiting"),
         ),
         Index("ix_details_held", "lease_expires_at",
               postgresql_where=text("runner IS NOT NULL AND status IN ('QUEUED', 'RUNNING')")),
         # a result's duration percentiles: the executions that ran
         Index("ix_details_ran", "result_id", postgresql_include=["start", "end"],
               postgresql_where=text('start IS NOT NULL AND "end" IS NOT NULL')),
+    )
+
+
+class ResultDependency(Base):
+    """One condition of a RUN's ``after``: ``result_id`` waits for ``after_result_id`` (migration 0013).
+
+    Rows go with their run (ON DELETE CASCADE); the run waited for may be deleted once it ended.
+    """
+    __tablename__ = "result_dependencies"
+
+    result_id: Mapped[str] = mapped_column(String(32), ForeignKey("results.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    after_result_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    when: Mapped[str] = mapped_column(String(16))
+    per_index: Mapped[bool] = mapped_column(Boolean, default=False)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (
+        # what waits for a run that just ended (or one of whose executions did)
+        Index("ix_result_dependencies_after", "after_result_id"),
     )
 
 

@@ -6,7 +6,7 @@ from nameko.events import SERVICE_POOL, EventDispatcher, event_handler
 from nameko.timer import timer
 
 from services.scheduler import executions as ex
-from services.scheduler import changes, failurepolicy, knowntasks, recovery, webhooks
+from services.scheduler import changes, failurepolicy, knowntasks, recovery, waits, webhooks
 from services.scheduler.holdings import installation_id
 from services.scheduler.runnersizes import RunnerSizesProvider
 from services.scheduler.idlerunners import IdleRunnersProvider
@@ -33,7 +33,8 @@ OUTCOME_FIELDS = ("detail_id", "attempt", "runner", "lease_expired", "status", "
                   "start", "end")
 
 
-class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, changes.ChangeMixin):
+class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, changes.ChangeMixin,
+                       waits.DependenciesMixin):
     name = "scheduler"
 
     db = Database(Base)
@@ -59,15 +60,20 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
                 return ex.result_as_dict(earlier)
         # held until the result is committed: the task's DELETE waits for it, and then counts it
         known = knowntasks.for_run(session, task_id, self.settings.task_cache_seconds, task)
+        ex.dependencies.check(session, params)  # the runs ``after`` names: held until the result is committed
         # a small run gets its executions in the same transaction: claimable when the
         # RUN commits, runners woken at once (result_submitted then finds nothing to do)
         inline = params["times"] <= INLINE_FAN_OUT
         result, created = ex.create_result(session, known.task_id, known.name, known.digest,
-                                           params, idempotency_key, with_details=inline, spread=spread)
+                                           params, idempotency_key, with_details=inline, spread=spread,
+                                           prepare=ex.dependencies.declare if params.get("after") else None)
         if created:
-            if inline:
+            if inline and not params.get("after"):
                 self._wake(result.id, result.times, sized=_sized(params))
             self.dispatch(events.RESULT_SUBMITTED, wire(m.ResultSubmitted(result_id=result.id, fanned_out=inline)))
+            if params.get("after"):  # released or cancelled now if what it waits for ended
+                self._settle(result.id)
+                result = ex.get_result(session, result.id)
         return ex.result_as_dict(result)
 
     @rpc
@@ -141,7 +147,8 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
         self.dispatch(events.RESULT_CANCELLED, wire(m.ResultCancelled(result_id=result.id)))
         if result.status in statuses.TERMINAL:
             self._notify_finished(result)
-        return ex.result_as_dict(result)
+        self._dependents(result.id)
+        return ex.result_as_dict(ex.get_result(self.db.session, result_id))
 
     @rpc
     def delete_result(self, result_id):
@@ -152,6 +159,7 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
         result, detail = ex.cancel_detail(self.db.session, result_id, detail_id)
         if detail.status == statuses.CANCELLED:
             self.metrics.executions_cancelled(1)
+            self._dependents(result.id, detail.index)
         if detail.status not in statuses.TERMINAL:
             self.dispatch(events.EXECUTION_CANCEL_REQUESTED,
                           wire(m.ExecutionCancelRequested(result_id=result.id, detail_id=detail.id)))
@@ -258,6 +266,7 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
         for result_id in ex.unfinished_cancels(session):
             log.warning("finishing the cancel of result %s", result_id)
             self.metrics.executions_cancelled(ex.finish_cancel(session, result_id))
+            self._dependents(result_id)
         self.finish_stops()
         for result in ex.unnotified_finished(session):
             self._notify_finished(result)
@@ -322,6 +331,9 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
             if sized is None:
                 sized = _sized(ex.get_result(session, result_id).params)
             self._wake(result_id, made, sized)
+        if sized is not None:  # its new executions may wait, or be the pairs others wait for
+            self._settle(result_id)
+            self._dependents(result_id)
 
     def _delete(self, result_id, expired):
         task_id = ex.delete_result(self.db.session, result_id)
@@ -378,6 +390,8 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
             self._stop(result.id, result.ended_by)
         elif result.status in statuses.TERMINAL:
             self._notify_finished(result)
+        if detail.status in statuses.TERMINAL:
+            self._dependents(result.id, detail.index)
 
     def _notify_finished(self, result):
         self.dispatch(events.RESULT_FINISHED, ex.result_as_dict(result))

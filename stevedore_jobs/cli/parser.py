@@ -124,6 +124,13 @@ def build_parser():
     sub.add_argument("--items", metavar="FILE",
                      help='a JSON list, one {"env": {...}, "command": [...]} per execution, merged over the '
                           "run's (- reads stdin)")
+    sub.add_argument("--after", action="append", metavar="RESULT[:WHEN]",
+                     help="start only once that run ended COMPLETE (repeatable; :ENDED, or --when ENDED: "
+                          "once it ended, however); the run waits QUEUED until then")
+    sub.add_argument("--when", type=str.upper, choices=("COMPLETE", "ENDED"),
+                     help="what --after waits for (default COMPLETE)")
+    sub.add_argument("--per-index", action="store_true",
+                     help="with --after: execution i waits only for execution i of each (equal --times)")
     sub.add_argument("--wait", action="store_true",
                      help="show progress until the run ends; exit 1 unless every execution completed")
 

@@ -31,6 +31,9 @@ def result_fields(result):
         ("ended", format_time(result.get("end"))),
         ("duration", format_duration(result.get("duration"))),
         ("deadline", format_time(result.get("deadline_at")) if result.get("deadline_at") else None),
+        ("waits for", ", ".join(f"{c['result_id']} ({c['when']})" for c in result.get("waiting_for") or ())
+         or None),
+        ("reason", result.get("reason")),
         ("image", result.get("image")),
         ("params", " ".join(f"{key}={json.dumps(value)}" for key, value in sorted(params.items()))
          or None),

@@ -4,13 +4,33 @@ from stevedore_jobs.cli.results import details_table, result_fields
 from stevedore_jobs.cli.session import EXIT_INTERRUPTED
 from stevedore_jobs.client import RUN_FIELDS, CliError
 from stevedore_jobs.contract import statuses as st
-from stevedore_jobs.display import Progress, parse_env
+from stevedore_jobs.display import Progress, UsageError, parse_env
 
 FAILURES_SHOWN = 20
 
 # the RUN's fields given as options of their own (env is --env KEY=VALUE; items and matrix are --items FILE
-# and --matrix KEY=v1,v2; callback_url is left to the API)
-RUN_OPTIONS = tuple(name for name in RUN_FIELDS if name not in ("env", "callback_url", "items", "matrix"))
+# and --matrix KEY=v1,v2; after and per_index are --after ID[:WHEN] --when --per-index; callback_url is left
+# to the API)
+RUN_OPTIONS = tuple(name for name in RUN_FIELDS
+                    if name not in ("env", "callback_url", "items", "matrix", "after", "per_index"))
+WHEN = ("COMPLETE", "ENDED")
+
+
+def parse_after(items, when=None, per_index=False):
+    """``--after`` values to a RUN's ``after`` (None without): ``ID`` waits as ``--when`` says
+    (default COMPLETE), ``ID:WHEN`` as it says."""
+    if not items:
+        if when or per_index:
+            raise UsageError(f"{'--when' if when else '--per-index'} needs --after RESULT")
+        return None
+    conditions = []
+    for item in items:
+        result_id, _, own = item.partition(":")
+        chosen = (own or when or "COMPLETE").upper()
+        if not result_id or chosen not in WHEN:
+            raise UsageError(f"--after: expected RESULT or RESULT:COMPLETE|ENDED, got {item!r}")
+        conditions.append({"result_id": result_id, "when": chosen})
+    return conditions
 
 
 def run(cli, args):
@@ -21,6 +41,11 @@ def run(cli, args):
     if env:
         body["env"] = env
     body.update({name: getattr(args, name) for name in RUN_OPTIONS if getattr(args, name) is not None})
+    after = parse_after(args.after, args.when, args.per_index)
+    if after:
+        body["after"] = after
+        if args.per_index:
+            body["per_index"] = True
     result = cli.api.post(f"/task/{task['task_id']}/", body)
     return finish_run(cli, args, result)
 

@@ -51,6 +51,8 @@ def run_table(model=RunRequest):
         kind = _kind(prop)
         if name in required:
             kind += ", required"
+        elif isinstance(prop.get("default"), bool):
+            kind += f", default {str(prop['default']).lower()}"
         elif prop.get("default") is not None:
             kind += f", default {prop['default']}"
         else:

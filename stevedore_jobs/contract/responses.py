@@ -58,6 +58,15 @@ class RunParams(Answer):
     per_execution: Optional[Literal["items", "matrix"]] = Field(
         None, description="with items or a matrix: each execution has parameters of its own (its detail's "
                           "`params`)")
+    after: Optional[list["Condition"]] = Field(None, description="the runs this one waits for (absent if none)")
+    per_index: Optional[bool] = Field(None, description="execution i waits for execution i of each (with after)")
+
+
+class Condition(Answer):
+    """One condition of a RUN's ``after``."""
+
+    result_id: str = Field(description="the run waited for")
+    when: Literal["COMPLETE", "ENDED"] = Field(description="COMPLETE: once it ended COMPLETE; ENDED: once it ended")
 
 
 class Durations(Answer):
@@ -96,8 +105,12 @@ class Result(Answer):
     cancel_requested: bool
     rerun_of: Optional[str] = Field(description="the result this one reran")
     reruns: list[str] = Field(description="results rerunning this one's failures")
-    reason: Optional[str] = Field(None, description="why the failure policy stopped the run: \"max_failures\" "
-                                                    "or \"deadline\" (set from that moment); else null")
+    waiting_for: Optional[list[Condition]] = Field(
+        None, description="the conditions of `params.after` not yet met while the run waits (QUEUED); null once "
+                          "they all hold, or when it has none")
+    reason: Optional[str] = Field(None, description="why a rule ended the run: \"max_failures\" or \"deadline\" "
+                                                    "(its failure policy, set from that moment), or a sentence naming "
+                                                    "a dependency that can no longer hold; else null")
     deadline_at: Epoch = Field(None, description="when its `deadline` stops it (null without a deadline, or "
                                                  "while it waits for other runs)")
     parallelism: Optional[int] = Field(None, description="the run's parallelism now (`params` keeps what it "

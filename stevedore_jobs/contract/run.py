@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SkipValidation, field_validator, model_validator
 
 from stevedore_jobs.contract.checks import (
-    CALLBACK_URL_PATTERN, COMMAND_PATTERN, NO_CONTROL, NO_CONTROL_IN_TEXT, Invalid, memory_bytes, memory_pattern,
-    shown, size_text)
+    CALLBACK_URL_PATTERN, COMMAND_PATTERN, ID_PATTERN, NO_CONTROL, NO_CONTROL_IN_TEXT, Invalid, memory_bytes,
+    memory_pattern, shown, size_text)
 from stevedore_jobs.contract import items as per_execution
 from stevedore_jobs.contract.requests import STRICT, Limits, Request, number, parse
 
@@ -28,6 +28,8 @@ EXIT_CODE_MAX = 255
 # the failure policy's fields: left out of a run's stored params when not given, so a RUN without
 # them is stored (and compared by its Idempotency-Key) as before they existed
 POLICY_FIELDS = ("max_failures", "retry_on_exit_codes", "no_retry_on_exit_codes", "deadline")
+AFTER_MAX = 20
+WHEN = ("COMPLETE", "ENDED")
 
 
 def split_command(value):
@@ -117,6 +119,49 @@ def check_callback_url(value):
     return value
 
 
+class After(BaseModel):
+    """One condition of a RUN's ``after``: start once the run ``result_id`` ended (``when``)."""
+
+    model_config = ConfigDict(**STRICT, extra="forbid")
+
+    result_id: str = Field(pattern=ID_PATTERN, description="the run waited for (32 hex digits)")
+    when: Literal["COMPLETE", "ENDED"] = Field(
+        "COMPLETE", description="COMPLETE: once that run ended COMPLETE (any other end cancels this one); "
+                                "ENDED: once it ended, however")
+
+
+def check_after(value):
+    """A RUN's ``after``: at most AFTER_MAX conditions, each naming another run once; None if not given.
+
+    Each failure names its place, ``after[1].result_id``.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise Invalid("must be a list of {\"result_id\", \"when\"} objects", "after")
+    if len(value) > AFTER_MAX:
+        raise Invalid(f"must have at most {AFTER_MAX} conditions", "after")
+    seen = set()
+    conditions = []
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise Invalid("must be an object {\"result_id\", \"when\"}", f"after[{i}]")
+        for key in item:
+            if key not in ("result_id", "when"):
+                raise Invalid(f"{shown(key)} is not a field; accepted are result_id, when", f"after[{i}]")
+        result_id = item.get("result_id")
+        if not isinstance(result_id, str) or not re.fullmatch(r"[0-9a-f]{32}", result_id):
+            raise Invalid("must be a result's id (32 hex digits)", f"after[{i}].result_id")
+        when = item.get("when", "COMPLETE")
+        if when not in WHEN:
+            raise Invalid(f"must be one of {', '.join(WHEN)}", f"after[{i}].when")
+        if result_id in seen:
+            raise Invalid(f"{result_id} is named twice", f"after[{i}].result_id")
+        seen.add(result_id)
+        conditions.append(After(result_id=result_id, when=when))
+    return conditions
+
+
 def memory_within(value, max_memory):
     """``value`` (a size) if it is within ``max_memory`` bytes (None: no ceiling)."""
     size = memory_bytes(value)
@@ -178,7 +223,8 @@ def matrix_map(max_times):
 
 class RunBase(Request):
     model_config = ConfigDict(**STRICT, extra="forbid")
-    SAYS: ClassVar[dict] = {"operation": "must be RUN", "task_id": "must be a string"}
+    SAYS: ClassVar[dict] = {"operation": "must be RUN", "task_id": "must be a string",
+                            "per_index": "must be true or false"}
     NOTES: ClassVar[dict] = {"cpus": CPUS_NOTE}
     LIMITS: ClassVar[Limits] = Limits()
 
@@ -195,7 +241,8 @@ class RunBase(Request):
     def params(self):
         """The parameters the result is run with (stored with it as ``params``): the run-wide ones; with
         ``items`` or ``matrix``, ``per_execution`` says which (each execution's own: ``spread``)."""
-        params = self.model_dump(exclude={"operation", "task_id", "callback_url", "items", "matrix"})
+        params = self.model_dump(exclude={"operation", "task_id", "callback_url", "items", "matrix", "after",
+                                          "per_index"})
         params["env"] = params["env"] or {}
         for field in POLICY_FIELDS:
             if field in params and params[field] is None:
@@ -206,6 +253,9 @@ class RunBase(Request):
         if spread:
             params["times"] = per_execution.count(spread)
             params["per_execution"] = next(iter(spread))
+        if self.after:  # only when given: the params of a run without are as before
+            params["after"] = [condition.model_dump() for condition in self.after]
+            params["per_index"] = self.per_index
         return params
 
     def spread(self):
@@ -333,6 +383,27 @@ def run_request(limits=Limits()):
                 raise Invalid("give retry_on_exit_codes or no_retry_on_exit_codes, not both",
                               "no_retry_on_exit_codes")
             return self
+
+        after: Optional[Annotated[list[After], Field(max_length=AFTER_MAX)]] = Field(
+            None, description=f"start only once other runs ended: at most {AFTER_MAX} conditions "
+                              "`{\"result_id\", \"when\": \"COMPLETE\" (default) or \"ENDED\"}`, each naming "
+                              "a run once. Until they hold the run stays QUEUED with `waiting_for`; one that can "
+                              "no longer hold (a run waited for COMPLETE ended otherwise) ends it CANCELLED, its "
+                              "`reason` naming it. An unknown `result_id` is a 400 naming `after[i].result_id`")
+        per_index: bool = Field(
+            False, description="with `after`: execution i waits only for execution i of each run named "
+                               "(equal `times` required, else 400 naming `per_index`), instead of the whole run")
+
+        @model_validator(mode="after")
+        def _per_index(self):
+            if self.per_index and not self.after:
+                raise Invalid("needs `after` (the runs whose executions to pair with)", "per_index")
+            return self
+
+        @field_validator("after", mode="before")
+        @classmethod
+        def _after(cls, value):
+            return check_after(value)
 
         @field_validator("command", mode="before")
         @classmethod

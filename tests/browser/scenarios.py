@@ -407,3 +407,4 @@ from tests.browser.policy_scenarios import failure_policy  # noqa: E402,F401
 # scenarios kept in modules of their own (they use the helpers above), played by the same name
 from tests.browser.params_scenarios import (  # noqa: E402,F401
     change_running_run, plain_result_has_no_parameters_column, run_with_matrix)
+from tests.browser.dependency_scenarios import cancelled_by_dependency, run_after  # noqa: E402,F401 -- played by name

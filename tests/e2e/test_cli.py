@@ -285,3 +285,36 @@ def test_result_rm_deletes_an_ended_result_and_refuses_a_running_one(cli, api, r
     api.wait_result(running, timeout=60)
     removed = cli("result", "rm", running, "--json")
     assert removed.returncode == 0 and json.loads(removed.stdout) == {"result_id": running, "deleted": True}
+
+
+def test_run_after_waits_for_the_other_run_and_says_so(cli, ready_tasks):
+    first = cli("run", ready_tasks["sleep"]["task_id"], "--times", "1", "--env", "SLEEP=3")
+    assert first.returncode == 0, first.stderr
+    first_id = first.stdout.strip()
+    second = cli("run", ready_tasks["ok"]["task_id"], "--times", "2", "--after", first_id)
+    assert second.returncode == 0, second.stderr
+    second_id = second.stdout.strip()
+    shown = cli("result", "show", second_id)
+    if field(shown.stdout, "status") == "QUEUED":  # the first run may have ended already on a slow machine
+        assert field(shown.stdout, "waits for") == f"{first_id} (COMPLETE)"
+    waited = cli("run", ready_tasks["ok"]["task_id"], "--after", f"{second_id}:ENDED", "--wait", "--json")
+    assert waited.returncode == 0, waited.stderr
+    result = json.loads(waited.stdout)
+    assert result["status"] == "COMPLETE"
+    assert result["params"]["after"] == [{"result_id": second_id, "when": "ENDED"}]
+
+
+def test_run_after_a_failed_run_shows_why_it_was_cancelled(cli, ready_tasks):
+    failed = cli("run", ready_tasks["fail"]["task_id"], "--wait")
+    assert failed.returncode == 1
+    failed_id = field(failed.stdout, "result")
+    proc = cli("run", ready_tasks["ok"]["task_id"], "--after", failed_id, "--wait")
+    assert proc.returncode == 1
+    assert field(proc.stdout, "status") == "CANCELLED"
+    assert field(proc.stdout, "reason") == f"result {failed_id} ended ERROR; this run waited for it to end COMPLETE"
+
+
+def test_run_after_an_unknown_run_is_refused_naming_the_field(cli, ready_tasks):
+    proc = cli("run", ready_tasks["ok"]["task_id"], "--after", uuid.uuid4().hex)
+    assert proc.returncode == 2
+    assert "after[0].result_id" in one_error_line(proc)

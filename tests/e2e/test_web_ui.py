@@ -291,3 +291,28 @@ def test_control_characters_of_the_output_are_shown_as_marks_not_obeyed(ui, api,
     assert seen["stderr"] == "\\x1b]0;pwned\\x07\\u202ertl\n"
     assert "pwned" not in seen["title"]
     assert seen["raw"] == f"/result/{result_id}/detail/{detail['detail_id']}/logs/stdout/"
+
+
+# ---------------------------------------------------------------- runs that wait for others
+
+def test_the_run_form_sets_after_and_the_result_page_links_what_it_waits_for(ui, api, ready_tasks):
+    first = api.run(ready_tasks["sleep"]["task_id"], times=1, env={"SLEEP": "4"})
+    unknown = uuid.uuid4().hex
+    seen = ui("run_after", task_id=ready_tasks["ok"]["task_id"], first_id=first, unknown_id=unknown)
+    assert seen["error"] == f"no result {unknown}" and seen["invalid"] == "true"
+    result = api.get(f"/result/{seen['result_id']}/").json()
+    assert result["params"]["after"] == [{"result_id": first, "when": "ENDED"}]
+    assert "Waits for" in seen["fields_waiting"] and "to end, however it ends" in seen["fields_waiting"]
+    assert seen["link"] == f"/ui/results/{first}"
+    assert "(waiting)" not in seen["fields_done"]
+    assert seen["followed_to"] == first
+    started = min(d["start"] for d in api.details(seen["result_id"]))
+    assert started >= api.details(first)[0]["end"]
+
+
+def test_the_page_of_a_run_cancelled_by_its_dependency_says_why(ui, api, ready_tasks):
+    failed = api.run(ready_tasks["fail"]["task_id"], times=1)
+    api.wait_result(failed)
+    cancelled = api.run(ready_tasks["ok"]["task_id"], times=1, after=[{"result_id": failed}])
+    seen = ui("cancelled_by_dependency", result_id=cancelled)
+    assert f"result {failed} ended ERROR; this run waited for it to end COMPLETE" in seen["fields"]

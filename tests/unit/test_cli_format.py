@@ -219,3 +219,35 @@ def test_server_sent_events_are_read_by_the_spec():
 ])
 def test_log_events_become_output_or_the_end(event, data, chunk):
     assert log_chunk(event, data) == chunk
+
+
+# ---------------------------------------------------------------- run --after
+
+def test_after_options_become_the_runs_conditions():
+    from stevedore_jobs.cli.runs import parse_after
+
+    a, b = "a" * 32, "b" * 32
+    assert parse_after(None) is None
+    assert parse_after([a]) == [{"result_id": a, "when": "COMPLETE"}]
+    assert parse_after([a, f"{b}:ended"], when="ENDED") == [{"result_id": a, "when": "ENDED"},
+                                                             {"result_id": b, "when": "ENDED"}]
+    assert parse_after([f"{a}:ENDED", b]) == [{"result_id": a, "when": "ENDED"}, {"result_id": b, "when": "COMPLETE"}]
+
+
+@pytest.mark.parametrize("items, when, per_index, message", [
+    (None, "ENDED", False, "--when needs --after RESULT"),
+    (None, None, True, "--per-index needs --after RESULT"),
+    (["a" * 32 + ":SOON"], None, False, "--after: expected RESULT or RESULT:COMPLETE|ENDED"),
+    ([":ENDED"], None, False, "--after: expected RESULT"),
+])
+def test_after_options_that_make_no_condition_are_usage_mistakes(items, when, per_index, message):
+    from stevedore_jobs.cli.runs import parse_after
+
+    with pytest.raises(UsageError, match=message.replace("|", r"\|")):
+        parse_after(items, when, per_index)
+
+
+def test_run_parses_after_when_and_per_index():
+    args = build_parser().parse_args(["run", "app", "--times", "3", "--after", "x" * 32, "--after", "y" * 32,
+                                      "--when", "ended", "--per-index"])
+    assert (args.after, args.when, args.per_index) == (["x" * 32, "y" * 32], "ENDED", True)

@@ -170,7 +170,7 @@ def test_the_answers_services_make_are_the_contracts_models():
     result = SimpleNamespace(id="r" * 32, task_id="t" * 32, task_name="app", status="COMPLETE", submitted_at=1.0,
                              start=1.0, end=2.0, times=1, image="a/b@x", params={"times": 1}, cancel_requested=False,
                              rerun_of=None, reruns=[], ended_by=None, deadline_at=None, parallelism=None,
-                             priority=5, **counters)
+                             priority=5, waiting_for=None, reason=None, **counters)
     answer = {**executions.result_as_dict(result), "durations": {"p50": 1.0, "p95": 1.0}, "webhook": None}
     assert set(answer) == set(responses.Result.model_fields)
     responses.Result.model_validate(answer)

@@ -10,13 +10,13 @@ deadline stops the run (null: no deadline, or not yet armed).  Existing rows get
 nulls and 0: they have no policy.
 
 Revision ID: 0014
-Revises: 0011
+Revises: 0013
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = "0014"
-down_revision = "0011"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

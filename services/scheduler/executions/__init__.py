@@ -10,11 +10,13 @@
 - ``policy``: a run's failure policy (max_failures, exit-code rules of retries, deadline);
 - ``change``: a running run's parallelism and priority changed;
 - ``logs``: an execution's output, stored and read;
-- ``retention``: a result's end announced, and the result deleted.
+- ``retention``: a result's end announced, and the result deleted;
+- ``dependencies``: a RUN's ``after``: runs that wait for others, released or cancelled.
 
 The names the scheduler's service uses are imported here, so that it reads
 ``ex.claim``, ``ex.mark_finished``, ...
 """
+from services.scheduler.executions import dependencies
 from services.scheduler.executions.cancel import (
     cancel_detail, cancel_result, cancel_unstarted, finish_cancel, unfinished_cancels)
 from services.scheduler.executions.change import change_result
@@ -33,7 +35,7 @@ from services.scheduler.executions.views import (
 
 __all__ = [
     "FAN_OUT_BATCH", "RETENTION_BATCH", "active_results", "arm_deadline", "needs_stop", "cancel_detail", "cancel_result", "cancel_unstarted",
-    "change_result", "claim", "clean_text", "counts", "create_result", "delete_result", "detail_as_dict", "duration_percentiles",
+    "change_result", "claim", "clean_text", "counts", "create_result", "dependencies", "delete_result", "detail_as_dict", "duration_percentiles",
     "expired_leases", "expired_results", "fan_out_batch", "find_by_key", "finish_cancel", "get_detail",
     "get_log_bytes", "get_logs", "get_result", "list_details", "list_results", "mark_finished",
     "mark_notified", "mark_started", "note_waiting", "queue_wait", "renew_leases", "rerun_failed",

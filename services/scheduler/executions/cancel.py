@@ -51,13 +51,14 @@ def cancel_result(session, result_id):
     return session.get(Result, result_id), stopped
 
 
-def finish_cancel(session, result_id, stamp=None):
+def finish_cancel(session, result_id, stamp=None, reason=None):
     """End a cancelled run's queued, unclaimed executions CANCELLED and count them; how many.
 
-    Their reason: why the failure policy stopped the run (``ended_by``), else UNSTARTED_REASON.
+    Their reason: ``reason`` (a run cancelled by a dependency names it), else why the failure
+    policy stopped the run (``ended_by``), else UNSTARTED_REASON.
     """
     stamp = stamp or now()
-    reason = session.scalar(select(Result.ended_by).where(Result.id == result_id)) or UNSTARTED_REASON
+    reason = reason or session.scalar(select(Result.ended_by).where(Result.id == result_id)) or UNSTARTED_REASON
     # details first, then the result row (the lock order every writer keeps); a count,
     # not RETURNING: a run of 100,000 would send every id back only to be counted
     ended = session.execute(

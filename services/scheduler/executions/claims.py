@@ -21,10 +21,10 @@ _details = Detail.__table__
 CLAIM_SQL = text("""
     WITH pick AS (
         SELECT d.id, d.result_id FROM details d JOIN results r ON r.id = d.result_id
-        WHERE d.status = 'QUEUED' AND d.runner IS NULL
+        WHERE d.status = 'QUEUED' AND d.runner IS NULL AND NOT d.waiting
           AND (d.not_before IS NULL OR d.not_before <= :now)
           AND (r.parallelism IS NULL OR r.active < r.parallelism)
-          AND NOT r.cancel_requested
+          AND NOT r.cancel_requested AND r.ended_by IS NULL
           AND (CAST(:max_memory AS bigint) IS NULL OR coalesce(r.memory_bytes, 0) <= CAST(:max_memory AS bigint))
           AND (CAST(:max_cpus AS double precision) IS NULL
                OR coalesce(r.cpus, 0) <= CAST(:max_cpus AS double precision))
@@ -34,7 +34,7 @@ CLAIM_SQL = text("""
     ), slot AS (
         UPDATE results r SET active = r.active + 1
         FROM pick
-        WHERE r.id = pick.result_id AND NOT r.cancel_requested
+        WHERE r.id = pick.result_id AND NOT r.cancel_requested AND r.ended_by IS NULL
           AND (r.parallelism IS NULL OR r.active < r.parallelism)
         RETURNING r.id, r.task_id, r.image, r.params
     ), taken AS (

@@ -9,13 +9,14 @@ import json
 from sqlalchemy import select, text, update
 
 from services.scheduler.executions.state import UNSTARTED_REASON
-from services.scheduler.models import Result
+from services.scheduler.models import Detail, Result
 from shared import statuses as st
 from shared.settings import SchedulerSettings
 from shared.timeutil import now
 from stevedore_jobs.contract import items as per_execution
 
 _results = Result.__table__
+_details = Detail.__table__
 
 FAN_OUT_BATCH = SchedulerSettings.model_fields["fan_out_batch"].default  # FAN_OUT_BATCH's one default
 
@@ -83,10 +84,35 @@ def fan_out_batch(session, result_id, batch=FAN_OUT_BATCH):
               "end": now() if cancelled else None,
               "reason": (result.ended_by or UNSTARTED_REASON) if cancelled else None}
     insert_batch(session, values, first, last, indices, result.execution_params)
+    if result.waiting_for is not None and not cancelled:  # its run's ``after`` does not hold yet
+        hold_waiting(session, result, first, last)
     # the row lock only now, until the commit right after
     session.execute(update(_results).where(_results.c.id == result_id).values(created=last))
     session.commit()
     return last - first
+
+
+def waiting_reason(conditions, per_index):
+    """What an execution held by its run's ``after`` says (at most 20 conditions: bounded)."""
+    named = ", ".join(f"{c['result_id']} ({c['when']})" for c in conditions)
+    if per_index:
+        return f"waiting for the execution of the same index of result {named}"
+    return f"waiting for result {named}"
+
+
+def hold_waiting(session, result, first, last):
+    """Executions ``first``..``last - 1`` (by position) of a run that waits (``after``): out of the claim
+    until released (services/scheduler/executions/dependencies.py).
+
+    Called in the transaction that makes them (the RUN, a fan-out batch), so no
+    claim ever sees them free.
+    """
+    if last <= first:
+        return
+    session.execute(update(_details).where(
+        _details.c.result_id == result.id, _details.c.status == st.QUEUED, _details.c.runner.is_(None),
+        _details.c.index >= first, _details.c.index < last)
+        .values(waiting=True, reason=waiting_reason(result.waiting_for or [], result.params.get("per_index"))))
 
 
 def unfinished_fan_outs(session, older_than):

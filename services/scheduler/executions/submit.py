@@ -34,12 +34,14 @@ def _in_order(spread):
 
 
 def create_result(session, task_id, task_name, image, params, idempotency_key=None, rerun_of=None,
-                  with_details=False, spread=None):
+                  with_details=False, spread=None, prepare=None):
     """A new result; with an Idempotency-Key already used, the first one (returns (result, created)).
 
     ``with_details``: its executions are made in the same transaction (a small
     run: claimable the moment the RUN commits, and no fan-out to do).  ``spread``:
     what each execution is given by position (``{"items": [...]}`` or ``{"matrix": {...}}``).
+    ``prepare(session, result)``: called in that transaction before its commit
+    (a RUN's ``after`` stored, its executions held: ``dependencies.declare``).
     """
     if idempotency_key:
         earlier = find_by_key(session, idempotency_key, task_id, params, spread)
@@ -67,6 +69,9 @@ def create_result(session, task_id, task_name, image, params, idempotency_key=No
                 "result_id": result.id, "task_id": task_id, "priority": result.priority,
                 "status": st.QUEUED, "submitted_at": stamp, "end": None, "reason": None},
                 0, result.times, params.get("indices"), spread)
+        if prepare is not None:
+            session.flush()
+            prepare(session, result)
         session.commit()
     except IntegrityError:
         session.rollback()
@@ -94,6 +99,8 @@ def rerun_failed(session, result_id):
               "run_times": original.params.get("run_times") or original.times}
     # each execution runs again with its own parameters (items, a matrix's combination), by position
     spread = {"items": [row.params or {} for row in rows]} if any(row.params for row in rows) else None
+    params.pop("after", None)  # what the original waited for has held (or it would not have run)
+    params.pop("per_index", None)
     rerun, _ = create_result(session, original.task_id, original.task_name, original.image, params,
                              rerun_of=original.id, spread=spread)
     original = session.get(Result, result_id, with_for_update=True, populate_existing=True)

@@ -24,7 +24,8 @@ def result_as_dict(result, **more):
         status=result.status, submitted_at=result.submitted_at, start=result.start, end=end,
         duration=duration(result.start, end), times=result.times, image=result.image, params=result.params,
         counts=counts(result), cancel_requested=result.cancel_requested, rerun_of=result.rerun_of,
-        reruns=result.reruns or [], reason=result.ended_by, deadline_at=result.deadline_at,
+        reruns=result.reruns or [], waiting_for=None if finished else result.waiting_for,
+        reason=result.reason or result.ended_by, deadline_at=result.deadline_at,
         parallelism=getattr(result, "parallelism", None), priority=getattr(result, "priority", None), **more),
         exclude_unset=True)
 

@@ -489,6 +489,7 @@
     if (Object.keys(env).length) payload.env = env;
     Object.assign(payload, policyBody(form));
     Object.assign(payload, perExecution(form, payload));
+    Object.assign(payload, afterBody(form));
     return payload;
   }
 
@@ -523,7 +524,8 @@
     return [
       parts.length && ["Failure policy", h("span", {"data-policy": "", text: parts.join("; ")})],
       r.deadline_at && ["Deadline at", timeEl(r.deadline_at)],
-      r.reason && ["Stopped", h("span", {"data-reason": r.reason, text: why[r.reason] || r.reason})],
+      r.reason && [why[r.reason] ? "Stopped" : "Reason",
+                   h("span", {"data-reason": r.reason, text: why[r.reason] || r.reason})],
     ];
   }
 
@@ -549,6 +551,29 @@
     const words = Object.entries(params.env || {}).map(([k, v]) => `${k}=${v}`);
     if (params.command) words.push(`command=${JSON.stringify(params.command)}`);
     return mono(words.join(" ") || "—");
+  }
+
+  /* A RUN's `after` from the form: result ids (spaces, commas or lines between them), each waiting as
+   * the "when" choice says, or as its own `:ENDED` / `:COMPLETE` suffix; `per_index` when ticked. */
+  function afterBody(form) {
+    const raw = value(form, "after");
+    if (!raw) return {};
+    const when = form.elements.namedItem("when").value;
+    const after = raw.split(/[\s,]+/).filter(Boolean).map((item) => {
+      const [resultId, own] = item.split(":");
+      return {result_id: resultId, when: own ? own.toUpperCase() : when};
+    });
+    return form.elements.namedItem("per_index").checked ? {after, per_index: true} : {after};
+  }
+
+  /* A run's dependencies: each run it waits (or waited) for, linked, and whether that still holds it. */
+  function afterList(r) {
+    const after = (r.params || {}).after || [];
+    const open = new Set((r.waiting_for || []).map((c) => c.result_id));
+    const items = after.map((c) => h("li", {}, resultLink(c.result_id),
+      c.when === "ENDED" ? " to end, however it ends" : " to complete",
+      open.has(c.result_id) ? h("span", {class: "muted", text: " (waiting)"}) : ""));
+    return [h("ul", {class: "after-list"}, items), r.params.per_index ? h("p", {class: "muted small", text: "execution by execution (per index)"}) : ""];
   }
 
   function taskPage() {
@@ -829,6 +854,7 @@
         ["CPUs", p.cpus || "default"],
         ...policyRows(r),
         !r.reason && r.cancel_requested && ["Cancel", ACTIVE.has(r.status) ? "requested; stopping what runs" : "requested"],
+        ((r.params || {}).after || []).length && ["Waits for", afterList(r)],
         r.rerun_of && ["Rerun of", resultLink(r.rerun_of)],
         (r.reruns || []).length && ["Reruns", r.reruns.map((rid, i) => [i ? ", " : "", resultLink(rid)])],
         ["Result id", mono(r.result_id)],
