@@ -13,15 +13,18 @@ from stevedore_jobs.display import (
 )
 
 SHOW_LIMIT = 100
+POLICY_STOPS = ("max_failures", "deadline")  # a result's reason when its failure policy stopped it
 
 
 def result_fields(result):
     params = {key: value for key, value in (result.get("params") or {}).items()
               if value not in (None, {}) and key != "times"}
+    reason = result.get("reason")
+    stopped = reason in POLICY_STOPS  # the failure policy's code, shown with the status; else a sentence
     return [
         ("result", result["result_id"]),
         ("task", f"{result.get('task_name') or '?'} ({result['task_id']})"),
-        ("status", result["status"] + (f" (stopped: {result['reason']})" if result.get("reason") else
+        ("status", result["status"] + (f" (stopped: {reason})" if stopped else
                                        " (cancel requested)" if result.get("cancel_requested")
                                        and result["status"] not in st.TERMINAL else "")),
         ("executions", f"{finished_count(result['counts'])}/{result['times']} finished: "
@@ -33,7 +36,7 @@ def result_fields(result):
         ("deadline", format_time(result.get("deadline_at")) if result.get("deadline_at") else None),
         ("waits for", ", ".join(f"{c['result_id']} ({c['when']})" for c in result.get("waiting_for") or ())
          or None),
-        ("reason", result.get("reason")),
+        ("reason", None if stopped else reason),
         ("image", result.get("image")),
         ("params", " ".join(f"{key}={json.dumps(value)}" for key, value in sorted(params.items()))
          or None),
