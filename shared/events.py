@@ -20,6 +20,8 @@ RESULT_FINISHED = "result_finished"
 RESULT_CANCELLED = "result_cancelled"
 EXECUTION_CANCEL_REQUESTED = "execution_cancel_requested"
 RESULT_DELETED = "result_deleted"
+SCHEDULE_FIRED = "schedule_fired"
+SCHEDULE_FAILED = "schedule_failed"
 BACKBONE_PROBE = "backbone_probe"  # internal: the scheduler's own round trip (services/scheduler/recovery.py)
 
 # dispatched by the runner service

@@ -9,6 +9,7 @@ types of the Python client and the CLI, and the web UI's statuses and limits
     statuses   task and execution statuses (shared/statuses.py re-exports them)
     requests   bodies, query parameters and headers, with their constraints
     run        the RUN body, under the installation's limits
+    schedule   schedules: a RUN on a cron schedule, their fires
     responses  tasks, results, details, logs, health, the error shape
     checks     rules that are not a type: text, image references, sizes
     openapi    the OpenAPI 3.1 document made from them
@@ -19,6 +20,8 @@ from stevedore_jobs.contract.requests import (
     TaskListQuery, TaskOperation, idempotency_key, operation, parse, query)
 from stevedore_jobs.contract.run import RunRequest, run_params, run_request
 from stevedore_jobs.contract.responses import Detail, Error, Health, Logs, Result, Task
+from stevedore_jobs.contract.schedule import (
+    NewSchedule, Schedule, ScheduleChange, ScheduleListQuery, ScheduleOperation, check_cron, schedule_run)
 
 __all__ = [
     "Invalid", "check_strings", "check_text", "parse_reference",
@@ -26,4 +29,6 @@ __all__ = [
     "ResultOperation", "RunRequest", "TaskListQuery", "TaskOperation", "idempotency_key", "operation",
     "parse", "query", "run_params", "run_request",
     "Detail", "Error", "Health", "Logs", "Result", "Task",
+    "NewSchedule", "Schedule", "ScheduleChange", "ScheduleListQuery", "ScheduleOperation", "check_cron",
+    "schedule_run",
 ]

@@ -91,6 +91,7 @@ class Result(Answer):
     reruns: list[str] = Field(description="results rerunning this one's failures")
     durations: Optional[Durations] = Field(None, description="GET /result/{id}/ only")
     webhook: Optional[Webhook] = Field(None, description="GET /result/{id}/ only; null without callback_url")
+    schedule_id: Optional[str] = Field(None, description="the schedule that started this run; null for a RUN")
 
 
 class Attempt(Answer):

@@ -24,7 +24,8 @@ def result_as_dict(result, **more):
         status=result.status, submitted_at=result.submitted_at, start=result.start, end=end,
         duration=duration(result.start, end), times=result.times, image=result.image, params=result.params,
         counts=counts(result), cancel_requested=result.cancel_requested, rerun_of=result.rerun_of,
-        reruns=result.reruns or [], **more), exclude_unset=True)
+        reruns=result.reruns or [], schedule_id=getattr(result, "schedule_id", None), **more),
+        exclude_unset=True)
 
 
 def detail_as_dict(detail):
@@ -69,8 +70,10 @@ def duration_percentiles(session, result_id, result=None):
     return durations
 
 
-def list_results(session, status=None, task_id=None, limit=100, after=None):
+def list_results(session, status=None, task_id=None, limit=100, after=None, schedule_id=None):
     stmt = select(Result)
+    if schedule_id:
+        stmt = stmt.where(Result.schedule_id == schedule_id)
     if validation.status_filter(status, st.EXECUTION_STATUSES):
         stmt = stmt.where(Result.status == status)
     if task_id:

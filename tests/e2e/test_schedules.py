@@ -1,0 +1,270 @@
+"""Schedules on the real system: two scheduler replicas, real runners, RabbitMQ, PostgreSQL and Docker.
+
+Ticks every few seconds through the testing setting SCHEDULE_ALLOW_SECONDS (a sixth cron field, seconds).
+"""
+import time
+import uuid
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import create_engine, text
+
+from tests.support import System, containers_of, create_database, drop_database, free_port, wait_until
+
+pytestmark = pytest.mark.e2e
+
+SCHEDULERS = ("scheduler", "scheduler-2")
+
+
+@pytest.fixture(scope="module")
+def sched_system(vhost_pipeline, request, test_images, docker_client):
+    """A system with TWO scheduler replicas, firing every half second, seconds allowed in cron."""
+    from urllib.parse import urlparse
+
+    uri = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
+    database = create_database()
+    with vhost_pipeline.get() as vhost:
+        running = System(f"{uri.scheme}://{uri.netloc}/{vhost}", database, runners=2, name="schedules",
+                         env={"SCHEDULE_ALLOW_SECONDS": "on", "SCHEDULE_INTERVAL": "0.5",
+                              "SWEEP_INTERVAL": "1", "RPC_TIMEOUT": "10"})
+        running.plan["scheduler-2"] = ("scheduler", {"METRICS_PORT": str(free_port())})
+        running.start().wait_healthy()
+        running.tasks = {behaviour: running.api.register(test_images[behaviour], name=f"s-{behaviour}-"
+                                                          f"{uuid.uuid4().hex[:6]}") for behaviour in ("ok", "sleep")}
+        running.engine = create_engine(database)
+        yield running
+        running.stop()
+        running.engine.dispose()
+        with running.engine.connect() as conn:
+            ids = [row[0] for row in conn.execute(text("SELECT id FROM results"))]
+        for result_id in ids:
+            for container in containers_of(docker_client, result_id):
+                container.remove(force=True)
+    drop_database(database)
+
+
+def sql(system, query, **params):
+    with system.engine.connect() as conn:
+        return conn.execute(text(query), params).all()
+
+
+def add(api, task, cron="* * * * * */2", **fields):
+    body = {"task_id": task["task_id"], "cron": cron, "run": {"times": 1}, **fields}
+    response = api.post("/schedule/", body)
+    assert response.status_code == 201, response.text
+    assert response.headers["Location"] == f"/schedule/{response.json()['schedule_id']}/"
+    return response.json()
+
+
+def patch(api, schedule_id, body):
+    response = api.http.patch(f"{api.base_url}/schedule/{schedule_id}/", json=body, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def fires(api, schedule_id):
+    return api.get(f"/schedule/{schedule_id}/").json()["fires"]
+
+
+def fired_by_replica(system):
+    total = {}
+    for label in SCHEDULERS:
+        body = requests.get(system.metrics_url(label), timeout=10).text
+        for family in text_string_to_metric_families(body):
+            for sample in family.samples:
+                if sample.name == "stevedore_schedule_fires_total":
+                    total.setdefault(label, {})[sample.labels["outcome"]] = sample.value
+    return total
+
+
+def test_a_schedule_fires_exactly_once_per_tick_with_two_scheduler_replicas(sched_system):
+    api = sched_system.api
+    before = fired_by_replica(sched_system)
+    schedule = add(api, sched_system.tasks["ok"], cron="* * * * * */2", run={"times": 1, "env": {"N": "1"}})
+    assert schedule["next_run_at"] > time.time() - 1 and schedule["concurrency_policy"] == "Allow"
+    wait_until(lambda: len([f for f in fires(api, schedule["schedule_id"]) if f["outcome"] == "FIRED"]) >= 5,
+               timeout=40, what="five ticks fired")
+    patch(api, schedule["schedule_id"], {"suspend": True})
+    time.sleep(1.5)  # a fire in flight when suspended commits before this
+    rows = sql(sched_system, "SELECT scheduled_for, result_id, missed FROM schedule_fires "
+                             "WHERE schedule_id = :s AND NOT manual ORDER BY scheduled_for",
+               s=schedule["schedule_id"])
+    ticks = [row[0] for row in rows]
+    assert len(ticks) == len(set(ticks)) >= 5  # no tick twice
+    # every tick accounted for: fired, or (a timer round more than a tick late on a loaded machine) passed
+    # over as missed by the fire after it
+    assert len(ticks) + sum(row[2] for row in rows) == round((ticks[-1] - ticks[0]) / 2) + 1, rows
+    results = api.get("/result/", params={"schedule_id": schedule["schedule_id"], "limit": 1000}).json()
+    assert sorted(r["result_id"] for r in results) == sorted(row[1] for row in rows)
+    assert all(r["schedule_id"] == schedule["schedule_id"] and r["params"]["env"] == {"N": "1"} for r in results)
+    shown = api.get(f"/schedule/{schedule['schedule_id']}/").json()
+    assert shown["suspend"] is True and shown["next_run_at"] is None
+    assert shown["counts"]["fired"] == len(rows) and shown["last_result_id"] in {r[1] for r in rows}
+    # both replicas ran their timers; together they fired each tick once
+    after = fired_by_replica(sched_system)
+    fired = sum(after[label]["fired"] - before.get(label, {}).get("fired", 0) for label in SCHEDULERS)
+    assert fired == len(rows)
+    for result in results[:3]:
+        assert api.wait_result(result["result_id"])["status"] == "COMPLETE"
+
+
+def test_forbid_skips_ticks_while_the_previous_run_is_unfinished_and_replace_cancels_it(sched_system):
+    api = sched_system.api
+    schedule = add(api, sched_system.tasks["sleep"], cron="* * * * * */2", concurrency_policy="Forbid",
+                   run={"times": 1, "env": {"SLEEP": "120"}})
+    sid = schedule["schedule_id"]
+    wait_until(lambda: len([f for f in fires(api, sid) if f["outcome"] == "SKIPPED"]) >= 2, timeout=40,
+               what="two ticks skipped")
+    shown = fires(api, sid)
+    started = [f for f in shown if f["outcome"] == "FIRED"]
+    assert len(started) == 1
+    first = started[0]["result_id"]
+    assert api.get(f"/result/{first}/").json()["status"] in ("QUEUED", "RUNNING")
+    skipped = [f for f in shown if f["outcome"] == "SKIPPED"]
+    assert all(f"previous run {first} is still" in f["reason"] and f["result_id"] is None for f in skipped)
+    # run now under Forbid: refused while the previous run goes on
+    refused = api.post(f"/schedule/{sid}/", {"operation": "RUN"})
+    assert refused.status_code == 409 and "concurrency_policy" in refused.json()["message"]
+
+    patch(api, sid, {"concurrency_policy": "Replace"})
+    wait_until(lambda: len([f for f in fires(api, sid) if f["outcome"] == "FIRED"]) >= 2, timeout=20,
+               what="a replacing fire")
+    patch(api, sid, {"suspend": True})
+    replaced = api.wait_result(first, timeout=40)
+    assert replaced["cancel_requested"] is True and replaced["status"] in ("KILLED", "CANCELLED")
+    fired = [f["result_id"] for f in fires(api, sid) if f["outcome"] == "FIRED"]
+    latest = fired[0]
+    assert latest != first
+    time.sleep(1)
+    assert api.get(f"/result/{latest}/").json()["status"] in ("QUEUED", "RUNNING")
+    # every run but the latest was replaced (cancelled): one unfinished run at a time
+    for result_id in fired[1:]:
+        assert api.wait_result(result_id, timeout=40)["cancel_requested"] is True
+    assert api.post(f"/result/{latest}/", {"operation": "CANCEL"}).status_code == 202
+
+
+def test_schedulers_down_across_ticks_catch_up_once_or_miss_past_the_deadline(sched_system):
+    api = sched_system.api
+    catch_up = add(api, sched_system.tasks["ok"], cron="* * * * * */2")
+    wait_until(lambda: fires(api, catch_up["schedule_id"]), timeout=20, what="the schedule fired once")
+    # one tick a minute, 3 s from now: it falls while the schedulers are down
+    second = (int(time.time()) + 3) % 60
+    strict = add(api, sched_system.tasks["ok"], cron=f"* * * * * {second}", starting_deadline_seconds=1)
+    ids = (catch_up["schedule_id"], strict["schedule_id"])
+    for label in SCHEDULERS:
+        sched_system.kill(label)
+    down_at = time.time()
+    time.sleep(7.5)  # three or four ticks of the first pass with no scheduler
+    sched_system.start(*SCHEDULERS)
+
+    def caught_up():
+        now = {s: [f for f in fires(api, s) if f["fired_at"] > down_at + 7] for s in ids}
+        return now if all(now.values()) else None
+
+    after = wait_until(caught_up, timeout=60, what="the first fires after the restart")
+    for s in ids:
+        patch(api, s, {"suspend": True})
+    late = after[catch_up["schedule_id"]][-1]
+    assert late["outcome"] == "FIRED" and late["missed"] >= 2, late  # one run for all the missed ticks
+    missed = after[strict["schedule_id"]][-1]
+    assert missed["outcome"] == "MISSED" and missed["result_id"] is None, missed
+    assert "starting_deadline_seconds 1" in missed["reason"]
+    assert api.get(f"/schedule/{strict['schedule_id']}/").json()["counts"] == {
+        "fired": 0, "skipped": 0, "missed": 1, "failed": 0}
+    shown = api.get(f"/schedule/{catch_up['schedule_id']}/").json()
+    assert shown["counts"]["missed"] >= 2
+    # the backlog was fired once: the next fire is the next tick's, about 2 s later
+    rows = sql(sched_system, "SELECT count(*) FROM schedule_fires WHERE schedule_id = :s AND fired_at >= :t "
+                             "AND fired_at < :t + 1.5", s=catch_up["schedule_id"], t=late["fired_at"])
+    assert rows[0][0] == 1
+    assert api.wait_result(late["result_id"])["status"] == "COMPLETE"
+
+
+def test_a_tick_of_a_task_not_ready_is_a_failed_fire_with_the_reason(sched_system, image_registry):
+    api = sched_system.api
+    broken = api.register(f"{image_registry.address}/no/such-image:1", name=f"s-broken-{uuid.uuid4().hex[:6]}")
+    assert broken["status"] == "ERROR"
+    schedule = add(api, broken, cron="* * * * * *")
+    wait_until(lambda: api.get(f"/schedule/{schedule['schedule_id']}/").json()["failed_fires"], timeout=20,
+               what="a failed fire")
+    patch(api, schedule["schedule_id"], {"suspend": True})
+    shown = api.get(f"/schedule/{schedule['schedule_id']}/").json()
+    failed = shown["failed_fires"][0]
+    assert failed["outcome"] == "FAILED" and "is ERROR; only a READY task can be run" in failed["reason"]
+    assert shown["counts"]["failed"] >= 1 and shown["counts"]["fired"] == 0
+    response = api.post(f"/schedule/{schedule['schedule_id']}/", {"operation": "RUN"})
+    assert response.status_code == 409 and "READY" in response.json()["message"]
+    assert api.delete(f"/schedule/{schedule['schedule_id']}/").status_code == 204
+
+
+def test_run_now_starts_a_run_marked_with_the_schedule(sched_system):
+    api = sched_system.api
+    schedule = add(api, sched_system.tasks["ok"], cron="0 3 1 1 *", timezone="Europe/Berlin",
+                   run={"times": 2, "command": "echo scheduled"})
+    response = api.post(f"/schedule/{schedule['schedule_id']}/", {"operation": "RUN"})
+    assert response.status_code == 202, response.text
+    result = response.json()
+    assert response.headers["Location"] == f"/result/{result['result_id']}/"
+    assert result["schedule_id"] == schedule["schedule_id"] and result["times"] == 2
+    assert api.wait_result(result["result_id"])["status"] == "COMPLETE"
+    shown = api.get(f"/schedule/{schedule['schedule_id']}/").json()
+    assert shown["fires"][0]["manual"] is True and shown["fires"][0]["result_id"] == result["result_id"]
+    # a RUN's result is not a schedule's
+    plain = api.run(sched_system.tasks["ok"]["task_id"])
+    assert api.get(f"/result/{plain}/").json()["schedule_id"] is None
+    listed = api.get("/schedule/", params={"task_id": sched_system.tasks["ok"]["task_id"]}).json()
+    assert schedule["schedule_id"] in [s["schedule_id"] for s in listed]
+
+
+def test_a_task_with_schedules_cannot_be_deleted_until_they_are(sched_system, test_images):
+    api = sched_system.api
+    task = api.register(test_images["ok"], name=f"s-del-{uuid.uuid4().hex[:6]}")
+    schedule = add(api, task, cron="@daily")
+    response = api.delete(f"/task/{task['task_id']}/")
+    assert response.status_code == 409 and "schedule" in response.json()["message"]
+    assert api.delete(f"/schedule/{schedule['schedule_id']}/").status_code == 204
+    assert api.get(f"/schedule/{schedule['schedule_id']}/").status_code == 404
+    assert api.delete(f"/task/{task['task_id']}/").status_code == 204
+    gone = api.post("/schedule/", {"task_id": task["task_id"], "cron": "@daily", "run": {"times": 1}})
+    assert gone.status_code == 404
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"cron": "H * * * *"}, "cron"),
+    ({"cron": "0 0 1 1 * 2026"}, "cron"),  # croniter's year field: refused
+    ({"cron": "@reboot"}, "cron"),
+    ({"cron": "0 0 31 2 *"}, "cron"),  # never
+    ({"timezone": "Mars/Olympus"}, "timezone"),
+    ({"concurrency_policy": "Sometimes"}, "concurrency_policy"),
+    ({"run": {"times": 0}}, "run.times"),
+    ({"run": {"times": 1, "after": ["a" * 32]}}, "run.after"),
+    ({"run": {"times": 1, "memory": "100g"}}, "run.memory"),
+    ({"run": {"times": 1, "callback_url": "ftp://x"}}, "run.callback_url"),
+    ({"run": "every day"}, "run"),
+    ({"starting_deadline_seconds": 0}, "starting_deadline_seconds"),
+    ({"suspend": "yes"}, "suspend"),
+    ({"name": "x" * 201}, "name"),
+    ({"bogus": 1}, "bogus"),
+])
+def test_a_bad_schedule_is_refused_with_400_naming_the_field(sched_system, change, field):
+    api = sched_system.api
+    body = {"task_id": sched_system.tasks["ok"]["task_id"], "cron": "@hourly", "run": {"times": 1}, **change}
+    response = api.post("/schedule/", body)
+    assert response.status_code == 400, response.text
+    assert response.json()["message"].startswith(f"{field}: "), response.text
+
+
+def test_unknown_schedules_and_tasks_are_404_and_a_patch_is_checked_too(sched_system):
+    api = sched_system.api
+    assert api.get(f"/schedule/{'0' * 32}/").status_code == 404
+    assert api.delete(f"/schedule/{'0' * 32}/").status_code == 404
+    assert api.post("/schedule/", {"task_id": "0" * 32, "cron": "@daily", "run": {"times": 1}}).status_code == 404
+    schedule = add(api, sched_system.tasks["ok"], cron="@daily", timezone="Europe/Berlin")
+    bad = api.http.patch(f"{api.base_url}/schedule/{schedule['schedule_id']}/", json={"cron": "* * *"}, timeout=30)
+    assert bad.status_code == 400 and bad.json()["message"].startswith("cron: ")
+    changed = patch(api, schedule["schedule_id"], {"cron": "30 2 * * *", "name": "nightly"})
+    assert changed["cron"] == "30 2 * * *" and changed["name"] == "nightly"
+    assert changed["next_run_at"] != schedule["next_run_at"]
+    page = api.get("/schedule/", params={"limit": 1})
+    assert page.status_code == 200 and len(page.json()) == 1 and 'rel="next"' in page.headers["Link"]
