@@ -27,6 +27,9 @@ DEADLINE_MAX = 31 * 24 * 3600
 MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 OUTCOMES = ("FIRED", "SKIPPED", "FAILED", "MISSED")
 FIRES_SHOWN = 20
+# the shape only (the ranges, and whether it ever runs, are checked by the scheduler)
+CRON_PATTERN = (r"^\s*(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|[0-9A-Za-z*,/-]+"
+                r"(\s+[0-9A-Za-z*,/-]+){4,5})\s*$")
 
 # the standard fields: minute, hour, day of month, month, day of week (names only in the last two)
 _FIELDS = (("minute", 0, 59, ()), ("hour", 0, 23, ()), ("day of month", 1, 31, ()),
@@ -117,7 +120,7 @@ class NewSchedule(ScheduleBase):
     task_id: str = Field(pattern=ID_PATTERN, description="the task to run")
     name: Optional[str] = Field(None, min_length=1, max_length=NAME_MAX, pattern=NO_CONTROL,
                                 description="a label (not unique)")
-    cron: str = Field(max_length=CRON_MAX, description="five fields (minute hour day-of-month month "
+    cron: str = Field(max_length=CRON_MAX, pattern=CRON_PATTERN, description="five fields (minute hour day-of-month month "
                       "day-of-week: numbers, names, `*`, ranges, lists, steps) or a macro: "
                       f"{', '.join(MACROS)}; croniter's extensions (seconds, H, R, L, W, #) are refused "
                       "(seconds are allowed only with the testing setting SCHEDULE_ALLOW_SECONDS)")
@@ -139,7 +142,7 @@ class ScheduleChange(ScheduleBase):
     """PATCH /schedule/{schedule_id}/: suspend, resume or change a schedule (fields not sent stay)."""
 
     name: Optional[str] = Field(None, min_length=1, max_length=NAME_MAX, pattern=NO_CONTROL)
-    cron: Optional[str] = Field(None, max_length=CRON_MAX)
+    cron: Optional[str] = Field(None, max_length=CRON_MAX, pattern=CRON_PATTERN)
     timezone: Optional[str] = Field(None, max_length=TIMEZONE_MAX, pattern=TIMEZONE_PATTERN)
     concurrency_policy: Optional[Policy] = None
     suspend: Optional[bool] = Field(None, description="true: suspend; false: resume (from the next tick)")
