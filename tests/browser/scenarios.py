@@ -399,3 +399,6 @@ def phone_pages(session, token, pages):
         answer[name] = {"scroll_width": page.evaluate("document.documentElement.scrollWidth"),
                         "screenshot": session.screenshot(page, f"phone-{name}")}
     return answer
+
+
+from tests.browser.schedule_scenarios import schedules_pages  # noqa: E402,F401 -- played by name like the above

@@ -8,40 +8,13 @@ import uuid
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
-from tests.support import System, containers_of, create_database, drop_database, free_port, wait_until
+from tests.support import wait_until
 
 pytestmark = pytest.mark.e2e
 
 SCHEDULERS = ("scheduler", "scheduler-2")
-
-
-@pytest.fixture(scope="module")
-def sched_system(vhost_pipeline, request, test_images, docker_client):
-    """A system with TWO scheduler replicas, firing every half second, seconds allowed in cron."""
-    from urllib.parse import urlparse
-
-    uri = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
-    database = create_database()
-    with vhost_pipeline.get() as vhost:
-        running = System(f"{uri.scheme}://{uri.netloc}/{vhost}", database, runners=2, name="schedules",
-                         env={"SCHEDULE_ALLOW_SECONDS": "on", "SCHEDULE_INTERVAL": "0.5",
-                              "SWEEP_INTERVAL": "1", "RPC_TIMEOUT": "10"})
-        running.plan["scheduler-2"] = ("scheduler", {"METRICS_PORT": str(free_port())})
-        running.start().wait_healthy()
-        running.tasks = {behaviour: running.api.register(test_images[behaviour], name=f"s-{behaviour}-"
-                                                          f"{uuid.uuid4().hex[:6]}") for behaviour in ("ok", "sleep")}
-        running.engine = create_engine(database)
-        yield running
-        running.stop()
-        running.engine.dispose()
-        with running.engine.connect() as conn:
-            ids = [row[0] for row in conn.execute(text("SELECT id FROM results"))]
-        for result_id in ids:
-            for container in containers_of(docker_client, result_id):
-                container.remove(force=True)
-    drop_database(database)
 
 
 def sql(system, query, **params):
