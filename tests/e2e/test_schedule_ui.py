@@ -51,3 +51,13 @@ def test_add_run_suspend_resume_delete_a_schedule_and_see_its_failed_fires(brows
     assert "suspended" in seen["suspended_fields"]
     assert seen["after_delete"] == 0
     assert "FAILED" in seen["failed_fire"] and "only a READY task can be run" in seen["failed_fire"]
+
+
+def test_the_schedules_pages_fit_a_phone(browser, sched_system):
+    api = sched_system.api
+    schedule = api.post("/schedule/", {"task_id": sched_system.tasks["ok"]["task_id"], "cron": "@weekly",
+                                       "name": "phone", "run": {"times": 1}}).json()
+    seen = browser.run("phone_pages", token=sched_system.token, pages={
+        "schedules": "/ui/schedules", "schedule": f"/ui/schedules/{schedule['schedule_id']}"})
+    for name, page in seen.items():
+        assert page["scroll_width"] <= 375, f"{name} scrolls sideways on a phone: {page['scroll_width']}px"
