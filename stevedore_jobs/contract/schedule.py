@@ -73,8 +73,12 @@ def check_cron(value, allow_seconds=False):
                 raise Invalid(f"{field} {shown(part)} is not valid (numbers, names, *, ranges a-b, lists a,b "
                               "and steps /n; croniter's extensions H, R, L, W and # are not accepted)", "cron")
             if match.group(1) != "*":
-                for bound in match.group(1).split("-"):
+                bounds = match.group(1).split("-")
+                for bound in bounds:
                     _value(bound, low, high, names, field)
+                order = [int(b) if b.isdigit() else names.index(b.upper()) + low for b in bounds]
+                if len(order) == 2 and order[0] > order[1]:
+                    raise Invalid(f"{field} {shown(part)}: a range must go up (a-b with a <= b)", "cron")
             if match.group(3) and int(match.group(3)[1:]) == 0:
                 raise Invalid(f"{field} {shown(part)}: a step must be at least 1", "cron")
     return " ".join(parts)

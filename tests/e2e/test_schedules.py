@@ -2,15 +2,18 @@
 
 Ticks every few seconds through the testing setting SCHEDULE_ALLOW_SECONDS (a sixth cron field, seconds).
 """
+import json
 import time
 import uuid
 
 import pytest
 import requests
+from nameko.events import event_handler
+from nameko.testing.services import entrypoint_waiter
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
-from tests.support import wait_until
+from tests.support import WebhookReceiver, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -241,3 +244,48 @@ def test_unknown_schedules_and_tasks_are_404_and_a_patch_is_checked_too(sched_sy
     assert changed["next_run_at"] != schedule["next_run_at"]
     page = api.get("/schedule/", params={"limit": 1})
     assert page.status_code == 200 and len(page.json()) == 1 and 'rel="next"' in page.headers["Link"]
+
+
+class ScheduleWatcher:
+    name = "e2e_schedule_watcher"
+    seen = []
+
+    @event_handler("scheduler", "schedule_fired")
+    def on_schedule_fired(self, payload):
+        self.seen.append(("fired", payload))
+
+    @event_handler("scheduler", "schedule_failed")
+    def on_schedule_failed(self, payload):
+        self.seen.append(("failed", payload))
+
+
+def test_fires_are_announced_by_event_and_a_schedules_run_calls_its_callback_url(
+        sched_system, container_factory, image_registry):
+    api = sched_system.api
+    container = container_factory(ScheduleWatcher, {"AMQP_URI": sched_system.amqp_uri_of_vhost})
+    container.start()
+    with WebhookReceiver() as receiver:
+        schedule = add(api, sched_system.tasks["ok"], cron="@yearly",
+                       run={"times": 1, "callback_url": receiver.url})
+        with entrypoint_waiter(container, "on_schedule_fired", timeout=30,
+                               callback=lambda wc, r, e: wc.args[0]["schedule_id"] == schedule["schedule_id"]):
+            result = api.post(f"/schedule/{schedule['schedule_id']}/", {"operation": "RUN"}).json()
+        fired = [p for kind, p in ScheduleWatcher.seen if kind == "fired"
+                 and p["schedule_id"] == schedule["schedule_id"]][-1]
+        assert fired == {"schedule_id": schedule["schedule_id"], "task_id": sched_system.tasks["ok"]["task_id"],
+                         "result_id": result["result_id"], "scheduled_for": fired["scheduled_for"],
+                         "manual": True, "missed": 0}
+        api.wait_result(result["result_id"])
+        wait_until(lambda: receiver.received, timeout=30, what="the run's webhook")
+        body = json.loads(receiver.received[0]["body"])
+        assert body["result_id"] == result["result_id"] and body["schedule_id"] == schedule["schedule_id"]
+
+    broken = api.register(f"{image_registry.address}/no/such-image:3", name=f"s-ev-{uuid.uuid4().hex[:6]}")
+    failing = add(api, broken, cron="* * * * * *")
+    with entrypoint_waiter(container, "on_schedule_failed", timeout=30,
+                           callback=lambda wc, r, e: wc.args[0]["schedule_id"] == failing["schedule_id"]):
+        pass
+    patch(api, failing["schedule_id"], {"suspend": True})
+    failed = [p for kind, p in ScheduleWatcher.seen if kind == "failed"
+              and p["schedule_id"] == failing["schedule_id"]][0]
+    assert failed["task_id"] == broken["task_id"] and "only a READY task can be run" in failed["reason"]

@@ -78,7 +78,7 @@ def test_after_downtime_the_latest_due_tick_is_found_and_the_earlier_ones_counte
 @pytest.mark.parametrize("expression", [
     "H * * * *", "0 0 L * *", "0 0 * * 5#2", "0 0 1W * *", "* * * * * *", "0 0 1 1 * 2026", "@reboot", "",
     "61 * * * *", "* 24 * * *", "*/0 * * * *", "0 0 * FOO *", "0 0 * * MON-FOO", "0 0 31 2 *", "R * * * *",
-    "x" * 101, 15])
+    "x" * 101, 15, "59-1 * * * *", "0 0 * DEC-JAN *", "* * * * FRI-MON"])
 def test_croniters_extensions_and_impossible_expressions_are_a_400_naming_cron(expression):
     with pytest.raises(ValidationError) as caught:
         cron.check(expression, "UTC")
@@ -87,7 +87,8 @@ def test_croniters_extensions_and_impossible_expressions_are_a_400_naming_cron(e
 
 @pytest.mark.parametrize("expression, stored", [
     ("*/15 * * * *", "*/15 * * * *"), ("0 9 * * MON-FRI", "0 9 * * MON-FRI"), ("@HOURLY", "@hourly"),
-    ("  0  0 1,15 JAN-jun 0-6/2 ", "0 0 1,15 JAN-jun 0-6/2"), ("@midnight", "@midnight")])
+    ("  0  0 1,15 JAN-jun 0-6/2 ", "0 0 1,15 JAN-jun 0-6/2"), ("@midnight", "@midnight"),
+    ("0 0 * * SUN-SAT", "0 0 * * SUN-SAT"), ("0 0 29 2 *", "0 0 29 2 *")])
 def test_standard_expressions_and_macros_are_accepted(expression, stored):
     assert cron.check(expression, "Europe/Berlin") == stored
 

@@ -40,6 +40,7 @@ from services.scheduler.schedules import cron, store
 from shared import statuses as st
 from shared.errors import Conflict, ValidationError
 from shared.handlers import is_transient
+from shared.timeutil import now
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ def start(session, schedule, scheduled_for, stamp, settings, webhook_sender, mis
             schedule.n_skipped += 1
             return _record(session, schedule, tick_at, stamp, "SKIPPED", missed=missed, reason=reason)
         if schedule.concurrency_policy == "Replace":
-            ex.mark_cancelled(session, previous.id, stamp)
+            ex.mark_cancelled(session, previous.id, now())  # a result's times are the host's, as a CANCEL's
             replaced = previous.id
     result_id = uuid.uuid4().hex
     _record(session, schedule, tick_at, stamp, "FIRED", missed=missed, result_id=result_id, manual=manual,
