@@ -146,14 +146,19 @@ def test_schedulers_down_across_ticks_catch_up_once_or_miss_past_the_deadline(sc
     missed = after[strict["schedule_id"]][-1]
     assert missed["outcome"] == "MISSED" and missed["result_id"] is None, missed
     assert "starting_deadline_seconds 1" in missed["reason"]
-    assert api.get(f"/schedule/{strict['schedule_id']}/").json()["counts"] == {
-        "fired": 0, "skipped": 0, "missed": 1, "failed": 0}
+    counts = api.get(f"/schedule/{strict['schedule_id']}/").json()["counts"]
+    # (a later tick may be MISSED too: one found more than 1 s late on a loaded machine)
+    assert counts["fired"] == 0 and counts["missed"] >= 1
     shown = api.get(f"/schedule/{catch_up['schedule_id']}/").json()
     assert shown["counts"]["missed"] >= 2
-    # the backlog was fired once: the next fire is the next tick's, about 2 s later
-    rows = sql(sched_system, "SELECT count(*) FROM schedule_fires WHERE schedule_id = :s AND fired_at >= :t "
-                             "AND fired_at < :t + 1.5", s=catch_up["schedule_id"], t=late["fired_at"])
-    assert rows[0][0] == 1
+    # the catch-up ran the latest missed tick, not an old one
+    assert late["fired_at"] - late["scheduled_for"] < 2
+    # and every tick of the schedule's life either fired once or was counted missed, none twice
+    rows = sql(sched_system, "SELECT scheduled_for, missed FROM schedule_fires WHERE schedule_id = :s "
+                             "AND NOT manual ORDER BY scheduled_for", s=catch_up["schedule_id"])
+    ticks = [row[0] for row in rows]
+    assert len(ticks) == len(set(ticks))
+    assert len(ticks) + sum(row[1] for row in rows) == round((ticks[-1] - ticks[0]) / 2) + 1, rows
     assert api.wait_result(late["result_id"])["status"] == "COMPLETE"
 
 
