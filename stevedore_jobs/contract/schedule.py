@@ -11,7 +11,7 @@ against the zone database.
 import re
 from typing import ClassVar, Literal, Optional
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field
 
 from stevedore_jobs.contract.checks import ID_PATTERN, NO_CONTROL, Invalid, shown
 from stevedore_jobs.contract.requests import NAME_MAX, STRICT, Limits, Page, Request
@@ -105,14 +105,8 @@ class ScheduleBase(Request):
         "timezone": "must be a timezone of the IANA database, such as Europe/Berlin or UTC",
         "concurrency_policy": f"must be one of {', '.join(POLICIES)}", "suspend": "must be true or false",
         "run": "must be a RUN body: an object with times, command, env, ..."}
-
-    @field_validator("cron", mode="before", check_fields=False)
-    @classmethod
-    def _cron(cls, value):
-        if value is None:
-            return None
-        check_cron(value, allow_seconds=True)  # the scheduler knows whether seconds are allowed
-        return value
+    # the cron's fields (``check_cron``) and the timezone are checked by the scheduler, which knows whether
+    # seconds are allowed and has the zone database: after the task or schedule is found (404 first)
 
 
 class NewSchedule(ScheduleBase):
