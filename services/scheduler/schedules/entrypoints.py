@@ -54,7 +54,12 @@ class SchedulesMixin:
     def fire_schedules(self):
         """Fire the ticks that are due (services/scheduler/schedules/fire.py)."""
         for done in fire.fire_due(self.db.session, self.settings, self.webhook_sender):
-            self._after_fire(done)
+            try:
+                self._after_fire(done)
+            except Exception:  # noqa: BLE001 -- the run exists: the sweep and the runners' polls make good
+                self.db.session.rollback()  # what was not sent; the other fires' are still sent
+                log.exception("after the fire of schedule %s (result %s)", done.schedule_id,
+                              done.result.id if done.result is not None else None)
 
     def _after_fire(self, done):
         """After a fire's commit: metrics, wake-ups and events (each lost one is made good as a RUN's is)."""
