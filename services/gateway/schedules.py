@@ -6,7 +6,7 @@ the scheduler, which keeps schedules and fires them (services/scheduler/schedule
 """
 from werkzeug.wrappers import Response
 
-from services.gateway.http import api, json_body, listing
+from services.gateway.http import api, idempotency_key, json_body, listing
 from shared import validation
 from stevedore_jobs import contract
 
@@ -20,7 +20,8 @@ class ScheduleRoutes:
     def create_schedule(self, request):
         body = json_body(request)
         new = validation.parse(contract.NewSchedule, body)  # its shape; the scheduler checks the rest
-        schedule = self.scheduler.create_schedule(body, self.registry.task_facts(new.task_id))
+        key = idempotency_key(request)
+        schedule = self.scheduler.create_schedule(body, self.registry.task_facts(new.task_id), key)
         return 201, {"Location": f"/schedule/{schedule['schedule_id']}/"}, schedule
 
     @api("GET", "/schedule/<string:schedule_id>/")

@@ -177,6 +177,7 @@ class Schedule(Base):
     n_skipped: Mapped[int] = mapped_column(Integer, default=0)
     n_missed: Mapped[int] = mapped_column(Integer, default=0)
     n_failed: Mapped[int] = mapped_column(Integer, default=0)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
 
     __table_args__ = (
         # the firing timer's query: due schedules, earliest first

@@ -149,7 +149,7 @@ def array(name):
     return {"type": "array", "items": ref(name)}
 
 
-def schedule_paths():
+def schedule_paths(idempotency):
     """/schedule/ and /schedule/{schedule_id}/ (stevedore_jobs/contract/schedule.py)."""
     return {
         "/schedule/": {
@@ -158,8 +158,9 @@ def schedule_paths():
                              query_parameters(sc.ScheduleListQuery)),
             "post": operation("run a task on a cron schedule",
                               {**ok("the schedule, with its next_run_at", ref("Schedule"), "201",
-                                    **location("schedule")), **not_found("task")},
-                              request=ref("NewSchedule"), changes=True)},
+                                    **location("schedule")), **not_found("task"),
+                               **conflict("the Idempotency-Key was used for a schedule of another task")},
+                              [idempotency], ref("NewSchedule"), changes=True)},
         "/schedule/{schedule_id}/": {
             "parameters": path_ids("schedule_id"),
             "get": operation("the schedule, with its last fires and failed fires",
@@ -275,7 +276,7 @@ def paths(idempotency):
                          "content": {"application/octet-stream": {"schema": {"type": "string",
                                                                              "format": "binary"}}}},
                  **not_found("result or detail")})},
-        **schedule_paths(),
+        **schedule_paths(idempotency),
     }
 
 

@@ -294,3 +294,14 @@ def test_fires_are_announced_by_event_and_a_schedules_run_calls_its_callback_url
     failed = [p for kind, p in ScheduleWatcher.seen if kind == "failed"
               and p["schedule_id"] == failing["schedule_id"]][0]
     assert failed["task_id"] == broken["task_id"] and "only a READY task can be run" in failed["reason"]
+
+
+def test_a_schedule_posted_twice_with_one_idempotency_key_is_made_once(sched_system):
+    api = sched_system.api
+    body = {"task_id": sched_system.tasks["ok"]["task_id"], "cron": "@monthly", "run": {"times": 1}}
+    key = {"Idempotency-Key": f"schedule-{uuid.uuid4().hex}"}
+    first, again = (api.post("/schedule/", body, headers=key) for _ in range(2))
+    assert first.status_code == again.status_code == 201
+    assert first.json()["schedule_id"] == again.json()["schedule_id"]
+    other = api.post("/schedule/", {**body, "task_id": sched_system.tasks["sleep"]["task_id"]}, headers=key)
+    assert other.status_code == 409 and other.json()["message"].startswith("Idempotency-Key: ")

@@ -36,8 +36,8 @@ def ready_task(session, status="READY"):
 
 def due_schedule(session, **fields):
     """A schedule ticking every minute whose tick of this minute is due now."""
-    schedule = store.create(session, {"task_id": TASK, "cron": "* * * * *", "run": {"times": 1}, **fields},
-                            SETTINGS, NoWebhooks())
+    schedule, _ = store.create(session, {"task_id": TASK, "cron": "* * * * *", "run": {"times": 1}, **fields},
+                               SETTINGS, NoWebhooks())
     past = session.execute(text("SELECT floor(extract(epoch FROM now()) / 60) * 60")).scalar()
     session.execute(update(Schedule).where(Schedule.id == schedule.id).values(next_run_at=past))
     session.commit()

@@ -39,7 +39,9 @@ def upgrade():
         sa.Column("n_skipped", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("n_missed", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("n_failed", sa.Integer(), nullable=False, server_default="0"),
+        sa.Column("idempotency_key", sa.String(200), nullable=True),
     )
+    op.create_unique_constraint("uq_schedules_idempotency_key", "schedules", ["idempotency_key"])
     op.create_index("ix_schedules_due", "schedules", ["next_run_at"],
                     postgresql_where=sa.text("NOT suspend AND next_run_at IS NOT NULL"))
     op.create_table(

@@ -18,10 +18,10 @@ class SchedulesMixin:
     ``_wake`` and ``_notify_finished``."""
 
     @rpc
-    def create_schedule(self, body, task=None):
+    def create_schedule(self, body, task=None, idempotency_key=None):
         """A new schedule; ``task``: the registry's ``task_facts`` of its task, which the gateway sends."""
         session = self.db.session
-        schedule = store.create(session, body, self.settings, self.webhook_sender, task)
+        schedule, _ = store.create(session, body, self.settings, self.webhook_sender, task, idempotency_key)
         return store.as_dict(schedule, session)
 
     @rpc

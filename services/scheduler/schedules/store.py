@@ -9,13 +9,14 @@ never misses one.  Lock order: the ``known_tasks`` row, then the schedule row.
 import uuid
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 
 from services.scheduler import knowntasks
 from services.scheduler.models import KnownTask, Schedule, ScheduleFire
 from services.scheduler.schedules import cron
 from shared import validation
 from shared.db import newest_first
-from shared.errors import NotFound, ValidationError
+from shared.errors import Conflict, NotFound, ValidationError
 from shared.messages import wire
 from shared.timeutil import now
 from stevedore_jobs import contract
@@ -38,8 +39,21 @@ def _body(model, body):
     return validation.parse(model, body)
 
 
-def create(session, body, settings, webhook_sender, facts=None):
+def _by_key(session, key, task_id):
+    """The schedule an earlier POST with this Idempotency-Key made, or None (409: another task's)."""
+    earlier = session.scalars(select(Schedule).where(Schedule.idempotency_key == key)).first()
+    if earlier is not None and earlier.task_id != task_id:
+        raise Conflict("this Idempotency-Key was used for a schedule of another task", "Idempotency-Key")
+    return earlier
+
+
+def create(session, body, settings, webhook_sender, facts=None, idempotency_key=None):
+    """A new schedule (or, with an Idempotency-Key used before, the one it made: (schedule, created))."""
     new = _body(contract.NewSchedule, body)
+    if idempotency_key:
+        earlier = _by_key(session, idempotency_key, new.task_id)
+        if earlier is not None:
+            return earlier, False
     expression = cron.check(new.cron, new.timezone, settings.schedule_allow_seconds)
     webhook_sender.require_configured(check_run(new.run, settings))
     if facts is not None:
@@ -54,11 +68,18 @@ def create(session, body, settings, webhook_sender, facts=None):
         id=uuid.uuid4().hex, task_id=new.task_id, name=new.name, cron=expression, timezone=new.timezone,
         concurrency_policy=new.concurrency_policy, suspend=new.suspend,
         starting_deadline_seconds=new.starting_deadline_seconds, run=new.run, created_at=stamp,
-        updated_at=stamp, n_fired=0, n_skipped=0, n_missed=0, n_failed=0,
+        updated_at=stamp, n_fired=0, n_skipped=0, n_missed=0, n_failed=0, idempotency_key=idempotency_key,
         next_run_at=None if new.suspend else cron.next_tick(expression, cron.zone(new.timezone), stamp))
     session.add(schedule)
-    session.commit()
-    return schedule
+    try:
+        session.commit()
+    except IntegrityError:  # the same key sent twice at once: the other one made it
+        session.rollback()
+        earlier = _by_key(session, idempotency_key, new.task_id) if idempotency_key else None
+        if earlier is None:
+            raise
+        return earlier, False
+    return schedule, True
 
 
 def get(session, schedule_id, lock=False):
