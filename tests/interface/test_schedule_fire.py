@@ -115,3 +115,19 @@ def test_fires_kept_are_bounded_per_schedule(Session, monkeypatch):
         made = [fire.run_now(session, schedule_id, SETTINGS, NoWebhooks()).result.id for _ in range(5)]
         kept = fires(session, schedule_id)
         assert [f.result_id for f in kept] == made[2:] and all(f.manual for f in kept)
+
+
+def test_a_change_retimes_a_schedule_only_when_its_ticks_or_its_suspension_change(Session):
+    with Session() as session:
+        ready_task(session)
+        schedule_id, tick = due_schedule(session)
+        for body in ({"name": "renamed"}, {"suspend": False}, {"cron": "* * * * *"}, {"concurrency_policy": "Forbid"}):
+            store.update(session, schedule_id, body, SETTINGS, NoWebhooks())
+            assert store.get(session, schedule_id).next_run_at == tick, body  # the due tick stays due
+        store.update(session, schedule_id, {"suspend": True}, SETTINGS, NoWebhooks())
+        assert store.get(session, schedule_id).next_run_at is None
+        resumed = store.update(session, schedule_id, {"suspend": False}, SETTINGS, NoWebhooks())
+        assert resumed.next_run_at > tick  # from the next tick after the resume
+        moved = store.update(session, schedule_id, {"cron": "0 0 1 1 *", "timezone": "Europe/Berlin"}, SETTINGS,
+                             NoWebhooks())
+        assert moved.next_run_at > tick + 60 and moved.cron == "0 0 1 1 *"

@@ -108,7 +108,9 @@ def update(session, schedule_id, body, settings, webhook_sender):
     for field in ("name", "concurrency_policy", "starting_deadline_seconds"):
         if field in given:
             setattr(schedule, field, getattr(change, field))
-    retimed = given & {"cron", "timezone", "suspend"}
+    # retimed only by a change of when it ticks, or of whether it does (a tick due now is not passed over)
+    retimed = (expression, timezone) != (schedule.cron, schedule.timezone) \
+        or ("suspend" in given and change.suspend != schedule.suspend)
     schedule.cron, schedule.timezone = expression, timezone
     if "suspend" in given:
         schedule.suspend = change.suspend
