@@ -91,6 +91,10 @@ def schedule_run(run, limits=Limits()):
         raise Invalid("must be a RUN body: an object with times, command, env, ...", "run")
     if "after" in run:
         raise Invalid("a schedule's run cannot wait for another run", "run.after")
+    for field in ("items", "matrix"):  # RUN's per-execution parameters: not carried by a fire (yet)
+        if field in run:
+            raise Invalid("a schedule's run cannot carry per-execution parameters (items, matrix) yet",
+                          f"run.{field}")
     try:
         return run_params(run, limits)
     except Invalid as exc:

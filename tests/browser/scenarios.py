@@ -401,4 +401,5 @@ def phone_pages(session, token, pages):
     return answer
 
 
-from tests.browser.schedule_scenarios import schedules_pages  # noqa: E402,F401 -- played by name like the above
+# scenarios kept in modules of their own (they use the helpers above), played by the same name
+from tests.browser.schedule_scenarios import schedules_pages  # noqa: E402,F401
