@@ -14,24 +14,30 @@ def sched_system(vhost_pipeline, request, test_images, docker_client):
 
     uri = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
     database = create_database()
-    with vhost_pipeline.get() as vhost:
-        running = System(f"{uri.scheme}://{uri.netloc}/{vhost}", database, runners=2, name="schedules",
-                         env={"SCHEDULE_ALLOW_SECONDS": "on", "SCHEDULE_INTERVAL": "0.5",
-                              "SWEEP_INTERVAL": "1", "RPC_TIMEOUT": "10",
-                              "STEVEDORE_WEBHOOK_SECRET": f"test-webhook-secret-{uuid.uuid4().hex}",
-                              "WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8"})
-        running.plan["scheduler-2"] = ("scheduler", {"METRICS_PORT": str(free_port())})
-        running.start().wait_healthy()
-        running.tasks = {behaviour: running.api.register(test_images[behaviour], name=f"s-{behaviour}-"
-                                                          f"{uuid.uuid4().hex[:6]}") for behaviour in ("ok", "sleep")}
-        running.engine = create_engine(database)
-        running.amqp_uri_of_vhost = f"{uri.scheme}://{uri.netloc}/{vhost}"
-        yield running
-        running.stop()
-        running.engine.dispose()
-        with running.engine.connect() as conn:
+    engine = create_engine(database)
+    try:
+        with vhost_pipeline.get() as vhost:
+            running = System(f"{uri.scheme}://{uri.netloc}/{vhost}", database, runners=2, name="schedules",
+                             env={"SCHEDULE_ALLOW_SECONDS": "on", "SCHEDULE_INTERVAL": "0.5",
+                                  "SWEEP_INTERVAL": "1", "RPC_TIMEOUT": "10",
+                                  "STEVEDORE_WEBHOOK_SECRET": f"test-webhook-secret-{uuid.uuid4().hex}",
+                                  "WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8"})
+            running.plan["scheduler-2"] = ("scheduler", {"METRICS_PORT": str(free_port())})
+            running.engine = engine
+            running.amqp_uri_of_vhost = f"{uri.scheme}://{uri.netloc}/{vhost}"
+            try:  # stopped even when it never became healthy
+                running.start().wait_healthy()
+                running.tasks = {behaviour: running.api.register(
+                    test_images[behaviour], name=f"s-{behaviour}-{uuid.uuid4().hex[:6]}")
+                    for behaviour in ("ok", "sleep")}
+                yield running
+            finally:
+                running.stop()
+    finally:
+        with engine.connect() as conn:
             ids = [row[0] for row in conn.execute(text("SELECT id FROM results"))]
+        engine.dispose()
         for result_id in ids:
             for container in containers_of(docker_client, result_id):
                 container.remove(force=True)
-    drop_database(database)
+        drop_database(database)
