@@ -22,6 +22,8 @@ RESULT_CHANGED = "result_changed"
 EXECUTION_CANCEL_REQUESTED = "execution_cancel_requested"
 RESULT_DELETED = "result_deleted"
 RESULT_RELEASED = "result_released"
+SCHEDULE_FIRED = "schedule_fired"
+SCHEDULE_FAILED = "schedule_failed"
 BACKBONE_PROBE = "backbone_probe"  # internal: the scheduler's own round trip (services/scheduler/recovery.py)
 
 # dispatched by the runner service

@@ -18,7 +18,7 @@ from typing import Any, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
 
 from shared import events
-from stevedore_jobs.contract import Detail, Logs, Result, Task
+from stevedore_jobs.contract import Detail, Logs, Result, Schedule, Task
 from stevedore_jobs.contract.items import merged
 
 log = logging.getLogger(__name__)
@@ -252,6 +252,26 @@ class ResultDeleted(Message):
     expired: bool
 
 
+class ScheduleFired(Message):
+    """``schedule_fired``: a schedule's tick (or a run now) started a run."""
+
+    schedule_id: str
+    task_id: str
+    result_id: str
+    scheduled_for: float
+    manual: bool = False
+    missed: int = 0
+
+
+class ScheduleFailed(Message):
+    """``schedule_failed``: a schedule's tick could not start a run (task not READY, the RUN refused)."""
+
+    schedule_id: str
+    task_id: str
+    scheduled_for: float
+    reason: str
+
+
 class BackboneProbe(Message):
     """``backbone_probe``: internal, the scheduler's own round trip through RabbitMQ."""
 
@@ -273,6 +293,8 @@ EVENTS = {
     (events.SCHEDULER, events.EXECUTION_CANCEL_REQUESTED): ExecutionCancelRequested,
     (events.SCHEDULER, events.RESULT_DELETED): ResultDeleted,
     (events.SCHEDULER, events.RESULT_RELEASED): ResultReleased,
+    (events.SCHEDULER, events.SCHEDULE_FIRED): ScheduleFired,
+    (events.SCHEDULER, events.SCHEDULE_FAILED): ScheduleFailed,
     (events.SCHEDULER, events.BACKBONE_PROBE): BackboneProbe,
     (events.RUNNER, events.EXECUTION_STARTED): ExecutionStarted,
     (events.RUNNER, events.EXECUTION_FINISHED): ExecutionFinished,
@@ -343,6 +365,13 @@ SCHEDULER_CALLS = {
     "execution_states": Call(dict[str, ExecutionState], read=True),
     "installation_id": Call(str | None, read=True),
     "ping": Call(str, read=True),
+    # schedules (services/scheduler/schedules/)
+    "create_schedule": Call(Schedule),
+    "update_schedule": Call(Schedule),
+    "delete_schedule": Call(None),
+    "run_schedule": Call(Result),
+    "get_schedule": Call(Schedule, read=True),
+    "list_schedules": Call(list[Schedule], read=True),
 }
 
 REGISTRY_CALLS = {

@@ -188,6 +188,8 @@ class SchedulerSettings(Common, Events, Metrics, Ceilings, Webhooks, Polling):
     retry_backoff: Wait = 1                # 0: retried at once
     retry_backoff_max: Wait = 300
     deadline_interval: Seconds = 1        # how often runs past their deadline are looked for
+    schedule_interval: Seconds = 1         # how often each scheduler looks for due schedules
+    schedule_allow_seconds: Switch = "off"  # testing only: a sixth cron field, seconds
 
 
 class RunnerSettings(Common, Metrics, Docker, Polling):

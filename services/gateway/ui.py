@@ -74,6 +74,7 @@ class Assets:
         return self.layout.substitute(
             title=html.escape(title), page=template, attrs=attrs, account=account,
             css=self.url("app.css"), js=self.url("app.js"), icon=self.url("favicon.svg"),
+            schedules_js=self.url("schedules.js"),
             content=self.bodies[template],
         )
 
@@ -137,6 +138,14 @@ class UiRoutes:
     @api("GET", "/ui/results/<string:result_id>/executions/<string:detail_id>", public=True)
     def ui_execution(self, request, result_id, detail_id):
         return self._page(request, "execution", "Execution", result_id=result_id, detail_id=detail_id)
+
+    @api("GET", "/ui/schedules", public=True)
+    def ui_schedules(self, request):
+        return self._page(request, "schedules", "Schedules")
+
+    @api("GET", "/ui/schedules/<string:schedule_id>", public=True)
+    def ui_schedule(self, request, schedule_id):
+        return self._page(request, "schedule", "Schedule", schedule_id=schedule_id)
 
     @api("GET", "/ui/signin", public=True)
     def ui_signin(self, request):

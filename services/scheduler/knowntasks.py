@@ -35,7 +35,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from services.scheduler import executions as ex
-from services.scheduler.models import KnownTask
+from services.scheduler.models import KnownTask, Schedule
 from shared import statuses
 from shared.errors import Conflict, NotFound, TaskUnconfirmed, ValidationError
 
@@ -129,6 +129,9 @@ def _learn_facts(session, task_id, facts):
     learn(session, task_id, facts["version"], facts["status"], facts.get("name"), facts.get("digest"))
 
 
+learn_facts = _learn_facts  # a schedule's creation takes the registry's word as a RUN does
+
+
 def for_rerun(session, task_id):
     """Hold the task of a run to be rerun until the caller's commit; refused once the task was deleted."""
     task = _made_and_locked(session, task_id)
@@ -145,5 +148,10 @@ def close(session, task_id):
         if active:
             session.rollback()
             raise Conflict(f"task {task_id} has {active} active run(s); cancel them first", "task_id")
+        # a schedule is made under this row FOR SHARE: none slips past the count
+        schedules = session.scalar(select(func.count()).select_from(Schedule).where(Schedule.task_id == task_id))
+        if schedules:
+            session.rollback()
+            raise Conflict(f"task {task_id} has {schedules} schedule(s); delete them first", "task_id")
         task.deleted = True
     session.commit()

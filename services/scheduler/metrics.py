@@ -59,9 +59,21 @@ class SchedulerMetrics(ServiceMetrics):
             ["reason"], registry=registry)
         for reason in ("max_failures", "deadline"):
             self.runs_stopped.labels(reason)
+        self.schedule_fires = Counter(
+            f"{PREFIX}_schedule_fires", "Schedule ticks this scheduler handled, by outcome: fired (a run "
+            "started), skipped (Forbid), failed (task not READY, RUN refused), missed (not run: downtime)",
+            ["outcome"], registry=registry)
+        for outcome in ("fired", "skipped", "failed", "missed"):
+            self.schedule_fires.labels(outcome)
         self.run_time = Histogram(
             f"{PREFIX}_execution_run_seconds", "Seconds an execution's container ran (each attempt)",
             buckets=RUN_BUCKETS, registry=registry)
+
+    def schedule_fire(self, outcome, missed=0):
+        """A schedule's fire (``outcome`` FIRED, SKIPPED, FAILED, MISSED), and earlier ticks it passed over."""
+        self.schedule_fires.labels(outcome.lower()).inc()
+        if missed:
+            self.schedule_fires.labels("missed").inc(missed)
 
     def claimed(self, work):
         self.claims.labels("none" if work is None else "work").inc()

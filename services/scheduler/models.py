@@ -65,6 +65,8 @@ class Result(Base):
     waiting_for: Mapped[list | None] = mapped_column(JSON(none_as_null=True))  # None: SQL NULL
     reason: Mapped[str | None] = mapped_column(Text)
     released_at: Mapped[float | None] = mapped_column(Float)  # when a run that waited was released
+    # the schedule that started this run (services/scheduler/schedules/), None for a RUN (migration 0012)
+    schedule_id: Mapped[str | None] = mapped_column(String(32), index=True)
 
     __table_args__ = (
         # the dependencies' sweep: runs still waiting
@@ -189,3 +191,63 @@ class KnownTask(Base):
     deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     # epoch seconds on the database's clock when the registry last said so
     learned_at: Mapped[float] = mapped_column(Float, default=0, server_default="0")
+
+
+class Schedule(Base):
+    """A task RUN on a cron schedule (services/scheduler/schedules/, migration 0012).
+
+    ``next_run_at`` is the next tick (epoch seconds; None while suspended); the
+    firing timer takes due rows ``FOR UPDATE SKIP LOCKED``, so one scheduler
+    replica fires a tick, and moves ``next_run_at`` on in the same transaction
+    that records the fire and makes the run.
+    """
+    __tablename__ = "schedules"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    task_id: Mapped[str] = mapped_column(String(32), index=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    cron: Mapped[str] = mapped_column(String(100))
+    timezone: Mapped[str] = mapped_column(String(64))
+    concurrency_policy: Mapped[str] = mapped_column(String(8))
+    suspend: Mapped[bool] = mapped_column(Boolean, default=False)
+    starting_deadline_seconds: Mapped[int | None] = mapped_column(Integer)
+    run: Mapped[dict] = mapped_column(JSON)  # the RUN body (without operation), checked again at each fire
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    next_run_at: Mapped[float | None] = mapped_column(Float)
+    last_fire_at: Mapped[float | None] = mapped_column(Float)
+    last_result_id: Mapped[str | None] = mapped_column(String(32))
+    n_fired: Mapped[int] = mapped_column(Integer, default=0)
+    n_skipped: Mapped[int] = mapped_column(Integer, default=0)
+    n_missed: Mapped[int] = mapped_column(Integer, default=0)
+    n_failed: Mapped[int] = mapped_column(Integer, default=0)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+
+    __table_args__ = (
+        # the firing timer's query: due schedules, earliest first
+        Index("ix_schedules_due", "next_run_at", postgresql_where=text("NOT suspend AND next_run_at IS NOT NULL")),
+    )
+
+
+class ScheduleFire(Base):
+    """One tick of a schedule (or a "run now"): FIRED with its result, SKIPPED, FAILED or MISSED.
+
+    UNIQUE (schedule_id, scheduled_for) for ticks: the database makes a tick fire once.
+    """
+    __tablename__ = "schedule_fires"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    schedule_id: Mapped[str] = mapped_column(String(32), ForeignKey("schedules.id", ondelete="CASCADE"),
+                                             index=True)
+    scheduled_for: Mapped[float] = mapped_column(Float)
+    fired_at: Mapped[float] = mapped_column(Float)
+    manual: Mapped[bool] = mapped_column(Boolean, default=False)
+    outcome: Mapped[str] = mapped_column(String(8))
+    result_id: Mapped[str | None] = mapped_column(String(32))
+    missed: Mapped[int] = mapped_column(Integer, default=0)  # earlier ticks not run (downtime)
+    reason: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("uq_schedule_fires_tick", "schedule_id", "scheduled_for", unique=True,
+              postgresql_where=text("NOT manual")),
+    )

@@ -12,6 +12,7 @@ from services.scheduler.runnersizes import RunnerSizesProvider
 from services.scheduler.idlerunners import IdleRunnersProvider
 from services.scheduler.metrics import SchedulerMetrics, execution_figures
 from services.scheduler.models import Base
+from services.scheduler.schedules import entrypoints as schedules  # the module: `nameko run` would start a class
 from shared import events, statuses, validation
 from shared import messages as m
 from shared.db import Database, ping
@@ -34,7 +35,7 @@ OUTCOME_FIELDS = ("detail_id", "attempt", "runner", "lease_expired", "status", "
 
 
 class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, changes.ChangeMixin,
-                       waits.DependenciesMixin):
+                       waits.DependenciesMixin, schedules.SchedulesMixin):
     name = "scheduler"
 
     db = Database(Base)
@@ -117,9 +118,9 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
                                  webhook=webhooks.describe(row))
 
     @rpc
-    def list_results(self, status=None, task_id=None, limit=100, after=None):
+    def list_results(self, status=None, task_id=None, limit=100, after=None, schedule_id=None):
         return [ex.result_as_dict(r)
-                for r in ex.list_results(self.db.session, status, task_id, limit, after)]
+                for r in ex.list_results(self.db.session, status, task_id, limit, after, schedule_id)]
 
     @rpc
     def list_details(self, result_id, status=None, limit=100, after=None):

@@ -13,6 +13,7 @@ from stevedore_jobs.cli.logs import logs
 from stevedore_jobs.cli.params import result_set
 from stevedore_jobs.cli.results import SHOW_LIMIT, result_ls, result_rm, result_show
 from stevedore_jobs.cli.runs import cancel, rerun, run
+from stevedore_jobs.cli import schedules
 from stevedore_jobs.cli.session import EXIT_INTERRUPTED, Cli, version
 from stevedore_jobs.cli.tasks import task_add, task_import, task_ls, task_rm, task_show
 from stevedore_jobs.client import DEFAULT_URL, STREAMS, CliError
@@ -173,6 +174,8 @@ def build_parser():
     sub = command(commands, "cancel", cancel, "cancel a result's executions (or one of them)")
     sub.add_argument("result", metavar="RESULT")
     sub.add_argument("--detail", metavar="DETAIL", help="cancel this execution only (detail id or index)")
+
+    schedules.add_commands(commands, command)
     return parser
 
 

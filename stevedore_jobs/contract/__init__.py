@@ -11,6 +11,7 @@ types of the Python client and the CLI, and the web UI's statuses and limits
     run        the RUN body, under the installation's limits
     items      a RUN's items and matrix: checked, and expanded per execution
     change     PATCH /result/{id}/: a running run's parallelism and priority
+    schedule   schedules: a RUN on a cron schedule, their fires
     responses  tasks, results, details, logs, health, the error shape
     checks     rules that are not a type: text, image references, sizes
     openapi    the OpenAPI 3.1 document made from them
@@ -22,6 +23,8 @@ from stevedore_jobs.contract.requests import (
 from stevedore_jobs.contract.run import RunRequest, run_params, run_request
 from stevedore_jobs.contract.change import ResultChange
 from stevedore_jobs.contract.responses import Detail, Error, Health, Logs, Result, Task
+from stevedore_jobs.contract.schedule import (
+    NewSchedule, Schedule, ScheduleChange, ScheduleListQuery, ScheduleOperation, check_cron, schedule_run)
 
 __all__ = [
     "Invalid", "check_strings", "check_text", "parse_reference",
@@ -29,4 +32,6 @@ __all__ = [
     "ResultChange", "ResultOperation", "RunRequest", "TaskListQuery", "TaskOperation", "idempotency_key", "operation",
     "parse", "query", "run_params", "run_request",
     "Detail", "Error", "Health", "Logs", "Result", "Task",
+    "NewSchedule", "Schedule", "ScheduleChange", "ScheduleListQuery", "ScheduleOperation", "check_cron",
+    "schedule_run",
 ]

@@ -11,6 +11,7 @@ from pydantic.json_schema import models_json_schema
 from stevedore_jobs.contract import requests as rq
 from stevedore_jobs.contract import responses as rs
 from stevedore_jobs.contract import run as runs
+from stevedore_jobs.contract import schedule as sc
 from stevedore_jobs.contract import statuses as st
 from stevedore_jobs.contract.change import ResultChange
 from stevedore_jobs.contract.checks import ID_PATTERN, MAX_JSON_DEPTH, NO_CONTROL
@@ -149,6 +150,35 @@ def array(name):
     return {"type": "array", "items": ref(name)}
 
 
+def schedule_paths(idempotency):
+    """/schedule/ and /schedule/{schedule_id}/ (stevedore_jobs/contract/schedule.py)."""
+    return {
+        "/schedule/": {
+            "get": operation("schedules, newest first",
+                             {**ok("a page of schedules", array("Schedule"), **LINK), **UNKNOWN_AFTER},
+                             query_parameters(sc.ScheduleListQuery)),
+            "post": operation("run a task on a cron schedule",
+                              {**ok("the schedule, with its next_run_at", ref("Schedule"), "201",
+                                    **location("schedule")), **not_found("task"),
+                               **conflict("the Idempotency-Key was used for a schedule of another task")},
+                              [idempotency], ref("NewSchedule"), changes=True)},
+        "/schedule/{schedule_id}/": {
+            "parameters": path_ids("schedule_id"),
+            "get": operation("the schedule, with its last fires and failed fires",
+                             {**ok("the schedule", ref("Schedule")), **not_found("schedule")}),
+            "patch": operation("suspend, resume or change the schedule (fields not sent stay)",
+                               {**ok("the schedule", ref("Schedule")), **not_found("schedule")},
+                               request=ref("ScheduleChange"), changes=True),
+            "post": operation("RUN: run now, under the schedule's concurrency policy",
+                              {**ok("the new result", ref("Result"), "202", **location("result")),
+                               **not_found("schedule"),
+                               **conflict("the task is not READY, the RUN is refused, or Forbid holds it back")},
+                              request=ref("ScheduleOperation"), changes=True),
+            "delete": operation("delete the schedule and its fires (the runs it started stay)",
+                                {"204": {"description": "deleted"}, **not_found("schedule")}, changes=True)},
+    }
+
+
 def paths(idempotency):
     task, result, detail = path_ids("task_id"), path_ids("result_id"), path_ids("result_id", "detail_id")
     stream = {"name": "stream", "in": "path", "required": True, "schema": {"type": "string", "enum": ["stdout", "stderr"]}}
@@ -252,11 +282,13 @@ def paths(idempotency):
                          "content": {"application/octet-stream": {"schema": {"type": "string",
                                                                              "format": "binary"}}}},
                  **not_found("result or detail")})},
+        **schedule_paths(idempotency),
     }
 
 
 REQUESTS = ("NewTask", "TaskOperation", "ResultOperation", "DetailOperation")
 ANSWERS = ("Error", "Task", "Result", "Detail", "Logs", "LogEvent", "Health")
+SCHEDULE_REQUESTS = ("NewSchedule", "ScheduleChange", "ScheduleOperation")
 
 
 @functools.lru_cache(maxsize=4)
@@ -264,10 +296,12 @@ def _spec(limits):
     models = [(getattr(rq, name), "validation") for name in REQUESTS] + [(runs.run_request(limits), "validation"),
                                                                           (ResultChange, "validation")]
     models += [(getattr(rs, name), "serialization") for name in ANSWERS]
+    models += [(getattr(sc, name), "validation") for name in SCHEDULE_REQUESTS]
+    models += [(sc.Schedule, "serialization")]
     _, schemas = models_json_schema(models, ref_template=REF)
     components = dict(schemas.get("$defs", {}))
     # any JSON whose strings (keys too) hold no control character: what a body may carry besides its fields
-    for name in REQUESTS:  # their other fields are ignored
+    for name in REQUESTS + ("ScheduleOperation",):  # their other fields are ignored
         components[name].update(propertyNames={"pattern": NO_CONTROL}, additionalProperties=ref(json_value(2)))
     components.update(json_values())
     components["TaskStatus"] = {"type": "string", "enum": list(st.TASK_STATUSES),

@@ -246,8 +246,10 @@ class TaskListQuery(Page):
 class ResultListQuery(Page):
     status: Optional[ExecutionStatus] = Field(None, description="only results in this status")
     task_id: Optional[str] = Field(None, pattern=ID_PATTERN, description="only results of this task")
+    schedule_id: Optional[str] = Field(None, pattern=ID_PATTERN, description="only results this schedule started")
     SAYS: ClassVar[dict] = {**Page.SAYS, "status": f"must be one of {', '.join(get_args(ExecutionStatus))}",
-                            "task_id": "must be a task's id (32 hex digits)"}
+                            "task_id": "must be a task's id (32 hex digits)",
+                            "schedule_id": "must be a schedule's id (32 hex digits)"}
 
 
 class DetailListQuery(Page):

@@ -118,6 +118,7 @@ class Result(Answer):
     priority: Optional[int] = Field(None, description="the priority of its executions not yet started, now")
     durations: Optional[Durations] = Field(None, description="GET /result/{id}/ only")
     webhook: Optional[Webhook] = Field(None, description="GET /result/{id}/ only; null without callback_url")
+    schedule_id: Optional[str] = Field(None, description="the schedule that started this run; null for a RUN")
 
 
 class ExecutionParams(Answer):

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import jsonschema_rs
 import pytest
 
-from stevedore_jobs.contract import Limits, checks, docs, openapi, requests, responses, run
+from stevedore_jobs.contract import Limits, checks, docs, openapi, requests, responses, run, schedule
 from stevedore_jobs.contract.checks import MAX_JSON_DEPTH
 from stevedore_jobs.contract import statuses as st
 
@@ -45,7 +45,8 @@ def test_docs_api_lists_every_endpoint_of_the_spec_and_no_other():
 
 
 @pytest.mark.parametrize("model, label", [(responses.Task, "Task"), (responses.Result, "Result"),
-                                          (responses.Detail, "Detail")])
+                                          (responses.Detail, "Detail"), (schedule.Schedule, "Schedule"),
+                                          (schedule.ScheduleFire, "Fire")])
 def test_docs_api_names_every_field_of_each_object(model, label):
     paragraph = re.search(rf"^\*\*{label}\*\*: (.*?)(?:\n\n)", API_MD.read_text(), re.M | re.S).group(1)
     named = set(re.findall(r"`([a-z_0-9]+)`", paragraph))

@@ -11,13 +11,13 @@ That index is built anew here: writes to ``details`` wait while it is built
 (about a second per million queued executions).
 
 Revision ID: 0013
-Revises: 0011 (the lead relinks it after 0012 at merge)
+Revises: 0012 (the lead relinks it after 0012 at merge)
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = "0013"
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 

@@ -18,7 +18,7 @@ The names the scheduler's service uses are imported here, so that it reads
 """
 from services.scheduler.executions import dependencies
 from services.scheduler.executions.cancel import (
-    cancel_detail, cancel_result, cancel_unstarted, finish_cancel, unfinished_cancels)
+    cancel_detail, cancel_result, cancel_unstarted, finish_cancel, mark_cancelled, unfinished_cancels)
 from services.scheduler.executions.change import change_result
 from services.scheduler.executions.claims import (
     claim, expired_leases, note_waiting, renew_leases, sized_active_results)
@@ -37,7 +37,7 @@ __all__ = [
     "FAN_OUT_BATCH", "RETENTION_BATCH", "active_results", "arm_deadline", "needs_stop", "cancel_detail", "cancel_result", "cancel_unstarted",
     "change_result", "claim", "clean_text", "counts", "create_result", "dependencies", "delete_result", "detail_as_dict", "duration_percentiles",
     "expired_leases", "expired_results", "fan_out_batch", "find_by_key", "finish_cancel", "get_detail",
-    "get_log_bytes", "get_logs", "get_result", "list_details", "list_results", "mark_finished",
+    "get_log_bytes", "get_logs", "get_result", "list_details", "list_results", "mark_cancelled", "mark_finished",
     "mark_notified", "mark_started", "note_waiting", "queue_wait", "renew_leases", "rerun_failed",
     "result_as_dict", "sized_active_results", "store_live_logs", "unfinished_cancels", "unfinished_fan_outs",
     "unnotified_finished",

@@ -35,6 +35,16 @@ def cancel_result(session, result_id):
         session.rollback()
         raise Conflict(f"result {result_id} already ended {result.status}; nothing to cancel", "result_id")
     stamp = now()
+    _, stopped = mark_cancelled(session, result_id, stamp)
+    session.commit()
+    stopped += finish_cancel(session, result_id, stamp)
+    return session.get(Result, result_id), stopped
+
+
+def mark_cancelled(session, result_id, stamp):
+    """A cancel's first step, in the caller's transaction (not committed): the run marked cancelled
+    under the fan-out's lock and its row's.  Returns (result, executions not made yet, now CANCELLED).
+    ``finish_cancel`` (or the sweep) ends its queued executions once the caller committed."""
     session.execute(RESULT_FAN_OUT_LOCK, {"result_id": result_id})
     result = session.get(Result, result_id, with_for_update=True, populate_existing=True)
     stopped = 0
@@ -46,9 +56,7 @@ def cancel_result(session, result_id):
         if stopped:
             result.end = max(result.end or 0, stamp)
         result.status = derive_status(result)
-    session.commit()
-    stopped += finish_cancel(session, result_id, stamp)
-    return session.get(Result, result_id), stopped
+    return result, stopped
 
 
 def finish_cancel(session, result_id, stamp=None, reason=None):

@@ -34,7 +34,7 @@ def _in_order(spread):
 
 
 def create_result(session, task_id, task_name, image, params, idempotency_key=None, rerun_of=None,
-                  with_details=False, spread=None, prepare=None):
+                  with_details=False, spread=None, prepare=None, schedule_id=None, result_id=None):
     """A new result; with an Idempotency-Key already used, the first one (returns (result, created)).
 
     ``with_details``: its executions are made in the same transaction (a small
@@ -42,6 +42,8 @@ def create_result(session, task_id, task_name, image, params, idempotency_key=No
     what each execution is given by position (``{"items": [...]}`` or ``{"matrix": {...}}``).
     ``prepare(session, result)``: called in that transaction before its commit
     (a RUN's ``after`` stored, its executions held: ``dependencies.declare``).
+    ``schedule_id`` and ``result_id``: a schedule's fire names the result it makes, and commits its
+    own rows (the fire, the schedule's next tick) with it (services/scheduler/schedules/fire.py).
     """
     if idempotency_key:
         earlier = find_by_key(session, idempotency_key, task_id, params, spread)
@@ -49,7 +51,7 @@ def create_result(session, task_id, task_name, image, params, idempotency_key=No
             return earlier, False
     stamp = now()
     result = Result(
-        id=uuid.uuid4().hex, task_id=task_id, task_name=task_name,
+        id=result_id or uuid.uuid4().hex, task_id=task_id, task_name=task_name,
         image=image, status=st.QUEUED, times=params["times"], params=params,
         priority=params["priority"], parallelism=params["parallelism"], submitted_at=stamp,
         memory_bytes=validation.memory_bytes(params.get("memory")),
@@ -57,7 +59,7 @@ def create_result(session, task_id, task_name, image, params, idempotency_key=No
         created=params["times"] if with_details else 0,
         active=0, n_running=0, n_complete=0, n_error=0, n_cancelled=0, n_killed=0,
         cancel_requested=False, finished_notified=False, idempotency_key=idempotency_key,
-        rerun_of=rerun_of, reruns=[], n_failed=0, execution_params=spread or None,
+        rerun_of=rerun_of, reruns=[], n_failed=0, execution_params=spread or None, schedule_id=schedule_id,
         # a run that waits for others (``after``) gets its deadline when it is released (policy.arm_deadline)
         deadline_at=None if params.get("after") else deadline_at(params, stamp),
     )

@@ -26,7 +26,8 @@ def result_as_dict(result, **more):
         counts=counts(result), cancel_requested=result.cancel_requested, rerun_of=result.rerun_of,
         reruns=result.reruns or [], waiting_for=None if finished else result.waiting_for,
         reason=result.reason or result.ended_by, deadline_at=result.deadline_at,
-        parallelism=getattr(result, "parallelism", None), priority=getattr(result, "priority", None), **more),
+        parallelism=getattr(result, "parallelism", None), priority=getattr(result, "priority", None),
+        schedule_id=getattr(result, "schedule_id", None), **more),
         exclude_unset=True)
 
 
@@ -73,8 +74,10 @@ def duration_percentiles(session, result_id, result=None):
     return durations
 
 
-def list_results(session, status=None, task_id=None, limit=100, after=None):
+def list_results(session, status=None, task_id=None, limit=100, after=None, schedule_id=None):
     stmt = select(Result)
+    if schedule_id:
+        stmt = stmt.where(Result.schedule_id == schedule_id)
     if validation.status_filter(status, st.EXECUTION_STATUSES):
         stmt = stmt.where(Result.status == status)
     if task_id:

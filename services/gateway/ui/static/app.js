@@ -856,6 +856,8 @@
         !r.reason && r.cancel_requested && ["Cancel", ACTIVE.has(r.status) ? "requested; stopping what runs" : "requested"],
         ((r.params || {}).after || []).length && ["Waits for", afterList(r)],
         r.rerun_of && ["Rerun of", resultLink(r.rerun_of)],
+        r.schedule_id && ["Schedule", h("a", {class: "mono", href: `/ui/schedules/${enc(r.schedule_id)}`,
+                                              text: short(r.schedule_id)})],
         (r.reruns || []).length && ["Reruns", r.reruns.map((rid, i) => [i ? ", " : "", resultLink(rid)])],
         ["Result id", mono(r.result_id)],
       ]);
@@ -1196,10 +1198,19 @@
     tasks: tasksPage, task: taskPage, results: resultsPage, result: resultPage,
     execution: executionPage, signin: signinPage,
   };
-  const section = {tasks: "tasks", task: "tasks", results: "results", result: "results", execution: "results"};
+  const section = {tasks: "tasks", task: "tasks", results: "results", result: "results", execution: "results",
+                   schedules: "schedules", schedule: "schedules"};
+  // pages kept in files of their own (schedules.js) register in ui.pages, with these helpers to build on
+  const ui = window.Stevedore = {
+    pages: {}, h, fill, call, get, flash, trouble, loaded, poller, submitting, showError, value, fields, table,
+    pagedTable, td, mono, timeEl, fmtTime, short, enc, resultLink, badge, parseEnv, ApiError, PAGE,
+  };
+  document.addEventListener("DOMContentLoaded", start);  // after every deferred script has registered
+
+  function start() {
   const current = document.querySelector(`[data-nav="${section[body.dataset.page]}"]`);
   if (current) current.setAttribute("aria-current", "page");
-  const page = PAGES[body.dataset.page];
+  const page = PAGES[body.dataset.page] || ui.pages[body.dataset.page];
   if (!page) body.dataset.loaded = "true";
   else {
     fetch("/openapi.json", {credentials: "same-origin"}).then((answer) => {
@@ -1209,5 +1220,6 @@
       flash(`The page cannot start: ${err.message}`, true);
       body.dataset.loaded = "true";
     });
+  }
   }
 })();

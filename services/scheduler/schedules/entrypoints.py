@@ -1,0 +1,88 @@
+"""The scheduler service's entrypoints for schedules: a mixin of ``SchedulerService``, kept thin."""
+import logging
+
+from shared import events, statuses
+from shared import messages as m
+from shared.extensions import config_timer
+from shared.messages import wire
+from shared.rpc import rpc
+
+from services.scheduler import executions as ex
+from services.scheduler.schedules import fire, store
+
+log = logging.getLogger(__name__)
+
+
+class SchedulesMixin:
+    """Needs the service's ``db``, ``settings``, ``dispatch``, ``metrics``, ``webhook_sender``,
+    ``_wake`` and ``_notify_finished``."""
+
+    @rpc
+    def create_schedule(self, body, task=None, idempotency_key=None):
+        """A new schedule; ``task``: the registry's ``task_facts`` of its task, which the gateway sends."""
+        session = self.db.session
+        schedule, _ = store.create(session, body, self.settings, self.webhook_sender, task, idempotency_key)
+        return store.as_dict(schedule, session)
+
+    @rpc
+    def get_schedule(self, schedule_id):
+        session = self.db.session
+        return store.as_dict(store.get(session, schedule_id), session)
+
+    @rpc
+    def list_schedules(self, task_id=None, limit=100, after=None):
+        return [store.as_dict(s) for s in store.listed(self.db.session, task_id, limit, after)]
+
+    @rpc
+    def update_schedule(self, schedule_id, body):
+        session = self.db.session
+        schedule = store.update(session, schedule_id, body, self.settings, self.webhook_sender)
+        return store.as_dict(schedule, session)
+
+    @rpc
+    def delete_schedule(self, schedule_id):
+        store.remove(self.db.session, schedule_id)
+
+    @rpc
+    def run_schedule(self, schedule_id):
+        """Run now: the new result (409 when the task is not READY or Forbid holds it back)."""
+        done = fire.run_now(self.db.session, schedule_id, self.settings, self.webhook_sender)
+        self._after_fire(done)
+        return ex.result_as_dict(done.result)
+
+    @config_timer("schedule_interval")
+    def fire_schedules(self):
+        """Fire the ticks that are due (services/scheduler/schedules/fire.py)."""
+        for done in fire.fire_due(self.db.session, self.settings, self.webhook_sender):
+            try:
+                self._after_fire(done)
+            except Exception:  # noqa: BLE001 -- the run exists: the sweep and the runners' polls make good
+                self.db.session.rollback()  # what was not sent; the other fires' are still sent
+                log.exception("after the fire of schedule %s (result %s)", done.schedule_id,
+                              done.result.id if done.result is not None else None)
+
+    def _after_fire(self, done):
+        """After a fire's commit: metrics, wake-ups and events (each lost one is made good as a RUN's is)."""
+        self.metrics.schedule_fire(done.outcome, done.missed)
+        if done.outcome == "FAILED":
+            log.warning("schedule %s could not fire: %s", done.schedule_id, done.reason)
+            self.dispatch(events.SCHEDULE_FAILED, wire(m.ScheduleFailed(
+                schedule_id=done.schedule_id, task_id=done.task_id, scheduled_for=done.scheduled_for,
+                reason=done.reason)))
+        if done.outcome != "FIRED":
+            return
+        if done.replaced:  # Replace: the previous run was marked cancelled with the fire; end it
+            session = self.db.session
+            self.metrics.executions_cancelled(ex.finish_cancel(session, done.replaced))
+            self.dispatch(events.RESULT_CANCELLED, wire(m.ResultCancelled(result_id=done.replaced)))
+            replaced = ex.get_result(session, done.replaced)
+            if replaced.status in statuses.TERMINAL:
+                self._notify_finished(replaced)
+        result = done.result
+        if done.inline:
+            params = done.params or {}
+            self._wake(result.id, result.times, sized=bool(params.get("memory") or params.get("cpus")))
+        self.dispatch(events.RESULT_SUBMITTED, wire(m.ResultSubmitted(result_id=result.id, fanned_out=done.inline)))
+        self.dispatch(events.SCHEDULE_FIRED, wire(m.ScheduleFired(
+            schedule_id=done.schedule_id, task_id=done.task_id, result_id=result.id,
+            scheduled_for=done.scheduled_for, manual=done.manual, missed=done.missed)))

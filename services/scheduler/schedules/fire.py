@@ -1,0 +1,185 @@
+"""Firing: a due tick becomes a run, once, whatever the number of scheduler replicas.
+
+Every ``SCHEDULE_INTERVAL`` seconds each scheduler takes the due schedules one
+at a time with ``FOR UPDATE SKIP LOCKED`` (a replica never waits for, nor
+takes, a schedule another is firing), and in ONE transaction: records the
+fire (``schedule_fires``, UNIQUE (schedule_id, scheduled_for) for ticks),
+moves ``next_run_at`` past now, and makes the run (the RUN's own code:
+``executions.create_result``), whose ``schedule_id`` names the schedule.  A
+replica killed before the commit leaves nothing: the tick is still due and
+the next replica fires it; after the commit, the tick is past for everyone.
+Due is on the database's clock (``DB_NOW``), shared by every replica.
+
+* **Misfires** (the schedulers were down across ticks): only the latest due
+  tick runs, once (the others are counted ``missed``); with
+  ``starting_deadline_seconds``, not even that one if it is further in the past
+  than that (the fire is MISSED), as Kubernetes CronJob's ``startingDeadlineSeconds``.
+* **Task**: it must be READY in the scheduler's copy (``known_tasks``, kept from
+  the registry's events; the scheduler never calls the registry), held
+  ``FOR SHARE`` until the commit like a RUN's, so a task's DELETE cannot slip
+  in; and the ``run`` must pass today's RUN checks (ceilings, webhook secret).
+  Else the fire is FAILED with the reason.
+* **Concurrency**: ``Forbid`` records a tick SKIPPED while the previous run is
+  unfinished; ``Replace`` marks the previous run cancelled in the same
+  transaction (``executions.mark_cancelled``; its queued executions end after
+  the commit, its running ones are stopped by their runners) and starts the new.
+
+Lock order: the schedule row, its task's ``known_tasks`` row, then results.
+"""
+import logging
+import uuid
+from typing import NamedTuple
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from services.scheduler import executions as ex
+from services.scheduler.executions.state import DB_NOW, db_now
+from services.scheduler.models import KnownTask, Result, Schedule, ScheduleFire
+from services.scheduler.schedules import cron, store
+from shared import statuses as st
+from shared.errors import Conflict, ValidationError
+from shared.handlers import is_transient
+from shared.timeutil import now
+
+log = logging.getLogger(__name__)
+
+DUE_BATCH = 50            # schedules fired per timer round, at most
+INLINE_FAN_OUT = 100      # as services/scheduler/service.py: a small run gets its executions with it
+
+
+class Fire(NamedTuple):
+    """What a fire did, for the events, metrics and wake-ups sent after its commit."""
+
+    schedule_id: str
+    task_id: str
+    outcome: str
+    scheduled_for: float
+    manual: bool = False
+    missed: int = 0
+    reason: str | None = None
+    result: Result | None = None
+    params: dict | None = None
+    inline: bool = False
+    replaced: str | None = None
+
+
+def _due(skip):
+    stmt = select(Schedule).where(~Schedule.suspend, Schedule.next_run_at.is_not(None),
+                                  Schedule.next_run_at <= DB_NOW)
+    if skip:
+        stmt = stmt.where(Schedule.id.not_in(list(skip)))
+    return stmt.order_by(Schedule.next_run_at).limit(1).with_for_update(skip_locked=True)
+
+
+def fire_due(session, settings, webhook_sender):
+    """Fire the schedules due now, each in a transaction of its own; what each fire did."""
+    fired, broken = [], set()
+    for _ in range(DUE_BATCH):
+        schedule = session.scalars(_due(broken)).first()
+        if schedule is None:
+            session.rollback()
+            break
+        try:
+            outcome = tick(session, schedule, settings, webhook_sender)
+        except IntegrityError:  # the database says this tick fired already: nothing to do
+            session.rollback()
+            log.warning("a tick of schedule %s fired already", schedule.id)
+            continue
+        except Exception as exc:  # noqa: BLE001 -- one schedule's fault stops no other's tick
+            if is_transient(exc):
+                raise
+            session.rollback()
+            broken.add(schedule.id)
+            log.exception("schedule %s could not fire", schedule.id)
+            continue
+        if outcome is not None:
+            fired.append(outcome)
+    return fired
+
+
+def tick(session, schedule, settings, webhook_sender):
+    """Fire ``schedule`` (locked, due) for its latest due tick; committed."""
+    stamp = db_now(session)
+    tz = cron.zone(schedule.timezone)
+    latest, passed = cron.due(schedule.cron, tz, schedule.next_run_at, stamp)
+    schedule.next_run_at = cron.next_tick(schedule.cron, tz, stamp)
+    schedule.n_missed += passed
+    deadline = schedule.starting_deadline_seconds
+    if deadline is not None and stamp - latest > deadline:
+        schedule.n_missed += 1
+        return _record(session, schedule, latest, stamp, "MISSED", missed=passed, reason=(
+            f"the tick was found {stamp - latest:.0f}s late, past starting_deadline_seconds {deadline} "
+            f"(the schedulers were down); {passed} earlier tick(s) missed too"))
+    return start(session, schedule, latest, stamp, settings, webhook_sender, missed=passed)
+
+
+def run_now(session, schedule_id, settings, webhook_sender):
+    """A "run now": fired at once under the schedule's concurrency policy; 409 when it cannot start."""
+    schedule = store.get(session, schedule_id, lock=True)
+    return start(session, schedule, None, db_now(session), settings, webhook_sender, manual=True)
+
+
+def _refusal(session, schedule, settings, webhook_sender):
+    """(the task, the run's parameters), or (None, why no run can start)."""
+    task = session.execute(select(KnownTask).where(KnownTask.task_id == schedule.task_id)
+                           .with_for_update(read=True)).scalar_one_or_none()
+    if task is None or task.deleted:
+        return None, f"task {schedule.task_id} does not exist any more"
+    if task.status != st.READY:
+        return None, f"task {schedule.task_id} is {task.status or 'not known yet'}; only a READY task can be run"
+    try:
+        params = store.check_run(schedule.run, settings)
+        webhook_sender.require_configured(params)
+    except ValidationError as exc:
+        return None, f"the RUN was refused: {exc}"
+    return task, params
+
+
+def start(session, schedule, scheduled_for, stamp, settings, webhook_sender, missed=0, manual=False):
+    """Start the schedule's run for tick ``scheduled_for`` (a run now: None), or record why not; committed."""
+    tick_at = stamp if manual else scheduled_for
+    task, params = _refusal(session, schedule, settings, webhook_sender)
+    if task is None:
+        if manual:
+            session.rollback()
+            raise Conflict(params, "task_id")
+        schedule.n_failed += 1
+        return _record(session, schedule, tick_at, stamp, "FAILED", missed=missed, reason=params)
+    previous = session.get(Result, schedule.last_result_id) if schedule.last_result_id else None
+    replaced = None
+    if previous is not None and previous.status not in st.TERMINAL:
+        if schedule.concurrency_policy == "Forbid":
+            reason = f"the previous run {previous.id} is still {previous.status} (concurrency_policy Forbid)"
+            if manual:
+                session.rollback()
+                raise Conflict(reason, "concurrency_policy")
+            schedule.n_skipped += 1
+            return _record(session, schedule, tick_at, stamp, "SKIPPED", missed=missed, reason=reason)
+        if schedule.concurrency_policy == "Replace":
+            ex.mark_cancelled(session, previous.id, now())  # a result's times are the host's, as a CANCEL's
+            replaced = previous.id
+    result_id = uuid.uuid4().hex
+    _record(session, schedule, tick_at, stamp, "FIRED", missed=missed, result_id=result_id, manual=manual,
+            commit=False)
+    schedule.last_result_id = result_id
+    schedule.n_fired += 1
+    inline = params["times"] <= INLINE_FAN_OUT
+    result, _ = ex.create_result(session, task.task_id, task.name, task.digest, params, with_details=inline,
+                                 schedule_id=schedule.id, result_id=result_id)  # commits it all
+    return Fire(schedule.id, schedule.task_id, "FIRED", tick_at, manual, missed, None, result, params, inline,
+                replaced)
+
+
+def _record(session, schedule, scheduled_for, stamp, outcome, missed=0, reason=None, result_id=None,
+            manual=False, commit=True):
+    session.add(ScheduleFire(schedule_id=schedule.id, scheduled_for=scheduled_for, fired_at=stamp, manual=manual,
+                             outcome=outcome, result_id=result_id, missed=missed, reason=reason))
+    schedule.last_fire_at = stamp
+    session.flush()  # a tick fired already meets the unique index here (IntegrityError)
+    kept = select(ScheduleFire.id).where(ScheduleFire.schedule_id == schedule.id) \
+        .order_by(ScheduleFire.id.desc()).offset(store.FIRES_KEPT).limit(1).scalar_subquery()
+    session.execute(delete(ScheduleFire).where(ScheduleFire.schedule_id == schedule.id, ScheduleFire.id <= kept))
+    if commit:
+        session.commit()
+    return Fire(schedule.id, schedule.task_id, outcome, scheduled_for, manual, missed, reason)

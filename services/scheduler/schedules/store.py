@@ -1,0 +1,166 @@
+"""Schedules kept: made, read, listed, changed (suspend, resume) and deleted; as the API shows them.
+
+A schedule is made only for a task the scheduler knows (the gateway hands on
+the registry's ``task_facts``) and that was not deleted; its task's row in
+``known_tasks`` is held ``FOR SHARE`` until the commit, so a task's DELETE,
+which counts the task's schedules under ``FOR UPDATE`` (``knowntasks.close``),
+never misses one.  Lock order: the ``known_tasks`` row, then the schedule row.
+"""
+import uuid
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+
+from services.scheduler import knowntasks
+from services.scheduler.models import KnownTask, Schedule, ScheduleFire
+from services.scheduler.schedules import cron
+from shared import validation
+from shared.db import newest_first
+from shared.errors import Conflict, NotFound, ValidationError
+from shared.messages import wire
+from shared.timeutil import now
+from stevedore_jobs import contract
+from stevedore_jobs.contract import schedule as sc
+
+FIRES_KEPT = 100  # fires kept per schedule, newest; older ones are deleted as new ones come
+
+
+def check_run(run, settings):
+    """A schedule's ``run`` checked as a RUN of this installation (400 naming ``run.<field>``)."""
+    try:
+        params = sc.schedule_run(run, validation.limits(settings.run_max_times, *settings.ceilings))
+    except sc.Invalid as exc:
+        raise ValidationError(exc.message, exc.field) from None
+    return params
+
+
+def _body(model, body):
+    validation.check_strings(body)
+    return validation.parse(model, body)
+
+
+def _by_key(session, key, task_id):
+    """The schedule an earlier POST with this Idempotency-Key made, or None (409: another task's)."""
+    earlier = session.scalars(select(Schedule).where(Schedule.idempotency_key == key)).first()
+    if earlier is not None and earlier.task_id != task_id:
+        raise Conflict("this Idempotency-Key was used for a schedule of another task", "Idempotency-Key")
+    return earlier
+
+
+def create(session, body, settings, webhook_sender, facts=None, idempotency_key=None):
+    """A new schedule (or, with an Idempotency-Key used before, the one it made: (schedule, created))."""
+    new = _body(contract.NewSchedule, body)
+    if idempotency_key:
+        earlier = _by_key(session, idempotency_key, new.task_id)
+        if earlier is not None:
+            return earlier, False
+    expression = cron.check(new.cron, new.timezone, settings.schedule_allow_seconds)
+    webhook_sender.require_configured(check_run(new.run, settings))
+    if facts is not None:
+        knowntasks.learn_facts(session, new.task_id, facts)
+    task = session.execute(select(KnownTask).where(KnownTask.task_id == new.task_id)
+                           .with_for_update(read=True)).scalar_one_or_none()
+    if task is None or task.deleted:
+        session.rollback()
+        raise NotFound(f"no task {new.task_id!r}", "task_id")
+    stamp = now()
+    schedule = Schedule(
+        id=uuid.uuid4().hex, task_id=new.task_id, name=new.name, cron=expression, timezone=new.timezone,
+        concurrency_policy=new.concurrency_policy, suspend=new.suspend,
+        starting_deadline_seconds=new.starting_deadline_seconds, run=new.run, created_at=stamp,
+        updated_at=stamp, n_fired=0, n_skipped=0, n_missed=0, n_failed=0, idempotency_key=idempotency_key,
+        next_run_at=None if new.suspend else cron.next_tick(expression, cron.zone(new.timezone), stamp))
+    session.add(schedule)
+    try:
+        session.commit()
+    except IntegrityError:  # the same key sent twice at once: the other one made it
+        session.rollback()
+        earlier = _by_key(session, idempotency_key, new.task_id) if idempotency_key else None
+        if earlier is None:
+            raise
+        return earlier, False
+    return schedule, True
+
+
+def get(session, schedule_id, lock=False):
+    if not isinstance(schedule_id, str) or not 0 < len(schedule_id) <= 32:
+        raise NotFound(f"no schedule {schedule_id!r}", "schedule_id")
+    schedule = session.get(Schedule, schedule_id, with_for_update=lock or None, populate_existing=lock)
+    if schedule is None:
+        raise NotFound(f"no schedule {schedule_id!r}", "schedule_id")
+    return schedule
+
+
+def update(session, schedule_id, body, settings, webhook_sender):
+    change = _body(contract.ScheduleChange, body)
+    given = change.model_fields_set
+    schedule = get(session, schedule_id, lock=True)
+    expression = change.cron if "cron" in given and change.cron is not None else schedule.cron
+    timezone = change.timezone if "timezone" in given and change.timezone is not None else schedule.timezone
+    for field in ("cron", "timezone", "concurrency_policy", "suspend", "run"):
+        if field in given and getattr(change, field) is None:
+            raise ValidationError("must not be null; leave it out to keep it", field)
+    if "cron" in given or "timezone" in given:
+        expression = cron.check(expression, timezone, settings.schedule_allow_seconds)
+    if "run" in given:
+        webhook_sender.require_configured(check_run(change.run, settings))
+        schedule.run = change.run
+    for field in ("name", "concurrency_policy", "starting_deadline_seconds"):
+        if field in given:
+            setattr(schedule, field, getattr(change, field))
+    # retimed only by a change of when it ticks, or of whether it does (a tick due now is not passed over)
+    retimed = (expression, timezone) != (schedule.cron, schedule.timezone) \
+        or ("suspend" in given and change.suspend != schedule.suspend)
+    schedule.cron, schedule.timezone = expression, timezone
+    if "suspend" in given:
+        schedule.suspend = change.suspend
+    stamp = now()
+    if retimed:  # resumed or changed: from the next tick after now (ticks while suspended are not run)
+        schedule.next_run_at = (None if schedule.suspend
+                                else cron.next_tick(expression, cron.zone(timezone), stamp))
+    schedule.updated_at = stamp
+    session.commit()
+    return schedule
+
+
+def remove(session, schedule_id):
+    """Delete a schedule and its fires; the runs it started stay (their ``schedule_id`` too)."""
+    get(session, schedule_id, lock=True)
+    session.execute(delete(ScheduleFire).where(ScheduleFire.schedule_id == schedule_id))
+    session.execute(delete(Schedule).where(Schedule.id == schedule_id))
+    session.commit()
+
+
+def listed(session, task_id=None, limit=100, after=None):
+    stmt = select(Schedule)
+    if task_id:
+        stmt = stmt.where(Schedule.task_id == task_id)
+    return newest_first(session, stmt, Schedule, Schedule.created_at, after, limit)
+
+
+def count_of_task(session, task_id):
+    return session.scalar(select(func.count()).select_from(Schedule).where(Schedule.task_id == task_id))
+
+
+def fire_as_dict(fire):
+    return {"scheduled_for": fire.scheduled_for, "fired_at": fire.fired_at, "manual": fire.manual,
+            "outcome": fire.outcome, "result_id": fire.result_id, "missed": fire.missed, "reason": fire.reason}
+
+
+def as_dict(schedule, session=None):
+    """The schedule as the API shows it (the contract's ``Schedule``); with ``session``, its fires too."""
+    more = {}
+    if session is not None:
+        newest = select(ScheduleFire).where(ScheduleFire.schedule_id == schedule.id) \
+            .order_by(ScheduleFire.id.desc()).limit(sc.FIRES_SHOWN)
+        more["fires"] = [fire_as_dict(f) for f in session.scalars(newest)]
+        more["failed_fires"] = [fire_as_dict(f) for f in session.scalars(
+            newest.where(ScheduleFire.outcome == "FAILED"))]
+    return wire(contract.Schedule(
+        schedule_id=schedule.id, id=schedule.id, task_id=schedule.task_id, name=schedule.name, cron=schedule.cron,
+        timezone=schedule.timezone, concurrency_policy=schedule.concurrency_policy, suspend=schedule.suspend,
+        starting_deadline_seconds=schedule.starting_deadline_seconds, run=schedule.run,
+        created_at=schedule.created_at, updated_at=schedule.updated_at, next_run_at=schedule.next_run_at,
+        last_fire_at=schedule.last_fire_at, last_result_id=schedule.last_result_id,
+        counts={"fired": schedule.n_fired, "skipped": schedule.n_skipped, "missed": schedule.n_missed,
+                "failed": schedule.n_failed}, **more), exclude_unset=True)

@@ -1,0 +1,206 @@
+"""Schedules: a task RUN on a cron schedule (``/schedule/``), in Kubernetes CronJob's words.
+
+``POST /schedule/`` takes a ``NewSchedule``; ``PATCH /schedule/{id}/`` a
+``ScheduleChange`` (suspend, resume, change); ``POST /schedule/{id}/`` a
+``ScheduleOperation`` (RUN: run now).  A schedule's ``run`` is a RUN body
+(``run.py``), checked with the same rules (``schedule_run``), its fields named
+``run.<field>`` when wrong.  The cron expression's shape is checked here
+(``check_cron``); the scheduler checks it again with croniter, and the timezone
+against the zone database.
+"""
+import re
+from typing import ClassVar, Literal, Optional
+
+from pydantic import ConfigDict, Field
+
+from stevedore_jobs.contract.checks import ID_PATTERN, NO_CONTROL, Invalid, shown
+from stevedore_jobs.contract.requests import NAME_MAX, STRICT, Limits, Page, Request
+from stevedore_jobs.contract.responses import Answer, Epoch
+from stevedore_jobs.contract.run import run_params
+
+POLICIES = ("Allow", "Forbid", "Replace")
+Policy = Literal["Allow", "Forbid", "Replace"]
+CRON_MAX = 100
+TIMEZONE_MAX = 64
+TIMEZONE_PATTERN = r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$"
+DEADLINE_MAX = 31 * 24 * 3600
+MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+OUTCOMES = ("FIRED", "SKIPPED", "FAILED", "MISSED")
+FIRES_SHOWN = 20
+# the shape only (the ranges, and whether it ever runs, are checked by the scheduler)
+CRON_PATTERN = (r"^\s*(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|[0-9A-Za-z*,/-]+"
+                r"(\s+[0-9A-Za-z*,/-]+){4,5})\s*$")
+
+# the standard fields: minute, hour, day of month, month, day of week (names only in the last two)
+_FIELDS = (("minute", 0, 59, ()), ("hour", 0, 23, ()), ("day of month", 1, 31, ()),
+           ("month", 1, 12, ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")),
+           ("day of week", 0, 7, ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")))
+_SECONDS = ("second", 0, 59, ())
+_ITEM = re.compile(r"^(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?$")
+
+
+def _value(text, low, high, names, field):
+    if text.isdigit():
+        if not low <= int(text) <= high:
+            raise Invalid(f"{field} {shown(text)} is out of range {low}-{high}", "cron")
+        return
+    if text.upper() not in names:
+        raise Invalid(f"{field} {shown(text)} is not a number{' or a name' if names else ''} "
+                      "(croniter's extensions H, R, L, W and # are not accepted)", "cron")
+
+
+def check_cron(value, allow_seconds=False):
+    """A standard five-field cron expression or one of the @hourly-style macros (``@reboot`` is not a
+    time); with ``allow_seconds`` (SCHEDULE_ALLOW_SECONDS, for tests) also six fields, the last seconds."""
+    if not isinstance(value, str):
+        raise Invalid("must be a string such as \"*/15 * * * *\" or \"@hourly\"", "cron")
+    text = value.strip()
+    if not text or len(value) > CRON_MAX:
+        raise Invalid(f"must be 1 to {CRON_MAX} characters", "cron")
+    if text.startswith("@"):
+        if text.lower() not in MACROS:
+            raise Invalid(f"{shown(text)} is not one of {', '.join(MACROS)}", "cron")
+        return text.lower()
+    parts = text.split()
+    fields = _FIELDS + ((_SECONDS,) if allow_seconds and len(parts) == 6 else ())
+    if len(parts) != len(fields):
+        raise Invalid(f"must have 5 fields (minute hour day-of-month month day-of-week), not {len(parts)}"
+                      + ("; or 6, the last seconds" if allow_seconds else ""), "cron")
+    for part, (field, low, high, names) in zip(parts, fields):
+        for item in part.split(","):
+            match = _ITEM.match(item)
+            if not match:
+                raise Invalid(f"{field} {shown(part)} is not valid (numbers, names, *, ranges a-b, lists a,b "
+                              "and steps /n; croniter's extensions H, R, L, W and # are not accepted)", "cron")
+            if match.group(1) != "*":
+                bounds = match.group(1).split("-")
+                for bound in bounds:
+                    _value(bound, low, high, names, field)
+                order = [int(b) if b.isdigit() else names.index(b.upper()) + low for b in bounds]
+                if len(order) == 2 and order[0] > order[1]:
+                    raise Invalid(f"{field} {shown(part)}: a range must go up (a-b with a <= b)", "cron")
+            if match.group(3) and int(match.group(3)[1:]) == 0:
+                raise Invalid(f"{field} {shown(part)}: a step must be at least 1", "cron")
+    return " ".join(parts)
+
+
+def schedule_run(run, limits=Limits()):
+    """A schedule's ``run`` (a RUN body; ``operation`` may be left out) as the parameters each fire runs
+    with; a wrong field is named ``run.<field>``."""
+    if not isinstance(run, dict):
+        raise Invalid("must be a RUN body: an object with times, command, env, ...", "run")
+    if "after" in run:
+        raise Invalid("a schedule's run cannot wait for another run", "run.after")
+    for field in ("items", "matrix"):  # RUN's per-execution parameters: not carried by a fire (yet)
+        if field in run:
+            raise Invalid("a schedule's run cannot carry per-execution parameters (items, matrix) yet",
+                          f"run.{field}")
+    try:
+        return run_params(run, limits)
+    except Invalid as exc:
+        raise Invalid(exc.message, f"run.{exc.field}") from None
+
+
+class ScheduleBase(Request):
+    model_config = ConfigDict(**STRICT, extra="forbid")
+    SAYS: ClassVar[dict] = {
+        "task_id": "must be a task's id (32 hex digits)", "name": f"must be 1 to {NAME_MAX} characters",
+        "cron": "must be a string such as \"*/15 * * * *\" or \"@hourly\"",
+        "timezone": "must be a timezone of the IANA database, such as Europe/Berlin or UTC",
+        "concurrency_policy": f"must be one of {', '.join(POLICIES)}", "suspend": "must be true or false",
+        "run": "must be a RUN body: an object with times, command, env, ..."}
+    # the cron's fields (``check_cron``) and the timezone are checked by the scheduler, which knows whether
+    # seconds are allowed and has the zone database: after the task or schedule is found (404 first)
+
+
+class NewSchedule(ScheduleBase):
+    """POST /schedule/: run a task on a cron schedule."""
+
+    REQUIRED: ClassVar[dict] = {"task_id": "is required (the task to run)", "cron": "is required",
+                                "run": "is required (a RUN body: {\"times\": 1, ...})"}
+
+    task_id: str = Field(pattern=ID_PATTERN, description="the task to run")
+    name: Optional[str] = Field(None, min_length=1, max_length=NAME_MAX, pattern=NO_CONTROL,
+                                description="a label (not unique)")
+    cron: str = Field(max_length=CRON_MAX, pattern=CRON_PATTERN, description="five fields (minute hour day-of-month month "
+                      "day-of-week: numbers, names, `*`, ranges, lists, steps) or a macro: "
+                      f"{', '.join(MACROS)}; croniter's extensions (seconds, H, R, L, W, #) are refused "
+                      "(seconds are allowed only with the testing setting SCHEDULE_ALLOW_SECONDS)")
+    timezone: str = Field("UTC", max_length=TIMEZONE_MAX, pattern=TIMEZONE_PATTERN,
+                          description="the IANA timezone the cron fields are read in (DST: "
+                                      "[api.md](#schedules))")
+    concurrency_policy: Policy = Field("Allow", description="Allow: a tick starts a run whatever runs; "
+                                       "Forbid: a tick is SKIPPED while the previous run is unfinished; "
+                                       "Replace: the previous unfinished run is cancelled, then the new starts")
+    suspend: bool = Field(False, description="a suspended schedule does not fire (resume: false)")
+    starting_deadline_seconds: Optional[int] = Field(
+        None, ge=1, le=DEADLINE_MAX, description="a tick found more than this late (the scheduler was down) is "
+                                                 "MISSED instead of run; null: the latest missed tick runs once")
+    run: dict = Field(description="the RUN body each fire runs (`times`, `command`, `env`, ..., "
+                                  "`callback_url`); `operation` may be left out, `after` is refused")
+
+
+class ScheduleChange(ScheduleBase):
+    """PATCH /schedule/{schedule_id}/: suspend, resume or change a schedule (fields not sent stay)."""
+
+    name: Optional[str] = Field(None, min_length=1, max_length=NAME_MAX, pattern=NO_CONTROL)
+    cron: Optional[str] = Field(None, max_length=CRON_MAX, pattern=CRON_PATTERN)
+    timezone: Optional[str] = Field(None, max_length=TIMEZONE_MAX, pattern=TIMEZONE_PATTERN)
+    concurrency_policy: Optional[Policy] = None
+    suspend: Optional[bool] = Field(None, description="true: suspend; false: resume (from the next tick)")
+    starting_deadline_seconds: Optional[int] = Field(None, ge=1, le=DEADLINE_MAX,
+                                                     description="0 is not accepted; send null to clear it")
+    run: Optional[dict] = None
+
+
+class ScheduleOperation(Request):
+    """POST /schedule/{schedule_id}/ with RUN: run it now (the concurrency policy applies)."""
+
+    operation: Literal["RUN"]
+
+
+class ScheduleListQuery(Page):
+    task_id: Optional[str] = Field(None, pattern=ID_PATTERN, description="only schedules of this task")
+    SAYS: ClassVar[dict] = {**Page.SAYS, "task_id": "must be a task's id (32 hex digits)"}
+
+
+# ---------------------------------------------------------------- answers
+
+class ScheduleFire(Answer):
+    scheduled_for: float = Field(description="the tick (or, for a run now, when it was asked)")
+    fired_at: float
+    manual: bool = Field(description="a run now, not a tick")
+    outcome: Literal["FIRED", "SKIPPED", "FAILED", "MISSED"]
+    result_id: Optional[str] = Field(description="the run it started (FIRED)")
+    missed: int = Field(description="earlier ticks not run (the scheduler was down)")
+    reason: Optional[str] = Field(description="why it was SKIPPED, FAILED or MISSED")
+
+
+class ScheduleCounts(Answer):
+    fired: int
+    skipped: int
+    missed: int
+    failed: int
+
+
+class Schedule(Answer):
+    schedule_id: str
+    id: str = Field(description="the same as schedule_id")
+    task_id: str
+    name: Optional[str]
+    cron: str
+    timezone: str
+    concurrency_policy: Policy
+    suspend: bool
+    starting_deadline_seconds: Optional[int]
+    run: dict = Field(description="the RUN body each fire runs")
+    created_at: float
+    updated_at: float
+    next_run_at: Epoch = Field(description="the next tick; null while suspended")
+    last_fire_at: Epoch
+    last_result_id: Optional[str] = Field(description="the latest run it started")
+    counts: ScheduleCounts
+    fires: Optional[list[ScheduleFire]] = Field(None, description=f"GET /schedule/{{id}}/ only: the last "
+                                                                  f"{FIRES_SHOWN} fires, newest first")
+    failed_fires: Optional[list[ScheduleFire]] = Field(None, description="GET /schedule/{id}/ only: the last "
+                                                                         f"{FIRES_SHOWN} FAILED fires")

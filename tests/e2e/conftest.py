@@ -1,0 +1,43 @@
+"""Fixtures of the end-to-end tests that need a system of their own."""
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.support import System, containers_of, create_database, drop_database, free_port
+
+
+@pytest.fixture(scope="module")
+def sched_system(vhost_pipeline, request, test_images, docker_client):
+    """A system with TWO scheduler replicas, firing every half second, seconds allowed in cron."""
+    from urllib.parse import urlparse
+
+    uri = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
+    database = create_database()
+    engine = create_engine(database)
+    try:
+        with vhost_pipeline.get() as vhost:
+            running = System(f"{uri.scheme}://{uri.netloc}/{vhost}", database, runners=2, name="schedules",
+                             env={"SCHEDULE_ALLOW_SECONDS": "on", "SCHEDULE_INTERVAL": "0.5",
+                                  "SWEEP_INTERVAL": "1", "RPC_TIMEOUT": "10",
+                                  "STEVEDORE_WEBHOOK_SECRET": f"test-webhook-secret-{uuid.uuid4().hex}",
+                                  "WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8"})
+            running.plan["scheduler-2"] = ("scheduler", {"METRICS_PORT": str(free_port())})
+            running.engine = engine
+            running.amqp_uri_of_vhost = f"{uri.scheme}://{uri.netloc}/{vhost}"
+            try:  # stopped even when it never became healthy
+                running.start().wait_healthy()
+                running.tasks = {behaviour: running.api.register(
+                    test_images[behaviour], name=f"s-{behaviour}-{uuid.uuid4().hex[:6]}")
+                    for behaviour in ("ok", "sleep")}
+                yield running
+            finally:
+                running.stop()
+    finally:
+        with engine.connect() as conn:
+            ids = [row[0] for row in conn.execute(text("SELECT id FROM results"))]
+        engine.dispose()
+        for result_id in ids:
+            for container in containers_of(docker_client, result_id):
+                container.remove(force=True)
+        drop_database(database)
