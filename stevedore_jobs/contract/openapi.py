@@ -5,6 +5,7 @@ installation's maxima (``Limits``) in the RUN body's schema.
 """
 import copy
 import functools
+import json
 
 from pydantic.json_schema import models_json_schema
 
@@ -291,6 +292,30 @@ ANSWERS = ("Error", "Task", "Result", "Detail", "Logs", "LogEvent", "Health")
 SCHEDULE_REQUESTS = ("NewSchedule", "ScheduleChange", "ScheduleOperation")
 
 
+def schedule_run_schema(run):
+    """The RUN body's schema as a schedule's ``run``: ``operation`` may be left out, and what a fire cannot
+    carry (``sc.NOT_IN_A_SCHEDULE``) is left out, so that it is an unknown field; ``times`` is then required."""
+    schema = copy.deepcopy(run)
+    schema["title"] = "ScheduleRunBody"
+    schema["description"] = "a schedule's run: a RUN body; `operation` may be left out"
+    for name in sc.NOT_IN_A_SCHEDULE:
+        schema["properties"].pop(name, None)
+    schema["required"] = [name for name in schema.get("required", []) if name != "operation"]
+    rules = [rule for rule in schema.get("allOf", [])
+             if not any(f'"{name}"' in json.dumps(rule) for name in sc.NOT_IN_A_SCHEDULE)]
+    if not any(name in schema["properties"] for name in sc.PER_EXECUTION):  # then times says how many
+        times = schema["properties"]["times"]
+        options = [option for option in times.pop("anyOf", []) if option.get("type") != "null"]
+        times.update(options[0] if options else {})
+        times.pop("default", None)
+        schema["required"].append("times")
+    if rules:
+        schema["allOf"] = rules
+    else:
+        schema.pop("allOf", None)
+    return schema
+
+
 @functools.lru_cache(maxsize=4)
 def _spec(limits):
     models = [(getattr(rq, name), "validation") for name in REQUESTS] + [(runs.run_request(limits), "validation"),
@@ -304,6 +329,10 @@ def _spec(limits):
     for name in REQUESTS + ("ScheduleOperation",):  # their other fields are ignored
         components[name].update(propertyNames={"pattern": NO_CONTROL}, additionalProperties=ref(json_value(2)))
     components.update(json_values())
+    components["ScheduleRunBody"] = schedule_run_schema(components["RunRequest"])
+    components["NewSchedule"]["properties"]["run"] = {
+        **ref("ScheduleRunBody"), "description": components["NewSchedule"]["properties"]["run"].get("description", "")}
+    components["ScheduleChange"]["properties"]["run"] = ref("ScheduleRunBody")
     components["TaskStatus"] = {"type": "string", "enum": list(st.TASK_STATUSES),
                                 "x-busy": sorted(st.TASK_BUSY)}
     components["ExecutionStatus"] = {"type": "string", "enum": list(st.EXECUTION_STATUSES),

@@ -278,18 +278,22 @@ def run_request(limits=Limits()):
     class RunRequest(RunBase):
         """POST /task/{task_id}/ with RUN: run the task's image ``times`` times."""
 
-        # the two exit-code rules are one or the other (a null one is not given)
-        model_config = ConfigDict(**STRICT, extra="forbid", json_schema_extra={"not": {
-            "required": ["retry_on_exit_codes", "no_retry_on_exit_codes"],
-            "properties": {"retry_on_exit_codes": {"type": "array"}, "no_retry_on_exit_codes": {"type": "array"}}}})
         LIMITS: ClassVar[Limits] = limits
         REQUIRED: ClassVar[dict] = {"times": f"is required (an integer from 1 to {limits.max_times})"}
-        model_config = ConfigDict(**STRICT, extra="forbid", json_schema_extra={"allOf": [
-            # times, unless items or matrix (not null) says how many; not both of those.  As if/then
-            # rules, the shape NewTask's are in, which openapi-python-client reads past
-            {"if": {"not": {"anyOf": [GIVEN("items", "array"), GIVEN("matrix", "object")]}},
-             "then": GIVEN("times", "integer")},
-            {"if": GIVEN("items", "array"), "then": {"not": GIVEN("matrix", "object")}}]})
+        model_config = ConfigDict(**STRICT, extra="forbid", json_schema_extra={
+            # the two exit-code rules are one or the other (a null one is not given)
+            "not": {"required": ["retry_on_exit_codes", "no_retry_on_exit_codes"],
+                    "properties": {"retry_on_exit_codes": {"type": "array"},
+                                   "no_retry_on_exit_codes": {"type": "array"}}},
+            "allOf": [
+                # times, unless items or matrix (not null) says how many; not both of those.  As if/then
+                # rules, the shape NewTask's are in, which openapi-python-client reads past
+                {"if": {"not": {"anyOf": [GIVEN("items", "array"), GIVEN("matrix", "object")]}},
+                 "then": GIVEN("times", "integer")},
+                {"if": GIVEN("items", "array"), "then": {"not": GIVEN("matrix", "object")}},
+                # per_index pairs with the runs of a non-empty after
+                {"if": {"required": ["per_index"], "properties": {"per_index": {"const": True}}},
+                 "then": {"required": ["after"], "properties": {"after": {"type": "array", "minItems": 1}}}}]})
 
         operation: Literal["RUN"] = Field(description="RUN (IMPORT takes no other field)")
         task_id: Optional[str] = Field(None, pattern=NO_CONTROL,

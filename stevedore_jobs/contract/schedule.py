@@ -11,7 +11,7 @@ against the zone database.
 import re
 from typing import ClassVar, Literal, Optional
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
 from stevedore_jobs.contract.checks import ID_PATTERN, NO_CONTROL, Invalid, shown
 from stevedore_jobs.contract.requests import NAME_MAX, STRICT, Limits, Page, Request
@@ -28,8 +28,9 @@ MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", 
 OUTCOMES = ("FIRED", "SKIPPED", "FAILED", "MISSED")
 FIRES_SHOWN = 20
 # the shape only (the ranges, and whether it ever runs, are checked by the scheduler)
-CRON_PATTERN = (r"^\s*(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|[0-9A-Za-z*,/-]+"
-                r"(\s+[0-9A-Za-z*,/-]+){4,5})\s*$")
+# fields apart by spaces (a tab or a newline is a control character, refused at the door as everywhere)
+CRON_PATTERN = (r"^ *(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|[0-9A-Za-z*,/-]+"
+                r"( +[0-9A-Za-z*,/-]+){4,5}) *$")
 
 # the standard fields: minute, hour, day of month, month, day of week (names only in the last two)
 _FIELDS = (("minute", 0, 59, ()), ("hour", 0, 23, ()), ("day of month", 1, 31, ()),
@@ -84,6 +85,12 @@ def check_cron(value, allow_seconds=False):
     return " ".join(parts)
 
 
+# the RUN fields a schedule's run cannot carry: ``after`` (and its ``per_index``), and for now the
+# per-execution parameters; its schema in /openapi.json leaves them out (``openapi.schedule_run_schema``)
+PER_EXECUTION = ("items", "matrix")
+NOT_IN_A_SCHEDULE = ("after", "per_index") + PER_EXECUTION
+
+
 def schedule_run(run, limits=Limits()):
     """A schedule's ``run`` (a RUN body; ``operation`` may be left out) as the parameters each fire runs
     with; a wrong field is named ``run.<field>``."""
@@ -91,7 +98,7 @@ def schedule_run(run, limits=Limits()):
         raise Invalid("must be a RUN body: an object with times, command, env, ...", "run")
     if "after" in run:
         raise Invalid("a schedule's run cannot wait for another run", "run.after")
-    for field in ("items", "matrix"):  # RUN's per-execution parameters: not carried by a fire (yet)
+    for field in PER_EXECUTION:  # RUN's per-execution parameters: not carried by a fire (yet)
         if field in run:
             raise Invalid("a schedule's run cannot carry per-execution parameters (items, matrix) yet",
                           f"run.{field}")
@@ -111,6 +118,14 @@ class ScheduleBase(Request):
         "run": "must be a RUN body: an object with times, command, env, ..."}
     # the cron's fields (``check_cron``) and the timezone are checked by the scheduler, which knows whether
     # seconds are allowed and has the zone database: after the task or schedule is found (404 first)
+
+    @field_validator("starting_deadline_seconds", mode="before", check_fields=False)
+    @classmethod
+    def _json_integer(cls, value):
+        # JSON Schema's integer is any number without a fraction: 600.0 is 600 (as for a RUN's times)
+        if isinstance(value, float) and value.is_integer() and abs(value) <= 2 ** 53:
+            return int(value)
+        return value
 
 
 class NewSchedule(ScheduleBase):
@@ -140,17 +155,23 @@ class NewSchedule(ScheduleBase):
                                   "`callback_url`); `operation` may be left out, `after` is refused")
 
 
+def NOT_NULL(schema):  # noqa: N802 -- a field that may be left out but not sent null: no default shown
+    schema.pop("default", None)
+
+
 class ScheduleChange(ScheduleBase):
     """PATCH /schedule/{schedule_id}/: suspend, resume or change a schedule (fields not sent stay)."""
 
     name: Optional[str] = Field(None, min_length=1, max_length=NAME_MAX, pattern=NO_CONTROL)
-    cron: Optional[str] = Field(None, max_length=CRON_MAX, pattern=CRON_PATTERN)
-    timezone: Optional[str] = Field(None, max_length=TIMEZONE_MAX, pattern=TIMEZONE_PATTERN)
-    concurrency_policy: Optional[Policy] = None
-    suspend: Optional[bool] = Field(None, description="true: suspend; false: resume (from the next tick)")
+    # left out: kept as it is; null is refused (400 naming the field), but for starting_deadline_seconds
+    cron: str = Field(None, max_length=CRON_MAX, pattern=CRON_PATTERN, json_schema_extra=NOT_NULL)
+    timezone: str = Field(None, max_length=TIMEZONE_MAX, pattern=TIMEZONE_PATTERN, json_schema_extra=NOT_NULL)
+    concurrency_policy: Policy = Field(None, json_schema_extra=NOT_NULL)
+    suspend: bool = Field(None, description="true: suspend; false: resume (from the next tick)",
+                          json_schema_extra=NOT_NULL)
     starting_deadline_seconds: Optional[int] = Field(None, ge=1, le=DEADLINE_MAX,
                                                      description="0 is not accepted; send null to clear it")
-    run: Optional[dict] = None
+    run: dict = Field(None, json_schema_extra=NOT_NULL)
 
 
 class ScheduleOperation(Request):

@@ -45,11 +45,15 @@ its-executions = {{ values = [{detail_ids}] }}
 # loopback address (refused at the RUN): none of them leads anywhere
 callback-urls = {{ values = ["http://hooks.example.com/stevedore", "https://localhost/hook", "http://127.0.0.1:5672/"] }}
 
-# half of the generated RUNs name the READY task, so executions are made and run
+# half of the generated RUNs name the READY task, so executions are made and run.  A RUN has rules across
+# its fields and other resources that JSON Schema cannot state (after[i].result_id names a result that
+# exists; per_index pairs runs of equal times; times equals the items' count; a matrix's product is at
+# most RUN_MAX_TIMES): a schema-valid RUN may be a 400 naming the field; every other check stays
 [[operations]]
 include-path = "/task/{{task_id}}/"
 include-method = "POST"
 parameters = {{ "path.task_id" = {{ dictionary = "ready-task", probability = 0.5 }}, "body.callback_url" = {{ dictionary = "callback-urls", probability = 0.3 }} }}
+checks = {{ positive_data_acceptance = {{ expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "429"] }} }}
 
 # some registrations name the image that is there, so tasks generated in the stateful phase become READY
 [[operations]]
