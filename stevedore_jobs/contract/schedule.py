@@ -16,7 +16,7 @@ from pydantic import ConfigDict, Field
 from stevedore_jobs.contract.checks import ID_PATTERN, NO_CONTROL, Invalid, shown
 from stevedore_jobs.contract.requests import NAME_MAX, STRICT, Limits, Page, Request
 from stevedore_jobs.contract.responses import Answer, Epoch
-from stevedore_jobs.contract.run import run_params
+from stevedore_jobs.contract.run import run_parts
 
 POLICIES = ("Allow", "Forbid", "Replace")
 Policy = Literal["Allow", "Forbid", "Replace"]
@@ -87,16 +87,18 @@ def check_cron(value, allow_seconds=False):
 def schedule_run(run, limits=Limits()):
     """A schedule's ``run`` (a RUN body; ``operation`` may be left out) as the parameters each fire runs
     with; a wrong field is named ``run.<field>``."""
+    return schedule_run_parts(run, limits)[0]
+
+
+def schedule_run_parts(run, limits=Limits()):
+    """``schedule_run``, and what each execution of a fire is given (``{"items": [...]}``,
+    ``{"matrix": {...}}`` or None), as a RUN's (``run.run_parts``)."""
     if not isinstance(run, dict):
         raise Invalid("must be a RUN body: an object with times, command, env, ...", "run")
     if "after" in run:
         raise Invalid("a schedule's run cannot wait for another run", "run.after")
-    for field in ("items", "matrix"):  # RUN's per-execution parameters: not carried by a fire (yet)
-        if field in run:
-            raise Invalid("a schedule's run cannot carry per-execution parameters (items, matrix) yet",
-                          f"run.{field}")
     try:
-        return run_params(run, limits)
+        return run_parts(run, limits)
     except Invalid as exc:
         raise Invalid(exc.message, f"run.{exc.field}") from None
 

@@ -121,7 +121,7 @@ def run_now(session, schedule_id, settings, webhook_sender):
 
 
 def _refusal(session, schedule, settings, webhook_sender):
-    """(the task, the run's parameters), or (None, why no run can start)."""
+    """(the task, (the run's parameters, what each execution is given)), or (None, why no run can start)."""
     task = session.execute(select(KnownTask).where(KnownTask.task_id == schedule.task_id)
                            .with_for_update(read=True)).scalar_one_or_none()
     if task is None or task.deleted:
@@ -129,23 +129,23 @@ def _refusal(session, schedule, settings, webhook_sender):
     if task.status != st.READY:
         return None, f"task {schedule.task_id} is {task.status or 'not known yet'}; only a READY task can be run"
     try:
-        params = store.check_run(schedule.run, settings)
+        params, spread = store.check_run_parts(schedule.run, settings)
         webhook_sender.require_configured(params)
     except ValidationError as exc:
         return None, f"the RUN was refused: {exc}"
-    return task, params
+    return task, (params, spread)
 
 
 def start(session, schedule, scheduled_for, stamp, settings, webhook_sender, missed=0, manual=False):
     """Start the schedule's run for tick ``scheduled_for`` (a run now: None), or record why not; committed."""
     tick_at = stamp if manual else scheduled_for
-    task, params = _refusal(session, schedule, settings, webhook_sender)
-    if task is None:
+    task, checked = _refusal(session, schedule, settings, webhook_sender)
+    if task is None:  # ``checked`` says why
         if manual:
             session.rollback()
-            raise Conflict(params, "task_id")
+            raise Conflict(checked, "task_id")
         schedule.n_failed += 1
-        return _record(session, schedule, tick_at, stamp, "FAILED", missed=missed, reason=params)
+        return _record(session, schedule, tick_at, stamp, "FAILED", missed=missed, reason=checked)
     previous = session.get(Result, schedule.last_result_id) if schedule.last_result_id else None
     replaced = None
     if previous is not None and previous.status not in st.TERMINAL:
@@ -159,14 +159,16 @@ def start(session, schedule, scheduled_for, stamp, settings, webhook_sender, mis
         if schedule.concurrency_policy == "Replace":
             ex.mark_cancelled(session, previous.id, now())  # a result's times are the host's, as a CANCEL's
             replaced = previous.id
+    params, spread = checked
     result_id = uuid.uuid4().hex
     _record(session, schedule, tick_at, stamp, "FIRED", missed=missed, result_id=result_id, manual=manual,
             commit=False)
     schedule.last_result_id = result_id
     schedule.n_fired += 1
     inline = params["times"] <= INLINE_FAN_OUT
+    # items or a matrix: each execution its own parameters, as a RUN's (services/scheduler/service.py run_task)
     result, _ = ex.create_result(session, task.task_id, task.name, task.digest, params, with_details=inline,
-                                 schedule_id=schedule.id, result_id=result_id)  # commits it all
+                                 spread=spread, schedule_id=schedule.id, result_id=result_id)  # commits it all
     return Fire(schedule.id, schedule.task_id, "FIRED", tick_at, manual, missed, None, result, params, inline,
                 replaced)
 

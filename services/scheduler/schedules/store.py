@@ -27,11 +27,16 @@ FIRES_KEPT = 100  # fires kept per schedule, newest; older ones are deleted as n
 
 def check_run(run, settings):
     """A schedule's ``run`` checked as a RUN of this installation (400 naming ``run.<field>``)."""
+    return check_run_parts(run, settings)[0]
+
+
+def check_run_parts(run, settings):
+    """``check_run``, and what each execution is given (its ``items`` or ``matrix``: the spread a RUN's
+    ``validation.run_parts`` gives), or None."""
     try:
-        params = sc.schedule_run(run, validation.limits(settings.run_max_times, *settings.ceilings))
+        return sc.schedule_run_parts(run, validation.limits(settings.run_max_times, *settings.ceilings))
     except sc.Invalid as exc:
         raise ValidationError(exc.message, exc.field) from None
-    return params
 
 
 def _body(model, body):
