@@ -1,0 +1,396 @@
+"""The run features together, on the real system: dependencies (``after``), the failure policy
+(``max_failures``, ``deadline``), per-execution parameters (``items``, ``matrix``), PATCH of a running run and
+schedules, combined; and hostile input on each of their fields and endpoints."""
+import json
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.support import wait_until
+
+pytestmark = pytest.mark.e2e
+
+ENDED = ("COMPLETE", "ERROR", "CANCELLED", "KILLED")
+NEVER = "0 0 1 1 *"  # a schedule that does not tick during a test: its runs are "run now"s
+
+
+def after(*result_ids, when="COMPLETE"):
+    return [{"result_id": result_id, "when": when} for result_id in result_ids]
+
+
+def result(api, result_id):
+    answer = api.get(f"/result/{result_id}/")
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def run(api, task, **body):
+    answer = api.post(f"/task/{task['task_id']}/", {"operation": "RUN", **body})
+    assert answer.status_code == 202, answer.text
+    return answer.json()
+
+
+def patch(api, result_id, body):
+    return api.http.patch(f"{api.base_url}/result/{result_id}/", json=body, timeout=30)
+
+
+def cancel(api, result_id):
+    return api.post(f"/result/{result_id}/", {"operation": "CANCEL"})
+
+
+def rerun(api, result_id):
+    return api.post(f"/result/{result_id}/", {"operation": "RERUN_FAILED"})
+
+
+def refused(answer, field, status=400):
+    assert answer.status_code == status, answer.text
+    body = answer.json()
+    assert body["error"] in ("VALIDATION_ERROR", "CONFLICT", "NOT_FOUND"), body
+    assert body["message"].startswith(f"{field}:") or body.get("field") == field, body
+    return body
+
+
+def schedule(api, task, run_body, **fields):
+    answer = api.post("/schedule/", {"task_id": task["task_id"], "cron": NEVER, "run": run_body, **fields})
+    assert answer.status_code == 201, answer.text
+    return answer.json()
+
+
+def run_now(api, schedule_id):
+    return api.post(f"/schedule/{schedule_id}/", {"operation": "RUN"})
+
+
+# ------------------------------------------------------------------ after + deadline / max_failures
+
+
+def test_a_waiting_runs_deadline_counts_from_its_release_not_its_submission(api, ready_tasks):
+    first = run(api, ready_tasks["sleep"], times=1, env={"SLEEP": "6"})["result_id"]
+    second = run(api, ready_tasks["ok"], times=1, deadline=3, after=after(first))
+    assert second["status"] == "QUEUED" and second["deadline_at"] is None
+    time.sleep(4.5)  # past a deadline counted from the submission
+    waiting = result(api, second["result_id"])
+    assert waiting["status"] == "QUEUED" and waiting["reason"] is None and waiting["deadline_at"] is None
+    assert api.wait_result(first, timeout=60)["status"] == "COMPLETE"
+    first_end = max(d["end"] for d in api.details(first))
+    released = wait_until(lambda: result(api, second["result_id"])["deadline_at"], timeout=30,
+                          what="the deadline armed at the release")
+    assert first_end + 3 - 1 <= released <= time.time() + 3 + 1
+    api.wait_result(second["result_id"], timeout=60)
+
+
+def test_a_waiting_run_stopped_by_max_failures_ends_error_and_its_rerun_waits_for_nothing(api, ready_tasks):
+    first = run(api, ready_tasks["ok"], times=1)["result_id"]
+    second = run(api, ready_tasks["fail"], times=6, parallelism=1, max_failures=2, after=after(first))
+    assert second["waiting_for"] == after(first)
+    done = api.wait_result(second["result_id"], timeout=120)
+    assert done["status"] == "ERROR" and done["reason"] == "max_failures" and done["waiting_for"] is None
+    assert done["counts"]["ERROR"] >= 2 and done["counts"]["ERROR"] + done["counts"]["CANCELLED"] == 6
+    # stopped: nothing to change any more
+    refused(patch(api, second["result_id"], {"parallelism": 3}), "result_id", 409)
+    again = rerun(api, second["result_id"])
+    assert again.status_code == 202, again.text
+    rerun_of = again.json()
+    assert rerun_of["waiting_for"] is None and "after" not in rerun_of["params"]
+    assert rerun_of["params"]["max_failures"] == 2 and rerun_of["times"] == done["counts"]["ERROR"]
+    assert api.wait_result(rerun_of["result_id"], timeout=120)["reason"] == "max_failures"
+
+
+def test_a_rerun_of_a_run_stopped_by_its_deadline_gets_a_deadline_of_its_own(api, ready_tasks):
+    stopped = run(api, ready_tasks["sleep"], times=2, deadline=2, env={"SLEEP": "60"})["result_id"]
+    done = api.wait_result(stopped, timeout=60)
+    assert done["status"] == "KILLED" and done["reason"] == "deadline"
+    again = rerun(api, stopped)
+    assert again.status_code == 202, again.text
+    rerun_of = again.json()
+    assert rerun_of["deadline_at"] == pytest.approx(rerun_of["submitted_at"] + 2, abs=0.01)
+    assert api.wait_result(rerun_of["result_id"], timeout=60)["reason"] == "deadline"
+
+
+def test_a_rerun_of_a_run_cancelled_by_its_dependency_is_409_nothing_failed(api, ready_tasks):
+    failed = run(api, ready_tasks["fail"], times=1)["result_id"]
+    assert api.wait_result(failed)["status"] == "ERROR"
+    cancelled = run(api, ready_tasks["ok"], times=2, after=after(failed))
+    assert cancelled["status"] == "CANCELLED"
+    refused(rerun(api, cancelled["result_id"]), "result_id", 409)
+
+
+# ------------------------------------------------------------------ after + items / matrix / per_index
+
+
+def test_a_run_with_a_matrix_waits_then_runs_each_combination(api, ready_tasks):
+    first = run(api, ready_tasks["sleep"], times=1, env={"SLEEP": "2"})["result_id"]
+    second = run(api, ready_tasks["ok"], matrix={"A": ["1", "2"], "B": ["x"]}, after=after(first))
+    assert second["times"] == 2 and second["status"] == "QUEUED" and second["waiting_for"] == after(first)
+    done = api.wait_result(second["result_id"], timeout=90)
+    assert done["status"] == "COMPLETE"
+    assert [d["params"] for d in api.details(second["result_id"])] == [
+        {"env": {"A": "1", "B": "x"}}, {"env": {"A": "2", "B": "x"}}]
+
+
+def test_per_index_pairs_runs_whose_times_come_from_items(api, ready_tasks):
+    items = [{"env": {"SLEEP": "1"}}, {"env": {"SLEEP": "1"}}, {"env": {"SLEEP": "1"}}]
+    first = run(api, ready_tasks["sleep"], items=items)["result_id"]
+    second = run(api, ready_tasks["ok"], matrix={"N": ["a", "b", "c"]}, after=after(first), per_index=True)
+    assert second["times"] == 3
+    mismatch = api.post(f"/task/{ready_tasks['ok']['task_id']}/",
+                        {"operation": "RUN", "items": [{}, {}], "after": after(first), "per_index": True})
+    refused(mismatch, "per_index")
+    assert api.wait_result(second["result_id"], timeout=90)["status"] == "COMPLETE"
+    ends = {d["index"]: d["end"] for d in api.details(first)}
+    for detail in api.details(second["result_id"]):
+        assert detail["start"] >= ends[detail["index"]] - 0.01
+
+
+# ------------------------------------------------------------------ PATCH, CANCEL, DELETE of waiting runs
+
+
+def test_a_waiting_run_takes_a_patch_and_a_cancel_leaves_it_waiting_for_nothing(api, ready_tasks):
+    first = run(api, ready_tasks["sleep"], times=1, env={"SLEEP": "30"})["result_id"]
+    second = run(api, ready_tasks["ok"], times=3, after=after(first))["result_id"]
+    changed = patch(api, second, {"parallelism": 1, "priority": 9})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["parallelism"] == 1 and changed.json()["priority"] == 9
+    assert changed.json()["waiting_for"] == after(first)
+    cancelled = cancel(api, second)
+    assert cancelled.status_code == 202, cancelled.text
+    assert cancelled.json()["status"] == "CANCELLED"
+    assert cancelled.json()["waiting_for"] is None  # no longer waits: it ended
+    assert result(api, second)["waiting_for"] is None
+    assert all(d["status"] == "CANCELLED" for d in api.details(second))
+    refused(patch(api, second, {"priority": 1}), "result_id", 409)
+    cancel(api, first)
+
+
+def test_deleting_a_run_that_completed_does_not_cancel_a_run_that_saw_it_complete(api, ready_tasks):
+    done = run(api, ready_tasks["ok"], times=1)["result_id"]
+    going = run(api, ready_tasks["sleep"], times=1, env={"SLEEP": "6"})["result_id"]
+    assert api.wait_result(done)["status"] == "COMPLETE"
+    waiting = run(api, ready_tasks["ok"], times=1, after=after(done, going))
+    assert waiting["waiting_for"] == after(going)  # it saw ``done`` complete
+    assert api.delete(f"/result/{done}/").status_code == 204
+    assert api.wait_result(going, timeout=60)["status"] == "COMPLETE"
+    ended = api.wait_result(waiting["result_id"], timeout=60)
+    assert ended["status"] == "COMPLETE", ended["reason"]
+
+
+def test_a_run_cannot_wait_for_a_deleted_run_nor_patch_or_cancel_one(api, ready_tasks):
+    gone = run(api, ready_tasks["ok"], times=1)["result_id"]
+    api.wait_result(gone)
+    assert api.delete(f"/result/{gone}/").status_code == 204
+    refused(api.post(f"/task/{ready_tasks['ok']['task_id']}/",
+                     {"operation": "RUN", "times": 1, "after": after(gone)}), "after[0].result_id")
+    refused(patch(api, gone, {"priority": 1}), "result_id", 404)
+    refused(cancel(api, gone), "result_id", 404)
+    refused(rerun(api, gone), "result_id", 404)
+
+
+# ------------------------------------------------------------------ schedules with the run features
+
+
+def test_a_schedules_run_with_a_matrix_gives_each_execution_its_combination(api, ready_tasks):
+    say = ["sh", "-c", "echo A=$A B=$B"]
+    made = schedule(api, ready_tasks["ok"], {"matrix": {"A": ["1", "2"], "B": ["x", "y"]}, "command": say})
+    assert made["run"]["matrix"] == {"A": ["1", "2"], "B": ["x", "y"]}
+    started = run_now(api, made["schedule_id"])
+    assert started.status_code == 202, started.text
+    fired = started.json()
+    assert fired["times"] == 4 and fired["params"]["per_execution"] == "matrix"
+    assert fired["schedule_id"] == made["schedule_id"]
+    assert api.wait_result(fired["result_id"], timeout=90)["status"] == "COMPLETE"
+    details = api.details(fired["result_id"])
+    expected = [("1", "x"), ("1", "y"), ("2", "x"), ("2", "y")]
+    assert [d["params"] for d in details] == [{"env": {"A": a, "B": b}} for a, b in expected]
+    for detail, (a, b) in zip(details, expected):
+        logs = api.get(f"/result/{fired['result_id']}/detail/{detail['detail_id']}/logs/").json()
+        assert logs["stdout"] == f"A={a} B={b}\n"
+    api.delete(f"/schedule/{made['schedule_id']}/")
+
+
+def test_a_schedules_run_with_items_and_a_failure_policy_and_a_bad_spread_is_refused(api, ready_tasks):
+    items = [{"command": ["sh", "-c", "exit 3"]}, {"command": ["sh", "-c", "exit 3"]}, {}]
+    made = schedule(api, ready_tasks["ok"], {"items": items, "max_failures": 1, "parallelism": 1,
+                                             "deadline": 600, "retries": 2, "no_retry_on_exit_codes": [3]},
+                    concurrency_policy="Forbid")
+    fired = run_now(api, made["schedule_id"]).json()
+    assert fired["times"] == 3 and fired["deadline_at"] == pytest.approx(fired["submitted_at"] + 600, abs=0.01)
+    refused(run_now(api, made["schedule_id"]), "concurrency_policy", 409)  # Forbid while it goes on
+    done = api.wait_result(fired["result_id"], timeout=90)
+    assert done["status"] == "ERROR" and done["reason"] == "max_failures"
+    assert done["counts"]["ERROR"] == 1 and done["counts"]["CANCELLED"] == 2
+    for body, field in (({"items": [{"env": {"STEVEDORE_X": "1"}}]}, "run.items[0].env"),
+                        ({"items": [], "times": 1}, "run.items"),
+                        ({"matrix": {"A": []}}, "run.matrix.A"),
+                        ({"items": [{}], "matrix": {"A": ["1"]}}, "run.matrix"),
+                        ({"matrix": {"A": ["1", "2"]}, "times": 3}, "run.times"),
+                        ({"times": 1, "per_index": True}, "run.per_index")):
+        answer = api.post("/schedule/", {"task_id": ready_tasks["ok"]["task_id"], "cron": NEVER, "run": body})
+        assert answer.status_code == 400, (body, answer.text)
+        assert answer.json()["message"].startswith(field), (body, answer.text)
+        changed = api.http.patch(f"{api.base_url}/schedule/{made['schedule_id']}/", json={"run": body}, timeout=30)
+        assert changed.status_code == 400 and changed.json()["message"].startswith(field), changed.text
+    api.delete(f"/schedule/{made['schedule_id']}/")
+
+
+# ------------------------------------------------------------------ hostile input
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"parallelism": 0}, "parallelism"), ({"parallelism": -1}, "parallelism"),
+    ({"parallelism": 2 ** 63}, "parallelism"), ({"parallelism": 1e308}, "parallelism"),
+    ({"parallelism": "NaN"}, "parallelism"), ({"parallelism": True}, "parallelism"),
+    ({"parallelism": 1.5}, "parallelism"), ({"parallelism": [1]}, "parallelism"),
+    ({"priority": None}, "priority"), ({"priority": 10}, "priority"), ({"priority": -1}, "priority"),
+    ({"priority": "\u0000"}, "priority"), ({"priority": 1, "times": 3}, "times"),
+    ({"priority": 1, "x\u0000": 1}, "body"), ({"priority": 1, "x": 1}, "x"), ({}, "body"), ([], "body"),
+    ("x", "body"),
+])
+def test_a_bad_patch_of_a_run_is_a_400_naming_its_field(api, ready_tasks, body, field):
+    target = run(api, ready_tasks["sleep"], times=1, env={"SLEEP": "20"})["result_id"]
+    try:
+        answer = patch(api, target, body)
+        assert answer.status_code == 400, answer.text
+        message = answer.json()["message"]
+        assert message.startswith(f"{field}:"), message
+    finally:
+        cancel(api, target)
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"parallelism": NaN}', b'{"parallelism": Infinity}', b'{"priority": 1e999}',
+    b'{"priority": 1, "priority": "x"}', b'{"parallelism": "\\ud800"}', b'{"priority": 1' + b']' * 3,
+    b'[' * 40 + b']' * 40, b'\xff\xfe', b'{"priority": ' + b'9' * 5000 + b'}',
+])
+def test_odd_json_in_a_patch_is_a_400_never_a_500(api, ready_tasks, raw):
+    target = run(api, ready_tasks["sleep"], times=1, env={"SLEEP": "20"})["result_id"]
+    try:
+        answer = api.http.patch(f"{api.base_url}/result/{target}/", data=raw,
+                                headers={"Content-Type": "application/json"}, timeout=30)
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"] == "VALIDATION_ERROR"
+    finally:
+        cancel(api, target)
+
+
+@pytest.mark.parametrize("id_, status", [("0" * 32, 404), ("f" * 31, 404), ("x" * 32, 404), ("a" * 33, 404),
+                                         ("A" * 32, 404), ("%00", 400), ("%ff", 400)])
+def test_a_patch_of_an_unknown_or_odd_run_id_is_a_404_or_a_400(api, id_, status):
+    answer = api.http.patch(f"{api.base_url}/result/{id_}/", json={"priority": 1}, timeout=30)
+    assert answer.status_code == status, answer.text
+    assert answer.json()["error"] in ("NOT_FOUND", "VALIDATION_ERROR")
+
+
+@pytest.mark.parametrize("fields, field", [
+    ({"after": [{"result_id": "0" * 32}]}, "after[0].result_id"),
+    ({"after": [{"result_id": "A" * 32}]}, "after[0].result_id"),
+    ({"after": [{"result_id": "a\u0000" * 16}]}, "after"),
+    ({"after": [{"result_id": "\ud800" * 32}]}, "after"),
+    ({"after": [{"result_id": 2 ** 63}]}, "after[0].result_id"),
+    ({"after": [{"result_id": None}]}, "after[0].result_id"),
+    ({"after": [{}]}, "after[0].result_id"),
+    ({"after": [{"result_id": "0" * 32, "when": "NEVER"}]}, "after[0].when"),
+    ({"after": [{"result_id": "0" * 32, "extra": 1}]}, "after[0]"),
+    ({"after": [[]]}, "after[0]"), ({"after": {}}, "after"), ({"after": "x"}, "after"),
+    ({"after": [{"result_id": "%032x" % i} for i in range(21)]}, "after"),
+    ({"per_index": "yes", "after": None}, "per_index"), ({"per_index": True}, "per_index"),
+    ({"max_failures": 0}, "max_failures"), ({"max_failures": -1}, "max_failures"),
+    ({"max_failures": 2 ** 63}, "max_failures"), ({"max_failures": 1e308}, "max_failures"),
+    ({"max_failures": "NaN"}, "max_failures"), ({"deadline": 0}, "deadline"), ({"deadline": -1}, "deadline"),
+    ({"deadline": 1e308}, "deadline"), ({"deadline": "NaN"}, "deadline"), ({"deadline": 2 ** 63}, "deadline"),
+    ({"retry_on_exit_codes": [256]}, "retry_on_exit_codes[0]"),
+    ({"retry_on_exit_codes": [1] * 257}, "retry_on_exit_codes"),
+    ({"no_retry_on_exit_codes": [True]}, "no_retry_on_exit_codes[0]"),
+    ({"items": [{"env": {"A": "\u0000"}}]}, "items"), ({"matrix": {"A": ["\ud800"]}}, "matrix"),
+    ({"matrix": {f"K{i}": ["1"] for i in range(17)}}, "matrix"), ({"items": [{}] * 100001}, "items"),
+])
+def test_hostile_values_of_the_new_run_fields_are_400s_naming_them(api, ready_tasks, fields, field):
+    body = {"operation": "RUN", "times": 1, **fields}
+    if "items" in fields or "matrix" in fields:
+        del body["times"]
+    answer = api.post(f"/task/{ready_tasks['ok']['task_id']}/", body)
+    assert answer.status_code in (400, 413), answer.text
+    if answer.status_code == 400:
+        assert answer.json()["message"].startswith(f"{field}"), answer.text
+
+
+def test_odd_json_numbers_in_a_run_are_400s(api, ready_tasks):
+    path = f"{api.base_url}/task/{ready_tasks['ok']['task_id']}/"
+    for raw in (b'{"operation": "RUN", "times": 1, "deadline": NaN}',
+                b'{"operation": "RUN", "times": 1, "deadline": Infinity}',
+                b'{"operation": "RUN", "times": 1, "max_failures": 1e999}',
+                b'{"operation": "RUN", "times": 1, "deadline": -Infinity}'):
+        answer = api.http.post(path, data=raw, headers={"Content-Type": "application/json"}, timeout=30)
+        assert answer.status_code == 400, (raw, answer.text)
+        assert answer.json()["error"] == "VALIDATION_ERROR"
+
+
+def test_run_now_of_unknown_deleted_and_odd_schedules(api, ready_tasks):
+    made = schedule(api, ready_tasks["ok"], {"times": 1})
+    assert api.delete(f"/schedule/{made['schedule_id']}/").status_code == 204
+    for schedule_id in (made["schedule_id"], "0" * 32, "x" * 40):
+        assert run_now(api, schedule_id).status_code == 404
+        assert api.http.patch(f"{api.base_url}/schedule/{schedule_id}/", json={"suspend": True},
+                              timeout=30).status_code == 404
+    for body in ({"operation": "CANCEL"}, {}, [], {"operation": None}, {"operation": "RUN\u0000"}):
+        made = schedule(api, ready_tasks["ok"], {"times": 1})
+        answer = api.post(f"/schedule/{made['schedule_id']}/", body)
+        assert answer.status_code == 400, (body, answer.text)
+        api.delete(f"/schedule/{made['schedule_id']}/")
+
+
+# ------------------------------------------------------------------ concurrency
+
+
+def test_twenty_concurrent_patches_all_answer_and_the_last_value_holds(api, ready_tasks):
+    target = run(api, ready_tasks["sleep"], times=20, parallelism=1, env={"SLEEP": "20"})["result_id"]
+    try:
+        with ThreadPoolExecutor(20) as pool:
+            answers = list(pool.map(lambda n: patch(api, target, {"parallelism": n + 1, "priority": n % 10}),
+                                    range(20)))
+        assert [a.status_code for a in answers] == [200] * 20, [a.text for a in answers if a.status_code != 200]
+        final = result(api, target)
+        assert (final["parallelism"], final["priority"]) in {(n + 1, n % 10) for n in range(20)}
+        # the queued executions all took one priority: the run's now
+        queued = api.details(target, status="QUEUED")
+        assert queued and {d.get("priority", final["priority"]) for d in queued} <= {final["priority"]}
+    finally:
+        cancel(api, target)
+    assert api.wait_result(target, timeout=60)["status"] in ("CANCELLED", "KILLED")
+
+
+def test_twenty_concurrent_run_nows_of_a_forbid_schedule_start_one_run(api, ready_tasks):
+    made = schedule(api, ready_tasks["sleep"], {"times": 1, "env": {"SLEEP": "20"}}, concurrency_policy="Forbid")
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(lambda _: run_now(api, made["schedule_id"]), range(20)))
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [202] + [409] * 19, [a.text for a in answers]
+    started = next(a.json() for a in answers if a.status_code == 202)
+    listed = api.get("/result/", params={"schedule_id": made["schedule_id"]}).json()
+    assert [r["result_id"] for r in listed] == [started["result_id"]]
+    counts = api.get(f"/schedule/{made['schedule_id']}/").json()["counts"]
+    assert counts["fired"] == 1
+    cancel(api, started["result_id"])
+    api.wait_result(started["result_id"], timeout=60)
+    api.delete(f"/schedule/{made['schedule_id']}/")
+
+
+def test_twenty_concurrent_runs_with_one_idempotency_key_and_after_make_one_run(api, ready_tasks):
+    first = run(api, ready_tasks["sleep"], times=1, env={"SLEEP": "3"})["result_id"]
+    key = f"together-{uuid.uuid4().hex}"
+    body = {"operation": "RUN", "times": 2, "after": after(first), "deadline": 300, "max_failures": 1}
+
+    def post(_):
+        return api.post(f"/task/{ready_tasks['ok']['task_id']}/", body, headers={"Idempotency-Key": key})
+
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(post, range(20)))
+    assert [a.status_code for a in answers] == [202] * 20, [a.text for a in answers if a.status_code != 202]
+    assert len({a.json()["result_id"] for a in answers}) == 1
+    made = answers[0].json()["result_id"]
+    assert len(api.details(made)) == 2
+    done = api.wait_result(made, timeout=60)
+    assert done["status"] == "COMPLETE" and done["deadline_at"] is not None
+    other = dict(body, after=after(made))
+    refused(api.post(f"/task/{ready_tasks['ok']['task_id']}/", other, headers={"Idempotency-Key": key}),
+            "Idempotency-Key", 409)
