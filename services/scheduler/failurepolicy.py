@@ -18,8 +18,8 @@ log = logging.getLogger(__name__)
 
 
 class PolicyMixin:
-    """Mixed into ``SchedulerService`` (which provides ``db``, ``dispatch``, ``metrics`` and
-    ``_notify_finished``)."""
+    """Mixed into ``SchedulerService`` (which provides ``db``, ``dispatch``, ``metrics``,
+    ``_notify_finished`` and ``_dependents``)."""
 
     @config_timer("deadline_interval")
     def stop_past_deadline(self):
@@ -52,3 +52,6 @@ class PolicyMixin:
                           wire(ResultCancelled(result_id=result.id, reason=result.ended_by)))
         if result.status in statuses.TERMINAL:
             self._notify_finished(result)
+        if cancelled or result.status in statuses.TERMINAL:
+            # what waits for it: a run waiting for it to COMPLETE, a per_index pair of an execution cancelled now
+            self._dependents(result.id)

@@ -2,6 +2,7 @@
 (``max_failures``, ``deadline``), per-execution parameters (``items``, ``matrix``), PATCH of a running run and
 schedules, combined; and hostile input on each of their fields and endpoints."""
 import json
+import os
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -394,3 +395,35 @@ def test_twenty_concurrent_runs_with_one_idempotency_key_and_after_make_one_run(
     other = dict(body, after=after(made))
     refused(api.post(f"/task/{ready_tasks['ok']['task_id']}/", other, headers={"Idempotency-Key": key}),
             "Idempotency-Key", 409)
+
+
+# ------------------------------------------------------------------ what waits is settled at once
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) >= 4, reason="needs runners that cannot fit 4 CPUs")
+def test_a_run_replaced_by_its_schedule_cancels_what_waits_for_it_at_once(api, ready_tasks):
+    # no runner here fits 4 CPUs: the run replaced is still queued, and ends CANCELLED with the fire
+    made = schedule(api, ready_tasks["ok"], {"times": 1, "cpus": 4}, concurrency_policy="Replace")
+    previous = run_now(api, made["schedule_id"]).json()["result_id"]
+    waiting = run(api, ready_tasks["ok"], times=1, after=after(previous))["result_id"]
+    replacing = run_now(api, made["schedule_id"])
+    assert replacing.status_code == 202, replacing.text
+    # settled by the fire that cancelled it, not by the next sweep (SWEEP_INTERVAL, 10 s here)
+    now = result(api, waiting)
+    assert now["status"] == "CANCELLED", now
+    assert now["reason"].startswith(f"result {previous} ended")
+    assert result(api, previous)["status"] == "CANCELLED"
+    cancel(api, replacing.json()["result_id"])
+    api.delete(f"/schedule/{made['schedule_id']}/")
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) >= 4, reason="needs runners that cannot fit 4 CPUs")
+def test_a_run_its_deadline_ended_before_anything_started_cancels_what_waits_for_it_at_once(api, ready_tasks):
+    stuck = run(api, ready_tasks["ok"], times=2, cpus=4, deadline=1)["result_id"]  # no runner here fits it
+    waiting = run(api, ready_tasks["ok"], times=1, after=after(stuck))["result_id"]
+    ended = api.wait_result(stuck, timeout=30)
+    assert ended["status"] == "KILLED" and ended["reason"] == "deadline"
+    # settled by the stop itself, not by the next sweep (SWEEP_INTERVAL, 10 s here)
+    settled = wait_until(lambda: result(api, waiting)["status"] == "CANCELLED" and result(api, waiting),
+                         timeout=30, interval=0.1, what="the waiting run cancelled")
+    assert settled["end"] - ended["end"] < 2.0, (settled["end"], ended["end"])

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 class SchedulesMixin:
     """Needs the service's ``db``, ``settings``, ``dispatch``, ``metrics``, ``webhook_sender``,
-    ``_wake`` and ``_notify_finished``."""
+    ``_wake``, ``_notify_finished`` and ``_dependents``."""
 
     @rpc
     def create_schedule(self, body, task=None, idempotency_key=None):
@@ -78,6 +78,7 @@ class SchedulesMixin:
             replaced = ex.get_result(session, done.replaced)
             if replaced.status in statuses.TERMINAL:
                 self._notify_finished(replaced)
+            self._dependents(done.replaced)  # what waits for it is settled now, as after a CANCEL
         result = done.result
         if done.inline:
             params = done.params or {}
