@@ -8,6 +8,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from nameko.events import event_handler
 
 from tests.support import wait_until
 
@@ -94,7 +95,8 @@ def test_a_waiting_run_stopped_by_max_failures_ends_error_and_its_rerun_waits_fo
     assert again.status_code == 202, again.text
     rerun_of = again.json()
     assert rerun_of["waiting_for"] is None and "after" not in rerun_of["params"]
-    assert rerun_of["params"]["max_failures"] == 2 and rerun_of["times"] == done["counts"]["ERROR"]
+    assert rerun_of["params"]["max_failures"] == 2
+    assert rerun_of["times"] == done["counts"]["ERROR"] + done["counts"]["KILLED"]
     assert api.wait_result(rerun_of["result_id"], timeout=120)["reason"] == "max_failures"
 
 
@@ -427,3 +429,57 @@ def test_a_run_its_deadline_ended_before_anything_started_cancels_what_waits_for
     settled = wait_until(lambda: result(api, waiting)["status"] == "CANCELLED" and result(api, waiting),
                          timeout=30, interval=0.1, what="the waiting run cancelled")
     assert settled["end"] - ended["end"] < 2.0, (settled["end"], ended["end"])
+
+
+# ------------------------------------------------------------------ events: each said once
+
+
+class Watcher:
+    name = "together_watcher"
+    seen = []
+
+    @event_handler("scheduler", "result_finished")
+    def on_result_finished(self, payload):
+        self.seen.append(("result_finished", payload["result_id"], payload.get("status"), payload.get("reason")))
+
+    @event_handler("scheduler", "result_cancelled")
+    def on_result_cancelled(self, payload):
+        self.seen.append(("result_cancelled", payload["result_id"], None, payload.get("reason")))
+
+    @event_handler("scheduler", "result_released")
+    def on_result_released(self, payload):
+        self.seen.append(("result_released", payload["result_id"], None, None))
+
+
+def said(result_id, event):
+    return [entry for entry in Watcher.seen if entry[0] == event and entry[1] == result_id]
+
+
+def test_each_path_to_an_end_announces_the_end_once(container_factory, session_amqp_uri, api, ready_tasks):
+    Watcher.seen = []
+    container = container_factory(Watcher, {"AMQP_URI": session_amqp_uri})
+    container.start()
+    failed = run(api, ready_tasks["fail"], times=1)["result_id"]
+    api.wait_result(failed)
+    by_dependency = run(api, ready_tasks["ok"], times=2, after=after(failed))["result_id"]
+    by_max_failures = run(api, ready_tasks["fail"], times=4, parallelism=1, max_failures=1)["result_id"]
+    by_deadline = run(api, ready_tasks["sleep"], times=2, deadline=2, env={"SLEEP": "60"})["result_id"]
+    awaited = run(api, ready_tasks["sleep"], times=1, env={"SLEEP": "2"})["result_id"]
+    released = run(api, ready_tasks["ok"], times=1, after=after(awaited), deadline=120)["result_id"]
+    blocker = run(api, ready_tasks["sleep"], times=1, env={"SLEEP": "60"})["result_id"]
+    cancelled_waiting = run(api, ready_tasks["ok"], times=2, after=after(blocker))["result_id"]
+    assert cancel(api, cancelled_waiting).status_code == 202
+    assert cancel(api, blocker).status_code == 202
+    ends = {rid: api.wait_result(rid, timeout=90) for rid in
+            (by_dependency, by_max_failures, by_deadline, released, cancelled_waiting, blocker)}
+    assert [ends[r]["status"] for r in (by_dependency, by_max_failures, by_deadline, released, cancelled_waiting)] \
+        == ["CANCELLED", "ERROR", "KILLED", "COMPLETE", "CANCELLED"]
+    wait_until(lambda: all(said(rid, "result_finished") for rid in ends), timeout=30, what="every end announced")
+    time.sleep(3)  # room for a second announcement, were there one
+    for rid, end in ends.items():
+        assert said(rid, "result_finished") == [("result_finished", rid, end["status"], end["reason"])], rid
+    assert [e[3] for e in said(by_max_failures, "result_cancelled")] == ["max_failures"]
+    assert [e[3] for e in said(by_deadline, "result_cancelled")] == ["deadline"]
+    assert len(said(by_dependency, "result_cancelled")) == 1
+    assert len(said(cancelled_waiting, "result_cancelled")) == 1
+    assert len(said(released, "result_released")) == 1 and not said(cancelled_waiting, "result_released")
