@@ -483,3 +483,22 @@ def test_each_path_to_an_end_announces_the_end_once(container_factory, session_a
     assert len(said(by_dependency, "result_cancelled")) == 1
     assert len(said(cancelled_waiting, "result_cancelled")) == 1
     assert len(said(released, "result_released")) == 1 and not said(cancelled_waiting, "result_released")
+
+
+def test_replace_does_not_cancel_again_a_run_already_being_cancelled(container_factory, session_amqp_uri, api,
+                                                                     ready_tasks):
+    Watcher.seen = []
+    container = container_factory(Watcher, {"AMQP_URI": session_amqp_uri})
+    container.start()
+    made = schedule(api, ready_tasks["sleep"], {"times": 1, "env": {"SLEEP": "60"}}, concurrency_policy="Replace")
+    previous = run_now(api, made["schedule_id"]).json()["result_id"]
+    wait_until(lambda: result(api, previous)["status"] == "RUNNING", timeout=60, what="the run running")
+    assert cancel(api, previous).status_code == 202  # its container is stopped within STOP_GRACE_PERIOD
+    assert result(api, previous)["status"] == "RUNNING"
+    replacing = run_now(api, made["schedule_id"])
+    assert replacing.status_code == 202, replacing.text
+    cancel(api, replacing.json()["result_id"])
+    assert api.wait_result(previous, timeout=60)["status"] == "KILLED"
+    wait_until(lambda: said(previous, "result_finished"), timeout=30, what="its end announced")
+    assert len(said(previous, "result_cancelled")) == 1, Watcher.seen
+    api.delete(f"/schedule/{made['schedule_id']}/")

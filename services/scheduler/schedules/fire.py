@@ -156,7 +156,8 @@ def start(session, schedule, scheduled_for, stamp, settings, webhook_sender, mis
                 raise Conflict(reason, "concurrency_policy")
             schedule.n_skipped += 1
             return _record(session, schedule, tick_at, stamp, "SKIPPED", missed=missed, reason=reason)
-        if schedule.concurrency_policy == "Replace":
+        # one cancelled already (by its user, or stopped by its failure policy) is let end as it is
+        if schedule.concurrency_policy == "Replace" and not previous.cancel_requested:
             ex.mark_cancelled(session, previous.id, now())  # a result's times are the host's, as a CANCEL's
             replaced = previous.id
     params, spread = checked
