@@ -502,3 +502,15 @@ def test_replace_does_not_cancel_again_a_run_already_being_cancelled(container_f
     wait_until(lambda: said(previous, "result_finished"), timeout=30, what="its end announced")
     assert len(said(previous, "result_cancelled")) == 1, Watcher.seen
     api.delete(f"/schedule/{made['schedule_id']}/")
+
+
+def test_a_schedules_run_naming_another_task_is_409_naming_run_task_id(api, ready_tasks):
+    ok, other = ready_tasks["ok"]["task_id"], ready_tasks["fail"]["task_id"]
+    answer = api.post("/schedule/", {"task_id": ok, "cron": NEVER, "run": {"times": 1, "task_id": other}})
+    refused(answer, "run.task_id", 409)
+    made = schedule(api, ready_tasks["ok"], {"times": 1, "task_id": ok})
+    changed = api.http.patch(f"{api.base_url}/schedule/{made['schedule_id']}/",
+                             json={"run": {"times": 1, "task_id": other}}, timeout=30)
+    refused(changed, "run.task_id", 409)
+    assert api.get(f"/schedule/{made['schedule_id']}/").json()["run"] == {"times": 1, "task_id": ok}
+    api.delete(f"/schedule/{made['schedule_id']}/")

@@ -129,9 +129,9 @@ def _refusal(session, schedule, settings, webhook_sender):
     if task.status != st.READY:
         return None, f"task {schedule.task_id} is {task.status or 'not known yet'}; only a READY task can be run"
     try:
-        params, spread = store.check_run_parts(schedule.run, settings)
+        params, spread = store.check_run_parts(schedule.run, settings, schedule.task_id)
         webhook_sender.require_configured(params)
-    except ValidationError as exc:
+    except (ValidationError, Conflict) as exc:
         return None, f"the RUN was refused: {exc}"
     return task, (params, spread)
 
