@@ -73,7 +73,7 @@ class SchedulesMixin:
             return
         if done.replaced:  # Replace: the previous run was marked cancelled with the fire; end it
             session = self.db.session
-            self.metrics.executions_cancelled(ex.finish_cancel(session, done.replaced))
+            self.metrics.executions_cancelled(done.replaced_unmade + ex.finish_cancel(session, done.replaced))
             self.dispatch(events.RESULT_CANCELLED, wire(m.ResultCancelled(result_id=done.replaced)))
             replaced = ex.get_result(session, done.replaced)
             if replaced.status in statuses.TERMINAL:

@@ -62,6 +62,7 @@ class Fire(NamedTuple):
     params: dict | None = None
     inline: bool = False
     replaced: str | None = None
+    replaced_unmade: int = 0  # executions of the run replaced not made yet, ended CANCELLED by the fire
 
 
 def _due(skip):
@@ -147,7 +148,7 @@ def start(session, schedule, scheduled_for, stamp, settings, webhook_sender, mis
         schedule.n_failed += 1
         return _record(session, schedule, tick_at, stamp, "FAILED", missed=missed, reason=checked)
     previous = session.get(Result, schedule.last_result_id) if schedule.last_result_id else None
-    replaced = None
+    replaced, unmade = None, 0
     if previous is not None and previous.status not in st.TERMINAL:
         if schedule.concurrency_policy == "Forbid":
             reason = f"the previous run {previous.id} is still {previous.status} (concurrency_policy Forbid)"
@@ -158,7 +159,7 @@ def start(session, schedule, scheduled_for, stamp, settings, webhook_sender, mis
             return _record(session, schedule, tick_at, stamp, "SKIPPED", missed=missed, reason=reason)
         # one cancelled already (by its user, or stopped by its failure policy) is let end as it is
         if schedule.concurrency_policy == "Replace" and not previous.cancel_requested:
-            ex.mark_cancelled(session, previous.id, now())  # a result's times are the host's, as a CANCEL's
+            _, unmade = ex.mark_cancelled(session, previous.id, now())  # the host's time, as a CANCEL's
             replaced = previous.id
     params, spread = checked
     result_id = uuid.uuid4().hex
@@ -171,7 +172,7 @@ def start(session, schedule, scheduled_for, stamp, settings, webhook_sender, mis
     result, _ = ex.create_result(session, task.task_id, task.name, task.digest, params, with_details=inline,
                                  spread=spread, schedule_id=schedule.id, result_id=result_id)  # commits it all
     return Fire(schedule.id, schedule.task_id, "FIRED", tick_at, manual, missed, None, result, params, inline,
-                replaced)
+                replaced, unmade)
 
 
 def _record(session, schedule, scheduled_for, stamp, outcome, missed=0, reason=None, result_id=None,
