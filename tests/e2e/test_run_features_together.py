@@ -3,6 +3,8 @@
 schedules, combined; and hostile input on each of their fields and endpoints."""
 import json
 import os
+import subprocess
+import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -514,3 +516,20 @@ def test_a_schedules_run_naming_another_task_is_409_naming_run_task_id(api, read
     refused(changed, "run.task_id", 409)
     assert api.get(f"/schedule/{made['schedule_id']}/").json()["run"] == {"times": 1, "task_id": ok}
     api.delete(f"/schedule/{made['schedule_id']}/")
+
+
+def test_the_cli_adds_a_schedule_with_a_matrix_and_its_run_now_spreads_it(system, api, ready_tasks):
+    command = os.path.join(os.path.dirname(sys.executable), "stevedore")
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("STEVEDORE_")}
+    environ.update({"STEVEDORE_URL": system.url, "STEVEDORE_TOKEN": system.token})
+    added = subprocess.run([command, "schedule", "add", ready_tasks["ok"]["name"], NEVER, "--matrix", "A=1,2",
+                            "--matrix", "B=x"], env=environ, capture_output=True, text=True, timeout=60)
+    assert added.returncode == 0, added.stderr
+    schedule_id = added.stdout.strip()
+    assert api.get(f"/schedule/{schedule_id}/").json()["run"] == {"matrix": {"A": ["1", "2"], "B": ["x"]}}
+    fired = run_now(api, schedule_id).json()
+    assert fired["times"] == 2
+    assert api.wait_result(fired["result_id"], timeout=60)["status"] == "COMPLETE"
+    assert [d["params"] for d in api.details(fired["result_id"])] == [
+        {"env": {"A": "1", "B": "x"}}, {"env": {"A": "2", "B": "x"}}]
+    api.delete(f"/schedule/{schedule_id}/")
