@@ -533,3 +533,21 @@ def test_the_cli_adds_a_schedule_with_a_matrix_and_its_run_now_spreads_it(system
     assert [d["params"] for d in api.details(fired["result_id"])] == [
         {"env": {"A": "1", "B": "x"}}, {"env": {"A": "2", "B": "x"}}]
     api.delete(f"/schedule/{schedule_id}/")
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) >= 4, reason="needs runners that cannot fit 4 CPUs")
+def test_twenty_concurrent_run_nows_of_a_replace_schedule_leave_one_run_going(api, ready_tasks):
+    made = schedule(api, ready_tasks["ok"], {"times": 2, "cpus": 4, "deadline": 600}, concurrency_policy="Replace")
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(lambda _: run_now(api, made["schedule_id"]), range(20)))
+    assert [a.status_code for a in answers] == [202] * 20, [a.text for a in answers if a.status_code != 202]
+    runs = api.get("/result/", params={"schedule_id": made["schedule_id"]}).json()
+    assert len(runs) == 20
+    going = [r for r in runs if r["status"] not in ENDED]
+    assert len(going) == 1 and going[0]["result_id"] == api.get(f"/schedule/{made['schedule_id']}/").json()[
+        "last_result_id"]
+    for ended in (r for r in runs if r["status"] in ENDED):
+        assert ended["status"] == "CANCELLED" and ended["counts"]["CANCELLED"] == 2 and ended["reason"] is None
+    assert api.get(f"/schedule/{made['schedule_id']}/").json()["counts"]["fired"] == 20
+    cancel(api, going[0]["result_id"])
+    api.delete(f"/schedule/{made['schedule_id']}/")
