@@ -482,7 +482,8 @@ def test_each_path_to_an_end_announces_the_end_once(container_factory, session_a
         assert said(rid, "result_finished") == [("result_finished", rid, end["status"], end["reason"])], rid
     assert [e[3] for e in said(by_max_failures, "result_cancelled")] == ["max_failures"]
     assert [e[3] for e in said(by_deadline, "result_cancelled")] == ["deadline"]
-    assert len(said(by_dependency, "result_cancelled")) == 1
+    assert [e[3] for e in said(by_dependency, "result_cancelled")] == [ends[by_dependency]["reason"]]
+    assert ends[by_dependency]["reason"].startswith(f"result {failed} ended ERROR")
     assert len(said(cancelled_waiting, "result_cancelled")) == 1
     assert len(said(released, "result_released")) == 1 and not said(cancelled_waiting, "result_released")
 
