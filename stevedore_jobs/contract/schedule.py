@@ -139,7 +139,8 @@ class NewSchedule(ScheduleBase):
         None, ge=1, le=DEADLINE_MAX, description="a tick found more than this late (the scheduler was down) is "
                                                  "MISSED instead of run; null: the latest missed tick runs once")
     run: dict = Field(description="the RUN body each fire runs (`times`, `command`, `env`, ..., "
-                                  "`callback_url`); `operation` may be left out, `after` is refused")
+                                  "`callback_url`, `items` or `matrix`); `operation` may be left out, `after` is "
+                                  "refused, a `task_id` must be the schedule's")
 
 
 class ScheduleChange(ScheduleBase):
