@@ -552,3 +552,17 @@ def test_twenty_concurrent_run_nows_of_a_replace_schedule_leave_one_run_going(ap
     assert api.get(f"/schedule/{made['schedule_id']}/").json()["counts"]["fired"] == 20
     cancel(api, going[0]["result_id"])
     api.delete(f"/schedule/{made['schedule_id']}/")
+
+
+@pytest.mark.parametrize("query", [{"schedule_id": "x"}, {"schedule_id": "0" * 33}, {"schedule_id": "\u0000"},
+                                   {"schedule_id": str(2 ** 63)}, {"schedule_id": "A" * 32},
+                                   {"status": "WAITING"}])
+def test_odd_filters_of_the_result_list_are_400s_naming_them(api, query):
+    answer = api.get("/result/", params=query)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["message"].split(":")[0] in query, answer.text
+
+
+def test_an_unknown_schedule_id_filter_lists_nothing(api):
+    answer = api.get("/result/", params={"schedule_id": uuid.uuid4().hex})
+    assert answer.status_code == 200 and answer.json() == []
