@@ -232,7 +232,10 @@ def test_a_schedules_run_with_items_and_a_failure_policy_and_a_bad_spread_is_ref
                         ({"matrix": {"A": []}}, "run.matrix.A"),
                         ({"items": [{}], "matrix": {"A": ["1"]}}, "run.matrix"),
                         ({"matrix": {"A": ["1", "2"]}, "times": 3}, "run.times"),
-                        ({"times": 1, "per_index": True}, "run.per_index")):
+                        ({"times": 1, "per_index": True}, "run.per_index"),
+                        ({"matrix": {"A": [str(i) for i in range(1000)], "B": [str(i) for i in range(1000)]}},
+                         "run.matrix"),  # a million combinations: over RUN_MAX_TIMES
+                        ({"matrix": {"A": ["1"]}, "after": []}, "run.after")):
         answer = api.post("/schedule/", {"task_id": ready_tasks["ok"]["task_id"], "cron": NEVER, "run": body})
         assert answer.status_code == 400, (body, answer.text)
         assert answer.json()["message"].startswith(field), (body, answer.text)
