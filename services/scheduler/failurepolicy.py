@@ -12,6 +12,7 @@ import logging
 from services.scheduler.executions import policy
 from shared import events, statuses
 from shared.extensions import config_timer
+from shared.handlers import is_transient
 from shared.messages import ResultCancelled, wire
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,13 @@ class PolicyMixin:
         for _ in range(10):  # a hundred at a time; what is left waits for the next tick
             due = policy.past_deadline(session)
             for result_id in due:
-                self._stop(result_id, policy.DEADLINE)
+                try:
+                    self._stop(result_id, policy.DEADLINE)
+                except Exception as exc:  # noqa: BLE001 -- one run's fault keeps no other past its deadline
+                    if is_transient(exc):
+                        raise
+                    self.db.session.rollback()
+                    log.exception("stopping result %s at its deadline failed; tried again next tick", result_id)
             if len(due) < 100:
                 break
 
