@@ -579,3 +579,23 @@ def test_odd_filters_of_the_result_list_are_400s_naming_them(api, query):
 def test_an_unknown_schedule_id_filter_lists_nothing(api):
     answer = api.get("/result/", params={"schedule_id": uuid.uuid4().hex})
     assert answer.status_code == 200 and answer.json() == []
+
+
+def test_a_big_waiting_run_fanned_out_in_batches_is_held_then_released_with_its_deadline(api, ready_tasks):
+    first = run(api, ready_tasks["sleep"], times=1, env={"SLEEP": "4"})["result_id"]
+    big = run(api, ready_tasks["ok"], matrix={"N": [str(i) for i in range(150)]}, parallelism=2, deadline=600,
+              after=after(first))["result_id"]  # over the 100 a RUN makes itself: fanned out after it
+    made = wait_until(lambda: len(api.details(big)) == 150 and api.details(big), timeout=60, what="the fan-out")
+    waiting = result(api, big)
+    if waiting["waiting_for"] is not None:  # (the sleep may have ended under load)
+        assert waiting["deadline_at"] is None and waiting["counts"]["RUNNING"] == 0
+        assert all(d["status"] == "QUEUED" and d["reason"].startswith("waiting for result") for d in made)
+    assert api.wait_result(first, timeout=60)["status"] == "COMPLETE"
+    released = wait_until(lambda: result(api, big)["deadline_at"] and result(api, big), timeout=30,
+                          what="the release")
+    assert released["waiting_for"] is None
+    wait_until(lambda: result(api, big)["counts"]["COMPLETE"] >= 2, timeout=60, what="executions to run")
+    assert not [d for d in api.details(big, status="QUEUED") if (d["reason"] or "").startswith("waiting")]
+    assert [d["params"] for d in api.details(big)][149] == {"env": {"N": "149"}}
+    cancel(api, big)
+    assert api.wait_result(big, timeout=60)["status"] in ("CANCELLED", "KILLED")
