@@ -113,7 +113,8 @@ def test_a_schedules_run_is_checked_as_a_run_its_fields_named_run_dot():
     assert schedule.schedule_run({"operation": "RUN", "times": 1})["times"] == 1
     for run, field in (({"times": 0}, "run.times"), ({"times": 1, "after": []}, "run.after"),
                        ({"items": [{}], "matrix": {"A": ["1"]}}, "run.matrix"), ({"items": "x"}, "run.items"),
-                       ({"times": 3, "matrix": {"A": ["1"]}}, "run.times"), ({"per_index": True, "times": 1}, "run.per_index"),
+                       ({"times": 3, "matrix": {"A": ["1"]}}, "run.times"),
+                       ({"per_index": True, "times": 1}, "run.per_index"),
                        ({"times": 1, "memory": "3g"}, "run.memory"), ({}, "run.times"),
                        ({"times": 1, "operation": "IMPORT"}, "run.operation"), ("x", "run")):
         with pytest.raises(Invalid) as caught:
