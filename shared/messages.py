@@ -214,7 +214,8 @@ class ExecutionsQueued(Message):
 
 class ResultCancelled(Message):
     """``result_cancelled``: a run was cancelled (runners stop what they hold of it); ``reason``: why its
-    failure policy stopped it ("max_failures", "deadline"), absent for a cancel by its user."""
+    failure policy stopped it ("max_failures", "deadline"), or the sentence naming the dependency that can
+    no longer hold (its result's ``reason``); absent for a cancel by its user."""
 
     result_id: str
     reason: str | None = None

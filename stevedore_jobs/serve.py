@@ -4,8 +4,9 @@ The same as ``python -m nameko run``, less two notices about the libraries under
 nameko 2, which every service process would otherwise print at start and which
 no operator can act on: eventlet announces on import that it is deprecated (an
 ``EventletDeprecationWarning``, shown by default), and setuptools 81 says the
-same of the ``pkg_resources`` that nameko imports.  The filters match exactly
-those two messages, before either library is imported; every other warning,
+same of the ``pkg_resources`` that nameko imports; and cryptography 51 says DSA
+is deprecated when dnspython (under eventlet) imports its DSA key types.  The
+filters match exactly those messages, before either library is imported; every other warning,
 ours included, is shown as Python shows it.
 """
 import sys
@@ -14,6 +15,7 @@ import warnings
 QUIETED = (
     r"\s*Eventlet is deprecated",
     r"pkg_resources is deprecated as an API",
+    r"DSA is deprecated and support will be removed",
 )
 
 

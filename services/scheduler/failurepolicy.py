@@ -12,14 +12,15 @@ import logging
 from services.scheduler.executions import policy
 from shared import events, statuses
 from shared.extensions import config_timer
+from shared.handlers import is_transient
 from shared.messages import ResultCancelled, wire
 
 log = logging.getLogger(__name__)
 
 
 class PolicyMixin:
-    """Mixed into ``SchedulerService`` (which provides ``db``, ``dispatch``, ``metrics`` and
-    ``_notify_finished``)."""
+    """Mixed into ``SchedulerService`` (which provides ``db``, ``dispatch``, ``metrics``,
+    ``_notify_finished`` and ``_dependents``)."""
 
     @config_timer("deadline_interval")
     def stop_past_deadline(self):
@@ -28,7 +29,13 @@ class PolicyMixin:
         for _ in range(10):  # a hundred at a time; what is left waits for the next tick
             due = policy.past_deadline(session)
             for result_id in due:
-                self._stop(result_id, policy.DEADLINE)
+                try:
+                    self._stop(result_id, policy.DEADLINE)
+                except Exception as exc:  # noqa: BLE001 -- one run's fault keeps no other past its deadline
+                    if is_transient(exc):
+                        raise
+                    self.db.session.rollback()
+                    log.exception("stopping result %s at its deadline failed; tried again next tick", result_id)
             if len(due) < 100:
                 break
 
@@ -52,3 +59,6 @@ class PolicyMixin:
                           wire(ResultCancelled(result_id=result.id, reason=result.ended_by)))
         if result.status in statuses.TERMINAL:
             self._notify_finished(result)
+        if cancelled or result.status in statuses.TERMINAL:
+            # what waits for it: a run waiting for it to COMPLETE, a per_index pair of an execution cancelled now
+            self._dependents(result.id)

@@ -3,10 +3,9 @@ import logging
 
 from eventlet.semaphore import Semaphore
 from nameko.events import SERVICE_POOL, EventDispatcher, event_handler
-from nameko.timer import timer
 
 from services.scheduler import executions as ex
-from services.scheduler import changes, failurepolicy, knowntasks, recovery, waits, webhooks
+from services.scheduler import changes, deliveries, failurepolicy, knowntasks, recovery, waits, webhooks
 from services.scheduler.holdings import installation_id
 from services.scheduler.runnersizes import RunnerSizesProvider
 from services.scheduler.idlerunners import IdleRunnersProvider
@@ -35,7 +34,7 @@ OUTCOME_FIELDS = ("detail_id", "attempt", "runner", "lease_expired", "status", "
 
 
 class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, changes.ChangeMixin,
-                       waits.DependenciesMixin, schedules.SchedulesMixin):
+                       waits.DependenciesMixin, schedules.SchedulesMixin, deliveries.DeliveriesMixin):
     name = "scheduler"
 
     db = Database(Base)
@@ -293,28 +292,6 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
                 break
         if deleted:
             log.info("deleted %s results that ended more than %g days ago", deleted, days)
-
-    # --------------------------------------------------------------- webhooks
-
-    @event_handler(events.SCHEDULER, events.RESULT_FINISHED, handler_type=SERVICE_POOL)
-    def on_result_finished(self, result):
-        """First attempt of the RUN's webhook; later ones are sent by deliver_due_webhooks."""
-        if (result.get("params") or {}).get("callback_url"):
-            if not webhooks.attempt(self.db.session, self.webhook_sender, result["result_id"]):
-                webhooks.defer(self.db.session, result["result_id"])
-
-    @timer(interval=1)
-    def deliver_due_webhooks(self):
-        session = self.db.session
-        for result_id in webhooks.due(session):
-            webhooks.attempt(session, self.webhook_sender, result_id)
-
-    @timer(interval=30)
-    def deliver_forgotten_webhooks(self):
-        session = self.db.session
-        for result_id in webhooks.forgotten(session, older_than=now() - 60):
-            log.warning("webhook of result %s was never tried; trying it now", result_id)
-            webhooks.attempt(session, self.webhook_sender, result_id)
 
     # --------------------------------------------------------------- helpers
 

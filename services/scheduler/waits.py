@@ -68,7 +68,8 @@ class DependenciesMixin:
         if settled.released:
             self._wake(result_id, settled.released, sized=settled.sized)
         if settled.cancelled:  # runners stop what they hold of it (a per_index run's released executions)
-            self.dispatch(events.RESULT_CANCELLED, wire(m.ResultCancelled(result_id=result_id)))
+            reason = get_result(self.db.session, result_id).reason  # the condition that can no longer hold
+            self.dispatch(events.RESULT_CANCELLED, wire(m.ResultCancelled(result_id=result_id, reason=reason)))
         if settled.ended:
             self._notify_finished(get_result(self.db.session, result_id))
             self._dependents(result_id)  # a run that waits for this one

@@ -1,4 +1,5 @@
 """stevedore schedule add / ls / show / suspend / resume / run / rm: a task RUN on a cron schedule."""
+from stevedore_jobs.cli.params import per_execution
 from stevedore_jobs.cli.runs import RUN_OPTIONS, finish_run
 from stevedore_jobs.cli.session import CELL_WIDTH
 from stevedore_jobs.contract.run import PRIORITY_DEFAULT, PRIORITY_MAX
@@ -23,7 +24,12 @@ def add_commands(commands, command):
                      help="a tick found later than this (schedulers down) is missed, not run")
     sub.add_argument("--name", help="a label for the schedule")
     sub.add_argument("--suspend", action="store_true", help="add it suspended")
-    sub.add_argument("--times", type=int, default=1, metavar="N", help="executions per run (default 1)")
+    sub.add_argument("--times", type=int, metavar="N",
+                     help="executions per run (default 1; with --items or --matrix, their count)")
+    sub.add_argument("--matrix", action="append", metavar="KEY=V1,V2",
+                     help="each run: one execution per combination of the values (repeatable), as stevedore run's")
+    sub.add_argument("--items", metavar="FILE",
+                     help='each run: a JSON list, one {"env": {...}, "command": [...]} per execution (- reads stdin)')
     sub.add_argument("--env", action="append", metavar="KEY=VALUE",
                      help="environment variable for the containers (repeatable)")
     sub.add_argument("--command", help="command instead of the image's default")
@@ -51,7 +57,7 @@ def add_commands(commands, command):
 
 def schedule_add(cli, args):
     task = cli.api.find_task(args.task)
-    run = {"times": args.times}
+    run = per_execution(args)  # times, or items / matrix
     env = parse_env(args.env)
     if env:
         run["env"] = env

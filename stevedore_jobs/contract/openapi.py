@@ -6,6 +6,7 @@ installation's maxima (``Limits``) in the RUN body's schema.
 import copy
 import functools
 import json
+import zoneinfo
 
 from pydantic.json_schema import models_json_schema
 
@@ -292,6 +293,12 @@ ANSWERS = ("Error", "Task", "Result", "Detail", "Logs", "LogEvent", "Health")
 SCHEDULE_REQUESTS = ("NewSchedule", "ScheduleChange", "ScheduleOperation")
 
 
+def timezones():
+    """The IANA timezone names of this host's zone database (the image's tzdata), or [] without one."""
+    zones = zoneinfo.available_timezones()
+    return sorted(zones | {"UTC"}) if zones else []
+
+
 def schedule_run_schema(run):
     """The RUN body's schema as a schedule's ``run``: ``operation`` may be left out, and what a fire cannot
     carry (``sc.NOT_IN_A_SCHEDULE``) is left out, so that it is an unknown field; ``times`` is then required."""
@@ -330,6 +337,10 @@ def _spec(limits):
         components[name].update(propertyNames={"pattern": NO_CONTROL}, additionalProperties=ref(json_value(2)))
     components.update(json_values())
     components["ScheduleRunBody"] = schedule_run_schema(components["RunRequest"])
+    zones = timezones()
+    for name in ("NewSchedule", "ScheduleChange"):
+        if zones:  # the names the scheduler takes, as the schedulers of one installation have these
+            components[name]["properties"]["timezone"]["enum"] = zones
     components["NewSchedule"]["properties"]["run"] = {
         **ref("ScheduleRunBody"), "description": components["NewSchedule"]["properties"]["run"].get("description", "")}
     components["ScheduleChange"]["properties"]["run"] = ref("ScheduleRunBody")

@@ -16,7 +16,7 @@ from pydantic import ConfigDict, Field, field_validator
 from stevedore_jobs.contract.checks import ID_PATTERN, NO_CONTROL, Invalid, shown
 from stevedore_jobs.contract.requests import NAME_MAX, STRICT, Limits, Page, Request
 from stevedore_jobs.contract.responses import Answer, Epoch
-from stevedore_jobs.contract.run import run_params
+from stevedore_jobs.contract.run import run_parts
 
 POLICIES = ("Allow", "Forbid", "Replace")
 Policy = Literal["Allow", "Forbid", "Replace"]
@@ -85,25 +85,28 @@ def check_cron(value, allow_seconds=False):
     return " ".join(parts)
 
 
-# the RUN fields a schedule's run cannot carry: ``after`` (and its ``per_index``), and for now the
-# per-execution parameters; its schema in /openapi.json leaves them out (``openapi.schedule_run_schema``)
+# the RUN fields a schedule's run cannot carry: ``after`` (and its ``per_index``); its schema in
+# /openapi.json leaves them out (``openapi.schedule_run_schema``).  With ``items`` or ``matrix``
+# (PER_EXECUTION), ``times`` may be left out, as in a RUN
 PER_EXECUTION = ("items", "matrix")
-NOT_IN_A_SCHEDULE = ("after", "per_index") + PER_EXECUTION
+NOT_IN_A_SCHEDULE = ("after", "per_index")
 
 
 def schedule_run(run, limits=Limits()):
     """A schedule's ``run`` (a RUN body; ``operation`` may be left out) as the parameters each fire runs
     with; a wrong field is named ``run.<field>``."""
+    return schedule_run_parts(run, limits)[0]
+
+
+def schedule_run_parts(run, limits=Limits()):
+    """``schedule_run``, and what each execution of a fire is given (``{"items": [...]}``,
+    ``{"matrix": {...}}`` or None), as a RUN's (``run.run_parts``)."""
     if not isinstance(run, dict):
         raise Invalid("must be a RUN body: an object with times, command, env, ...", "run")
     if "after" in run:
         raise Invalid("a schedule's run cannot wait for another run", "run.after")
-    for field in PER_EXECUTION:  # RUN's per-execution parameters: not carried by a fire (yet)
-        if field in run:
-            raise Invalid("a schedule's run cannot carry per-execution parameters (items, matrix) yet",
-                          f"run.{field}")
     try:
-        return run_params(run, limits)
+        return run_parts(run, limits)
     except Invalid as exc:
         raise Invalid(exc.message, f"run.{exc.field}") from None
 
@@ -152,7 +155,8 @@ class NewSchedule(ScheduleBase):
         None, ge=1, le=DEADLINE_MAX, description="a tick found more than this late (the scheduler was down) is "
                                                  "MISSED instead of run; null: the latest missed tick runs once")
     run: dict = Field(description="the RUN body each fire runs (`times`, `command`, `env`, ..., "
-                                  "`callback_url`); `operation` may be left out, `after` is refused")
+                                  "`callback_url`, `items` or `matrix`); `operation` may be left out, `after` is "
+                                  "refused, a `task_id` must be the schedule's")
 
 
 def NOT_NULL(schema):  # noqa: N802 -- a field that may be left out but not sent null: no default shown

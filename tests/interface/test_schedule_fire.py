@@ -131,3 +131,25 @@ def test_a_change_retimes_a_schedule_only_when_its_ticks_or_its_suspension_chang
         moved = store.update(session, schedule_id, {"cron": "0 0 1 1 *", "timezone": "Europe/Berlin"}, SETTINGS,
                              NoWebhooks())
         assert moved.next_run_at > tick + 60 and moved.cron == "0 0 1 1 *"
+
+
+def test_replace_of_a_run_not_yet_fanned_out_counts_its_unmade_executions_and_spreads_a_matrix(Session):
+    with Session() as session:
+        ready_task(session)
+        made, _ = store.create(session, {"task_id": TASK, "cron": "0 0 1 1 *", "concurrency_policy": "Replace",
+                                         "run": {"matrix": {"A": [str(i) for i in range(300)]}}},
+                               SETTINGS, NoWebhooks())
+        first = fire.run_now(session, made.id, SETTINGS, NoWebhooks())
+        assert first.result.times == 300 and first.result.created == 0 and not first.inline  # fanned out later
+        assert first.result.execution_params == {"matrix": {"A": [str(i) for i in range(300)]}}
+        second = fire.run_now(session, made.id, SETTINGS, NoWebhooks())
+        assert second.replaced == first.result.id
+        assert second.replaced_unmade == 300  # all CANCELLED by the fire: the metrics count them
+        assert session.get(Result, first.result.id, populate_existing=True).n_cancelled == 300
+        # a run being cancelled already is not replaced again: it ends as it is
+        third = fire.run_now(session, made.id, SETTINGS, NoWebhooks())
+        assert third.replaced == second.result.id
+        session.execute(update(Result).where(Result.id == third.result.id).values(cancel_requested=True))
+        session.commit()
+        fourth = fire.run_now(session, made.id, SETTINGS, NoWebhooks())
+        assert fourth.replaced is None and fourth.replaced_unmade == 0

@@ -112,9 +112,21 @@ def test_a_schedules_run_is_checked_as_a_run_its_fields_named_run_dot():
     assert schedule.schedule_run({"times": 2, "command": "echo hi"})["command"] == ["echo", "hi"]
     assert schedule.schedule_run({"operation": "RUN", "times": 1})["times"] == 1
     for run, field in (({"times": 0}, "run.times"), ({"times": 1, "after": []}, "run.after"),
-                       ({"items": [{}]}, "run.items"), ({"times": 1, "matrix": {"A": ["1"]}}, "run.matrix"),
+                       ({"items": [{}], "matrix": {"A": ["1"]}}, "run.matrix"), ({"items": "x"}, "run.items"),
+                       ({"times": 3, "matrix": {"A": ["1"]}}, "run.times"),
+                       ({"per_index": True, "times": 1}, "run.per_index"),
                        ({"times": 1, "memory": "3g"}, "run.memory"), ({}, "run.times"),
                        ({"times": 1, "operation": "IMPORT"}, "run.operation"), ("x", "run")):
         with pytest.raises(Invalid) as caught:
             schedule.schedule_run(run, Limits(10, 2 * 1024 ** 3, 2.0))
         assert caught.value.field == field
+
+
+def test_a_schedules_run_may_give_each_execution_its_own_parameters():
+    params, spread = schedule.schedule_run_parts({"matrix": {"A": ["1", "2"], "B": ["x"]}})
+    assert params["times"] == 2 and params["per_execution"] == "matrix"
+    assert spread == {"matrix": {"A": ["1", "2"], "B": ["x"]}}
+    params, spread = schedule.schedule_run_parts({"items": [{"env": {"N": "1"}}, {"command": "echo hi"}]})
+    assert params["times"] == 2 and params["per_execution"] == "items"
+    assert spread == {"items": [{"env": {"N": "1"}}, {"command": ["echo", "hi"]}]}
+    assert schedule.schedule_run_parts({"times": 2}) == (schedule.schedule_run({"times": 2}), None)

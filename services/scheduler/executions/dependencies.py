@@ -165,8 +165,10 @@ def settle(session, result_id, index=None, at=None):
     unmet = []
     for dep in deps:
         status = awaited.get(dep.after_result_id)
-        if status is None:  # deleted: it had ended, but how is no longer known
-            if dep.when == "COMPLETE":
+        if status is None:  # deleted: it had ended, but how is no longer known ...
+            # ... unless this run saw it end as it waited for: a condition met leaves ``waiting_for``
+            seen_met = {"result_id": dep.after_result_id, "when": dep.when} not in (result.waiting_for or [])
+            if dep.when == "COMPLETE" and not seen_met:
                 return _cancel(session, result, f"result {dep.after_result_id} was deleted before this run "
                                                 f"saw it end COMPLETE", at, settled)
         elif status not in st.TERMINAL:

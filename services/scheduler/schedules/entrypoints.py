@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 class SchedulesMixin:
     """Needs the service's ``db``, ``settings``, ``dispatch``, ``metrics``, ``webhook_sender``,
-    ``_wake`` and ``_notify_finished``."""
+    ``_wake``, ``_notify_finished`` and ``_dependents``."""
 
     @rpc
     def create_schedule(self, body, task=None, idempotency_key=None):
@@ -73,11 +73,12 @@ class SchedulesMixin:
             return
         if done.replaced:  # Replace: the previous run was marked cancelled with the fire; end it
             session = self.db.session
-            self.metrics.executions_cancelled(ex.finish_cancel(session, done.replaced))
+            self.metrics.executions_cancelled(done.replaced_unmade + ex.finish_cancel(session, done.replaced))
             self.dispatch(events.RESULT_CANCELLED, wire(m.ResultCancelled(result_id=done.replaced)))
             replaced = ex.get_result(session, done.replaced)
             if replaced.status in statuses.TERMINAL:
                 self._notify_finished(replaced)
+            self._dependents(done.replaced)  # what waits for it is settled now, as after a CANCEL
         result = done.result
         if done.inline:
             params = done.params or {}

@@ -62,6 +62,7 @@ class Fire(NamedTuple):
     params: dict | None = None
     inline: bool = False
     replaced: str | None = None
+    replaced_unmade: int = 0  # executions of the run replaced not made yet, ended CANCELLED by the fire
 
 
 def _due(skip):
@@ -121,7 +122,7 @@ def run_now(session, schedule_id, settings, webhook_sender):
 
 
 def _refusal(session, schedule, settings, webhook_sender):
-    """(the task, the run's parameters), or (None, why no run can start)."""
+    """(the task, (the run's parameters, what each execution is given)), or (None, why no run can start)."""
     task = session.execute(select(KnownTask).where(KnownTask.task_id == schedule.task_id)
                            .with_for_update(read=True)).scalar_one_or_none()
     if task is None or task.deleted:
@@ -129,25 +130,25 @@ def _refusal(session, schedule, settings, webhook_sender):
     if task.status != st.READY:
         return None, f"task {schedule.task_id} is {task.status or 'not known yet'}; only a READY task can be run"
     try:
-        params = store.check_run(schedule.run, settings)
+        params, spread = store.check_run_parts(schedule.run, settings, schedule.task_id)
         webhook_sender.require_configured(params)
-    except ValidationError as exc:
+    except (ValidationError, Conflict) as exc:
         return None, f"the RUN was refused: {exc}"
-    return task, params
+    return task, (params, spread)
 
 
 def start(session, schedule, scheduled_for, stamp, settings, webhook_sender, missed=0, manual=False):
     """Start the schedule's run for tick ``scheduled_for`` (a run now: None), or record why not; committed."""
     tick_at = stamp if manual else scheduled_for
-    task, params = _refusal(session, schedule, settings, webhook_sender)
-    if task is None:
+    task, checked = _refusal(session, schedule, settings, webhook_sender)
+    if task is None:  # ``checked`` says why
         if manual:
             session.rollback()
-            raise Conflict(params, "task_id")
+            raise Conflict(checked, "task_id")
         schedule.n_failed += 1
-        return _record(session, schedule, tick_at, stamp, "FAILED", missed=missed, reason=params)
+        return _record(session, schedule, tick_at, stamp, "FAILED", missed=missed, reason=checked)
     previous = session.get(Result, schedule.last_result_id) if schedule.last_result_id else None
-    replaced = None
+    replaced, unmade = None, 0
     if previous is not None and previous.status not in st.TERMINAL:
         if schedule.concurrency_policy == "Forbid":
             reason = f"the previous run {previous.id} is still {previous.status} (concurrency_policy Forbid)"
@@ -156,19 +157,22 @@ def start(session, schedule, scheduled_for, stamp, settings, webhook_sender, mis
                 raise Conflict(reason, "concurrency_policy")
             schedule.n_skipped += 1
             return _record(session, schedule, tick_at, stamp, "SKIPPED", missed=missed, reason=reason)
-        if schedule.concurrency_policy == "Replace":
-            ex.mark_cancelled(session, previous.id, now())  # a result's times are the host's, as a CANCEL's
+        # one cancelled already (by its user, or stopped by its failure policy) is let end as it is
+        if schedule.concurrency_policy == "Replace" and not previous.cancel_requested:
+            _, unmade = ex.mark_cancelled(session, previous.id, now())  # the host's time, as a CANCEL's
             replaced = previous.id
+    params, spread = checked
     result_id = uuid.uuid4().hex
     _record(session, schedule, tick_at, stamp, "FIRED", missed=missed, result_id=result_id, manual=manual,
             commit=False)
     schedule.last_result_id = result_id
     schedule.n_fired += 1
     inline = params["times"] <= INLINE_FAN_OUT
+    # items or a matrix: each execution its own parameters, as a RUN's (services/scheduler/service.py run_task)
     result, _ = ex.create_result(session, task.task_id, task.name, task.digest, params, with_details=inline,
-                                 schedule_id=schedule.id, result_id=result_id)  # commits it all
+                                 spread=spread, schedule_id=schedule.id, result_id=result_id)  # commits it all
     return Fire(schedule.id, schedule.task_id, "FIRED", tick_at, manual, missed, None, result, params, inline,
-                replaced)
+                replaced, unmade)
 
 
 def _record(session, schedule, scheduled_for, stamp, outcome, missed=0, reason=None, result_id=None,

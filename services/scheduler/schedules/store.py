@@ -25,13 +25,22 @@ from stevedore_jobs.contract import schedule as sc
 FIRES_KEPT = 100  # fires kept per schedule, newest; older ones are deleted as new ones come
 
 
-def check_run(run, settings):
-    """A schedule's ``run`` checked as a RUN of this installation (400 naming ``run.<field>``)."""
+def check_run(run, settings, task_id):
+    """A schedule's ``run`` checked as a RUN of this installation (400 naming ``run.<field>``), for the
+    schedule's task ``task_id`` (a ``run.task_id`` naming another is a 409, as a RUN's ``task_id``)."""
+    return check_run_parts(run, settings, task_id)[0]
+
+
+def check_run_parts(run, settings, task_id):
+    """``check_run``, and what each execution is given (its ``items`` or ``matrix``: the spread a RUN's
+    ``validation.run_parts`` gives), or None."""
     try:
-        params = sc.schedule_run(run, validation.limits(settings.run_max_times, *settings.ceilings))
+        parts = sc.schedule_run_parts(run, validation.limits(settings.run_max_times, *settings.ceilings))
     except sc.Invalid as exc:
         raise ValidationError(exc.message, exc.field) from None
-    return params
+    if run.get("task_id") is not None and run["task_id"] != task_id:
+        raise Conflict("is another task than the schedule's", "run.task_id")
+    return parts
 
 
 def _body(model, body):
@@ -55,7 +64,7 @@ def create(session, body, settings, webhook_sender, facts=None, idempotency_key=
         if earlier is not None:
             return earlier, False
     expression = cron.check(new.cron, new.timezone, settings.schedule_allow_seconds)
-    webhook_sender.require_configured(check_run(new.run, settings))
+    webhook_sender.require_configured(check_run(new.run, settings, new.task_id))
     if facts is not None:
         knowntasks.learn_facts(session, new.task_id, facts)
     task = session.execute(select(KnownTask).where(KnownTask.task_id == new.task_id)
@@ -103,7 +112,7 @@ def update(session, schedule_id, body, settings, webhook_sender):
     if "cron" in given or "timezone" in given:
         expression = cron.check(expression, timezone, settings.schedule_allow_seconds)
     if "run" in given:
-        webhook_sender.require_configured(check_run(change.run, settings))
+        webhook_sender.require_configured(check_run(change.run, settings, schedule.task_id))
         schedule.run = change.run
     for field in ("name", "concurrency_policy", "starting_deadline_seconds"):
         if field in given:
