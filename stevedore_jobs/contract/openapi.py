@@ -339,8 +339,10 @@ def _spec(limits):
     components["ScheduleRunBody"] = schedule_run_schema(components["RunRequest"])
     zones = timezones()
     for name in ("NewSchedule", "ScheduleChange"):
-        if zones:  # the names the scheduler takes, as the schedulers of one installation have these
-            components[name]["properties"]["timezone"]["enum"] = zones
+        if zones:  # the names the scheduler takes, as the schedulers of one installation have these: as a
+            # pattern, not an enum (a generated client would make ~600 enum members, some of one name)
+            components[name]["properties"]["timezone"]["pattern"] = (
+                "^(?:" + "|".join(zone.replace("+", "\\+").replace(".", "\\.") for zone in zones) + ")$")
     components["NewSchedule"]["properties"]["run"] = {
         **ref("ScheduleRunBody"), "description": components["NewSchedule"]["properties"]["run"].get("description", "")}
     components["ScheduleChange"]["properties"]["run"] = ref("ScheduleRunBody")
