@@ -71,6 +71,8 @@ class WorkItem(Message):
     # the run's number of executions (a rerun's: the run it reruns), STEVEDORE_TIMES; None from an older
     # scheduler (the runner then sets none)
     times: int | None = None
+    # the RUN's labels: on the container as Docker labels user.stevedore/<key> (contract/labels.py)
+    labels: dict[str, str] = {}
 
     @classmethod
     def of(cls, detail_id, result_id, task_id, index, attempt, image, params, lease_seconds, own=None, **more):
@@ -81,7 +83,8 @@ class WorkItem(Message):
         return cls(detail_id=detail_id, result_id=result_id, task_id=task_id, index=index, attempt=attempt,
                    image=image, command=params.get("command"), env=params.get("env") or {},
                    timeout=params.get("timeout"), memory=params.get("memory"), cpus=params.get("cpus"),
-                   lease_seconds=lease_seconds, times=times if isinstance(times, int) else None, **more)
+                   lease_seconds=lease_seconds, times=times if isinstance(times, int) else None,
+                   labels=params.get("labels") or {}, **more)
 
 
 class Holding(WorkItem):
@@ -165,6 +168,7 @@ class TaskImported(Message):
     repository: str
     digest: str
     version: int
+    labels: dict[str, str] = {}  # the task's labels (absent from an older registry)
 
 
 class TaskImportFailed(Message):
@@ -175,6 +179,7 @@ class TaskImportFailed(Message):
     repository: str
     error: str
     version: int
+    labels: dict[str, str] = {}  # the task's labels (absent from an older registry)
 
 
 class TaskFacts(Message):
@@ -201,6 +206,11 @@ class ResultSubmitted(Message):
 
     result_id: str
     fanned_out: bool = False
+    labels: dict[str, str] = {}  # the RUN's labels (absent from an older scheduler)
+
+    @classmethod
+    def of(cls, result, fanned_out=False):
+        return cls(result_id=result.id, fanned_out=fanned_out, labels=getattr(result, "labels", None) or {})
 
 
 class ExecutionsQueued(Message):
