@@ -23,7 +23,7 @@ def as_dict(task):
         error=task.error, digest=task.digest, image_id=task.image_id, created_at=task.created_at,
         updated_at=task.updated_at, imported_at=task.imported_at,
         private=task.credentials is not None,  # never the credentials themselves
-        labels=task.labels or {}))
+        labels=getattr(task, "labels", None) or {}))
 
 
 def facts(task):
