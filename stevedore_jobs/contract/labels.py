@@ -81,11 +81,6 @@ def check_value(value, field):
     return value
 
 
-def label_field(key):
-    """How an error names a label: ``labels.sweep`` (a long key cut)."""
-    return f"labels.{key[:80]}" if isinstance(key, str) else "labels"
-
-
 def check_labels(value, field="labels"):
     """A body's ``labels``: an object of at most LABELS_MAX valid keys and values; None if not given."""
     if value is None:
@@ -95,7 +90,7 @@ def check_labels(value, field="labels"):
     if len(value) > LABELS_MAX:
         raise Invalid(f"must have at most {LABELS_MAX} labels", field)
     for key, item in value.items():
-        place = f"{field}.{key[:80]}" if isinstance(key, str) else field
+        place = f"{field}.{key[:80]}" if isinstance(key, str) and key else field
         check_key(key, place)
         check_value(item, place)
     return dict(value)
