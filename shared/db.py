@@ -140,8 +140,8 @@ def labelled(stmt, column, filters):
     """``stmt`` keeping the rows whose ``column`` (JSONB labels) holds every ``?label=`` filter:
     ``key=value`` by containment (``@>``), ``key`` by ``?``; both answered by the column's GIN index."""
     equal, present = validation.label_filters(filters)
-    if equal:
-        stmt = stmt.where(column.contains(equal))
+    for key, value in equal:
+        stmt = stmt.where(column.contains({key: value}))
     for key in present:
         stmt = stmt.where(column.has_key(key))
     return stmt

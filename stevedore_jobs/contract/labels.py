@@ -115,16 +115,18 @@ LABELS_DESCRIPTION = (
 
 
 def parse_filters(filters, field="label"):
-    """``?label=`` filters (a list of strings) as (``{key: value}`` all to equal, [keys] all to be set)."""
+    """``?label=`` filters (a list of strings) as ([(key, value)] all to hold, [keys] all to be set).
+
+    Two values for one key match nothing (a label has one value), as kubectl's ``-l a=1,a=2`` does."""
     if filters is None:
-        return {}, []
+        return [], []
     if isinstance(filters, str):
         filters = [filters]
     if not isinstance(filters, list):
         raise Invalid("must be key=value or key", field)
     if len(filters) > FILTERS_MAX:
         raise Invalid(f"at most {FILTERS_MAX} label filters", field)
-    equal, present = {}, []
+    equal, present = [], []
     for text in filters:
         if not isinstance(text, str) or not text:
             raise Invalid("must be key=value (the label has that value) or key (the label is set)", field)
@@ -136,9 +138,7 @@ def parse_filters(filters, field="label"):
         except Invalid as exc:
             raise Invalid(f"{shown(text)}: {exc.message}", field) from None
         if sign:
-            if key in equal and equal[key] != value:
-                raise Invalid(f"{shown(key)} is given two values; a label has one", field)
-            equal[key] = value
+            equal.append((key, value))
         else:
             present.append(key)
     return equal, present
