@@ -258,7 +258,9 @@
 
   /* Show an API error next to the field it names, else above the form's buttons. */
   function showError(form, err) {
-    const top = err.field ? err.field.split(/[.[]/)[0] : null;  // items[3].env.FOO: at the items field
+    // a box of its own (a schedule's run.times), else the top field's (items[3].env.FOO: at the items field)
+    const own = err.field && form.elements.namedItem(err.field) ? err.field : null;
+    const top = own || (err.field ? err.field.split(/[.[]/)[0] : null);
     const input = top ? form.elements.namedItem(top) : null;
     const slot = input ? form.querySelector(`[data-error-for="${CSS.escape(top)}"]`) : null;
     if (slot) {
