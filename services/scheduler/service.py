@@ -71,7 +71,7 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
         if created:
             if inline and not params.get("after"):
                 self._wake(result.id, result.times, sized=_sized(params))
-            self.dispatch(events.RESULT_SUBMITTED, wire(m.ResultSubmitted.of(result, inline)))
+            self.dispatch(events.RESULT_SUBMITTED, ex.submitted(result, inline))
             if params.get("after"):  # released or cancelled now if what it waits for ended
                 self._settle(result.id)
                 result = ex.get_result(session, result.id)
@@ -85,7 +85,7 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
         validation.within_ceilings(original.params, *self.settings.ceilings)
         knowntasks.for_rerun(session, original.task_id)  # held until the rerun is made, as for a RUN
         result = ex.rerun_failed(session, result_id)
-        self.dispatch(events.RESULT_SUBMITTED, wire(m.ResultSubmitted.of(result)))
+        self.dispatch(events.RESULT_SUBMITTED, ex.submitted(result))
         return ex.result_as_dict(result)
 
     @rpc

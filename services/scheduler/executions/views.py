@@ -9,7 +9,7 @@ from shared import statuses as st
 from shared import validation
 from shared.db import labelled, newest_first
 from shared.errors import ValidationError
-from shared.messages import wire
+from shared.messages import ResultSubmitted, wire
 from shared.timeutil import duration
 from stevedore_jobs import contract
 
@@ -29,6 +29,12 @@ def result_as_dict(result, **more):
         parallelism=getattr(result, "parallelism", None), priority=getattr(result, "priority", None),
         schedule_id=getattr(result, "schedule_id", None), labels=getattr(result, "labels", None) or {}, **more),
         exclude_unset=True)
+
+
+def submitted(result, fanned_out=False):
+    """The ``result_submitted`` event of a new result, with its labels."""
+    return wire(ResultSubmitted(result_id=result.id, fanned_out=fanned_out,
+                                labels=getattr(result, "labels", None) or {}))
 
 
 def detail_as_dict(detail):
