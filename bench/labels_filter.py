@@ -3,18 +3,19 @@ the list query of services/scheduler/executions/views.py timed, and the plans of
 
     PYTHONPATH=. .venv/bin/python bench/labels_filter.py
 """
-import time, uuid
-from sqlalchemy import create_engine, text, select
+import time
+
+from sqlalchemy import create_engine, text
 from tests.support import create_database, drop_database
 
 
 def main():
-
     url = create_database()
     try:
         from alembic.config import Config
         from alembic import command
-        cfg = Config("alembic.ini"); cfg.attributes["url"] = url
+        cfg = Config("alembic.ini")
+        cfg.attributes["url"] = url
         command.upgrade(cfg, "head")
         e = create_engine(url)
         with e.begin() as c:
