@@ -299,7 +299,6 @@ def test_the_run_form_sets_after_and_the_result_page_links_what_it_waits_for(ui,
     first = api.run(ready_tasks["sleep"]["task_id"], times=1, env={"SLEEP": "4"})
     unknown = uuid.uuid4().hex
     seen = ui("run_after", task_id=ready_tasks["ok"]["task_id"], first_id=first, unknown_id=unknown)
-    # said at the After box naming the entry, as items[1].env.X is at the Items box
     assert seen["error"] == f"after[0].result_id: no result {unknown}" and seen["invalid"] == "true"
     result = api.get(f"/result/{seen['result_id']}/").json()
     assert result["params"]["after"] == [{"result_id": first, "when": "ENDED"}]

@@ -258,18 +258,19 @@
 
   /* Show an API error next to the field it names, else above the form's buttons. */
   function showError(form, err) {
-    // a box of its own (a schedule's run.times), else the top field's (items[3].env.FOO: at the items field)
-    const own = err.field && form.elements.namedItem(err.field) ? err.field : null;
-    const top = own || (err.field ? err.field.split(/[.[]/)[0] : null);
-    const input = top ? form.elements.namedItem(top) : null;
-    const slot = input ? form.querySelector(`[data-error-for="${CSS.escape(top)}"]`) : null;
-    if (slot) {
-      slot.textContent = top === err.field ? err.detail : err.message;
+    // the field's own input (run.times); else the input of the list or object it is in, with the whole
+    // message (items[3].env.FOO, after[0].result_id: at the items or after input)
+    const names = err.field ? [err.field, err.field.replace(/\[.*$/, ""), err.field.split(/[.[]/)[0]] : [];
+    for (const name of names) {
+      const input = form.elements.namedItem(name);
+      const slot = input ? form.querySelector(`[data-error-for="${CSS.escape(name)}"]`) : null;
+      if (!slot) continue;
+      slot.textContent = name === err.field ? err.detail : err.message;
       input.setAttribute("aria-invalid", "true");
       input.focus();
-    } else {
-      form.querySelector('[data-error-for="*"]').textContent = err.message;
+      return;
     }
+    form.querySelector('[data-error-for="*"]').textContent = err.message;
   }
 
   async function submitting(form, action) {
