@@ -32,6 +32,7 @@ from eventlet import patcher
 from sqlalchemy.orm import sessionmaker
 
 from shared.errors import ValidationError
+from shared import validation
 
 log = logging.getLogger(__name__)
 
@@ -133,3 +134,14 @@ def newest_first(session, stmt, model, stamp, after, limit):
         anchor_stamp = getattr(anchor, stamp.key)
         stmt = stmt.where(or_(stamp < anchor_stamp, (stamp == anchor_stamp) & (model.id < anchor.id)))
     return list(session.scalars(stmt))
+
+
+def labelled(stmt, column, filters):
+    """``stmt`` keeping the rows whose ``column`` (JSONB labels) holds every ``?label=`` filter:
+    ``key=value`` by containment (``@>``), ``key`` by ``?``; both answered by the column's GIN index."""
+    equal, present = validation.label_filters(filters)
+    for key, value in equal:
+        stmt = stmt.where(column.contains({key: value}))
+    for key in present:
+        stmt = stmt.where(column.has_key(key))
+    return stmt

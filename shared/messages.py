@@ -71,17 +71,18 @@ class WorkItem(Message):
     # the run's number of executions (a rerun's: the run it reruns), STEVEDORE_TIMES; None from an older
     # scheduler (the runner then sets none)
     times: int | None = None
+    labels: dict[str, str] = {}  # the RUN's: on its containers as Docker labels user.stevedore/<key>
 
     @classmethod
     def of(cls, detail_id, result_id, task_id, index, attempt, image, params, lease_seconds, own=None, **more):
         """The work of an attempt of a run with ``params`` (the run's stored parameters) and ``own``
         (the execution's own, from items or a matrix: its env merged over the run's, its command instead)."""
         params = merged(params or {}, own)
-        times = params.get("run_times") or params.get("times")
+        times, labels = params.get("run_times") or params.get("times"), params.get("labels") or {}
         return cls(detail_id=detail_id, result_id=result_id, task_id=task_id, index=index, attempt=attempt,
-                   image=image, command=params.get("command"), env=params.get("env") or {},
+                   image=image, command=params.get("command"), env=params.get("env") or {}, **more,
                    timeout=params.get("timeout"), memory=params.get("memory"), cpus=params.get("cpus"),
-                   lease_seconds=lease_seconds, times=times if isinstance(times, int) else None, **more)
+                   lease_seconds=lease_seconds, times=times if isinstance(times, int) else None, labels=labels)
 
 
 class Holding(WorkItem):
@@ -165,6 +166,7 @@ class TaskImported(Message):
     repository: str
     digest: str
     version: int
+    labels: dict[str, str] = {}  # the task's labels (absent from an older registry)
 
 
 class TaskImportFailed(Message):
@@ -175,6 +177,7 @@ class TaskImportFailed(Message):
     repository: str
     error: str
     version: int
+    labels: dict[str, str] = {}  # the task's labels (absent from an older registry)
 
 
 class TaskFacts(Message):
@@ -201,6 +204,7 @@ class ResultSubmitted(Message):
 
     result_id: str
     fanned_out: bool = False
+    labels: dict[str, str] = {}  # the RUN's labels (absent from an older scheduler)
 
 
 class ExecutionsQueued(Message):

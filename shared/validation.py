@@ -6,7 +6,7 @@ What is declared here and nowhere else: the check of a stored run against the op
 """
 import functools
 
-from stevedore_jobs.contract import checks, requests, run
+from stevedore_jobs.contract import checks, labels, requests, run
 from stevedore_jobs.contract.checks import SHOWN_MAX, size_text  # noqa: F401 -- used through here
 from stevedore_jobs.contract.requests import Limits
 from shared.errors import ValidationError
@@ -31,6 +31,7 @@ operation = told(requests.operation)
 idempotency_key = told(requests.idempotency_key)
 parse = told(requests.parse)
 query = told(requests.query)
+label_filters = told(labels.parse_filters)
 
 
 @told
@@ -39,6 +40,12 @@ def new_task(body):
     checks.check_strings(body)
     task = requests.parse(requests.NewTask, body)
     return task.name or task.repository, task.repository
+
+
+@told
+def task_labels(body):
+    """The ``labels`` of a POST /task/ body (``{}`` if none)."""
+    return requests.parse(requests.NewTask, {"repository": "x", **body}).labels or {}
 
 
 @told

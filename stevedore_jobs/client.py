@@ -141,25 +141,29 @@ class Client:
 
     # ------------------------------------------------------------ typed calls
 
-    def register(self, repository, name=None, username=None, password=None, idempotency_key=None):
+    def register(self, repository, name=None, username=None, password=None, idempotency_key=None, labels=None):
         """Register an image as a task (it is pulled and pinned); the task, SUBMITTED."""
         body = {key: value for key, value in (("repository", repository), ("name", name),
-                                              ("username", username), ("password", password)) if value is not None}
+                                              ("username", username), ("password", password),
+                                              ("labels", labels)) if value is not None}
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return rs.Task.model_validate(self.json(self.request("POST", "/task/", body=body, headers=headers)))
 
     def task(self, task_id):
         return rs.Task.model_validate(self.get(f"/task/{task_id}/"))
 
-    def tasks(self, status=None, limit=None):
+    def tasks(self, status=None, limit=None, label=None):
+        """``label``: filters, ``"key=value"`` or ``"key"`` (a list: all must hold)."""
         params = {"status": status} if status else {}
+        if label:
+            params["label"] = [label] if isinstance(label, str) else list(label)
         return [rs.Task.model_validate(item) for item in self.pages("/task/", "task_id", params, limit)]
 
     def run(self, task_id, times=None, idempotency_key=None, **params):
         """RUN a task ``times`` times; ``params``: command, env, timeout, parallelism, retries,
         memory, cpus, priority, callback_url, max_failures, retry_on_exit_codes, no_retry_on_exit_codes,
         deadline, items or matrix (``times`` may then be left out), after (``[{"result_id": ...,
-        "when": "COMPLETE"}]``), per_index.  The new result, QUEUED."""
+        "when": "COMPLETE"}]``), per_index, labels (``{"key": "value"}``).  The new result, QUEUED."""
         unknown = sorted(set(params) - set(RUN_FIELDS))
         if unknown:
             raise CliError(f"{unknown[0]}: not a RUN parameter; accepted are {', '.join(RUN_FIELDS)}", 2)
@@ -172,8 +176,11 @@ class Client:
     def result(self, result_id):
         return rs.Result.model_validate(self.get(f"/result/{result_id}/"))
 
-    def results(self, status=None, task_id=None, limit=None):
+    def results(self, status=None, task_id=None, limit=None, label=None):
+        """``label``: filters, ``"key=value"`` or ``"key"`` (a list: all must hold)."""
         params = {key: value for key, value in (("status", status), ("task_id", task_id)) if value}
+        if label:
+            params["label"] = [label] if isinstance(label, str) else list(label)
         return [rs.Result.model_validate(item) for item in self.pages("/result/", "result_id", params, limit)]
 
     def details(self, result_id, status=None, limit=None):

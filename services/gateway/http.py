@@ -335,9 +335,9 @@ def listing(request, model, fetch, id_field):
     headers = {}
     if len(items) > limit:
         items = items[:limit]
-        params = request.args.to_dict()
-        params.update(limit=str(limit), after=items[-1][id_field])
-        headers["Link"] = f'<{request.path}?{urlencode(params)}>; rel="next"'
+        params = request.args.to_dict(flat=False)  # a repeated filter (?label=) kept whole
+        params.update(limit=[str(limit)], after=[items[-1][id_field]])
+        headers["Link"] = f'<{request.path}?{urlencode(params, doseq=True)}>; rel="next"'
     return 200, headers, items
 
 

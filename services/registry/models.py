@@ -1,5 +1,6 @@
 """Tables written by the registry service."""
-from sqlalchemy import BigInteger, Float, Index, String, Text
+from sqlalchemy import BigInteger, Float, Index, String, Text, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -27,8 +28,11 @@ class Task(Base):
     # raised by one with every change of status (services/registry/tasks.py set_status); the events
     # and task_facts carry it, so the scheduler's copy takes a fact only over an older one (migration 0011)
     version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # the task's labels ({} if none), filtered by ?label= through the GIN index (migration 0016)
+    labels: Mapped[dict] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
 
-    __table_args__ = (Index("ix_tasks_created_at", "created_at"),)
+    __table_args__ = (Index("ix_tasks_created_at", "created_at"),
+                      Index("ix_tasks_labels", "labels", postgresql_using="gin"))
 
 
 class UiSession(Base):

@@ -58,7 +58,7 @@ class RegistryService:
         credentials = validation.registry_credentials(body)
         sealed = self.vault.seal(credentials) if credentials else None
         task, created = tasks.create(self.db.session, name, repository, idempotency_key,
-                                     credentials=sealed)
+                                     credentials=sealed, labels=validation.task_labels(body))
         if created:
             self.dispatch(events.TASK_SUBMITTED, wire(m.TaskSubmitted(task_id=task.id, version=task.version)))
         return tasks.as_dict(task)
@@ -95,8 +95,8 @@ class RegistryService:
         return tasks.facts(tasks.get(self.db.session, task_id))
 
     @rpc
-    def list_tasks(self, status=None, limit=100, after=None):
-        return [tasks.as_dict(t) for t in tasks.listing(self.db.session, status, limit, after)]
+    def list_tasks(self, status=None, limit=100, after=None, label=None):
+        return [tasks.as_dict(t) for t in tasks.listing(self.db.session, status, limit, after, label)]
 
     @rpc
     def pull_credentials(self, task_id):
@@ -158,7 +158,7 @@ class RegistryService:
             log.warning("task %s (%s) was stuck IMPORTING; ended ERROR", task.id, task.repository)
             self.dispatch(events.TASK_IMPORT_FAILED, wire(m.TaskImportFailed(
                 task_id=task.id, name=task.name, repository=task.repository, error=error,
-                version=task.version)))
+                version=task.version, labels=task.labels or {})))
 
     def _import(self, task_id):
         session = self.db.session
@@ -177,7 +177,7 @@ class RegistryService:
             if tasks.set_status(session, task, statuses.ERROR, error=error):
                 self.dispatch(events.TASK_IMPORT_FAILED, wire(m.TaskImportFailed(
                     task_id=task.id, name=task.name, repository=task.repository,
-                    error=error, version=task.version)))
+                    error=error, version=task.version, labels=task.labels or {})))
             return
         if not tasks.set_status(session, task, statuses.READY, digest=digest, image_id=image_id,
                                 imported_at=now()):
@@ -186,4 +186,4 @@ class RegistryService:
         log.info("task %s (%s) is READY as %s", task.id, task.repository, digest)
         self.dispatch(events.TASK_IMPORTED, wire(m.TaskImported(
             task_id=task.id, name=task.name, repository=task.repository,
-            digest=digest, version=task.version)))
+            digest=digest, version=task.version, labels=task.labels or {})))

@@ -7,7 +7,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from services.registry.models import Task
 from shared import statuses, validation
-from shared.db import newest_first
+from shared.db import labelled, newest_first
 from shared.errors import Conflict, NotFound
 from shared.messages import TaskFacts, wire
 from shared.timeutil import now
@@ -22,7 +22,8 @@ def as_dict(task):
         id=task.id, task_id=task.id, name=task.name, repository=task.repository, status=task.status,
         error=task.error, digest=task.digest, image_id=task.image_id, created_at=task.created_at,
         updated_at=task.updated_at, imported_at=task.imported_at,
-        private=task.credentials is not None))  # never the credentials themselves
+        private=task.credentials is not None,  # never the credentials themselves
+        labels=getattr(task, "labels", None) or {}))
 
 
 def facts(task):
@@ -31,35 +32,35 @@ def facts(task):
                           version=task.version))
 
 
-def create(session, name, repository, idempotency_key=None, credentials=None):
+def create(session, name, repository, idempotency_key=None, credentials=None, labels=None):
     """A new task, or (same Idempotency-Key, same request) the one made the first time.
 
     ``credentials`` is the sealed token, if the registry is private.  Returns (task, created).
     """
     if idempotency_key:
-        earlier = _by_key(session, idempotency_key, name, repository)
+        earlier = _by_key(session, idempotency_key, name, repository, labels)
         if earlier is not None:
             return earlier, False
     stamp = now()
     task = Task(id=uuid.uuid4().hex, name=name, repository=repository, idempotency_key=idempotency_key,
                 status=statuses.SUBMITTED, created_at=stamp, updated_at=stamp, credentials=credentials,
-                version=1)
+                version=1, labels=labels or {})
     session.add(task)
     try:
         session.commit()
     except IntegrityError as exc:
         session.rollback()
         if idempotency_key:
-            earlier = _by_key(session, idempotency_key, name, repository)
+            earlier = _by_key(session, idempotency_key, name, repository, labels)
             if earlier is not None:  # the same request, sent twice at once
                 return earlier, False
         raise Conflict(f"a task named {name!r} already exists", "name") from exc
     return task, True
 
 
-def _by_key(session, key, name, repository):
+def _by_key(session, key, name, repository, labels=None):
     task = session.scalars(select(Task).where(Task.idempotency_key == key)).first()
-    if task is not None and (task.name, task.repository) != (name, repository):
+    if task is not None and (task.name, task.repository, task.labels or {}) != (name, repository, labels or {}):
         raise Conflict("this Idempotency-Key was used for a different task", "Idempotency-Key")
     return task
 
@@ -95,15 +96,15 @@ def get(session, task_id, lock=False):
     return task
 
 
-def listing(session, status=None, limit=100, after=None):
-    stmt = select(Task)
+def listing(session, status=None, limit=100, after=None, label=None):
+    stmt = labelled(select(Task), Task.labels, label)
     if validation.status_filter(status, statuses.TASK_STATUSES):
         stmt = stmt.where(Task.status == status)
     return newest_first(session, stmt, Task, Task.created_at, after, limit)
 
 
 def end_stuck_imports(session, older_than, error):
-    """End ERROR every task IMPORTING since before ``older_than``; their (id, name, repository, version).
+    """End ERROR every task IMPORTING since before ``older_than``; their (id, name, repository, version, labels).
 
     One statement: two registries sweeping at once end each task once.
     """
@@ -111,7 +112,7 @@ def end_stuck_imports(session, older_than, error):
     ended = session.execute(
         update(Task).where(Task.status == statuses.IMPORTING, Task.updated_at < older_than)
         .values(status=statuses.ERROR, error=error, updated_at=stamp, version=Task.version + 1)
-        .returning(Task.id, Task.name, Task.repository, Task.version)).all()
+        .returning(Task.id, Task.name, Task.repository, Task.version, Task.labels)).all()
     session.commit()
     return ended
 

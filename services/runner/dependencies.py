@@ -17,6 +17,7 @@ from shared.docker_engine import LazyDockerClient, create_container, explain, re
 from shared.timeutil import now, parse_docker_time
 from shared.settings import settings_of
 from shared.validation import memory_bytes
+from stevedore_jobs.contract.labels import container_labels
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ class Executor(Engine):
             "command": work.get("command"),
             "environment": env,
             "labels": {
+                # the RUN's labels first, each under a prefix of their own: never one of Stevedore's below
+                **container_labels(work.get("labels")),
                 f"{LABEL}.managed": "true",
                 f"{LABEL}.result_id": work["result_id"],
                 f"{LABEL}.detail_id": work["detail_id"],

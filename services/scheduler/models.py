@@ -6,6 +6,7 @@ reading a result of 100,000 executions costs one row.
 """
 from sqlalchemy import (JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String, Text,
                         UniqueConstraint, text)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -67,8 +68,12 @@ class Result(Base):
     released_at: Mapped[float | None] = mapped_column(Float)  # when a run that waited was released
     # the schedule that started this run (services/scheduler/schedules/), None for a RUN (migration 0012)
     schedule_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    # the RUN's labels ({} if none; also in params when given), filtered by ?label= through the GIN
+    # index (migration 0016, stevedore_jobs/contract/labels.py)
+    labels: Mapped[dict] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
 
     __table_args__ = (
+        Index("ix_results_labels", "labels", postgresql_using="gin"),
         # the dependencies' sweep: runs still waiting
         Index("ix_results_waiting", "id", postgresql_where=text("waiting_for IS NOT NULL")),
         # the webhook timer's query: attempts due

@@ -70,7 +70,7 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
         if created:
             if inline and not params.get("after"):
                 self._wake(result.id, result.times, sized=_sized(params))
-            self.dispatch(events.RESULT_SUBMITTED, wire(m.ResultSubmitted(result_id=result.id, fanned_out=inline)))
+            self.dispatch(events.RESULT_SUBMITTED, ex.submitted(result, inline))
             if params.get("after"):  # released or cancelled now if what it waits for ended
                 self._settle(result.id)
                 result = ex.get_result(session, result.id)
@@ -84,7 +84,7 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
         validation.within_ceilings(original.params, *self.settings.ceilings)
         knowntasks.for_rerun(session, original.task_id)  # held until the rerun is made, as for a RUN
         result = ex.rerun_failed(session, result_id)
-        self.dispatch(events.RESULT_SUBMITTED, wire(m.ResultSubmitted(result_id=result.id)))
+        self.dispatch(events.RESULT_SUBMITTED, ex.submitted(result))
         return ex.result_as_dict(result)
 
     @rpc
@@ -117,9 +117,9 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
                                  webhook=webhooks.describe(row))
 
     @rpc
-    def list_results(self, status=None, task_id=None, limit=100, after=None, schedule_id=None):
+    def list_results(self, status=None, task_id=None, limit=100, after=None, schedule_id=None, label=None):
         return [ex.result_as_dict(r)
-                for r in ex.list_results(self.db.session, status, task_id, limit, after, schedule_id)]
+                for r in ex.list_results(self.db.session, status, task_id, limit, after, schedule_id, label)]
 
     @rpc
     def list_details(self, result_id, status=None, limit=100, after=None):

@@ -14,6 +14,7 @@ from stevedore_jobs.cli.params import result_set
 from stevedore_jobs.cli.results import SHOW_LIMIT, result_ls, result_rm, result_show
 from stevedore_jobs.cli.runs import cancel, rerun, run
 from stevedore_jobs.cli import schedules
+from stevedore_jobs.cli.labels import add_filter_option, add_label_option
 from stevedore_jobs.cli.session import EXIT_INTERRUPTED, Cli, version
 from stevedore_jobs.cli.tasks import task_add, task_import, task_ls, task_rm, task_show
 from stevedore_jobs.client import DEFAULT_URL, STREAMS, CliError
@@ -79,10 +80,12 @@ def build_parser():
     sub = command(task_commands, "add", task_add, "register a task: its image is pulled and pinned")
     sub.add_argument("repository", metavar="REPOSITORY", help="image reference, e.g. registry:5000/team/app:1.0")
     sub.add_argument("--name", help="unique name for the task (default: the repository)")
+    add_label_option(sub)
     sub.add_argument("--wait", action="store_true",
                      help="wait until the task is READY or ERROR; exit 1 on ERROR")
     sub = command(task_commands, "ls", task_ls, "list tasks, newest first")
     sub.add_argument("--status", help=f"only tasks in this status ({', '.join(st.TASK_STATUSES)})")
+    add_filter_option(sub)
     sub = command(task_commands, "show", task_show, "show one task")
     sub.add_argument("task", metavar="ID_OR_NAME")
     sub = command(task_commands, "import", task_import,
@@ -132,6 +135,7 @@ def build_parser():
                      help="what --after waits for (default COMPLETE)")
     sub.add_argument("--per-index", action="store_true",
                      help="with --after: execution i waits only for execution i of each (equal --times)")
+    add_label_option(sub)
     sub.add_argument("--wait", action="store_true",
                      help="show progress until the run ends; exit 1 unless every execution completed")
 
@@ -140,6 +144,7 @@ def build_parser():
     sub = command(result_commands, "ls", result_ls, "list results, newest first")
     sub.add_argument("--status", help=f"only results in this status ({', '.join(st.EXECUTION_STATUSES)})")
     sub.add_argument("--task", metavar="NAME_OR_ID", help="only results of this task")
+    add_filter_option(sub)
     sub.add_argument("--limit", type=count, default=20, metavar="N", help="show N at most (default 20; 0: all)")
     sub = command(result_commands, "show", result_show, "show a result and a table of its executions")
     sub.add_argument("result", metavar="ID")

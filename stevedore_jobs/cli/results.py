@@ -1,6 +1,7 @@
 """stevedore result ls / show / rm, and the fields and tables a result is shown with."""
 import json
 
+from stevedore_jobs.cli.labels import filter_params, labels_text
 from stevedore_jobs.cli.session import CELL_WIDTH
 from stevedore_jobs.contract import statuses as st
 from stevedore_jobs.display import (
@@ -18,7 +19,7 @@ POLICY_STOPS = ("max_failures", "deadline")  # a result's reason when its failur
 
 def result_fields(result):
     params = {key: value for key, value in (result.get("params") or {}).items()
-              if value not in (None, {}) and key != "times"}
+              if value not in (None, {}) and key not in ("times", "labels")}
     reason = result.get("reason")
     stopped = reason in POLICY_STOPS  # the failure policy's code, shown with the status; else a sentence
     return [
@@ -37,6 +38,7 @@ def result_fields(result):
         ("waits for", ", ".join(f"{c['result_id']} ({c['when']})" for c in result.get("waiting_for") or ())
          or None),
         ("reason", None if stopped else reason),
+        ("labels", labels_text(result.get("labels"))),
         ("image", result.get("image")),
         ("params", " ".join(f"{key}={json.dumps(value)}" for key, value in sorted(params.items()))
          or None),
@@ -72,6 +74,7 @@ def result_ls(cli, args):
         params["status"] = args.status.upper()
     if args.task:
         params["task_id"] = cli.api.find_task(args.task)["task_id"]
+    params.update(filter_params(args))
     results = list(cli.api.pages("/result/", "result_id", params, limit=args.limit or None))
     if cli.json:
         cli.print_json(results)
@@ -80,7 +83,11 @@ def result_ls(cli, args):
              f"{finished_count(r['counts'])}/{r['times']}", format_time(r.get("submitted_at")),
              format_duration(r.get("duration")))
             for r in results]
-    cli.print(format_table(("ID", "TASK", "STATUS", "DONE", "SUBMITTED", "DURATION"), rows, CELL_WIDTH))
+    headers = ("ID", "TASK", "STATUS", "DONE", "SUBMITTED", "DURATION")
+    if any(r.get("labels") for r in results):  # a column only when some result has labels
+        rows = [row + (labels_text(r.get("labels")),) for row, r in zip(rows, results)]
+        headers += ("LABELS",)
+    cli.print(format_table(headers, rows, CELL_WIDTH))
 
 
 def result_show(cli, args):

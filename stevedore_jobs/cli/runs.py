@@ -1,4 +1,5 @@
 """stevedore run / rerun / cancel: start executions, follow them to their end, stop them."""
+from stevedore_jobs.cli.labels import parse_labels
 from stevedore_jobs.cli.params import per_execution
 from stevedore_jobs.cli.results import details_table, result_fields
 from stevedore_jobs.cli.session import EXIT_INTERRUPTED
@@ -9,10 +10,10 @@ from stevedore_jobs.display import Progress, UsageError, parse_env
 FAILURES_SHOWN = 20
 
 # the RUN's fields given as options of their own (env is --env KEY=VALUE; items and matrix are --items FILE
-# and --matrix KEY=v1,v2; after and per_index are --after ID[:WHEN] --when --per-index; callback_url is left
-# to the API)
+# and --matrix KEY=v1,v2; after and per_index are --after ID[:WHEN] --when --per-index; labels is --label
+# KEY=VALUE; callback_url is left to the API)
 RUN_OPTIONS = tuple(name for name in RUN_FIELDS
-                    if name not in ("env", "callback_url", "items", "matrix", "after", "per_index"))
+                    if name not in ("env", "callback_url", "items", "matrix", "after", "per_index", "labels"))
 WHEN = ("COMPLETE", "ENDED")
 
 
@@ -41,6 +42,9 @@ def run(cli, args):
     if env:
         body["env"] = env
     body.update({name: getattr(args, name) for name in RUN_OPTIONS if getattr(args, name) is not None})
+    labels = parse_labels(args.label)
+    if labels:
+        body["labels"] = labels
     after = parse_after(args.after, args.when, args.per_index)
     if after:
         body["after"] = after

@@ -1,4 +1,5 @@
 """stevedore task add / ls / show / import / rm."""
+from stevedore_jobs.cli.labels import filter_params, labels_text, parse_labels
 from stevedore_jobs.cli.session import CELL_WIDTH
 from stevedore_jobs.client import CliError
 from stevedore_jobs.contract import statuses as st
@@ -9,13 +10,17 @@ def task_fields(task):
     return [("id", task["task_id"]), ("name", task["name"]), ("repository", task["repository"]),
             ("status", task["status"]), ("error", task.get("error")), ("digest", task.get("digest")),
             ("created", format_time(task.get("created_at"))),
-            ("imported", format_time(task["imported_at"]) if task.get("imported_at") else None)]
+            ("imported", format_time(task["imported_at"]) if task.get("imported_at") else None),
+            ("labels", labels_text(task.get("labels")))]
 
 
 def task_add(cli, args):
     body = {"repository": args.repository}
     if args.name is not None:
         body["name"] = args.name
+    labels = parse_labels(args.label)
+    if labels:
+        body["labels"] = labels
     finish_task(cli, args, cli.api.post("/task/", body))
 
 
@@ -46,13 +51,17 @@ def wait_task(cli, task):
 
 def task_ls(cli, args):
     params = {"status": args.status.upper()} if args.status else {}
-    tasks = list(cli.api.pages("/task/", "task_id", params))
+    tasks = list(cli.api.pages("/task/", "task_id", {**params, **filter_params(args)}))
     if cli.json:
         cli.print_json(tasks)
         return
     rows = [(t["task_id"], t["name"], t["status"], t["repository"], format_time(t.get("created_at")))
             for t in tasks]
-    cli.print(format_table(("ID", "NAME", "STATUS", "REPOSITORY", "CREATED"), rows, CELL_WIDTH))
+    headers = ("ID", "NAME", "STATUS", "REPOSITORY", "CREATED")
+    if any(t.get("labels") for t in tasks):  # a column only when some task has labels
+        rows = [row + (labels_text(t.get("labels")),) for row, t in zip(rows, tasks)]
+        headers += ("LABELS",)
+    cli.print(format_table(headers, rows, CELL_WIDTH))
 
 
 def task_show(cli, args):

@@ -7,7 +7,7 @@ depends on the installation's ``Limits`` (``RUN_MAX_TIMES``,
 ``CONTAINER_MAX_MEMORY``, ``CONTAINER_MAX_CPUS``): ``run.run_request(limits)``.
 """
 import re
-from typing import ClassVar, Literal, NamedTuple, Optional, get_args
+from typing import Annotated, ClassVar, Literal, NamedTuple, Optional, get_args
 
 import annotated_types
 import pydantic
@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from stevedore_jobs.contract.checks import (
     ID_PATTERN, NO_CONTROL, REFERENCE_PATTERN, REPOSITORY_MAX, SHOWN_MAX, Invalid, parse_reference, shown)
+from stevedore_jobs.contract.labels import (
+    FILTER_PATTERN, FILTERS_MAX, LABELS_DESCRIPTION, LabelMap, check_labels, parse_filters)
 from stevedore_jobs.contract.statuses import ExecutionStatus, TaskStatus
 
 
@@ -138,6 +140,12 @@ class NewTask(Request):
                                     description="registry login (with password; never shown again)")
     password: Optional[str] = Field(None, min_length=1, max_length=CREDENTIAL_MAX, pattern=NO_CONTROL,
                                     description="registry password (with username; sealed at rest)")
+    labels: Optional[LabelMap] = Field(None, description=LABELS_DESCRIPTION)
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels(cls, value):
+        return check_labels(value)
 
     SAYS: ClassVar[dict] = {"status": "may only be SUBMITTED when creating a task",
                             "username": "must be a non-empty string", "password": "must be a non-empty string"}
@@ -238,16 +246,37 @@ class Page(Request):
         return self.model_dump(exclude_none=True) | {"after": self.after}
 
 
-class TaskListQuery(Page):
+LABEL_FILTER_DESCRIPTION = (f"`key=value` (the label has that value) or `key` (the label is set); repeat it, "
+                            f"at most {FILTERS_MAX} times: all must hold")
+
+
+class LabelFilter(Page):
+    """?label= (repeatable) of the lists of tasks and results."""
+
+    label: Optional[list[Annotated[str, Field(pattern=FILTER_PATTERN)]]] = Field(
+        None, max_length=FILTERS_MAX, description=LABEL_FILTER_DESCRIPTION)
+    MANY: ClassVar[frozenset] = frozenset({"label"})
+    SAYS: ClassVar[dict] = {**Page.SAYS, "label": f"must be key=value or key, at most {FILTERS_MAX} of them"}
+
+    @field_validator("label", mode="before")
+    @classmethod
+    def _label(cls, value):
+        if value is None:
+            return None
+        parse_filters(value)
+        return [value] if isinstance(value, str) else value
+
+
+class TaskListQuery(LabelFilter):
     status: Optional[TaskStatus] = Field(None, description="only tasks in this status")
-    SAYS: ClassVar[dict] = {**Page.SAYS, "status": f"must be one of {', '.join(get_args(TaskStatus))}"}
+    SAYS: ClassVar[dict] = {**LabelFilter.SAYS, "status": f"must be one of {', '.join(get_args(TaskStatus))}"}
 
 
-class ResultListQuery(Page):
+class ResultListQuery(LabelFilter):
     status: Optional[ExecutionStatus] = Field(None, description="only results in this status")
     task_id: Optional[str] = Field(None, pattern=ID_PATTERN, description="only results of this task")
     schedule_id: Optional[str] = Field(None, pattern=ID_PATTERN, description="only results this schedule started")
-    SAYS: ClassVar[dict] = {**Page.SAYS, "status": f"must be one of {', '.join(get_args(ExecutionStatus))}",
+    SAYS: ClassVar[dict] = {**LabelFilter.SAYS, "status": f"must be one of {', '.join(get_args(ExecutionStatus))}",
                             "task_id": "must be a task's id (32 hex digits)",
                             "schedule_id": "must be a schedule's id (32 hex digits)"}
 
@@ -265,7 +294,9 @@ class LogsQuery(Request):
 
 def query(model, args):
     """The query parameters ``args`` (a mapping of strings) as ``model``: unknown ones are ignored."""
-    return parse(model, {name: args[name] for name in model.model_fields if name in args})
+    many = getattr(model, "MANY", frozenset())
+    return parse(model, {name: args.getlist(name) if name in many and hasattr(args, "getlist") else args[name]
+                         for name in model.model_fields if name in args})
 
 
 IDEMPOTENCY_KEY_PATTERN = r"^[\x20-\x7e]*[\x21-\x7e][\x20-\x7e]*$"

@@ -34,6 +34,7 @@ class Task(Answer):
     updated_at: float
     imported_at: Epoch
     private: bool = Field(description="whether the task has registry credentials (never shown)")
+    labels: dict[str, str] = Field(default_factory=dict, description="the task's labels (`{}` if none)")
 
 
 class RunParams(Answer):
@@ -59,6 +60,7 @@ class RunParams(Answer):
         None, description="with items or a matrix: each execution has parameters of its own (its detail's "
                           "`params`)")
     after: Optional[list["Condition"]] = Field(None, description="the runs this one waits for (absent if none)")
+    labels: Optional[dict[str, str]] = Field(None, description="the RUN's labels (absent if none)")
     per_index: Optional[bool] = Field(None, description="execution i waits for execution i of each (with after)")
 
 
@@ -119,6 +121,8 @@ class Result(Answer):
     durations: Optional[Durations] = Field(None, description="GET /result/{id}/ only")
     webhook: Optional[Webhook] = Field(None, description="GET /result/{id}/ only; null without callback_url")
     schedule_id: Optional[str] = Field(None, description="the schedule that started this run; null for a RUN")
+    labels: dict[str, str] = Field(default_factory=dict, description="the RUN's labels (`{}` if none; "
+                                                                     "`params.labels` too when given)")
 
 
 class ExecutionParams(Answer):

@@ -11,6 +11,7 @@ from stevedore_jobs.contract.checks import (
     CALLBACK_URL_PATTERN, COMMAND_PATTERN, ID_PATTERN, NO_CONTROL, NO_CONTROL_IN_TEXT, Invalid, memory_bytes,
     memory_pattern, shown, size_text)
 from stevedore_jobs.contract import items as per_execution
+from stevedore_jobs.contract.labels import LABELS_DESCRIPTION, LabelMap, check_labels
 from stevedore_jobs.contract.requests import STRICT, Limits, Request, number, parse
 
 CALLBACK_URL_MAX = 2048
@@ -247,6 +248,8 @@ class RunBase(Request):
         for field in POLICY_FIELDS:
             if field in params and params[field] is None:
                 del params[field]
+        if not params.get("labels"):  # only when given: the params of a run without are as before
+            params.pop("labels", None)
         if self.callback_url is not None:
             params["callback_url"] = self.callback_url
         spread = self.spread()
@@ -403,6 +406,15 @@ def run_request(limits=Limits()):
             if self.per_index and not self.after:
                 raise Invalid("needs `after` (the runs whose executions to pair with)", "per_index")
             return self
+
+        labels: Optional[LabelMap] = Field(
+            None, description=LABELS_DESCRIPTION + "; on the result (`labels`), its events and webhook, and on "
+                              "its containers as Docker labels `user.stevedore/<key>`")
+
+        @field_validator("labels", mode="before")
+        @classmethod
+        def _labels(cls, value):
+            return check_labels(value)
 
         @field_validator("after", mode="before")
         @classmethod

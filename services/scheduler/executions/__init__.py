@@ -31,7 +31,7 @@ from services.scheduler.executions.retention import (
 from services.scheduler.executions.state import counts, get_detail, get_result
 from services.scheduler.executions.submit import create_result, find_by_key, rerun_failed
 from services.scheduler.executions.views import (
-    active_results, detail_as_dict, duration_percentiles, list_details, list_results, result_as_dict)
+    active_results, detail_as_dict, duration_percentiles, list_details, list_results, result_as_dict, submitted)
 
 __all__ = [
     "FAN_OUT_BATCH", "RETENTION_BATCH", "active_results", "arm_deadline", "needs_stop", "cancel_detail", "cancel_result", "cancel_unstarted",
@@ -40,5 +40,5 @@ __all__ = [
     "get_log_bytes", "get_logs", "get_result", "list_details", "list_results", "mark_cancelled", "mark_finished",
     "mark_notified", "mark_started", "note_waiting", "queue_wait", "renew_leases", "rerun_failed",
     "result_as_dict", "sized_active_results", "store_live_logs", "unfinished_cancels", "unfinished_fan_outs",
-    "unnotified_finished",
+    "submitted", "unnotified_finished",
 ]

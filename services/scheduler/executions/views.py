@@ -7,9 +7,9 @@ from services.scheduler.executions.state import counts, get_result
 from services.scheduler.models import Detail, Result
 from shared import statuses as st
 from shared import validation
-from shared.db import newest_first
+from shared.db import labelled, newest_first
 from shared.errors import ValidationError
-from shared.messages import wire
+from shared.messages import ResultSubmitted, wire
 from shared.timeutil import duration
 from stevedore_jobs import contract
 
@@ -27,8 +27,14 @@ def result_as_dict(result, **more):
         reruns=result.reruns or [], waiting_for=None if finished else result.waiting_for,
         reason=result.reason or result.ended_by, deadline_at=result.deadline_at,
         parallelism=getattr(result, "parallelism", None), priority=getattr(result, "priority", None),
-        schedule_id=getattr(result, "schedule_id", None), **more),
+        schedule_id=getattr(result, "schedule_id", None), labels=getattr(result, "labels", None) or {}, **more),
         exclude_unset=True)
+
+
+def submitted(result, fanned_out=False):
+    """The ``result_submitted`` event of a new result, with its labels."""
+    return wire(ResultSubmitted(result_id=result.id, fanned_out=fanned_out,
+                                labels=getattr(result, "labels", None) or {}))
 
 
 def detail_as_dict(detail):
@@ -74,8 +80,8 @@ def duration_percentiles(session, result_id, result=None):
     return durations
 
 
-def list_results(session, status=None, task_id=None, limit=100, after=None, schedule_id=None):
-    stmt = select(Result)
+def list_results(session, status=None, task_id=None, limit=100, after=None, schedule_id=None, label=None):
+    stmt = labelled(select(Result), Result.labels, label)
     if schedule_id:
         stmt = stmt.where(Result.schedule_id == schedule_id)
     if validation.status_filter(status, st.EXECUTION_STATUSES):

@@ -83,7 +83,7 @@ class SchedulesMixin:
         if done.inline:
             params = done.params or {}
             self._wake(result.id, result.times, sized=bool(params.get("memory") or params.get("cpus")))
-        self.dispatch(events.RESULT_SUBMITTED, wire(m.ResultSubmitted(result_id=result.id, fanned_out=done.inline)))
+        self.dispatch(events.RESULT_SUBMITTED, ex.submitted(result, done.inline))
         self.dispatch(events.SCHEDULE_FIRED, wire(m.ScheduleFired(
             schedule_id=done.schedule_id, task_id=done.task_id, result_id=result.id,
             scheduled_for=done.scheduled_for, manual=done.manual, missed=done.missed)))

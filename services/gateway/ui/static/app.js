@@ -191,7 +191,7 @@
       this.status = status;
       this.code = payload && payload.error;
       // the API names the field first: "times: must be an integer from 1 to 100000"
-      const named = /^([A-Za-z_][\w.[\]]*): ([\s\S]*)$/.exec(message);
+      const named = /^([A-Za-z_][\w.[\]/-]*): ([\s\S]*)$/.exec(message);  // labels.example.com/team too
       this.field = named ? named[1] : null;
       this.detail = named ? named[2] : message;
     }
@@ -333,6 +333,39 @@
                       text: LABELS[status] || status});
   }
 
+  // ------------------------------------------------------------------ labels (docs/api.md#labels)
+
+  /* A run's or task's labels as chips, "key=value" each; with `href(filter)`, each chip links to a list
+   * filtered by it. */
+  function chips(labels, href) {
+    const keys = Object.keys(labels || {}).sort();
+    if (!keys.length) return null;
+    return h("span", {class: "chips"}, keys.map((k) => {
+      const text = `${k}=${labels[k]}`;
+      return href ? h("a", {class: "chip", href: href(text), title: `Only those labelled ${text}`, text})
+        : h("span", {class: "chip", text});
+    }));
+  }
+  const resultsWith = (filter) => `/ui/results?${new URLSearchParams({label: filter})}`;
+  const tasksWith = (filter) => `/ui/tasks?${new URLSearchParams({label: filter})}`;
+
+  /* "key=value" items, separated by commas, spaces or lines, as a body's labels ({} for none); an item
+   * without "=" is refused here, naming labels (the API checks the keys and values themselves). */
+  function parseLabels(text) {
+    const labels = {};
+    for (const item of (text || "").split(/[\s,]+/).filter(Boolean)) {
+      const eq = item.indexOf("=");
+      if (eq <= 0) {
+        throw new ApiError(400, {error: "VALIDATION_ERROR", message: `labels: ${JSON.stringify(item)} is not key=value`});
+      }
+      labels[item.slice(0, eq)] = item.slice(eq + 1);
+    }
+    return labels;
+  }
+
+  /* Filters typed in a list's label box ("sweep=lr-2026, project") as the list's ?label= values. */
+  const labelFilters = (text) => (text || "").split(/[\s,]+/).filter(Boolean);
+
   function taskStatus(task) {
     return h("div", {class: "status-cell"}, badge(task.status),
       task.status === "SUBMITTED" && h("span", {class: "sub", text: "waiting to import"}),
@@ -382,7 +415,8 @@
 
   /* A list of results (all, or one task's), newest first, kept live while any is active. */
   function resultsList(mount, query, showTask) {
-    const headers = ["Result", showTask && "Task", "Status", "Progress", "Submitted", "Duration"].filter(Boolean);
+    const headers = ["Result", showTask && "Task", "Status", "Progress", "Submitted", "Duration", "Labels"]
+      .filter(Boolean);
     const emptyText = !showTask ? "No runs yet."
       : Object.keys(query).length ? "No results match." : "No results yet: run a task from its page.";
     const list = pagedTable(mount, headers, emptyText, (data) => {
@@ -398,7 +432,8 @@
         const task = h("a", {href: `/ui/tasks/${enc(result.task_id)}`, text: result.task_name || short(result.task_id)});
         row.tr = h("tr", {"data-result-id": result.result_id},
           td("Result", resultLink(result.result_id)), showTask && td("Task", task, "wrap-any"), row.status, td("Progress", row.bar, "wide"),
-          td("Submitted", timeEl(result.submitted_at), "nowrap"), row.duration);
+          td("Submitted", timeEl(result.submitted_at), "nowrap"), row.duration,
+          td("Labels", chips(result.labels, resultsWith), "labels"));
         rows.set(result.result_id, row);
         list.tbody.append(row.tr);
       }
@@ -416,14 +451,16 @@
       return anyActive();
     });
 
-    return list.load(`/result/?${new URLSearchParams({limit: PAGE, ...query})}`);
+    const search = new URLSearchParams({limit: PAGE});
+    for (const [name, given] of Object.entries(query)) [].concat(given).forEach((one) => search.append(name, one));
+    return list.load(`/result/?${search}`);
   }
 
   // ------------------------------------------------------------------ tasks
 
   function tasksPage() {
     const form = $("#register-form");
-    const list = pagedTable($("#tasks"), ["Name", "Status", "Image", "Registered"],
+    const list = pagedTable($("#tasks"), ["Name", "Status", "Image", "Registered", "Labels"],
       "No tasks yet: register one above.", (data) => { data.forEach((task) => render(task)); live.start(); });
     const rows = new Map();
 
@@ -432,7 +469,8 @@
         td("Name", h("a", {href: `/ui/tasks/${enc(task.task_id)}`, text: task.name}), "name"),
         td("Status", taskStatus(task)),
         td("Image", mono(task.repository)),
-        td("Registered", timeEl(task.created_at), "nowrap"));
+        td("Registered", timeEl(task.created_at), "nowrap"),
+        td("Labels", chips(task.labels, tasksWith), "labels"));
       const old = rows.get(task.task_id);
       if (old) old.tr.replaceWith(tr);
       else if (first) list.tbody.prepend(tr);
@@ -453,6 +491,8 @@
         const payload = {repository: value(form, "repository")};
         const name = value(form, "name");
         if (name) payload.name = name;
+        const labels = parseLabels(value(form, "labels"));
+        if (Object.keys(labels).length) payload.labels = labels;
         const {data} = await call("POST", "/task/", {body: payload});
         form.reset();
         render(data, true);
@@ -461,7 +501,15 @@
         live.start();
       });
     });
-    loaded(list.load(`/task/?limit=${PAGE}`));
+    const filters = new URLSearchParams(location.search).getAll("label");  // a chip's link: ?label=k=v
+    const search = new URLSearchParams({limit: PAGE});
+    filters.forEach((one) => search.append("label", one));
+    const note = $("#tasks-filter");
+    if (note && filters.length) {
+      note.hidden = false;
+      fill(note, "Only tasks labelled ", filters.join(", "), " · ", h("a", {href: "/ui/tasks", text: "show all"}));
+    }
+    loaded(list.load(`/task/?${search}`));
   }
 
   // ------------------------------------------------------------------ one task
@@ -493,6 +541,8 @@
     Object.assign(payload, policyBody(form));
     Object.assign(payload, perExecution(form, payload));
     Object.assign(payload, afterBody(form));
+    const labels = form.elements.namedItem("labels") ? parseLabels(value(form, "labels")) : {};
+    if (Object.keys(labels).length) payload.labels = labels;
     return payload;
   }
 
@@ -594,6 +644,7 @@
         ["Digest", t.digest ? mono(t.digest) : "—"],
         ["Registered", timeEl(t.created_at)],
         ["Imported", timeEl(t.imported_at)],
+        Object.keys(t.labels || {}).length && ["Labels", chips(t.labels, tasksWith)],
         ["Task id", mono(t.task_id)],
       ]);
       const ready = t.status === "READY";
@@ -658,6 +709,9 @@
     const params = new URLSearchParams(location.search);
     const query = {};
     for (const name of ["status", "task_id"]) if (params.get(name)) query[name] = params.get(name);
+    const filters = params.getAll("label").flatMap(labelFilters);
+    if (filters.length) query.label = filters;
+    $("#f-label").value = filters.join(", ");
     $("#f-status").value = query.status || "";
     const select = $("#f-task");
     const tasks = get(`/task/?limit=${LIST_MAX}`).then(({data}) => {
@@ -668,11 +722,20 @@
       select.value = query.task_id || "";
     });
     // a filter applies as soon as it is chosen (the form has no button); blank ones stay out of the URL
-    form.addEventListener("change", () => {
-      const chosen = [...new FormData(form)].filter(([, v]) => v);
+    // the label box holds several filters ("sweep=lr-2026, project"): one ?label= each
+    const apply = () => {
+      const chosen = [...new FormData(form)].filter(([, v]) => v)
+        .flatMap(([k, v]) => (k === "label" ? labelFilters(v).map((one) => [k, one]) : [[k, v]]));
       location.assign(`/ui/results${chosen.length ? "?" + new URLSearchParams(chosen) : ""}`);
+    };
+    form.addEventListener("change", apply);
+    form.addEventListener("submit", (event) => { event.preventDefault(); apply(); });
+    const shown = resultsList($("#results"), query, true).catch((err) => {
+      if (!(err instanceof ApiError) || err.field !== "label") throw err;
+      $("#e-label").textContent = err.detail;  // a bad filter: said next to the box
+      $("#f-label").setAttribute("aria-invalid", "true");
     });
-    loaded(Promise.all([tasks, resultsList($("#results"), query, true)]));
+    loaded(Promise.all([tasks, shown]));
   }
 
   // ------------------------------------------------------------------ charts
@@ -862,6 +925,7 @@
         r.schedule_id && ["Schedule", h("a", {class: "mono", href: `/ui/schedules/${enc(r.schedule_id)}`,
                                               text: short(r.schedule_id)})],
         (r.reruns || []).length && ["Reruns", r.reruns.map((rid, i) => [i ? ", " : "", resultLink(rid)])],
+        Object.keys(r.labels || {}).length && ["Labels", chips(r.labels, resultsWith)],
         ["Result id", mono(r.result_id)],
       ]);
       cancel.hidden = !ACTIVE.has(r.status) || r.cancel_requested;
@@ -1207,6 +1271,7 @@
   const ui = window.Stevedore = {
     pages: {}, h, fill, call, get, flash, trouble, loaded, poller, submitting, showError, value, fields, table,
     pagedTable, td, mono, timeEl, fmtTime, short, enc, resultLink, badge, parseEnv, ApiError, PAGE,
+    chips, parseLabels,
   };
   document.addEventListener("DOMContentLoaded", start);  // after every deferred script has registered
 

@@ -43,6 +43,8 @@
         if (command) run.command = command;
         const env = parseEnv(form.elements.namedItem("run.env").value);
         if (Object.keys(env).length) run.env = env;
+        const labels = ui.parseLabels ? ui.parseLabels(value(form, "run.labels")) : {};
+        if (Object.keys(labels).length) run.labels = labels;
         const payload = {task_id: value(form, "task_id"), cron: value(form, "cron"), run,
                          concurrency_policy: value(form, "concurrency_policy")};
         if (!payload.task_id) throw new ApiError(400, {message: "task_id: choose a task"});
@@ -103,6 +105,7 @@
         s.last_result_id && ["Last run", resultLink(s.last_result_id)],
         s.starting_deadline_seconds && ["Starting deadline", `${s.starting_deadline_seconds} s`],
         ["Fires", `${c.fired} fired, ${c.skipped} skipped, ${c.missed} missed, ${c.failed} failed`],
+        Object.keys((s.run || {}).labels || {}).length && ["Labels", ui.chips(s.run.labels)],
         ["Runs with", mono(JSON.stringify(s.run))],
       ]);
       suspend.hidden = s.suspend;

@@ -1,0 +1,82 @@
+"""Web UI scenarios of labels: the RUN form's and the registration form's labels, the chips on lists and
+pages, the results list's label filter.  Played by ``tests.browser.driver`` like ``tests.browser.scenarios``;
+tests/e2e/test_web_ui_labels.py asserts on the answers."""
+import re
+
+from playwright.sync_api import expect
+
+from tests.browser.scenarios import error_next_to, goto, signed_in_page
+
+
+def run_with_labels(session, token, task_id, sweep):
+    """RUN from the task's form with labels (first a reserved key, refused next to the box); read the chips on
+    the result's page and on the results list; filter the list with the box, then follow a chip."""
+    answer = {}
+    page = signed_in_page(session, token, f"/ui/tasks/{task_id}")
+    expect(page.locator("#run-fieldset")).to_be_enabled()
+    page.fill("#f-labels", "stevedore.managed=false")
+    page.click("#run-form button[type=submit]")
+    expect(page.locator('#run-form [data-error-for="labels"]')).not_to_be_empty()
+    answer["reserved"] = error_next_to(page, "labels")
+    page.fill("#f-labels", "novalue")
+    page.click("#run-form button[type=submit]")
+    expect(page.locator('#run-form [data-error-for="labels"]')).to_contain_text("not key=value")
+    answer["no_value"] = error_next_to(page, "labels")
+    page.fill("#f-labels", f"sweep={sweep}, project=vision")
+    page.click("#run-form button[type=submit]")
+    page.wait_for_url(re.compile(r"/ui/results/[0-9a-f]{32}$"))
+    answer["result_id"] = page.url.rsplit("/", 1)[1]
+    expect(page.locator("#fields .chip").first).to_be_visible()
+    answer["page_chips"] = page.locator("#fields .chip").all_inner_texts()
+    session.screenshot(page, "result-labels")
+
+    goto(session, page, "/ui/results")
+    page.fill("#f-label", f"sweep={sweep} project")
+    page.press("#f-label", "Enter")
+    page.wait_for_url(re.compile(r"/ui/results\?.*label="))
+    answer["filtered_url"] = page.url
+    expect(page.locator("#results tbody tr")).to_have_count(2)
+    answer["filtered_ids"] = [row.get_attribute("data-result-id") for row in page.locator("#results tbody tr").all()]
+    answer["box"] = page.input_value("#f-label")
+    answer["row_chips"] = page.locator("#results tbody tr").first.locator(".chip").all_inner_texts()
+    session.screenshot(page, "results-filtered-by-label")
+
+    page.locator("#results tbody tr").first.locator(".chip", has_text="project=").click()
+    page.wait_for_url(re.compile(r"/ui/results\?label=project%3D"))
+    expect(page.locator("#results tbody tr").first).to_be_visible()
+    answer["chip_filter_box"] = page.input_value("#f-label")
+
+    goto(session, page, "/ui/results?label=a%3D%3Db")
+    expect(page.locator("#e-label")).not_to_be_empty()
+    answer["bad_filter"] = page.inner_text("#e-label").strip()
+    return answer
+
+
+def register_with_labels(session, token, repository, name, team):
+    """Register a task with labels from the tasks page; read its chips in the list, follow one (the list
+    filtered by it), and read them on the task's page."""
+    answer = {}
+    page = signed_in_page(session, token, "/ui/tasks")
+    page.fill("#f-repository", repository)
+    page.fill("#f-name", name)
+    page.fill("#f-labels", "stevedore.io/x=1")
+    page.click("#register-form button[type=submit]")
+    expect(page.locator('#register-form [data-error-for="labels"]')).not_to_be_empty()
+    answer["reserved"] = error_next_to(page, "labels")
+    page.fill("#f-labels", f"team={team}, tier=gold")
+    page.click("#register-form button[type=submit]")
+    row = page.locator("#tasks tbody tr", has_text=name)
+    expect(row.locator(".chip")).to_have_count(2)
+    answer["row_chips"] = row.locator(".chip").all_inner_texts()
+    row.locator(".chip", has_text="team=").click()
+    page.wait_for_url(re.compile(r"/ui/tasks\?label=team%3D"))
+    expect(page.locator("#tasks tbody tr")).to_have_count(1)
+    answer["filtered_names"] = page.locator("#tasks tbody tr td.name").all_inner_texts()
+    answer["filter_note"] = page.inner_text("#tasks-filter")
+    page.locator("#tasks tbody tr td.name a").click()
+    page.wait_for_url(re.compile(r"/ui/tasks/[0-9a-f]{32}$"))
+    expect(page.locator("#fields .chip").first).to_be_visible()
+    answer["page_chips"] = page.locator("#fields .chip").all_inner_texts()
+    answer["task_id"] = page.url.rsplit("/", 1)[1]
+    session.screenshot(page, "task-labels")
+    return answer

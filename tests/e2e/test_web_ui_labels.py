@@ -1,0 +1,52 @@
+"""The web UI's labels (the forms' labels, chips on lists and pages, the results list's label filter), in a
+real browser against the whole running system."""
+import os
+import uuid
+
+import pytest
+
+from tests.browser import Browser
+from tests.support import ARTIFACTS
+
+pytestmark = pytest.mark.e2e
+
+SCREENSHOTS = os.path.join(ARTIFACTS, "screenshots")
+
+
+@pytest.fixture(scope="module")
+def ui(system):
+    browser = Browser(system.url, os.path.join(system.log_dir, "browser-labels.log"), SCREENSHOTS).start()
+    yield lambda scenario, **args: browser.run(scenario, token=system.token, **args)
+    browser.stop()
+
+
+def test_a_run_with_labels_from_the_form_shows_chips_and_the_results_list_filters_by_them(ui, api, ready_tasks):
+    sweep = f"ui-{uuid.uuid4().hex[:10]}"
+    other = api.run(ready_tasks["ok"]["task_id"], labels={"sweep": sweep, "project": "audio"})
+    api.run(ready_tasks["ok"]["task_id"], labels={"sweep": sweep})  # no project: filtered out by "project"
+    seen = ui("run_with_labels", task_id=ready_tasks["ok"]["task_id"], sweep=sweep)
+    assert seen["reserved"].startswith("labels.stevedore.managed: is reserved")
+    assert seen["no_value"] == '"novalue" is not key=value'  # said next to the labels box
+    assert seen["page_chips"] == ["project=vision", f"sweep={sweep}"]
+    result = api.get(f"/result/{seen['result_id']}/").json()
+    assert result["labels"] == {"sweep": sweep, "project": "vision"}
+    assert f"label=sweep%3D{sweep}" in seen["filtered_url"] and "label=project" in seen["filtered_url"]
+    assert seen["filtered_ids"] == [seen["result_id"], other]  # newest first; the third has no project
+    assert seen["box"] == f"sweep={sweep}, project"
+    assert seen["row_chips"] == ["project=vision", f"sweep={sweep}"]
+    assert seen["chip_filter_box"] == "project=vision"
+    assert seen["bad_filter"].startswith("'a==b': a label value must be empty or")
+
+
+def test_a_task_registered_with_labels_shows_chips_and_a_chip_filters_the_tasks(ui, api, test_images):
+    team = f"ui-{uuid.uuid4().hex[:10]}"
+    name = f"ui-labelled-{uuid.uuid4().hex[:6]}"
+    seen = ui("register_with_labels", repository=test_images["ok"], name=name, team=team)
+    assert seen["reserved"].startswith("labels.stevedore.io/x: is reserved")
+    assert seen["row_chips"] == [f"team={team}", "tier=gold"]
+    assert seen["filtered_names"] == [name]
+    assert f"team={team}" in seen["filter_note"]
+    assert seen["page_chips"] == [f"team={team}", "tier=gold"]
+    assert api.get(f"/task/{seen['task_id']}/").json()["labels"] == {"team": team, "tier": "gold"}
+    api.wait_task(seen["task_id"])
+    assert api.delete(f"/task/{seen['task_id']}/").status_code == 204
