@@ -37,6 +37,7 @@ def result_fields(result):
         ("waits for", ", ".join(f"{c['result_id']} ({c['when']})" for c in result.get("waiting_for") or ())
          or None),
         ("reason", None if stopped else reason),
+        ("unschedulable", result.get("unschedulable")),
         ("image", result.get("image")),
         ("params", " ".join(f"{key}={json.dumps(value)}" for key, value in sorted(params.items()))
          or None),

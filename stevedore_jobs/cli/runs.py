@@ -1,6 +1,7 @@
 """stevedore run / rerun / cancel: start executions, follow them to their end, stop them."""
 from stevedore_jobs.cli.params import per_execution
 from stevedore_jobs.cli.results import details_table, result_fields
+from stevedore_jobs.cli.runners import parse_constraints
 from stevedore_jobs.cli.session import EXIT_INTERRUPTED
 from stevedore_jobs.client import RUN_FIELDS, CliError
 from stevedore_jobs.contract import statuses as st
@@ -12,7 +13,7 @@ FAILURES_SHOWN = 20
 # and --matrix KEY=v1,v2; after and per_index are --after ID[:WHEN] --when --per-index; callback_url is left
 # to the API)
 RUN_OPTIONS = tuple(name for name in RUN_FIELDS
-                    if name not in ("env", "callback_url", "items", "matrix", "after", "per_index"))
+                    if name not in ("env", "callback_url", "items", "matrix", "after", "per_index", "constraints"))
 WHEN = ("COMPLETE", "ENDED")
 
 
@@ -41,6 +42,9 @@ def run(cli, args):
     if env:
         body["env"] = env
     body.update({name: getattr(args, name) for name in RUN_OPTIONS if getattr(args, name) is not None})
+    constraints = parse_constraints(args.constraint)
+    if constraints:
+        body["constraints"] = constraints
     after = parse_after(args.after, args.when, args.per_index)
     if after:
         body["after"] = after
