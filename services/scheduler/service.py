@@ -72,9 +72,9 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
             self.dispatch(events.RESULT_SUBMITTED, wire(m.ResultSubmitted(result_id=result.id, fanned_out=inline)))
             if fleet.placed(params):  # says at once when no live runner can take it
                 self._place([result.id])
-            if params.get("after") or fleet.placed(params):  # released or cancelled now if what it waits for ended
-                if params.get("after"):
-                    self._settle(result.id)
+                session.expire(result)
+            if params.get("after"):  # released or cancelled now if what it waits for ended
+                self._settle(result.id)
                 result = ex.get_result(session, result.id)
         return ex.result_as_dict(result)
 
