@@ -16,7 +16,8 @@ from sqlalchemy import create_engine, text
 
 from shared.docker_engine import create_container
 from services.runner.confinement import with_gpus
-from tests.support import System, containers_of, create_database, drop_database, wait_until
+from tests.browser import Browser
+from tests.support import ARTIFACTS, System, containers_of, create_database, drop_database, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -195,6 +196,33 @@ def test_stevedore_runner_ls_and_run_with_constraint_and_gpus(fleet):
     cli(fleet, "cancel", queued.stdout.strip())
     bad = cli(fleet, "run", fleet.tasks["ok"]["name"], "--constraint", "zone")
     assert bad.returncode == 2 and "--constraint: expected KEY=VALUE" in bad.stderr
+
+
+@pytest.fixture(scope="module")
+def browser(fleet):
+    running = Browser(fleet.url, os.path.join(fleet.log_dir, "browser.log"),
+                      os.path.join(ARTIFACTS, "screenshots")).start()
+    yield running
+    running.stop()
+
+
+def test_the_runners_page_lists_each_runner_with_its_labels_gpus_and_status(fleet, browser):
+    lost = [AP] if AP in runners(fleet) else []
+    seen = browser.run("runners_page", token=fleet.token, live=[EU, US], lost=lost)
+    assert seen["nav_current"]
+    assert "zone=eu" in seen["rows"][EU] and "disk=ssd" in seen["rows"][EU] and "LIVE" in seen["rows"][EU]
+    assert "2 free of 0, 1" in seen["rows"][US] and "busy / 2" in seen["rows"][US]
+    assert seen["statuses"][EU] == "LIVE" and all(seen["statuses"][runner] == "LOST" for runner in lost)
+
+
+def test_a_run_from_the_form_with_runner_labels_and_gpus_says_it_is_unschedulable(fleet, browser):
+    seen = browser.run("run_with_constraints", token=fleet.token, task_id=fleet.tasks["ok"]["task_id"])
+    assert seen["labels_error"].startswith("'bad!' is not a label name"), seen
+    assert seen["gpus_error"] == "must be an integer from 0 to 16", seen
+    assert "zone=mars" in seen["fields"] and "no live runner has the labels zone=mars and 1 GPU" in seen["fields"]
+    result = fleet.api.get(f"/result/{seen['result_id']}/").json()
+    assert result["params"]["constraints"] == {"zone": "mars"} and result["params"]["gpus"] == 1
+    fleet.api.post(f"/result/{seen['result_id']}/", {"operation": "CANCEL"})
 
 
 def test_the_runners_page_is_served_with_its_script(fleet):
