@@ -161,6 +161,12 @@ class RunnerService:
         # sent while idle too: the runner list (GET /runner/) and which runs a live runner can take
         held = list(self.holdings.held)
         info = self.holdings.info(self.docker.state.engine)
+        if not held:  # only the runner list's: a scheduler away meanwhile is no news
+            try:
+                self.scheduler.heartbeat(self.holdings.runner_id, held, info=info)
+            except Exception as exc:  # noqa: BLE001 -- the broker's and the RPC's errors vary
+                log.debug("idle heartbeat not delivered: %s", exc)
+            return
         for detail_id in self.scheduler.heartbeat(self.holdings.runner_id, held, info=info):
             log.info("execution %s is no longer ours to run; stopping it", detail_id)
             self.holdings.request_stop(detail_id)
