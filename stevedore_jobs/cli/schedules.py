@@ -1,4 +1,5 @@
 """stevedore schedule add / ls / show / suspend / resume / run / rm: a task RUN on a cron schedule."""
+from stevedore_jobs.cli import runners
 from stevedore_jobs.cli.runs import RUN_OPTIONS, finish_run
 from stevedore_jobs.cli.session import CELL_WIDTH
 from stevedore_jobs.contract.run import PRIORITY_DEFAULT, PRIORITY_MAX
@@ -35,6 +36,7 @@ def add_commands(commands, command):
     sub.add_argument("--memory", metavar="SIZE", help='memory limit per container, e.g. "256m"')
     sub.add_argument("--cpus", type=float, help="CPUs per container, e.g. 0.5")
     sub.add_argument("--callback-url", dest="callback_url", help="URL each run's result is POSTed to when it ends")
+    runners.add_run_options(sub)
     sub = command(group, "ls", schedule_ls, "list schedules, newest first, with their next run")
     sub.add_argument("--task", metavar="NAME_OR_ID", help="only schedules of this task")
     sub = command(group, "show", schedule_show, "show a schedule, its last fires and its failed fires")
@@ -58,6 +60,9 @@ def schedule_add(cli, args):
     run.update({name: getattr(args, name) for name in RUN_OPTIONS if getattr(args, name, None) is not None})
     if args.callback_url:
         run["callback_url"] = args.callback_url
+    constraints = runners.parse_constraints(args.constraint)
+    if constraints:
+        run["constraints"] = constraints
     body = {"task_id": task["task_id"], "cron": args.cron, "run": run}
     for field in ("timezone", "concurrency_policy", "starting_deadline_seconds", "name"):
         if getattr(args, field) is not None:

@@ -197,6 +197,13 @@ def test_stevedore_runner_ls_and_run_with_constraint_and_gpus(fleet):
     bad = cli(fleet, "run", fleet.tasks["ok"]["name"], "--constraint", "zone")
     assert bad.returncode == 2 and "--constraint: expected KEY=VALUE" in bad.stderr
 
+    scheduled = cli(fleet, "schedule", "add", fleet.tasks["ok"]["name"], "@weekly", "--suspend",
+                    "--constraint", "zone=eu", "--constraint", "disk=ssd", "--gpus", "2")
+    assert scheduled.returncode == 0, scheduled.stderr
+    schedule = fleet.api.get(f"/schedule/{scheduled.stdout.strip()}/").json()
+    assert schedule["run"]["constraints"] == {"zone": "eu", "disk": "ssd"} and schedule["run"]["gpus"] == 2
+    fleet.api.delete(f"/schedule/{schedule['schedule_id']}/")
+
 
 @pytest.fixture(scope="module")
 def browser(fleet):
