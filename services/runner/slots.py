@@ -77,7 +77,10 @@ class Holdings(SharedExtension):
             self.gpus_held[work["detail_id"]] = list(work["gpu_ids"])
 
     def free_gpus(self):
-        """This runner's GPU device ids no held execution has, in their order."""
+        """This runner's GPU device ids no held execution has, in their order.  None before the first
+        reconcile: a restarted runner's containers still running hold theirs until it re-adopted them."""
+        if not self.reconciled.ready():
+            return []
         taken = {gpu for ids in self.gpus_held.values() for gpu in ids}
         return [gpu for gpu in self.gpus if gpu not in taken]
 

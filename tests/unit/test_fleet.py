@@ -98,6 +98,8 @@ def holdings(gpus=("0", "1", "2")):
 
 def test_a_runner_holds_the_gpus_an_execution_was_given_until_it_ends():
     made = holdings()
+    assert made.free_gpus() == []  # none before its first reconcile: a restart's containers may hold some
+    made.mark_reconciled()
     assert made.free_gpus() == ["0", "1", "2"]
     made.hold({"detail_id": "a", "result_id": "x", "attempt": 1, "gpu_ids": ["0", "1"]})
     made.hold({"detail_id": "b", "result_id": "x", "attempt": 1})
