@@ -18,7 +18,7 @@ from typing import Any, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
 
 from shared import events
-from stevedore_jobs.contract import Detail, Logs, Result, Schedule, Task
+from stevedore_jobs.contract import Detail, Logs, Result, Runner, Schedule, Task
 from stevedore_jobs.contract.items import merged
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,8 @@ class WorkItem(Message):
     # scheduler (the runner then sets none)
     times: int | None = None
     labels: dict[str, str] = {}  # the RUN's: on its containers as Docker labels user.stevedore/<key>
+    # the GPU device ids this attempt gets, its own (RUN's ``gpus``; services/scheduler/fleet.py); None: none
+    gpu_ids: list[str] | None = None
 
     @classmethod
     def of(cls, detail_id, result_id, task_id, index, attempt, image, params, lease_seconds, own=None, **more):
@@ -83,6 +85,18 @@ class WorkItem(Message):
                    image=image, command=params.get("command"), env=params.get("env") or {}, **more,
                    timeout=params.get("timeout"), memory=params.get("memory"), cpus=params.get("cpus"),
                    lease_seconds=lease_seconds, times=times if isinstance(times, int) else None, labels=labels)
+
+
+class RunnerInfo(Message):
+    """What a runner tells of itself with each heartbeat and claim (``info``): the runner list's row
+    (services/scheduler/fleet.py)."""
+
+    labels: dict[str, str] = {}
+    slots: int | None = None
+    busy: int | None = None
+    gpus: list[str] = []
+    gpus_free: int | None = None
+    engine: str | None = None
 
 
 class Holding(WorkItem):
@@ -366,6 +380,7 @@ SCHEDULER_CALLS = {
     "get_logs": Call(Logs, read=True),  # served as it is: GET .../logs/
     "get_log_bytes": Call(LogBytes, read=True),
     "execution_figures": Call(ExecutionFigures, read=True),
+    "list_runners": Call(list[Runner], read=True),  # GET /runner/
     "runner_holdings": Call(list[Holding], read=True),
     "execution_states": Call(dict[str, ExecutionState], read=True),
     "installation_id": Call(str | None, read=True),

@@ -69,6 +69,22 @@ def _items(value):
     return frozenset(item.strip() for item in str(value).split(",") if item.strip())
 
 
+def _runner_labels(value):
+    from stevedore_jobs.contract.fleet import parse_labels  # the rule a RUN's constraints follow
+    try:
+        return parse_labels(value)
+    except ValueError as exc:
+        raise ValueError(getattr(exc, "message", str(exc))) from None
+
+
+def _runner_gpus(value):
+    from stevedore_jobs.contract.fleet import parse_gpus
+    try:
+        return parse_gpus(value)
+    except ValueError as exc:
+        raise ValueError(getattr(exc, "message", str(exc))) from None
+
+
 def _lower(value):
     return str(value).strip().lower()
 
@@ -213,6 +229,8 @@ class RunnerSettings(Common, Metrics, Docker, Polling):
     container_network: Annotated[str, AfterValidator(_network)] = DEFAULT_NETWORK
     runner_max_memory: OptionalSize = None   # empty: the engine's memory
     runner_max_cpus: Cpus | None = None      # empty: the engine's CPUs
+    runner_labels: Annotated[dict, BeforeValidator(_runner_labels), Field(validate_default=True)] = ""  # empty: none
+    runner_gpus: Annotated[tuple, BeforeValidator(_runner_gpus), Field(validate_default=True)] = ""  # empty: none
 
 
 class AllSettings(GatewaySettings, RegistrySettings, SchedulerSettings, RunnerSettings):

@@ -153,6 +153,13 @@ class GatewayService(ui.UiRoutes, schedules.ScheduleRoutes):
     def openapi(self, request):
         return self.limits.spec
 
+    # --------------------------------------------------------------- runners
+
+    @api("GET", "/runner/")
+    def list_runners(self, request):
+        """The runners the scheduler heard from, by id (services/scheduler/fleet.py)."""
+        return listing(request, contract.RunnerListQuery, self.scheduler.list_runners, "runner_id")
+
     # --------------------------------------------------------------- metrics
 
     @api("GET", "/metrics", public="METRICS_PUBLIC")

@@ -74,7 +74,7 @@ class Assets:
         return self.layout.substitute(
             title=html.escape(title), page=template, attrs=attrs, account=account,
             css=self.url("app.css"), js=self.url("app.js"), icon=self.url("favicon.svg"),
-            schedules_js=self.url("schedules.js"),
+            schedules_js=self.url("schedules.js"), runners_js=self.url("runners.js"),
             content=self.bodies[template],
         )
 
@@ -146,6 +146,10 @@ class UiRoutes:
     @api("GET", "/ui/schedules/<string:schedule_id>", public=True)
     def ui_schedule(self, request, schedule_id):
         return self._page(request, "schedule", "Schedule", schedule_id=schedule_id)
+
+    @api("GET", "/ui/runners", public=True)
+    def ui_runners(self, request):
+        return self._page(request, "runners", "Runners")
 
     @api("GET", "/ui/signin", public=True)
     def ui_signin(self, request):

@@ -167,3 +167,14 @@ def log_config(settings):
     if driver == "local":
         options["compress"] = "false"
     return {"type": driver, "config": options}
+
+
+def with_gpus(options, gpu_ids):
+    """``options`` with the container given exactly ``gpu_ids`` (its own, from the claim): an NVIDIA device
+    request, as ``docker run --gpus '"device=0,1"'`` makes.  On an engine without the NVIDIA runtime the
+    start fails, and the execution ends ERROR with the engine's words."""
+    if gpu_ids:
+        options["device_requests"] = [docker.types.DeviceRequest(
+            driver="nvidia", device_ids=[str(gpu) for gpu in gpu_ids], capabilities=[["gpu"]])]
+        options["labels"]["stevedore.gpus"] = ",".join(str(gpu) for gpu in gpu_ids)
+    return options

@@ -72,7 +72,7 @@ class Executor(Engine):
             options["memswap_limit"] = memory
         if work.get("cpus"):
             options["nano_cpus"] = int(float(work["cpus"]) * 1e9)
-        return options
+        return confinement.with_gpus(options, work.get("gpu_ids"))
 
     def run(self, work, runner, on_started, should_stop, on_output=lambda logs: None, credentials=None,
             pull_timer=nullcontext):

@@ -50,6 +50,7 @@ class EngineState:
         self.images = set(images)
         self.network = network
         self.ceilings = ceilings
+        self.engine = None  # "Docker 27.5.1, Debian GNU/Linux 12": what the runner list shows, once asked
         self.answered_at = None
         self.away = False
         self.paused_until = 0.0
@@ -165,6 +166,7 @@ class Engine:
                 log.debug("could not ask the engine its size: %s", explain(exc))
                 return self.policy.get("max_memory"), self.policy.get("max_cpus")
             confinement.warn_if_unenforced(info, self.policy["network"])
+            self.state.engine = f"Docker {info.get('ServerVersion', '?')}, {info.get('OperatingSystem', '?')}"[:200]
             self.state.ceilings = confinement.engine_ceilings(info, self.policy)
             log.info("this runner claims executions of at most %s bytes of memory and %s CPUs",
                      *self.state.ceilings)

@@ -59,7 +59,9 @@ class RunnerService:
         max_memory, max_cpus = self.docker.ceilings()
         with holdings.claiming():
             # only what fits this runner's ceilings (an older scheduler refuses the arguments: upgrade it first)
-            work = self.scheduler.claim_execution(runner, max_memory=max_memory, max_cpus=max_cpus)
+            work = self.scheduler.claim_execution(
+                runner, max_memory=max_memory, max_cpus=max_cpus, labels=holdings.labels,
+                gpu_ids=holdings.free_gpus(), info=holdings.info(self.docker.state.engine))
             if work is not None:  # one that cannot be read is left to its lease's end
                 work = m.received(m.WorkItem, work, "a claim's reply")
                 work = None if work is None else wire(work)
@@ -156,10 +158,16 @@ class RunnerService:
 
     @holding_timer("heartbeat_interval")
     def heartbeat(self):
+        # sent while idle too: the runner list (GET /runner/) and which runs a live runner can take
         held = list(self.holdings.held)
-        if not held:
+        info = self.holdings.info(self.docker.state.engine)
+        if not held:  # only the runner list's: a scheduler away meanwhile is no news
+            try:
+                self.scheduler.heartbeat(self.holdings.runner_id, held, info=info)
+            except Exception as exc:  # noqa: BLE001 -- the broker's and the RPC's errors vary
+                log.debug("idle heartbeat not delivered: %s", exc)
             return
-        for detail_id in self.scheduler.heartbeat(self.holdings.runner_id, held):
+        for detail_id in self.scheduler.heartbeat(self.holdings.runner_id, held, info=info):
             log.info("execution %s is no longer ours to run; stopping it", detail_id)
             self.holdings.request_stop(detail_id)
 

@@ -19,11 +19,12 @@ import logging
 import socket
 import time
 from collections import OrderedDict, deque
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import partial
 
 import eventlet
 from eventlet.event import Event
+from eventlet.semaphore import Semaphore
 from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import DependencyProvider, Entrypoint, SharedExtension
 
@@ -61,11 +62,32 @@ class Holdings(SharedExtension):
         self.reconciled = Event()
         self.stopping = False
         self.stop_deadline = None
+        # where it may run (services/scheduler/fleet.py): its labels, its GPUs and which an execution holds
+        self.labels = dict(settings.runner_labels)
+        self.gpus = tuple(settings.runner_gpus)
+        self.gpus_held = {}  # detail_id -> the device ids its container was given
+        self.gpu_claims = Semaphore(1)  # with GPUs, one claim at a time: each sends the ids free now
+        self.slots = settings.runner_slots
 
     # ------------------------------------------------------------ holding
 
     def hold(self, work):
         self.held[work["detail_id"]] = work
+        if work.get("gpu_ids"):
+            self.gpus_held[work["detail_id"]] = list(work["gpu_ids"])
+
+    def free_gpus(self):
+        """This runner's GPU device ids no held execution has, in their order.  None before the first
+        reconcile: a restarted runner's containers still running hold theirs until it re-adopted them."""
+        if not self.reconciled.ready():
+            return []
+        taken = {gpu for ids in self.gpus_held.values() for gpu in ids}
+        return [gpu for gpu in self.gpus if gpu not in taken]
+
+    def info(self, engine=None):
+        """What the runner tells of itself with each heartbeat and claim (``RunnerInfo``)."""
+        return {"labels": self.labels, "slots": self.slots, "busy": len(self.held), "gpus": list(self.gpus),
+                "gpus_free": len(self.free_gpus()), "engine": engine}
 
     def holds(self, detail_id, attempt):
         work = self.held.get(detail_id)
@@ -73,6 +95,7 @@ class Holdings(SharedExtension):
 
     def release(self, detail_id):
         self.held.pop(detail_id, None)
+        self.gpus_held.pop(detail_id, None)
         self.stop_requested.pop(detail_id, None)
 
     def request_stop(self, detail_id, status=st.KILLED, reason="cancelled"):
@@ -98,11 +121,14 @@ class Holdings(SharedExtension):
 
     @contextmanager
     def claiming(self):
-        """Around a claim RPC: while one is in flight no claim can be judged lost."""
+        """Around a claim RPC: while one is in flight no claim can be judged lost.  A runner with GPUs
+        claims one at a time, so that two claims never send (and are given) the same free device ids."""
         self.claims_in_flight += 1
         self.claim_seq += 1
+        lock = self.gpu_claims if self.gpus else nullcontext()
         try:
-            yield
+            with lock:
+                yield
         finally:
             self.claims_in_flight -= 1
 

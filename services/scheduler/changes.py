@@ -21,5 +21,6 @@ class ChangeMixin:
             parallelism=result.parallelism, priority=result.priority)))
         if woken:
             params = result.params or {}
-            self._wake(result.id, woken, sized=bool(params.get("memory") or params.get("cpus")))
+            self._wake(result.id, woken, sized=bool(params.get("memory") or params.get("cpus")
+                                                    or params.get("constraints") or params.get("gpus")))
         return ex.result_as_dict(result)

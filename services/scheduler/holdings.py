@@ -48,7 +48,8 @@ def runner_holdings(session, runner, lease_seconds, limit=1000):
         .limit(limit)).all()
     session.rollback()
     return [wire(Holding.of(detail.id, result.id, result.task_id, detail.index, detail.attempt, result.image,
-                            result.params, lease_seconds, own=detail.params, status=detail.status))
+                            result.params, lease_seconds, own=detail.params, status=detail.status,
+                            gpu_ids=detail.gpu_ids))
             for detail, result in rows]
 
 

@@ -71,9 +71,18 @@ class Result(Base):
     # the RUN's labels ({} if none; also in params when given), filtered by ?label= through the GIN
     # index (migration 0016, stevedore_jobs/contract/labels.py)
     labels: Mapped[dict] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
+    # RUN's ``constraints`` and ``gpus`` (migration 0017, services/scheduler/fleet.py): only a runner whose
+    # labels contain the constraints and that has that many GPUs free claims its executions; why no live
+    # runner can (None: one can, or it asks nothing)
+    constraints: Mapped[dict | None] = mapped_column(JSONB(none_as_null=True))
+    gpus: Mapped[int | None] = mapped_column(Integer)
+    unschedulable: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         Index("ix_results_labels", "labels", postgresql_using="gin"),
+        # the fleet sweep's query: active runs not every runner may take (migration 0017)
+        Index("ix_results_placed", "id", postgresql_where=text(
+            "(constraints IS NOT NULL OR gpus > 0) AND status IN ('QUEUED', 'RUNNING')")),
         # the dependencies' sweep: runs still waiting
         Index("ix_results_waiting", "id", postgresql_where=text("waiting_for IS NOT NULL")),
         # the webhook timer's query: attempts due
@@ -117,6 +126,8 @@ class Detail(Base):
     params: Mapped[dict | None] = mapped_column(JSON)
     # its run's ``after`` does not hold yet (for it): not claimable (migration 0013)
     waiting: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # the GPU device ids its runner gave its last attempt (migration 0017); None: none
+    gpu_ids: Mapped[list | None] = mapped_column(JSON(none_as_null=True))
 
     __table_args__ = (
         UniqueConstraint("result_id", "index", name="uq_details_result_index"),
@@ -256,3 +267,22 @@ class ScheduleFire(Base):
         Index("uq_schedule_fires_tick", "schedule_id", "scheduled_for", unique=True,
               postgresql_where=text("NOT manual")),
     )
+
+
+class Runner(Base):
+    """A runner as its last heartbeat or claim told it (services/scheduler/fleet.py, migration 0017).
+
+    Written by any scheduler replica, at most every few seconds per runner; one not heard from for a
+    lease is lost, and its row is deleted after a while.
+    """
+    __tablename__ = "runners"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    labels: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    slots: Mapped[int | None] = mapped_column(Integer)
+    busy: Mapped[int | None] = mapped_column(Integer)
+    gpus: Mapped[list | None] = mapped_column(JSON)
+    gpus_free: Mapped[int | None] = mapped_column(Integer)
+    engine: Mapped[str | None] = mapped_column(String(200))
+    first_seen: Mapped[float] = mapped_column(Float)
+    last_heartbeat: Mapped[float] = mapped_column(Float)

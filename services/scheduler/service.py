@@ -1,11 +1,10 @@
 """Scheduler: owns results and details; turns a RUN into executions; folds runner reports."""
 import logging
 
-from eventlet.semaphore import Semaphore
 from nameko.events import SERVICE_POOL, EventDispatcher, event_handler
 
 from services.scheduler import executions as ex
-from services.scheduler import changes, deliveries, failurepolicy, knowntasks, recovery, waits, webhooks
+from services.scheduler import changes, deliveries, failurepolicy, fleet, knowntasks, recovery, waits, webhooks
 from services.scheduler.holdings import installation_id
 from services.scheduler.runnersizes import RunnerSizesProvider
 from services.scheduler.idlerunners import IdleRunnersProvider
@@ -24,7 +23,6 @@ from shared.timeutil import now
 
 log = logging.getLogger(__name__)
 
-CLAIMS_IN_TURN = Semaphore(1)
 INLINE_FAN_OUT = 100  # runs of at most this many executions are fanned out by the RUN itself
 
 # what a finished report's outcome is made of: folded alone when its whole report cannot be
@@ -34,7 +32,8 @@ OUTCOME_FIELDS = ("detail_id", "attempt", "runner", "lease_expired", "status", "
 
 
 class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, changes.ChangeMixin,
-                       waits.DependenciesMixin, schedules.SchedulesMixin, deliveries.DeliveriesMixin):
+                       waits.DependenciesMixin, schedules.SchedulesMixin, deliveries.DeliveriesMixin,
+                       fleet.FleetMixin):
     name = "scheduler"
 
     db = Database(Base)
@@ -44,6 +43,7 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
     metrics = SchedulerMetrics()
     idle = IdleRunnersProvider()
     runner_sizes = RunnerSizesProvider()
+    heard = fleet.HeardProvider()
 
     # --------------------------------------------------------------- API
 
@@ -71,6 +71,9 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
             if inline and not params.get("after"):
                 self._wake(result.id, result.times, sized=_sized(params))
             self.dispatch(events.RESULT_SUBMITTED, ex.submitted(result, inline))
+            if fleet.placed(params):  # says at once when no live runner can take it
+                self._place([result.id])
+                session.expire(result)
             if params.get("after"):  # released or cancelled now if what it waits for ended
                 self._settle(result.id)
                 result = ex.get_result(session, result.id)
@@ -167,32 +170,7 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
             self._notify_finished(result)
         return ex.detail_as_dict(detail)
 
-    # --------------------------------------------------------------- runners
-
-    @rpc
-    def claim_execution(self, runner, max_memory=None, max_cpus=None):
-        """The next execution for ``runner``, or None; only one that fits its ceilings when given.
-
-        ``max_memory`` (bytes) and ``max_cpus``: the most this runner can give one
-        execution (runners from before ceilings send neither and take anything).
-        """
-        # one claim at a time in this process: a RUN wakes several idle runners at once
-        # (all of them for a big one), and interleaved they all finish late; in turn,
-        # the first is answered first
-        with CLAIMS_IN_TURN:
-            work = ex.claim(self.db.session, runner, self._lease(), max_memory, max_cpus)
-        if work is not None:  # the runner labels the container with it (services/runner/reconcile.py)
-            work["installation"] = installation_id(self.db.session)
-        self.runner_sizes.claimed(runner, max_memory, max_cpus)
-        self.idle.claimed(runner, work)
-        self.metrics.claimed(work)
-        return work
-
-    @rpc
-    def heartbeat(self, runner, detail_ids):
-        """Renew a runner's leases; answers the ids it must stop running."""
-        self.runner_sizes.heartbeat(runner)
-        return ex.renew_leases(self.db.session, runner, detail_ids, self._lease())
+    # --------------------------------------------------------------- runners (claims, heartbeats: fleet.py)
 
     @retrying_event_handler(events.RUNNER, events.EXECUTION_STARTED, handler_type=SERVICE_POOL)
     def on_execution_started(self, report):
@@ -263,6 +241,7 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
             reason = self.runner_sizes.misfit(params)
             if reason:
                 ex.note_waiting(session, result_id, reason)
+        self._sweep_fleet()
         for result_id in ex.unfinished_cancels(session):
             log.warning("finishing the cancel of result %s", result_id)
             self.metrics.executions_cancelled(ex.finish_cancel(session, result_id))
@@ -379,4 +358,4 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
 def _sized(params):
     """Whether a run asks for memory or CPUs, so that not every runner may fit it."""
     params = params or {}
-    return bool(params.get("memory") or params.get("cpus"))
+    return bool(params.get("memory") or params.get("cpus")) or fleet.placed(params)

@@ -39,6 +39,7 @@ def result_fields(result):
          or None),
         ("reason", None if stopped else reason),
         ("labels", labels_text(result.get("labels"))),
+        ("unschedulable", result.get("unschedulable")),
         ("image", result.get("image")),
         ("params", " ".join(f"{key}={json.dumps(value)}" for key, value in sorted(params.items()))
          or None),

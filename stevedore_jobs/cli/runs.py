@@ -2,6 +2,7 @@
 from stevedore_jobs.cli.labels import parse_labels
 from stevedore_jobs.cli.params import per_execution
 from stevedore_jobs.cli.results import details_table, result_fields
+from stevedore_jobs.cli.runners import parse_constraints
 from stevedore_jobs.cli.session import EXIT_INTERRUPTED
 from stevedore_jobs.client import RUN_FIELDS, CliError
 from stevedore_jobs.contract import statuses as st
@@ -13,7 +14,8 @@ FAILURES_SHOWN = 20
 # and --matrix KEY=v1,v2; after and per_index are --after ID[:WHEN] --when --per-index; labels is --label
 # KEY=VALUE; callback_url is left to the API)
 RUN_OPTIONS = tuple(name for name in RUN_FIELDS
-                    if name not in ("env", "callback_url", "items", "matrix", "after", "per_index", "labels"))
+                    if name not in ("env", "callback_url", "items", "matrix", "after", "per_index", "labels",
+                                    "constraints"))
 WHEN = ("COMPLETE", "ENDED")
 
 
@@ -45,6 +47,9 @@ def run(cli, args):
     labels = parse_labels(args.label)
     if labels:
         body["labels"] = labels
+    constraints = parse_constraints(args.constraint)
+    if constraints:
+        body["constraints"] = constraints
     after = parse_after(args.after, args.when, args.per_index)
     if after:
         body["after"] = after

@@ -1,4 +1,5 @@
 """stevedore schedule add / ls / show / suspend / resume / run / rm: a task RUN on a cron schedule."""
+from stevedore_jobs.cli import runners
 from stevedore_jobs.cli.params import per_execution
 from stevedore_jobs.cli.labels import add_label_option, parse_labels
 from stevedore_jobs.cli.runs import RUN_OPTIONS, finish_run
@@ -43,6 +44,7 @@ def add_commands(commands, command):
     sub.add_argument("--cpus", type=float, help="CPUs per container, e.g. 0.5")
     sub.add_argument("--callback-url", dest="callback_url", help="URL each run's result is POSTed to when it ends")
     add_label_option(sub)
+    runners.add_run_options(sub)
     sub = command(group, "ls", schedule_ls, "list schedules, newest first, with their next run")
     sub.add_argument("--task", metavar="NAME_OR_ID", help="only schedules of this task")
     sub = command(group, "show", schedule_show, "show a schedule, its last fires and its failed fires")
@@ -68,6 +70,9 @@ def schedule_add(cli, args):
         run["callback_url"] = args.callback_url
     if parse_labels(args.label):  # each run the schedule starts has them
         run["labels"] = parse_labels(args.label)
+    constraints = runners.parse_constraints(args.constraint)
+    if constraints:
+        run["constraints"] = constraints
     body = {"task_id": task["task_id"], "cron": args.cron, "run": run}
     for field in ("timezone", "concurrency_policy", "starting_deadline_seconds", "name"):
         if getattr(args, field) is not None:

@@ -12,6 +12,7 @@ types of the Python client and the CLI, and the web UI's statuses and limits
     items      a RUN's items and matrix: checked, and expanded per execution
     change     PATCH /result/{id}/: a running run's parallelism and priority
     schedule   schedules: a RUN on a cron schedule, their fires
+    fleet      runner labels, a RUN's constraints and gpus, the runner list
     responses  tasks, results, details, logs, health, the error shape
     checks     rules that are not a type: text, image references, sizes
     openapi    the OpenAPI 3.1 document made from them
@@ -23,6 +24,7 @@ from stevedore_jobs.contract.requests import (
 from stevedore_jobs.contract.run import RunRequest, run_params, run_request
 from stevedore_jobs.contract.change import ResultChange
 from stevedore_jobs.contract.responses import Detail, Error, Health, Logs, Result, Task
+from stevedore_jobs.contract.fleet import Runner, RunnerListQuery
 from stevedore_jobs.contract.schedule import (
     NewSchedule, Schedule, ScheduleChange, ScheduleListQuery, ScheduleOperation, check_cron, schedule_run)
 
@@ -33,5 +35,5 @@ __all__ = [
     "parse", "query", "run_params", "run_request",
     "Detail", "Error", "Health", "Logs", "Result", "Task",
     "NewSchedule", "Schedule", "ScheduleChange", "ScheduleListQuery", "ScheduleOperation", "check_cron",
-    "schedule_run",
+    "schedule_run", "Runner", "RunnerListQuery",
 ]

@@ -13,6 +13,7 @@ from pydantic.json_schema import models_json_schema
 from stevedore_jobs.contract import requests as rq
 from stevedore_jobs.contract import responses as rs
 from stevedore_jobs.contract import run as runs
+from stevedore_jobs.contract import fleet
 from stevedore_jobs.contract import schedule as sc
 from stevedore_jobs.contract import statuses as st
 from stevedore_jobs.contract.change import ResultChange
@@ -285,6 +286,10 @@ def paths(idempotency):
                                                                              "format": "binary"}}}},
                  **not_found("result or detail")})},
         **schedule_paths(idempotency),
+        "/runner/": {"get": operation(
+            "the runners the scheduler heard from, by id: labels, slots busy and free, GPUs, last heartbeat",
+            {**ok("a page of runners", array("Runner"), **LINK), **UNKNOWN_AFTER},
+            query_parameters(fleet.RunnerListQuery))},
     }
 
 
@@ -329,7 +334,7 @@ def _spec(limits):
                                                                           (ResultChange, "validation")]
     models += [(getattr(rs, name), "serialization") for name in ANSWERS]
     models += [(getattr(sc, name), "validation") for name in SCHEDULE_REQUESTS]
-    models += [(sc.Schedule, "serialization")]
+    models += [(sc.Schedule, "serialization"), (fleet.Runner, "serialization")]
     _, schemas = models_json_schema(models, ref_template=REF)
     components = dict(schemas.get("$defs", {}))
     # any JSON whose strings (keys too) hold no control character: what a body may carry besides its fields

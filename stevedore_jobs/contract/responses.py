@@ -62,6 +62,8 @@ class RunParams(Answer):
     after: Optional[list["Condition"]] = Field(None, description="the runs this one waits for (absent if none)")
     labels: Optional[dict[str, str]] = Field(None, description="the RUN's labels (absent if none)")
     per_index: Optional[bool] = Field(None, description="execution i waits for execution i of each (with after)")
+    constraints: Optional[dict[str, str]] = Field(None, description="runner labels it needs (absent if none)")
+    gpus: Optional[int] = Field(None, description="GPUs each execution gets (absent if none asked)")
 
 
 class Condition(Answer):
@@ -123,6 +125,9 @@ class Result(Answer):
     schedule_id: Optional[str] = Field(None, description="the schedule that started this run; null for a RUN")
     labels: dict[str, str] = Field(default_factory=dict, description="the RUN's labels (`{}` if none; "
                                                                      "`params.labels` too when given)")
+    unschedulable: Optional[str] = Field(
+        None, description="while it is QUEUED: why no live runner can take it (none has the labels of its "
+                          "`constraints`, or its `gpus`); null once one can (it starts when one claims it)")
 
 
 class ExecutionParams(Answer):
@@ -162,6 +167,8 @@ class Detail(Answer):
     params: Optional[ExecutionParams] = Field(
         None, description="this execution's own parameters (from the RUN's items or matrix), merged over "
                           "the run's; null when it runs with the run's alone")
+    gpu_ids: Optional[list[str]] = Field(None, description="the GPU device ids its runner gave it (its last "
+                                                           "attempt); null when it asked for none")
 
 
 def _stream_fields():

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SkipValidation, field_validat
 from stevedore_jobs.contract.checks import (
     CALLBACK_URL_PATTERN, COMMAND_PATTERN, ID_PATTERN, NO_CONTROL, NO_CONTROL_IN_TEXT, Invalid, memory_bytes,
     memory_pattern, shown, size_text)
+from stevedore_jobs.contract import fleet
 from stevedore_jobs.contract import items as per_execution
 from stevedore_jobs.contract.labels import LABELS_DESCRIPTION, LabelMap, check_labels
 from stevedore_jobs.contract.requests import STRICT, Limits, Request, number, parse
@@ -29,6 +30,8 @@ EXIT_CODE_MAX = 255
 # the failure policy's fields: left out of a run's stored params when not given, so a RUN without
 # them is stored (and compared by its Idempotency-Key) as before they existed
 POLICY_FIELDS = ("max_failures", "retry_on_exit_codes", "no_retry_on_exit_codes", "deadline")
+# where a run may run (stevedore_jobs/contract/fleet.py): left out of params when not given, as POLICY_FIELDS
+FLEET_FIELDS = ("constraints", "gpus")
 AFTER_MAX = 20
 WHEN = ("COMPLETE", "ENDED")
 
@@ -229,7 +232,7 @@ class RunBase(Request):
     NOTES: ClassVar[dict] = {"cpus": CPUS_NOTE}
     LIMITS: ClassVar[Limits] = Limits()
 
-    @field_validator("times", "parallelism", "retries", "priority", "max_failures", mode="before",
+    @field_validator("times", "parallelism", "retries", "priority", "max_failures", "gpus", mode="before",
                      check_fields=False)
     @classmethod
     def _json_integer(cls, value):
@@ -245,7 +248,7 @@ class RunBase(Request):
         params = self.model_dump(exclude={"operation", "task_id", "callback_url", "items", "matrix", "after",
                                           "per_index"})
         params["env"] = params["env"] or {}
-        for field in POLICY_FIELDS:
+        for field in POLICY_FIELDS + FLEET_FIELDS:
             if field in params and params[field] is None:
                 del params[field]
         if not params.get("labels"):  # only when given: the params of a run without are as before
@@ -400,6 +403,21 @@ def run_request(limits=Limits()):
         per_index: bool = Field(
             False, description="with `after`: execution i waits only for execution i of each run named "
                                "(equal `times` required, else 400 naming `per_index`), instead of the whole run")
+
+        constraints: Optional[fleet.Constraints] = Field(
+            None, description=f"runner labels its executions need, all of them (`{{\"zone\": \"eu\"}}`): only a "
+                              "runner whose `RUNNER_LABELS` have each of these values claims them, still in "
+                              f"priority order; at most {fleet.LABELS_MAX} labels. While no live runner has "
+                              "them the run stays QUEUED with `unschedulable` saying so")
+        gpus: Optional[int] = Field(
+            None, ge=0, le=fleet.GPUS_MAX,
+            description="GPUs each execution gets, its own: only a runner with this many of its `RUNNER_GPUS` "
+                        "free claims it, and hands the container those device ids (NVIDIA device requests)")
+
+        @field_validator("constraints", mode="before")
+        @classmethod
+        def _constraints(cls, value):
+            return fleet.check_labels(value, "constraints")
 
         @model_validator(mode="after")
         def _per_index(self):

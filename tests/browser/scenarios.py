@@ -410,3 +410,4 @@ from tests.browser.params_scenarios import (  # noqa: E402,F401
 from tests.browser.dependency_scenarios import cancelled_by_dependency, run_after  # noqa: E402,F401 -- played by name
 from tests.browser.schedule_scenarios import schedules_pages  # noqa: E402,F401
 from tests.browser.label_scenarios import register_with_labels, run_with_labels  # noqa: E402,F401
+from tests.browser.fleet_scenarios import run_with_constraints, runners_page  # noqa: E402,F401

@@ -101,6 +101,8 @@ def build_rig(request, cleanup, vhost_pipeline, docker_client):
         runner_id = f"host-{n}"
         env = {**system.env, "AMQP_URI": runner_amqp, "DOCKER_HOST": engine.url, "RUNNER_ID": runner_id,
                "CONTAINER_NETWORK": "none",
+               # labels for test_constraints_on_hosts.py: hosts 1 and 2 in zone eu, host 3 in zone us
+               "RUNNER_LABELS": f"host=h{n},zone={'eu' if n < HOSTS else 'us'}",
                # a runner needs RabbitMQ and its engine only: give it no database
                "DATABASE_URL": "postgresql+psycopg2://nobody@127.0.0.1:1/none"}
         system.procs[runner_id] = spawn("runner", env, prefix=link.enter,

@@ -5,6 +5,8 @@ a RUN asks at once.  A claimed execution is held under a lease that its runner
 renews by heartbeat; one whose lease runs out (by the database's clock) is taken
 back by the sweep (``expired_leases``).
 """
+import json
+
 from sqlalchemy import JSON, or_, select, text, update
 
 from services.scheduler.executions.state import DB_NOW
@@ -28,34 +30,41 @@ CLAIM_SQL = text("""
           AND (CAST(:max_memory AS bigint) IS NULL OR coalesce(r.memory_bytes, 0) <= CAST(:max_memory AS bigint))
           AND (CAST(:max_cpus AS double precision) IS NULL
                OR coalesce(r.cpus, 0) <= CAST(:max_cpus AS double precision))
+          AND (r.constraints IS NULL OR r.constraints <@ CAST(:labels AS jsonb))
+          AND coalesce(r.gpus, 0) <= :free_gpus
         ORDER BY d.priority DESC, d.seq
         LIMIT 1
         FOR UPDATE OF d SKIP LOCKED
     ), slot AS (
-        UPDATE results r SET active = r.active + 1
+        UPDATE results r SET active = r.active + 1, unschedulable = NULL
         FROM pick
         WHERE r.id = pick.result_id AND NOT r.cancel_requested AND r.ended_by IS NULL
           AND (r.parallelism IS NULL OR r.active < r.parallelism)
-        RETURNING r.id, r.task_id, r.image, r.params
+        RETURNING r.id, r.task_id, r.image, r.params, coalesce(r.gpus, 0) AS gpus
     ), taken AS (
         UPDATE details d SET runner = :runner, attempt = d.attempt + 1,
-                             lease_expires_at = extract(epoch FROM clock_timestamp()) + :lease_seconds
+                             lease_expires_at = extract(epoch FROM clock_timestamp()) + :lease_seconds,
+                             gpu_ids = CASE WHEN slot.gpus > 0
+                                            THEN to_json((CAST(:gpu_ids AS text[]))[1:slot.gpus]) END
         FROM pick, slot
         WHERE d.id = pick.id AND slot.id = pick.result_id
-        RETURNING d.id, d.index, d.attempt, d.params AS own
+        RETURNING d.id, d.index, d.attempt, d.params AS own, d.gpu_ids
     )
     SELECT pick.id AS picked, pick.result_id, taken.id AS taken, taken.index, taken.attempt,
-           slot.task_id, slot.image, slot.params, taken.own
+           slot.task_id, slot.image, slot.params, taken.own, taken.gpu_ids
     FROM pick LEFT JOIN taken ON taken.id = pick.id LEFT JOIN slot ON slot.id = pick.result_id
-""").columns(params=JSON, own=JSON)
+""").columns(params=JSON, own=JSON, gpu_ids=JSON)
 
 
-def claim(session, runner, lease_seconds, max_memory=None, max_cpus=None):
+def claim(session, runner, lease_seconds, max_memory=None, max_cpus=None, labels=None, gpu_ids=None):
     """Give ``runner`` the next execution to run (a ``WorkItem``, sent as a dict), or None.
 
     Highest priority first, oldest first, never more than a result's
     ``parallelism`` held at once; with ``max_memory`` (bytes) or ``max_cpus``,
-    only an execution whose run asks for no more (the runner's ceilings).  The
+    only an execution whose run asks for no more (the runner's ceilings).  Only
+    one whose run's ``constraints`` ``labels`` contain (no labels: only runs without
+    constraints), and whose ``gpus`` are among the runner's free ``gpu_ids`` (the first
+    of them are given it: ``gpu_ids`` in the work).  The
     runner holds it under a lease it must renew by heartbeat.  One statement and
     a commit: every runner woken by a RUN asks at once, and the scheduler
     answers them all in turn.
@@ -65,7 +74,9 @@ def claim(session, runner, lease_seconds, max_memory=None, max_cpus=None):
         row = session.execute(CLAIM_SQL, {"now": stamp, "runner": runner,
                                           "lease_seconds": float(lease_seconds),
                                           "max_memory": _ceiling(max_memory, int),
-                                          "max_cpus": _ceiling(max_cpus, float)}).first()
+                                          "max_cpus": _ceiling(max_cpus, float),
+                                          "labels": json.dumps(_labels(labels)), "gpu_ids": _gpus(gpu_ids),
+                                          "free_gpus": len(_gpus(gpu_ids))}).first()
         if row is None:
             session.rollback()
             return None
@@ -74,7 +85,7 @@ def claim(session, runner, lease_seconds, max_memory=None, max_cpus=None):
             continue
         session.commit()
         return wire(WorkItem.of(row.taken, row.result_id, row.task_id, row.index, row.attempt, row.image,
-                                row.params, lease_seconds, own=row.own))
+                                row.params, lease_seconds, own=row.own, gpu_ids=row.gpu_ids))
     session.rollback()
     return None
 
@@ -94,6 +105,20 @@ def note_waiting(session, result_id, reason):
         _details.c.result_id == result_id, _details.c.status == st.QUEUED, _details.c.runner.is_(None),
         _details.c.reason.is_(None)).values(reason=reason))
     session.commit()
+
+
+def _labels(labels):
+    """A runner's labels as sent, strings only (anything else: none)."""
+    if not isinstance(labels, dict):
+        return {}
+    return {key: value for key, value in labels.items() if isinstance(key, str) and isinstance(value, str)}
+
+
+def _gpus(gpu_ids):
+    """A runner's free GPU ids as sent, strings, each once (anything else: none)."""
+    if not isinstance(gpu_ids, (list, tuple)):
+        return []
+    return list(dict.fromkeys(str(gpu) for gpu in gpu_ids if isinstance(gpu, (str, int)) and not isinstance(gpu, bool)))
 
 
 def _ceiling(value, kind):

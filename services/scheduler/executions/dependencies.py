@@ -151,7 +151,8 @@ def settle(session, result_id, index=None, at=None):
     if result is None or result.waiting_for is None:
         session.rollback()
         return settled
-    settled.sized = bool(result.params.get("memory") or result.params.get("cpus"))
+    settled.sized = bool(result.params.get("memory") or result.params.get("cpus")
+                         or result.params.get("constraints") or result.params.get("gpus"))
     if result.cancel_requested or result.status in st.TERMINAL:
         _stop_waiting(session, result_id)
         session.commit()

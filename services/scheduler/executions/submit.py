@@ -56,6 +56,8 @@ def create_result(session, task_id, task_name, image, params, idempotency_key=No
         priority=params["priority"], parallelism=params["parallelism"], submitted_at=stamp,
         memory_bytes=validation.memory_bytes(params.get("memory")),
         cpus=float(params["cpus"]) if params.get("cpus") is not None else None,
+        # where it may run (services/scheduler/fleet.py): compared by the claim without reading params
+        constraints=params.get("constraints") or None, gpus=params.get("gpus") or None,
         created=params["times"] if with_details else 0,
         active=0, n_running=0, n_complete=0, n_error=0, n_cancelled=0, n_killed=0,
         cancel_requested=False, finished_notified=False, idempotency_key=idempotency_key,

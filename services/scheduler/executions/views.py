@@ -27,7 +27,8 @@ def result_as_dict(result, **more):
         reruns=result.reruns or [], waiting_for=None if finished else result.waiting_for,
         reason=result.reason or result.ended_by, deadline_at=result.deadline_at,
         parallelism=getattr(result, "parallelism", None), priority=getattr(result, "priority", None),
-        schedule_id=getattr(result, "schedule_id", None), labels=getattr(result, "labels", None) or {}, **more),
+        schedule_id=getattr(result, "schedule_id", None), labels=getattr(result, "labels", None) or {},
+        unschedulable=None if finished else getattr(result, "unschedulable", None), **more),
         exclude_unset=True)
 
 
@@ -44,7 +45,7 @@ def detail_as_dict(detail):
         index=detail.index, status=detail.status, submitted_at=detail.submitted_at, start=detail.start,
         end=detail.end, duration=duration(detail.start, detail.end), exit_code=detail.exit_code,
         reason=detail.reason, runner=detail.runner, attempt=detail.attempt, attempts=detail.attempts or [],
-        params=getattr(detail, "params", None)),
+        params=getattr(detail, "params", None), gpu_ids=getattr(detail, "gpu_ids", None)),
         exclude_unset=True)
 
 

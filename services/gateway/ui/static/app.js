@@ -543,7 +543,30 @@
     Object.assign(payload, afterBody(form));
     const labels = form.elements.namedItem("labels") ? parseLabels(value(form, "labels")) : {};
     if (Object.keys(labels).length) payload.labels = labels;
+    Object.assign(payload, placementBody(form));
     return payload;
+  }
+
+  /* Where a RUN may run (docs/api.md#runners-labels-constraints-and-gpus): "zone=eu, disk=ssd" as
+   * constraints, gpus as a number; what is not key=value or a number is sent as typed so the API names it. */
+  function placementBody(form) {
+    const body = {};
+    const labels = form.elements.namedItem("constraints");
+    const raw = labels ? labels.value.trim() : "";
+    if (raw) {
+      body.constraints = {};
+      for (const part of raw.split(/[\s,]+/).filter(Boolean)) {
+        const at = part.indexOf("=");
+        if (at < 0) throw new ApiError(400, {message: `constraints: ${part} is not key=value`});
+        body.constraints[part.slice(0, at)] = part.slice(at + 1);
+      }
+    }
+    const gpus = form.elements.namedItem("gpus");
+    if (gpus && gpus.value.trim() !== "") {
+      const n = gpus.value.trim();
+      body.gpus = /^\d+$/.test(n) ? Number(n) : n;
+    }
+    return body;
   }
 
   // ------------------------------------------------------------------ failure policy (docs/api.md#failure-policy)
@@ -918,6 +941,9 @@
           : "items: each execution has parameters of its own (below)"],
         ["Memory", p.memory || "default"],
         ["CPUs", p.cpus || "default"],
+        p.constraints && ["Runner labels", mono(Object.entries(p.constraints).map(([k, v]) => `${k}=${v}`).join(", "))],
+        p.gpus && ["GPUs", String(p.gpus)],
+        r.unschedulable && ["Unschedulable", h("span", {class: "reason", "data-unschedulable": "", text: r.unschedulable})],
         ...policyRows(r),
         !r.reason && r.cancel_requested && ["Cancel", ACTIVE.has(r.status) ? "requested; stopping what runs" : "requested"],
         ((r.params || {}).after || []).length && ["Waits for", afterList(r)],
@@ -1114,6 +1140,7 @@
         ["Status", executionStatus(d)],
         ["Exit code", d.exit_code ?? "—"],
         ["Runner", d.runner ? mono(d.runner) : "—"],
+        (d.gpu_ids || []).length && ["GPUs", mono(d.gpu_ids.join(", "))],
         ["Attempt", d.attempt || "—"],
         ["Submitted", timeEl(d.submitted_at)],
         ["Started", timeEl(d.start)],
@@ -1266,7 +1293,7 @@
     execution: executionPage, signin: signinPage,
   };
   const section = {tasks: "tasks", task: "tasks", results: "results", result: "results", execution: "results",
-                   schedules: "schedules", schedule: "schedules"};
+                   schedules: "schedules", schedule: "schedules", runners: "runners"};
   // pages kept in files of their own (schedules.js) register in ui.pages, with these helpers to build on
   const ui = window.Stevedore = {
     pages: {}, h, fill, call, get, flash, trouble, loaded, poller, submitting, showError, value, fields, table,

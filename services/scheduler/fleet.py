@@ -1,0 +1,238 @@
+"""The runners: who is live with which labels and GPUs, ``GET /runner/``, and runs no live runner can take.
+
+A runner sends what it is (``RunnerInfo``: labels, slots, busy, GPU ids, engine) with each
+heartbeat and claim; its claim also sends its labels and free GPU ids, and is given only an
+execution whose run's ``constraints`` its labels contain and whose ``gpus`` it has free
+(``executions.claims``).  Each scheduler replica writes what it hears to the ``runners`` table,
+at most every ``WRITE_EVERY`` seconds per runner (at once when something other than its busy
+counts changed), so that any replica answers the list.  A runner not heard from for a lease is
+LOST; its row is deleted ``FORGET_LEASES`` leases later.
+
+``place``: a run with constraints or GPUs that no LIVE runner can take gets ``unschedulable``
+(why), cleared once one can (and by the claim that takes one of its executions).  It stays
+QUEUED: a runner that matches starts it when it appears.  Asked for a new RUN at once, for every
+such active run by the sweep, and when a runner appears or changes.
+"""
+import logging
+import time
+
+from eventlet.semaphore import Semaphore
+from nameko.extensions import DependencyProvider
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from services.scheduler import executions as ex
+from services.scheduler.holdings import installation_id
+from services.scheduler.models import Result, Runner
+from shared import statuses as st
+from shared.messages import RunnerInfo, received, wire
+from shared.rpc import rpc
+from shared.settings import settings_of
+from shared.timeutil import now
+from stevedore_jobs import contract
+from stevedore_jobs.contract.fleet import describe
+
+log = logging.getLogger(__name__)
+
+WRITE_EVERY = 5.0     # seconds between writes of one runner's row (at most a quarter of a lease)
+FORGET_LEASES = 10    # a LOST runner's row is deleted after this many leases (at least FORGET_MIN seconds)
+FORGET_MIN = 60.0
+CLAIMS_IN_TURN = Semaphore(1)
+
+
+class Heard:
+    """What this replica last wrote of each runner, to write again only when due (an injectable clock)."""
+
+    def __init__(self, every, clock=time.monotonic):
+        self.every = every
+        self.clock = clock
+        self.written = {}  # runner -> (when, what was written but its busy counts)
+
+    def due(self, runner, info):
+        """Whether ``info`` should be written now, and whether the runner is new or changed."""
+        stamp = self.clock()
+        key = (tuple(sorted(info.labels.items())), info.slots, tuple(info.gpus), info.engine)
+        last = self.written.get(runner)
+        changed = last is None or last[1] != key
+        if not changed and stamp - last[0] < self.every:
+            return False, False
+        self.written[runner] = (stamp, key)
+        if len(self.written) > 100000:  # bounded: the oldest forgotten (written again when heard)
+            self.written.pop(next(iter(self.written)))
+        return True, changed
+
+
+class HeardProvider(DependencyProvider):
+    def setup(self):
+        lease = settings_of(self.container).lease_seconds
+        self.heard = Heard(every=min(WRITE_EVERY, lease / 4))
+
+    def get_dependency(self, worker_ctx):
+        return self.heard
+
+
+def info_of(runner, info):
+    """A runner's ``RunnerInfo`` as it sent it (None: it sent none, or none that can be read)."""
+    if info is None:
+        return None
+    info = received(RunnerInfo, info, f"runner {runner}'s description")
+    return info
+
+
+def write(session, runner, info):
+    """Upsert the runner's row with ``info`` (a ``RunnerInfo``), heard now."""
+    stamp = now()
+    values = dict(labels=info.labels, slots=info.slots, busy=info.busy, gpus=list(info.gpus),
+                  gpus_free=info.gpus_free, engine=(info.engine or None) and info.engine[:200],
+                  last_heartbeat=stamp)
+    session.execute(insert(Runner).values(id=runner[:200], first_seen=stamp, **values)
+                    .on_conflict_do_update(index_elements=[Runner.id], set_=values))
+    session.commit()
+
+
+def live_runners(session, lease):
+    """(labels, number of GPUs) of each runner heard from within ``lease`` seconds."""
+    rows = session.execute(select(Runner.labels, Runner.gpus).where(Runner.last_heartbeat >= now() - lease)).all()
+    session.commit()
+    return [(row.labels or {}, len(row.gpus or [])) for row in rows]
+
+
+def why_not(constraints, gpus, live):
+    """Why none of the ``live`` runners can take a run asking ``constraints`` and ``gpus``, or None."""
+    constraints, gpus = constraints or {}, gpus or 0
+    if any(all(labels.get(k) == v for k, v in constraints.items()) and count >= gpus for labels, count in live):
+        return None
+    wants = []
+    if constraints:
+        wants.append(f"the labels {describe(constraints)}")
+    if gpus:
+        wants.append(f"{gpus} GPU{'s' if gpus > 1 else ''}")
+    if not live:
+        return f"no live runner: it waits for one with {' and '.join(wants)}"
+    return (f"no live runner has {' and '.join(wants)} (of {len(live)} live); it starts once one that does "
+            "asks for work")
+
+
+def place(session, lease, result_ids=None):
+    """Set or clear ``unschedulable`` on the active runs that ask for labels or GPUs; answers how many changed."""
+    query = select(Result.id, Result.constraints, Result.gpus, Result.unschedulable).where(
+        or_(Result.constraints.is_not(None), Result.gpus > 0),
+        Result.status.in_([st.QUEUED, st.RUNNING]), Result.cancel_requested.is_(False))
+    if result_ids is not None:
+        query = query.where(Result.id.in_(list(result_ids)))
+    rows = session.execute(query).all()
+    session.commit()
+    if not rows:
+        return 0
+    live = live_runners(session, lease)
+    changed = 0
+    for row in rows:
+        reason = why_not(row.constraints, row.gpus, live)
+        if reason != row.unschedulable:
+            # only while still active: a run that ended meanwhile keeps what it had
+            session.execute(update(Result).where(
+                Result.id == row.id, Result.status.in_([st.QUEUED, st.RUNNING])).values(unschedulable=reason))
+            changed += 1
+    session.commit()
+    return changed
+
+
+def forget_lost(session, lease):
+    """Delete the rows of runners silent for ``FORGET_LEASES`` leases."""
+    gone = session.execute(delete(Runner).where(
+        Runner.last_heartbeat < now() - max(FORGET_LEASES * lease, FORGET_MIN))).rowcount
+    session.commit()
+    return gone
+
+
+def list_runners(session, lease, limit=100, after=None, status=None):
+    """The runners by id, as ``GET /runner/`` shows them (``contract.Runner``)."""
+    query = select(Runner).order_by(Runner.id).limit(limit)
+    if after is not None:
+        query = query.where(Runner.id > after)
+    live_since = now() - lease
+    if status == "LIVE":
+        query = query.where(Runner.last_heartbeat >= live_since)
+    elif status == "LOST":
+        query = query.where(Runner.last_heartbeat < live_since)
+    rows = session.scalars(query).all()
+    session.commit()
+    return [wire(contract.Runner(
+        runner_id=row.id, id=row.id, status="LIVE" if row.last_heartbeat >= live_since else "LOST",
+        labels=row.labels or {}, slots=row.slots, busy=row.busy,
+        free=None if row.slots is None or row.busy is None else max(row.slots - row.busy, 0),
+        gpus=[str(gpu) for gpu in row.gpus or []], gpus_free=row.gpus_free, engine=row.engine,
+        first_seen=row.first_seen, last_heartbeat=row.last_heartbeat)) for row in rows]
+
+
+def placed(params):
+    """Whether a run asks for labels or GPUs, so that not every runner may take it."""
+    params = params or {}
+    return bool(params.get("constraints") or params.get("gpus"))
+
+
+class FleetMixin:
+    """Mixed into ``SchedulerService`` (which provides ``db``, ``heard``, ``idle``, ``runner_sizes``,
+    ``metrics`` and ``_lease``): what runners ask, and the runner list."""
+
+    @rpc
+    def claim_execution(self, runner, max_memory=None, max_cpus=None, labels=None, gpu_ids=None, info=None):
+        """The next execution for ``runner``, or None; only one that fits its ceilings when given.
+
+        ``max_memory`` (bytes) and ``max_cpus``: the most this runner can give one
+        execution (runners from before ceilings send neither and take anything).
+        ``labels`` and ``gpu_ids`` (free ones): only a run whose constraints and gpus they
+        meet; ``info``: what the runner is, for the runner list (services/scheduler/fleet.py).
+        """
+        # one claim at a time in this process: a RUN wakes several idle runners at once
+        # (all of them for a big one), and interleaved they all finish late; in turn,
+        # the first is answered first
+        with CLAIMS_IN_TURN:
+            work = ex.claim(self.db.session, runner, self._lease(), max_memory, max_cpus, labels, gpu_ids)
+        if work is not None:  # the runner labels the container with it (services/runner/reconcile.py)
+            work["installation"] = installation_id(self.db.session)
+        self.runner_sizes.claimed(runner, max_memory, max_cpus)
+        self._runner_heard(runner, info)
+        self.idle.claimed(runner, work)
+        self.metrics.claimed(work)
+        return work
+
+    @rpc
+    def heartbeat(self, runner, detail_ids, info=None):
+        """Renew a runner's leases; answers the ids it must stop running.  ``info``: see claim_execution."""
+        self.runner_sizes.heartbeat(runner)
+        self._runner_heard(runner, info)
+        return ex.renew_leases(self.db.session, runner, detail_ids, self._lease())
+
+    @rpc
+    def list_runners(self, limit=100, after=None, status=None):
+        return list_runners(self.db.session, self._lease(), limit, after, status)
+
+    def _runner_heard(self, runner, info):
+        """Note what a runner told of itself (a heartbeat's or a claim's ``info``); never fails the call."""
+        info = info_of(runner, info)
+        if info is None:
+            return
+        due, changed = self.heard.due(runner, info)
+        if not due:
+            return
+        try:
+            write(self.db.session, runner, info)
+            if changed:  # a runner new or changed: runs that waited for it may be placed now
+                place(self.db.session, self._lease())
+        except Exception:  # noqa: BLE001 -- the runner list is a view; the claim or heartbeat goes on
+            self.db.session.rollback()
+            log.exception("could not note runner %s", runner)
+
+    def _place(self, result_ids=None):
+        try:
+            place(self.db.session, self._lease(), result_ids)
+        except Exception:  # noqa: BLE001 -- a hint; the sweep says it again
+            self.db.session.rollback()
+            log.exception("could not say which runs no runner can take")
+
+    def _sweep_fleet(self):
+        self._place()
+        gone = forget_lost(self.db.session, self._lease())
+        if gone:
+            log.info("forgot %s runners silent for %s leases", gone, FORGET_LEASES)
