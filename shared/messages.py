@@ -15,37 +15,19 @@ another service, asks those as transient messages (shared/rpc.py).
 import logging
 from typing import Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
+from pydantic import StrictInt, StrictStr, ValidationError
 
 from shared import events
+# the base, and the registry's messages, are declared apart and are part of this module's names
+from shared.task_messages import (  # noqa: F401
+    TaskDeleted, TaskFacts, TaskImported, TaskImportFailed, TaskSubmitted)
+from shared.wire import Message, received, wire  # noqa: F401
 from stevedore_jobs.contract import Detail, Logs, Result, Runner, Schedule, Task
 from stevedore_jobs.contract.items import merged
 
 log = logging.getLogger(__name__)
 
 Number = int | float  # kept as sent: an int stays an int on the wire
-
-
-class Message(BaseModel):
-    """A message between services.  Fields it does not declare are kept: a newer sender's
-    message still reaches an older receiver whole."""
-
-    model_config = ConfigDict(extra="allow")
-
-
-def wire(message, **options):
-    """A message as it is sent: plain values (``model_dump``)."""
-    return message.model_dump(**options)
-
-
-def received(model, payload, what):
-    """``payload`` read as ``model``; None (logged, never raised) when it is not one."""
-    try:
-        return model.model_validate(payload)
-    except ValidationError as exc:
-        log.warning("%s dropped, it is not a %s: %s (%.200r)", what, model.__name__,
-                    "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5]), payload)
-        return None
 
 
 # ---------------------------------------------------------------- scheduler -> runner
@@ -161,54 +143,6 @@ def finished_report(**fields):
         log.error("the report of execution %s (attempt %s) is sent as built, though not an "
                   "ExecutionFinished: %s", fields.get("detail_id"), fields.get("attempt"), exc)
         return fields
-
-
-# ---------------------------------------------------------------- registry events
-
-class TaskSubmitted(Message):
-    """``task_submitted``: a task was registered, or asked to import again (the registry imports it)."""
-
-    task_id: str
-    version: int  # rises with every change of the task's status: the higher, the newer
-
-
-class TaskImported(Message):
-    """``task_imported``: the image was pulled; the task is READY."""
-
-    task_id: str
-    name: str
-    repository: str
-    digest: str
-    version: int
-    labels: dict[str, str] = {}  # the task's labels (absent from an older registry)
-
-
-class TaskImportFailed(Message):
-    """``task_import_failed``: the pull failed; the task is ERROR."""
-
-    task_id: str
-    name: str
-    repository: str
-    error: str
-    version: int
-    labels: dict[str, str] = {}  # the task's labels (absent from an older registry)
-
-
-class TaskFacts(Message):
-    """What a RUN needs of a task, versioned (the registry's ``task_facts`` reply; the scheduler's copy)."""
-
-    task_id: str
-    name: str
-    status: str
-    digest: str | None
-    version: int
-
-
-class TaskDeleted(Message):
-    """``task_deleted``: the task was deleted (its results stay)."""
-
-    task_id: str
-    name: str
 
 
 # ---------------------------------------------------------------- scheduler events and replies

@@ -1,0 +1,49 @@
+"""The registry's task events and its ``task_facts`` reply (part of ``shared/messages.py``, which
+re-exports them; docs/events.md)."""
+from shared.wire import Message
+
+
+class TaskSubmitted(Message):
+    """``task_submitted``: a task was registered, or asked to import again (the registry imports it)."""
+
+    task_id: str
+    version: int  # rises with every change of the task's status: the higher, the newer
+
+
+class TaskImported(Message):
+    """``task_imported``: the image was pulled; the task is READY."""
+
+    task_id: str
+    name: str
+    repository: str
+    digest: str
+    version: int
+    labels: dict[str, str] = {}  # the task's labels (absent from an older registry)
+
+
+class TaskImportFailed(Message):
+    """``task_import_failed``: the pull failed; the task is ERROR."""
+
+    task_id: str
+    name: str
+    repository: str
+    error: str
+    version: int
+    labels: dict[str, str] = {}  # the task's labels (absent from an older registry)
+
+
+class TaskFacts(Message):
+    """What a RUN needs of a task, versioned (the registry's ``task_facts`` reply; the scheduler's copy)."""
+
+    task_id: str
+    name: str
+    status: str
+    digest: str | None
+    version: int
+
+
+class TaskDeleted(Message):
+    """``task_deleted``: the task was deleted (its results stay)."""
+
+    task_id: str
+    name: str
