@@ -14,6 +14,7 @@ QUEUED: a runner that matches starts it when it appears.  Asked for a new RUN at
 such active run by the sweep, and when a runner appears or changes.
 """
 import logging
+import re
 import time
 
 from eventlet.semaphore import Semaphore
@@ -31,7 +32,7 @@ from shared.settings import settings_of
 from shared.timeutil import now
 from stevedore_jobs import contract
 from stevedore_jobs.contract.checks import Invalid
-from stevedore_jobs.contract.fleet import check_labels, describe, parse_gpus
+from stevedore_jobs.contract.fleet import RUNNER_ID_PATTERN, check_labels, describe, parse_gpus
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,9 @@ def info_of(runner, info):
         return None
     info = received(RunnerInfo, info, f"runner {runner}'s description")
     if info is None:
+        return None
+    if not isinstance(runner, str) or not re.fullmatch(RUNNER_ID_PATTERN[1:-1], runner):
+        log.warning("runner %.200r's description dropped: its id cannot be listed (RUNNER_ID)", runner)
         return None
     # not trusted blindly: what the runner list shows and ``place`` reads keeps a runner's own rules
     # (RUNNER_LABELS, RUNNER_GPUS: shared/settings.py), so no runner can make the list big or odd

@@ -11,6 +11,7 @@ from services.scheduler import executions as ex
 from services.scheduler import fleet
 from services.scheduler.executions.claims import _gpus
 from services.scheduler.service import SchedulerService
+from shared.settings import RunnerSettings, SettingError, parse
 
 
 def fired(params):
@@ -69,3 +70,17 @@ def test_a_runner_description_breaking_the_runner_settings_rules_is_dropped(chan
 
 def test_the_claim_reads_at_most_64_gpu_ids():
     assert _gpus([str(i) for i in range(100000)]) == [str(i) for i in range(64)]
+
+
+@pytest.mark.parametrize("runner_id", ["host/1", "host\n1", "h" * 201, "a\x85b"])
+def test_a_runner_id_the_runner_list_cannot_page_by_stops_the_runner_and_is_not_listed(runner_id):
+    with pytest.raises(SettingError) as refused:
+        parse(RunnerSettings, {"RUNNER_ID": runner_id})
+    assert str(refused.value).startswith("RUNNER_ID=") and "'/'" in str(refused.value)
+    assert fleet.info_of(runner_id, GOOD) is None  # a runner from before the rule: not listed
+
+
+def test_a_good_runner_id_is_kept():
+    assert parse(RunnerSettings, {"RUNNER_ID": "gpu-box-1.eu (rack 2)"}).runner_id == "gpu-box-1.eu (rack 2)"
+    assert parse(RunnerSettings, {}).runner_id == ""
+    assert fleet.info_of("gpu-box-1.eu (rack 2)", GOOD) is not None
