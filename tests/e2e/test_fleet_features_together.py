@@ -104,7 +104,8 @@ def test_a_schedules_run_no_runner_can_take_says_so_at_once_and_is_patched_cance
     # said by the fire itself (the sweep is 30 s away), as a RUN's answer says it
     assert "zone=mars and 1 GPU" in (stranded["unschedulable"] or ""), stranded
     assert stranded["labels"] == {"fired": "yes"}
-    refused(run_now(api, made["schedule_id"]), "concurrency_policy", 409)  # Forbid: it is still QUEUED
+    held = refused(run_now(api, made["schedule_id"]), "concurrency_policy", 409)  # Forbid: it is still QUEUED
+    assert "it waits for a runner: no live runner has the labels zone=mars" in held["message"], held
     changed = patch(api, stranded["result_id"], {"priority": 7})
     assert changed.status_code == 200, changed.text
     assert changed.json()["status"] == "QUEUED" and "zone=mars" in changed.json()["unschedulable"]
