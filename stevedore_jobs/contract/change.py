@@ -48,6 +48,10 @@ class ResultChange(Request):
     @classmethod
     def _something(cls, data):
         if isinstance(data, dict) and not any(name in data for name in CHANGE_FIELDS):
+            unknown = sorted(str(name) for name in data)  # e.g. constraints, gpus: set at the RUN, not changed
+            if unknown:
+                raise Invalid(f"unknown field; accepted are {', '.join(CHANGE_FIELDS)} (the others are set by "
+                              "the RUN and not changed)", unknown[0][:80])
             raise Invalid("give parallelism and/or priority", "body")
         return data
 

@@ -106,6 +106,8 @@ def test_a_schedules_run_no_runner_can_take_says_so_at_once_and_is_patched_cance
     assert stranded["labels"] == {"fired": "yes"}
     held = refused(run_now(api, made["schedule_id"]), "concurrency_policy", 409)  # Forbid: it is still QUEUED
     assert "it waits for a runner: no live runner has the labels zone=mars" in held["message"], held
+    refused(patch(api, stranded["result_id"], {"constraints": {"zone": "eu"}}), "constraints")  # set by the RUN
+    refused(patch(api, stranded["result_id"], {"gpus": 0}), "gpus")
     changed = patch(api, stranded["result_id"], {"priority": 7})
     assert changed.status_code == 200, changed.text
     assert changed.json()["status"] == "QUEUED" and "zone=mars" in changed.json()["unschedulable"]

@@ -84,3 +84,13 @@ def test_a_good_runner_id_is_kept():
     assert parse(RunnerSettings, {"RUNNER_ID": "gpu-box-1.eu (rack 2)"}).runner_id == "gpu-box-1.eu (rack 2)"
     assert parse(RunnerSettings, {}).runner_id == ""
     assert fleet.info_of("gpu-box-1.eu (rack 2)", GOOD) is not None
+
+
+@pytest.mark.parametrize("body, field", [({"constraints": {"zone": "eu"}}, "constraints"), ({"gpus": 2}, "gpus"),
+                                         ({"labels": {"a": "b"}}, "labels"), ({}, "body")])
+def test_a_patch_of_what_the_run_set_names_the_field(body, field):
+    from shared import validation
+    from stevedore_jobs.contract.change import ResultChange
+    with pytest.raises(Exception) as refused:
+        validation.parse(ResultChange, body)
+    assert refused.value.field == field and str(refused.value).startswith(f"{field}: ")
