@@ -151,9 +151,10 @@ def test_paging_with_several_label_filters_and_a_status_keeps_them_all(fleet):
 
 def test_the_runner_list_pages_and_filters_and_refuses_what_it_cannot_take(fleet):
     api = fleet.api
-    first = api.get("/runner/", params={"limit": 1})
+    first = api.get("/runner/", params={"limit": 1, "status": "LIVE"})
     assert first.status_code == 200 and [r["runner_id"] for r in first.json()] == [EU], first.text
     link = first.headers["Link"]
+    assert "status=LIVE" in link and "limit=1" in link, link
     rest = api.get(link[1:link.index(">")])
     assert [r["runner_id"] for r in rest.json()] == [US] and "Link" not in rest.headers
     assert api.get("/runner/", params={"status": "LOST"}).json() == []
