@@ -161,3 +161,11 @@ def test_the_runner_list_pages_and_filters_and_refuses_what_it_cannot_take(fleet
     for query, field in (({"status": "live"}, "status"), ({"after": "a/b"}, "after"),
                          ({"after": "a\x01"}, "after"), ({"limit": "0"}, "limit")):
         refused(api.get("/runner/", params=query), field)
+
+
+def test_twenty_label_filters_of_the_longest_keys_and_values_are_answered(fleet):
+    prefix = ".".join(["a" * 63] * 3 + ["b" * 61])  # 253 characters, the longest a prefix may be
+    filters = [f"{prefix}/{'k' * 61}{i:02d}={'v' * 63}" for i in range(20)]
+    for path in ("/result/", "/task/"):
+        answer = fleet.api.get(path, params={"label": filters, "limit": 1000})
+        assert answer.status_code == 200 and answer.json() == [], (answer.status_code, answer.text[:300])
