@@ -85,6 +85,18 @@ def _runner_gpus(value):
         raise ValueError(getattr(exc, "message", str(exc))) from None
 
 
+def _runner_id(value):
+    """A runner's id as the runner list pages by it (``?after=``): at most 200 characters, no control
+    characters and no ``/`` (empty: the host name)."""
+    import re
+
+    from stevedore_jobs.contract.fleet import RUNNER_ID_PATTERN
+    value = str(value or "")
+    if value and not re.fullmatch(RUNNER_ID_PATTERN[1:-1], value):
+        raise ValueError("must be at most 200 characters, without control characters or '/'")
+    return value
+
+
 def _lower(value):
     return str(value).strip().lower()
 
@@ -209,7 +221,7 @@ class SchedulerSettings(Common, Events, Metrics, Ceilings, Webhooks, Polling):
 
 
 class RunnerSettings(Common, Metrics, Docker, Polling):
-    runner_id: str = ""                    # empty: the host name
+    runner_id: Annotated[str, BeforeValidator(_runner_id)] = ""  # empty: the host name
     runner_slots: Count = 1
     heartbeat_interval: Seconds = 5
     stop_grace_period: Annotated[int, Ge(0)] = 10   # 0: SIGKILL at once

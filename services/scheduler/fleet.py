@@ -14,6 +14,7 @@ QUEUED: a runner that matches starts it when it appears.  Asked for a new RUN at
 such active run by the sweep, and when a runner appears or changes.
 """
 import logging
+import re
 import time
 
 from eventlet.semaphore import Semaphore
@@ -30,7 +31,8 @@ from shared.rpc import rpc
 from shared.settings import settings_of
 from shared.timeutil import now
 from stevedore_jobs import contract
-from stevedore_jobs.contract.fleet import describe
+from stevedore_jobs.contract.checks import Invalid
+from stevedore_jobs.contract.fleet import RUNNER_ID_PATTERN, check_labels, describe, parse_gpus
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ WRITE_EVERY = 5.0     # seconds between writes of one runner's row (at most a qu
 FORGET_LEASES = 10    # a LOST runner's row is deleted after this many leases (at least FORGET_MIN seconds)
 FORGET_MIN = 60.0
 CLAIMS_IN_TURN = Semaphore(1)
+COUNT_MAX = 100000    # a runner's slots, busy or free GPUs said beyond this: its description is dropped
 
 
 class Heard:
@@ -76,6 +79,24 @@ def info_of(runner, info):
     if info is None:
         return None
     info = received(RunnerInfo, info, f"runner {runner}'s description")
+    if info is None:
+        return None
+    if not isinstance(runner, str) or not re.fullmatch(RUNNER_ID_PATTERN[1:-1], runner):
+        log.warning("runner %.200r's description dropped: its id cannot be listed (RUNNER_ID)", runner)
+        return None
+    # not trusted blindly: what the runner list shows and ``place`` reads keeps a runner's own rules
+    # (RUNNER_LABELS, RUNNER_GPUS: shared/settings.py), so no runner can make the list big or odd
+    try:
+        check_labels(info.labels, "labels")
+        if len(info.gpus) != len(parse_gpus(",".join(info.gpus), "gpus")):  # "" or "0,1" as one id
+            raise Invalid("must be device ids, each once", "gpus")
+        for field in ("slots", "busy", "gpus_free"):
+            count = getattr(info, field)
+            if count is not None and not 0 <= count <= COUNT_MAX:
+                raise Invalid(f"must be from 0 to {COUNT_MAX}", field)
+    except Invalid as exc:
+        log.warning("runner %.200r's description dropped: %s: %s", runner, exc.field, exc.message)
+        return None
     return info
 
 

@@ -88,6 +88,9 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
         knowntasks.for_rerun(session, original.task_id)  # held until the rerun is made, as for a RUN
         result = ex.rerun_failed(session, result_id)
         self.dispatch(events.RESULT_SUBMITTED, ex.submitted(result))
+        if fleet.placed(result.params):  # keeps the run's constraints and gpus: says at once, as a RUN does
+            self._place([result.id])
+            session.expire(result)
         return ex.result_as_dict(result)
 
     @rpc

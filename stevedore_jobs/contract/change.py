@@ -2,6 +2,7 @@
 
 What changes is what executions not yet started are held to: a running execution goes on as it is.
 """
+import re
 from typing import ClassVar, Optional
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
@@ -11,6 +12,7 @@ from stevedore_jobs.contract.requests import STRICT, Request
 from stevedore_jobs.contract.run import PARALLELISM_MAX, PRIORITY_MAX
 
 CHANGE_FIELDS = ("parallelism", "priority")
+PLAIN = re.compile(r"[A-Za-z0-9_.-]{1,80}")
 
 
 class ResultChange(Request):
@@ -48,6 +50,11 @@ class ResultChange(Request):
     @classmethod
     def _something(cls, data):
         if isinstance(data, dict) and not any(name in data for name in CHANGE_FIELDS):
+            # e.g. constraints, gpus: set by the RUN, not changed (a name that is no plain word: "body")
+            unknown = sorted(name for name in data if isinstance(name, str) and PLAIN.fullmatch(name))
+            if unknown:
+                raise Invalid(f"unknown field; accepted are {', '.join(CHANGE_FIELDS)} (the others are set by "
+                              "the RUN and not changed)", unknown[0])
             raise Invalid("give parallelism and/or priority", "body")
         return data
 

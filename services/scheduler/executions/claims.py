@@ -16,6 +16,7 @@ from shared.messages import WorkItem, wire
 from shared.timeutil import now
 
 _details = Detail.__table__
+GPU_IDS_MAX = 64  # a runner names at most this many devices (RUNNER_GPUS: contract.fleet.parse_gpus)
 
 # One statement per claim: pick the next execution (skipping rows other claims hold), take
 # a slot of its result (parallelism and cancel re-checked on the latest row), take the
@@ -118,7 +119,9 @@ def _gpus(gpu_ids):
     """A runner's free GPU ids as sent, strings, each once (anything else: none)."""
     if not isinstance(gpu_ids, (list, tuple)):
         return []
-    return list(dict.fromkeys(str(gpu) for gpu in gpu_ids if isinstance(gpu, (str, int)) and not isinstance(gpu, bool)))
+    ids = dict.fromkeys(str(gpu) for gpu in gpu_ids[:GPU_IDS_MAX]
+                        if isinstance(gpu, (str, int)) and not isinstance(gpu, bool))
+    return list(ids)
 
 
 def _ceiling(value, kind):

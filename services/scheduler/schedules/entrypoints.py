@@ -8,6 +8,7 @@ from shared.messages import wire
 from shared.rpc import rpc
 
 from services.scheduler import executions as ex
+from services.scheduler import fleet
 from services.scheduler.schedules import fire, store
 
 log = logging.getLogger(__name__)
@@ -15,7 +16,7 @@ log = logging.getLogger(__name__)
 
 class SchedulesMixin:
     """Needs the service's ``db``, ``settings``, ``dispatch``, ``metrics``, ``webhook_sender``,
-    ``_wake``, ``_notify_finished`` and ``_dependents``."""
+    ``_wake``, ``_place``, ``_notify_finished`` and ``_dependents``."""
 
     @rpc
     def create_schedule(self, body, task=None, idempotency_key=None):
@@ -80,10 +81,14 @@ class SchedulesMixin:
                 self._notify_finished(replaced)
             self._dependents(done.replaced)  # what waits for it is settled now, as after a CANCEL
         result = done.result
-        if done.inline:
-            params = done.params or {}
-            self._wake(result.id, result.times, sized=bool(params.get("memory") or params.get("cpus")))
+        params = done.params or {}
+        if done.inline:  # a run only some runners may take (sizes, constraints, GPUs) wakes all idle ones
+            self._wake(result.id, result.times, sized=bool(params.get("memory") or params.get("cpus"))
+                       or fleet.placed(params))
         self.dispatch(events.RESULT_SUBMITTED, ex.submitted(result, done.inline))
+        if fleet.placed(params):  # says at once when no live runner can take it, as a RUN does
+            self._place([result.id])
+            self.db.session.expire(result)
         self.dispatch(events.SCHEDULE_FIRED, wire(m.ScheduleFired(
             schedule_id=done.schedule_id, task_id=done.task_id, result_id=result.id,
             scheduled_for=done.scheduled_for, manual=done.manual, missed=done.missed)))

@@ -152,6 +152,8 @@ def start(session, schedule, scheduled_for, stamp, settings, webhook_sender, mis
     if previous is not None and previous.status not in st.TERMINAL:
         if schedule.concurrency_policy == "Forbid":
             reason = f"the previous run {previous.id} is still {previous.status} (concurrency_policy Forbid)"
+            if previous.unschedulable:  # it may wait long: say why, each skipped tick
+                reason += f"; it waits for a runner: {previous.unschedulable}"
             if manual:
                 session.rollback()
                 raise Conflict(reason, "concurrency_policy")
