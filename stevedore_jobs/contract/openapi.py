@@ -163,14 +163,16 @@ def schedule_paths(idempotency):
             "post": operation("run a task on a cron schedule",
                               {**ok("the schedule, with its next_run_at", ref("Schedule"), "201",
                                     **location("schedule")), **not_found("task"),
-                               **conflict("the Idempotency-Key was used for a schedule of another task")},
+                               **conflict("the Idempotency-Key was used for a schedule of another task, or the "
+                                          "run's `task_id` names another task")},
                               [idempotency], ref("NewSchedule"), changes=True)},
         "/schedule/{schedule_id}/": {
             "parameters": path_ids("schedule_id"),
             "get": operation("the schedule, with its last fires and failed fires",
                              {**ok("the schedule", ref("Schedule")), **not_found("schedule")}),
             "patch": operation("suspend, resume or change the schedule (fields not sent stay)",
-                               {**ok("the schedule", ref("Schedule")), **not_found("schedule")},
+                               {**ok("the schedule", ref("Schedule")), **not_found("schedule"),
+                                **conflict("the run's `task_id` names another task than the schedule's")},
                                request=ref("ScheduleChange"), changes=True),
             "post": operation("RUN: run now, under the schedule's concurrency policy",
                               {**ok("the new result", ref("Result"), "202", **location("result")),

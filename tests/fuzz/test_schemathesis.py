@@ -61,6 +61,14 @@ include-path = "/task/"
 include-method = "POST"
 parameters = {{ "body.repository" = {{ dictionary = "ready-image", probability = 0.3 }} }}
 
+# a cron expression has rules JSON Schema cannot state (each field's bounds, ranges in order, a date that
+# exists: "0 0 30 2 *" never fires): a schema-valid schedule may be a 400 naming `cron`; as for a RUN, its
+# `run` has rules across fields.  Every other check stays
+[[operations]]
+include-path-regex = "^/schedule/"
+include-method = ["POST", "PATCH"]
+checks = {{ positive_data_acceptance = {{ expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "429"] }} }}
+
 # reads, reruns and cancels of a result that exists, and of its executions (not its DELETE: others use it)
 [[operations]]
 include-path-regex = "^/result/[{{]result_id[}}]/."
