@@ -7,7 +7,7 @@ from typing import ClassVar, Optional
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from stevedore_jobs.contract.checks import Invalid
+from stevedore_jobs.contract.checks import Invalid, json_integer
 from stevedore_jobs.contract.requests import STRICT, Request
 from stevedore_jobs.contract.run import PARALLELISM_MAX, PRIORITY_MAX
 
@@ -35,9 +35,7 @@ class ResultChange(Request):
     @field_validator("parallelism", "priority", mode="before")
     @classmethod
     def _json_integer(cls, value):
-        if isinstance(value, float) and value.is_integer() and abs(value) <= 2 ** 53:
-            return int(value)
-        return value
+        return json_integer(value)
 
     @field_validator("priority", mode="before")
     @classmethod

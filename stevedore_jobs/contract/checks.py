@@ -200,3 +200,12 @@ COMMAND_PATTERN = (f"^(?=[\\s\\S]*\\S)(?:[^'\"\\\\{_C}]|\\\\[^{_C}]|'[^'{_C}]*'"
 CALLBACK_URL_PATTERN = ("^[hH][tT][tT][pP][sS]?://[A-Za-z0-9._-]*[g-wyzG-WYZ_-][A-Za-z0-9._-]*"
                         f"(?::0*(?:{integer_range_pattern(1, 65535)})?)?"
                         "(?:[/?][^\\x00-\\x20\\x7f-\\x9f#]*)?$")
+
+
+def json_integer(value):
+    """A number without a fraction as the integer it is (JSON has one kind of number, and JSON Schema's
+    integer is any number without a fraction: 2.0 is 2, what a client's encoder may write; 2.5 stays as sent,
+    to be refused)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) <= 2 ** 53:
+        return int(value)
+    return value

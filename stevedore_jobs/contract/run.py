@@ -7,7 +7,8 @@ from pydantic import ConfigDict, Field, SkipValidation, field_validator, model_v
 
 from stevedore_jobs.contract import fleet
 from stevedore_jobs.contract import items as per_execution
-from stevedore_jobs.contract.checks import CALLBACK_URL_PATTERN, NO_CONTROL, Invalid, memory_pattern, size_text
+from stevedore_jobs.contract.checks import (
+    CALLBACK_URL_PATTERN, NO_CONTROL, Invalid, json_integer, memory_pattern, size_text)
 from stevedore_jobs.contract.labels import LABELS_DESCRIPTION, LabelMap, check_labels
 from stevedore_jobs.contract.requests import STRICT, Limits, Request, parse
 from stevedore_jobs.contract.run_fields import (  # noqa: F401 -- part of this module's names
@@ -28,11 +29,7 @@ class RunBase(Request):
                      check_fields=False)
     @classmethod
     def _json_integer(cls, value):
-        # JSON has one kind of number, and JSON Schema's integer is any number without a fraction:
-        # 2.0 is the integer 2 (what a client's JSON encoder may write), 2.5 is refused
-        if isinstance(value, float) and value.is_integer() and abs(value) <= 2 ** 53:
-            return int(value)
-        return value
+        return json_integer(value)
 
     def params(self):
         """The parameters the result is run with (stored with it as ``params``): the run-wide ones; with

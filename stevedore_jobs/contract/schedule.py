@@ -13,7 +13,7 @@ from typing import ClassVar, Literal, Optional
 
 from pydantic import ConfigDict, Field, field_validator
 
-from stevedore_jobs.contract.checks import ID_PATTERN, NO_CONTROL, Invalid, shown
+from stevedore_jobs.contract.checks import ID_PATTERN, NO_CONTROL, Invalid, json_integer, shown
 from stevedore_jobs.contract.requests import NAME_MAX, STRICT, Limits, Page, Request
 from stevedore_jobs.contract.responses import Answer, Epoch
 from stevedore_jobs.contract.run import run_parts
@@ -125,10 +125,7 @@ class ScheduleBase(Request):
     @field_validator("starting_deadline_seconds", mode="before", check_fields=False)
     @classmethod
     def _json_integer(cls, value):
-        # JSON Schema's integer is any number without a fraction: 600.0 is 600 (as for a RUN's times)
-        if isinstance(value, float) and value.is_integer() and abs(value) <= 2 ** 53:
-            return int(value)
-        return value
+        return json_integer(value)
 
 
 class NewSchedule(ScheduleBase):
