@@ -15,6 +15,7 @@ import hmac
 import json
 import logging
 import re
+from dataclasses import replace
 from urllib.parse import unquote_to_bytes, urlencode
 
 from nameko.exceptions import RemoteError
@@ -31,6 +32,7 @@ from shared import validation
 from shared.errors import Conflict, NotFound, StevedoreError, Unavailable, ValidationError
 from shared.handlers import first_line, is_transient
 from shared.logs import printable
+from shared.principals import CONFIGURED
 from shared.settings import settings_of
 from stevedore_jobs.contract.checks import MAX_JSON_DEPTH
 
@@ -227,7 +229,14 @@ class JsonHttp(HttpRequestHandler):
 
     def handle_request(self, request):
         refusal = None if self.public else self.refuse(request)
+        if refusal is None:
+            request.stevedore_caller = self.caller(request)
         return refusal or super().handle_request(request)
+
+    def caller(self, request):
+        """Who an admitted request is from (shared/principals.py): for now every admitted request is
+        the configured admin of the default team, with the client's address."""
+        return replace(CONFIGURED, address=request.environ.get("stevedore_jobs.client"))
 
     def refuse(self, request):
         """None when the request may go on, else the 401/403 response."""
@@ -344,3 +353,8 @@ def listing(request, model, fetch, id_field):
 def idempotency_key(request):
     """The Idempotency-Key header, if any (the contract's rule)."""
     return validation.idempotency_key(request.headers.get("Idempotency-Key"))
+
+
+def caller_of(request):
+    """The request's ``Caller`` (shared/principals.py), set when it was admitted."""
+    return getattr(request, "stevedore_caller", None) or CONFIGURED

@@ -30,6 +30,9 @@ class Task(Base):
     version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # the task's labels ({} if none), filtered by ?label= through the GIN index (migration 0016)
     labels: Mapped[dict] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
+    # the team it belongs to and the principal that made it (migration 0018, shared/principals.py)
+    team: Mapped[str] = mapped_column(String(63), index=True, default="default", server_default="default")
+    submitted_by: Mapped[str | None] = mapped_column(String(200))
 
     __table_args__ = (Index("ix_tasks_created_at", "created_at"),
                       Index("ix_tasks_labels", "labels", postgresql_using="gin"))

@@ -77,6 +77,9 @@ class Result(Base):
     constraints: Mapped[dict | None] = mapped_column(JSONB(none_as_null=True))
     gpus: Mapped[int | None] = mapped_column(Integer)
     unschedulable: Mapped[str | None] = mapped_column(Text)
+    # the team it belongs to and the principal that made it (migration 0018, shared/principals.py)
+    team: Mapped[str] = mapped_column(String(63), index=True, default="default", server_default="default")
+    submitted_by: Mapped[str | None] = mapped_column(String(200))
 
     __table_args__ = (
         Index("ix_results_labels", "labels", postgresql_using="gin"),
@@ -238,6 +241,9 @@ class Schedule(Base):
     n_missed: Mapped[int] = mapped_column(Integer, default=0)
     n_failed: Mapped[int] = mapped_column(Integer, default=0)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    # the team it belongs to and the principal that made it (migration 0018, shared/principals.py)
+    team: Mapped[str] = mapped_column(String(63), index=True, default="default", server_default="default")
+    submitted_by: Mapped[str | None] = mapped_column(String(200))
 
     __table_args__ = (
         # the firing timer's query: due schedules, earliest first
@@ -286,3 +292,14 @@ class Runner(Base):
     engine: Mapped[str | None] = mapped_column(String(200))
     first_seen: Mapped[float] = mapped_column(Float)
     last_heartbeat: Mapped[float] = mapped_column(Float)
+
+
+class Team(Base):
+    """A team (migration 0018): its fair-share weight and quotas (None: no quota)."""
+    __tablename__ = "teams"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    weight: Mapped[float] = mapped_column(Float, default=1.0, server_default="1")
+    max_running: Mapped[int | None] = mapped_column(Integer)
+    max_queued: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[float] = mapped_column(Float)
