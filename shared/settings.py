@@ -97,6 +97,11 @@ def _runner_id(value):
     return value
 
 
+def _image_map(value):
+    from shared.images import parse_image_map
+    return parse_image_map(value)
+
+
 def _lower(value):
     return str(value).strip().lower()
 
@@ -186,6 +191,8 @@ class Docker(Part):
 
 class RegistrySettings(Common, Events, Metrics, Docker):
     pull_timeout: Seconds = 600
+    # SOURCE=TARGET rules (shared/images.py): alpine pulled from localhost:5000/library/alpine; empty: none
+    image_map: Annotated[tuple, BeforeValidator(_image_map), Field(validate_default=True)] = ""
     # a bad key is logged and turns private registries off (services/registry/credentials.py)
     credentials_key: str = Field("", json_schema_extra={"env": "STEVEDORE_CREDENTIALS_KEY"})
 
