@@ -77,6 +77,9 @@ class Result(Base):
     constraints: Mapped[dict | None] = mapped_column(JSONB(none_as_null=True))
     gpus: Mapped[int | None] = mapped_column(Integer)
     unschedulable: Mapped[str | None] = mapped_column(Text)
+    # a GA4GH TES task's document, its executors' images and the imports it waits for (migration 0023,
+    # services/scheduler/tes.py); None for any other run.  Deferred: read only by the TES routes and claims
+    tes: Mapped[dict | None] = mapped_column(JSONB(none_as_null=True), deferred=True)
 
     __table_args__ = (
         Index("ix_results_labels", "labels", postgresql_using="gin"),
@@ -128,6 +131,8 @@ class Detail(Base):
     waiting: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     # the GPU device ids its runner gave its last attempt (migration 0017); None: none
     gpu_ids: Mapped[list | None] = mapped_column(JSON(none_as_null=True))
+    # a TES task's executor logs, outputs and failure kind, as its runner reported them (migration 0023)
+    tes_log: Mapped[dict | None] = mapped_column(JSONB(none_as_null=True), deferred=True)
 
     __table_args__ = (
         UniqueConstraint("result_id", "index", name="uq_details_result_index"),
