@@ -99,6 +99,8 @@ class Result(Base):
             "deadline_at IS NOT NULL AND ended_by IS NULL AND status IN ('QUEUED', 'RUNNING')")),
         Index("ix_results_stopping", "id", postgresql_where=text(
             "ended_by IS NOT NULL AND NOT cancel_requested AND status IN ('QUEUED', 'RUNNING')")),
+        # GA4GH TES tasks, newest first (migration 0023, services/scheduler/tes.py)
+        Index("ix_results_tes", "submitted_at", "id", postgresql_where=text("tes IS NOT NULL")),
     )
 
 

@@ -3,7 +3,7 @@ import uuid
 
 import pytest
 
-from tests.e2e.conftest import mapped_system
+from tests.conftest import mapped_system
 
 pytestmark = pytest.mark.e2e
 

@@ -17,7 +17,7 @@ import pytest
 import requests
 import tes
 
-from tests.e2e.conftest import mapped_system
+from tests.conftest import mapped_system
 from tests.support import wait_until
 
 pytestmark = pytest.mark.e2e
