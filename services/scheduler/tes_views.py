@@ -107,6 +107,9 @@ def task_log(result, detail, view):
     shown = {"logs": executors, "outputs": log.get("outputs") or [],
              "start_time": rfc3339(detail.start), "end_time": rfc3339(detail.end),
              "metadata": {"stevedore_result_id": result.id, "stevedore_detail_id": detail.id,
+                          # the image each executor ran, pinned to its digest when imported
+                          **{f"executors[{i}].image": image for i, image in
+                             enumerate((result.tes or {}).get("images") or []) if image},
                           **({"runner": detail.runner} if detail.runner else {}),
                           **({"attempt": str(detail.attempt)} if detail.attempt else {})}}
     if view == "FULL":

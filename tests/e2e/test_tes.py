@@ -101,6 +101,10 @@ def test_two_executors_pass_a_file_and_the_output_is_collected(client, outputs_d
     with open(target) as fh:
         assert fh.read() == "MADE BY ONE\n"
     assert task.logs[0].outputs[0].path == "/out/result.txt"
+    # each executor ran its image as the registry imported it, from the loopback registry, pinned
+    images = task.logs[0].metadata
+    assert "/library/ubuntu@sha256:" in images["executors[0].image"], images
+    assert "/library/alpine@sha256:" in images["executors[1].image"], images
     assert int(task.logs[0].outputs[0].size_bytes) == 12
 
 

@@ -108,6 +108,8 @@ def test_views_show_more_in_turn_and_basic_hides_contents_and_output():
                                          "end_time": "1970-01-01T00:00:02.000Z", "exit_code": 3}]
     full = task_view(run, execution, "FULL")
     assert full["inputs"][0]["content"] == "secret" and full["logs"][0]["logs"][0]["stdout"] == "o"
+    run.tes["images"] = ["localhost:5000/library/alpine@sha256:" + "a" * 64]
+    assert task_view(run, execution, "BASIC")["logs"][0]["metadata"]["executors[0].image"] == run.tes["images"][0]
 
 
 def test_a_runners_tes_log_is_stored_bounded_and_without_nul():
