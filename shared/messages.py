@@ -56,6 +56,9 @@ class WorkItem(Message):
     labels: dict[str, str] = {}  # the RUN's: on its containers as Docker labels user.stevedore/<key>
     # the GPU device ids this attempt gets, its own (RUN's ``gpus``; services/scheduler/fleet.py); None: none
     gpu_ids: list[str] | None = None
+    # a GA4GH TES task ({"task": the TES document, "images": each executor's pinned image}): its executors
+    # run in turn (services/runner/tes.py); None for any other run
+    tes: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, detail_id, result_id, task_id, index, attempt, image, params, lease_seconds, own=None, **more):
@@ -131,6 +134,8 @@ class ExecutionFinished(ReportKey):
     end: Number | None = None
     container_id: str | None = None
     logs: dict[str, Any] | None = None
+    # a TES task's: each executor's log, its outputs, and whether it failed as EXECUTOR_ERROR or SYSTEM_ERROR
+    tes_log: dict[str, Any] | None = None
 
 
 def finished_report(**fields):
@@ -326,6 +331,11 @@ SCHEDULER_CALLS = {
     "run_schedule": Call(Result),
     "get_schedule": Call(Schedule, read=True),
     "list_schedules": Call(list[Schedule], read=True),
+    # GA4GH TES (services/scheduler/tes.py): a TES task as TES shows it ({"id": ...} once made)
+    "create_tes_task": Call(dict[str, str]),
+    "cancel_tes_task": Call(dict),
+    "get_tes_task": Call(dict[str, Any], read=True),
+    "list_tes_tasks": Call(dict[str, Any], read=True),
 }
 
 REGISTRY_CALLS = {
@@ -338,6 +348,7 @@ REGISTRY_CALLS = {
     "task_facts": Call(TaskFacts, read=True),
     "list_tasks": Call(list[Task], read=True),
     "pull_credentials": Call(dict[str, str] | None, read=True),
+    "tes_image": Call(TaskFacts),   # the task importing a TES executor's image (services/registry/tes.py)
     "check_session": Call(Any, read=True),
     "ping": Call(str, read=True),
 }

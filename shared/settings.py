@@ -97,6 +97,11 @@ def _runner_id(value):
     return value
 
 
+def _image_map(value):
+    from shared.images import parse_image_map
+    return parse_image_map(value)
+
+
 def _lower(value):
     return str(value).strip().lower()
 
@@ -186,6 +191,8 @@ class Docker(Part):
 
 class RegistrySettings(Common, Events, Metrics, Docker):
     pull_timeout: Seconds = 600
+    # SOURCE=TARGET rules (shared/images.py): alpine pulled from localhost:5000/library/alpine; empty: none
+    image_map: Annotated[tuple, BeforeValidator(_image_map), Field(validate_default=True)] = ""
     # a bad key is logged and turns private registries off (services/registry/credentials.py)
     credentials_key: str = Field("", json_schema_extra={"env": "STEVEDORE_CREDENTIALS_KEY"})
 
@@ -220,7 +227,29 @@ class SchedulerSettings(Common, Events, Metrics, Ceilings, Webhooks, Polling):
     schedule_allow_seconds: Switch = "off"  # testing only: a sixth cron field, seconds
 
 
-class RunnerSettings(Common, Metrics, Docker, Polling):
+def _dirs(value):
+    dirs = tuple(item.strip().rstrip("/") or "/" for item in str(value).split(",") if item.strip())
+    for item in dirs:
+        if not item.startswith("/"):
+            raise ValueError(f"{item!r} is not an absolute path")
+    return dirs
+
+
+Dirs = Annotated[tuple, BeforeValidator(_dirs)]                 # comma-separated absolute paths
+
+
+class Tes(Part):
+    """A runner's part in GA4GH TES tasks (docs/tes.md): where their files may come from and go."""
+
+    tes_input_dirs: Dirs = ""            # file:// inputs only from under these; empty: none
+    tes_output_dir: Annotated[str, BeforeValidator(lambda v: _dirs(v)[0] if _dirs(v) else "")] = ""
+    tes_download_max_bytes: Size = "1g"  # of one input (a file://  DIRECTORY: all its files)
+    tes_download_timeout: Seconds = 300
+    tes_allow_networks: Networks = ""    # networks http(s) inputs may come from besides global addresses
+    tes_log_bytes: Annotated[int, Ge(0)] = 65536  # of each executor's stdout and stderr kept in TES logs
+
+
+class RunnerSettings(Common, Metrics, Docker, Polling, Tes):
     runner_id: Annotated[str, BeforeValidator(_runner_id)] = ""  # empty: the host name
     runner_slots: Count = 1
     heartbeat_interval: Seconds = 5

@@ -10,7 +10,10 @@ import docker
 import pytest
 from cryptography.fernet import Fernet
 
-from tests.support import ImageRegistry, System, build_test_images, create_database, drop_database
+from sqlalchemy import create_engine, text
+
+from tests.support import (ImageRegistry, System, build_test_images, containers_of, create_database,
+                           drop_database)
 
 
 @pytest.fixture(scope="session")
@@ -73,3 +76,44 @@ def ready_tasks(api, test_images):
     """One READY task per test image behaviour: {"ok": task, ...}."""
     return {behaviour: api.register(ref, name=f"e2e-{behaviour}")
             for behaviour, ref in test_images.items()}
+
+
+@pytest.fixture(scope="module")
+def standin_registry(docker_client):
+    """A loopback registry holding busybox stand-ins of ``alpine`` and ``ubuntu:20.04`` (Docker Hub's names)."""
+    from tests.support import build_standins
+
+    registry = ImageRegistry().start()
+    try:
+        build_standins(docker_client, registry)
+        yield registry
+    finally:
+        registry.stop()
+
+
+def mapped_system(request, vhost_pipeline, docker_client, registry, name, env=None):
+    """A system of its own whose IMAGE_MAP sends Docker Hub names to ``registry`` (a generator: yields it)."""
+    from urllib.parse import urlparse
+
+    uri = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
+    database = create_database()
+    engine = create_engine(database)
+    try:
+        with vhost_pipeline.get() as vhost:
+            running = System(f"{uri.scheme}://{uri.netloc}/{vhost}", database, runners=2, name=name,
+                             env={"IMAGE_MAP": f"docker.io={registry.address}", "SWEEP_INTERVAL": "1",
+                                  **(env or {})})
+            running.engine = engine
+            try:
+                running.start().wait_healthy()
+                yield running
+            finally:
+                running.stop()
+    finally:
+        with engine.connect() as conn:
+            ids = [row[0] for row in conn.execute(text("SELECT id FROM results"))]
+        engine.dispose()
+        for result_id in ids:
+            for container in containers_of(docker_client, result_id):
+                container.remove(force=True)
+        drop_database(database)

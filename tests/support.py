@@ -95,6 +95,19 @@ def build_test_images(client, registry, behaviours=("ok", "fail", "sleep", "env"
     Returns {behaviour: "registry/repository:behaviour"}.  The local tags are
     removed so that registering a task really pulls from the registry.
     """
+    return build_images(client, registry, {behaviour: f"{repository}:{behaviour}" for behaviour in behaviours},
+                        auth=auth, network_mode=network_mode)
+
+
+def build_standins(client, registry, names=("library/alpine:latest", "library/ubuntu:20.04")):
+    """Small busybox stand-ins of public images (``alpine``, ``ubuntu:20.04`` as Docker Hub names them),
+    pushed to the loopback ``registry``, for a system whose ``IMAGE_MAP`` is ``docker.io=<registry>``."""
+    return build_images(client, registry, {name: name for name in names})
+
+
+def build_images(client, registry, wanted, auth=None, network_mode=None):
+    """Build the busybox test image once per entry of ``wanted`` ({behaviour: "repository:tag"}), push
+    it to ``registry``, drop the local tag; returns {behaviour: "registry/repository:tag"}."""
     context = tempfile.mkdtemp(prefix="stevedore-image-")
     try:
         busybox = shutil.which("busybox") or "/bin/busybox"
@@ -102,8 +115,9 @@ def build_test_images(client, registry, behaviours=("ok", "fail", "sleep", "env"
         for name in ("Dockerfile", "behaviours.sh"):
             shutil.copy(os.path.join(ROOT, "tests", "images", name), os.path.join(context, name))
         refs = {}
-        for behaviour in behaviours:
-            ref = f"{registry.address}/{repository}:{behaviour}"
+        for key, name in wanted.items():
+            behaviour = key if key in ("ok", "fail", "sleep", "env", "flaky") else "ok"
+            ref = f"{registry.address}/{name}"
             for attempt in range(3):
                 # other test sessions on the same engine may prune the cached layers
                 # a build reuses; build again without the cache if that happened
@@ -119,7 +133,7 @@ def build_test_images(client, registry, behaviours=("ok", "fail", "sleep", "env"
                     raise RuntimeError(f"push of {ref} failed: {line['error']}")
             # untag only: layers shared with other sessions' builds stay
             client.images.remove(ref, noprune=True)
-            refs[behaviour] = ref
+            refs[key] = ref
         return refs
     finally:
         shutil.rmtree(context, ignore_errors=True)

@@ -310,8 +310,9 @@ def _depth(value, limit):
     return False
 
 
-def json_body(request):
-    """The request's JSON object, every string in it checked, or a 400 naming the field.
+def json_body(request, free_text=False):
+    """The request's JSON object, every string in it checked, or a 400 naming the field (``free_text``:
+    tab, LF and CR allowed in every value, as in a GA4GH TES task's scripts and file contents).
 
     The edge has read the body already, within HTTP_MAX_BODY_BYTES (edge.py).
     """
@@ -326,7 +327,7 @@ def json_body(request):
         raise ValidationError("must be a JSON object", "body")
     if _depth(body, MAX_JSON_DEPTH):
         raise ValidationError(f"nests deeper than {MAX_JSON_DEPTH} levels", "body")
-    return validation.check_strings(body)
+    return validation.check_strings(body, free=free_text)
 
 
 def listing(request, model, fetch, id_field):

@@ -11,6 +11,7 @@ from services.gateway.limits import RunLimits
 from services.gateway.rawlogs import raw_response
 from services.gateway.reads import SharedReads
 from services.gateway import schedules  # the module, as ui
+from services.gateway import tes  # the module, as ui
 from services.gateway.http import api, idempotency_key, json_body, listing
 from stevedore_jobs import contract
 from stevedore_jobs.contract.change import ResultChange
@@ -23,7 +24,7 @@ from shared.rpc import TimeoutRpcProxy
 HEALTH_TIMEOUT = 5
 
 
-class GatewayService(ui.UiRoutes, schedules.ScheduleRoutes):
+class GatewayService(ui.UiRoutes, schedules.ScheduleRoutes, tes.TesRoutes):
     name = "gateway"
 
     registry = TimeoutRpcProxy("registry")

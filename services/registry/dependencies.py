@@ -9,6 +9,8 @@ import urllib3
 from nameko.extensions import DependencyProvider
 
 from shared.docker_engine import LazyDockerClient, bounded, explain, explain_pull_error
+from shared.errors import ValidationError
+from shared.images import map_reference
 from shared.metrics import PullMetrics
 from shared.settings import settings_of
 
@@ -24,12 +26,13 @@ class ImportFailed(Exception):
 class Images:
     """What a worker gets: domain verbs over one Docker client."""
 
-    def __init__(self, client, pull_timeout):
+    def __init__(self, client, pull_timeout, image_map=()):
         self.client = client
         self.pull_timeout = pull_timeout
+        self.image_map = image_map
 
     def pull(self, reference, auth=None):
-        """Pull ``reference``; return (digest reference, image id).
+        """Pull ``reference`` (as ``IMAGE_MAP`` maps it: shared/images.py); return (digest reference, image id).
 
         The digest reference (``name@sha256:...``) is what executions run, so a
         tag moved later does not change a registered task.
@@ -40,7 +43,11 @@ class Images:
         breaks (the engine restarting) or ends without the image fails too:
         every way out is an ``ImportFailed`` naming what happened.
         """
-        name, tag, digest = parse_reference(reference)
+        try:
+            reference = map_reference(reference, self.image_map)
+            name, tag, digest = parse_reference(reference)
+        except (ValueError, ValidationError) as exc:  # mapped to a name too long to be one
+            raise ImportFailed(f"IMAGE_MAP maps {reference} to no valid image name: {exc}") from exc
         try:
             self._stream_pull(reference, name, digest or tag, auth)
             image = self.client.images.get(f"{name}@{digest}" if digest else f"{name}:{tag}")
@@ -118,6 +125,7 @@ class DockerImages(DependencyProvider):
         settings = settings_of(self.container)
         self.base_url = settings.docker_host
         self.timeout = settings.pull_timeout
+        self.image_map = settings.image_map
         self.client = LazyDockerClient(self.base_url, timeout=self.timeout)
 
     def stop(self):
@@ -126,7 +134,7 @@ class DockerImages(DependencyProvider):
     kill = stop
 
     def get_dependency(self, worker_ctx):
-        return Images(self.client, self.timeout)
+        return Images(self.client, self.timeout, self.image_map)
 
 
 class RegistryMetrics(PullMetrics):

@@ -20,6 +20,7 @@ from nameko.timer import timer
 from sqlalchemy import select
 
 from services.registry import sessions, tasks
+from services.registry import tes as tes_images
 from services.registry.credentials import CredentialsUnreadable, CredentialVault
 from services.registry.dependencies import DockerImages, ImportFailed, RegistryMetrics
 from services.registry.models import Base, Task
@@ -97,6 +98,15 @@ class RegistryService:
     @rpc
     def list_tasks(self, status=None, limit=100, after=None, label=None):
         return [tasks.as_dict(t) for t in tasks.listing(self.db.session, status, limit, after, label)]
+
+    @rpc
+    def tes_image(self, reference):
+        """The facts of the task that imports ``reference`` for GA4GH TES executors (services/registry/tes.py),
+        made, or imported again after an ERROR, now."""
+        task, submit = tes_images.image_task(self.db.session, reference)
+        if submit:
+            self.dispatch(events.TASK_SUBMITTED, wire(m.TaskSubmitted(task_id=task.id, version=task.version)))
+        return tasks.facts(task)
 
     @rpc
     def pull_credentials(self, task_id):

@@ -11,9 +11,10 @@ from services.runner.engine import EngineUnavailable
 from services.runner.metrics import RunnerMetrics
 from services.runner.reporting import ReliableDispatcher
 from services.runner.slots import HoldingsProvider, execution_slot, holding_timer
+from services.runner.tes import TesRun, sweep as sweep_tes
 from shared import events, statuses
 from shared import messages as m
-from shared.extensions import config_timer
+from shared.extensions import Settings, config_timer
 from shared.messages import wire
 from shared.rpc import TimeoutRpcProxy
 from shared.timeutil import now
@@ -31,6 +32,7 @@ class RunnerService:
     live = EventDispatcher()
     holdings = HoldingsProvider()
     metrics = RunnerMetrics()
+    settings = Settings()
 
     @execution_slot
     def run_next(self, slot):
@@ -109,6 +111,9 @@ class RunnerService:
 
             if container_id:
                 outcome = self.docker.resume(container_id, work, started, should_stop, output)
+            elif work.get("tes"):  # a GA4GH TES task: its executors in turn (services/runner/tes.py)
+                outcome = TesRun(self.docker, self.settings, work, runner, self.metrics.timed_pull).run(
+                    started, should_stop, output)
             else:
                 try:
                     outcome = self.docker.run(
@@ -176,6 +181,7 @@ class RunnerService:
         """Square the engine's containers and the scheduler's view with ours (see reconcile.py)."""
         try:
             summary = reconciling.reconcile(self.holdings, self.docker, self.scheduler, self.report)
+            summary["tes_leftovers"] = sweep_tes(self.docker, self.holdings.runner_id, set(self.holdings.held))
             if any(summary.values()):
                 log.info("reconciled: %s", summary)
         finally:

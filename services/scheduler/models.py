@@ -80,6 +80,9 @@ class Result(Base):
     # the team it belongs to and the principal that made it (migration 0018, shared/principals.py)
     team: Mapped[str] = mapped_column(String(63), index=True, default="default", server_default="default")
     submitted_by: Mapped[str | None] = mapped_column(String(200))
+    # a GA4GH TES task's document, its executors' images and the imports it waits for (migration 0023,
+    # services/scheduler/tes.py); None for any other run.  Deferred: read only by the TES routes and claims
+    tes: Mapped[dict | None] = mapped_column(JSONB(none_as_null=True), deferred=True)
 
     __table_args__ = (
         Index("ix_results_labels", "labels", postgresql_using="gin"),
@@ -99,6 +102,8 @@ class Result(Base):
             "deadline_at IS NOT NULL AND ended_by IS NULL AND status IN ('QUEUED', 'RUNNING')")),
         Index("ix_results_stopping", "id", postgresql_where=text(
             "ended_by IS NOT NULL AND NOT cancel_requested AND status IN ('QUEUED', 'RUNNING')")),
+        # GA4GH TES tasks, newest first (migration 0023, services/scheduler/tes.py)
+        Index("ix_results_tes", "submitted_at", "id", postgresql_where=text("tes IS NOT NULL")),
     )
 
 
@@ -131,6 +136,8 @@ class Detail(Base):
     waiting: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     # the GPU device ids its runner gave its last attempt (migration 0017); None: none
     gpu_ids: Mapped[list | None] = mapped_column(JSON(none_as_null=True))
+    # a TES task's executor logs, outputs and failure kind, as its runner reported them (migration 0023)
+    tes_log: Mapped[dict | None] = mapped_column(JSONB(none_as_null=True), deferred=True)
 
     __table_args__ = (
         UniqueConstraint("result_id", "index", name="uq_details_result_index"),

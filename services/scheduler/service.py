@@ -5,6 +5,7 @@ from nameko.events import SERVICE_POOL, EventDispatcher, event_handler
 
 from services.scheduler import executions as ex
 from services.scheduler import changes, deliveries, failurepolicy, fleet, knowntasks, recovery, waits, webhooks
+from services.scheduler import tes, tes_views
 from services.scheduler.holdings import installation_id
 from services.scheduler.runnersizes import RunnerSizesProvider
 from services.scheduler.idlerunners import IdleRunnersProvider
@@ -33,7 +34,7 @@ OUTCOME_FIELDS = ("detail_id", "attempt", "runner", "lease_expired", "status", "
 
 class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, changes.ChangeMixin,
                        waits.DependenciesMixin, schedules.SchedulesMixin, deliveries.DeliveriesMixin,
-                       fleet.FleetMixin):
+                       fleet.FleetMixin, tes.TesMixin):
     name = "scheduler"
 
     db = Database(Base)
@@ -206,10 +207,12 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
     @retrying_event_handler(events.REGISTRY, events.TASK_IMPORTED, handler_type=SERVICE_POOL)
     def on_task_imported(self, payload):
         knowntasks.heard(self.db.session, payload, statuses.READY)
+        self._tes_images_heard()
 
     @retrying_event_handler(events.REGISTRY, events.TASK_IMPORT_FAILED, handler_type=SERVICE_POOL)
     def on_task_import_failed(self, payload):
         knowntasks.heard(self.db.session, payload, statuses.ERROR)
+        self._tes_images_heard()
 
     @retrying_event_handler(events.REGISTRY, events.TASK_DELETED, handler_type=SERVICE_POOL)
     def on_task_deleted(self, payload):
@@ -325,10 +328,11 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
             log.error("a finished report names no execution; dropped: %.300r", report)
             return
         logs = report.pop("logs", None)
+        tes_log = tes_views.storable_log(report.pop("tes_log", None))
         fold = dict(retry_base=self.settings.retry_backoff, retry_cap=self.settings.retry_backoff_max,
                     on_start=self.metrics.unreported_start)
         try:
-            result, detail = ex.mark_finished(self.db.session, report, logs=logs, **fold)
+            result, detail = ex.mark_finished(self.db.session, report, logs=logs, tes_log=tes_log, **fold)
         except Exception as exc:  # noqa: BLE001 -- see the docstring
             if is_transient(exc):
                 raise  # the whole report again, by the retrying handler

@@ -41,13 +41,13 @@ def check_text(value, field, free_text=False):
     return value
 
 
-def check_strings(body, field="body"):
+def check_strings(body, field="body", free=False):
     """Every string in a JSON body, keys and values at any depth, through ``check_text``.
 
     The error names the top-level field the string is in (``field`` for a bad
-    top-level key); values under FREE_TEXT_FIELDS are free text.
+    top-level key); values under FREE_TEXT_FIELDS are free text (with ``free``, every value is).
     """
-    stack = [(body, None, False)]
+    stack = [(body, None, free)]
     while stack:
         value, top, free = stack.pop()
         if isinstance(value, str):

@@ -41,3 +41,4 @@ def sched_system(vhost_pipeline, request, test_images, docker_client):
             for container in containers_of(docker_client, result_id):
                 container.remove(force=True)
         drop_database(database)
+

@@ -41,7 +41,7 @@ CLAIM_SQL = text("""
         FROM pick
         WHERE r.id = pick.result_id AND NOT r.cancel_requested AND r.ended_by IS NULL
           AND (r.parallelism IS NULL OR r.active < r.parallelism)
-        RETURNING r.id, r.task_id, r.image, r.params, coalesce(r.gpus, 0) AS gpus
+        RETURNING r.id, r.task_id, r.image, r.params, coalesce(r.gpus, 0) AS gpus, r.tes
     ), taken AS (
         UPDATE details d SET runner = :runner, attempt = d.attempt + 1,
                              lease_expires_at = extract(epoch FROM clock_timestamp()) + :lease_seconds,
@@ -52,9 +52,9 @@ CLAIM_SQL = text("""
         RETURNING d.id, d.index, d.attempt, d.params AS own, d.gpu_ids
     )
     SELECT pick.id AS picked, pick.result_id, taken.id AS taken, taken.index, taken.attempt,
-           slot.task_id, slot.image, slot.params, taken.own, taken.gpu_ids
+           slot.task_id, slot.image, slot.params, taken.own, taken.gpu_ids, slot.tes
     FROM pick LEFT JOIN taken ON taken.id = pick.id LEFT JOIN slot ON slot.id = pick.result_id
-""").columns(params=JSON, own=JSON, gpu_ids=JSON)
+""").columns(params=JSON, own=JSON, gpu_ids=JSON, tes=JSON)
 
 
 def claim(session, runner, lease_seconds, max_memory=None, max_cpus=None, labels=None, gpu_ids=None):
@@ -86,9 +86,15 @@ def claim(session, runner, lease_seconds, max_memory=None, max_cpus=None, labels
             continue
         session.commit()
         return wire(WorkItem.of(row.taken, row.result_id, row.task_id, row.index, row.attempt, row.image,
-                                row.params, lease_seconds, own=row.own, gpu_ids=row.gpu_ids))
+                                row.params, lease_seconds, own=row.own, gpu_ids=row.gpu_ids,
+                                **({"tes": _tes_work(row.tes)} if row.tes else {})))
     session.rollback()
     return None
+
+
+def _tes_work(tes):
+    """What a runner needs of a TES task (services/runner/tes.py): its document and each executor's image."""
+    return {"task": tes["task"], "images": tes["images"]}
 
 
 def sized_active_results(session):

@@ -138,7 +138,7 @@ def _store_final_logs(session, detail_id, attempt, logs):
     return None
 
 
-def mark_finished(session, report, retry_base=1.0, retry_cap=300.0, logs=None, on_start=None):
+def mark_finished(session, report, retry_base=1.0, retry_cap=300.0, logs=None, on_start=None, tes_log=None):
     """Fold a runner's report of an attempt's end; returns (result, detail) or (None, None).
 
     An ERROR (non-zero exit, runner lost) is retried while the run's
@@ -206,6 +206,8 @@ def mark_finished(session, report, retry_base=1.0, retry_cap=300.0, logs=None, o
         detail.lease_expires_at = None
         if report.get("container_id"):
             detail.container_id = report["container_id"]
+        if tes_log is not None:  # a TES task's executor logs and outputs (services/scheduler/tes_views.py)
+            detail.tes_log = tes_log
         if start is not None and (result.start is None or start < result.start):
             result.start = start
         setattr(result, COUNTER[status], getattr(result, COUNTER[status]) + 1)

@@ -1,0 +1,193 @@
+"""GA4GH TES v1.1 end to end, with py-tes (the GA4GH Python client) as the client (docs/tes.md).
+
+The executors' images are Docker Hub names (``alpine``, ``ubuntu:20.04``) that the
+system's IMAGE_MAP sends to a loopback registry of busybox stand-ins; URL inputs
+are served from loopback (allowed by TES_ALLOW_NETWORKS); outputs go under a
+TES_OUTPUT_DIR of the test's.
+"""
+import os
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+import tes
+
+from tests.conftest import mapped_system
+from tests.support import wait_until
+
+pytestmark = pytest.mark.e2e
+
+ENDED = ("COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED")
+
+
+@pytest.fixture(scope="module")
+def outputs_dir():
+    path = tempfile.mkdtemp(prefix="stevedore-tes-out-")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def tes_system(request, vhost_pipeline, docker_client, standin_registry, outputs_dir):
+    yield from mapped_system(request, vhost_pipeline, docker_client, standin_registry, "tes",
+                             env={"TES_OUTPUT_DIR": outputs_dir, "TES_ALLOW_NETWORKS": "127.0.0.0/8"})
+
+
+@pytest.fixture(scope="module")
+def client(tes_system):
+    return tes.HTTPClient(tes_system.url, token=tes_system.token, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def served():
+    """A loopback HTTP server of input files: {path: bytes}."""
+    files = {"/inputs/greeting.txt": b"hello over http\n"}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = files.get(self.path)
+            self.send_response(200 if body is not None else 404)
+            self.send_header("Content-Length", str(len(body or b"")))
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def ended(client, task_id, timeout=120):
+    return wait_until(lambda: (lambda t: t if t.state in ENDED else None)(client.get_task(task_id, "FULL")),
+                      timeout=timeout, interval=0.5, what=f"TES task {task_id} to end")
+
+
+def executor(command, image="alpine", **more):
+    return tes.Executor(image=image, command=command, **more)
+
+
+def test_inputs_by_content_and_by_url_reach_the_executor(client, served):
+    task_id = client.create_task(tes.Task(
+        name=f"inputs-{uuid.uuid4().hex[:6]}",
+        inputs=[tes.Input(path="/data/in/inline.txt", content="inline content\n"),
+                tes.Input(path="/data/in/remote.txt", url=f"{served}/inputs/greeting.txt")],
+        executors=[executor(["sh", "-c", "cat /data/in/inline.txt /data/in/remote.txt"])]))
+    task = ended(client, task_id)
+    assert task.state == "COMPLETE", task
+    assert task.logs[0].logs[0].stdout == "inline content\nhello over http\n"
+    assert task.logs[0].logs[0].exit_code == 0
+
+
+def test_two_executors_pass_a_file_and_the_output_is_collected(client, outputs_dir):
+    target = os.path.join(outputs_dir, f"result-{uuid.uuid4().hex[:6]}.txt")
+    task_id = client.create_task(tes.Task(
+        executors=[executor(["sh", "-c", "echo made by one > /work/shared.txt"], image="ubuntu:20.04"),
+                   executor(["sh", "-c", "tr a-z A-Z < /work/shared.txt > /out/result.txt; echo two"])],
+        volumes=["/work"],
+        outputs=[tes.Output(path="/out/result.txt", url=f"file://{target}")]))
+    task = ended(client, task_id)
+    assert task.state == "COMPLETE", task
+    assert [log.exit_code for log in task.logs[0].logs] == [0, 0]
+    with open(target) as fh:
+        assert fh.read() == "MADE BY ONE\n"
+    assert task.logs[0].outputs[0].path == "/out/result.txt"
+    # each executor ran its image as the registry imported it, from the loopback registry, pinned
+    images = task.logs[0].metadata
+    assert "/library/ubuntu@sha256:" in images["executors[0].image"], images
+    assert "/library/alpine@sha256:" in images["executors[1].image"], images
+    assert int(task.logs[0].outputs[0].size_bytes) == 12
+
+
+def test_a_failing_executor_with_ignore_error_lets_the_next_run(client):
+    task_id = client.create_task(tes.Task(executors=[
+        executor(["sh", "-c", "echo failing >&2; exit 3"], ignore_error=True),
+        executor(["echo", "second"])]))
+    task = ended(client, task_id)
+    assert task.state == "COMPLETE", task
+    assert [log.exit_code for log in task.logs[0].logs] == [3, 0]
+    assert task.logs[0].logs[0].stderr == "failing\n"
+    assert task.logs[0].logs[1].stdout == "second\n"
+
+
+def test_a_failing_executor_without_ignore_error_ends_executor_error(client):
+    task_id = client.create_task(tes.Task(executors=[
+        executor(["sh", "-c", "exit 4"]), executor(["echo", "never"])]))
+    task = ended(client, task_id)
+    assert task.state == "EXECUTOR_ERROR", task
+    assert [log.exit_code for log in task.logs[0].logs] == [4]
+
+
+def test_a_cancelled_task_ends_canceled_and_leaves_no_container_or_volume(client, tes_system, docker_client):
+    task_id = client.create_task(tes.Task(executors=[executor(["sleep", "60"])], volumes=["/scratch"]))
+    wait_until(lambda: client.get_task(task_id).state == "RUNNING", timeout=60, what="the task to run")
+    client.cancel_task(task_id)
+    task = ended(client, task_id, timeout=60)
+    assert task.state == "CANCELED"
+    labels = {"label": [f"stevedore.result_id={task_id}", "stevedore.tes=true"]}
+    assert wait_until(lambda: not docker_client.containers.list(all=True, filters=labels)
+                      and not docker_client.volumes.list(filters=labels) or None, timeout=30, what="clean-up")
+    # cancelling a task that ended is answered 200 all the same (TES)
+    client.cancel_task(task_id)
+
+
+def test_an_unsupported_scheme_is_accepted_then_ends_system_error_with_the_reason(client):
+    task_id = client.create_task(tes.Task(
+        inputs=[tes.Input(path="/data/file1", url="s3://my-object-store/file-1")],
+        executors=[executor(["echo", "hello"])]))
+    task = ended(client, task_id)
+    assert task.state == "SYSTEM_ERROR"
+    assert any("s3://" in line for line in task.logs[0].system_logs), task.logs
+
+
+def test_tags_filter_the_list_and_views_shape_the_task(client, tes_system):
+    tag = uuid.uuid4().hex[:8]
+    task_id = client.create_task(tes.Task(name=f"tagged-{tag}", tags={"run": tag, "empty": ""},
+                                          inputs=[tes.Input(path="/d/x", content="secret")],
+                                          executors=[executor(["echo", "tagged"])]))
+    ended(client, task_id)
+    api = tes_system.api
+    listed = api.get("/ga4gh/tes/v1/tasks", params={"tag_key": ["run", "empty"], "tag_value": [tag],
+                                                      "view": "BASIC"}).json()
+    assert [t["id"] for t in listed["tasks"]] == [task_id]
+    assert listed["tasks"][0]["tags"] == {"run": tag, "empty": ""}
+    assert "content" not in listed["tasks"][0]["inputs"][0]
+    assert api.get("/ga4gh/tes/v1/tasks", params={"name_prefix": f"tagged-{tag}"}).json()["tasks"] == [
+        {"id": task_id, "state": "COMPLETE"}]
+    assert api.get("/ga4gh/tes/v1/tasks", params={"tag_key": "run", "tag_value": "other"}).json()["tasks"] == []
+    full = api.get(f"/ga4gh/tes/v1/tasks/{task_id}", params={"view": "FULL"}).json()
+    assert full["inputs"][0]["content"] == "secret" and full["logs"][0]["logs"][0]["stdout"] == "tagged\n"
+    # the run is a Stevedore run like any, marked as made for TES
+    result = api.get(f"/result/{task_id}/").json()
+    assert result["labels"]["ga4gh.org/tes"] == "task" and result["labels"]["run"] == tag
+    images = api.get("/task/", params={"label": "ga4gh.org/tes=image"}).json()
+    assert {"alpine"} <= {t["repository"] for t in images}
+
+
+def test_bad_tasks_are_refused_with_400_naming_the_field(tes_system):
+    api = tes_system.api
+    for body, field in (({}, "executors"), ({"executors": [{"image": "alpine"}]}, "executors[0].command"),
+                        ({"executors": [{"image": "alpine", "command": ["x"]}],
+                          "inputs": [{"path": "/a/../../etc", "content": "x"}]}, "inputs[0].path"),
+                        ({"executors": [{"image": "alpine", "command": ["x"]}],
+                          "resources": {"backend_parameters": {"VmSize": "x"}, "backend_parameters_strict": True}},
+                         "resources.backend_parameters.VmSize")):
+        response = api.post("/ga4gh/tes/v1/tasks", body)
+        assert response.status_code == 400, response.text
+        assert response.json()["message"].startswith(field + ":"), response.text
+    assert api.get("/ga4gh/tes/v1/tasks/" + "0" * 32).status_code == 404
+    assert api.get("/ga4gh/tes/v1/tasks", params={"view": "ALL"}).status_code == 400
+    assert requests.get(tes_system.url + "/ga4gh/tes/v1/tasks", timeout=10).status_code == 401
+    spec = requests.get(tes_system.url + "/ga4gh/tes/v1/openapi.json", timeout=10).json()
+    assert "/tasks/{id}:cancel" in spec["paths"]
+    info = api.get("/ga4gh/tes/v1/service-info").json()
+    assert info["type"] == {"group": "org.ga4gh", "artifact": "tes", "version": "1.1.0"}

@@ -1,0 +1,203 @@
+"""GA4GH TES pieces without a broker: the contract, the state map, the runner's volumes and commands."""
+import io
+import os
+import tarfile
+from types import SimpleNamespace
+
+import pytest
+
+from services.gateway.tes import tag_filters
+from services.registry.tes import task_name
+from services.runner.tes import command_of
+from services.runner.tes_files import StagingFailed, Stager, _glob, mount_dirs, wildcard_base
+from services.scheduler.tes import run_body
+from services.scheduler.tes_views import state_of, storable_log, task_view
+from stevedore_jobs.contract.checks import Invalid
+from stevedore_jobs.contract.tes import parse_task
+from stevedore_jobs.contract.tes_views import ListQuery, spec
+
+ALPINE = {"image": "alpine", "command": ["echo", "hi"]}
+
+
+# ---------------------------------------------------------------- the contract
+
+@pytest.mark.parametrize("body, field", [
+    ({}, "executors"),
+    ({"executors": []}, "executors"),
+    ({"executors": [{"image": "alpine"}]}, "executors[0].command"),
+    ({"executors": [{"image": "Not A Ref", "command": ["x"]}]}, "executors[0].image"),
+    ({"executors": [{**ALPINE, "env": {"1A": "x"}}]}, "executors[0].env.1A"),
+    ({"executors": [ALPINE], "inputs": [{"path": "/a"}]}, "inputs[0].url"),
+    ({"executors": [ALPINE], "inputs": [{"path": "relative", "content": "x"}]}, "inputs[0].path"),
+    ({"executors": [ALPINE], "inputs": [{"path": "/a/../../etc/passwd", "content": "x"}]}, "inputs[0].path"),
+    ({"executors": [ALPINE], "outputs": [{"path": "/", "url": "file:///x"}]}, "outputs[0].path"),
+    ({"executors": [ALPINE], "inputs": [{"path": "/d", "content": "x", "type": "DIRECTORY"}]}, "inputs[0].type"),
+    ({"executors": [ALPINE], "tags": {"ga4gh.org/tes": "x"}}, "tags.ga4gh.org/tes"),
+    ({"executors": [ALPINE], "resources": {"backend_parameters": {"VmSize": "x"},
+                                           "backend_parameters_strict": True}}, "resources.backend_parameters.VmSize"),
+    ({"executors": [ALPINE] * 21}, "executors"),
+])
+def test_a_bad_task_is_refused_naming_the_field_as_tes_spells_it(body, field):
+    with pytest.raises(Invalid) as caught:
+        parse_task(body)
+    assert caught.value.field == field, caught.value
+
+
+def test_paths_are_normalised_and_loose_backend_parameters_are_accepted():
+    task = parse_task({"executors": [{**ALPINE, "workdir": "/a//b/"}], "volumes": ["/v/"],
+                       "outputs": [{"path": "/out/*.txt", "url": "file:///o"}],
+                       "resources": {"backend_parameters": {"VmSize": "x"}, "preemptible": True, "zones": ["a"],
+                                     "ram_gb": 1, "disk_gb": 2.5}})
+    assert task.executors[0].workdir == "/a/b" and task.volumes == ["/v"]
+    assert task.outputs[0].path == "/out/*.txt"
+
+
+def test_a_tes_task_is_a_run_of_one_execution_with_its_tags_as_labels():
+    body = run_body({"tags": {"project": "x"}, "resources": {"ram_gb": 0.5, "cpu_cores": 2}})
+    assert body == {"times": 1, "labels": {"project": "x", "ga4gh.org/tes": "task"}, "memory": "512m", "cpus": 2}
+
+
+def test_tag_keys_and_values_pair_by_position_a_key_alone_asks_it_be_set():
+    query = ListQuery.model_validate({"tag_key": ["a", "b", "c"], "tag_value": ["1", ""]})
+    assert tag_filters(query) == ["a=1", "b", "c"]
+
+
+def test_the_served_tes_spec_has_every_route_and_model():
+    served = spec()
+    assert set(served["paths"]) == {"/service-info", "/tasks", "/tasks/{id}", "/tasks/{id}:cancel"}
+    assert {"NewTask", "Task", "ListTasksResponse", "ServiceInfo", "Error"} <= set(served["components"]["schemas"])
+
+
+# ---------------------------------------------------------------- states and views
+
+def result(status="QUEUED", cancel=False, waiting=(), **more):
+    return SimpleNamespace(id="r" * 32, status=status, cancel_requested=cancel, tes={
+        "task": {"name": "n", "executors": [ALPINE], "inputs": [{"path": "/a", "content": "secret"}]},
+        "waiting": list(waiting)}, labels={"k": "v", "ga4gh.org/tes": "task"}, submitted_at=0.0, **more)
+
+
+def detail(status="QUEUED", runner=None, failure=None, start=None):
+    return SimpleNamespace(id="d" * 32, status=status, runner=runner, start=start, end=None, reason=None,
+                           attempt=1, tes_log={"failure": failure, "executors": [
+                               {"start_time": 1.0, "end_time": 2.0, "exit_code": 3, "stdout": "o", "stderr": "e"}]})
+
+
+@pytest.mark.parametrize("run, execution, state", [
+    (result(waiting=["t"]), detail(), "INITIALIZING"),
+    (result(), detail(), "QUEUED"),
+    (result(), detail(runner="r1"), "INITIALIZING"),
+    (result("RUNNING"), detail("RUNNING", "r1"), "RUNNING"),
+    (result("RUNNING", cancel=True), detail("RUNNING", "r1"), "CANCELING"),
+    (result("COMPLETE"), detail("COMPLETE"), "COMPLETE"),
+    (result("ERROR"), detail("ERROR", failure="EXECUTOR_ERROR"), "EXECUTOR_ERROR"),
+    (result("ERROR"), detail("ERROR", failure="SYSTEM_ERROR"), "SYSTEM_ERROR"),
+    (result("ERROR"), detail("ERROR"), "SYSTEM_ERROR"),
+    (result("KILLED"), detail("KILLED"), "CANCELED"),
+    (result("CANCELLED"), detail("CANCELLED"), "CANCELED"),
+])
+def test_the_state_map(run, execution, state):
+    assert state_of(run, execution) == state
+
+
+def test_views_show_more_in_turn_and_basic_hides_contents_and_output():
+    run, execution = result("ERROR"), detail("ERROR", failure="EXECUTOR_ERROR", start=1.0)
+    assert task_view(run, execution, "MINIMAL") == {"id": run.id, "state": "EXECUTOR_ERROR"}
+    basic = task_view(run, execution, "BASIC")
+    assert basic["inputs"] == [{"path": "/a"}] and basic["tags"] == {"k": "v"}
+    assert basic["logs"][0]["logs"] == [{"start_time": "1970-01-01T00:00:01.000Z",
+                                         "end_time": "1970-01-01T00:00:02.000Z", "exit_code": 3}]
+    full = task_view(run, execution, "FULL")
+    assert full["inputs"][0]["content"] == "secret" and full["logs"][0]["logs"][0]["stdout"] == "o"
+    run.tes["images"] = ["localhost:5000/library/alpine@sha256:" + "a" * 64]
+    assert task_view(run, execution, "BASIC")["logs"][0]["metadata"]["executors[0].image"] == run.tes["images"][0]
+
+
+def test_a_runners_tes_log_is_stored_bounded_and_without_nul():
+    stored = storable_log({"failure": "NOPE", "executors": [{"exit_code": True, "stdout": "a\x00b" * 10 ** 6},
+                                                            "junk"], "outputs": [{"url": 1}], "system_logs": ["x"]})
+    assert stored["failure"] is None and stored["executors"][0]["exit_code"] == -1
+    assert "\x00" not in stored["executors"][0]["stdout"] and len(stored["executors"][0]["stdout"]) <= 256 * 1024
+    assert storable_log("not a dict") is None
+
+
+# ---------------------------------------------------------------- the runner's side
+
+def test_the_shared_directories_are_the_fewest_that_hold_every_path():
+    task = {"inputs": [{"path": "/data/in/a.txt"}, {"path": "/data/ref", "type": "DIRECTORY"}],
+            "outputs": [{"path": "/data/out/x.txt"}, {"path": "/results/*/*.bam"}],
+            "volumes": ["/data", "/scratch"],
+            "executors": [{"stdout": "/logs/out.txt"}, {"stdin": "/data/in/a.txt"}]}
+    assert mount_dirs(task) == ["/data", "/logs", "/results", "/scratch"]
+    assert wildcard_base("/results/*/*.bam") == "/results"
+
+
+def test_redirected_streams_go_through_sh_with_their_paths_quoted():
+    assert command_of({"command": ["echo", "hi"]}) == ["echo", "hi"]
+    assert command_of({"command": ["cat"], "stdin": "/in/a b", "stdout": "/out/o", "stderr": "/out/e"}) == [
+        "/bin/sh", "-c", "exec \"$@\" <'/in/a b' >/out/o 2>/out/e", "sh", "cat"]
+
+
+def test_wildcards_never_cross_a_slash():
+    pattern = _glob("/out/*.txt")
+    assert pattern.fullmatch("/out/a.txt") and not pattern.fullmatch("/out/sub/a.txt")
+    assert _glob("/out/[ab]?.log").fullmatch("/out/a1.log") and not _glob("/out/[ab]?.log").fullmatch("/out/c1.log")
+
+
+def settings(tmp_path, **more):
+    return SimpleNamespace(tes_input_dirs=(str(tmp_path / "in"),), tes_output_dir=str(tmp_path / "out"),
+                           tes_download_max_bytes=1000, tes_download_timeout=5, tes_allow_networks=(), **more)
+
+
+def test_inputs_from_other_schemes_or_outside_the_allowed_directories_fail_staging(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "secret").write_text("no")
+    os.symlink(tmp_path / "secret", tmp_path / "in" / "link")
+    stager = Stager(settings(tmp_path))
+    for url, words in (("s3://bucket/x", "s3://"), (f"file://{tmp_path}/secret", "TES_INPUT_DIRS"),
+                       (f"file://{tmp_path}/in/link", "TES_INPUT_DIRS"),
+                       ("http://127.0.0.1:1/x", "refused"), ("http://169.254.169.254/latest", "refused")):
+        with pytest.raises(StagingFailed, match=words):
+            stager.archives({"inputs": [{"path": "/d/x", "url": url}]}, ["/d"])
+
+
+def test_a_file_input_and_content_are_staged_into_their_directorys_archive(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text("from a file")
+    archives = Stager(settings(tmp_path)).archives({"inputs": [
+        {"path": "/d/sub/a.txt", "url": f"file://{tmp_path}/in/a.txt"}, {"path": "/d/b.txt", "content": "inline"}]},
+        ["/d"])
+    with tarfile.open(fileobj=archives["/d"]) as tar:
+        assert tar.extractfile("sub/a.txt").read() == b"from a file"
+        assert tar.extractfile("b.txt").read() == b"inline"
+
+
+def _tar(files):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return [buffer.getvalue()]
+
+
+def test_outputs_are_written_under_the_output_dir_wildcards_as_tes_says(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    stager = Stager(settings(tmp_path))
+    task = {"outputs": [{"path": "/w/r/*.txt", "path_prefix": "/w", "url": f"file://{out}/set"},
+                        {"path": "/w/one.log", "url": f"file://{out}/one.log"}]}
+    archives = {"/w/r": _tar({"r/a.txt": b"A", "r/b.bin": b"B", "r/c.txt": b"CC"}), "/w/one.log": _tar({"one.log": b"1"})}
+    logs = stager.collect(task, lambda path: archives[path])
+    assert sorted((entry["path"], entry["size_bytes"]) for entry in logs) == [
+        ("/w/one.log", "1"), ("/w/r/a.txt", "1"), ("/w/r/c.txt", "2")]
+    assert (out / "set" / "r" / "c.txt").read_bytes() == b"CC" and not (out / "set" / "r" / "b.bin").exists()
+    for url in ("file:///etc/passwd", f"file://{out}/../escape", "s3://bucket/key"):
+        with pytest.raises(StagingFailed):
+            stager.collect({"outputs": [{"path": "/w/one.log", "url": url}]}, lambda path: archives["/w/one.log"])
+
+
+def test_the_tes_task_of_an_image_is_named_for_it_within_the_name_limit():
+    assert task_name("alpine") == "tes: alpine"
+    long = "registry.example.org/" + "a" * 230
+    assert len(task_name(long)) <= 200 and task_name(long) != task_name(long + "b")
