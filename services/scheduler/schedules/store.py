@@ -43,6 +43,14 @@ def check_run_parts(run, settings, task_id):
     return parts
 
 
+def _required(require, team, params):
+    """``require(team, params)``, its refusal naming the field in the schedule's body (``run.secret_env.X``)."""
+    try:
+        require(team, params)
+    except ValidationError as exc:
+        raise ValidationError(exc.message, f"run.{exc.field}") from None
+
+
 def _body(model, body):
     validation.check_strings(body)
     return validation.parse(model, body)
@@ -68,7 +76,7 @@ def create(session, body, settings, webhook_sender, facts=None, idempotency_key=
     params = check_run(new.run, settings, new.task_id)
     webhook_sender.require_configured(params)
     if require is not None:
-        require(team, params)
+        _required(require, team, params)
     if facts is not None:
         knowntasks.learn_facts(session, new.task_id, facts)
     task = session.execute(select(KnownTask).where(KnownTask.task_id == new.task_id)
@@ -119,7 +127,7 @@ def update(session, schedule_id, body, settings, webhook_sender, require=None):
         params = check_run(change.run, settings, schedule.task_id)
         webhook_sender.require_configured(params)
         if require is not None:  # its secrets, in the schedule's team
-            require(schedule.team, params)
+            _required(require, schedule.team, params)
         schedule.run = change.run
     for field in ("name", "concurrency_policy", "starting_deadline_seconds"):
         if field in given:
