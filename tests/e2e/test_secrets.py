@@ -233,6 +233,22 @@ def test_an_execution_whose_secret_was_deleted_before_it_started_ends_error_nami
     assert api.get(f"/secret/{name}/").status_code == 404
 
 
+def test_a_schedule_whose_secret_was_deleted_fires_no_run_and_says_why(secret_system):
+    api, task = secret_system.api, secret_system.tasks["ok"]["task_id"]
+    name = f"sched-{uuid.uuid4().hex[:8]}"
+    assert put(api, name, "v").status_code == 201
+    schedule = api.post("/schedule/", {"task_id": task, "cron": "@daily", "suspend": True,
+                                       "run": {"times": 1, "secret_env": {"TOKEN": name}}})
+    assert schedule.status_code == 201, schedule.text
+    assert api.delete(f"/secret/{name}/").status_code == 204
+    now = api.post(f"/schedule/{schedule.json()['schedule_id']}/", {"operation": "RUN"})
+    assert now.status_code == 409, now.text
+    assert f"secret_env.TOKEN: no secret '{name}'" in now.json()["message"]
+    changed = api.http.patch(f"{api.base_url}/schedule/{schedule.json()['schedule_id']}/",
+                             json={"run": {"times": 2, "secret_env": {"TOKEN": name}}}, timeout=30)
+    assert changed.status_code == 400 and changed.json()["message"].startswith("run.secret_env.TOKEN:")
+
+
 def test_bad_secrets_and_references_are_refused_naming_the_field(secret_system):
     api, task = secret_system.api, secret_system.tasks["ok"]["task_id"]
     name = f"here-{uuid.uuid4().hex[:8]}"
