@@ -31,6 +31,13 @@ class ValidationError(StevedoreError):
 
 
 @deserialize_to_instance
+class Forbidden(StevedoreError):
+    """The caller's role does not allow this (shared/principals.py)."""
+
+    code = "FORBIDDEN"
+
+
+@deserialize_to_instance
 class NotFound(StevedoreError):
     code = "NOT_FOUND"
 

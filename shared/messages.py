@@ -23,6 +23,7 @@ from shared.task_messages import (  # noqa: F401
     TaskDeleted, TaskFacts, TaskImported, TaskImportFailed, TaskSubmitted)
 from shared.wire import Message, received, wire  # noqa: F401
 from stevedore_jobs.contract import Detail, Logs, Result, Runner, Schedule, Task
+from stevedore_jobs.contract.secrets import Secret
 from stevedore_jobs.contract.items import merged
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,9 @@ class WorkItem(Message):
     # a GA4GH TES task ({"task": the TES document, "images": each executor's pinned image}): its executors
     # run in turn (services/runner/tes.py); None for any other run
     tes: dict[str, Any] | None = None
+    # the values of the run's ``secret_env``, opened for this claim's reply alone (services/scheduler/secrets.py):
+    # into the container's environment, never stored, logged or reported (``received_work``)
+    secret_env: dict[str, str] = {}
 
     @classmethod
     def of(cls, detail_id, result_id, task_id, index, attempt, image, params, lease_seconds, own=None, **more):
@@ -299,6 +303,9 @@ class Call(NamedTuple):
 
     reply: Any
     read: bool = False
+    # its reply carries secrets (a claim's: ``WorkItem.secret_env``): sent transient, so RabbitMQ does not
+    # write it to disk (it may still page it out under memory pressure); a reply lost is a claim handed back
+    secret: bool = False
 
 
 SCHEDULER_CALLS = {
@@ -309,7 +316,7 @@ SCHEDULER_CALLS = {
     "delete_result": Call(None),
     "close_task": Call(None),               # a task's DELETE: closed to RUNs for good, or 409
     "cancel_detail": Call(Detail),
-    "claim_execution": Call(WorkItem | None),
+    "claim_execution": Call(WorkItem | None, secret=True),
     "heartbeat": Call(list[str]),          # the ids the runner must stop
     "release_claim": Call(bool),
     "get_result": Call(Result, read=True),
@@ -336,6 +343,11 @@ SCHEDULER_CALLS = {
     "cancel_tes_task": Call(dict),
     "get_tes_task": Call(dict[str, Any], read=True),
     "list_tes_tasks": Call(dict[str, Any], read=True),
+    # secrets (services/scheduler/secrets.py): never a value, nor a sealed one, in a reply
+    "put_secret": Call(dict[str, Any]),  # {"created": bool, "secret": Secret}
+    "delete_secret": Call(None),
+    "get_secret": Call(Secret, read=True),
+    "list_secrets": Call(list[Secret], read=True),
 }
 
 REGISTRY_CALLS = {
@@ -359,3 +371,25 @@ CALLS = {"scheduler": SCHEDULER_CALLS, "registry": REGISTRY_CALLS}
 def reads(service):
     """The RPCs of ``service`` that only read (asked and answered as transient messages)."""
     return frozenset(name for name, call in CALLS.get(service, {}).items() if call.read)
+
+
+def secret_replies(service):
+    """The RPCs of ``service`` whose replies carry secrets (answered as transient messages)."""
+    return frozenset(name for name, call in CALLS.get(service, {}).items() if call.secret)
+
+
+def received_work(payload, what="a claim's reply"):
+    """A claim's reply read as a ``WorkItem`` (None when it cannot be), its ``secret_env`` checked apart:
+    a reply that cannot be read is logged, and its secrets must not be in the log."""
+    if not isinstance(payload, dict):
+        return received(WorkItem, payload, what)
+    secret_env = payload.get("secret_env") or {}
+    work = received(WorkItem, {**payload, "secret_env": {}}, what)
+    if work is None:
+        return None
+    if not isinstance(secret_env, dict) or not all(
+            isinstance(key, str) and isinstance(value, str) for key, value in secret_env.items()):
+        log.warning("%s dropped: its secret_env is not an object of strings (its values are not logged)", what)
+        return None
+    work.secret_env = dict(secret_env)
+    return work

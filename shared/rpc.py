@@ -19,7 +19,8 @@ writes each to disk before it confirms, a few milliseconds a message on our
 machines and half of RabbitMQ's CPU per read (docs/performance.md).  The
 calls declared ``read`` (shared/messages.py, with each RPC's reply) change
 nothing, so a request or reply of theirs lost to a broker restart loses nothing either: the caller gets ``Unavailable`` and may
-ask again.  Their requests go out transient (still confirmed, so an unknown
+ask again.  A reply that carries secrets (a claim's) is transient too, so that RabbitMQ does not write it
+to disk; one lost is a claim the runner never heard of, handed back (services/runner/reconcile.py).  Their requests go out transient (still confirmed, so an unknown
 service is still an error at once), and ``rpc`` answers a transient request
 with a transient reply.  Everything else (a RUN, a claim, a cancel) stays
 persistent.
@@ -36,7 +37,7 @@ from nameko.rpc import RpcProxy, ServiceProxy, get_rpc_exchange
 
 from shared.errors import Unavailable
 from shared.handlers import first_line, is_transient
-from shared.messages import reads
+from shared.messages import reads, secret_replies
 from shared.settings import settings_of
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,8 @@ class _TransientResponder(nameko.rpc.Responder):
 
 
 class Rpc(nameko.rpc.Rpc):
-    """nameko's ``@rpc`` entrypoint, answering a transient request (a read) with a transient reply.
+    """nameko's ``@rpc`` entrypoint, answering a transient request (a read), or any request of an RPC whose
+    reply carries secrets (``shared.messages.secret_replies``), with a transient reply.
 
     A reply the broker cannot take (it is away) is given up, not raised: nameko
     kills the whole service when sending a reply fails.  The caller's call
@@ -135,7 +137,8 @@ class Rpc(nameko.rpc.Rpc):
             return result, exc_info
 
     def _reply(self, message, worker_ctx, result, exc_info):
-        if message.properties.get("delivery_mode") != TRANSIENT:
+        if message.properties.get("delivery_mode") != TRANSIENT \
+                and self.method_name not in secret_replies(self.container.service_name):
             return super().handle_result(message, worker_ctx, result, exc_info)
         config = self.container.config
         responder = _TransientResponder(

@@ -164,6 +164,12 @@ class Ceilings(Part):
         return self.container_max_memory, self.container_max_cpus
 
 
+class Sealing(Part):
+    # a bad key is logged and turns private registries and secrets off (shared/sealing.py); held by the
+    # registry (credentials), the gateway (seals secrets) and the scheduler (opens them at claim time)
+    credentials_key: str = Field("", json_schema_extra={"env": "STEVEDORE_CREDENTIALS_KEY"})
+
+
 class Edge(Part):
     http_idle_timeout: Seconds = 30
     http_header_timeout: Seconds = 10
@@ -175,7 +181,7 @@ class Edge(Part):
     http_trusted_proxies: Networks = ""
 
 
-class GatewaySettings(Common, Ceilings, Edge):
+class GatewaySettings(Common, Ceilings, Edge, Sealing):
     auth: Switch = Field("on", json_schema_extra={"env": "STEVEDORE_AUTH"})
     api_tokens: Items = Field("", json_schema_extra={"env": "STEVEDORE_TOKENS"})
     metrics_public: Switch = "off"
@@ -189,12 +195,10 @@ class Docker(Part):
     docker_host: str = "unix:///var/run/docker.sock"
 
 
-class RegistrySettings(Common, Events, Metrics, Docker):
+class RegistrySettings(Common, Events, Metrics, Docker, Sealing):
     pull_timeout: Seconds = 600
     # SOURCE=TARGET rules (shared/images.py): alpine pulled from localhost:5000/library/alpine; empty: none
     image_map: Annotated[tuple, BeforeValidator(_image_map), Field(validate_default=True)] = ""
-    # a bad key is logged and turns private registries off (services/registry/credentials.py)
-    credentials_key: str = Field("", json_schema_extra={"env": "STEVEDORE_CREDENTIALS_KEY"})
 
 
 class Webhooks(Part):
@@ -212,7 +216,7 @@ class Polling(Part):
     runner_poll_interval: Seconds = 2    # an idle runner's slot asks for work this often
 
 
-class SchedulerSettings(Common, Events, Metrics, Ceilings, Webhooks, Polling):
+class SchedulerSettings(Common, Events, Metrics, Ceilings, Webhooks, Polling, Sealing):
     lease_seconds: Seconds = 30
     fan_out_batch: Count = 5000
     task_cache_seconds: Wait = 10          # 0: asks the registry every RUN

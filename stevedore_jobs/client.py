@@ -8,7 +8,7 @@ the JSON as it came.
 """
 import codecs
 import json
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 
@@ -207,6 +207,21 @@ class Client:
         """PATCH a running result: ``parallelism`` (None: no limit) and/or ``priority``, for its
         executions not yet started.  The result, changed."""
         return rs.Result.model_validate(self.json(self.request("PATCH", f"/result/{result_id}/", body=changes)))
+
+    def put_secret(self, name, value):
+        """Create or rotate the caller's team's secret ``name``: (its metadata, created?).  Never read back."""
+        response = self.request("PUT", f"/secret/{quote(name, safe='')}/", body={"value": value})
+        return self.json(response), response.status_code == 201
+
+    def secrets(self, limit=None):
+        """The caller's team's secrets by name: names and times, never values."""
+        return list(self.pages("/secret/", "name", limit=limit))
+
+    def secret(self, name):
+        return self.get(f"/secret/{quote(name, safe='')}/")
+
+    def delete_secret(self, name):
+        self.request("DELETE", f"/secret/{quote(name, safe='')}/").close()
 
     def delete_task(self, task_id):
         self.request("DELETE", f"/task/{task_id}/").close()

@@ -29,7 +29,7 @@ from services.gateway.admission import Refusal, client_address
 from services.gateway.edge import EdgeWebServer, read_body
 from services.gateway.sessions import COOKIE, SessionGate
 from shared import validation
-from shared.errors import Conflict, NotFound, StevedoreError, Unavailable, ValidationError
+from shared.errors import Conflict, Forbidden, NotFound, StevedoreError, Unavailable, ValidationError
 from shared.handlers import first_line, is_transient
 from shared.logs import printable
 from shared.principals import CONFIGURED
@@ -41,6 +41,7 @@ access_log = logging.getLogger("stevedore.access")
 
 ERROR_STATUS = {
     ValidationError: 400,
+    Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
     Unavailable: 503,
@@ -310,9 +311,10 @@ def _depth(value, limit):
     return False
 
 
-def json_body(request, free_text=False):
+def json_body(request, free_text=False, opaque=()):
     """The request's JSON object, every string in it checked, or a 400 naming the field (``free_text``:
-    tab, LF and CR allowed in every value, as in a GA4GH TES task's scripts and file contents).
+    tab, LF and CR allowed in every value, as in a GA4GH TES task's scripts and file contents; the values
+    of the top-level keys ``opaque`` are left to their model).
 
     The edge has read the body already, within HTTP_MAX_BODY_BYTES (edge.py).
     """
@@ -327,7 +329,7 @@ def json_body(request, free_text=False):
         raise ValidationError("must be a JSON object", "body")
     if _depth(body, MAX_JSON_DEPTH):
         raise ValidationError(f"nests deeper than {MAX_JSON_DEPTH} levels", "body")
-    return validation.check_strings(body, free=free_text)
+    return validation.check_strings(body, free=free_text, opaque=opaque)
 
 
 def listing(request, model, fetch, id_field):

@@ -12,19 +12,21 @@ from services.gateway.rawlogs import raw_response
 from services.gateway.reads import SharedReads
 from services.gateway import schedules  # the module, as ui
 from services.gateway import tes  # the module, as ui
-from services.gateway.http import api, idempotency_key, json_body, listing
+from services.gateway import secrets  # the module, as ui
+from services.gateway.http import api, caller_of, idempotency_key, json_body, listing
 from stevedore_jobs import contract
 from stevedore_jobs.contract.change import ResultChange
 from shared import validation
 from shared.errors import Conflict, TaskUnconfirmed, Unavailable
 from shared.extensions import Settings
 from shared.metrics import cluster_exposition
+from shared.sealing import SealingKey
 from shared.rpc import TimeoutRpcProxy
 
 HEALTH_TIMEOUT = 5
 
 
-class GatewayService(ui.UiRoutes, schedules.ScheduleRoutes, tes.TesRoutes):
+class GatewayService(ui.UiRoutes, schedules.ScheduleRoutes, tes.TesRoutes, secrets.SecretRoutes):
     name = "gateway"
 
     registry = TimeoutRpcProxy("registry")
@@ -33,6 +35,7 @@ class GatewayService(ui.UiRoutes, schedules.ScheduleRoutes, tes.TesRoutes):
     limits = RunLimits()
     reads = SharedReads()
     followers = FollowersProvider()
+    sealer = SealingKey()  # seals a secret's value as it arrives (services/gateway/secrets.py)
 
     # --------------------------------------------------------------- tasks
 
@@ -61,10 +64,11 @@ class GatewayService(ui.UiRoutes, schedules.ScheduleRoutes, tes.TesRoutes):
         if operation == "IMPORT":
             return 202, self.registry.import_task(task_id)
         validation.parse(self.limits.run, body)
+        caller = caller_of(request).as_dict()
         try:
-            result = self.scheduler.run_task(task_id, body, key)
+            result = self.scheduler.run_task(task_id, body, key, caller=caller)
         except TaskUnconfirmed:  # no fresh copy of the task in the scheduler: the registry's word for it
-            result = self.scheduler.run_task(task_id, body, key, self.registry.task_facts(task_id))
+            result = self.scheduler.run_task(task_id, body, key, self.registry.task_facts(task_id), caller=caller)
         return 202, {"Location": f"/result/{result['result_id']}/"}, result
 
     @api("DELETE", "/task/<string:task_id>/")

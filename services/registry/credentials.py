@@ -11,10 +11,11 @@ refused and the operator is told to set one.
 import json
 import logging
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.fernet import InvalidToken
 from nameko.extensions import DependencyProvider
 
 from shared.errors import Unavailable
+from shared.sealing import load_keys  # noqa: F401 -- also this module's name (tests, callers)
 from shared.settings import settings_of
 
 log = logging.getLogger(__name__)
@@ -26,14 +27,6 @@ NO_KEY = ("private registries are disabled: the operator must set STEVEDORE_CRED
 
 class CredentialsUnreadable(Exception):
     """Stored credentials cannot be opened with the configured key(s)."""
-
-
-def load_keys(raw):
-    """A MultiFernet from comma-separated keys, None when none is set; ValueError if malformed."""
-    keys = [k.strip() for k in str(raw or "").split(",") if k.strip()]
-    if not keys:
-        return None
-    return MultiFernet([Fernet(key.encode()) for key in keys])
 
 
 class Vault:

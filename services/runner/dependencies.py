@@ -33,6 +33,7 @@ class Executor(Engine):
     def container_options(self, work, runner):
         policy = self.policy
         env = dict(work.get("env") or {})
+        env.update(work.get("secret_env") or {})  # opened for this claim: the container's env alone (guarantees.md)
         env.update({
             "STEVEDORE_RESULT_ID": work["result_id"],
             "STEVEDORE_DETAIL_ID": work["detail_id"],
@@ -354,8 +355,7 @@ class Executor(Engine):
 
 
 def _smallest(*values):
-    present = [value for value in values if value]
-    return min(present) if present else None
+    return min((value for value in values if value), default=None)
 
 
 def _verdict(verdict):

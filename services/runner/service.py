@@ -64,8 +64,8 @@ class RunnerService:
             work = self.scheduler.claim_execution(
                 runner, max_memory=max_memory, max_cpus=max_cpus, labels=holdings.labels,
                 gpu_ids=holdings.free_gpus(), info=holdings.info(self.docker.state.engine))
-            if work is not None:  # one that cannot be read is left to its lease's end
-                work = m.received(m.WorkItem, work, "a claim's reply")
+            if work is not None:  # one that cannot be read is left to its lease's end (its secrets not logged)
+                work = m.received_work(work)
                 work = None if work is None else wire(work)
             if work is not None:
                 holdings.note_received(work)

@@ -41,6 +41,7 @@ FORGET_LEASES = 10    # a LOST runner's row is deleted after this many leases (a
 FORGET_MIN = 60.0
 CLAIMS_IN_TURN = Semaphore(1)
 COUNT_MAX = 100000    # a runner's slots, busy or free GPUs said beyond this: its description is dropped
+CLAIM_TRIES = 10      # attempts ended in a row for a missing secret before a runner is answered None
 
 
 class Heard:
@@ -208,8 +209,12 @@ class FleetMixin:
         # one claim at a time in this process: a RUN wakes several idle runners at once
         # (all of them for a big one), and interleaved they all finish late; in turn,
         # the first is answered first
-        with CLAIMS_IN_TURN:
-            work = ex.claim(self.db.session, runner, self._lease(), max_memory, max_cpus, labels, gpu_ids)
+        for _ in range(CLAIM_TRIES):  # an attempt whose secret is gone ends ERROR: the next one is claimed
+            with CLAIMS_IN_TURN:
+                work = ex.claim(self.db.session, runner, self._lease(), max_memory, max_cpus, labels, gpu_ids)
+            if work is None or self._open_secrets(runner, work):  # services/scheduler/secrets.py
+                break
+            work = None
         if work is not None:  # the runner labels the container with it (services/runner/reconcile.py)
             work["installation"] = installation_id(self.db.session)
         self.runner_sizes.claimed(runner, max_memory, max_cpus)

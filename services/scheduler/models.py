@@ -310,3 +310,17 @@ class Team(Base):
     max_running: Mapped[int | None] = mapped_column(Integer)
     max_queued: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[float] = mapped_column(Float)
+
+
+class Secret(Base):
+    """A team's secret (migration 0020, services/scheduler/secrets.py): its value sealed by the gateway with
+    STEVEDORE_CREDENTIALS_KEY (Fernet), opened only to answer the claim of an execution that names it."""
+    __tablename__ = "secrets"
+
+    team: Mapped[str] = mapped_column(String(63), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    sealed: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    updated_by: Mapped[str | None] = mapped_column(String(200))

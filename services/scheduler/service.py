@@ -4,7 +4,8 @@ import logging
 from nameko.events import SERVICE_POOL, EventDispatcher, event_handler
 
 from services.scheduler import executions as ex
-from services.scheduler import changes, deliveries, failurepolicy, fleet, knowntasks, recovery, waits, webhooks
+from services.scheduler import (changes, deliveries, failurepolicy, fleet, knowntasks, recovery, secrets, waits,
+                                webhooks)
 from services.scheduler import tes, tes_views
 from services.scheduler.holdings import installation_id
 from services.scheduler.runnersizes import RunnerSizesProvider
@@ -19,6 +20,8 @@ from shared.errors import NotFound, Unavailable
 from shared.extensions import Settings, config_timer
 from shared.handlers import first_line, is_transient, retrying_event_handler
 from shared.messages import wire
+from shared.principals import Caller
+from shared.sealing import SealingKey
 from shared.rpc import rpc
 from shared.timeutil import now
 
@@ -34,7 +37,7 @@ OUTCOME_FIELDS = ("detail_id", "attempt", "runner", "lease_expired", "status", "
 
 class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, changes.ChangeMixin,
                        waits.DependenciesMixin, schedules.SchedulesMixin, deliveries.DeliveriesMixin,
-                       fleet.FleetMixin, tes.TesMixin):
+                       fleet.FleetMixin, tes.TesMixin, secrets.SecretsMixin):
     name = "scheduler"
 
     db = Database(Base)
@@ -45,13 +48,15 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
     idle = IdleRunnersProvider()
     runner_sizes = RunnerSizesProvider()
     heard = fleet.HeardProvider()
+    sealer = SealingKey()  # opens a run's secrets when a runner claims an execution (secrets.py)
 
     # --------------------------------------------------------------- API
 
     @rpc
-    def run_task(self, task_id, body, idempotency_key=None, task=None):
+    def run_task(self, task_id, body, idempotency_key=None, task=None, caller=None):
         """Accept a RUN of ``task_id``; ``task``: the registry's ``task_facts`` of it, sent by the
         gateway when this answered ``TaskUnconfirmed`` (services/scheduler/knowntasks.py)."""
+        caller = Caller.from_dict(caller)
         params, spread = validation.run_parts(body, self.settings.run_max_times, *self.settings.ceilings)
         self.webhook_sender.require_configured(params)
         session = self.db.session
@@ -59,6 +64,7 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
             earlier = ex.find_by_key(session, idempotency_key, task_id, params, spread)
             if earlier is not None:
                 return ex.result_as_dict(earlier)
+        self._require_secrets(caller.team, params)  # each one its secret_env names, in the caller's team
         # held until the result is committed: the task's DELETE waits for it, and then counts it
         known = knowntasks.for_run(session, task_id, self.settings.task_cache_seconds, task)
         ex.dependencies.check(session, params)  # the runs ``after`` names: held until the result is committed

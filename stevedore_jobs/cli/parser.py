@@ -13,7 +13,7 @@ from stevedore_jobs.cli.logs import logs
 from stevedore_jobs.cli.params import result_set
 from stevedore_jobs.cli.results import SHOW_LIMIT, result_ls, result_rm, result_show
 from stevedore_jobs.cli.runs import cancel, rerun, run
-from stevedore_jobs.cli import runners, schedules
+from stevedore_jobs.cli import runners, schedules, secrets
 from stevedore_jobs.cli.labels import add_filter_option, add_label_option
 from stevedore_jobs.cli.session import EXIT_INTERRUPTED, Cli, version
 from stevedore_jobs.cli.tasks import task_add, task_import, task_ls, task_rm, task_show
@@ -137,6 +137,7 @@ def build_parser():
                      help="with --after: execution i waits only for execution i of each (equal --times)")
     add_label_option(sub)
     runners.add_run_options(sub)
+    secrets.add_run_option(sub)
     sub.add_argument("--wait", action="store_true",
                      help="show progress until the run ends; exit 1 unless every execution completed")
 
@@ -183,6 +184,7 @@ def build_parser():
 
     schedules.add_commands(commands, command)
     runners.add_commands(commands, command)
+    secrets.add_commands(commands, command)
     return parser
 
 

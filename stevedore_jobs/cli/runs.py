@@ -3,6 +3,7 @@ from stevedore_jobs.cli.labels import parse_labels
 from stevedore_jobs.cli.params import per_execution
 from stevedore_jobs.cli.results import details_table, result_fields
 from stevedore_jobs.cli.runners import parse_constraints
+from stevedore_jobs.cli.secrets import parse_secret_env
 from stevedore_jobs.cli.session import EXIT_INTERRUPTED
 from stevedore_jobs.client import RUN_FIELDS, CliError
 from stevedore_jobs.contract import statuses as st
@@ -12,10 +13,10 @@ FAILURES_SHOWN = 20
 
 # the RUN's fields given as options of their own (env is --env KEY=VALUE; items and matrix are --items FILE
 # and --matrix KEY=v1,v2; after and per_index are --after ID[:WHEN] --when --per-index; labels is --label
-# KEY=VALUE; callback_url is left to the API)
+# KEY=VALUE; secret_env is --secret-env VAR=SECRET; callback_url is left to the API)
 RUN_OPTIONS = tuple(name for name in RUN_FIELDS
                     if name not in ("env", "callback_url", "items", "matrix", "after", "per_index", "labels",
-                                    "constraints"))
+                                    "constraints", "secret_env"))
 WHEN = ("COMPLETE", "ENDED")
 
 
@@ -50,6 +51,9 @@ def run(cli, args):
     constraints = parse_constraints(args.constraint)
     if constraints:
         body["constraints"] = constraints
+    secret_env = parse_secret_env(args.secret_env)
+    if secret_env:
+        body["secret_env"] = secret_env
     after = parse_after(args.after, args.when, args.per_index)
     if after:
         body["after"] = after

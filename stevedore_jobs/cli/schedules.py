@@ -3,6 +3,7 @@ from stevedore_jobs.cli import runners
 from stevedore_jobs.cli.params import per_execution
 from stevedore_jobs.cli.labels import add_label_option, parse_labels
 from stevedore_jobs.cli.runs import RUN_OPTIONS, finish_run
+from stevedore_jobs.cli.secrets import add_run_option, parse_secret_env
 from stevedore_jobs.cli.session import CELL_WIDTH
 from stevedore_jobs.contract.run import PRIORITY_DEFAULT, PRIORITY_MAX
 from stevedore_jobs.contract.schedule import POLICIES
@@ -45,6 +46,7 @@ def add_commands(commands, command):
     sub.add_argument("--callback-url", dest="callback_url", help="URL each run's result is POSTed to when it ends")
     add_label_option(sub)
     runners.add_run_options(sub)
+    add_run_option(sub)
     sub = command(group, "ls", schedule_ls, "list schedules, newest first, with their next run")
     sub.add_argument("--task", metavar="NAME_OR_ID", help="only schedules of this task")
     sub = command(group, "show", schedule_show, "show a schedule, its last fires and its failed fires")
@@ -73,6 +75,8 @@ def schedule_add(cli, args):
     constraints = runners.parse_constraints(args.constraint)
     if constraints:
         run["constraints"] = constraints
+    if parse_secret_env(args.secret_env):  # each run the schedule starts gets them, by name
+        run["secret_env"] = parse_secret_env(args.secret_env)
     body = {"task_id": task["task_id"], "cron": args.cron, "run": run}
     for field in ("timezone", "concurrency_policy", "starting_deadline_seconds", "name"):
         if getattr(args, field) is not None:

@@ -15,6 +15,7 @@ from stevedore_jobs.contract import responses as rs
 from stevedore_jobs.contract import run as runs
 from stevedore_jobs.contract import fleet
 from stevedore_jobs.contract import schedule as sc
+from stevedore_jobs.contract import secrets as sx
 from stevedore_jobs.contract import statuses as st
 from stevedore_jobs.contract.change import ResultChange
 from stevedore_jobs.contract.checks import ID_PATTERN, MAX_JSON_DEPTH, NO_CONTROL
@@ -337,6 +338,7 @@ def _spec(limits):
     models += [(getattr(rs, name), "serialization") for name in ANSWERS]
     models += [(getattr(sc, name), "validation") for name in SCHEDULE_REQUESTS]
     models += [(sc.Schedule, "serialization"), (fleet.Runner, "serialization")]
+    models += [(sx.SecretValue, "validation"), (sx.Secret, "serialization")]
     _, schemas = models_json_schema(models, ref_template=REF)
     components = dict(schemas.get("$defs", {}))
     # any JSON whose strings (keys too) hold no control character: what a body may carry besides its fields
@@ -377,7 +379,7 @@ def _spec(limits):
             "schemas": components,
         },
         "security": [{"bearer": []}, {"session": []}],
-        "paths": paths(idempotency),
+        "paths": {**paths(idempotency), **sx.paths()},
     }
 
 

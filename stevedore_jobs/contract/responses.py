@@ -61,6 +61,8 @@ class RunParams(Answer):
                           "`params`)")
     after: Optional[list["Condition"]] = Field(None, description="the runs this one waits for (absent if none)")
     labels: Optional[dict[str, str]] = Field(None, description="the RUN's labels (absent if none)")
+    secret_env: Optional[dict[str, str]] = Field(
+        None, description="variable -> the name of the secret it is given (never a value; absent if none)")
     per_index: Optional[bool] = Field(None, description="execution i waits for execution i of each (with after)")
     constraints: Optional[dict[str, str]] = Field(None, description="runner labels it needs (absent if none)")
     gpus: Optional[int] = Field(None, description="GPUs each execution gets (absent if none asked)")

@@ -11,6 +11,7 @@ from stevedore_jobs.contract.checks import (
     CALLBACK_URL_PATTERN, NO_CONTROL, Invalid, json_integer, memory_pattern, size_text)
 from stevedore_jobs.contract.labels import LABELS_DESCRIPTION, LabelMap, check_labels
 from stevedore_jobs.contract.requests import STRICT, Limits, Request, parse
+from stevedore_jobs.contract.secrets import SECRET_DESCRIPTION, SecretEnvMap, check_secret_env
 from stevedore_jobs.contract.run_fields import (  # noqa: F401 -- part of this module's names
     PRIORITY_DEFAULT, PRIORITY_MAX,     CALLBACK_URL_MAX, COMMAND_MAX, ENV_MAX, ENV_NAME_PATTERN, ENV_VALUE_MAX, TIMEOUT_MAX, PARALLELISM_MAX,
     RETRIES_MAX, DEADLINE_MAX, EXIT_CODES_MAX, EXIT_CODE_MAX, POLICY_FIELDS, FLEET_FIELDS, AFTER_MAX, WHEN,
@@ -42,6 +43,8 @@ class RunBase(Request):
                 del params[field]
         if not params.get("labels"):  # only when given: the params of a run without are as before
             params.pop("labels", None)
+        if not params.get("secret_env"):  # references to secrets only, never a value; as labels
+            params.pop("secret_env", None)
         if self.callback_url is not None:
             params["callback_url"] = self.callback_url
         spread = self.spread()
@@ -222,6 +225,23 @@ def run_request(limits=Limits()):
         @classmethod
         def _labels(cls, value):
             return check_labels(value)
+
+        secret_env: Optional[SecretEnvMap] = Field(None, description=SECRET_DESCRIPTION)
+
+        @field_validator("secret_env", mode="before")
+        @classmethod
+        def _secret_env(cls, value):
+            return check_secret_env(value)
+
+        @model_validator(mode="after")
+        def _secret_env_apart(self):
+            """A variable comes from env (items, matrix) or from a secret, never both."""
+            if self.secret_env:
+                taken = set(self.env or {}) | set(self.matrix or {})
+                for item in self.items or ():
+                    taken |= set(item.get("env") or {})
+                check_secret_env(self.secret_env, taken)
+            return self
 
         @field_validator("after", mode="before")
         @classmethod

@@ -32,7 +32,7 @@ def test_the_run_table_of_docs_api_is_made_from_the_contract():
 
 def documented_endpoints():
     found = set()
-    for method, path in re.findall(r"^\| (GET|POST|PATCH|DELETE) \| `([^`]+)`", API_MD.read_text(), re.M):
+    for method, path in re.findall(r"^\| (GET|POST|PUT|PATCH|DELETE) \| `([^`]+)`", API_MD.read_text(), re.M):
         found.add((method.lower(), path))
     return found
 

@@ -45,7 +45,7 @@ def test_a_work_item_is_made_from_a_runs_parameters_and_sent_as_plain_values():
     assert work == {"detail_id": "d", "result_id": "r", "task_id": "t", "index": 3, "attempt": 2,
                     "image": "img@sha256:x", "command": ["echo", "hi"], "env": {}, "timeout": 5,
                     "memory": None, "cpus": 0.5, "lease_seconds": 30.0, "installation": None, "times": None,
-                    "labels": {}, "gpu_ids": None, "tes": None}
+                    "labels": {}, "gpu_ids": None, "tes": None, "secret_env": {}}
     assert isinstance(work["timeout"], int)  # sent as given
 
 

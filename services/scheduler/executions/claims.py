@@ -16,6 +16,7 @@ from shared.messages import WorkItem, wire
 from shared.timeutil import now
 
 _details = Detail.__table__
+SECRET_REFS = "_secret_refs"  # services/scheduler/secrets.py takes them off (never sent to a runner)
 GPU_IDS_MAX = 64  # a runner names at most this many devices (RUNNER_GPUS: contract.fleet.parse_gpus)
 
 # One statement per claim: pick the next execution (skipping rows other claims hold), take
@@ -41,7 +42,7 @@ CLAIM_SQL = text("""
         FROM pick
         WHERE r.id = pick.result_id AND NOT r.cancel_requested AND r.ended_by IS NULL
           AND (r.parallelism IS NULL OR r.active < r.parallelism)
-        RETURNING r.id, r.task_id, r.image, r.params, coalesce(r.gpus, 0) AS gpus, r.tes
+        RETURNING r.id, r.task_id, r.image, r.params, coalesce(r.gpus, 0) AS gpus, r.tes, r.team
     ), taken AS (
         UPDATE details d SET runner = :runner, attempt = d.attempt + 1,
                              lease_expires_at = extract(epoch FROM clock_timestamp()) + :lease_seconds,
@@ -52,7 +53,7 @@ CLAIM_SQL = text("""
         RETURNING d.id, d.index, d.attempt, d.params AS own, d.gpu_ids
     )
     SELECT pick.id AS picked, pick.result_id, taken.id AS taken, taken.index, taken.attempt,
-           slot.task_id, slot.image, slot.params, taken.own, taken.gpu_ids, slot.tes
+           slot.task_id, slot.image, slot.params, taken.own, taken.gpu_ids, slot.tes, slot.team
     FROM pick LEFT JOIN taken ON taken.id = pick.id LEFT JOIN slot ON slot.id = pick.result_id
 """).columns(params=JSON, own=JSON, gpu_ids=JSON, tes=JSON)
 
@@ -85,9 +86,13 @@ def claim(session, runner, lease_seconds, max_memory=None, max_cpus=None, labels
             session.rollback()
             continue
         session.commit()
-        return wire(WorkItem.of(row.taken, row.result_id, row.task_id, row.index, row.attempt, row.image,
+        work = wire(WorkItem.of(row.taken, row.result_id, row.task_id, row.index, row.attempt, row.image,
                                 row.params, lease_seconds, own=row.own, gpu_ids=row.gpu_ids,
                                 **({"tes": _tes_work(row.tes)} if row.tes else {})))
+        refs = (row.params or {}).get("secret_env")
+        if refs:  # the run's references: opened, or the attempt ended, before the claim is answered
+            work[SECRET_REFS] = {"team": row.team, "env": refs}
+        return work
     session.rollback()
     return None
 

@@ -5,6 +5,7 @@ from shared import events, statuses
 from shared import messages as m
 from shared.extensions import config_timer
 from shared.messages import wire
+from shared.principals import Caller
 from shared.rpc import rpc
 
 from services.scheduler import executions as ex
@@ -16,13 +17,14 @@ log = logging.getLogger(__name__)
 
 class SchedulesMixin:
     """Needs the service's ``db``, ``settings``, ``dispatch``, ``metrics``, ``webhook_sender``,
-    ``_wake``, ``_place``, ``_notify_finished`` and ``_dependents``."""
+    ``_wake``, ``_place``, ``_notify_finished``, ``_dependents`` and ``_require_secrets``."""
 
     @rpc
-    def create_schedule(self, body, task=None, idempotency_key=None):
+    def create_schedule(self, body, task=None, idempotency_key=None, caller=None):
         """A new schedule; ``task``: the registry's ``task_facts`` of its task, which the gateway sends."""
         session = self.db.session
-        schedule, _ = store.create(session, body, self.settings, self.webhook_sender, task, idempotency_key)
+        schedule, _ = store.create(session, body, self.settings, self.webhook_sender, task, idempotency_key,
+                                   require=self._require_secrets, team=Caller.from_dict(caller).team)
         return store.as_dict(schedule, session)
 
     @rpc
@@ -35,9 +37,10 @@ class SchedulesMixin:
         return [store.as_dict(s) for s in store.listed(self.db.session, task_id, limit, after)]
 
     @rpc
-    def update_schedule(self, schedule_id, body):
+    def update_schedule(self, schedule_id, body, caller=None):
         session = self.db.session
-        schedule = store.update(session, schedule_id, body, self.settings, self.webhook_sender)
+        schedule = store.update(session, schedule_id, body, self.settings, self.webhook_sender,
+                                require=self._require_secrets)
         return store.as_dict(schedule, session)
 
     @rpc

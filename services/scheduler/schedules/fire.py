@@ -34,6 +34,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from services.scheduler import executions as ex
+from services.scheduler import secrets
 from services.scheduler.executions.state import DB_NOW, db_now
 from services.scheduler.models import KnownTask, Result, Schedule, ScheduleFire
 from services.scheduler.schedules import cron, store
@@ -132,6 +133,7 @@ def _refusal(session, schedule, settings, webhook_sender):
     try:
         params, spread = store.check_run_parts(schedule.run, settings, schedule.task_id)
         webhook_sender.require_configured(params)
+        secrets.require(session, schedule.team, params.get("secret_env"))  # in the schedule's team, now
     except (ValidationError, Conflict) as exc:
         return None, f"the RUN was refused: {exc}"
     return task, (params, spread)

@@ -43,6 +43,14 @@ def check_run_parts(run, settings, task_id):
     return parts
 
 
+def _required(require, team, params):
+    """``require(team, params)``, its refusal naming the field in the schedule's body (``run.secret_env.X``)."""
+    try:
+        require(team, params)
+    except ValidationError as exc:
+        raise ValidationError(exc.message, f"run.{exc.field}") from None
+
+
 def _body(model, body):
     validation.check_strings(body)
     return validation.parse(model, body)
@@ -56,15 +64,19 @@ def _by_key(session, key, task_id):
     return earlier
 
 
-def create(session, body, settings, webhook_sender, facts=None, idempotency_key=None):
-    """A new schedule (or, with an Idempotency-Key used before, the one it made: (schedule, created))."""
+def create(session, body, settings, webhook_sender, facts=None, idempotency_key=None, require=None, team=None):
+    """A new schedule (or, with an Idempotency-Key used before, the one it made: (schedule, created)).
+    ``require(team, params)``: refuses a run whose secrets ``team`` lacks (services/scheduler/secrets.py)."""
     new = _body(contract.NewSchedule, body)
     if idempotency_key:
         earlier = _by_key(session, idempotency_key, new.task_id)
         if earlier is not None:
             return earlier, False
     expression = cron.check(new.cron, new.timezone, settings.schedule_allow_seconds)
-    webhook_sender.require_configured(check_run(new.run, settings, new.task_id))
+    params = check_run(new.run, settings, new.task_id)
+    webhook_sender.require_configured(params)
+    if require is not None:
+        _required(require, team, params)
     if facts is not None:
         knowntasks.learn_facts(session, new.task_id, facts)
     task = session.execute(select(KnownTask).where(KnownTask.task_id == new.task_id)
@@ -100,7 +112,7 @@ def get(session, schedule_id, lock=False):
     return schedule
 
 
-def update(session, schedule_id, body, settings, webhook_sender):
+def update(session, schedule_id, body, settings, webhook_sender, require=None):
     change = _body(contract.ScheduleChange, body)
     given = change.model_fields_set
     schedule = get(session, schedule_id, lock=True)
@@ -112,7 +124,10 @@ def update(session, schedule_id, body, settings, webhook_sender):
     if "cron" in given or "timezone" in given:
         expression = cron.check(expression, timezone, settings.schedule_allow_seconds)
     if "run" in given:
-        webhook_sender.require_configured(check_run(change.run, settings, schedule.task_id))
+        params = check_run(change.run, settings, schedule.task_id)
+        webhook_sender.require_configured(params)
+        if require is not None:  # its secrets, in the schedule's team
+            _required(require, schedule.team, params)
         schedule.run = change.run
     for field in ("name", "concurrency_policy", "starting_deadline_seconds"):
         if field in given:
