@@ -31,6 +31,13 @@ class ValidationError(StevedoreError):
 
 
 @deserialize_to_instance
+class Forbidden(StevedoreError):
+    """The caller's role may not do this (403), whatever the object."""
+
+    code = "FORBIDDEN"
+
+
+@deserialize_to_instance
 class NotFound(StevedoreError):
     code = "NOT_FOUND"
 

@@ -29,7 +29,7 @@ from services.gateway.admission import Refusal, client_address
 from services.gateway.edge import EdgeWebServer, read_body
 from services.gateway.sessions import COOKIE, SessionGate
 from shared import validation
-from shared.errors import Conflict, NotFound, StevedoreError, Unavailable, ValidationError
+from shared.errors import Conflict, Forbidden, NotFound, StevedoreError, Unavailable, ValidationError
 from shared.handlers import first_line, is_transient
 from shared.logs import printable
 from shared.principals import CONFIGURED
@@ -41,6 +41,7 @@ access_log = logging.getLogger("stevedore.access")
 
 ERROR_STATUS = {
     ValidationError: 400,
+    Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
     Unavailable: 503,
@@ -358,3 +359,8 @@ def idempotency_key(request):
 def caller_of(request):
     """The request's ``Caller`` (shared/principals.py), set when it was admitted."""
     return getattr(request, "stevedore_caller", None) or CONFIGURED
+
+
+def who(request):
+    """The request's caller as a service is handed it: the ``caller=`` of an RPC (issue 18)."""
+    return caller_of(request).as_dict()
