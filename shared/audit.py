@@ -89,25 +89,31 @@ def _cut(value, limit=VALUE_MAX):
     return text[:limit]
 
 
-def _plain(value):
-    """A summary's value as kept: a number, bool or null as it is; anything else as bounded text."""
+SCALARS = (str, int, float, bool, type(None))
+
+
+def _plain(value, nested=True):
+    """A summary's value as kept: a number, bool or null as it is, text cut to VALUE_MAX, a list of
+    those or (one level) an object of those; anything else as bounded JSON text."""
     if value is None or isinstance(value, (bool, int, float)):
         return value
     if isinstance(value, str):
         return _cut(value)
-    if isinstance(value, (list, tuple)) and all(isinstance(v, (str, int, float, bool)) for v in value):
+    if isinstance(value, (list, tuple)) and all(isinstance(v, SCALARS) for v in value):
         return [_plain(v) for v in list(value)[:SUMMARY_KEYS]]
+    if nested and isinstance(value, dict) and all(isinstance(v, SCALARS) for v in value.values()):
+        return bounded_summary(value, nested=False)
     return _cut(json.dumps(value, default=str, ensure_ascii=False, sort_keys=True))
 
 
-def bounded_summary(summary):
+def bounded_summary(summary, nested=True):
     """``summary`` as kept: at most SUMMARY_KEYS plain values, no key that could name a secret."""
     kept = {}
     for key, value in (summary or {}).items():
         key = _cut(key, 60)
         if any(word in key.lower() for word in SECRET_WORDS):
             continue
-        kept[key] = _plain(value)
+        kept[key] = _plain(value, nested)
         if len(kept) >= SUMMARY_KEYS:
             break
     return kept

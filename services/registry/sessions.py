@@ -54,6 +54,8 @@ def create(session, secret_hash, token_fingerprint, seconds, caller=None):
     session.execute(text(
         "DELETE FROM ui_sessions WHERE id IN (SELECT id FROM ui_sessions WHERE token_fingerprint = :fp "
         "ORDER BY created_at DESC, id OFFSET :keep)"), {"fp": token_fingerprint, "keep": PER_TOKEN_MAX})
+    audit.record(session, caller, "session.sign_in", "session", target(secret_hash),
+                 summary={"expires_at": row.expires_at})
     session.commit()
     return {"created_at": row.created_at, "expires_at": row.expires_at}
 
