@@ -3,17 +3,24 @@ from where; the system's own changes as ``system``; filters and paging; a refuse
 retention sweep deletes old entries only.  Real RabbitMQ, PostgreSQL, Docker; a system of its own (its
 audit sweep every second, schedules ticking in seconds).
 """
+import json
+import os
+import subprocess
+import sys
 import time
 import uuid
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import urlparse
 
 import pytest
 import requests
 from sqlalchemy import create_engine, text
 
-from tests.support import System, containers_of, create_database, drop_database, sign_in, wait_until
+from tests.support import ROOT, System, containers_of, create_database, drop_database, sign_in, wait_until
 
 pytestmark = pytest.mark.e2e
+
+# the CLI of this checkout (the installed ``stevedore`` script runs ``stevedore_jobs.cli:main`` the same way)
+COMMAND = (sys.executable, "-m", "stevedore_jobs.cli")
 
 SECRET = f"audit-secret-{uuid.uuid4().hex}"
 
@@ -230,3 +237,33 @@ def test_the_retention_sweep_deletes_only_entries_older_than_the_setting(audit_s
     wait_until(lambda: kept() == {young}, timeout=30, what="the old entries to be swept")
     listed = audit(audit_system.api, target_type="task", target_id=young)
     assert [e["id"] for e in listed] == [young]
+
+
+def stevedore(system, *args):
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("STEVEDORE_")}
+    environ.update({"STEVEDORE_URL": system.url, "STEVEDORE_TOKEN": system.token})
+    return subprocess.run([*COMMAND, *args], env=environ, capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL, cwd=ROOT)
+
+
+def test_stevedore_audit_ls_lists_and_filters_the_log(audit_system, test_images):
+    task = audit_system.api.register(test_images["ok"], name=f"audit-cli-{uuid.uuid4().hex[:6]}", wait=False)
+    proc = stevedore(audit_system, "audit", "ls", "--action", "task.register", "--since", "10m")
+    assert proc.returncode == 0, proc.stderr
+    header, *lines = proc.stdout.splitlines()
+    assert header.split()[:5] == ["TIME", "PRINCIPAL", "ROLE", "ADDRESS", "ACTION"]
+    mine = [line for line in lines if task["task_id"] in line]
+    assert len(mine) == 1 and "admin" in mine[0] and "127.0.0.1" in mine[0] and "task.register" in mine[0]
+    assert all("task.register" in line for line in lines)
+
+    proc = stevedore(audit_system, "audit", "ls", "--target", task["task_id"], "--json")
+    assert proc.returncode == 0, proc.stderr
+    [entry] = json.loads(proc.stdout)
+    assert entry["action"] == "task.register" and entry["summary"]["name"] == task["name"]
+
+    proc = stevedore(audit_system, "audit", "ls", "--since", "2026-01-01", "--limit", "1", "--json")
+    assert proc.returncode == 0 and len(json.loads(proc.stdout)) == 1, proc.stderr
+    proc = stevedore(audit_system, "audit", "ls", "--action", "DROP TABLE")
+    assert proc.returncode == 2 and "action:" in proc.stderr and "400" in proc.stderr, proc.stderr
+    proc = stevedore(audit_system, "audit", "ls", "--since", "last tuesday")
+    assert proc.returncode == 2 and "not a time" in proc.stderr
