@@ -22,7 +22,7 @@ from shared import events
 from shared.task_messages import (  # noqa: F401
     TaskDeleted, TaskFacts, TaskImported, TaskImportFailed, TaskSubmitted)
 from shared.wire import Message, received, wire  # noqa: F401
-from stevedore_jobs.contract import Detail, Logs, Result, Runner, Schedule, Task
+from stevedore_jobs.contract import AuditEntry, Detail, Logs, Result, Runner, Schedule, Task
 from stevedore_jobs.contract.items import merged
 
 log = logging.getLogger(__name__)
@@ -326,6 +326,7 @@ SCHEDULER_CALLS = {
     "run_schedule": Call(Result),
     "get_schedule": Call(Schedule, read=True),
     "list_schedules": Call(list[Schedule], read=True),
+    "list_audit": Call(list[AuditEntry], read=True),  # GET /audit/ (services/scheduler/auditing.py)
 }
 
 REGISTRY_CALLS = {
