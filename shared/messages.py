@@ -22,7 +22,7 @@ from shared import events
 from shared.task_messages import (  # noqa: F401
     TaskDeleted, TaskFacts, TaskImported, TaskImportFailed, TaskSubmitted)
 from shared.wire import Message, received, wire  # noqa: F401
-from stevedore_jobs.contract import Detail, Logs, Result, Runner, Schedule, Task
+from stevedore_jobs.contract import AuditEntry, Detail, Logs, Result, Runner, Schedule, Task
 from stevedore_jobs.contract.secrets import Secret
 from stevedore_jobs.contract.items import merged
 
@@ -348,6 +348,7 @@ SCHEDULER_CALLS = {
     "delete_secret": Call(None),
     "get_secret": Call(Secret, read=True),
     "list_secrets": Call(list[Secret], read=True),
+    "list_audit": Call(list[AuditEntry], read=True),  # GET /audit/ (services/scheduler/auditing.py)
 }
 
 REGISTRY_CALLS = {

@@ -223,6 +223,8 @@ class SchedulerSettings(Common, Events, Metrics, Ceilings, Webhooks, Polling, Se
     sweep_interval: Seconds = 10
     result_retention_days: Wait = 30       # 0: kept for ever
     retention_sweep_interval: Seconds = 3600
+    audit_retention_days: Wait = 365       # 0: kept for ever
+    audit_sweep_interval: Seconds = 3600
     probe_interval: Seconds = 1
     retry_backoff: Wait = 1                # 0: retried at once
     retry_backoff_max: Wait = 300

@@ -361,3 +361,8 @@ def idempotency_key(request):
 def caller_of(request):
     """The request's ``Caller`` (shared/principals.py), set when it was admitted."""
     return getattr(request, "stevedore_caller", None) or CONFIGURED
+
+
+def who(request):
+    """The request's caller as a service is handed it: the ``caller=`` of an RPC (issue 18)."""
+    return caller_of(request).as_dict()

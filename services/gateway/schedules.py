@@ -6,7 +6,7 @@ the scheduler, which keeps schedules and fires them (services/scheduler/schedule
 """
 from werkzeug.wrappers import Response
 
-from services.gateway.http import api, caller_of, idempotency_key, json_body, listing
+from services.gateway.http import api, idempotency_key, json_body, listing, who
 from shared import validation
 from stevedore_jobs import contract
 
@@ -22,7 +22,7 @@ class ScheduleRoutes:
         new = validation.parse(contract.NewSchedule, body)  # its shape; the scheduler checks the rest
         key = idempotency_key(request)
         schedule = self.scheduler.create_schedule(body, self.registry.task_facts(new.task_id), key,
-                                                  caller=caller_of(request).as_dict())
+                                                  caller=who(request))
         return 201, {"Location": f"/schedule/{schedule['schedule_id']}/"}, schedule
 
     @api("GET", "/schedule/<string:schedule_id>/")
@@ -33,15 +33,15 @@ class ScheduleRoutes:
     def update_schedule(self, request, schedule_id):
         body = json_body(request)
         validation.parse(contract.ScheduleChange, body)
-        return self.scheduler.update_schedule(schedule_id, body, caller=caller_of(request).as_dict())
+        return self.scheduler.update_schedule(schedule_id, body, caller=who(request))
 
     @api("POST", "/schedule/<string:schedule_id>/")
     def operate_schedule(self, request, schedule_id):
         validation.operation(json_body(request), ("RUN",))
-        result = self.scheduler.run_schedule(schedule_id)
+        result = self.scheduler.run_schedule(schedule_id, caller=who(request))
         return 202, {"Location": f"/result/{result['result_id']}/"}, result
 
     @api("DELETE", "/schedule/<string:schedule_id>/")
     def delete_schedule(self, request, schedule_id):
-        self.scheduler.delete_schedule(schedule_id)
+        self.scheduler.delete_schedule(schedule_id, caller=who(request))
         return Response(status=204)

@@ -10,10 +10,8 @@ from services.gateway.follow import FollowersProvider
 from services.gateway.limits import RunLimits
 from services.gateway.rawlogs import raw_response
 from services.gateway.reads import SharedReads
-from services.gateway import schedules  # the module, as ui
-from services.gateway import tes  # the module, as ui
-from services.gateway import secrets  # the module, as ui
-from services.gateway.http import api, caller_of, idempotency_key, json_body, listing
+from services.gateway import audit, schedules, secrets, tes  # the modules, as ui
+from services.gateway.http import api, idempotency_key, json_body, listing, who
 from stevedore_jobs import contract
 from stevedore_jobs.contract.change import ResultChange
 from shared import validation
@@ -26,7 +24,7 @@ from shared.rpc import TimeoutRpcProxy
 HEALTH_TIMEOUT = 5
 
 
-class GatewayService(ui.UiRoutes, schedules.ScheduleRoutes, tes.TesRoutes, secrets.SecretRoutes):
+class GatewayService(ui.UiRoutes, schedules.ScheduleRoutes, tes.TesRoutes, secrets.SecretRoutes, audit.AuditRoutes):
     name = "gateway"
 
     registry = TimeoutRpcProxy("registry")
@@ -47,7 +45,7 @@ class GatewayService(ui.UiRoutes, schedules.ScheduleRoutes, tes.TesRoutes, secre
     def create_task(self, request):
         body = json_body(request)
         validation.new_task(body)
-        task = self.registry.create_task(body, idempotency_key(request))
+        task = self.registry.create_task(body, idempotency_key(request), caller=who(request))
         return 201, {"Location": f"/task/{task['task_id']}/"}, task
 
     @api("GET", "/task/<string:task_id>/")
@@ -62,13 +60,13 @@ class GatewayService(ui.UiRoutes, schedules.ScheduleRoutes, tes.TesRoutes, secre
         if body.get("task_id") is not None and body["task_id"] != task_id:
             raise Conflict("is another task than the path's", "task_id")
         if operation == "IMPORT":
-            return 202, self.registry.import_task(task_id)
+            return 202, self.registry.import_task(task_id, caller=who(request))
         validation.parse(self.limits.run, body)
-        caller = caller_of(request).as_dict()
         try:
-            result = self.scheduler.run_task(task_id, body, key, caller=caller)
+            result = self.scheduler.run_task(task_id, body, key, caller=who(request))
         except TaskUnconfirmed:  # no fresh copy of the task in the scheduler: the registry's word for it
-            result = self.scheduler.run_task(task_id, body, key, self.registry.task_facts(task_id), caller=caller)
+            result = self.scheduler.run_task(task_id, body, key, self.registry.task_facts(task_id),
+                                             caller=who(request))
         return 202, {"Location": f"/result/{result['result_id']}/"}, result
 
     @api("DELETE", "/task/<string:task_id>/")
@@ -77,7 +75,7 @@ class GatewayService(ui.UiRoutes, schedules.ScheduleRoutes, tes.TesRoutes, secre
         self.registry.get_task(task_id)     # 404 for no such task
         # 409 while it has active runs; else no RUN of it from now on (unless taken after we gave up)
         self.scheduler.close_task(task_id, time.time() + self.settings.rpc_timeout)
-        self.registry.delete_task(task_id)
+        self.registry.delete_task(task_id, caller=who(request))
         return Response(status=204)
 
     # --------------------------------------------------------------- results
@@ -95,27 +93,27 @@ class GatewayService(ui.UiRoutes, schedules.ScheduleRoutes, tes.TesRoutes, secre
     def operate_result(self, request, result_id):
         body = json_body(request)
         if validation.operation(body, ("CANCEL", "RERUN_FAILED")) == "RERUN_FAILED":
-            rerun = self.scheduler.rerun_failed(result_id)
+            rerun = self.scheduler.rerun_failed(result_id, caller=who(request))
             return 202, {"Location": f"/result/{rerun['result_id']}/"}, rerun
-        return 202, self.scheduler.cancel_result(result_id)
+        return 202, self.scheduler.cancel_result(result_id, caller=who(request))
 
     @api("PATCH", "/result/<string:result_id>/")
     def change_result(self, request, result_id):
         """A running run's parallelism and/or priority, for its executions not yet started."""
         body = json_body(request)
         validation.parse(ResultChange, body)
-        return self.scheduler.change_result(result_id, body)
+        return self.scheduler.change_result(result_id, body, caller=who(request))
 
     @api("DELETE", "/result/<string:result_id>/")
     def delete_result(self, request, result_id):
-        self.scheduler.delete_result(result_id)
+        self.scheduler.delete_result(result_id, caller=who(request))
         return Response(status=204)
 
     @api("POST", "/result/<string:result_id>/detail/<string:detail_id>/")
     def operate_detail(self, request, result_id, detail_id):
         body = json_body(request)
         validation.operation(body, ("CANCEL",))
-        return 202, self.scheduler.cancel_detail(result_id, detail_id)
+        return 202, self.scheduler.cancel_detail(result_id, detail_id, caller=who(request))
 
     @api("GET", "/result/<string:result_id>/detail/")
     def list_details(self, request, result_id):

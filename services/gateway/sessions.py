@@ -163,20 +163,22 @@ class SessionVerbs:
         self.settings = gate.settings
         self.worker_ctx = worker_ctx
 
-    def sign_in(self, token):
-        """A new session for an API token: its secret (for the cookie), or None if the token is not ours."""
+    def sign_in(self, token, caller=None):
+        """A new session for an API token: its secret (for the cookie), or None if the token is not ours.
+        ``caller``: who signs in (shared/principals.py ``Caller``), for the audit log."""
         token_print = self.gate.token_fingerprint(token)
         if token_print is None:
             return None
         secret = secrets.token_urlsafe(32)
         self.gate.registry(self.worker_ctx).create_session(secret_hash(secret), token_print,
-                                                           self.settings.ui_session_seconds)
+                                                           self.settings.ui_session_seconds,
+                                                           caller=caller and caller.as_dict())
         return secret
 
-    def sign_out(self, secret):
+    def sign_out(self, secret, caller=None):
         """Revoke the session; this replica refuses it at once, others within the cache's time."""
         key = secret_hash(secret)
-        self.gate.registry(self.worker_ctx).revoke_session(key)
+        self.gate.registry(self.worker_ctx).revoke_session(key, caller=caller and caller.as_dict())
         self.gate.cache.forget(key)
 
     def cookie_secure(self, environ):

@@ -17,6 +17,7 @@ import hashlib
 import html
 import mimetypes
 import os
+from dataclasses import replace
 from string import Template
 from urllib.parse import quote
 
@@ -27,6 +28,7 @@ from werkzeug.wrappers import Response
 from services.gateway.http import api, cross_site
 from services.gateway.sessions import COOKIE, LEGACY_COOKIE, Sessions
 from shared.errors import StevedoreError
+from shared.principals import CONFIGURED
 
 UI_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ui")
 HOME = "/ui/tasks"
@@ -103,6 +105,12 @@ def safe_next(target):
     return HOME
 
 
+def signer(request):
+    """Who signs in or out, for the audit log: for now a STEVEDORE_TOKENS token's principal (the
+    configured admin), with the client's address."""
+    return replace(CONFIGURED, address=request.environ.get("stevedore_jobs.client"))
+
+
 class UiRoutes:
     """The UI's entrypoints, mixed into the gateway service."""
 
@@ -168,7 +176,7 @@ class UiRoutes:
         auth_required = self.settings.auth
         response = redirect(target, code=303)
         if auth_required:
-            secret = self.sessions.sign_in(token)
+            secret = self.sessions.sign_in(token, signer(request))
             if secret is None:
                 return self._page(request, "signin", "Sign in", status=401, next=target,
                                   error="the gateway does not accept this token")
@@ -186,7 +194,7 @@ class UiRoutes:
         secret = request.cookies.get(COOKIE)
         if secret:
             try:
-                self.sessions.sign_out(secret)
+                self.sessions.sign_out(secret, signer(request))
             except (StevedoreError, RemoteError):  # the registry did not answer, or failed
                 return html_response("Sign-out failed: the session could not be ended now, so you are "
                                      "still signed in. Go back and try again.", status=503)

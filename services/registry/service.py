@@ -54,32 +54,32 @@ class RegistryService:
     metrics = RegistryMetrics()
 
     @rpc
-    def create_task(self, body, idempotency_key=None):
+    def create_task(self, body, idempotency_key=None, caller=None):
         name, repository = validation.new_task(body)
         credentials = validation.registry_credentials(body)
         sealed = self.vault.seal(credentials) if credentials else None
         task, created = tasks.create(self.db.session, name, repository, idempotency_key,
-                                     credentials=sealed, labels=validation.task_labels(body))
+                                     credentials=sealed, labels=validation.task_labels(body), caller=caller)
         if created:
             self.dispatch(events.TASK_SUBMITTED, wire(m.TaskSubmitted(task_id=task.id, version=task.version)))
         return tasks.as_dict(task)
 
     @rpc
-    def import_task(self, task_id):
+    def import_task(self, task_id, caller=None):
         """Pull the task's image again (a moved tag gives a new digest; running executions keep theirs)."""
-        task = tasks.reimport(self.db.session, task_id)
+        task = tasks.reimport(self.db.session, task_id, caller)
         self.dispatch(events.TASK_SUBMITTED, wire(m.TaskSubmitted(task_id=task.id, version=task.version)))
         return tasks.as_dict(task)
 
     @rpc
-    def delete_task(self, task_id):
+    def delete_task(self, task_id, caller=None):
         """Remove a task; its results stay as history.
 
         Only once the scheduler closed it to RUNs (``close_task``, which refuses
         while it has active runs): the gateway's DELETE makes both calls, in
         that order.
         """
-        name = tasks.delete(self.db.session, task_id)
+        name = tasks.delete(self.db.session, task_id, caller)
         self.dispatch(events.TASK_DELETED, wire(m.TaskDeleted(task_id=task_id, name=name)))
 
     @rpc
@@ -125,9 +125,9 @@ class RegistryService:
     # ------------------------------------------------ web UI sessions (services/registry/sessions.py)
 
     @rpc
-    def create_session(self, secret_hash, token_fingerprint, seconds):
+    def create_session(self, secret_hash, token_fingerprint, seconds, caller=None):
         """A new session for the gateway: sha256 of its cookie's secret, the hash of its API token."""
-        return sessions.create(self.db.session, secret_hash, token_fingerprint, seconds)
+        return sessions.create(self.db.session, secret_hash, token_fingerprint, seconds, caller)
 
     @rpc
     def check_session(self, secret_hash):
@@ -135,8 +135,8 @@ class RegistryService:
         return sessions.check(self.db.session, secret_hash)
 
     @rpc
-    def revoke_session(self, secret_hash):
-        return sessions.revoke(self.db.session, secret_hash)
+    def revoke_session(self, secret_hash, caller=None):
+        return sessions.revoke(self.db.session, secret_hash, caller)
 
     @timer(interval=SESSION_SWEEP_INTERVAL)
     def sweep_sessions(self):

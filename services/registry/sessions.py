@@ -11,6 +11,7 @@ import re
 
 from sqlalchemy import text
 
+from shared import audit
 from shared.errors import Conflict, ValidationError
 
 DB_NOW = "extract(epoch FROM clock_timestamp())"
@@ -26,8 +27,15 @@ def _hash(value, field):
     return value
 
 
-def create(session, secret_hash, token_fingerprint, seconds):
-    """Store a new session for ``seconds``; answer its times (database clock, epoch seconds)."""
+def target(secret_hash):
+    """What the audit log names a session by: the first 16 hex digits of its secret's hash (which
+    neither is nor leads to the cookie's secret)."""
+    return secret_hash[:16]
+
+
+def create(session, secret_hash, token_fingerprint, seconds, caller=None):
+    """Store a new session for ``seconds``; answer its times (database clock, epoch seconds).
+    The sign-in is in the audit log (``session.sign_in``, by ``caller``)."""
     _hash(secret_hash, "secret_hash")
     _hash(token_fingerprint, "token_fingerprint")
     if isinstance(seconds, bool) or not isinstance(seconds, int) or not 1 <= seconds <= SECONDS_MAX:
@@ -46,6 +54,8 @@ def create(session, secret_hash, token_fingerprint, seconds):
     session.execute(text(
         "DELETE FROM ui_sessions WHERE id IN (SELECT id FROM ui_sessions WHERE token_fingerprint = :fp "
         "ORDER BY created_at DESC, id OFFSET :keep)"), {"fp": token_fingerprint, "keep": PER_TOKEN_MAX})
+    audit.record(session, caller, "session.sign_in", "session", target(secret_hash),
+                 summary={"expires_at": row.expires_at})
     session.commit()
     return {"created_at": row.created_at, "expires_at": row.expires_at}
 
@@ -64,10 +74,12 @@ def check(session, secret_hash):
             "seconds_left": row.seconds_left}
 
 
-def revoke(session, secret_hash):
-    """End a session (sign-out); True if there was one to end."""
+def revoke(session, secret_hash, caller=None):
+    """End a session (sign-out); True if there was one to end (then in the audit log: ``session.sign_out``)."""
     _hash(secret_hash, "secret_hash")
     deleted = session.execute(text("DELETE FROM ui_sessions WHERE id = :id"), {"id": secret_hash}).rowcount
+    if deleted:
+        audit.record(session, caller, "session.sign_out", "session", target(secret_hash))
     session.commit()
     return deleted > 0
 

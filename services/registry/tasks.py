@@ -6,7 +6,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from services.registry.models import Task
-from shared import statuses, validation
+from shared import audit, statuses, validation
 from shared.db import labelled, newest_first
 from shared.errors import Conflict, NotFound
 from shared.messages import TaskFacts, wire
@@ -32,10 +32,11 @@ def facts(task):
                           version=task.version))
 
 
-def create(session, name, repository, idempotency_key=None, credentials=None, labels=None):
+def create(session, name, repository, idempotency_key=None, credentials=None, labels=None, caller=None):
     """A new task, or (same Idempotency-Key, same request) the one made the first time.
 
     ``credentials`` is the sealed token, if the registry is private.  Returns (task, created).
+    The audit log's row (``task.register``, by ``caller``) is written with it.
     """
     if idempotency_key:
         earlier = _by_key(session, idempotency_key, name, repository, labels)
@@ -46,7 +47,9 @@ def create(session, name, repository, idempotency_key=None, credentials=None, la
                 status=statuses.SUBMITTED, created_at=stamp, updated_at=stamp, credentials=credentials,
                 version=1, labels=labels or {})
     session.add(task)
-    try:
+    try:  # the row's insert flushes the task: a name taken meets the unique index there or at the commit
+        audit.record(session, caller, "task.register", "task", task.id, task.team,
+                     {"name": name, "repository": repository, "private": credentials is not None})
         session.commit()
     except IntegrityError as exc:
         session.rollback()
@@ -65,20 +68,24 @@ def _by_key(session, key, name, repository, labels=None):
     return task
 
 
-def reimport(session, task_id):
+def reimport(session, task_id, caller=None):
     """Queue a fresh pull of the task's image; its current digest stays until the pull succeeds."""
     task = get(session, task_id, lock=True)
     if task.status in (statuses.SUBMITTED, statuses.IMPORTING):
         session.rollback()
         raise Conflict(f"task {task_id} is already {task.status}", "task_id")
+    audit.record(session, caller, "task.import", "task", task.id, task.team,
+                 {"name": task.name, "repository": task.repository, "digest": task.digest})
     set_status(session, task, statuses.SUBMITTED, error=None)
     return task
 
 
-def delete(session, task_id):
+def delete(session, task_id, caller=None):
     """Delete the task; its name (for the event)."""
     task = get(session, task_id, lock=True)
     name = task.name
+    audit.record(session, caller, "task.delete", "task", task.id, task.team,
+                 {"name": name, "repository": task.repository})
     session.delete(task)
     session.commit()
     return name

@@ -11,11 +11,11 @@ class ChangeMixin:
     """Mixed into ``SchedulerService`` (which provides ``db``, ``dispatch`` and ``_wake``)."""
 
     @rpc
-    def change_result(self, result_id, body):
+    def change_result(self, result_id, body, caller=None):
         """A run's parallelism and/or priority, for its executions not yet started; idle runners are
         woken when more of them may run at once now."""
         changes = validation.parse(ResultChange, body).changes()
-        result, before, woken = ex.change_result(self.db.session, result_id, changes)
+        result, before, woken = ex.change_result(self.db.session, result_id, changes, caller)
         self.dispatch(events.RESULT_CHANGED, wire(ResultChanged(
             result_id=result.id, changed=sorted(changes), previous=before,
             parallelism=result.parallelism, priority=result.priority)))

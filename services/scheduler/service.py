@@ -4,8 +4,8 @@ import logging
 from nameko.events import SERVICE_POOL, EventDispatcher, event_handler
 
 from services.scheduler import executions as ex
-from services.scheduler import (changes, deliveries, failurepolicy, fleet, knowntasks, recovery, secrets, waits,
-                                webhooks)
+from services.scheduler import (auditing, changes, deliveries, failurepolicy, fleet, knowntasks, recovery, secrets,
+                                waits, webhooks)
 from services.scheduler import tes, tes_views
 from services.scheduler.holdings import installation_id
 from services.scheduler.runnersizes import RunnerSizesProvider
@@ -37,7 +37,7 @@ OUTCOME_FIELDS = ("detail_id", "attempt", "runner", "lease_expired", "status", "
 
 class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, changes.ChangeMixin,
                        waits.DependenciesMixin, schedules.SchedulesMixin, deliveries.DeliveriesMixin,
-                       fleet.FleetMixin, tes.TesMixin, secrets.SecretsMixin):
+                       fleet.FleetMixin, tes.TesMixin, secrets.SecretsMixin, auditing.AuditMixin):
     name = "scheduler"
 
     db = Database(Base)
@@ -73,7 +73,8 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
         inline = params["times"] <= INLINE_FAN_OUT
         result, created = ex.create_result(session, known.task_id, known.name, known.digest,
                                            params, idempotency_key, with_details=inline, spread=spread,
-                                           prepare=ex.dependencies.declare if params.get("after") else None)
+                                           prepare=ex.dependencies.declare if params.get("after") else None,
+                                           record=ex.audited(caller, "result.run"))
         if created:
             if inline and not params.get("after"):
                 self._wake(result.id, result.times, sized=_sized(params))
@@ -87,13 +88,13 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
         return ex.result_as_dict(result)
 
     @rpc
-    def rerun_failed(self, result_id):
+    def rerun_failed(self, result_id, caller=None):
         session = self.db.session
         original = ex.get_result(session, result_id)
         # the ceilings may have been lowered since: a rerun no runner may take is refused
         validation.within_ceilings(original.params, *self.settings.ceilings)
         knowntasks.for_rerun(session, original.task_id)  # held until the rerun is made, as for a RUN
-        result = ex.rerun_failed(session, result_id)
+        result = ex.rerun_failed(session, result_id, caller)
         self.dispatch(events.RESULT_SUBMITTED, ex.submitted(result))
         if fleet.placed(result.params):  # keeps the run's constraints and gpus: says at once, as a RUN does
             self._place([result.id])
@@ -154,8 +155,8 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
         return ex.get_log_bytes(self.db.session, result_id, detail_id, streams, since)
 
     @rpc
-    def cancel_result(self, result_id):
-        result, stopped = ex.cancel_result(self.db.session, result_id)
+    def cancel_result(self, result_id, caller=None):
+        result, stopped = ex.cancel_result(self.db.session, result_id, caller)
         self.metrics.executions_cancelled(stopped)
         self.dispatch(events.RESULT_CANCELLED, wire(m.ResultCancelled(result_id=result.id)))
         if result.status in statuses.TERMINAL:
@@ -164,12 +165,12 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
         return ex.result_as_dict(ex.get_result(self.db.session, result_id))
 
     @rpc
-    def delete_result(self, result_id):
-        self._delete(result_id, expired=False)
+    def delete_result(self, result_id, caller=None):
+        self._delete(result_id, expired=False, caller=caller)
 
     @rpc
-    def cancel_detail(self, result_id, detail_id):
-        result, detail = ex.cancel_detail(self.db.session, result_id, detail_id)
+    def cancel_detail(self, result_id, detail_id, caller=None):
+        result, detail = ex.cancel_detail(self.db.session, result_id, detail_id, caller)
         if detail.status == statuses.CANCELLED:
             self.metrics.executions_cancelled(1)
             self._dependents(result.id, detail.index)
@@ -304,8 +305,8 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
             self._settle(result_id)
             self._dependents(result_id)
 
-    def _delete(self, result_id, expired):
-        task_id = ex.delete_result(self.db.session, result_id)
+    def _delete(self, result_id, expired, caller=None):
+        task_id = ex.delete_result(self.db.session, result_id, caller, expired)
         self.dispatch(events.RESULT_DELETED,
                       wire(m.ResultDeleted(result_id=result_id, task_id=task_id, expired=expired)))
 

@@ -13,6 +13,7 @@ types of the Python client and the CLI, and the web UI's statuses and limits
     change     PATCH /result/{id}/: a running run's parallelism and priority
     schedule   schedules: a RUN on a cron schedule, their fires
     fleet      runner labels, a RUN's constraints and gpus, the runner list
+    audit      the audit log's filters and entries (GET /audit/)
     responses  tasks, results, details, logs, health, the error shape
     checks     rules that are not a type: text, image references, sizes
     openapi    the OpenAPI 3.1 document made from them
@@ -25,6 +26,7 @@ from stevedore_jobs.contract.run import RunRequest, run_params, run_request
 from stevedore_jobs.contract.change import ResultChange
 from stevedore_jobs.contract.responses import Detail, Error, Health, Logs, Result, Task
 from stevedore_jobs.contract.fleet import Runner, RunnerListQuery
+from stevedore_jobs.contract.audit import AuditEntry, AuditListQuery
 from stevedore_jobs.contract.schedule import (
     NewSchedule, Schedule, ScheduleChange, ScheduleListQuery, ScheduleOperation, check_cron, schedule_run)
 
@@ -35,5 +37,5 @@ __all__ = [
     "parse", "query", "run_params", "run_request",
     "Detail", "Error", "Health", "Logs", "Result", "Task",
     "NewSchedule", "Schedule", "ScheduleChange", "ScheduleListQuery", "ScheduleOperation", "check_cron",
-    "schedule_run", "Runner", "RunnerListQuery",
+    "schedule_run", "Runner", "RunnerListQuery", "AuditEntry", "AuditListQuery",
 ]

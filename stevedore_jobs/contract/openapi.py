@@ -13,7 +13,7 @@ from pydantic.json_schema import models_json_schema
 from stevedore_jobs.contract import requests as rq
 from stevedore_jobs.contract import responses as rs
 from stevedore_jobs.contract import run as runs
-from stevedore_jobs.contract import fleet
+from stevedore_jobs.contract import audit, fleet
 from stevedore_jobs.contract import schedule as sc
 from stevedore_jobs.contract import secrets as sx
 from stevedore_jobs.contract import statuses as st
@@ -293,6 +293,12 @@ def paths(idempotency):
             "the runners the scheduler heard from, by id: labels, slots busy and free, GPUs, last heartbeat",
             {**ok("a page of runners", array("Runner"), **LINK), **UNKNOWN_AFTER},
             query_parameters(fleet.RunnerListQuery))},
+        "/audit/": {"get": operation(
+            "the audit log, newest first: every change, who made it, from where and when (admins and "
+            "operators only)",
+            {**ok("a page of the audit log", array("AuditEntry"), **LINK), **UNKNOWN_AFTER,
+             "403": error("the caller is neither an admin nor an operator")},
+            query_parameters(audit.AuditListQuery))},
     }
 
 
@@ -337,7 +343,7 @@ def _spec(limits):
                                                                           (ResultChange, "validation")]
     models += [(getattr(rs, name), "serialization") for name in ANSWERS]
     models += [(getattr(sc, name), "validation") for name in SCHEDULE_REQUESTS]
-    models += [(sc.Schedule, "serialization"), (fleet.Runner, "serialization")]
+    models += [(sc.Schedule, "serialization"), (fleet.Runner, "serialization"), (audit.AuditEntry, "serialization")]
     models += [(sx.SecretValue, "validation"), (sx.Secret, "serialization")]
     _, schemas = models_json_schema(models, ref_template=REF)
     components = dict(schemas.get("$defs", {}))

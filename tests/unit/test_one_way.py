@@ -42,7 +42,10 @@ def test_a_run_the_scheduler_confirms_never_asks_the_registry(gateway):
 def test_delete_closes_the_task_in_the_scheduler_before_the_registry_deletes_it(gateway):
     assert gateway.delete_task(request("DELETE"), "t1").status_code == 204
     assert gateway.scheduler.close_task.call_args.args[0] == "t1"
-    gateway.registry.delete_task.assert_called_once_with("t1")
+    gateway.registry.delete_task.assert_called_once()
+    assert gateway.registry.delete_task.call_args.args == ("t1",)
+    # who deleted it, for the audit log the registry writes with the delete (shared/audit.py)
+    assert gateway.registry.delete_task.call_args.kwargs["caller"]["principal"] == "admin"
 
     gateway.registry.delete_task.reset_mock()
     gateway.scheduler.close_task.side_effect = Conflict("task t1 has 1 active run(s); cancel them first", "task_id")

@@ -83,7 +83,11 @@ def test_sign_in_sets_an_http_only_strict_cookie_holding_a_new_secret_not_the_to
         assert attribute in header
     assert "Secure" not in header
     # the registry is told the secret's hash and the token's fingerprint, never either itself
-    registry.create_session.assert_called_once_with(secret_hash(value), fingerprint("the-api-token"), 600)
+    registry.create_session.assert_called_once()
+    assert registry.create_session.call_args.args == (secret_hash(value), fingerprint("the-api-token"), 600)
+    # and who signs in, for the audit log: a principal, never the token
+    caller = registry.create_session.call_args.kwargs["caller"]
+    assert caller["principal"] == "admin" and "the-api-token" not in str(caller)
 
 
 def test_sign_in_behind_a_named_proxy_over_https_sets_a_secure_cookie():

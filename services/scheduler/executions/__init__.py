@@ -29,12 +29,12 @@ from services.scheduler.executions.reports import clean_text, mark_finished, mar
 from services.scheduler.executions.retention import (
     RETENTION_BATCH, delete_result, expired_results, mark_notified, unnotified_finished)
 from services.scheduler.executions.state import counts, get_detail, get_result
-from services.scheduler.executions.submit import create_result, find_by_key, rerun_failed
+from services.scheduler.executions.submit import audited, create_result, find_by_key, rerun_failed
 from services.scheduler.executions.views import (
     active_results, detail_as_dict, duration_percentiles, list_details, list_results, result_as_dict, submitted)
 
 __all__ = [
-    "FAN_OUT_BATCH", "RETENTION_BATCH", "active_results", "arm_deadline", "needs_stop", "cancel_detail", "cancel_result", "cancel_unstarted",
+    "FAN_OUT_BATCH", "RETENTION_BATCH", "active_results", "audited", "arm_deadline", "needs_stop", "cancel_detail", "cancel_result", "cancel_unstarted",
     "change_result", "claim", "clean_text", "counts", "create_result", "dependencies", "delete_result", "detail_as_dict", "duration_percentiles",
     "expired_leases", "expired_results", "fan_out_batch", "find_by_key", "finish_cancel", "get_detail",
     "get_log_bytes", "get_logs", "get_result", "list_details", "list_results", "mark_cancelled", "mark_finished",

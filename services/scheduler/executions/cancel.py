@@ -9,13 +9,14 @@ from sqlalchemy import select, update
 from services.scheduler.executions.fanout import RESULT_FAN_OUT_LOCK
 from services.scheduler.executions.state import UNSTARTED_REASON, derive_status, get_detail, get_result, lock_pair
 from services.scheduler.models import Detail, Result
+from shared import audit
 from shared import statuses as st
 from shared.errors import Conflict
 from shared.timeutil import now
 
 _details = Detail.__table__
 
-def cancel_result(session, result_id):
+def cancel_result(session, result_id, caller=None):
     """Cancel a run: queued executions end CANCELLED now; held ones are stopped by their runner.
 
     Idempotent while the run is active; a finished run answers Conflict.
@@ -35,7 +36,9 @@ def cancel_result(session, result_id):
         session.rollback()
         raise Conflict(f"result {result_id} already ended {result.status}; nothing to cancel", "result_id")
     stamp = now()
-    _, stopped = mark_cancelled(session, result_id, stamp)
+    marked, stopped = mark_cancelled(session, result_id, stamp)
+    audit.record(session, caller, "result.cancel", "result", result_id, marked.team,
+                 {"task_id": marked.task_id}, outcome=marked.status)
     session.commit()
     stopped += finish_cancel(session, result_id, stamp)
     return session.get(Result, result_id), stopped
@@ -92,7 +95,7 @@ def unfinished_cancels(session):
         queued.exists())).all()
 
 
-def cancel_detail(session, result_id, detail_id):
+def cancel_detail(session, result_id, detail_id, caller=None):
     """Cancel one execution: CANCELLED now if queued, else its runner stops it (KILLED)."""
     get_detail(session, result_id, detail_id)
     detail, result = lock_pair(session, detail_id)
@@ -103,6 +106,8 @@ def cancel_detail(session, result_id, detail_id):
     detail.cancel_requested = True
     if detail.status == st.QUEUED and detail.runner is None:
         cancel_unstarted(result, detail)
+    audit.record(session, caller, "detail.cancel", "detail", detail_id, result.team,
+                 {"result_id": result_id, "index": detail.index}, outcome=detail.status)
     session.commit()
     return result, detail
 

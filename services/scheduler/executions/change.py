@@ -14,13 +14,14 @@ from sqlalchemy import update
 from services.scheduler.executions.fanout import RESULT_FAN_OUT_LOCK
 from services.scheduler.executions.state import counts, get_result
 from services.scheduler.models import Detail, Result
+from shared import audit
 from shared import statuses as st
 from shared.errors import Conflict
 
 _details = Detail.__table__
 
 
-def change_result(session, result_id, changes):
+def change_result(session, result_id, changes, caller=None):
     """Apply ``changes`` ({"parallelism"?: int or None, "priority"?: int}) to an active run.
 
     Returns (result, before, woken): ``before`` the values changed as they were, ``woken`` how many
@@ -50,5 +51,7 @@ def change_result(session, result_id, changes):
         woken = queued
     else:
         woken = max(0, min(queued, result.parallelism - result.active))
+    audit.record(session, caller, "result.change", "result", result_id, result.team,
+                 {"before": before, "after": changes})
     session.commit()
     return result, before, woken

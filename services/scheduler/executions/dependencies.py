@@ -33,6 +33,7 @@ from services.scheduler.executions.fanout import RESULT_FAN_OUT_LOCK, hold_waiti
 from services.scheduler.executions.policy import arm_deadline
 from services.scheduler.executions.state import derive_status
 from services.scheduler.models import Detail, Result, ResultDependency
+from shared import audit
 from shared import statuses as st
 from shared.errors import ValidationError
 from shared.timeutil import now
@@ -272,6 +273,8 @@ def _cancel(session, result, reason, at, settled):
     if stopped:
         result.end = max(result.end or 0, at)
     result.status = derive_status(result)
+    audit.record(session, audit.SYSTEM, "result.cancel", "result", result.id, result.team,
+                 {"task_id": result.task_id, "reason": reason}, outcome=result.status)
     session.commit()
     settled.cancelled = True
     settled.stopped = stopped + finish_cancel(session, result.id, at, reason=f"cancelled: {reason}")

@@ -31,6 +31,7 @@ from services.scheduler.executions.cancel import finish_cancel
 from services.scheduler.executions.fanout import RESULT_FAN_OUT_LOCK
 from services.scheduler.executions.state import DEADLINE, MAX_FAILURES, UNSTARTED_REASON, derive_status
 from services.scheduler.models import Result
+from shared import audit
 from shared import statuses as st
 from shared.timeutil import now
 
@@ -135,6 +136,8 @@ def stop_result(session, result_id, why, stamp=None):
         if stopped:
             result.end = max(result.end or 0, stamp)
         result.status = derive_status(result)
+        audit.record(session, audit.SYSTEM, "result.stop", "result", result_id, result.team,
+                     {"task_id": result.task_id, "ended_by": result.ended_by}, outcome=result.status)
     session.commit()
     stopped += finish_cancel(session, result_id, stamp)
     return session.get(Result, result_id), stopped, first

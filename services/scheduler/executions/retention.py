@@ -5,16 +5,18 @@ from sqlalchemy import and_, delete, or_, select, update
 
 from services.scheduler.executions.state import get_result
 from services.scheduler.models import Detail, DetailLog, Result
+from shared import audit
 from shared import statuses as st
 from shared.errors import Conflict, NotFound
 
-def delete_result(session, result_id):
+def delete_result(session, result_id, caller=None, expired=False):
     """Delete an ended result with its details and their output; returns its task's id.
 
     A result still QUEUED or RUNNING answers Conflict (cancel it first).  The
     result it reran, if any, forgets it from its ``reruns``.  Details go first,
     then the result row (the lock order every writer keeps); late reports of
-    its executions then find nothing, and are dropped as stale.
+    its executions then find nothing, and are dropped as stale.  In the audit log as
+    ``result.delete`` by ``caller`` (``expired``: by the retention sweep, as ``audit.SYSTEM``).
     """
     result = get_result(session, result_id)
     if result.status not in st.TERMINAL:
@@ -22,6 +24,8 @@ def delete_result(session, result_id):
         raise Conflict(f"result {result_id} is still {result.status}; cancel it or let it end first",
                        "result_id")
     task_id, rerun_of = result.task_id, result.rerun_of
+    audit.record(session, audit.SYSTEM if expired else caller, "result.delete", "result", result_id, result.team,
+                 {"task_id": task_id, "status": result.status, "expired": expired})
     session.execute(delete(DetailLog).where(DetailLog.detail_id.in_(
         select(Detail.id).where(Detail.result_id == result_id))))
     session.execute(delete(Detail).where(Detail.result_id == result_id))

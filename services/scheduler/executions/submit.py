@@ -14,6 +14,7 @@ from services.scheduler.executions.fanout import insert_batch
 from services.scheduler.executions.policy import deadline_at
 from services.scheduler.executions.state import get_result
 from services.scheduler.models import Detail, Result
+from shared import audit
 from shared import statuses as st
 from shared import validation
 from shared.errors import Conflict
@@ -34,7 +35,7 @@ def _in_order(spread):
 
 
 def create_result(session, task_id, task_name, image, params, idempotency_key=None, rerun_of=None,
-                  with_details=False, spread=None, prepare=None, schedule_id=None, result_id=None):
+                  with_details=False, spread=None, prepare=None, schedule_id=None, result_id=None, record=None):
     """A new result; with an Idempotency-Key already used, the first one (returns (result, created)).
 
     ``with_details``: its executions are made in the same transaction (a small
@@ -44,6 +45,8 @@ def create_result(session, task_id, task_name, image, params, idempotency_key=No
     (a RUN's ``after`` stored, its executions held: ``dependencies.declare``).
     ``schedule_id`` and ``result_id``: a schedule's fire names the result it makes, and commits its
     own rows (the fire, the schedule's next tick) with it (services/scheduler/schedules/fire.py).
+    ``record(session, result)``: its row in the audit log (shared/audit.py), written in that transaction
+    (never for an Idempotency-Key's earlier result: nothing new was made).
     """
     if idempotency_key:
         earlier = find_by_key(session, idempotency_key, task_id, params, spread)
@@ -77,6 +80,8 @@ def create_result(session, task_id, task_name, image, params, idempotency_key=No
         if prepare is not None:
             session.flush()
             prepare(session, result)
+        if record is not None:
+            record(session, result)
         session.commit()
     except IntegrityError:
         session.rollback()
@@ -87,7 +92,16 @@ def create_result(session, task_id, task_name, image, params, idempotency_key=No
     return result, True
 
 
-def rerun_failed(session, result_id):
+def audited(caller, action, **summary):
+    """A ``create_result`` ``record``: the new run in the audit log as ``action`` by ``caller``."""
+    def record(session, result):
+        audit.record(session, caller, action, "result", result.id, result.team,
+                     {"task_id": result.task_id, "task_name": result.task_name, "times": result.times, **summary},
+                     outcome=result.status)
+    return record
+
+
+def rerun_failed(session, result_id, caller=None):
     """A new result running only the indices of ``result_id`` that ended ERROR or KILLED."""
     original = get_result(session, result_id)
     if original.status not in st.TERMINAL:
@@ -107,7 +121,8 @@ def rerun_failed(session, result_id):
     params.pop("after", None)  # what the original waited for has held (or it would not have run)
     params.pop("per_index", None)
     rerun, _ = create_result(session, original.task_id, original.task_name, original.image, params,
-                             rerun_of=original.id, spread=spread)
+                             rerun_of=original.id, spread=spread,
+                             record=audited(caller, "result.rerun", rerun_of=original.id))
     original = session.get(Result, result_id, with_for_update=True, populate_existing=True)
     if original is not None:  # None: deleted meanwhile; the rerun, made already, stands on its own
         original.reruns = list(original.reruns or []) + [rerun.id]

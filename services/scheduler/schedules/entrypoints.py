@@ -24,7 +24,7 @@ class SchedulesMixin:
         """A new schedule; ``task``: the registry's ``task_facts`` of its task, which the gateway sends."""
         session = self.db.session
         schedule, _ = store.create(session, body, self.settings, self.webhook_sender, task, idempotency_key,
-                                   require=self._require_secrets, team=Caller.from_dict(caller).team)
+                                   caller, require=self._require_secrets)
         return store.as_dict(schedule, session)
 
     @rpc
@@ -39,18 +39,18 @@ class SchedulesMixin:
     @rpc
     def update_schedule(self, schedule_id, body, caller=None):
         session = self.db.session
-        schedule = store.update(session, schedule_id, body, self.settings, self.webhook_sender,
+        schedule = store.update(session, schedule_id, body, self.settings, self.webhook_sender, caller,
                                 require=self._require_secrets)
         return store.as_dict(schedule, session)
 
     @rpc
-    def delete_schedule(self, schedule_id):
-        store.remove(self.db.session, schedule_id)
+    def delete_schedule(self, schedule_id, caller=None):
+        store.remove(self.db.session, schedule_id, caller)
 
     @rpc
-    def run_schedule(self, schedule_id):
+    def run_schedule(self, schedule_id, caller=None):
         """Run now: the new result (409 when the task is not READY or Forbid holds it back)."""
-        done = fire.run_now(self.db.session, schedule_id, self.settings, self.webhook_sender)
+        done = fire.run_now(self.db.session, schedule_id, self.settings, self.webhook_sender, caller)
         self._after_fire(done)
         return ex.result_as_dict(done.result)
 

@@ -38,6 +38,7 @@ from services.scheduler import secrets
 from services.scheduler.executions.state import DB_NOW, db_now
 from services.scheduler.models import KnownTask, Result, Schedule, ScheduleFire
 from services.scheduler.schedules import cron, store
+from shared import audit
 from shared import statuses as st
 from shared.errors import Conflict, ValidationError
 from shared.handlers import is_transient
@@ -116,10 +117,10 @@ def tick(session, schedule, settings, webhook_sender):
     return start(session, schedule, latest, stamp, settings, webhook_sender, missed=passed)
 
 
-def run_now(session, schedule_id, settings, webhook_sender):
+def run_now(session, schedule_id, settings, webhook_sender, caller=None):
     """A "run now": fired at once under the schedule's concurrency policy; 409 when it cannot start."""
     schedule = store.get(session, schedule_id, lock=True)
-    return start(session, schedule, None, db_now(session), settings, webhook_sender, manual=True)
+    return start(session, schedule, None, db_now(session), settings, webhook_sender, manual=True, caller=caller)
 
 
 def _refusal(session, schedule, settings, webhook_sender):
@@ -139,8 +140,12 @@ def _refusal(session, schedule, settings, webhook_sender):
     return task, (params, spread)
 
 
-def start(session, schedule, scheduled_for, stamp, settings, webhook_sender, missed=0, manual=False):
-    """Start the schedule's run for tick ``scheduled_for`` (a run now: None), or record why not; committed."""
+def start(session, schedule, scheduled_for, stamp, settings, webhook_sender, missed=0, manual=False, caller=None):
+    """Start the schedule's run for tick ``scheduled_for`` (a run now: None), or record why not; committed.
+
+    A run started is in the audit log: ``schedule.run`` by ``caller`` (run now), ``schedule.fire`` by
+    ``audit.SYSTEM`` (a tick); a run replaced, ``result.cancel`` by ``audit.SYSTEM``.
+    """
     tick_at = stamp if manual else scheduled_for
     task, checked = _refusal(session, schedule, settings, webhook_sender)
     if task is None:  # ``checked`` says why
@@ -165,10 +170,16 @@ def start(session, schedule, scheduled_for, stamp, settings, webhook_sender, mis
         if schedule.concurrency_policy == "Replace" and not previous.cancel_requested:
             _, unmade = ex.mark_cancelled(session, previous.id, now())  # the host's time, as a CANCEL's
             replaced = previous.id
+            audit.record(session, audit.SYSTEM, "result.cancel", "result", previous.id, previous.team,
+                         {"task_id": previous.task_id, "schedule_id": schedule.id, "concurrency_policy": "Replace"},
+                         outcome=previous.status)
     params, spread = checked
     result_id = uuid.uuid4().hex
     _record(session, schedule, tick_at, stamp, "FIRED", missed=missed, result_id=result_id, manual=manual,
             commit=False)
+    audit.record(session, caller if manual else audit.SYSTEM, "schedule.run" if manual else "schedule.fire",
+                 "schedule", schedule.id, schedule.team,
+                 {"result_id": result_id, "task_id": schedule.task_id, "scheduled_for": tick_at, "missed": missed})
     schedule.last_result_id = result_id
     schedule.n_fired += 1
     inline = params["times"] <= INLINE_FAN_OUT

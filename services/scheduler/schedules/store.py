@@ -14,10 +14,11 @@ from sqlalchemy.exc import IntegrityError
 from services.scheduler import knowntasks
 from services.scheduler.models import KnownTask, Schedule, ScheduleFire
 from services.scheduler.schedules import cron
-from shared import validation
+from shared import audit, validation
 from shared.db import newest_first
 from shared.errors import Conflict, NotFound, ValidationError
 from shared.messages import wire
+from shared.principals import Caller
 from shared.timeutil import now
 from stevedore_jobs import contract
 from stevedore_jobs.contract import schedule as sc
@@ -64,9 +65,10 @@ def _by_key(session, key, task_id):
     return earlier
 
 
-def create(session, body, settings, webhook_sender, facts=None, idempotency_key=None, require=None, team=None):
+def create(session, body, settings, webhook_sender, facts=None, idempotency_key=None, caller=None, require=None):
     """A new schedule (or, with an Idempotency-Key used before, the one it made: (schedule, created)).
-    ``require(team, params)``: refuses a run whose secrets ``team`` lacks (services/scheduler/secrets.py)."""
+    ``require(team, params)``: refuses a run whose secrets the caller's team lacks (services/scheduler/secrets.py)."""
+    team = Caller.from_dict(caller).team
     new = _body(contract.NewSchedule, body)
     if idempotency_key:
         earlier = _by_key(session, idempotency_key, new.task_id)
@@ -92,7 +94,10 @@ def create(session, body, settings, webhook_sender, facts=None, idempotency_key=
         updated_at=stamp, n_fired=0, n_skipped=0, n_missed=0, n_failed=0, idempotency_key=idempotency_key,
         next_run_at=None if new.suspend else cron.next_tick(expression, cron.zone(new.timezone), stamp))
     session.add(schedule)
-    try:
+    try:  # its audit row's insert flushes it: the same key sent twice at once may meet the index there
+        audit.record(session, caller, "schedule.create", "schedule", schedule.id, schedule.team,
+                     {"task_id": new.task_id, "name": new.name, "cron": expression, "timezone": new.timezone,
+                      "suspend": new.suspend, "concurrency_policy": new.concurrency_policy})
         session.commit()
     except IntegrityError:  # the same key sent twice at once: the other one made it
         session.rollback()
@@ -112,7 +117,11 @@ def get(session, schedule_id, lock=False):
     return schedule
 
 
-def update(session, schedule_id, body, settings, webhook_sender, require=None):
+# what a schedule's change shows in the audit log besides the names of the fields changed (not ``run``)
+SHOWN_CHANGES = ("name", "cron", "timezone", "suspend", "concurrency_policy", "starting_deadline_seconds")
+
+
+def update(session, schedule_id, body, settings, webhook_sender, caller=None, require=None):
     change = _body(contract.ScheduleChange, body)
     given = change.model_fields_set
     schedule = get(session, schedule_id, lock=True)
@@ -143,13 +152,18 @@ def update(session, schedule_id, body, settings, webhook_sender, require=None):
         schedule.next_run_at = (None if schedule.suspend
                                 else cron.next_tick(expression, cron.zone(timezone), stamp))
     schedule.updated_at = stamp
+    audit.record(session, caller, "schedule.change", "schedule", schedule.id, schedule.team,
+                 {"changed": sorted(given), **{field: getattr(schedule, field) for field in SHOWN_CHANGES
+                                               if field in given}})
     session.commit()
     return schedule
 
 
-def remove(session, schedule_id):
+def remove(session, schedule_id, caller=None):
     """Delete a schedule and its fires; the runs it started stay (their ``schedule_id`` too)."""
-    get(session, schedule_id, lock=True)
+    schedule = get(session, schedule_id, lock=True)
+    audit.record(session, caller, "schedule.delete", "schedule", schedule_id, schedule.team,
+                 {"task_id": schedule.task_id, "name": schedule.name})
     session.execute(delete(ScheduleFire).where(ScheduleFire.schedule_id == schedule_id))
     session.execute(delete(Schedule).where(Schedule.id == schedule_id))
     session.commit()
