@@ -5,13 +5,13 @@ gateway), when it was created and last set, and by whom.  A run stores only the 
 (``params.secret_env``).
 
 Revision ID: 0020
-Revises: 0018
+Revises: 0023 (relinked at merge)
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = "0020"
-down_revision = "0018"
+down_revision = "0023"
 branch_labels = None
 depends_on = None
 

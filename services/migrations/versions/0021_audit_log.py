@@ -3,14 +3,14 @@ change's transaction (shared/audit.py); never updated; deleted only by the sched
 (AUDIT_RETENTION_DAYS).  Indexes: by time (newest first, paging, retention) and per filter.
 
 Revision ID: 0021
-Revises: 0018
+Revises: 0020 (relinked at merge)
 """
 from alembic import op
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "0021"
-down_revision = "0018"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 
