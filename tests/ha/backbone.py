@@ -166,6 +166,18 @@ class RabbitCluster:
         found = [n for n, port in enumerate(self.ports) if port in ports]
         return found[0] if len(found) == 1 else None
 
+    def wait_node_of(self, pid, other_than=None, timeout=30):
+        """The node process ``pid`` is connected to, once it is one and not ``other_than``."""
+        found = []
+
+        def connected():
+            found[:] = [self.node_of(pid)]
+            return found[0] is not None and found[0] != other_than
+
+        wait_until(connected, timeout=timeout, interval=0.3,
+                   what=f"process {pid} to be connected to one RabbitMQ node (not {other_than})")
+        return found[0]
+
     def kill(self, n):
         """SIGKILL node ``n``: its beam and everything it started, at once."""
         _killpg(self.procs[n])
