@@ -15,7 +15,7 @@ import requests
 
 from tests.faults.conftest import FAST
 from tests.ha.backbone import PostgresPair, RabbitCluster
-from tests.support import Api, System, create_database, free_port
+from tests.support import Api, System, free_port
 
 pytestmark = pytest.mark.ha
 
@@ -89,10 +89,12 @@ def postgres_pair():
 @pytest.fixture
 def ha(request, rabbit_cluster, postgres_pair, test_images, docker_client):
     """The system on the redundant backbone, started and healthy, with an 'ok' task READY."""
-    from sqlalchemy.engine import make_url
+    from stevedore_jobs.migrate import upgrade
 
-    database = make_url(create_database(postgres_pair.admin_url())).database
-    system = ha_system(rabbit_cluster, postgres_pair, postgres_pair.url(database), request.node.name[:40])
+    # created and migrated as stevedore-migrate does it, through the services' multi-host URL
+    database_url = postgres_pair.url(f"stevedore_ha_{uuid.uuid4().hex[:8]}")
+    upgrade(database_url)
+    system = ha_system(rabbit_cluster, postgres_pair, database_url, request.node.name[:40])
     system.cluster, system.pair = rabbit_cluster, postgres_pair
     try:
         system.start().wait_healthy(timeout=90)

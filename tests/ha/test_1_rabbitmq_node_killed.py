@@ -3,6 +3,7 @@ other two nodes, the quorum queues elect leaders there, and the run completes, e
 import time
 
 from tests.faults.checks import assert_truthful, wait_finished, wait_running
+from tests.support import wait_until
 
 TIMES = 12
 
@@ -22,8 +23,8 @@ def test_a_killed_rabbitmq_node_is_failed_over_and_the_run_completes_once_each(h
 
     # the scheduler now talks to a node still up, and each work queue is led from one
     cluster.wait_node_of(scheduler, other_than=node)
-    leaders = {name: leader for name, (leader, _) in cluster.quorum_members().items()}
-    assert cluster.names[node] not in leaders.values(), leaders
+    wait_until(lambda: cluster.names[node] not in {leader for leader, _ in cluster.quorum_members().values()},
+               timeout=30, what="every work queue to be led from a node still up")
 
     assert wait_finished(api, result_id, timeout=90)["status"] == "COMPLETE"
     details = assert_truthful(api, docker_client, result_id, times=TIMES, since=since)
