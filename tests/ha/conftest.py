@@ -17,8 +17,6 @@ from tests.faults.conftest import FAST
 from tests.ha.backbone import PostgresPair, RabbitCluster
 from tests.support import Api, System, free_port
 
-pytestmark = pytest.mark.ha
-
 # the order processes are started in; each connects first to node (position % 3)
 LABELS = ("gateway", "gateway-2", "registry", "scheduler", "scheduler-2", "runner-1", "runner-2")
 

@@ -2,8 +2,12 @@
 other two nodes, the quorum queues elect leaders there, and the run completes, each execution once."""
 import time
 
+import pytest
+
 from tests.faults.checks import assert_truthful, wait_finished, wait_running
 from tests.support import wait_until
+
+pytestmark = pytest.mark.ha
 
 TIMES = 12
 

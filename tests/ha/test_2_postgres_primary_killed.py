@@ -3,7 +3,11 @@ synchronous replica promoted: the services find the new primary through their mu
 the run completes, each execution recorded once."""
 import time
 
+import pytest
+
 from tests.faults.checks import assert_truthful, sql, wait_finished, wait_running
+
+pytestmark = pytest.mark.ha
 
 TIMES = 12
 DOWN_SECONDS = 3

@@ -10,6 +10,8 @@ import requests
 from tests.faults.checks import assert_truthful, sql, wait_finished, wait_running
 from tests.support import Api
 
+pytestmark = pytest.mark.ha
+
 TIMES = 16
 
 
