@@ -7,6 +7,11 @@ service's failure: ``ClientErrors`` (a logging filter on the console handler,
 config.yml LOGGING) turns that record into one INFO line, the echoed input cut
 short, or drops it for an entrypoint that logs its requests itself (the
 gateway's HTTP entrypoint logs each request once, with its error).
+
+``UrlPasswords`` (on the same handler) masks the password of every URL in the
+records of nameko and the AMQP libraries: nameko's reconnect warning masks only
+the first of the ';'-separated URLs ``AMQP_URI`` may list (docs/deployment.md,
+"RabbitMQ").
 """
 import logging
 import re
@@ -16,6 +21,8 @@ from shared.errors import Conflict, Forbidden, NotFound, Unavailable, Validation
 CLIENT_ERRORS = (ValidationError, Forbidden, NotFound, Conflict)
 MESSAGE_MAX = 300
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_URL_PASSWORD = re.compile(r"(\w[\w+.-]*://[^:/@\s;]*):[^@\s;/]+@")
+MASK = "********"
 
 
 def printable(text, limit=MESSAGE_MAX):
@@ -53,4 +60,16 @@ class ClientErrors(logging.Filter):
         record.msg, record.args = text, (where, exc.code, printable(exc))
         record.levelno, record.levelname = level, logging.getLevelName(level)
         record.exc_info = record.exc_text = None
+        return True
+
+
+class UrlPasswords(logging.Filter):
+    """The passwords of URLs in nameko's, kombu's and amqp's records, masked."""
+
+    def filter(self, record):
+        if record.name.startswith(("nameko", "kombu", "amqp")):
+            message = record.getMessage()
+            masked = _URL_PASSWORD.sub(rf"\1:{MASK}@", message)
+            if masked != message:
+                record.msg, record.args = masked, ()
         return True

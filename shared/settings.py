@@ -140,6 +140,8 @@ class Part(BaseModel):
 
 class Common(Part):
     rpc_timeout: Seconds = 30            # seconds an RPC call between services waits for its reply
+    # the type of the durable queues of work and reports (shared/queues.py)
+    queue_type: Annotated[Literal["classic", "quorum"], BeforeValidator(_lower)] = "classic"
 
 
 class Events(Part):

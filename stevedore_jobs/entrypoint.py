@@ -49,7 +49,8 @@ def broker_problem(amqp_uri):
 
     try:
         with Connection(amqp_uri, connect_timeout=PROBE_TIMEOUT) as conn:
-            conn.connect()
+            # each node of a cluster (AMQP_URI's ';'-separated URLs) once, in turn: one up will do
+            conn.ensure_connection(max_retries=max(1, len(conn.alt) - 1))
     except Exception as exc:  # any failure means "not yet"; the reason is logged
         return _reason(exc)
     return None

@@ -1,4 +1,5 @@
 import socket
+import threading
 import sqlite3
 import sys
 
@@ -126,6 +127,22 @@ def test_main_without_a_command_prints_usage_and_fails():
 def test_broker_probe_says_why_when_nothing_listens():
     problem = entrypoint.broker_problem(f"pyamqp://guest:guest@127.0.0.1:{closed_port()}/")
     assert problem and "refused" in problem.lower()
+
+
+def test_broker_probe_of_a_cluster_tries_each_node_in_turn():
+    down = [f"pyamqp://guest:guest@127.0.0.1:{closed_port()}/" for _ in range(2)]
+    problem = entrypoint.broker_problem(";".join(down))
+    assert problem and "refused" in problem.lower()
+    # a third node that takes the connection (and hangs up: no broker here) is reached past the two down
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        third = f"pyamqp://guest:guest@127.0.0.1:{listener.getsockname()[1]}/"
+        hang_up = threading.Thread(target=lambda: listener.accept()[0].close(), daemon=True)
+        hang_up.start()
+        problem = entrypoint.broker_problem(";".join([*down, third]))
+        hang_up.join(10)
+    assert problem and "refused" not in problem.lower()
 
 
 def test_server_probe_says_why_when_nothing_listens():

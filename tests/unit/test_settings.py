@@ -71,6 +71,7 @@ def test_zero_means_what_the_docs_say_never_the_default():
     ("CONTAINER_LOG_MAX_SIZE", "16", "CONTAINER_LOG_MAX_SIZE='16': must be a size such as \"16m\""),
     ("CONTAINER_LOG_DRIVER", "syslog", "CONTAINER_LOG_DRIVER='syslog': must be one of json-file or local"),
     ("UI_COOKIE_SECURE", "yes", "UI_COOKIE_SECURE='yes': must be one of auto, on or off"),
+    ("QUEUE_TYPE", "mirrored", "QUEUE_TYPE='mirrored': must be one of classic or quorum"),
     ("AUTH", "maybe", "AUTH='maybe': must be on or off"),
     ("HTTP_TRUSTED_PROXIES", "10.0.0.1,nonsense", "HTTP_TRUSTED_PROXIES='10.0.0.1,nonsense': 'nonsense' is not"),
     ("CONTAINER_NETWORK", "host", "CONTAINER_NETWORK='host': is refused"),
