@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from services.scheduler.executions.claims import SECRET_REFS
 from services.scheduler.models import Secret
+from shared import audit
 from shared import statuses as st
 from shared.errors import Forbidden, NotFound, Unavailable, ValidationError
 from shared.messages import wire
@@ -54,8 +55,8 @@ def as_dict(row):
                              created_by=row.created_by, updated_by=row.updated_by))
 
 
-def put(session, team, name, sealed, principal):
-    """Create or rotate; answers (row, created)."""
+def put(session, team, name, sealed, principal, caller=None):
+    """Create or rotate; answers (row, created).  Recorded in the audit log (``secret.set``), never the value."""
     stamp = now()
     statement = insert(Secret).values(team=team, name=name, sealed=sealed, created_at=stamp, updated_at=stamp,
                                       created_by=principal, updated_by=principal)
@@ -64,6 +65,7 @@ def put(session, team, name, sealed, principal):
         set_={"sealed": statement.excluded.sealed, "updated_at": stamp, "updated_by": principal},
     ).returning(Secret, text("xmax = 0 AS created"))
     row = session.execute(statement).one()
+    audit.record(session, caller, "secret.set", "secret", name, team, {"name": name, "created": bool(row[1])})
     session.commit()
     return row[0], bool(row[1])
 
@@ -88,11 +90,13 @@ def listed(session, team, limit=100, after=None):
     return rows
 
 
-def remove(session, team, name):
+def remove(session, team, name, caller=None):
     gone = session.execute(delete(Secret).where(Secret.team == team, Secret.name == _name(name))).rowcount
-    session.commit()
     if not gone:
+        session.rollback()
         raise NotFound(f"no secret {name!r} in team {team!r}", "name")
+    audit.record(session, caller, "secret.delete", "secret", name, team, {"name": name})
+    session.commit()
 
 
 def require(session, team, secret_env):
@@ -143,7 +147,7 @@ class SecretsMixin:
             self.sealer.open(sealed)
         except Unopenable as exc:
             raise Unavailable(f"the scheduler cannot open values the gateway seals: {exc}", "value") from None
-        row, created = put(self.db.session, caller.team, name, sealed, caller.principal)
+        row, created = put(self.db.session, caller.team, name, sealed, caller.principal, caller)
         return {"created": created, "secret": as_dict(row)}
 
     @rpc
@@ -158,7 +162,7 @@ class SecretsMixin:
     def delete_secret(self, name, caller=None):
         caller = Caller.from_dict(caller)
         may_change(caller)
-        remove(self.db.session, caller.team, name)
+        remove(self.db.session, caller.team, name, caller)
 
     def _require_secrets(self, team, params):
         """A RUN's (or a schedule's run's) ``secret_env``: each secret exists in ``team``, and this scheduler
