@@ -231,6 +231,11 @@ def test_an_execution_whose_secret_was_deleted_before_it_started_ends_error_nami
     assert second["status"] == "ERROR" and second["start"] is None
     assert f"secret_env.TOKEN: secret '{name}'" in second["reason"] and "does not exist" in second["reason"]
     assert api.get(f"/secret/{name}/").status_code == 404
+    # the audit log has the set and the delete, by name, and never the value
+    entries = api.get(f"/audit/?target_type=secret&target_id={name}").json()
+    assert [(e["action"], e["summary"]) for e in entries] == [
+        ("secret.delete", {"name": name}), ("secret.set", {"name": name, "created": True})]
+    assert "soon gone" not in json.dumps(entries)
 
 
 def test_a_schedule_whose_secret_was_deleted_fires_no_run_and_says_why(secret_system):
