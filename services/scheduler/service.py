@@ -18,6 +18,7 @@ from shared.errors import NotFound, Unavailable
 from shared.extensions import Settings, config_timer
 from shared.handlers import first_line, is_transient, retrying_event_handler
 from shared.messages import wire
+from shared.principals import Caller
 from shared.rpc import rpc
 from shared.timeutil import now
 
@@ -48,9 +49,11 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
     # --------------------------------------------------------------- API
 
     @rpc
-    def run_task(self, task_id, body, idempotency_key=None, task=None):
+    def run_task(self, task_id, body, idempotency_key=None, task=None, caller=None):
         """Accept a RUN of ``task_id``; ``task``: the registry's ``task_facts`` of it, sent by the
-        gateway when this answered ``TaskUnconfirmed`` (services/scheduler/knowntasks.py)."""
+        gateway when this answered ``TaskUnconfirmed`` (services/scheduler/knowntasks.py).  The run is
+        the ``caller``'s team's, within its ``max_queued`` (executions/quotas.py)."""
+        caller = Caller.from_dict(caller)
         params, spread = validation.run_parts(body, self.settings.run_max_times, *self.settings.ceilings)
         self.webhook_sender.require_configured(params)
         session = self.db.session
@@ -66,7 +69,8 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
         inline = params["times"] <= INLINE_FAN_OUT
         result, created = ex.create_result(session, known.task_id, known.name, known.digest,
                                            params, idempotency_key, with_details=inline, spread=spread,
-                                           prepare=ex.dependencies.declare if params.get("after") else None)
+                                           prepare=ex.dependencies.declare if params.get("after") else None,
+                                           team=caller.team, submitted_by=caller.principal)
         if created:
             if inline and not params.get("after"):
                 self._wake(result.id, result.times, sized=_sized(params))
@@ -80,13 +84,14 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
         return ex.result_as_dict(result)
 
     @rpc
-    def rerun_failed(self, result_id):
+    def rerun_failed(self, result_id, caller=None):
+        caller = Caller.from_dict(caller)
         session = self.db.session
         original = ex.get_result(session, result_id)
         # the ceilings may have been lowered since: a rerun no runner may take is refused
         validation.within_ceilings(original.params, *self.settings.ceilings)
         knowntasks.for_rerun(session, original.task_id)  # held until the rerun is made, as for a RUN
-        result = ex.rerun_failed(session, result_id)
+        result = ex.rerun_failed(session, result_id, submitted_by=caller.principal)
         self.dispatch(events.RESULT_SUBMITTED, ex.submitted(result))
         if fleet.placed(result.params):  # keeps the run's constraints and gpus: says at once, as a RUN does
             self._place([result.id])

@@ -10,6 +10,7 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from services.scheduler.executions import quotas
 from services.scheduler.executions.fanout import insert_batch
 from services.scheduler.executions.policy import deadline_at
 from services.scheduler.executions.state import get_result
@@ -17,6 +18,7 @@ from services.scheduler.models import Detail, Result
 from shared import statuses as st
 from shared import validation
 from shared.errors import Conflict
+from shared.principals import DEFAULT_TEAM
 from shared.timeutil import now
 
 def find_by_key(session, key, task_id, params, spread=None):
@@ -34,7 +36,8 @@ def _in_order(spread):
 
 
 def create_result(session, task_id, task_name, image, params, idempotency_key=None, rerun_of=None,
-                  with_details=False, spread=None, prepare=None, schedule_id=None, result_id=None):
+                  with_details=False, spread=None, prepare=None, schedule_id=None, result_id=None,
+                  team=DEFAULT_TEAM, submitted_by=None):
     """A new result; with an Idempotency-Key already used, the first one (returns (result, created)).
 
     ``with_details``: its executions are made in the same transaction (a small
@@ -44,11 +47,13 @@ def create_result(session, task_id, task_name, image, params, idempotency_key=No
     (a RUN's ``after`` stored, its executions held: ``dependencies.declare``).
     ``schedule_id`` and ``result_id``: a schedule's fire names the result it makes, and commits its
     own rows (the fire, the schedule's next tick) with it (services/scheduler/schedules/fire.py).
+    ``team`` and ``submitted_by``: whose it is; it must fit the team's ``max_queued`` (quotas.py: 429).
     """
     if idempotency_key:
         earlier = find_by_key(session, idempotency_key, task_id, params, spread)
         if earlier is not None:
             return earlier, False
+    quotas.admit(session, team, params["times"])  # held until the commit below
     stamp = now()
     result = Result(
         id=result_id or uuid.uuid4().hex, task_id=task_id, task_name=task_name,
@@ -62,7 +67,7 @@ def create_result(session, task_id, task_name, image, params, idempotency_key=No
         active=0, n_running=0, n_complete=0, n_error=0, n_cancelled=0, n_killed=0,
         cancel_requested=False, finished_notified=False, idempotency_key=idempotency_key,
         rerun_of=rerun_of, reruns=[], n_failed=0, execution_params=spread or None, schedule_id=schedule_id,
-        labels=params.get("labels") or {},
+        labels=params.get("labels") or {}, team=team, submitted_by=submitted_by,
         # a run that waits for others (``after``) gets its deadline when it is released (policy.arm_deadline)
         deadline_at=None if params.get("after") else deadline_at(params, stamp),
     )
@@ -71,7 +76,7 @@ def create_result(session, task_id, task_name, image, params, idempotency_key=No
         if with_details:
             session.flush()
             insert_batch(session, {
-                "result_id": result.id, "task_id": task_id, "priority": result.priority,
+                "result_id": result.id, "task_id": task_id, "priority": result.priority, "team": team,
                 "status": st.QUEUED, "submitted_at": stamp, "end": None, "reason": None},
                 0, result.times, params.get("indices"), spread)
         if prepare is not None:
@@ -87,8 +92,8 @@ def create_result(session, task_id, task_name, image, params, idempotency_key=No
     return result, True
 
 
-def rerun_failed(session, result_id):
-    """A new result running only the indices of ``result_id`` that ended ERROR or KILLED."""
+def rerun_failed(session, result_id, submitted_by=None):
+    """A new result running only the indices of ``result_id`` that ended ERROR or KILLED (of its team)."""
     original = get_result(session, result_id)
     if original.status not in st.TERMINAL:
         raise Conflict(f"result {result_id} is still {original.status}; rerun it once it ended",
@@ -107,7 +112,7 @@ def rerun_failed(session, result_id):
     params.pop("after", None)  # what the original waited for has held (or it would not have run)
     params.pop("per_index", None)
     rerun, _ = create_result(session, original.task_id, original.task_name, original.image, params,
-                             rerun_of=original.id, spread=spread)
+                             rerun_of=original.id, spread=spread, team=original.team, submitted_by=submitted_by)
     original = session.get(Result, result_id, with_for_update=True, populate_existing=True)
     if original is not None:  # None: deleted meanwhile; the rerun, made already, stands on its own
         original.reruns = list(original.reruns or []) + [rerun.id]
