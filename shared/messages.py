@@ -24,6 +24,7 @@ from shared.task_messages import (  # noqa: F401
 from shared.wire import Message, received, wire  # noqa: F401
 from stevedore_jobs.contract import Detail, Logs, Result, Runner, Schedule, Task
 from stevedore_jobs.contract.items import merged
+from stevedore_jobs.contract.teams import Team
 
 log = logging.getLogger(__name__)
 
@@ -326,6 +327,12 @@ SCHEDULER_CALLS = {
     "run_schedule": Call(Result),
     "get_schedule": Call(Schedule, read=True),
     "list_schedules": Call(list[Schedule], read=True),
+    # teams (services/scheduler/teams.py)
+    "create_team": Call(Team),
+    "update_team": Call(Team),
+    "delete_team": Call(None),
+    "get_team": Call(Team, read=True),
+    "list_teams": Call(list[Team], read=True),
 }
 
 REGISTRY_CALLS = {
@@ -337,6 +344,7 @@ REGISTRY_CALLS = {
     "get_task": Call(Task, read=True),
     "task_facts": Call(TaskFacts, read=True),
     "list_tasks": Call(list[Task], read=True),
+    "count_team_tasks": Call(int, read=True),  # a team's DELETE: 409 while it has tasks
     "pull_credentials": Call(dict[str, str] | None, read=True),
     "check_session": Call(Any, read=True),
     "ping": Call(str, read=True),

@@ -10,8 +10,8 @@ from services.gateway.follow import FollowersProvider
 from services.gateway.limits import RunLimits
 from services.gateway.rawlogs import raw_response
 from services.gateway.reads import SharedReads
-from services.gateway import schedules  # the module, as ui
-from services.gateway.http import api, idempotency_key, json_body, listing
+from services.gateway import schedules, teams  # the modules, as ui
+from services.gateway.http import api, caller_of, idempotency_key, json_body, listing
 from stevedore_jobs import contract
 from stevedore_jobs.contract.change import ResultChange
 from shared import validation
@@ -23,7 +23,7 @@ from shared.rpc import TimeoutRpcProxy
 HEALTH_TIMEOUT = 5
 
 
-class GatewayService(ui.UiRoutes, schedules.ScheduleRoutes):
+class GatewayService(ui.UiRoutes, schedules.ScheduleRoutes, teams.TeamRoutes):
     name = "gateway"
 
     registry = TimeoutRpcProxy("registry")
@@ -60,10 +60,11 @@ class GatewayService(ui.UiRoutes, schedules.ScheduleRoutes):
         if operation == "IMPORT":
             return 202, self.registry.import_task(task_id)
         validation.parse(self.limits.run, body)
+        caller = caller_of(request).as_dict()
         try:
-            result = self.scheduler.run_task(task_id, body, key)
+            result = self.scheduler.run_task(task_id, body, key, caller=caller)
         except TaskUnconfirmed:  # no fresh copy of the task in the scheduler: the registry's word for it
-            result = self.scheduler.run_task(task_id, body, key, self.registry.task_facts(task_id))
+            result = self.scheduler.run_task(task_id, body, key, self.registry.task_facts(task_id), caller=caller)
         return 202, {"Location": f"/result/{result['result_id']}/"}, result
 
     @api("DELETE", "/task/<string:task_id>/")
@@ -90,7 +91,7 @@ class GatewayService(ui.UiRoutes, schedules.ScheduleRoutes):
     def operate_result(self, request, result_id):
         body = json_body(request)
         if validation.operation(body, ("CANCEL", "RERUN_FAILED")) == "RERUN_FAILED":
-            rerun = self.scheduler.rerun_failed(result_id)
+            rerun = self.scheduler.rerun_failed(result_id, caller=caller_of(request).as_dict())
             return 202, {"Location": f"/result/{rerun['result_id']}/"}, rerun
         return 202, self.scheduler.cancel_result(result_id)
 

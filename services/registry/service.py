@@ -17,7 +17,7 @@ import logging
 
 from nameko.events import SERVICE_POOL, EventDispatcher
 from nameko.timer import timer
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from services.registry import sessions, tasks
 from services.registry.credentials import CredentialsUnreadable, CredentialVault
@@ -97,6 +97,15 @@ class RegistryService:
     @rpc
     def list_tasks(self, status=None, limit=100, after=None, label=None):
         return [tasks.as_dict(t) for t in tasks.listing(self.db.session, status, limit, after, label)]
+
+    @rpc
+    def count_team_tasks(self, team):
+        """How many tasks ``team`` has (a team's DELETE is refused while it has any: the scheduler's
+        services/scheduler/teams.py)."""
+        session = self.db.session
+        count = session.scalar(select(func.count()).select_from(Task).where(Task.team == str(team)[:63]))
+        session.commit()
+        return count
 
     @rpc
     def pull_credentials(self, task_id):

@@ -4,7 +4,7 @@ import logging
 from nameko.events import SERVICE_POOL, EventDispatcher, event_handler
 
 from services.scheduler import executions as ex
-from services.scheduler import changes, deliveries, failurepolicy, fleet, knowntasks, recovery, waits, webhooks
+from services.scheduler import changes, deliveries, failurepolicy, fleet, knowntasks, recovery, teams, waits, webhooks
 from services.scheduler.holdings import installation_id
 from services.scheduler.runnersizes import RunnerSizesProvider
 from services.scheduler.idlerunners import IdleRunnersProvider
@@ -34,7 +34,7 @@ OUTCOME_FIELDS = ("detail_id", "attempt", "runner", "lease_expired", "status", "
 
 class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, changes.ChangeMixin,
                        waits.DependenciesMixin, schedules.SchedulesMixin, deliveries.DeliveriesMixin,
-                       fleet.FleetMixin):
+                       fleet.FleetMixin, teams.TeamsMixin):
     name = "scheduler"
 
     db = Database(Base)
