@@ -11,6 +11,7 @@ count, asked by the gateway just before).  ``default`` is never deleted.
 from sqlalchemy import exists, select, text
 from sqlalchemy.exc import IntegrityError
 
+from services.scheduler.executions import quotas
 from services.scheduler.models import Result, Schedule, Team
 from shared import validation
 from shared.errors import Conflict, Forbidden, NotFound
@@ -21,9 +22,9 @@ from shared.timeutil import now
 from stevedore_jobs.contract import teams as contract
 
 # every team's queued executions at once (through ix_results_team_active), for a page of teams
-QUEUED_BY_TEAM = text("""
-    SELECT team, coalesce(sum(times - n_running - n_complete - n_error - n_cancelled - n_killed), 0) AS queued
-    FROM results WHERE team = ANY(:teams) AND status IN ('QUEUED', 'RUNNING') GROUP BY team
+QUEUED_BY_TEAM = text(f"""
+    SELECT team, {quotas.QUEUED_SUM} AS queued
+    FROM results WHERE team = ANY(:teams) AND {quotas.ACTIVE_RUNS} GROUP BY team
 """)
 
 

@@ -4,6 +4,11 @@ Until principals of other teams exist (the teams branch), a request through the 
 configured admin of team ``default``; runs of teams ``a`` and ``b`` are made here by the scheduler's own
 ``run_task`` RPC, with the caller the gateway would pass (shared/principals.py), on the system's broker.
 """
+import json
+import os
+import re
+import subprocess
+import sys
 import time
 import uuid
 from urllib.parse import urlparse
@@ -180,3 +185,37 @@ def test_teams_are_managed_over_http_and_a_team_with_runs_is_not_deleted(fair):
     assert api.post("/team/", {"name": "empty", "max_queued": 7}).status_code == 201
     assert api.delete("/team/empty/").status_code == 204
     assert api.get("/team/empty/").status_code == 404
+
+
+def field(stdout, label):
+    match = re.search(rf"^{label} +(.*)$", stdout, re.MULTILINE)
+    assert match, f"no {label!r} line in:\n{stdout}"
+    return match.group(1)
+
+
+def test_stevedore_team_add_ls_show_set_rm(fair):
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+    def cli(*args):
+        environ = {key: value for key, value in os.environ.items() if not key.startswith("STEVEDORE_")}
+        environ.update({"STEVEDORE_URL": fair.url, "STEVEDORE_TOKEN": fair.token})
+        return subprocess.run([sys.executable, "-m", "stevedore_jobs.cli", *args], env=environ, cwd=root,
+                              capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+    added = cli("team", "add", "cli-team", "--weight", "2.5", "--max-queued", "40")
+    assert added.returncode == 0, added.stderr
+    assert field(added.stdout, "weight") == "2.5" and field(added.stdout, "queued") == "0 (max 40)"
+    listed = cli("team", "ls")
+    row = next(line.split() for line in listed.stdout.splitlines() if line.startswith("cli-team"))
+    assert row == ["cli-team", "2.5", "0", "none", "0", "40"]
+    changed = cli("--json", "team", "set", "cli-team", "--max-running", "3", "--max-queued", "none")
+    assert changed.returncode == 0, changed.stderr
+    shown = json.loads(changed.stdout)
+    assert (shown["max_running"], shown["max_queued"]) == (3, None)
+    assert field(cli("team", "show", "cli-team").stdout, "running") == "0 (max 3)"
+    refused = cli("team", "set", "cli-team", "--weight", "0")
+    assert refused.returncode == 2 and "weight: must be a number from 0.01 to 1000" in refused.stderr
+    assert cli("team", "set", "cli-team").returncode == 2  # nothing to change
+    assert cli("team", "rm", "cli-team").returncode == 0
+    gone = cli("team", "show", "cli-team")
+    assert gone.returncode == 2 and "no team 'cli-team'" in gone.stderr

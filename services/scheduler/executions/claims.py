@@ -45,7 +45,7 @@ CLAIM_SQL = text(f"""
 """).columns(params=JSON, own=JSON, gpu_ids=JSON)
 
 
-def claim(session, runner, lease_seconds, max_memory=None, max_cpus=None, labels=None, gpu_ids=None):
+def claim(session, runner, lease_seconds, max_memory=None, max_cpus=None, labels=None, gpu_ids=None, busy=None):
     """Give ``runner`` the next execution to run (a ``WorkItem``, sent as a dict), or None.
 
     The team furthest below its fair share first, then highest priority, then
@@ -54,7 +54,8 @@ def claim(session, runner, lease_seconds, max_memory=None, max_cpus=None, labels
     only an execution whose run asks for no more (the runner's ceilings).  Only
     one whose run's ``constraints`` ``labels`` contain (no labels: only runs without
     constraints), and whose ``gpus`` are among the runner's free ``gpu_ids`` (the first
-    of them are given it: ``gpu_ids`` in the work).  The
+    of them are given it: ``gpu_ids`` in the work).  ``busy``: how many
+    executions the runner runs now, as it says (fair share's ``ended``).  The
     runner holds it under a lease it must renew by heartbeat.  One statement and
     a commit: every runner woken by a RUN asks at once, and the scheduler
     answers them all in turn.
@@ -66,7 +67,8 @@ def claim(session, runner, lease_seconds, max_memory=None, max_cpus=None, labels
                                           "max_memory": _ceiling(max_memory, int),
                                           "max_cpus": _ceiling(max_cpus, float),
                                           "labels": json.dumps(_labels(labels)), "gpu_ids": _gpus(gpu_ids),
-                                          "free_gpus": len(_gpus(gpu_ids))}).first()
+                                          "free_gpus": len(_gpus(gpu_ids)),
+                                          "busy": _ceiling(busy, int)}).first()
         if row is None:
             session.rollback()
             return None

@@ -2,7 +2,8 @@
 
 The rule (docs/guarantees.md "Fair share"): among the teams that have an execution this runner may
 claim and are under their ``max_running``, the team furthest below its share first -- the least
-``active / weight``, ``active`` being its executions runners hold now (``teams.active``) -- then,
+``active / weight``, ``active`` being its executions runners hold now (``teams.active``, less those
+the claiming runner says have ended: ``ended`` below) -- then,
 between teams at the same share, the highest priority, then the oldest (``details.seq``); within a
 team, highest priority first, then oldest.
 
@@ -21,7 +22,7 @@ order: the detail, its result, then its team (the order every writer keeps: stat
 from sqlalchemy import text
 
 # the conditions on a detail ``d`` of run ``r`` for this runner to claim it now (the claim's parameters:
-# :now, :max_memory, :max_cpus, :labels, :free_gpus)
+# :now, :max_memory, :max_cpus, :labels, :free_gpus; and :runner, :busy for ``ended`` below)
 CLAIMABLE = """
         d.status = 'QUEUED' AND d.runner IS NULL AND NOT d.waiting
           AND (d.not_before IS NULL OR d.not_before <= :now)
@@ -43,12 +44,29 @@ def _first_of(team, lock):
         LIMIT 1{" FOR UPDATE OF d SKIP LOCKED" if lock else ""}"""
 
 
+# ``ended``: per team, the executions the claiming runner (:runner) still holds in the database but no longer
+# runs: it holds :busy now (None: not told), so the rest have ended and their reports are not folded yet (a
+# slot claims again the moment its container ended, while its end report is still on its way), or were
+# claims it never heard of.  The ones that started first are taken for those.  Not counted in the ranking:
+# else a team would look one execution fuller than it is at each of its own slots' turnover, and the team
+# with the older work would win every tie (1:3 weights measured 0.38:0.62, not 0.25:0.75).  ``max_running``
+# still counts them (``teams.active``): never more than it, until the ends are folded.
 # ``pick``: (id, result_id, team) of the execution to claim, or no row.  The ranked teams are walked in
 # order by a nested loop that stops at the first execution locked (LIMIT 1).
 PICK = f"""
-    shares AS MATERIALIZED (
-        SELECT t.name AS team, t.active / t.weight AS share, head.priority, head.seq
-        FROM teams t CROSS JOIN LATERAL ({_first_of("t.name", lock=False)}) head
+    ended AS (
+        SELECT team, count(*) AS n FROM (
+            SELECT d.team, row_number() OVER (ORDER BY d.start NULLS LAST, d.id) AS nth, count(*) OVER () AS held
+            FROM details d
+            WHERE d.runner = :runner AND d.status IN ('QUEUED', 'RUNNING') AND d.runner IS NOT NULL
+        ) mine
+        WHERE nth <= held - CAST(:busy AS bigint)
+        GROUP BY team
+    ), shares AS MATERIALIZED (
+        SELECT t.name AS team, greatest(t.active - coalesce(ended.n, 0), 0) / t.weight AS share,
+               head.priority, head.seq
+        FROM teams t LEFT JOIN ended ON ended.team = t.name
+        CROSS JOIN LATERAL ({_first_of("t.name", lock=False)}) head
         WHERE t.max_running IS NULL OR t.active < t.max_running
     ), pick AS (
         SELECT next.id, next.result_id, ranked.team

@@ -29,12 +29,16 @@ RETRY_AFTER_MAX = 3600
 
 TEAM_QUEUE_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended('stevedore.team_queue:' || :team, 0))")
 
-# the team's queued executions (through ix_results_team_active), and the pace its started runs keep
-QUEUED_SQL = text("""
-    SELECT coalesce(sum(times - n_running - n_complete - n_error - n_cancelled - n_killed), 0) AS queued,
+# a team's queued executions: its active runs' counts.QUEUED summed (through ix_results_team_active)
+QUEUED_SUM = "coalesce(sum(times - n_running - n_complete - n_error - n_cancelled - n_killed), 0)"
+ACTIVE_RUNS = "status IN ('QUEUED', 'RUNNING')"
+
+# the team's queued executions, and the pace its started runs keep
+QUEUED_SQL = text(f"""
+    SELECT {QUEUED_SUM} AS queued,
            coalesce(sum(CASE WHEN start IS NOT NULL AND :now - start > 1
                              THEN (n_complete + n_error + n_killed) / (:now - start) END), 0) AS pace
-    FROM results WHERE team = :team AND status IN ('QUEUED', 'RUNNING')
+    FROM results WHERE team = :team AND {ACTIVE_RUNS}
 """)
 
 
