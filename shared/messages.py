@@ -80,6 +80,9 @@ class RunnerInfo(Message):
     gpus: list[str] = []
     gpus_free: int | None = None
     engine: str | None = None
+    # with a claim: the executions it runs now (the claim's fair share counts the others it holds in the
+    # database as ended, their reports on their way: services/scheduler/executions/fairshare.py); None: not told
+    held: list[str] | None = None
 
 
 class Holding(WorkItem):

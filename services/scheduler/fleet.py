@@ -210,7 +210,7 @@ class FleetMixin:
         # the first is answered first
         with CLAIMS_IN_TURN:
             work = ex.claim(self.db.session, runner, self._lease(), max_memory, max_cpus, labels, gpu_ids,
-                            busy=(info or {}).get("busy") if isinstance(info, dict) else None)
+                            held=info.get("held") if isinstance(info, dict) else None)
         if work is not None:  # the runner labels the container with it (services/runner/reconcile.py)
             work["installation"] = installation_id(self.db.session)
         self.runner_sizes.claimed(runner, max_memory, max_cpus)

@@ -191,7 +191,7 @@ def test_the_claim_starts_at_the_claimable_index_with_many_teams(session):
     session.execute(text("SET enable_seqscan = off"))
     plan = "\n".join(session.execute(text("EXPLAIN " + CLAIM_SQL.element.text), {
         "now": 0.0, "runner": "r", "lease_seconds": 30.0, "max_memory": None, "max_cpus": None,
-        "labels": json.dumps({}), "gpu_ids": [], "free_gpus": 0, "busy": 0}).scalars())
+        "labels": json.dumps({}), "gpu_ids": [], "free_gpus": 0, "held": []}).scalars())
     session.rollback()
     assert "ix_details_claimable" in plan, plan
 
@@ -202,15 +202,16 @@ def test_the_claiming_runners_ended_executions_whose_reports_are_on_their_way_do
     run(session, "b", times=5)  # b's work is older: it wins a tie
     run(session, "a", times=5)
     assert claimed_team(session, "r2") == "b"  # both at 0: the older
-    assert claimed_team(session, "r1") == "a"  # b at 1, a at 0
+    mine = ex.claim(session, "r1", 30)  # b at 1, a at 0
+    assert session.get(Result, mine["result_id"]).team == "a"
     # r1 still runs its execution of a: a tie (1, 1), the older work (b) goes first
-    assert session.get(Result, ex.claim(session, "r1", 30, busy=1)["result_id"]).team == "b"
+    assert session.get(Result, ex.claim(session, "r1", 30, held=[mine["detail_id"]])["result_id"]).team == "b"
     session.execute(  # that claim undone, to ask again as if r1's execution of a had ended instead
         text("UPDATE details SET runner = NULL, attempt = attempt - 1 WHERE runner = 'r1' AND team = 'b'"))
     session.execute(text("UPDATE results SET active = active - 1 WHERE team = 'b'"))
     session.execute(text("UPDATE teams SET active = 1 WHERE name = 'b'"))
     session.commit()
-    # its container of a ended and it asks again before its end report is folded (it runs nothing now):
+    # its container of a ended and it asks again before its end report is folded (it says it runs nothing):
     # that execution is not counted for the ranking, so a (at 0) goes before b (at 1)
-    assert session.get(Result, ex.claim(session, "r1", 30, busy=0)["result_id"]).team == "a"
+    assert session.get(Result, ex.claim(session, "r1", 30, held=[])["result_id"]).team == "a"
     assert held(session, "a") == 2  # max_running still counts it until its end is folded

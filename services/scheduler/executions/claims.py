@@ -45,7 +45,7 @@ CLAIM_SQL = text(f"""
 """).columns(params=JSON, own=JSON, gpu_ids=JSON)
 
 
-def claim(session, runner, lease_seconds, max_memory=None, max_cpus=None, labels=None, gpu_ids=None, busy=None):
+def claim(session, runner, lease_seconds, max_memory=None, max_cpus=None, labels=None, gpu_ids=None, held=None):
     """Give ``runner`` the next execution to run (a ``WorkItem``, sent as a dict), or None.
 
     The team furthest below its fair share first, then highest priority, then
@@ -54,7 +54,7 @@ def claim(session, runner, lease_seconds, max_memory=None, max_cpus=None, labels
     only an execution whose run asks for no more (the runner's ceilings).  Only
     one whose run's ``constraints`` ``labels`` contain (no labels: only runs without
     constraints), and whose ``gpus`` are among the runner's free ``gpu_ids`` (the first
-    of them are given it: ``gpu_ids`` in the work).  ``busy``: how many
+    of them are given it: ``gpu_ids`` in the work).  ``held``: the ids of the
     executions the runner runs now, as it says (fair share's ``ended``).  The
     runner holds it under a lease it must renew by heartbeat.  One statement and
     a commit: every runner woken by a RUN asks at once, and the scheduler
@@ -68,7 +68,7 @@ def claim(session, runner, lease_seconds, max_memory=None, max_cpus=None, labels
                                           "max_cpus": _ceiling(max_cpus, float),
                                           "labels": json.dumps(_labels(labels)), "gpu_ids": _gpus(gpu_ids),
                                           "free_gpus": len(_gpus(gpu_ids)),
-                                          "busy": _ceiling(busy, int)}).first()
+                                          "held": _held(held)}).first()
         if row is None:
             session.rollback()
             return None
@@ -104,6 +104,16 @@ def _labels(labels):
     if not isinstance(labels, dict):
         return {}
     return {key: value for key, value in labels.items() if isinstance(key, str) and isinstance(value, str)}
+
+
+HELD_MAX = 10000  # ids a runner may say it runs, read (more: not told)
+
+
+def _held(held):
+    """The detail ids a runner says it runs, as sent (None: not told, or not a list of ids)."""
+    if not isinstance(held, (list, tuple)) or len(held) > HELD_MAX:
+        return None
+    return [i for i in held if isinstance(i, str) and 0 < len(i) <= 32]
 
 
 def _gpus(gpu_ids):

@@ -22,7 +22,7 @@ order: the detail, its result, then its team (the order every writer keeps: stat
 from sqlalchemy import text
 
 # the conditions on a detail ``d`` of run ``r`` for this runner to claim it now (the claim's parameters:
-# :now, :max_memory, :max_cpus, :labels, :free_gpus; and :runner, :busy for ``ended`` below)
+# :now, :max_memory, :max_cpus, :labels, :free_gpus; and :runner, :held for ``ended`` below)
 CLAIMABLE = """
         d.status = 'QUEUED' AND d.runner IS NULL AND NOT d.waiting
           AND (d.not_before IS NULL OR d.not_before <= :now)
@@ -45,23 +45,19 @@ def _first_of(team, lock):
 
 
 # ``ended``: per team, the executions the claiming runner (:runner) still holds in the database but no longer
-# runs: it holds :busy now (None: not told), so the rest have ended and their reports are not folded yet (a
-# slot claims again the moment its container ended, while its end report is still on its way), or were
-# claims it never heard of.  The ones that started first are taken for those.  Not counted in the ranking:
-# else a team would look one execution fuller than it is at each of its own slots' turnover, and the team
-# with the older work would win every tie (1:3 weights measured 0.38:0.62, not 0.25:0.75).  ``max_running``
-# still counts them (``teams.active``): never more than it, until the ends are folded.
+# runs (:held, the ids it says it runs; None: not told): they have ended and their reports are not folded yet
+# (a slot claims again the moment its container ended, while its end report is still on its way), or were
+# claims it never heard of.  Not counted in the ranking: else a team would look one execution fuller than it
+# is at each turnover of its own slots, and the team with the older work would win the ties (weights 1:3
+# measured 0.38:0.62, not 0.25:0.75).  ``max_running`` still counts them (``teams.active``) until folded.
 # ``pick``: (id, result_id, team) of the execution to claim, or no row.  The ranked teams are walked in
 # order by a nested loop that stops at the first execution locked (LIMIT 1).
 PICK = f"""
     ended AS (
-        SELECT team, count(*) AS n FROM (
-            SELECT d.team, row_number() OVER (ORDER BY d.start NULLS LAST, d.id) AS nth, count(*) OVER () AS held
-            FROM details d
-            WHERE d.runner = :runner AND d.status IN ('QUEUED', 'RUNNING') AND d.runner IS NOT NULL
-        ) mine
-        WHERE nth <= held - CAST(:busy AS bigint)
-        GROUP BY team
+        SELECT d.team, count(*) AS n FROM details d
+        WHERE d.runner = :runner AND d.status IN ('QUEUED', 'RUNNING')
+          AND CAST(:held AS text[]) IS NOT NULL AND d.id <> ALL(CAST(:held AS text[]))
+        GROUP BY d.team
     ), shares AS MATERIALIZED (
         SELECT t.name AS team, greatest(t.active - coalesce(ended.n, 0), 0) / t.weight AS share,
                head.priority, head.seq
