@@ -65,3 +65,23 @@ class TaskUnconfirmed(Conflict):
     """
 
     logged = False
+
+
+@deserialize_to_instance
+class Forbidden(StevedoreError):
+    """The caller's role may not do this (shared/principals.py)."""
+
+    code = "FORBIDDEN"
+
+
+@deserialize_to_instance
+class TooManyRequests(StevedoreError):
+    """Over a quota for now (a team's ``max_queued``): try again after ``retry_after`` seconds
+    (the gateway's ``Retry-After``)."""
+
+    code = "TOO_MANY_REQUESTS"
+
+    def __init__(self, message="", field=None, retry_after=None):
+        super().__init__(message, field)
+        self.args = (message, field, retry_after)  # so it crosses RPC whole
+        self.retry_after = retry_after

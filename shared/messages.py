@@ -25,6 +25,7 @@ from shared.wire import Message, received, wire  # noqa: F401
 from stevedore_jobs.contract import AuditEntry, Detail, Logs, Result, Runner, Schedule, Task
 from stevedore_jobs.contract.secrets import Secret
 from stevedore_jobs.contract.items import merged
+from stevedore_jobs.contract.teams import Team
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,9 @@ class RunnerInfo(Message):
     gpus: list[str] = []
     gpus_free: int | None = None
     engine: str | None = None
+    # with a claim: the executions it runs now (the claim's fair share counts the others it holds in the
+    # database as ended, their reports on their way: services/scheduler/executions/fairshare.py); None: not told
+    held: list[str] | None = None
 
 
 class Holding(WorkItem):
@@ -349,6 +353,12 @@ SCHEDULER_CALLS = {
     "get_secret": Call(Secret, read=True),
     "list_secrets": Call(list[Secret], read=True),
     "list_audit": Call(list[AuditEntry], read=True),  # GET /audit/ (services/scheduler/auditing.py)
+    # teams (services/scheduler/teams.py)
+    "create_team": Call(Team),
+    "update_team": Call(Team),
+    "delete_team": Call(None),
+    "get_team": Call(Team, read=True),
+    "list_teams": Call(list[Team], read=True),
 }
 
 REGISTRY_CALLS = {
@@ -360,6 +370,7 @@ REGISTRY_CALLS = {
     "get_task": Call(Task, read=True),
     "task_facts": Call(TaskFacts, read=True),
     "list_tasks": Call(list[Task], read=True),
+    "count_team_tasks": Call(int, read=True),  # a team's DELETE: 409 while it has tasks
     "pull_credentials": Call(dict[str, str] | None, read=True),
     "tes_image": Call(TaskFacts),   # the task importing a TES executor's image (services/registry/tes.py)
     "check_session": Call(Any, read=True),

@@ -29,7 +29,8 @@ from services.gateway.admission import Refusal, client_address
 from services.gateway.edge import EdgeWebServer, read_body
 from services.gateway.sessions import COOKIE, SessionGate
 from shared import validation
-from shared.errors import Conflict, Forbidden, NotFound, StevedoreError, Unavailable, ValidationError
+from shared.errors import (
+    Conflict, Forbidden, NotFound, StevedoreError, TooManyRequests, Unavailable, ValidationError)
 from shared.handlers import first_line, is_transient
 from shared.logs import printable
 from shared.principals import CONFIGURED
@@ -44,6 +45,7 @@ ERROR_STATUS = {
     Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
+    TooManyRequests: 429,  # over a team's quota; Retry-After says when to try again
     Unavailable: 503,
 }
 # what a service's database raises when it is away or takes no more connections (SQLAlchemy's
@@ -278,7 +280,10 @@ class JsonHttp(HttpRequestHandler):
     def response_from_exception(self, exc):
         for error_type, status in ERROR_STATUS.items():
             if isinstance(exc, error_type):
-                return error_response(status, exc.code, str(exc))
+                response = error_response(status, exc.code, str(exc))
+                if getattr(exc, "retry_after", None) is not None:
+                    response.headers["Retry-After"] = str(int(exc.retry_after))
+                return response
         if isinstance(exc, StevedoreError):
             return error_response(500, exc.code, str(exc))
         if isinstance(exc, RemoteError) and exc.exc_type in DATABASE_AWAY:

@@ -10,7 +10,7 @@ from services.gateway.follow import FollowersProvider
 from services.gateway.limits import RunLimits
 from services.gateway.rawlogs import raw_response
 from services.gateway.reads import SharedReads
-from services.gateway import audit, schedules, secrets, tes  # the modules, as ui
+from services.gateway import audit, schedules, secrets, teams, tes  # the modules, as ui
 from services.gateway.http import api, idempotency_key, json_body, listing, who
 from stevedore_jobs import contract
 from stevedore_jobs.contract.change import ResultChange
@@ -24,7 +24,8 @@ from shared.rpc import TimeoutRpcProxy
 HEALTH_TIMEOUT = 5
 
 
-class GatewayService(ui.UiRoutes, schedules.ScheduleRoutes, tes.TesRoutes, secrets.SecretRoutes, audit.AuditRoutes):
+class GatewayService(ui.UiRoutes, schedules.ScheduleRoutes, tes.TesRoutes, secrets.SecretRoutes, audit.AuditRoutes,
+                     teams.TeamRoutes):
     name = "gateway"
 
     registry = TimeoutRpcProxy("registry")
@@ -62,6 +63,7 @@ class GatewayService(ui.UiRoutes, schedules.ScheduleRoutes, tes.TesRoutes, secre
         if operation == "IMPORT":
             return 202, self.registry.import_task(task_id, caller=who(request))
         validation.parse(self.limits.run, body)
+        caller = caller_of(request).as_dict()
         try:
             result = self.scheduler.run_task(task_id, body, key, caller=who(request))
         except TaskUnconfirmed:  # no fresh copy of the task in the scheduler: the registry's word for it

@@ -211,7 +211,8 @@ class FleetMixin:
         # the first is answered first
         for _ in range(CLAIM_TRIES):  # an attempt whose secret is gone ends ERROR: the next one is claimed
             with CLAIMS_IN_TURN:
-                work = ex.claim(self.db.session, runner, self._lease(), max_memory, max_cpus, labels, gpu_ids)
+                work = ex.claim(self.db.session, runner, self._lease(), max_memory, max_cpus, labels, gpu_ids,
+                                held=info.get("held") if isinstance(info, dict) else None)
             if work is None or self._open_secrets(runner, work):  # services/scheduler/secrets.py
                 break
             work = None

@@ -14,10 +14,11 @@ A runner asks, at start and then periodically:
   installation whose execution the database does not know was deleted with
   its result, and is removed; one of another installation is left alone.
 
-Same locking order as ``executions.state``: the detail row, then its result row.
+Same locking order as ``executions.state``: the detail row, then its result row, then its team's.
 """
 from sqlalchemy import select
 
+from services.scheduler.executions import fairshare
 from services.scheduler.executions.cancel import cancel_unstarted
 from services.scheduler.models import Detail, Installation, Result
 from shared import statuses as st
@@ -84,7 +85,9 @@ def release_claim(session, runner, detail_id, attempt):
         session.rollback()
         return None, None
     result = session.get(Result, detail.result_id, with_for_update=True)
-    result.active = max(0, result.active - 1)
+    if result.active > 0:  # a slot of its run and of its team free again (executions/fairshare.py)
+        result.active -= 1
+        fairshare.release(session, detail.team)
     detail.runner = None
     detail.attempt -= 1
     detail.lease_expires_at = None

@@ -104,6 +104,8 @@ class Result(Base):
             "ended_by IS NOT NULL AND NOT cancel_requested AND status IN ('QUEUED', 'RUNNING')")),
         # GA4GH TES tasks, newest first (migration 0023, services/scheduler/tes.py)
         Index("ix_results_tes", "submitted_at", "id", postgresql_where=text("tes IS NOT NULL")),
+        # a team's active runs, whose queued executions a RUN's max_queued counts (migration 0022)
+        Index("ix_results_team_active", "team", postgresql_where=text("status IN ('QUEUED', 'RUNNING')")),
     )
 
 
@@ -138,12 +140,15 @@ class Detail(Base):
     gpu_ids: Mapped[list | None] = mapped_column(JSON(none_as_null=True))
     # a TES task's executor logs, outputs and failure kind, as its runner reported them (migration 0023)
     tes_log: Mapped[dict | None] = mapped_column(JSONB(none_as_null=True), deferred=True)
+    # its run's team, copied when it is made: the claim's index starts at a team's work (migration 0022)
+    team: Mapped[str] = mapped_column(String(63), default="default", server_default="default")
 
     __table_args__ = (
         UniqueConstraint("result_id", "index", name="uq_details_result_index"),
-        # the claim query: queued, unclaimed, not waiting for another run, highest priority first, oldest first
+        # the claim query: a team's executions queued, unclaimed, not waiting for another run, highest
+        # priority first, oldest first (services/scheduler/executions/fairshare.py; migration 0022)
         Index(
-            "ix_details_claimable", text("priority DESC"), "seq",
+            "ix_details_claimable", "team", text("priority DESC"), "seq",
             postgresql_where=text("status = 'QUEUED' AND runner IS NULL AND NOT waiting"),
         ),
         Index("ix_details_held", "lease_expires_at",
@@ -302,7 +307,11 @@ class Runner(Base):
 
 
 class Team(Base):
-    """A team (migration 0018): its fair-share weight and quotas (None: no quota)."""
+    """A team (migration 0018): its fair-share weight and quotas (None: no quota).
+
+    ``active``: its executions runners hold now (claimed, not ended; migration 0022), changed with
+    ``results.active`` in the same transactions (services/scheduler/executions/claims.py, teams.py).
+    """
     __tablename__ = "teams"
 
     name: Mapped[str] = mapped_column(String(63), primary_key=True)
@@ -310,6 +319,7 @@ class Team(Base):
     max_running: Mapped[int | None] = mapped_column(Integer)
     max_queued: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[float] = mapped_column(Float)
+    active: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Secret(Base):

@@ -5,7 +5,7 @@ from nameko.events import SERVICE_POOL, EventDispatcher, event_handler
 
 from services.scheduler import executions as ex
 from services.scheduler import (auditing, changes, deliveries, failurepolicy, fleet, knowntasks, recovery, secrets,
-                                waits, webhooks)
+                                teams, waits, webhooks)
 from services.scheduler import tes, tes_views
 from services.scheduler.holdings import installation_id
 from services.scheduler.runnersizes import RunnerSizesProvider
@@ -37,7 +37,7 @@ OUTCOME_FIELDS = ("detail_id", "attempt", "runner", "lease_expired", "status", "
 
 class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, changes.ChangeMixin,
                        waits.DependenciesMixin, schedules.SchedulesMixin, deliveries.DeliveriesMixin,
-                       fleet.FleetMixin, tes.TesMixin, secrets.SecretsMixin, auditing.AuditMixin):
+                       fleet.FleetMixin, tes.TesMixin, secrets.SecretsMixin, auditing.AuditMixin, teams.TeamsMixin):
     name = "scheduler"
 
     db = Database(Base)
@@ -55,7 +55,8 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
     @rpc
     def run_task(self, task_id, body, idempotency_key=None, task=None, caller=None):
         """Accept a RUN of ``task_id``; ``task``: the registry's ``task_facts`` of it, sent by the
-        gateway when this answered ``TaskUnconfirmed`` (services/scheduler/knowntasks.py)."""
+        gateway when this answered ``TaskUnconfirmed`` (services/scheduler/knowntasks.py).  The run is
+        the ``caller``'s team's, within its ``max_queued`` (executions/quotas.py)."""
         caller = Caller.from_dict(caller)
         params, spread = validation.run_parts(body, self.settings.run_max_times, *self.settings.ceilings)
         self.webhook_sender.require_configured(params)
@@ -74,7 +75,8 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
         result, created = ex.create_result(session, known.task_id, known.name, known.digest,
                                            params, idempotency_key, with_details=inline, spread=spread,
                                            prepare=ex.dependencies.declare if params.get("after") else None,
-                                           record=ex.audited(caller, "result.run"))
+                                           record=ex.audited(caller, "result.run"),
+                                           team=caller.team, submitted_by=caller.principal)
         if created:
             if inline and not params.get("after"):
                 self._wake(result.id, result.times, sized=_sized(params))

@@ -339,12 +339,14 @@ def schedule_run_schema(run):
 
 @functools.lru_cache(maxsize=4)
 def _spec(limits):
+    from stevedore_jobs.contract import openapi_teams  # it builds on this module's parts
+
     models = [(getattr(rq, name), "validation") for name in REQUESTS] + [(runs.run_request(limits), "validation"),
                                                                           (ResultChange, "validation")]
     models += [(getattr(rs, name), "serialization") for name in ANSWERS]
     models += [(getattr(sc, name), "validation") for name in SCHEDULE_REQUESTS]
     models += [(sc.Schedule, "serialization"), (fleet.Runner, "serialization"), (audit.AuditEntry, "serialization")]
-    models += [(sx.SecretValue, "validation"), (sx.Secret, "serialization")]
+    models += [(sx.SecretValue, "validation"), (sx.Secret, "serialization"), *openapi_teams.MODELS]
     _, schemas = models_json_schema(models, ref_template=REF)
     components = dict(schemas.get("$defs", {}))
     # any JSON whose strings (keys too) hold no control character: what a body may carry besides its fields
@@ -385,7 +387,7 @@ def _spec(limits):
             "schemas": components,
         },
         "security": [{"bearer": []}, {"session": []}],
-        "paths": {**paths(idempotency), **sx.paths()},
+        "paths": {**openapi_teams.quota_answers(paths(idempotency)), **sx.paths(), **openapi_teams.team_paths()},
     }
 
 

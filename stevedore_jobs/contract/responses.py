@@ -130,6 +130,9 @@ class Result(Answer):
     unschedulable: Optional[str] = Field(
         None, description="while it is QUEUED: why no live runner can take it (none has the labels of its "
                           "`constraints`, or its `gpus`); null once one can (it starts when one claims it)")
+    team: Optional[str] = Field(None, description="the team it belongs to: its quotas and fair share apply")
+    submitted_by: Optional[str] = Field(None, description="the principal that made it (null: made before "
+                                                          "principals)")
 
 
 class ExecutionParams(Answer):

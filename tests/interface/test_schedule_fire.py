@@ -153,3 +153,28 @@ def test_replace_of_a_run_not_yet_fanned_out_counts_its_unmade_executions_and_sp
         session.commit()
         fourth = fire.run_now(session, made.id, SETTINGS, NoWebhooks())
         assert fourth.replaced is None and fourth.replaced_unmade == 0
+
+
+def test_a_tick_over_its_teams_max_queued_is_failed_and_the_schedule_moves_on(Session):
+    from services.scheduler.models import Team
+    from shared.errors import TooManyRequests
+
+    with Session() as session:
+        ready_task(session)
+        session.add(Team(name="ml", weight=1.0, max_queued=0, created_at=0.0))
+        schedule_id, tick = due_schedule(session)
+        session.execute(update(Schedule).where(Schedule.id == schedule_id).values(team="ml", submitted_by="ci"))
+        session.commit()
+        [done] = fire.fire_due(session, SETTINGS, NoWebhooks())
+        assert done.outcome == "FAILED" and "max_queued" in done.reason
+        assert session.get(Schedule, schedule_id).next_run_at > tick  # not fired again and again
+        with pytest.raises(Conflict):  # a run of 1 can never fit a quota of 0
+            fire.run_now(session, schedule_id, SETTINGS, NoWebhooks())
+        session.execute(update(Team).where(Team.name == "ml").values(max_queued=1))
+        session.commit()
+        made = fire.run_now(session, schedule_id, SETTINGS, NoWebhooks())
+        assert (made.result.team, made.result.submitted_by) == ("ml", "ci")
+        with pytest.raises(TooManyRequests) as refused:  # the first run's execution fills the quota
+            fire.run_now(session, schedule_id, SETTINGS, NoWebhooks())
+        assert refused.value.field == "max_queued" and refused.value.retry_after >= 1
+        assert [f.outcome for f in fires(session, schedule_id)] == ["FAILED", "FIRED"]

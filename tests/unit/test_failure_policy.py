@@ -63,7 +63,7 @@ def result_row(times=10, **params):
 def detail_row(attempt=1, cancel=False):
     return SimpleNamespace(id="d" * 32, attempt=attempt, status="RUNNING", runner="runner-1", start=1.0, end=None,
                            exit_code=None, reason=None, attempts=[], lease_expires_at=None, container_id=None,
-                           not_before=None, submitted_at=0.0, cancel_requested=cancel)
+                           not_before=None, submitted_at=0.0, cancel_requested=cancel, team="default")
 
 
 class Session:
@@ -80,6 +80,7 @@ def fold(monkeypatch):
 
     def folded(result, detail, status="ERROR", exit_code=3, reason="exited with code 3"):
         monkeypatch.setattr(reports, "lock_pair", lambda session, detail_id: (detail, result))
+        monkeypatch.setattr(reports.fairshare, "release", lambda session, team: None)  # teams.active: interface
         report = {"detail_id": detail.id, "attempt": detail.attempt, "runner": detail.runner, "status": status,
                   "exit_code": exit_code, "reason": reason, "start": 1.0, "end": 2.0}
         return reports.mark_finished(Session(), report)
@@ -211,9 +212,11 @@ class Adding(Session):
 
 
 @pytest.mark.parametrize("extra, armed", [({}, True), ({"after": []}, True), ({"after": [{"result_id": "a"}]}, False)])
-def test_a_new_run_gets_its_deadline_at_submission_unless_it_waits_for_others(extra, armed):
+def test_a_new_run_gets_its_deadline_at_submission_unless_it_waits_for_others(monkeypatch, extra, armed):
+    from services.scheduler.executions import quotas
     from services.scheduler.executions.submit import create_result
 
+    monkeypatch.setattr(quotas, "admit", lambda session, team, times: None)  # quotas: tests/interface, e2e
     params = {**run(deadline=60), **extra}
     result, created = create_result(Adding(), "t" * 32, "app", "img@sha256:x", params)
     assert created and result.n_failed == 0 and result.ended_by is None

@@ -9,6 +9,7 @@ import json
 
 from sqlalchemy import JSON, or_, select, text, update
 
+from services.scheduler.executions import fairshare
 from services.scheduler.executions.state import DB_NOW
 from services.scheduler.models import Detail, Result
 from shared import statuses as st
@@ -19,37 +20,24 @@ _details = Detail.__table__
 SECRET_REFS = "_secret_refs"  # services/scheduler/secrets.py takes them off (never sent to a runner)
 GPU_IDS_MAX = 64  # a runner names at most this many devices (RUNNER_GPUS: contract.fleet.parse_gpus)
 
-# One statement per claim: pick the next execution (skipping rows other claims hold), take
-# a slot of its result (parallelism and cancel re-checked on the latest row), take the
-# detail.  ``picked`` without ``taken`` means the slot was lost to a race: try again.
-CLAIM_SQL = text("""
-    WITH pick AS (
-        SELECT d.id, d.result_id FROM details d JOIN results r ON r.id = d.result_id
-        WHERE d.status = 'QUEUED' AND d.runner IS NULL AND NOT d.waiting
-          AND (d.not_before IS NULL OR d.not_before <= :now)
-          AND (r.parallelism IS NULL OR r.active < r.parallelism)
-          AND NOT r.cancel_requested AND r.ended_by IS NULL
-          AND (CAST(:max_memory AS bigint) IS NULL OR coalesce(r.memory_bytes, 0) <= CAST(:max_memory AS bigint))
-          AND (CAST(:max_cpus AS double precision) IS NULL
-               OR coalesce(r.cpus, 0) <= CAST(:max_cpus AS double precision))
-          AND (r.constraints IS NULL OR r.constraints <@ CAST(:labels AS jsonb))
-          AND coalesce(r.gpus, 0) <= :free_gpus
-        ORDER BY d.priority DESC, d.seq
-        LIMIT 1
-        FOR UPDATE OF d SKIP LOCKED
-    ), slot AS (
+# One statement per claim: pick the next execution by fair share across teams (fairshare.PICK,
+# skipping rows other claims hold), take a slot of its result (parallelism and cancel re-checked on the
+# latest row) and one of its team (max_running re-checked likewise), take the detail.  ``picked``
+# without ``taken`` means a slot was lost to a race: try again.
+CLAIM_SQL = text(f"""
+    WITH {fairshare.PICK}, slot AS (
         UPDATE results r SET active = r.active + 1, unschedulable = NULL
         FROM pick
         WHERE r.id = pick.result_id AND NOT r.cancel_requested AND r.ended_by IS NULL
           AND (r.parallelism IS NULL OR r.active < r.parallelism)
         RETURNING r.id, r.task_id, r.image, r.params, coalesce(r.gpus, 0) AS gpus, r.tes, r.team
-    ), taken AS (
+    ), {fairshare.TAKE_TEAM_SLOT}, taken AS (
         UPDATE details d SET runner = :runner, attempt = d.attempt + 1,
                              lease_expires_at = extract(epoch FROM clock_timestamp()) + :lease_seconds,
                              gpu_ids = CASE WHEN slot.gpus > 0
                                             THEN to_json((CAST(:gpu_ids AS text[]))[1:slot.gpus]) END
-        FROM pick, slot
-        WHERE d.id = pick.id AND slot.id = pick.result_id
+        FROM pick, slot, team_slot
+        WHERE d.id = pick.id AND slot.id = pick.result_id AND team_slot.name = pick.team
         RETURNING d.id, d.index, d.attempt, d.params AS own, d.gpu_ids
     )
     SELECT pick.id AS picked, pick.result_id, taken.id AS taken, taken.index, taken.attempt,
@@ -58,15 +46,17 @@ CLAIM_SQL = text("""
 """).columns(params=JSON, own=JSON, gpu_ids=JSON, tes=JSON)
 
 
-def claim(session, runner, lease_seconds, max_memory=None, max_cpus=None, labels=None, gpu_ids=None):
+def claim(session, runner, lease_seconds, max_memory=None, max_cpus=None, labels=None, gpu_ids=None, held=None):
     """Give ``runner`` the next execution to run (a ``WorkItem``, sent as a dict), or None.
 
-    Highest priority first, oldest first, never more than a result's
-    ``parallelism`` held at once; with ``max_memory`` (bytes) or ``max_cpus``,
+    The team furthest below its fair share first, then highest priority, then
+    oldest (fairshare.py); never more than a result's ``parallelism`` held at
+    once, nor more than its team's ``max_running``; with ``max_memory`` (bytes) or ``max_cpus``,
     only an execution whose run asks for no more (the runner's ceilings).  Only
     one whose run's ``constraints`` ``labels`` contain (no labels: only runs without
     constraints), and whose ``gpus`` are among the runner's free ``gpu_ids`` (the first
-    of them are given it: ``gpu_ids`` in the work).  The
+    of them are given it: ``gpu_ids`` in the work).  ``held``: the ids of the
+    executions the runner runs now, as it says (fair share's ``ended``).  The
     runner holds it under a lease it must renew by heartbeat.  One statement and
     a commit: every runner woken by a RUN asks at once, and the scheduler
     answers them all in turn.
@@ -78,11 +68,12 @@ def claim(session, runner, lease_seconds, max_memory=None, max_cpus=None, labels
                                           "max_memory": _ceiling(max_memory, int),
                                           "max_cpus": _ceiling(max_cpus, float),
                                           "labels": json.dumps(_labels(labels)), "gpu_ids": _gpus(gpu_ids),
-                                          "free_gpus": len(_gpus(gpu_ids))}).first()
+                                          "free_gpus": len(_gpus(gpu_ids)),
+                                          "held": _held(held)}).first()
         if row is None:
             session.rollback()
             return None
-        if row.taken is None:  # its result's last slot, or a cancel, came first
+        if row.taken is None:  # its result's or team's last slot, or a cancel, came first
             session.rollback()
             continue
         session.commit()
@@ -124,6 +115,16 @@ def _labels(labels):
     if not isinstance(labels, dict):
         return {}
     return {key: value for key, value in labels.items() if isinstance(key, str) and isinstance(value, str)}
+
+
+HELD_MAX = 10000  # ids a runner may say it runs, read (more: not told)
+
+
+def _held(held):
+    """The detail ids a runner says it runs, as sent (None: not told, or not a list of ids)."""
+    if not isinstance(held, (list, tuple)) or len(held) > HELD_MAX:
+        return None
+    return [i for i in held if isinstance(i, str) and 0 < len(i) <= 32]
 
 
 def _gpus(gpu_ids):

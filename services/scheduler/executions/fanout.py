@@ -22,9 +22,9 @@ FAN_OUT_BATCH = SchedulerSettings.model_fields["fan_out_batch"].default  # FAN_O
 
 FAN_OUT_SQL = """
     INSERT INTO details (id, result_id, task_id, "index", priority, status, submitted_at,
-                         attempt, attempts, "end", reason, cancel_requested, params)
+                         attempt, attempts, "end", reason, cancel_requested, params, team)
     SELECT left(:result_id, 24) || lpad(to_hex(i), 8, '0'), :result_id, :task_id, i, :priority, :status,
-           :submitted_at, 0, '[]'::json, :end, :reason, false, {params}
+           :submitted_at, 0, '[]'::json, :end, :reason, false, {params}, :team
     FROM {source}
     ON CONFLICT (result_id, "index") DO NOTHING
 """
@@ -79,7 +79,7 @@ def fan_out_batch(session, result_id, batch=FAN_OUT_BATCH):
     cancelled = result.cancel_requested
     indices = (result.params or {}).get("indices")  # a rerun runs the failed indices again
     # a cancelled result counted these as CANCELLED when it was cancelled
-    values = {"result_id": result.id, "task_id": result.task_id, "priority": result.priority,
+    values = {"result_id": result.id, "task_id": result.task_id, "priority": result.priority, "team": result.team,
               "status": st.CANCELLED if cancelled else st.QUEUED, "submitted_at": result.submitted_at,
               "end": now() if cancelled else None,
               "reason": (result.ended_by or UNSTARTED_REASON) if cancelled else None}

@@ -9,7 +9,7 @@ import logging
 import math
 
 from services.scheduler import output
-from services.scheduler.executions import policy
+from services.scheduler.executions import fairshare, policy
 from services.scheduler.executions.logs import store_logs
 from services.scheduler.executions.state import COUNTER, db_now, derive_status, lock_pair
 from services.scheduler.runnersizes import WAITING
@@ -182,7 +182,9 @@ def mark_finished(session, report, retry_base=1.0, retry_cap=300.0, logs=None, o
         "status": status, "exit_code": exit_code, "reason": reason,
         "start": start, "end": end, "duration": duration(start, end),
     }]
-    result.active = max(0, result.active - 1)
+    if result.active > 0:  # its claim ends: a slot of its run and of its team free again
+        result.active -= 1
+        fairshare.release(session, detail.team)
     if was_running:
         result.n_running -= 1
     retries = (result.params or {}).get("retries") or 0

@@ -10,6 +10,7 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from services.scheduler.executions import quotas
 from services.scheduler.executions.fanout import insert_batch
 from services.scheduler.executions.policy import deadline_at
 from services.scheduler.executions.state import get_result
@@ -18,6 +19,7 @@ from shared import audit
 from shared import statuses as st
 from shared import validation
 from shared.errors import Conflict
+from shared.principals import DEFAULT_TEAM, Caller
 from shared.timeutil import now
 
 def find_by_key(session, key, task_id, params, spread=None):
@@ -35,7 +37,8 @@ def _in_order(spread):
 
 
 def create_result(session, task_id, task_name, image, params, idempotency_key=None, rerun_of=None,
-                  with_details=False, spread=None, prepare=None, schedule_id=None, result_id=None, record=None):
+                  with_details=False, spread=None, prepare=None, schedule_id=None, result_id=None, record=None,
+                  team=DEFAULT_TEAM, submitted_by=None):
     """A new result; with an Idempotency-Key already used, the first one (returns (result, created)).
 
     ``with_details``: its executions are made in the same transaction (a small
@@ -47,11 +50,13 @@ def create_result(session, task_id, task_name, image, params, idempotency_key=No
     own rows (the fire, the schedule's next tick) with it (services/scheduler/schedules/fire.py).
     ``record(session, result)``: its row in the audit log (shared/audit.py), written in that transaction
     (never for an Idempotency-Key's earlier result: nothing new was made).
+    ``team`` and ``submitted_by``: whose it is; it must fit the team's ``max_queued`` (quotas.py: 429).
     """
     if idempotency_key:
         earlier = find_by_key(session, idempotency_key, task_id, params, spread)
         if earlier is not None:
             return earlier, False
+    quotas.admit(session, team, params["times"])  # held until the commit below
     stamp = now()
     result = Result(
         id=result_id or uuid.uuid4().hex, task_id=task_id, task_name=task_name,
@@ -65,7 +70,7 @@ def create_result(session, task_id, task_name, image, params, idempotency_key=No
         active=0, n_running=0, n_complete=0, n_error=0, n_cancelled=0, n_killed=0,
         cancel_requested=False, finished_notified=False, idempotency_key=idempotency_key,
         rerun_of=rerun_of, reruns=[], n_failed=0, execution_params=spread or None, schedule_id=schedule_id,
-        labels=params.get("labels") or {},
+        labels=params.get("labels") or {}, team=team, submitted_by=submitted_by,
         # a run that waits for others (``after``) gets its deadline when it is released (policy.arm_deadline)
         deadline_at=None if params.get("after") else deadline_at(params, stamp),
     )
@@ -74,7 +79,7 @@ def create_result(session, task_id, task_name, image, params, idempotency_key=No
         if with_details:
             session.flush()
             insert_batch(session, {
-                "result_id": result.id, "task_id": task_id, "priority": result.priority,
+                "result_id": result.id, "task_id": task_id, "priority": result.priority, "team": team,
                 "status": st.QUEUED, "submitted_at": stamp, "end": None, "reason": None},
                 0, result.times, params.get("indices"), spread)
         if prepare is not None:
@@ -121,7 +126,8 @@ def rerun_failed(session, result_id, caller=None):
     params.pop("after", None)  # what the original waited for has held (or it would not have run)
     params.pop("per_index", None)
     rerun, _ = create_result(session, original.task_id, original.task_name, original.image, params,
-                             rerun_of=original.id, spread=spread,
+                             rerun_of=original.id, spread=spread, team=original.team,
+                             submitted_by=Caller.from_dict(caller).principal,
                              record=audited(caller, "result.rerun", rerun_of=original.id))
     original = session.get(Result, result_id, with_for_update=True, populate_existing=True)
     if original is not None:  # None: deleted meanwhile; the rerun, made already, stands on its own

@@ -28,7 +28,8 @@ def result_as_dict(result, **more):
         reason=result.reason or result.ended_by, deadline_at=result.deadline_at,
         parallelism=getattr(result, "parallelism", None), priority=getattr(result, "priority", None),
         schedule_id=getattr(result, "schedule_id", None), labels=getattr(result, "labels", None) or {},
-        unschedulable=None if finished else getattr(result, "unschedulable", None), **more),
+        unschedulable=None if finished else getattr(result, "unschedulable", None),
+        team=getattr(result, "team", None), submitted_by=getattr(result, "submitted_by", None), **more),
         exclude_unset=True)
 
 

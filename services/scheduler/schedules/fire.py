@@ -18,13 +18,15 @@ Due is on the database's clock (``DB_NOW``), shared by every replica.
   the registry's events; the scheduler never calls the registry), held
   ``FOR SHARE`` until the commit like a RUN's, so a task's DELETE cannot slip
   in; and the ``run`` must pass today's RUN checks (ceilings, webhook secret).
-  Else the fire is FAILED with the reason.
+  Else the fire is FAILED with the reason, as it is when the schedule's team is at its
+  ``max_queued`` (a run now: 429); the run is the schedule's team's.
 * **Concurrency**: ``Forbid`` records a tick SKIPPED while the previous run is
   unfinished; ``Replace`` marks the previous run cancelled in the same
   transaction (``executions.mark_cancelled``; its queued executions end after
   the commit, its running ones are stopped by their runners) and starts the new.
 
-Lock order: the schedule row, its task's ``known_tasks`` row, then results.
+Lock order: the schedule row, its task's ``known_tasks`` row, its team's row and queue lock
+(executions/quotas.py), then results.
 """
 import logging
 import uuid
@@ -35,12 +37,13 @@ from sqlalchemy.exc import IntegrityError
 
 from services.scheduler import executions as ex
 from services.scheduler import secrets
+from services.scheduler.executions import quotas
 from services.scheduler.executions.state import DB_NOW, db_now
 from services.scheduler.models import KnownTask, Result, Schedule, ScheduleFire
 from services.scheduler.schedules import cron, store
 from shared import audit
 from shared import statuses as st
-from shared.errors import Conflict, ValidationError
+from shared.errors import Conflict, TooManyRequests, ValidationError
 from shared.handlers import is_transient
 from shared.timeutil import now
 
@@ -140,6 +143,16 @@ def _refusal(session, schedule, settings, webhook_sender):
     return task, (params, spread)
 
 
+def _over_quota(session, schedule, times):
+    """None when the schedule's team may queue ``times`` more executions now (its run is the team's;
+    admitted until the commit), else the refusal (executions/quotas.py)."""
+    try:
+        quotas.admit(session, schedule.team, times)
+    except (Conflict, TooManyRequests) as exc:
+        return exc
+    return None
+
+
 def start(session, schedule, scheduled_for, stamp, settings, webhook_sender, missed=0, manual=False, caller=None):
     """Start the schedule's run for tick ``scheduled_for`` (a run now: None), or record why not; committed.
 
@@ -166,6 +179,15 @@ def start(session, schedule, scheduled_for, stamp, settings, webhook_sender, mis
                 raise Conflict(reason, "concurrency_policy")
             schedule.n_skipped += 1
             return _record(session, schedule, tick_at, stamp, "SKIPPED", missed=missed, reason=reason)
+    refused = _over_quota(session, schedule, checked[0]["times"])
+    if refused is not None:
+        if manual:
+            session.rollback()
+            raise refused
+        schedule.n_failed += 1
+        return _record(session, schedule, tick_at, stamp, "FAILED", missed=missed,
+                       reason=f"the RUN was refused: {refused}")
+    if previous is not None and previous.status not in st.TERMINAL:
         # one cancelled already (by its user, or stopped by its failure policy) is let end as it is
         if schedule.concurrency_policy == "Replace" and not previous.cancel_requested:
             _, unmade = ex.mark_cancelled(session, previous.id, now())  # the host's time, as a CANCEL's
@@ -185,7 +207,8 @@ def start(session, schedule, scheduled_for, stamp, settings, webhook_sender, mis
     inline = params["times"] <= INLINE_FAN_OUT
     # items or a matrix: each execution its own parameters, as a RUN's (services/scheduler/service.py run_task)
     result, _ = ex.create_result(session, task.task_id, task.name, task.digest, params, with_details=inline,
-                                 spread=spread, schedule_id=schedule.id, result_id=result_id)  # commits it all
+                                 spread=spread, schedule_id=schedule.id, result_id=result_id,
+                                 team=schedule.team, submitted_by=schedule.submitted_by)  # commits it all
     return Fire(schedule.id, schedule.task_id, "FIRED", tick_at, manual, missed, None, result, params, inline,
                 replaced, unmade)
 

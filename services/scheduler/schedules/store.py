@@ -92,6 +92,7 @@ def create(session, body, settings, webhook_sender, facts=None, idempotency_key=
         concurrency_policy=new.concurrency_policy, suspend=new.suspend,
         starting_deadline_seconds=new.starting_deadline_seconds, run=new.run, created_at=stamp,
         updated_at=stamp, n_fired=0, n_skipped=0, n_missed=0, n_failed=0, idempotency_key=idempotency_key,
+        team=team, submitted_by=Caller.from_dict(caller).principal,  # its fires run as its maker's, in its team
         next_run_at=None if new.suspend else cron.next_tick(expression, cron.zone(new.timezone), stamp))
     session.add(schedule)
     try:  # its audit row's insert flushes it: the same key sent twice at once may meet the index there
