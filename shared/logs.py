@@ -11,9 +11,9 @@ gateway's HTTP entrypoint logs each request once, with its error).
 import logging
 import re
 
-from shared.errors import Conflict, NotFound, Unavailable, ValidationError
+from shared.errors import Conflict, Forbidden, NotFound, Unavailable, ValidationError
 
-CLIENT_ERRORS = (ValidationError, NotFound, Conflict)
+CLIENT_ERRORS = (ValidationError, NotFound, Conflict, Forbidden)
 MESSAGE_MAX = 300
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 

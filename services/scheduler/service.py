@@ -18,6 +18,7 @@ from shared.errors import NotFound, Unavailable
 from shared.extensions import Settings, config_timer
 from shared.handlers import first_line, is_transient, retrying_event_handler
 from shared.messages import wire
+from shared.principals import Caller
 from shared.rpc import rpc
 from shared.timeutil import now
 
@@ -48,14 +49,16 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
     # --------------------------------------------------------------- API
 
     @rpc
-    def run_task(self, task_id, body, idempotency_key=None, task=None):
+    def run_task(self, task_id, body, idempotency_key=None, task=None, caller=None):
         """Accept a RUN of ``task_id``; ``task``: the registry's ``task_facts`` of it, sent by the
-        gateway when this answered ``TaskUnconfirmed`` (services/scheduler/knowntasks.py)."""
+        gateway when this answered ``TaskUnconfirmed`` (services/scheduler/knowntasks.py).  The run is
+        of ``caller``'s team (the gateway found the task visible to it: the registry's ``task_facts``)."""
+        caller = Caller.from_dict(caller)
         params, spread = validation.run_parts(body, self.settings.run_max_times, *self.settings.ceilings)
         self.webhook_sender.require_configured(params)
         session = self.db.session
         if idempotency_key:
-            earlier = ex.find_by_key(session, idempotency_key, task_id, params, spread)
+            earlier = ex.find_by_key(session, idempotency_key, task_id, params, spread, caller.team)
             if earlier is not None:
                 return ex.result_as_dict(earlier)
         # held until the result is committed: the task's DELETE waits for it, and then counts it
@@ -66,7 +69,8 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
         inline = params["times"] <= INLINE_FAN_OUT
         result, created = ex.create_result(session, known.task_id, known.name, known.digest,
                                            params, idempotency_key, with_details=inline, spread=spread,
-                                           prepare=ex.dependencies.declare if params.get("after") else None)
+                                           prepare=ex.dependencies.declare if params.get("after") else None,
+                                           team=caller.team, submitted_by=caller.principal)
         if created:
             if inline and not params.get("after"):
                 self._wake(result.id, result.times, sized=_sized(params))
@@ -80,13 +84,14 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
         return ex.result_as_dict(result)
 
     @rpc
-    def rerun_failed(self, result_id):
+    def rerun_failed(self, result_id, caller=None):
+        caller = Caller.from_dict(caller)
         session = self.db.session
-        original = ex.get_result(session, result_id)
+        original = ex.get_result(session, result_id, caller=caller)
         # the ceilings may have been lowered since: a rerun no runner may take is refused
         validation.within_ceilings(original.params, *self.settings.ceilings)
         knowntasks.for_rerun(session, original.task_id)  # held until the rerun is made, as for a RUN
-        result = ex.rerun_failed(session, result_id)
+        result = ex.rerun_failed(session, result_id, caller.principal)
         self.dispatch(events.RESULT_SUBMITTED, ex.submitted(result))
         if fleet.placed(result.params):  # keeps the run's constraints and gpus: says at once, as a RUN does
             self._place([result.id])
@@ -116,59 +121,66 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
         return execution_figures(self.db.session)
 
     @rpc
-    def get_result(self, result_id):
+    def get_result(self, result_id, caller=None):
         session = self.db.session
-        row = ex.get_result(session, result_id)
+        row = ex.get_result(session, result_id, caller=Caller.from_dict(caller))
         return ex.result_as_dict(row, durations=ex.duration_percentiles(session, result_id, row),
                                  webhook=webhooks.describe(row))
 
     @rpc
-    def list_results(self, status=None, task_id=None, limit=100, after=None, schedule_id=None, label=None):
-        return [ex.result_as_dict(r)
-                for r in ex.list_results(self.db.session, status, task_id, limit, after, schedule_id, label)]
+    def list_results(self, status=None, task_id=None, limit=100, after=None, schedule_id=None, label=None,
+                     team=None, caller=None):
+        return [ex.result_as_dict(r) for r in ex.list_results(self.db.session, status, task_id, limit, after,
+                                                              schedule_id, label, team, Caller.from_dict(caller))]
 
     @rpc
-    def list_details(self, result_id, status=None, limit=100, after=None):
-        return [ex.detail_as_dict(d)
-                for d in ex.list_details(self.db.session, result_id, status, limit, after)]
+    def list_details(self, result_id, status=None, limit=100, after=None, caller=None):
+        return [ex.detail_as_dict(d) for d in ex.list_details(self.db.session, result_id, status, limit, after,
+                                                              Caller.from_dict(caller))]
 
     @rpc
-    def get_detail(self, result_id, detail_id):
-        return ex.detail_as_dict(ex.get_detail(self.db.session, result_id, detail_id))
+    def get_detail(self, result_id, detail_id, caller=None):
+        return ex.detail_as_dict(ex.get_detail(self.db.session, result_id, detail_id, Caller.from_dict(caller)))
 
     @rpc
-    def get_logs(self, result_id, detail_id):
+    def get_logs(self, result_id, detail_id, caller=None):
+        ex.get_result(self.db.session, result_id, caller=Caller.from_dict(caller))  # 404 for another team's
         return ex.get_logs(self.db.session, result_id, detail_id)
 
     @rpc
-    def get_log_bytes(self, result_id, detail_id, streams=("stdout", "stderr"), since=None):
+    def get_log_bytes(self, result_id, detail_id, streams=("stdout", "stderr"), since=None, caller=None):
         """The kept output as bytes (base64); with ``since``, only what is kept past those offsets."""
         self.metrics.log_read(since)
+        ex.get_result(self.db.session, result_id, caller=Caller.from_dict(caller))  # 404 for another team's
         return ex.get_log_bytes(self.db.session, result_id, detail_id, streams, since)
 
     @rpc
-    def cancel_result(self, result_id):
+    def cancel_result(self, result_id, caller=None):
+        ex.get_result(self.db.session, result_id, caller=Caller.from_dict(caller))  # 404 for another team's
         result, stopped = ex.cancel_result(self.db.session, result_id)
         self.metrics.executions_cancelled(stopped)
-        self.dispatch(events.RESULT_CANCELLED, wire(m.ResultCancelled(result_id=result.id)))
+        self.dispatch(events.RESULT_CANCELLED, wire(m.ResultCancelled(result_id=result.id, **ex.owner(result))))
         if result.status in statuses.TERMINAL:
             self._notify_finished(result)
         self._dependents(result.id)
         return ex.result_as_dict(ex.get_result(self.db.session, result_id))
 
     @rpc
-    def delete_result(self, result_id):
+    def delete_result(self, result_id, caller=None):
+        ex.get_result(self.db.session, result_id, caller=Caller.from_dict(caller))  # 404 for another team's
         self._delete(result_id, expired=False)
 
     @rpc
-    def cancel_detail(self, result_id, detail_id):
+    def cancel_detail(self, result_id, detail_id, caller=None):
+        ex.get_result(self.db.session, result_id, caller=Caller.from_dict(caller))  # 404 for another team's
         result, detail = ex.cancel_detail(self.db.session, result_id, detail_id)
         if detail.status == statuses.CANCELLED:
             self.metrics.executions_cancelled(1)
             self._dependents(result.id, detail.index)
         if detail.status not in statuses.TERMINAL:
             self.dispatch(events.EXECUTION_CANCEL_REQUESTED,
-                          wire(m.ExecutionCancelRequested(result_id=result.id, detail_id=detail.id)))
+                          wire(m.ExecutionCancelRequested(result_id=result.id, detail_id=detail.id,
+                                                          **ex.owner(result))))
         if result.status in statuses.TERMINAL:
             self._notify_finished(result)
         return ex.detail_as_dict(detail)
@@ -296,9 +308,10 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
             self._dependents(result_id)
 
     def _delete(self, result_id, expired):
+        whose = ex.owner(ex.get_result(self.db.session, result_id))  # for the event (the row goes)
         task_id = ex.delete_result(self.db.session, result_id)
         self.dispatch(events.RESULT_DELETED,
-                      wire(m.ResultDeleted(result_id=result_id, task_id=task_id, expired=expired)))
+                      wire(m.ResultDeleted(result_id=result_id, task_id=task_id, expired=expired, **whose)))
 
     def _wake(self, result_id, count, sized=False):
         """Tell runners that ``count`` executions can be claimed: as many idle ones as needed, or all.

@@ -10,6 +10,7 @@ from werkzeug.wrappers import Request
 from services.gateway.service import GatewayService
 from shared.errors import Conflict, TaskUnconfirmed
 from shared.logs import ClientErrors
+from shared.principals import CONFIGURED
 from shared.settings import GatewaySettings, parse
 
 FACTS = {"task_id": "t1", "name": "app", "status": "READY", "digest": "r/app@sha256:" + "a" * 64, "version": 3}
@@ -42,7 +43,7 @@ def test_a_run_the_scheduler_confirms_never_asks_the_registry(gateway):
 def test_delete_closes_the_task_in_the_scheduler_before_the_registry_deletes_it(gateway):
     assert gateway.delete_task(request("DELETE"), "t1").status_code == 204
     assert gateway.scheduler.close_task.call_args.args[0] == "t1"
-    gateway.registry.delete_task.assert_called_once_with("t1")
+    gateway.registry.delete_task.assert_called_once_with("t1", caller=CONFIGURED.as_dict())
 
     gateway.registry.delete_task.reset_mock()
     gateway.scheduler.close_task.side_effect = Conflict("task t1 has 1 active run(s); cancel them first", "task_id")

@@ -17,11 +17,13 @@ from services.scheduler.models import Detail, Result
 from shared import statuses as st
 from shared import validation
 from shared.errors import Conflict
+from shared.principals import DEFAULT_TEAM
 from shared.timeutil import now
 
-def find_by_key(session, key, task_id, params, spread=None):
-    """The result an earlier request with this Idempotency-Key made, or None."""
-    result = session.scalars(select(Result).where(Result.idempotency_key == key)).first()
+
+def find_by_key(session, key, task_id, params, spread=None, team=DEFAULT_TEAM):
+    """The result an earlier request with this Idempotency-Key made in ``team``, or None (keys are per team)."""
+    result = session.scalars(select(Result).where(Result.team == team, Result.idempotency_key == key)).first()
     if result is not None and (result.task_id != task_id or result.params != params
                                or _in_order(result.execution_params) != _in_order(spread)):
         raise Conflict("this Idempotency-Key was used for a different RUN", "Idempotency-Key")
@@ -34,7 +36,8 @@ def _in_order(spread):
 
 
 def create_result(session, task_id, task_name, image, params, idempotency_key=None, rerun_of=None,
-                  with_details=False, spread=None, prepare=None, schedule_id=None, result_id=None):
+                  with_details=False, spread=None, prepare=None, schedule_id=None, result_id=None,
+                  team=DEFAULT_TEAM, submitted_by=None):
     """A new result; with an Idempotency-Key already used, the first one (returns (result, created)).
 
     ``with_details``: its executions are made in the same transaction (a small
@@ -44,9 +47,10 @@ def create_result(session, task_id, task_name, image, params, idempotency_key=No
     (a RUN's ``after`` stored, its executions held: ``dependencies.declare``).
     ``schedule_id`` and ``result_id``: a schedule's fire names the result it makes, and commits its
     own rows (the fire, the schedule's next tick) with it (services/scheduler/schedules/fire.py).
+    ``team`` and ``submitted_by``: whose run it is (shared/principals.py).
     """
     if idempotency_key:
-        earlier = find_by_key(session, idempotency_key, task_id, params, spread)
+        earlier = find_by_key(session, idempotency_key, task_id, params, spread, team)
         if earlier is not None:
             return earlier, False
     stamp = now()
@@ -62,7 +66,7 @@ def create_result(session, task_id, task_name, image, params, idempotency_key=No
         active=0, n_running=0, n_complete=0, n_error=0, n_cancelled=0, n_killed=0,
         cancel_requested=False, finished_notified=False, idempotency_key=idempotency_key,
         rerun_of=rerun_of, reruns=[], n_failed=0, execution_params=spread or None, schedule_id=schedule_id,
-        labels=params.get("labels") or {},
+        labels=params.get("labels") or {}, team=team, submitted_by=submitted_by,
         # a run that waits for others (``after``) gets its deadline when it is released (policy.arm_deadline)
         deadline_at=None if params.get("after") else deadline_at(params, stamp),
     )
@@ -80,15 +84,16 @@ def create_result(session, task_id, task_name, image, params, idempotency_key=No
         session.commit()
     except IntegrityError:
         session.rollback()
-        earlier = find_by_key(session, idempotency_key, task_id, params, spread) if idempotency_key else None
+        earlier = find_by_key(session, idempotency_key, task_id, params, spread, team) if idempotency_key else None
         if earlier is None:
             raise
         return earlier, False
     return result, True
 
 
-def rerun_failed(session, result_id):
-    """A new result running only the indices of ``result_id`` that ended ERROR or KILLED."""
+def rerun_failed(session, result_id, submitted_by=None):
+    """A new result running only the indices of ``result_id`` that ended ERROR or KILLED: of the same team
+    (it is that run again), made by ``submitted_by``."""
     original = get_result(session, result_id)
     if original.status not in st.TERMINAL:
         raise Conflict(f"result {result_id} is still {original.status}; rerun it once it ended",
@@ -107,7 +112,7 @@ def rerun_failed(session, result_id):
     params.pop("after", None)  # what the original waited for has held (or it would not have run)
     params.pop("per_index", None)
     rerun, _ = create_result(session, original.task_id, original.task_name, original.image, params,
-                             rerun_of=original.id, spread=spread)
+                             rerun_of=original.id, spread=spread, team=original.team, submitted_by=submitted_by)
     original = session.get(Result, result_id, with_for_update=True, populate_existing=True)
     if original is not None:  # None: deleted meanwhile; the rerun, made already, stands on its own
         original.reruns = list(original.reruns or []) + [rerun.id]
