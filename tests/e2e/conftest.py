@@ -7,6 +7,17 @@ from sqlalchemy import create_engine, text
 from tests.support import System, containers_of, create_database, drop_database, free_port, wait_until
 
 
+def remove_system_data(engine, database, docker_client):
+    """After a system of its own: the containers of its results (any left) and its database."""
+    with engine.connect() as conn:
+        ids = [row[0] for row in conn.execute(text("SELECT id FROM results"))]
+    engine.dispose()
+    for result_id in ids:
+        for container in containers_of(docker_client, result_id):
+            container.remove(force=True)
+    drop_database(database)
+
+
 @pytest.fixture(scope="module")
 def sched_system(vhost_pipeline, request, test_images, docker_client):
     """A system with TWO scheduler replicas, firing every half second, seconds allowed in cron."""
@@ -34,13 +45,7 @@ def sched_system(vhost_pipeline, request, test_images, docker_client):
             finally:
                 running.stop()
     finally:
-        with engine.connect() as conn:
-            ids = [row[0] for row in conn.execute(text("SELECT id FROM results"))]
-        engine.dispose()
-        for result_id in ids:
-            for container in containers_of(docker_client, result_id):
-                container.remove(force=True)
-        drop_database(database)
+        remove_system_data(engine, database, docker_client)
 
 
 @pytest.fixture(scope="session")
@@ -81,10 +86,4 @@ def teams_system(vhost_pipeline, request, test_images, docker_client):
             finally:
                 running.stop()
     finally:
-        with engine.connect() as conn:
-            ids = [row[0] for row in conn.execute(text("SELECT id FROM results"))]
-        engine.dispose()
-        for result_id in ids:
-            for container in containers_of(docker_client, result_id):
-                container.remove(force=True)
-        drop_database(database)
+        remove_system_data(engine, database, docker_client)

@@ -1,16 +1,15 @@
 """Principals and their tokens kept by the registry on the real PostgreSQL (services/registry/principals.py),
 and migration 0019's names and keys per team."""
-import hashlib
 import uuid
 
 import pytest
 from nameko.testing.services import entrypoint_hook, entrypoint_waiter
 from sqlalchemy import create_engine, text
 
-from services.registry.service import RegistryService
 from shared.errors import Conflict, NotFound, ValidationError
 from stevedore_jobs.migrate import ensure_database
 from tests.interface.test_output_migration import migrate
+from tests.interface.test_registry_sessions import sha
 from tests.support import drop_database
 
 BOB = {"token_id": None, "principal": "bob", "role": "member", "team": "ml", "kind": "service"}
@@ -19,29 +18,6 @@ BOB = {"token_id": None, "principal": "bob", "role": "member", "team": "ml", "ki
 def call(container, method, *args, **kwargs):
     with entrypoint_hook(container, method) as hook:
         return hook(*args, **kwargs)
-
-
-def sha(value):
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
-@pytest.fixture
-def registry(container_factory, service_config):
-    container = container_factory(RegistryService, service_config)
-    container.start()
-    return container
-
-
-@pytest.fixture
-def sql(own_database_url):
-    engine = create_engine(own_database_url)
-
-    def run(statement, **params):
-        with engine.begin() as conn:
-            return conn.execute(text(statement), params)
-
-    yield run
-    engine.dispose()
 
 
 def test_a_token_resolves_to_its_principal_and_only_its_hash_is_kept(registry, sql):
