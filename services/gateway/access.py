@@ -21,7 +21,7 @@ kwarg of their RPCs: another team's thing is 404, lists hold only covered teams'
 here is the team a request acts for: an admin or operator picks one with ``X-Stevedore-Team`` (or,
 on a GET, ``?team=``); a member or viewer always acts for its own, and naming another is 403.
 
-Every entrypoint of the gateway must be in ``ROUTES``: ``check_covered`` refuses to start a gateway
+Every entrypoint of the gateway must be in ``ROUTES``: ``route_permission`` refuses to start a gateway
 with a route left out, and tests/e2e/test_access.py walks them all with a token of each role.
 """
 import re
