@@ -124,11 +124,14 @@ def ping(session):
     return "ok"
 
 
-def newest_first(session, stmt, model, stamp, after, limit):
-    """``stmt`` ordered newest first by (``stamp``, id), the page after the row whose id is ``after``."""
+def newest_first(session, stmt, model, stamp, after, limit, caller=None):
+    """``stmt`` ordered newest first by (``stamp``, id), the page after the row whose id is ``after``
+    (one of a team ``caller`` does not cover is no such row)."""
     stmt = stmt.order_by(stamp.desc(), model.id.desc()).limit(limit)
     if after:
         anchor = session.get(model, after) if isinstance(after, str) and len(after) <= 32 else None
+        if anchor is not None and caller is not None and not caller.covers(anchor.team):
+            anchor = None
         if anchor is None:
             raise ValidationError("is not the id of a listed item", "after")
         anchor_stamp = getattr(anchor, stamp.key)
@@ -144,4 +147,15 @@ def labelled(stmt, column, filters):
         stmt = stmt.where(column.contains({key: value}))
     for key in present:
         stmt = stmt.where(column.has_key(key))
+    return stmt
+
+
+def team_scoped(stmt, column, caller, team=None):
+    """``stmt`` keeping the rows ``caller`` (shared/principals.py) may see: its own team's, unless its
+    role covers every team; with ``team`` (a list's ``?team=``, or the team an admin picked), that
+    team's alone."""
+    if not caller.all_teams:
+        stmt = stmt.where(column == caller.team)
+    if team:
+        stmt = stmt.where(column == team)
     return stmt

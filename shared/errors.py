@@ -43,6 +43,13 @@ class NotFound(StevedoreError):
 
 
 @deserialize_to_instance
+class Forbidden(StevedoreError):
+    """The caller's role does not allow it, or it named a team it may not act for (services/gateway/access.py)."""
+
+    code = "FORBIDDEN"
+
+
+@deserialize_to_instance
 class Conflict(StevedoreError):
     """The request is well-formed but clashes with the current state."""
 

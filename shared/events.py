@@ -11,6 +11,7 @@ TASK_SUBMITTED = "task_submitted"
 TASK_IMPORTED = "task_imported"
 TASK_IMPORT_FAILED = "task_import_failed"
 TASK_DELETED = "task_deleted"
+TOKEN_REVOKED = "token_revoked"  # every gateway forgets the token at once (BROADCAST)
 
 # dispatched by the scheduler service
 SCHEDULER = "scheduler"

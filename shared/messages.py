@@ -20,7 +20,7 @@ from pydantic import StrictInt, StrictStr, ValidationError
 from shared import events
 # the base, and the registry's messages, are declared apart and are part of this module's names
 from shared.task_messages import (  # noqa: F401
-    TaskDeleted, TaskFacts, TaskImported, TaskImportFailed, TaskSubmitted)
+    TaskDeleted, TaskFacts, TaskImported, TaskImportFailed, TaskSubmitted, TokenRevoked)
 from shared.wire import Message, received, wire  # noqa: F401
 from stevedore_jobs.contract import AuditEntry, Detail, Logs, Result, Runner, Schedule, Task
 from stevedore_jobs.contract.secrets import Secret
@@ -166,6 +166,8 @@ class ResultSubmitted(Message):
     result_id: str
     fanned_out: bool = False
     labels: dict[str, str] = {}  # the RUN's labels (absent from an older scheduler)
+    team: str | None = None          # the team it belongs to (absent from an older service)
+    submitted_by: str | None = None  # the principal that made it (None: made before principals)
 
 
 class ExecutionsQueued(Message):
@@ -184,6 +186,8 @@ class ResultCancelled(Message):
 
     result_id: str
     reason: str | None = None
+    team: str | None = None          # the team it belongs to (absent from an older service)
+    submitted_by: str | None = None  # the principal that made it (None: made before principals)
 
 
 class ResultChanged(Message):
@@ -195,6 +199,8 @@ class ResultChanged(Message):
     previous: dict[str, int | None]
     parallelism: int | None
     priority: int
+    team: str | None = None          # the team it belongs to (absent from an older service)
+    submitted_by: str | None = None  # the principal that made it (None: made before principals)
 
 
 class ExecutionCancelRequested(Message):
@@ -202,12 +208,16 @@ class ExecutionCancelRequested(Message):
 
     result_id: str
     detail_id: str
+    team: str | None = None          # the team it belongs to (absent from an older service)
+    submitted_by: str | None = None  # the principal that made it (None: made before principals)
 
 
 class ResultReleased(Message):
     """``result_released``: a run that waited for others (its ``after``) had its first executions released."""
 
     result_id: str
+    team: str | None = None          # the team it belongs to (absent from an older service)
+    submitted_by: str | None = None  # the principal that made it (None: made before principals)
 
 
 class ResultDeleted(Message):
@@ -216,6 +226,8 @@ class ResultDeleted(Message):
     result_id: str
     task_id: str
     expired: bool
+    team: str | None = None          # the team it belongs to (absent from an older service)
+    submitted_by: str | None = None  # the principal that made it (None: made before principals)
 
 
 class ScheduleFired(Message):
@@ -227,6 +239,8 @@ class ScheduleFired(Message):
     scheduled_for: float
     manual: bool = False
     missed: int = 0
+    team: str | None = None          # the team it belongs to (absent from an older service)
+    submitted_by: str | None = None  # the principal that made it (None: made before principals)
 
 
 class ScheduleFailed(Message):
@@ -236,6 +250,8 @@ class ScheduleFailed(Message):
     task_id: str
     scheduled_for: float
     reason: str
+    team: str | None = None          # the team it belongs to (absent from an older service)
+    submitted_by: str | None = None  # the principal that made it (None: made before principals)
 
 
 class BackboneProbe(Message):
@@ -251,6 +267,7 @@ EVENTS = {
     (events.REGISTRY, events.TASK_IMPORTED): TaskImported,
     (events.REGISTRY, events.TASK_IMPORT_FAILED): TaskImportFailed,
     (events.REGISTRY, events.TASK_DELETED): TaskDeleted,
+    (events.REGISTRY, events.TOKEN_REVOKED): TokenRevoked,
     (events.SCHEDULER, events.RESULT_SUBMITTED): ResultSubmitted,
     (events.SCHEDULER, events.EXECUTIONS_QUEUED): ExecutionsQueued,
     (events.SCHEDULER, events.RESULT_FINISHED): Result,
@@ -366,6 +383,12 @@ REGISTRY_CALLS = {
     "import_task": Call(Task),
     "delete_task": Call(None),
     "create_session": Call(dict[str, Any]),
+    # principals and their tokens (services/registry/principals.py)
+    "create_token": Call(dict[str, Any]),
+    "revoke_token": Call(dict[str, Any]),
+    "resolve_token": Call(Any, read=True),     # the gateway's question for a bearer token (cached <= 1s)
+    "list_tokens": Call(list[dict[str, Any]], read=True),
+    "team_names": Call(list[str], read=True),
     "revoke_session": Call(None),
     "get_task": Call(Task, read=True),
     "task_facts": Call(TaskFacts, read=True),

@@ -42,9 +42,12 @@ class Caller:
 
     @classmethod
     def from_dict(cls, value):
-        """A caller handed on over RPC; None gives the configured admin of the default team."""
+        """A caller handed on over RPC; None gives the configured admin of the default team (a ``Caller``
+        is taken as it is)."""
         if value is None:
             return CONFIGURED
+        if isinstance(value, Caller):
+            return value
         return cls(**{key: value.get(key) for key in ("principal", "role", "team", "address")})
 
 

@@ -190,6 +190,9 @@ class GatewaySettings(Common, Ceilings, Edge, Sealing):
     follow_max: Annotated[int, Ge(0)] = 100         # 0: follow off
     ui_session_seconds: Annotated[int, Ge(1), Le(SESSION_SECONDS_MAX)] = 43200
     ui_session_cache_seconds: Annotated[int, Ge(0)] = 5   # 0: asks the registry every request
+    # how long a principal's token is taken on the registry's word (0: asks every request); at most 1,
+    # the bound on a revocation whose event is lost (services/gateway/callers.py)
+    token_cache_seconds: Annotated[float, Ge(0), Le(1)] = 1
     ui_cookie_secure: Annotated[Literal["auto", "on", "off"], BeforeValidator(_lower)] = "auto"
 
 

@@ -8,6 +8,8 @@ class TaskSubmitted(Message):
 
     task_id: str
     version: int  # rises with every change of the task's status: the higher, the newer
+    team: str | None = None          # the team it belongs to (absent from an older service)
+    submitted_by: str | None = None  # the principal that made it (None: made before principals)
 
 
 class TaskImported(Message):
@@ -19,6 +21,8 @@ class TaskImported(Message):
     digest: str
     version: int
     labels: dict[str, str] = {}  # the task's labels (absent from an older registry)
+    team: str | None = None          # the team it belongs to (absent from an older service)
+    submitted_by: str | None = None  # the principal that made it (None: made before principals)
 
 
 class TaskImportFailed(Message):
@@ -30,6 +34,8 @@ class TaskImportFailed(Message):
     error: str
     version: int
     labels: dict[str, str] = {}  # the task's labels (absent from an older registry)
+    team: str | None = None          # the team it belongs to (absent from an older service)
+    submitted_by: str | None = None  # the principal that made it (None: made before principals)
 
 
 class TaskFacts(Message):
@@ -47,3 +53,13 @@ class TaskDeleted(Message):
 
     task_id: str
     name: str
+    team: str | None = None          # the team it belongs to (absent from an older service)
+    submitted_by: str | None = None  # the principal that made it (None: made before principals)
+
+
+class TokenRevoked(Message):
+    """``token_revoked``: an API token was revoked; every gateway refuses it from now on (each gateway
+    process gets the event: a BROADCAST handler)."""
+
+    token_id: str
+    principal: str

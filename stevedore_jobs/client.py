@@ -73,7 +73,7 @@ def api_error(response):
 
 
 class Client:
-    def __init__(self, url, token=None, timeout=TIMEOUT, user_agent="stevedore-cli"):
+    def __init__(self, url, token=None, timeout=TIMEOUT, user_agent="stevedore-cli", team=None):
         parts = urlsplit(url or "")
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise CliError(f"the API URL {url!r} is not an http:// or https:// URL "
@@ -85,6 +85,8 @@ class Client:
         self.http.headers["Accept"] = "application/json"
         if token:
             self.http.headers["Authorization"] = f"Bearer {token}"
+        if team:  # the team an admin or operator acts for (docs/api.md#tokens-roles-and-teams)
+            self.http.headers["X-Stevedore-Team"] = team
 
     # ------------------------------------------------------------ transport
 

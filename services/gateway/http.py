@@ -11,7 +11,6 @@ of a body (shared/validation.py ``check_text``).  Each request is logged once,
 on one line, with the error of a refused one; expected client errors are not
 logged again by nameko's container (shared/logs.py).
 """
-import hmac
 import json
 import logging
 import re
@@ -25,7 +24,9 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Request, Response
 
+from services.gateway import access
 from services.gateway.admission import Refusal, client_address
+from services.gateway.callers import TokenGate, caller_of_principal
 from services.gateway.edge import EdgeWebServer, read_body
 from services.gateway.sessions import COOKIE, SessionGate
 from shared import validation
@@ -209,13 +210,14 @@ def cross_site(request):
 
 
 class JsonHttp(HttpRequestHandler):
-    """JSON responses, the error table, and bearer-token auth.
+    """JSON responses, the error table, bearer-token auth, and who may do what (services/gateway/access.py).
 
     ``public=True`` skips auth; ``public="KEY"`` skips it when config switch KEY is on.
     """
 
     server = JsonWebServer()
     sessions = SessionGate()
+    tokens = TokenGate()
     # each request is logged once, by the app (log_request): nameko's container does not log
     # this entrypoint's expected client errors again (shared/logs.py)
     logs_requests = True
@@ -227,43 +229,67 @@ class JsonHttp(HttpRequestHandler):
     def setup(self):
         super().setup()
         settings = settings_of(self.container)
-        self.auth_required, self.tokens = settings.auth, settings.api_tokens
-        self.public = is_public(self.public, settings)
+        self.auth_required = settings.auth
+        self.permission = access.route_permission(self.method, self.url)  # a route left out: no start
+        self.public = is_public(self.public, settings) or self.permission == access.PUBLIC
 
     def handle_request(self, request):
-        refusal = None if self.public else self.refuse(request)
+        if self.public:
+            return super().handle_request(request)
+        caller, refusal = self.authenticate(request)
         if refusal is None:
-            request.stevedore_caller = self.caller(request)
+            refusal = self.authorize(request, caller)
         return refusal or super().handle_request(request)
 
-    def caller(self, request):
-        """Who an admitted request is from (shared/principals.py): for now every admitted request is
-        the configured admin of the default team, with the client's address."""
-        return replace(CONFIGURED, address=request.environ.get("stevedore_jobs.client"))
-
-    def refuse(self, request):
-        """None when the request may go on, else the 401/403 response."""
+    def authenticate(self, request):
+        """(the request's ``Caller``, None), or (None, the 401/403/503 response)."""
+        address = request.environ.get("stevedore_jobs.client")
         if not self.auth_required:
-            return None
+            return replace(CONFIGURED, address=address), None
         token, source = presented_token(request)
-        if source == "cookie":
-            try:
-                admitted = self.sessions.admits(token, self)
-            except (StevedoreError, RemoteError) as exc:  # the registry did not answer, or failed
-                log.error("a sign-in session could not be checked: %s", exc)
-                return error_response(503, "UNAVAILABLE",
-                                      "session: the sign-in session cannot be checked now; try again")
-            message = "session: the sign-in session expired or ended; sign in again"
-        else:
-            admitted = token is not None and any(
-                hmac.compare_digest(token.encode("utf-8", "surrogatepass"), t.encode()) for t in self.tokens)
-            message = "authorization: send a valid API token as 'Authorization: Bearer <token>'"
-        if not admitted:
+        caller = None
+        try:
+            if source == "cookie":
+                message = "session: the sign-in session expired or ended; sign in again"
+                caller = self.session_caller(token, address)
+            else:
+                message = "authorization: send a valid API token as 'Authorization: Bearer <token>'"
+                caller = token and self.tokens.caller(token, self, address)
+        except (StevedoreError, RemoteError) as exc:  # the registry did not answer, or failed
+            log.error("a %s could not be checked: %s", "sign-in session" if source == "cookie" else "token", exc)
+            what = "session: the sign-in session" if source == "cookie" else "authorization: the token"
+            return None, error_response(503, "UNAVAILABLE", f"{what} cannot be checked now; try again")
+        if not caller:
             response = error_response(401, "UNAUTHORIZED", message)
             response.headers["WWW-Authenticate"] = 'Bearer realm="stevedore"'
-            return response
+            return None, response
         if source == "cookie" and request.method not in ("GET", "HEAD") and cross_site(request):
-            return error_response(403, "FORBIDDEN", "origin: cross-site requests may not use the sign-in cookie")
+            return None, error_response(403, "FORBIDDEN",
+                                        "origin: cross-site requests may not use the sign-in cookie")
+        return caller, None
+
+    def session_caller(self, secret, address):
+        """The caller of a sign-in cookie: the principal of the token its session was made with."""
+        token_print = self.sessions.session_print(secret, self)
+        if token_print is None:
+            return None
+        if self.sessions.is_configured(token_print):
+            return replace(CONFIGURED, address=address)
+        principal = self.tokens.principal(token_print, self)  # a principal's token: its sha256
+        return None if principal is None else caller_of_principal(principal, address)
+
+    def authorize(self, request, caller):
+        """None when ``caller`` may use this route (acting for the team it picks), else the 400/403."""
+        try:
+            caller, team = access.acting(caller, request)
+        except (ValidationError, Forbidden) as exc:
+            request.stevedore_error = exc
+            return error_response(ERROR_STATUS[type(exc)], exc.code, str(exc))
+        refused = access.refusal(caller, self.permission, f"{request.method} {access.shown(self.url)}")
+        if refused is not None:
+            request.stevedore_error = refused
+            return error_response(403, refused.code, str(refused))
+        request.stevedore_caller, request.stevedore_team = caller, team
         return None
 
     def response_from_result(self, result):
@@ -339,12 +365,16 @@ def json_body(request, free_text=False, opaque=()):
 
 def listing(request, model, fetch, id_field):
     """One page of a list endpoint: ``model`` (the contract's) reads limit, after and the filters from
-    the query string; ``fetch(**query)`` gets up to limit+1 items; a ``Link: rel="next"`` says more exist.
+    the query string; ``fetch(**query, caller=...)`` gets up to limit+1 items the caller may see; a
+    ``Link: rel="next"`` says more exist.  A list of team-owned things (its model has ``team``) is of the
+    team the request picks (X-Stevedore-Team) when it names none itself.
     An ``after`` of the right shape that names no listed item is a 404, as an unknown id in a path is."""
     query = validation.query(model, request.args).query()
+    if "team" in model.model_fields and not query.get("team"):
+        query["team"] = getattr(request, "stevedore_team", None)
     limit = query["limit"]
     try:
-        items = fetch(**{**query, "limit": limit + 1})
+        items = fetch(**{**query, "limit": limit + 1}, caller=caller_of(request).as_dict())
     except ValidationError as exc:
         if exc.field != "after":
             raise

@@ -6,7 +6,7 @@ the scheduler, which keeps schedules and fires them (services/scheduler/schedule
 """
 from werkzeug.wrappers import Response
 
-from services.gateway.http import api, idempotency_key, json_body, listing, who
+from services.gateway.http import api, caller_of, idempotency_key, json_body, listing, who
 from shared import validation
 from stevedore_jobs import contract
 
@@ -21,13 +21,14 @@ class ScheduleRoutes:
         body = json_body(request)
         new = validation.parse(contract.NewSchedule, body)  # its shape; the scheduler checks the rest
         key = idempotency_key(request)
-        schedule = self.scheduler.create_schedule(body, self.registry.task_facts(new.task_id), key,
-                                                  caller=who(request))
+        caller = caller_of(request).as_dict()  # its task must be one the caller sees (else 404)
+        schedule = self.scheduler.create_schedule(body, self.registry.task_facts(new.task_id, caller=caller), key,
+                                                  caller=caller)
         return 201, {"Location": f"/schedule/{schedule['schedule_id']}/"}, schedule
 
     @api("GET", "/schedule/<string:schedule_id>/")
     def get_schedule(self, request, schedule_id):
-        return self.scheduler.get_schedule(schedule_id)
+        return self.scheduler.get_schedule(schedule_id, caller=caller_of(request).as_dict())
 
     @api("PATCH", "/schedule/<string:schedule_id>/")
     def update_schedule(self, request, schedule_id):

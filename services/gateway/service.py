@@ -10,8 +10,9 @@ from services.gateway.follow import FollowersProvider
 from services.gateway.limits import RunLimits
 from services.gateway.rawlogs import raw_response
 from services.gateway.reads import SharedReads
-from services.gateway import audit, schedules, secrets, teams, tes  # the modules, as ui
-from services.gateway.http import api, idempotency_key, json_body, listing, who
+from services.gateway import audit, schedules, secrets, teams, tes, tokens  # the modules, as ui
+from services.gateway import access
+from services.gateway.http import api, caller_of, idempotency_key, json_body, listing, who
 from stevedore_jobs import contract
 from stevedore_jobs.contract.change import ResultChange
 from shared import validation
@@ -25,7 +26,7 @@ HEALTH_TIMEOUT = 5
 
 
 class GatewayService(ui.UiRoutes, schedules.ScheduleRoutes, tes.TesRoutes, secrets.SecretRoutes, audit.AuditRoutes,
-                     teams.TeamRoutes):
+                     teams.TeamRoutes, tokens.TokenRoutes):
     name = "gateway"
 
     registry = TimeoutRpcProxy("registry")
@@ -51,7 +52,7 @@ class GatewayService(ui.UiRoutes, schedules.ScheduleRoutes, tes.TesRoutes, secre
 
     @api("GET", "/task/<string:task_id>/")
     def get_task(self, request, task_id):
-        return self.registry.get_task(task_id)
+        return self.registry.get_task(task_id, caller=who(request))
 
     @api("POST", "/task/<string:task_id>/")
     def operate_task(self, request, task_id):
@@ -60,21 +61,23 @@ class GatewayService(ui.UiRoutes, schedules.ScheduleRoutes, tes.TesRoutes, secre
         operation = validation.operation(body, ("RUN", "IMPORT"))
         if body.get("task_id") is not None and body["task_id"] != task_id:
             raise Conflict("is another task than the path's", "task_id")
+        caller = caller_of(request)
         if operation == "IMPORT":
-            return 202, self.registry.import_task(task_id, caller=who(request))
+            return 202, self.registry.import_task(task_id, caller=caller.as_dict())
         validation.parse(self.limits.run, body)
-        caller = caller_of(request).as_dict()
+        # a caller of one team runs only its team's tasks: the registry's facts say so (404 otherwise)
+        facts = None if caller.all_teams else self.registry.task_facts(task_id, caller=caller.as_dict())
         try:
-            result = self.scheduler.run_task(task_id, body, key, caller=who(request))
+            result = self.scheduler.run_task(task_id, body, key, facts, caller=caller.as_dict())
         except TaskUnconfirmed:  # no fresh copy of the task in the scheduler: the registry's word for it
             result = self.scheduler.run_task(task_id, body, key, self.registry.task_facts(task_id),
-                                             caller=who(request))
+                                             caller=caller.as_dict())
         return 202, {"Location": f"/result/{result['result_id']}/"}, result
 
     @api("DELETE", "/task/<string:task_id>/")
     def delete_task(self, request, task_id):
         # the registry and the scheduler never call each other (services/scheduler/knowntasks.py):
-        self.registry.get_task(task_id)     # 404 for no such task
+        self.registry.get_task(task_id, caller=who(request))     # 404 for no such task (of the caller's)
         # 409 while it has active runs; else no RUN of it from now on (unless taken after we gave up)
         self.scheduler.close_task(task_id, time.time() + self.settings.rpc_timeout)
         self.registry.delete_task(task_id, caller=who(request))
@@ -88,13 +91,19 @@ class GatewayService(ui.UiRoutes, schedules.ScheduleRoutes, tes.TesRoutes, secre
 
     @api("GET", "/result/<string:result_id>/")
     def get_result(self, request, result_id):
-        # the most polled read: concurrent GETs of one result share a fresh RPC (shared/coalesce.py)
-        return self.reads(("result", result_id), lambda: self.scheduler.get_result(result_id))
+        # the most polled read: concurrent GETs of one result share a fresh RPC (shared/coalesce.py), those
+        # of callers that see the same teams
+        caller = caller_of(request)
+        scope = None if caller.all_teams else caller.team
+        return self.reads(("result", result_id, scope),
+                          lambda: self.scheduler.get_result(result_id, caller=caller.as_dict()))
 
     @api("POST", "/result/<string:result_id>/")
     def operate_result(self, request, result_id):
         body = json_body(request)
-        if validation.operation(body, ("CANCEL", "RERUN_FAILED")) == "RERUN_FAILED":
+        operation = validation.operation(body, ("CANCEL", "RERUN_FAILED"))
+        access.check_operation(caller_of(request), "POST", "/result/<string:result_id>/", operation)
+        if operation == "RERUN_FAILED":
             rerun = self.scheduler.rerun_failed(result_id, caller=who(request))
             return 202, {"Location": f"/result/{rerun['result_id']}/"}, rerun
         return 202, self.scheduler.cancel_result(result_id, caller=who(request))
@@ -124,7 +133,7 @@ class GatewayService(ui.UiRoutes, schedules.ScheduleRoutes, tes.TesRoutes, secre
 
     @api("GET", "/result/<string:result_id>/detail/<string:detail_id>/")
     def get_detail(self, request, result_id, detail_id):
-        return self.scheduler.get_detail(result_id, detail_id)
+        return self.scheduler.get_detail(result_id, detail_id, caller=who(request))
 
     @api("GET", "/result/<string:result_id>/detail/<string:detail_id>/logs/")
     def get_logs(self, request, result_id, detail_id):
@@ -136,12 +145,12 @@ class GatewayService(ui.UiRoutes, schedules.ScheduleRoutes, tes.TesRoutes, secre
         (services/gateway/follow.py).
         """
         if not validation.query(contract.LogsQuery, request.args).follow:
-            return self.scheduler.get_logs(result_id, detail_id)
+            return self.scheduler.get_logs(result_id, detail_id, caller=who(request))
         place = self.followers.reserve()
         if place is None:
             return self.followers.full_response()
         try:
-            logs = self.scheduler.get_log_bytes(result_id, detail_id)
+            logs = self.scheduler.get_log_bytes(result_id, detail_id, caller=who(request))
         except BaseException:
             place.release()
             raise
@@ -152,7 +161,8 @@ class GatewayService(ui.UiRoutes, schedules.ScheduleRoutes, tes.TesRoutes, secre
     @api("GET", "/result/<string:result_id>/detail/<string:detail_id>/logs/<any(stdout, stderr):stream>/")
     def download_logs(self, request, result_id, detail_id, stream):
         """One stream's kept bytes exactly, as application/octet-stream (services/gateway/rawlogs.py)."""
-        return raw_response(self.scheduler.get_log_bytes(result_id, detail_id, [stream]), stream)
+        return raw_response(self.scheduler.get_log_bytes(result_id, detail_id, [stream], caller=who(request)),
+                            stream)
 
     @api("GET", "/openapi.json", public=True)
     def openapi(self, request):

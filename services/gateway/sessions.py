@@ -7,8 +7,11 @@ the session (services/registry/sessions.py): only the secret's sha256, the
 fingerprint of the API token it was made with, and its times.  A request that
 carries the cookie is let in while its session lives: not expired
 (UI_SESSION_SECONDS after sign-in), not revoked (signing out deletes it), and
-made with a token still in STEVEDORE_TOKENS.  Anything else, a raw API token
-in the old ``stevedore_token`` cookie among it, is refused like a bad token.
+made with a token still in STEVEDORE_TOKENS, or a principal's token still live
+(not revoked nor expired: services/gateway/callers.py; the fingerprint of such a
+token is its sha256, the registry's key for it), whose principal is then the
+request's caller.  Anything else, a raw API token in the old ``stevedore_token``
+cookie among it, is refused like a bad token.
 
 The gateway asks the registry about a cookie at most once every
 UI_SESSION_CACHE_SECONDS (``SessionCache``): a sign-out on one gateway replica
@@ -28,6 +31,7 @@ from nameko.extensions import DependencyProvider, SharedExtension
 from nameko.rpc import ReplyListener
 
 from services.gateway.admission import trusted
+from services.gateway.callers import TokenGate, token_hash
 from shared.rpc import timeout_service
 from shared.settings import settings_of
 
@@ -134,8 +138,8 @@ class SessionGate(SharedExtension):
                 found = print_
         return found
 
-    def admits(self, secret, entrypoint):
-        """Whether the cookie's ``secret`` names a live session made with a token still configured.
+    def session_print(self, secret, entrypoint):
+        """The token fingerprint of the live session the cookie's ``secret`` names, or None.
 
         Asks the registry (raises Unavailable when it does not answer) unless the
         cache answers.  Called in ``entrypoint``'s request, outside any worker.
@@ -145,30 +149,45 @@ class SessionGate(SharedExtension):
         if session is MISSING:
             session = self.registry(WorkerContext(self.container, None, entrypoint)).check_session(key)
             self.cache.put(key, session, session and session["seconds_left"])
-        return session is not None and session["token_fingerprint"] in self.fingerprints.values()
+        return None if session is None else session["token_fingerprint"]
+
+    def is_configured(self, token_print):
+        """Whether a session's fingerprint is that of a token still in STEVEDORE_TOKENS."""
+        return token_print in self.fingerprints.values()
+
+    def admits(self, secret, entrypoint):
+        """Whether the cookie's ``secret`` names a live session made with a token still configured."""
+        token_print = self.session_print(secret, entrypoint)
+        return token_print is not None and self.is_configured(token_print)
 
 
 class Sessions(DependencyProvider):
     """A worker's verbs on sessions: sign in, sign out, and the cookie's attributes."""
 
     gate = SessionGate()
+    tokens = TokenGate()
 
     def get_dependency(self, worker_ctx):
-        return SessionVerbs(self.gate, worker_ctx)
+        return SessionVerbs(self.gate, worker_ctx, self.tokens)
 
 
 class SessionVerbs:
-    def __init__(self, gate, worker_ctx):
+    def __init__(self, gate, worker_ctx, tokens=None):
         self.gate = gate
+        self.tokens = tokens
         self.settings = gate.settings
         self.worker_ctx = worker_ctx
 
     def sign_in(self, token, caller=None):
-        """A new session for an API token: its secret (for the cookie), or None if the token is not ours.
-        ``caller``: who signs in (shared/principals.py ``Caller``), for the audit log."""
+        """A new session for an API token (one of STEVEDORE_TOKENS, or a principal's live token): its
+        secret (for the cookie), or None if the token is not ours.  ``caller``: who signs in
+        (shared/principals.py ``Caller``), for the audit log."""
         token_print = self.gate.token_fingerprint(token)
         if token_print is None:
-            return None
+            key = token_hash(token)
+            if self.tokens is None or self.tokens.principal(key, worker_ctx=self.worker_ctx) is None:
+                return None
+            token_print = key  # a principal's session ends with its token (revoked, expired)
         secret = secrets.token_urlsafe(32)
         self.gate.registry(self.worker_ctx).create_session(secret_hash(secret), token_print,
                                                            self.settings.ui_session_seconds,

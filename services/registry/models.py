@@ -1,5 +1,5 @@
 """Tables written by the registry service."""
-from sqlalchemy import BigInteger, Float, Index, String, Text, text
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -12,7 +12,7 @@ class Task(Base):
     __tablename__ = "tasks"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(200))  # unique per team (migration 0019)
     repository: Mapped[str] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
@@ -22,7 +22,7 @@ class Task(Base):
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
     imported_at: Mapped[float | None] = mapped_column(Float)
-    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))  # unique per team
     # {"username", "password"} of a private registry, sealed with CREDENTIALS_KEY (Fernet)
     credentials: Mapped[str | None] = mapped_column(Text)
     # raised by one with every change of status (services/registry/tasks.py set_status); the events
@@ -35,7 +35,9 @@ class Task(Base):
     submitted_by: Mapped[str | None] = mapped_column(String(200))
 
     __table_args__ = (Index("ix_tasks_created_at", "created_at"),
-                      Index("ix_tasks_labels", "labels", postgresql_using="gin"))
+                      Index("ix_tasks_labels", "labels", postgresql_using="gin"),
+                      UniqueConstraint("team", "name", name="uq_tasks_team_name"),
+                      UniqueConstraint("team", "idempotency_key", name="uq_tasks_team_idempotency_key"))
 
 
 class UiSession(Base):
@@ -52,3 +54,32 @@ class UiSession(Base):
 
     __table_args__ = (Index("ix_ui_sessions_expires_at", "expires_at"),
                       Index("ix_ui_sessions_token_created", "token_fingerprint", "created_at"))
+
+
+class Principal(Base):
+    """A person or a service that holds API tokens, with a role and a team (services/registry/principals.py)."""
+    __tablename__ = "principals"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))   # person | service
+    role: Mapped[str] = mapped_column(String(16))   # admin | operator | member | viewer
+    team: Mapped[str] = mapped_column(String(63))
+    created_at: Mapped[float] = mapped_column(Float)
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+
+
+class ApiToken(Base):
+    """A principal's API token: only its sha256 is kept; shown once when made (migration 0019)."""
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    principal: Mapped[str] = mapped_column(String(200), ForeignKey("principals.name"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float, index=True)
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    expires_at: Mapped[float | None] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float)
+    last_used_at: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (UniqueConstraint("token_hash", name="uq_api_tokens_token_hash"),)

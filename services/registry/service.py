@@ -19,7 +19,7 @@ from nameko.events import SERVICE_POOL, EventDispatcher
 from nameko.timer import timer
 from sqlalchemy import func, select
 
-from services.registry import sessions, tasks
+from services.registry import principals, sessions, tasks
 from services.registry import tes as tes_images
 from services.registry.credentials import CredentialsUnreadable, CredentialVault
 from services.registry.dependencies import DockerImages, ImportFailed, RegistryMetrics
@@ -31,6 +31,7 @@ from shared.docker_engine import bounded
 from shared.errors import Unavailable
 from shared.handlers import retrying_event_handler
 from shared.messages import wire
+from shared.principals import Caller
 from shared.rpc import rpc
 from shared.timeutil import now
 
@@ -59,16 +60,19 @@ class RegistryService:
         credentials = validation.registry_credentials(body)
         sealed = self.vault.seal(credentials) if credentials else None
         task, created = tasks.create(self.db.session, name, repository, idempotency_key,
-                                     credentials=sealed, labels=validation.task_labels(body), caller=caller)
+                                     credentials=sealed, labels=validation.task_labels(body),
+                                     caller=Caller.from_dict(caller))
         if created:
-            self.dispatch(events.TASK_SUBMITTED, wire(m.TaskSubmitted(task_id=task.id, version=task.version)))
+            self.dispatch(events.TASK_SUBMITTED, wire(m.TaskSubmitted(task_id=task.id, version=task.version,
+                                                                      **tasks.owner(task))))
         return tasks.as_dict(task)
 
     @rpc
     def import_task(self, task_id, caller=None):
         """Pull the task's image again (a moved tag gives a new digest; running executions keep theirs)."""
-        task = tasks.reimport(self.db.session, task_id, caller)
-        self.dispatch(events.TASK_SUBMITTED, wire(m.TaskSubmitted(task_id=task.id, version=task.version)))
+        task = tasks.reimport(self.db.session, task_id, Caller.from_dict(caller))
+        self.dispatch(events.TASK_SUBMITTED, wire(m.TaskSubmitted(task_id=task.id, version=task.version,
+                                                                  **tasks.owner(task))))
         return tasks.as_dict(task)
 
     @rpc
@@ -79,25 +83,26 @@ class RegistryService:
         while it has active runs): the gateway's DELETE makes both calls, in
         that order.
         """
-        name = tasks.delete(self.db.session, task_id, caller)
-        self.dispatch(events.TASK_DELETED, wire(m.TaskDeleted(task_id=task_id, name=name)))
+        gone = tasks.delete(self.db.session, task_id, Caller.from_dict(caller))
+        self.dispatch(events.TASK_DELETED, wire(m.TaskDeleted(task_id=task_id, **gone)))
 
     @rpc
     def ping(self):
         return ping(self.db.session)
 
     @rpc
-    def get_task(self, task_id):
-        return tasks.as_dict(tasks.get(self.db.session, task_id))
+    def get_task(self, task_id, caller=None):
+        return tasks.as_dict(tasks.get(self.db.session, task_id, caller=Caller.from_dict(caller)))
 
     @rpc
-    def task_facts(self, task_id):
+    def task_facts(self, task_id, caller=None):
         """What a RUN needs of the task, versioned: the gateway hands it to a scheduler that has no fresh copy."""
-        return tasks.facts(tasks.get(self.db.session, task_id))
+        return tasks.facts(tasks.get(self.db.session, task_id, caller=Caller.from_dict(caller)))
 
     @rpc
-    def list_tasks(self, status=None, limit=100, after=None, label=None):
-        return [tasks.as_dict(t) for t in tasks.listing(self.db.session, status, limit, after, label)]
+    def list_tasks(self, status=None, limit=100, after=None, label=None, team=None, caller=None):
+        return [tasks.as_dict(t) for t in tasks.listing(self.db.session, status, limit, after, label, team,
+                                                         Caller.from_dict(caller))]
 
     @rpc
     def tes_image(self, reference):
@@ -108,6 +113,7 @@ class RegistryService:
             self.dispatch(events.TASK_SUBMITTED, wire(m.TaskSubmitted(task_id=task.id, version=task.version)))
         return tasks.facts(task)
 
+    @rpc
     def count_team_tasks(self, team):
         """How many tasks ``team`` has (a team's DELETE is refused while it has any: the scheduler's
         services/scheduler/teams.py)."""
@@ -129,6 +135,34 @@ class RegistryService:
             return self.vault.open(task.credentials)
         except CredentialsUnreadable as exc:
             raise Unavailable(str(exc), "credentials") from exc
+
+    # ------------------------------------------------ principals and tokens (services/registry/principals.py)
+
+    @rpc
+    def create_token(self, token_hash, body, caller=None):
+        """A token for a principal (made if new): only the sha256 of the token the gateway made comes here."""
+        return principals.create(self.db.session, token_hash, body, Caller.from_dict(caller).principal)
+
+    @rpc
+    def resolve_token(self, token_hash):
+        """The principal of a live token (``principals.resolve``), or None: the gateway's question."""
+        return principals.resolve(self.db.session, token_hash)
+
+    @rpc
+    def list_tokens(self, limit=100, after=None, team=None, caller=None):
+        return principals.listing(self.db.session, limit, after, team)
+
+    @rpc
+    def revoke_token(self, token_id, caller=None):
+        """Revoke a token; every gateway is told at once (``token_revoked``, a broadcast)."""
+        token = principals.revoke(self.db.session, token_id)
+        self.dispatch(events.TOKEN_REVOKED, wire(m.TokenRevoked(token_id=token["token_id"],
+                                                                principal=token["principal"])))
+        return token
+
+    @rpc
+    def team_names(self):
+        return principals.team_names(self.db.session)
 
     # ------------------------------------------------ web UI sessions (services/registry/sessions.py)
 
@@ -160,11 +194,12 @@ class RegistryService:
     @timer(interval=STALLED_AFTER / 2)
     def resubmit_stalled(self):
         session = self.db.session
-        stalled = session.execute(select(Task.id, Task.version).where(
+        stalled = session.execute(select(Task.id, Task.version, Task.team, Task.submitted_by).where(
             Task.status == statuses.SUBMITTED, Task.updated_at < now() - STALLED_AFTER)).all()
-        for task_id, version in stalled:
+        for task_id, version, team, submitted_by in stalled:
             log.warning("task %s stalled in SUBMITTED; importing it again", task_id)
-            self.dispatch(events.TASK_SUBMITTED, wire(m.TaskSubmitted(task_id=task_id, version=version)))
+            self.dispatch(events.TASK_SUBMITTED, wire(m.TaskSubmitted(task_id=task_id, version=version, team=team,
+                                                                      submitted_by=submitted_by)))
 
     @timer(interval=STALLED_AFTER / 2)
     def sweep_imports(self):
@@ -176,7 +211,7 @@ class RegistryService:
             log.warning("task %s (%s) was stuck IMPORTING; ended ERROR", task.id, task.repository)
             self.dispatch(events.TASK_IMPORT_FAILED, wire(m.TaskImportFailed(
                 task_id=task.id, name=task.name, repository=task.repository, error=error,
-                version=task.version, labels=task.labels or {})))
+                version=task.version, labels=task.labels or {}, team=task.team, submitted_by=task.submitted_by)))
 
     def _import(self, task_id):
         session = self.db.session
@@ -195,7 +230,7 @@ class RegistryService:
             if tasks.set_status(session, task, statuses.ERROR, error=error):
                 self.dispatch(events.TASK_IMPORT_FAILED, wire(m.TaskImportFailed(
                     task_id=task.id, name=task.name, repository=task.repository,
-                    error=error, version=task.version, labels=task.labels or {})))
+                    error=error, version=task.version, labels=task.labels or {}, **tasks.owner(task))))
             return
         if not tasks.set_status(session, task, statuses.READY, digest=digest, image_id=image_id,
                                 imported_at=now()):
@@ -204,4 +239,4 @@ class RegistryService:
         log.info("task %s (%s) is READY as %s", task.id, task.repository, digest)
         self.dispatch(events.TASK_IMPORTED, wire(m.TaskImported(
             task_id=task.id, name=task.name, repository=task.repository,
-            digest=digest, version=task.version, labels=task.labels or {})))
+            digest=digest, version=task.version, labels=task.labels or {}, **tasks.owner(task))))

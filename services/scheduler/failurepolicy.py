@@ -10,6 +10,7 @@ do it at once.
 import logging
 
 from services.scheduler.executions import policy
+from services.scheduler.executions.state import owner
 from shared import events, statuses
 from shared.extensions import config_timer
 from shared.handlers import is_transient
@@ -56,7 +57,7 @@ class PolicyMixin:
             self.metrics.run_stopped(result.ended_by)
             # runners stop what they hold of it at once (their heartbeats' answers, should this be lost)
             self.dispatch(events.RESULT_CANCELLED,
-                          wire(ResultCancelled(result_id=result.id, reason=result.ended_by)))
+                          wire(ResultCancelled(result_id=result.id, reason=result.ended_by, **owner(result))))
         if result.status in statuses.TERMINAL:
             self._notify_finished(result)
         if cancelled or result.status in statuses.TERMINAL:

@@ -232,7 +232,8 @@ class FleetMixin:
         return ex.renew_leases(self.db.session, runner, detail_ids, self._lease())
 
     @rpc
-    def list_runners(self, limit=100, after=None, status=None):
+    def list_runners(self, limit=100, after=None, status=None, caller=None):
+        """``caller``: unused (runners belong to no team; the gateway lets admins and operators ask)."""
         return list_runners(self.db.session, self._lease(), limit, after, status)
 
     def _runner_heard(self, runner, info):

@@ -43,7 +43,7 @@ class Result(Base):
     n_cancelled: Mapped[int] = mapped_column(Integer, default=0)
     n_killed: Mapped[int] = mapped_column(Integer, default=0)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
-    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))  # unique per team (migration 0019)
     # RERUN_FAILED links: the result this one reruns, and the reruns of this one
     rerun_of: Mapped[str | None] = mapped_column(String(32))
     reruns: Mapped[list] = mapped_column(JSON, default=list)
@@ -85,6 +85,7 @@ class Result(Base):
     tes: Mapped[dict | None] = mapped_column(JSONB(none_as_null=True), deferred=True)
 
     __table_args__ = (
+        UniqueConstraint("team", "idempotency_key", name="uq_results_team_idempotency_key"),
         Index("ix_results_labels", "labels", postgresql_using="gin"),
         # the fleet sweep's query: active runs not every runner may take (migration 0017)
         Index("ix_results_placed", "id", postgresql_where=text(
@@ -252,12 +253,13 @@ class Schedule(Base):
     n_skipped: Mapped[int] = mapped_column(Integer, default=0)
     n_missed: Mapped[int] = mapped_column(Integer, default=0)
     n_failed: Mapped[int] = mapped_column(Integer, default=0)
-    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))  # unique per team (migration 0019)
     # the team it belongs to and the principal that made it (migration 0018, shared/principals.py)
     team: Mapped[str] = mapped_column(String(63), index=True, default="default", server_default="default")
     submitted_by: Mapped[str | None] = mapped_column(String(200))
 
     __table_args__ = (
+        UniqueConstraint("team", "idempotency_key", name="uq_schedules_team_idempotency_key"),
         # the firing timer's query: due schedules, earliest first
         Index("ix_schedules_due", "next_run_at", postgresql_where=text("NOT suspend AND next_run_at IS NOT NULL")),
     )

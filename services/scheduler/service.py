@@ -56,13 +56,15 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
     def run_task(self, task_id, body, idempotency_key=None, task=None, caller=None):
         """Accept a RUN of ``task_id``; ``task``: the registry's ``task_facts`` of it, sent by the
         gateway when this answered ``TaskUnconfirmed`` (services/scheduler/knowntasks.py).  The run is
-        the ``caller``'s team's, within its ``max_queued`` (executions/quotas.py)."""
+        gateway when this answered ``TaskUnconfirmed`` (services/scheduler/knowntasks.py).  The run is
+        of ``caller``'s team (the gateway found the task visible to it: the registry's ``task_facts``),
+        within its ``max_queued`` (executions/quotas.py)."""
         caller = Caller.from_dict(caller)
         params, spread = validation.run_parts(body, self.settings.run_max_times, *self.settings.ceilings)
         self.webhook_sender.require_configured(params)
         session = self.db.session
         if idempotency_key:
-            earlier = ex.find_by_key(session, idempotency_key, task_id, params, spread)
+            earlier = ex.find_by_key(session, idempotency_key, task_id, params, spread, caller.team)
             if earlier is not None:
                 return ex.result_as_dict(earlier)
         self._require_secrets(caller.team, params)  # each one its secret_env names, in the caller's team
@@ -91,8 +93,9 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
 
     @rpc
     def rerun_failed(self, result_id, caller=None):
+        caller = Caller.from_dict(caller)
         session = self.db.session
-        original = ex.get_result(session, result_id)
+        original = ex.get_result(session, result_id, caller=caller)
         # the ceilings may have been lowered since: a rerun no runner may take is refused
         validation.within_ceilings(original.params, *self.settings.ceilings)
         knowntasks.for_rerun(session, original.task_id)  # held until the rerun is made, as for a RUN
@@ -126,41 +129,45 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
         return execution_figures(self.db.session)
 
     @rpc
-    def get_result(self, result_id):
+    def get_result(self, result_id, caller=None):
         session = self.db.session
-        row = ex.get_result(session, result_id)
+        row = ex.get_result(session, result_id, caller=Caller.from_dict(caller))
         return ex.result_as_dict(row, durations=ex.duration_percentiles(session, result_id, row),
                                  webhook=webhooks.describe(row))
 
     @rpc
-    def list_results(self, status=None, task_id=None, limit=100, after=None, schedule_id=None, label=None):
-        return [ex.result_as_dict(r)
-                for r in ex.list_results(self.db.session, status, task_id, limit, after, schedule_id, label)]
+    def list_results(self, status=None, task_id=None, limit=100, after=None, schedule_id=None, label=None,
+                     team=None, caller=None):
+        return [ex.result_as_dict(r) for r in ex.list_results(self.db.session, status, task_id, limit, after,
+                                                              schedule_id, label, team, Caller.from_dict(caller))]
 
     @rpc
-    def list_details(self, result_id, status=None, limit=100, after=None):
-        return [ex.detail_as_dict(d)
-                for d in ex.list_details(self.db.session, result_id, status, limit, after)]
+    def list_details(self, result_id, status=None, limit=100, after=None, caller=None):
+        return [ex.detail_as_dict(d) for d in ex.list_details(self.db.session, result_id, status, limit, after,
+                                                              Caller.from_dict(caller))]
 
     @rpc
-    def get_detail(self, result_id, detail_id):
-        return ex.detail_as_dict(ex.get_detail(self.db.session, result_id, detail_id))
+    def get_detail(self, result_id, detail_id, caller=None):
+        return ex.detail_as_dict(ex.get_detail(self.db.session, result_id, detail_id, Caller.from_dict(caller)))
 
     @rpc
-    def get_logs(self, result_id, detail_id):
+    def get_logs(self, result_id, detail_id, caller=None):
+        ex.get_result(self.db.session, result_id, caller=Caller.from_dict(caller))  # 404 for another team's
         return ex.get_logs(self.db.session, result_id, detail_id)
 
     @rpc
-    def get_log_bytes(self, result_id, detail_id, streams=("stdout", "stderr"), since=None):
+    def get_log_bytes(self, result_id, detail_id, streams=("stdout", "stderr"), since=None, caller=None):
         """The kept output as bytes (base64); with ``since``, only what is kept past those offsets."""
         self.metrics.log_read(since)
+        ex.get_result(self.db.session, result_id, caller=Caller.from_dict(caller))  # 404 for another team's
         return ex.get_log_bytes(self.db.session, result_id, detail_id, streams, since)
 
     @rpc
     def cancel_result(self, result_id, caller=None):
+        ex.get_result(self.db.session, result_id, caller=Caller.from_dict(caller))  # 404 for another team's
         result, stopped = ex.cancel_result(self.db.session, result_id, caller)
         self.metrics.executions_cancelled(stopped)
-        self.dispatch(events.RESULT_CANCELLED, wire(m.ResultCancelled(result_id=result.id)))
+        self.dispatch(events.RESULT_CANCELLED, wire(m.ResultCancelled(result_id=result.id, **ex.owner(result))))
         if result.status in statuses.TERMINAL:
             self._notify_finished(result)
         self._dependents(result.id)
@@ -168,17 +175,20 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
 
     @rpc
     def delete_result(self, result_id, caller=None):
+        ex.get_result(self.db.session, result_id, caller=Caller.from_dict(caller))  # 404 for another team's
         self._delete(result_id, expired=False, caller=caller)
 
     @rpc
     def cancel_detail(self, result_id, detail_id, caller=None):
+        ex.get_result(self.db.session, result_id, caller=Caller.from_dict(caller))  # 404 for another team's
         result, detail = ex.cancel_detail(self.db.session, result_id, detail_id, caller)
         if detail.status == statuses.CANCELLED:
             self.metrics.executions_cancelled(1)
             self._dependents(result.id, detail.index)
         if detail.status not in statuses.TERMINAL:
             self.dispatch(events.EXECUTION_CANCEL_REQUESTED,
-                          wire(m.ExecutionCancelRequested(result_id=result.id, detail_id=detail.id)))
+                          wire(m.ExecutionCancelRequested(result_id=result.id, detail_id=detail.id,
+                                                          **ex.owner(result))))
         if result.status in statuses.TERMINAL:
             self._notify_finished(result)
         return ex.detail_as_dict(detail)
@@ -308,9 +318,10 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
             self._dependents(result_id)
 
     def _delete(self, result_id, expired, caller=None):
+        whose = ex.owner(ex.get_result(self.db.session, result_id))  # for the event (the row goes)
         task_id = ex.delete_result(self.db.session, result_id, caller, expired)
         self.dispatch(events.RESULT_DELETED,
-                      wire(m.ResultDeleted(result_id=result_id, task_id=task_id, expired=expired)))
+                      wire(m.ResultDeleted(result_id=result_id, task_id=task_id, expired=expired, **whose)))
 
     def _wake(self, result_id, count, sized=False):
         """Tell runners that ``count`` executions can be claimed: as many idle ones as needed, or all.

@@ -10,7 +10,7 @@ import logging
 import time
 
 from services.scheduler.executions import dependencies as deps
-from services.scheduler.executions.state import get_result
+from services.scheduler.executions.state import get_result, owner
 from shared import events
 from shared import messages as m
 from shared.extensions import config_timer
@@ -64,12 +64,15 @@ class DependenciesMixin:
         if settled.stopped:
             self.metrics.executions_cancelled(settled.stopped)
         if settled.run_released:
-            self.dispatch(events.RESULT_RELEASED, wire(m.ResultReleased(result_id=result_id)))
+            self.dispatch(events.RESULT_RELEASED, wire(m.ResultReleased(
+                result_id=result_id, **owner(get_result(self.db.session, result_id)))))
         if settled.released:
             self._wake(result_id, settled.released, sized=settled.sized)
         if settled.cancelled:  # runners stop what they hold of it (a per_index run's released executions)
-            reason = get_result(self.db.session, result_id).reason  # the condition that can no longer hold
-            self.dispatch(events.RESULT_CANCELLED, wire(m.ResultCancelled(result_id=result_id, reason=reason)))
+            result = get_result(self.db.session, result_id)
+            # its reason: the condition that can no longer hold
+            self.dispatch(events.RESULT_CANCELLED, wire(m.ResultCancelled(result_id=result_id, reason=result.reason,
+                                                                          **owner(result))))
         if settled.ended:
             self._notify_finished(get_result(self.db.session, result_id))
             self._dependents(result_id)  # a run that waits for this one

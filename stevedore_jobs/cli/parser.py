@@ -13,7 +13,7 @@ from stevedore_jobs.cli.logs import logs
 from stevedore_jobs.cli.params import result_set
 from stevedore_jobs.cli.results import SHOW_LIMIT, result_ls, result_rm, result_show
 from stevedore_jobs.cli.runs import cancel, rerun, run
-from stevedore_jobs.cli import audit, runners, schedules, secrets, teams
+from stevedore_jobs.cli import audit, runners, schedules, secrets, teams, tokens
 from stevedore_jobs.cli.labels import add_filter_option, add_label_option
 from stevedore_jobs.cli.session import EXIT_INTERRUPTED, Cli, version
 from stevedore_jobs.cli.tasks import task_add, task_import, task_ls, task_rm, task_show
@@ -187,6 +187,7 @@ def build_parser():
     secrets.add_commands(commands, command)
     audit.add_commands(commands, command)
     teams.add_commands(commands, command)
+    tokens.add_commands(commands, command)
     return parser
 
 

@@ -90,6 +90,12 @@ NO_CONTROL = "^[^\\x00-\\x1f\\x7f-\\x9f]*$"
 NO_CONTROL_IN_TEXT = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$"
 # the ids the API makes: 32 lower-case hex digits
 ID_PATTERN = "^[0-9a-f]{32}$"
+# a team's name (issue 18): a Kubernetes DNS label, 1 to 63 lower-case letters, digits and '-', starting
+# and ending with a letter or digit; a principal's name: 1 to 200 printable characters
+TEAM_MAX = 63
+TEAM_PATTERN = "^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
+PRINCIPAL_MAX = 200
+PRINCIPAL_PATTERN = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
 # a JSON body nests at most this deep (the body itself is level 1; the gateway refuses deeper ones)
 MAX_JSON_DEPTH = 32
 REPOSITORY_MAX = 255

@@ -14,144 +14,15 @@ from stevedore_jobs.contract import requests as rq
 from stevedore_jobs.contract import responses as rs
 from stevedore_jobs.contract import run as runs
 from stevedore_jobs.contract import audit, fleet
+from stevedore_jobs.contract import principals as pr
 from stevedore_jobs.contract import schedule as sc
 from stevedore_jobs.contract import secrets as sx
 from stevedore_jobs.contract import statuses as st
 from stevedore_jobs.contract.change import ResultChange
-from stevedore_jobs.contract.checks import ID_PATTERN, MAX_JSON_DEPTH, NO_CONTROL
-
-VERSION = "0.1.0"
-REF = "#/components/schemas/{model}"
-
-
-def ref(name):
-    return {"$ref": REF.format(model=name)}
-
-
-def json_content(schema):
-    return {"application/json": {"schema": schema}}
-
-
-def error(description, **headers):
-    answer = {"description": description, "content": json_content(ref("Error"))}
-    if headers:
-        answer["headers"] = {name: {"schema": {"type": kind}, "description": text}
-                             for name, (kind, text) in headers.items()}
-    return answer
-
-
-def header(kind, description):
-    return {"schema": {"type": kind}, "description": description}
-
-
-# what any request may be answered, before or beside what its endpoint does (docs/api.md "Errors")
-DOOR = {
-    "400": error("invalid request: the message names the field (a path value or query parameter with "
-                 "control characters included)"),
-    "408": error("the request's head or body took too long"),
-    "413": error("the body is over HTTP_MAX_BODY_BYTES"),
-    "414": error("the request line is 8 KiB or more"),
-    "429": error("this client address has too many connections open"),
-    "431": error("the headers are over HTTP_MAX_HEADER_BYTES"),
-    "503": error("the gateway holds HTTP_MAX_CONNECTIONS connections, or a service does not answer"),
-}
-AUTH = {"401": error("no valid API token (or sign-in session)",
-                     **{"WWW-Authenticate": ("string", 'Bearer realm="stevedore"')})}
-CROSS_SITE = {"403": error("a cross-site request with the sign-in cookie")}
-LINK = {"Link": header("string", 'the next page: </result/?limit=100&after=ID>; rel="next" (only when more exist)')}
-
-
-def location(what):
-    return {"Location": header("string", f"the {what}'s path")}
-
-
-def not_found(what):
-    return {"404": error(f"no such {what}")}
-
-
-UNKNOWN_AFTER = not_found("item to list after (`after`)")
-
-
-def conflict(when):
-    return {"409": error(when)}
-
-
-def json_value(depth):
-    """The name of the schema of a JSON value at ``depth`` in a body (the body is 1, its fields' values 2)."""
-    return "JSONValue" if depth == 2 else f"JSONValueAtDepth{depth}"
-
-
-def json_values():
-    """Any JSON value whose strings (keys too) hold no control character, nested as deep as a body may.
-
-    Written level by level rather than as one recursive schema: openapi-python-client cannot parse
-    a union that refers to itself, and the levels also state the gateway's depth limit
-    (MAX_JSON_DEPTH): at the last level an array or object must be empty.
-    """
-    schemas = {}
-    for depth in range(2, MAX_JSON_DEPTH + 1):
-        deeper = {"$ref": REF.format(model=json_value(depth + 1))} if depth < MAX_JSON_DEPTH else None
-        # the items' schema under allOf: openapi-python-client (which reads `items` only) then writes a plain
-        # list, not loops nested as deep as the levels (Python allows 20 nested blocks)
-        array = {"type": "array", "items": {}, **({"allOf": [{"items": deeper}]} if deeper else {"maxItems": 0})}
-        thing = {"title": f"JSONObjectAtDepth{depth}", "type": "object", "propertyNames": {"pattern": NO_CONTROL}}
-        thing.update({"additionalProperties": deeper} if deeper else {"maxProperties": 0})
-        schemas[json_value(depth)] = {
-            "description": f"any JSON value whose strings (keys too) hold no control character, at level {depth} "
-                           f"of a body that nests at most {MAX_JSON_DEPTH} levels",
-            "anyOf": [{"type": "string", "pattern": NO_CONTROL}, {"type": "number"}, {"type": "boolean"},
-                      {"type": "null"}, array, thing]}
-    return schemas
-
-
-def _drop_null(schema):
-    """A query parameter's schema: a value is either given or not, never null."""
-    schema = {key: value for key, value in schema.items() if key not in ("default", "title")}
-    options = [option for option in schema.pop("anyOf", []) if option.get("type") != "null"]
-    if options:
-        schema.update(options[0] if len(options) == 1 else {"anyOf": options})
-    return schema
-
-
-def query_parameters(model):
-    schema = model.model_json_schema()
-    return [{"name": name, "in": "query", "required": False, "schema": _drop_null(prop),
-             **({"description": prop["description"]} if "description" in prop else {})}
-            for name, prop in schema["properties"].items()]
-
-
-def path_ids(*names):
-    # an id of another shape is a 404 like an unknown one
-    return [{"name": name, "in": "path", "required": True, "schema": {"type": "string", "pattern": ID_PATTERN}}
-            for name in names]
-
-
-def body(schema):
-    return {"required": True, "content": json_content(schema)}
-
-
-def operation(summary, responses, parameters=(), request=None, public=False, changes=False):
-    op = {"summary": summary, "parameters": list(parameters),
-          "responses": {**responses, **DOOR, **({} if public else AUTH),
-                        **(CROSS_SITE if changes and not public else {})}}
-    if request is not None:
-        op["requestBody"] = body(request)
-    if public:
-        op["security"] = []
-    if not op["parameters"]:
-        del op["parameters"]
-    return op
-
-
-def ok(description, schema, status="200", **headers):
-    answer = {"description": description, "content": json_content(schema)}
-    if headers:
-        answer["headers"] = headers
-    return {status: answer}
-
-
-def array(name):
-    return {"type": "array", "items": ref(name)}
+from stevedore_jobs.contract.checks import NO_CONTROL
+from stevedore_jobs.contract.openapi_parts import (  # noqa: F401 -- VERSION, REF are read through here too
+    LINK, REF, UNKNOWN_AFTER, VERSION, array, conflict, error, header, json_content, json_value, json_values,
+    location, not_found, ok, operation, path_ids, query_parameters, ref)
 
 
 def schedule_paths(idempotency):
@@ -182,6 +53,28 @@ def schedule_paths(idempotency):
                               request=ref("ScheduleOperation"), changes=True),
             "delete": operation("delete the schedule and its fires (the runs it started stay)",
                                 {"204": {"description": "deleted"}, **not_found("schedule")}, changes=True)},
+    }
+
+
+def token_paths():
+    """/token/, /token/{token_id}/ (admin) and /whoami/ (stevedore_jobs/contract/principals.py)."""
+    return {
+        "/token/": {
+            "get": operation("API tokens, newest first (never a token itself, nor its hash); admin only",
+                             {**ok("a page of tokens", array("Token"), **LINK), **UNKNOWN_AFTER},
+                             query_parameters(pr.TokenListQuery)),
+            "post": operation("a new token for a principal, made with its team and role if new; admin only",
+                              {**ok("the token, shown this once", ref("NewTokenAnswer"), "201",
+                                    **location("token")),
+                               **conflict("the principal exists with another team, role or kind")},
+                              request=ref("NewToken"), changes=True)},
+        "/token/{token_id}/": {
+            "parameters": path_ids("token_id"),
+            "delete": operation("revoke the token: refused on every gateway within a second; admin only",
+                                {"204": {"description": "revoked (or revoked already)"}, **not_found("token")},
+                                changes=True)},
+        "/whoami/": {"get": operation("who the caller is: principal, role, the team it acts for, the teams it "
+                                      "may pick", ok("the caller", ref("Whoami")))},
     }
 
 
@@ -289,6 +182,7 @@ def paths(idempotency):
                                                                              "format": "binary"}}}},
                  **not_found("result or detail")})},
         **schedule_paths(idempotency),
+        **token_paths(),
         "/runner/": {"get": operation(
             "the runners the scheduler heard from, by id: labels, slots busy and free, GPUs, last heartbeat",
             {**ok("a page of runners", array("Runner"), **LINK), **UNKNOWN_AFTER},
@@ -347,6 +241,8 @@ def _spec(limits):
     models += [(getattr(sc, name), "validation") for name in SCHEDULE_REQUESTS]
     models += [(sc.Schedule, "serialization"), (fleet.Runner, "serialization"), (audit.AuditEntry, "serialization")]
     models += [(sx.SecretValue, "validation"), (sx.Secret, "serialization"), *openapi_teams.MODELS]
+    models += [(pr.NewToken, "validation"), (pr.Token, "serialization"), (pr.NewTokenAnswer, "serialization"),
+               (pr.Whoami, "serialization")]
     _, schemas = models_json_schema(models, ref_template=REF)
     components = dict(schemas.get("$defs", {}))
     # any JSON whose strings (keys too) hold no control character: what a body may carry besides its fields
@@ -381,7 +277,8 @@ def _spec(limits):
                                 f"{runs.size_text(limits.max_memory)}, CONTAINER_MAX_CPUS {limits.max_cpus:g}."},
         "components": {
             "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer", "description": "one of STEVEDORE_TOKENS"},
+                "bearer": {"type": "http", "scheme": "bearer",
+                           "description": "one of STEVEDORE_TOKENS (an admin), or a principal's token (POST /token/)"},
                 "session": {"type": "apiKey", "in": "cookie", "name": "stevedore_session",
                             "description": "the web UI's sign-in session (same-site requests only)"}},
             "schemas": components,

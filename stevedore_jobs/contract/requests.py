@@ -14,7 +14,8 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from stevedore_jobs.contract.checks import (
-    ID_PATTERN, NO_CONTROL, REFERENCE_PATTERN, REPOSITORY_MAX, SHOWN_MAX, Invalid, parse_reference, shown)
+    ID_PATTERN, NO_CONTROL, REFERENCE_PATTERN, REPOSITORY_MAX, SHOWN_MAX, TEAM_MAX, TEAM_PATTERN, Invalid,
+    parse_reference, shown)
 from stevedore_jobs.contract.labels import (
     FILTER_PATTERN, FILTERS_MAX, LABELS_DESCRIPTION, LabelMap, check_labels, parse_filters)
 from stevedore_jobs.contract.statuses import ExecutionStatus, TaskStatus
@@ -246,6 +247,17 @@ class Page(Request):
         return self.model_dump(exclude_none=True) | {"after": self.after}
 
 
+TEAM_FILTER_SAYS = ("must be a team's name: 1 to 63 lower-case letters, digits and '-', starting and ending "
+                    "with a letter or digit")
+
+
+def team_filter():
+    """``?team=`` of the lists of team-owned things: the same as the X-Stevedore-Team header (a GET's)."""
+    return Field(None, max_length=TEAM_MAX, pattern=TEAM_PATTERN,
+                 description="only this team's (admins and operators; a member's or viewer's own team only: "
+                             "another is 403); the X-Stevedore-Team header picks it as well")
+
+
 LABEL_FILTER_DESCRIPTION = (f"`key=value` (the label has that value) or `key` (the label is set); repeat it, "
                             f"at most {FILTERS_MAX} times: all must hold")
 
@@ -269,14 +281,18 @@ class LabelFilter(Page):
 
 class TaskListQuery(LabelFilter):
     status: Optional[TaskStatus] = Field(None, description="only tasks in this status")
-    SAYS: ClassVar[dict] = {**LabelFilter.SAYS, "status": f"must be one of {', '.join(get_args(TaskStatus))}"}
+    team: Optional[str] = team_filter()
+    SAYS: ClassVar[dict] = {**LabelFilter.SAYS, "status": f"must be one of {', '.join(get_args(TaskStatus))}",
+                            "team": TEAM_FILTER_SAYS}
 
 
 class ResultListQuery(LabelFilter):
     status: Optional[ExecutionStatus] = Field(None, description="only results in this status")
     task_id: Optional[str] = Field(None, pattern=ID_PATTERN, description="only results of this task")
     schedule_id: Optional[str] = Field(None, pattern=ID_PATTERN, description="only results this schedule started")
+    team: Optional[str] = team_filter()
     SAYS: ClassVar[dict] = {**LabelFilter.SAYS, "status": f"must be one of {', '.join(get_args(ExecutionStatus))}",
+                            "team": TEAM_FILTER_SAYS,
                             "task_id": "must be a task's id (32 hex digits)",
                             "schedule_id": "must be a schedule's id (32 hex digits)"}
 

@@ -6,6 +6,8 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from stevedore_jobs.contract.statuses import ExecutionStatus, TaskStatus, WebhookStatus
 
 Epoch = Optional[float]
+TEAM_OF = "the team it belongs to"
+SUBMITTED_BY = "the principal that made it (null: made before principals)"
 
 
 class Answer(BaseModel):
@@ -35,6 +37,8 @@ class Task(Answer):
     imported_at: Epoch
     private: bool = Field(description="whether the task has registry credentials (never shown)")
     labels: dict[str, str] = Field(default_factory=dict, description="the task's labels (`{}` if none)")
+    team: Optional[str] = Field(None, description=TEAM_OF)
+    submitted_by: Optional[str] = Field(None, description=SUBMITTED_BY)
 
 
 class RunParams(Answer):
@@ -130,9 +134,8 @@ class Result(Answer):
     unschedulable: Optional[str] = Field(
         None, description="while it is QUEUED: why no live runner can take it (none has the labels of its "
                           "`constraints`, or its `gpus`); null once one can (it starts when one claims it)")
-    team: Optional[str] = Field(None, description="the team it belongs to: its quotas and fair share apply")
-    submitted_by: Optional[str] = Field(None, description="the principal that made it (null: made before "
-                                                          "principals)")
+    team: Optional[str] = Field(None, description=TEAM_OF)
+    submitted_by: Optional[str] = Field(None, description=SUBMITTED_BY + "; a schedule's fire: the schedule's maker")
 
 
 class ExecutionParams(Answer):

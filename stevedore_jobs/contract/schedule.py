@@ -14,8 +14,8 @@ from typing import ClassVar, Literal, Optional
 from pydantic import ConfigDict, Field, field_validator
 
 from stevedore_jobs.contract.checks import ID_PATTERN, NO_CONTROL, Invalid, json_integer, shown
-from stevedore_jobs.contract.requests import NAME_MAX, STRICT, Limits, Page, Request
-from stevedore_jobs.contract.responses import Answer, Epoch
+from stevedore_jobs.contract.requests import NAME_MAX, STRICT, TEAM_FILTER_SAYS, Limits, Page, Request, team_filter
+from stevedore_jobs.contract.responses import SUBMITTED_BY, TEAM_OF, Answer, Epoch
 from stevedore_jobs.contract.run import run_parts
 
 POLICIES = ("Allow", "Forbid", "Replace")
@@ -183,7 +183,9 @@ class ScheduleOperation(Request):
 
 class ScheduleListQuery(Page):
     task_id: Optional[str] = Field(None, pattern=ID_PATTERN, description="only schedules of this task")
-    SAYS: ClassVar[dict] = {**Page.SAYS, "task_id": "must be a task's id (32 hex digits)"}
+    team: Optional[str] = team_filter()
+    SAYS: ClassVar[dict] = {**Page.SAYS, "task_id": "must be a task's id (32 hex digits)",
+                            "team": TEAM_FILTER_SAYS}
 
 
 # ---------------------------------------------------------------- answers
@@ -226,3 +228,5 @@ class Schedule(Answer):
                                                                   f"{FIRES_SHOWN} fires, newest first")
     failed_fires: Optional[list[ScheduleFire]] = Field(None, description="GET /schedule/{id}/ only: the last "
                                                                          f"{FIRES_SHOWN} FAILED fires")
+    team: Optional[str] = Field(None, description=TEAM_OF + " (its runs too)")
+    submitted_by: Optional[str] = Field(None, description=SUBMITTED_BY)

@@ -4,7 +4,18 @@ import uuid
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.support import System, containers_of, create_database, drop_database, free_port
+from tests.support import System, containers_of, create_database, drop_database, free_port, wait_until
+
+
+def remove_system_data(engine, database, docker_client):
+    """After a system of its own: the containers of its results (any left) and its database."""
+    with engine.connect() as conn:
+        ids = [row[0] for row in conn.execute(text("SELECT id FROM results"))]
+    engine.dispose()
+    for result_id in ids:
+        for container in containers_of(docker_client, result_id):
+            container.remove(force=True)
+    drop_database(database)
 
 
 @pytest.fixture(scope="module")
@@ -34,11 +45,45 @@ def sched_system(vhost_pipeline, request, test_images, docker_client):
             finally:
                 running.stop()
     finally:
-        with engine.connect() as conn:
-            ids = [row[0] for row in conn.execute(text("SELECT id FROM results"))]
-        engine.dispose()
-        for result_id in ids:
-            for container in containers_of(docker_client, result_id):
-                container.remove(force=True)
-        drop_database(database)
+        remove_system_data(engine, database, docker_client)
 
+
+@pytest.fixture(scope="session")
+def teams_system(vhost_pipeline, request, test_images, docker_client):
+    """A system of its own with TWO gateway processes (``gateway``, ``gateway-2``: another port), principals'
+    tokens of each role (``tokens``: kind -> token) and one READY task per team (``tasks``) made by
+    its member (tests/e2e/test_access.py, tests/e2e/test_teams.py)."""
+    from urllib.parse import urlparse
+
+    from tests.support import Api
+
+    uri = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
+    database = create_database()
+    engine = create_engine(database)
+    try:
+        with vhost_pipeline.get() as vhost:
+            running = System(f"{uri.scheme}://{uri.netloc}/{vhost}", database, runners=1, name="teams",
+                             env={"RPC_TIMEOUT": "10"})
+            second = free_port()
+            running.plan["gateway-2"] = ("gateway", {"GATEWAY_ADDRESS": f"127.0.0.1:{second}"})
+            running.url2 = f"http://127.0.0.1:{second}"
+            running.engine = engine
+            try:
+                running.start().wait_healthy()
+                wait_until(lambda: Api(running.url2).get("/health/").status_code == 200, timeout=60,
+                           what="the second gateway")
+                running.tokens = {"admin": running.token}
+                for kind, team, role in (("operator", "ops", "operator"), ("member", "alpha", "member"),
+                                         ("viewer", "alpha", "viewer"), ("other", "beta", "member")):
+                    made = running.api.post("/token/", {"name": f"{kind}-{uuid.uuid4().hex[:6]}", "team": team,
+                                                        "role": role})
+                    assert made.status_code == 201, made.text
+                    running.tokens[kind] = made.json()["token"]
+                running.as_ = lambda kind, url=None: Api(url or running.url, token=running.tokens[kind])
+                running.tasks = {team: running.as_(kind).register(test_images["ok"], name="etl")
+                                 for team, kind in (("alpha", "member"), ("beta", "other"))}
+                yield running
+            finally:
+                running.stop()
+    finally:
+        remove_system_data(engine, database, docker_client)

@@ -29,6 +29,7 @@ def test_result_finished_and_task_imported_reach_a_subscriber(container_factory,
         task = api.register(test_images["ok"], name="event-watched")
     imported = [p for p in Subscriber.seen if p.get("task_id") == task["task_id"]]
     assert imported and imported[0]["digest"] == task["digest"]
+    assert (imported[0]["team"], imported[0]["submitted_by"]) == ("default", "admin")
 
     result_id = None
     with entrypoint_waiter(container, "on_result_finished", timeout=60,
@@ -39,3 +40,4 @@ def test_result_finished_and_task_imported_reach_a_subscriber(container_factory,
     assert payload["task_id"] == task["task_id"]
     assert payload["counts"]["COMPLETE"] == 2
     assert payload["end"] >= payload["start"] >= payload["submitted_at"]
+    assert (payload["team"], payload["submitted_by"]) == ("default", "admin")

@@ -121,7 +121,7 @@ def test_raising_parallelism_mid_run_lets_more_run_at_once(api, ready_tasks, con
     assert changed["parallelism"] == 3 and changed["params"]["parallelism"] == 1
     event = [p for p in Subscriber.seen if p["result_id"] == result_id][-1]
     assert event == {"result_id": result_id, "changed": ["parallelism"], "previous": {"parallelism": 1},
-                     "parallelism": 3, "priority": 5}
+                     "parallelism": 3, "priority": 5, "team": "default", "submitted_by": "admin"}
     # the e2e system has two runners of one slot each: both busy with this run now
     wait_until(lambda: running(api, result_id) >= 2, timeout=30, what="two executions running at once")
     assert api.wait_result(result_id, timeout=120)["status"] == "COMPLETE"

@@ -35,7 +35,8 @@ def test_delete_removes_an_ended_result_and_refuses_a_running_one(container_fact
                            callback=lambda wc, r, e: wc.args[0]["result_id"] == done):
         response = api.delete(f"/result/{done}/")
         assert response.status_code == 204, response.text
-    assert DeletionWatcher.seen[-1] == {"result_id": done, "task_id": task_id, "expired": False}
+    assert DeletionWatcher.seen[-1] == {"result_id": done, "task_id": task_id, "expired": False,
+                                        "team": "default", "submitted_by": "admin"}
 
     for path in (f"/result/{done}/", f"/result/{done}/detail/",
                  f"/result/{done}/detail/{detail['detail_id']}/",

@@ -279,7 +279,7 @@ def test_fires_are_announced_by_event_and_a_schedules_run_calls_its_callback_url
                  and p["schedule_id"] == schedule["schedule_id"]][-1]
         assert fired == {"schedule_id": schedule["schedule_id"], "task_id": sched_system.tasks["ok"]["task_id"],
                          "result_id": result["result_id"], "scheduled_for": fired["scheduled_for"],
-                         "manual": True, "missed": 0}
+                         "manual": True, "missed": 0, "team": "default", "submitted_by": "admin"}
         api.wait_result(result["result_id"])
         wait_until(lambda: receiver.received, timeout=30, what="the run's webhook")
         body = json.loads(receiver.received[0]["body"])

@@ -46,6 +46,7 @@ def test_a_finished_run_is_posted_signed_and_retried_after_a_500(api, system, re
     assert sent["counts"]["COMPLETE"] == 2
     assert sent["params"]["callback_url"] == receiver.url
     assert "webhook" not in sent
+    assert (sent["team"], sent["submitted_by"]) == ("default", "admin")  # whose run: a STEVEDORE_TOKENS token's
     shown = {k: v for k, v in result.items() if k != "webhook"}
     assert sent == json.loads(json.dumps(shown))
 

@@ -20,3 +20,28 @@ def service_config(rabbit_config, own_database_url):
         "LEASE_SECONDS": 30,
         "API_TOKENS": "t",
     }
+
+
+@pytest.fixture
+def registry(container_factory, service_config):
+    """The registry service alone, started, on its own vhost and database."""
+    from services.registry.service import RegistryService
+
+    container = container_factory(RegistryService, service_config)
+    container.start()
+    return container
+
+
+@pytest.fixture
+def sql(own_database_url):
+    """Run one statement on the test's database, in a transaction of its own."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(own_database_url)
+
+    def run(statement, **params):
+        with engine.begin() as conn:
+            return conn.execute(text(statement), params)
+
+    yield run
+    engine.dispose()

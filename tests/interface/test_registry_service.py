@@ -151,4 +151,6 @@ def test_task_events_carry_a_version_that_rises_and_task_facts_tell_the_latest(
     with entrypoint_waiter(listener, "on_task_deleted"):
         with entrypoint_hook(container, "delete_task") as delete_task:
             delete_task(task["task_id"])
-    assert TaskEvents.heard[-1] == ("task_deleted", {"task_id": task["task_id"], "name": "interface-versions"})
+    # with its team and maker (no caller: the configured admin of the default team)
+    assert TaskEvents.heard[-1] == ("task_deleted", {"task_id": task["task_id"], "name": "interface-versions",
+                                                     "team": "default", "submitted_by": "admin"})

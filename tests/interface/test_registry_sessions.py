@@ -4,10 +4,9 @@ import secrets
 
 import pytest
 from nameko.testing.services import entrypoint_hook
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, inspect
 
 from services.registry import sessions
-from services.registry.service import RegistryService
 from shared.errors import ValidationError
 from stevedore_jobs.migrate import ensure_database
 from tests.interface.test_output_migration import migrate
@@ -21,25 +20,6 @@ def call(container, method, *args):
 
 def sha(value):
     return hashlib.sha256(value.encode()).hexdigest()
-
-
-@pytest.fixture
-def registry(container_factory, service_config):
-    container = container_factory(RegistryService, service_config)
-    container.start()
-    return container
-
-
-@pytest.fixture
-def sql(own_database_url):
-    engine = create_engine(own_database_url)
-
-    def run(statement, **params):
-        with engine.begin() as conn:
-            return conn.execute(text(statement), params)
-
-    yield run
-    engine.dispose()
 
 
 def test_a_session_is_found_by_its_secret_hash_with_its_token_fingerprint(registry, sql):

@@ -230,13 +230,14 @@ def test_a_stop_is_announced_once_to_the_runners_with_its_reason_and_counted(mon
 
     from services.scheduler.service import SchedulerService
 
-    row = SimpleNamespace(id="r" * 32, ended_by="deadline", status="RUNNING")
+    row = SimpleNamespace(id="r" * 32, ended_by="deadline", status="RUNNING", team="ml", submitted_by="ci-bot")
     answers = [(row, 3, True), (row, 0, False), (None, 0, False)]
     monkeypatch.setattr(policy, "stop_result", lambda session, result_id, why: answers.pop(0))
     service = worker_factory(SchedulerService)
     for _ in range(3):
         service._stop(row.id, "deadline")
-    service.dispatch.assert_called_once_with("result_cancelled", {"result_id": row.id, "reason": "deadline"})
+    service.dispatch.assert_called_once_with("result_cancelled", {"result_id": row.id, "reason": "deadline",
+                                                                  "team": "ml", "submitted_by": "ci-bot"})
     service.metrics.run_stopped.assert_called_once_with("deadline")
     assert [c.args for c in service.metrics.executions_cancelled.call_args_list] == [(3,), (0,)]
 

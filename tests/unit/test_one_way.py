@@ -10,6 +10,7 @@ from werkzeug.wrappers import Request
 from services.gateway.service import GatewayService
 from shared.errors import Conflict, TaskUnconfirmed
 from shared.logs import ClientErrors
+from shared.principals import CONFIGURED
 from shared.settings import GatewaySettings, parse
 
 FACTS = {"task_id": "t1", "name": "app", "status": "READY", "digest": "r/app@sha256:" + "a" * 64, "version": 3}

@@ -48,16 +48,22 @@ def _check_id(value, field):
     return value
 
 
-def get_result(session, result_id, lock=False):
+def get_result(session, result_id, lock=False, caller=None):
+    """The result; NotFound for no such result, or (``caller`` given) one of a team it does not cover."""
     _check_id(result_id, "result_id")
     result = session.get(Result, result_id, with_for_update=lock or None)
-    if result is None:
+    if result is None or (caller is not None and not caller.covers(result.team)):
         raise NotFound(f"no result {result_id!r}", "result_id")
     return result
 
 
-def get_detail(session, result_id, detail_id):
-    get_result(session, result_id)
+def owner(result):
+    """The team and the maker of a run, for the events about it (shared/messages.py ``Owned``)."""
+    return {"team": getattr(result, "team", None), "submitted_by": getattr(result, "submitted_by", None)}
+
+
+def get_detail(session, result_id, detail_id, caller=None):
+    get_result(session, result_id, caller=caller)
     _check_id(detail_id, "detail_id")
     detail = session.get(Detail, detail_id)
     if detail is None or detail.result_id != result_id:

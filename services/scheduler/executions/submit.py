@@ -22,9 +22,10 @@ from shared.errors import Conflict
 from shared.principals import DEFAULT_TEAM, Caller
 from shared.timeutil import now
 
-def find_by_key(session, key, task_id, params, spread=None):
-    """The result an earlier request with this Idempotency-Key made, or None."""
-    result = session.scalars(select(Result).where(Result.idempotency_key == key)).first()
+
+def find_by_key(session, key, task_id, params, spread=None, team=DEFAULT_TEAM):
+    """The result an earlier request with this Idempotency-Key made in ``team``, or None (keys are per team)."""
+    result = session.scalars(select(Result).where(Result.team == team, Result.idempotency_key == key)).first()
     if result is not None and (result.task_id != task_id or result.params != params
                                or _in_order(result.execution_params) != _in_order(spread)):
         raise Conflict("this Idempotency-Key was used for a different RUN", "Idempotency-Key")
@@ -50,10 +51,11 @@ def create_result(session, task_id, task_name, image, params, idempotency_key=No
     own rows (the fire, the schedule's next tick) with it (services/scheduler/schedules/fire.py).
     ``record(session, result)``: its row in the audit log (shared/audit.py), written in that transaction
     (never for an Idempotency-Key's earlier result: nothing new was made).
-    ``team`` and ``submitted_by``: whose it is; it must fit the team's ``max_queued`` (quotas.py: 429).
+    ``team`` and ``submitted_by``: whose run it is (shared/principals.py); it must fit the team's
+    ``max_queued`` (quotas.py: 429).
     """
     if idempotency_key:
-        earlier = find_by_key(session, idempotency_key, task_id, params, spread)
+        earlier = find_by_key(session, idempotency_key, task_id, params, spread, team)
         if earlier is not None:
             return earlier, False
     quotas.admit(session, team, params["times"])  # held until the commit below
@@ -90,7 +92,7 @@ def create_result(session, task_id, task_name, image, params, idempotency_key=No
         session.commit()
     except IntegrityError:
         session.rollback()
-        earlier = find_by_key(session, idempotency_key, task_id, params, spread) if idempotency_key else None
+        earlier = find_by_key(session, idempotency_key, task_id, params, spread, team) if idempotency_key else None
         if earlier is None:
             raise
         return earlier, False
@@ -107,7 +109,8 @@ def audited(caller, action, **summary):
 
 
 def rerun_failed(session, result_id, caller=None):
-    """A new result running only the indices of ``result_id`` that ended ERROR or KILLED."""
+    """A new result running only the indices of ``result_id`` that ended ERROR or KILLED: of the same team
+    (it is that run again), made by ``caller``."""
     original = get_result(session, result_id)
     if original.status not in st.TERMINAL:
         raise Conflict(f"result {result_id} is still {original.status}; rerun it once it ended",

@@ -3,13 +3,14 @@ from collections import OrderedDict
 
 from sqlalchemy import func, select
 
-from services.scheduler.executions.state import counts, get_result
+from services.scheduler.executions.state import counts, get_result, owner
 from services.scheduler.models import Detail, Result
 from shared import statuses as st
 from shared import validation
-from shared.db import labelled, newest_first
+from shared.db import labelled, newest_first, team_scoped
 from shared.errors import ValidationError
 from shared.messages import ResultSubmitted, wire
+from shared.principals import CONFIGURED
 from shared.timeutil import duration
 from stevedore_jobs import contract
 
@@ -36,7 +37,7 @@ def result_as_dict(result, **more):
 def submitted(result, fanned_out=False):
     """The ``result_submitted`` event of a new result, with its labels."""
     return wire(ResultSubmitted(result_id=result.id, fanned_out=fanned_out,
-                                labels=getattr(result, "labels", None) or {}))
+                                labels=getattr(result, "labels", None) or {}, **owner(result)))
 
 
 def detail_as_dict(detail):
@@ -82,19 +83,20 @@ def duration_percentiles(session, result_id, result=None):
     return durations
 
 
-def list_results(session, status=None, task_id=None, limit=100, after=None, schedule_id=None, label=None):
-    stmt = labelled(select(Result), Result.labels, label)
+def list_results(session, status=None, task_id=None, limit=100, after=None, schedule_id=None, label=None,
+                 team=None, caller=CONFIGURED):
+    stmt = team_scoped(labelled(select(Result), Result.labels, label), Result.team, caller, team)
     if schedule_id:
         stmt = stmt.where(Result.schedule_id == schedule_id)
     if validation.status_filter(status, st.EXECUTION_STATUSES):
         stmt = stmt.where(Result.status == status)
     if task_id:
         stmt = stmt.where(Result.task_id == task_id)
-    return newest_first(session, stmt, Result, Result.submitted_at, after, limit)
+    return newest_first(session, stmt, Result, Result.submitted_at, after, limit, caller)
 
 
-def list_details(session, result_id, status=None, limit=100, after=None):
-    get_result(session, result_id)
+def list_details(session, result_id, status=None, limit=100, after=None, caller=None):
+    get_result(session, result_id, caller=caller)
     validation.status_filter(status, st.EXECUTION_STATUSES)
     stmt = select(Detail).where(Detail.result_id == result_id).order_by(Detail.index).limit(limit)
     if status:

@@ -15,6 +15,11 @@ from services.scheduler.schedules import fire, store
 log = logging.getLogger(__name__)
 
 
+def _owner(done):
+    """A fire's schedule's team and its run's maker, for the events (``fire.Fire``)."""
+    return {"team": getattr(done, "team", None), "submitted_by": getattr(done, "submitted_by", None)}
+
+
 class SchedulesMixin:
     """Needs the service's ``db``, ``settings``, ``dispatch``, ``metrics``, ``webhook_sender``,
     ``_wake``, ``_place``, ``_notify_finished``, ``_dependents`` and ``_require_secrets``."""
@@ -24,33 +29,35 @@ class SchedulesMixin:
         """A new schedule; ``task``: the registry's ``task_facts`` of its task, which the gateway sends."""
         session = self.db.session
         schedule, _ = store.create(session, body, self.settings, self.webhook_sender, task, idempotency_key,
-                                   caller, require=self._require_secrets)
+                                   Caller.from_dict(caller), require=self._require_secrets)
         return store.as_dict(schedule, session)
 
     @rpc
-    def get_schedule(self, schedule_id):
+    def get_schedule(self, schedule_id, caller=None):
         session = self.db.session
-        return store.as_dict(store.get(session, schedule_id), session)
+        return store.as_dict(store.get(session, schedule_id, caller=Caller.from_dict(caller)), session)
 
     @rpc
-    def list_schedules(self, task_id=None, limit=100, after=None):
-        return [store.as_dict(s) for s in store.listed(self.db.session, task_id, limit, after)]
+    def list_schedules(self, task_id=None, limit=100, after=None, team=None, caller=None):
+        return [store.as_dict(s) for s in store.listed(self.db.session, task_id, limit, after, team,
+                                                       Caller.from_dict(caller))]
 
     @rpc
     def update_schedule(self, schedule_id, body, caller=None):
         session = self.db.session
-        schedule = store.update(session, schedule_id, body, self.settings, self.webhook_sender, caller,
-                                require=self._require_secrets)
+        schedule = store.update(session, schedule_id, body, self.settings, self.webhook_sender,
+                                Caller.from_dict(caller), require=self._require_secrets)
         return store.as_dict(schedule, session)
 
     @rpc
     def delete_schedule(self, schedule_id, caller=None):
-        store.remove(self.db.session, schedule_id, caller)
+        store.remove(self.db.session, schedule_id, Caller.from_dict(caller))
 
     @rpc
     def run_schedule(self, schedule_id, caller=None):
         """Run now: the new result (409 when the task is not READY or Forbid holds it back)."""
-        done = fire.run_now(self.db.session, schedule_id, self.settings, self.webhook_sender, caller)
+        done = fire.run_now(self.db.session, schedule_id, self.settings, self.webhook_sender,
+                            Caller.from_dict(caller))
         self._after_fire(done)
         return ex.result_as_dict(done.result)
 
@@ -72,14 +79,15 @@ class SchedulesMixin:
             log.warning("schedule %s could not fire: %s", done.schedule_id, done.reason)
             self.dispatch(events.SCHEDULE_FAILED, wire(m.ScheduleFailed(
                 schedule_id=done.schedule_id, task_id=done.task_id, scheduled_for=done.scheduled_for,
-                reason=done.reason)))
+                reason=done.reason, **_owner(done))))
         if done.outcome != "FIRED":
             return
         if done.replaced:  # Replace: the previous run was marked cancelled with the fire; end it
             session = self.db.session
             self.metrics.executions_cancelled(done.replaced_unmade + ex.finish_cancel(session, done.replaced))
-            self.dispatch(events.RESULT_CANCELLED, wire(m.ResultCancelled(result_id=done.replaced)))
             replaced = ex.get_result(session, done.replaced)
+            self.dispatch(events.RESULT_CANCELLED, wire(m.ResultCancelled(result_id=done.replaced,
+                                                                          **ex.owner(replaced))))
             if replaced.status in statuses.TERMINAL:
                 self._notify_finished(replaced)
             self._dependents(done.replaced)  # what waits for it is settled now, as after a CANCEL
@@ -94,4 +102,4 @@ class SchedulesMixin:
             self.db.session.expire(result)
         self.dispatch(events.SCHEDULE_FIRED, wire(m.ScheduleFired(
             schedule_id=done.schedule_id, task_id=done.task_id, result_id=result.id,
-            scheduled_for=done.scheduled_for, manual=done.manual, missed=done.missed)))
+            scheduled_for=done.scheduled_for, manual=done.manual, missed=done.missed, **_owner(done))))

@@ -68,6 +68,8 @@ class Fire(NamedTuple):
     inline: bool = False
     replaced: str | None = None
     replaced_unmade: int = 0  # executions of the run replaced not made yet, ended CANCELLED by the fire
+    team: str | None = None          # the schedule's (its runs' too), for the events
+    submitted_by: str | None = None  # the schedule's maker; a run now's: who asked
 
 
 def _due(skip):
@@ -121,9 +123,11 @@ def tick(session, schedule, settings, webhook_sender):
 
 
 def run_now(session, schedule_id, settings, webhook_sender, caller=None):
-    """A "run now": fired at once under the schedule's concurrency policy; 409 when it cannot start."""
-    schedule = store.get(session, schedule_id, lock=True)
-    return start(session, schedule, None, db_now(session), settings, webhook_sender, manual=True, caller=caller)
+    """A "run now": fired at once under the schedule's concurrency policy; 409 when it cannot start.
+    The run is the schedule's team's, made by ``caller`` (404 for a schedule of a team it does not cover)."""
+    schedule = store.get(session, schedule_id, lock=True, caller=caller)
+    return start(session, schedule, None, db_now(session), settings, webhook_sender, manual=True,
+                 submitted_by=caller.principal if caller is not None else None, caller=caller)
 
 
 def _refusal(session, schedule, settings, webhook_sender):
@@ -153,12 +157,15 @@ def _over_quota(session, schedule, times):
     return None
 
 
-def start(session, schedule, scheduled_for, stamp, settings, webhook_sender, missed=0, manual=False, caller=None):
+def start(session, schedule, scheduled_for, stamp, settings, webhook_sender, missed=0, manual=False,
+          submitted_by=None, caller=None):
     """Start the schedule's run for tick ``scheduled_for`` (a run now: None), or record why not; committed.
+    The run is the schedule's team's, made by ``submitted_by`` (None: the schedule's maker).
 
     A run started is in the audit log: ``schedule.run`` by ``caller`` (run now), ``schedule.fire`` by
     ``audit.SYSTEM`` (a tick); a run replaced, ``result.cancel`` by ``audit.SYSTEM``.
     """
+    submitted_by = submitted_by or schedule.submitted_by
     tick_at = stamp if manual else scheduled_for
     task, checked = _refusal(session, schedule, settings, webhook_sender)
     if task is None:  # ``checked`` says why
@@ -208,9 +215,9 @@ def start(session, schedule, scheduled_for, stamp, settings, webhook_sender, mis
     # items or a matrix: each execution its own parameters, as a RUN's (services/scheduler/service.py run_task)
     result, _ = ex.create_result(session, task.task_id, task.name, task.digest, params, with_details=inline,
                                  spread=spread, schedule_id=schedule.id, result_id=result_id,
-                                 team=schedule.team, submitted_by=schedule.submitted_by)  # commits it all
+                                 team=schedule.team, submitted_by=submitted_by)  # commits it all
     return Fire(schedule.id, schedule.task_id, "FIRED", tick_at, manual, missed, None, result, params, inline,
-                replaced, unmade)
+                replaced, unmade, schedule.team, submitted_by)
 
 
 def _record(session, schedule, scheduled_for, stamp, outcome, missed=0, reason=None, result_id=None,
@@ -224,4 +231,5 @@ def _record(session, schedule, scheduled_for, stamp, outcome, missed=0, reason=N
     session.execute(delete(ScheduleFire).where(ScheduleFire.schedule_id == schedule.id, ScheduleFire.id <= kept))
     if commit:
         session.commit()
-    return Fire(schedule.id, schedule.task_id, outcome, scheduled_for, manual, missed, reason)
+    return Fire(schedule.id, schedule.task_id, outcome, scheduled_for, manual, missed, reason,
+                team=schedule.team, submitted_by=schedule.submitted_by)

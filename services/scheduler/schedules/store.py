@@ -15,10 +15,10 @@ from services.scheduler import knowntasks
 from services.scheduler.models import KnownTask, Schedule, ScheduleFire
 from services.scheduler.schedules import cron
 from shared import audit, validation
-from shared.db import newest_first
+from shared.db import newest_first, team_scoped
 from shared.errors import Conflict, NotFound, ValidationError
 from shared.messages import wire
-from shared.principals import Caller
+from shared.principals import CONFIGURED, Caller
 from shared.timeutil import now
 from stevedore_jobs import contract
 from stevedore_jobs.contract import schedule as sc
@@ -57,21 +57,24 @@ def _body(model, body):
     return validation.parse(model, body)
 
 
-def _by_key(session, key, task_id):
-    """The schedule an earlier POST with this Idempotency-Key made, or None (409: another task's)."""
-    earlier = session.scalars(select(Schedule).where(Schedule.idempotency_key == key)).first()
+def _by_key(session, key, task_id, team):
+    """The schedule an earlier POST with this Idempotency-Key made in ``team``, or None (409: another task's)."""
+    earlier = session.scalars(select(Schedule).where(Schedule.team == team, Schedule.idempotency_key == key)).first()
     if earlier is not None and earlier.task_id != task_id:
         raise Conflict("this Idempotency-Key was used for a schedule of another task", "Idempotency-Key")
     return earlier
 
 
-def create(session, body, settings, webhook_sender, facts=None, idempotency_key=None, caller=None, require=None):
-    """A new schedule (or, with an Idempotency-Key used before, the one it made: (schedule, created)).
+def create(session, body, settings, webhook_sender, facts=None, idempotency_key=None, caller=CONFIGURED,
+           require=None):
+    """A new schedule of ``caller``'s team (or, with an Idempotency-Key used before in that team, the one
+    it made: (schedule, created)).  The gateway found its task visible to ``caller`` (``task_facts``).
     ``require(team, params)``: refuses a run whose secrets the caller's team lacks (services/scheduler/secrets.py)."""
-    team = Caller.from_dict(caller).team
+    caller = Caller.from_dict(caller)
+    team = caller.team
     new = _body(contract.NewSchedule, body)
     if idempotency_key:
-        earlier = _by_key(session, idempotency_key, new.task_id)
+        earlier = _by_key(session, idempotency_key, new.task_id, caller.team)
         if earlier is not None:
             return earlier, False
     expression = cron.check(new.cron, new.timezone, settings.schedule_allow_seconds)
@@ -92,8 +95,8 @@ def create(session, body, settings, webhook_sender, facts=None, idempotency_key=
         concurrency_policy=new.concurrency_policy, suspend=new.suspend,
         starting_deadline_seconds=new.starting_deadline_seconds, run=new.run, created_at=stamp,
         updated_at=stamp, n_fired=0, n_skipped=0, n_missed=0, n_failed=0, idempotency_key=idempotency_key,
-        team=team, submitted_by=Caller.from_dict(caller).principal,  # its fires run as its maker's, in its team
-        next_run_at=None if new.suspend else cron.next_tick(expression, cron.zone(new.timezone), stamp))
+        next_run_at=None if new.suspend else cron.next_tick(expression, cron.zone(new.timezone), stamp),
+        team=caller.team, submitted_by=caller.principal)
     session.add(schedule)
     try:  # its audit row's insert flushes it: the same key sent twice at once may meet the index there
         audit.record(session, caller, "schedule.create", "schedule", schedule.id, schedule.team,
@@ -102,18 +105,19 @@ def create(session, body, settings, webhook_sender, facts=None, idempotency_key=
         session.commit()
     except IntegrityError:  # the same key sent twice at once: the other one made it
         session.rollback()
-        earlier = _by_key(session, idempotency_key, new.task_id) if idempotency_key else None
+        earlier = _by_key(session, idempotency_key, new.task_id, caller.team) if idempotency_key else None
         if earlier is None:
             raise
         return earlier, False
     return schedule, True
 
 
-def get(session, schedule_id, lock=False):
+def get(session, schedule_id, lock=False, caller=None):
+    """The schedule; NotFound for none, or (``caller`` given) one of a team it does not cover."""
     if not isinstance(schedule_id, str) or not 0 < len(schedule_id) <= 32:
         raise NotFound(f"no schedule {schedule_id!r}", "schedule_id")
     schedule = session.get(Schedule, schedule_id, with_for_update=lock or None, populate_existing=lock)
-    if schedule is None:
+    if schedule is None or (caller is not None and not caller.covers(schedule.team)):
         raise NotFound(f"no schedule {schedule_id!r}", "schedule_id")
     return schedule
 
@@ -122,10 +126,10 @@ def get(session, schedule_id, lock=False):
 SHOWN_CHANGES = ("name", "cron", "timezone", "suspend", "concurrency_policy", "starting_deadline_seconds")
 
 
-def update(session, schedule_id, body, settings, webhook_sender, caller=None, require=None):
+def update(session, schedule_id, body, settings, webhook_sender, caller=CONFIGURED, require=None):
     change = _body(contract.ScheduleChange, body)
     given = change.model_fields_set
-    schedule = get(session, schedule_id, lock=True)
+    schedule = get(session, schedule_id, lock=True, caller=caller)
     expression = change.cron if "cron" in given and change.cron is not None else schedule.cron
     timezone = change.timezone if "timezone" in given and change.timezone is not None else schedule.timezone
     for field in ("cron", "timezone", "concurrency_policy", "suspend", "run"):
@@ -162,7 +166,7 @@ def update(session, schedule_id, body, settings, webhook_sender, caller=None, re
 
 def remove(session, schedule_id, caller=None):
     """Delete a schedule and its fires; the runs it started stay (their ``schedule_id`` too)."""
-    schedule = get(session, schedule_id, lock=True)
+    schedule = get(session, schedule_id, lock=True, caller=caller)
     audit.record(session, caller, "schedule.delete", "schedule", schedule_id, schedule.team,
                  {"task_id": schedule.task_id, "name": schedule.name})
     session.execute(delete(ScheduleFire).where(ScheduleFire.schedule_id == schedule_id))
@@ -170,11 +174,11 @@ def remove(session, schedule_id, caller=None):
     session.commit()
 
 
-def listed(session, task_id=None, limit=100, after=None):
-    stmt = select(Schedule)
+def listed(session, task_id=None, limit=100, after=None, team=None, caller=CONFIGURED):
+    stmt = team_scoped(select(Schedule), Schedule.team, caller, team)
     if task_id:
         stmt = stmt.where(Schedule.task_id == task_id)
-    return newest_first(session, stmt, Schedule, Schedule.created_at, after, limit)
+    return newest_first(session, stmt, Schedule, Schedule.created_at, after, limit, caller)
 
 
 def count_of_task(session, task_id):
@@ -202,4 +206,5 @@ def as_dict(schedule, session=None):
         created_at=schedule.created_at, updated_at=schedule.updated_at, next_run_at=schedule.next_run_at,
         last_fire_at=schedule.last_fire_at, last_result_id=schedule.last_result_id,
         counts={"fired": schedule.n_fired, "skipped": schedule.n_skipped, "missed": schedule.n_missed,
-                "failed": schedule.n_failed}, **more), exclude_unset=True)
+                "failed": schedule.n_failed}, team=schedule.team, submitted_by=schedule.submitted_by, **more),
+        exclude_unset=True)

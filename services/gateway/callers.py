@@ -1,0 +1,128 @@
+"""Who a request is from: its bearer token (or its sign-in session's token) made a ``Caller``.
+
+A token of STEVEDORE_TOKENS is the configured admin (``CONFIGURED``, of the ``default`` team).  Any
+other token is looked up by its sha256 in the registry (``resolve_token``: the principal, its role and
+team; None for an unknown, revoked or expired token, or a disabled principal), and the answer kept
+TOKEN_CACHE_SECONDS (at most 1) by this gateway process (``TokenCache``).
+
+Revocation reaches every gateway process at once: the registry dispatches ``token_revoked`` and each
+gateway process has a BROADCAST handler of its own (services/gateway/tokens.py) that makes its cache
+refuse the token from then on (``forget``).  Should that event be lost, the cache's time bounds the
+delay: a revoked token is refused everywhere within TOKEN_CACHE_SECONDS.
+"""
+import hashlib
+import hmac
+import time
+from collections import OrderedDict
+from dataclasses import replace
+
+from nameko.containers import WorkerContext
+from nameko.extensions import SharedExtension
+from nameko.rpc import ReplyListener
+
+from shared.principals import CONFIGURED, Caller
+from shared.rpc import timeout_service
+from shared.settings import settings_of
+
+CACHE_SIZE = 10000
+REVOKED_KEPT = 600  # seconds a revoked token's id is remembered (answers under way when it was revoked)
+MISSING = object()
+
+
+def token_hash(token):
+    """What the registry keeps of a principal's token: its sha256, hex."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class TokenCache:
+    """The registry's answers about token hashes, kept ``ttl`` seconds (never past the token's expiry).
+
+    ``forget(token_id)`` (a revocation) refuses that token from then on, whatever answer is kept or
+    arrives later from a lookup that was under way.
+    """
+
+    def __init__(self, ttl, size=CACHE_SIZE, clock=time.monotonic):
+        self.ttl, self.size, self.clock = ttl, size, clock
+        self.entries = OrderedDict()
+        self.revoked = OrderedDict()  # token id -> until when it is remembered
+
+    def get(self, key):
+        entry = self.entries.get(key)
+        if entry is None:
+            return MISSING
+        until, principal = entry
+        if until <= self.clock():
+            del self.entries[key]
+            return MISSING
+        return None if self.is_revoked(principal) else principal
+
+    def put(self, key, principal):
+        if self.ttl <= 0 or self.is_revoked(principal):
+            return
+        left = principal.get("seconds_left") if principal else None
+        keep = self.ttl if left is None else max(0.0, min(self.ttl, left))
+        self.entries[key] = (self.clock() + keep, principal)
+        self.entries.move_to_end(key)
+        while len(self.entries) > self.size:
+            self.entries.popitem(last=False)
+
+    def is_revoked(self, principal):
+        if not principal:
+            return False
+        until = self.revoked.get(principal.get("token_id"))
+        return until is not None and until > self.clock()
+
+    def forget(self, token_id):
+        """The token was revoked: refused from now on."""
+        now = self.clock()
+        self.revoked[token_id] = now + REVOKED_KEPT
+        self.revoked.move_to_end(token_id)
+        while self.revoked and (len(self.revoked) > self.size or next(iter(self.revoked.values())) <= now):
+            self.revoked.popitem(last=False)
+        for key in [key for key, (_, p) in self.entries.items() if p and p.get("token_id") == token_id]:
+            del self.entries[key]
+
+
+def caller_of_principal(principal, address):
+    return Caller(principal["principal"], principal["role"], principal["team"], address)
+
+
+class TokenGate(SharedExtension):
+    """One per gateway process: the configured tokens and the cache of principals' tokens."""
+
+    rpc_reply_listener = ReplyListener()
+
+    def setup(self):
+        settings = settings_of(self.container)
+        self.timeout = settings.rpc_timeout
+        self.configured = [token.encode() for token in settings.api_tokens]
+        self.cache = TokenCache(settings.token_cache_seconds)
+
+    def is_configured(self, token):
+        """Whether ``token`` is one of STEVEDORE_TOKENS (every one compared: no early exit)."""
+        raw = token.encode("utf-8", "surrogatepass")
+        found = False
+        for known in self.configured:
+            found = hmac.compare_digest(raw, known) or found
+        return found
+
+    def principal(self, key, entrypoint=None, worker_ctx=None):
+        """The principal of the token whose sha256 is ``key`` (a dict), or None.  Asks the registry
+        (Unavailable when it does not answer) unless the cache answers; in a request's entrypoint
+        (outside any worker), or a worker's ``worker_ctx``."""
+        principal = self.cache.get(key)
+        if principal is MISSING:
+            registry = timeout_service(worker_ctx or WorkerContext(self.container, None, entrypoint), "registry",
+                                       self.rpc_reply_listener, self.timeout)
+            principal = registry.resolve_token(key)
+            self.cache.put(key, principal)
+            if self.cache.is_revoked(principal):  # revoked while the answer was on its way
+                principal = None
+        return principal
+
+    def caller(self, token, entrypoint, address=None):
+        """The Caller of a bearer token, or None (not a token of ours)."""
+        if self.is_configured(token):
+            return replace(CONFIGURED, address=address)
+        principal = self.principal(token_hash(token), entrypoint)
+        return None if principal is None else caller_of_principal(principal, address)

@@ -1,0 +1,126 @@
+"""Principals and their tokens kept by the registry on the real PostgreSQL (services/registry/principals.py),
+and migration 0019's names and keys per team."""
+import uuid
+
+import pytest
+from nameko.testing.services import entrypoint_hook, entrypoint_waiter
+from sqlalchemy import create_engine, text
+
+from shared.errors import Conflict, NotFound, ValidationError
+from stevedore_jobs.migrate import ensure_database
+from tests.interface.test_output_migration import migrate
+from tests.interface.test_registry_sessions import sha
+from tests.support import drop_database
+
+BOB = {"token_id": None, "principal": "bob", "role": "member", "team": "ml", "kind": "service"}
+
+
+def call(container, method, *args, **kwargs):
+    with entrypoint_hook(container, method) as hook:
+        return hook(*args, **kwargs)
+
+
+def test_a_token_resolves_to_its_principal_and_only_its_hash_is_kept(registry, sql):
+    made = call(registry, "create_token", sha("secret-1"), {"name": "bob", "team": "ml", "role": "member"},
+                caller={"principal": "admin", "role": "admin", "team": "default"})
+    assert made["principal"] == "bob" and made["status"] == "ACTIVE" and made["created_by"] == "admin"
+    resolved = call(registry, "resolve_token", sha("secret-1"))
+    assert {**resolved, "token_id": None, "seconds_left": None} == {**BOB, "seconds_left": None}
+    assert resolved["token_id"] == made["token_id"]
+    assert call(registry, "resolve_token", sha("secret-2")) is None
+    stored = sql("SELECT token_hash FROM api_tokens").scalars().all()
+    assert stored == [sha("secret-1")]
+    # its team was made on first use
+    assert sql("SELECT count(*) FROM teams WHERE name = 'ml'").scalar() == 1
+
+
+def test_the_same_request_delivered_twice_makes_one_token(registry, sql):
+    body = {"name": "bob", "team": "ml", "role": "member"}
+    first = call(registry, "create_token", sha("x"), body)
+    assert call(registry, "create_token", sha("x"), body) == first
+    assert sql("SELECT count(*) FROM api_tokens").scalar() == 1
+
+
+def test_a_principal_keeps_its_team_role_and_kind(registry):
+    call(registry, "create_token", sha("a"), {"name": "bob", "team": "ml", "role": "member"})
+    for change, field in (({"team": "ops"}, "team"), ({"role": "admin"}, "role"), ({"kind": "person"}, "kind")):
+        with pytest.raises(Conflict) as clash:
+            call(registry, "create_token", sha(f"b{field}"), {"name": "bob", "team": "ml", "role": "member", **change})
+        assert clash.value.field == field
+    with pytest.raises(ValidationError):
+        call(registry, "create_token", sha("c"), {"name": "admin", "team": "ml", "role": "member"})
+
+
+def test_revoked_and_expired_tokens_resolve_to_nothing(registry, sql):
+    made = call(registry, "create_token", sha("gone"), {"name": "bob", "team": "ml", "role": "member"})
+    revoked = call(registry, "revoke_token", made["token_id"])
+    assert revoked["status"] == "REVOKED" and call(registry, "revoke_token", made["token_id"]) == revoked
+    assert call(registry, "resolve_token", sha("gone")) is None
+    call(registry, "create_token", sha("brief"), {"name": "bob", "team": "ml", "role": "member", "expires": 60})
+    assert 0 < call(registry, "resolve_token", sha("brief"))["seconds_left"] <= 60
+    sql("UPDATE api_tokens SET expires_at = created_at - 1 WHERE token_hash = :h", h=sha("brief"))
+    assert call(registry, "resolve_token", sha("brief")) is None
+    with pytest.raises(NotFound):
+        call(registry, "revoke_token", "f" * 32)
+    listed = {t["token_id"]: t["status"] for t in call(registry, "list_tokens")}
+    assert sorted(listed.values()) == ["EXPIRED", "REVOKED"]
+    assert all("token_hash" not in t and "token" not in t for t in call(registry, "list_tokens"))
+
+
+def test_a_revocation_is_broadcast(registry, container_factory, service_config):
+    from nameko.events import BROADCAST, event_handler
+
+    class Gateway:
+        name = "a_gateway"
+        heard = []
+
+        @event_handler("registry", "token_revoked", handler_type=BROADCAST, reliable_delivery=False)
+        def on_token_revoked(self, payload):
+            self.heard.append(payload)
+
+    listener = container_factory(Gateway, service_config)
+    listener.start()
+    made = call(registry, "create_token", sha("b"), {"name": "bob", "team": "ml", "role": "member"})
+    with entrypoint_waiter(listener, "on_token_revoked"):
+        call(registry, "revoke_token", made["token_id"])
+    assert Gateway.heard == [{"token_id": made["token_id"], "principal": "bob"}]
+
+
+def test_tasks_of_two_teams_may_share_a_name_and_a_key_but_a_team_may_not_twice(registry):
+    alpha = {"principal": "a", "role": "member", "team": "alpha"}
+    beta = {"principal": "b", "role": "member", "team": "beta"}
+    body = {"repository": "127.0.0.1:1/x:1", "name": "etl"}
+    one = call(registry, "create_task", body, "key-1", caller=alpha)
+    two = call(registry, "create_task", body, "key-1", caller=beta)
+    assert one["task_id"] != two["task_id"] and (one["team"], two["team"]) == ("alpha", "beta")
+    assert call(registry, "create_task", body, "key-1", caller=alpha)["task_id"] == one["task_id"]
+    with pytest.raises(Conflict):
+        call(registry, "create_task", body, caller=alpha)
+    with pytest.raises(NotFound):
+        call(registry, "get_task", one["task_id"], caller=beta)
+    assert [t["task_id"] for t in call(registry, "list_tasks", caller=beta)] == [two["task_id"]]
+
+
+def test_migration_0019_makes_names_and_keys_unique_per_team_and_goes_back():
+    url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/stevedore_test_{uuid.uuid4().hex[:10]}"
+    ensure_database(url)
+    engine = create_engine(url)
+    insert = ("INSERT INTO tasks (id, name, repository, status, created_at, updated_at, team, idempotency_key) "
+              "VALUES (:id, 'etl', 'r', 'READY', 0, 0, :team, 'k')")
+    try:
+        migrate(url, "0018")
+        with engine.begin() as conn:
+            conn.execute(text(insert), {"id": "a" * 32, "team": "default"})
+        migrate(url, "0019")
+        with engine.begin() as conn:
+            conn.execute(text(insert), {"id": "b" * 32, "team": "ml"})
+        with pytest.raises(Exception, match="uq_tasks_team_name"), engine.begin() as conn:
+            conn.execute(text(insert), {"id": "c" * 32, "team": "ml"})
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM tasks WHERE team = 'ml'"))
+        migrate(url, "0018", down=True)
+        with pytest.raises(Exception, match="tasks_name_key|uq_tasks_idempotency_key"), engine.begin() as conn:
+            conn.execute(text(insert), {"id": "d" * 32, "team": "ml"})
+    finally:
+        engine.dispose()
+        drop_database(url)
