@@ -14,7 +14,7 @@ viewer     yes   no       no      no     no
 ``read``: GETs of tasks, runs, executions, logs, schedules;
 ``control``: cancel, change (PATCH) and delete runs and executions; ``submit``: register, import and
 delete tasks, RUN, RERUN_FAILED, and schedules; ``fleet``: the runners and the cluster-wide /metrics;
-``admin``: tokens.  A refusal is 403 FORBIDDEN naming the role's limit.
+``audit``: the audit log; ``admin``: tokens and teams.  A refusal is 403 FORBIDDEN naming the role's limit.
 
 Which team's things a caller reaches is not decided here but in the services' queries (the ``caller``
 kwarg of their RPCs: another team's thing is 404, lists hold only covered teams').  What is decided
@@ -31,13 +31,14 @@ from shared.errors import Forbidden, ValidationError
 from stevedore_jobs.contract.checks import TEAM_PATTERN
 from stevedore_jobs.contract.principals import TEAM_HEADER
 
-PUBLIC, READ, CONTROL, SUBMIT, FLEET, ADMIN = "public", "read", "control", "submit", "fleet", "admin"
+PUBLIC, READ, CONTROL, SUBMIT, FLEET, AUDIT, ADMIN = "public", "read", "control", "submit", "fleet", "audit", "admin"
 
 ALLOWED = {
     READ: frozenset({"admin", "operator", "member", "viewer"}),
     CONTROL: frozenset({"admin", "operator", "member"}),
     SUBMIT: frozenset({"admin", "member"}),
     FLEET: frozenset({"admin", "operator"}),
+    AUDIT: frozenset({"admin", "operator"}),
     ADMIN: frozenset({"admin"}),
 }
 
@@ -53,6 +54,7 @@ LIMITS = {
 TASK, RESULT = "/task/<string:task_id>/", "/result/<string:result_id>/"
 DETAIL = RESULT + "detail/<string:detail_id>/"
 SCHEDULE = "/schedule/<string:schedule_id>/"
+TES = "/ga4gh/tes/v1"
 
 # (method, the route as its @api declares it) -> permission; a dict: per ``operation`` of the body
 ROUTES = {
@@ -85,6 +87,26 @@ ROUTES = {
     ("POST", "/token/"): ADMIN,
     ("DELETE", "/token/<string:token_id>/"): ADMIN,
     ("GET", "/whoami/"): READ,
+    # secrets: names of the caller's team listed by any role, changed by admin and member (services/gateway/secrets.py)
+    ("GET", "/secret/"): READ,
+    ("GET", "/secret/<string:name>/"): READ,
+    ("PUT", "/secret/<string:name>/"): SUBMIT,
+    ("DELETE", "/secret/<string:name>/"): SUBMIT,
+    # the audit log: admins and operators (services/gateway/audit.py)
+    ("GET", "/audit/"): AUDIT,
+    # teams: read as any list (the covered ones), changed by admins (services/gateway/teams.py)
+    ("GET", "/team/"): READ,
+    ("GET", "/team/<string:name>/"): READ,
+    ("POST", "/team/"): ADMIN,
+    ("PATCH", "/team/<string:name>/"): ADMIN,
+    ("DELETE", "/team/<string:name>/"): ADMIN,
+    # GA4GH TES (services/gateway/tes.py): a TES task is a run, so as a run's routes
+    ("GET", TES + "/service-info"): READ,
+    ("GET", TES + "/openapi.json"): PUBLIC,
+    ("POST", TES + "/tasks"): SUBMIT,
+    ("GET", TES + "/tasks"): READ,
+    ("GET", TES + "/tasks/<string:task_id>"): READ,
+    ("POST", TES + "/tasks/<string:task_id>:cancel"): CONTROL,
     # the web UI: pages and assets carry no data (the API calls they make are checked as any)
     ("GET", "/"): PUBLIC,
     ("GET", "/ui/"): PUBLIC,
@@ -147,7 +169,7 @@ def route_permission(method, url):
     """The least permission of a route (its operations' least for a route that depends on them)."""
     needed = permission(method, url)
     if isinstance(needed, dict):
-        order = (READ, CONTROL, SUBMIT, FLEET, ADMIN)
+        order = (READ, CONTROL, SUBMIT, FLEET, AUDIT, ADMIN)
         return min(needed.values(), key=lambda p: len(order) - len(ALLOWED[p]))
     return needed
 

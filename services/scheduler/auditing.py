@@ -61,8 +61,8 @@ class AuditMixin:
 
     @rpc
     def list_audit(self, principal=None, team=None, action=None, target_type=None, target_id=None, since=None,
-                   until=None, limit=100, after=None):
-        """``GET /audit/``'s page (the gateway lets only admins and operators ask)."""
+                   until=None, limit=100, after=None, caller=None):
+        """``GET /audit/``'s page (the gateway lets only admins and operators ask, whose roles cover every team)."""
         rows = listed(self.db.session, principal, team, action, target_type, target_id, since, until, limit,
                       after)
         return [audit.as_dict(row) for row in rows]
