@@ -2,14 +2,14 @@
 
 Roles (shared/principals.py) and what each may:
 
-=========  ====  =======  ======  =====  =====
-role       read  control  submit  fleet  admin
-=========  ====  =======  ======  =====  =====
-admin      yes   yes      yes     yes    yes
-operator   yes   yes      no      yes    no
-member     yes   yes      yes     no     no
-viewer     yes   no       no      no     no
-=========  ====  =======  ======  =====  =====
+=========  ====  =======  ======  =====  =====  =====
+role       read  control  submit  fleet  audit  admin
+=========  ====  =======  ======  =====  =====  =====
+admin      yes   yes      yes     yes    yes    yes
+operator   yes   yes      no      yes    yes    no
+member     yes   yes      yes     no     no     no
+viewer     yes   no       no      no     no     no
+=========  ====  =======  ======  =====  =====  =====
 
 ``read``: GETs of tasks, runs, executions, logs, schedules;
 ``control``: cancel, change (PATCH) and delete runs and executions; ``submit``: register, import and
