@@ -32,6 +32,9 @@ from shared.principals import CONFIGURED
 
 UI_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ui")
 HOME = "/ui/tasks"
+# Pages without ids, served by the catch-all /ui/<path> route (so the one table of routes,
+# services/gateway/access.py, needs no entry per page): who may do what (issue 18).
+NAMED_PAGES = {"tokens": "Tokens", "secrets": "Secrets", "audit": "Audit log", "teams": "Teams"}
 # not left to the machine's mime.types
 MIMETYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".png": "image/png"}
 
@@ -77,6 +80,7 @@ class Assets:
             title=html.escape(title), page=template, attrs=attrs, account=account,
             css=self.url("app.css"), js=self.url("app.js"), icon=self.url("favicon.svg"),
             schedules_js=self.url("schedules.js"), runners_js=self.url("runners.js"),
+            people_js=self.url("people.js"),
             content=self.bodies[template],
         )
 
@@ -207,6 +211,8 @@ class UiRoutes:
     def ui_not_found(self, request, rest):
         if rest.endswith("/"):  # /ui/tasks/ -> /ui/tasks
             return redirect("/ui/" + rest.rstrip("/"), code=301)
+        if rest in NAMED_PAGES:
+            return self._page(request, rest, NAMED_PAGES[rest])
         return self._page(request, "notfound", "Not found", status=404)
 
     @api("GET", "/static/<string:name>", public=True)

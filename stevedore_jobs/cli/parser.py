@@ -66,6 +66,10 @@ def build_parser():
                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"stevedore {version()}")
     _global_options(parser, defaults=True)
+    # before the command only: several commands have a --team of their own (a filter, a new token's team)
+    parser.add_argument("--team", dest="acting_team", metavar="TEAM", default=None,
+                        help="act for this team (an admin's or operator's pick: lists show only its things, what "
+                             "you make is its): sent as X-Stevedore-Team (default: $STEVEDORE_TEAM)")
     common = argparse.ArgumentParser(add_help=False)
     _global_options(common, defaults=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

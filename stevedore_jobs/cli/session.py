@@ -34,7 +34,7 @@ class Cli:
         url = args.url or os.environ.get("STEVEDORE_URL") or DEFAULT_URL
         token = args.token if args.token is not None else os.environ.get("STEVEDORE_TOKEN")
         self.api = Client(url, token or None, user_agent=f"stevedore-cli/{version()}",
-                          team=os.environ.get("STEVEDORE_TEAM") or None)
+                          team=getattr(args, "acting_team", None) or os.environ.get("STEVEDORE_TEAM") or None)
 
     def print(self, text=""):
         print(text, file=self.out)

@@ -411,3 +411,5 @@ from tests.browser.dependency_scenarios import cancelled_by_dependency, run_afte
 from tests.browser.schedule_scenarios import schedules_pages  # noqa: E402,F401
 from tests.browser.label_scenarios import register_with_labels, run_with_labels  # noqa: E402,F401
 from tests.browser.fleet_scenarios import run_with_constraints, runners_page  # noqa: E402,F401
+from tests.browser.people_scenarios import (  # noqa: E402,F401 -- played by name
+    audit_page, make_and_revoke_token, read_only_secrets, set_secret, signed_in_as, switch_team, teams_page)

@@ -197,6 +197,19 @@
     }
   }
 
+  /* The team an admin or operator picked in the account bar (sent as X-Stevedore-Team on every call),
+   * kept for this tab; "" for none (every team's lists, its own team for what it makes). */
+  const TEAM_KEY = "stevedore.team";
+  function pickedTeam() {
+    try { return sessionStorage.getItem(TEAM_KEY) || ""; } catch (err) { return ""; }
+  }
+  function pickTeam(team) {
+    try {
+      if (team) sessionStorage.setItem(TEAM_KEY, team);
+      else sessionStorage.removeItem(TEAM_KEY);
+    } catch (err) { /* storage refused: the pick lasts this page */ }
+  }
+
   function signInUrl() {
     return "/ui/signin?next=" + enc(location.pathname + location.search);
   }
@@ -207,6 +220,7 @@
     const {body: payload, token} = options || {};
     const init = {method, headers: {Accept: "application/json"}, credentials: "same-origin", cache: "no-store"};
     if (token) init.headers.Authorization = `Bearer ${token}`;
+    else if (pickedTeam()) init.headers["X-Stevedore-Team"] = pickedTeam();
     if (payload !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(payload);
@@ -243,8 +257,17 @@
 
   function trouble(err) {
     if (err && err.status === 401) return;
-    flash(err && err.status === 0 ? "Lost contact with the gateway; retrying…" : `Error: ${err.message}`, true);
+    flash(err && err.status === 0 ? "Lost contact with the gateway; retrying…" : refusal(err), true);
     troubled = true;
+  }
+
+  /* What went wrong, said plainly: a 403 is the role's limit, a 404 may be another team's. */
+  function refusal(err) {
+    if (err && err.status === 403) return `Not allowed: ${err.message}`;
+    if (err && err.status === 404) {
+      return `Not found: ${err.message} (it does not exist, or belongs to a team you do not act for)`;
+    }
+    return `Error: ${err.message}`;
   }
 
   function recovered() {
@@ -1293,25 +1316,61 @@
     execution: executionPage, signin: signinPage,
   };
   const section = {tasks: "tasks", task: "tasks", results: "results", result: "results", execution: "results",
-                   schedules: "schedules", schedule: "schedules", runners: "runners"};
+                   schedules: "schedules", schedule: "schedules", runners: "runners",
+                   tokens: "tokens", secrets: "secrets", audit: "audit", teams: "teams"};
   // pages kept in files of their own (schedules.js) register in ui.pages, with these helpers to build on
   const ui = window.Stevedore = {
     pages: {}, h, fill, call, get, flash, trouble, loaded, poller, submitting, showError, value, fields, table,
     pagedTable, td, mono, timeEl, fmtTime, short, enc, resultLink, badge, parseEnv, ApiError, PAGE,
-    chips, parseLabels,
+    chips, parseLabels, refusal, pickedTeam, pickTeam, me: null,
   };
   document.addEventListener("DOMContentLoaded", start);  // after every deferred script has registered
+
+  /* Who is signed in (GET /whoami/): shown in the account bar (account.js), and what the role may do
+   * marks <body> so the controls it may not use are not shown (app.css). */
+  async function whoami() {
+    let me;
+    try {
+      me = (await get("/whoami/")).data;
+    } catch (err) {
+      if (err.status === 401) throw err;
+      if (err.status === 403 && pickedTeam()) {  // a pick this principal may not make (signed in as another)
+        pickTeam("");
+        return whoami();
+      }
+      flash(`Who is signed in is not known now (${err.message}); the gateway still checks every action.`, true);
+      body.dataset.role = "unknown";
+      return null;
+    }
+    ui.me = me;
+    const may = {
+      run: me.role === "admin" || me.role === "member",
+      change: me.role !== "viewer",
+      admin: me.role === "admin",
+      audit: me.role === "admin" || me.role === "operator",
+      secrets: me.role === "admin" || me.role === "member",
+    };
+    for (const [what, yes] of Object.entries(may)) body.classList.toggle(`no-${what}`, !yes);
+    body.dataset.role = me.role;
+    if (ui.account) ui.account(me);
+    return me;
+  }
 
   function start() {
   const current = document.querySelector(`[data-nav="${section[body.dataset.page]}"]`);
   if (current) current.setAttribute("aria-current", "page");
   const page = PAGES[body.dataset.page] || ui.pages[body.dataset.page];
-  if (!page) body.dataset.loaded = "true";
-  else {
-    fetch("/openapi.json", {credentials: "same-origin"}).then((answer) => {
+  if (!page) {
+    whoami().finally(() => { body.dataset.loaded = "true"; });
+  } else {
+    const spec = fetch("/openapi.json", {credentials: "same-origin"}).then((answer) => {
       if (!answer.ok) throw new Error(`the API's description answered ${answer.status}`);
       return answer.json();
-    }).then((spec) => { learn(spec); page(); }).catch((err) => {
+    });
+    Promise.all([spec, body.dataset.page === "signin" ? null : whoami()]).then(([described]) => {
+      learn(described);
+      page();
+    }).catch((err) => {
       flash(`The page cannot start: ${err.message}`, true);
       body.dataset.loaded = "true";
     });
