@@ -1,9 +1,11 @@
-"""bench/run [throughput|latency|fanout|reads|all] [--label L] [--profile SERVICE,...]
+"""bench/run [throughput|latency|fanout|reads|control-plane|all] [--label L] [--profile SERVICE,...]
 
 Sets up its own system (a fresh RabbitMQ vhost and PostgreSQL database, a
 loopback registry with the trivial image, the four services as stevedore-host
 runs them with 4 runners, and for the Swarm leg a dockerd of its own), runs
 the chosen legs, prints a table and writes bench/results/<time>-<label>.json.
+``control-plane`` (not part of ``all``) sets up a system of its own instead:
+see bench/control_plane.py.
 """
 import argparse
 import collections
@@ -17,7 +19,7 @@ import time
 
 import docker
 
-from bench import legs
+from bench import control_plane, legs
 from bench.backbone import Database, ExecutionPlane, Images, Stevedore, SwarmEngine, Vhost, ensure_docker0, load
 from bench.stats import fmt
 
@@ -171,10 +173,35 @@ def cpu_list(text):
     return sorted(cpus)
 
 
+def run_control_plane(args):
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    report = {"label": args.label, "started": stamp, "legs": ["control-plane"], "machine": {
+        "cpus": os.cpu_count(), "load_at_start": load(), "uname": " ".join(os.uname())}}
+    print(f"bench: control-plane (load {load()})", file=sys.stderr, flush=True)
+    try:
+        result = control_plane.control_plane(
+            runners=args.cp_runners, slots=args.slots, rate=args.rate, seconds=args.cp_seconds,
+            idle=args.idle, container_seconds=args.container_seconds)
+        report["results"] = {"control-plane": result}
+        lines = control_plane.rows(result)
+        width = max(len(r[1]) for r in lines)
+        print(f"{'leg':<13} {'measure':<{width}}  {'value':<30} target met")
+        for leg, what, value, met in lines:
+            print(f"{leg:<13} {what:<{width}}  {value:<30} {met}")
+    except Exception as exc:
+        report["results"] = {"control-plane": {"error": f"{type(exc).__name__}: {exc}"}}
+        print(f"bench: control-plane failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+    report["machine"]["load_at_end"] = load()
+    path = os.path.join(RESULTS, f"{stamp}-{args.label}.json")
+    with open(path, "w") as fh:
+        json.dump(report, fh, indent=2, default=str)
+    print(f"bench: wrote {os.path.relpath(path)}", file=sys.stderr)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("legs", nargs="*", default=["all"],
-                        choices=["throughput", "latency", "fanout", "reads", "all"])
+                        choices=["throughput", "latency", "fanout", "reads", "control-plane", "all"])
     parser.add_argument("--label", default="run", help="a name for this run, in the JSON file's name")
     parser.add_argument("--profile", default="", help="comma-separated services to profile with py-spy "
                                                       "(gateway,scheduler,runner,registry)")
@@ -196,8 +223,22 @@ def main(argv=None):
                         help="pin the runners and the machine's dockerd/containerd to these CPUs (e.g. 1 or 2-3), "
                              "and the control plane, PostgreSQL and RabbitMQ to the others (a stand-in for "
                              "runners on hosts of their own)")
+    cp = parser.add_argument_group("control-plane (bench/control_plane.py)")
+    cp.add_argument("--cp-runners", type=int, default=8, help="runner processes (8)")
+    cp.add_argument("--slots", type=int, default=32, help="slots of each runner (32)")
+    cp.add_argument("--rate", type=float, default=50.0,
+                    help="executions offered a second (50; 0: flat out, a backlog kept)")
+    cp.add_argument("--cp-seconds", type=float, default=60.0, help="length of the measured load window (60)")
+    cp.add_argument("--container-seconds", type=float, default=1.5,
+                    help="how long each stand-in container runs (1.5: started, output and finished reported)")
+    cp.add_argument("--idle", type=float, default=20.0, help="length of the idle baseline window (20)")
     args = parser.parse_args(argv)
     chosen = ["throughput", "latency", "fanout", "reads"] if "all" in args.legs else args.legs
+    if "control-plane" in chosen:
+        chosen = [leg for leg in chosen if leg != "control-plane"]
+        run_control_plane(args)
+        if not chosen:
+            return 0
     profile = [s for s in args.profile.split(",") if s]
 
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())

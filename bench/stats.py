@@ -42,3 +42,27 @@ def fmt(value, digits=1):
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
+
+
+def histogram_percentile(buckets, q):
+    """The ``q``-th percentile (0-100) from a Prometheus histogram's cumulative buckets.
+
+    ``buckets``: (upper bound, observations at most that) pairs, the last bound ``inf``;
+    interpolated linearly within the bucket it falls in, as ``histogram_quantile`` does
+    (the lowest bucket from 0; a value in the ``inf`` bucket is given the highest bound).
+    None when nothing was observed.
+    """
+    ordered = sorted(buckets)
+    if not ordered or not ordered[-1][1]:
+        return None
+    rank = ordered[-1][1] * q / 100.0
+    lower, below = 0.0, 0.0
+    for bound, count in ordered:
+        if count >= rank:
+            if bound == math.inf:
+                return lower
+            if count == below:
+                return bound
+            return lower + (bound - lower) * (rank - below) / (count - below)
+        lower, below = bound, count
+    return lower

@@ -1,8 +1,13 @@
 """The runner's metrics (docs/metrics.md), served by each runner on its METRICS_PORT.
 
-Its slots, busy and free, labelled by runner id and read when scraped; and the
-image pulls it made (an image not yet on its engine).
+Its slots, busy and free, labelled by runner id and read when scraped; the
+image pulls it made (an image not yet on its engine); and how long its claims
+took, asked to answered (the control plane's latency as a runner sees it).
 """
+import time
+from contextlib import contextmanager
+
+from prometheus_client import Histogram
 from prometheus_client.core import GaugeMetricFamily
 
 from services.runner.slots import Holdings, slot_count
@@ -18,6 +23,10 @@ def slot_usage(holdings, slots):
     return busy, slots - busy
 
 
+CLAIM_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3,
+                 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0)
+
+
 class RunnerMetrics(PullMetrics):
     where = "runner"
     holdings = Holdings()
@@ -26,6 +35,19 @@ class RunnerMetrics(PullMetrics):
         super().declare(registry)
         self.slots = slot_count(self.container)
         registry.register(_SlotCollector(self))
+        self.claims = Histogram(f"{PREFIX}_runner_claim_seconds",
+                                "Seconds a claim took, from the runner's call to the scheduler's answer",
+                                ["outcome"], buckets=CLAIM_BUCKETS, registry=registry)
+
+    @contextmanager
+    def timed_claim(self):
+        """Observe the claim in the block; the block sets ``box["outcome"]`` (work, none), else error."""
+        started = time.monotonic()
+        box = {"outcome": "error"}
+        try:
+            yield box
+        finally:
+            self.claims.labels(box["outcome"]).observe(time.monotonic() - started)
 
 
 class _SlotCollector:

@@ -61,10 +61,12 @@ class RunnerService:
         max_memory, max_cpus = self.docker.ceilings()
         with holdings.claiming():
             # only what fits this runner's ceilings (an older scheduler refuses the arguments: upgrade it first)
-            work = self.scheduler.claim_execution(
-                runner, max_memory=max_memory, max_cpus=max_cpus, labels=holdings.labels,
-                gpu_ids=holdings.free_gpus(), info={**holdings.info(self.docker.state.engine),
-                                                    "held": list(holdings.held)})
+            with self.metrics.timed_claim() as timed:
+                work = self.scheduler.claim_execution(
+                    runner, max_memory=max_memory, max_cpus=max_cpus, labels=holdings.labels,
+                    gpu_ids=holdings.free_gpus(), info={**holdings.info(self.docker.state.engine),
+                                                        "held": list(holdings.held)})
+                timed["outcome"] = "none" if work is None else "work"
             if work is not None:  # one that cannot be read is left to its lease's end (its secrets not logged)
                 work = m.received_work(work)
                 work = None if work is None else wire(work)

@@ -108,3 +108,16 @@ def test_execution_plane_refuses_to_leave_the_control_plane_no_cpu():
     plane.ENGINE = plane.BACKBONE = ("no-such-process",)
     with pytest.raises(ValueError, match="leaves no CPU"):
         plane.__enter__()
+
+
+def test_histogram_percentile_interpolates_within_its_bucket():
+    from bench.stats import histogram_percentile
+
+    inf = float("inf")
+    # 10 observations at most 0.01, 10 more up to 0.02, none beyond
+    buckets = [(0.01, 10), (0.02, 20), (0.05, 20), (inf, 20)]
+    assert histogram_percentile(buckets, 50) == 0.01
+    assert abs(histogram_percentile(buckets, 75) - 0.015) < 1e-12
+    assert abs(histogram_percentile(buckets, 25) - 0.005) < 1e-12  # the first bucket from 0
+    assert histogram_percentile([(0.01, 0), (inf, 0)], 50) is None
+    assert histogram_percentile([(0.01, 1), (inf, 4)], 99) == 0.01  # beyond the last bound: that bound
