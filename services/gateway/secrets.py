@@ -21,9 +21,7 @@ class SecretRoutes:
 
     @api("GET", "/secret/")
     def list_secrets(self, request):
-        caller = caller_of(request).as_dict()
-        return listing(request, sx.SecretListQuery,
-                       lambda **query: self.scheduler.list_secrets(**query, caller=caller), "name")
+        return listing(request, sx.SecretListQuery, self.scheduler.list_secrets, "name")  # listing passes caller
 
     @api("PUT", "/secret/<string:name>/")
     def put_secret(self, request, name):
