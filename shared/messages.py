@@ -394,6 +394,7 @@ REGISTRY_CALLS = {
     "task_facts": Call(TaskFacts, read=True),
     "list_tasks": Call(list[Task], read=True),
     "count_team_tasks": Call(int, read=True),  # a team's DELETE: 409 while it has tasks
+    "count_team_principals": Call(int, read=True),  # a team's DELETE: 409 while principals of it have live tokens
     "pull_credentials": Call(dict[str, str] | None, read=True),
     "tes_image": Call(TaskFacts),   # the task importing a TES executor's image (services/registry/tes.py)
     "check_session": Call(Any, read=True),

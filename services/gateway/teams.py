@@ -1,7 +1,8 @@
 """The gateway's routes for teams (/team/): a mixin of ``GatewayService``.
 
 The scheduler keeps the teams (services/scheduler/teams.py) and says who may do what; a team's DELETE
-first asks the registry how many tasks the team has (the two services never call each other).
+first asks the registry how many tasks, and principals with live tokens, the team has (the two services
+never call each other).
 """
 from werkzeug.wrappers import Response
 
@@ -13,7 +14,7 @@ from stevedore_jobs.contract import teams as contract
 class TeamRoutes:
     @api("GET", "/team/")
     def list_teams(self, request):
-        return listing(request, contract.TeamListQuery, self.scheduler.list_teams, "name")  # with the caller
+        return listing(request, contract.TeamListQuery, self.scheduler.list_teams, "name")  # listing passes caller
 
     @api("POST", "/team/")
     def create_team(self, request):
@@ -37,5 +38,6 @@ class TeamRoutes:
         caller = caller_of(request).as_dict()
         self.scheduler.get_team(name, caller=caller)  # 404 for no such team, before asking the registry
         tasks = self.registry.count_team_tasks(name)
-        self.scheduler.delete_team(name, tasks, caller=caller)
+        principals = self.registry.count_team_principals(name)
+        self.scheduler.delete_team(name, tasks, principals, caller=caller)
         return Response(status=204)

@@ -6,12 +6,13 @@ task importing each executor's image (``tes_image``: imported on demand, pinned 
 its digest), and hands both to the scheduler, which holds the execution until
 every image is imported.  Auth is the rest of the API's (a bearer token); errors
 are Stevedore's ``{"error", "message"}`` with TES's statuses (TES 1.1 declares the
-statuses, not an error body).  TES's own OpenAPI is served beside ours, at
+statuses, not an error body).  A TES task belongs to the caller's team, as a run: another team's
+is 404, lists hold only the covered teams'.  TES's own OpenAPI is served beside ours, at
 ``/ga4gh/tes/v1/openapi.json``.
 """
 from pydantic import ValidationError as PydanticError
 
-from services.gateway.http import api, json_body
+from services.gateway.http import api, caller_of, json_body
 from shared.errors import ValidationError
 from shared.validation import told
 from stevedore_jobs.contract import tes, tes_views
@@ -68,20 +69,21 @@ class TesRoutes:
         references = [executor.image for executor in task.executors]
         facts = {reference: self.registry.tes_image(reference) for reference in dict.fromkeys(references)}
         return self.scheduler.create_tes_task(task.model_dump(exclude_none=True),
-                                              [facts[reference] for reference in references])
+                                              [facts[reference] for reference in references],
+                                              caller=caller_of(request).as_dict())
 
     @api("GET", f"{PREFIX}/tasks")
     def tes_list_tasks(self, request):
         query = list_query(request.args)
         return self.scheduler.list_tes_tasks(view=query.view, name_prefix=query.name_prefix, state=query.state,
                                              tags=tag_filters(query), page_size=query.page_size,
-                                             page_token=query.page_token)
+                                             page_token=query.page_token, caller=caller_of(request).as_dict())
 
     @api("GET", f"{PREFIX}/tasks/<string:task_id>")
     def tes_get_task(self, request, task_id):
         view = _query(tes_views.TaskQuery, {k: request.args[k] for k in ("view",) if k in request.args}).view
-        return self.scheduler.get_tes_task(task_id, view)
+        return self.scheduler.get_tes_task(task_id, view, caller=caller_of(request).as_dict())
 
     @api("POST", f"{PREFIX}/tasks/<string:task_id>:cancel")
     def tes_cancel_task(self, request, task_id):
-        return self.scheduler.cancel_tes_task(task_id)
+        return self.scheduler.cancel_tes_task(task_id, caller=caller_of(request).as_dict())

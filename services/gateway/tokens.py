@@ -14,6 +14,8 @@ from werkzeug.wrappers import Response
 from services.gateway.callers import TokenGate, token_hash
 from services.gateway.http import api, caller_of, json_body, listing
 from shared import events, validation
+from shared.errors import NotFound, ValidationError
+from shared.principals import DEFAULT_TEAM
 from stevedore_jobs.contract import principals as pr
 
 TOKEN_PREFIX = "stv_"  # so that secret scanners can tell a Stevedore token
@@ -34,8 +36,14 @@ class TokenRoutes:
     @api("POST", "/token/")
     def create_token(self, request):
         new = validation.parse(pr.NewToken, json_body(request))
+        caller = caller_of(request).as_dict()
+        if new.team != DEFAULT_TEAM:  # the team must exist (POST /team/): the scheduler keeps the teams
+            try:
+                self.scheduler.get_team(new.team, caller=caller)
+            except NotFound:
+                raise ValidationError(f"no team {new.team!r}; make it first (POST /team/)", "team") from None
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        made = self.registry.create_token(token_hash(token), new.model_dump(), caller=caller_of(request).as_dict())
+        made = self.registry.create_token(token_hash(token), new.model_dump(), caller=caller)
         return 201, {"Location": f"/token/{made['token_id']}/"}, {**made, "token": token}
 
     @api("GET", "/token/")

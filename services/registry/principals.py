@@ -7,8 +7,9 @@ and only its sha256 crosses the broker and is stored here.  A principal is made 
 kind (else 409).  A token is refused once revoked or expired (the database's clock, ``DB_NOW``), or
 when its principal is disabled.
 
-Teams: the team a token names is made on first use here (``ensure_team``: a row in ``teams``, the
-scheduler's table, ``INSERT ... ON CONFLICT DO NOTHING``) while no ``POST /team/`` exists to make it.
+Teams: the team a token names must exist (``POST /team/``; the gateway asks the scheduler, which owns
+``teams``, before it asks here); nothing here writes ``teams``.  A team is not deleted while principals
+of it have live tokens (``live_in_team``, asked by the gateway before a team's DELETE).
 """
 import re
 import uuid
@@ -16,6 +17,7 @@ import uuid
 from sqlalchemy import select, text
 
 from services.registry.models import ApiToken, Principal
+from shared import audit
 from shared.db import newest_first
 from shared.errors import Conflict, NotFound, ValidationError
 from shared.principals import CONFIGURED_ADMIN, ROLES
@@ -53,20 +55,26 @@ def db_now(session):
     return float(session.scalar(text(f"SELECT {DB_NOW}")))
 
 
-def ensure_team(session, team):
-    """Make ``team`` if it does not exist (in the caller's transaction)."""
-    if not isinstance(team, str) or not TEAM.fullmatch(team):
-        raise ValidationError("must be a team's name (a DNS label)", "team")
-    session.execute(text(f"INSERT INTO teams (name, weight, created_at) VALUES (:name, 1, {DB_NOW}) "
-                         "ON CONFLICT (name) DO NOTHING"), {"name": team})
+def live_in_team(session, team):
+    """How many principals of ``team`` have a live token (neither revoked nor expired; not disabled)."""
+    count = session.scalar(text(
+        "SELECT count(DISTINCT p.name) FROM principals p JOIN api_tokens t ON t.principal = p.name "
+        f"WHERE p.team = :team AND NOT p.disabled AND t.revoked_at IS NULL "
+        f"AND (t.expires_at IS NULL OR t.expires_at > {DB_NOW})"), {"team": str(team)[:63]})
+    session.rollback()
+    return int(count)
 
 
-def create(session, token_hash, new, created_by):
-    """A token for ``new`` (the contract's ``NewToken``, as a dict), its principal made if new.
+def create(session, token_hash, new, caller=None):
+    """A token for ``new`` (the contract's ``NewToken``, as a dict), its principal made if new, made by
+    ``caller`` (shared/principals.py; its ``token.create`` row in the audit log written with it).
 
     ``token_hash``: the sha256 of the token the gateway made.  The same request delivered twice (a broker
-    restart) finds its token made: the same answer again.  Returns the token as listed.
+    restart) finds its token made: the same answer again (and no second audit row).  Returns the token as
+    listed.
     """
+    caller = audit.as_caller(caller)
+    created_by = caller.principal
     _hash(token_hash)
     name, team, role, kind = new["name"], new["team"], new["role"], new.get("kind") or "service"
     if role not in ROLES:
@@ -76,12 +84,13 @@ def create(session, token_hash, new, created_by):
     if name == CONFIGURED_ADMIN:
         raise ValidationError(f"{CONFIGURED_ADMIN!r} is the principal of the STEVEDORE_TOKENS tokens; "
                               "choose another name", "name")
-    ensure_team(session, team)
+    if not isinstance(team, str) or not TEAM.fullmatch(team):
+        raise ValidationError("must be a team's name (a DNS label)", "team")
     now = db_now(session)
-    session.execute(text(
+    new_principal = session.execute(text(
         "INSERT INTO principals (name, kind, role, team, created_at, created_by, disabled) "
         "VALUES (:name, :kind, :role, :team, :now, :by, false) ON CONFLICT (name) DO NOTHING"),
-        {"name": name, "kind": kind, "role": role, "team": team, "now": now, "by": created_by})
+        {"name": name, "kind": kind, "role": role, "team": team, "now": now, "by": created_by}).rowcount
     principal = session.execute(select(Principal).where(Principal.name == name).with_for_update()).scalar_one()
     for field, value in (("team", team), ("role", role), ("kind", kind)):
         if getattr(principal, field) != value:
@@ -89,15 +98,19 @@ def create(session, token_hash, new, created_by):
             raise Conflict(f"principal {name!r} exists with {field} {getattr(principal, field)!r}; a new token "
                            f"of it must say the same", field)
     expires = new.get("expires")
-    session.execute(text(
+    made = session.execute(text(
         "INSERT INTO api_tokens (id, principal, token_hash, created_at, created_by, expires_at) "
         "VALUES (:id, :principal, :hash, :now, :by, :expires) ON CONFLICT (token_hash) DO NOTHING"),
         {"id": uuid.uuid4().hex, "principal": name, "hash": token_hash, "now": now, "by": created_by,
-         "expires": now + expires if expires else None})
+         "expires": now + expires if expires else None}).rowcount
     token = session.execute(select(ApiToken).where(ApiToken.token_hash == token_hash)).scalar_one()
     if token.principal != name:
         session.rollback()
         raise Conflict("a token with this hash exists already", "token_hash")
+    if made:
+        audit.record(session, caller, "token.create", "token", token.id, team,
+                     {"principal": name, "role": role, "kind": kind, "new_principal": bool(new_principal),
+                      "expires_at": token.expires_at})
     session.commit()
     return as_dict(token, principal, now)
 
@@ -123,8 +136,9 @@ def resolve(session, token_hash):
             "seconds_left": row.seconds_left}
 
 
-def revoke(session, token_id):
-    """Revoke a token (again: nothing changes); the token as listed.  404 for no such token."""
+def revoke(session, token_id, caller=None):
+    """Revoke a token (again: nothing changes) for ``caller`` (its ``token.revoke`` row in the audit log
+    written with it); the token as listed.  404 for no such token."""
     if not isinstance(token_id, str) or len(token_id) > 32:
         raise NotFound(f"no token {token_id!r}", "token_id")
     now = db_now(session)
@@ -132,9 +146,11 @@ def revoke(session, token_id):
     if token is None:
         session.rollback()
         raise NotFound(f"no token {token_id!r}", "token_id")
+    principal = session.get(Principal, token.principal)
     if token.revoked_at is None:
         token.revoked_at = now
-    principal = session.get(Principal, token.principal)
+        audit.record(session, caller, "token.revoke", "token", token.id, principal.team,
+                     {"principal": principal.name, "role": principal.role})
     session.commit()
     return as_dict(token, principal, now)
 

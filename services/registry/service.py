@@ -141,7 +141,7 @@ class RegistryService:
     @rpc
     def create_token(self, token_hash, body, caller=None):
         """A token for a principal (made if new): only the sha256 of the token the gateway made comes here."""
-        return principals.create(self.db.session, token_hash, body, Caller.from_dict(caller).principal)
+        return principals.create(self.db.session, token_hash, body, Caller.from_dict(caller))
 
     @rpc
     def resolve_token(self, token_hash):
@@ -155,10 +155,15 @@ class RegistryService:
     @rpc
     def revoke_token(self, token_id, caller=None):
         """Revoke a token; every gateway is told at once (``token_revoked``, a broadcast)."""
-        token = principals.revoke(self.db.session, token_id)
+        token = principals.revoke(self.db.session, token_id, Caller.from_dict(caller))
         self.dispatch(events.TOKEN_REVOKED, wire(m.TokenRevoked(token_id=token["token_id"],
                                                                 principal=token["principal"])))
         return token
+
+    @rpc
+    def count_team_principals(self, team):
+        """How many principals of ``team`` have a live token (a team's DELETE is refused while any has)."""
+        return principals.live_in_team(self.db.session, team)
 
     @rpc
     def team_names(self):

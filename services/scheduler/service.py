@@ -164,8 +164,12 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
 
     @rpc
     def cancel_result(self, result_id, caller=None):
+        return self._cancel(result_id, caller)
+
+    def _cancel(self, result_id, caller=None, summary=None):
+        """Cancel a run for ``caller`` (``summary``: more for its audit row, as a TES task's)."""
         ex.get_result(self.db.session, result_id, caller=Caller.from_dict(caller))  # 404 for another team's
-        result, stopped = ex.cancel_result(self.db.session, result_id, caller)
+        result, stopped = ex.cancel_result(self.db.session, result_id, caller, summary)
         self.metrics.executions_cancelled(stopped)
         self.dispatch(events.RESULT_CANCELLED, wire(m.ResultCancelled(result_id=result.id, **ex.owner(result))))
         if result.status in statuses.TERMINAL:

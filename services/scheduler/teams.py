@@ -5,15 +5,16 @@ executions/fairshare.py).
 Only an admin creates, changes or deletes a team; any caller reads the teams its role covers
 (shared/principals.py: an admin or operator all, a member or viewer its own).  A team is deleted only
 while it owns nothing: no run, no schedule (checked here, under the team's row lock, which every new
-run holds ``FOR KEY SHARE`` until it is committed: executions/quotas.py) and no task (the registry's
-count, asked by the gateway just before).  ``default`` is never deleted.
+run holds ``FOR KEY SHARE`` until it is committed: executions/quotas.py), no task and no principal with
+a live token (the registry's counts, asked by the gateway just before).  ``default`` is never deleted.  Each change has its row in the
+audit log (``team.create``, ``team.change``, ``team.delete``: shared/audit.py), in its transaction.
 """
 from sqlalchemy import exists, select, text
 from sqlalchemy.exc import IntegrityError
 
 from services.scheduler.executions import quotas
 from services.scheduler.models import Result, Schedule, Team
-from shared import validation
+from shared import audit, validation
 from shared.errors import Conflict, Forbidden, NotFound
 from shared.principals import DEFAULT_TEAM, Caller
 from shared.messages import wire
@@ -62,6 +63,9 @@ def create(session, caller, body):
                 created_at=now(), active=0)
     session.add(team)
     try:
+        session.flush()  # a team of that name already: IntegrityError here
+        audit.record(session, caller, "team.create", "team", new.name, new.name,
+                     {"weight": new.weight, "max_running": new.max_running, "max_queued": new.max_queued})
         session.commit()
     except IntegrityError:
         session.rollback()
@@ -75,12 +79,14 @@ def update(session, caller, name, body):
     team = _get(session, caller, name, lock=True)
     for field, value in values.items():
         setattr(team, field, value)
+    audit.record(session, caller, "team.change", "team", name, name, values)
     session.commit()
     return as_dict(team, _queued(session, [team.name]).get(team.name, 0))
 
 
-def delete(session, caller, name, tasks=0):
-    """Delete a team that owns nothing (``tasks``: how many tasks the registry says it has)."""
+def delete(session, caller, name, tasks=0, principals=0):
+    """Delete a team that owns nothing (``tasks``: how many tasks the registry says it has; ``principals``:
+    how many of its principals have live tokens, the registry says)."""
     _admin(caller, "delete a team")
     if name == DEFAULT_TEAM:
         raise Conflict("the default team cannot be deleted", "name")
@@ -89,10 +95,13 @@ def delete(session, caller, name, tasks=0):
              if session.scalar(select(exists().where(model.team == name)))]
     if tasks:
         owned.insert(0, "tasks")
+    if principals:
+        owned.append("principals with live tokens (DELETE /token/{token_id}/ each)")
     if owned:
         session.rollback()
         raise Conflict(f"team {name} still has {', '.join(owned)}; delete them first", "name")
     session.delete(team)
+    audit.record(session, caller, "team.delete", "team", name, name)
     session.commit()
 
 
@@ -120,8 +129,8 @@ class TeamsMixin:
         return update(self.db.session, Caller.from_dict(caller), name, body)
 
     @rpc
-    def delete_team(self, name, tasks=0, caller=None):
-        delete(self.db.session, Caller.from_dict(caller), name, tasks)
+    def delete_team(self, name, tasks=0, principals=0, caller=None):
+        delete(self.db.session, Caller.from_dict(caller), name, tasks, principals)
 
     @rpc
     def get_team(self, name, caller=None):

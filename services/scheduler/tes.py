@@ -11,6 +11,12 @@ the image.  The claim gives the runner the document and the pinned images
 (services/runner/tes.py runs the executors); its report's ``tes_log`` is stored on
 the execution.
 
+A TES task is a run of the caller's team (``caller``, as every RPC a route calls on behalf of a
+request: shared/principals.py), made by it (``submitted_by``), within the team's ``max_queued``,
+in the audit log as ``result.run`` / ``result.cancel`` with ``{"tes": true}``; another team's is 404
+to get or cancel and absent from lists, as runs are.  The images' tasks are the registry's own
+(``tes: <image>``, imported as before), shared by every team.
+
 Lock order, as every writer of executions keeps: the detail, then its result.
 """
 import logging
@@ -25,8 +31,9 @@ from services.scheduler.models import Detail, KnownTask, Result
 from services.scheduler.tes_views import task_view
 from shared import events, validation
 from shared import statuses as st
-from shared.db import labelled
+from shared.db import labelled, team_scoped
 from shared.errors import NotFound, ValidationError
+from shared.principals import Caller
 from shared.extensions import config_timer
 from shared.rpc import rpc
 from shared.timeutil import now
@@ -54,9 +61,11 @@ def run_body(task):
 class TesMixin:
 
     @rpc
-    def create_tes_task(self, task, images):
-        """Make the run of a TES ``task`` (``NewTask``, checked by the gateway); ``images``: the registry's
-        ``task_facts`` of each executor's image task, in the executors' order.  Returns ``{"id": ...}``."""
+    def create_tes_task(self, task, images, caller=None):
+        """Make the run of a TES ``task`` (``NewTask``, checked by the gateway) for ``caller``'s team;
+        ``images``: the registry's ``task_facts`` of each executor's image task, in the executors' order.
+        Returns ``{"id": ...}``."""
+        caller = Caller.from_dict(caller)
         task = validation.told(contract.parse_task)(task).model_dump(exclude_none=True)
         if not isinstance(images, list) or len(images) != len(task["executors"]):
             raise ValidationError("must hold one image task per executor", "images")
@@ -82,7 +91,9 @@ class TesMixin:
         first = images[0]
         result, _ = ex.create_result(session, first["task_id"], first.get("name") or first["task_id"],
                                      first.get("digest") or task["executors"][0]["image"], params,
-                                     with_details=True, prepare=prepare)
+                                     with_details=True, prepare=prepare,
+                                     record=ex.audited(caller, "result.run", tes=True),
+                                     team=caller.team, submitted_by=caller.principal)
         self.dispatch(events.RESULT_SUBMITTED, ex.submitted(result, True))
         if waiting:
             self._tes_settle(result.id)  # imported meanwhile?
@@ -91,11 +102,11 @@ class TesMixin:
         return {"id": result.id}
 
     @rpc
-    def get_tes_task(self, task_id, view="MINIMAL"):
+    def get_tes_task(self, task_id, view="MINIMAL", caller=None):
         session = self.db.session
         result = session.scalars(select(Result).options(undefer(Result.tes)).where(
             Result.id == str(task_id)[:32], Result.tes.is_not(None))).first()
-        if result is None:
+        if result is None or not Caller.from_dict(caller).covers(result.team):
             session.rollback()
             raise NotFound(f"no TES task {str(task_id)[:100]!r}", "id")
         detail = self._tes_details(session, [result.id]).get(result.id)
@@ -103,14 +114,14 @@ class TesMixin:
         return task_view(result, detail, view)
 
     @rpc
-    def cancel_tes_task(self, task_id):
+    def cancel_tes_task(self, task_id, caller=None):
         """Cancel a TES task; one that already ended is left as it is (TES: 200 all the same)."""
-        self.get_tes_task(task_id)  # 404 for no such TES task
+        self.get_tes_task(task_id, caller=caller)  # 404 for no such TES task, or another team's
         if ex.get_result(self.db.session, task_id).status in st.TERMINAL:
             self.db.session.rollback()
             return {}
         try:
-            self.cancel_result(task_id)
+            self._cancel(task_id, caller, summary={"tes": True})
         except Exception as exc:  # noqa: BLE001 -- it ended meanwhile: nothing left to cancel
             if getattr(exc, "code", None) != "CONFLICT":
                 raise
@@ -118,11 +129,14 @@ class TesMixin:
 
     @rpc
     def list_tes_tasks(self, view="MINIMAL", name_prefix=None, state=None, tags=(), page_size=256,
-                       page_token=None):
-        """A page of TES tasks, newest first, and the token of the next (None: none).  ``tags``: label
-        filters (``key=value`` or ``key``); a tag that is no label matches nothing."""
+                       page_token=None, caller=None):
+        """A page of the TES tasks of the teams ``caller`` covers, newest first, and the token of the next
+        (None: none).  ``tags``: label filters (``key=value`` or ``key``); a tag that is no label matches
+        nothing."""
         session = self.db.session
-        stmt = select(Result).options(undefer(Result.tes)).where(Result.tes.is_not(None))
+        caller = Caller.from_dict(caller)
+        stmt = team_scoped(select(Result).options(undefer(Result.tes)).where(Result.tes.is_not(None)),
+                           Result.team, caller)
         if name_prefix:
             stmt = stmt.where(Result.tes["name"].astext.startswith(name_prefix, autoescape=True))
         try:
@@ -131,8 +145,8 @@ class TesMixin:
             return {"tasks": []}
         stmt = stmt.order_by(Result.submitted_at.desc(), Result.id.desc())
         if page_token:
-            anchor = session.get(Result, page_token)
-            if anchor is None:
+            anchor = session.get(Result, str(page_token)[:32])
+            if anchor is None or not caller.covers(anchor.team):
                 session.rollback()
                 raise ValidationError("is not a token this service gave", "page_token")
             stmt = stmt.where((Result.submitted_at < anchor.submitted_at) | (

@@ -2,6 +2,7 @@
 import uuid
 
 import pytest
+from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 
 from tests.support import System, containers_of, create_database, drop_database, free_port, wait_until
@@ -63,7 +64,8 @@ def teams_system(vhost_pipeline, request, test_images, docker_client):
     try:
         with vhost_pipeline.get() as vhost:
             running = System(f"{uri.scheme}://{uri.netloc}/{vhost}", database, runners=1, name="teams",
-                             env={"RPC_TIMEOUT": "10"})
+                             env={"RPC_TIMEOUT": "10",
+                                  "STEVEDORE_CREDENTIALS_KEY": Fernet.generate_key().decode()})
             second = free_port()
             running.plan["gateway-2"] = ("gateway", {"GATEWAY_ADDRESS": f"127.0.0.1:{second}"})
             running.url2 = f"http://127.0.0.1:{second}"
@@ -73,6 +75,9 @@ def teams_system(vhost_pipeline, request, test_images, docker_client):
                 wait_until(lambda: Api(running.url2).get("/health/").status_code == 200, timeout=60,
                            what="the second gateway")
                 running.tokens = {"admin": running.token}
+                for team in ("ops", "alpha", "beta"):
+                    made = running.api.post("/team/", {"name": team})
+                    assert made.status_code == 201, made.text
                 for kind, team, role in (("operator", "ops", "operator"), ("member", "alpha", "member"),
                                          ("viewer", "alpha", "viewer"), ("other", "beta", "member")):
                     made = running.api.post("/token/", {"name": f"{kind}-{uuid.uuid4().hex[:6]}", "team": team,

@@ -20,20 +20,24 @@ from services.gateway.service import GatewayService
 from tests.support import Api
 
 KINDS = ("none", "admin", "operator", "member", "viewer", "other")  # other: a member of team beta
-PUBLIC, READ, CONTROL, SUBMIT, FLEET, ADMIN = "public", "read", "control", "submit", "fleet", "admin"
+PUBLIC, READ, CONTROL, SUBMIT, FLEET, AUDIT, ADMIN = "public", "read", "control", "submit", "fleet", "audit", "admin"
 ALLOWED = {
     READ: {"admin", "operator", "member", "viewer", "other"},
     CONTROL: {"admin", "operator", "member", "other"},
     SUBMIT: {"admin", "member", "other"},
     FLEET: {"admin", "operator"},
+    AUDIT: {"admin", "operator"},
     ADMIN: {"admin"},
 }
 # how the route reaches alpha's things: THING (in its path or body: 404 for another team), LIST (never shows
-# them to another team), NONE
-THING, LIST, NONE = "thing", "list", "none"
+# them to another team), NAMED (a thing named within the team a request acts for, as a secret: an admin or
+# operator picks alpha with X-Stevedore-Team, another team's member finds none: 404), NONE
+THING, LIST, NAMED, NONE = "thing", "list", "named", "none"
+TEAM_HEADER = "X-Stevedore-Team"
 
 TASK, RESULT, SCHEDULE = "/task/{task_id}/", "/result/{result_id}/", "/schedule/{schedule_id}/"
 DETAIL = RESULT + "detail/{detail_id}/"
+SECRET, TEAM, TES = "/secret/{name}/", "/team/{name}/", "/ga4gh/tes/v1"
 
 # (method, path) -> (permission, reach, answers of an allowed caller, body, a fresh thing for an allowed caller)
 EXPECTED = {
@@ -67,6 +71,26 @@ EXPECTED = {
     ("post", "/token/"): (ADMIN, NONE, {201}, "new_token", None),
     ("delete", "/token/{token_id}/"): (ADMIN, NONE, {204}, None, "token"),
     ("get", "/whoami/"): (READ, NONE, {200}, None, None),
+    # secrets: of the team a request acts for; the walked one is alpha's
+    ("get", "/secret/"): (READ, LIST, {200}, None, None),
+    ("get", SECRET): (READ, NAMED, {200}, None, None),
+    # another team's member sets a secret of its own team that has the same name (201)
+    ("put", SECRET): (SUBMIT, NONE, {200, 201}, {"value": "walked"}, None),
+    ("delete", SECRET): (SUBMIT, NAMED, {204}, None, "secret"),
+    ("get", "/audit/"): (AUDIT, NONE, {200}, None, None),
+    # teams: the walked one is alpha
+    ("get", "/team/"): (READ, LIST, {200}, None, None),
+    ("post", "/team/"): (ADMIN, NONE, {201}, "new_team", None),
+    ("get", TEAM): (READ, THING, {200}, None, None),
+    ("patch", TEAM): (ADMIN, THING, {200}, {"weight": 1}, None),
+    ("delete", TEAM): (ADMIN, THING, {204}, None, "team"),
+    # GA4GH TES: a TES task is a run of alpha's member; the walked one was cancelled (a cancel is 200 still)
+    ("get", TES + "/service-info"): (READ, NONE, {200}, None, None),
+    ("get", TES + "/openapi.json"): (PUBLIC, NONE, {200}, None, None),
+    ("post", TES + "/tasks"): (SUBMIT, NONE, {200}, "new_tes_task", None),
+    ("get", TES + "/tasks"): (READ, LIST, {200}, None, None),
+    ("get", TES + "/tasks/{task_id}"): (READ, THING, {200}, None, None),
+    ("post", TES + "/tasks/{task_id}:cancel"): (CONTROL, THING, {200}, {}, None),
     # the web UI: pages and assets are public (the API calls they make are the routes above)
     ("get", "/"): (PUBLIC, NONE, {302}, None, None),
     ("get", "/ui/"): (PUBLIC, NONE, {302}, None, None),
@@ -111,6 +135,9 @@ class Things:
         self.detail_id = self.member.details(self.result_id)[0]["detail_id"]
         self.schedule_id = self.schedule()
         self.token_id = self.token()
+        self.secret_name = self.secret()
+        self.team_name = "alpha"
+        self.tes_id = self.tes_task()
 
     def finished_result(self):
         result_id = self.member.run(self.task_id)
@@ -127,6 +154,25 @@ class Things:
         assert made.status_code == 201, made.text
         return made.json()["token_id"]
 
+    def secret(self):
+        name = f"walked-{uuid.uuid4().hex[:8]}"
+        made = self.member.http.put(f"{self.member.base_url}/secret/{name}/", json={"value": "walked"}, timeout=30)
+        assert made.status_code == 201, made.text
+        return name
+
+    def team(self):
+        made = self.system.api.post("/team/", self.new_team())
+        assert made.status_code == 201, made.text
+        return made.json()["name"]
+
+    def tes_task(self):
+        made = self.member.post("/ga4gh/tes/v1/tasks", self.new_tes_task())
+        assert made.status_code == 200, made.text
+        tes_id = made.json()["id"]
+        cancelled = self.member.post(f"/ga4gh/tes/v1/tasks/{tes_id}:cancel", {})
+        assert cancelled.status_code == 200, cancelled.text
+        return tes_id
+
     def task(self):
         return self.member.register(self.images["ok"], name=f"gone-{uuid.uuid4().hex[:8]}")["task_id"]
 
@@ -138,6 +184,13 @@ class Things:
 
     def new_schedule(self):
         return {"task_id": self.task_id, "cron": "0 0 1 1 *", "run": {"times": 1}, "suspend": True}
+
+    @staticmethod
+    def new_team():
+        return {"name": f"walked-{uuid.uuid4().hex[:8]}"}
+
+    def new_tes_task(self):
+        return {"name": "walked", "executors": [{"image": self.images["ok"], "command": ["true"]}]}
 
     @staticmethod
     def new_token():
@@ -156,7 +209,7 @@ def expected(permission, reach, kind, answers):
         return {401}
     if kind not in ALLOWED[permission]:
         return {403}
-    if reach == THING and kind == "other":
+    if reach in (THING, NAMED) and kind == "other":
         return {404}
     return answers
 
@@ -165,11 +218,19 @@ def ask(system, things, method, path, kind, permission, reach, answers, body, fr
     ids = {"task_id": things.task_id, "result_id": things.result_id, "detail_id": things.detail_id,
            "schedule_id": things.schedule_id, "token_id": things.token_id, "stream": "stdout",
            "name": "app.css", "rest": "nowhere"}
+    if path.startswith(TES):
+        ids["task_id"] = things.tes_id
+    elif path.startswith("/secret/"):
+        ids["name"] = things.secret_name
+    elif path.startswith("/team/"):
+        ids["name"] = things.team_name
     let_through = expected(permission, reach, kind, answers) == answers and permission != PUBLIC
     if fresh and let_through:  # it destroys what it reaches: a thing of its own
-        ids[f"{fresh}_id"] = getattr(things, fresh)()
+        ids["name" if fresh in ("secret", "team") else f"{fresh}_id"] = getattr(things, fresh)()
     url = system.url + path.format(**ids)
     headers = {} if kind == "none" else {"Authorization": f"Bearer {system.tokens[kind]}"}
+    if reach == NAMED and kind in ("admin", "operator"):
+        headers[TEAM_HEADER] = "alpha"  # they act for alpha to reach its things by name
     if body == "form":
         return requests.request(method, url, data={"token": system.tokens.get(kind, ""), "next": "/ui/tasks"},
                                 allow_redirects=False, timeout=30)
@@ -199,8 +260,11 @@ def test_each_route_answers_each_role_and_team_as_the_table_says(teams_system, t
             error = response.json()
             assert error["error"] == "FORBIDDEN" and error["message"].startswith("role: "), error
         elif reach == LIST and response.status_code == 200 and kind == "other":
-            listed = {item["id"] for item in response.json()}
-            assert not listed & {things.task_id, things.result_id, things.schedule_id}, (kind, route)
+            items = response.json()
+            items = items["tasks"] if isinstance(items, dict) else items  # TES's list
+            listed = {item.get("id", item.get("name")) for item in items}
+            assert not listed & {things.task_id, things.result_id, things.schedule_id, things.secret_name,
+                                 "alpha", things.tes_id}, (kind, route)
     assert not wrong, "\n".join(wrong)
 
 

@@ -15,7 +15,7 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
-from tests.support import ROOT, System, containers_of, create_database, drop_database, sign_in, wait_until
+from tests.support import ROOT, Api, System, containers_of, create_database, drop_database, sign_in, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -267,3 +267,61 @@ def test_stevedore_audit_ls_lists_and_filters_the_log(audit_system, test_images)
     assert proc.returncode == 2 and "action:" in proc.stderr and "400" in proc.stderr, proc.stderr
     proc = stevedore(audit_system, "audit", "ls", "--since", "last tuesday")
     assert proc.returncode == 2 and "not a time" in proc.stderr
+
+
+def test_tokens_teams_and_tes_tasks_are_listed_with_the_real_principal(audit_system, test_images):
+    """Issue 18's seams: a token's creation and revocation (the registry's), a team's creation, change
+    and deletion (the scheduler's), a TES task's creation and cancel by a member's token (as result.run
+    and result.cancel with ``{"tes": true}``); an operator reads the log, a member is refused."""
+    api = audit_system.api
+    team, gone = f"aud-{uuid.uuid4().hex[:6]}", f"aud-gone-{uuid.uuid4().hex[:6]}"
+    for name in (team, gone):
+        assert api.post("/team/", {"name": name}).status_code == 201
+    # nothing of team starts: its TES task stays queued for its cancel
+    assert patch(api, f"/team/{team}/", {"max_running": 0}).status_code == 200
+    assert api.delete(f"/team/{gone}/").status_code == 204
+    bot = f"bot-{uuid.uuid4().hex[:6]}"
+    made = api.post("/token/", {"name": bot, "team": team, "role": "member"})
+    assert made.status_code == 201, made.text
+    token = made.json()
+    operator = api.post("/token/", {"name": f"op-{bot}", "team": "default", "role": "operator"})
+    assert operator.status_code == 201, operator.text
+    member, reader = (Api(audit_system.url, token=t) for t in (token["token"], operator.json()["token"]))
+
+    created = member.post("/ga4gh/tes/v1/tasks", {"name": "audited", "executors": [
+        {"image": test_images["ok"], "command": ["true"], "env": {"TOKEN": SECRET}}]})
+    assert created.status_code == 200, created.text
+    tes_id = created.json()["id"]
+    cancelled = member.post(f"/ga4gh/tes/v1/tasks/{tes_id}:cancel", {})
+    assert cancelled.status_code == 200, cancelled.text
+    assert api.delete(f"/token/{token['token_id']}/").status_code == 204
+
+    def only(action, target_id):
+        found = entries(reader, action, target_id)  # read by the operator
+        assert len(found) == 1, (action, target_id, found)
+        assert found[0]["address"] == "127.0.0.1" and time.time() - 600 < found[0]["at"] <= time.time() + 5
+        return found[0]
+
+    for action, target_id in (("team.create", team), ("team.change", team), ("team.create", gone),
+                              ("team.delete", gone), ("token.create", token["token_id"]),
+                              ("token.revoke", token["token_id"])):
+        entry = only(action, target_id)
+        assert (entry["principal"], entry["role"]) == ("admin", "admin"), entry
+    assert only("team.change", team)["summary"] == {"max_running": 0}
+    assert only("team.create", gone)["team"] == gone
+    issued = only("token.create", token["token_id"])
+    assert issued["team"] == team and issued["target_type"] == "token"
+    assert issued["summary"]["principal"] == bot and issued["summary"]["role"] == "member"
+    assert only("token.revoke", token["token_id"])["summary"]["principal"] == bot
+    for action in ("result.run", "result.cancel"):
+        entry = only(action, tes_id)
+        assert (entry["principal"], entry["role"], entry["team"]) == (bot, "member", team), entry
+        assert entry["summary"]["tes"] is True and entry["target_type"] == "result"
+    assert only("result.cancel", tes_id)["outcome"] in ("CANCELLED", "QUEUED")
+
+    # who reads the log: an admin or operator; a member is refused (before it was revoked, as another now)
+    other = api.post("/token/", {"name": f"m-{bot}", "team": "default", "role": "member"}).json()["token"]
+    refused = Api(audit_system.url, token=other).get("/audit/")
+    assert refused.status_code == 403 and refused.json()["message"].startswith("role: "), refused.text
+    everything = reader.get("/audit/", params={"limit": 1000}).text
+    assert SECRET not in everything and token["token"] not in everything

@@ -1,8 +1,8 @@
 """Teams, quotas and fair share on the real parts (issue 18): a flood from one team does not starve another.
 
-Until principals of other teams exist (the teams branch), a request through the gateway is always the
-configured admin of team ``default``; runs of teams ``a`` and ``b`` are made here by the scheduler's own
-``run_task`` RPC, with the caller the gateway would pass (shared/principals.py), on the system's broker.
+The floods of teams ``a`` and ``b`` are made here by the scheduler's own ``run_task`` RPC, with the
+caller the gateway would pass (shared/principals.py), on the system's broker (2,000 executions at once);
+the quota of a team over HTTP is tried with real members' tokens of two teams.
 """
 import json
 import os
@@ -17,7 +17,7 @@ import pytest
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from shared.errors import TaskUnconfirmed
-from tests.support import System, create_database, drop_database, wait_until
+from tests.support import Api, System, create_database, drop_database, wait_until
 
 SLOTS = 4  # two runners of two slots each
 QUICK = "1"  # seconds an execution of team a sleeps
@@ -219,3 +219,29 @@ def test_stevedore_team_add_ls_show_set_rm(fair):
     assert cli("team", "rm", "cli-team").returncode == 0
     gone = cli("team", "show", "cli-team")
     assert gone.returncode == 2 and "no team 'cli-team'" in gone.stderr
+
+
+def test_a_member_over_its_teams_max_queued_is_429_and_another_team_is_not_affected(fair, test_images):
+    """Quotas over HTTP with real principals' tokens: a member of team qa hits its team's max_queued (429,
+    Retry-After); a member of team qb runs all the same."""
+    suffix = uuid.uuid4().hex[:6]
+    members = {}
+    for name, quota in ((f"qa-{suffix}", {"max_running": 0, "max_queued": 3}), (f"qb-{suffix}", {})):
+        assert fair.api.post("/team/", {"name": name, **quota}).status_code == 201
+        made = fair.api.post("/token/", {"name": f"{name}-bot", "team": name, "role": "member"})
+        assert made.status_code == 201, made.text
+        member = Api(fair.url, token=made.json()["token"])
+        members[name] = (member, member.register(test_images["sleep"], name="sleeper")["task_id"])
+    (qa, qa_task), (qb, qb_task) = members.values()
+    body = {"operation": "RUN", "times": 3, "env": {"SLEEP": "0"}}
+    first = qa.post(f"/task/{qa_task}/", body)
+    assert first.status_code == 202, first.text
+    refused = qa.post(f"/task/{qa_task}/", {**body, "times": 1})
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["message"].startswith(f"max_queued: team qa-{suffix} has"), refused.text
+    assert 1 <= int(refused.headers["Retry-After"]) <= 3600
+    other = qb.post(f"/task/{qb_task}/", body)
+    assert other.status_code == 202, other.text
+    assert qb.wait_result(other.json()["result_id"])["status"] == "COMPLETE"
+    assert team(fair, f"qa-{suffix}")["queued"] == 3  # the refused run left nothing behind
+    assert qa.post(f"/result/{first.json()['result_id']}/", {"operation": "CANCEL"}).status_code == 202

@@ -128,7 +128,8 @@ def test_a_token_of_bad_fields_is_refused_naming_the_field(teams_system):
                         ({"name": "\u0007", "team": "ok", "role": "member"}, "name"),
                         ({"name": "x", "team": "ok", "role": "member", "expires": 5}, "expires"),
                         ({"name": "x", "team": "ok", "role": "member", "extra": 1}, "extra"),
-                        ({"name": "admin", "team": "ok", "role": "member"}, "name")):
+                        ({"name": "admin", "team": "alpha", "role": "member"}, "name"),
+                        ({"name": "x", "team": f"nowhere-{uuid.uuid4().hex[:6]}", "role": "member"}, "team")):
         refused = admin.post("/token/", body)
         assert refused.status_code == 400 and refused.json()["message"].startswith(f"{field}: "), refused.text
     name = f"bob-{uuid.uuid4().hex[:6]}"
@@ -147,6 +148,8 @@ def cli(system, *args, token=None):
 
 def test_tokens_made_listed_and_revoked_through_the_cli(teams_system):
     name = f"ci-bot-{uuid.uuid4().hex[:6]}"
+    gamma = teams_system.api.post("/team/", {"name": "gamma"})
+    assert gamma.status_code in (201, 409), gamma.text
     made = cli(teams_system, "token", "create", "--name", name, "--team", "gamma", "--role", "member",
                "--expires", "90d", "--json")
     assert made.returncode == 0, made.stderr
@@ -224,3 +227,41 @@ def test_a_web_ui_session_of_a_principal_acts_as_it_and_ends_with_its_token(team
     wait_until(lambda: all(requests.get(url + "/whoami/", cookies=cookies, timeout=10).status_code == 401
                            for url in (teams_system.url, teams_system.url2)), timeout=1.5, interval=0.05,
                what="the session to end with its token")
+
+
+def test_a_token_needs_its_team_and_a_team_with_live_tokens_is_not_deleted(teams_system):
+    admin = teams_system.as_("admin")
+    team = f"leaving-{uuid.uuid4().hex[:6]}"
+    refused = admin.post("/token/", {"name": f"early-{team}", "team": team, "role": "member"})
+    assert refused.status_code == 400 and refused.json()["message"].startswith("team: no team "), refused.text
+    assert admin.get(f"/team/{team}/").status_code == 404  # nothing made it meanwhile
+    assert admin.post("/team/", {"name": team}).status_code == 201
+    made = admin.post("/token/", {"name": f"bot-{team}", "team": team, "role": "member"})
+    assert made.status_code == 201, made.text
+    kept = admin.delete(f"/team/{team}/")
+    assert kept.status_code == 409 and kept.json()["message"].startswith("name: ") \
+        and "principals with live tokens" in kept.json()["message"], kept.text
+    assert admin.delete(f"/token/{made.json()['token_id']}/").status_code == 204
+    assert admin.delete(f"/team/{team}/").status_code == 204
+    assert admin.get(f"/team/{team}/").status_code == 404
+    # default always exists: a token of it needs no POST /team/
+    assert admin.post("/token/", {"name": f"dflt-{team}", "team": "default", "role": "viewer"}).status_code == 201
+
+
+def test_secrets_are_their_teams_and_set_by_admins_and_members_only(teams_system):
+    def put(kind, name, value="v"):
+        return requests.put(f"{teams_system.url}/secret/{name}/", json={"value": value}, timeout=30,
+                            headers={"Authorization": f"Bearer {teams_system.tokens[kind]}"})
+
+    name = f"key-{uuid.uuid4().hex[:6]}"
+    assert put("member", name).status_code == 201  # alpha's
+    for kind in ("viewer", "operator"):
+        refused = put(kind, name)
+        assert refused.status_code == 403 and refused.json()["message"].startswith("role: "), refused.text
+    other = teams_system.as_("other")  # a member of beta
+    assert other.get(f"/secret/{name}/").status_code == 404
+    assert name not in {s["name"] for s in other.get("/secret/").json()}
+    beta_task = teams_system.tasks["beta"]["task_id"]
+    run = other.post(f"/task/{beta_task}/", {"operation": "RUN", "times": 1, "secret_env": {"API_KEY": name}})
+    assert run.status_code == 400 and run.json()["message"].startswith("secret_env.API_KEY: "), run.text
+    assert teams_system.as_("member").get(f"/secret/{name}/").json()["team"] == "alpha"

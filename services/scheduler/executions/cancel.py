@@ -16,7 +16,7 @@ from shared.timeutil import now
 
 _details = Detail.__table__
 
-def cancel_result(session, result_id, caller=None):
+def cancel_result(session, result_id, caller=None, summary=None):
     """Cancel a run: queued executions end CANCELLED now; held ones are stopped by their runner.
 
     Idempotent while the run is active; a finished run answers Conflict.
@@ -38,7 +38,7 @@ def cancel_result(session, result_id, caller=None):
     stamp = now()
     marked, stopped = mark_cancelled(session, result_id, stamp)
     audit.record(session, caller, "result.cancel", "result", result_id, marked.team,
-                 {"task_id": marked.task_id}, outcome=marked.status)
+                 {"task_id": marked.task_id, **(summary or {})}, outcome=marked.status)
     session.commit()
     stopped += finish_cancel(session, result_id, stamp)
     return session.get(Result, result_id), stopped
