@@ -34,6 +34,8 @@ def cli(system):
 
 def test_a_member_signs_in_and_an_admin_acts_for_its_team_and_nothing_prints_a_secret(cli, system, test_images):
     team, other = f"cli-{uuid.uuid4().hex[:8]}", f"cli-{uuid.uuid4().hex[:8]}"
+    for name in (team, other):  # a token's team must exist: made with the CLI too
+        assert cli("team", "add", name).returncode == 0
     made = cli("token", "create", "--name", f"cli-m-{uuid.uuid4().hex[:6]}", "--team", team, "--role", "member",
                "--json")
     assert made.returncode == 0, made.stderr

@@ -26,6 +26,7 @@ def teams(api, test_images):
     made = {}
     for key in ("a", "b"):
         team = f"ui-{key}-{uuid.uuid4().hex[:8]}"
+        assert api.post("/team/", {"name": team}).status_code == 201  # a token's team must exist
         tokens = {}
         for role in ("member", "viewer"):
             answer = api.post("/token/", {"name": f"ui-{role}-{uuid.uuid4().hex[:6]}", "team": team, "role": role,
