@@ -70,7 +70,8 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
         self._require_secrets(caller.team, params)  # each one its secret_env names, in the caller's team
         # held until the result is committed: the task's DELETE waits for it, and then counts it
         known = knowntasks.for_run(session, task_id, self.settings.task_cache_seconds, task)
-        ex.dependencies.check(session, params)  # the runs ``after`` names: held until the result is committed
+        # the runs ``after`` names, of the new run's team only: held until the result is committed
+        ex.dependencies.check(session, params, caller.team)
         # a small run gets its executions in the same transaction: claimable when the
         # RUN commits, runners woken at once (result_submitted then finds nothing to do)
         inline = params["times"] <= INLINE_FAN_OUT

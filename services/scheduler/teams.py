@@ -13,7 +13,7 @@ from sqlalchemy import exists, select, text
 from sqlalchemy.exc import IntegrityError
 
 from services.scheduler.executions import quotas
-from services.scheduler.models import Result, Schedule, Team
+from services.scheduler.models import Result, Schedule, Secret, Team
 from shared import audit, validation
 from shared.errors import Conflict, Forbidden, NotFound
 from shared.principals import DEFAULT_TEAM, Caller
@@ -91,7 +91,8 @@ def delete(session, caller, name, tasks=0, principals=0):
     if name == DEFAULT_TEAM:
         raise Conflict("the default team cannot be deleted", "name")
     team = _get(session, caller, name, lock=True)  # new runs of it wait (FOR KEY SHARE), then find it gone
-    owned = [what for what, model in (("runs", Result), ("schedules", Schedule))
+    # its secrets too: a team made again later under the same name must not find the old one's values
+    owned = [what for what, model in (("runs", Result), ("schedules", Schedule), ("secrets", Secret))
              if session.scalar(select(exists().where(model.team == name)))]
     if tasks:
         owned.insert(0, "tasks")

@@ -37,7 +37,7 @@ class NewToken(Request):
     name: str = Field(min_length=1, max_length=PRINCIPAL_MAX, pattern=PRINCIPAL_PATTERN,
                       description="the principal's name (a person or a service), e.g. ci-bot")
     team: str = Field(min_length=1, max_length=TEAM_MAX, pattern=TEAM_PATTERN,
-                      description="its team; made on first use")
+                      description="its team (it must exist: POST /team/)")
     role: Role = Field(description="admin, operator, member or viewer")
     kind: Kind = Field("service", description="person or service")
     expires: Optional[int] = Field(None, ge=EXPIRES_MIN, le=EXPIRES_MAX,

@@ -76,6 +76,14 @@ def test_another_teams_things_are_404_as_unknown_ids_are(teams_system, runs):
         assert hidden.json()["error"] == "NOT_FOUND"
     # paging after another team's item is paging after an unknown one
     assert other.get("/result/", params={"after": runs["alpha"]}).status_code == 404
+    # and a RUN may not wait for another team's run: refused as an unknown one is, saying nothing of it
+    beta_task = teams_system.tasks["beta"]["task_id"]
+    answers = [other.post(f"/task/{beta_task}/", {"operation": "RUN", "times": 1, "per_index": True,
+                                                  "after": [{"result_id": result_id}]})
+               for result_id in (runs["alpha"], "f" * 32)]
+    assert [a.status_code for a in answers] == [400, 400], [a.text for a in answers]
+    assert [a.json()["message"] for a in answers] == [
+        f"after[0].result_id: no result {runs['alpha']}", f"after[0].result_id: no result {'f' * 32}"]
 
 
 def test_an_idempotency_key_is_one_teams(teams_system):
@@ -242,6 +250,15 @@ def test_a_token_needs_its_team_and_a_team_with_live_tokens_is_not_deleted(teams
     assert kept.status_code == 409 and kept.json()["message"].startswith("name: ") \
         and "principals with live tokens" in kept.json()["message"], kept.text
     assert admin.delete(f"/token/{made.json()['token_id']}/").status_code == 204
+    # nor while it has secrets: the team made again later under this name must not find their values
+    secret = requests.put(f"{teams_system.url}/secret/kept/", json={"value": "old"}, timeout=30,
+                          headers={"Authorization": f"Bearer {teams_system.token}", "X-Stevedore-Team": team})
+    assert secret.status_code == 201, secret.text
+    kept = admin.delete(f"/team/{team}/")
+    assert kept.status_code == 409 and "secrets" in kept.json()["message"], kept.text
+    gone = requests.delete(f"{teams_system.url}/secret/kept/", timeout=30,
+                           headers={"Authorization": f"Bearer {teams_system.token}", "X-Stevedore-Team": team})
+    assert gone.status_code == 204, gone.text
     assert admin.delete(f"/team/{team}/").status_code == 204
     assert admin.get(f"/team/{team}/").status_code == 404
     # default always exists: a token of it needs no POST /team/

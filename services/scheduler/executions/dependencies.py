@@ -44,21 +44,22 @@ FAILED_ENDS = (st.ERROR, st.KILLED, st.CANCELLED)  # ends that fail a COMPLETE c
 _TERMINAL_SQL = "('COMPLETE', 'ERROR', 'CANCELLED', 'KILLED')"
 
 
-def check(session, params):
+def check(session, params, team=None):
     """Refuse an ``after`` that cannot be waited for; hold the runs it names until the caller commits.
 
-    400 naming ``after[i].result_id`` for a run that does not exist (every
-    token sees every run: there is no run a caller may not see), and naming
-    ``per_index`` for a run of other ``times`` or a rerun (its indices are not
+    400 naming ``after[i].result_id`` for a run that does not exist or is not of ``team`` (the new
+    run's: a run waits only for its own team's, and another team's is answered as an unknown one),
+    and naming ``per_index`` for a run of other ``times`` or a rerun (its indices are not
     0..times-1).  A run cannot name itself: its id is made after this.
     """
     after = params.get("after") or []
     if not after:
         return
     ids = [c["result_id"] for c in after]
-    found = {row.id: row for row in session.execute(
-        select(Result.id, Result.times, Result.params).where(Result.id.in_(ids))
-        .with_for_update(read=True, key_share=True)).all()}
+    query = select(Result.id, Result.times, Result.params).where(Result.id.in_(ids))
+    if team is not None:
+        query = query.where(Result.team == team)
+    found = {row.id: row for row in session.execute(query.with_for_update(read=True, key_share=True)).all()}
     for i, condition in enumerate(after):
         row = found.get(condition["result_id"])
         if row is None:
