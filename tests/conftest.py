@@ -10,10 +10,10 @@ import docker
 import pytest
 from cryptography.fernet import Fernet
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 
-from tests.support import (ImageRegistry, System, build_test_images, containers_of, create_database,
-                           drop_database)
+from tests.support import (ImageRegistry, System, build_test_images, create_database, drop_database,
+                           remove_system_data)
 
 
 @pytest.fixture(scope="session")
@@ -110,10 +110,4 @@ def mapped_system(request, vhost_pipeline, docker_client, registry, name, env=No
             finally:
                 running.stop()
     finally:
-        with engine.connect() as conn:
-            ids = [row[0] for row in conn.execute(text("SELECT id FROM results"))]
-        engine.dispose()
-        for result_id in ids:
-            for container in containers_of(docker_client, result_id):
-                container.remove(force=True)
-        drop_database(database)
+        remove_system_data(engine, database, docker_client)

@@ -216,6 +216,19 @@ class Api:
         return response.json()
 
 
+def remove_system_data(engine, database, docker_client):
+    """After a system of its own: the containers of its results (any left) and its database."""
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        ids = [row[0] for row in conn.execute(text("SELECT id FROM results"))]
+    engine.dispose()
+    for result_id in ids:
+        for container in containers_of(docker_client, result_id):
+            container.remove(force=True)
+    drop_database(database)
+
+
 def sign_in(system, token, next_path="/ui/tasks"):
     """Sign in as the web UI does (the form's POST); answer the session cookie's value."""
     response = requests.post(system.url + "/ui/signin", data={"token": token, "next": next_path},

@@ -3,20 +3,9 @@ import uuid
 
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 
-from tests.support import System, containers_of, create_database, drop_database, free_port, wait_until
-
-
-def remove_system_data(engine, database, docker_client):
-    """After a system of its own: the containers of its results (any left) and its database."""
-    with engine.connect() as conn:
-        ids = [row[0] for row in conn.execute(text("SELECT id FROM results"))]
-    engine.dispose()
-    for result_id in ids:
-        for container in containers_of(docker_client, result_id):
-            container.remove(force=True)
-    drop_database(database)
+from tests.support import System, create_database, free_port, remove_system_data, wait_until
 
 
 @pytest.fixture(scope="module")

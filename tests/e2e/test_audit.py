@@ -15,7 +15,7 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
-from tests.support import ROOT, Api, System, containers_of, create_database, drop_database, sign_in, wait_until
+from tests.support import ROOT, Api, System, create_database, remove_system_data, sign_in, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -43,13 +43,7 @@ def audit_system(vhost_pipeline, request, test_images, docker_client):
             finally:
                 running.stop()
     finally:
-        with engine.connect() as conn:
-            ids = [row[0] for row in conn.execute(text("SELECT id FROM results"))]
-        engine.dispose()
-        for result_id in ids:
-            for container in containers_of(docker_client, result_id):
-                container.remove(force=True)
-        drop_database(database)
+        remove_system_data(engine, database, docker_client)
 
 
 def audit(api, **query):

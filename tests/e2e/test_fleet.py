@@ -12,12 +12,12 @@ import uuid
 
 import pytest
 import requests
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 
 from shared.docker_engine import create_container
 from services.runner.confinement import with_gpus
 from tests.browser import Browser
-from tests.support import ARTIFACTS, System, containers_of, create_database, drop_database, wait_until
+from tests.support import ARTIFACTS, System, create_database, remove_system_data, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -49,13 +49,7 @@ def fleet(vhost_pipeline, request, test_images, docker_client):
             finally:
                 running.stop()
     finally:
-        with engine.connect() as conn:
-            ids = [row[0] for row in conn.execute(text("SELECT id FROM results"))]
-        engine.dispose()
-        for result_id in ids:
-            for container in containers_of(docker_client, result_id):
-                container.remove(force=True)
-        drop_database(database)
+        remove_system_data(engine, database, docker_client)
 
 
 def run(system, behaviour="ok", times=1, **params):

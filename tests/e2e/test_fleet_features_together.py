@@ -8,10 +8,10 @@ import os
 import uuid
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 
 from tests.e2e.run_features import after, cancel, patch, refused, rerun, result, run, run_now, schedule
-from tests.support import System, containers_of, create_database, drop_database, wait_until
+from tests.support import System, create_database, remove_system_data, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -43,13 +43,7 @@ def fleet(vhost_pipeline, request, test_images, docker_client):
             finally:
                 running.stop()
     finally:
-        with engine.connect() as conn:
-            ids = [row[0] for row in conn.execute(text("SELECT id FROM results"))]
-        engine.dispose()
-        for result_id in ids:
-            for container in containers_of(docker_client, result_id):
-                container.remove(force=True)
-        drop_database(database)
+        remove_system_data(engine, database, docker_client)
 
 
 def live(system):

@@ -13,7 +13,7 @@ from cryptography.fernet import Fernet
 from kombu import Connection, Exchange, Queue
 from sqlalchemy import create_engine, text
 
-from tests.support import System, WebhookReceiver, containers_of, create_database, drop_database, wait_until
+from tests.support import System, WebhookReceiver, create_database, remove_system_data, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -94,13 +94,7 @@ def secret_system(vhost_pipeline, request, test_images, docker_client):
             finally:
                 running.stop()
     finally:
-        with engine.connect() as conn:
-            ids = [row[0] for row in conn.execute(text("SELECT id FROM results"))]
-        engine.dispose()
-        for result_id in ids:
-            for container in containers_of(docker_client, result_id):
-                container.remove(force=True)
-        drop_database(database)
+        remove_system_data(engine, database, docker_client)
 
 
 def put(api, name, value):
