@@ -2,6 +2,7 @@
 import uuid
 
 import pytest
+import requests
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine
 
@@ -61,8 +62,13 @@ def teams_system(vhost_pipeline, request, test_images, docker_client):
             running.engine = engine
             try:
                 running.start().wait_healthy()
-                wait_until(lambda: Api(running.url2).get("/health/").status_code == 200, timeout=60,
-                           what="the second gateway")
+                def second_healthy():  # not listening yet is not healthy yet (a loaded machine starts it late)
+                    try:
+                        return Api(running.url2).get("/health/").status_code == 200
+                    except requests.ConnectionError:
+                        return False
+
+                wait_until(second_healthy, timeout=60, what="the second gateway")
                 running.tokens = {"admin": running.token}
                 for team in ("ops", "alpha", "beta"):
                     made = running.api.post("/team/", {"name": team})
