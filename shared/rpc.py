@@ -66,6 +66,11 @@ class _Method:
     def call_async(self, *args, **kwargs):
         return self._method.call_async(*args, **kwargs)
 
+    def within(self, seconds):
+        """The same call, giving up after ``seconds`` if that is sooner than ``RPC_TIMEOUT``: for a call
+        repeated on a timer (a heartbeat), whose timer waits for it before it ticks again."""
+        return _Method(self._method, min(self._timeout, seconds), self._ready)
+
 
 class _Service:
     def __init__(self, proxy, transient_proxy, reads, timeout, ready):

@@ -309,6 +309,17 @@ class System:
         with open(os.path.join(self.log_dir, f"{label}.log"), errors="replace") as fh:
             return fh.read()
 
+    def troubles(self, last=15):
+        """The last warnings and errors of each process's log, for a failing test's message."""
+        found = {}
+        for label in self.plan:
+            try:
+                lines = self.log(label).splitlines()
+            except OSError:
+                continue
+            found[label] = [line[:300] for line in lines if " WARNING " in line or " ERROR " in line][-last:]
+        return found
+
 
 class WebhookReceiver:
     """A real HTTP endpoint on loopback that answers the given status codes in turn (then 200)."""

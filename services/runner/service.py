@@ -22,6 +22,12 @@ from shared.timeutil import now
 log = logging.getLogger(__name__)
 
 
+def heartbeat_timeout(interval):
+    """How long a heartbeat waits for its answer: twice its interval, at least 2 s (the next one says it
+    again; a late answer is worth nothing)."""
+    return max(2.0, 2 * interval)
+
+
 class RunnerService:
     name = "runner"
 
@@ -169,13 +175,16 @@ class RunnerService:
         # sent while idle too: the runner list (GET /runner/) and which runs a live runner can take
         held = list(self.holdings.held)
         info = self.holdings.info(self.docker.state.engine)
+        # a heartbeat whose reply is lost (its RabbitMQ node died) must not hold the next one back for a
+        # whole RPC_TIMEOUT, as long as a lease (30 s each by default): this timer waits for its worker
+        heartbeat = self.scheduler.heartbeat.within(heartbeat_timeout(self.settings.heartbeat_interval))
         if not held:  # only the runner list's: a scheduler away meanwhile is no news
             try:
-                self.scheduler.heartbeat(self.holdings.runner_id, held, info=info)
+                heartbeat(self.holdings.runner_id, held, info=info)
             except Exception as exc:  # noqa: BLE001 -- the broker's and the RPC's errors vary
                 log.debug("idle heartbeat not delivered: %s", exc)
             return
-        for detail_id in self.scheduler.heartbeat(self.holdings.runner_id, held, info=info):
+        for detail_id in heartbeat(self.holdings.runner_id, held, info=info):
             log.info("execution %s is no longer ours to run; stopping it", detail_id)
             self.holdings.request_stop(detail_id)
 

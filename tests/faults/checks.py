@@ -65,6 +65,13 @@ def wait_finished(api, result_id, timeout=60):
     return wait_status(api, result_id, TERMINAL, timeout)
 
 
+def why_not(api, result_id):
+    """The details of a run that did not end as hoped, for an assertion's message: each one's status, exit
+    code and error, so a failing fault test says what went wrong and not only that it did."""
+    return [{key: detail.get(key) for key in ("index", "status", "attempt", "exit_code", "reason", "attempts")}
+            for detail in all_details(api, result_id) if detail["status"] != "COMPLETE"]
+
+
 def wait_running(api, result_id, count=1, timeout=30):
     """Wait until ``count`` executions of the result run; returns those details."""
     def running():

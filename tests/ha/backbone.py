@@ -16,7 +16,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 import uuid
 
 from tests.support import free_port, wait_until
@@ -160,23 +159,26 @@ class RabbitCluster:
         order = [(first + i) % len(self.names) for i in range(len(self.names))]
         return ";".join(f"pyamqp://guest:guest@127.0.0.1:{self.ports[n]}/{vhost}" for n in order)
 
-    def node_of(self, pid):
-        """The node whose AMQP port process ``pid`` is connected to, or None."""
+    def nodes_of(self, pid):
+        """The nodes whose AMQP ports process ``pid`` is connected to."""
         ports = connected_ports(pid)
-        found = [n for n, port in enumerate(self.ports) if port in ports]
-        return found[0] if len(found) == 1 else None
+        return {n for n, port in enumerate(self.ports) if port in ports}
 
     def wait_node_of(self, pid, other_than=None, timeout=30):
-        """The node process ``pid`` is connected to, once it is one and not ``other_than``."""
-        found = []
-
+        """The node process ``pid`` is connected to, once it is one and not ``other_than``.  After a failover
+        (``other_than``: the dead node) a process's connections may each have gone to another of the nodes
+        left (kombu tries them in turn, connection by connection): then any of them, so long as none is
+        ``other_than``."""
         def connected():
-            found[:] = [self.node_of(pid)]
-            return found[0] is not None and found[0] != other_than
+            nodes = self.nodes_of(pid)
+            fine = len(nodes) == 1 if other_than is None else bool(nodes) and other_than not in nodes
+            return sorted(nodes) if fine else False
 
-        wait_until(connected, timeout=timeout, interval=0.3,
-                   what=f"process {pid} to be connected to one RabbitMQ node (not {other_than})")
-        return found[0]
+        try:
+            return wait_until(connected, timeout=timeout, interval=0.3,
+                              what=f"process {pid} to be connected to RabbitMQ nodes (not {other_than})")[0]
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; connected to nodes {sorted(self.nodes_of(pid))}") from None
 
     def kill(self, n):
         """SIGKILL node ``n``: its beam and everything it started, at once."""

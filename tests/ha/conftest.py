@@ -17,6 +17,13 @@ from tests.faults.conftest import FAST
 from tests.ha.backbone import PostgresPair, RabbitCluster
 from tests.support import Api, System, free_port
 
+# A runner whose RabbitMQ node dies is silent while it fails over: the call in flight gives up after
+# RPC_TIMEOUT (5 s in FAST), then it reconnects to another node and declares a new reply queue. The
+# other scheduler, on a node still up, has no reason to distrust the broker, so the lease must outlast
+# that failover (docs/deployment.md): FAST's 6 s lease did not always, on a loaded CI machine, and the
+# runner's executions were declared lost (ERROR) while they ran on.
+HA_LEASE = {"LEASE_SECONDS": "20"}
+
 # the order processes are started in; each connects first to node (position % 3)
 LABELS = ("gateway", "gateway-2", "registry", "scheduler", "scheduler-2", "runner-1", "runner-2")
 
@@ -50,7 +57,7 @@ class FailoverApi(Api):
 def ha_system(cluster, pair, database_url, name):
     """A System (tests/support.py) of two gateways and two schedulers on ``cluster`` and ``pair``."""
     system = System(cluster.uri(), database_url, runners=2, name=name,
-                    env={**FAST, "QUEUE_TYPE": "quorum", "RUNNER_SLOTS": "2"})
+                    env={**FAST, **HA_LEASE, "QUEUE_TYPE": "quorum", "RUNNER_SLOTS": "2"})
     gateway_2 = free_port()
     system.plan["gateway-2"] = ("gateway", {"GATEWAY_ADDRESS": f"127.0.0.1:{gateway_2}", "METRICS_PORT": "0"})
     system.plan["scheduler-2"] = ("scheduler", {"METRICS_PORT": str(free_port())})

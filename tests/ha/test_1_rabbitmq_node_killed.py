@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from tests.faults.checks import assert_truthful, wait_finished, wait_running
+from tests.faults.checks import assert_truthful, wait_finished, wait_running, why_not
 from tests.support import wait_until
 
 pytestmark = pytest.mark.ha
@@ -30,7 +30,8 @@ def test_a_killed_rabbitmq_node_is_failed_over_and_the_run_completes_once_each(h
     wait_until(lambda: cluster.names[node] not in {leader for leader, _ in cluster.quorum_members().values()},
                timeout=30, what="every work queue to be led from a node still up")
 
-    assert wait_finished(api, result_id, timeout=90)["status"] == "COMPLETE"
+    finished = wait_finished(api, result_id, timeout=90)
+    assert finished["status"] == "COMPLETE", (finished, why_not(api, result_id), ha.troubles())
     details = assert_truthful(api, docker_client, result_id, times=TIMES, since=since)
     assert all(d["status"] == "COMPLETE" and d["attempt"] == 1 for d in details)
     for label in ("scheduler", "scheduler-2"):

@@ -144,6 +144,36 @@ def test_a_call_to_a_service_not_running_yet_is_unavailable_not_a_crash():
         _Method(Method(), 5, Ready())()
 
 
+def test_a_heartbeat_whose_answer_is_lost_gives_up_after_its_own_timeout_not_the_rpc_timeout():
+    import time
+
+    import eventlet
+
+    from services.runner.service import heartbeat_timeout
+    from shared.rpc import _Method
+
+    class Lost:  # a reply that never comes: its queue went with a dead RabbitMQ node
+        def result(self):
+            eventlet.sleep(60)
+
+    class Method:
+        service_name, method_name = "scheduler", "heartbeat"
+
+        def call_async(self, *args, **kwargs):
+            return Lost()
+
+    class Ready:
+        def wait(self):
+            pass
+
+    assert heartbeat_timeout(5) == 10 and heartbeat_timeout(0.5) == 2
+    started = time.monotonic()
+    with pytest.raises(Unavailable, match=r"scheduler.heartbeat did not answer within 0.3s"):
+        _Method(Method(), 30, Ready()).within(0.3)()
+    assert time.monotonic() - started < 5
+    assert _Method(Method(), 1, Ready()).within(10)._timeout == 1  # never longer than RPC_TIMEOUT
+
+
 @pytest.mark.parametrize("status, level", [(200, logging.INFO), (404, logging.INFO), (503, logging.WARNING),
                                            (500, logging.ERROR)])
 def test_each_request_is_one_access_line_at_the_level_its_answer_calls_for(status, level, caplog):
