@@ -21,30 +21,31 @@ worker is taken (``SessionGate``, shared by the gateway's HTTP entrypoints).
 """
 import functools
 import hashlib
-import hmac
 import secrets
-import time
-from collections import OrderedDict
 
 from nameko.containers import WorkerContext
 from nameko.extensions import DependencyProvider, SharedExtension
 from nameko.rpc import ReplyListener
 
 from services.gateway.admission import trusted
-from services.gateway.callers import TokenGate, token_hash
+from services.gateway.callers import (
+    MISSING,
+    AnswerCache,
+    TokenGate,
+    configured_match,
+    sha256_hex,
+    token_hash,
+)
 from shared.rpc import timeout_service
 from shared.settings import settings_of
 
 COOKIE = "stevedore_session"
 LEGACY_COOKIE = "stevedore_token"  # held a raw API token before sessions; never accepted now
-CACHE_SIZE = 10000
 FINGERPRINT_SALT = b"stevedore web UI session"
 FINGERPRINT_ROUNDS = 100_000
 
 
-def secret_hash(secret):
-    """What the registry stores of a cookie's secret: its sha256, hex."""
-    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+secret_hash = sha256_hex  # what the registry stores of a cookie's secret
 
 
 @functools.lru_cache(maxsize=256)
@@ -73,10 +74,7 @@ def cookie_secure(mode, environ, proxies):
     return trusted(environ.get("REMOTE_ADDR", ""), proxies) and forwarded_proto(environ) == "https"
 
 
-MISSING = object()
-
-
-class SessionCache:
+class SessionCache(AnswerCache):
     """The registry's answers about cookies, kept ``ttl`` seconds (a live session: never past its expiry).
 
     An answer "no such session" is kept too, and is never replaced by a live one
@@ -85,30 +83,12 @@ class SessionCache:
     a check that was under way while it ended must not bring it back.
     """
 
-    def __init__(self, ttl, size=CACHE_SIZE, clock=time.monotonic):
-        self.ttl, self.size, self.clock = ttl, size, clock
-        self.entries = OrderedDict()
-
-    def get(self, key):
-        entry = self.entries.get(key)
-        if entry is None:
-            return MISSING
-        until, session = entry
-        if until <= self.clock():
-            del self.entries[key]
-            return MISSING
-        return session
-
     def put(self, key, session, seconds_left=None):
         if self.ttl <= 0:
             return
         if session is not None and self.get(key) is None:
             return  # ended meanwhile
-        keep = self.ttl if session is None else min(self.ttl, seconds_left)
-        self.entries[key] = (self.clock() + keep, session)
-        self.entries.move_to_end(key)
-        while len(self.entries) > self.size:
-            self.entries.popitem(last=False)
+        self.keep(key, session, self.ttl if session is None else min(self.ttl, seconds_left))
 
     def forget(self, key):
         """The session ended here: "no" from now on (kept ``ttl``, as any answer)."""
@@ -132,11 +112,7 @@ class SessionGate(SharedExtension):
 
     def token_fingerprint(self, token):
         """The fingerprint of ``token`` if it is one of STEVEDORE_TOKENS, else None."""
-        found = None
-        for known, print_ in self.fingerprints.items():  # every token compared: no early exit
-            if hmac.compare_digest(token.encode("utf-8", "surrogatepass"), known.encode()):
-                found = print_
-        return found
+        return configured_match(token, self.fingerprints)
 
     def session_print(self, secret, entrypoint):
         """The token fingerprint of the live session the cookie's ``secret`` names, or None.
