@@ -22,6 +22,7 @@ worker is taken (``SessionGate``, shared by the gateway's HTTP entrypoints).
 import functools
 import hashlib
 import secrets
+from dataclasses import replace
 
 from nameko.containers import WorkerContext
 from nameko.extensions import DependencyProvider, SharedExtension
@@ -32,10 +33,12 @@ from services.gateway.callers import (
     MISSING,
     AnswerCache,
     TokenGate,
+    caller_of_principal,
     configured_match,
     sha256_hex,
     token_hash,
 )
+from shared.principals import CONFIGURED
 from shared.rpc import timeout_service
 from shared.settings import settings_of
 
@@ -154,26 +157,35 @@ class SessionVerbs:
         self.settings = gate.settings
         self.worker_ctx = worker_ctx
 
-    def sign_in(self, token, caller=None):
+    def sign_in(self, token, address=None):
         """A new session for an API token (one of STEVEDORE_TOKENS, or a principal's live token): its
-        secret (for the cookie), or None if the token is not ours.  ``caller``: who signs in
-        (shared/principals.py ``Caller``), for the audit log."""
+        secret (for the cookie), or None if the token is not ours.  The audit log names the token's
+        principal (the configured admin for one of STEVEDORE_TOKENS) and the client's ``address``."""
         token_print = self.gate.token_fingerprint(token)
+        caller = replace(CONFIGURED, address=address)
         if token_print is None:
             key = token_hash(token)
-            if self.tokens is None or self.tokens.principal(key, worker_ctx=self.worker_ctx) is None:
+            principal = self.tokens and self.tokens.principal(key, worker_ctx=self.worker_ctx)
+            if not principal:
                 return None
             token_print = key  # a principal's session ends with its token (revoked, expired)
+            caller = caller_of_principal(principal, address)
         secret = secrets.token_urlsafe(32)
         self.gate.registry(self.worker_ctx).create_session(secret_hash(secret), token_print,
                                                            self.settings.ui_session_seconds,
-                                                           caller=caller and caller.as_dict())
+                                                           caller=caller.as_dict())
         return secret
 
-    def sign_out(self, secret, caller=None):
-        """Revoke the session; this replica refuses it at once, others within the cache's time."""
+    def sign_out(self, secret, address=None):
+        """Revoke the session; this replica refuses it at once, the others when the registry's
+        ``session_ended`` reaches them (at the latest within the cache's time).  The audit log names
+        the session's principal (the registry knows it from the session's token) and ``address``."""
         key = secret_hash(secret)
-        self.gate.registry(self.worker_ctx).revoke_session(key, caller=caller and caller.as_dict())
+        self.gate.registry(self.worker_ctx).revoke_session(key, caller=replace(CONFIGURED, address=address).as_dict())
+        self.gate.cache.forget(key)
+
+    def forget(self, key):
+        """The session whose secret's hash is ``key`` ended (signed out on any gateway): refused from now on."""
         self.gate.cache.forget(key)
 
     def cookie_secure(self, environ):
