@@ -8,7 +8,8 @@ TOKEN_CACHE_SECONDS (at most 1) by this gateway process (``TokenCache``).
 Revocation reaches every gateway process at once: the registry dispatches ``token_revoked`` and each
 gateway process has a BROADCAST handler of its own (services/gateway/tokens.py) that makes its cache
 refuse the token from then on (``forget``).  Should that event be lost, the cache's time bounds the
-delay: a revoked token is refused everywhere within TOKEN_CACHE_SECONDS.
+delay: a revoked token is refused everywhere within TOKEN_CACHE_SECONDS.  A log stream let in with a
+token asks it again through this cache every second (services/gateway/follow.py), so it ends with it too.
 """
 import hashlib
 import hmac

@@ -14,9 +14,11 @@ request's caller.  Anything else, a raw API token in the old ``stevedore_token``
 cookie among it, is refused like a bad token.
 
 The gateway asks the registry about a cookie at most once every
-UI_SESSION_CACHE_SECONDS (``SessionCache``): a sign-out on one gateway replica
-is seen by the others within that time; the replica that signs out forgets
-the session at once.  The check runs in the request's entrypoint, before a
+UI_SESSION_CACHE_SECONDS (``SessionCache``).  The replica that signs out forgets
+the session at once, the others when the registry's ``session_ended`` broadcast
+reaches them (services/gateway/ui.py ``on_session_ended``), and within that
+time should the event be lost.  A log stream let in with the cookie asks it
+again every second (services/gateway/follow.py) and so ends with it.  The check runs in the request's entrypoint, before a
 worker is taken (``SessionGate``, shared by the gateway's HTTP entrypoints).
 """
 import functools
