@@ -56,25 +56,34 @@ def test_a_revoked_session_is_refused(registry):
     assert call(registry, "revoke_session", secret) is False  # signing out twice is no error
 
 
-def test_a_sign_out_is_broadcast_to_every_gateway(registry, container_factory, service_config):
+def broadcast_heard(container_factory, service_config, event, act):
+    """The payloads of the registry's ``event`` that a gateway-like listener (a BROADCAST handler) hears
+    while ``act()`` runs."""
     from nameko.events import BROADCAST, event_handler
     from nameko.testing.services import entrypoint_waiter
 
+    heard = []
+
     class Gateway:
         name = "a_gateway"
-        heard = []
 
-        @event_handler("registry", "session_ended", handler_type=BROADCAST, reliable_delivery=False)
-        def on_session_ended(self, payload):
-            self.heard.append(payload)
+        @event_handler("registry", event, handler_type=BROADCAST, reliable_delivery=False)
+        def on_event(self, payload):
+            heard.append(payload)
 
     listener = container_factory(Gateway, service_config)
     listener.start()
+    with entrypoint_waiter(listener, "on_event"):
+        act()
+    return heard
+
+
+def test_a_sign_out_is_broadcast_to_every_gateway(registry, container_factory, service_config):
     secret = sha("to sign out")
     call(registry, "create_session", secret, sha("token"), 3600)
-    with entrypoint_waiter(listener, "on_session_ended"):
-        call(registry, "revoke_session", secret)
-    assert Gateway.heard == [{"secret_hash": secret}]
+    heard = broadcast_heard(container_factory, service_config, "session_ended",
+                            lambda: call(registry, "revoke_session", secret))
+    assert heard == [{"secret_hash": secret}]
 
 
 def test_a_sign_out_is_audited_as_the_sessions_principal_even_once_its_token_is_revoked(registry, sql):
