@@ -12,6 +12,7 @@ TASK_IMPORTED = "task_imported"
 TASK_IMPORT_FAILED = "task_import_failed"
 TASK_DELETED = "task_deleted"
 TOKEN_REVOKED = "token_revoked"  # every gateway forgets the token at once (BROADCAST)
+SESSION_ENDED = "session_ended"  # every gateway forgets the web UI session at once (BROADCAST)
 
 # dispatched by the scheduler service
 SCHEDULER = "scheduler"

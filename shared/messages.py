@@ -20,7 +20,7 @@ from pydantic import StrictInt, StrictStr, ValidationError
 from shared import events
 # the base, and the registry's messages, are declared apart and are part of this module's names
 from shared.task_messages import (  # noqa: F401
-    TaskDeleted, TaskFacts, TaskImported, TaskImportFailed, TaskSubmitted, TokenRevoked)
+    SessionEnded, TaskDeleted, TaskFacts, TaskImported, TaskImportFailed, TaskSubmitted, TokenRevoked)
 from shared.wire import Message, received, wire  # noqa: F401
 from stevedore_jobs.contract import AuditEntry, Detail, Logs, Result, Runner, Schedule, Task
 from stevedore_jobs.contract.secrets import Secret
@@ -268,6 +268,7 @@ EVENTS = {
     (events.REGISTRY, events.TASK_IMPORT_FAILED): TaskImportFailed,
     (events.REGISTRY, events.TASK_DELETED): TaskDeleted,
     (events.REGISTRY, events.TOKEN_REVOKED): TokenRevoked,
+    (events.REGISTRY, events.SESSION_ENDED): SessionEnded,
     (events.SCHEDULER, events.RESULT_SUBMITTED): ResultSubmitted,
     (events.SCHEDULER, events.EXECUTIONS_QUEUED): ExecutionsQueued,
     (events.SCHEDULER, events.RESULT_FINISHED): Result,

@@ -63,3 +63,11 @@ class TokenRevoked(Message):
 
     token_id: str
     principal: str
+
+
+class SessionEnded(Message):
+    """``session_ended``: a web UI session was signed out; every gateway refuses its cookie from now on
+    (a BROADCAST handler).  ``secret_hash``: the sha256 of the cookie's secret, the registry's key for it
+    (neither is nor leads to the secret)."""
+
+    secret_hash: str

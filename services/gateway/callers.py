@@ -8,7 +8,8 @@ TOKEN_CACHE_SECONDS (at most 1) by this gateway process (``TokenCache``).
 Revocation reaches every gateway process at once: the registry dispatches ``token_revoked`` and each
 gateway process has a BROADCAST handler of its own (services/gateway/tokens.py) that makes its cache
 refuse the token from then on (``forget``).  Should that event be lost, the cache's time bounds the
-delay: a revoked token is refused everywhere within TOKEN_CACHE_SECONDS.
+delay: a revoked token is refused everywhere within TOKEN_CACHE_SECONDS.  A log stream let in with a
+token asks it again through this cache every second (services/gateway/follow.py), so it ends with it too.
 """
 import hashlib
 import hmac
@@ -29,12 +30,54 @@ REVOKED_KEPT = 600  # seconds a revoked token's id is remembered (answers under 
 MISSING = object()
 
 
-def token_hash(token):
-    """What the registry keeps of a principal's token: its sha256, hex."""
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+def sha256_hex(text):
+    """The sha256 of a text, hex: all the registry keeps of a principal's token (``token_hash``) and of a
+    sign-in cookie's secret (services/gateway/sessions.py ``secret_hash``)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-class TokenCache:
+token_hash = sha256_hex
+
+
+def configured_match(token, table):
+    """``table``'s value for ``token`` (``table``: each STEVEDORE_TOKENS token -> a value), or None.
+    Every token is compared, in constant time, with no early exit."""
+    raw = token.encode("utf-8", "surrogatepass")
+    found = None
+    for known, value in table.items():
+        if hmac.compare_digest(raw, known.encode()):
+            found = value
+    return found
+
+
+class AnswerCache:
+    """The registry's answers, each kept until a time of its own, at most ``size`` (the oldest dropped
+    first); ``ttl`` (seconds) bounds how long one is kept, 0 keeps none.  ``TokenCache`` and
+    services/gateway/sessions.py ``SessionCache`` add their rules."""
+
+    def __init__(self, ttl, size=CACHE_SIZE, clock=time.monotonic):
+        self.ttl, self.size, self.clock = ttl, size, clock
+        self.entries = OrderedDict()
+
+    def get(self, key):
+        """The answer kept for ``key``, or MISSING (none, or its time is up)."""
+        entry = self.entries.get(key)
+        if entry is None:
+            return MISSING
+        until, answer = entry
+        if until <= self.clock():
+            del self.entries[key]
+            return MISSING
+        return answer
+
+    def keep(self, key, answer, seconds):
+        self.entries[key] = (self.clock() + seconds, answer)
+        self.entries.move_to_end(key)
+        while len(self.entries) > self.size:
+            self.entries.popitem(last=False)
+
+
+class TokenCache(AnswerCache):
     """The registry's answers about token hashes, kept ``ttl`` seconds (never past the token's expiry).
 
     ``forget(token_id)`` (a revocation) refuses that token from then on, whatever answer is kept or
@@ -42,29 +85,18 @@ class TokenCache:
     """
 
     def __init__(self, ttl, size=CACHE_SIZE, clock=time.monotonic):
-        self.ttl, self.size, self.clock = ttl, size, clock
-        self.entries = OrderedDict()
+        super().__init__(ttl, size, clock)
         self.revoked = OrderedDict()  # token id -> until when it is remembered
 
     def get(self, key):
-        entry = self.entries.get(key)
-        if entry is None:
-            return MISSING
-        until, principal = entry
-        if until <= self.clock():
-            del self.entries[key]
-            return MISSING
-        return None if self.is_revoked(principal) else principal
+        principal = super().get(key)
+        return None if principal is not MISSING and self.is_revoked(principal) else principal
 
     def put(self, key, principal):
         if self.ttl <= 0 or self.is_revoked(principal):
             return
         left = principal.get("seconds_left") if principal else None
-        keep = self.ttl if left is None else max(0.0, min(self.ttl, left))
-        self.entries[key] = (self.clock() + keep, principal)
-        self.entries.move_to_end(key)
-        while len(self.entries) > self.size:
-            self.entries.popitem(last=False)
+        self.keep(key, principal, self.ttl if left is None else max(0.0, min(self.ttl, left)))
 
     def is_revoked(self, principal):
         if not principal:
@@ -95,16 +127,12 @@ class TokenGate(SharedExtension):
     def setup(self):
         settings = settings_of(self.container)
         self.timeout = settings.rpc_timeout
-        self.configured = [token.encode() for token in settings.api_tokens]
+        self.configured = {token: True for token in settings.api_tokens}
         self.cache = TokenCache(settings.token_cache_seconds)
 
     def is_configured(self, token):
         """Whether ``token`` is one of STEVEDORE_TOKENS (every one compared: no early exit)."""
-        raw = token.encode("utf-8", "surrogatepass")
-        found = False
-        for known in self.configured:
-            found = hmac.compare_digest(raw, known) or found
-        return found
+        return configured_match(token, self.configured) is not None
 
     def principal(self, key, entrypoint=None, worker_ctx=None):
         """The principal of the token whose sha256 is ``key`` (a dict), or None.  Asks the registry

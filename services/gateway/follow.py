@@ -18,6 +18,12 @@ Bounded (``Followers``, one per gateway process):
   has them dropped and is left out of the polls until it waits for more; the
   next poll then starts from its own offsets, so it misses nothing that is kept.
 * a stream ends when the execution ends, or after ``MAX_FOLLOW_SECONDS``.
+* while it streams, the token or sign-in session it was let in with is asked
+  again every ``CHECK_SECONDS`` (services/gateway/http.py ``Admission``: through
+  the gateway process's caches, never one registry lookup per chunk); once it
+  no longer lets the same caller in (revoked, expired, signed out, its
+  principal disabled or moved to another role or team) the stream ends with an
+  ``error`` event (log_events.py ``denied_event``) and closes.
 
 Lock order: none; everything here runs in eventlet green threads of one
 process and changes state only between its own RPC calls.
@@ -30,7 +36,7 @@ from eventlet.queue import Empty, LightQueue
 from nameko.exceptions import IncorrectSignature
 from nameko.extensions import DependencyProvider
 
-from services.gateway.log_events import KEEPALIVE, STREAMS, Follower, attempt_of, end_event
+from services.gateway.log_events import KEEPALIVE, STREAMS, Follower, attempt_of, denied_event, end_event
 from shared.errors import StevedoreError, Unavailable
 from shared.settings import GatewaySettings, settings_of
 from shared.statuses import TERMINAL
@@ -43,6 +49,8 @@ DEFAULT_MAX = GatewaySettings.model_fields["follow_max"].default  # FOLLOW_MAX's
 BACKLOG = 20            # answers a follower may have waiting before it is caught up by offsets instead
 KEEPALIVE_SECONDS = 15  # a comment at least this often, even while a poll hangs
 RETRY_AFTER = 5         # seconds, in the 503 past FOLLOW_MAX
+CHECK_SECONDS = 1.0     # how often a stream's token or session is asked again (TOKEN_CACHE_SECONDS at most 1)
+DENIED = object()       # what ``FollowStream._fed`` answers once its token or session no longer lets it in
 
 
 class Place:
@@ -190,11 +198,12 @@ class Followers:
 
     def __init__(self, limit=DEFAULT_MAX, poll_seconds=POLL_SECONDS, max_seconds=MAX_FOLLOW_SECONDS,
                  sleep=eventlet.sleep, clock=time.monotonic, spawn=eventlet.spawn,
-                 keepalive_seconds=KEEPALIVE_SECONDS):
+                 keepalive_seconds=KEEPALIVE_SECONDS, check_seconds=CHECK_SECONDS):
         self.limit = limit
         self.poll_seconds = poll_seconds
         self.max_seconds = max_seconds
         self.keepalive_seconds = keepalive_seconds
+        self.check_seconds = check_seconds
         self.sleep = sleep
         self.clock = clock
         self.spawn = spawn
@@ -216,9 +225,10 @@ class Followers:
             "message": f"follow: this gateway already streams {self.limit} followers (FOLLOW_MAX); "
                        f"retry later, or read the logs without follow"}
 
-    def stream(self, key, rpc, first, place):
-        """The body of one follower's response: an iterable of SSE text whose ``close`` frees its place."""
-        return FollowStream(self, key, rpc, first, place)
+    def stream(self, key, rpc, first, place, admission=None):
+        """The body of one follower's response: an iterable of SSE text whose ``close`` frees its place;
+        ``admission`` (http.py ``Admission``): asked again while it streams (None: never)."""
+        return FollowStream(self, key, rpc, first, place, admission)
 
     def subscribe(self, key, rpc, follower):
         sub = Subscription(follower)
@@ -241,8 +251,9 @@ class FollowStream:
     """One follower's SSE body.  eventlet.wsgi calls ``close`` when the response ends, however it
     ends (a client gone, an error, even before the first byte); ``close`` frees its place."""
 
-    def __init__(self, followers, key, rpc, first, place):
+    def __init__(self, followers, key, rpc, first, place, admission=None):
         self.followers = followers
+        self.admission = admission
         self.key = key
         self.rpc = rpc
         self.first = first
@@ -268,6 +279,9 @@ class FollowStream:
         if self.first["status"] not in TERMINAL:
             self.sub = self.followers.subscribe(self.key, self.rpc, follower)
             detail = yield from self._fed(follower)
+        if detail is DENIED:  # nothing more for this reader, not even the end's status
+            yield denied_event()
+            return
         if detail is None:  # it had ended already, or MAX_FOLLOW_SECONDS passed
             try:
                 detail = self.rpc.get_detail(*self.key)
@@ -277,15 +291,28 @@ class FollowStream:
         yield end_event(detail)
 
     def _fed(self, follower):
-        """Events from the poller's answers until the end (its detail) or the deadline (None)."""
+        """Events from the poller's answers until the end (its detail), the deadline (None), or the
+        request's token or session no longer letting it in (DENIED)."""
         followers = self.followers
         deadline = followers.clock() + followers.max_seconds
+        checks = self.admission is not None
+        wait = min(followers.keepalive_seconds, followers.check_seconds) if checks else followers.keepalive_seconds
+        next_check = deadline if not checks else followers.clock() + followers.check_seconds
+        quiet = 0.0  # seconds waited in vain since the last write (a keep-alive is due at keepalive_seconds)
         while followers.clock() < deadline:
+            if checks and followers.clock() >= next_check:
+                if not self.admission.holds():
+                    return DENIED
+                next_check = followers.clock() + followers.check_seconds
             try:
-                kind, value = self.sub.queue.get(timeout=followers.keepalive_seconds)
+                kind, value = self.sub.queue.get(timeout=wait)
             except Empty:
-                yield KEEPALIVE
+                quiet += wait
+                if quiet >= followers.keepalive_seconds:
+                    quiet = 0.0
+                    yield KEEPALIVE
                 continue
+            quiet = 0.0
             if kind == "end":
                 return value
             sent = False

@@ -11,6 +11,7 @@ of a body (shared/validation.py ``check_text``).  Each request is logged once,
 on one line, with the error of a refused one; expected client errors are not
 logged again by nameko's container (shared/logs.py).
 """
+import functools
 import json
 import logging
 import re
@@ -182,6 +183,37 @@ class JsonWebServer(EdgeWebServer):
         return JsonWsgiApp(self)
 
 
+class Admission:
+    """How a request was let in, to be asked again while its response streams (services/gateway/follow.py):
+    its ``caller`` then, and ``recheck``, which works the caller out anew from the same token or sign-in
+    cookie (None: nothing to ask again, auth is off)."""
+
+    def __init__(self, caller, recheck):
+        self.caller = caller
+        self.recheck = recheck
+
+    def holds(self):
+        """Whether the request's token or session would be let in now, as the same caller.
+
+        Asked through this gateway process's caches (TOKEN_CACHE_SECONDS, UI_SESSION_CACHE_SECONDS), which a
+        revocation (``token_revoked``) or a sign-out (``session_ended``) empties at once, so it costs at most one
+        registry lookup per token or session and cache time.  A lookup the registry does not answer is no
+        verdict: it holds until a later one says otherwise.
+        """
+        if self.recheck is None:
+            return True
+        try:
+            return self.recheck() == self.caller
+        except (StevedoreError, RemoteError) as exc:
+            log.warning("a stream's %s could not be checked again: %s", self.caller.principal, exc)
+            return True
+
+
+def admission(request):
+    """The request's ``Admission`` (set when it was let in; a public route's: always holds)."""
+    return getattr(request, "stevedore_admission", None) or Admission(caller_of(request), None)
+
+
 def is_public(public, settings):
     """Whether an endpoint skips auth: ``public`` is True/False, or the name of a switch in ``settings``."""
     if isinstance(public, str):
@@ -245,16 +277,18 @@ class JsonHttp(HttpRequestHandler):
         """(the request's ``Caller``, None), or (None, the 401/403/503 response)."""
         address = request.environ.get("stevedore_jobs.client")
         if not self.auth_required:
-            return replace(CONFIGURED, address=address), None
+            request.stevedore_admission = Admission(replace(CONFIGURED, address=address), None)
+            return request.stevedore_admission.caller, None
         token, source = presented_token(request)
         caller = None
         try:
             if source == "cookie":
                 message = "session: the sign-in session expired or ended; sign in again"
-                caller = self.session_caller(token, address)
+                recheck = functools.partial(self.session_caller, token, address)
             else:
                 message = "authorization: send a valid API token as 'Authorization: Bearer <token>'"
-                caller = token and self.tokens.caller(token, self, address)
+                recheck = functools.partial(self.tokens.caller, token, self, address) if token else lambda: None
+            caller = recheck()
         except (StevedoreError, RemoteError) as exc:  # the registry did not answer, or failed
             log.error("a %s could not be checked: %s", "sign-in session" if source == "cookie" else "token", exc)
             what = "session: the sign-in session" if source == "cookie" else "authorization: the token"
@@ -266,6 +300,7 @@ class JsonHttp(HttpRequestHandler):
         if source == "cookie" and request.method not in ("GET", "HEAD") and cross_site(request):
             return None, error_response(403, "FORBIDDEN",
                                         "origin: cross-site requests may not use the sign-in cookie")
+        request.stevedore_admission = Admission(caller, recheck)
         return caller, None
 
     def session_caller(self, secret, address):

@@ -16,6 +16,10 @@ sequences as U+FFFD, a character split between two polls decoded whole):
 
     : keep-alive                                  (a comment, when a poll brought nothing new)
 
+    event: error                                  (the last event when the token or sign-in session
+    data: {"error": "UNAUTHORIZED", "message": ...}  the stream was opened with is revoked, expired or
+                                                  signed out: no ``end`` follows, the stream closes)
+
 A client that connects late first gets what is kept: the stream's first bytes,
 a ``skipped`` event for those omitted, then its last bytes.
 """
@@ -109,6 +113,15 @@ class Follower:
             text = self.decoders[stream].decode(b"", final=True)
             if text:
                 yield sse(stream, text)
+
+
+DENIED_MESSAGE = ("authorization: the token or sign-in session this stream was opened with no longer "
+                  "lets it in (revoked, expired or signed out); the stream is closed")
+
+
+def denied_event():
+    """The last event of a stream whose token or session no longer lets it in: the API's 401 body."""
+    return sse("error", json.dumps({"error": "UNAUTHORIZED", "message": DENIED_MESSAGE}))
 
 
 def end_event(detail):

@@ -12,7 +12,7 @@ from services.gateway.rawlogs import raw_response
 from services.gateway.reads import SharedReads
 from services.gateway import audit, schedules, secrets, teams, tes, tokens  # the modules, as ui
 from services.gateway import access
-from services.gateway.http import api, caller_of, idempotency_key, json_body, listing, who
+from services.gateway.http import admission, api, caller_of, idempotency_key, json_body, listing, who
 from stevedore_jobs import contract
 from stevedore_jobs.contract.change import ResultChange
 from shared import validation
@@ -154,7 +154,7 @@ class GatewayService(ui.UiRoutes, schedules.ScheduleRoutes, tes.TesRoutes, secre
         except BaseException:
             place.release()
             raise
-        return Response(self.followers.stream((result_id, detail_id), self.scheduler, logs, place),
+        return Response(self.followers.stream((result_id, detail_id), self.scheduler, logs, place, admission(request)),
                         mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

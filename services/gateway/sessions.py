@@ -14,37 +14,43 @@ request's caller.  Anything else, a raw API token in the old ``stevedore_token``
 cookie among it, is refused like a bad token.
 
 The gateway asks the registry about a cookie at most once every
-UI_SESSION_CACHE_SECONDS (``SessionCache``): a sign-out on one gateway replica
-is seen by the others within that time; the replica that signs out forgets
-the session at once.  The check runs in the request's entrypoint, before a
+UI_SESSION_CACHE_SECONDS (``SessionCache``).  The replica that signs out forgets
+the session at once, the others when the registry's ``session_ended`` broadcast
+reaches them (services/gateway/ui.py ``on_session_ended``), and within that
+time should the event be lost.  A log stream let in with the cookie asks it
+again every second (services/gateway/follow.py) and so ends with it.  The check runs in the request's entrypoint, before a
 worker is taken (``SessionGate``, shared by the gateway's HTTP entrypoints).
 """
 import functools
 import hashlib
-import hmac
 import secrets
-import time
-from collections import OrderedDict
+from dataclasses import replace
 
 from nameko.containers import WorkerContext
 from nameko.extensions import DependencyProvider, SharedExtension
 from nameko.rpc import ReplyListener
 
 from services.gateway.admission import trusted
-from services.gateway.callers import TokenGate, token_hash
+from services.gateway.callers import (
+    MISSING,
+    AnswerCache,
+    TokenGate,
+    caller_of_principal,
+    configured_match,
+    sha256_hex,
+    token_hash,
+)
+from shared.principals import CONFIGURED
 from shared.rpc import timeout_service
 from shared.settings import settings_of
 
 COOKIE = "stevedore_session"
 LEGACY_COOKIE = "stevedore_token"  # held a raw API token before sessions; never accepted now
-CACHE_SIZE = 10000
 FINGERPRINT_SALT = b"stevedore web UI session"
 FINGERPRINT_ROUNDS = 100_000
 
 
-def secret_hash(secret):
-    """What the registry stores of a cookie's secret: its sha256, hex."""
-    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+secret_hash = sha256_hex  # what the registry stores of a cookie's secret
 
 
 @functools.lru_cache(maxsize=256)
@@ -73,10 +79,7 @@ def cookie_secure(mode, environ, proxies):
     return trusted(environ.get("REMOTE_ADDR", ""), proxies) and forwarded_proto(environ) == "https"
 
 
-MISSING = object()
-
-
-class SessionCache:
+class SessionCache(AnswerCache):
     """The registry's answers about cookies, kept ``ttl`` seconds (a live session: never past its expiry).
 
     An answer "no such session" is kept too, and is never replaced by a live one
@@ -85,30 +88,12 @@ class SessionCache:
     a check that was under way while it ended must not bring it back.
     """
 
-    def __init__(self, ttl, size=CACHE_SIZE, clock=time.monotonic):
-        self.ttl, self.size, self.clock = ttl, size, clock
-        self.entries = OrderedDict()
-
-    def get(self, key):
-        entry = self.entries.get(key)
-        if entry is None:
-            return MISSING
-        until, session = entry
-        if until <= self.clock():
-            del self.entries[key]
-            return MISSING
-        return session
-
     def put(self, key, session, seconds_left=None):
         if self.ttl <= 0:
             return
         if session is not None and self.get(key) is None:
             return  # ended meanwhile
-        keep = self.ttl if session is None else min(self.ttl, seconds_left)
-        self.entries[key] = (self.clock() + keep, session)
-        self.entries.move_to_end(key)
-        while len(self.entries) > self.size:
-            self.entries.popitem(last=False)
+        self.keep(key, session, self.ttl if session is None else min(self.ttl, seconds_left))
 
     def forget(self, key):
         """The session ended here: "no" from now on (kept ``ttl``, as any answer)."""
@@ -132,11 +117,7 @@ class SessionGate(SharedExtension):
 
     def token_fingerprint(self, token):
         """The fingerprint of ``token`` if it is one of STEVEDORE_TOKENS, else None."""
-        found = None
-        for known, print_ in self.fingerprints.items():  # every token compared: no early exit
-            if hmac.compare_digest(token.encode("utf-8", "surrogatepass"), known.encode()):
-                found = print_
-        return found
+        return configured_match(token, self.fingerprints)
 
     def session_print(self, secret, entrypoint):
         """The token fingerprint of the live session the cookie's ``secret`` names, or None.
@@ -178,26 +159,35 @@ class SessionVerbs:
         self.settings = gate.settings
         self.worker_ctx = worker_ctx
 
-    def sign_in(self, token, caller=None):
+    def sign_in(self, token, address=None):
         """A new session for an API token (one of STEVEDORE_TOKENS, or a principal's live token): its
-        secret (for the cookie), or None if the token is not ours.  ``caller``: who signs in
-        (shared/principals.py ``Caller``), for the audit log."""
+        secret (for the cookie), or None if the token is not ours.  The audit log names the token's
+        principal (the configured admin for one of STEVEDORE_TOKENS) and the client's ``address``."""
         token_print = self.gate.token_fingerprint(token)
+        caller = replace(CONFIGURED, address=address)
         if token_print is None:
             key = token_hash(token)
-            if self.tokens is None or self.tokens.principal(key, worker_ctx=self.worker_ctx) is None:
+            principal = self.tokens and self.tokens.principal(key, worker_ctx=self.worker_ctx)
+            if not principal:
                 return None
             token_print = key  # a principal's session ends with its token (revoked, expired)
+            caller = caller_of_principal(principal, address)
         secret = secrets.token_urlsafe(32)
         self.gate.registry(self.worker_ctx).create_session(secret_hash(secret), token_print,
                                                            self.settings.ui_session_seconds,
-                                                           caller=caller and caller.as_dict())
+                                                           caller=caller.as_dict())
         return secret
 
-    def sign_out(self, secret, caller=None):
-        """Revoke the session; this replica refuses it at once, others within the cache's time."""
+    def sign_out(self, secret, address=None):
+        """Revoke the session; this replica refuses it at once, the others when the registry's
+        ``session_ended`` reaches them (at the latest within the cache's time).  The audit log names
+        the session's principal (the registry knows it from the session's token) and ``address``."""
         key = secret_hash(secret)
-        self.gate.registry(self.worker_ctx).revoke_session(key, caller=caller and caller.as_dict())
+        self.gate.registry(self.worker_ctx).revoke_session(key, caller=replace(CONFIGURED, address=address).as_dict())
+        self.gate.cache.forget(key)
+
+    def forget(self, key):
+        """The session whose secret's hash is ``key`` ended (signed out on any gateway): refused from now on."""
         self.gate.cache.forget(key)
 
     def cookie_secure(self, environ):

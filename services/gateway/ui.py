@@ -17,18 +17,18 @@ import hashlib
 import html
 import mimetypes
 import os
-from dataclasses import replace
 from string import Template
 from urllib.parse import quote
 
+from nameko.events import BROADCAST, event_handler
 from nameko.exceptions import RemoteError
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Response
 
 from services.gateway.http import api, cross_site
 from services.gateway.sessions import COOKIE, LEGACY_COOKIE, Sessions
+from shared import events
 from shared.errors import StevedoreError
-from shared.principals import CONFIGURED
 
 UI_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ui")
 HOME = "/ui/tasks"
@@ -109,10 +109,9 @@ def safe_next(target):
     return HOME
 
 
-def signer(request):
-    """Who signs in or out, for the audit log: for now a STEVEDORE_TOKENS token's principal (the
-    configured admin), with the client's address."""
-    return replace(CONFIGURED, address=request.environ.get("stevedore_jobs.client"))
+def client(request):
+    """The client's address as the gateway saw it (a trusted proxy's word), for the audit log."""
+    return request.environ.get("stevedore_jobs.client")
 
 
 class UiRoutes:
@@ -180,7 +179,7 @@ class UiRoutes:
         auth_required = self.settings.auth
         response = redirect(target, code=303)
         if auth_required:
-            secret = self.sessions.sign_in(token, signer(request))
+            secret = self.sessions.sign_in(token, client(request))
             if secret is None:
                 return self._page(request, "signin", "Sign in", status=401, next=target,
                                   error="the gateway does not accept this token")
@@ -198,7 +197,7 @@ class UiRoutes:
         secret = request.cookies.get(COOKIE)
         if secret:
             try:
-                self.sessions.sign_out(secret, signer(request))
+                self.sessions.sign_out(secret, client(request))
             except (StevedoreError, RemoteError):  # the registry did not answer, or failed
                 return html_response("Sign-out failed: the session could not be ended now, so you are "
                                      "still signed in. Go back and try again.", status=503)
@@ -206,6 +205,13 @@ class UiRoutes:
         drop_cookie(request, response, COOKIE)
         drop_cookie(request, response, LEGACY_COOKIE)
         return response
+
+    # every gateway process has a queue of its own for this event (BROADCAST)
+    @event_handler(events.REGISTRY, events.SESSION_ENDED, handler_type=BROADCAST, reliable_delivery=False)
+    def on_session_ended(self, payload):
+        """A sign-out on any gateway: this process refuses the session (and ends its streams) at once."""
+        if isinstance(payload, dict) and isinstance(payload.get("secret_hash"), str):
+            self.sessions.forget(payload["secret_hash"])
 
     @api("GET", "/ui/<path:rest>", public=True)
     def ui_not_found(self, request, rest):

@@ -20,7 +20,7 @@ from services.registry.models import ApiToken, Principal
 from shared import audit
 from shared.db import newest_first
 from shared.errors import Conflict, NotFound, ValidationError
-from shared.principals import CONFIGURED_ADMIN, ROLES
+from shared.principals import CONFIGURED_ADMIN, ROLES, Caller
 
 DB_NOW = "extract(epoch FROM clock_timestamp())"
 HASH = re.compile(r"[0-9a-f]{64}")
@@ -134,6 +134,15 @@ def resolve(session, token_hash):
     session.commit()
     return {"token_id": row.id, "principal": row.name, "role": row.role, "team": row.team, "kind": row.kind,
             "seconds_left": row.seconds_left}
+
+
+def owner(session, token_hash, caller):
+    """``caller`` as the principal of the token whose sha256 is ``token_hash`` (live or not; its address
+    kept), or ``caller`` itself when no principal's token has that hash (one of STEVEDORE_TOKENS)."""
+    row = session.execute(text(
+        "SELECT p.name, p.role, p.team FROM api_tokens t JOIN principals p ON p.name = t.principal "
+        "WHERE t.token_hash = :hash"), {"hash": token_hash}).one_or_none()
+    return caller if row is None else Caller(row.name, row.role, row.team, caller.address)
 
 
 def revoke(session, token_id, caller=None):

@@ -183,7 +183,11 @@ class RegistryService:
 
     @rpc
     def revoke_session(self, secret_hash, caller=None):
-        return sessions.revoke(self.db.session, secret_hash, caller)
+        """End a session (sign-out); every gateway is told at once (``session_ended``, a broadcast)."""
+        ended = sessions.revoke(self.db.session, secret_hash, caller)
+        if ended:
+            self.dispatch(events.SESSION_ENDED, wire(m.SessionEnded(secret_hash=secret_hash)))
+        return ended
 
     @timer(interval=SESSION_SWEEP_INTERVAL)
     def sweep_sessions(self):

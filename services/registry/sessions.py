@@ -11,6 +11,7 @@ import re
 
 from sqlalchemy import text
 
+from services.registry import principals
 from shared import audit
 from shared.errors import Conflict, ValidationError
 
@@ -75,13 +76,17 @@ def check(session, secret_hash):
 
 
 def revoke(session, secret_hash, caller=None):
-    """End a session (sign-out); True if there was one to end (then in the audit log: ``session.sign_out``)."""
+    """End a session (sign-out); True if there was one to end.  Then in the audit log: ``session.sign_out``
+    by the session's own principal, that of the token it was made with (revoked or expired since as it may
+    be), from ``caller``'s address; ``caller`` itself for a session of a STEVEDORE_TOKENS token."""
     _hash(secret_hash, "secret_hash")
-    deleted = session.execute(text("DELETE FROM ui_sessions WHERE id = :id"), {"id": secret_hash}).rowcount
-    if deleted:
+    ended = session.execute(text("DELETE FROM ui_sessions WHERE id = :id RETURNING token_fingerprint"),
+                            {"id": secret_hash}).one_or_none()
+    if ended is not None:
+        caller = principals.owner(session, ended.token_fingerprint, audit.as_caller(caller))
         audit.record(session, caller, "session.sign_out", "session", target(secret_hash))
     session.commit()
-    return deleted > 0
+    return ended is not None
 
 
 def sweep(session):

@@ -3,13 +3,13 @@ and migration 0019's names and keys per team."""
 import uuid
 
 import pytest
-from nameko.testing.services import entrypoint_hook, entrypoint_waiter
+from nameko.testing.services import entrypoint_hook
 from sqlalchemy import create_engine, text
 
 from shared.errors import Conflict, NotFound, ValidationError
 from stevedore_jobs.migrate import ensure_database
 from tests.interface.test_output_migration import migrate
-from tests.interface.test_registry_sessions import sha
+from tests.interface.test_registry_sessions import broadcast_heard, sha
 from tests.support import drop_database
 
 BOB = {"token_id": None, "principal": "bob", "role": "member", "team": "ml", "kind": "service"}
@@ -68,22 +68,10 @@ def test_revoked_and_expired_tokens_resolve_to_nothing(registry, sql):
 
 
 def test_a_revocation_is_broadcast(registry, container_factory, service_config):
-    from nameko.events import BROADCAST, event_handler
-
-    class Gateway:
-        name = "a_gateway"
-        heard = []
-
-        @event_handler("registry", "token_revoked", handler_type=BROADCAST, reliable_delivery=False)
-        def on_token_revoked(self, payload):
-            self.heard.append(payload)
-
-    listener = container_factory(Gateway, service_config)
-    listener.start()
     made = call(registry, "create_token", sha("b"), {"name": "bob", "team": "ml", "role": "member"})
-    with entrypoint_waiter(listener, "on_token_revoked"):
-        call(registry, "revoke_token", made["token_id"])
-    assert Gateway.heard == [{"token_id": made["token_id"], "principal": "bob"}]
+    heard = broadcast_heard(container_factory, service_config, "token_revoked",
+                            lambda: call(registry, "revoke_token", made["token_id"]))
+    assert heard == [{"token_id": made["token_id"], "principal": "bob"}]
 
 
 def test_tasks_of_two_teams_may_share_a_name_and_a_key_but_a_team_may_not_twice(registry):

@@ -56,6 +56,51 @@ def test_a_revoked_session_is_refused(registry):
     assert call(registry, "revoke_session", secret) is False  # signing out twice is no error
 
 
+def broadcast_heard(container_factory, service_config, event, act):
+    """The payloads of the registry's ``event`` that a gateway-like listener (a BROADCAST handler) hears
+    while ``act()`` runs."""
+    from nameko.events import BROADCAST, event_handler
+    from nameko.testing.services import entrypoint_waiter
+
+    heard = []
+
+    class Gateway:
+        name = "a_gateway"
+
+        @event_handler("registry", event, handler_type=BROADCAST, reliable_delivery=False)
+        def on_event(self, payload):
+            heard.append(payload)
+
+    listener = container_factory(Gateway, service_config)
+    listener.start()
+    with entrypoint_waiter(listener, "on_event"):
+        act()
+    return heard
+
+
+def test_a_sign_out_is_broadcast_to_every_gateway(registry, container_factory, service_config):
+    secret = sha("to sign out")
+    call(registry, "create_session", secret, sha("token"), 3600)
+    heard = broadcast_heard(container_factory, service_config, "session_ended",
+                            lambda: call(registry, "revoke_session", secret))
+    assert heard == [{"secret_hash": secret}]
+
+
+def test_a_sign_out_is_audited_as_the_sessions_principal_even_once_its_token_is_revoked(registry, sql):
+    made = call(registry, "create_token", sha("alices token"), {"name": "alice", "team": "ml", "role": "viewer"})
+    at = {"principal": "admin", "role": "admin", "team": "default", "address": "192.0.2.9"}
+    mine, configured = sha("alice's cookie"), sha("admin's cookie")
+    call(registry, "create_session", mine, sha("alices token"), 3600)
+    call(registry, "create_session", configured, sha("a STEVEDORE_TOKENS fingerprint"), 3600)
+    call(registry, "revoke_token", made["token_id"])
+    with entrypoint_hook(registry, "revoke_session") as hook:
+        assert hook(mine, caller=at) is True and hook(configured, caller=at) is True
+    rows = sql("SELECT target_id, principal, role, team, address FROM audit_log WHERE action = 'session.sign_out' "
+               "ORDER BY at").all()
+    assert [tuple(row) for row in rows] == [(mine[:16], "alice", "viewer", "ml", "192.0.2.9"),
+                                           (configured[:16], "admin", "admin", "default", "192.0.2.9")]
+
+
 def test_the_session_answers_which_token_made_it_so_a_removed_token_ends_it(registry):
     """The gateway compares the fingerprint with its tokens' (tests/e2e/test_sessions.py shows it refused)."""
     by_first, by_second = sha("s1"), sha("s2")

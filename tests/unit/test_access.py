@@ -139,3 +139,19 @@ def test_a_duration_that_is_not_one_is_a_usage_error(text):
     import argparse
     with pytest.raises(argparse.ArgumentTypeError):
         duration(text)
+
+
+def test_a_streams_admission_holds_while_the_same_caller_is_let_in_and_through_a_registry_away():
+    from services.gateway.http import Admission
+    from shared.errors import Unavailable
+
+    bob = Caller("bob", "member", "ml", "10.0.0.1")
+    answers = iter([bob, Caller("bob", "viewer", "ml", "10.0.0.1"), None])
+    admission = Admission(bob, lambda: next(answers))
+    assert [admission.holds() for _ in range(3)] == [True, False, False]  # a role changed, then revoked
+
+    def away():
+        raise Unavailable("registry: no answer", "registry")
+
+    assert Admission(bob, away).holds() is True  # no verdict: a later check decides
+    assert Admission(CONFIGURED, None).holds() is True  # auth off: nothing to ask again

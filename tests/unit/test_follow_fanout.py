@@ -261,3 +261,53 @@ def test_a_scheduler_from_before_since_is_read_whole_and_followers_still_get_eac
     outputs = [stdout_of(t.wait())[0] for t in follow_all(followers, scheduler, 3)]
     assert outputs == ["".join(f"line-{i}\n" for i in range(1, 7))] * 3
     assert scheduler.reads.count(None) == 3 + 6  # three first reads, then one whole read per interval
+
+
+class Admission:
+    """A stream's token or session (services/gateway/http.py ``Admission``): it lets the stream in for
+    ``holds_for`` checks, then no more."""
+
+    def __init__(self, holds_for):
+        self.holds_for, self.calls = holds_for, 0
+
+    def holds(self):
+        self.calls += 1
+        return self.calls <= self.holds_for
+
+
+class Clock:
+    """The followers' clock: each poll interval (a tick of the job) is half a second."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def tick(self, n):
+        self.now += 0.5
+
+
+def test_a_stream_whose_token_or_session_stops_letting_it_in_ends_with_an_error_and_frees_its_place():
+    scheduler, clock = FakeScheduler(end_at=1000), Clock()
+    followers = Followers(sleep=Interval(scheduler, on_tick=clock.tick), clock=clock, check_seconds=1)
+    place = followers.reserve()
+    chunks = list(followers.stream(KEY, scheduler, scheduler.get_log_bytes(*KEY), place, Admission(3)))
+    text, end = stdout_of(chunks)
+    assert end is None  # no end's status for whom may no longer read
+    event, data = chunks[-1].splitlines()[:2]
+    assert event == "event: error" and json.loads(data.split(": ", 1)[1])["error"] == "UNAUTHORIZED"
+    assert text.startswith("line-1\n") and scheduler.ticks < 10
+    for _ in range(10):  # the poller's next turn finds no follower left
+        eventlet.sleep(0)
+    assert followers.count == 0 and followers.pollers == {}
+
+
+def test_a_streams_token_is_asked_again_once_per_check_interval_not_once_per_chunk():
+    scheduler, clock = FakeScheduler(end_at=20), Clock()
+    followers = Followers(sleep=Interval(scheduler, on_tick=clock.tick), clock=clock, check_seconds=1)
+    admission = Admission(1000)
+    place = followers.reserve()
+    text, end = stdout_of(followers.stream(KEY, scheduler, scheduler.get_log_bytes(*KEY), place, admission))
+    assert end["status"] == "COMPLETE" and text.count("\n") == 20
+    assert 5 <= admission.calls <= 11  # 20 answers over 10 seconds: about one check a second

@@ -56,20 +56,21 @@ def test_the_operator_can_force_secure_on_or_off():
 
 # ---------------------------------------------------------------- the cookie itself
 
-def signin(config, peer="192.0.2.7", proto=None, token="the-api-token", cookies=None):
-    """POST /ui/signin to the gateway's handler (its registry a mock); answer (response, registry)."""
+def signin(config, peer="192.0.2.7", proto=None, token="the-api-token", cookies=None, tokens=None):
+    """POST /ui/signin to the gateway's handler (its registry a mock; ``tokens``: the principals' tokens
+    it knows, a mock TokenGate); answer (response, registry)."""
     registry = Mock()
     bound = gate({"API_TOKENS": "the-api-token,other", **config})
     bound.registry = lambda worker_ctx: registry
     settings = parse(GatewaySettings, {"AUTH": "on", "API_TOKENS": "the-api-token,other", **config})
     service = worker_factory(GatewayService, settings=settings,
-                             sessions=SessionVerbs(bound, None))
+                             sessions=SessionVerbs(bound, None, tokens))
     headers = {"X-Forwarded-Proto": proto} if proto else {}
     if cookies:
         headers["Cookie"] = cookies
     env = EnvironBuilder(path="/ui/signin", method="POST", headers=headers,
                          data={"token": token, "next": "/ui/results"}).get_environ()
-    env["REMOTE_ADDR"] = peer
+    env["REMOTE_ADDR"] = env["stevedore_jobs.client"] = peer  # the client as the door (http.py) saw it
     return service.ui_signin_submit(Request(env)), registry
 
 
@@ -88,6 +89,18 @@ def test_sign_in_sets_an_http_only_strict_cookie_holding_a_new_secret_not_the_to
     # and who signs in, for the audit log: a principal, never the token
     caller = registry.create_session.call_args.kwargs["caller"]
     assert caller["principal"] == "admin" and "the-api-token" not in str(caller)
+
+
+def test_sign_in_with_a_principals_token_is_audited_as_that_principal_from_the_clients_address():
+    tokens = Mock()
+    tokens.principal.return_value = {"token_id": "t1", "principal": "alice", "role": "viewer", "team": "ml",
+                                     "seconds_left": None}
+    response, registry = signin({}, token="stv_alices", tokens=tokens)
+    assert response.status_code == 303
+    assert tokens.principal.call_args.args == (secret_hash("stv_alices"),)
+    assert registry.create_session.call_args.args[1] == secret_hash("stv_alices")  # its session ends with it
+    assert registry.create_session.call_args.kwargs["caller"] == {
+        "principal": "alice", "role": "viewer", "team": "ml", "address": "192.0.2.7"}
 
 
 def test_sign_in_behind_a_named_proxy_over_https_sets_a_secure_cookie():
