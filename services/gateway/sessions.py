@@ -25,13 +25,15 @@ import hmac
 import secrets
 import time
 from collections import OrderedDict
+from dataclasses import replace
 
 from nameko.containers import WorkerContext
 from nameko.extensions import DependencyProvider, SharedExtension
 from nameko.rpc import ReplyListener
 
 from services.gateway.admission import trusted
-from services.gateway.callers import TokenGate, token_hash
+from services.gateway.callers import TokenGate, caller_of_principal, token_hash
+from shared.principals import CONFIGURED, SYSTEM
 from shared.rpc import timeout_service
 from shared.settings import settings_of
 
@@ -178,26 +180,42 @@ class SessionVerbs:
         self.settings = gate.settings
         self.worker_ctx = worker_ctx
 
-    def sign_in(self, token, caller=None):
+    def sign_in(self, token, address=None):
         """A new session for an API token (one of STEVEDORE_TOKENS, or a principal's live token): its
-        secret (for the cookie), or None if the token is not ours.  ``caller``: who signs in
-        (shared/principals.py ``Caller``), for the audit log."""
+        secret (for the cookie), or None if the token is not ours.  The audit log's ``session.sign_in``
+        is the token's principal's, from ``address``."""
         token_print = self.gate.token_fingerprint(token)
         if token_print is None:
             key = token_hash(token)
-            if self.tokens is None or self.tokens.principal(key, worker_ctx=self.worker_ctx) is None:
+            principal = self.tokens and self.tokens.principal(key, worker_ctx=self.worker_ctx)
+            if principal is None:
                 return None
             token_print = key  # a principal's session ends with its token (revoked, expired)
+            caller = caller_of_principal(principal, address)
+        else:
+            caller = replace(CONFIGURED, address=address)
         secret = secrets.token_urlsafe(32)
         self.gate.registry(self.worker_ctx).create_session(secret_hash(secret), token_print,
                                                            self.settings.ui_session_seconds,
-                                                           caller=caller and caller.as_dict())
+                                                           caller=caller.as_dict())
         return secret
 
-    def sign_out(self, secret, caller=None):
-        """Revoke the session; this replica refuses it at once, others within the cache's time."""
+    def sign_out(self, secret, address=None):
+        """Revoke the session; this replica refuses it at once, others within the cache's time.  The audit
+        log's ``session.sign_out`` is the session's principal's; of a session whose token is no longer live
+        (revoked, expired: its principal is not known any more), ``SYSTEM``'s."""
         key = secret_hash(secret)
-        self.gate.registry(self.worker_ctx).revoke_session(key, caller=caller and caller.as_dict())
+        registry = self.gate.registry(self.worker_ctx)
+        session = registry.check_session(key)
+        caller = SYSTEM
+        if session is not None:
+            token_print = session["token_fingerprint"]
+            if self.gate.is_configured(token_print):
+                caller = CONFIGURED
+            else:
+                principal = self.tokens and self.tokens.principal(token_print, worker_ctx=self.worker_ctx)
+                caller = SYSTEM if principal is None else caller_of_principal(principal, None)
+        registry.revoke_session(key, caller=replace(caller, address=address).as_dict())
         self.gate.cache.forget(key)
 
     def cookie_secure(self, environ):

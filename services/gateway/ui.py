@@ -17,7 +17,6 @@ import hashlib
 import html
 import mimetypes
 import os
-from dataclasses import replace
 from string import Template
 from urllib.parse import quote
 
@@ -28,7 +27,6 @@ from werkzeug.wrappers import Response
 from services.gateway.http import api, cross_site
 from services.gateway.sessions import COOKIE, LEGACY_COOKIE, Sessions
 from shared.errors import StevedoreError
-from shared.principals import CONFIGURED
 
 UI_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ui")
 HOME = "/ui/tasks"
@@ -109,10 +107,9 @@ def safe_next(target):
     return HOME
 
 
-def signer(request):
-    """Who signs in or out, for the audit log: for now a STEVEDORE_TOKENS token's principal (the
-    configured admin), with the client's address."""
-    return replace(CONFIGURED, address=request.environ.get("stevedore_jobs.client"))
+def client(request):
+    """The client's address, for the audit log's sign-in and sign-out (whose principal the session's)."""
+    return request.environ.get("stevedore_jobs.client")
 
 
 class UiRoutes:
@@ -180,7 +177,7 @@ class UiRoutes:
         auth_required = self.settings.auth
         response = redirect(target, code=303)
         if auth_required:
-            secret = self.sessions.sign_in(token, signer(request))
+            secret = self.sessions.sign_in(token, client(request))
             if secret is None:
                 return self._page(request, "signin", "Sign in", status=401, next=target,
                                   error="the gateway does not accept this token")
@@ -198,7 +195,7 @@ class UiRoutes:
         secret = request.cookies.get(COOKIE)
         if secret:
             try:
-                self.sessions.sign_out(secret, signer(request))
+                self.sessions.sign_out(secret, client(request))
             except (StevedoreError, RemoteError):  # the registry did not answer, or failed
                 return html_response("Sign-out failed: the session could not be ended now, so you are "
                                      "still signed in. Go back and try again.", status=503)

@@ -150,6 +150,7 @@ class RegistryService:
 
     @rpc
     def list_tokens(self, limit=100, after=None, team=None, caller=None):
+        Caller.from_dict(caller)
         return principals.listing(self.db.session, limit, after, team)
 
     @rpc
@@ -174,7 +175,7 @@ class RegistryService:
     @rpc
     def create_session(self, secret_hash, token_fingerprint, seconds, caller=None):
         """A new session for the gateway: sha256 of its cookie's secret, the hash of its API token."""
-        return sessions.create(self.db.session, secret_hash, token_fingerprint, seconds, caller)
+        return sessions.create(self.db.session, secret_hash, token_fingerprint, seconds, Caller.from_dict(caller))
 
     @rpc
     def check_session(self, secret_hash):
@@ -183,7 +184,7 @@ class RegistryService:
 
     @rpc
     def revoke_session(self, secret_hash, caller=None):
-        return sessions.revoke(self.db.session, secret_hash, caller)
+        return sessions.revoke(self.db.session, secret_hash, Caller.from_dict(caller))
 
     @timer(interval=SESSION_SWEEP_INTERVAL)
     def sweep_sessions(self):

@@ -3,21 +3,16 @@ and migration 0019's names and keys per team."""
 import uuid
 
 import pytest
-from nameko.testing.services import entrypoint_hook, entrypoint_waiter
+from nameko.testing.services import entrypoint_waiter
 from sqlalchemy import create_engine, text
 
 from shared.errors import Conflict, NotFound, ValidationError
 from stevedore_jobs.migrate import ensure_database
 from tests.interface.test_output_migration import migrate
 from tests.interface.test_registry_sessions import sha
-from tests.support import drop_database
+from tests.support import call, drop_database
 
 BOB = {"token_id": None, "principal": "bob", "role": "member", "team": "ml", "kind": "service"}
-
-
-def call(container, method, *args, **kwargs):
-    with entrypoint_hook(container, method) as hook:
-        return hook(*args, **kwargs)
 
 
 def test_a_token_resolves_to_its_principal_and_only_its_hash_is_kept(registry, sql):

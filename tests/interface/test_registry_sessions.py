@@ -3,19 +3,13 @@ import hashlib
 import secrets
 
 import pytest
-from nameko.testing.services import entrypoint_hook
 from sqlalchemy import create_engine, inspect
 
 from services.registry import sessions
 from shared.errors import ValidationError
 from stevedore_jobs.migrate import ensure_database
 from tests.interface.test_output_migration import migrate
-from tests.support import drop_database
-
-
-def call(container, method, *args):
-    with entrypoint_hook(container, method) as hook:
-        return hook(*args)
+from tests.support import call, drop_database
 
 
 def sha(value):
