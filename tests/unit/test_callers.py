@@ -93,3 +93,36 @@ def test_every_limited_rpc_refuses_a_call_naming_no_caller_before_any_worker_run
     with pytest.raises(Forbidden):
         rpc.check_signature(args, {"caller": {**MEMBER, "role": "root"}})
     rpc.check_signature(args, {"caller": MEMBER})  # a caller: on to the worker (its own checks)
+
+
+# defence in depth: the services check the role themselves for principals, tokens, teams, secrets, the audit
+# log and the runner list, so a forged call (or a gateway bug) with a lesser caller changes and reads nothing
+SHA = "a" * 64
+GUARDED = [
+    (RegistryService, "create_token", (SHA, {"name": "x", "team": "default", "role": "admin"}), {"admin"}),
+    (RegistryService, "list_tokens", (), {"admin"}),
+    (RegistryService, "revoke_token", ("t" * 32,), {"admin"}),
+    (RegistryService, "team_names", (), {"admin", "operator"}),
+    (SchedulerService, "create_team", ({"name": "forged"},), {"admin"}),
+    (SchedulerService, "update_team", ("ml", {"weight": 100}), {"admin"}),
+    (SchedulerService, "delete_team", ("ml",), {"admin"}),
+    (SchedulerService, "put_secret", ("API_KEY", "sealed"), {"admin", "member"}),
+    (SchedulerService, "delete_secret", ("API_KEY",), {"admin", "member"}),
+    (SchedulerService, "list_audit", (), {"admin", "operator"}),
+    (SchedulerService, "list_runners", (), {"admin", "operator"}),
+]
+REFUSED = [(cls, name, args, role) for cls, name, args, allowed in GUARDED
+           for role in ("admin", "operator", "member", "viewer", "system") if role not in allowed]
+
+
+@pytest.mark.parametrize("service_cls, name, args, role", REFUSED,
+                         ids=[f"{c.name}.{n}-{r}" for c, n, _, r in REFUSED])
+def test_a_lesser_caller_is_refused_by_the_service_itself_and_touches_nothing(service_cls, name, args, role):
+    from nameko.testing.services import worker_factory
+
+    service = worker_factory(service_cls)
+    with pytest.raises(Forbidden) as refused:
+        getattr(service, name)(*args, caller={**MEMBER, "role": role})
+    assert refused.value.field == "role", refused.value
+    assert not service.db.session.method_calls  # refused before any read or write
+    assert not service.dispatch.called
