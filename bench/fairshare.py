@@ -32,6 +32,7 @@ def share(args):
 
     from bench.backbone import Database, Images, Stevedore, Vhost
     from shared.errors import TaskUnconfirmed
+    from shared.principals import CONFIGURED
 
     weights = [float(w) for w in args.weights.split(",")]
     teams = {f"w{index}": weight for index, weight in enumerate(weights)}
@@ -45,7 +46,7 @@ def share(args):
             assert created.status_code == 201, created.text
         floods = {}
         with ClusterRpcProxy({"AMQP_URI": vhost.uri}) as cluster:
-            facts = cluster.registry.task_facts(task["task_id"])
+            facts = cluster.registry.task_facts(task["task_id"], caller=CONFIGURED.as_dict())
             for name in teams:
                 caller = {"principal": f"{name}-bench", "role": "member", "team": name}
                 body = {"operation": "RUN", "times": 100000}

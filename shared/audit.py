@@ -15,9 +15,9 @@ How to record a change (a new service's or route's)::
     session.commit()
 
 - ``caller``: the request's ``Caller`` (shared/principals.py), or its ``as_dict()`` as the
-  gateway hands it on (``caller=None`` kwarg of an RPC), or None (the configured admin);
-  ``audit.SYSTEM`` for what the system does by itself (a schedule's tick, a failure policy's
-  stop, a deadline, a run cancelled for its dependencies, retention);
+  gateway hands it on (the ``caller`` kwarg of an RPC; None is refused, as every RPC refuses it);
+  ``audit.SYSTEM`` (``shared.principals.SYSTEM``) for what the system does by itself (a schedule's
+  tick, a failure policy's stop, a deadline, a run cancelled for its dependencies, retention);
 - ``action``: ``<target type>.<verb>``, lower case (``task.register``, ``result.cancel``,
   ``token.create``, ``secret.delete``...; the list in docs/api.md "Audit log");
 - ``target_type``, ``target_id``: what was changed (a task, result, detail, schedule,
@@ -37,12 +37,9 @@ from sqlalchemy import Float, Index, String, insert, literal_column
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared.principals import SYSTEM, Caller  # noqa: F401 -- SYSTEM: ``audit.SYSTEM``, as the services name it
 from shared.wire import wire
-from shared.principals import DEFAULT_TEAM, Caller
 from stevedore_jobs import contract
-
-SYSTEM = Caller("system", "system", DEFAULT_TEAM)
-"""Who a change made by the system itself is recorded as (its ``summary`` says what led to it)."""
 
 DB_NOW = literal_column("extract(epoch FROM clock_timestamp())", Float)
 SUMMARY_KEYS = 16

@@ -32,7 +32,8 @@ class ValidationError(StevedoreError):
 
 @deserialize_to_instance
 class Forbidden(StevedoreError):
-    """The caller's role does not allow this (shared/principals.py)."""
+    """The caller's role does not allow this (shared/principals.py), or it named a team it may not act for
+    (services/gateway/access.py)."""
 
     code = "FORBIDDEN"
 
@@ -40,13 +41,6 @@ class Forbidden(StevedoreError):
 @deserialize_to_instance
 class NotFound(StevedoreError):
     code = "NOT_FOUND"
-
-
-@deserialize_to_instance
-class Forbidden(StevedoreError):
-    """The caller's role does not allow it, or it named a team it may not act for (services/gateway/access.py)."""
-
-    code = "FORBIDDEN"
 
 
 @deserialize_to_instance
@@ -72,13 +66,6 @@ class TaskUnconfirmed(Conflict):
     """
 
     logged = False
-
-
-@deserialize_to_instance
-class Forbidden(StevedoreError):
-    """The caller's role may not do this (shared/principals.py)."""
-
-    code = "FORBIDDEN"
 
 
 @deserialize_to_instance

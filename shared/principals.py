@@ -12,13 +12,24 @@ Roles, from the most to the least (issue 18):
 
 A token of STEVEDORE_TOKENS is an ``admin`` principal named ``admin`` acting for
 the ``default`` team, so the quick start is unchanged.
+
+A service never guesses who calls: an RPC that a role or a team limits refuses a call that names no
+caller, or one that is not a caller (``Caller.from_dict``: Forbidden, field ``caller``).  What the
+system does by itself (a schedule's tick, a sweep, a failure policy's stop) is ``SYSTEM``'s: a role of
+its own that no role check lets through and that covers only its own team, so that a call naming it
+reaches no more than one naming nobody did before (docs/guarantees.md "Trust boundaries").
 """
 from dataclasses import asdict, dataclass
+
+from shared.errors import Forbidden
 
 ROLES = ("admin", "operator", "member", "viewer")
 ALL_TEAMS_ROLES = frozenset({"admin", "operator"})
 DEFAULT_TEAM = "default"
 CONFIGURED_ADMIN = "admin"  # the principal of a STEVEDORE_TOKENS token
+SYSTEM_ROLE = "system"  # the role of ``SYSTEM`` only; no principal holds it
+CALLER_ROLES = (*ROLES, SYSTEM_ROLE)
+NAME_MAX = 200
 
 
 @dataclass(frozen=True)
@@ -42,13 +53,39 @@ class Caller:
 
     @classmethod
     def from_dict(cls, value):
-        """A caller handed on over RPC; None gives the configured admin of the default team (a ``Caller``
-        is taken as it is)."""
-        if value is None:
-            return CONFIGURED
+        """A caller handed on over RPC (``as_dict``); a ``Caller`` is taken as it is.
+
+        None (the call named no caller) or anything that is not a caller is refused: Forbidden, field
+        ``caller``.  It never stands for an admin."""
         if isinstance(value, Caller):
             return value
-        return cls(**{key: value.get(key) for key in ("principal", "role", "team", "address")})
+        if value is None:
+            raise Forbidden("this call names no caller: who calls must be said (the gateway's request, "
+                            "or SYSTEM for what the system does by itself)", "caller")
+        if not isinstance(value, dict):
+            raise Forbidden("is not a caller (an object with principal, role and team)", "caller")
+        principal, role, team, address = (value.get(key) for key in ("principal", "role", "team", "address"))
+        if not isinstance(principal, str) or not 0 < len(principal) <= NAME_MAX:
+            raise Forbidden("names no principal", "caller.principal")
+        if role not in CALLER_ROLES:
+            raise Forbidden(f"must be one of {', '.join(ROLES)}", "caller.role")
+        if not isinstance(team, str) or not 0 < len(team) <= 63:
+            raise Forbidden("names no team", "caller.team")
+        if address is not None and not isinstance(address, str):
+            raise Forbidden("must be text", "caller.address")
+        return cls(principal, role, team, address)
+
+
+def require_role(caller, roles, what):
+    """``caller`` (as ``Caller.from_dict`` takes it) if its role is one of ``roles``, else Forbidden
+    naming ``what`` it may not do: a service's own check, whatever the gateway let through."""
+    caller = Caller.from_dict(caller)
+    if caller.role not in roles:
+        raise Forbidden(f"{what} is for {' and '.join(sorted(roles))} only; {caller.principal} is {caller.role}",
+                        "role")
+    return caller
 
 
 CONFIGURED = Caller(CONFIGURED_ADMIN, "admin", DEFAULT_TEAM)
+SYSTEM = Caller("system", SYSTEM_ROLE, DEFAULT_TEAM)
+"""Who a change made by the system itself is (its audit row's ``summary`` says what led to it)."""

@@ -25,6 +25,7 @@ service is still an error at once), and ``rpc`` answers a transient request
 with a transient reply.  Everything else (a RUN, a claim, a cancel) stays
 persistent.
 """
+import inspect
 import logging
 
 import eventlet
@@ -38,6 +39,7 @@ from nameko.rpc import RpcProxy, ServiceProxy, get_rpc_exchange
 from shared.errors import Unavailable
 from shared.handlers import first_line, is_transient
 from shared.messages import reads, secret_replies
+from shared.principals import Caller
 from shared.settings import settings_of
 
 log = logging.getLogger(__name__)
@@ -119,9 +121,18 @@ class _TransientResponder(nameko.rpc.Responder):
     publisher_cls = _TransientPublisher
 
 
+def names_caller(fn):
+    """Whether an RPC's method takes a ``caller`` (a role or a team limits it: shared/principals.py)."""
+    return "caller" in inspect.signature(fn).parameters
+
+
 class Rpc(nameko.rpc.Rpc):
     """nameko's ``@rpc`` entrypoint, answering a transient request (a read), or any request of an RPC whose
     reply carries secrets (``shared.messages.secret_replies``), with a transient reply.
+
+    An RPC whose method takes a ``caller`` refuses a request that names none, or names something that is
+    no caller (``Caller.from_dict``: Forbidden, answered to the caller), before any worker runs: no such
+    RPC runs for nobody, whatever its own code checks.
 
     A reply the broker cannot take (it is away) is given up, not raised: nameko
     kills the whole service when sending a reply fails.  The caller's call
@@ -129,6 +140,12 @@ class Rpc(nameko.rpc.Rpc):
     connection still stands; on a connection the outage broke it was not, and
     the broker delivers it again if it was persistent.
     """
+
+    def check_signature(self, args, kwargs):
+        super().check_signature(args, kwargs)
+        fn = getattr(self.container.service_cls, self.method_name)
+        if names_caller(fn):
+            Caller.from_dict(inspect.getcallargs(fn, None, *args, **kwargs)["caller"])
 
     def handle_result(self, message, worker_ctx, result, exc_info):
         try:

@@ -70,7 +70,8 @@ class GatewayService(ui.UiRoutes, schedules.ScheduleRoutes, tes.TesRoutes, secre
         try:
             result = self.scheduler.run_task(task_id, body, key, facts, caller=caller.as_dict())
         except TaskUnconfirmed:  # no fresh copy of the task in the scheduler: the registry's word for it
-            result = self.scheduler.run_task(task_id, body, key, self.registry.task_facts(task_id),
+            result = self.scheduler.run_task(task_id, body, key,
+                                             self.registry.task_facts(task_id, caller=caller.as_dict()),
                                              caller=caller.as_dict())
         return 202, {"Location": f"/result/{result['result_id']}/"}, result
 

@@ -59,7 +59,7 @@ class TokenRoutes:
     @api("GET", "/whoami/")
     def whoami(self, request):
         caller = caller_of(request)
-        teams = self.registry.team_names() if caller.all_teams else [caller.team]
+        teams = self.registry.team_names(caller=caller.as_dict()) if caller.all_teams else [caller.team]
         return {"principal": caller.principal, "role": caller.role, "team": caller.team,
                 "all_teams": caller.all_teams, "teams": teams}
 

@@ -31,7 +31,7 @@ from shared.docker_engine import bounded
 from shared.errors import Unavailable
 from shared.handlers import retrying_event_handler
 from shared.messages import wire
-from shared.principals import Caller
+from shared.principals import ALL_TEAMS_ROLES, Caller, require_role
 from shared.rpc import rpc
 from shared.timeutil import now
 
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 STALLED_AFTER = 60
 # a task IMPORTING for longer than PULL_TIMEOUT plus this was abandoned (its registry stopped mid-pull)
 IMPORT_MARGIN = 60
+ADMINS = ("admin",)
 # seconds between deletions of expired web UI sessions (refused already: this only frees their rows)
 SESSION_SWEEP_INTERVAL = 600
 
@@ -138,10 +139,12 @@ class RegistryService:
 
     # ------------------------------------------------ principals and tokens (services/registry/principals.py)
 
+    # principals and tokens are an admin's alone: checked here too, whatever the gateway let through
+
     @rpc
     def create_token(self, token_hash, body, caller=None):
         """A token for a principal (made if new): only the sha256 of the token the gateway made comes here."""
-        return principals.create(self.db.session, token_hash, body, Caller.from_dict(caller))
+        return principals.create(self.db.session, token_hash, body, require_role(caller, ADMINS, "making a token"))
 
     @rpc
     def resolve_token(self, token_hash):
@@ -150,12 +153,13 @@ class RegistryService:
 
     @rpc
     def list_tokens(self, limit=100, after=None, team=None, caller=None):
+        require_role(caller, ADMINS, "the token list")
         return principals.listing(self.db.session, limit, after, team)
 
     @rpc
     def revoke_token(self, token_id, caller=None):
         """Revoke a token; every gateway is told at once (``token_revoked``, a broadcast)."""
-        token = principals.revoke(self.db.session, token_id, Caller.from_dict(caller))
+        token = principals.revoke(self.db.session, token_id, require_role(caller, ADMINS, "revoking a token"))
         self.dispatch(events.TOKEN_REVOKED, wire(m.TokenRevoked(token_id=token["token_id"],
                                                                 principal=token["principal"])))
         return token
@@ -166,7 +170,9 @@ class RegistryService:
         return principals.live_in_team(self.db.session, team)
 
     @rpc
-    def team_names(self):
+    def team_names(self, caller=None):
+        """Every team's name: what an admin or an operator may pick (``GET /whoami/``)."""
+        require_role(caller, ALL_TEAMS_ROLES, "the list of every team")
         return principals.team_names(self.db.session)
 
     # ------------------------------------------------ web UI sessions (services/registry/sessions.py)
@@ -174,7 +180,7 @@ class RegistryService:
     @rpc
     def create_session(self, secret_hash, token_fingerprint, seconds, caller=None):
         """A new session for the gateway: sha256 of its cookie's secret, the hash of its API token."""
-        return sessions.create(self.db.session, secret_hash, token_fingerprint, seconds, caller)
+        return sessions.create(self.db.session, secret_hash, token_fingerprint, seconds, Caller.from_dict(caller))
 
     @rpc
     def check_session(self, secret_hash):
@@ -184,7 +190,7 @@ class RegistryService:
     @rpc
     def revoke_session(self, secret_hash, caller=None):
         """End a session (sign-out); every gateway is told at once (``session_ended``, a broadcast)."""
-        ended = sessions.revoke(self.db.session, secret_hash, caller)
+        ended = sessions.revoke(self.db.session, secret_hash, Caller.from_dict(caller))
         if ended:
             self.dispatch(events.SESSION_ENDED, wire(m.SessionEnded(secret_hash=secret_hash)))
         return ended

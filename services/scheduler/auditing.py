@@ -13,6 +13,7 @@ from sqlalchemy import delete, select
 
 from shared import audit
 from shared.db import newest_first
+from shared.principals import ALL_TEAMS_ROLES, require_role
 from shared.extensions import config_timer
 from shared.rpc import rpc
 from shared.timeutil import now
@@ -63,6 +64,7 @@ class AuditMixin:
     def list_audit(self, principal=None, team=None, action=None, target_type=None, target_id=None, since=None,
                    until=None, limit=100, after=None, caller=None):
         """``GET /audit/``'s page (the gateway lets only admins and operators ask, whose roles cover every team)."""
+        require_role(caller, ALL_TEAMS_ROLES, "the audit log")  # whatever the gateway let through
         rows = listed(self.db.session, principal, team, action, target_type, target_id, since, until, limit,
                       after)
         return [audit.as_dict(row) for row in rows]

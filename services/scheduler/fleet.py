@@ -27,6 +27,7 @@ from services.scheduler.holdings import installation_id
 from services.scheduler.models import Result, Runner
 from shared import statuses as st
 from shared.messages import RunnerInfo, received, wire
+from shared.principals import ALL_TEAMS_ROLES, require_role
 from shared.rpc import rpc
 from shared.settings import settings_of
 from shared.timeutil import now
@@ -233,7 +234,8 @@ class FleetMixin:
 
     @rpc
     def list_runners(self, limit=100, after=None, status=None, caller=None):
-        """``caller``: unused (runners belong to no team; the gateway lets admins and operators ask)."""
+        """The runners (of no team): for admins and operators, checked here too."""
+        require_role(caller, ALL_TEAMS_ROLES, "the runner list")
         return list_runners(self.db.session, self._lease(), limit, after, status)
 
     def _runner_heard(self, runner, info):

@@ -149,10 +149,21 @@ def test_each_change_over_http_is_listed_with_who_what_when_and_from_where(audit
     assert len(signed_in) == 1 and len(signed_out) == 1
     assert signed_in[0]["target_id"] == signed_out[0]["target_id"] and cookie not in str(signed_in)
     assert signed_out[0]["address"] == "127.0.0.1"
+    assert signed_in[0]["principal"] == signed_out[0]["principal"] == "admin"
+    # a principal's sign-in and sign-out are its own (not the configured admin's)
+    made = api.post("/token/", {"name": "audit-ui-viewer", "team": "default", "role": "viewer"})
+    assert made.status_code == 201, made.text
+    viewer = sign_in(audit_system, made.json()["token"])
+    requests.post(audit_system.url + "/ui/signout", cookies={"stevedore_session": viewer}, allow_redirects=False,
+                  timeout=10)
+    for action in ("session.sign_in", "session.sign_out"):
+        [entry] = [e for e in audit(api, action=action) if e["principal"] == "audit-ui-viewer"]
+        assert (entry["role"], entry["address"]) == ("viewer", "127.0.0.1"), entry
 
     # nothing secret anywhere in the log
     everything = api.get("/audit/", params={"limit": 1000}).text
     assert SECRET not in everything and audit_system.token not in everything and cookie not in everything
+    assert made.json()["token"] not in everything and viewer not in everything
 
 
 def test_a_refused_change_leaves_no_entry(audit_system, test_images):

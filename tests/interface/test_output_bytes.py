@@ -4,16 +4,18 @@ Runner reports are sent as the real events a runner dispatches, in the new
 shape (base64) and the old one (text); the task is handed to each RUN as the gateway does.
 """
 import base64
+import functools
 
 import pytest
 from nameko.standalone.events import event_dispatcher
-from nameko.testing.services import entrypoint_hook, entrypoint_waiter
+from nameko.testing.services import entrypoint_waiter
 
 from services.scheduler.output import past
 from services.scheduler.service import SchedulerService
 from shared.errors import ValidationError
 from shared.messages import LogBytes
 from tests.interface.test_scheduler_service import run_ready
+from tests.support import call
 
 ODD = b"a\x00b\xff\x1b[31mred\n"  # a NUL, a byte that is never UTF-8, an escape sequence
 
@@ -27,11 +29,6 @@ def scheduler(container_factory, service_config):
     container = container_factory(SchedulerService, service_config)
     container.start()
     return container
-
-
-def call(container, method, *args):
-    with entrypoint_hook(container, method) as hook:
-        return hook(*args)
 
 
 @pytest.fixture
@@ -142,15 +139,15 @@ def test_a_read_since_offsets_answers_only_the_bytes_kept_past_them(running):
                                    "stdout_total": 1000, "stderr": b64(b"err\n"), "stderr_head": 4,
                                    "stderr_total": 4})
     container, _, work = running
-    with entrypoint_hook(container, "get_log_bytes") as read:
-        past_head = read(work["result_id"], work["detail_id"], since={"attempt": 1, "stdout": 3, "stderr": 4})
-        in_tail = read(work["result_id"], work["detail_id"], since={"attempt": 1, "stdout": 997, "stderr": 0})
-        other_attempt = read(work["result_id"], work["detail_id"], since={"attempt": 7, "stdout": 999})
-        with pytest.raises(ValidationError) as refused:
-            read(work["result_id"], work["detail_id"], since={"attempt": 1, "stdout": -1})
-        with pytest.raises(ValidationError) as bad_attempt:
-            read(work["result_id"], work["detail_id"], since={"attempt": "1"})
-        huge = read(work["result_id"], work["detail_id"], since={"attempt": 10**40, "stdout": 10**40})
+    read = functools.partial(call, container, "get_log_bytes")  # as the configured admin
+    past_head = read(work["result_id"], work["detail_id"], since={"attempt": 1, "stdout": 3, "stderr": 4})
+    in_tail = read(work["result_id"], work["detail_id"], since={"attempt": 1, "stdout": 997, "stderr": 0})
+    other_attempt = read(work["result_id"], work["detail_id"], since={"attempt": 7, "stdout": 999})
+    with pytest.raises(ValidationError) as refused:
+        read(work["result_id"], work["detail_id"], since={"attempt": 1, "stdout": -1})
+    with pytest.raises(ValidationError) as bad_attempt:
+        read(work["result_id"], work["detail_id"], since={"attempt": "1"})
+    huge = read(work["result_id"], work["detail_id"], since={"attempt": 10**40, "stdout": 10**40})
     assert "stdout_since" not in whole  # a read without since is answered as before
     assert base64.b64decode(past_head["stdout"]) == b"st-last" and past_head["stdout_head"] == 2
     assert (past_head["stdout_since"], past_head["stdout_total"]) == (3, 1000)
@@ -168,10 +165,10 @@ def test_a_read_since_any_offset_agrees_with_cutting_the_whole_read(running):
     kept = bytes(range(40))  # the first 25 bytes of 300, then the last 15
     finish(running, {"encoding": "base64", "stdout": b64(kept), "stdout_head": 25, "stdout_total": 300})
     container, _, work = running
-    with entrypoint_hook(container, "get_log_bytes") as read:
-        for since in (0, 1, 24, 25, 26, 150, 284, 285, 286, 299, 300, 301, 10**12):
-            answer = read(work["result_id"], work["detail_id"], ["stdout"], since={"attempt": 1, "stdout": since})
-            cut, head, start = past(kept, 25, 300, since)
-            assert (base64.b64decode(answer["stdout"]), answer["stdout_head"], answer["stdout_since"]) == \
-                (cut, head, start), since
-            assert answer["stdout_total"] == 300 and "stderr" not in answer
+    read = functools.partial(call, container, "get_log_bytes")  # as the configured admin
+    for since in (0, 1, 24, 25, 26, 150, 284, 285, 286, 299, 300, 301, 10**12):
+        answer = read(work["result_id"], work["detail_id"], ["stdout"], since={"attempt": 1, "stdout": since})
+        cut, head, start = past(kept, 25, 300, since)
+        assert (base64.b64decode(answer["stdout"]), answer["stdout_head"], answer["stdout_since"]) == \
+            (cut, head, start), since
+        assert answer["stdout_total"] == 300 and "stderr" not in answer

@@ -1,16 +1,12 @@
 """Private-registry credentials in the registry alone: sealed at rest, opened for runners only."""
 import pytest
 from cryptography.fernet import Fernet
-from nameko.testing.services import entrypoint_hook, entrypoint_waiter
+from nameko.testing.services import entrypoint_waiter
 from sqlalchemy import create_engine, text
 
 from services.registry.service import RegistryService
 from shared.errors import Unavailable
-
-
-def call(container, method, *args):
-    with entrypoint_hook(container, method) as hook:
-        return hook(*args)
+from tests.support import call
 
 
 def test_credentials_are_refused_when_the_operator_set_no_key(container_factory, service_config, test_images):

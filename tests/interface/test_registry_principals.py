@@ -3,21 +3,15 @@ and migration 0019's names and keys per team."""
 import uuid
 
 import pytest
-from nameko.testing.services import entrypoint_hook
 from sqlalchemy import create_engine, text
 
-from shared.errors import Conflict, NotFound, ValidationError
+from shared.errors import Conflict, Forbidden, NotFound, ValidationError
 from stevedore_jobs.migrate import ensure_database
 from tests.interface.test_output_migration import migrate
 from tests.interface.test_registry_sessions import broadcast_heard, sha
-from tests.support import drop_database
+from tests.support import call, drop_database
 
 BOB = {"token_id": None, "principal": "bob", "role": "member", "team": "ml", "kind": "service"}
-
-
-def call(container, method, *args, **kwargs):
-    with entrypoint_hook(container, method) as hook:
-        return hook(*args, **kwargs)
 
 
 def test_a_token_resolves_to_its_principal_and_only_its_hash_is_kept(registry, sql):
@@ -32,6 +26,22 @@ def test_a_token_resolves_to_its_principal_and_only_its_hash_is_kept(registry, s
     assert stored == [sha("secret-1")]
     # the registry never writes the scheduler's teams (the gateway checks the team exists first)
     assert sql("SELECT count(*) FROM teams WHERE name = 'ml'").scalar() == 0
+
+
+def test_only_an_admin_caller_makes_lists_or_revokes_tokens_whatever_the_gateway_let_through(registry, sql):
+    made = call(registry, "create_token", sha("kept"), {"name": "bob", "team": "ml", "role": "member"})
+    for role in ("operator", "member", "viewer"):
+        forged = {"principal": "bob", "role": role, "team": "ml"}
+        with pytest.raises(Forbidden):
+            call(registry, "create_token", sha(f"forged-{role}"), {"name": f"evil-{role}", "team": "ml",
+                                                                     "role": "admin"}, caller=forged)
+        with pytest.raises(Forbidden):
+            call(registry, "list_tokens", caller=forged)
+        with pytest.raises(Forbidden):
+            call(registry, "revoke_token", made["token_id"], caller=forged)
+    assert sql("SELECT name FROM principals").scalars().all() == ["bob"]
+    assert sql("SELECT revoked_at FROM api_tokens").scalars().all() == [None]
+    assert sql("SELECT count(*) FROM audit_log WHERE action = 'token.create'").scalar() == 1
 
 
 def test_the_same_request_delivered_twice_makes_one_token(registry, sql):

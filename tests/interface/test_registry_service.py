@@ -10,7 +10,7 @@ from sqlalchemy.exc import OperationalError
 
 from services.registry import tasks
 from services.registry.service import RegistryService
-from tests.support import wait_until
+from tests.support import ADMIN, wait_until
 
 
 def test_create_task_imports_the_image_and_pins_its_digest(container_factory, service_config, test_images):
@@ -18,10 +18,10 @@ def test_create_task_imports_the_image_and_pins_its_digest(container_factory, se
     container.start()
     with entrypoint_waiter(container, "on_task_submitted", timeout=60):
         with entrypoint_hook(container, "create_task") as create_task:
-            task = create_task({"repository": test_images["env"], "name": "interface-env"})
+            task = create_task({"repository": test_images["env"], "name": "interface-env"}, caller=ADMIN)
     assert task["status"] == "SUBMITTED"
     with entrypoint_hook(container, "get_task") as get_task:
-        imported = get_task(task["task_id"])
+        imported = get_task(task["task_id"], caller=ADMIN)
     assert imported["status"] == "READY"
     assert "@sha256:" in imported["digest"]
     assert imported["imported_at"] >= imported["created_at"]
@@ -32,9 +32,9 @@ def test_a_missing_image_ends_the_task_in_error(container_factory, service_confi
     container.start()
     with entrypoint_waiter(container, "on_task_submitted", timeout=60):
         with entrypoint_hook(container, "create_task") as create_task:
-            task = create_task({"repository": f"{image_registry.address}/nothing/here:1"})
+            task = create_task({"repository": f"{image_registry.address}/nothing/here:1"}, caller=ADMIN)
     with entrypoint_hook(container, "get_task") as get_task:
-        failed = get_task(task["task_id"])
+        failed = get_task(task["task_id"], caller=ADMIN)
     assert failed["status"] == "ERROR"
     assert failed["error"].startswith("image not found")
 
@@ -49,9 +49,9 @@ def test_a_pull_that_stalls_ends_the_task_in_error_at_pull_timeout(container_fac
         container.start()
         with entrypoint_waiter(container, "on_task_submitted", timeout=60):
             with entrypoint_hook(container, "create_task") as create_task:
-                task = create_task({"repository": f"127.0.0.1:{silent.getsockname()[1]}/stalls/here:1"})
+                task = create_task({"repository": f"127.0.0.1:{silent.getsockname()[1]}/stalls/here:1"}, caller=ADMIN)
         with entrypoint_hook(container, "get_task") as get_task:
-            failed = get_task(task["task_id"])
+            failed = get_task(task["task_id"], caller=ADMIN)
     finally:
         silent.close()
     assert failed["status"] == "ERROR"
@@ -66,7 +66,7 @@ def test_a_task_left_importing_by_a_stopped_registry_is_ended_by_the_sweep(
     for name in ("abandoned", "still-pulling"):
         with entrypoint_waiter(container, "on_task_submitted", timeout=60):
             with entrypoint_hook(container, "create_task") as create_task:
-                made.append(create_task({"repository": test_images["ok"], "name": name})["task_id"])
+                made.append(create_task({"repository": test_images["ok"], "name": name}, caller=ADMIN)["task_id"])
     abandoned, pulling = made
     engine = create_engine(service_config["DB_URIS"]["registry:Base"])
     try:
@@ -79,7 +79,7 @@ def test_a_task_left_importing_by_a_stopped_registry_is_ended_by_the_sweep(
     with entrypoint_hook(container, "sweep_imports") as sweep:
         sweep()
     with entrypoint_hook(container, "get_task") as get_task:
-        ended, untouched = get_task(abandoned), get_task(pulling)
+        ended, untouched = get_task(abandoned, caller=ADMIN), get_task(pulling, caller=ADMIN)
     assert ended["status"] == "ERROR" and ended["error"].startswith("import interrupted"), ended
     assert untouched["status"] == "IMPORTING"
 
@@ -99,11 +99,11 @@ def test_an_import_whose_last_write_fails_on_a_database_outage_is_done_again(
     container = container_factory(RegistryService, service_config)
     container.start()
     with entrypoint_hook(container, "create_task") as create_task:
-        task_id = create_task({"repository": test_images["ok"], "name": "last-write"})["task_id"]
+        task_id = create_task({"repository": test_images["ok"], "name": "last-write"}, caller=ADMIN)["task_id"]
 
     def status():
         with entrypoint_hook(container, "get_task") as get_task:
-            return get_task(task_id)["status"]
+            return get_task(task_id, caller=ADMIN)["status"]
 
     wait_until(lambda: status() == "READY", timeout=30, what="the import to be done again")
     assert failed == [task_id]
@@ -136,12 +136,12 @@ def test_task_events_carry_a_version_that_rises_and_task_facts_tell_the_latest(
     container.start()
     with entrypoint_waiter(listener, "on_task_imported", timeout=60):
         with entrypoint_hook(container, "create_task") as create_task:
-            task = create_task({"repository": test_images["ok"], "name": "interface-versions"})
+            task = create_task({"repository": test_images["ok"], "name": "interface-versions"}, caller=ADMIN)
     with entrypoint_waiter(listener, "on_task_imported", timeout=60):
         with entrypoint_hook(container, "import_task") as import_task:
-            import_task(task["task_id"])
+            import_task(task["task_id"], caller=ADMIN)
     with entrypoint_hook(container, "task_facts") as task_facts:
-        facts = task_facts(task["task_id"])
+        facts = task_facts(task["task_id"], caller=ADMIN)
     assert facts["status"] == "READY" and "@sha256:" in facts["digest"]
     versions = [(event, payload["version"]) for event, payload in TaskEvents.heard]
     # created 1, IMPORTING 2, READY 3; re-import SUBMITTED 4, IMPORTING 5, READY 6
@@ -150,7 +150,7 @@ def test_task_events_carry_a_version_that_rises_and_task_facts_tell_the_latest(
     assert facts["version"] == 6
     with entrypoint_waiter(listener, "on_task_deleted"):
         with entrypoint_hook(container, "delete_task") as delete_task:
-            delete_task(task["task_id"])
-    # with its team and maker (no caller: the configured admin of the default team)
+            delete_task(task["task_id"], caller=ADMIN)
+    # with its team and maker (the configured admin, of the default team)
     assert TaskEvents.heard[-1] == ("task_deleted", {"task_id": task["task_id"], "name": "interface-versions",
                                                      "team": "default", "submitted_by": "admin"})

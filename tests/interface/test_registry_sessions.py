@@ -3,19 +3,13 @@ import hashlib
 import secrets
 
 import pytest
-from nameko.testing.services import entrypoint_hook
 from sqlalchemy import create_engine, inspect
 
 from services.registry import sessions
 from shared.errors import ValidationError
 from stevedore_jobs.migrate import ensure_database
 from tests.interface.test_output_migration import migrate
-from tests.support import drop_database
-
-
-def call(container, method, *args):
-    with entrypoint_hook(container, method) as hook:
-        return hook(*args)
+from tests.support import call, drop_database
 
 
 def sha(value):
@@ -93,8 +87,8 @@ def test_a_sign_out_is_audited_as_the_sessions_principal_even_once_its_token_is_
     call(registry, "create_session", mine, sha("alices token"), 3600)
     call(registry, "create_session", configured, sha("a STEVEDORE_TOKENS fingerprint"), 3600)
     call(registry, "revoke_token", made["token_id"])
-    with entrypoint_hook(registry, "revoke_session") as hook:
-        assert hook(mine, caller=at) is True and hook(configured, caller=at) is True
+    assert call(registry, "revoke_session", mine, caller=at) is True
+    assert call(registry, "revoke_session", configured, caller=at) is True
     rows = sql("SELECT target_id, principal, role, team, address FROM audit_log WHERE action = 'session.sign_out' "
                "ORDER BY at").all()
     assert [tuple(row) for row in rows] == [(mine[:16], "alice", "viewer", "ml", "192.0.2.9"),

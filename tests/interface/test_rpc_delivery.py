@@ -13,9 +13,10 @@ from kombu.exceptions import OperationalError
 from nameko.testing.services import entrypoint_hook
 
 from services.scheduler.service import SchedulerService
-from shared.errors import NotFound, Unavailable
+from shared.errors import Forbidden, NotFound, Unavailable
 from shared.messages import CALLS, reads
 from shared.rpc import TimeoutRpcProxy, rpc
+from tests.support import ADMIN
 
 PERSISTENT = 2
 
@@ -25,11 +26,13 @@ class Caller:
     scheduler = TimeoutRpcProxy("scheduler")
 
     @rpc
-    def ask(self, method, *args):
+    def ask(self, method, *args, **kwargs):
         try:
-            return getattr(self.scheduler, method)(*args)
+            return getattr(self.scheduler, method)(*args, **kwargs)
         except NotFound as exc:
             return f"not found: {exc}"
+        except Forbidden as exc:
+            return f"forbidden: {exc}"
 
 
 @pytest.fixture
@@ -58,8 +61,8 @@ def test_reads_are_asked_and_answered_transient_and_writes_persistent(
 
     with entrypoint_hook(caller, "ask") as ask:
         assert ask("ping") == "ok"
-        assert ask("get_result", missing).startswith("not found")      # a read, answered with an error
-        assert ask("cancel_result", missing).startswith("not found")   # a write
+        assert ask("get_result", missing, caller=ADMIN).startswith("not found")      # a read, answered with an error
+        assert ask("cancel_result", missing, caller=ADMIN).startswith("not found")   # a write
 
     seen = spy()
     requests = {key.split(".", 1)[1]: props for key, props in seen if key.startswith("scheduler.")}
@@ -71,6 +74,21 @@ def test_reads_are_asked_and_answered_transient_and_writes_persistent(
         assert request["delivery_mode"] == mode, method
         # the reply (found by the request's correlation id) in the same mode
         assert replies[request["correlation_id"]]["delivery_mode"] == mode, method
+
+
+def test_a_call_naming_no_caller_is_refused_across_the_broker_and_changes_nothing(
+        container_factory, service_config, sql):
+    scheduler = container_factory(SchedulerService, service_config)
+    caller = container_factory(Caller, service_config)
+    scheduler.start()
+    caller.start()
+    with entrypoint_hook(caller, "ask") as ask:
+        refused = ask("create_team", {"name": "forged"})
+        assert refused.startswith("forbidden: caller: this call names no caller"), refused
+        assert ask("list_audit").startswith("forbidden: caller:")
+        assert ask("create_team", {"name": "forged"}, caller={"principal": "x", "role": "root", "team": "t"}) \
+            .startswith("forbidden: caller.role:")
+    assert sql("SELECT count(*) FROM teams WHERE name = 'forged'").scalar_one() == 0
 
 
 def test_every_rpc_of_a_called_service_is_declared_with_its_reply_and_every_declared_one_exists():
@@ -103,6 +121,6 @@ def test_a_reply_the_broker_cannot_take_is_given_up_and_the_service_lives_on(
         with pytest.raises(Unavailable):
             ask("ping")                  # a transient reply lost
         with pytest.raises(Unavailable):
-            ask("cancel_result", missing)  # a persistent one
+            ask("cancel_result", missing, caller=ADMIN)  # a persistent one
         assert ask("ping") == "ok"       # nameko would have killed the scheduler at the first
     assert not scheduler._died.ready()

@@ -4,12 +4,12 @@ import time
 import pytest
 import requests
 from nameko.standalone.events import event_dispatcher
-from nameko.testing.services import entrypoint_hook, entrypoint_waiter
+from nameko.testing.services import entrypoint_waiter
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.scheduler.service import SchedulerService
 from tests.interface.test_scheduler_service import run_ready
-from tests.support import free_port
+from tests.support import call, free_port
 
 
 @pytest.fixture
@@ -19,11 +19,6 @@ def scheduler(container_factory, service_config):
                                                           "RETRY_BACKOFF": 60})
     container.start()
     return container, f"http://127.0.0.1:{port}/metrics"
-
-
-def call(container, method, *args):
-    with entrypoint_hook(container, method) as hook:
-        return hook(*args)
 
 
 def run(container, **params):

@@ -3,7 +3,7 @@ import time
 
 import pytest
 from nameko.standalone.events import event_dispatcher
-from nameko.testing.services import entrypoint_hook, entrypoint_waiter
+from nameko.testing.services import entrypoint_waiter
 
 from sqlalchemy import create_engine, text
 
@@ -12,6 +12,7 @@ from services.scheduler.executions import claims, reports
 from services.scheduler.recovery import BackboneWatch
 from services.scheduler.service import SchedulerService
 from tests.interface.test_scheduler_service import run_ready
+from tests.support import call
 
 
 @pytest.fixture
@@ -19,11 +20,6 @@ def scheduler(container_factory, service_config):
     container = container_factory(SchedulerService, {**service_config, "RETRY_BACKOFF": 0.01})
     container.start()
     return container
-
-
-def call(container, method, *args):
-    with entrypoint_hook(container, method) as hook:
-        return hook(*args)
 
 
 def run(container, **params):

@@ -13,6 +13,7 @@ from nameko.testing.services import entrypoint_hook, entrypoint_waiter
 
 from services.scheduler.service import SchedulerService
 from shared.errors import Conflict, NotFound, TaskUnconfirmed
+from tests.support import ADMIN, call
 
 
 def ready_task(version=3):
@@ -26,7 +27,7 @@ def run_ready(container, body, task=None):
     """A RUN of a READY task, its facts handed on as the gateway does when the scheduler has none."""
     task = task or ready_task()
     with entrypoint_hook(container, "run_task") as hook:
-        return hook(task["task_id"], body, None, task)
+        return hook(task["task_id"], body, None, task, caller=ADMIN)
 
 
 @pytest.fixture
@@ -34,11 +35,6 @@ def scheduler(container_factory, service_config):
     container = container_factory(SchedulerService, service_config)
     container.start()
     return container
-
-
-def call(container, method, *args):
-    with entrypoint_hook(container, method) as hook:
-        return hook(*args)
 
 
 def test_run_fans_out_details_and_runner_reports_finish_it(scheduler, service_config):

@@ -6,11 +6,11 @@ import time
 
 import pytest
 from nameko.standalone.events import event_dispatcher
-from nameko.testing.services import entrypoint_hook, entrypoint_waiter
+from nameko.testing.services import entrypoint_waiter
 
 from services.scheduler.service import SchedulerService
 from tests.interface.test_scheduler_service import run_ready
-from tests.support import WebhookReceiver, free_port, wait_until
+from tests.support import WebhookReceiver, call, free_port, wait_until
 
 
 def start_scheduler(container_factory, service_config, **settings):
@@ -31,11 +31,6 @@ def scheduler(container_factory, service_config):
 def guarded_scheduler(container_factory, service_config):
     """A scheduler with the default egress policy: global addresses only."""
     return start_scheduler(container_factory, service_config)
-
-
-def call(container, method, *args):
-    with entrypoint_hook(container, method) as hook:
-        return hook(*args)
 
 
 def finished_run(container, callback_url):

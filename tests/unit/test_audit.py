@@ -39,8 +39,11 @@ def test_an_entry_names_the_callers_principal_role_address_and_the_objects_team(
     assert len(values["id"]) == 32
 
 
-def test_no_caller_is_the_configured_admin_and_the_system_is_its_own_principal():
-    assert recorded(None, "task.delete", "task", "t")["principal"] == CONFIGURED.principal
+def test_no_caller_is_refused_and_the_system_is_its_own_principal():
+    with pytest.raises(Forbidden) as refused:
+        recorded(None, "task.delete", "task", "t")
+    assert refused.value.field == "caller"
+    assert recorded(CONFIGURED.as_dict(), "task.delete", "task", "t")["principal"] == CONFIGURED.principal
     values = recorded(audit.SYSTEM, "result.stop", "result", "r")
     assert (values["principal"], values["role"], values["address"], values["team"]) == (
         "system", "system", None, "default")

@@ -72,11 +72,15 @@ def test_other_services_do_not_get_the_docker_socket(compose, name):
 def test_start_order_waits_for_health_and_for_the_migration(compose):
     services = compose["services"]
     assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
-    for name in ("gateway", "registry", "scheduler", "runner"):
-        assert services[name]["depends_on"] == {
-            "rabbitmq": {"condition": "service_healthy"},
-            "migrate": {"condition": "service_completed_successfully"}}
-    assert services["migrate"]["restart"] == "no"
+    backbone = {"rabbitmq": {"condition": "service_healthy"},
+                "migrate": {"condition": "service_completed_successfully"}}
+    for name in ("gateway", "registry", "scheduler"):
+        assert services[name]["depends_on"] == backbone
+    # a runner starts once its RabbitMQ user has its permissions
+    assert services["runner"]["depends_on"] == {
+        **backbone, "rabbitmq-runner-user": {"condition": "service_completed_successfully"}}
+    assert services["rabbitmq-runner-user"]["depends_on"] == {"rabbitmq": {"condition": "service_healthy"}}
+    assert services["migrate"]["restart"] == services["rabbitmq-runner-user"]["restart"] == "no"
 
 
 @pytest.mark.parametrize("name, probe", [
@@ -101,7 +105,24 @@ def test_services_reach_the_bundled_broker_and_database(compose):
     env = compose["services"]["scheduler"]["environment"]
     assert "@rabbitmq:5672/" in env["AMQP_URI"]
     assert "@postgres:5432/stevedore" in env["DATABASE_URL"]
-    assert compose["services"]["runner"]["environment"]["AMQP_URI"] == env["AMQP_URI"]
+    runner = compose["services"]["runner"]["environment"]["AMQP_URI"]
+    assert runner.startswith("pyamqp://${RABBITMQ_RUNNER_USER:-stevedore-runner}:") and "@rabbitmq:5672/" in runner
+
+
+def test_runners_use_their_own_rabbitmq_user_which_a_one_shot_service_gives_only_the_runners_permissions(compose):
+    services = compose["services"]
+    made = services["rabbitmq-runner-user"]
+    assert made["entrypoint"] == ["python", "-m", "shared.broker_access"]
+    assert made["image"] == services["runner"]["image"]
+    env = made["environment"]
+    assert env["RABBITMQ_MANAGEMENT_URL"] == "http://rabbitmq:15672"
+    assert (env["RABBITMQ_USER"], env["RABBITMQ_PASSWORD"]) == (
+        services["rabbitmq"]["environment"]["RABBITMQ_DEFAULT_USER"],
+        services["rabbitmq"]["environment"]["RABBITMQ_DEFAULT_PASS"])
+    assert f"{env['RABBITMQ_RUNNER_USER']}:{env['RABBITMQ_RUNNER_PASSWORD']}@" in \
+        services["runner"]["environment"]["AMQP_URI"]
+    # the services' own user is not the runner's
+    assert "${RABBITMQ_USER" not in services["runner"]["environment"]["AMQP_URI"]
 
 
 def test_every_config_variable_is_documented_in_deployment_md(config_variables):

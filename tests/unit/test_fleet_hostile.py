@@ -11,6 +11,7 @@ from services.scheduler import executions as ex
 from services.scheduler import fleet
 from services.scheduler.executions.claims import _gpus
 from services.scheduler.service import SchedulerService
+from shared.principals import CONFIGURED
 from shared.settings import RunnerSettings, SettingError, parse
 
 
@@ -49,7 +50,7 @@ def test_a_rerun_of_failures_keeping_constraints_or_gpus_is_placed_at_once(monke
     service = worker_factory(SchedulerService)
     service.settings.ceilings = (None, None)
     service._place = mock.Mock()
-    assert service.rerun_failed("o" * 32) == {"result_id": "n" * 32}
+    assert service.rerun_failed("o" * 32, caller=CONFIGURED.as_dict()) == {"result_id": "n" * 32}
     assert service._place.call_args_list == ([mock.call(["n" * 32])] if placed else [])
 
 
