@@ -28,6 +28,7 @@ Bounded (``Followers``, one per gateway process):
 Lock order: none; everything here runs in eventlet green threads of one
 process and changes state only between its own RPC calls.
 """
+import functools
 import logging
 import time
 
@@ -100,6 +101,17 @@ class Subscription:
 
 def _order(attempt):
     return -1 if attempt is None else attempt
+
+
+class CallerBound:
+    """A service's RPCs, each made as ``caller`` (a service refuses a call that names none)."""
+
+    def __init__(self, service, caller):
+        self._service = service
+        self._caller = caller
+
+    def __getattr__(self, name):
+        return functools.partial(getattr(self._service, name), caller=self._caller)
 
 
 class Poller:

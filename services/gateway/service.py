@@ -6,7 +6,7 @@ import eventlet
 from werkzeug.wrappers import Response
 
 from services.gateway import ui  # the module: `nameko run` would start a class imported here
-from services.gateway.follow import FollowersProvider
+from services.gateway.follow import CallerBound, FollowersProvider
 from services.gateway.limits import RunLimits
 from services.gateway.rawlogs import raw_response
 from services.gateway.reads import SharedReads
@@ -150,12 +150,15 @@ class GatewayService(ui.UiRoutes, schedules.ScheduleRoutes, tes.TesRoutes, secre
         place = self.followers.reserve()
         if place is None:
             return self.followers.full_response()
+        caller = who(request)
         try:
-            logs = self.scheduler.get_log_bytes(result_id, detail_id, caller=who(request))
+            logs = self.scheduler.get_log_bytes(result_id, detail_id, caller=caller)
         except BaseException:
             place.release()
             raise
-        return Response(self.followers.stream((result_id, detail_id), self.scheduler, logs, place, admission(request)),
+        # the poller reads as the follower who started it (every follower of it was let read it)
+        return Response(self.followers.stream((result_id, detail_id), CallerBound(self.scheduler, caller), logs,
+                                              place, admission(request)),
                         mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

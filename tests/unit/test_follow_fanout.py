@@ -311,3 +311,18 @@ def test_a_streams_token_is_asked_again_once_per_check_interval_not_once_per_chu
     text, end = stdout_of(followers.stream(KEY, scheduler, scheduler.get_log_bytes(*KEY), place, admission))
     assert end["status"] == "COMPLETE" and text.count("\n") == 20
     assert 5 <= admission.calls <= 11  # 20 answers over 10 seconds: about one check a second
+
+
+def test_a_poller_reads_as_the_follower_who_started_it():
+    from services.gateway.follow import CallerBound
+
+    asked = []
+
+    class Scheduler:
+        def get_detail(self, *key, caller=None):
+            asked.append((key, caller))
+            return {"status": "RUNNING"}
+
+    member = {"principal": "alice", "role": "member", "team": "ml", "address": None}
+    assert CallerBound(Scheduler(), member).get_detail("r", "d") == {"status": "RUNNING"}
+    assert asked == [(("r", "d"), member)]
