@@ -82,7 +82,7 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
                                            team=caller.team, submitted_by=caller.principal)
         if created:
             if inline and not params.get("after"):
-                self._wake(result.id, result.times, sized=_sized(params))
+                self._wake(result.id, result.times, sized=_sized(params), whose=ex.owner(result))
             self.dispatch(events.RESULT_SUBMITTED, ex.submitted(result, inline))
             if fleet.placed(params):  # says at once when no live runner can take it
                 self._place([result.id])
@@ -328,14 +328,15 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
         self.dispatch(events.RESULT_DELETED,
                       wire(m.ResultDeleted(result_id=result_id, task_id=task_id, expired=expired, **whose)))
 
-    def _wake(self, result_id, count, sized=False):
+    def _wake(self, result_id, count, sized=False, whose=None):
         """Tell runners that ``count`` executions can be claimed: as many idle ones as needed, or all.
 
         All when the run asks for memory or CPUs (``sized``): which idle runners
-        fit it is known only to their claims.
+        fit it is known only to their claims.  ``whose``: the run's ``ex.owner`` (else read).
         """
         runners = None if sized else self.idle.pick(count)
-        queued = m.ExecutionsQueued(result_id=result_id, count=count, runners=runners)
+        whose = whose if whose is not None else ex.owner_of(self.db.session, result_id)
+        queued = m.ExecutionsQueued(result_id=result_id, count=count, runners=runners, **whose)
         self.dispatch(events.EXECUTIONS_QUEUED, wire(queued, exclude_none=True))
 
     def _finish(self, report):
@@ -374,7 +375,7 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
         self.metrics.attempt_finished(detail)
         if detail.status == statuses.QUEUED or result.parallelism:
             # a retry is queued, or a parallelism slot came free: wake idle runners
-            self._wake(result.id, 1, sized=_sized(result.params))
+            self._wake(result.id, 1, sized=_sized(result.params), whose=ex.owner(result))
         if ex.needs_stop(result):  # it reached max_failures: the rest are stopped now
             self._stop(result.id, result.ended_by)
         elif result.status in statuses.TERMINAL:
