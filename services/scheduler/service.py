@@ -55,23 +55,24 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
     @rpc
     def run_task(self, task_id, body, idempotency_key=None, task=None, caller=None):
         """Accept a RUN of ``task_id``; ``task``: the registry's ``task_facts`` of it, sent by the
-        gateway when this answered ``TaskUnconfirmed`` (services/scheduler/knowntasks.py).  The run is
-        gateway when this answered ``TaskUnconfirmed`` (services/scheduler/knowntasks.py).  The run is
-        of ``caller``'s team (the gateway found the task visible to it: the registry's ``task_facts``),
-        within its ``max_queued`` (executions/quotas.py)."""
+        gateway when this answered ``TaskUnconfirmed`` (services/scheduler/knowntasks.py), and always for a
+        caller of one team (the registry found the task visible to it).  The run is of the task's team
+        (``knowntasks.team_for_run``: an admin or operator acting for another team runs a task of that
+        one), made by ``caller``, within the team's ``max_queued`` (executions/quotas.py)."""
         caller = Caller.from_dict(caller)
         params, spread = validation.run_parts(body, self.settings.run_max_times, *self.settings.ceilings)
         self.webhook_sender.require_configured(params)
         session = self.db.session
+        team = knowntasks.team_for_run(session, task_id, task, caller)
         if idempotency_key:
-            earlier = ex.find_by_key(session, idempotency_key, task_id, params, spread, caller.team)
+            earlier = ex.find_by_key(session, idempotency_key, task_id, params, spread, team)
             if earlier is not None:
                 return ex.result_as_dict(earlier)
-        self._require_secrets(caller.team, params)  # each one its secret_env names, in the caller's team
+        self._require_secrets(team, params)  # each one its secret_env names, in the run's team
         # held until the result is committed: the task's DELETE waits for it, and then counts it
         known = knowntasks.for_run(session, task_id, self.settings.task_cache_seconds, task)
         # the runs ``after`` names, of the new run's team only: held until the result is committed
-        ex.dependencies.check(session, params, caller.team)
+        ex.dependencies.check(session, params, team)
         # a small run gets its executions in the same transaction: claimable when the
         # RUN commits, runners woken at once (result_submitted then finds nothing to do)
         inline = params["times"] <= INLINE_FAN_OUT
@@ -79,7 +80,7 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
                                            params, idempotency_key, with_details=inline, spread=spread,
                                            prepare=ex.dependencies.declare if params.get("after") else None,
                                            record=ex.audited(caller, "result.run"),
-                                           team=caller.team, submitted_by=caller.principal)
+                                           team=team, submitted_by=caller.principal)
         if created:
             if inline and not params.get("after"):
                 self._wake(result.id, result.times, sized=_sized(params), whose=ex.owner(result))
