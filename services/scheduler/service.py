@@ -310,15 +310,16 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
 
     def _fan_out(self, result_id):
         session = self.db.session
-        sized = None
+        sized = whose = None
         while True:
             made = ex.fan_out_batch(session, result_id,
                                     batch=self.settings.fan_out_batch)
             if not made:
                 break
-            if sized is None:
-                sized = _sized(ex.get_result(session, result_id).params)
-            self._wake(result_id, made, sized)
+            if sized is None:  # read once for the run's every batch
+                result = ex.get_result(session, result_id)
+                sized, whose = _sized(result.params), ex.owner(result)
+            self._wake(result_id, made, sized, whose=whose)
         if sized is not None:  # its new executions may wait, or be the pairs others wait for
             self._settle(result_id)
             self._dependents(result_id)
