@@ -306,8 +306,9 @@ class JsonHttp(HttpRequestHandler):
     def require_teams(self, request, caller):
         """NotFound naming the header or parameter when a team the request picks does not exist (an admin
         or operator may pick any name: a team that is not must not show an empty world, nor get objects).
-        The caller's own team is not asked about (a team with principals' live tokens is not deleted)."""
-        for value, field in access.picked_team(request):
+        The caller's own team is not asked about (a team with principals' live tokens is not deleted), nor
+        a ``?team=`` filter of a record that outlives teams (``access.HISTORY_FILTERS``)."""
+        for value, field in access.teams_to_check(request, self.method, self.url):
             if value != caller.team and not self.tokens.team_exists(value, self):
                 raise NotFound(f"no team {value!r} (GET /team/ lists them)", field)
 

@@ -186,7 +186,7 @@ def test_a_team_that_exists_is_known_for_the_cache_time_and_one_that_does_not_is
 def test_every_team_a_request_picks_must_exist_but_the_callers_own_is_not_asked_about(monkeypatch):
     scheduler = Scheduler({"ml"})
     tokens, _ = gate(monkeypatch, scheduler, ttl=0)
-    door = SimpleNamespace(tokens=tokens)
+    door = SimpleNamespace(tokens=tokens, method="GET", url="/task/")
     JsonHttp.require_teams(door, request({"X-Stevedore-Team": "default"}), CONFIGURED)
     JsonHttp.require_teams(door, request({"X-Stevedore-Team": "ml"}, query="team=ml"), CONFIGURED)
     assert scheduler.asked == ["ml", "ml"]
@@ -195,3 +195,14 @@ def test_every_team_a_request_picks_must_exist_but_the_callers_own_is_not_asked_
         with pytest.raises(NotFound) as refused:
             JsonHttp.require_teams(door, req, CONFIGURED)
         assert refused.value.field == field and "no team 'gone'" in str(refused.value)
+
+
+def test_the_audit_logs_and_tokens_team_filter_may_name_a_team_gone_but_their_header_may_not(monkeypatch):
+    scheduler = Scheduler(set())
+    tokens, _ = gate(monkeypatch, scheduler, ttl=0)
+    for url in ("/audit/", "/token/"):
+        door = SimpleNamespace(tokens=tokens, method="GET", url=url)
+        JsonHttp.require_teams(door, request(query="team=gone"), CONFIGURED)  # a deleted team's history
+        with pytest.raises(NotFound):
+            JsonHttp.require_teams(door, request({"X-Stevedore-Team": "gone"}), CONFIGURED)
+    assert scheduler.asked == ["gone", "gone"]
