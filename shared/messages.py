@@ -64,6 +64,10 @@ class WorkItem(Message):
     # the values of the run's ``secret_env``, opened for this claim's reply alone (services/scheduler/secrets.py):
     # into the container's environment, never stored, logged or reported (``received_work``)
     secret_env: dict[str, str] = {}
+    # whose run this is: its team and the principal that made it, copied by the runner into each event it sends
+    # about the attempt (None from an older scheduler)
+    team: str | None = None
+    submitted_by: str | None = None
 
     @classmethod
     def of(cls, detail_id, result_id, task_id, index, attempt, image, params, lease_seconds, own=None, **more):
@@ -121,6 +125,10 @@ class ExecutionStarted(ReportKey):
     runner: str
     start: Number
     container_id: str | None = None
+    # whose run it is, as the claim's ``WorkItem`` said: for subscribers (the scheduler reads its own rows);
+    # None from a runner or scheduler of before teams
+    team: str | None = None
+    submitted_by: str | None = None
 
 
 class ExecutionOutput(ReportKey):
@@ -128,6 +136,10 @@ class ExecutionOutput(ReportKey):
 
     runner: str | None = None
     logs: dict[str, Any]
+    # whose run it is, as the claim's ``WorkItem`` said: for subscribers (the scheduler reads its own rows);
+    # None from a runner or scheduler of before teams
+    team: str | None = None
+    submitted_by: str | None = None
 
 
 class ExecutionFinished(ReportKey):
@@ -144,6 +156,15 @@ class ExecutionFinished(ReportKey):
     logs: dict[str, Any] | None = None
     # a TES task's: each executor's log, its outputs, and whether it failed as EXECUTOR_ERROR or SYSTEM_ERROR
     tes_log: dict[str, Any] | None = None
+    # whose run it is, as the claim's ``WorkItem`` said: for subscribers (the scheduler reads its own rows);
+    # None from a runner or scheduler of before teams
+    team: str | None = None
+    submitted_by: str | None = None
+
+
+def owned(work):
+    """Whose run a claimed (or held) work item is, as each runner event about the attempt says it."""
+    return {"team": work.get("team"), "submitted_by": work.get("submitted_by")}
 
 
 def finished_report(**fields):
@@ -177,6 +198,8 @@ class ExecutionsQueued(Message):
     result_id: str
     count: int
     runners: list[str] | None = None
+    team: str | None = None          # the team it belongs to (absent from an older service)
+    submitted_by: str | None = None  # the principal that made it (None: made before principals)
 
 
 class ResultCancelled(Message):

@@ -46,6 +46,7 @@ class TaskFacts(Message):
     status: str
     digest: str | None
     version: int
+    team: str | None = None  # the task's team: a RUN's or a schedule's is of its task's team (None: an older registry)
 
 
 class TaskDeleted(Message):

@@ -182,9 +182,12 @@ class Api:
 
     # ------------------------------------------------------------ verbs
 
-    def register(self, repository, name=None, wait=True, timeout=60):
+    def register(self, repository, name=None, wait=True, timeout=60, team=None):
+        """A task registered (and READY or ERROR, with ``wait``); ``team``: the team an admin or operator
+        makes it for (X-Stevedore-Team)."""
         name = name or f"task-{uuid.uuid4().hex[:8]}"
-        response = self.post("/task/", {"repository": repository, "name": name})
+        response = self.post("/task/", {"repository": repository, "name": name},
+                             headers={"X-Stevedore-Team": team} if team else None)
         assert response.status_code == 201, response.text
         task_id = response.json()["task_id"]
         if wait:

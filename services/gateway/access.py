@@ -126,6 +126,12 @@ ROUTES = {
 }
 
 
+# the routes whose ``?team=`` filters a record kept after its team is gone (a deleted team's audit rows, its
+# principals' revoked tokens): a team that no longer exists is a filter like any, not checked to exist (an
+# X-Stevedore-Team header still is)
+HISTORY_FILTERS = frozenset({("GET", "/audit/"), ("GET", "/token/")})
+
+
 class Uncovered(RuntimeError):
     """A gateway entrypoint with no entry in ``ROUTES``: the gateway does not start."""
 
@@ -191,6 +197,12 @@ def picked_team(request):
             raise ValidationError("must be a team's name: 1 to 63 lower-case letters, digits and '-', "
                                   "starting and ending with a letter or digit", field)
     return picks
+
+
+def teams_to_check(request, method, url):
+    """The (team, field) picks of a request on route (``method``, ``url``) that must name an existing team."""
+    history = (method, url) in HISTORY_FILTERS
+    return [(value, field) for value, field in picked_team(request) if not (history and field == "team")]
 
 
 def acting(caller, request):

@@ -21,6 +21,7 @@ from nameko.containers import WorkerContext
 from nameko.extensions import SharedExtension
 from nameko.rpc import ReplyListener
 
+from shared.errors import NotFound
 from shared.principals import CONFIGURED, Caller
 from shared.rpc import timeout_service
 from shared.settings import settings_of
@@ -129,6 +130,8 @@ class TokenGate(SharedExtension):
         self.timeout = settings.rpc_timeout
         self.configured = {token: True for token in settings.api_tokens}
         self.cache = TokenCache(settings.token_cache_seconds)
+        self.team_ttl = settings.token_cache_seconds
+        self.teams = OrderedDict()  # team name -> until when it is known to exist (``team_exists``)
 
     def is_configured(self, token):
         """Whether ``token`` is one of STEVEDORE_TOKENS (every one compared: no early exit)."""
@@ -147,6 +150,27 @@ class TokenGate(SharedExtension):
             if self.cache.is_revoked(principal):  # revoked while the answer was on its way
                 principal = None
         return principal
+
+    def team_exists(self, name, entrypoint):
+        """Whether the team ``name`` exists (the scheduler keeps the teams): the check of a team a request
+        picks (services/gateway/http.py).  A yes is kept TOKEN_CACHE_SECONDS, as a token's answer is; a no
+        is never kept (a team made now is found at once).  Unavailable when the scheduler does not answer."""
+        now = time.monotonic()
+        if self.teams.get(name, 0) > now:
+            return True
+        scheduler = timeout_service(WorkerContext(self.container, None, entrypoint), "scheduler",
+                                    self.rpc_reply_listener, self.timeout)
+        try:
+            scheduler.get_team(name, caller=CONFIGURED.as_dict())
+        except NotFound:
+            self.teams.pop(name, None)
+            return False
+        if self.team_ttl > 0:
+            self.teams[name] = now + self.team_ttl
+            self.teams.move_to_end(name)
+            while len(self.teams) > CACHE_SIZE:
+                self.teams.popitem(last=False)
+        return True
 
     def caller(self, token, entrypoint, address=None):
         """The Caller of a bearer token, or None (not a token of ours)."""

@@ -38,6 +38,7 @@ from shared.logs import printable
 from shared.principals import CONFIGURED
 from shared.settings import settings_of
 from stevedore_jobs.contract.checks import MAX_JSON_DEPTH
+from stevedore_jobs.contract.principals import TEAM_HEADER
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("stevedore.access")
@@ -314,18 +315,37 @@ class JsonHttp(HttpRequestHandler):
         return None if principal is None else caller_of_principal(principal, address)
 
     def authorize(self, request, caller):
-        """None when ``caller`` may use this route (acting for the team it picks), else the 400/403."""
+        """None when ``caller`` may use this route (acting for the team it picks, which must exist), else the
+        400/403/404 (503: the team could not be checked)."""
         try:
-            caller, team = access.acting(caller, request)
+            acting, team = access.acting(caller, request)
         except (ValidationError, Forbidden) as exc:
             request.stevedore_error = exc
             return error_response(ERROR_STATUS[type(exc)], exc.code, str(exc))
-        refused = access.refusal(caller, self.permission, f"{request.method} {access.shown(self.url)}")
+        refused = access.refusal(acting, self.permission, f"{request.method} {access.shown(self.url)}")
         if refused is not None:
             request.stevedore_error = refused
             return error_response(403, refused.code, str(refused))
-        request.stevedore_caller, request.stevedore_team = caller, team
+        try:
+            self.require_teams(request, caller)
+        except NotFound as exc:
+            request.stevedore_error = exc
+            return error_response(404, exc.code, str(exc))
+        except (StevedoreError, RemoteError) as exc:  # the scheduler did not answer, or failed
+            log.error("the team a request picks could not be checked: %s", exc)
+            request.stevedore_error = exc
+            return error_response(503, "UNAVAILABLE", f"{TEAM_HEADER}: the team cannot be checked now; try again")
+        request.stevedore_caller, request.stevedore_team = acting, team
         return None
+
+    def require_teams(self, request, caller):
+        """NotFound naming the header or parameter when a team the request picks does not exist (an admin
+        or operator may pick any name: a team that is not must not show an empty world, nor get objects).
+        The caller's own team is not asked about (a team with principals' live tokens is not deleted), nor
+        a ``?team=`` filter of a record that outlives teams (``access.HISTORY_FILTERS``)."""
+        for value, field in access.teams_to_check(request, self.method, self.url):
+            if value != caller.team and not self.tokens.team_exists(value, self):
+                raise NotFound(f"no team {value!r} (GET /team/ lists them)", field)
 
     def response_from_result(self, result):
         if isinstance(result, Response):

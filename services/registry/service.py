@@ -111,7 +111,8 @@ class RegistryService:
         made, or imported again after an ERROR, now."""
         task, submit = tes_images.image_task(self.db.session, reference)
         if submit:
-            self.dispatch(events.TASK_SUBMITTED, wire(m.TaskSubmitted(task_id=task.id, version=task.version)))
+            self.dispatch(events.TASK_SUBMITTED, wire(m.TaskSubmitted(task_id=task.id, version=task.version,
+                                                                      **tasks.owner(task))))
         return tasks.facts(task)
 
     @rpc

@@ -35,7 +35,7 @@ def owner(task):
 def facts(task):
     """What the scheduler keeps of a task (services/scheduler/knowntasks.py), with the version it is at."""
     return wire(TaskFacts(task_id=task.id, name=task.name, status=task.status, digest=task.digest,
-                          version=task.version))
+                          version=task.version, team=task.team))
 
 
 def create(session, name, repository, idempotency_key=None, credentials=None, labels=None, caller=CONFIGURED):

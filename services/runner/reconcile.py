@@ -46,7 +46,7 @@ import docker
 import requests
 
 from shared import events, statuses as st
-from shared.messages import finished_report
+from shared.messages import finished_report, owned
 from shared.timeutil import now
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ def reconcile(holdings, executor, scheduler, report):
             holdings.note_received(work)
             report(events.EXECUTION_FINISHED, finished_report(
                 detail_id=detail_id, attempt=attempt, runner=me, status=st.ERROR, exit_code=None,
-                start=None, end=now(),
+                start=None, end=now(), **owned(work),
                 reason=f"runner {me} restarted and found no container for this execution on "
                        "its Docker engine: its outcome is unknown"))
             summary["lost"] += 1

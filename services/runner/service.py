@@ -98,6 +98,7 @@ class RunnerService:
         """
         runner = self.holdings.runner_id
         detail_id, attempt = work["detail_id"], work["attempt"]
+        whose = m.owned(work)  # every event about the attempt says whose run it is
         try:
             log.info("slot %s %s execution %s (result %s, index %s, attempt %s)", slot,
                      "re-attaches to" if container_id else "runs", detail_id, work["result_id"],
@@ -106,12 +107,12 @@ class RunnerService:
             def started(start, container_id):
                 self.report(events.EXECUTION_STARTED, wire(m.ExecutionStarted(
                     detail_id=detail_id, attempt=attempt, runner=runner, start=start,
-                    container_id=container_id)))
+                    container_id=container_id, **whose)))
 
             def output(logs):
                 try:  # live output is best effort; the final logs come with the finish report
                     self.live(events.EXECUTION_OUTPUT, wire(m.ExecutionOutput(
-                        detail_id=detail_id, attempt=attempt, runner=runner, logs=logs)))
+                        detail_id=detail_id, attempt=attempt, runner=runner, logs=logs, **whose)))
                 except Exception as exc:  # the broker's errors vary by what failed
                     log.warning("could not send live output of %s: %s", detail_id, exc)
 
@@ -138,7 +139,7 @@ class RunnerService:
                     outcome = {"status": statuses.ERROR, "reason": str(exc), "exit_code": None,
                                "start": None, "end": now()}
             self.report(events.EXECUTION_FINISHED, m.finished_report(
-                detail_id=detail_id, attempt=attempt, runner=runner, **outcome))
+                detail_id=detail_id, attempt=attempt, runner=runner, **outcome, **whose))
             return True
         finally:
             self.holdings.release(detail_id)

@@ -24,5 +24,6 @@ class ChangeMixin:
         if woken:
             params = result.params or {}
             self._wake(result.id, woken, sized=bool(params.get("memory") or params.get("cpus")
-                                                    or params.get("constraints") or params.get("gpus")))
+                                                    or params.get("constraints") or params.get("gpus")),
+                       whose=ex.owner(result))
         return ex.result_as_dict(result)

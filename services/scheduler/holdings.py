@@ -50,7 +50,7 @@ def runner_holdings(session, runner, lease_seconds, limit=1000):
     session.rollback()
     return [wire(Holding.of(detail.id, result.id, result.task_id, detail.index, detail.attempt, result.image,
                             result.params, lease_seconds, own=detail.params, status=detail.status,
-                            gpu_ids=detail.gpu_ids))
+                            gpu_ids=detail.gpu_ids, team=result.team, submitted_by=result.submitted_by))
             for detail, result in rows]
 
 

@@ -40,6 +40,7 @@ from shared import statuses
 from shared.errors import Conflict, NotFound, TaskUnconfirmed, ValidationError
 
 _DB_NOW = func.extract("epoch", func.now())
+TEAM_MAX = 63  # a team's name, at most (``known_tasks.team``)
 
 
 def _check_id(task_id):
@@ -47,26 +48,33 @@ def _check_id(task_id):
         raise NotFound(f"no task {task_id!r}", "task_id")
 
 
-def learn(session, task_id, version, status, name=None, digest=None):
-    """Take the registry's word on a task, unless the copy holds a newer one or the task was deleted."""
+def _team(value):
+    """A task's team as the registry's word carries it (None: not told, as by a registry of before teams)."""
+    return value if isinstance(value, str) and 0 < len(value) <= TEAM_MAX else None
+
+
+def learn(session, task_id, version, status, name=None, digest=None, team=None):
+    """Take the registry's word on a task, unless the copy holds a newer one or the task was deleted.
+    ``team`` (a task never changes team) is kept once learned: a word without it does not forget it."""
     _check_id(task_id)
+    team = _team(team)
     stmt = insert(KnownTask).values(task_id=task_id, version=version, status=status, name=name,
-                                    digest=digest, deleted=False, learned_at=_DB_NOW)
+                                    digest=digest, deleted=False, learned_at=_DB_NOW, team=team)
     stmt = stmt.on_conflict_do_update(
         index_elements=[KnownTask.task_id],
         set_={"version": version, "status": status, "name": name, "digest": digest,
-              "learned_at": _DB_NOW},
+              "learned_at": _DB_NOW, "team": func.coalesce(stmt.excluded.team, KnownTask.team)},
         where=(~KnownTask.deleted) & (KnownTask.version <= version))
     session.execute(stmt)
     session.commit()
 
 
 def heard(session, payload, status):
-    """A registry event saying the task is now ``status`` (its payload: task_id, version, name, digest)."""
+    """A registry event saying the task is now ``status`` (its payload: task_id, version, name, digest, team)."""
     task_id = payload["task_id"]
     if isinstance(payload.get("version"), int):
         learn(session, task_id, payload["version"], status, payload.get("name"),
-              payload.get("digest") if status == statuses.READY else None)
+              payload.get("digest") if status == statuses.READY else None, payload.get("team"))
     else:  # an older registry's event: no longer confirmed, the next RUN asks the registry
         session.execute(update(KnownTask).where(KnownTask.task_id == task_id).values(learned_at=0))
         session.commit()
@@ -122,11 +130,44 @@ def for_run(session, task_id, fresh_for, facts=None):
     return task
 
 
+def team_of(facts, task_id, caller):
+    """The team a new run or schedule of a task belongs to: the task's, as the registry's ``task_facts`` say
+    (a member or viewer reaches its own team's tasks only; an admin or operator, whichever team it acts for,
+    runs another team's task for that team); ``caller``'s without them (a registry of before teams).
+    NotFound, as for an unknown task, should the facts name a team ``caller`` does not cover."""
+    team = _team(facts.get("team")) if isinstance(facts, dict) else None
+    if team is None:
+        return caller.team
+    if not caller.covers(team):
+        raise NotFound(f"no task {task_id!r}", "task_id")
+    return team
+
+
+def team_for_run(session, task_id, facts, caller):
+    """The team a RUN of ``task_id`` is of (``team_of``): from the registry's ``facts`` when the gateway sent
+    them, else from the copy (a task never changes team, so it is read before ``for_run`` locks the row);
+    ``TaskUnconfirmed`` when the copy does not know it (learned before migration 0024, or not at all):
+    the gateway then sends the registry's facts."""
+    if facts is not None:
+        return team_of(facts, task_id, caller)
+    _check_id(task_id)
+    row = session.execute(select(KnownTask.team, KnownTask.deleted).where(KnownTask.task_id == task_id)).first()
+    if row is not None and row.deleted:
+        return caller.team  # ``for_run`` answers it: no such task
+    team = row.team if row is not None else None
+    if team is None:
+        session.rollback()
+        raise TaskUnconfirmed(f"the scheduler does not know the team of task {task_id}; ask the registry",
+                              "task_id")
+    return team_of({"team": team}, task_id, caller)
+
+
 def _learn_facts(session, task_id, facts):
     if not isinstance(facts, dict) or facts.get("task_id") != task_id \
             or not isinstance(facts.get("version"), int) or not isinstance(facts.get("status"), str):
         raise ValidationError("must be the registry's task_facts of the task run", "task")
-    learn(session, task_id, facts["version"], facts["status"], facts.get("name"), facts.get("digest"))
+    learn(session, task_id, facts["version"], facts["status"], facts.get("name"), facts.get("digest"),
+          facts.get("team"))
 
 
 learn_facts = _learn_facts  # a schedule's creation takes the registry's word as a RUN does

@@ -223,6 +223,8 @@ class KnownTask(Base):
     deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     # epoch seconds on the database's clock when the registry last said so
     learned_at: Mapped[float] = mapped_column(Float, default=0, server_default="0")
+    # the task's team, which its runs and schedules are of (migration 0024; None: not learned yet)
+    team: Mapped[str | None] = mapped_column(String(63))
 
 
 class Schedule(Base):

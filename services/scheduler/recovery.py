@@ -19,6 +19,7 @@ from nameko.events import BROADCAST, event_handler
 from nameko.extensions import DependencyProvider
 
 from services.scheduler import holdings
+from services.scheduler.executions.state import owner
 from shared import events, statuses
 from shared.db import ping
 from shared.extensions import config_timer
@@ -134,6 +135,6 @@ class RecoveryMixin:
             return True
         log.warning("runner %s handed back execution %s (attempt %s) unstarted: back in the queue",
                     runner, detail_id, attempt)
-        self.dispatch(events.EXECUTIONS_QUEUED, wire(ExecutionsQueued(result_id=result.id, count=1),
-                                                     exclude_none=True))
+        self.dispatch(events.EXECUTIONS_QUEUED, wire(ExecutionsQueued(result_id=result.id, count=1,
+                                                                      **owner(result)), exclude_none=True))
         return True

@@ -55,23 +55,24 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
     @rpc
     def run_task(self, task_id, body, idempotency_key=None, task=None, caller=None):
         """Accept a RUN of ``task_id``; ``task``: the registry's ``task_facts`` of it, sent by the
-        gateway when this answered ``TaskUnconfirmed`` (services/scheduler/knowntasks.py).  The run is
-        gateway when this answered ``TaskUnconfirmed`` (services/scheduler/knowntasks.py).  The run is
-        of ``caller``'s team (the gateway found the task visible to it: the registry's ``task_facts``),
-        within its ``max_queued`` (executions/quotas.py)."""
+        gateway when this answered ``TaskUnconfirmed`` (services/scheduler/knowntasks.py), and always for a
+        caller of one team (the registry found the task visible to it).  The run is of the task's team
+        (``knowntasks.team_for_run``: an admin or operator acting for another team runs a task of that
+        one), made by ``caller``, within the team's ``max_queued`` (executions/quotas.py)."""
         caller = Caller.from_dict(caller)
         params, spread = validation.run_parts(body, self.settings.run_max_times, *self.settings.ceilings)
         self.webhook_sender.require_configured(params)
         session = self.db.session
+        team = knowntasks.team_for_run(session, task_id, task, caller)
         if idempotency_key:
-            earlier = ex.find_by_key(session, idempotency_key, task_id, params, spread, caller.team)
+            earlier = ex.find_by_key(session, idempotency_key, task_id, params, spread, team)
             if earlier is not None:
                 return ex.result_as_dict(earlier)
-        self._require_secrets(caller.team, params)  # each one its secret_env names, in the caller's team
+        self._require_secrets(team, params)  # each one its secret_env names, in the run's team
         # held until the result is committed: the task's DELETE waits for it, and then counts it
         known = knowntasks.for_run(session, task_id, self.settings.task_cache_seconds, task)
         # the runs ``after`` names, of the new run's team only: held until the result is committed
-        ex.dependencies.check(session, params, caller.team)
+        ex.dependencies.check(session, params, team)
         # a small run gets its executions in the same transaction: claimable when the
         # RUN commits, runners woken at once (result_submitted then finds nothing to do)
         inline = params["times"] <= INLINE_FAN_OUT
@@ -79,10 +80,10 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
                                            params, idempotency_key, with_details=inline, spread=spread,
                                            prepare=ex.dependencies.declare if params.get("after") else None,
                                            record=ex.audited(caller, "result.run"),
-                                           team=caller.team, submitted_by=caller.principal)
+                                           team=team, submitted_by=caller.principal)
         if created:
             if inline and not params.get("after"):
-                self._wake(result.id, result.times, sized=_sized(params))
+                self._wake(result.id, result.times, sized=_sized(params), whose=ex.owner(result))
             self.dispatch(events.RESULT_SUBMITTED, ex.submitted(result, inline))
             if fleet.placed(params):  # says at once when no live runner can take it
                 self._place([result.id])
@@ -309,15 +310,16 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
 
     def _fan_out(self, result_id):
         session = self.db.session
-        sized = None
+        sized = whose = None
         while True:
             made = ex.fan_out_batch(session, result_id,
                                     batch=self.settings.fan_out_batch)
             if not made:
                 break
-            if sized is None:
-                sized = _sized(ex.get_result(session, result_id).params)
-            self._wake(result_id, made, sized)
+            if sized is None:  # read once for the run's every batch
+                result = ex.get_result(session, result_id)
+                sized, whose = _sized(result.params), ex.owner(result)
+            self._wake(result_id, made, sized, whose=whose)
         if sized is not None:  # its new executions may wait, or be the pairs others wait for
             self._settle(result_id)
             self._dependents(result_id)
@@ -328,14 +330,15 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
         self.dispatch(events.RESULT_DELETED,
                       wire(m.ResultDeleted(result_id=result_id, task_id=task_id, expired=expired, **whose)))
 
-    def _wake(self, result_id, count, sized=False):
+    def _wake(self, result_id, count, sized=False, whose=None):
         """Tell runners that ``count`` executions can be claimed: as many idle ones as needed, or all.
 
         All when the run asks for memory or CPUs (``sized``): which idle runners
-        fit it is known only to their claims.
+        fit it is known only to their claims.  ``whose``: the run's ``ex.owner`` (else read).
         """
         runners = None if sized else self.idle.pick(count)
-        queued = m.ExecutionsQueued(result_id=result_id, count=count, runners=runners)
+        whose = whose if whose is not None else ex.owner_of(self.db.session, result_id)
+        queued = m.ExecutionsQueued(result_id=result_id, count=count, runners=runners, **whose)
         self.dispatch(events.EXECUTIONS_QUEUED, wire(queued, exclude_none=True))
 
     def _finish(self, report):
@@ -374,7 +377,7 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
         self.metrics.attempt_finished(detail)
         if detail.status == statuses.QUEUED or result.parallelism:
             # a retry is queued, or a parallelism slot came free: wake idle runners
-            self._wake(result.id, 1, sized=_sized(result.params))
+            self._wake(result.id, 1, sized=_sized(result.params), whose=ex.owner(result))
         if ex.needs_stop(result):  # it reached max_failures: the rest are stopped now
             self._stop(result.id, result.ended_by)
         elif result.status in statuses.TERMINAL:

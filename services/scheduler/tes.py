@@ -98,7 +98,7 @@ class TesMixin:
         if waiting:
             self._tes_settle(result.id)  # imported meanwhile?
         else:
-            self._wake(result.id, 1, sized=True)
+            self._wake(result.id, 1, sized=True, whose=ex.owner(result))
         return {"id": result.id}
 
     @rpc

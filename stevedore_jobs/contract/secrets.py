@@ -26,8 +26,8 @@ SECRET_VALUE_MAX_BYTES = 65536
 SECRET_VALUE_PATTERN = "^[^\\x00]*$"
 # a RUN names at most this many (each value up to 64 KiB: all of them within what execve(2) takes)
 SECRET_ENV_MAX = 20
-SECRET_DESCRIPTION = ("variables of the container's environment whose values are secrets of the caller's team, "
-                      "by name (`{\"API_KEY\": \"db-password\"}`): only the names are stored with the run (and "
+SECRET_DESCRIPTION = ("variables of the container's environment whose values are secrets of the run's team (its "
+                      "task's), by name (`{\"API_KEY\": \"db-password\"}`): only the names are stored with the run (and "
                       "shown in `params.secret_env`); each value is unsealed when a runner claims the execution, "
                       f"so a rotation counts for executions not started yet. At most {SECRET_ENV_MAX}; each secret "
                       "must exist when the RUN is sent (else 400 naming `secret_env.VAR`), and a variable may not "

@@ -55,7 +55,10 @@ def teams_system(vhost_pipeline, request, test_images, docker_client):
         with vhost_pipeline.get() as vhost:
             running = System(f"{uri.scheme}://{uri.netloc}/{vhost}", database, runners=1, name="teams",
                              env={"RPC_TIMEOUT": "10",
-                                  "STEVEDORE_CREDENTIALS_KEY": Fernet.generate_key().decode()})
+                                  "STEVEDORE_CREDENTIALS_KEY": Fernet.generate_key().decode(),
+                                  # webhooks to the tests' loopback receivers (tests/e2e/test_team_events.py)
+                                  "STEVEDORE_WEBHOOK_SECRET": f"test-webhook-secret-{uuid.uuid4().hex}",
+                                  "WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8"})
             second = free_port()
             running.plan["gateway-2"] = ("gateway", {"GATEWAY_ADDRESS": f"127.0.0.1:{second}"})
             running.url2 = f"http://127.0.0.1:{second}"

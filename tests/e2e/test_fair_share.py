@@ -37,6 +37,9 @@ def fair(vhost_pipeline, request, test_images):
                 for name, weight in (("a", 1), ("b", 1)):
                     created = system.api.post("/team/", {"name": name, "weight": weight})
                     assert created.status_code == 201, created.text
+                # each team's own sleep task: a run is of its task's team, and a member runs its team's only
+                system.team_tasks = {name: system.api.register(test_images["sleep"], name="fs-sleep", team=name)
+                                     for name in ("a", "b")}
                 yield system
             finally:
                 system.stop()
@@ -45,9 +48,9 @@ def fair(vhost_pipeline, request, test_images):
 
 
 def run_as(system, team, times, **params):
-    """A RUN of the sleep task by a member of ``team``, as the gateway hands it to the scheduler."""
+    """A RUN of ``team``'s sleep task by a member of ``team``, as the gateway hands it to the scheduler."""
     caller = {"principal": f"{team}-bot", "role": "member", "team": team, "address": "127.0.0.1"}
-    task_id = system.sleep_task["task_id"]
+    task_id = system.team_tasks[team]["task_id"]
     body = {"operation": "RUN", "times": times, **params}
     with ClusterRpcProxy({"AMQP_URI": system.amqp_uri}) as cluster:
         try:

@@ -33,6 +33,8 @@ def test_a_claim_handed_back_returns_to_the_queue_with_its_attempt_unspent(sched
     [held] = call(scheduler, "runner_holdings", "runner-a")
     assert (held["detail_id"], held["attempt"], held["status"]) == (work["detail_id"], 1, "QUEUED")
     assert held["image"] == work["image"] and held["result_id"] == result_id
+    # whose run it is, for the events the runner sends about it (a restarted runner's too)
+    assert (work["team"], work["submitted_by"]) == (held["team"], held["submitted_by"]) == ("default", "admin")
 
     assert call(scheduler, "release_claim", "runner-b", work["detail_id"], 1) is False  # not its claim
     assert call(scheduler, "release_claim", "runner-a", work["detail_id"], 1) is True

@@ -20,7 +20,7 @@ def ready_task(version=3):
     """A READY task as the registry's ``task_facts`` tells it."""
     task_id = uuid.uuid4().hex
     return {"task_id": task_id, "name": f"t-{task_id[:6]}", "status": "READY",
-            "digest": "reg:5000/x@sha256:" + "a" * 64, "version": version}
+            "digest": "reg:5000/x@sha256:" + "a" * 64, "version": version, "team": "default"}
 
 
 def run_ready(container, body, task=None):
@@ -136,7 +136,7 @@ def test_a_task_is_learned_from_the_registrys_events_and_asked_for_only_when_unk
         call(scheduler, "run_task", task_id, run)
     registry_says(scheduler, service_config, "task_imported",
                   {"task_id": task_id, "name": task["name"], "repository": "reg:5000/x",
-                   "digest": task["digest"], "version": 3})
+                   "digest": task["digest"], "version": 3, "team": "default"})
     assert call(scheduler, "run_task", task_id, run)["image"] == task["digest"]
 
     registry_says(scheduler, service_config, "task_submitted", {"task_id": task_id, "version": 4})
@@ -148,6 +148,33 @@ def test_a_task_is_learned_from_the_registrys_events_and_asked_for_only_when_unk
     moved = {**task, "digest": "reg:5000/x@sha256:" + "b" * 64, "version": 6}
     registry_says(scheduler, service_config, "task_imported", {**moved, "repository": "reg:5000/x"})
     assert call(scheduler, "run_task", task_id, run)["image"] == moved["digest"]
+
+
+def test_a_copy_that_does_not_know_its_tasks_team_is_not_confirmed_until_the_registrys_facts_say_it(
+        scheduler, service_config):
+    task = ready_task(version=3)
+    task_id, run = task["task_id"], {"operation": "RUN", "times": 1}
+    # a registry of before teams (or a copy learned before migration 0024): READY, but whose is not known
+    registry_says(scheduler, service_config, "task_imported",
+                  {"task_id": task_id, "name": task["name"], "repository": "reg:5000/x",
+                   "digest": task["digest"], "version": 3})
+    with pytest.raises(TaskUnconfirmed, match="team"):  # the gateway then asks the registry, once
+        call(scheduler, "run_task", task_id, run)
+    made = call(scheduler, "run_task", task_id, run, None, task)
+    assert (made["team"], made["submitted_by"]) == ("default", "admin")
+    # learned: the next RUN is answered from the copy, and a later word without a team does not forget it
+    registry_says(scheduler, service_config, "task_submitted", {"task_id": task_id, "version": 4})
+    registry_says(scheduler, service_config, "task_imported",
+                  {"task_id": task_id, "name": task["name"], "repository": "reg:5000/x",
+                   "digest": task["digest"], "version": 5})
+    assert call(scheduler, "run_task", task_id, run)["team"] == "default"
+
+
+def test_facts_of_a_team_the_caller_does_not_cover_are_no_such_task(scheduler):
+    task = {**ready_task(), "team": "beta"}
+    member = {"principal": "m", "role": "member", "team": "alpha"}
+    with pytest.raises(NotFound, match="no task"):
+        call(scheduler, "run_task", task["task_id"], {"operation": "RUN", "times": 1}, None, task, member)
 
 
 def test_facts_older_than_the_copy_change_nothing_whichever_way_they_come(scheduler, service_config):

@@ -1,13 +1,17 @@
 """Who may do what at the gateway (services/gateway/access.py) and the principals' token cache
 (services/gateway/callers.py)."""
+from collections import OrderedDict
+from types import SimpleNamespace
+
 import pytest
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
-from services.gateway import access
-from services.gateway.callers import MISSING, TokenCache, token_hash
+from services.gateway import access, callers
+from services.gateway.callers import MISSING, TokenCache, TokenGate, token_hash
+from services.gateway.http import JsonHttp
 from services.gateway.service import GatewayService
-from shared.errors import Forbidden, ValidationError
+from shared.errors import Forbidden, NotFound, ValidationError
 from shared.principals import CONFIGURED, ROLES, Caller
 from stevedore_jobs.cli.tokens import duration
 from stevedore_jobs.contract import principals as contract_principals
@@ -155,3 +159,64 @@ def test_a_streams_admission_holds_while_the_same_caller_is_let_in_and_through_a
 
     assert Admission(bob, away).holds() is True  # no verdict: a later check decides
     assert Admission(CONFIGURED, None).holds() is True  # auth off: nothing to ask again
+class Scheduler:
+    """The scheduler's ``get_team`` as the gateway asks it: the teams in ``names``, NotFound for another."""
+
+    def __init__(self, names):
+        self.names, self.asked = set(names), []
+
+    def get_team(self, name, caller=None):
+        self.asked.append(name)
+        if name not in self.names:
+            raise NotFound(f"no team {name!r}", "name")
+        return {"name": name}
+
+
+def gate(monkeypatch, scheduler, ttl=1.0):
+    clock = Clock()
+    monkeypatch.setattr(callers, "timeout_service", lambda *args, **kwargs: scheduler)
+    monkeypatch.setattr(callers, "WorkerContext", lambda *args: None)
+    monkeypatch.setattr(callers.time, "monotonic", clock)
+    tokens = TokenGate()
+    tokens.container, tokens.timeout, tokens.team_ttl, tokens.teams = None, 5, ttl, OrderedDict()
+    return tokens, clock
+
+
+def test_a_team_that_exists_is_known_for_the_cache_time_and_one_that_does_not_is_asked_about_each_time(
+        monkeypatch):
+    scheduler = Scheduler({"ml"})
+    tokens, clock = gate(monkeypatch, scheduler)
+    assert tokens.team_exists("ml", None) and tokens.team_exists("ml", None)
+    assert scheduler.asked == ["ml"]
+    clock.now += 1.0  # deleted meanwhile: found out once the cache time is over
+    scheduler.names.clear()
+    assert not tokens.team_exists("ml", None)
+    assert not tokens.team_exists("new", None)
+    scheduler.names.add("new")  # made now: found at once, no "no" was kept
+    assert tokens.team_exists("new", None)
+    assert scheduler.asked == ["ml", "ml", "new", "new"]
+
+
+def test_every_team_a_request_picks_must_exist_but_the_callers_own_is_not_asked_about(monkeypatch):
+    scheduler = Scheduler({"ml"})
+    tokens, _ = gate(monkeypatch, scheduler, ttl=0)
+    door = SimpleNamespace(tokens=tokens, method="GET", url="/task/")
+    JsonHttp.require_teams(door, request({"X-Stevedore-Team": "default"}), CONFIGURED)
+    JsonHttp.require_teams(door, request({"X-Stevedore-Team": "ml"}, query="team=ml"), CONFIGURED)
+    assert scheduler.asked == ["ml", "ml"]
+    for req, field in ((request({"X-Stevedore-Team": "gone"}), "X-Stevedore-Team"),
+                       (request({"X-Stevedore-Team": "ml"}, query="team=gone"), "team")):
+        with pytest.raises(NotFound) as refused:
+            JsonHttp.require_teams(door, req, CONFIGURED)
+        assert refused.value.field == field and "no team 'gone'" in str(refused.value)
+
+
+def test_the_audit_logs_and_tokens_team_filter_may_name_a_team_gone_but_their_header_may_not(monkeypatch):
+    scheduler = Scheduler(set())
+    tokens, _ = gate(monkeypatch, scheduler, ttl=0)
+    for url in ("/audit/", "/token/"):
+        door = SimpleNamespace(tokens=tokens, method="GET", url=url)
+        JsonHttp.require_teams(door, request(query="team=gone"), CONFIGURED)  # a deleted team's history
+        with pytest.raises(NotFound):
+            JsonHttp.require_teams(door, request({"X-Stevedore-Team": "gone"}), CONFIGURED)
+    assert scheduler.asked == ["gone", "gone"]

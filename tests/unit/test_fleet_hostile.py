@@ -16,7 +16,7 @@ from shared.settings import RunnerSettings, SettingError, parse
 
 
 def fired(params):
-    result = SimpleNamespace(id="r" * 32, times=2, params=params)
+    result = SimpleNamespace(id="r" * 32, times=2, params=params, team="ml", submitted_by="ci-bot")
     return SimpleNamespace(outcome="FIRED", missed=0, replaced=None, result=result, params=params, inline=True,
                            schedule_id="s" * 32, task_id="t" * 32, scheduled_for=1.0, manual=True)
 
@@ -34,7 +34,8 @@ def test_a_fired_run_with_constraints_or_gpus_wakes_every_idle_runner_and_is_pla
     service._wake = mock.Mock()
     service._place = mock.Mock()
     service._after_fire(fired(params))
-    service._wake.assert_called_once_with("r" * 32, 2, sized=sized)
+    # the wake-up says whose run it is (executions_queued carries the run's team and maker)
+    service._wake.assert_called_once_with("r" * 32, 2, sized=sized, whose={"team": "ml", "submitted_by": "ci-bot"})
     assert service._place.call_args_list == ([mock.call(["r" * 32])] if placed else [])
 
 

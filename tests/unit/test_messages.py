@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from shared import events
-from shared.messages import (EVENTS, ExecutionFinished, ExecutionStarted, ReportKey, WorkItem,
-                             finished_report, received, wire)
+from shared.messages import (EVENTS, ExecutionFinished, ExecutionOutput, ExecutionStarted, ReportKey, WorkItem,
+                             finished_report, owned, received, wire)
 from stevedore_jobs.contract import Result
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "events.md"
@@ -45,8 +45,22 @@ def test_a_work_item_is_made_from_a_runs_parameters_and_sent_as_plain_values():
     assert work == {"detail_id": "d", "result_id": "r", "task_id": "t", "index": 3, "attempt": 2,
                     "image": "img@sha256:x", "command": ["echo", "hi"], "env": {}, "timeout": 5,
                     "memory": None, "cpus": 0.5, "lease_seconds": 30.0, "installation": None, "times": None,
-                    "labels": {}, "gpu_ids": None, "tes": None, "secret_env": {}}
+                    "labels": {}, "gpu_ids": None, "tes": None, "secret_env": {}, "team": None,
+                    "submitted_by": None}
     assert isinstance(work["timeout"], int)  # sent as given
+
+
+def test_a_work_item_says_whose_run_it_is_and_the_runners_events_copy_it():
+    work = wire(WorkItem.of("d", "r", "t", 0, 1, "img", {}, 30.0, team="ml", submitted_by="ci-bot"))
+    assert (work["team"], work["submitted_by"]) == ("ml", "ci-bot")
+    assert owned(work) == {"team": "ml", "submitted_by": "ci-bot"}
+    started = wire(ExecutionStarted(detail_id="d", attempt=1, runner="r", start=1.0, **owned(work)))
+    output = wire(ExecutionOutput(detail_id="d", attempt=1, logs={}, **owned(work)))
+    finished = finished_report(detail_id="d", attempt=1, status="COMPLETE", **owned(work))
+    for event in (started, output, finished):
+        assert (event["team"], event["submitted_by"]) == ("ml", "ci-bot")
+    # from a scheduler of before teams: the item says nothing, nor do the events, and nothing fails
+    assert owned(wire(WorkItem.of("d", "r", "t", 0, 1, "img", {}, 30.0))) == {"team": None, "submitted_by": None}
 
 
 def test_a_work_item_carries_its_runs_labels():

@@ -28,7 +28,7 @@ from services.scheduler.executions.policy import arm_deadline, needs_stop
 from services.scheduler.executions.reports import clean_text, mark_finished, mark_started, queue_wait
 from services.scheduler.executions.retention import (
     RETENTION_BATCH, delete_result, expired_results, mark_notified, unnotified_finished)
-from services.scheduler.executions.state import counts, get_detail, get_result, owner
+from services.scheduler.executions.state import counts, get_detail, get_result, owner, owner_of
 from services.scheduler.executions.submit import audited, create_result, find_by_key, rerun_failed
 from services.scheduler.executions.views import (
     active_results, detail_as_dict, duration_percentiles, list_details, list_results, result_as_dict, submitted)
@@ -38,7 +38,7 @@ __all__ = [
     "change_result", "claim", "clean_text", "counts", "create_result", "dependencies", "delete_result", "detail_as_dict", "duration_percentiles",
     "expired_leases", "expired_results", "fan_out_batch", "find_by_key", "finish_cancel", "get_detail",
     "get_log_bytes", "get_logs", "get_result", "list_details", "list_results", "mark_cancelled", "mark_finished",
-    "mark_notified", "mark_started", "note_waiting", "owner", "queue_wait", "renew_leases", "rerun_failed",
+    "mark_notified", "mark_started", "note_waiting", "owner", "owner_of", "queue_wait", "renew_leases", "rerun_failed",
     "result_as_dict", "sized_active_results", "store_live_logs", "unfinished_cancels", "unfinished_fan_outs",
     "submitted", "unnotified_finished",
 ]

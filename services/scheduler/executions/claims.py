@@ -30,7 +30,8 @@ CLAIM_SQL = text(f"""
         FROM pick
         WHERE r.id = pick.result_id AND NOT r.cancel_requested AND r.ended_by IS NULL
           AND (r.parallelism IS NULL OR r.active < r.parallelism)
-        RETURNING r.id, r.task_id, r.image, r.params, coalesce(r.gpus, 0) AS gpus, r.tes, r.team
+        RETURNING r.id, r.task_id, r.image, r.params, coalesce(r.gpus, 0) AS gpus, r.tes, r.team,
+                  r.submitted_by
     ), {fairshare.TAKE_TEAM_SLOT}, taken AS (
         UPDATE details d SET runner = :runner, attempt = d.attempt + 1,
                              lease_expires_at = extract(epoch FROM clock_timestamp()) + :lease_seconds,
@@ -41,7 +42,8 @@ CLAIM_SQL = text(f"""
         RETURNING d.id, d.index, d.attempt, d.params AS own, d.gpu_ids
     )
     SELECT pick.id AS picked, pick.result_id, taken.id AS taken, taken.index, taken.attempt,
-           slot.task_id, slot.image, slot.params, taken.own, taken.gpu_ids, slot.tes, slot.team
+           slot.task_id, slot.image, slot.params, taken.own, taken.gpu_ids, slot.tes, slot.team,
+           slot.submitted_by
     FROM pick LEFT JOIN taken ON taken.id = pick.id LEFT JOIN slot ON slot.id = pick.result_id
 """).columns(params=JSON, own=JSON, gpu_ids=JSON, tes=JSON)
 
@@ -79,6 +81,7 @@ def claim(session, runner, lease_seconds, max_memory=None, max_cpus=None, labels
         session.commit()
         work = wire(WorkItem.of(row.taken, row.result_id, row.task_id, row.index, row.attempt, row.image,
                                 row.params, lease_seconds, own=row.own, gpu_ids=row.gpu_ids,
+                                team=row.team, submitted_by=row.submitted_by,  # for the runner's events
                                 **({"tes": _tes_work(row.tes)} if row.tes else {})))
         refs = (row.params or {}).get("secret_env")
         if refs:  # the run's references: opened, or the attempt ended, before the claim is answered

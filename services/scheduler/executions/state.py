@@ -62,6 +62,13 @@ def owner(result):
     return {"team": getattr(result, "team", None), "submitted_by": getattr(result, "submitted_by", None)}
 
 
+def owner_of(session, result_id):
+    """``owner`` of the result ``result_id`` read from its row (Nones for a result gone meanwhile)."""
+    row = session.execute(select(Result.team, Result.submitted_by).where(Result.id == result_id)).first()
+    session.commit()
+    return {"team": row.team if row else None, "submitted_by": row.submitted_by if row else None}
+
+
 def get_detail(session, result_id, detail_id, caller=None):
     get_result(session, result_id, caller=caller)
     _check_id(detail_id, "detail_id")

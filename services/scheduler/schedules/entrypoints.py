@@ -95,7 +95,7 @@ class SchedulesMixin:
         params = done.params or {}
         if done.inline:  # a run only some runners may take (sizes, constraints, GPUs) wakes all idle ones
             self._wake(result.id, result.times, sized=bool(params.get("memory") or params.get("cpus"))
-                       or fleet.placed(params))
+                       or fleet.placed(params), whose=ex.owner(result))
         self.dispatch(events.RESULT_SUBMITTED, ex.submitted(result, done.inline))
         if fleet.placed(params):  # says at once when no live runner can take it, as a RUN does
             self._place([result.id])

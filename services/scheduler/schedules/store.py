@@ -67,14 +67,15 @@ def _by_key(session, key, task_id, team):
 
 def create(session, body, settings, webhook_sender, facts=None, idempotency_key=None, caller=CONFIGURED,
            require=None):
-    """A new schedule of ``caller``'s team (or, with an Idempotency-Key used before in that team, the one
-    it made: (schedule, created)).  The gateway found its task visible to ``caller`` (``task_facts``).
-    ``require(team, params)``: refuses a run whose secrets the caller's team lacks (services/scheduler/secrets.py)."""
+    """A new schedule of its task's team (or, with an Idempotency-Key used before in that team, the one
+    it made: (schedule, created)), made by ``caller``.  The gateway found its task visible to ``caller``
+    (``facts``: the registry's ``task_facts``, which name the task's team: ``knowntasks.team_of``).
+    ``require(team, params)``: refuses a run whose secrets the team lacks (services/scheduler/secrets.py)."""
     caller = Caller.from_dict(caller)
-    team = caller.team
     new = _body(contract.NewSchedule, body)
+    team = knowntasks.team_of(facts, new.task_id, caller)
     if idempotency_key:
-        earlier = _by_key(session, idempotency_key, new.task_id, caller.team)
+        earlier = _by_key(session, idempotency_key, new.task_id, team)
         if earlier is not None:
             return earlier, False
     expression = cron.check(new.cron, new.timezone, settings.schedule_allow_seconds)
@@ -96,7 +97,7 @@ def create(session, body, settings, webhook_sender, facts=None, idempotency_key=
         starting_deadline_seconds=new.starting_deadline_seconds, run=new.run, created_at=stamp,
         updated_at=stamp, n_fired=0, n_skipped=0, n_missed=0, n_failed=0, idempotency_key=idempotency_key,
         next_run_at=None if new.suspend else cron.next_tick(expression, cron.zone(new.timezone), stamp),
-        team=caller.team, submitted_by=caller.principal)
+        team=team, submitted_by=caller.principal)
     session.add(schedule)
     try:  # its audit row's insert flushes it: the same key sent twice at once may meet the index there
         audit.record(session, caller, "schedule.create", "schedule", schedule.id, schedule.team,
@@ -105,7 +106,7 @@ def create(session, body, settings, webhook_sender, facts=None, idempotency_key=
         session.commit()
     except IntegrityError:  # the same key sent twice at once: the other one made it
         session.rollback()
-        earlier = _by_key(session, idempotency_key, new.task_id, caller.team) if idempotency_key else None
+        earlier = _by_key(session, idempotency_key, new.task_id, team) if idempotency_key else None
         if earlier is None:
             raise
         return earlier, False
