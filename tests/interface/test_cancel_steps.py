@@ -12,6 +12,7 @@ from services.scheduler import executions as ex
 from services.scheduler.models import Result
 from shared import validation
 from shared.db import psycopg2_url
+from tests.support import ADMIN
 
 
 @pytest.fixture
@@ -51,7 +52,7 @@ def test_cancel_counts_unmade_and_queued_executions_once(Session):
         params = validation.run_params({"operation": "RUN", "times": 12000}, 100000)
         result, _ = ex.create_result(session, "t" * 32, "task", "img@sha256:1", params)
         assert ex.fan_out_batch(session, result.id, batch=5000) == 5000
-        cancelled, stopped = ex.cancel_result(session, result.id)
+        cancelled, stopped = ex.cancel_result(session, result.id, ADMIN)
         assert stopped == 12000 and cancelled.n_cancelled == 12000 and cancelled.status == "CANCELLED"
         # the rest of the fan-out makes its rows CANCELLED, counted already
         while ex.fan_out_batch(session, result.id, batch=5000):

@@ -11,6 +11,7 @@ from services.scheduler.executions import policy
 from services.scheduler.models import Detail
 from shared import validation
 from shared.db import psycopg2_url
+from tests.support import ADMIN
 
 
 @pytest.fixture
@@ -74,7 +75,7 @@ def test_a_deadline_stop_during_a_fan_out_counts_the_unmade_executions_once(Sess
 def test_a_run_cancelled_by_its_user_first_is_left_to_that_cancel(Session):
     with Session() as session:
         result_id = new_run(session, 5, deadline=1)
-        ex.cancel_result(session, result_id)
+        ex.cancel_result(session, result_id, ADMIN)
         assert policy.stop_result(session, result_id, "deadline") == (None, 0, False)
         row = ex.get_result(session, result_id)
         assert (row.status, row.ended_by) == ("CANCELLED", None)

@@ -9,6 +9,7 @@ from services.scheduler.models import Detail, DetailLog, Result
 from shared import validation
 from shared.db import psycopg2_url
 from shared.errors import Conflict, NotFound
+from tests.support import ADMIN
 
 
 @pytest.fixture
@@ -82,7 +83,7 @@ def test_a_deleted_rerun_leaves_its_original_and_the_original_forgets_it(Session
         finish_all(session, original, status="ERROR")
         rerun = ex.rerun_failed(session, original).id
         assert ex.get_result(session, original).reruns == [rerun]
-        ex.cancel_result(session, rerun)
+        ex.cancel_result(session, rerun, ADMIN)
         ex.delete_result(session, rerun)
     with Session() as session:
         assert ex.get_result(session, original).reruns == []
