@@ -8,7 +8,7 @@ import pytest
 
 from services.gateway.tes import tag_filters
 from services.registry.tes import task_name
-from services.runner.tes import command_of
+from services.runner.tes import _left_over, command_of
 from services.runner.tes_files import StagingFailed, Stager, _glob, mount_dirs, wildcard_base
 from services.scheduler.tes import run_body
 from services.scheduler.tes_views import state_of, storable_log, task_view
@@ -201,3 +201,21 @@ def test_the_tes_task_of_an_image_is_named_for_it_within_the_name_limit():
     assert task_name("alpine") == "tes: alpine"
     long = "registry.example.org/" + "a" * 230
     assert len(task_name(long)) <= 200 and task_name(long) != task_name(long + "b")
+
+
+@pytest.mark.parametrize("labels, why", [
+    ({"stevedore.runner": "me", "stevedore.detail_id": "held", "stevedore.attempt": "1"}, None),
+    ({"stevedore.runner": "me", "stevedore.detail_id": "gone", "stevedore.attempt": "1"}, "no longer runs"),
+    ({"stevedore.runner": "other", "stevedore.detail_id": "live", "stevedore.attempt": "1"}, None),
+    ({"stevedore.runner": "other", "stevedore.detail_id": "lost", "stevedore.attempt": "1"}, "now ERROR"),
+    ({"stevedore.runner": "other", "stevedore.detail_id": "live", "stevedore.attempt": "2"}, "attempt 1"),
+    ({"stevedore.runner": "other", "stevedore.detail_id": "deleted", "stevedore.installation": "ours"},
+     "no longer known"),
+    ({"stevedore.runner": "other", "stevedore.detail_id": "deleted", "stevedore.installation": "theirs"}, None),
+    ({"stevedore.runner": "other", "stevedore.detail_id": "deleted"}, None),
+])
+def test_tes_leftovers_are_this_runners_unheld_ones_and_others_whose_attempt_no_longer_runs(labels, why):
+    known = {"live": {"status": "RUNNING", "attempt": 1, "runner": "other"},
+             "lost": {"status": "ERROR", "attempt": 1, "runner": "other"}}
+    said = _left_over(labels, "me", {"held"}, known, "ours")
+    assert (said is None) if why is None else (why in said), said
