@@ -31,6 +31,7 @@ from docker.models.volumes import Volume
 from docker.types import Mount
 
 from services.runner.engine import ENGINE_ERRORS, LABEL
+from services.runner.tes_disk import DiskWatch, limit_of
 from services.runner.tes_files import StagingFailed, Stager, mount_dirs
 from shared import statuses as st
 from shared.docker_engine import create_container, explain
@@ -122,7 +123,14 @@ class TesRun:
             if i == 0:
                 for directory, archive in archives.items():
                     container.put_archive(directory, archive)
-            report = self.engine._run_created(container, self.work, started, should_stop, on_output)
+            watch = DiskWatch(self.engine.client, dirs, *limit_of(self.task, self.settings.tes_disk_bytes),
+                              self.settings.tes_disk_check_interval, i)
+            watch.watch(container)
+            try:
+                report = self.engine._run_created(container, self.work, started,
+                                                  lambda watch=watch: watch.over or should_stop(), on_output)
+            finally:
+                watch.stop()
             last = report
             self.start = self.start or report.get("start")
             exit_code = report.get("exit_code")
@@ -136,6 +144,8 @@ class TesRun:
                 "stderr": _text(report.get("logs"), "stderr", self.settings.tes_log_bytes)})
             if report["status"] in (st.KILLED, st.CANCELLED):
                 return self._end(report["status"], report.get("reason"), None, report)
+            if watch.over and reason == watch.over[1]:  # past its disk_gb: the executor's doing, as past ram_gb
+                return self._end(st.ERROR, reason, EXECUTOR_ERROR, report, exit_code)
             if exit_code is None:
                 return self._end(st.ERROR, f"executors[{i}]: {reason}", SYSTEM_ERROR, report)
             if exit_code != 0 and not executor.get("ignore_error"):

@@ -35,7 +35,8 @@ def outputs_dir():
 @pytest.fixture(scope="module")
 def tes_system(request, vhost_pipeline, docker_client, standin_registry, outputs_dir):
     yield from mapped_system(request, vhost_pipeline, docker_client, standin_registry, "tes",
-                             env={"TES_OUTPUT_DIR": outputs_dir, "TES_ALLOW_NETWORKS": "127.0.0.0/8"})
+                             env={"TES_OUTPUT_DIR": outputs_dir, "TES_ALLOW_NETWORKS": "127.0.0.0/8",
+                                  "TES_DISK_CHECK_INTERVAL": "1"})
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +141,28 @@ def test_a_cancelled_task_ends_canceled_and_leaves_no_container_or_volume(client
     client.cancel_task(task_id)
 
 
+FILL = "while true; do head -c 8388608 /dev/zero >> {}; sleep 0.05; done"  # ~100 MB/s at most, without end
+
+
+@pytest.mark.parametrize("where, volumes", [("/work/fill", ["/work"]), ("/fill", [])],
+                         ids=["its volume", "its writable layer"])
+def test_an_executor_writing_without_end_is_stopped_past_disk_gb_and_what_it_wrote_is_removed(
+        client, docker_client, where, volumes):
+    task_id = client.create_task(tes.Task(
+        executors=[executor(["sh", "-c", FILL.format(where)]), executor(["echo", "never"])],
+        volumes=volumes, resources=tes.Resources(disk_gb=0.05)))
+    task = ended(client, task_id, timeout=90)
+    assert task.state == "EXECUTOR_ERROR", task
+    [log] = task.logs
+    # stopped within seconds of starting (the check runs every TES_DISK_CHECK_INTERVAL, here 1 s)
+    assert (log.logs[0].end_time - log.logs[0].start_time).total_seconds() < 15, log.logs
+    assert len(log.logs) == 1 and log.logs[0].exit_code != 0
+    assert any("past resources.disk_gb (0.05 GB)" in line for line in log.system_logs), log.system_logs
+    labels = {"label": [f"stevedore.result_id={task_id}", "stevedore.tes=true"]}
+    assert wait_until(lambda: not docker_client.containers.list(all=True, filters=labels)
+                      and not docker_client.volumes.list(filters=labels) or None, timeout=30, what="clean-up")
+
+
 def test_an_unsupported_scheme_is_accepted_then_ends_system_error_with_the_reason(client):
     task_id = client.create_task(tes.Task(
         inputs=[tes.Input(path="/data/file1", url="s3://my-object-store/file-1")],
@@ -191,3 +214,4 @@ def test_bad_tasks_are_refused_with_400_naming_the_field(tes_system):
     assert "/tasks/{id}:cancel" in spec["paths"]
     info = api.get("/ga4gh/tes/v1/service-info").json()
     assert info["type"] == {"group": "org.ga4gh", "artifact": "tes", "version": "1.1.0"}
+

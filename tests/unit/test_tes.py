@@ -9,6 +9,7 @@ import pytest
 from services.gateway.tes import tag_filters
 from services.registry.tes import task_name
 from services.runner.tes import _left_over, command_of
+from services.runner.tes_disk import limit_of
 from services.runner.tes_files import StagingFailed, Stager, _glob, mount_dirs, wildcard_base
 from services.scheduler.tes import run_body
 from services.scheduler.tes_views import state_of, storable_log, task_view
@@ -219,3 +220,12 @@ def test_tes_leftovers_are_this_runners_unheld_ones_and_others_whose_attempt_no_
              "lost": {"status": "ERROR", "attempt": 1, "runner": "other"}}
     said = _left_over(labels, "me", {"held"}, known, "ours")
     assert (said is None) if why is None else (why in said), said
+
+
+def test_an_executors_disk_bound_is_its_disk_gb_within_the_operators_cap():
+    cap = 10 * 1024 ** 3
+    assert limit_of({"resources": {"disk_gb": 0.5}}, cap) == (512 * 1024 ** 2, "resources.disk_gb (0.5 GB)")
+    assert limit_of({"resources": {"disk_gb": 100}}, cap)[0] == cap
+    assert "TES_DISK_BYTES" in limit_of({"resources": {"disk_gb": 100}}, cap)[1]
+    assert limit_of({}, cap)[0] == cap
+
