@@ -215,3 +215,37 @@ def test_bad_tasks_are_refused_with_400_naming_the_field(tes_system):
     info = api.get("/ga4gh/tes/v1/service-info").json()
     assert info["type"] == {"group": "org.ga4gh", "artifact": "tes", "version": "1.1.0"}
 
+
+def test_each_team_has_its_own_tes_image_tasks_and_nobody_may_take_their_name_or_mark(tes_system):
+    from tests.support import Api
+
+    admin, members = tes_system.api, {}
+    for team in (f"tes-a-{uuid.uuid4().hex[:6]}", f"tes-b-{uuid.uuid4().hex[:6]}"):
+        assert admin.post("/team/", {"name": team}).status_code == 201
+        made = admin.post("/token/", {"name": f"member-{team}", "team": team, "role": "member"})
+        assert made.status_code == 201, made.text
+        members[team] = (Api(tes_system.url, token=made.json()["token"]), made.json()["principal"])
+    (first, _), (second, _) = members.values()
+    # a squatter cannot register a task where a team's TES tasks would find it, nor mark one as TES's
+    for body, field in (({"repository": "alpine", "name": "tes: alpine"}, "name"),
+                        ({"repository": "alpine", "name": " TES:alpine"}, "name"),
+                        ({"repository": "alpine", "labels": {"ga4gh.org/tes": "image"}}, "labels.ga4gh.org/tes")):
+        refused = second.post("/task/", body)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["message"].startswith(field + ":"), refused.text
+    # each team's TES task runs alpine through a task of its own team, made (and audited) as its member
+    ran = {team: api.post("/ga4gh/tes/v1/tasks", {"executors": [{"image": "alpine", "command": ["echo", team]}]})
+           for team, (api, _) in members.items()}
+    made = {}
+    for team, (api, principal) in members.items():
+        assert ran[team].status_code == 200, ran[team].text
+        task_id = ran[team].json()["id"]
+        task = wait_until(lambda: (lambda t: t if t["state"] in ENDED else None)(
+            api.get(f"/ga4gh/tes/v1/tasks/{task_id}", params={"view": "FULL"}).json()), timeout=120, what="the task")
+        assert task["state"] == "COMPLETE" and task["logs"][0]["logs"][0]["stdout"] == f"{team}\n", task
+        [image_task] = api.get("/task/", params={"label": "ga4gh.org/tes=image"}).json()
+        assert (image_task["name"], image_task["team"], image_task["submitted_by"]) == ("tes: alpine", team, principal)
+        made[team] = image_task["task_id"]
+        [entry] = admin.get("/audit/", params={"target_id": image_task["task_id"], "action": "task.register"}).json()
+        assert (entry["principal"], entry["team"]) == (principal, team), entry
+    assert len(set(made.values())) == 2

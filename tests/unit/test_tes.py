@@ -229,3 +229,18 @@ def test_an_executors_disk_bound_is_its_disk_gb_within_the_operators_cap():
     assert "TES_DISK_BYTES" in limit_of({"resources": {"disk_gb": 100}}, cap)[1]
     assert limit_of({}, cap)[0] == cap
 
+
+@pytest.mark.parametrize("body, field", [
+    ({"repository": "alpine", "name": "tes: alpine"}, "name"),
+    ({"repository": "alpine", "name": "Tes:alpine"}, "name"),
+    ({"repository": "alpine", "labels": {"ga4gh.org/tes": "image"}}, "labels.ga4gh.org/tes"),
+])
+def test_the_names_and_mark_of_tes_image_tasks_are_refused_to_a_registration(body, field):
+    from shared import validation
+    from shared.errors import ValidationError
+
+    with pytest.raises(ValidationError) as refused:
+        validation.new_task(body)
+        validation.task_labels(body)
+    assert refused.value.field == field
+    assert validation.new_task({"repository": "alpine", "name": "my tes: alpine"})[0] == "my tes: alpine"
