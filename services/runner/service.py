@@ -189,8 +189,9 @@ class RunnerService:
                 self.holdings, self.docker, self.scheduler, self.report,
                 recover=lambda detail_id, attempt: recover_tes(self.docker, detail_id, attempt,
                                                                self.settings.tes_log_bytes))
-            summary["tes_leftovers"] = sweep_tes(self.docker, self.holdings.runner_id, set(self.holdings.held),
-                                                 self.scheduler.execution_states, self.holdings.installation)
+            summary["tes_leftovers"] = sweep_tes(
+                self.docker, self.holdings.runner_id, set(self.holdings.held), self.scheduler.execution_states,
+                lambda: reconciling.installation_of(self.holdings, self.scheduler))
             if any(summary.values()):
                 log.info("reconciled: %s", summary)
         finally:

@@ -217,27 +217,31 @@ def recovered(engine, detail_id, attempt, limit):
     return entries
 
 
-def sweep(engine, runner, held, states, installation):
+def sweep(engine, runner, held, states, our_installation):
     """Remove the TES containers and volumes on this engine whose attempt no runner runs any more.
 
-    Only this ``installation``'s (or unlabelled ones, made before the label, of this runner).  This
+    Only this installation's (or unlabelled ones, made before the label, of this runner).  This
     runner's own that it no longer holds (``held``: the detail ids it runs): what it left when
     killed, or its host restarted; another runner's once the scheduler says that attempt is not
     running under it (``states``: ``execution_states``), or, for an execution it does not know, when
-    labelled with this ``installation`` (its result was deleted).  Returns how many it removed.
+    labelled with this installation (``our_installation()``: its id, or None while the scheduler cannot
+    say; asked only when there is something to judge).  Returns how many it removed.
     """
     try:
-        return _sweep(engine, runner, held, states, installation)
+        return _sweep(engine, runner, held, states, our_installation)
     except ENGINE_ERRORS as exc:  # the engine away: the next reconcile sweeps
         log.warning("could not look for TES leftovers: %s", explain(exc))
         return 0
 
 
-def _sweep(engine, runner, held, states, installation):
+def _sweep(engine, runner, held, states, our_installation):
     tes = {"label": [f"{TES_LABEL}=true"]}
     found = [(container, container.attrs.get("Labels") or {})
              for container in engine.client.containers.list(all=True, sparse=True, filters=tes)]
     found += [(volume, volume.attrs.get("Labels") or {}) for volume in engine.client.volumes.list(filters=tes)]
+    if not found:
+        return 0
+    installation = our_installation()
     others = sorted({labels.get(f"{LABEL}.detail_id") for _, labels in found
                      if labels.get(f"{LABEL}.runner") != runner and labels.get(f"{LABEL}.detail_id")})
     try:

@@ -244,3 +244,22 @@ def test_the_names_and_mark_of_tes_image_tasks_are_refused_to_a_registration(bod
         validation.task_labels(body)
     assert refused.value.field == field
     assert validation.new_task({"repository": "alpine", "name": "my tes: alpine"})[0] == "my tes: alpine"
+
+
+def test_the_sweep_learns_the_installation_itself_and_removes_this_runners_unheld_leftovers():
+    from docker.models.volumes import Volume
+
+    from services.runner.tes import sweep
+
+    labels = {"stevedore.tes": "true", "stevedore.runner": "me", "stevedore.detail_id": "gone",
+              "stevedore.attempt": "1", "stevedore.installation": "ours"}
+    container = SimpleNamespace(id="c" * 64, attrs={"Labels": labels})
+    volume = Volume(attrs={"Name": "v", "Labels": {**labels, "stevedore.detail_id": "held"}})
+    removed = []
+    engine = SimpleNamespace(remove=removed.append, client=SimpleNamespace(
+        containers=SimpleNamespace(list=lambda **_: [container]), volumes=SimpleNamespace(list=lambda **_: [volume])))
+    asked = []
+    assert sweep(engine, "me", {"held"}, lambda ids: {}, lambda: asked.append(1) or "ours") == 1
+    assert removed == [container.id] and asked == [1]
+    # another installation's (runner ids repeat across installations) is left alone
+    assert sweep(engine, "me", {"held"}, lambda ids: {}, lambda: "theirs") == 0
