@@ -144,8 +144,8 @@ class TesRun:
                 "stderr": _text(report.get("logs"), "stderr", self.settings.tes_log_bytes)})
             if report["status"] in (st.KILLED, st.CANCELLED):
                 return self._end(report["status"], report.get("reason"), None, report)
-            if watch.over and reason == watch.over[1]:  # past its disk_gb: the executor's doing, as past ram_gb
-                return self._end(st.ERROR, reason, EXECUTOR_ERROR, report, exit_code)
+            if watch.over and report["status"] == st.ERROR:  # past its disk_gb (killed): its doing, as past ram_gb
+                return self._end(st.ERROR, watch.over[1], EXECUTOR_ERROR, report, exit_code)
             if exit_code is None:
                 return self._end(st.ERROR, f"executors[{i}]: {reason}", SYSTEM_ERROR, report)
             if exit_code != 0 and not executor.get("ignore_error"):

@@ -8,7 +8,8 @@ its container's writable layer (``SizeRw``) plus ``du -sxk`` of the task's volum
 run inside the executor's container (as its own user).  Past the task's
 ``resources.disk_gb`` (at most ``TES_DISK_BYTES``; that cap when it asks none) the
 executor is stopped and the task ends EXECUTOR_ERROR naming ``disk_gb``, as one past
-``ram_gb`` does.  A measure that fails (``du`` refused a directory, or took longer
+``ram_gb`` does; it is killed at once (SIGKILL, no grace period: more time would be
+more disk written).  A measure that fails (``du`` refused a directory, or took longer
 than ``MEASURE_TIMEOUT``) ends it too: what cannot be measured is not let grow.  An
 image without ``du`` has only its writable layer measured (said in the runner's log).
 
@@ -68,10 +69,10 @@ class DiskWatch:
             except eventlet.Timeout:
                 self.over = (st.ERROR, (f"executors[{self.index}]: its disk use could not be measured within "
                                         f"{MEASURE_TIMEOUT}s (bounded by {self.named}); it was stopped"))
-                return
+                break
             except docker.errors.APIError as exc:  # NotFound too
                 if self._ended(container):
-                    return  # it ended meanwhile (or was not started yet: then measured next time)
+                    return  # it ended meanwhile (one not started yet is measured next time)
                 log.warning("could not measure the disk use of %s: %s", container.id[:12], explain(exc))
                 continue
             except ENGINE_ERRORS as exc:  # the engine away: following the container tells
@@ -85,6 +86,12 @@ class DiskWatch:
             elif used is not None and used > self.limit:
                 self.over = (st.ERROR, (f"executors[{self.index}]: it wrote {used} bytes to its volumes and "
                                         f"writable layer, past {self.named}; it was stopped"))
+        # killed at once: a grace period would be more disk written
+        log.warning("killing container %s: %s", container.id[:12], self.over[1])
+        try:
+            self.client.api.kill(container.id)
+        except ENGINE_ERRORS as exc:  # it ended meanwhile, or the follower's stop does it
+            log.info("could not kill %s past its disk bound: %s", container.id[:12], explain(exc))
 
     def _ended(self, container):
         try:
