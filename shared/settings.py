@@ -258,6 +258,8 @@ class Tes(Part):
     tes_download_timeout: Seconds = 300
     tes_allow_networks: Networks = ""    # networks http(s) inputs may come from besides global addresses
     tes_log_bytes: Annotated[int, Ge(0)] = 65536  # of each executor's stdout and stderr kept in TES logs
+    tes_disk_bytes: Size = "10g"         # the most a TES executor may write (volumes, writable layer)
+    tes_disk_check_interval: Seconds = 2  # how often that is measured while an executor runs
 
 
 class RunnerSettings(Common, Metrics, Docker, Polling, Tes):

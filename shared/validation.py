@@ -6,7 +6,7 @@ What is declared here and nowhere else: the check of a stored run against the op
 """
 import functools
 
-from stevedore_jobs.contract import checks, labels, requests, run
+from stevedore_jobs.contract import checks, labels, requests, run, tes
 from stevedore_jobs.contract.checks import SHOWN_MAX, size_text  # noqa: F401 -- used through here
 from stevedore_jobs.contract.requests import Limits
 from shared.errors import ValidationError
@@ -39,13 +39,20 @@ def new_task(body):
     """Validate a POST /task/ body; returns (name, repository)."""
     checks.check_strings(body)
     task = requests.parse(requests.NewTask, body)
-    return task.name or task.repository, task.repository
+    name = task.name or task.repository
+    if tes.reserved_name(name):  # another team's TES tasks must not find a task of someone else's
+        raise checks.Invalid(f"names starting {tes.IMAGE_TASK_PREFIX.strip()!r} are reserved for the tasks "
+                             "GA4GH TES makes for its executors' images", "name")
+    return name, task.repository
 
 
 @told
 def task_labels(body):
     """The ``labels`` of a POST /task/ body (``{}`` if none)."""
-    return requests.parse(requests.NewTask, {"repository": "x", **body}).labels or {}
+    given = requests.parse(requests.NewTask, {"repository": "x", **body}).labels or {}
+    if tes.TES_LABEL in given:
+        raise checks.Invalid("is Stevedore's own mark of what was made for TES", f"labels.{tes.TES_LABEL}")
+    return given
 
 
 @told

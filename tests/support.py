@@ -213,6 +213,15 @@ class Api:
 
         return wait_until(finished, timeout=timeout, interval=0.3, what=f"result {result_id} to finish")
 
+    def run_tes(self, image, command, wait=True):
+        """A GA4GH TES task of one executor (POST /ga4gh/tes/v1/tasks); its id, once it ended with ``wait``."""
+        response = self.post("/ga4gh/tes/v1/tasks", {"executors": [{"image": image, "command": command}]})
+        assert response.status_code == 200, response.text
+        task_id = response.json()["id"]
+        if wait:
+            self.wait_result(task_id)
+        return task_id
+
     def details(self, result_id, **query):
         response = self.get(f"/result/{result_id}/detail/", params={"limit": 1000, **query})
         assert response.status_code == 200, response.text

@@ -66,11 +66,12 @@ class TesRoutes:
     @api("POST", f"{PREFIX}/tasks")
     def tes_create_task(self, request):
         task = told(tes.parse_task)(json_body(request, free_text=True))
+        caller = caller_of(request).as_dict()
         references = [executor.image for executor in task.executors]
-        facts = {reference: self.registry.tes_image(reference) for reference in dict.fromkeys(references)}
+        facts = {reference: self.registry.tes_image(reference, caller=caller)
+                 for reference in dict.fromkeys(references)}
         return self.scheduler.create_tes_task(task.model_dump(exclude_none=True),
-                                              [facts[reference] for reference in references],
-                                              caller=caller_of(request).as_dict())
+                                              [facts[reference] for reference in references], caller=caller)
 
     @api("GET", f"{PREFIX}/tasks")
     def tes_list_tasks(self, request):

@@ -106,10 +106,10 @@ class RegistryService:
                                                          Caller.from_dict(caller))]
 
     @rpc
-    def tes_image(self, reference):
-        """The facts of the task that imports ``reference`` for GA4GH TES executors (services/registry/tes.py),
-        made, or imported again after an ERROR, now."""
-        task, submit = tes_images.image_task(self.db.session, reference)
+    def tes_image(self, reference, caller=None):
+        """The facts of the task of ``caller``'s team that imports ``reference`` for GA4GH TES executors
+        (services/registry/tes.py), made, or imported again after an ERROR, now (by ``caller``)."""
+        task, submit = tes_images.image_task(self.db.session, reference, Caller.from_dict(caller))
         if submit:
             self.dispatch(events.TASK_SUBMITTED, wire(m.TaskSubmitted(task_id=task.id, version=task.version,
                                                                       **tasks.owner(task))))

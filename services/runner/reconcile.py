@@ -38,7 +38,11 @@ Run when the runner starts and every ``RECONCILE_INTERVAL`` seconds after:
    before it died.  When no claim of ours is in flight, and no container of
    ours runs it, such an execution is handed back (``release_claim``) if it
    never started; if it did start, its container is gone and its outcome
-   unknown, which is reported as an ERROR saying so.
+   unknown, which is reported as an ERROR saying so.  A GA4GH TES task's
+   executors (``stevedore.tes`` containers, never adopted: services/runner/tes.py)
+   are not resumed either: if the engine still holds them (``recover``), the
+   ERROR says the runner restarted mid-task and records what they had done
+   (SYSTEM_ERROR); the TES sweep then removes them.
 """
 import logging
 
@@ -63,8 +67,11 @@ def installation_of(holdings, scheduler):
     return holdings.installation
 
 
-def reconcile(holdings, executor, scheduler, report):
-    """One pass; returns a summary {adopted, removed, released, lost} for logs and tests."""
+def reconcile(holdings, executor, scheduler, report, recover=lambda detail_id, attempt: None):
+    """One pass; returns a summary {adopted, removed, released, lost} for logs and tests.
+
+    ``recover(detail_id, attempt)``: the executors' logs the engine still holds of a TES attempt, or None.
+    """
     me = holdings.runner_id
     summary = {"adopted": 0, "removed": 0, "released": 0, "lost": 0}
     try:
@@ -125,19 +132,30 @@ def reconcile(holdings, executor, scheduler, report):
         if detail_id in holdings.held or holdings.was_received(detail_id, attempt) \
                 or (detail_id, attempt) in on_engine:
             continue
-        if work["status"] == st.QUEUED:
+        try:  # a TES task's executors that started are its containers: then it did start
+            executors = recover(detail_id, attempt)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            log.warning("cannot read the TES executors of %s: %s", detail_id, exc)
+            executors = None
+        if work["status"] == st.QUEUED and not executors:
             if scheduler.release_claim(me, detail_id, attempt):
                 log.warning("execution %s (attempt %s) was claimed for this runner but never "
                             "reached it; handed back", detail_id, attempt)
                 summary["released"] += 1
         else:
+            if executors is None:
+                reason, tes_log = (f"runner {me} restarted and found no container for this execution on "
+                                   "its Docker engine: its outcome is unknown"), None
+            else:
+                reason = (f"runner {me} restarted in the middle of this TES task, which is not resumed: "
+                          "its executors were stopped and removed")
+                tes_log = {"failure": "SYSTEM_ERROR", "executors": executors, "outputs": [],
+                           "system_logs": [reason]}
             log.warning("execution %s (attempt %s) started under this runner before a restart "
-                        "and its container is gone", detail_id, attempt)
+                        "and %s", detail_id, attempt, "is a TES task" if tes_log else "its container is gone")
             holdings.note_received(work)
             report(events.EXECUTION_FINISHED, finished_report(
                 detail_id=detail_id, attempt=attempt, runner=me, status=st.ERROR, exit_code=None,
-                start=None, end=now(), **owned(work),
-                reason=f"runner {me} restarted and found no container for this execution on "
-                       "its Docker engine: its outcome is unknown"))
+                start=None, end=now(), **owned(work), reason=reason, tes_log=tes_log))
             summary["lost"] += 1
     return summary

@@ -11,7 +11,9 @@ from services.runner.engine import EngineUnavailable
 from services.runner.metrics import RunnerMetrics
 from services.runner.reporting import ReliableDispatcher
 from services.runner.slots import HoldingsProvider, execution_slot, holding_timer
-from services.runner.tes import TesRun, sweep as sweep_tes
+from services.runner.tes import TesRun
+from services.runner.tes import recovered as recover_tes
+from services.runner.tes import sweep as sweep_tes
 from shared import events, statuses
 from shared import messages as m
 from shared.extensions import Settings, config_timer
@@ -193,8 +195,13 @@ class RunnerService:
     def reconcile(self):
         """Square the engine's containers and the scheduler's view with ours (see reconcile.py)."""
         try:
-            summary = reconciling.reconcile(self.holdings, self.docker, self.scheduler, self.report)
-            summary["tes_leftovers"] = sweep_tes(self.docker, self.holdings.runner_id, set(self.holdings.held))
+            summary = reconciling.reconcile(
+                self.holdings, self.docker, self.scheduler, self.report,
+                recover=lambda detail_id, attempt: recover_tes(self.docker, detail_id, attempt,
+                                                               self.settings.tes_log_bytes))
+            summary["tes_leftovers"] = sweep_tes(
+                self.docker, self.holdings.runner_id, set(self.holdings.held), self.scheduler.execution_states,
+                lambda: reconciling.installation_of(self.holdings, self.scheduler))
             if any(summary.values()):
                 log.info("reconciled: %s", summary)
         finally:

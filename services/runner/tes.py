@@ -13,8 +13,12 @@ exit stops the task (EXECUTOR_ERROR) unless the executor has ``ignore_error``.
 
 Its containers and volumes are removed when it ends, however it ends; the ones a
 runner stopped mid-task leaves behind (killed, its host restarted) are removed by
-the runner's reconcile (``sweep``): they carry ``stevedore.tes`` labels, not
-``stevedore.managed``, so no runner ever adopts one as a plain execution.
+a reconcile (``sweep``): that runner's own when it comes back (which first reports
+the attempt lost, with what the engine still holds of its executors: ``recovered``),
+or any runner's on the same engine once the scheduler no longer has that attempt
+running (its runner declared lost).  They carry ``stevedore.tes`` labels, not
+``stevedore.managed``, so no runner ever adopts one as a plain execution: a TES
+task is not resumed after its runner's restart.
 """
 import base64
 import logging
@@ -23,13 +27,15 @@ import uuid
 
 import docker
 import requests
+from docker.models.volumes import Volume
 from docker.types import Mount
 
 from services.runner.engine import ENGINE_ERRORS, LABEL
+from services.runner.tes_disk import DiskWatch, limit_of
 from services.runner.tes_files import StagingFailed, Stager, mount_dirs
 from shared import statuses as st
 from shared.docker_engine import create_container, explain
-from shared.timeutil import now
+from shared.timeutil import now, parse_docker_time
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +74,10 @@ class TesRun:
         self.start = None
 
     def labels(self):
+        installation = {f"{LABEL}.installation": self.work["installation"]} if self.work.get("installation") else {}
         return {TES_LABEL: "true", f"{LABEL}.result_id": self.work["result_id"],
                 f"{LABEL}.detail_id": self.work["detail_id"], f"{LABEL}.attempt": str(self.work["attempt"]),
-                f"{LABEL}.runner": self.runner}
+                f"{LABEL}.runner": self.runner, **installation}
 
     def run(self, on_started, should_stop, on_output):
         """The report of how the attempt ended (with ``tes_log``: executor logs, outputs, the failure kind)."""
@@ -116,7 +123,14 @@ class TesRun:
             if i == 0:
                 for directory, archive in archives.items():
                     container.put_archive(directory, archive)
-            report = self.engine._run_created(container, self.work, started, should_stop, on_output)
+            watch = DiskWatch(self.engine.client, dirs, *limit_of(self.task, self.settings.tes_disk_bytes),
+                              self.settings.tes_disk_check_interval, i)
+            watch.watch(container)
+            try:
+                report = self.engine._run_created(container, self.work, started,
+                                                  lambda watch=watch: watch.over or should_stop(), on_output)
+            finally:
+                watch.stop()
             last = report
             self.start = self.start or report.get("start")
             exit_code = report.get("exit_code")
@@ -130,6 +144,8 @@ class TesRun:
                 "stderr": _text(report.get("logs"), "stderr", self.settings.tes_log_bytes)})
             if report["status"] in (st.KILLED, st.CANCELLED):
                 return self._end(report["status"], report.get("reason"), None, report)
+            if watch.over and report["status"] == st.ERROR:  # past its disk_gb (killed): its doing, as past ram_gb
+                return self._end(st.ERROR, watch.over[1], EXECUTOR_ERROR, report, exit_code)
             if exit_code is None:
                 return self._end(st.ERROR, f"executors[{i}]: {reason}", SYSTEM_ERROR, report)
             if exit_code != 0 and not executor.get("ignore_error"):
@@ -178,30 +194,95 @@ class TesRun:
                 log.warning("could not remove volume %s: %s", volume.name, explain(exc))
 
 
-def sweep(engine, runner, held):
-    """Remove the TES containers and volumes of this runner's executions it no longer holds.
+def recovered(engine, detail_id, attempt, limit):
+    """What the engine still holds of an attempt's executors (its runner restarted mid-task), as a
+    ``tes_log``'s ``executors``, or None if it holds no container of it.  An executor that had not
+    ended has no exit of its own (-1) and no end time; one never started is left out."""
+    filters = {"label": [f"{TES_LABEL}=true", f"{LABEL}.detail_id={detail_id}", f"{LABEL}.attempt={attempt}"]}
+    containers = engine.client.containers.list(all=True, filters=filters)
+    if not containers:
+        return None
+    entries = []
+    for container in sorted(containers, key=lambda c: int(c.labels.get(f"{TES_LABEL}.executor", "0"))):
+        state = container.attrs.get("State") or {}
+        start = parse_docker_time(state.get("StartedAt"))
+        if start is None:
+            continue
+        ended = not state.get("Running") and state.get("Status") in ("exited", "dead")
+        logs = {stream: container.logs(stdout=stream == "stdout", stderr=stream == "stderr")[-limit:]
+                if limit else b"" for stream in ("stdout", "stderr")}
+        entries.append({"start_time": start, "end_time": parse_docker_time(state.get("FinishedAt")) if ended else None,
+                        "exit_code": state.get("ExitCode", -1) if ended else -1,
+                        **{stream: data.decode("utf-8", "replace") for stream, data in logs.items()}})
+    return entries
 
-    What a runner killed mid-task (or its host's restart) left behind; ``held``: the detail ids it runs.
+
+def sweep(engine, runner, held, states, our_installation):
+    """Remove the TES containers and volumes on this engine whose attempt no runner runs any more.
+
+    Only this installation's (or unlabelled ones, made before the label, of this runner).  This
+    runner's own that it no longer holds (``held``: the detail ids it runs): what it left when
+    killed, or its host restarted; another runner's once the scheduler says that attempt is not
+    running under it (``states``: ``execution_states``), or, for an execution it does not know, when
+    labelled with this installation (``our_installation()``: its id, or None while the scheduler cannot
+    say; asked only when there is something to judge).  Returns how many it removed.
     """
     try:
-        return _sweep(engine, runner, held)
+        return _sweep(engine, runner, held, states, our_installation)
     except ENGINE_ERRORS as exc:  # the engine away: the next reconcile sweeps
         log.warning("could not look for TES leftovers: %s", explain(exc))
         return 0
 
 
-def _sweep(engine, runner, held):
+def _sweep(engine, runner, held, states, our_installation):
+    tes = {"label": [f"{TES_LABEL}=true"]}
+    found = [(container, container.attrs.get("Labels") or {})
+             for container in engine.client.containers.list(all=True, sparse=True, filters=tes)]
+    found += [(volume, volume.attrs.get("Labels") or {}) for volume in engine.client.volumes.list(filters=tes)]
+    if not found:
+        return 0
+    installation = our_installation()
+    others = sorted({labels.get(f"{LABEL}.detail_id") for _, labels in found
+                     if labels.get(f"{LABEL}.runner") != runner and labels.get(f"{LABEL}.detail_id")})
+    try:
+        known = states(others) if others else {}
+    except Exception as exc:  # noqa: BLE001 -- the scheduler away: only this runner's own are judged now
+        log.warning("cannot ask the scheduler about other runners' TES leftovers: %s", exc)
+        known = {}
     removed = 0
-    mine = {"label": [f"{TES_LABEL}=true", f"{LABEL}.runner={runner}"]}
-    for container in engine.client.containers.list(all=True, sparse=True, filters=mine):
-        if (container.attrs.get("Labels") or {}).get(f"{LABEL}.detail_id") not in held:
-            engine.remove(container.id)
+    for thing, labels in found:  # the containers first: a volume in use cannot be removed
+        why = _left_over(labels, runner, held, known, installation)
+        if why is None:
+            continue
+        shown = thing.name if isinstance(thing, Volume) else thing.id[:12]
+        log.warning("removing TES leftovers %s of execution %s (attempt %s, runner %s): %s",
+                    shown, labels.get(f"{LABEL}.detail_id"),
+                    labels.get(f"{LABEL}.attempt"), labels.get(f"{LABEL}.runner"), why)
+        try:
+            if isinstance(thing, Volume):
+                thing.remove(force=True)
+            else:
+                engine.remove(thing.id)
             removed += 1
-    for volume in engine.client.volumes.list(filters=mine):
-        if (volume.attrs.get("Labels") or {}).get(f"{LABEL}.detail_id") not in held:
-            try:
-                volume.remove(force=True)
-                removed += 1
-            except docker.errors.APIError as exc:  # still in use by a container being removed
-                log.info("TES volume %s not removed yet: %s", volume.name, explain(exc))
+        except docker.errors.APIError as exc:  # a volume still in use by a container being removed
+            log.info("TES leftover %s not removed yet: %s", shown, explain(exc))
     return removed
+
+
+def _left_over(labels, runner, held, known, installation):
+    """Why a TES container or volume with these labels is left over, or None while it is not."""
+    detail_id, owner = labels.get(f"{LABEL}.detail_id"), labels.get(f"{LABEL}.runner")
+    labelled = labels.get(f"{LABEL}.installation")
+    if labelled and labelled != installation:
+        return None  # another installation's (runner ids may repeat across installations), or ours not known yet
+    if owner == runner:
+        return None if detail_id in held else "this runner no longer runs it"
+    state = known.get(detail_id)
+    if state is None:
+        if installation and labelled == installation:
+            return "its execution is no longer known (its result was deleted)"
+        return None  # perhaps another installation's
+    if state["status"] in st.ACTIVE and str(state["attempt"]) == labels.get(f"{LABEL}.attempt") \
+            and state["runner"] == owner:
+        return None
+    return f"it is now {state['status']}, attempt {state['attempt']}, held by {state['runner']}"

@@ -14,6 +14,12 @@ from stevedore_jobs.display import (
 )
 
 SHOW_LIMIT = 100
+TES_LABEL = "ga4gh.org/tes"  # the mark of a GA4GH TES task's run (docs/tes.md)
+
+
+def from_tes(result):
+    """Whether the result is a GA4GH TES task's run."""
+    return (result.get("labels") or {}).get(TES_LABEL) == "task"
 POLICY_STOPS = ("max_failures", "deadline")  # a result's reason when its failure policy stopped it
 
 
@@ -25,6 +31,8 @@ def result_fields(result):
     return [
         ("result", result["result_id"]),
         ("task", f"{result.get('task_name') or '?'} ({result['task_id']})"),
+        ("from", "GA4GH TES: the TES task of the same id (GET /ga4gh/tes/v1/tasks/{id})" if from_tes(result)
+         else None),
         ("status", result["status"] + (f" (stopped: {reason})" if stopped else
                                        " (cancel requested)" if result.get("cancel_requested")
                                        and result["status"] not in st.TERMINAL else "")),
@@ -85,6 +93,9 @@ def result_ls(cli, args):
              format_duration(r.get("duration")))
             for r in results]
     headers = ("ID", "TASK", "STATUS", "DONE", "SUBMITTED", "DURATION")
+    if any(from_tes(r) for r in results):  # a column only when some result came from TES
+        rows = [row + ("TES" if from_tes(r) else None,) for row, r in zip(rows, results)]
+        headers += ("FROM",)
     if any(r.get("labels") for r in results):  # a column only when some result has labels
         rows = [row + (labels_text(r.get("labels")),) for row, r in zip(rows, results)]
         headers += ("LABELS",)

@@ -32,6 +32,12 @@ DESCRIPTION_MAX = 4096
 BACKEND_PARAMETERS_MAX = 50
 ZONES_MAX = 50
 TES_LABEL = "ga4gh.org/tes"  # the label that marks what was made for TES: a run ("task"), a task ("image")
+IMAGE_TASK_PREFIX = "tes: "  # the name of a task TES makes for an executor's image: reserved (``reserved_name``)
+
+
+def reserved_name(name):
+    """Whether a task name is of the form reserved for the tasks TES makes (``tes: <image>``, any case)."""
+    return name.lower().startswith(IMAGE_TASK_PREFIX.strip())
 
 FileType = Literal["FILE", "DIRECTORY"]
 State = Literal["UNKNOWN", "QUEUED", "INITIALIZING", "RUNNING", "PAUSED", "COMPLETE", "EXECUTOR_ERROR",

@@ -80,3 +80,25 @@ def register_with_labels(session, token, repository, name, team):
     answer["task_id"] = page.url.rsplit("/", 1)[1]
     session.screenshot(page, "task-labels")
     return answer
+
+
+def tes_marks(session, token, tes_result_id, plain_result_id):
+    """The mark of GA4GH TES on a TES run (its page, its row in the results list, its image's task) and
+    none on a plain run."""
+    answer = {}
+    page = signed_in_page(session, token, f"/ui/results/{tes_result_id}")
+    expect(page.locator("#title .mark-tes")).to_be_visible()
+    answer["title_mark"] = page.inner_text("#title .mark-tes").strip()
+    answer["from"] = page.inner_text("#fields [data-tes-from]").strip()
+    session.screenshot(page, "result-from-tes")
+    goto(session, page, f"/ui/results/{plain_result_id}")
+    expect(page.locator("#title .badge")).to_be_visible()
+    answer["plain_marks"] = page.locator(".mark-tes").count()
+    goto(session, page, "/ui/results?label=ga4gh.org%2Ftes%3Dtask")
+    row = page.locator(f'#results tbody tr[data-result-id="{tes_result_id}"]')
+    expect(row).to_be_visible()
+    answer["row_mark"] = row.locator(".mark-tes").inner_text().strip()
+    goto(session, page, "/ui/tasks?label=ga4gh.org%2Ftes%3Dimage")
+    expect(page.locator("#tasks tbody tr").first).to_be_visible()
+    answer["task_marks"] = page.locator("#tasks tbody tr .mark-tes").all_inner_texts()
+    return answer

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tests.support import free_port, wait_until
+from tests.support import ROOT, free_port, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -24,6 +24,8 @@ def cli(system):
     def run(*args, env=None, timeout=120):
         environ = {key: value for key, value in os.environ.items() if not key.startswith("STEVEDORE_")}
         environ.update({"STEVEDORE_URL": system.url, "STEVEDORE_TOKEN": system.token, **(env or {})})
+        # the code under test (a worktree's), not the checkout the console script was installed from
+        environ["PYTHONPATH"] = os.pathsep.join(filter(None, (ROOT, environ.get("PYTHONPATH"))))
         return subprocess.run([COMMAND, *args], env=environ, capture_output=True, text=True,
                               timeout=timeout, stdin=subprocess.DEVNULL)
 

@@ -36,6 +36,18 @@ def test_run_with_labels_and_result_ls_filters_by_them(cli, api, ready_tasks):
     assert "labels" not in field(shown.stdout, "params")  # shown once, on their own line
 
 
+def test_a_tes_task_is_marked_from_tes_in_result_ls_and_show(cli, api, test_images):
+    tes_id = api.run_tes(test_images["ok"], ["echo", "from tes"])
+    table = cli("result", "ls", "-l", "ga4gh.org/tes=task").stdout.splitlines()
+    assert "FROM" in table[0].split()
+    [row] = [line for line in table[1:] if line.startswith(tes_id)]
+    assert " TES " in row  # the task's name is "tes: <image>": the mark is the column's, upper case
+    shown = cli("result", "show", tes_id)
+    assert field(shown.stdout, "from").startswith("GA4GH TES")
+    plain = cli("result", "ls", "-l", "sweep").stdout.splitlines()  # no TES run among them: no such column
+    assert not plain or "FROM" not in plain[0].split()
+
+
 def test_bad_labels_and_filters_are_told_in_one_line(cli, ready_tasks):
     reserved = cli("run", "e2e-ok", "--label", "stevedore.managed=false")
     assert reserved.returncode == 2

@@ -35,7 +35,8 @@ def outputs_dir():
 @pytest.fixture(scope="module")
 def tes_system(request, vhost_pipeline, docker_client, standin_registry, outputs_dir):
     yield from mapped_system(request, vhost_pipeline, docker_client, standin_registry, "tes",
-                             env={"TES_OUTPUT_DIR": outputs_dir, "TES_ALLOW_NETWORKS": "127.0.0.0/8"})
+                             env={"TES_OUTPUT_DIR": outputs_dir, "TES_ALLOW_NETWORKS": "127.0.0.0/8",
+                                  "TES_DISK_CHECK_INTERVAL": "1"})
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +141,28 @@ def test_a_cancelled_task_ends_canceled_and_leaves_no_container_or_volume(client
     client.cancel_task(task_id)
 
 
+FILL = "while true; do head -c 8388608 /dev/zero >> {}; sleep 0.05; done"  # ~100 MB/s at most, without end
+
+
+@pytest.mark.parametrize("where, volumes", [("/work/fill", ["/work"]), ("/fill", [])],
+                         ids=["its volume", "its writable layer"])
+def test_an_executor_writing_without_end_is_stopped_past_disk_gb_and_what_it_wrote_is_removed(
+        client, docker_client, where, volumes):
+    task_id = client.create_task(tes.Task(
+        executors=[executor(["sh", "-c", FILL.format(where)]), executor(["echo", "never"])],
+        volumes=volumes, resources=tes.Resources(disk_gb=0.05)))
+    task = ended(client, task_id, timeout=90)
+    assert task.state == "EXECUTOR_ERROR", task
+    [log] = task.logs
+    # stopped within seconds of starting (the check runs every TES_DISK_CHECK_INTERVAL, here 1 s)
+    assert (log.logs[0].end_time - log.logs[0].start_time).total_seconds() < 15, log.logs
+    assert len(log.logs) == 1 and log.logs[0].exit_code != 0
+    assert any("past resources.disk_gb (0.05 GB)" in line for line in log.system_logs), log.system_logs
+    labels = {"label": [f"stevedore.result_id={task_id}", "stevedore.tes=true"]}
+    assert wait_until(lambda: not docker_client.containers.list(all=True, filters=labels)
+                      and not docker_client.volumes.list(filters=labels) or None, timeout=30, what="clean-up")
+
+
 def test_an_unsupported_scheme_is_accepted_then_ends_system_error_with_the_reason(client):
     task_id = client.create_task(tes.Task(
         inputs=[tes.Input(path="/data/file1", url="s3://my-object-store/file-1")],
@@ -191,3 +214,38 @@ def test_bad_tasks_are_refused_with_400_naming_the_field(tes_system):
     assert "/tasks/{id}:cancel" in spec["paths"]
     info = api.get("/ga4gh/tes/v1/service-info").json()
     assert info["type"] == {"group": "org.ga4gh", "artifact": "tes", "version": "1.1.0"}
+
+
+def test_each_team_has_its_own_tes_image_tasks_and_nobody_may_take_their_name_or_mark(tes_system):
+    from tests.support import Api
+
+    admin, members = tes_system.api, {}
+    for team in (f"tes-a-{uuid.uuid4().hex[:6]}", f"tes-b-{uuid.uuid4().hex[:6]}"):
+        assert admin.post("/team/", {"name": team}).status_code == 201
+        made = admin.post("/token/", {"name": f"member-{team}", "team": team, "role": "member"})
+        assert made.status_code == 201, made.text
+        members[team] = (Api(tes_system.url, token=made.json()["token"]), made.json()["principal"])
+    (first, _), (second, _) = members.values()
+    # a squatter cannot register a task where a team's TES tasks would find it, nor mark one as TES's
+    for body, field in (({"repository": "alpine", "name": "tes: alpine"}, "name"),
+                        ({"repository": "alpine", "name": " TES:alpine"}, "name"),
+                        ({"repository": "alpine", "labels": {"ga4gh.org/tes": "image"}}, "labels.ga4gh.org/tes")):
+        refused = second.post("/task/", body)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["message"].startswith(field + ":"), refused.text
+    # each team's TES task runs alpine through a task of its own team, made (and audited) as its member
+    ran = {team: api.post("/ga4gh/tes/v1/tasks", {"executors": [{"image": "alpine", "command": ["echo", team]}]})
+           for team, (api, _) in members.items()}
+    made = {}
+    for team, (api, principal) in members.items():
+        assert ran[team].status_code == 200, ran[team].text
+        task_id = ran[team].json()["id"]
+        task = wait_until(lambda: (lambda t: t if t["state"] in ENDED else None)(
+            api.get(f"/ga4gh/tes/v1/tasks/{task_id}", params={"view": "FULL"}).json()), timeout=120, what="the task")
+        assert task["state"] == "COMPLETE" and task["logs"][0]["logs"][0]["stdout"] == f"{team}\n", task
+        [image_task] = api.get("/task/", params={"label": "ga4gh.org/tes=image"}).json()
+        assert (image_task["name"], image_task["team"], image_task["submitted_by"]) == ("tes: alpine", team, principal)
+        made[team] = image_task["task_id"]
+        [entry] = admin.get("/audit/", params={"target_id": image_task["task_id"], "action": "task.register"}).json()
+        assert (entry["principal"], entry["team"]) == (principal, team), entry
+    assert len(set(made.values())) == 2

@@ -50,3 +50,14 @@ def test_a_task_registered_with_labels_shows_chips_and_a_chip_filters_the_tasks(
     assert api.get(f"/task/{seen['task_id']}/").json()["labels"] == {"team": team, "tier": "gold"}
     api.wait_task(seen["task_id"])
     assert api.delete(f"/task/{seen['task_id']}/").status_code == 204
+
+
+def test_a_tes_task_is_marked_as_such_on_its_page_in_the_results_list_and_on_its_images_task(
+        ui, api, ready_tasks, test_images):
+    tes_id = api.run_tes(test_images["ok"], ["echo", "from tes"])
+    plain = api.run(ready_tasks["ok"]["task_id"])
+    seen = ui("tes_marks", tes_result_id=tes_id, plain_result_id=plain)
+    assert seen["title_mark"] == "TES" and seen["row_mark"] == "TES"
+    assert seen["from"].startswith("GA4GH TES")
+    assert seen["plain_marks"] == 0
+    assert seen["task_marks"] and set(seen["task_marks"]) == {"TES image"}

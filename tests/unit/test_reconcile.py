@@ -150,3 +150,18 @@ def test_started_execution_whose_container_is_gone_is_reported_with_an_unknown_o
     assert "outcome is unknown" in report["reason"]
     # and only once
     assert run(holdings, Engine(), scheduler)[0]["lost"] == 0
+
+
+@pytest.mark.parametrize("status", ["RUNNING", "QUEUED"])  # QUEUED: its start not yet heard of, never handed back
+def test_started_tes_task_still_on_the_engine_is_reported_lost_saying_why_with_its_executors_logs(holdings, status):
+    scheduler = Scheduler(mine=[work("d1", 1, status=status)])
+    executors = [{"start_time": 1.0, "end_time": 2.0, "exit_code": 0, "stdout": "first\n", "stderr": ""}]
+    reports = []
+    summary = reconcile(holdings, Engine(), scheduler, lambda *event: reports.append(event),
+                        recover=lambda detail_id, attempt: executors if (detail_id, attempt) == ("d1", 1) else None)
+    assert summary["lost"] == 1
+    [(_, report)] = reports
+    assert report["status"] == "ERROR" and "restarted in the middle of this TES task" in report["reason"]
+    assert report["tes_log"] == {"failure": "SYSTEM_ERROR", "executors": executors, "outputs": [],
+                                 "system_logs": [report["reason"]]}
+    assert scheduler.released == []

@@ -8,7 +8,8 @@ import pytest
 
 from services.gateway.tes import tag_filters
 from services.registry.tes import task_name
-from services.runner.tes import command_of
+from services.runner.tes import _left_over, command_of
+from services.runner.tes_disk import limit_of
 from services.runner.tes_files import StagingFailed, Stager, _glob, mount_dirs, wildcard_base
 from services.scheduler.tes import run_body
 from services.scheduler.tes_views import state_of, storable_log, task_view
@@ -201,3 +202,64 @@ def test_the_tes_task_of_an_image_is_named_for_it_within_the_name_limit():
     assert task_name("alpine") == "tes: alpine"
     long = "registry.example.org/" + "a" * 230
     assert len(task_name(long)) <= 200 and task_name(long) != task_name(long + "b")
+
+
+@pytest.mark.parametrize("labels, why", [
+    ({"stevedore.runner": "me", "stevedore.detail_id": "held", "stevedore.attempt": "1"}, None),
+    ({"stevedore.runner": "me", "stevedore.detail_id": "gone", "stevedore.attempt": "1"}, "no longer runs"),
+    ({"stevedore.runner": "other", "stevedore.detail_id": "live", "stevedore.attempt": "1"}, None),
+    ({"stevedore.runner": "other", "stevedore.detail_id": "lost", "stevedore.attempt": "1"}, "now ERROR"),
+    ({"stevedore.runner": "other", "stevedore.detail_id": "live", "stevedore.attempt": "2"}, "attempt 1"),
+    ({"stevedore.runner": "other", "stevedore.detail_id": "deleted", "stevedore.installation": "ours"},
+     "no longer known"),
+    ({"stevedore.runner": "other", "stevedore.detail_id": "deleted", "stevedore.installation": "theirs"}, None),
+    ({"stevedore.runner": "other", "stevedore.detail_id": "deleted"}, None),
+])
+def test_tes_leftovers_are_this_runners_unheld_ones_and_others_whose_attempt_no_longer_runs(labels, why):
+    known = {"live": {"status": "RUNNING", "attempt": 1, "runner": "other"},
+             "lost": {"status": "ERROR", "attempt": 1, "runner": "other"}}
+    said = _left_over(labels, "me", {"held"}, known, "ours")
+    assert (said is None) if why is None else (why in said), said
+
+
+def test_an_executors_disk_bound_is_its_disk_gb_within_the_operators_cap():
+    cap = 10 * 1024 ** 3
+    assert limit_of({"resources": {"disk_gb": 0.5}}, cap) == (512 * 1024 ** 2, "resources.disk_gb (0.5 GB)")
+    assert limit_of({"resources": {"disk_gb": 100}}, cap)[0] == cap
+    assert "TES_DISK_BYTES" in limit_of({"resources": {"disk_gb": 100}}, cap)[1]
+    assert limit_of({}, cap)[0] == cap
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"repository": "alpine", "name": "tes: alpine"}, "name"),
+    ({"repository": "alpine", "name": "Tes:alpine"}, "name"),
+    ({"repository": "alpine", "labels": {"ga4gh.org/tes": "image"}}, "labels.ga4gh.org/tes"),
+])
+def test_the_names_and_mark_of_tes_image_tasks_are_refused_to_a_registration(body, field):
+    from shared import validation
+    from shared.errors import ValidationError
+
+    with pytest.raises(ValidationError) as refused:
+        validation.new_task(body)
+        validation.task_labels(body)
+    assert refused.value.field == field
+    assert validation.new_task({"repository": "alpine", "name": "my tes: alpine"})[0] == "my tes: alpine"
+
+
+def test_the_sweep_learns_the_installation_itself_and_removes_this_runners_unheld_leftovers():
+    from docker.models.volumes import Volume
+
+    from services.runner.tes import sweep
+
+    labels = {"stevedore.tes": "true", "stevedore.runner": "me", "stevedore.detail_id": "gone",
+              "stevedore.attempt": "1", "stevedore.installation": "ours"}
+    container = SimpleNamespace(id="c" * 64, attrs={"Labels": labels})
+    volume = Volume(attrs={"Name": "v", "Labels": {**labels, "stevedore.detail_id": "held"}})
+    removed = []
+    engine = SimpleNamespace(remove=removed.append, client=SimpleNamespace(
+        containers=SimpleNamespace(list=lambda **_: [container]), volumes=SimpleNamespace(list=lambda **_: [volume])))
+    asked = []
+    assert sweep(engine, "me", {"held"}, lambda ids: {}, lambda: asked.append(1) or "ours") == 1
+    assert removed == [container.id] and asked == [1]
+    # another installation's (runner ids repeat across installations) is left alone
+    assert sweep(engine, "me", {"held"}, lambda ids: {}, lambda: "theirs") == 0

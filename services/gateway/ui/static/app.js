@@ -370,6 +370,17 @@
     }));
   }
   const resultsWith = (filter) => `/ui/results?${new URLSearchParams({label: filter})}`;
+
+  /* The mark of what came from GA4GH TES (docs/tes.md): a run labelled ga4gh.org/tes=task, a task it made for an
+   * executor's image (ga4gh.org/tes=image); null for anything else. */
+  const TES_LABEL = "ga4gh.org/tes";
+  function tesMark(labels) {
+    const kind = (labels || {})[TES_LABEL];
+    if (kind !== "task" && kind !== "image") return null;
+    return h("span", {class: "mark-tes", "data-tes": kind, text: kind === "task" ? "TES" : "TES image",
+                      title: kind === "task" ? "A GA4GH TES task: submitted to /ga4gh/tes/v1/tasks"
+                        : "Made by GA4GH TES for an executor's image"});
+  }
   const tasksWith = (filter) => `/ui/tasks?${new URLSearchParams({label: filter})}`;
 
   /* "key=value" items, separated by commas, spaces or lines, as a body's labels ({} for none); an item
@@ -454,7 +465,8 @@
         row = {bar: progress(), status: td("Status"), duration: td("Duration", null, "num")};
         const task = h("a", {href: `/ui/tasks/${enc(result.task_id)}`, text: result.task_name || short(result.task_id)});
         row.tr = h("tr", {"data-result-id": result.result_id},
-          td("Result", resultLink(result.result_id)), showTask && td("Task", task, "wrap-any"), row.status, td("Progress", row.bar, "wide"),
+          td("Result", [resultLink(result.result_id), tesMark(result.labels) && " ", tesMark(result.labels)]),
+          showTask && td("Task", task, "wrap-any"), row.status, td("Progress", row.bar, "wide"),
           td("Submitted", timeEl(result.submitted_at), "nowrap"), row.duration,
           td("Labels", chips(result.labels, resultsWith), "labels"));
         rows.set(result.result_id, row);
@@ -489,7 +501,8 @@
 
     function render(task, first) {
       const tr = h("tr", {"data-task-id": task.task_id},
-        td("Name", h("a", {href: `/ui/tasks/${enc(task.task_id)}`, text: task.name}), "name"),
+        td("Name", [h("a", {href: `/ui/tasks/${enc(task.task_id)}`, text: task.name}), tesMark(task.labels) && " ",
+                    tesMark(task.labels)], "name"),
         td("Status", taskStatus(task)),
         td("Image", mono(task.repository)),
         td("Registered", timeEl(task.created_at), "nowrap"),
@@ -683,7 +696,7 @@
     function render(t) {
       task = t;
       document.title = `${t.name} · Stevedore`;
-      fill($("#title"), t.name, " ", badge(t.status));
+      fill($("#title"), t.name, " ", badge(t.status), tesMark(t.labels) && " ", tesMark(t.labels));
       fields($("#fields"), [
         ["Status", taskStatus(t)],
         ["Image", mono(t.repository)],
@@ -938,7 +951,7 @@
     function render(r) {
       result = r;
       document.title = `Result ${short(r.result_id)} · Stevedore`;
-      fill($("#title"), `Result ${short(r.result_id)} `, badge(r.status));
+      fill($("#title"), `Result ${short(r.result_id)} `, badge(r.status), tesMark(r.labels) && " ", tesMark(r.labels));
       bar.update(r);
       const counts = r.counts || {};
       fill(legend, STATUSES.map((st) => h("span", {class: `s-${st}`, text: `${LABELS[st]} ${counts[st] || 0}`})));
@@ -975,6 +988,8 @@
                                               text: short(r.schedule_id)})],
         (r.reruns || []).length && ["Reruns", r.reruns.map((rid, i) => [i ? ", " : "", resultLink(rid)])],
         Object.keys(r.labels || {}).length && ["Labels", chips(r.labels, resultsWith)],
+        tesMark(r.labels) && ["From", h("span", {"data-tes-from": "",
+                                                 text: "GA4GH TES: the TES task of the same id (GET /ga4gh/tes/v1/tasks/{id})"})],
         ["Result id", mono(r.result_id)],
       ]);
       cancel.hidden = !ACTIVE.has(r.status) || r.cancel_requested;
