@@ -385,7 +385,8 @@ def call(container, method, *args, **kwargs):
 
     from nameko.testing.services import entrypoint_hook
 
-    if "caller" in inspect.signature(getattr(container.service_cls, method)).parameters:
-        kwargs.setdefault("caller", ADMIN)
+    signature = inspect.signature(getattr(container.service_cls, method))
+    if "caller" in signature.parameters and "caller" not in signature.bind_partial(None, *args, **kwargs).arguments:
+        kwargs["caller"] = ADMIN
     with entrypoint_hook(container, method) as hook:
         return hook(*args, **kwargs)

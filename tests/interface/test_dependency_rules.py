@@ -10,6 +10,7 @@ from services.scheduler.executions.claims import CLAIM_SQL
 from services.scheduler.models import Detail, Result
 from shared import validation
 from shared.db import psycopg2_url
+from tests.support import ADMIN
 
 
 @pytest.fixture
@@ -76,7 +77,7 @@ def test_a_run_whose_dependency_was_deleted_unseen_is_cancelled_unless_any_end_w
         first = run(session)
         second = run(session, after=[{"result_id": first, "when": when}])
         end_all(session, first)
-        ex.delete_result(session, first)
+        ex.delete_result(session, first, caller=ADMIN)
         deps.settle(session, second)
         result = ex.get_result(session, second)
         assert result.status == status
@@ -108,7 +109,7 @@ def test_per_index_releases_and_cancels_each_execution_by_its_pair(Session):
         ex.mark_finished(session, {"detail_id": work["detail_id"], "attempt": 1, "runner": "runner-1",
                                    "status": "COMPLETE", "exit_code": 0, "reason": None, "start": 1.0, "end": 2.0})
         details = {d.index: d for d in session.scalars(select(Detail).where(Detail.result_id == first))}
-        ex.cancel_detail(session, first, details[1].id)
+        ex.cancel_detail(session, first, details[1].id, caller=ADMIN)
         assert deps.settle(session, second, index=2).released == 0  # index 2's pair has not ended
         assert deps.waiting_results(session) == [(second, False)]  # some pairs ended, not the run
         settled = deps.settle(session, second)

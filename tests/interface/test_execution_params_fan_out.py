@@ -12,6 +12,7 @@ from services.scheduler.models import Detail, Result
 from shared import validation
 from shared.db import psycopg2_url
 from shared.errors import Conflict
+from tests.support import ADMIN
 
 
 def _session(url):
@@ -61,11 +62,11 @@ def test_items_inline_and_a_patch_of_priority_reorders_the_queued_executions(own
                                    validation.run_params({"times": 2, "priority": 5}, 1000), with_details=True)
         assert [p for _, p in _params(session, low.id)] == [{"command": ["echo", str(i)]} for i in range(3)]
         assert [p for _, p in _params(session, high.id)] == [None, None]
-        changed, before, woken = ex.change_result(session, low.id, {"priority": 9})
+        changed, before, woken = ex.change_result(session, low.id, {"priority": 9}, caller=ADMIN)
         assert before == {"priority": 1} and changed.priority == 9 and woken == 0
         work = ex.claim(session, "runner-1", 30)
         assert work["result_id"] == low.id and work["command"] == ["echo", "0"]
-        changed, before, woken = ex.change_result(session, high.id, {"parallelism": 1})
+        changed, before, woken = ex.change_result(session, high.id, {"parallelism": 1}, caller=ADMIN)
         assert before == {"parallelism": None} and woken == 1
     finally:
         session.close()

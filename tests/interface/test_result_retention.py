@@ -53,26 +53,26 @@ def test_an_ended_result_is_deleted_with_its_details_and_output_and_others_stay(
         gone = run(session)
         finish_all(session, gone)
         assert rows(session, gone) == (3, 3, True)
-        assert ex.delete_result(session, gone) == "t" * 32
+        assert ex.delete_result(session, gone, caller=ADMIN) == "t" * 32
     with Session() as session:
         assert rows(session, gone) == (0, 0, False)
         assert rows(session, kept) == (3, 3, True)
         with pytest.raises(NotFound, match="no result"):
             ex.get_result(session, gone)
         with pytest.raises(NotFound, match="no result"):
-            ex.delete_result(session, gone)  # twice: the second finds nothing
+            ex.delete_result(session, gone, caller=ADMIN)  # twice: the second finds nothing
 
 
 def test_a_result_still_queued_or_running_is_not_deleted(Session):
     with Session() as session:
         result_id = run(session, times=2)
         with pytest.raises(Conflict, match="still QUEUED"):
-            ex.delete_result(session, result_id)
+            ex.delete_result(session, result_id, caller=ADMIN)
         work = ex.claim(session, "runner-1", 30)
         ex.mark_started(session, {"detail_id": work["detail_id"], "attempt": work["attempt"],
                                   "runner": "runner-1", "start": 1.0, "container_id": "c"})
         with pytest.raises(Conflict, match="still RUNNING"):
-            ex.delete_result(session, result_id)
+            ex.delete_result(session, result_id, caller=ADMIN)
     with Session() as session:
         assert rows(session, result_id) == (2, 0, True)
 
@@ -81,10 +81,10 @@ def test_a_deleted_rerun_leaves_its_original_and_the_original_forgets_it(Session
     with Session() as session:
         original = run(session, times=2)
         finish_all(session, original, status="ERROR")
-        rerun = ex.rerun_failed(session, original).id
+        rerun = ex.rerun_failed(session, original, caller=ADMIN).id
         assert ex.get_result(session, original).reruns == [rerun]
         ex.cancel_result(session, rerun, ADMIN)
-        ex.delete_result(session, rerun)
+        ex.delete_result(session, rerun, caller=ADMIN)
     with Session() as session:
         assert ex.get_result(session, original).reruns == []
         assert rows(session, original)[0] == 2
@@ -97,7 +97,7 @@ def test_late_reports_of_a_deleted_run_are_dropped(Session):
         report = {"detail_id": work["detail_id"], "attempt": work["attempt"], "runner": "runner-1",
                   "status": "COMPLETE", "exit_code": 0, "reason": None, "start": 1.0, "end": 2.0}
         ex.mark_finished(session, report)
-        ex.delete_result(session, result_id)
+        ex.delete_result(session, result_id, caller=ADMIN)
         assert ex.mark_finished(session, report) == (None, None)  # redelivered: nothing to fold
         assert ex.mark_started(session, {**report, "container_id": "c"}) == (None, None)
         ex.store_live_logs(session, {"detail_id": work["detail_id"], "attempt": work["attempt"],
@@ -147,12 +147,12 @@ def test_a_rerun_whose_original_is_deleted_meanwhile_stands_on_its_own(Session, 
     def made_then_original_deleted(*args, **kwargs):
         made = make(*args, **kwargs)
         with Session() as other:  # a DELETE of the original lands between the two transactions
-            ex.delete_result(other, original)
+            ex.delete_result(other, original, caller=ADMIN)
         return made
 
     monkeypatch.setattr(submit, "create_result", made_then_original_deleted)
     with Session() as session:
-        rerun = ex.rerun_failed(session, original)
+        rerun = ex.rerun_failed(session, original, caller=ADMIN)
     with Session() as session:
         row = ex.get_result(session, rerun.id)
         assert row.rerun_of == original and row.times == 2 and row.status == "QUEUED"
@@ -171,7 +171,7 @@ def test_a_webhook_whose_result_was_deleted_after_it_was_taken_is_dropped(Sessio
     def taken_then_deleted(session, rid, hold_for):
         taken = take(session, rid, hold_for)
         with Session() as other:  # a DELETE lands between the claim and the read
-            ex.delete_result(other, rid)
+            ex.delete_result(other, rid, caller=ADMIN)
         return taken
 
     monkeypatch.setattr(webhooks, "claim", taken_then_deleted)

@@ -11,6 +11,10 @@ from services.scheduler.schedules import fire, store
 from shared.db import psycopg2_url
 from shared.errors import Conflict, NotFound
 from shared.settings import SchedulerSettings, parse
+from shared.principals import Caller
+from tests.support import ADMIN
+
+AS_ADMIN = Caller.from_dict(ADMIN)
 
 TASK = "a" * 32
 SETTINGS = parse(SchedulerSettings, {"SCHEDULE_ALLOW_SECONDS": "on"})
@@ -90,7 +94,7 @@ def test_a_fire_of_a_task_not_ready_is_failed_and_a_run_now_of_it_is_409(Session
         [done] = fire.fire_due(session, SETTINGS, NoWebhooks())
         assert done.outcome == "FAILED" and "is IMPORTING; only a READY task can be run" in done.reason
         with pytest.raises(Conflict, match="IMPORTING"):
-            fire.run_now(session, schedule_id, SETTINGS, NoWebhooks())
+            fire.run_now(session, schedule_id, SETTINGS, NoWebhooks(), caller=AS_ADMIN)
         assert [f.outcome for f in fires(session, schedule_id)] == ["FAILED"]
         assert session.scalar(select(func.count()).select_from(Result)) == 0
 
@@ -101,7 +105,7 @@ def test_a_deleted_task_cannot_be_closed_while_it_has_schedules(Session):
         schedule_id, _ = due_schedule(session, suspend=True)
         with pytest.raises(Conflict, match="1 schedule"):
             knowntasks.close(session, TASK)
-        store.remove(session, schedule_id)
+        store.remove(session, schedule_id, caller=AS_ADMIN)
         knowntasks.close(session, TASK)
         with pytest.raises(NotFound, match="no task"):
             due_schedule(session)
@@ -112,7 +116,7 @@ def test_fires_kept_are_bounded_per_schedule(Session, monkeypatch):
     with Session() as session:
         ready_task(session)
         schedule_id, _ = due_schedule(session, suspend=True)
-        made = [fire.run_now(session, schedule_id, SETTINGS, NoWebhooks()).result.id for _ in range(5)]
+        made = [fire.run_now(session, schedule_id, SETTINGS, NoWebhooks(), caller=AS_ADMIN).result.id for _ in range(5)]
         kept = fires(session, schedule_id)
         assert [f.result_id for f in kept] == made[2:] and all(f.manual for f in kept)
 
@@ -139,19 +143,19 @@ def test_replace_of_a_run_not_yet_fanned_out_counts_its_unmade_executions_and_sp
         made, _ = store.create(session, {"task_id": TASK, "cron": "0 0 1 1 *", "concurrency_policy": "Replace",
                                          "run": {"matrix": {"A": [str(i) for i in range(300)]}}},
                                SETTINGS, NoWebhooks())
-        first = fire.run_now(session, made.id, SETTINGS, NoWebhooks())
+        first = fire.run_now(session, made.id, SETTINGS, NoWebhooks(), caller=AS_ADMIN)
         assert first.result.times == 300 and first.result.created == 0 and not first.inline  # fanned out later
         assert first.result.execution_params == {"matrix": {"A": [str(i) for i in range(300)]}}
-        second = fire.run_now(session, made.id, SETTINGS, NoWebhooks())
+        second = fire.run_now(session, made.id, SETTINGS, NoWebhooks(), caller=AS_ADMIN)
         assert second.replaced == first.result.id
         assert second.replaced_unmade == 300  # all CANCELLED by the fire: the metrics count them
         assert session.get(Result, first.result.id, populate_existing=True).n_cancelled == 300
         # a run being cancelled already is not replaced again: it ends as it is
-        third = fire.run_now(session, made.id, SETTINGS, NoWebhooks())
+        third = fire.run_now(session, made.id, SETTINGS, NoWebhooks(), caller=AS_ADMIN)
         assert third.replaced == second.result.id
         session.execute(update(Result).where(Result.id == third.result.id).values(cancel_requested=True))
         session.commit()
-        fourth = fire.run_now(session, made.id, SETTINGS, NoWebhooks())
+        fourth = fire.run_now(session, made.id, SETTINGS, NoWebhooks(), caller=AS_ADMIN)
         assert fourth.replaced is None and fourth.replaced_unmade == 0
 
 
@@ -169,12 +173,12 @@ def test_a_tick_over_its_teams_max_queued_is_failed_and_the_schedule_moves_on(Se
         assert done.outcome == "FAILED" and "max_queued" in done.reason
         assert session.get(Schedule, schedule_id).next_run_at > tick  # not fired again and again
         with pytest.raises(Conflict):  # a run of 1 can never fit a quota of 0
-            fire.run_now(session, schedule_id, SETTINGS, NoWebhooks())
+            fire.run_now(session, schedule_id, SETTINGS, NoWebhooks(), caller=AS_ADMIN)
         session.execute(update(Team).where(Team.name == "ml").values(max_queued=1))
         session.commit()
-        made = fire.run_now(session, schedule_id, SETTINGS, NoWebhooks())
-        assert (made.result.team, made.result.submitted_by) == ("ml", "ci")
+        made = fire.run_now(session, schedule_id, SETTINGS, NoWebhooks(), caller=AS_ADMIN)
+        assert (made.result.team, made.result.submitted_by) == ("ml", "admin")  # a run now: by who asked
         with pytest.raises(TooManyRequests) as refused:  # the first run's execution fills the quota
-            fire.run_now(session, schedule_id, SETTINGS, NoWebhooks())
+            fire.run_now(session, schedule_id, SETTINGS, NoWebhooks(), caller=AS_ADMIN)
         assert refused.value.field == "max_queued" and refused.value.retry_after >= 1
         assert [f.outcome for f in fires(session, schedule_id)] == ["FAILED", "FIRED"]
