@@ -13,7 +13,14 @@ from docker.types import Resources, RestartPolicy, ServiceMode
 
 from bench.backbone import cpu_seconds, cpu_used, load, rss_mb, run_queue_wait, waited
 from bench.stats import rate, ratio, summary
-from bench.turnaround import LANE_LABEL, EngineLifecycle, phase_means, scrape_runner_phases, summarise, turnarounds
+from bench.turnaround import (
+    LANE_LABEL,
+    EngineLifecycle,
+    phase_means,
+    scrape_runner_phases,
+    summarise,
+    turnarounds,
+)
 from services.runner.dependencies import Executor
 from shared.docker_engine import create_container, read_logs
 from shared.timeutil import parse_docker_time

@@ -41,7 +41,7 @@ class EngineLifecycle(threading.Thread):
                 with self.lock:
                     self.events.append((event["timeNano"] / 1e9, event.get("Action") or event.get("status"),
                                         actor.get("ID") or event.get("id"), actor.get("Attributes") or {}))
-        except Exception:  # noqa: BLE001 -- the stream is closed by stop()
+        except Exception:  # noqa: BLE001, S110 -- the stream is closed by stop()
             pass
 
     def between(self, begin, end):
