@@ -13,6 +13,14 @@ from docker.types import Resources, RestartPolicy, ServiceMode
 
 from bench.backbone import cpu_seconds, cpu_used, load, rss_mb, run_queue_wait, waited
 from bench.stats import rate, ratio, summary
+from bench.turnaround import (
+    LANE_LABEL,
+    EngineLifecycle,
+    phase_means,
+    scrape_runner_phases,
+    summarise,
+    turnarounds,
+)
 from services.runner.dependencies import Executor
 from shared.docker_engine import create_container, read_logs
 from shared.timeutil import parse_docker_time
@@ -62,6 +70,7 @@ class Raw:
                 "command": None, "env": {}}
         options = self.executor.container_options(work, "bench-raw")
         options["labels"]["stevedore.bench"] = "raw"
+        options["labels"][LANE_LABEL] = threading.current_thread().name  # its slot turnaround (bench/turnaround.py)
         return options
 
     def create_start(self):
@@ -160,15 +169,28 @@ def throughput(system, docker_client, swarm, ref, n=200, parallel=4, rounds=4):
         for group, seconds in cpu_used(before, cpu_seconds(pids)).items():
             cpu[side][group] = cpu[side].get(group, 0.0) + seconds
 
+    # each lane's exit-to-next-start, from the engine's events (bench/turnaround.py), and the runners' steps
+    lifecycle = EngineLifecycle(docker_client)
+    lifecycle.start()
+    gaps = {side: {} for side in sides}
+    phases_before = scrape_runner_phases(system.system)
+
+    def count_gaps(side, begin):
+        time.sleep(0.5)  # the engine's last events of the side reach the stream
+        for part, values in turnarounds(lifecycle.between(begin, time.time())).items():
+            gaps[side].setdefault(part, []).extend(values)
+
     chunks = [n // rounds + (1 if r < n % rounds else 0) for r in range(rounds)]
     for size in chunks:
-        before = cpu_seconds(pids)
+        before, begin = cpu_seconds(pids), time.time()
         sides["raw"].append({**raw.many(size, parallel), "load": load()})
         count_cpu("raw", before)
+        count_gaps("raw", begin)
 
-        before = cpu_seconds(pids)
+        before, begin = cpu_seconds(pids), time.time()
         sides["raw_lean"].append({**raw.many(size, parallel, lean=True), "load": load()})
         count_cpu("raw_lean", before)
+        count_gaps("raw_lean", begin)
 
         before = cpu_seconds(pids)
         submitted = time.time()
@@ -176,6 +198,7 @@ def throughput(system, docker_client, swarm, ref, n=200, parallel=4, rounds=4):
         result, seen = wait_result(api, result_id, interval=0.25)
         took = seen - submitted  # up to one poll late: conservative
         count_cpu("stevedore", before)
+        count_gaps("stevedore", submitted)
         sides["stevedore"].append({"runs": size, "seconds": took, "runs_per_s": rate(size, took),
                                    "ok": result["counts"]["COMPLETE"], "load": load()})
         if swarm is not None and "error" not in out.get("swarm", {}):
@@ -195,6 +218,9 @@ def throughput(system, docker_client, swarm, ref, n=200, parallel=4, rounds=4):
                      # CPU milliseconds per execution, by group: where the machine's two cores went
                      "cpu_ms_per_run": {group: round(1000 * used / runs, 1)
                                         for group, used in sorted(cpu[side].items())}}
+    lifecycle.stop()
+    out["slot_turnaround_ms"] = {side: summarise(parts) for side, parts in gaps.items() if parts}
+    out["runner_phase_ms"] = phase_means(phases_before, scrape_runner_phases(system.system))
     raw_rate = out["raw"]["runs_per_s"]
     out["ratio_stevedore_raw"] = ratio(out["stevedore"]["runs_per_s"], raw_rate)
     out["ratio_stevedore_raw_lean"] = ratio(out["stevedore"]["runs_per_s"], out["raw_lean"]["runs_per_s"])

@@ -98,6 +98,15 @@ def table(results):
         rows.append(("throughput", "Stevedore / raw fewest calls", fmt(t["ratio_stevedore_raw_lean"], 2), ""))
         rows.append(("throughput", "Stevedore / Swarm (> 1)", fmt(t["ratio_stevedore_swarm"], 2),
                      fmt(t["target_ahead_of_swarm"])))
+        for side, parts in (t.get("slot_turnaround_ms") or {}).items():
+            total = parts.get("total") or {}
+            rows.append(("throughput", f"slot turnaround, {side}: exit->next start p50/mean (ms)",
+                         f"{fmt(total.get('p50'))} / {fmt(total.get('mean'))}",
+                         ", ".join(f"{k} p50 {fmt((parts.get(k) or {}).get('p50'))}"
+                                   for k in ("exit_to_create", "create_to_start", "exit_to_destroy"))))
+        if t.get("runner_phase_ms"):
+            rows.append(("throughput", "runner steps, mean (ms)", "",
+                         ", ".join(f"{k} {v:.1f}" for k, v in t["runner_phase_ms"].items())))
         for side in ("raw", "raw_lean", "stevedore", "swarm"):
             per_run = (t.get(side) or {}).get("cpu_ms_per_run")
             if per_run:

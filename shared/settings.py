@@ -268,6 +268,9 @@ class RunnerSettings(Common, Metrics, Docker, Polling, Tes):
     heartbeat_interval: Seconds = 5
     stop_grace_period: Annotated[int, Ge(0)] = 10   # 0: SIGKILL at once
     runner_stop_grace: Wait = 30
+    # finished containers waiting for the background remover, per runner (services/runner/remover.py);
+    # 0: each slot removes its container itself before its next claim (as before the remover)
+    runner_remove_backlog: Annotated[int, Ge(0), Le(64)] = 4
     reconcile_interval: Seconds = 30
     report_retry_seconds: Wait = 3600
     log_limit_bytes: Annotated[int, Ge(2)] = 1048576

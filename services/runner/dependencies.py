@@ -12,6 +12,8 @@ from nameko.extensions import DependencyProvider
 from services.runner import confinement
 from services.runner.engine import ENGINE_ERRORS, LABEL, Engine, EngineState, EngineUnavailable, PullFailed
 from services.runner.output import STREAMS, OutputTail, live_snapshot, logs_report, merge_kept, note_logs
+from services.runner.remover import Remover
+from services.runner.slots import Holdings
 from shared import statuses as st
 from shared.docker_engine import LazyDockerClient, create_container, explain, read_logs
 from shared.timeutil import now, parse_docker_time
@@ -25,6 +27,7 @@ WAIT_SLICE = 1.0  # seconds between checks for a cancel, a timeout or new output
 # seconds an engine may stay unreachable before an execution on it ends ERROR (while it runs:
 # from the first failed call; after its end: to read its final state); the ENGINE_PATIENCE setting
 ENGINE_PATIENCE = 120.0
+DRAIN_AT_LEAST = 2.0  # seconds a stopping runner's remover gets, even past its stop grace (a few removals)
 
 
 class Executor(Engine):
@@ -76,8 +79,14 @@ class Executor(Engine):
         return confinement.with_gpus(options, work.get("gpu_ids"))
 
     def run(self, work, runner, on_started, should_stop, on_output=lambda logs: None, credentials=None,
-            pull_timer=nullcontext):
+            pull_timer=nullcontext, timings=None):
         """Run one attempt; returns the report of how it ended.
+
+        Its container is set aside for removal once the end is reported (``dispose``),
+        or removed before this returns when the runner has no background remover.
+        ``timings``, a dict, gets the monotonic times of the lifecycle's steps: ``begin``,
+        ``created``, ``started`` (start returned), ``exited`` (its wait returned) and
+        ``outcome`` (its final state and output read): the runner's phase metrics.
 
         ``credentials`` and ``pull_timer`` are passed to :meth:`ensure_image` for a pull.
         Raises ``EngineUnavailable`` when the engine cannot be reached before
@@ -90,6 +99,8 @@ class Executor(Engine):
         the attempt ends as it says: ``(status, reason)``, or KILLED "cancelled"
         for a plain true.
         """
+        timings = {} if timings is None else timings
+        timings["begin"] = time.monotonic()
         if work["image"] not in self.state.images:
             failed = self._ensure_image(work["image"], credentials, pull_timer, runner)
             if failed:
@@ -126,10 +137,11 @@ class Executor(Engine):
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             # at most created, never started: nothing ran
             raise EngineUnavailable(f"could not create the container: {explain(exc)}") from exc
+        timings["created"] = time.monotonic()
         try:
-            return self._run_created(container, work, on_started, should_stop, on_output)
+            return self._run_created(container, work, on_started, should_stop, on_output, timings)
         finally:
-            self._remove(container)
+            self._set_aside(container)
 
     def _ensure_image(self, image, credentials, pull_timer, runner):
         """``ensure_image``, remembered; the report of a failed pull, else None.
@@ -171,9 +183,9 @@ class Executor(Engine):
             tail = OutputTail(self.client, container.id, self.policy["log_limit"], replay=True)
             return self._follow(container, start, work, should_stop, on_output, elapsed, tail)
         finally:
-            self._remove(container)
+            self._set_aside(container)
 
-    def _run_created(self, container, work, on_started, should_stop, on_output):
+    def _run_created(self, container, work, on_started, should_stop, on_output, timings=None):
         # attached before it starts: every byte it writes reaches the runner
         tail = OutputTail(self.client, container.id, self.policy["log_limit"])
         if tail.error:
@@ -183,9 +195,11 @@ class Executor(Engine):
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             tail.stop()
             return self._failed(f"could not start the container: {explain(exc)}")
+        if timings is not None:
+            timings["started"] = time.monotonic()
         # the start is reported once the container outlives its first wait slice; one
         # that ends within it is reported once, by its end, with the engine's StartedAt
-        return self._follow(container, None, work, should_stop, on_output, 0.0, tail, on_started)
+        return self._follow(container, None, work, should_stop, on_output, 0.0, tail, on_started, timings)
 
     def _start(self, container):
         """Start a created container; once more if its network's name was shared meanwhile.
@@ -203,7 +217,8 @@ class Executor(Engine):
             confinement.settle_network(self.client, self.policy["network"])
             container.start()
 
-    def _follow(self, container, start, work, should_stop, on_output, elapsed, tail, on_started=None):
+    def _follow(self, container, start, work, should_stop, on_output, elapsed, tail, on_started=None,
+                timings=None):
         """Wait for the container's end, stopping it on a timeout or when asked; report it.
 
         ``tail`` reads its output meanwhile (``OutputTail``), also while it is being stopped.
@@ -271,8 +286,11 @@ class Executor(Engine):
                             stopped = _verdict(verdict)
                     if stopped:
                         self._stop(container)
+            exited = time.monotonic()
             state, trouble = self._final_state(container)
             logs = self._logs(container, tail, broken or engine_trouble or trouble)
+            if timings is not None:
+                timings.update(exited=exited, outcome=time.monotonic())
         finally:
             tail.stop()
 
@@ -376,6 +394,8 @@ def _note(engine_trouble, killed=True):
 
 
 class DockerExecutor(DependencyProvider):
+    holdings = Holdings()  # its stop deadline: the remover drains within it
+
     def setup(self):
         # a bad setting (CONTAINER_NETWORK=host, ...) stops the runner here, with a message naming it
         settings = settings_of(self.container)
@@ -390,11 +410,24 @@ class DockerExecutor(DependencyProvider):
         # made in setup, not start: extensions start concurrently and a slot may ask for it at once
         self.client = LazyDockerClient(self.base_url, timeout=60)
         self.state = EngineState()  # the engine's health and what was learnt of it, for every worker
+        engine = Engine(self.client, self.policy, self.state)
+        # finished containers removed after their end is reported, off the slots' path (remover.py)
+        self.remover = Remover(engine.remove_quietly, settings.runner_remove_backlog)
+
+    def start(self):
+        self.container.spawn_managed_thread(self.remover.run, identifier="container-remover")
 
     def stop(self):
+        # the slots have ended (entrypoints stop first): what they left here goes within what is left of
+        # the stop grace (at least DRAIN_AT_LEAST), the rest to reconcile
+        deadline = self.holdings.stop_deadline
+        self.remover.drain(max(DRAIN_AT_LEAST, deadline - time.monotonic() if deadline else 0.0))
+        self.remover.close()
         self.client.close()
 
-    kill = stop
+    def kill(self):
+        self.remover.close()
+        self.client.close()
 
     def get_dependency(self, worker_ctx):
-        return Executor(self.client, self.policy, self.state)
+        return Executor(self.client, self.policy, self.state, self.remover)

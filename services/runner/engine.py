@@ -78,10 +78,13 @@ class Engine:
     """This runner's Docker engine: one client, the operator's container policy, and what the engine
     was found to be (``EngineState``)."""
 
-    def __init__(self, client, policy, state=None):
+    def __init__(self, client, policy, state=None, remover=None):
         self.client = client
         self.policy = policy
         self.state = state if state is not None else EngineState()
+        # the runner's background remover (services/runner/remover.py); None: removed at once, in line
+        self.remover = remover
+        self.finished = []  # containers of ended executions, removed once their end is reported (dispose)
 
     def ensure_image(self, image, credentials=None, pull_timer=nullcontext):
         """Make sure ``image`` (name@sha256:... or an image id) is on this engine.
@@ -138,13 +141,40 @@ class Engine:
             log.warning("could not stop container %s: %s", container.id, explain(exc))
 
     def _remove(self, container):
+        self.remove_quietly(container.id)
+
+    def remove_quietly(self, container_id):
+        """Remove a container with its anonymous volumes; a failure is logged (reconcile removes it later)."""
         try:
-            container.remove(force=True, v=True)  # with its anonymous volumes
+            self.client.api.remove_container(container_id, force=True, v=True)
             self.state.answered()
         except docker.errors.NotFound:
             pass
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            log.warning("could not remove container %s: %s", container.id, explain(exc))
+            log.warning("could not remove container %s: %s", container_id, explain(exc))
+
+    def _set_aside(self, container):
+        """An ended execution's container: removed after its end is reported (``dispose``), or now
+        without a remover."""
+        if self.remover is None:
+            self._remove(container)
+        else:
+            self.finished.append(container)
+
+    def dispose(self):
+        """Its end reported: the containers set aside go to the background remover, or, its backlog full,
+        are removed here.  Returns the seconds spent here (the slot's share of the removal)."""
+        started = time.monotonic()
+        finished, self.finished = self.finished, []
+        for container in finished:
+            if self.remover is None or not self.remover.offer(container.id):
+                self._remove(container)
+        return time.monotonic() - started
+
+    def removal_pending(self, container_id):
+        """Whether the container is set aside or waits for the background remover (not an orphan)."""
+        return (any(container.id == container_id for container in self.finished)
+                or (self.remover is not None and self.remover.has(container_id)))
 
     def ensure_network(self):
         """The network mode of new containers: the dedicated bridge, made if absent (once per process)."""

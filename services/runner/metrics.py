@@ -23,6 +23,14 @@ def slot_usage(holdings, slots):
     return busy, slots - busy
 
 
+# a slot's steps from one execution's end to the next one's start, as the runner sees them (the claim between
+# them is the claim histogram): "outcome" = its exit seen to its final state and output read, "report" = its
+# finished report sent, "remove" = what removing its container cost the slot (nothing but a hand-over with the
+# background remover, unless its backlog was full), "create" = claim answered to container created,
+# "start" = created to started (the attach and the start)
+PHASES = (("outcome", "exited", "outcome"), ("report", "outcome", "reported"), ("create", "begin", "created"),
+          ("start", "created", "started"))
+
 CLAIM_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3,
                  0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0)
 
@@ -35,6 +43,9 @@ class RunnerMetrics(PullMetrics):
         super().declare(registry)
         self.slots = slot_count(self.container)
         registry.register(_SlotCollector(self))
+        self.phases = Histogram(f"{PREFIX}_runner_phase_seconds",
+                                "Seconds each step between one execution's end and the next one's start took "
+                                "on a slot", ["phase"], buckets=CLAIM_BUCKETS, registry=registry)
         self.claims = Histogram(f"{PREFIX}_runner_claim_seconds",
                                 "Seconds a claim took, from the runner's call to the scheduler's answer",
                                 ["outcome"], buckets=CLAIM_BUCKETS, registry=registry)
@@ -48,6 +59,16 @@ class RunnerMetrics(PullMetrics):
             yield box
         finally:
             self.claims.labels(box["outcome"]).observe(time.monotonic() - started)
+
+
+    def observe_phases(self, timings, removing=None):
+        """The steps of one execution's lifecycle (``Executor.run``'s ``timings``, with ``reported``) that
+        happened; ``removing``: the seconds the slot spent removing its container."""
+        for phase, begin, end in PHASES:
+            if begin in timings and end in timings:
+                self.phases.labels(phase).observe(max(0.0, timings[end] - timings[begin]))
+        if removing is not None:
+            self.phases.labels("remove").observe(removing)
 
 
 class _SlotCollector:

@@ -19,10 +19,13 @@ Run when the runner starts and every ``RECONCILE_INTERVAL`` seconds after:
      end and reports its real exit code;
    * held by the runner and attempt on the labels otherwise: a live execution,
      left alone;
+   * one this runner's background remover holds (reported, waiting for its
+     removal: services/runner/remover.py): left to it;
    * anything else (the execution is over, another attempt replaced it, its
      runner was declared lost): an *orphan*, removed at once.  A runner
      reports an attempt's end only once it has read the container's output,
-     so nothing still needs it; if that runner is removing it too, one of the
+     so nothing still needs it; if its runner is removing it too (its
+     background remover, or a runner stopped before it drained), one of the
      two removals finds it gone, which is fine;
    * an execution the scheduler does not know, in a container labelled with
      our installation: its result was deleted; an orphan, removed;
@@ -90,8 +93,8 @@ def reconcile(holdings, executor, scheduler, report, recover=lambda detail_id, a
 
     for container in containers or ():
         detail_id, attempt, owner = container["detail_id"], container["attempt"], container["runner"]
-        if not detail_id or holdings.holds(detail_id, attempt):
-            continue
+        if not detail_id or holdings.holds(detail_id, attempt) or executor.removal_pending(container["id"]):
+            continue  # ours and running, or ended, reported and waiting for our remover (remover.py)
         labelled = container.get("installation")
         if labelled and installation and labelled != installation:
             continue  # another installation's

@@ -1,5 +1,6 @@
 """Runner: executes containers on its host's Docker engine, one per slot, and reports by events."""
 import logging
+import time
 
 import eventlet
 
@@ -101,6 +102,7 @@ class RunnerService:
         runner = self.holdings.runner_id
         detail_id, attempt = work["detail_id"], work["attempt"]
         whose = m.owned(work)  # every event about the attempt says whose run it is
+        timings = {}  # when each step of its lifecycle ended (the runner's phase metrics)
         try:
             log.info("slot %s %s execution %s (result %s, index %s, attempt %s)", slot,
                      "re-attaches to" if container_id else "runs", detail_id, work["result_id"],
@@ -131,7 +133,7 @@ class RunnerService:
                     outcome = self.docker.run(
                         work, runner, on_started=started, should_stop=should_stop, on_output=output,
                         credentials=lambda: self._pull_credentials(work["task_id"]),
-                        pull_timer=self.metrics.timed_pull)
+                        pull_timer=self.metrics.timed_pull, timings=timings)
                 except EngineUnavailable as exc:
                     # nothing ran: give it back rather than spend one of its attempts
                     log.warning("execution %s not started (%s); handing it back", detail_id, exc)
@@ -142,6 +144,10 @@ class RunnerService:
                                "start": None, "end": now()}
             self.report(events.EXECUTION_FINISHED, m.finished_report(
                 detail_id=detail_id, attempt=attempt, runner=runner, **outcome, **whose))
+            timings["reported"] = time.monotonic()
+            # reported first, removed after: its container goes to the background remover (remover.py) and
+            # the slot claims its next execution meanwhile; a report that raised leaves it for reconcile
+            self.metrics.observe_phases(timings, removing=self.docker.dispose())
             return True
         finally:
             self.holdings.release(detail_id)

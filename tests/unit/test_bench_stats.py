@@ -121,3 +121,37 @@ def test_histogram_percentile_interpolates_within_its_bucket():
     assert abs(histogram_percentile(buckets, 25) - 0.005) < 1e-12  # the first bucket from 0
     assert histogram_percentile([(0.01, 0), (inf, 0)], 50) is None
     assert histogram_percentile([(0.01, 1), (inf, 4)], 99) == 0.01  # beyond the last bound: that bound
+
+
+def test_slot_turnaround_is_each_lanes_exit_to_its_next_start_split_at_the_engines_create():
+    from bench.turnaround import turnarounds
+    runner = {"stevedore.managed": "true", "stevedore.runner": "r1"}
+    other = {"stevedore.managed": "true", "stevedore.runner": "r2"}
+    events = [(1.0, "create", "a", runner), (1.1, "start", "a", runner), (2.0, "die", "a", runner),
+              (2.3, "destroy", "a", runner), (2.1, "create", "b", runner), (2.25, "start", "b", runner),
+              (2.2, "create", "x", other), (2.3, "start", "x", other),      # another lane: not a's next
+              (3.0, "die", "b", runner), (9.5, "create", "c", runner), (9.6, "start", "c", runner),  # idle
+              (1.5, "create", "s", {"stevedore.managed": "true", "stevedore.bench": "swarm"})]
+    gaps = turnarounds(events, max_gap=5.0)
+    assert [round(g, 3) for g in gaps["total"]] == [0.25]
+    assert [round(g, 3) for g in gaps["exit_to_create"]] == [0.1]
+    assert [round(g, 3) for g in gaps["create_to_start"]] == [0.15]
+    assert [round(g, 3) for g in gaps["exit_to_destroy"]] == [0.3]
+
+
+def test_raw_threads_are_lanes_of_their_own():
+    from bench.turnaround import LANE_LABEL, turnarounds
+    t1 = {"stevedore.bench": "raw", LANE_LABEL: "t1"}
+    t2 = {"stevedore.bench": "raw", LANE_LABEL: "t2"}
+    events = [(1.0, "die", "a", t1), (1.05, "create", "b", t2), (1.1, "start", "b", t2),
+              (1.2, "create", "c", t1), (1.3, "start", "c", t1)]
+    assert [round(g, 3) for g in turnarounds(events)["total"]] == [0.3]
+
+
+def test_runner_phase_means_come_from_the_histograms_sums_and_counts_between_scrapes():
+    from bench.turnaround import phase_means
+    phase, claim = "stevedore_runner_phase_seconds", "stevedore_runner_claim_seconds"
+    before = {(phase, "report"): (1.0, 10), (claim, "work"): (0.5, 10)}
+    after = {(phase, "report"): (1.5, 20), (phase, "remove"): (0.02, 10), (claim, "work"): (1.0, 20),
+             (claim, "none"): (3.0, 4)}
+    assert phase_means(before, after) == {"report": 50.0, "remove": 2.0, "claim": 50.0}

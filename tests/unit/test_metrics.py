@@ -192,3 +192,20 @@ def test_the_gateway_metrics_are_public_only_when_configured():
     assert is_public("METRICS_PUBLIC", settings(METRICS_PUBLIC="off")) is False
     assert is_public("METRICS_PUBLIC", settings(METRICS_PUBLIC="on")) is True
     assert is_public(True, settings()) is True and is_public(False, settings(METRICS_PUBLIC="on")) is False
+
+
+def test_a_slots_steps_are_observed_for_those_that_happened_and_the_removal_it_paid_for():
+    metrics, registry = RunnerMetrics(), CollectorRegistry()
+    metrics.container = SimpleNamespace(config={"RUNNER_SLOTS": "2"})
+    metrics.holdings = holdings(held=0)
+    metrics.declare(registry)
+    metrics.observe_phases({"begin": 10.0, "created": 10.1, "started": 10.4, "exited": 12.0, "outcome": 12.02,
+                            "reported": 12.05}, removing=0.0)
+    metrics.observe_phases({"begin": 20.0})  # ended before its container was made (a failed pull): nothing
+
+    def seconds(phase):
+        return (registry.get_sample_value("stevedore_runner_phase_seconds_sum", {"phase": phase}),
+                registry.get_sample_value("stevedore_runner_phase_seconds_count", {"phase": phase}))
+    assert seconds("create") == pytest.approx((0.1, 1)) and seconds("start") == pytest.approx((0.3, 1))
+    assert seconds("outcome") == pytest.approx((0.02, 1)) and seconds("report") == pytest.approx((0.03, 1))
+    assert seconds("remove") == (0.0, 1)

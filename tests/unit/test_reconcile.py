@@ -8,9 +8,13 @@ from services.runner.slots import Holdings
 
 
 class Engine:
-    def __init__(self, *containers):
+    def __init__(self, *containers, removing=()):
         self.containers = list(containers)
         self.removed = []
+        self.removing = set(removing)  # ended, reported, waiting for this runner's background remover
+
+    def removal_pending(self, container_id):
+        return container_id in self.removing
 
     def managed_containers(self):
         return [c for c in self.containers if c["id"] not in self.removed]
@@ -165,3 +169,12 @@ def test_started_tes_task_still_on_the_engine_is_reported_lost_saying_why_with_i
     assert report["tes_log"] == {"failure": "SYSTEM_ERROR", "executors": executors, "outputs": [],
                                  "system_logs": [report["reason"]]}
     assert scheduler.released == []
+
+
+def test_a_reported_container_waiting_for_this_runners_remover_is_left_to_it(holdings):
+    engine = Engine(container("c-waiting", "d1", 1, "me"), container("c-over", "d2", 1, "me"),
+                    removing={"c-waiting"})
+    scheduler = Scheduler(states={"d1": {"status": "COMPLETE", "attempt": 1, "runner": "me"},
+                                  "d2": {"status": "COMPLETE", "attempt": 1, "runner": "me"}})
+    summary, _ = run(holdings, engine, scheduler)
+    assert engine.removed == ["c-over"] and summary["removed"] == 1

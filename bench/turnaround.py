@@ -1,0 +1,139 @@
+"""Slot turnaround: on each lane (a runner's slot, a raw thread), from one container's exit to the next one's start.
+
+Read from the engine's own event stream (``die``, ``destroy``, ``create``, ``start``, stamped by the engine,
+one clock for both sides), so Stevedore and the raw SDK loop are measured alike; split into
+
+* ``exit_to_create``: the exit seen, the outcome and output read, the report (Stevedore), the claim (Stevedore),
+  and, where the remove is on the path, the remove, until the engine created the next container;
+* ``create_to_start``: the engine's create done to its start done (the attach and the start);
+* ``exit_to_destroy``: the previous container's exit to its removal done (on the path when the remove is
+  in line: it then ends before the next create; with the background remover it overlaps the claim).
+
+And from the runners' own histograms (``stevedore_runner_phase_seconds``, ``stevedore_runner_claim_seconds``),
+scraped before and after, the mean of each step as the runner saw it.
+
+Pure helpers (``turnarounds``, ``phase_means``) are unit-tested in tests/unit/test_bench_stats.py.
+"""
+import threading
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench.stats import summary
+
+ACTIONS = ["create", "start", "die", "destroy"]
+LANE_LABEL = "stevedore.bench.lane"  # the raw side's thread, on its containers
+
+
+class EngineLifecycle(threading.Thread):
+    """Every container event of ACTIONS, as (engine time, action, container id, labels), while running."""
+
+    def __init__(self, client):
+        super().__init__(daemon=True)
+        self.stream = client.events(decode=True, filters={"type": "container", "event": ACTIONS})
+        self.events = []
+        self.lock = threading.Lock()
+
+    def run(self):
+        try:
+            for event in self.stream:
+                actor = event.get("Actor") or {}
+                with self.lock:
+                    self.events.append((event["timeNano"] / 1e9, event.get("Action") or event.get("status"),
+                                        actor.get("ID") or event.get("id"), actor.get("Attributes") or {}))
+        except Exception:  # noqa: BLE001, S110 -- the stream is closed by stop()
+            pass
+
+    def between(self, begin, end):
+        with self.lock:
+            return [e for e in self.events if begin <= e[0] <= end]
+
+    def stop(self):
+        self.stream.close()
+
+
+def lane_of(labels):
+    """The lane a container ran on: a raw thread, or a Stevedore runner (one slot each in the bench)."""
+    if labels.get(LANE_LABEL):
+        return "raw:" + labels[LANE_LABEL]
+    if labels.get("stevedore.managed") == "true" and not labels.get("stevedore.bench"):
+        return "runner:" + (labels.get("stevedore.runner") or "?")
+    return None
+
+
+def turnarounds(events, max_gap=5.0):
+    """From (time, action, id, labels) events of one side's window: the exit-to-next-start gaps of each lane.
+
+    Returns {"total", "exit_to_create", "create_to_start", "exit_to_destroy"}: lists of seconds.  A gap
+    over ``max_gap`` seconds is a lane that waited for work (none queued), not a turnaround: left out.
+    """
+    by_container = {}
+    lanes = {}
+    for at, action, cid, labels in sorted(events, key=lambda e: e[0]):
+        lane = lane_of(labels)
+        if lane is None:
+            continue
+        seen = by_container.setdefault(cid, {"lane": lane})
+        seen.setdefault(action, at)
+        lanes.setdefault(lane, [])
+        if cid not in lanes[lane]:
+            lanes[lane].append(cid)
+    out = {"total": [], "exit_to_create": [], "create_to_start": [], "exit_to_destroy": []}
+    for cids in lanes.values():
+        ended = [by_container[c] for c in cids if "die" in by_container[c]]
+        begun = sorted((by_container[c] for c in cids if "start" in by_container[c] and "create" in by_container[c]),
+                       key=lambda c: c["start"])
+        for previous in ended:
+            following = next((c for c in begun if c["create"] >= previous["die"]), None)
+            if following is None:
+                continue
+            gap = following["start"] - previous["die"]
+            if gap > max_gap:
+                continue
+            out["total"].append(gap)
+            out["exit_to_create"].append(following["create"] - previous["die"])
+            out["create_to_start"].append(following["start"] - following["create"])
+            if previous.get("destroy") is not None:
+                out["exit_to_destroy"].append(previous["destroy"] - previous["die"])
+    return out
+
+
+def summarise(gaps):
+    return {part: summary(values, 1000) for part, values in gaps.items()}
+
+
+def scrape_runner_phases(system):
+    """{(metric, label value): (sum, count)} of the runners' phase and claim histograms, summed over runners."""
+    totals = {}
+    for label in system.procs:
+        if not label.startswith("runner"):
+            continue
+        try:
+            body = requests.get(system.metrics_url(label), timeout=10).text
+        except requests.RequestException:
+            continue
+        for family in text_string_to_metric_families(body):
+            if family.name not in ("stevedore_runner_phase_seconds", "stevedore_runner_claim_seconds"):
+                continue
+            key_label = "phase" if family.name.endswith("phase_seconds") else "outcome"
+            for sample in family.samples:
+                if sample.name.endswith(("_sum", "_count")):
+                    key = (family.name, sample.labels[key_label])
+                    got = totals.setdefault(key, [0.0, 0.0])
+                    got[0 if sample.name.endswith("_sum") else 1] += sample.value
+    return totals
+
+
+def phase_means(before, after):
+    """Mean milliseconds of each step between two scrapes: the runner's phases, and its claims that got work."""
+    means = {}
+    for (metric, which), (total, count) in after.items():
+        old_total, old_count = before.get((metric, which), (0.0, 0.0))
+        n = count - old_count
+        if n <= 0:
+            continue
+        name = "claim" if metric.endswith("claim_seconds") else which
+        if metric.endswith("claim_seconds") and which != "work":
+            continue
+        means[name] = round(1000 * (total - old_total) / n, 1)
+    return means
