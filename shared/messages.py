@@ -35,7 +35,7 @@ Number = int | float  # kept as sent: an int stays an int on the wire
 # ---------------------------------------------------------------- scheduler -> runner
 
 class WorkItem(Message):
-    """One attempt of an execution, as a runner runs it: the reply of ``claim_execution`` (and each
+    """One attempt of an execution, as a runner runs it: an entry of ``claim_executions``' reply (and each
     entry of ``runner_holdings``, with the execution's ``status``)."""
 
     detail_id: str
@@ -337,7 +337,8 @@ SCHEDULER_CALLS = {
     "delete_result": Call(None),
     "close_task": Call(None),               # a task's DELETE: closed to RUNs for good, or 409
     "cancel_detail": Call(Detail),
-    "claim_execution": Call(WorkItem | None, secret=True),
+    "claim_executions": Call(list[WorkItem], secret=True),  # a runner's claim for its free slots
+    "claim_execution": Call(WorkItem | None, secret=True),  # one: from a runner before batch claims
     "heartbeat": Call(list[str]),          # the ids the runner must stop
     "release_claim": Call(bool),
     "get_result": Call(Result, read=True),
