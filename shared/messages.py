@@ -121,6 +121,9 @@ class ExecutionStarted(ReportKey):
     runner: str
     start: Number
     container_id: str | None = None
+    # the output so far when it started, as ``execution_output`` carries it (None: none yet, or a runner
+    # from before; a scheduler from before keeps it as an unknown field)
+    logs: dict[str, Any] | None = None
 
 
 class ExecutionOutput(ReportKey):
@@ -327,6 +330,11 @@ class Call(NamedTuple):
     # its reply carries secrets (a claim's: ``WorkItem.secret_env``): sent transient, so RabbitMQ does not
     # write it to disk (it may still page it out under memory pressure); a reply lost is a claim handed back
     secret: bool = False
+    # asked again anyway (a claim, a heartbeat): a request or reply lost to a broker restart costs nothing but
+    # a retry, so both travel transient, never written to disk.  A claim the scheduler made whose reply was
+    # lost is a claim the runner never heard of, handed back (services/runner/reconcile.py); a heartbeat lost
+    # is followed by the next one well within the lease.
+    repeated: bool = False
 
 
 SCHEDULER_CALLS = {
@@ -337,9 +345,9 @@ SCHEDULER_CALLS = {
     "delete_result": Call(None),
     "close_task": Call(None),               # a task's DELETE: closed to RUNs for good, or 409
     "cancel_detail": Call(Detail),
-    "claim_executions": Call(list[WorkItem], secret=True),  # a runner's claim for its free slots
-    "claim_execution": Call(WorkItem | None, secret=True),  # one: from a runner before batch claims
-    "heartbeat": Call(list[str]),          # the ids the runner must stop
+    "claim_executions": Call(list[WorkItem], secret=True, repeated=True),  # a runner's claim for its free slots
+    "claim_execution": Call(WorkItem | None, secret=True, repeated=True),  # one: a runner before batch claims
+    "heartbeat": Call(list[str], repeated=True),  # the ids the runner must stop
     "release_claim": Call(bool),
     "get_result": Call(Result, read=True),
     "list_results": Call(list[Result], read=True),
@@ -406,8 +414,14 @@ CALLS = {"scheduler": SCHEDULER_CALLS, "registry": REGISTRY_CALLS}
 
 
 def reads(service):
-    """The RPCs of ``service`` that only read (asked and answered as transient messages)."""
+    """The RPCs of ``service`` that only read."""
     return frozenset(name for name, call in CALLS.get(service, {}).items() if call.read)
+
+
+def transient_calls(service):
+    """The RPCs of ``service`` asked and answered as transient messages: those that only read, and those asked
+    again anyway (``repeated``)."""
+    return frozenset(name for name, call in CALLS.get(service, {}).items() if call.read or call.repeated)
 
 
 def secret_replies(service):

@@ -16,7 +16,7 @@ from shared import events, statuses
 from shared import messages as m
 from shared.extensions import Settings, config_timer
 from shared.messages import wire
-from shared.rpc import TimeoutRpcProxy
+from shared.rpc import TRANSIENT, TimeoutRpcProxy
 from shared.timeutil import now
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ class RunnerService:
     registry = TimeoutRpcProxy("registry")
     docker = DockerExecutor()
     report = ReliableDispatcher()
-    live = EventDispatcher()
+    live = EventDispatcher(delivery_mode=TRANSIENT)  # previews: the next one, or the end's, takes a lost one's place
     holdings = HoldingsProvider()
     metrics = RunnerMetrics()
     settings = Settings()
@@ -111,10 +111,11 @@ class RunnerService:
                      "re-attaches to" if container_id else "runs", detail_id, work["result_id"],
                      work["index"], attempt)
 
-            def started(start, container_id):
+            def started(start, container_id, logs=None):
+                # persistent, as the end's; with the first output so far, if any (no live output message then)
                 self.report(events.EXECUTION_STARTED, wire(m.ExecutionStarted(
                     detail_id=detail_id, attempt=attempt, runner=runner, start=start,
-                    container_id=container_id)))
+                    container_id=container_id, **({"logs": logs} if logs else {}))))
 
             def output(logs):
                 try:  # live output is best effort; the final logs come with the finish report

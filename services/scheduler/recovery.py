@@ -134,6 +134,6 @@ class RecoveryMixin:
             return True
         log.warning("runner %s handed back execution %s (attempt %s) unstarted: back in the queue",
                     runner, detail_id, attempt)
-        self.dispatch(events.EXECUTIONS_QUEUED, wire(ExecutionsQueued(result_id=result.id, count=1),
+        self.wake(events.EXECUTIONS_QUEUED, wire(ExecutionsQueued(result_id=result.id, count=1),
                                                      exclude_none=True))
         return True
