@@ -35,7 +35,7 @@ Number = int | float  # kept as sent: an int stays an int on the wire
 # ---------------------------------------------------------------- scheduler -> runner
 
 class WorkItem(Message):
-    """One attempt of an execution, as a runner runs it: the reply of ``claim_execution`` (and each
+    """One attempt of an execution, as a runner runs it: an entry of ``claim_executions``' reply (and each
     entry of ``runner_holdings``, with the execution's ``status``)."""
 
     detail_id: str
@@ -129,6 +129,9 @@ class ExecutionStarted(ReportKey):
     # None from a runner or scheduler of before teams
     team: str | None = None
     submitted_by: str | None = None
+    # the output so far when it started, as ``execution_output`` carries it (None: none yet, or a runner
+    # from before; a scheduler from before keeps it as an unknown field)
+    logs: dict[str, Any] | None = None
 
 
 class ExecutionOutput(ReportKey):
@@ -351,6 +354,11 @@ class Call(NamedTuple):
     # its reply carries secrets (a claim's: ``WorkItem.secret_env``): sent transient, so RabbitMQ does not
     # write it to disk (it may still page it out under memory pressure); a reply lost is a claim handed back
     secret: bool = False
+    # asked again anyway (a claim, a heartbeat): a request or reply lost to a broker restart costs nothing but
+    # a retry, so both travel transient, never written to disk.  A claim the scheduler made whose reply was
+    # lost is a claim the runner never heard of, handed back (services/runner/reconcile.py); a heartbeat lost
+    # is followed by the next one well within the lease.
+    repeated: bool = False
 
 
 SCHEDULER_CALLS = {
@@ -361,8 +369,9 @@ SCHEDULER_CALLS = {
     "delete_result": Call(None),
     "close_task": Call(None),               # a task's DELETE: closed to RUNs for good, or 409
     "cancel_detail": Call(Detail),
-    "claim_execution": Call(WorkItem | None, secret=True),
-    "heartbeat": Call(list[str]),          # the ids the runner must stop
+    "claim_executions": Call(list[WorkItem], secret=True, repeated=True),  # a runner's claim for its free slots
+    "claim_execution": Call(WorkItem | None, secret=True, repeated=True),  # one: a runner before batch claims
+    "heartbeat": Call(list[str], repeated=True),  # the ids the runner must stop
     "release_claim": Call(bool),
     "get_result": Call(Result, read=True),
     "list_results": Call(list[Result], read=True),
@@ -429,8 +438,14 @@ CALLS = {"scheduler": SCHEDULER_CALLS, "registry": REGISTRY_CALLS}
 
 
 def reads(service):
-    """The RPCs of ``service`` that only read (asked and answered as transient messages)."""
+    """The RPCs of ``service`` that only read."""
     return frozenset(name for name, call in CALLS.get(service, {}).items() if call.read)
+
+
+def transient_calls(service):
+    """The RPCs of ``service`` asked and answered as transient messages: those that only read, and those asked
+    again anyway (``repeated``)."""
+    return frozenset(name for name, call in CALLS.get(service, {}).items() if call.read or call.repeated)
 
 
 def secret_replies(service):

@@ -20,9 +20,10 @@ machines and half of RabbitMQ's CPU per read (docs/performance.md).  The
 calls declared ``read`` (shared/messages.py, with each RPC's reply) change
 nothing, so a request or reply of theirs lost to a broker restart loses nothing either: the caller gets ``Unavailable`` and may
 ask again.  A reply that carries secrets (a claim's) is transient too, so that RabbitMQ does not write it
-to disk; one lost is a claim the runner never heard of, handed back (services/runner/reconcile.py).  Their requests go out transient (still confirmed, so an unknown
-service is still an error at once), and ``rpc`` answers a transient request
-with a transient reply.  Everything else (a RUN, a claim, a cancel) stays
+to disk; one lost is a claim the runner never heard of, handed back (services/runner/reconcile.py).  The calls
+a runner makes again anyway (claims, heartbeats: ``repeated``) travel transient both ways, as reads do.  Their
+requests go out transient (still confirmed, so an unknown service is still an error at once), and ``rpc``
+answers a transient request with a transient reply.  Everything else (a RUN, a cancel, a hand-back) stays
 persistent.
 """
 import inspect
@@ -38,7 +39,7 @@ from nameko.rpc import RpcProxy, ServiceProxy, get_rpc_exchange
 
 from shared.errors import Unavailable
 from shared.handlers import first_line, is_transient
-from shared.messages import reads, secret_replies
+from shared.messages import secret_replies, transient_calls
 from shared.principals import Caller
 from shared.settings import settings_of
 
@@ -98,7 +99,7 @@ def timeout_service(worker_ctx, target_service, reply_listener, timeout, **optio
     persistent = ServiceProxy(worker_ctx, target_service, reply_listener, **options)
     transient = ServiceProxy(worker_ctx, target_service, reply_listener,
                              **{**options, "delivery_mode": TRANSIENT})
-    return _Service(persistent, transient, reads(target_service), timeout, ready)
+    return _Service(persistent, transient, transient_calls(target_service), timeout, ready)
 
 
 class TimeoutRpcProxy(RpcProxy):

@@ -225,8 +225,10 @@ class Executor(Engine):
 
         With ``start`` None the container was just started and its start not yet
         reported: after the first wait slice it is read from the engine and given
-        to ``on_started``; if the container ends within that slice, only the end
-        is reported (with the start), one report and one engine call fewer.
+        to ``on_started`` with the output so far (None: none yet), which the start's
+        report carries instead of a live output message of its own; if the
+        container ends within that slice, only the end is reported (with the
+        start), one report and one engine call fewer.
 
         An engine that cannot be reached for ``ENGINE_PATIENCE`` seconds in a row
         ends the attempt ERROR with what was followed of its output.
@@ -267,7 +269,11 @@ class Executor(Engine):
                         time.sleep(WAIT_SLICE)
                 if start is None:
                     start = self._started_at(container)
-                    on_started(start, container.id)
+                    preview = None
+                    if tail.totals != reported:  # its first output rides in the start's report
+                        reported = tail.totals
+                        preview = live_snapshot(tail)
+                    on_started(start, container.id, preview)
                 if unreachable_since is None and not tail.reading and (
                         tail.error or engine_trouble) and self._running(container):
                     # the attach broke (an engine restart) and the container runs on: attach

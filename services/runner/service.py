@@ -19,7 +19,7 @@ from shared import events, statuses
 from shared import messages as m
 from shared.extensions import Settings, config_timer
 from shared.messages import wire
-from shared.rpc import TimeoutRpcProxy
+from shared.rpc import TRANSIENT, TimeoutRpcProxy
 from shared.timeutil import now
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class RunnerService:
     registry = TimeoutRpcProxy("registry")
     docker = DockerExecutor()
     report = ReliableDispatcher()
-    live = EventDispatcher()
+    live = EventDispatcher(delivery_mode=TRANSIENT)  # previews: the next one, or the end's, takes a lost one's place
     holdings = HoldingsProvider()
     metrics = RunnerMetrics()
     settings = Settings()
@@ -46,13 +46,26 @@ class RunnerService:
     @execution_slot
     def run_next(self, slot):
         holdings = self.holdings
-        runner = holdings.runner_id
         holdings.wait_reconciled()
         adoption = holdings.next_adoption()
         if adoption is not None:
+            holdings.claims.skip(slot)
             work, container_id = adoption
             return self._execute(slot, work, container_id)
-        if holdings.stopping:
+        if not self._may_claim():
+            holdings.claims.skip(slot)
+            return False
+        # one claim for every slot that wants work now (slots.ClaimRounds); this slot's share of it
+        work = holdings.claims.take(self._claim, slot)
+        if work is None:
+            return False
+        if holdings.stopping and self._hand_back(work):
+            return False
+        return self._execute(slot, work, None)
+
+    def _may_claim(self):
+        """Whether a slot may ask for work now: not while stopping, nor while the engine is away."""
+        if self.holdings.stopping:
             return False
         engine = self.docker.state
         if engine.paused():
@@ -63,36 +76,37 @@ class RunnerService:
                 return False
             log.info("the Docker engine answers again")
             engine.away = False
-            engine_check = None
-        else:
-            # known to be there: asked alongside the claim, a round trip off every start
-            engine_check = eventlet.spawn(self.docker.engine_ok)
+        return True
+
+    def _claim(self, count):
+        """Claim up to ``count`` executions for as many slots, in one call: the ones this runner now holds."""
+        holdings = self.holdings
+        engine = self.docker.state
+        # known to be there: asked alongside the claim, a round trip off every start
+        engine_check = None if engine.away else eventlet.spawn(self.docker.engine_ok)
         max_memory, max_cpus = self.docker.ceilings()
+        works = []
         with holdings.claiming():
-            # only what fits this runner's ceilings (an older scheduler refuses the arguments: upgrade it first)
+            # only what fits this runner's ceilings (an older scheduler has no claim_executions: upgrade it first)
             with self.metrics.timed_claim() as timed:
-                work = self.scheduler.claim_execution(
-                    runner, max_memory=max_memory, max_cpus=max_cpus, labels=holdings.labels,
-                    gpu_ids=holdings.free_gpus(), info={**holdings.info(self.docker.state.engine),
-                                                        "held": list(holdings.held)})
-                timed["outcome"] = "none" if work is None else "work"
-            if work is not None:  # one that cannot be read is left to its lease's end (its secrets not logged)
+                answer = self.scheduler.claim_executions(
+                    holdings.runner_id, count, max_memory=max_memory, max_cpus=max_cpus, labels=holdings.labels,
+                    gpu_ids=holdings.free_gpus(), info={**holdings.info(engine.engine), "held": list(holdings.held)})
+                timed["outcome"] = "work" if answer else "none"
+            for work in (answer if isinstance(answer, list) else [])[:count]:
+                # one that cannot be read is left to its lease's end (its secrets not logged)
                 work = m.received_work(work)
-                work = None if work is None else wire(work)
-            if work is not None:
-                holdings.note_received(work)
-                holdings.hold(work)
+                if work is not None:
+                    work = wire(work)
+                    holdings.note_received(work)
+                    holdings.hold(work)
+                    works.append(work)
         if engine_check is not None and not engine_check.wait():
             log.warning("the Docker engine does not answer; taking no work until it does")
             engine.away = True
-            if work is None or self._hand_back(work):
-                return False
             # not handed back: it runs, and ends truthfully if the engine stays away
-        if work is None:
-            return False
-        if holdings.stopping and self._hand_back(work):
-            return False
-        return self._execute(slot, work, None)
+            works = [work for work in works if not self._hand_back(work)]
+        return works
 
     def _execute(self, slot, work, container_id):
         """Run (or, with ``container_id``, re-attach to) one held execution and report its end.
@@ -108,10 +122,11 @@ class RunnerService:
                      "re-attaches to" if container_id else "runs", detail_id, work["result_id"],
                      work["index"], attempt)
 
-            def started(start, container_id):
+            def started(start, container_id, logs=None):
+                # persistent, as the end's; with the first output so far, if any (no live output message then)
                 self.report(events.EXECUTION_STARTED, wire(m.ExecutionStarted(
                     detail_id=detail_id, attempt=attempt, runner=runner, start=start,
-                    container_id=container_id, **whose)))
+                    container_id=container_id, **whose, **({"logs": logs} if logs else {}))))
 
             def output(logs):
                 try:  # live output is best effort; the final logs come with the finish report

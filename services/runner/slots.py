@@ -1,8 +1,11 @@
 """How a runner takes work: a fixed number of slots, each running one execution at a time.
 
-Each slot asks the scheduler for the next execution (a quick RPC), runs it as
-a nameko worker, and when there is nothing to do waits for a wake-up
-(``executions_queued``) or the poll interval, whichever comes first.  Nothing
+Each slot that wants work joins the runner's next claim (``ClaimRounds``): one
+quick RPC (``claim_executions``) asks for as many executions as slots joined it,
+so a runner's idle slots poll together, once a poll interval (their waits end on
+the same ticks), not once a slot.  Each runs what it was given as a nameko worker,
+and when there is nothing to do waits for a wake-up (``executions_queued``) or the
+next tick of the poll interval, whichever comes first.  Nothing
 is held unacknowledged in RabbitMQ while a container runs, so an execution may
 take hours without tripping the broker's ``consumer_timeout``.
 
@@ -18,6 +21,7 @@ Heartbeats go on until the last held execution has been reported.
 import logging
 import socket
 import time
+import zlib
 from collections import OrderedDict, deque
 from contextlib import contextmanager, nullcontext
 from functools import partial
@@ -36,10 +40,71 @@ log = logging.getLogger(__name__)
 
 RECEIVED_KEPT = 100000   # (detail_id, attempt) pairs remembered as handed to this process
 FIRST_RECONCILE_WAIT = 5.0
+GATHER_SECONDS = 0.02  # the most a claim waits for the slots woken with it to join (ClaimRounds)
 
 
 def slot_count(container):
     return settings_of(container).runner_slots
+
+
+class ClaimRounds:
+    """A runner's slots claim together: one call for all the slots that want work at once.
+
+    A slot calls ``take(claim, slot)``; the first one in leads a round: it lets
+    the slots woken with it join (``coming``: slots whose worker started and
+    has not yet asked, nor said it will not: ``skip``), then calls
+    ``claim(k)`` once for the ``k`` slots in the round (at most ``most``) and
+    hands each one of the executions (or None: fewer than asked).  Slots that
+    come while a round's call is under way make the next round, one call at a
+    time.  A failed call raises in the leading slot (its worker fails, and
+    backs off); the others in its round are given None (they wait for the next
+    tick).  ``claim`` must answer at most ``k``.
+    """
+
+    def __init__(self, most=None):
+        self.most = most  # slots a round serves at most (None: all that joined)
+        self.pending = []  # an Event for each slot waiting for a round
+        self.turn = Semaphore(1)
+        self.rounds = 0  # calls made so far
+        self.coming = set()  # slots on their way to ``take``
+
+    def expect(self, slot):
+        """The slot's worker starts: it may ask (a round waits for it a moment)."""
+        self.coming.add(slot)
+
+    def skip(self, slot):
+        """The slot does not ask this time (it runs an adoption, or takes no work now)."""
+        self.coming.discard(slot)
+
+    def take(self, claim, slot=None):
+        mine = Event()
+        self.coming.discard(slot)
+        self.pending.append(mine)
+        with self.turn:
+            if not mine.ready():
+                if self.most != 1:
+                    self._gather()
+                others = [event for event in self.pending if event is not mine]
+                room = len(others) if self.most is None else max(self.most - 1, 0)
+                batch, self.pending = [mine] + others[:room], others[room:]
+                self.rounds += 1
+                works = []
+                try:
+                    works = list(claim(len(batch)))[:len(batch)]
+                finally:
+                    for index, event in enumerate(batch[1:], start=1):
+                        event.send(works[index] if index < len(works) else None)
+                return works[0] if works else None
+        return mine.wait()
+
+    def _gather(self, clock=time.monotonic):
+        """Let the slots woken with the leader join its round: until none is on its way, for at most
+        ``GATHER_SECONDS`` (a woken slot starts its worker, then asks: a few turns of the event loop)."""
+        deadline = clock() + GATHER_SECONDS
+        turns = 0
+        while self.coming and clock() < deadline:
+            eventlet.sleep(0 if turns < 10 else 0.001)
+            turns += 1
 
 
 class Holdings(SharedExtension):
@@ -68,6 +133,11 @@ class Holdings(SharedExtension):
         self.gpus_held = {}  # detail_id -> the device ids its container was given
         self.gpu_claims = Semaphore(1)  # with GPUs, one claim at a time: each sends the ids free now
         self.slots = settings.runner_slots
+        # a runner with GPUs claims one execution at a time: each claim sends the device ids free now
+        self.claims = ClaimRounds(most=1 if self.gpus else None)
+        # where in the poll interval this runner's idle slots ask (spread: runners started together do not
+        # all ask in the same instant)
+        self.poll_phase = (zlib.crc32(self.runner_id.encode()) % 1000) / 1000.0
 
     # ------------------------------------------------------------ holding
 
@@ -187,6 +257,12 @@ class Holdings(SharedExtension):
         with eventlet.Timeout(timeout, False):
             self._wake.wait()
 
+    def wait_tick(self, interval, since=None, clock=time.monotonic):
+        """``wait`` until a tick of ``interval`` (this runner's phase of it) at least half an interval away:
+        the idle slots of a runner wait for the same ticks, so that they ask for work together, in one
+        claim; each waits 0.5 to 1.5 intervals after its last claim, one interval on average."""
+        self.wait(poll_wait(clock(), interval, self.poll_phase), since)
+
     def begin_shutdown(self):
         if not self.stopping:
             self.stopping = True
@@ -194,6 +270,18 @@ class Holdings(SharedExtension):
             if self.held:
                 log.info("stopping: %d execution(s) held get %gs to end", len(self.held), self.stop_grace)
             self.wake()
+
+
+def until_tick(stamp, interval, phase=0.0):
+    """Seconds from ``stamp`` to the next tick of ``interval`` (ticks at ``(n + phase) * interval``), above 0."""
+    if interval <= 0:
+        return 0.0
+    return interval - ((stamp - phase * interval) % interval)
+
+
+def poll_wait(stamp, interval, phase=0.0):
+    """Seconds from ``stamp`` to the first tick of ``interval`` at least half an interval away."""
+    return interval / 2 + until_tick(stamp + interval / 2, interval, phase)
 
 
 class HoldingsProvider(DependencyProvider):
@@ -243,19 +331,21 @@ class ExecutionSlots(Entrypoint):
         while not self._done():
             done = Event()
             wakes = self.holdings.wakes
+            self.holdings.claims.expect(slot)
             try:
                 self.container.spawn_worker(self, (slot,), {},
                                             handle_result=partial(self._handle_result, done))
             except ContainerBeingKilled:
                 return
             ran, failed = done.wait()
+            self.holdings.claims.skip(slot)  # a worker that failed before it asked
             if self._done():
                 return
             failures = failures + 1 if failed else 0
             if failed:
                 eventlet.sleep(min(5.0, 0.25 * 2 ** min(failures, 5)))
             elif not ran:
-                self.holdings.wait(self.poll_interval, since=wakes)
+                self.holdings.wait_tick(self.poll_interval, since=wakes)
 
     def _handle_result(self, done, worker_ctx, result, exc_info):
         done.send((bool(result), exc_info is not None))

@@ -102,10 +102,12 @@ class TesRun:
         archives = stager.archives(self.task, dirs)
         reported = []
 
-        def started(start, container_id):
+        def started(start, container_id, logs=None):
             if not reported:
                 reported.append(start)
-                on_started(start, container_id)
+                on_started(start, container_id, logs)
+            elif logs:  # a later executor's first output: a live output report, as the rest of it
+                on_output(logs)
 
         last = None
         for i, executor in enumerate(self.task["executors"]):

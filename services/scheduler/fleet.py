@@ -199,31 +199,54 @@ class FleetMixin:
     ``metrics`` and ``_lease``): what runners ask, and the runner list."""
 
     @rpc
-    def claim_execution(self, runner, max_memory=None, max_cpus=None, labels=None, gpu_ids=None, info=None):
-        """The next execution for ``runner``, or None; only one that fits its ceilings when given.
+    def claim_executions(self, runner, count=1, max_memory=None, max_cpus=None, labels=None, gpu_ids=None,
+                         info=None):
+        """Up to ``count`` executions for ``runner`` (its free slots), in one call: a list, empty when there
+        is nothing to do; only what fits its ceilings when given.
 
         ``max_memory`` (bytes) and ``max_cpus``: the most this runner can give one
         execution (runners from before ceilings send neither and take anything).
-        ``labels`` and ``gpu_ids`` (free ones): only a run whose constraints and gpus they
-        meet; ``info``: what the runner is, for the runner list (services/scheduler/fleet.py).
+        ``labels`` and ``gpu_ids`` (free ones): only runs whose constraints and gpus they
+        meet (with free GPU ids, one execution a call); ``info``: what the runner is, for the
+        runner list (services/scheduler/fleet.py), with ``held``, the ids it runs now.
         """
+        return self._claim(runner, count, max_memory, max_cpus, labels, gpu_ids, info)
+
+    @rpc
+    def claim_execution(self, runner, max_memory=None, max_cpus=None, labels=None, gpu_ids=None, info=None):
+        """The next execution for ``runner``, or None: ``claim_executions`` of one, for a runner from before
+        batch claims (a rolling upgrade: schedulers first, then runners; nothing of ours calls it since)."""
+        works = self._claim(runner, 1, max_memory, max_cpus, labels, gpu_ids, info)
+        return works[0] if works else None
+
+    def _claim(self, runner, count, max_memory, max_cpus, labels, gpu_ids, info):
+        held = info.get("held") if isinstance(info, dict) else None
+        works = []
         # one claim at a time in this process: a RUN wakes several idle runners at once
         # (all of them for a big one), and interleaved they all finish late; in turn,
         # the first is answered first
-        for _ in range(CLAIM_TRIES):  # an attempt whose secret is gone ends ERROR: the next one is claimed
+        for _ in range(CLAIM_TRIES):  # an attempt whose secret is gone ends ERROR: another is claimed instead
+            wanted = count - len(works)
             with CLAIMS_IN_TURN:
-                work = ex.claim(self.db.session, runner, self._lease(), max_memory, max_cpus, labels, gpu_ids,
-                                held=info.get("held") if isinstance(info, dict) else None)
-            if work is None or self._open_secrets(runner, work):  # services/scheduler/secrets.py
+                claimed = ex.claim_batch(self.db.session, runner, self._lease(), wanted, max_memory, max_cpus,
+                                         labels, gpu_ids, held=held)
+            # services/scheduler/secrets.py (an execution whose secret cannot be opened has ended ERROR)
+            opened = [work for work in claimed if self._open_secrets(runner, work)]
+            works.extend(opened)
+            if len(opened) == len(claimed) or len(claimed) < wanted:
                 break
-            work = None
-        if work is not None:  # the runner labels the container with it (services/runner/reconcile.py)
-            work["installation"] = installation_id(self.db.session)
+            if isinstance(held, list):  # the ones given meanwhile are held, not ended (fair share's ``ended``)
+                held = held + [work["detail_id"] for work in opened]
+        if works:  # the runner labels the container with it (services/runner/reconcile.py)
+            installation = installation_id(self.db.session)
+            for work in works:
+                work["installation"] = installation
         self.runner_sizes.claimed(runner, max_memory, max_cpus)
         self._runner_heard(runner, info)
-        self.idle.claimed(runner, work)
-        self.metrics.claimed(work)
-        return work
+        # a runner given fewer than it asked for found nothing more: idle, to wake for new work
+        self.idle.claimed(runner, works[0] if len(works) >= ex.claim_count(count) else None)
+        self.metrics.claimed(works)
+        return works
 
     @rpc
     def heartbeat(self, runner, detail_ids, info=None):

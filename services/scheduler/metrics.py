@@ -75,8 +75,9 @@ class SchedulerMetrics(ServiceMetrics):
         if missed:
             self.schedule_fires.labels("missed").inc(missed)
 
-    def claimed(self, work):
-        self.claims.labels("none" if work is None else "work").inc()
+    def claimed(self, works):
+        """A claim answered (``works``: what it handed out, one call for all of a runner's free slots)."""
+        self.claims.labels("work" if works else "none").inc()
 
     def log_read(self, since):
         """A ``get_log_bytes`` call (raw downloads, log followers' first read and their polls)."""

@@ -135,6 +135,6 @@ class RecoveryMixin:
             return True
         log.warning("runner %s handed back execution %s (attempt %s) unstarted: back in the queue",
                     runner, detail_id, attempt)
-        self.dispatch(events.EXECUTIONS_QUEUED, wire(ExecutionsQueued(result_id=result.id, count=1,
-                                                                      **owner(result)), exclude_none=True))
+        self.wake(events.EXECUTIONS_QUEUED, wire(ExecutionsQueued(result_id=result.id, count=1, **owner(result)),
+                                                 exclude_none=True))
         return True

@@ -22,7 +22,7 @@ from shared.handlers import first_line, is_transient, retrying_event_handler
 from shared.messages import wire
 from shared.principals import Caller
 from shared.sealing import SealingKey
-from shared.rpc import rpc
+from shared.rpc import TRANSIENT, rpc
 from shared.timeutil import now
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,8 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
     db = Database(Base)
     settings = Settings()
     dispatch = EventDispatcher()
+    # wake-ups: kept in memory only (one lost costs a poll interval at most, and the broker writes none to disk)
+    wake = EventDispatcher(delivery_mode=TRANSIENT)
     webhook_sender = webhooks.WebhookSender()
     metrics = SchedulerMetrics()
     idle = IdleRunnersProvider()
@@ -339,7 +341,7 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
         runners = None if sized else self.idle.pick(count)
         whose = whose if whose is not None else ex.owner_of(self.db.session, result_id)
         queued = m.ExecutionsQueued(result_id=result_id, count=count, runners=runners, **whose)
-        self.dispatch(events.EXECUTIONS_QUEUED, wire(queued, exclude_none=True))
+        self.wake(events.EXECUTIONS_QUEUED, wire(queued, exclude_none=True))
 
     def _finish(self, report):
         """Fold an attempt's end.  The outcome is never dropped for what came with it.

@@ -17,6 +17,7 @@ def test_the_claim_with_labels_and_gpus_still_uses_its_partial_index(session, la
     session.execute(text("SET enable_seqscan = off"))
     plan = "\n".join(session.execute(text("EXPLAIN " + CLAIM_SQL.element.text), {
         "now": 0.0, "runner": "r", "lease_seconds": 30.0, "max_memory": None, "max_cpus": None,
-        "labels": json.dumps(labels), "gpu_ids": gpu_ids, "free_gpus": len(gpu_ids), "held": None}).scalars())
+        "labels": json.dumps(labels), "gpu_ids": gpu_ids, "free_gpus": len(gpu_ids), "held": None,
+        "k": 8}).scalars())
     session.rollback()
     assert "ix_details_claimable" in plan, plan

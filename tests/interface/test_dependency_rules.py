@@ -127,6 +127,6 @@ def test_the_claim_still_uses_its_partial_index(Session):
         session.execute(text("SET enable_seqscan = off"))
         plan = "\n".join(session.execute(text("EXPLAIN " + CLAIM_SQL.element.text), {
             "now": 0.0, "runner": "r", "lease_seconds": 30.0, "max_memory": None, "max_cpus": None,
-            "labels": "{}", "gpu_ids": [], "free_gpus": 0, "held": None}).scalars())
+            "labels": "{}", "gpu_ids": [], "free_gpus": 0, "held": None, "k": 8}).scalars())
         session.rollback()
     assert "ix_details_claimable" in plan, plan

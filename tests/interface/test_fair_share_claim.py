@@ -191,7 +191,7 @@ def test_the_claim_starts_at_the_claimable_index_with_many_teams(session):
     session.execute(text("SET enable_seqscan = off"))
     plan = "\n".join(session.execute(text("EXPLAIN " + CLAIM_SQL.element.text), {
         "now": 0.0, "runner": "r", "lease_seconds": 30.0, "max_memory": None, "max_cpus": None,
-        "labels": json.dumps({}), "gpu_ids": [], "free_gpus": 0, "held": []}).scalars())
+        "labels": json.dumps({}), "gpu_ids": [], "free_gpus": 0, "held": [], "k": 8}).scalars())
     session.rollback()
     assert "ix_details_claimable" in plan, plan
 
@@ -215,3 +215,104 @@ def test_the_claiming_runners_ended_executions_whose_reports_are_on_their_way_do
     # that execution is not counted for the ranking, so a (at 0) goes before b (at 1)
     assert session.get(Result, ex.claim(session, "r1", 30, held=[])["result_id"]).team == "a"
     assert held(session, "a") == 2  # max_running still counts it until its end is folded
+
+
+# ---------------------------------------------------------------- a runner's claim for all its free slots
+
+def teams_of(session, works):
+    return [session.get(Result, work["result_id"]).team for work in works]
+
+
+def test_one_batch_claim_takes_what_as_many_claims_in_turn_would(engine, session):
+    team(session, "light", weight=1)
+    team(session, "heavy", weight=3)
+    run(session, "light", times=200)
+    run(session, "heavy", times=200)
+    in_turn = [ex.claim(session, "r", 30) for _ in range(12)]
+    session.execute(text("UPDATE details SET runner = NULL, attempt = 0, lease_expires_at = NULL"))
+    session.execute(text("UPDATE results SET active = 0"))
+    session.execute(text("UPDATE teams SET active = 0"))
+    session.commit()  # as before the twelve claims
+    batch = ex.claim_batch(session, "r", 30, 12)
+    assert [work["detail_id"] for work in batch] == [work["detail_id"] for work in in_turn]
+    assert teams_of(session, batch) == ["light", "heavy", "heavy", "heavy"] * 3  # the older run first at a tie
+    assert held(session, "heavy") == 9 and held(session, "light") == 3
+    assert len({work["detail_id"] for work in batch}) == 12
+    rows = session.execute(text("SELECT runner, attempt FROM details WHERE runner IS NOT NULL")).all()
+    session.commit()
+    assert len(rows) == 12 and set(rows) == {("r", 1)}
+
+
+def test_a_batch_claim_keeps_max_running_and_parallelism_and_takes_the_rest_elsewhere(session):
+    team(session, "capped", max_running=2)
+    team(session, "other")
+    run(session, "capped", times=10, priority=9)
+    narrow = run(session, "other", times=10, parallelism=3)
+    batch = ex.claim_batch(session, "r", 30, 32)
+    assert sorted(teams_of(session, batch)) == ["capped"] * 2 + ["other"] * 3
+    assert held(session, "capped") == 2
+    assert session.get(Result, narrow).active == 3
+    assert ex.claim_batch(session, "r", 30, 32) == []  # both at their limits
+
+
+def test_a_batch_claim_takes_no_more_than_there_is_nor_more_than_it_asks(session):
+    team(session, "a")
+    run(session, "a", times=5)
+    assert len(ex.claim_batch(session, "r", 30, 3)) == 3
+    assert len(ex.claim_batch(session, "r", 30, 32)) == 2
+    assert ex.claim_batch(session, "r", 30, 32) == []
+    for count in (0, -4, "7", None, True):  # asked for oddly: one
+        run(session, "a", times=2)
+        assert len(ex.claim_batch(session, "r", 30, count)) == 1
+
+
+def test_a_runner_with_free_gpus_is_given_one_execution_a_claim(session):
+    team(session, "a")
+    run(session, "a", times=4, gpus=1)
+    first = ex.claim_batch(session, "g", 30, 4, gpu_ids=["0", "1"])
+    assert len(first) == 1 and first[0]["gpu_ids"] == ["0"]
+    assert ex.claim_batch(session, "g", 30, 4, gpu_ids=["1"])[0]["gpu_ids"] == ["1"]
+
+
+def test_concurrent_batch_claims_never_pass_the_limits_nor_give_an_execution_twice(engine, session):
+    team(session, "capped", max_running=9)
+    team(session, "free")
+    run(session, "capped", times=200)
+    narrow = run(session, "free", times=300, parallelism=40)
+    taken, errors = [], []
+
+    def claimer(n):
+        own = sessionmaker(bind=engine, expire_on_commit=False)()
+        try:
+            for _ in range(n):
+                for work in ex.claim_batch(own, f"runner-{threading.get_ident()}", 30, 4):
+                    taken.append((work["detail_id"], own.get(Result, work["result_id"]).team))
+        except Exception as exc:  # noqa: BLE001 -- reported below
+            errors.append(exc)
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=claimer, args=(6,)) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert len({detail for detail, _ in taken}) == len(taken)
+    teams_taken = [name for _, name in taken]
+    assert teams_taken.count("capped") == 9 and teams_taken.count("free") == 40
+    assert held(session, "capped") == 9 and held(session, "free") == 40
+    assert session.get(Result, narrow).active == 40
+
+
+def test_a_batch_claim_passes_over_executions_other_claims_hold(engine, session):
+    team(session, "a")
+    run(session, "a", times=6)
+    other = sessionmaker(bind=engine)()
+    locked = other.execute(text("SELECT id FROM details ORDER BY seq LIMIT 2 FOR UPDATE")).scalars().all()
+    try:
+        batch = ex.claim_batch(session, "r", 30, 6)
+        assert len(batch) == 4 and not {work["detail_id"] for work in batch} & set(locked)
+    finally:
+        other.rollback()
+        other.close()

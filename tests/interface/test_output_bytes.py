@@ -172,3 +172,20 @@ def test_a_read_since_any_offset_agrees_with_cutting_the_whole_read(running):
         assert (base64.b64decode(answer["stdout"]), answer["stdout_head"], answer["stdout_since"]) == \
             (cut, head, start), since
         assert answer["stdout_total"] == 300 and "stderr" not in answer
+
+
+def test_the_first_output_carried_by_the_start_report_is_stored_and_a_bad_one_does_not_stop_the_start(
+        scheduler, service_config):
+    dispatch = event_dispatcher(service_config)
+    for logs, expected in (({"encoding": "base64", "stdout": b64(b"early\n"), "stdout_head": 6,
+                             "stdout_total": 6}, "early\n"),
+                           ({"encoding": "rot13", "stdout": "x"}, "")):
+        result = run_ready(scheduler, {"operation": "RUN", "times": 1})
+        work = call(scheduler, "claim_executions", "runner-a", 1)[0]
+        assert work["result_id"] == result["result_id"]
+        with entrypoint_waiter(scheduler, "on_execution_started"):
+            dispatch("runner", "execution_started", {"detail_id": work["detail_id"], "attempt": 1,
+                                                     "runner": "runner-a", "start": 10.0, "container_id": "c",
+                                                     "logs": logs})
+        text = call(scheduler, "get_logs", work["result_id"], work["detail_id"])
+        assert text["status"] == "RUNNING" and (text.get("stdout") or "") == expected

@@ -14,7 +14,7 @@ from nameko.testing.services import entrypoint_hook
 
 from services.scheduler.service import SchedulerService
 from shared.errors import Forbidden, NotFound, Unavailable
-from shared.messages import CALLS, reads
+from shared.messages import CALLS, reads, transient_calls
 from shared.rpc import TimeoutRpcProxy, rpc
 from tests.support import ADMIN
 
@@ -51,7 +51,7 @@ def spy(rabbit_config):
         yield messages
 
 
-def test_reads_are_asked_and_answered_transient_and_writes_persistent(
+def test_reads_claims_and_heartbeats_travel_transient_and_writes_persistent(
         container_factory, service_config, spy):
     scheduler = container_factory(SchedulerService, service_config)
     caller = container_factory(Caller, service_config)
@@ -63,14 +63,17 @@ def test_reads_are_asked_and_answered_transient_and_writes_persistent(
         assert ask("ping") == "ok"
         assert ask("get_result", missing, caller=ADMIN).startswith("not found")      # a read, answered with an error
         assert ask("cancel_result", missing, caller=ADMIN).startswith("not found")   # a write
+        assert ask("heartbeat", "runner-x", []) == []                   # asked again anyway
+        assert ask("claim_executions", "runner-x", 4) == []
 
     seen = spy()
     requests = {key.split(".", 1)[1]: props for key, props in seen if key.startswith("scheduler.")}
     replies = {props["correlation_id"]: props for key, props in seen if not key.startswith("scheduler.")}
-    assert set(requests) == {"ping", "get_result", "cancel_result"}
+    assert set(requests) == {"ping", "get_result", "cancel_result", "heartbeat", "claim_executions"}
     assert {"ping", "get_result"} <= reads("scheduler") and "cancel_result" not in reads("scheduler")
+    assert {"heartbeat", "claim_executions", "claim_execution"} <= transient_calls("scheduler") - reads("scheduler")
     for method, request in requests.items():
-        mode = 1 if method in reads("scheduler") else PERSISTENT
+        mode = 1 if method in transient_calls("scheduler") else PERSISTENT
         assert request["delivery_mode"] == mode, method
         # the reply (found by the request's correlation id) in the same mode
         assert replies[request["correlation_id"]]["delivery_mode"] == mode, method

@@ -89,6 +89,20 @@ def test_parallelism_limits_what_runners_can_hold(scheduler):
     assert call(container, "claim_execution", "c") is None
 
 
+def test_a_runners_claim_for_its_free_slots_takes_several_in_one_call_within_parallelism(scheduler):
+    container = scheduler
+    with entrypoint_waiter(container, "on_result_submitted"):
+        wide = run_ready(container, {"operation": "RUN", "times": 3})
+    with entrypoint_waiter(container, "on_result_submitted"):
+        narrow = run_ready(container, {"operation": "RUN", "times": 5, "parallelism": 2})
+    works = call(container, "claim_executions", "runner-a", 8)
+    assert sorted(work["result_id"] for work in works) == sorted([wide["result_id"]] * 3 + [narrow["result_id"]] * 2)
+    assert len({work["detail_id"] for work in works}) == 5
+    assert all(work["attempt"] == 1 and work["installation"] for work in works)
+    assert call(container, "claim_executions", "runner-b", 8) == []
+    assert call(container, "claim_execution", "runner-b") is None  # the one-execution call of older runners
+
+
 def test_higher_priority_runs_are_claimed_first(scheduler):
     container = scheduler
     with entrypoint_waiter(container, "on_result_submitted"):

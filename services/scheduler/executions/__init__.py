@@ -21,7 +21,7 @@ from services.scheduler.executions.cancel import (
     cancel_detail, cancel_result, cancel_unstarted, finish_cancel, mark_cancelled, unfinished_cancels)
 from services.scheduler.executions.change import change_result
 from services.scheduler.executions.claims import (
-    claim, expired_leases, note_waiting, renew_leases, sized_active_results)
+    claim, claim_batch, claim_count, expired_leases, note_waiting, renew_leases, sized_active_results)
 from services.scheduler.executions.fanout import FAN_OUT_BATCH, fan_out_batch, unfinished_fan_outs
 from services.scheduler.executions.logs import get_log_bytes, get_logs, store_live_logs
 from services.scheduler.executions.policy import arm_deadline, needs_stop
@@ -35,7 +35,7 @@ from services.scheduler.executions.views import (
 
 __all__ = [
     "FAN_OUT_BATCH", "RETENTION_BATCH", "active_results", "audited", "arm_deadline", "needs_stop", "cancel_detail", "cancel_result", "cancel_unstarted",
-    "change_result", "claim", "clean_text", "counts", "create_result", "dependencies", "delete_result", "detail_as_dict", "duration_percentiles",
+    "change_result", "claim", "claim_batch", "claim_count", "clean_text", "counts", "create_result", "dependencies", "delete_result", "detail_as_dict", "duration_percentiles",
     "expired_leases", "expired_results", "fan_out_batch", "find_by_key", "finish_cancel", "get_detail",
     "get_log_bytes", "get_logs", "get_result", "list_details", "list_results", "mark_cancelled", "mark_finished",
     "mark_notified", "mark_started", "note_waiting", "owner", "owner_of", "queue_wait", "renew_leases", "rerun_failed",

@@ -20,16 +20,18 @@ _details = Detail.__table__
 SECRET_REFS = "_secret_refs"  # services/scheduler/secrets.py takes them off (never sent to a runner)
 GPU_IDS_MAX = 64  # a runner names at most this many devices (RUNNER_GPUS: contract.fleet.parse_gpus)
 
-# One statement per claim: pick the next execution by fair share across teams (fairshare.PICK,
-# skipping rows other claims hold), take a slot of its result (parallelism and cancel re-checked on the
-# latest row) and one of its team (max_running re-checked likewise), take the detail.  ``picked``
-# without ``taken`` means a slot was lost to a race: try again.
+# One statement per claim, of up to :k executions (a runner's free slots): pick them by fair share across
+# teams (fairshare.PICK, skipping rows other claims hold), take as many slots of each result as it gets
+# (parallelism and cancel re-checked on the latest row) and of each team (max_running re-checked likewise),
+# take the details.  A row ``picked`` without ``taken`` means a slot was lost to a race: try again.
 CLAIM_SQL = text(f"""
-    WITH {fairshare.PICK}, slot AS (
-        UPDATE results r SET active = r.active + 1, unschedulable = NULL
-        FROM pick
-        WHERE r.id = pick.result_id AND NOT r.cancel_requested AND r.ended_by IS NULL
-          AND (r.parallelism IS NULL OR r.active < r.parallelism)
+    WITH {fairshare.PICK}, wanted AS (
+        SELECT result_id, count(*) AS n FROM pick GROUP BY result_id
+    ), slot AS (
+        UPDATE results r SET active = r.active + wanted.n, unschedulable = NULL
+        FROM wanted
+        WHERE r.id = wanted.result_id AND NOT r.cancel_requested AND r.ended_by IS NULL
+          AND (r.parallelism IS NULL OR r.active + wanted.n <= r.parallelism)
         RETURNING r.id, r.task_id, r.image, r.params, coalesce(r.gpus, 0) AS gpus, r.tes, r.team,
                   r.submitted_by
     ), {fairshare.TAKE_TEAM_SLOT}, taken AS (
@@ -45,50 +47,81 @@ CLAIM_SQL = text(f"""
            slot.task_id, slot.image, slot.params, taken.own, taken.gpu_ids, slot.tes, slot.team,
            slot.submitted_by
     FROM pick LEFT JOIN taken ON taken.id = pick.id LEFT JOIN slot ON slot.id = pick.result_id
+    ORDER BY pick.turn
 """).columns(params=JSON, own=JSON, gpu_ids=JSON, tes=JSON)
+
+CLAIM_MAX = 256  # executions one claim may ask for (a runner's free slots; more are asked for as this many)
+RACE_TRIES = 10  # statements tried when a race lost a slot; the later ones for one execution at a time
 
 
 def claim(session, runner, lease_seconds, max_memory=None, max_cpus=None, labels=None, gpu_ids=None, held=None):
-    """Give ``runner`` the next execution to run (a ``WorkItem``, sent as a dict), or None.
+    """Give ``runner`` the next execution to run (a ``WorkItem``, sent as a dict), or None (``claim_batch``
+    of one: the reply of ``claim_execution``, which a runner from before batch claims still calls)."""
+    works = claim_batch(session, runner, lease_seconds, 1, max_memory, max_cpus, labels, gpu_ids, held)
+    return works[0] if works else None
+
+
+def claim_batch(session, runner, lease_seconds, count, max_memory=None, max_cpus=None, labels=None,
+                gpu_ids=None, held=None):
+    """Give ``runner`` up to ``count`` executions to run (``WorkItem``s, sent as dicts; none: an empty list).
 
     The team furthest below its fair share first, then highest priority, then
-    oldest (fairshare.py); never more than a result's ``parallelism`` held at
-    once, nor more than its team's ``max_running``; with ``max_memory`` (bytes) or ``max_cpus``,
-    only an execution whose run asks for no more (the runner's ceilings).  Only
-    one whose run's ``constraints`` ``labels`` contain (no labels: only runs without
+    oldest (fairshare.py), as ``count`` claims in turn would take them; never
+    more than a result's ``parallelism`` held at once, nor more than its
+    team's ``max_running``; with ``max_memory`` (bytes) or ``max_cpus``, only
+    executions whose run asks for no more (the runner's ceilings).  Only
+    those whose run's ``constraints`` ``labels`` contain (no labels: only runs without
     constraints), and whose ``gpus`` are among the runner's free ``gpu_ids`` (the first
-    of them are given it: ``gpu_ids`` in the work).  ``held``: the ids of the
-    executions the runner runs now, as it says (fair share's ``ended``).  The
-    runner holds it under a lease it must renew by heartbeat.  One statement and
-    a commit: every runner woken by a RUN asks at once, and the scheduler
-    answers them all in turn.
+    of them are given it: ``gpu_ids`` in the work); a runner that sends free
+    GPU ids is given one execution a claim, so that two never get the same
+    device.  ``held``: the ids of the executions the runner runs now, as it
+    says (fair share's ``ended``).  The runner holds each under a lease it
+    must renew by heartbeat.  One statement and a commit: every runner woken
+    by a RUN asks at once, and the scheduler answers them all in turn.
     """
-    for _ in range(10):
+    count = claim_count(count)
+    gpus = _gpus(gpu_ids)
+    if gpus:
+        count = 1
+    for attempt in range(RACE_TRIES):
+        if attempt >= RACE_TRIES // 2:  # lost races again and again (a parallelism or max_running at its edge)
+            count = 1
         stamp = now()
-        row = session.execute(CLAIM_SQL, {"now": stamp, "runner": runner,
-                                          "lease_seconds": float(lease_seconds),
-                                          "max_memory": _ceiling(max_memory, int),
-                                          "max_cpus": _ceiling(max_cpus, float),
-                                          "labels": json.dumps(_labels(labels)), "gpu_ids": _gpus(gpu_ids),
-                                          "free_gpus": len(_gpus(gpu_ids)),
-                                          "held": _held(held)}).first()
-        if row is None:
+        rows = session.execute(CLAIM_SQL, {"now": stamp, "runner": runner, "k": count,
+                                           "lease_seconds": float(lease_seconds),
+                                           "max_memory": _ceiling(max_memory, int),
+                                           "max_cpus": _ceiling(max_cpus, float),
+                                           "labels": json.dumps(_labels(labels)), "gpu_ids": gpus,
+                                           "free_gpus": len(gpus), "held": _held(held)}).all()
+        if not rows:
             session.rollback()
-            return None
-        if row.taken is None:  # its result's or team's last slot, or a cancel, came first
+            return []
+        if any(row.taken is None for row in rows):  # a result's or team's last slot, or a cancel, came first
             session.rollback()
             continue
         session.commit()
-        work = wire(WorkItem.of(row.taken, row.result_id, row.task_id, row.index, row.attempt, row.image,
-                                row.params, lease_seconds, own=row.own, gpu_ids=row.gpu_ids,
-                                team=row.team, submitted_by=row.submitted_by,  # for the runner's events
-                                **({"tes": _tes_work(row.tes)} if row.tes else {})))
-        refs = (row.params or {}).get("secret_env")
-        if refs:  # the run's references: opened, or the attempt ended, before the claim is answered
-            work[SECRET_REFS] = {"team": row.team, "env": refs}
-        return work
+        return [_work(row, lease_seconds) for row in rows]
     session.rollback()
-    return None
+    return []
+
+
+def _work(row, lease_seconds):
+    """A claimed row as the runner's work (its secrets' references apart: ``SECRET_REFS``)."""
+    work = wire(WorkItem.of(row.taken, row.result_id, row.task_id, row.index, row.attempt, row.image,
+                            row.params, lease_seconds, own=row.own, gpu_ids=row.gpu_ids,
+                            team=row.team, submitted_by=row.submitted_by,  # for the runner's events
+                            **({"tes": _tes_work(row.tes)} if row.tes else {})))
+    refs = (row.params or {}).get("secret_env")
+    if refs:  # the run's references: opened, or the attempt ended, before the claim is answered
+        work[SECRET_REFS] = {"team": row.team, "env": refs}
+    return work
+
+
+def claim_count(count):
+    """How many executions a claim asks for, as sent: 1 to ``CLAIM_MAX`` (anything else: 1)."""
+    if isinstance(count, bool) or not isinstance(count, int):
+        return 1
+    return min(max(count, 1), CLAIM_MAX)
 
 
 def _tes_work(tes):

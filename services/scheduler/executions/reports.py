@@ -20,7 +20,11 @@ from shared.timeutil import duration, now
 log = logging.getLogger(__name__)
 
 def mark_started(session, report):
-    """Fold a runner's report that an attempt started; returns (result, detail) or (None, None)."""
+    """Fold a runner's report that an attempt started; returns (result, detail) or (None, None).
+
+    Its ``logs`` (the output so far, when the container printed before the runner first looked) are stored
+    in the same transaction, as a live output report's would be; output that cannot be stored is skipped.
+    """
     detail, result = lock_pair(session, report["detail_id"])
     if detail is None or detail.attempt != report["attempt"] or detail.status != st.QUEUED \
             or detail.runner != report["runner"]:
@@ -35,6 +39,8 @@ def mark_started(session, report):
     if result.start is None or report["start"] < result.start:
         result.start = report["start"]
     result.status = derive_status(result)
+    if report.get("logs"):
+        _store_final_logs(session, detail.id, report["attempt"], report["logs"])
     session.commit()
     return result, detail
 
