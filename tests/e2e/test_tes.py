@@ -163,6 +163,20 @@ def test_an_executor_writing_without_end_is_stopped_past_disk_gb_and_what_it_wro
                       and not docker_client.volumes.list(filters=labels) or None, timeout=30, what="clean-up")
 
 
+def test_the_executors_of_a_task_share_one_disk_bound_not_one_each(client):
+    # each writes 40 MB into its own writable layer (kept until the task ends): under 0.05 GB alone, past it together
+    write = "mkdir -p /fill; for i in 1 2 3 4 5; do head -c 8388608 /dev/zero > /fill/f$i; done; sleep 3"
+    task_id = client.create_task(tes.Task(
+        executors=[executor(["sh", "-c", write]), executor(["sh", "-c", write]), executor(["echo", "never"])],
+        resources=tes.Resources(disk_gb=0.05)))
+    task = ended(client, task_id, timeout=90)
+    assert task.state == "EXECUTOR_ERROR", task
+    [log] = task.logs
+    assert len(log.logs) == 2 and log.logs[0].exit_code == 0, log.logs
+    assert any("executors[1]" in line and "past resources.disk_gb (0.05 GB)" in line for line in log.system_logs), \
+        log.system_logs
+
+
 def test_an_unsupported_scheme_is_accepted_then_ends_system_error_with_the_reason(client):
     task_id = client.create_task(tes.Task(
         inputs=[tes.Input(path="/data/file1", url="s3://my-object-store/file-1")],
