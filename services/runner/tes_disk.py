@@ -7,7 +7,9 @@ volume would be bounded but held in RAM.  So the runner measures instead: every
 its container's writable layer (``SizeRw``) plus ``du -sxk`` of the task's volumes
 run inside the executor's container (as its own user), plus the writable layers of
 the task's earlier executors (``before``: they stay on disk until the task's
-clean-up, so a task's executors share one bound, not one each).  Past the task's
+clean-up, so a task's executors share one bound, not one each).  The volumes measured
+include those the executor's image declares (``VOLUME``: anonymous volumes, in no
+writable layer), found in the container's mounts.  Past the task's
 ``resources.disk_gb`` (at most ``TES_DISK_BYTES``; that cap when it asks none) the
 executor is stopped and the task ends EXECUTOR_ERROR naming ``disk_gb``, as one past
 ``ram_gb`` does; it is killed at once (SIGKILL, no grace period: more time would be
@@ -53,6 +55,7 @@ class DiskWatch:
         self.client, self.dirs, self.limit, self.named = client, list(dirs), limit, named
         self.interval, self.index = interval, index
         self.before = before  # bytes the writable layers of the task's earlier executors hold (still on disk)
+        self.volumes_found = False  # ``dirs`` has the volumes the executor's image declares (found at its start)
         self.over = None  # (status, reason) once past the limit, or not measurable
         self.thread = None
         self.du = True
@@ -119,6 +122,11 @@ class DiskWatch:
         if not listed:
             return None
         used = self.before + (listed[0].get("SizeRw") or 0)
+        if not self.volumes_found:  # its image's own VOLUMEs too: anonymous volumes, in no writable layer
+            mounts = self.client.api.inspect_container(container.id).get("Mounts") or []
+            self.dirs = sorted({*self.dirs, *(m["Destination"] for m in mounts
+                                              if m.get("Type") == "volume" and m.get("Destination"))})
+            self.volumes_found = True
         if not self.dirs or not self.du:
             return used
         run = self.client.api.exec_create(container.id, ["du", "-sxk", *self.dirs])
