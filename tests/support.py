@@ -229,15 +229,22 @@ class Api:
 
 
 def remove_system_data(engine, database, docker_client):
-    """After a system of its own: the containers of its results (any left) and its database."""
+    """After a system of its own: the containers of its results (any left; a TES executor's too, which is not
+    labelled ``stevedore.managed``), their volumes (TES tasks') and its database."""
     from sqlalchemy import text
 
     with engine.connect() as conn:
         ids = [row[0] for row in conn.execute(text("SELECT id FROM results"))]
     engine.dispose()
     for result_id in ids:
-        for container in containers_of(docker_client, result_id):
-            container.remove(force=True)
+        mine = {"label": [f"stevedore.result_id={result_id}"]}
+        for container in docker_client.containers.list(all=True, sparse=True, filters=mine):
+            container.remove(force=True, v=True)
+        for volume in docker_client.volumes.list(filters=mine):
+            try:
+                volume.remove(force=True)
+            except docker.errors.NotFound:  # its runner's clean-up removed it meanwhile
+                pass
     drop_database(database)
 
 

@@ -110,6 +110,8 @@ class TesRun:
                 on_output(logs)
 
         last = None
+        limit, named = limit_of(self.task, self.settings.tes_disk_bytes)
+        layers = 0  # what the writable layers of the executors that ended hold: on disk until the clean-up
         for i, executor in enumerate(self.task["executors"]):
             verdict = should_stop()
             if verdict:
@@ -125,8 +127,8 @@ class TesRun:
             if i == 0:
                 for directory, archive in archives.items():
                     container.put_archive(directory, archive)
-            watch = DiskWatch(self.engine.client, dirs, *limit_of(self.task, self.settings.tes_disk_bytes),
-                              self.settings.tes_disk_check_interval, i)
+            watch = DiskWatch(self.engine.client, dirs, limit, named, self.settings.tes_disk_check_interval, i,
+                              before=layers)
             watch.watch(container)
             try:
                 report = self.engine._run_created(container, self.work, started,
@@ -148,6 +150,13 @@ class TesRun:
                 return self._end(report["status"], report.get("reason"), None, report)
             if watch.over and report["status"] == st.ERROR:  # past its disk_gb (killed): its doing, as past ram_gb
                 return self._end(st.ERROR, watch.over[1], EXECUTOR_ERROR, report, exit_code)
+            try:  # its layer stays on disk: the next executors' bound counts it; so does this one's end
+                layers += watch.layer(container)
+            except ENGINE_ERRORS as exc:
+                log.warning("could not measure the writable layer of %s: %s", container.id[:12], explain(exc))
+            if layers > limit:  # written past the bound between two measures, then ended
+                return self._end(st.ERROR, (f"executors[{i}]: the writable layers of the executors hold {layers} "
+                                            f"bytes, past {named}"), EXECUTOR_ERROR, report, exit_code)
             if exit_code is None:
                 return self._end(st.ERROR, f"executors[{i}]: {reason}", SYSTEM_ERROR, report)
             if exit_code != 0 and not executor.get("ignore_error"):

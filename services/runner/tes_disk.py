@@ -5,7 +5,11 @@ bounded writable layer) works only for overlay2 over xfs with ``pquota``; a tmpf
 volume would be bounded but held in RAM.  So the runner measures instead: every
 ``TES_DISK_CHECK_INTERVAL`` seconds while an executor runs, the engine's size of
 its container's writable layer (``SizeRw``) plus ``du -sxk`` of the task's volumes
-run inside the executor's container (as its own user).  Past the task's
+run inside the executor's container (as its own user), plus the writable layers of
+the task's earlier executors (``before``: they stay on disk until the task's
+clean-up, so a task's executors share one bound, not one each).  The volumes measured
+include those the executor's image declares (``VOLUME``: anonymous volumes, in no
+writable layer), found in the container's mounts.  Past the task's
 ``resources.disk_gb`` (at most ``TES_DISK_BYTES``; that cap when it asks none) the
 executor is stopped and the task ends EXECUTOR_ERROR naming ``disk_gb``, as one past
 ``ram_gb`` does; it is killed at once (SIGKILL, no grace period: more time would be
@@ -27,6 +31,8 @@ from shared.docker_engine import explain
 
 log = logging.getLogger(__name__)
 
+EARLIER = " (with the writable layers of the executors before it)"
+
 GB = 1024 ** 3
 MEASURE_TIMEOUT = 60  # seconds one measure may take
 NO_DU = (126, 127)    # the engine's codes of an exec that could not start (du not found: "not found")
@@ -45,9 +51,11 @@ def limit_of(task, cap):
 class DiskWatch:
     """Watches one executor's container (``watch``) until ``stop``; ``over`` is then the verdict, if any."""
 
-    def __init__(self, client, dirs, limit, named, interval, index):
+    def __init__(self, client, dirs, limit, named, interval, index, before=0):
         self.client, self.dirs, self.limit, self.named = client, list(dirs), limit, named
         self.interval, self.index = interval, index
+        self.before = before  # bytes the writable layers of the task's earlier executors hold (still on disk)
+        self.volumes_found = False  # ``dirs`` has the volumes the executor's image declares (found at its start)
         self.over = None  # (status, reason) once past the limit, or not measurable
         self.thread = None
         self.du = True
@@ -85,7 +93,8 @@ class DiskWatch:
                 self.over = (st.ERROR, f"executors[{self.index}]: {used} (bounded by {self.named}); it was stopped")
             elif used is not None and used > self.limit:
                 self.over = (st.ERROR, (f"executors[{self.index}]: it wrote {used} bytes to its volumes and "
-                                        f"writable layer, past {self.named}; it was stopped"))
+                                        f"writable layer{EARLIER if self.before else ''}, past {self.named}; "
+                                        "it was stopped"))
         # killed at once: a grace period would be more disk written
         log.warning("killing container %s: %s", container.id[:12], self.over[1])
         try:
@@ -101,13 +110,23 @@ class DiskWatch:
         except ENGINE_ERRORS:
             return False
 
+    def layer(self, container):
+        """The engine's size of ``container``'s writable layer (``SizeRw``; 0 if it has none any more)."""
+        listed = self.client.api.containers(all=True, size=True, filters={"id": container.id})
+        return (listed[0].get("SizeRw") or 0) if listed else 0
+
     def measure(self, container):
         """Bytes the executor wrote (its writable layer, the task's volumes); a str saying why it cannot tell;
         None when it ended meanwhile."""
         listed = self.client.api.containers(all=True, size=True, filters={"id": container.id})
         if not listed:
             return None
-        used = listed[0].get("SizeRw") or 0
+        used = self.before + (listed[0].get("SizeRw") or 0)
+        if not self.volumes_found:  # its image's own VOLUMEs too: anonymous volumes, in no writable layer
+            mounts = self.client.api.inspect_container(container.id).get("Mounts") or []
+            self.dirs = sorted({*self.dirs, *(m["Destination"] for m in mounts
+                                              if m.get("Type") == "volume" and m.get("Destination"))})
+            self.volumes_found = True
         if not self.dirs or not self.du:
             return used
         run = self.client.api.exec_create(container.id, ["du", "-sxk", *self.dirs])

@@ -5,6 +5,7 @@ system's IMAGE_MAP sends to a loopback registry of busybox stand-ins; URL inputs
 are served from loopback (allowed by TES_ALLOW_NETWORKS); outputs go under a
 TES_OUTPUT_DIR of the test's.
 """
+import io
 import os
 import shutil
 import tempfile
@@ -161,6 +162,36 @@ def test_an_executor_writing_without_end_is_stopped_past_disk_gb_and_what_it_wro
     labels = {"label": [f"stevedore.result_id={task_id}", "stevedore.tes=true"]}
     assert wait_until(lambda: not docker_client.containers.list(all=True, filters=labels)
                       and not docker_client.volumes.list(filters=labels) or None, timeout=30, what="clean-up")
+
+
+def test_the_executors_of_a_task_share_one_disk_bound_not_one_each(client):
+    # each writes 40 MB into its own writable layer (kept until the task ends): under 0.05 GB alone, past it together
+    write = "mkdir -p /fill; for i in 1 2 3 4 5; do head -c 8388608 /dev/zero > /fill/f$i; done; sleep 3"
+    task_id = client.create_task(tes.Task(
+        executors=[executor(["sh", "-c", write]), executor(["sh", "-c", write]), executor(["echo", "never"])],
+        resources=tes.Resources(disk_gb=0.05)))
+    task = ended(client, task_id, timeout=90)
+    assert task.state == "EXECUTOR_ERROR", task
+    [log] = task.logs
+    assert len(log.logs) == 2 and log.logs[0].exit_code == 0, log.logs
+    assert any("executors[1]" in line and "past resources.disk_gb (0.05 GB)" in line for line in log.system_logs), \
+        log.system_logs
+
+
+def test_what_an_executor_writes_to_a_volume_its_image_declares_counts_against_disk_gb(
+        client, docker_client, standin_registry):
+    ref = f"{standin_registry.address}/library/declares-volume:latest"  # an image with VOLUME /scratch
+    docker_client.images.build(fileobj=io.BytesIO(
+        f"FROM {standin_registry.address}/library/alpine:latest\nVOLUME /scratch\n".encode()), tag=ref, rm=True)
+    pushed = list(docker_client.images.push(ref, stream=True, decode=True))
+    assert not [line for line in pushed if "error" in line], pushed
+    docker_client.images.remove(ref)
+    task_id = client.create_task(tes.Task(
+        executors=[executor(["sh", "-c", FILL.format("/scratch/fill")], image="declares-volume")],
+        resources=tes.Resources(disk_gb=0.05)))
+    task = ended(client, task_id, timeout=90)
+    assert task.state == "EXECUTOR_ERROR", task
+    assert any("past resources.disk_gb (0.05 GB)" in line for line in task.logs[0].system_logs), task.logs
 
 
 def test_an_unsupported_scheme_is_accepted_then_ends_system_error_with_the_reason(client):
