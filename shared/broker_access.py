@@ -30,8 +30,9 @@ RUNNER = "runner"
 
 # the RPCs a runner makes (services/runner/service.py, reconcile.py): claims, leases, hand-backs, pulls
 CALLS = {
-    "scheduler": ("claim_execution", "heartbeat", "release_claim", "installation_id", "runner_holdings",
-                  "execution_states"),
+    # claim_executions: a runner's batch claim; claim_execution: the one-at-a-time claim of runners from before
+    "scheduler": ("claim_executions", "claim_execution", "heartbeat", "release_claim", "installation_id",
+                  "runner_holdings", "execution_states"),
     "registry": ("pull_credentials",),
 }
 # what it reports (runner.events) and what it listens to (scheduler.events, broadcast)

@@ -92,3 +92,19 @@ def test_the_script_prints_the_commands_and_refuses_to_apply_without_the_runners
     with pytest.raises(SystemExit) as refused:
         broker_access.main(["--management-url", "http://127.0.0.1:1"])
     assert refused.value.code == 2 and "RABBITMQ_RUNNER_PASSWORD" in capsys.readouterr().err
+
+
+def test_every_rpc_the_runners_code_makes_is_one_its_user_may_publish():
+    """Read off the runner's code (``scheduler.<method>(`` / ``registry.<method>(``), so that an RPC a runner
+    starts to make is not refused by the broker for want of a line in broker_access.CALLS."""
+    import pathlib
+
+    made = set()
+    for path in pathlib.Path(inspect.getfile(RunnerService)).parent.glob("*.py"):
+        text = path.read_text()  # the services' proxies (``self.scheduler``), or one handed on (``scheduler``)
+        made |= set(re.findall(r"\bself\.(registry)\.(\w+)[(.]", text))
+        made |= set(re.findall(r"\b(scheduler)\.(\w+)[(.]", text))
+    assert ("scheduler", "claim_executions") in made and ("scheduler", "heartbeat") in made
+    for service, method in sorted(made):
+        assert method in broker_access.CALLS.get(service, ()), f"{service}.{method}"
+        assert allows(TOPICS[broker_access.RPC_EXCHANGE]["write"], f"{service}.{method}"), f"{service}.{method}"
