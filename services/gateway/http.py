@@ -316,7 +316,7 @@ class JsonHttp(HttpRequestHandler):
 
     def authorize(self, request, caller):
         """None when ``caller`` may use this route (acting for the team it picks, which must exist), else the
-        400/403/404 (503: the team could not be checked)."""
+        400/403 (503: the team could not be checked)."""
         try:
             acting, team = access.acting(caller, request)
         except (ValidationError, Forbidden) as exc:
@@ -328,9 +328,9 @@ class JsonHttp(HttpRequestHandler):
             return error_response(403, refused.code, str(refused))
         try:
             self.require_teams(request, caller)
-        except NotFound as exc:
+        except ValidationError as exc:  # no such team
             request.stevedore_error = exc
-            return error_response(404, exc.code, str(exc))
+            return error_response(400, exc.code, str(exc))
         except (StevedoreError, RemoteError) as exc:  # the scheduler did not answer, or failed
             log.error("the team a request picks could not be checked: %s", exc)
             request.stevedore_error = exc
@@ -339,13 +339,13 @@ class JsonHttp(HttpRequestHandler):
         return None
 
     def require_teams(self, request, caller):
-        """NotFound naming the header or parameter when a team the request picks does not exist (an admin
+        """ValidationError (400) naming the header or parameter when a team the request picks does not exist (an admin
         or operator may pick any name: a team that is not must not show an empty world, nor get objects).
         The caller's own team is not asked about (a team with principals' live tokens is not deleted), nor
         a ``?team=`` filter of a record that outlives teams (``access.HISTORY_FILTERS``)."""
         for value, field in access.teams_to_check(request, self.method, self.url):
             if value != caller.team and not self.tokens.team_exists(value, self):
-                raise NotFound(f"no team {value!r} (GET /team/ lists them)", field)
+                raise ValidationError(f"no team {value!r} (GET /team/ lists them)", field)
 
     def response_from_result(self, result):
         if isinstance(result, Response):

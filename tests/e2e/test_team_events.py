@@ -175,30 +175,30 @@ def test_an_admin_acting_for_another_team_runs_a_task_for_the_tasks_team_under_i
         assert admin.delete(f"/schedule/{schedule['schedule_id']}/").status_code == 204
 
 
-def test_a_team_picked_that_does_not_exist_is_404_naming_the_header_or_parameter(teams_system):
+def test_a_team_picked_that_does_not_exist_is_400_naming_the_header_or_parameter(teams_system):
     nope = f"nope-{uuid.uuid4().hex[:6]}"
     for kind in ("admin", "operator"):
         api = teams_system.as_(kind)
         for path in ("/task/", "/result/", "/schedule/", "/secret/", "/whoami/"):
             answer = api.get(path, headers={TEAM: nope})
-            assert answer.status_code == 404, (kind, path, answer.text)
-            assert answer.json() == {"error": "NOT_FOUND",
+            assert answer.status_code == 400, (kind, path, answer.text)
+            assert answer.json() == {"error": "VALIDATION_ERROR",
                                      "message": f"{TEAM}: no team '{nope}' (GET /team/ lists them)"}
         listed = api.get("/result/", params={"team": nope})
-        assert listed.status_code == 404 and listed.json()["message"].startswith("team: no team")
+        assert listed.status_code == 400 and listed.json()["message"].startswith("team: no team")
     admin = teams_system.as_("admin")
     name = f"made-in-{nope}"
     refused = admin.post("/task/", {"repository": "127.0.0.1:1/x:1", "name": name}, headers={TEAM: nope})
-    assert refused.status_code == 404 and refused.json()["message"].startswith(f"{TEAM}: ")
+    assert refused.status_code == 400 and refused.json()["message"].startswith(f"{TEAM}: ")
     assert admin.http.put(f"{teams_system.url}/secret/k/", json={"value": "v"}, headers={TEAM: nope},
-                          timeout=30).status_code == 404
+                          timeout=30).status_code == 400
     assert name not in {t["name"] for t in admin.get("/task/", params={"limit": 1000}).json()}
     # a member naming it is refused as for any team not its own
     assert teams_system.as_("member").get("/task/", headers={TEAM: nope}).status_code == 403
 
-    # made: found at once (a no is never kept); deleted: 404 again within a second
+    # made: found at once (a no is never kept); deleted: 400 again within a second
     assert admin.post("/team/", {"name": nope}).status_code == 201
     assert admin.get("/task/", headers={TEAM: nope}).json() == []
     assert admin.delete(f"/team/{nope}/").status_code == 204
-    wait_until(lambda: admin.get("/task/", headers={TEAM: nope}).status_code == 404, timeout=3,
+    wait_until(lambda: admin.get("/task/", headers={TEAM: nope}).status_code == 400, timeout=3,
                what="the deleted team to be refused")

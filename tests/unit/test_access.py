@@ -206,7 +206,7 @@ def test_every_team_a_request_picks_must_exist_but_the_callers_own_is_not_asked_
     assert scheduler.asked == ["ml", "ml"]
     for req, field in ((request({"X-Stevedore-Team": "gone"}), "X-Stevedore-Team"),
                        (request({"X-Stevedore-Team": "ml"}, query="team=gone"), "team")):
-        with pytest.raises(NotFound) as refused:
+        with pytest.raises(ValidationError) as refused:
             JsonHttp.require_teams(door, req, CONFIGURED)
         assert refused.value.field == field and "no team 'gone'" in str(refused.value)
 
@@ -217,6 +217,6 @@ def test_the_audit_logs_and_tokens_team_filter_may_name_a_team_gone_but_their_he
     for url in ("/audit/", "/token/"):
         door = SimpleNamespace(tokens=tokens, method="GET", url=url)
         JsonHttp.require_teams(door, request(query="team=gone"), CONFIGURED)  # a deleted team's history
-        with pytest.raises(NotFound):
+        with pytest.raises(ValidationError):
             JsonHttp.require_teams(door, request({"X-Stevedore-Team": "gone"}), CONFIGURED)
     assert scheduler.asked == ["gone", "gone"]
