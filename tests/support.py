@@ -233,6 +233,8 @@ def remove_system_data(engine, database, docker_client):
     labelled ``stevedore.managed``), their volumes (TES tasks') and its database."""
     from sqlalchemy import text
 
+    # a fresh connection: a pooled one may be dead (a fault test restarted PostgreSQL while the system lived)
+    engine.dispose()
     with engine.connect() as conn:
         ids = [row[0] for row in conn.execute(text("SELECT id FROM results"))]
     engine.dispose()
