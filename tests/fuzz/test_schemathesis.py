@@ -36,6 +36,11 @@ FAILURE_LINE = re.compile(r"\d{4}-\d\d-\d\d \S+ (ERROR|CRITICAL) |Traceback ")  
 
 CONFIG = """\
 # Written by tests/fuzz/test_schemathesis.py for one run.
+# the team an admin acts for or filters by must exist (a 400 naming X-Stevedore-Team or team otherwise), which JSON Schema cannot
+# state, as for ids: the header names the system's team (every operation; those with parameters of their own
+# name it again below)
+parameters = {{ "header.X-Stevedore-Team" = "default", "query.team" = "default" }}
+
 [dictionaries]
 ready-task = {{ values = ["{task_id}"] }}
 ready-image = {{ values = ["{reference}"] }}
@@ -52,14 +57,14 @@ callback-urls = {{ values = ["http://hooks.example.com/stevedore", "https://loca
 [[operations]]
 include-path = "/task/{{task_id}}/"
 include-method = "POST"
-parameters = {{ "path.task_id" = {{ dictionary = "ready-task", probability = 0.5 }}, "body.callback_url" = {{ dictionary = "callback-urls", probability = 0.3 }} }}
+parameters = {{ "path.task_id" = {{ dictionary = "ready-task", probability = 0.5 }}, "body.callback_url" = {{ dictionary = "callback-urls", probability = 0.3 }}, "header.X-Stevedore-Team" = "default", "query.team" = "default" }}
 checks = {{ positive_data_acceptance = {{ expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "429"] }} }}
 
 # some registrations name the image that is there, so tasks generated in the stateful phase become READY
 [[operations]]
 include-path = "/task/"
 include-method = "POST"
-parameters = {{ "body.repository" = {{ dictionary = "ready-image", probability = 0.3 }} }}
+parameters = {{ "body.repository" = {{ dictionary = "ready-image", probability = 0.3 }}, "header.X-Stevedore-Team" = "default", "query.team" = "default" }}
 
 # a cron expression has rules JSON Schema cannot state (each field's bounds, ranges in order, a date that
 # exists: "0 0 30 2 *" never fires): a schema-valid schedule may be a 400 naming `cron`; as for a RUN, its
@@ -72,12 +77,12 @@ checks = {{ positive_data_acceptance = {{ expected-statuses = ["2xx", "3xx", "40
 # reads, reruns and cancels of a result that exists, and of its executions (not its DELETE: others use it)
 [[operations]]
 include-path-regex = "^/result/[{{]result_id[}}]/."
-parameters = {{ "path.result_id" = {{ dictionary = "ended-result", probability = 0.5 }}, "path.detail_id" = {{ dictionary = "its-executions", probability = 0.5 }} }}
+parameters = {{ "path.result_id" = {{ dictionary = "ended-result", probability = 0.5 }}, "path.detail_id" = {{ dictionary = "its-executions", probability = 0.5 }}, "header.X-Stevedore-Team" = "default", "query.team" = "default" }}
 
 [[operations]]
 include-path = "/result/{{result_id}}/"
 include-method = ["GET", "POST"]
-parameters = {{ "path.result_id" = {{ dictionary = "ended-result", probability = 0.5 }} }}
+parameters = {{ "path.result_id" = {{ dictionary = "ended-result", probability = 0.5 }}, "header.X-Stevedore-Team" = "default", "query.team" = "default" }}
 """
 
 CONNECT = """\
