@@ -82,3 +82,20 @@ class RetryingEventHandler(EventHandler):
 
 
 retrying_event_handler = RetryingEventHandler.decorator
+
+
+def swept(session, what, item, step, *args):
+    """Run one item of a sweep pass: a failure that is not transient (a bug, a row the code cannot fold) is
+    rolled back and logged, and the pass goes on to the next item (the next pass tries this one again), so one
+    bad row cannot hold back every lease, cancel and notice behind it. A transient failure (the database or
+    the broker away) ends the pass: the next items would fail alike. Whether ``step`` ran is returned."""
+    try:
+        step(*args)
+    except Exception as exc:  # noqa: BLE001 -- logged; the item stays for the next pass
+        if is_transient(exc):
+            raise
+        session.rollback()
+        log.error("sweep: %s %s failed, the pass goes on without it: %s: %s",
+                  what, item, type(exc).__name__, first_line(exc))
+        return False
+    return True

@@ -13,7 +13,7 @@ from services.scheduler.executions import policy
 from services.scheduler.executions.state import owner
 from shared import events, statuses
 from shared.extensions import config_timer
-from shared.handlers import is_transient
+from shared.handlers import is_transient, swept
 from shared.messages import ResultCancelled, wire
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class PolicyMixin:
         """From the sweep: stops of the policy that a crash cut short."""
         for result_id in policy.unfinished_stops(self.db.session):
             log.warning("finishing the stop of result %s (its failure policy)", result_id)
-            self._stop(result_id, policy.MAX_FAILURES)
+            swept(self.db.session, "the stop of result", result_id, self._stop, result_id, policy.MAX_FAILURES)
 
     def _stop(self, result_id, why):
         """Stop a run for its failure policy (``why`` unless it was already stopped for another reason)."""

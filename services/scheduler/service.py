@@ -18,7 +18,7 @@ from shared import messages as m
 from shared.db import Database, ping
 from shared.errors import NotFound, Unavailable
 from shared.extensions import Settings, config_timer
-from shared.handlers import first_line, is_transient, retrying_event_handler
+from shared.handlers import first_line, is_transient, retrying_event_handler, swept
 from shared.messages import wire
 from shared.principals import Caller
 from shared.sealing import SealingKey
@@ -255,17 +255,17 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
 
     @config_timer("sweep_interval")
     def sweep(self):
-        """Finish what a crash or a lost message left undone."""
+        """Finish what a crash or a lost message left undone; each item on its own (``swept``)."""
         session = self.db.session
         for result_id in ex.unfinished_fan_outs(session, older_than=now() - 10):
             log.warning("resuming the fan-out of result %s", result_id)
-            self._fan_out(result_id)
+            swept(session, "the fan-out of result", result_id, self._fan_out, result_id)
         if self.backbone.trusted_for(self._lease()):
             # only once runners have had a full lease to report in since broker and
             # database last failed us (or since our start): see services.scheduler.recovery
             for detail_id, attempt, runner in ex.expired_leases(session):
                 log.warning("runner %s lost execution %s (attempt %s)", runner, detail_id, attempt)
-                self._finish({
+                swept(session, "the lost lease of execution", detail_id, self._finish, {
                     "detail_id": detail_id, "attempt": attempt, "runner": runner,
                     "status": statuses.ERROR, "exit_code": None, "lease_expired": True,
                     "reason": f"runner {runner} was lost (no heartbeat for {self._lease():g}s)",
@@ -273,15 +273,18 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
         for result_id, params in ex.sized_active_results(session):
             reason = self.runner_sizes.misfit(params)
             if reason:
-                ex.note_waiting(session, result_id, reason)
-        self._sweep_fleet()
+                swept(session, "the waiting note of result", result_id, ex.note_waiting, session, result_id, reason)
+        swept(session, "the fleet's", "placement", self._sweep_fleet)
         for result_id in ex.unfinished_cancels(session):
             log.warning("finishing the cancel of result %s", result_id)
-            self.metrics.executions_cancelled(ex.finish_cancel(session, result_id))
-            self._dependents(result_id)
+            swept(session, "the cancel of result", result_id, self._finish_cancel, result_id)
         self.finish_stops()
         for result in ex.unnotified_finished(session):
-            self._notify_finished(result)
+            swept(session, "the end notice of result", result.id, self._notify_finished, result)
+
+    def _finish_cancel(self, result_id):
+        self.metrics.executions_cancelled(ex.finish_cancel(self.db.session, result_id))
+        self._dependents(result_id)
 
     @config_timer("retention_sweep_interval")
     def delete_expired_results(self):
