@@ -16,6 +16,7 @@ pytestmark = pytest.mark.e2e
 
 RATE, BURST = 1, 5
 FAILURES, WINDOW = 3, 8
+PROXY = "127.0.0.3"  # named in HTTP_TRUSTED_PROXIES: its X-Forwarded-For names the client
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def rated(vhost_pipeline, request):
     uri = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
     database = create_database()
     env = {"HTTP_RATE_LIMIT": str(RATE), "HTTP_RATE_BURST": str(BURST),
-           "HTTP_AUTH_FAILURES": str(FAILURES), "HTTP_AUTH_WINDOW": str(WINDOW)}
+           "HTTP_AUTH_FAILURES": str(FAILURES), "HTTP_AUTH_WINDOW": str(WINDOW), "HTTP_TRUSTED_PROXIES": PROXY}
     with vhost_pipeline.get() as vhost:
         running = System(f"{uri.scheme}://{uri.netloc}/{vhost}", database, runners=0, name="edge-rates",
                          env=env).start().wait_healthy()
@@ -151,3 +152,20 @@ def test_failed_sign_ins_lock_out_the_address_for_tokens_and_sign_ins(rated):
                 "authorization")
     # the sign-in page itself (public, no token) is still served
     assert browser.get(rated.url + "/ui/signin", timeout=30).status_code == 200
+
+
+def test_behind_a_trusted_proxy_the_client_is_the_address_it_forwards(rated):
+    proxy = client(PROXY)
+
+    def through(forwarded, path="/openapi.json", **headers):
+        return proxy.get(rated.url + path, headers={"X-Forwarded-For": forwarded, **headers}, timeout=30)
+
+    answers = [through("198.51.100.7") for _ in range(BURST + 3)]
+    assert answers[0].status_code == 200 and answers[-1].status_code == 429
+    assert through("198.51.100.8").status_code == 200  # another client through the same proxy
+    for n in range(FAILURES):
+        assert through("198.51.100.9", "/task/", Authorization=f"Bearer guess-{n}").status_code == 401
+    good = new_token(rated, role="viewer")
+    refused_429(through("198.51.100.9", "/task/", Authorization=f"Bearer {good}"), "authorization")
+    assert through("198.51.100.10", "/task/", Authorization=f"Bearer {good}").status_code == 200
+    assert through("198.51.100.10", "/task/", Authorization="Bearer guess").status_code == 401
