@@ -23,6 +23,10 @@ PG_ADMIN = os.environ.get("BENCH_PG_ADMIN", "postgresql+psycopg2://postgres@127.
 # the system as deployed: config.yml's defaults, not the tests' quick timers
 PRODUCTION_TIMERS = {"RUNNER_POLL_INTERVAL": "2", "HEARTBEAT_INTERVAL": "5", "LEASE_SECONDS": "30",
                      "RETRY_BACKOFF": "1", "STOP_GRACE_PERIOD": "10", "LOG_LEVEL": "INFO"}
+# the bench is one client (the configured admin, from 127.0.0.1) asking as fast as the gateway answers, several
+# hundred requests a second in the reads leg: what the per-client rate limit is there to stop.  It measures the
+# gateway's capacity, so the limit is off unless a run asks for it (bench/main.py --http-rate-limit)
+NO_RATE_LIMIT = {"HTTP_RATE_LIMIT": "0"}
 
 
 def load():
@@ -225,7 +229,7 @@ class Stevedore:
 
     def __init__(self, vhost, database, runners=4, env=None):
         self.system = System(vhost.uri, database.url, runners=runners, name="bench",
-                             env={**PRODUCTION_TIMERS, **(env or {})})
+                             env={**PRODUCTION_TIMERS, **NO_RATE_LIMIT, **(env or {})})
         self.api = self.system.api
 
     def __enter__(self):

@@ -222,6 +222,9 @@ def main(argv=None):
     parser.add_argument("--network", default="bridge",
                         help="CONTAINER_NETWORK of the runners and of the raw side (default: bridge, as deployed)")
     parser.add_argument("--no-swarm", action="store_true", help="skip the Swarm side of the throughput leg")
+    parser.add_argument("--http-rate-limit", default="0",
+                        help="the gateway's HTTP_RATE_LIMIT (default 0: off; the bench is one client asking as fast "
+                             "as it is answered); a large value measures the cost of the buckets without refusals")
     parser.add_argument("--execution-nice", type=int, default=0,
                         help="run the runners and the machine's dockerd/containerd at this nice value "
                              "(as a shared host would give them less CPU weight than the control plane)")
@@ -264,8 +267,10 @@ def main(argv=None):
         images = stack.enter_context(Images(client))
         legs.RUNNER_POLICY["network"] = args.network
         report["network"] = args.network
+        report["http_rate_limit"] = args.http_rate_limit
         system = stack.enter_context(Stevedore(vhost, database, runners=4,
-                                               env={"CONTAINER_NETWORK": args.network}))
+                                               env={"CONTAINER_NETWORK": args.network,
+                                                    "HTTP_RATE_LIMIT": args.http_rate_limit}))
         if args.execution_nice or args.execution_cpus:
             report["execution_nice"], report["execution_cpus"] = args.execution_nice, args.execution_cpus
             pids = system.pids()

@@ -181,6 +181,13 @@ class Edge(Part):
     http_max_connections: Count = 1000
     http_max_connections_per_client: Count = 64
     http_trusted_proxies: Networks = ""
+    # requests a second one client may make, on average (its principal when authenticated, else its
+    # address), and how many at once after a quiet spell (services/gateway/throttle.py); 0: no limit
+    http_rate_limit: Annotated[float, Ge(0)] = 100
+    http_rate_burst: Count = 400
+    # failed tokens and sign-ins one address may make in HTTP_AUTH_WINDOW seconds; 0: no limit
+    http_auth_failures: Annotated[int, Ge(0)] = 20
+    http_auth_window: Seconds = 60
 
 
 class GatewaySettings(Common, Ceilings, Edge, Sealing):

@@ -38,10 +38,11 @@ class Unreachable(CliError):
 class ApiError(CliError):
     """The API answered with an error: ``message (404 NOT_FOUND)``."""
 
-    def __init__(self, status, code, message):
+    def __init__(self, status, code, message, retry_after=None):
         super().__init__(f"{message} ({status} {code})", 2 if 400 <= status < 500 else 1)
         self.status = status
         self.code = code
+        self.retry_after = retry_after  # seconds, from a 429's or 503's Retry-After (None: not sent)
 
 
 def _unreachable_reason(exc):
@@ -65,7 +66,9 @@ def api_error(response):
     except ValueError:
         body = None
     if isinstance(body, dict) and "error" in body and "message" in body:
-        return ApiError(response.status_code, body["error"], body["message"])
+        wait = response.headers.get("Retry-After", "").strip()
+        return ApiError(response.status_code, body["error"], body["message"],
+                        int(wait) if wait.isascii() and wait.isdigit() and len(wait) < 7 else None)
     request = response.request
     return ApiError(response.status_code, "HTTP_ERROR",
                     f"the server answered {response.reason or 'an error'} to "

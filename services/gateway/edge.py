@@ -19,6 +19,10 @@ module puts limits at the door, all in the connection's own greenthread
   requests in progress through the proxy's connections.
 
 Every refusal is the API's JSON error and closes the connection.
+
+A step later, once the request's principal is known but before a worker is taken, its rate and its
+address's failed authentications are bounded (services/gateway/throttle.py: 429 with Retry-After, the
+connection kept).
 """
 import errno
 import io

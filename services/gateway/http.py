@@ -30,6 +30,7 @@ from services.gateway.admission import Refusal, client_address
 from services.gateway.callers import TokenGate, caller_of_principal
 from services.gateway.edge import EdgeWebServer, read_body
 from services.gateway.sessions import COOKIE, SessionGate
+from services.gateway.throttle import Throttle
 from shared import validation
 from shared.errors import (
     Conflict, Forbidden, NotFound, StevedoreError, TooManyRequests, Unavailable, ValidationError)
@@ -130,7 +131,8 @@ class JsonWsgiApp(WsgiApp):
             log.exception("unexpected error at the gateway's door")
             environ["stevedore.close"]()  # what is left of its body is not waited for
             response = error_response(500, "INTERNAL_ERROR", "the server failed; the error is logged")
-        log_request(client, request, response)
+        if not getattr(request, "stevedore_throttled", False):  # counted instead (throttle.py)
+            log_request(client, request, response)
         return response(environ, start_response)
 
     def route(self, environ, request):
@@ -242,22 +244,35 @@ def cross_site(request):
     return origin.split("://", 1)[-1].rstrip("/") != request.host
 
 
-class JsonHttp(HttpRequestHandler):
-    """JSON responses, the error table, bearer-token auth, and who may do what (services/gateway/access.py).
+def too_many(request, refusal):
+    """The 429 of a request the throttle refused (``refusal``: seconds, message); not logged one by one."""
+    seconds, message = refusal
+    request.stevedore_throttled = True
+    response = error_response(429, "TOO_MANY_REQUESTS", message)
+    response.headers["Retry-After"] = str(seconds)
+    return response
 
-    ``public=True`` skips auth; ``public="KEY"`` skips it when config switch KEY is on.
+
+class JsonHttp(HttpRequestHandler):
+    """JSON responses, the error table, bearer-token auth, who may do what (services/gateway/access.py), and
+    how fast (services/gateway/throttle.py).
+
+    ``public=True`` skips auth; ``public="KEY"`` skips it when config switch KEY is on.  ``signs_in``: the
+    route takes a token in its form (a 401 is a failed sign-in); ``bucket``: the route's requests are
+    counted apart from the client's others (the health check's).
     """
 
     server = JsonWebServer()
     sessions = SessionGate()
     tokens = TokenGate()
+    throttle = Throttle()
     # each request is logged once, by the app (log_request): nameko's container does not log
     # this entrypoint's expected client errors again (shared/logs.py)
     logs_requests = True
 
-    def __init__(self, method, url, public=False, **kwargs):
+    def __init__(self, method, url, public=False, signs_in=False, bucket="client", **kwargs):
         super().__init__(method, url, **kwargs)
-        self.public = public
+        self.public, self.signs_in, self.bucket = public, signs_in, bucket
 
     def setup(self):
         super().setup()
@@ -267,12 +282,36 @@ class JsonHttp(HttpRequestHandler):
         self.public = is_public(self.public, settings) or self.permission == access.PUBLIC
 
     def handle_request(self, request):
+        address = request.environ.get("stevedore_jobs.client")
         if self.public:
-            return super().handle_request(request)
+            return self.handle_public(request, address)
+        bearer = self.auth_required and presented_token(request)[1] == "header"
+        refused = self.throttle.check_address(address) if bearer else None
+        if refused is not None:
+            return too_many(request, refused)
         caller, refusal = self.authenticate(request)
-        if refusal is None:
-            refusal = self.authorize(request, caller)
-        return refusal or super().handle_request(request)
+        if refusal is not None:
+            if bearer and refusal.status_code == 401:
+                self.throttle.failed(address)
+            return refusal
+        # a caller is its principal (with auth off everyone is the configured admin: its address)
+        client = ("principal", caller.principal) if self.auth_required else ("address", address)
+        refused = self.throttle.take((self.bucket, *client), client[1])
+        if refused is not None:
+            return too_many(request, refused)
+        return self.authorize(request, caller) or super().handle_request(request)
+
+    def handle_public(self, request, address):
+        """A route without auth: the address's bucket; a sign-in also its failed authentications."""
+        signs_in = self.signs_in and self.auth_required
+        refused = ((signs_in and self.throttle.check_address(address))
+                   or self.throttle.take((self.bucket, "address", address), address))
+        if refused is not None:
+            return too_many(request, refused)
+        response = super().handle_request(request)
+        if signs_in and response.status_code == 401:
+            self.throttle.failed(address)
+        return response
 
     def authenticate(self, request):
         """(the request's ``Caller``, None), or (None, the 401/403/503 response)."""

@@ -192,7 +192,7 @@ class GatewayService(ui.UiRoutes, schedules.ScheduleRoutes, tes.TesRoutes, secre
 
     # --------------------------------------------------------------- health
 
-    @api("GET", "/health/", public=True)
+    @api("GET", "/health/", public=True, bucket="health")
     def health(self, request):
         """200 when the gateway, registry and scheduler all answer (and reach the database)."""
         checks = {}

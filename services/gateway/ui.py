@@ -166,7 +166,7 @@ class UiRoutes:
     def ui_signin(self, request):
         return self._page(request, "signin", "Sign in", next=safe_next(request.args.get("next")))
 
-    @api("POST", "/ui/signin", public=True)
+    @api("POST", "/ui/signin", public=True, signs_in=True)
     def ui_signin_submit(self, request):
         """Start a session for an API token (the page's script checked the token first); its secret
         goes in the cookie."""

@@ -10,6 +10,7 @@ from stevedore_jobs.display import format_fields, one_line
 POLL_INTERVAL = 0.5
 # how long a wait rides out an API that cannot be reached (a gateway restarting)
 OUTAGE_GRACE = 60.0
+RETRY_AFTER_MAX = 10.0  # the longest a wait loop sleeps on a 429's Retry-After before it asks again
 CELL_WIDTH = 60
 EXIT_INTERRUPTED = 130
 
@@ -62,13 +63,15 @@ class Cli:
         time.sleep(POLL_INTERVAL)
 
     def poll(self, path):
-        """GET for wait loops: rides out an unreachable or unavailable API for OUTAGE_GRACE seconds."""
+        """GET for wait loops: rides out an unreachable or unavailable API, or one that asks it to slow down
+        (429 with Retry-After: the gateway's rate limit), for OUTAGE_GRACE seconds."""
         lost_since = None
         while True:
             try:
                 return self.api.get(path)
             except (Unreachable, ApiError) as exc:
-                if isinstance(exc, ApiError) and exc.status not in (502, 503, 504):
+                slow_down = isinstance(exc, ApiError) and exc.status == 429 and exc.retry_after is not None
+                if isinstance(exc, ApiError) and exc.status not in (502, 503, 504) and not slow_down:
                     raise
                 now = time.monotonic()
                 if lost_since is None:
@@ -76,4 +79,4 @@ class Cli:
                     self.note(f"stevedore: {exc}; retrying for {OUTAGE_GRACE:g}s")
                 elif now - lost_since > OUTAGE_GRACE:
                     raise
-                time.sleep(1.0)
+                time.sleep(min(max(1.0, exc.retry_after), RETRY_AFTER_MAX) if slow_down else 1.0)

@@ -35,7 +35,11 @@ DOOR = {
     "408": error("the request's head or body took too long"),
     "413": error("the body is over HTTP_MAX_BODY_BYTES"),
     "414": error("the request line is 8 KiB or more"),
-    "429": error("this client address has too many connections open"),
+    "429": error("this client made more requests than HTTP_RATE_LIMIT / HTTP_RATE_BURST allow (`rate: ...`), or its "
+                 "address failed HTTP_AUTH_FAILURES tokens or sign-ins within HTTP_AUTH_WINDOW (`authorization: ...`: "
+                 "its tokens and sign-ins are refused meanwhile): TOO_MANY_REQUESTS, try again after Retry-After; or "
+                 "the address has too many connections open (TOO_MANY_CONNECTIONS)",
+                 **{"Retry-After": ("integer", "seconds (not sent with TOO_MANY_CONNECTIONS)")}),
     "431": error("the headers are over HTTP_MAX_HEADER_BYTES"),
     "503": error("the gateway holds HTTP_MAX_CONNECTIONS connections, or a service does not answer"),
 }

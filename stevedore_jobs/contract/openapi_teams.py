@@ -11,8 +11,10 @@ FORBIDDEN = {"403": error("the caller's role may not do this (only an admin mana
 
 # what a RUN (and a rerun, a schedule's run now) is answered over its team's max_queued
 OVER_QUOTA = {"429": error("the team's `max_queued` would be passed (TOO_MANY_REQUESTS: the message names the "
-                           "quota; try again after Retry-After), or this client address has too many "
-                           "connections open", **{"Retry-After": ("integer", "seconds")})}
+                           "quota; try again after Retry-After), or this client's request rate or its "
+                           "address's failed authentications are over the gateway's limits (the message names "
+                           "`rate` or `authorization`), or the address has too many connections open",
+                           **{"Retry-After": ("integer", "seconds")})}
 
 
 def admin(op):

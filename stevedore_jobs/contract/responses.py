@@ -19,7 +19,8 @@ class Error(Answer):
     """Every error: ``{"error": CODE, "message": "field: what is wrong"}``."""
 
     error: str = Field(description="VALIDATION_ERROR, UNAUTHORIZED, FORBIDDEN, NOT_FOUND, "
-                                   "METHOD_NOT_ALLOWED, CONFLICT, UNAVAILABLE, PAYLOAD_TOO_LARGE, ...")
+                                   "METHOD_NOT_ALLOWED, CONFLICT, TOO_MANY_REQUESTS, UNAVAILABLE, "
+                                   "PAYLOAD_TOO_LARGE, ...")
     message: str = Field(description="names the field first: `times: must be an integer from 1 to 100000`")
 
 

@@ -120,6 +120,29 @@ def test_follow_without_live_logs_polls_until_the_execution_ends(server, capsys)
     assert len(server.seen) == 3
 
 
+def test_a_wait_loop_rides_out_a_429_after_its_retry_after(server, capsys):
+    server.routes[LOGS] = [
+        (200, {"status": "RUNNING", "stdout": "one\n", "stderr": ""}),
+        (429, {"error": "TOO_MANY_REQUESTS", "message": "rate: at most 1 requests a second per client"},
+         {"Retry-After": "1"}),
+        (200, {"status": "COMPLETE", "stdout": "one\ntwo\n", "stderr": ""}),
+    ]
+    assert main(["logs", RESULT, DETAIL, "--follow"]) == 0
+    out = capsys.readouterr()
+    assert out.out == "one\ntwo\n"
+    assert "rate: at most 1 requests a second per client (429 TOO_MANY_REQUESTS); retrying" in out.err
+    assert len(server.seen) == 3
+
+
+def test_a_429_without_retry_after_ends_a_wait_loop(server, capsys):
+    server.routes[LOGS] = [
+        (200, {"status": "RUNNING", "stdout": "", "stderr": ""}),
+        (429, {"error": "TOO_MANY_CONNECTIONS", "message": "connections: at most 3"}),
+    ]
+    assert main(["logs", RESULT, DETAIL, "--follow"]) == 2
+    assert "connections: at most 3 (429 TOO_MANY_CONNECTIONS)" in capsys.readouterr().err
+
+
 def test_an_answer_that_is_not_the_apis_is_one_line(server, capsys):
     server.routes["/task/"] = [(502, "<html>bad gateway</html>", {"Content-Type": "text/html"})]
     assert main(["task", "ls"]) == 1

@@ -81,6 +81,7 @@ def test_the_spec_is_openapi_3_1_its_references_resolve_and_every_answer_has_the
                 continue
             codes = set(op["responses"])
             assert {"400", "408", "413", "414", "429", "431", "503"} <= codes, (method, path)
+            assert "Retry-After" in op["responses"]["429"]["headers"], (method, path)  # rate, failed auth
             assert ("401" in codes) == (op.get("security") != []), (method, path)
             for code, answer in op["responses"].items():
                 if code >= "400":
