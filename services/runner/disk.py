@@ -127,6 +127,13 @@ class DiskWatch:
         """``should_stop`` asked after this watch's verdict: what an Executor's follower asks."""
         return lambda: self.over or should_stop()
 
+    def judged(self, report):
+        """An Executor's ``report`` of the container's end, with this watch's reason if it killed it (the
+        follower may see it exit, killed, before it asks ``should_stop``)."""
+        if self.over and report.get("status") == st.ERROR:
+            report["reason"] = self.over[1]
+        return report
+
     def _loop(self, container):
         while self.over is None:
             eventlet.sleep(self.interval)

@@ -37,7 +37,7 @@ def outputs_dir():
 def tes_system(request, vhost_pipeline, docker_client, standin_registry, outputs_dir):
     yield from mapped_system(request, vhost_pipeline, docker_client, standin_registry, "tes",
                              env={"TES_OUTPUT_DIR": outputs_dir, "TES_ALLOW_NETWORKS": "127.0.0.0/8",
-                                  "TES_DISK_CHECK_INTERVAL": "1"})
+                                  "DISK_CHECK_INTERVAL": "1"})
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +155,7 @@ def test_an_executor_writing_without_end_is_stopped_past_disk_gb_and_what_it_wro
     task = ended(client, task_id, timeout=90)
     assert task.state == "EXECUTOR_ERROR", task
     [log] = task.logs
-    # stopped within seconds of starting (the check runs every TES_DISK_CHECK_INTERVAL, here 1 s)
+    # stopped within seconds of starting (the check runs every DISK_CHECK_INTERVAL, here 1 s)
     assert (log.logs[0].end_time - log.logs[0].start_time).total_seconds() < 15, log.logs
     assert len(log.logs) == 1 and log.logs[0].exit_code != 0
     assert any("past resources.disk_gb (0.05 GB)" in line for line in log.system_logs), log.system_logs
