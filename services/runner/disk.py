@@ -29,9 +29,12 @@ The cost is bounded by what the container itself wrote (``du`` walks its volumes
 the engine its layer), once per interval.
 """
 import logging
+import time
+import uuid
 
 import docker
 import eventlet
+import greenlet
 from docker.types import Mount
 
 from services.runner.engine import ENGINE_ERRORS, measure_image_present
@@ -47,6 +50,7 @@ NO_DU = (126, 127)    # the engine's codes of an exec that could not start (du n
 MEASURE_LABEL = "stevedore.disk-measure"  # the runner's measuring containers (removed after each measure)
 MEASURE_MEMORY = 64 * 1024 ** 2
 MEASURE_OUTPUT = 65536  # bytes of a measuring container's output read
+OWN_LABELS = ("stevedore.result_id", "stevedore.detail_id", "stevedore.runner")  # copied onto its measurers
 
 
 def run_limit(work, default):
@@ -108,6 +112,7 @@ class DiskWatch:
         self.subject, self.measure_image = subject, measure_image
         self.before = before  # bytes held for it elsewhere (a TES task's earlier executors' layers)
         self.volumes = None  # (name, destination) of its volumes, read at its first measure
+        self.labels = {}  # the measured container's result and execution, on its measuring containers too
         self.over = None  # (status, reason) once past the limit, or not measurable
         self.thread = None
         self.du = True  # False: no du inside the measured container (the fallback found none)
@@ -117,10 +122,16 @@ class DiskWatch:
         self.thread = eventlet.spawn(self._loop, container)
 
     def stop(self):
-        if self.thread is not None:
-            self.thread.kill()
-            self.thread = None
-        if self.measurer is not None:  # killed mid-measure: its volumes must be free for the removal
+        """Stop watching; returns once no measuring container of its is left (its volumes free for the
+        measured container's removal)."""
+        thread, self.thread = self.thread, None
+        if thread is not None:
+            thread.kill()
+            try:
+                thread.wait()  # its measure's clean-up, if it was in one, ends first
+            except (greenlet.GreenletExit, Exception):  # noqa: BLE001 -- what ended it is no matter here
+                pass
+        if self.measurer is not None:  # killed as it was naming one
             self._remove_measurer()
 
     def stop_if_over(self, should_stop):
@@ -187,7 +198,10 @@ class DiskWatch:
             return None
         used = self.before + (listed[0].get("SizeRw") or 0)
         if self.volumes is None:
-            self.volumes = volumes_of(self.client.api.inspect_container(container.id).get("Mounts"))
+            found = self.client.api.inspect_container(container.id)
+            labels = (found.get("Config") or {}).get("Labels") or {}
+            self.labels = {key: labels[key] for key in OWN_LABELS if key in labels}
+            self.volumes = volumes_of(found.get("Mounts"))
         if not self.volumes:
             return used
         volumes = self._measured_apart() if self.measure_image else None
@@ -204,20 +218,22 @@ class DiskWatch:
         read-only; a str saying why it cannot tell; None without that image (the fallback measures)."""
         mounts = [Mount(target=f"/v/{i}", source=name, type="volume", read_only=True, no_copy=True)
                   for i, (name, _) in enumerate(self.volumes)]
+        # named before it is made: a watch stopped while the engine makes it still removes it (``stop``)
+        self.measurer = f"stevedore-du-{uuid.uuid4().hex[:16]}"
         try:
-            made = self.client.api.create_container(
+            self.client.api.create_container(
                 self.measure_image, entrypoint=["du"], command=["-sxk", *(m["Target"] for m in mounts)],
-                user="0:0", network_disabled=True, labels={MEASURE_LABEL: "true"},
+                name=self.measurer, user="0:0", network_disabled=True, labels={**self.labels, MEASURE_LABEL: "true"},
                 host_config=self.client.api.create_host_config(
                     mounts=mounts, network_mode="none", cap_drop=["ALL"], cap_add=["DAC_READ_SEARCH"],
                     security_opt=["no-new-privileges"], read_only=True, mem_limit=MEASURE_MEMORY,
                     pids_limit=16, log_config={"type": "json-file", "config": {"max-size": "1m"}}))
         except docker.errors.ImageNotFound:
+            self.measurer = None
             if self.measure_image:
                 measure_image_present(self.client, self.measure_image)  # says so in the log
             self.measure_image = None
             return None
-        self.measurer = made["Id"]
         self.client.api.start(self.measurer)
         code = self.client.api.wait(self.measurer).get("StatusCode")
         stdout = self.client.api.logs(self.measurer, stdout=True, stderr=False)[-MEASURE_OUTPUT:]
@@ -258,3 +274,28 @@ class DiskWatch:
             said = (stderr or b"").decode("utf-8", "replace").strip().splitlines()
             return f"the disk use of its volumes could not be measured ({said[0][:200] if said else f'du: {code}'})"
         return parse_du(stdout)
+
+
+def sweep_measurers(client, clock=time.time):
+    """Remove the measuring containers a runner left behind (it stopped mid-measure): those created more
+    than ``MEASURE_TIMEOUT`` ago, any runner's on this engine (a measure is over by then, removed by its
+    runner; one younger may be a measure under way).  They would keep the volumes they mount from being
+    removed with their execution.  Returns how many."""
+    removed = 0
+    try:
+        found = client.api.containers(all=True, filters={"label": f"{MEASURE_LABEL}=true"})
+    except ENGINE_ERRORS as exc:  # the engine away: the next reconcile sweeps
+        log.warning("could not look for disk-measuring leftovers: %s", explain(exc))
+        return 0
+    for container in found:
+        created = container.get("Created")
+        if not isinstance(created, (int, float)) or clock() - created <= MEASURE_TIMEOUT + 5:
+            continue
+        try:
+            client.api.remove_container(container["Id"], force=True)
+            removed += 1
+        except docker.errors.NotFound:
+            pass
+        except ENGINE_ERRORS as exc:
+            log.info("disk-measuring leftover %s not removed yet: %s", container["Id"][:12], explain(exc))
+    return removed

@@ -145,12 +145,16 @@ def test_a_cancelled_task_ends_canceled_and_leaves_no_container_or_volume(client
 FILL = "while true; do head -c 8388608 /dev/zero >> {}; sleep 0.05; done"  # ~100 MB/s at most, without end
 
 
-@pytest.mark.parametrize("where, volumes", [("/work/fill", ["/work"]), ("/fill", [])],
-                         ids=["its volume", "its writable layer"])
+@pytest.mark.parametrize("first, where, volumes", [
+    ("", "/work/fill", ["/work"]), ("", "/fill", []),
+    # its du removed, or replaced by one that says 0: the runner measures with its own, out of the executor's reach
+    ("rm -f /bin/du; ", "/work/fill", ["/work"]),
+    ("rm -f /bin/du; printf '#!/bin/sh\\necho 0\\n' > /bin/du; chmod +x /bin/du; ", "/work/fill", ["/work"])],
+    ids=["its volume", "its writable layer", "its volume without its du", "its volume with a fake du"])
 def test_an_executor_writing_without_end_is_stopped_past_disk_gb_and_what_it_wrote_is_removed(
-        client, docker_client, where, volumes):
+        client, docker_client, first, where, volumes):
     task_id = client.create_task(tes.Task(
-        executors=[executor(["sh", "-c", FILL.format(where)]), executor(["echo", "never"])],
+        executors=[executor(["sh", "-c", first + FILL.format(where)]), executor(["echo", "never"])],
         volumes=volumes, resources=tes.Resources(disk_gb=0.05)))
     task = ended(client, task_id, timeout=90)
     assert task.state == "EXECUTOR_ERROR", task

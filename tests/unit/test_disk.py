@@ -2,7 +2,7 @@
 decision from what the engine says (a fake engine: the real one is e2e/test_disk.py's)."""
 import pytest
 
-from services.runner.disk import DiskWatch, run_limit, verdict, volumes_of
+from services.runner.disk import DiskWatch, run_limit, sweep_measurers, verdict, volumes_of
 from shared import statuses as st
 from shared import validation
 from shared.errors import ValidationError
@@ -86,7 +86,8 @@ class FakeApi:
         return [{"SizeRw": self.layer}]
 
     def inspect_container(self, _):
-        return {"Mounts": self.mounts, "State": {"Status": "running"}}
+        return {"Mounts": self.mounts, "State": {"Status": "running"},
+                "Config": {"Labels": {"stevedore.result_id": "r", "user.stevedore/x": "y"}}}
 
     def create_host_config(self, **options):
         return options
@@ -146,8 +147,11 @@ def test_volumes_are_measured_read_only_in_a_container_of_the_runner_and_it_is_r
     assert image == "du:local" and options["entrypoint"] == ["du"] and mount["ReadOnly"] is True
     assert mount["Source"] == "anon" and options["host_config"]["network_mode"] == "none"
     assert options["host_config"]["cap_drop"] == ["ALL"] and api.execs == []  # nothing run in the measured one
-    watch._remove_measurer()
-    assert api.removed == ["m1"]
+    # named before it is made, labelled with the measured one's result (a test system's clean-up finds it)
+    assert options["name"].startswith("stevedore-du-") and watch.measurer == options["name"]
+    assert options["labels"] == {"stevedore.result_id": "r", "stevedore.disk-measure": "true"}
+    watch.stop()
+    assert api.removed == [options["name"]] and watch.measurer is None
 
 
 def test_a_du_that_fails_is_a_verdict_not_a_pass():
@@ -166,3 +170,21 @@ def test_without_the_measuring_image_volumes_are_measured_inside_as_before(caplo
     assert watch.measure(Container()) == 3 * MB
     assert api.execs == [["du", "-sxk", "/scratch"]] and watch.measure_image is None
     assert "DISK_MEASURE_IMAGE" in caplog.text
+
+
+def test_measuring_containers_left_behind_are_swept_once_no_measure_can_be_under_way():
+    class Api:
+        removed = []
+
+        def containers(self, all, filters):
+            assert filters == {"label": "stevedore.disk-measure=true"}
+            return [{"Id": "old", "Created": 1000, "State": "exited"},
+                    {"Id": "young", "Created": 1050, "State": "exited"},  # perhaps a measure being read
+                    {"Id": "stuck", "Created": 900, "State": "created"}]
+
+        def remove_container(self, container_id, force):
+            self.removed.append(container_id)
+
+    client = type("Client", (), {"api": Api()})()
+    assert sweep_measurers(client, clock=lambda: 1100) == 2
+    assert client.api.removed == ["old", "stuck"]
