@@ -272,6 +272,27 @@ def remove_system_data(engine, database, docker_client):
     drop_database(database)
 
 
+def own_system(request, vhost_pipeline, name, env, per_runner=None, runners=1):
+    """A system of its own (vhost, database): yields it started; stops and drops it after."""
+    from urllib.parse import urlparse
+
+    uri = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
+    database = create_database()
+    try:
+        with vhost_pipeline.get() as vhost:
+            system = System(f"{uri.scheme}://{uri.netloc}/{vhost}", database, runners=runners, name=name,
+                            env=env)
+            for label, extra in (per_runner or {}).items():
+                system.plan[label][1].update(extra)
+            system.start().wait_healthy()
+            try:
+                yield system
+            finally:
+                system.stop()
+    finally:
+        drop_database(database)
+
+
 def sign_in(system, token, next_path="/ui/tasks"):
     """Sign in as the web UI does (the form's POST); answer the session cookie's value."""
     response = requests.post(system.url + "/ui/signin", data={"token": token, "next": next_path},

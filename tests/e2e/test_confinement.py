@@ -4,13 +4,12 @@ import base64
 import io
 import subprocess
 import uuid
-from urllib.parse import urlparse
 
 import docker
 import pytest
 import requests
 
-from tests.support import System, containers_of, create_database, drop_database, wait_until
+from tests.support import containers_of, own_system, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -20,25 +19,6 @@ KEPT = {"CHOWN": 0, "DAC_OVERRIDE": 1, "SETGID": 6, "SETUID": 7, "NET_BIND_SERVI
 PROBE = ["sh", "-c", "id -u; grep -E '^Cap(Eff|Bnd):' /proc/self/status; "
          "mkdir -p /tmp 2>/dev/null; echo x > /tmp/probe && echo TMP_WRITABLE; "
          "(echo x > /probe) 2>/dev/null && echo ROOT_WRITABLE || echo ROOT_READ_ONLY"]
-
-
-def own_system(request, vhost_pipeline, name, env, per_runner=None, runners=1):
-    """A system of its own (vhost, database): yields it started; stops and drops it after."""
-    uri = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
-    database = create_database()
-    try:
-        with vhost_pipeline.get() as vhost:
-            system = System(f"{uri.scheme}://{uri.netloc}/{vhost}", database, runners=runners, name=name,
-                            env=env)
-            for label, extra in (per_runner or {}).items():
-                system.plan[label][1].update(extra)
-            system.start().wait_healthy()
-            try:
-                yield system
-            finally:
-                system.stop()
-    finally:
-        drop_database(database)
 
 
 def stdout_of(api, result_id):

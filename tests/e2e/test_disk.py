@@ -2,11 +2,10 @@
 writable layer and the volumes its image declares, measured every DISK_CHECK_INTERVAL (1 s here), the
 volumes by a du of the runner's own that the job cannot reach."""
 import io
-from urllib.parse import urlparse
 
 import pytest
 
-from tests.support import (MEASURE_IMAGE, System, containers_of, create_database, drop_database, wait_until)
+from tests.support import MEASURE_IMAGE, containers_of, own_system, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -17,20 +16,8 @@ FILL = "echo filling; while true; do head -c 1048576 /dev/zero >> {}; sleep 0.05
 
 @pytest.fixture(scope="module")
 def disk_system(request, vhost_pipeline):
-    uri = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
-    database = create_database()
-    try:
-        with vhost_pipeline.get() as vhost:
-            system = System(f"{uri.scheme}://{uri.netloc}/{vhost}", database, runners=1, name="disk",
-                            env={"DISK_CHECK_INTERVAL": "1", "CONTAINER_DEFAULT_DISK": "24m",
-                                 "CONTAINER_MAX_DISK": "1g"})
-            system.start().wait_healthy()
-            try:
-                yield system
-            finally:
-                system.stop()
-    finally:
-        drop_database(database)
+    yield from own_system(request, vhost_pipeline, "disk", {"DISK_CHECK_INTERVAL": "1", "CONTAINER_DEFAULT_DISK": "24m",
+                                                            "CONTAINER_MAX_DISK": "1g"})
 
 
 @pytest.fixture(scope="module")
