@@ -48,6 +48,7 @@ class WorkItem(Message):
     env: dict[str, str] = {}
     timeout: Number | None = None
     memory: str | int | None = None
+    disk: str | None = None  # the most it may write to disk (RUN's ``disk``); None: the runner's default
     cpus: Number | None = None
     lease_seconds: Number
     # this installation's id, which labels the container (services/runner/reconcile.py)
@@ -78,6 +79,7 @@ class WorkItem(Message):
         return cls(detail_id=detail_id, result_id=result_id, task_id=task_id, index=index, attempt=attempt,
                    image=image, command=params.get("command"), env=params.get("env") or {}, **more,
                    timeout=params.get("timeout"), memory=params.get("memory"), cpus=params.get("cpus"),
+                   disk=params.get("disk"),
                    lease_seconds=lease_seconds, times=times if isinstance(times, int) else None, labels=labels)
 
 

@@ -159,11 +159,12 @@ class Ceilings(Part):
     run_max_times: Count = 100000
     container_max_memory: Size = "8g"
     container_max_cpus: Cpus = 4
+    container_max_disk: Size = "100g"    # the most disk one RUN may ask (its ``disk``)
 
     @property
     def ceilings(self):
-        """(the most memory in bytes, the most cpus) one RUN may ask."""
-        return self.container_max_memory, self.container_max_cpus
+        """(the most memory in bytes, the most cpus, the most disk in bytes) one RUN may ask."""
+        return self.container_max_memory, self.container_max_cpus, self.container_max_disk
 
 
 class Sealing(Part):
@@ -265,8 +266,7 @@ class Tes(Part):
     tes_download_timeout: Seconds = 300
     tes_allow_networks: Networks = ""    # networks http(s) inputs may come from besides global addresses
     tes_log_bytes: Annotated[int, Ge(0)] = 65536  # of each executor's stdout and stderr kept in TES logs
-    tes_disk_bytes: Size = "10g"         # the most a TES executor may write (volumes, writable layer)
-    tes_disk_check_interval: Seconds = 2  # how often that is measured while an executor runs
+    tes_disk_bytes: Size = "10g"         # the most a TES task may write (volumes, writable layers)
 
 
 class RunnerSettings(Common, Metrics, Docker, Polling, Tes):
@@ -287,6 +287,10 @@ class RunnerSettings(Common, Metrics, Docker, Polling, Tes):
     container_log_max_files: Count = 2
     engine_patience: Wait = 120
     container_default_memory: Size = "1g"
+    # what an execution may write to disk (writable layer, volumes) when its RUN gives no ``disk``
+    container_default_disk: Size = "10g"
+    disk_check_interval: Seconds = 2       # how often that is measured while a container runs
+    disk_measure_image: str = "stevedore:local"  # an image of the engine with du: measures volumes (disk.py)
     container_pids_limit: Count = 1024
     container_profile: Annotated[Literal["default", "restricted"], BeforeValidator(_lower)] = "default"
     container_tmp_size: Size = "64m"

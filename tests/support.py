@@ -105,6 +105,28 @@ def build_standins(client, registry, names=("library/alpine:latest", "library/ub
     return build_images(client, registry, {name: name for name in names})
 
 
+MEASURE_IMAGE = "stevedore-test/du:local"  # the test systems' DISK_MEASURE_IMAGE: busybox, built here, never pushed
+
+
+def measure_image(client=None):
+    """``MEASURE_IMAGE`` on the engine (built from busybox if absent, as the test image is)."""
+    client = client or docker.from_env(version="auto", timeout=120)
+    try:
+        client.images.get(MEASURE_IMAGE)
+        return MEASURE_IMAGE
+    except docker.errors.ImageNotFound:
+        pass
+    context = tempfile.mkdtemp(prefix="stevedore-image-")
+    try:
+        shutil.copy(shutil.which("busybox") or "/bin/busybox", os.path.join(context, "busybox"))
+        for name in ("Dockerfile", "behaviours.sh"):
+            shutil.copy(os.path.join(ROOT, "tests", "images", name), os.path.join(context, name))
+        client.images.build(path=context, tag=MEASURE_IMAGE, rm=True)
+        return MEASURE_IMAGE
+    finally:
+        shutil.rmtree(context, ignore_errors=True)
+
+
 def build_images(client, registry, wanted, auth=None, network_mode=None):
     """Build the busybox test image once per entry of ``wanted`` ({behaviour: "repository:tag"}), push
     it to ``registry``, drop the local tag; returns {behaviour: "registry/repository:tag"}."""
@@ -250,6 +272,27 @@ def remove_system_data(engine, database, docker_client):
     drop_database(database)
 
 
+def own_system(request, vhost_pipeline, name, env, per_runner=None, runners=1):
+    """A system of its own (vhost, database): yields it started; stops and drops it after."""
+    from urllib.parse import urlparse
+
+    uri = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
+    database = create_database()
+    try:
+        with vhost_pipeline.get() as vhost:
+            system = System(f"{uri.scheme}://{uri.netloc}/{vhost}", database, runners=runners, name=name,
+                            env=env)
+            for label, extra in (per_runner or {}).items():
+                system.plan[label][1].update(extra)
+            system.start().wait_healthy()
+            try:
+                yield system
+            finally:
+                system.stop()
+    finally:
+        drop_database(database)
+
+
 def sign_in(system, token, next_path="/ui/tasks"):
     """Sign in as the web UI does (the form's POST); answer the session cookie's value."""
     response = requests.post(system.url + "/ui/signin", data={"token": token, "next": next_path},
@@ -279,6 +322,7 @@ class System:
             "LEASE_SECONDS": "8",
             "RETRY_BACKOFF": "0.5",
             "STOP_GRACE_PERIOD": "2",
+            "DISK_MEASURE_IMAGE": MEASURE_IMAGE,  # built by start()
             **(env or {}),
         }
         self.plan = {label: (service, extra) for label, service, extra in plan(runners, self.port)}
@@ -296,6 +340,8 @@ class System:
     def start(self, *labels):
         from stevedore_jobs.host import spawn
 
+        if self.env.get("DISK_MEASURE_IMAGE") == MEASURE_IMAGE:
+            measure_image()
         for label in labels or self.plan:
             service, extra = self.plan[label]
             self.procs[label] = spawn(service, {**self.env, **extra}, prefix=self.prefix.get(label, ()),

@@ -11,7 +11,9 @@ Two profiles (``CONTAINER_PROFILE``):
   ``CONTAINER_TMP_SIZE``.
 
 Both: no-new-privileges, the pids limit, a memory limit (the RUN's, else
-``CONTAINER_DEFAULT_MEMORY``), never privileged, no device, no volume.
+``CONTAINER_DEFAULT_MEMORY``), a disk bound (the RUN's ``disk``, else
+``CONTAINER_DEFAULT_DISK``: measured, services/runner/disk.py), never
+privileged, no device, no volume but those its image declares.
 
 Network (``CONTAINER_NETWORK``): ``host`` and ``container:...`` are refused
 (the runner does not start); the default, ``stevedore``, is a bridge the
@@ -39,6 +41,7 @@ NETWORK_LABEL = "stevedore.network"
 SETTLE_SECONDS = 1.0  # a runner that made the network waits this long for others making it too
 SETTLE_TRIES = 50  # looks for duplicates of a network being made by several runners at once
 SETTLE_PAUSE = 0.1
+DEFAULT_DISK = 10 * 1024 ** 3  # CONTAINER_DEFAULT_DISK's default (a policy without it: a test's)
 
 
 def read_policy(settings):
@@ -46,6 +49,9 @@ def read_policy(settings):
     return {
         "profile": settings.container_profile,
         "default_memory": settings.container_default_memory,
+        "default_disk": settings.container_default_disk,
+        "disk_check_interval": settings.disk_check_interval,
+        "disk_measure_image": settings.disk_measure_image,
         "pids_limit": settings.container_pids_limit,
         "tmp_size": settings.container_tmp_size,
         "network": settings.container_network,

@@ -10,6 +10,7 @@ import requests
 from nameko.extensions import DependencyProvider
 
 from services.runner import confinement
+from services.runner.disk import DiskWatch, run_limit
 from services.runner.engine import ENGINE_ERRORS, LABEL, Engine, EngineState, EngineUnavailable, PullFailed
 from services.runner.output import STREAMS, OutputTail, live_snapshot, logs_report, merge_kept, note_logs
 from services.runner.remover import Remover
@@ -138,9 +139,12 @@ class Executor(Engine):
             # at most created, never started: nothing ran
             raise EngineUnavailable(f"could not create the container: {explain(exc)}") from exc
         timings["created"] = time.monotonic()
+        watch = self.disk_watch(work, container)
         try:
-            return self._run_created(container, work, on_started, should_stop, on_output, timings)
+            return watch.judged(self._run_created(container, work, on_started, watch.stop_if_over(should_stop),
+                                                  on_output, timings))
         finally:
+            watch.stop()
             self._set_aside(container)
 
     def _ensure_image(self, image, credentials, pull_timer, runner):
@@ -173,17 +177,33 @@ class Executor(Engine):
             return self._failed("its container vanished while its runner was restarting")
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             return self._failed(f"could not re-attach to its container: {explain(exc)}")
+        watch = self.disk_watch(work, container)
+        should_stop = watch.stop_if_over(should_stop)
         try:
             state = container.attrs["State"]
             if state.get("Status") == "created":
-                return self._run_created(container, work, on_started, should_stop, on_output)
+                return watch.judged(self._run_created(container, work, on_started, should_stop, on_output))
             start = parse_docker_time(state.get("StartedAt")) or now()
             on_started(start, container.id)
             elapsed = max(0.0, now() - start)
             tail = OutputTail(self.client, container.id, self.policy["log_limit"], replay=True)
-            return self._follow(container, start, work, should_stop, on_output, elapsed, tail)
+            return watch.judged(self._follow(container, start, work, should_stop, on_output, elapsed, tail))
         finally:
+            watch.stop()
             self._set_aside(container)
+
+    def disk_watch(self, work, container, limit=None, subject="disk", before=0):
+        """A ``DiskWatch`` of ``container`` (watching from now): its RUN's ``disk``, else the runner's default
+        (``limit``: a TES task's, with ``subject`` and ``before``)."""
+        named = None
+        if limit is None:
+            limit, named = run_limit(work, self.policy.get("default_disk") or confinement.DEFAULT_DISK)
+        else:
+            limit, named = limit
+        watch = DiskWatch(self.client, limit, named, self.policy.get("disk_check_interval") or 2, subject,
+                          self.policy.get("disk_measure_image"), before)
+        watch.watch(container)
+        return watch
 
     def _run_created(self, container, work, on_started, should_stop, on_output, timings=None):
         # attached before it starts: every byte it writes reaches the runner

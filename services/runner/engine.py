@@ -25,6 +25,22 @@ ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestExcep
                  http.client.HTTPException, ValueError)
 
 
+def measure_image_present(client, image):
+    """Whether ``image`` (``DISK_MEASURE_IMAGE``: services/runner/disk.py) is on the engine (None: it cannot
+    say); a warning in the log when it is not."""
+    try:
+        client.images.get(image)
+        return True
+    except docker.errors.ImageNotFound:
+        log.warning("DISK_MEASURE_IMAGE %r is not on the Docker engine: the volumes of executions are measured "
+                    "with du inside their own containers, which a hostile job can remove or fake "
+                    "(docs/deployment.md)", image)
+        return False
+    except ENGINE_ERRORS as exc:
+        log.info("could not look for DISK_MEASURE_IMAGE %r: %s", image, explain(exc))
+        return None
+
+
 class EngineUnavailable(Exception):
     """The Docker engine could not be reached, and no container was started."""
 
@@ -198,6 +214,8 @@ class Engine:
             confinement.warn_if_unenforced(info, self.policy["network"])
             self.state.engine = f"Docker {info.get('ServerVersion', '?')}, {info.get('OperatingSystem', '?')}"[:200]
             self.state.ceilings = confinement.engine_ceilings(info, self.policy)
+            if self.policy.get("disk_measure_image"):  # said once, at the runner's first claim
+                measure_image_present(self.client, self.policy["disk_measure_image"])
             log.info("this runner claims executions of at most %s bytes of memory and %s CPUs",
                      *self.state.ceilings)
         return self.state.ceilings

@@ -8,6 +8,7 @@ from nameko.events import BROADCAST, EventDispatcher, event_handler
 
 from services.runner import reconcile as reconciling
 from services.runner.dependencies import DockerExecutor
+from services.runner.disk import sweep_measurers
 from services.runner.engine import EngineUnavailable
 from services.runner.metrics import RunnerMetrics
 from services.runner.reporting import ReliableDispatcher
@@ -223,6 +224,7 @@ class RunnerService:
             summary["tes_leftovers"] = sweep_tes(
                 self.docker, self.holdings.runner_id, set(self.holdings.held), self.scheduler.execution_states,
                 lambda: reconciling.installation_of(self.holdings, self.scheduler))
+            summary["disk_measurers"] = sweep_measurers(self.docker.client)
             if any(summary.values()):
                 log.info("reconciled: %s", summary)
         finally:

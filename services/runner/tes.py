@@ -31,7 +31,7 @@ from docker.models.volumes import Volume
 from docker.types import Mount
 
 from services.runner.engine import ENGINE_ERRORS, LABEL
-from services.runner.tes_disk import DiskWatch, limit_of
+from services.runner.disk import tes_limit
 from services.runner.tes_files import StagingFailed, Stager, mount_dirs
 from shared import statuses as st
 from shared.docker_engine import create_container, explain
@@ -110,7 +110,7 @@ class TesRun:
                 on_output(logs)
 
         last = None
-        limit, named = limit_of(self.task, self.settings.tes_disk_bytes)
+        limit, named = tes_limit(self.task, self.settings.tes_disk_bytes)
         layers = 0  # what the writable layers of the executors that ended hold: on disk until the clean-up
         for i, executor in enumerate(self.task["executors"]):
             verdict = should_stop()
@@ -127,12 +127,11 @@ class TesRun:
             if i == 0:
                 for directory, archive in archives.items():
                     container.put_archive(directory, archive)
-            watch = DiskWatch(self.engine.client, dirs, limit, named, self.settings.tes_disk_check_interval, i,
-                              before=layers)
-            watch.watch(container)
+            # the task's volumes and those its image declares, measured as any execution's (services/runner/disk.py)
+            watch = self.engine.disk_watch(self.work, container, (limit, named), f"executors[{i}]", layers)
             try:
-                report = self.engine._run_created(container, self.work, started,
-                                                  lambda watch=watch: watch.over or should_stop(), on_output)
+                report = self.engine._run_created(container, self.work, started, watch.stop_if_over(should_stop),
+                                                  on_output)
             finally:
                 watch.stop()
             last = report

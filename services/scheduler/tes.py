@@ -48,8 +48,9 @@ WAITING_SQL = text("SELECT id FROM results WHERE tes IS NOT NULL AND status = 'Q
 
 
 def run_body(task):
-    """The RUN a TES task is: one execution, its tags as labels, ``resources`` as memory and CPUs."""
-    body = {"times": 1, "labels": {**(task.get("tags") or {}), contract.TES_LABEL: "task"}}
+    """The RUN a TES task is: one execution, its tags as labels, ``resources`` as memory and CPUs (its mark,
+    ``TES_LABEL``, a label no RUN may carry, is added once checked: ``marked``)."""
+    body = {"times": 1, **({"labels": task["tags"]} if task.get("tags") else {})}
     resources = task.get("resources") or {}
     if resources.get("ram_gb"):
         body["memory"] = f"{max(6, int(resources['ram_gb'] * 1024))}m"
@@ -78,6 +79,7 @@ class TesMixin:
         except ValidationError as exc:
             field = {"memory": "resources.ram_gb", "cpus": "resources.cpu_cores"}.get(exc.field, exc.field)
             raise ValidationError(exc.message, field) from None
+        params["labels"] = {**(params.get("labels") or {}), contract.TES_LABEL: "task"}  # Stevedore's own mark
         waiting = sorted({f["task_id"] for f in images if f.get("status") != st.READY or not f.get("digest")})
         tes = {"task": task, "name": task.get("name"), "image_tasks": [f["task_id"] for f in images],
                "images": [None if waiting else f["digest"] for f in images], "waiting": waiting}

@@ -115,6 +115,8 @@ def build_parser():
     sub.add_argument("--priority", type=int, metavar="P",
                      help=f"0 (lowest) to {PRIORITY_MAX} (highest); default {PRIORITY_DEFAULT}")
     sub.add_argument("--memory", metavar="SIZE", help='memory limit per container, e.g. "256m"')
+    sub.add_argument("--disk", metavar="SIZE",
+                     help='the most each execution may write to disk (writable layer, volumes), e.g. "10g"')
     sub.add_argument("--cpus", type=float, help="CPUs per container, e.g. 0.5")
     # the failure policy (docs/api.md#failure-policy)
     sub.add_argument("--max-failures", type=int, metavar="N",

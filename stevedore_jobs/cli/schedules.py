@@ -42,6 +42,8 @@ def add_commands(commands, command):
     sub.add_argument("--priority", type=int, metavar="P",
                      help=f"0 (lowest) to {PRIORITY_MAX} (highest); default {PRIORITY_DEFAULT}")
     sub.add_argument("--memory", metavar="SIZE", help='memory limit per container, e.g. "256m"')
+    sub.add_argument("--disk", metavar="SIZE",
+                     help='the most each execution may write to disk (writable layer, volumes), e.g. "10g"')
     sub.add_argument("--cpus", type=float, help="CPUs per container, e.g. 0.5")
     sub.add_argument("--callback-url", dest="callback_url", help="URL each run's result is POSTed to when it ends")
     add_label_option(sub)

@@ -133,17 +133,18 @@ _MEMORY_RE = re.compile(r"([0-9]{1,20})([bkmg]?)", re.IGNORECASE)
 MEMORY_MIN, MEMORY_MAX = 6 * 1024 ** 2, 1024 ** 4
 
 
-def memory_bytes(value):
-    """A size such as "256m" or "1g" in bytes (None stays None), from 6m to 1024g."""
+def memory_bytes(value, field="memory"):
+    """A size such as "256m" or "1g" in bytes (None stays None), from 6m to 1024g (a RUN's ``memory``, its
+    ``disk``: ``field``)."""
     if value is None:
         return None
     units = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
     match = _MEMORY_RE.fullmatch(value) if isinstance(value, str) else None
     if not match:
-        raise Invalid('must be a size such as "256m" or "1g"', "memory")
+        raise Invalid('must be a size such as "256m" or "1g"', field)
     size = int(match.group(1)) * units[match.group(2).lower()]
     if not MEMORY_MIN <= size <= MEMORY_MAX:
-        raise Invalid("must be between 6m and 1024g", "memory")
+        raise Invalid("must be between 6m and 1024g", field)
     return size
 
 

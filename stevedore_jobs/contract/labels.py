@@ -9,7 +9,8 @@ labels, so a label set is at most 64 x (317 + 63) characters.
 Reserved (refused with 400 naming ``labels.<key>``): a key whose prefix is ``stevedore``, starts with
 ``stevedore.`` or ends with ``.stevedore`` (``stevedore/x``, ``stevedore.io/x``, ``user.stevedore/x``), and
 a key without prefix whose name starts with ``stevedore.`` (any case): the names Stevedore's own
-labels have, or could have.
+labels have, or could have.  And ``ga4gh.org/tes`` (``TES_LABEL``): the mark Stevedore puts on the runs and
+tasks it makes for GA4GH TES, which no one else's may carry (the UI and CLI show it as TES's).
 
 On a container a user's label ``k=v`` is the Docker label ``user.stevedore/k=v`` (``CONTAINER_PREFIX``).
 The runner's own labels, the ones it trusts, are ``stevedore.managed``, ``stevedore.result_id``, ...:
@@ -32,6 +33,7 @@ PREFIX_MAX = 253
 KEY_MAX = PREFIX_MAX + 1 + NAME_MAX
 VALUE_MAX = 63
 CONTAINER_PREFIX = "user.stevedore/"
+TES_LABEL = "ga4gh.org/tes"  # the label that marks what was made for TES: a run ("task"), a task ("image")
 
 _NAME = r"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
 _LABEL = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?"
@@ -40,7 +42,7 @@ _NAME_RE = re.compile(_NAME)
 _PREFIX_RE = re.compile(_PREFIX)
 _STEVEDORE_ANY_CASE = "[Ss][Tt][Ee][Vv][Ee][Dd][Oo][Rr][Ee]"
 # the rules above as JSON Schema patterns (the reserved keys left out by a lookahead)
-KEY_PATTERN = (f"^(?!stevedore(?:\\.[^/]*)?/|[^/]*\\.stevedore/|{_STEVEDORE_ANY_CASE}\\.[^/]*$)"
+KEY_PATTERN = (f"^(?!stevedore(?:\\.[^/]*)?/|[^/]*\\.stevedore/|{_STEVEDORE_ANY_CASE}\\.[^/]*$|ga4gh\\.org/tes$)"
                f"(?:(?=[^/]{{1,{PREFIX_MAX}}}/){_PREFIX}/)?{_NAME}$")
 VALUE_PATTERN = f"^(?:{_NAME})?$"
 FILTER_PATTERN = (f"^(?:(?=[^/=]{{1,{PREFIX_MAX}}}/){_PREFIX}/)?{_NAME}(?:=(?:{_NAME})?)?$")
@@ -69,6 +71,8 @@ def check_key(key, field, filtering=False):
     if not filtering and reserved(prefix, name):
         raise Invalid("is reserved: keys under the stevedore prefix (stevedore/, stevedore.*/, *.stevedore/, "
                       "stevedore.*) are Stevedore's own", field)
+    if not filtering and key == TES_LABEL:
+        raise Invalid("is reserved: Stevedore's own mark of what was made for GA4GH TES", field)
     return key
 
 
@@ -111,7 +115,8 @@ LABELS_DESCRIPTION = (
     f"at most {LABELS_MAX} labels `{{\"key\": \"value\"}}` with the rules of Kubernetes labels: a key is an "
     f"optional DNS-subdomain prefix and `/`, then a name of 1 to {NAME_MAX} characters (letters, digits, `-`, "
     f"`_`, `.`; a letter or digit first and last); a value is empty or a name's shape. Keys under the "
-    "`stevedore` prefix are reserved (400 naming `labels.<key>`). Lists filter by them (`?label=key=value`)")
+    f"`stevedore` prefix and `{TES_LABEL}` are reserved (400 naming `labels.<key>`). Lists filter by them "
+    "(`?label=key=value`)")
 
 
 def parse_filters(filters, field="label"):

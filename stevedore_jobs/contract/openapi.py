@@ -274,7 +274,8 @@ def _spec(limits):
         "info": {"title": "Stevedore", "version": VERSION,
                  "description": "Register Docker images as tasks, run them N times, see what happened. "
                                 f"This installation: RUN_MAX_TIMES {limits.max_times}, CONTAINER_MAX_MEMORY "
-                                f"{runs.size_text(limits.max_memory)}, CONTAINER_MAX_CPUS {limits.max_cpus:g}."},
+                                f"{runs.size_text(limits.max_memory)}, CONTAINER_MAX_CPUS {limits.max_cpus:g}, CONTAINER_MAX_DISK "
+                                f"{runs.size_text(limits.max_disk)}."},
         "components": {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer",

@@ -23,11 +23,12 @@ from stevedore_jobs.contract.statuses import ExecutionStatus, TaskStatus
 
 class Limits(NamedTuple):
     """The installation's maxima of one RUN (settings RUN_MAX_TIMES, CONTAINER_MAX_MEMORY in bytes,
-    CONTAINER_MAX_CPUS)."""
+    CONTAINER_MAX_CPUS, CONTAINER_MAX_DISK in bytes)."""
 
     max_times: int = 100000
     max_memory: int = 8 * 1024 ** 3
     max_cpus: float = 4.0
+    max_disk: int = 100 * 1024 ** 3
 
 
 STRICT = ConfigDict(strict=True, regex_engine="python-re")

@@ -54,6 +54,7 @@ class RunParams(Answer):
     parallelism: Optional[int] = None
     retries: Optional[int] = None
     memory: Optional[str] = None
+    disk: Optional[str] = None
     cpus: Optional[float] = None
     priority: Optional[int] = None
     callback_url: Optional[str] = None

@@ -15,7 +15,7 @@ from stevedore_jobs.contract.secrets import SECRET_DESCRIPTION, SecretEnvMap, ch
 from stevedore_jobs.contract.run_fields import (  # noqa: F401 -- part of this module's names
     PRIORITY_DEFAULT, PRIORITY_MAX,     CALLBACK_URL_MAX, COMMAND_MAX, ENV_MAX, ENV_NAME_PATTERN, ENV_VALUE_MAX, TIMEOUT_MAX, PARALLELISM_MAX,
     RETRIES_MAX, DEADLINE_MAX, EXIT_CODES_MAX, EXIT_CODE_MAX, POLICY_FIELDS, FLEET_FIELDS, AFTER_MAX, WHEN,
-    split_command, check_env, check_exit_codes, check_callback_url, After, check_after, memory_within,
+    split_command, check_env, check_exit_codes, check_callback_url, After, check_after, memory_within, disk_within,
     CPUS_MIN, CPUS_NOTE, cpus_within, names_and_values, CommandValue, EnvMap, Item, matrix_schema, matrix_map)
 
 
@@ -43,6 +43,8 @@ class RunBase(Request):
                 del params[field]
         if not params.get("labels"):  # only when given: the params of a run without are as before
             params.pop("labels", None)
+        if params.get("disk") is None:  # as labels
+            params.pop("disk", None)
         if not params.get("secret_env"):  # references to secrets only, never a value; as labels
             params.pop("secret_env", None)
         if self.callback_url is not None:
@@ -125,6 +127,15 @@ def run_request(limits=Limits()):
                         f"{size_text(limits.max_memory)} (default `CONTAINER_DEFAULT_MEMORY`); more than the "
                         f"ceiling is a 400 `memory: must be at most {size_text(limits.max_memory)}, this "
                         "installation's ceiling (CONTAINER_MAX_MEMORY)`")
+        disk: Optional[str] = Field(
+            None, pattern=memory_pattern(limits.max_disk), max_length=21,
+            json_schema_extra={"x-setting": "CONTAINER_MAX_DISK"},
+            description=f"the most an execution may write to the runner's disk (its container's writable layer "
+                        f"and the volumes its image declares), a size such as `\"512m\"` or `\"10g\"` from 6m up "
+                        f"to {size_text(limits.max_disk)} (default: the runner's `CONTAINER_DEFAULT_DISK`); past "
+                        "it the container is killed and the execution ends ERROR, its reason naming `disk`. More "
+                        f"than the ceiling is a 400 `disk: must be at most {size_text(limits.max_disk)}, this "
+                        "installation's ceiling (CONTAINER_MAX_DISK)`")
         cpus: Optional[float] = Field(None, ge=CPUS_MIN, le=limits.max_cpus,
                                       json_schema_extra={"x-setting": "CONTAINER_MAX_CPUS"},
                                       description="container CPU limit; more is a 400 naming `cpus`")
@@ -262,6 +273,11 @@ def run_request(limits=Limits()):
         @classmethod
         def _memory(cls, value):
             return memory_within(value, limits.max_memory)
+
+        @field_validator("disk", mode="before")
+        @classmethod
+        def _disk(cls, value):
+            return disk_within(value, limits.max_disk)
 
         @field_validator("cpus", mode="after")
         @classmethod

@@ -173,6 +173,15 @@ def memory_within(value, max_memory):
     return value
 
 
+def disk_within(value, max_disk):
+    """``value`` (a size) if it is within ``max_disk`` bytes (None: no ceiling)."""
+    size = memory_bytes(value, "disk")
+    if max_disk and size and size > max_disk:
+        raise Invalid(f"must be at most {size_text(max_disk)}, this installation's ceiling "
+                      "(CONTAINER_MAX_DISK)", "disk")
+    return value
+
+
 CPUS_MIN = 0.01
 CPUS_NOTE = ", this installation's ceiling (CONTAINER_MAX_CPUS)"
 

@@ -16,7 +16,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from stevedore_jobs.contract.checks import REFERENCE_PATTERN, Invalid, parse_reference
-from stevedore_jobs.contract.labels import LABELS_DESCRIPTION, LabelMap, check_labels
+from stevedore_jobs.contract.labels import LABELS_DESCRIPTION, TES_LABEL, LabelMap, check_labels  # noqa: F401
 
 EXECUTORS_MAX = 20
 FILES_MAX = 100          # inputs, and outputs, of one task
@@ -31,7 +31,6 @@ TEXT_MAX = 255            # a name
 DESCRIPTION_MAX = 4096
 BACKEND_PARAMETERS_MAX = 50
 ZONES_MAX = 50
-TES_LABEL = "ga4gh.org/tes"  # the label that marks what was made for TES: a run ("task"), a task ("image")
 IMAGE_TASK_PREFIX = "tes: "  # the name of a task TES makes for an executor's image: reserved (``reserved_name``)
 
 
@@ -171,10 +170,7 @@ class NewTask(Model):
     @field_validator("tags")
     @classmethod
     def _tags(cls, value):
-        check_labels(value, "tags")
-        if TES_LABEL in (value or {}):
-            raise Invalid("is Stevedore's own mark of TES tasks", f"tags.{TES_LABEL}")
-        return value
+        return check_labels(value, "tags")  # TES_LABEL refused as a tag too: it is Stevedore's mark
 
     @model_validator(mode="after")
     def _paths(self):

@@ -4,13 +4,12 @@ import base64
 import io
 import subprocess
 import uuid
-from urllib.parse import urlparse
 
 import docker
 import pytest
 import requests
 
-from tests.support import System, containers_of, create_database, drop_database, wait_until
+from tests.support import containers_of, own_system, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -20,25 +19,6 @@ KEPT = {"CHOWN": 0, "DAC_OVERRIDE": 1, "SETGID": 6, "SETUID": 7, "NET_BIND_SERVI
 PROBE = ["sh", "-c", "id -u; grep -E '^Cap(Eff|Bnd):' /proc/self/status; "
          "mkdir -p /tmp 2>/dev/null; echo x > /tmp/probe && echo TMP_WRITABLE; "
          "(echo x > /probe) 2>/dev/null && echo ROOT_WRITABLE || echo ROOT_READ_ONLY"]
-
-
-def own_system(request, vhost_pipeline, name, env, per_runner=None, runners=1):
-    """A system of its own (vhost, database): yields it started; stops and drops it after."""
-    uri = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
-    database = create_database()
-    try:
-        with vhost_pipeline.get() as vhost:
-            system = System(f"{uri.scheme}://{uri.netloc}/{vhost}", database, runners=runners, name=name,
-                            env=env)
-            for label, extra in (per_runner or {}).items():
-                system.plan[label][1].update(extra)
-            system.start().wait_healthy()
-            try:
-                yield system
-            finally:
-                system.stop()
-    finally:
-        drop_database(database)
 
 
 def stdout_of(api, result_id):
@@ -81,7 +61,7 @@ def confined(request, vhost_pipeline, test_images, network_name):
 def restricted(request, vhost_pipeline, test_images):
     yield from own_system(request, vhost_pipeline, "restricted",
                           {"CONTAINER_PROFILE": "restricted", "CONTAINER_NETWORK": "none",
-                           "CONTAINER_TMP_SIZE": "8m"})
+                           "CONTAINER_TMP_SIZE": "8m", "CONTAINER_DEFAULT_DISK": "16m", "DISK_CHECK_INTERVAL": "1"})
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +80,26 @@ def test_the_restricted_profile_runs_the_image_as_nobody_without_capabilities_on
     result_id = restricted.api.run(task["task_id"])
     assert restricted.api.wait_result(result_id, timeout=60)["status"] == "COMPLETE"
     assert stdout_of(restricted.api, result_id) == "hello from stevedore\n"
+
+
+def test_the_restricted_profile_bounds_the_disk_of_the_volumes_an_image_declares(
+        restricted, test_images, image_registry, docker_client):
+    # its root is read-only, but a VOLUME of its image is writable (here by anyone): it counts against its disk
+    ref = f"{image_registry.address}/stevedore-test/busybox:open-volume-{uuid.uuid4().hex[:6]}"
+    dockerfile = f"FROM {test_images['ok']}\nRUN [\"/bin/busybox\", \"mkdir\", \"-m\", \"1777\", \"/scratch\"]\n" \
+                 "VOLUME /scratch\n"
+    docker_client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=ref, rm=True)
+    for line in docker_client.images.push(ref, stream=True, decode=True):
+        assert "error" not in line, line
+    docker_client.images.remove(ref, noprune=True)
+    task = restricted.api.register(ref)
+    fill = "echo filling; while true; do head -c 1048576 /dev/zero >> /scratch/fill; sleep 0.05; done"
+    result_id = restricted.api.run(task["task_id"], command=["sh", "-c", fill])
+    assert restricted.api.wait_result(result_id, timeout=60)["status"] == "ERROR"
+    [detail] = restricted.api.details(result_id)
+    assert detail["reason"].startswith("disk: it wrote ") and "16m" in detail["reason"], detail
+    assert stdout_of(restricted.api, result_id) == "filling\n"
+    wait_until(lambda: not containers_of(docker_client, result_id), timeout=30, what="its container removed")
 
 
 def test_the_default_profile_keeps_root_and_common_capabilities_but_drops_raw_sockets_and_devices(

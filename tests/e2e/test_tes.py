@@ -37,7 +37,7 @@ def outputs_dir():
 def tes_system(request, vhost_pipeline, docker_client, standin_registry, outputs_dir):
     yield from mapped_system(request, vhost_pipeline, docker_client, standin_registry, "tes",
                              env={"TES_OUTPUT_DIR": outputs_dir, "TES_ALLOW_NETWORKS": "127.0.0.0/8",
-                                  "TES_DISK_CHECK_INTERVAL": "1"})
+                                  "DISK_CHECK_INTERVAL": "1"})
 
 
 @pytest.fixture(scope="module")
@@ -145,17 +145,21 @@ def test_a_cancelled_task_ends_canceled_and_leaves_no_container_or_volume(client
 FILL = "while true; do head -c 8388608 /dev/zero >> {}; sleep 0.05; done"  # ~100 MB/s at most, without end
 
 
-@pytest.mark.parametrize("where, volumes", [("/work/fill", ["/work"]), ("/fill", [])],
-                         ids=["its volume", "its writable layer"])
+@pytest.mark.parametrize("first, where, volumes", [
+    ("", "/work/fill", ["/work"]), ("", "/fill", []),
+    # its du removed, or replaced by one that says 0: the runner measures with its own, out of the executor's reach
+    ("rm -f /bin/du; ", "/work/fill", ["/work"]),
+    ("rm -f /bin/du; printf '#!/bin/sh\\necho 0\\n' > /bin/du; chmod +x /bin/du; ", "/work/fill", ["/work"])],
+    ids=["its volume", "its writable layer", "its volume without its du", "its volume with a fake du"])
 def test_an_executor_writing_without_end_is_stopped_past_disk_gb_and_what_it_wrote_is_removed(
-        client, docker_client, where, volumes):
+        client, docker_client, first, where, volumes):
     task_id = client.create_task(tes.Task(
-        executors=[executor(["sh", "-c", FILL.format(where)]), executor(["echo", "never"])],
+        executors=[executor(["sh", "-c", first + FILL.format(where)]), executor(["echo", "never"])],
         volumes=volumes, resources=tes.Resources(disk_gb=0.05)))
     task = ended(client, task_id, timeout=90)
     assert task.state == "EXECUTOR_ERROR", task
     [log] = task.logs
-    # stopped within seconds of starting (the check runs every TES_DISK_CHECK_INTERVAL, here 1 s)
+    # stopped within seconds of starting (the check runs every DISK_CHECK_INTERVAL, here 1 s)
     assert (log.logs[0].end_time - log.logs[0].start_time).total_seconds() < 15, log.logs
     assert len(log.logs) == 1 and log.logs[0].exit_code != 0
     assert any("past resources.disk_gb (0.05 GB)" in line for line in log.system_logs), log.system_logs

@@ -52,3 +52,15 @@ def test_the_executions_table_shows_each_ones_own_params_only_when_some_have_the
     table = details_table([{**detail, "params": {"env": {"LR": "0.1"}, "command": ["echo", "x"]}}])
     assert table.splitlines()[0].split()[-1] == "PARAMS"
     assert table.splitlines()[1].endswith('LR=0.1 command=["echo", "x"]')
+
+
+def test_every_run_field_with_an_option_of_its_own_has_one_in_run():
+    from stevedore_jobs.cli.runs import RUN_OPTIONS
+
+    args = build_parser().parse_args(["run", "t"])
+    assert [name for name in RUN_OPTIONS if not hasattr(args, name)] == []
+
+
+@pytest.mark.parametrize("argv", [["run", "t"], ["schedule", "add", "t", "* * * * *"]])
+def test_disk_is_an_option_of_run_and_schedule_add(argv):
+    assert build_parser().parse_args([*argv, "--disk", "8m"]).disk == "8m"

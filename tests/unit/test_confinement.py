@@ -172,7 +172,7 @@ def test_an_existing_network_is_used_and_one_with_inter_container_traffic_is_war
 
 
 def test_a_run_above_the_ceilings_is_refused_naming_the_field():
-    max_memory, max_cpus = parse(SchedulerSettings, {"CONTAINER_MAX_MEMORY": "2g", "CONTAINER_MAX_CPUS": 2}).ceilings
+    max_memory, max_cpus, _ = parse(SchedulerSettings, {"CONTAINER_MAX_MEMORY": "2g", "CONTAINER_MAX_CPUS": 2}).ceilings
     body = {"operation": "RUN", "times": 1}
     with pytest.raises(ValidationError) as refused:
         validation.run_params({**body, "memory": "1024g"}, 10, max_memory, max_cpus)
@@ -185,9 +185,10 @@ def test_a_run_above_the_ceilings_is_refused_naming_the_field():
 
 
 def test_the_default_ceilings_are_careful_and_a_bad_one_names_its_setting():
-    assert parse(SchedulerSettings, {}).ceilings == (8 * 1024 ** 3, 4.0)
+    assert parse(SchedulerSettings, {}).ceilings == (8 * 1024 ** 3, 4.0, 100 * 1024 ** 3)
     for settings, named in (({"CONTAINER_MAX_MEMORY": "lots"}, "CONTAINER_MAX_MEMORY"),
-                            ({"CONTAINER_MAX_CPUS": "-1"}, "CONTAINER_MAX_CPUS")):
+                            ({"CONTAINER_MAX_CPUS": "-1"}, "CONTAINER_MAX_CPUS"),
+                            ({"CONTAINER_MAX_DISK": "1t"}, "CONTAINER_MAX_DISK")):
         with pytest.raises(SettingError, match=named):
             parse(SchedulerSettings, settings)
 

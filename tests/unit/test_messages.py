@@ -41,10 +41,11 @@ def test_docs_events_table_lists_every_event_with_its_models_fields():
 
 def test_a_work_item_is_made_from_a_runs_parameters_and_sent_as_plain_values():
     work = wire(WorkItem.of("d", "r", "t", 3, 2, "img@sha256:x",
-                            {"command": ["echo", "hi"], "env": None, "timeout": 5, "cpus": 0.5}, 30.0))
+                            {"command": ["echo", "hi"], "env": None, "timeout": 5, "cpus": 0.5,
+                             "disk": "8m"}, 30.0))
     assert work == {"detail_id": "d", "result_id": "r", "task_id": "t", "index": 3, "attempt": 2,
                     "image": "img@sha256:x", "command": ["echo", "hi"], "env": {}, "timeout": 5,
-                    "memory": None, "cpus": 0.5, "lease_seconds": 30.0, "installation": None, "times": None,
+                    "memory": None, "disk": "8m", "cpus": 0.5, "lease_seconds": 30.0, "installation": None, "times": None,
                     "labels": {}, "gpu_ids": None, "tes": None, "secret_env": {}, "team": None,
                     "submitted_by": None}
     assert isinstance(work["timeout"], int)  # sent as given

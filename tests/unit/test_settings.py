@@ -26,7 +26,7 @@ def test_unset_or_empty_settings_take_their_one_default():
     for given in ({}, {"RUN_MAX_TIMES": None, "STOP_GRACE_PERIOD": "", "AUTH": "  "}):
         settings = parse(AllSettings, given)
         assert (settings.run_max_times, settings.stop_grace_period, settings.auth) == (100000, 10, True)
-    assert parse(SchedulerSettings, {}).ceilings == (8 * 1024 ** 3, 4.0)
+    assert parse(SchedulerSettings, {}).ceilings == (8 * 1024 ** 3, 4.0, 100 * 1024 ** 3)
     assert parse(RunnerSettings, {}).runner_max_memory is None  # empty: the engine's
 
 

@@ -567,7 +567,7 @@
    * what is not a number is sent as typed so that the API names the field. */
   function runBody(form) {
     const payload = {operation: "RUN"};
-    for (const name of ["times", "parallelism", "timeout", "retries", "priority", "cpus", "memory", "command"]) {
+    for (const name of ["times", "parallelism", "timeout", "retries", "priority", "cpus", "memory", "disk", "command"]) {
       const raw = value(form, name);
       if (raw === "") continue;
       payload[name] = numeric(RUN_FIELDS[name]) && Number.isFinite(Number(raw)) ? Number(raw) : raw;
@@ -976,6 +976,7 @@
           ? "a matrix: each execution runs one combination (its parameters below)"
           : "items: each execution has parameters of its own (below)"],
         ["Memory", p.memory || "default"],
+        ["Disk", p.disk || "default"],
         ["CPUs", p.cpus || "default"],
         p.constraints && ["Runner labels", mono(Object.entries(p.constraints).map(([k, v]) => `${k}=${v}`).join(", "))],
         p.gpus && ["GPUs", String(p.gpus)],
