@@ -118,7 +118,7 @@ def test_the_gateway_answers_a_page_cut_by_bytes_with_a_link_after_its_last_item
 def test_the_gateway_answers_the_last_page_without_a_link():
     from services.gateway.http import listing
     from stevedore_jobs.contract import RunnerListQuery
-    status, headers, items = listing(runners_request("limit=5"), RunnerListQuery,
+    _, headers, items = listing(runners_request("limit=5"), RunnerListQuery,
                                      lambda **kwargs: {"items": [{"runner_id": "a"}], "more": False}, "runner_id")
     assert items == [{"runner_id": "a"}] and "Link" not in headers
 
@@ -136,6 +136,6 @@ def test_the_gateway_lists_from_a_service_of_before_as_before():
             raise IncorrectSignature("unexpected keyword argument 'paged'")
         return [{"runner_id": n} for n in "abc"][:kwargs["limit"]]
 
-    status, headers, items = listing(runners_request("limit=2"), RunnerListQuery, fetch, "runner_id")
+    _, headers, items = listing(runners_request("limit=2"), RunnerListQuery, fetch, "runner_id")
     assert items == [{"runner_id": "a"}, {"runner_id": "b"}] and "after=b" in headers["Link"]
     assert asked[-1]["limit"] == 3 and "paged" not in asked[-1]
