@@ -114,6 +114,21 @@ def test_the_cli_lists_every_big_schedule_once_in_order(paged_system, schedules)
     assert [s["schedule_id"] for s in json.loads(listed.stdout)] == schedules
 
 
+def test_the_web_ui_shows_every_big_schedule_once_in_order_by_show_more(paged_system, schedules):
+    from tests.browser import Browser
+    from tests.support import ARTIFACTS
+
+    browser = Browser(paged_system.url, os.path.join(paged_system.log_dir, "browser.log"),
+                      os.path.join(ARTIFACTS, "screenshots")).start()
+    try:
+        seen = browser.run("schedules_read_to_the_end", token=paged_system.token)
+    finally:
+        browser.stop()
+    assert seen["first_page"] == 2 and seen["clicks"] == 2
+    assert seen["ids"] == schedules
+    assert seen["task_picked"] >= 2  # "pick a task" and the task, read by its Links
+
+
 # ------------------------------------------------------------------ GA4GH TES
 
 TES = "/ga4gh/tes/v1/tasks"
