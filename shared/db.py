@@ -32,7 +32,7 @@ from eventlet import patcher
 from sqlalchemy.orm import sessionmaker
 
 from shared.errors import ValidationError
-from shared import validation
+from shared import pages, validation
 
 log = logging.getLogger(__name__)
 
@@ -124,9 +124,11 @@ def ping(session):
     return "ok"
 
 
-def newest_first(session, stmt, model, stamp, after, limit, caller=None):
+def newest_first(session, stmt, model, stamp, after, limit, caller=None, stream=False):
     """``stmt`` ordered newest first by (``stamp``, id), the page after the row whose id is ``after``
-    (one of a team ``caller`` does not cover is no such row)."""
+    (one of a team ``caller`` does not cover is no such row).  ``stream``: an iterator reading
+    ``pages.ROWS_AT_ONCE`` rows at a time (big items: shared/pages.py), to be read before the
+    transaction ends; else a list."""
     stmt = stmt.order_by(stamp.desc(), model.id.desc()).limit(limit)
     if after:
         anchor = session.get(model, after) if isinstance(after, str) and len(after) <= 32 else None
@@ -136,6 +138,8 @@ def newest_first(session, stmt, model, stamp, after, limit, caller=None):
             raise ValidationError("is not the id of a listed item", "after")
         anchor_stamp = getattr(anchor, stamp.key)
         stmt = stmt.where(or_(stamp < anchor_stamp, (stamp == anchor_stamp) & (model.id < anchor.id)))
+    if stream:
+        return session.scalars(stmt, execution_options={"yield_per": pages.ROWS_AT_ONCE})
     return list(session.scalars(stmt))
 
 

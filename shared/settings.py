@@ -204,11 +204,17 @@ class GatewaySettings(Common, Ceilings, Edge, Sealing):
     ui_cookie_secure: Annotated[Literal["auto", "on", "off"], BeforeValidator(_lower)] = "auto"
 
 
+class Lists(Part):
+    # the most bytes of one page of a list (shared/pages.py), as the service that builds it counts them;
+    # fewer items than asked, and a next page, past it (always at least one item)
+    list_page_bytes: Annotated[int, Ge(1024)] = 4194304
+
+
 class Docker(Part):
     docker_host: str = "unix:///var/run/docker.sock"
 
 
-class RegistrySettings(Common, Events, Metrics, Docker, Sealing):
+class RegistrySettings(Common, Events, Metrics, Docker, Sealing, Lists):
     pull_timeout: Seconds = 600
     # SOURCE=TARGET rules (shared/images.py): alpine pulled from localhost:5000/library/alpine; empty: none
     image_map: Annotated[tuple, BeforeValidator(_image_map), Field(validate_default=True)] = ""
@@ -229,7 +235,7 @@ class Polling(Part):
     runner_poll_interval: Seconds = 2    # an idle runner's slot asks for work this often
 
 
-class SchedulerSettings(Common, Events, Metrics, Ceilings, Webhooks, Polling, Sealing):
+class SchedulerSettings(Common, Events, Metrics, Ceilings, Webhooks, Polling, Sealing, Lists):
     lease_seconds: Seconds = 30
     fan_out_batch: Count = 5000
     task_cache_seconds: Wait = 10          # 0: asks the registry every RUN

@@ -18,7 +18,7 @@ import re
 from dataclasses import replace
 from urllib.parse import unquote_to_bytes, urlencode
 
-from nameko.exceptions import RemoteError
+from nameko.exceptions import IncorrectSignature, RemoteError
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WsgiApp
 from werkzeug.exceptions import HTTPException
@@ -31,7 +31,7 @@ from services.gateway.callers import TokenGate, caller_of_principal
 from services.gateway.edge import EdgeWebServer, read_body
 from services.gateway.sessions import COOKIE, SessionGate
 from services.gateway.throttle import Throttle
-from shared import validation
+from shared import pages, validation
 from shared.errors import (
     Conflict, Forbidden, NotFound, StevedoreError, TooManyRequests, Unavailable, ValidationError)
 from shared.handlers import first_line, is_transient
@@ -459,23 +459,28 @@ def json_body(request, free_text=False, opaque=()):
 
 def listing(request, model, fetch, id_field):
     """One page of a list endpoint: ``model`` (the contract's) reads limit, after and the filters from
-    the query string; ``fetch(**query, caller=...)`` gets up to limit+1 items the caller may see; a
-    ``Link: rel="next"`` says more exist.  A list of team-owned things (its model has ``team``) is of the
+    the query string; ``fetch(**query, caller=..., paged=True)`` gets a page of the items the caller may
+    see, up to limit of them and LIST_PAGE_BYTES of their JSON, and whether more exist (shared/pages.py);
+    a ``Link: rel="next"`` says they do.  A list of team-owned things (its model has ``team``) is of the
     team the request picks (X-Stevedore-Team) when it names none itself.
     An ``after`` of the right shape that names no listed item is a 404, as an unknown id in a path is."""
     query = validation.query(model, request.args).query()
     if "team" in model.model_fields and not query.get("team"):
         query["team"] = getattr(request, "stevedore_team", None)
     limit = query["limit"]
+    caller = caller_of(request).as_dict()
     try:
-        items = fetch(**{**query, "limit": limit + 1}, caller=caller_of(request).as_dict())
+        try:  # a page bounded in items and bytes: {"items", "more"} (shared/pages.py)
+            answer = fetch(**query, caller=caller, paged=True)
+        except IncorrectSignature:  # a service of before (a rolling upgrade): the list of limit+1
+            answer = fetch(**{**query, "limit": limit + 1}, caller=caller)
     except ValidationError as exc:
         if exc.field != "after":
             raise
         raise NotFound("no such item to list after", "after") from None
+    items, more = pages.of_reply(answer, limit)
     headers = {}
-    if len(items) > limit:
-        items = items[:limit]
+    if more and items:
         params = request.args.to_dict(flat=False)  # a repeated filter (?label=) kept whole
         params.update(limit=[str(limit)], after=[items[-1][id_field]])
         headers["Link"] = f'<{request.path}?{urlencode(params, doseq=True)}>; rel="next"'

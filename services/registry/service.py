@@ -24,11 +24,12 @@ from services.registry import tes as tes_images
 from services.registry.credentials import CredentialsUnreadable, CredentialVault
 from services.registry.dependencies import DockerImages, ImportFailed, RegistryMetrics
 from services.registry.models import Base, Task
-from shared import events, statuses, validation
+from shared import events, pages, statuses, validation
 from shared import messages as m
 from shared.db import Database, ping
 from shared.docker_engine import bounded
 from shared.errors import Unavailable
+from shared.extensions import Settings
 from shared.handlers import retrying_event_handler
 from shared.messages import wire
 from shared.principals import ALL_TEAMS_ROLES, Caller, require_role
@@ -54,6 +55,7 @@ class RegistryService:
     vault = CredentialVault()
     dispatch = EventDispatcher()
     metrics = RegistryMetrics()
+    settings = Settings()
 
     @rpc
     def create_task(self, body, idempotency_key=None, caller=None):
@@ -101,9 +103,10 @@ class RegistryService:
         return tasks.facts(tasks.get(self.db.session, task_id, caller=Caller.from_dict(caller)))
 
     @rpc
-    def list_tasks(self, status=None, limit=100, after=None, label=None, team=None, caller=None):
-        return [tasks.as_dict(t) for t in tasks.listing(self.db.session, status, limit, after, label, team,
-                                                         Caller.from_dict(caller))]
+    def list_tasks(self, status=None, limit=100, after=None, label=None, team=None, caller=None, paged=False):
+        rows = tasks.listing(self.db.session, status, pages.fetch_limit(limit, paged), after, label, team,
+                             Caller.from_dict(caller))
+        return pages.reply((tasks.as_dict(t) for t in rows), limit, self.settings.list_page_bytes, paged)
 
     @rpc
     def tes_image(self, reference, caller=None):
@@ -153,9 +156,10 @@ class RegistryService:
         return principals.resolve(self.db.session, token_hash)
 
     @rpc
-    def list_tokens(self, limit=100, after=None, team=None, caller=None):
+    def list_tokens(self, limit=100, after=None, team=None, caller=None, paged=False):
         require_role(caller, ADMINS, "the token list")
-        return principals.listing(self.db.session, limit, after, team)
+        rows = principals.listing(self.db.session, pages.fetch_limit(limit, paged), after, team)
+        return pages.reply(rows, limit, self.settings.list_page_bytes, paged)
 
     @rpc
     def revoke_token(self, token_id, caller=None):

@@ -116,7 +116,7 @@ def listing(session, status=None, limit=100, after=None, label=None, team=None, 
     stmt = team_scoped(labelled(select(Task), Task.labels, label), Task.team, caller, team)
     if validation.status_filter(status, statuses.TASK_STATUSES):
         stmt = stmt.where(Task.status == status)
-    return newest_first(session, stmt, Task, Task.created_at, after, limit, caller)
+    return newest_first(session, stmt, Task, Task.created_at, after, limit, caller, stream=True)
 
 
 def end_stuck_imports(session, older_than, error):

@@ -11,7 +11,7 @@ import logging
 
 from sqlalchemy import delete, select
 
-from shared import audit
+from shared import audit, pages
 from shared.db import newest_first
 from shared.principals import ALL_TEAMS_ROLES, require_role
 from shared.extensions import config_timer
@@ -62,12 +62,12 @@ class AuditMixin:
 
     @rpc
     def list_audit(self, principal=None, team=None, action=None, target_type=None, target_id=None, since=None,
-                   until=None, limit=100, after=None, caller=None):
+                   until=None, limit=100, after=None, caller=None, paged=False):
         """``GET /audit/``'s page (the gateway lets only admins and operators ask, whose roles cover every team)."""
         require_role(caller, ALL_TEAMS_ROLES, "the audit log")  # whatever the gateway let through
-        rows = listed(self.db.session, principal, team, action, target_type, target_id, since, until, limit,
-                      after)
-        return [audit.as_dict(row) for row in rows]
+        rows = listed(self.db.session, principal, team, action, target_type, target_id, since, until,
+                      pages.fetch_limit(limit, paged), after)
+        return pages.reply(map(audit.as_dict, rows), limit, self.settings.list_page_bytes, paged)
 
     @config_timer("audit_sweep_interval")
     def delete_expired_audit(self):

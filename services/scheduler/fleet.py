@@ -25,6 +25,7 @@ from sqlalchemy.dialects.postgresql import insert
 from services.scheduler import executions as ex
 from services.scheduler.holdings import installation_id
 from services.scheduler.models import Result, Runner
+from shared import pages
 from shared import statuses as st
 from shared.messages import RunnerInfo, received, wire
 from shared.principals import ALL_TEAMS_ROLES, require_role
@@ -256,10 +257,11 @@ class FleetMixin:
         return ex.renew_leases(self.db.session, runner, detail_ids, self._lease())
 
     @rpc
-    def list_runners(self, limit=100, after=None, status=None, caller=None):
+    def list_runners(self, limit=100, after=None, status=None, caller=None, paged=False):
         """The runners (of no team): for admins and operators, checked here too."""
         require_role(caller, ALL_TEAMS_ROLES, "the runner list")
-        return list_runners(self.db.session, self._lease(), limit, after, status)
+        rows = list_runners(self.db.session, self._lease(), pages.fetch_limit(limit, paged), after, status)
+        return pages.reply(rows, limit, self.settings.list_page_bytes, paged)
 
     def _runner_heard(self, runner, info):
         """Note what a runner told of itself (a heartbeat's or a claim's ``info``); never fails the call."""

@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from services.scheduler.executions.claims import SECRET_REFS
 from services.scheduler.models import Secret
-from shared import audit
+from shared import audit, pages
 from shared import statuses as st
 from shared.errors import Forbidden, NotFound, Unavailable, ValidationError
 from shared.messages import wire
@@ -155,8 +155,9 @@ class SecretsMixin:
         return as_dict(get(self.db.session, Caller.from_dict(caller).team, name))
 
     @rpc
-    def list_secrets(self, limit=100, after=None, caller=None):
-        return [as_dict(row) for row in listed(self.db.session, Caller.from_dict(caller).team, limit, after)]
+    def list_secrets(self, limit=100, after=None, caller=None, paged=False):
+        rows = listed(self.db.session, Caller.from_dict(caller).team, pages.fetch_limit(limit, paged), after)
+        return pages.reply(map(as_dict, rows), limit, self.settings.list_page_bytes, paged)
 
     @rpc
     def delete_secret(self, name, caller=None):

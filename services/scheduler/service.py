@@ -13,7 +13,7 @@ from services.scheduler.idlerunners import IdleRunnersProvider
 from services.scheduler.metrics import SchedulerMetrics, execution_figures
 from services.scheduler.models import Base
 from services.scheduler.schedules import entrypoints as schedules  # the module: `nameko run` would start a class
-from shared import events, statuses, validation
+from shared import events, pages, statuses, validation
 from shared import messages as m
 from shared.db import Database, ping
 from shared.errors import NotFound, Unavailable
@@ -141,14 +141,16 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
 
     @rpc
     def list_results(self, status=None, task_id=None, limit=100, after=None, schedule_id=None, label=None,
-                     team=None, caller=None):
-        return [ex.result_as_dict(r) for r in ex.list_results(self.db.session, status, task_id, limit, after,
-                                                              schedule_id, label, team, Caller.from_dict(caller))]
+                     team=None, caller=None, paged=False):
+        rows = ex.list_results(self.db.session, status, task_id, pages.fetch_limit(limit, paged), after,
+                               schedule_id, label, team, Caller.from_dict(caller))
+        return pages.reply(map(ex.result_as_dict, rows), limit, self.settings.list_page_bytes, paged)
 
     @rpc
-    def list_details(self, result_id, status=None, limit=100, after=None, caller=None):
-        return [ex.detail_as_dict(d) for d in ex.list_details(self.db.session, result_id, status, limit, after,
-                                                              Caller.from_dict(caller))]
+    def list_details(self, result_id, status=None, limit=100, after=None, caller=None, paged=False):
+        rows = ex.list_details(self.db.session, result_id, status, pages.fetch_limit(limit, paged), after,
+                               Caller.from_dict(caller), stream=True)
+        return pages.reply(map(ex.detail_as_dict, rows), limit, self.settings.list_page_bytes, paged)
 
     @rpc
     def get_detail(self, result_id, detail_id, caller=None):

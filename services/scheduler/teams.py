@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from services.scheduler.executions import quotas
 from services.scheduler.models import Result, Schedule, Secret, Team
-from shared import audit, validation
+from shared import audit, pages, validation
 from shared.errors import Conflict, Forbidden, NotFound
 from shared.principals import DEFAULT_TEAM, Caller
 from shared.messages import wire
@@ -140,5 +140,6 @@ class TeamsMixin:
         return as_dict(team, _queued(session, [team.name]).get(team.name, 0))
 
     @rpc
-    def list_teams(self, limit=100, after=None, caller=None):
-        return listed(self.db.session, Caller.from_dict(caller), limit, after)
+    def list_teams(self, limit=100, after=None, caller=None, paged=False):
+        rows = listed(self.db.session, Caller.from_dict(caller), pages.fetch_limit(limit, paged), after)
+        return pages.reply(rows, limit, self.settings.list_page_bytes, paged)

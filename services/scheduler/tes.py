@@ -29,7 +29,7 @@ from services.scheduler import knowntasks
 from services.scheduler.executions.state import derive_status
 from services.scheduler.models import Detail, KnownTask, Result
 from services.scheduler.tes_views import task_view
-from shared import events, validation
+from shared import events, pages, validation
 from shared import statuses as st
 from shared.db import labelled, team_scoped
 from shared.errors import NotFound, ValidationError
@@ -153,22 +153,39 @@ class TesMixin:
                 raise ValidationError("is not a token this service gave", "page_token")
             stmt = stmt.where((Result.submitted_at < anchor.submitted_at) | (
                 (Result.submitted_at == anchor.submitted_at) & (Result.id < anchor.id)))
-        rows = list(session.scalars(stmt.limit(SCAN_MAX if state else page_size + 1)))
-        details = self._tes_details(session, [r.id for r in rows])
-        tasks, token = [], None
-        for result in rows:
-            shown = task_view(result, details.get(result.id), view)
-            if state and shown["state"] != state:
-                continue
-            if len(tasks) == page_size:
-                token = tasks[-1]["id"]  # the next page starts after it
-                break
-            tasks.append(shown)
-        else:
-            if state and len(rows) == SCAN_MAX:
-                token = rows[-1].id
+        # read as the page fills, a few rows at a time: a FULL view holds up to 20 executors' logs each
+        rows = session.scalars(stmt.limit(SCAN_MAX if state else page_size + 1), execution_options={
+            "yield_per": pages.ROWS_AT_ONCE})
+        scanned = []  # the last row read, for a page that the state filter left short
+        tasks, more = pages.cut(self._tes_views(session, rows, view, state, scanned), page_size,
+                                self.settings.list_page_bytes)
+        token = None
+        if more:  # fewer than page_size when the page's bytes reached LIST_PAGE_BYTES (TES allows it)
+            token = tasks[-1]["id"]  # the next page starts after it
+        elif state and scanned and scanned[0] >= SCAN_MAX:
+            token = scanned[1]
         session.commit()
         return {"tasks": tasks, **({"next_page_token": token} if token else {})}
+
+    def _tes_views(self, session, rows, view, state, scanned):
+        """The tasks of ``rows`` as ``view`` shows them, those in ``state`` only (if given), read
+        ``pages.ROWS_AT_ONCE`` at a time with their executions; ``scanned``: [rows read, last id]."""
+        chunk = []
+        for count, result in enumerate(rows, 1):
+            scanned[:] = [count, result.id]
+            chunk.append(result)
+            if len(chunk) < pages.ROWS_AT_ONCE:
+                continue
+            yield from self._tes_chunk(session, chunk, view, state)
+            chunk = []
+        yield from self._tes_chunk(session, chunk, view, state)
+
+    def _tes_chunk(self, session, chunk, view, state):
+        details = self._tes_details(session, [r.id for r in chunk])
+        for result in chunk:
+            shown = task_view(result, details.get(result.id), view)
+            if not state or shown["state"] == state:
+                yield shown
 
     @staticmethod
     def _tes_details(session, result_ids):

@@ -54,7 +54,8 @@ TEAM_HEADER = {"name": pr.TEAM_HEADER, "in": "header", "required": False,
                               "a member or viewer may name only its own (another: 403)",
                "schema": {"type": "string", "minLength": 1, "maxLength": pr.TEAM_MAX,
                           "pattern": pr.TEAM_PATTERN}}
-LINK = {"Link": header("string", 'the next page: </result/?limit=100&after=ID>; rel="next" (only when more exist)')}
+LINK = {"Link": header("string", 'the next page: </result/?limit=100&after=ID>; rel="next" (only when more exist; '
+                                'a page may hold fewer than limit items when their JSON passes LIST_PAGE_BYTES)')}
 
 
 def location(what):

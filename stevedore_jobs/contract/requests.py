@@ -232,7 +232,9 @@ class Page(Request):
 
     model_config = ConfigDict(regex_engine="python-re")
 
-    limit: int = Field(PAGE_DEFAULT, ge=1, le=PAGE_MAX, description="items per page")
+    limit: int = Field(PAGE_DEFAULT, ge=1, le=PAGE_MAX,
+                       description="items per page, at most (fewer when their JSON passes the server's "
+                                   "LIST_PAGE_BYTES; the Link header says more exist)")
     after: Optional[str] = Field(None, pattern=ID_PATTERN,
                                  description="the id after which the page starts (the Link header's)")
     SAYS: ClassVar[dict] = {"after": "must be the id of a listed item (32 hex digits)"}

@@ -63,3 +63,21 @@ def schedules_pages(session, token, task_id, task_name, broken_schedule_id):
     seen["failed_fire"] = page.locator("#failed-fires tbody tr").first.inner_text()
     session.screenshot(page, "schedule-failed-fires")
     return seen
+
+
+def schedules_read_to_the_end(session, token):
+    """The schedules list read to its end with "Show more" (a page may hold fewer rows than its limit, when
+    its items pass LIST_PAGE_BYTES); the ids shown, in order, and the rows of the first page."""
+    page = signed_in_page(session, token, "/ui/schedules")
+    rows = page.locator("#schedules tbody tr")
+    expect(rows.first).to_be_visible()
+    first_page, clicks = rows.count(), 0
+    more = page.locator("#schedules .pager button")
+    while more.is_visible() and clicks < 20:
+        shown = rows.count()
+        more.click()
+        clicks += 1
+        expect(rows).not_to_have_count(shown)
+    ids = rows.evaluate_all("rows => rows.map((row) => row.dataset.scheduleId)")
+    return {"first_page": first_page, "clicks": clicks, "ids": ids,
+            "task_picked": page.locator("#f-task option").count()}

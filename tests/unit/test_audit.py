@@ -90,14 +90,14 @@ def test_only_admins_and_operators_may_read_the_log_others_get_403(gateway, role
 
 @pytest.mark.parametrize("role", ["admin", "operator"])
 def test_an_admin_or_operator_gets_a_page_with_the_filters_handed_on(gateway, role):
-    gateway.scheduler.list_audit.return_value = [{"audit_id": "a" * 32}, {"audit_id": "b" * 32}]
+    gateway.scheduler.list_audit.return_value = {"items": [{"audit_id": "a" * 32}], "more": True}
     status, headers, items = gateway.list_audit(
         listing_request(Caller("op", role, "default"), "limit=1&principal=ci-bot&since=1700000000"))
     assert status == 200 and items == [{"audit_id": "a" * 32}]
     assert headers["Link"].startswith("</audit/?") and f"after={'a' * 32}" in headers["Link"]
     kwargs = gateway.scheduler.list_audit.call_args.kwargs
     assert kwargs.pop("caller")["role"] == role and kwargs.pop("team", None) is None
-    assert kwargs == {"limit": 2, "after": None, "principal": "ci-bot", "since": 1700000000.0}
+    assert kwargs == {"limit": 1, "after": None, "principal": "ci-bot", "since": 1700000000.0, "paged": True}
 
 
 @pytest.mark.parametrize("args, field", [

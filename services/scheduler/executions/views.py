@@ -5,8 +5,8 @@ from sqlalchemy import func, select
 
 from services.scheduler.executions.state import counts, get_result, owner
 from services.scheduler.models import Detail, Result
+from shared import pages, validation
 from shared import statuses as st
-from shared import validation
 from shared.db import labelled, newest_first, team_scoped
 from shared.errors import ValidationError
 from shared.messages import ResultSubmitted, wire
@@ -92,10 +92,10 @@ def list_results(session, status=None, task_id=None, limit=100, after=None, sche
         stmt = stmt.where(Result.status == status)
     if task_id:
         stmt = stmt.where(Result.task_id == task_id)
-    return newest_first(session, stmt, Result, Result.submitted_at, after, limit, caller)
+    return newest_first(session, stmt, Result, Result.submitted_at, after, limit, caller, stream=True)
 
 
-def list_details(session, result_id, status=None, limit=100, after=None, caller=None):
+def list_details(session, result_id, status=None, limit=100, after=None, caller=None, stream=False):
     get_result(session, result_id, caller=caller)
     validation.status_filter(status, st.EXECUTION_STATUSES)
     stmt = select(Detail).where(Detail.result_id == result_id).order_by(Detail.index).limit(limit)
@@ -106,6 +106,8 @@ def list_details(session, result_id, status=None, limit=100, after=None, caller=
         if anchor is None or anchor.result_id != result_id:
             raise ValidationError("is not the id of a listed detail", "after")
         stmt = stmt.where(Detail.index > anchor.index)
+    if stream:  # each with its item's params, up to ~1 MiB
+        return session.scalars(stmt, execution_options={"yield_per": pages.ROWS_AT_ONCE})
     return list(session.scalars(stmt))
 
 

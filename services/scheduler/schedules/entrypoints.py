@@ -1,7 +1,7 @@
 """The scheduler service's entrypoints for schedules: a mixin of ``SchedulerService``, kept thin."""
 import logging
 
-from shared import events, statuses
+from shared import events, pages, statuses
 from shared import messages as m
 from shared.extensions import config_timer
 from shared.messages import wire
@@ -38,9 +38,10 @@ class SchedulesMixin:
         return store.as_dict(store.get(session, schedule_id, caller=Caller.from_dict(caller)), session)
 
     @rpc
-    def list_schedules(self, task_id=None, limit=100, after=None, team=None, caller=None):
-        return [store.as_dict(s) for s in store.listed(self.db.session, task_id, limit, after, team,
-                                                       Caller.from_dict(caller))]
+    def list_schedules(self, task_id=None, limit=100, after=None, team=None, caller=None, paged=False):
+        rows = store.listed(self.db.session, task_id, pages.fetch_limit(limit, paged), after, team,
+                            Caller.from_dict(caller))
+        return pages.reply(map(store.as_dict, rows), limit, self.settings.list_page_bytes, paged)
 
     @rpc
     def update_schedule(self, schedule_id, body, caller=None):

@@ -179,7 +179,7 @@ def listed(session, task_id=None, limit=100, after=None, team=None, caller=CONFI
     stmt = team_scoped(select(Schedule), Schedule.team, caller, team)
     if task_id:
         stmt = stmt.where(Schedule.task_id == task_id)
-    return newest_first(session, stmt, Schedule, Schedule.created_at, after, limit, caller)
+    return newest_first(session, stmt, Schedule, Schedule.created_at, after, limit, caller, stream=True)
 
 
 def count_of_task(session, task_id):

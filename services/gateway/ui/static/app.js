@@ -243,6 +243,18 @@
 
   const get = (path) => call("GET", path);
 
+  /* A listing's items, following its Link rel="next" until it ends or ``max`` are read: a page may hold
+   * fewer items than its limit, when they pass the list's bound in bytes (LIST_PAGE_BYTES). */
+  async function getAll(path, max) {
+    const all = [];
+    while (path && all.length < max) {
+      const page = await get(path);
+      all.push(...page.data);
+      path = page.next;
+    }
+    return {data: all.slice(0, max), next: path};
+  }
+
   // ------------------------------------------------------------------ messages
 
   const flashEl = $("#flash");
@@ -773,7 +785,7 @@
     $("#f-label").value = filters.join(", ");
     $("#f-status").value = query.status || "";
     const select = $("#f-task");
-    const tasks = get(`/task/?limit=${LIST_MAX}`).then(({data}) => {
+    const tasks = getAll(`/task/?limit=${LIST_MAX}`, LIST_MAX).then(({data}) => {
       for (const t of data) select.append(h("option", {value: t.task_id, text: t.name}));
       if (query.task_id && !data.some((t) => t.task_id === query.task_id)) {
         select.append(h("option", {value: query.task_id, text: short(query.task_id)}));
@@ -1057,14 +1069,8 @@
       drawDurations($("#durations"), chartData, now);
     }
     async function loadCharts() {
-      const all = [];
-      let path = `${base}detail/?limit=${LIST_MAX}`;
-      while (path && all.length < CHART_MAX) {
-        const page = await get(path);
-        all.push(...page.data);
-        path = page.next;
-      }
-      chartData = all.slice(0, CHART_MAX);
+      const {data: all, next: path} = await getAll(`${base}detail/?limit=${LIST_MAX}`, CHART_MAX);
+      chartData = all;
       chartedAt = Date.now();
       const note = path ? `(the first ${CHART_MAX} executions)` : "";
       $("#timeline-note").textContent = note;
@@ -1336,7 +1342,7 @@
                    tokens: "tokens", secrets: "secrets", audit: "audit", teams: "teams"};
   // pages kept in files of their own (schedules.js) register in ui.pages, with these helpers to build on
   const ui = window.Stevedore = {
-    pages: {}, h, fill, call, get, flash, trouble, loaded, poller, submitting, showError, value, fields, table,
+    pages: {}, h, fill, call, get, getAll, flash, trouble, loaded, poller, submitting, showError, value, fields, table,
     pagedTable, td, mono, timeEl, fmtTime, short, enc, resultLink, badge, parseEnv, ApiError, PAGE,
     chips, parseLabels, refusal, pickedTeam, pickTeam, me: null,
   };

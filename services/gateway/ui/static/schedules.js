@@ -7,7 +7,7 @@
 (function () {
   const ui = window.Stevedore;
   if (!ui) return;
-  const {h, fill, call, get, flash, loaded, submitting, value, fields, table, pagedTable, td, mono,
+  const {h, fill, call, get, getAll, flash, loaded, submitting, value, fields, table, pagedTable, td, mono,
          timeEl, short, enc, resultLink, parseEnv, ApiError, PAGE} = ui;
   const $ = (selector) => document.querySelector(selector);
 
@@ -57,7 +57,7 @@
       });
     });
 
-    loaded(get(`/task/?limit=1000`).then(({data}) => {
+    loaded(getAll("/task/?limit=1000", 1000).then(({data}) => {
       const select = form.elements.namedItem("task_id");
       for (const task of data) {
         tasks.set(task.task_id, task);

@@ -1,0 +1,72 @@
+"""A page of a list bounded in bytes as well as in items (LIST_PAGE_BYTES): what one RPC reply holds.
+
+Each stored item is bounded (a schedule's ``run`` or a result's ``params`` up to
+about 1 MiB, a TES task's logs up to 20 executors' stdout and stderr), but a page
+of 1000 of them is not: ~1 GB in one RPC reply, one HTTP answer and the memory of
+both services.  So the service that builds a page (scheduler, registry) adds items
+while the page's JSON stays within ``max_bytes``, and says that more exist when
+it stops early.  The first item is always given, whatever its size (a page that
+could hold nothing would never move on); it is bounded by what the door let in.
+
+An item is measured as compact JSON with every non-ASCII character escaped
+(``\\uXXXX``): at least its bytes in the HTTP answer (UTF-8) and about its bytes
+in the RPC message (kombu's JSON escapes them too).  A page ``[a,b]`` counts its
+brackets and commas.
+
+Reply shapes: a list RPC called with ``paged=True`` (this release's gateway) answers
+``{"items": [...], "more": bool}``, at most ``limit`` items within the bound, ``more``
+saying whether any were left out.  Called without it (a gateway of before: it asks
+``limit+1`` and reads ``more`` from the count), it answers the plain list of before,
+cut by items only, so an old gateway over a new service lists as before.
+"""
+import json
+from itertools import islice
+
+DEFAULT_BYTES = 4 * 1024 * 1024  # LIST_PAGE_BYTES's default (shared/settings.py)
+# rows of a list of big items read from PostgreSQL at a time (a server-side cursor: ``yield_per``), so that
+# a page cut after a few items never held the rest of its limit in memory
+ROWS_AT_ONCE = 20
+
+
+def item_bytes(item):
+    """``item``'s size as a page counts it: compact JSON, non-ASCII escaped."""
+    return len(json.dumps(item, separators=(",", ":"), ensure_ascii=True, default=str))
+
+
+def cut(items, limit, max_bytes):
+    """``(page, more)``: the first of ``items`` (any iterable, read lazily and only as far as needed),
+    at most ``limit`` of them, while ``[item,item,...]`` stays within ``max_bytes`` (always at least
+    one); ``more``: whether ``items`` held another after them."""
+    page, size = [], 1  # "[" and "]", less the first item's comma
+    for item in islice(items, max(int(limit), 1) + 1):
+        if len(page) >= limit:
+            return page, True
+        size += item_bytes(item) + 1
+        if page and size > max_bytes:
+            return page, True
+        page.append(item)
+    return page, False
+
+
+def reply(items, limit, max_bytes, paged):
+    """What a list RPC answers (see the module's text): with ``paged``, ``items`` holds up to ``limit``+1
+    items (the one past the page says more exist); without, up to ``limit`` (the old gateway's ``limit+1``),
+    all of them listed."""
+    if not paged:
+        return list(items)
+    page, more = cut(items, limit, max_bytes)
+    return {"items": page, "more": more}
+
+
+def fetch_limit(limit, paged):
+    """How many rows a list RPC reads for a page of ``limit``: one more with ``paged``, to know whether
+    more exist (a gateway of before asks ``limit+1`` itself)."""
+    return limit + 1 if paged else limit
+
+
+def of_reply(answer, limit):
+    """``(items, more)`` of a list RPC's answer: this release's ``{"items", "more"}``, or a service of before's
+    plain list of up to ``limit+1`` (more: the one past ``limit``)."""
+    if isinstance(answer, dict):
+        return answer["items"], bool(answer["more"])
+    return answer[:limit], len(answer) > limit
