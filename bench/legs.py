@@ -238,45 +238,6 @@ def throughput(system, docker_client, swarm, ref, n=200, parallel=4, rounds=4):
 
 # ------------------------------------------------------------------ 2. latency
 
-class EngineEvents(threading.Thread):
-    """When the engine itself created each container (its event stream), by container id.
-
-    The engine's ``create`` event is sent when its create is done; with the
-    container's ``StartedAt`` it splits a submit-to-start time into the part
-    before the engine had made the container (ours, plus the create) and the
-    start itself (the engine's alone).
-    """
-
-    def __init__(self, client):
-        super().__init__(daemon=True)
-        self.stream = client.events(decode=True, filters={"type": "container", "event": ["create"]})
-        self.created = {}  # container id -> (engine time of the create event, labels)
-        self.lock = threading.Lock()
-
-    def run(self):
-        try:
-            for event in self.stream:
-                actor = event.get("Actor") or {}
-                with self.lock:
-                    self.created[actor.get("ID") or event.get("id")] = (
-                        event["timeNano"] / 1e9, actor.get("Attributes") or {})
-        except Exception:  # the stream is closed by stop()
-            pass
-
-    def created_at(self, container_id=None, detail_id=None, timeout=5.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.lock:
-                for cid, (at, labels) in self.created.items():
-                    if cid == container_id or (detail_id and labels.get("stevedore.detail_id") == detail_id):
-                        return at
-            time.sleep(0.01)
-        return None
-
-    def stop(self):
-        self.stream.close()
-
-
 def latency(system, docker_client, ref, rounds=50, pause=0.5):
     api = system.api
     task = register(api, ref)
@@ -286,7 +247,10 @@ def latency(system, docker_client, ref, rounds=50, pause=0.5):
     steve, direct = [], []
     split = {"stevedore": ([], []), "raw": ([], [])}  # (submit -> created, created -> started)
     out = {"rounds": rounds, "load_before": load()}
-    engine = EngineEvents(docker_client)
+    # the engine's create event is sent when its create is done; with the container's StartedAt it
+    # splits a submit-to-start time into the part before the engine had made the container (ours,
+    # plus the create) and the start itself (the engine's alone)
+    engine = EngineLifecycle(docker_client, actions=["create"])
     engine.start()
     try:
         for _ in range(rounds):
@@ -298,14 +262,14 @@ def latency(system, docker_client, ref, rounds=50, pause=0.5):
             if detail["start"] is None:
                 raise RuntimeError(f"execution did not start: {detail['status']} {detail['reason']}")
             steve.append(detail["start"] - submitted)
-            created = engine.created_at(detail_id=detail["detail_id"])
+            created = engine.seen("create", detail_id=detail["detail_id"])
             if created is not None:
                 split["stevedore"][0].append(created - submitted)
                 split["stevedore"][1].append(detail["start"] - created)
             time.sleep(pause)
             container, submitted, started = raw.create_start()
             direct.append(started - submitted)
-            created = engine.created_at(container_id=container.id)
+            created = engine.seen("create", container_id=container.id)
             if created is not None:
                 split["raw"][0].append(created - submitted)
                 split["raw"][1].append(started - created)

@@ -15,6 +15,7 @@ scraped before and after, the mean of each step as the runner saw it.
 Pure helpers (``turnarounds``, ``phase_means``) are unit-tested in tests/unit/test_bench_stats.py.
 """
 import threading
+import time
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
@@ -26,11 +27,15 @@ LANE_LABEL = "stevedore.bench.lane"  # the raw side's thread, on its containers
 
 
 class EngineLifecycle(threading.Thread):
-    """Every container event of ACTIONS, as (engine time, action, container id, labels), while running."""
+    """Every container event of ``actions``, as (engine time, action, container id, labels), while running.
 
-    def __init__(self, client):
+    The throughput leg reads its slot turnarounds from it; the latency leg asks it when the engine
+    created a container (``seen``), to split a submit-to-start time at the engine's create.
+    """
+
+    def __init__(self, client, actions=ACTIONS):
         super().__init__(daemon=True)
-        self.stream = client.events(decode=True, filters={"type": "container", "event": ACTIONS})
+        self.stream = client.events(decode=True, filters={"type": "container", "event": list(actions)})
         self.events = []
         self.lock = threading.Lock()
 
@@ -48,8 +53,28 @@ class EngineLifecycle(threading.Thread):
         with self.lock:
             return [e for e in self.events if begin <= e[0] <= end]
 
+    def seen(self, action, container_id=None, detail_id=None, timeout=5.0):
+        """The engine time of ``action`` on a container (see ``first_seen``), waiting up to ``timeout``
+        seconds for its event to arrive; None if it did not."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.lock:
+                at = first_seen(self.events, action, container_id, detail_id)
+            if at is not None or time.monotonic() >= deadline:
+                return at
+            time.sleep(0.01)
+
     def stop(self):
         self.stream.close()
+
+
+def first_seen(events, action, container_id=None, detail_id=None):
+    """The engine time of the first ``action`` event of a container named by its id or by its
+    ``stevedore.detail_id`` label (an execution's container, whose id the client never sees); None if none."""
+    for at, what, cid, labels in events:
+        if what == action and (cid == container_id or (detail_id and labels.get("stevedore.detail_id") == detail_id)):
+            return at
+    return None
 
 
 def lane_of(labels):

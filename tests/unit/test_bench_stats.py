@@ -155,3 +155,15 @@ def test_runner_phase_means_come_from_the_histograms_sums_and_counts_between_scr
     after = {(phase, "report"): (1.5, 20), (phase, "remove"): (0.02, 10), (claim, "work"): (1.0, 20),
              (claim, "none"): (3.0, 4)}
     assert phase_means(before, after) == {"report": 50.0, "remove": 2.0, "claim": 50.0}
+
+
+def test_a_containers_first_event_is_found_by_its_id_or_by_its_executions_label():
+    from bench.turnaround import first_seen
+    execution = {"stevedore.detail_id": "d1"}
+    events = [(1.0, "create", "a", {}), (1.2, "start", "a", {}), (2.0, "create", "b", execution),
+              (2.5, "create", "b", execution)]
+    assert first_seen(events, "create", container_id="a") == 1.0
+    assert first_seen(events, "start", container_id="a") == 1.2
+    assert first_seen(events, "create", detail_id="d1") == 2.0
+    assert first_seen(events, "create", detail_id="d2") is None
+    assert first_seen(events, "die", container_id="a") is None
