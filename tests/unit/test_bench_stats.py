@@ -139,6 +139,18 @@ def test_slot_turnaround_is_each_lanes_exit_to_its_next_start_split_at_the_engin
     assert [round(g, 3) for g in gaps["exit_to_destroy"]] == [0.3]
 
 
+def test_a_container_created_ahead_of_the_exit_is_the_lanes_next_with_a_negative_exit_to_create():
+    from bench.turnaround import turnarounds
+    runner = {"stevedore.managed": "true", "stevedore.runner": "r1"}
+    events = [(1.0, "create", "a", runner), (1.1, "start", "a", runner), (1.5, "create", "b", runner),
+              (2.0, "die", "a", runner), (2.05, "start", "b", runner),
+              (2.6, "create", "h", runner), (4.0, "destroy", "h", runner),  # prepared, handed back: never started
+              (3.0, "die", "b", runner), (3.2, "create", "c", runner), (3.3, "start", "c", runner)]
+    gaps = turnarounds(events)
+    assert [round(g, 3) for g in gaps["total"]] == [0.05, 0.3]
+    assert [round(g, 3) for g in gaps["exit_to_create"]] == [-0.5, 0.2]
+
+
 def test_raw_threads_are_lanes_of_their_own():
     from bench.turnaround import LANE_LABEL, turnarounds
     t1 = {"stevedore.bench": "raw", LANE_LABEL: "t1"}
