@@ -62,14 +62,15 @@ class Ahead:
     container, or None (the slot creates it when it starts it); ``hand_back(work)`` True when the
     scheduler took it back (queued again, or CANCELLED), False when it was no longer ours, None when the
     scheduler could not be asked; ``discard(work, container)`` removes its container (if any) and forgets
-    it; ``verdict(detail_id)`` a reason to give it up now (a cancel, the runner stopping), else None.
+    it; ``verdict(detail_id)`` a reason to give it up now (a cancel, the runner stopping), else None;
+    ``count(outcome)`` is told what became of it once known (the runner's metrics).
     """
 
-    def __init__(self, bound, claim, prepare, hand_back, discard, verdict, clock=time.monotonic,
-                 poll=POLL, retry=RETRY):
+    def __init__(self, bound, claim, prepare, hand_back, discard, verdict, count=lambda outcome: None,
+                 clock=time.monotonic, poll=POLL, retry=RETRY):
         self.bound = bound
         self.claim, self.prepare, self.hand_back = claim, prepare, hand_back
-        self.discard, self.verdict = discard, verdict
+        self.discard, self.verdict, self.count = discard, verdict, count
         self.clock, self.poll, self.retry = clock, poll, retry
         self.state = None
         self.work = None
@@ -131,8 +132,13 @@ class Ahead:
         else:
             self.discard(self.work, self.container)
             self.state = GONE
-            self.outcome = "handed_back" if taken_back else "not_ours"
+            self._ended("handed_back" if taken_back else "not_ours")
         self._settle()
+
+    def _ended(self, outcome):
+        self.outcome = outcome
+        if outcome:
+            self.count(outcome)
 
     def take(self):
         """The slot is free: (work, container or None) of the prepared execution, or None (there is none)."""
@@ -146,13 +152,15 @@ class Ahead:
         if self.state != READY:
             return None
         self.state = TAKEN
-        self.outcome = "started"
+        self._ended("started")
         return self.work, self.container
 
     def close(self):
         """The slot gives up (its worker failed): a prepared execution is handed back, or forgotten (its lease
         then runs out and the scheduler retries it; reconcile removes its container)."""
+        count, self.count = self.count, lambda outcome: None  # not started: not counted so
         taken = self.take()
+        self.count = count
         if taken is None:
             return
         work, container = taken
@@ -160,5 +168,5 @@ class Ahead:
             taken_back = self.hand_back(work)
         except Exception:  # noqa: BLE001
             taken_back = None
-        self.outcome = "handed_back" if taken_back else None
+        self._ended("handed_back" if taken_back else None)
         self.discard(work, container)

@@ -54,10 +54,9 @@ class RunnerMetrics(PullMetrics):
                              "Executions a busy slot claimed ahead (services/runner/ahead.py), by what became of "
                              "them", ["outcome"], registry=registry)
 
-    def prepared(self, ahead):
-        """Count what became of a slot's execution prepared ahead (none: nothing was claimed)."""
-        if ahead is not None and ahead.outcome:
-            self.ahead.labels(ahead.outcome).inc()
+    def prepared(self, outcome):
+        """Count what became of an execution a slot prepared ahead: started, handed_back or not_ours."""
+        self.ahead.labels(outcome).inc()
 
     @contextmanager
     def timed_claim(self):

@@ -76,7 +76,6 @@ class RunnerService:
                     ahead.close()
                 raise
             taken = ahead.take() if ahead is not None else None
-            self.metrics.prepared(ahead)
             if taken is None:
                 return ran
             work, container = taken
@@ -101,7 +100,7 @@ class RunnerService:
             return holdings.stopping or holdings.stop_verdict(detail_id)
 
         return Ahead(holdings.prepare_ahead, claim, lambda work: self.docker.prepare(work, holdings.runner_id),
-                     self._give_back, self._discard, verdict)
+                     self._give_back, self._discard, verdict, count=self.metrics.prepared)
 
     def _give_back(self, work):
         """Hand back a prepared execution: True taken back, False no longer ours, None the scheduler not asked."""

@@ -20,6 +20,7 @@ class Fakes:
         self.work, self.handed_back, self.claim_takes = work, handed_back, claim_takes
         self.claims, self.hand_backs, self.discarded = 0, [], []
         self.stop = set()
+        self.counted = []
 
     def claim(self):
         self.claims += 1
@@ -40,8 +41,8 @@ class Fakes:
         return detail_id in self.stop
 
     def ahead(self, bound=60.0, **options):
-        return Ahead(bound, self.claim, self.prepare, self.hand_back, self.discard, self.verdict, poll=0.01,
-                     **options)
+        return Ahead(bound, self.claim, self.prepare, self.hand_back, self.discard, self.verdict,
+                     count=self.counted.append, poll=0.01, **options)
 
 
 def settle(ahead, state, timeout=2.0):
@@ -56,7 +57,7 @@ def test_the_slot_takes_its_prepared_execution_and_container_when_it_frees():
     ahead.begin(0.0)
     settle(ahead, "ready")
     assert ahead.take() == (WORK, CONTAINER)
-    assert ahead.outcome == "started"
+    assert ahead.outcome == "started" and fakes.counted == ["started"]
     eventlet.sleep(0.05)
     assert fakes.hand_backs == [] and fakes.discarded == []
 
@@ -69,7 +70,7 @@ def test_one_not_started_within_its_bound_is_handed_back_and_its_container_remov
     assert fakes.hand_backs == ["d1"]
     assert fakes.discarded == [("d1", CONTAINER)]
     assert ahead.take() is None
-    assert ahead.outcome == "handed_back"
+    assert ahead.outcome == "handed_back" and fakes.counted == ["handed_back"]  # counted when it happens
 
 
 def test_a_cancelled_prepared_execution_is_handed_back_at_once_not_at_its_bound():
@@ -145,7 +146,7 @@ def test_a_slot_that_fails_hands_back_what_it_prepared():
     settle(ahead, "ready")
     ahead.close()
     assert fakes.hand_backs == ["d1"] and fakes.discarded == [("d1", CONTAINER)]
-    assert ahead.outcome == "handed_back"
+    assert ahead.outcome == "handed_back" and fakes.counted == ["handed_back"]
 
 
 def test_the_next_claim_is_due_a_lead_before_the_runs_last_duration():
