@@ -1,13 +1,14 @@
 """A slot's next execution prepared while its current one runs: claimed ahead, its container created, started
 the moment the slot frees (``RUNNER_PREPARE_AHEAD_SECONDS``; 0: off).
 
-Once a slot's container has started, ``Ahead`` waits until that execution is expected to end within
-``LEAD`` seconds (``Durations``: how long the last one of the same run took on this runner; a run none of
-whose executions ended here yet prepares nothing: a one-off, or a long one, never holds a second), then
-claims one execution (only when none of the runner's slots is idle: an idle one would take it at once) and
-creates its container, not started.  When the current execution ends, the
-slot takes the prepared one and starts it: no claim and no create between one container's exit and the
-next one's start.
+Once a slot's container is created and its start begins (the engine's attach and start are most of a
+slot's turnaround: a short execution has often ended by the time its start returns), ``Ahead`` waits until
+that execution is expected to end within ``LEAD`` seconds (``Durations``: how long the last one of the same
+run took on this runner; a run none of whose executions ended here yet prepares nothing: a one-off, or a
+long one, never holds a second), then claims one execution (only when none of the runner's slots is idle:
+an idle one would take it at once) and creates its container, not started.  When the current execution
+ends, the slot takes the prepared one and starts it: no claim and no create between one container's exit
+and the next one's start.
 
 A prepared execution is held, not run: it is QUEUED in the API with its runner named, as any claimed one
 that has not started (its start time is its container's real start, reported as for any other); it counts
@@ -81,7 +82,7 @@ class Ahead:
         self.thread = None
 
     def begin(self, delay=0.0):
-        """The current execution's container started: prepare the next one after ``delay`` seconds (None:
+        """The current execution's container starts: prepare the next one after ``delay`` seconds (None:
         not at all)."""
         if self.state is None and delay is not None:
             self.state = WAITING

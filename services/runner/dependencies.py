@@ -79,7 +79,7 @@ class Executor(Engine):
         return confinement.with_gpus(options, work.get("gpu_ids"))
 
     def run(self, work, runner, on_started, should_stop, on_output=lambda logs: None, credentials=None,
-            pull_timer=nullcontext, timings=None, on_running=None):
+            pull_timer=nullcontext, timings=None, on_starting=None):
         """Run one attempt; returns the report of how it ended.
 
         Its container is set aside for removal once the end is reported (``dispose``),
@@ -97,8 +97,8 @@ class Executor(Engine):
         ``should_stop()`` is asked while waiting and, when it answers, the
         container is stopped (SIGTERM, then SIGKILL after the grace period) and
         the attempt ends as it says: ``(status, reason)``, or KILLED "cancelled"
-        for a plain true.  ``on_running()``, if given, is called as soon as the
-        container's start returned (the slot prepares its next execution: ahead.py).
+        for a plain true.  ``on_starting()``, if given, is called once its container
+        is created, as its attach and start begin (the slot prepares its next execution: ahead.py).
         """
         timings = {} if timings is None else timings
         timings["begin"] = time.monotonic()
@@ -137,7 +137,7 @@ class Executor(Engine):
             raise EngineUnavailable(f"could not create the container: {explain(exc)}") from exc
         timings["created"] = time.monotonic()
         try:
-            return self._run_created(container, work, on_started, should_stop, on_output, timings, on_running)
+            return self._run_created(container, work, on_started, should_stop, on_output, timings, on_starting)
         finally:
             self._set_aside(container)
 
@@ -156,7 +156,7 @@ class Executor(Engine):
         return container
 
     def run_prepared(self, container, work, on_started, should_stop, on_output=lambda logs: None, timings=None,
-                     on_running=None):
+                     on_starting=None):
         """``run`` of an execution whose container ``prepare`` created: started now, unless it must stop."""
         timings = {} if timings is None else timings
         timings["created"] = time.monotonic()
@@ -164,7 +164,7 @@ class Executor(Engine):
             verdict = should_stop()
             if verdict:
                 return _unstarted(verdict)
-            return self._run_created(container, work, on_started, should_stop, on_output, timings, on_running)
+            return self._run_created(container, work, on_started, should_stop, on_output, timings, on_starting)
         finally:
             self._set_aside(container)
 
@@ -210,7 +210,9 @@ class Executor(Engine):
         finally:
             self._set_aside(container)
 
-    def _run_created(self, container, work, on_started, should_stop, on_output, timings=None, on_running=None):
+    def _run_created(self, container, work, on_started, should_stop, on_output, timings=None, on_starting=None):
+        if on_starting is not None:  # the engine's attach and start take most of a slot's turnaround
+            on_starting()
         # attached before it starts: every byte it writes reaches the runner
         tail = OutputTail(self.client, container.id, self.policy["log_limit"])
         if tail.error:
@@ -222,8 +224,6 @@ class Executor(Engine):
             return self._failed(f"could not start the container: {explain(exc)}")
         if timings is not None:
             timings["started"] = time.monotonic()
-        if on_running is not None:
-            on_running()
         # the start is reported once the container outlives its first wait slice; one
         # that ends within it is reported once, by its end, with the engine's StartedAt
         return self._follow(container, None, work, should_stop, on_output, 0.0, tail, on_started, timings)

@@ -195,7 +195,7 @@ class RunnerService:
             def should_stop():
                 return self.holdings.stop_verdict(detail_id)
 
-            def running():  # its container started: the next one is prepared meanwhile, when it is due
+            def starting():  # its container starts: the next one is prepared meanwhile, when it is due
                 if ahead is not None:
                     ahead.begin(self.holdings.durations.delay(work["result_id"]))
 
@@ -205,13 +205,13 @@ class RunnerService:
                 outcome = TesRun(self.docker, self.settings, work, runner, self.metrics.timed_pull).run(
                     started, should_stop, output)
             elif prepared is not None:
-                outcome = self.docker.run_prepared(prepared, work, started, should_stop, output, timings, running)
+                outcome = self.docker.run_prepared(prepared, work, started, should_stop, output, timings, starting)
             else:
                 try:
                     outcome = self.docker.run(
                         work, runner, on_started=started, should_stop=should_stop, on_output=output,
                         credentials=lambda: self._pull_credentials(work["task_id"]),
-                        pull_timer=self.metrics.timed_pull, timings=timings, on_running=running)
+                        pull_timer=self.metrics.timed_pull, timings=timings, on_starting=starting)
                 except EngineUnavailable as exc:
                     # nothing ran: give it back rather than spend one of its attempts
                     log.warning("execution %s not started (%s); handing it back", detail_id, exc)
