@@ -100,7 +100,7 @@ class Ahead:
                 if self.work is not None:
                     self.deadline = self.clock() + self.bound
                     self.container = self.prepare(self.work)
-            except Exception:  # noqa: BLE001 -- a claim that failed: the slot claims as usual when it frees
+            except Exception:  # a claim that failed: the slot claims as usual when it frees
                 log.exception("could not prepare the next execution ahead")
             self.state = READY if self.work is not None else GONE
             self._settle()
@@ -124,7 +124,7 @@ class Ahead:
         self.settled = Event()
         try:
             taken_back = self.hand_back(self.work)
-        except Exception:  # noqa: BLE001 -- as one that could not be asked
+        except Exception:  # as one that could not be asked
             log.exception("could not hand back execution %s", self.work["detail_id"])
             taken_back = None
         if taken_back is None:  # the scheduler away: still ours; kept for the slot, asked again later
@@ -167,7 +167,7 @@ class Ahead:
         work, container = taken
         try:
             taken_back = self.hand_back(work)
-        except Exception:  # noqa: BLE001
+        except Exception:  # the slot is failing anyway: its lease runs out
             taken_back = None
         self._ended("handed_back" if taken_back else None)
         self.discard(work, container)

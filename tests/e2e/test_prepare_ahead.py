@@ -1,6 +1,7 @@
 """A busy slot's next execution prepared ahead (services/runner/ahead.py), on real runners and a real engine:
 every execution runs exactly once, a prepared one shows QUEUED until its container really starts, a cancel of
 one ends it CANCELLED with no container left, and one past its bound is handed back and run elsewhere."""
+import itertools
 import re
 import time
 import uuid
@@ -11,7 +12,13 @@ import requests
 from sqlalchemy import create_engine
 
 from tests.faults.checks import assert_truthful, wait_running
-from tests.support import System, containers_of, create_database, remove_system_data, wait_until
+from tests.support import (
+    System,
+    containers_of,
+    create_database,
+    remove_system_data,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -43,7 +50,7 @@ def ahead_system(vhost_pipeline, request, test_images, docker_client):
 def prepared(system, label, outcome):
     """How many executions runner ``label`` prepared ahead that ended ``outcome`` (its metrics)."""
     body = requests.get(system.metrics_url(label), timeout=10).text
-    found = re.search(rf'^stevedore_runner_prepared_total{{outcome="{outcome}"}} (\S+)$', body, re.M)
+    found = re.search(rf'^stevedore_runner_prepared_total{{outcome="{outcome}"}} (\S+)$', body, re.MULTILINE)
     return float(found.group(1)) if found else 0.0
 
 
@@ -72,7 +79,7 @@ def test_a_run_of_short_executions_on_one_slot_runs_each_once_at_its_real_start(
     assert all(d["status"] == "COMPLETE" and d["attempt"] == 1 for d in details)
     # one slot: each execution's start is its container's, after the one before ended (none reported at create)
     ordered = sorted(details, key=lambda d: d["start"])
-    for earlier, later in zip(ordered, ordered[1:]):
+    for earlier, later in itertools.pairwise(ordered):
         assert later["start"] >= earlier["end"] - 0.05, (earlier, later)
     # the first one's end told the runner how long they take: most of the others were prepared ahead
     assert prepared(ahead_system, "runner-1", "started") - before >= 6
