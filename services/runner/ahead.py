@@ -167,7 +167,7 @@ class Ahead:
         work, container = taken
         try:
             taken_back = self.hand_back(work)
-        except Exception:  # the slot is failing anyway: its lease runs out
+        except Exception:  # noqa: BLE001 -- the slot is failing anyway: its lease runs out
             taken_back = None
         self._ended("handed_back" if taken_back else None)
         self.discard(work, container)
