@@ -116,6 +116,12 @@ def scrape_runner_phases(system):
         except requests.RequestException:
             continue
         for family in text_string_to_metric_families(body):
+            if family.name == "stevedore_runner_prepared":  # executions prepared ahead, by outcome (a counter)
+                for sample in family.samples:
+                    if sample.name.endswith("_total"):
+                        got = totals.setdefault((family.name, sample.labels["outcome"]), [0.0, 0.0])
+                        got[0] += sample.value
+                continue
             if family.name not in ("stevedore_runner_phase_seconds", "stevedore_runner_claim_seconds"):
                 continue
             key_label = "phase" if family.name.endswith("phase_seconds") else "outcome"
@@ -132,6 +138,10 @@ def phase_means(before, after):
     means = {}
     for (metric, which), (total, count) in after.items():
         old_total, old_count = before.get((metric, which), (0.0, 0.0))
+        if metric == "stevedore_runner_prepared":  # a count, not a mean: executions prepared ahead, by outcome
+            if total > old_total:
+                means[f"prepared_{which}"] = total - old_total
+            continue
         n = count - old_count
         if n <= 0:
             continue

@@ -167,3 +167,7 @@ def test_runner_phase_means_come_from_the_histograms_sums_and_counts_between_scr
     after = {(phase, "report"): (1.5, 20), (phase, "remove"): (0.02, 10), (claim, "work"): (1.0, 20),
              (claim, "none"): (3.0, 4)}
     assert phase_means(before, after) == {"report": 50.0, "remove": 2.0, "claim": 50.0}
+    prepared = "stevedore_runner_prepared"
+    assert phase_means({(prepared, "started"): (5.0, 0.0)},
+                       {(prepared, "started"): (12.0, 0.0), (prepared, "handed_back"): (1.0, 0.0)}) == {
+        "prepared_started": 7.0, "prepared_handed_back": 1.0}
