@@ -85,7 +85,7 @@ class RunnerService:
                 return False
 
     def _ahead(self):
-        """The slot's next execution, prepared once its current container runs (services/runner/ahead.py)."""
+        """The slot's next execution, prepared once its current container starts (services/runner/ahead.py)."""
         holdings = self.holdings
 
         def claim():
