@@ -1,5 +1,5 @@
 """A slot's next execution prepared while its current one runs: claimed ahead, its container created, started
-the moment the slot frees (``RUNNER_PREPARE_AHEAD_SECONDS``; 0: off).
+the moment the slot frees (``RUNNER_PREPARE_AHEAD_SECONDS``; 0, the default: off).
 
 Once a slot's container is created and its start begins (the engine's attach and start are most of a
 slot's turnaround: a short execution has often ended by the time its start returns), ``Ahead`` waits until
