@@ -185,7 +185,10 @@ def cpu_list(text):
 def run_control_plane(args):
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     report = {"label": args.label, "started": stamp, "legs": ["control-plane"], "machine": {
-        "cpus": os.cpu_count(), "load_at_start": load(), "uname": " ".join(os.uname())}}
+        "cpus": os.cpu_count(), "load_at_start": load(), "uname": " ".join(os.uname())},
+        # runner settings the bench's environment set (passed to its services): what a side compared
+        "runner_settings": {name: os.environ[name] for name in ("RUNNER_PREPARE_AHEAD_SECONDS",
+                                                                "RUNNER_REMOVE_BACKLOG") if name in os.environ}}
     print(f"bench: control-plane (load {load()})", file=sys.stderr, flush=True)
     try:
         result = control_plane.control_plane(
@@ -255,7 +258,10 @@ def main(argv=None):
 
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     report = {"label": args.label, "started": stamp, "legs": chosen, "machine": {
-        "cpus": os.cpu_count(), "load_at_start": load(), "uname": " ".join(os.uname())}}
+        "cpus": os.cpu_count(), "load_at_start": load(), "uname": " ".join(os.uname())},
+        # runner settings the bench's environment set (passed to its services): what a side compared
+        "runner_settings": {name: os.environ[name] for name in ("RUNNER_PREPARE_AHEAD_SECONDS",
+                                                                "RUNNER_REMOVE_BACKLOG") if name in os.environ}}
     results = report["results"] = {}
     profiles = report["profiles"] = {}
     client = docker.DockerClient(base_url=os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"),

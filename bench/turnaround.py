@@ -4,7 +4,8 @@ Read from the engine's own event stream (``die``, ``destroy``, ``create``, ``sta
 one clock for both sides), so Stevedore and the raw SDK loop are measured alike; split into
 
 * ``exit_to_create``: the exit seen, the outcome and output read, the report (Stevedore), the claim (Stevedore),
-  and, where the remove is on the path, the remove, until the engine created the next container;
+  and, where the remove is on the path, the remove, until the engine created the next container (negative:
+  created before the exit, prepared ahead: services/runner/ahead.py);
 * ``create_to_start``: the engine's create done to its start done (the attach and the start);
 * ``exit_to_destroy``: the previous container's exit to its removal done (on the path when the remove is
   in line: it then ends before the next create; with the background remover it overlaps the claim).
@@ -109,7 +110,9 @@ def turnarounds(events, max_gap=5.0):
         begun = sorted((by_container[c] for c in cids if "start" in by_container[c] and "create" in by_container[c]),
                        key=lambda c: c["start"])
         for previous in ended:
-            following = next((c for c in begun if c["create"] >= previous["die"]), None)
+            # the next container started after the exit (a slot's next one may have been created before it:
+            # prepared ahead, services/runner/ahead.py; then exit_to_create is negative)
+            following = next((c for c in begun if c["start"] >= previous["die"] and c is not previous), None)
             if following is None:
                 continue
             gap = following["start"] - previous["die"]
@@ -138,6 +141,12 @@ def scrape_runner_phases(system):
         except requests.RequestException:
             continue
         for family in text_string_to_metric_families(body):
+            if family.name == "stevedore_runner_prepared":  # executions prepared ahead, by outcome (a counter)
+                for sample in family.samples:
+                    if sample.name.endswith("_total"):
+                        got = totals.setdefault((family.name, sample.labels["outcome"]), [0.0, 0.0])
+                        got[0] += sample.value
+                continue
             if family.name not in ("stevedore_runner_phase_seconds", "stevedore_runner_claim_seconds"):
                 continue
             key_label = "phase" if family.name.endswith("phase_seconds") else "outcome"
@@ -154,6 +163,10 @@ def phase_means(before, after):
     means = {}
     for (metric, which), (total, count) in after.items():
         old_total, old_count = before.get((metric, which), (0.0, 0.0))
+        if metric == "stevedore_runner_prepared":  # a count, not a mean: executions prepared ahead, by outcome
+            if total > old_total:
+                means[f"prepared_{which}"] = total - old_total
+            continue
         n = count - old_count
         if n <= 0:
             continue

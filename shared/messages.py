@@ -96,6 +96,8 @@ class RunnerInfo(Message):
     # with a claim: the executions it runs now (the claim's fair share counts the others it holds in the
     # database as ended, their reports on their way: services/scheduler/executions/fairshare.py); None: not told
     held: list[str] | None = None
+    # with a claim: made ahead by a runner whose slots are all busy (services/runner/ahead.py): not idle
+    ahead: bool = False
 
 
 class Holding(WorkItem):

@@ -23,10 +23,14 @@ existing installation, whose queues were declared classic (RabbitMQ refuses to
 declare a queue again with another type), go on as before.  docs/deployment.md
 "RabbitMQ" says how to move to quorum queues.
 """
+import logging
+
 from kombu import Queue
 from nameko.containers import ServiceContainer, _log_time
 
 from shared.settings import settings_of
+
+log = logging.getLogger(__name__)
 
 QUORUM = "quorum"
 REPLY_PREFIX = "rpc.reply-"
@@ -44,11 +48,14 @@ def typed(queue, queue_type):
 
 
 class Container(ServiceContainer):
-    """nameko's container, with each queue given its type between the extensions' setup and start."""
+    """nameko's container, with each queue given its type between the extensions' setup and start; and a
+    worker pool at least as big as its extensions need (``workers_needed()``: a runner's slots each hold a
+    worker while their execution runs, its heartbeats and event handlers need theirs besides)."""
 
     def start(self):
         self.started = True
         with _log_time("started %s", self):
+            self.grow_workers()
             self.extensions.all.setup()
             queue_type = settings_of(self).queue_type
             for extension in self.extensions:
@@ -56,3 +63,20 @@ class Container(ServiceContainer):
                 if isinstance(queue, Queue):
                     typed(queue, queue_type)
             self.extensions.all.start()
+
+    def grow_workers(self):
+        """``max_workers`` (MAX_WORKERS) raised to what the extensions need, before any of them is set up (a
+        consumer's prefetch follows it)."""
+        needed = workers_needed(self)
+        if needed > self.max_workers:
+            log.info("%s: MAX_WORKERS %s raised to %s (what its extensions need at once)",
+                     self.service_name, self.max_workers, needed)
+            self.max_workers = needed
+            self._worker_pool.resize(needed)
+
+
+def workers_needed(container):
+    """The workers the container's extensions need at once (0: no extension says)."""
+    return max((extension.workers_needed() for extension in container.extensions
+                if callable(getattr(extension, "workers_needed", None))), default=0)
+

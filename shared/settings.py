@@ -284,6 +284,10 @@ class RunnerSettings(Common, Metrics, Docker, Polling, Tes):
     # finished containers waiting for the background remover, per runner (services/runner/remover.py);
     # 0: each slot removes its container itself before its next claim (as before the remover)
     runner_remove_backlog: Annotated[int, Ge(0), Le(64)] = 4
+    # seconds a slot running an execution may hold the next one, claimed ahead and its container created, before
+    # it starts it (services/runner/ahead.py); past them it is handed back for another runner; 0: off (the
+    # default: measured no faster on a saturated engine, docs/performance.md; 3 is a good value to turn it on)
+    runner_prepare_ahead_seconds: Annotated[float, Ge(0), Le(60)] = 0
     reconcile_interval: Seconds = 30
     report_retry_seconds: Wait = 3600
     log_limit_bytes: Annotated[int, Ge(2)] = 1048576

@@ -80,7 +80,7 @@ class Executor(Engine):
         return confinement.with_gpus(options, work.get("gpu_ids"))
 
     def run(self, work, runner, on_started, should_stop, on_output=lambda logs: None, credentials=None,
-            pull_timer=nullcontext, timings=None):
+            pull_timer=nullcontext, timings=None, on_starting=None):
         """Run one attempt; returns the report of how it ended.
 
         Its container is set aside for removal once the end is reported (``dispose``),
@@ -98,7 +98,8 @@ class Executor(Engine):
         ``should_stop()`` is asked while waiting and, when it answers, the
         container is stopped (SIGTERM, then SIGKILL after the grace period) and
         the attempt ends as it says: ``(status, reason)``, or KILLED "cancelled"
-        for a plain true.
+        for a plain true.  ``on_starting()``, if given, is called once its container
+        is created, as its attach and start begin (the slot prepares its next execution: ahead.py).
         """
         timings = {} if timings is None else timings
         timings["begin"] = time.monotonic()
@@ -108,10 +109,7 @@ class Executor(Engine):
                 return failed
         verdict = should_stop()
         if verdict:
-            status, reason = _verdict(verdict)
-            if status == st.KILLED:
-                status, reason = st.CANCELLED, "cancelled before it started"
-            return {"status": status, "reason": reason, "exit_code": None, "start": None, "end": now()}
+            return _unstarted(verdict)
         try:
             self.ensure_network()
         except docker.errors.APIError as exc:
@@ -142,7 +140,38 @@ class Executor(Engine):
         watch = self.disk_watch(work, container)
         try:
             return watch.judged(self._run_created(container, work, on_started, watch.stop_if_over(should_stop),
-                                                  on_output, timings))
+                                                  on_output, timings, on_starting))
+        finally:
+            watch.stop()
+            self._set_aside(container)
+
+    def prepare(self, work, runner):
+        """Create the container of an execution claimed ahead, not started (services/runner/ahead.py), or None
+        when it cannot be made now: a TES task, an image or network not known here yet (no pull ahead), or a
+        create that failed (the slot then runs it as any other, and reports what the create says)."""
+        if work.get("tes") or work["image"] not in self.state.images or self.state.network is None:
+            return None
+        try:
+            container = create_container(self.client, work["image"], self.container_options(work, runner))
+        except ENGINE_ERRORS as exc:
+            log.info("could not create the container of execution %s ahead: %s", work["detail_id"], explain(exc))
+            return None
+        self.state.answered()
+        return container
+
+    def run_prepared(self, container, work, on_started, should_stop, on_output=lambda logs: None, timings=None,
+                     on_starting=None):
+        """``run`` of an execution whose container ``prepare`` created: started now, unless it must stop."""
+        timings = {} if timings is None else timings
+        timings["created"] = time.monotonic()
+        watch = self.disk_watch(work, container)
+        should_stop = watch.stop_if_over(should_stop)
+        try:
+            verdict = should_stop()
+            if verdict:
+                return _unstarted(verdict)
+            return watch.judged(self._run_created(container, work, on_started, should_stop, on_output, timings,
+                                                  on_starting))
         finally:
             watch.stop()
             self._set_aside(container)
@@ -205,7 +234,9 @@ class Executor(Engine):
         watch.watch(container)
         return watch
 
-    def _run_created(self, container, work, on_started, should_stop, on_output, timings=None):
+    def _run_created(self, container, work, on_started, should_stop, on_output, timings=None, on_starting=None):
+        if on_starting is not None:  # the engine's attach and start take most of a slot's turnaround
+            on_starting()
         # attached before it starts: every byte it writes reaches the runner
         tail = OutputTail(self.client, container.id, self.policy["log_limit"])
         if tail.error:
@@ -400,6 +431,14 @@ class Executor(Engine):
 
 def _smallest(*values):
     return min((value for value in values if value), default=None)
+
+
+def _unstarted(verdict):
+    """The report of an attempt stopped before its container started: a cancel is CANCELLED."""
+    status, reason = _verdict(verdict)
+    if status == st.KILLED:
+        status, reason = st.CANCELLED, "cancelled before it started"
+    return {"status": status, "reason": reason, "exit_code": None, "start": None, "end": now()}
 
 
 def _verdict(verdict):

@@ -7,7 +7,7 @@ took, asked to answered (the control plane's latency as a runner sees it).
 import time
 from contextlib import contextmanager
 
-from prometheus_client import Histogram
+from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
 from services.runner.slots import Holdings, slot_count
@@ -17,9 +17,9 @@ from shared.metrics import PREFIX, PullMetrics
 def slot_usage(holdings, slots):
     """(busy, free) slots: a slot is busy from its claim until the execution is reported.
 
-    Executions adopted after a restart but not yet given a slot do not count.
+    Executions adopted after a restart but not yet given a slot do not count, nor those prepared ahead.
     """
-    busy = min(slots, max(0, len(holdings.held) - len(holdings.adoptions)))
+    busy = min(slots, max(0, len(holdings.held) - len(holdings.adoptions) - len(holdings.prepared)))
     return busy, slots - busy
 
 
@@ -49,6 +49,14 @@ class RunnerMetrics(PullMetrics):
         self.claims = Histogram(f"{PREFIX}_runner_claim_seconds",
                                 "Seconds a claim took, from the runner's call to the scheduler's answer",
                                 ["outcome"], buckets=CLAIM_BUCKETS, registry=registry)
+
+        self.ahead = Counter(f"{PREFIX}_runner_prepared",
+                             "Executions a busy slot claimed ahead (services/runner/ahead.py), by what became of "
+                             "them", ["outcome"], registry=registry)
+
+    def prepared(self, outcome):
+        """Count what became of an execution a slot prepared ahead: started, handed_back or not_ours."""
+        self.ahead.labels(outcome).inc()
 
     @contextmanager
     def timed_claim(self):

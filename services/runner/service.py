@@ -7,6 +7,7 @@ import eventlet
 from nameko.events import BROADCAST, EventDispatcher, event_handler
 
 from services.runner import reconcile as reconciling
+from services.runner.ahead import Ahead
 from services.runner.dependencies import DockerExecutor
 from services.runner.disk import sweep_measurers
 from services.runner.engine import EngineUnavailable
@@ -62,7 +63,59 @@ class RunnerService:
             return False
         if holdings.stopping and self._hand_back(work):
             return False
-        return self._execute(slot, work, None)
+        return self._run_on(slot, work)
+
+    def _run_on(self, slot, work):
+        """Run ``work``, then each next execution prepared ahead while the one before ran (ahead.py)."""
+        container = None
+        while True:
+            ahead = self._ahead() if self.holdings.prepare_ahead > 0 else None
+            try:
+                ran = self._execute(slot, work, None, prepared=container, ahead=ahead)
+            except BaseException:
+                if ahead is not None:
+                    ahead.close()
+                raise
+            taken = ahead.take() if ahead is not None else None
+            if taken is None:
+                return ran
+            work, container = taken
+            self.holdings.prepared.discard(work["detail_id"])  # in a slot now
+            if self.holdings.stopping and self._hand_back(work):
+                self._discard(work, container)
+                return False
+
+    def _ahead(self):
+        """The slot's next execution, prepared once its current container starts (services/runner/ahead.py)."""
+        holdings = self.holdings
+
+        def claim():
+            if not holdings.may_prepare() or not self._may_claim():
+                return None
+            works = self._claim(1, ahead=True)
+            for work in works:
+                holdings.prepared.add(work["detail_id"])
+            return works[0] if works else None
+
+        def verdict(detail_id):
+            return holdings.stopping or holdings.stop_verdict(detail_id)
+
+        return Ahead(holdings.prepare_ahead, claim, lambda work: self.docker.prepare(work, holdings.runner_id),
+                     self._give_back, self._discard, verdict, count=self.metrics.prepared)
+
+    def _give_back(self, work):
+        """Hand back a prepared execution: True taken back, False no longer ours, None the scheduler not asked."""
+        try:
+            return bool(self.scheduler.release_claim(self.holdings.runner_id, work["detail_id"], work["attempt"]))
+        except Exception as exc:  # noqa: BLE001 -- the broker's and the RPC's errors vary; kept, asked again
+            log.warning("could not hand back execution %s prepared ahead: %s", work["detail_id"], exc)
+            return None
+
+    def _discard(self, work, container):
+        """A prepared execution given up: its container (created, never started) removed, the claim forgotten."""
+        if container is not None:
+            self.docker.remove_quietly(container.id)
+        self.holdings.forget(work)
 
     def _may_claim(self):
         """Whether a slot may ask for work now: not while stopping, nor while the engine is away."""
@@ -79,8 +132,9 @@ class RunnerService:
             engine.away = False
         return True
 
-    def _claim(self, count):
-        """Claim up to ``count`` executions for as many slots, in one call: the ones this runner now holds."""
+    def _claim(self, count, ahead=False):
+        """Claim up to ``count`` executions for as many slots, in one call: the ones this runner now holds.
+        ``ahead``: for a busy slot's next execution (ahead.py; the scheduler does not take it for an idle runner)."""
         holdings = self.holdings
         engine = self.docker.state
         # known to be there: asked alongside the claim, a round trip off every start
@@ -92,7 +146,8 @@ class RunnerService:
             with self.metrics.timed_claim() as timed:
                 answer = self.scheduler.claim_executions(
                     holdings.runner_id, count, max_memory=max_memory, max_cpus=max_cpus, labels=holdings.labels,
-                    gpu_ids=holdings.free_gpus(), info={**holdings.info(engine.engine), "held": list(holdings.held)})
+                    gpu_ids=holdings.free_gpus(), info={**holdings.info(engine.engine), "held": list(holdings.held),
+                                                          **({"ahead": True} if ahead else {})})
                 timed["outcome"] = "work" if answer else "none"
             for work in (answer if isinstance(answer, list) else [])[:count]:
                 # one that cannot be read is left to its lease's end (its secrets not logged)
@@ -109,10 +164,12 @@ class RunnerService:
             works = [work for work in works if not self._hand_back(work)]
         return works
 
-    def _execute(self, slot, work, container_id):
+    def _execute(self, slot, work, container_id, prepared=None, ahead=None):
         """Run (or, with ``container_id``, re-attach to) one held execution and report its end.
 
-        False when it could not even start for want of an engine, and was handed back.
+        ``prepared``: its container, created ahead (ahead.py).  ``ahead``: the slot's next execution, begun
+        once this one's container runs.  False when it could not even start for want of an engine, and was
+        handed back.
         """
         runner = self.holdings.runner_id
         detail_id, attempt = work["detail_id"], work["attempt"]
@@ -139,17 +196,23 @@ class RunnerService:
             def should_stop():
                 return self.holdings.stop_verdict(detail_id)
 
+            def starting():  # its container starts: the next one is prepared meanwhile, when it is due
+                if ahead is not None:
+                    ahead.begin(self.holdings.durations.delay(work["result_id"]))
+
             if container_id:
                 outcome = self.docker.resume(container_id, work, started, should_stop, output)
             elif work.get("tes"):  # a GA4GH TES task: its executors in turn (services/runner/tes.py)
                 outcome = TesRun(self.docker, self.settings, work, runner, self.metrics.timed_pull).run(
                     started, should_stop, output)
+            elif prepared is not None:
+                outcome = self.docker.run_prepared(prepared, work, started, should_stop, output, timings, starting)
             else:
                 try:
                     outcome = self.docker.run(
                         work, runner, on_started=started, should_stop=should_stop, on_output=output,
                         credentials=lambda: self._pull_credentials(work["task_id"]),
-                        pull_timer=self.metrics.timed_pull, timings=timings)
+                        pull_timer=self.metrics.timed_pull, timings=timings, on_starting=starting)
                 except EngineUnavailable as exc:
                     # nothing ran: give it back rather than spend one of its attempts
                     log.warning("execution %s not started (%s); handing it back", detail_id, exc)
@@ -161,6 +224,8 @@ class RunnerService:
             self.report(events.EXECUTION_FINISHED, m.finished_report(
                 detail_id=detail_id, attempt=attempt, runner=runner, **outcome, **whose))
             timings["reported"] = time.monotonic()
+            if outcome.get("start") is not None and outcome.get("end") is not None:
+                self.holdings.durations.note(work["result_id"], outcome["end"] - outcome["start"])
             # reported first, removed after: its container goes to the background remover (remover.py) and
             # the slot claims its next execution meanwhile; a report that raised leaves it for reconcile
             self.metrics.observe_phases(timings, removing=self.docker.dispose())

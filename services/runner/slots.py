@@ -32,6 +32,7 @@ from eventlet.semaphore import Semaphore
 from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import DependencyProvider, Entrypoint, SharedExtension
 
+from services.runner.ahead import Durations
 from shared import statuses as st
 from shared.extensions import ConfigTimer
 from shared.settings import settings_of
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 RECEIVED_KEPT = 100000   # (detail_id, attempt) pairs remembered as handed to this process
 FIRST_RECONCILE_WAIT = 5.0
 GATHER_SECONDS = 0.02  # the most a claim waits for the slots woken with it to join (ClaimRounds)
+# workers a runner needs besides one per slot: its heartbeat and reconcile timers, wake-ups and cancels
+WORKER_HEADROOM = 8
 
 
 def slot_count(container):
@@ -114,7 +117,11 @@ class Holdings(SharedExtension):
         settings = settings_of(self.container)
         self.runner_id = settings.runner_id or socket.gethostname()
         self.stop_grace = settings.runner_stop_grace
-        self.held = {}            # detail_id -> the work being run
+        self.held = {}            # detail_id -> the work being run (or prepared: ``prepared``)
+        # held executions claimed ahead by a busy slot, their container created but not started (ahead.py)
+        self.prepared = set()
+        self.prepare_ahead = 0.0 if settings.runner_gpus else settings.runner_prepare_ahead_seconds
+        self.durations = Durations()  # how long each run's last execution took here: when to prepare its next
         self.stop_requested = {}  # detail_id -> (status, reason)
         self._wake = Event()
         self.wakes = 0  # wake-ups so far
@@ -156,15 +163,24 @@ class Holdings(SharedExtension):
 
     def info(self, engine=None):
         """What the runner tells of itself with each heartbeat and claim (``RunnerInfo``)."""
-        return {"labels": self.labels, "slots": self.slots, "busy": len(self.held), "gpus": list(self.gpus),
+        busy = len(self.held) - len(self.prepared)
+        return {"labels": self.labels, "slots": self.slots, "busy": busy, "gpus": list(self.gpus),
                 "gpus_free": len(self.free_gpus()), "engine": engine}
 
     def holds(self, detail_id, attempt):
         work = self.held.get(detail_id)
         return work is not None and work["attempt"] == attempt
 
+    def may_prepare(self):
+        """Whether a busy slot may claim its next execution ahead now: on (``RUNNER_PREPARE_AHEAD_SECONDS``, no
+        GPUs), not stopping, and none of this runner's slots idle (an idle one takes new work at once)."""
+        running = len(self.held) - len(self.prepared) - len(self.adoptions)
+        return (self.prepare_ahead > 0 and not self.stopping and not self.adoptions
+                and self.reconciled.ready() and running >= self.slots)
+
     def release(self, detail_id):
         self.held.pop(detail_id, None)
+        self.prepared.discard(detail_id)
         self.gpus_held.pop(detail_id, None)
         self.stop_requested.pop(detail_id, None)
 
@@ -305,6 +321,12 @@ class ExecutionSlots(Entrypoint):
         self.poll_interval = settings_of(self.container).runner_poll_interval
         self.stopping = False
         self.threads = []
+
+    def workers_needed(self):
+        """A worker per slot (held while its execution runs) and ``WORKER_HEADROOM`` for the rest: the runner's
+        worker pool grows to it whatever MAX_WORKERS says (shared.queues.Container), else its heartbeats and
+        cancels would wait for a slot's execution to end."""
+        return slot_count(self.container) + WORKER_HEADROOM
 
     def start(self):
         for slot in range(self.slots):

@@ -244,8 +244,12 @@ class FleetMixin:
                 work["installation"] = installation
         self.runner_sizes.claimed(runner, max_memory, max_cpus)
         self._runner_heard(runner, info)
-        # a runner given fewer than it asked for found nothing more: idle, to wake for new work
-        self.idle.claimed(runner, works[0] if len(works) >= ex.claim_count(count) else None)
+        # a runner given fewer than it asked for found nothing more: idle, to wake for new work; but not one
+        # whose slots are all busy, claiming ahead (services/runner/ahead.py): it has no slot to wake
+        if isinstance(info, dict) and info.get("ahead") is True:
+            self.idle.claimed(runner, True)
+        else:
+            self.idle.claimed(runner, works[0] if len(works) >= ex.claim_count(count) else None)
         self.metrics.claimed(works)
         return works
 

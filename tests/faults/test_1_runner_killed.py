@@ -4,7 +4,7 @@ import time
 import pytest
 
 from tests.faults.checks import (assert_truthful, container_starts, containers_of, wait_finished,
-                                 wait_running)
+                                 wait_running, why_not)
 from tests.support import wait_until
 
 pytestmark = pytest.mark.faults
@@ -101,3 +101,35 @@ def test_claim_that_never_reached_its_runner_is_handed_back_not_declared_lost(
     [detail] = assert_truthful(api, docker_client, result_id, times=1, since=since)
     assert detail["attempt"] == 1 and len(detail["attempts"]) == 1
     assert "never reached it; handed back" in system.log("runner-1")
+
+
+def test_runner_killed_holding_a_prepared_execution_starts_it_once_when_restarted(build_system, ok_task,
+                                                                                  docker_client):
+    # its slot runs index 1 and holds index 2, claimed ahead with its container created (services/runner/ahead.py)
+    system = build_system(runners=1, env={"LEASE_SECONDS": "20", "RUNNER_PREPARE_AHEAD_SECONDS": "30"})
+    api, task = system.api, ok_task(system)
+    since = time.time()
+    response = api.post(f"/task/{task['task_id']}/", {
+        "operation": "RUN", "times": 3, "command": ["sh", "-c", 'sleep "$SLEEP"; echo "slept $SLEEP"'],
+        "items": [{"env": {"SLEEP": s}} for s in ("0", "6", "0")]})
+    assert response.status_code == 202, response.text
+    result_id = response.json()["result_id"]
+
+    def held_ahead():
+        details = {d["index"]: d for d in api.details(result_id)}
+        ahead = details.get(2)
+        return ahead if details[1]["status"] == "RUNNING" and ahead["status"] == "QUEUED" and ahead["runner"] \
+            and any(c.attrs["Labels"]["stevedore.detail_id"] == ahead["detail_id"]
+                    for c in containers_of(docker_client, result_id)) else None
+
+    ahead = wait_until(held_ahead, timeout=30, interval=0.1, what="index 2 prepared ahead")
+    system.kill("runner-1")
+    [created] = [c for c in containers_of(docker_client, result_id)
+                 if c.attrs["Labels"]["stevedore.detail_id"] == ahead["detail_id"]]
+    assert docker_client.containers.get(created.id).status == "created"
+    system.start("runner-1")
+
+    assert wait_finished(api, result_id, timeout=60)["status"] == "COMPLETE", why_not(api, result_id)
+    details = assert_truthful(api, docker_client, result_id, times=3, since=since)
+    assert all(d["attempt"] == 1 and d["runner"] == runner_id(system, "runner-1") for d in details)
+    assert "re-attaching to container" in system.log("runner-1")

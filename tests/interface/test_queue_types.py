@@ -1,4 +1,5 @@
-"""QUEUE_TYPE (shared/queues.py): which queue RabbitMQ really made for each of a service's.
+"""QUEUE_TYPE (shared/queues.py): which queue RabbitMQ really made for each of a service's; and the worker pool the
+container grows to what its extensions need (a runner's slots).
 
 A service with every kind of queue Stevedore's services have (an RPC queue, a
 reply queue, a service-pool and a broadcast event handler), started in the
@@ -8,6 +9,7 @@ management API says what was declared, and calls and events still go round.
 import eventlet
 import pytest
 from nameko.events import BROADCAST, SERVICE_POOL, EventDispatcher, event_handler
+from nameko.extensions import DependencyProvider
 from nameko.testing.services import entrypoint_hook
 
 from shared.rpc import TimeoutRpcProxy, rpc
@@ -76,3 +78,28 @@ def test_queue_type_makes_work_queues_quorum_and_leaves_exclusive_ones_classic(
             eventlet.sleep(0.05)
 
     assert declared(rabbit_manager, rabbit_config["vhost"]) == expected
+
+
+class Busy:
+    """A service whose extension needs more workers than MAX_WORKERS gives (as a runner's slots do)."""
+    name = "worker_pool_probe"
+
+    class Needs(DependencyProvider):
+        def workers_needed(self):
+            return 23
+
+    needs = Needs()
+
+    @rpc
+    def echo(self, value):
+        return value
+
+
+def test_the_container_grows_its_worker_pool_to_what_its_extensions_need(
+        container_factory, rabbit_config):
+    config = {**rabbit_config, "SERVICE_CONTAINER_CLS": "shared.queues.Container", "max_workers": 10}
+    container = container_factory(Busy, config)
+    container.start()
+    assert container.max_workers == 23 and container._worker_pool.size == 23
+    with entrypoint_hook(container, "echo") as echo:
+        assert echo("still answers") == "still answers"

@@ -103,6 +103,18 @@ def test_a_runners_claim_for_its_free_slots_takes_several_in_one_call_within_par
     assert call(container, "claim_execution", "runner-b") is None  # the one-execution call of older runners
 
 
+def test_a_claim_ahead_that_finds_nothing_does_not_list_its_busy_runner_as_idle_for_wake_ups(scheduler):
+    from nameko.testing.utils import get_extension
+
+    from services.scheduler.idlerunners import IdleRunnersProvider
+
+    idle = get_extension(scheduler, IdleRunnersProvider).idle
+    assert call(scheduler, "claim_executions", "runner-idle", 1, info={"slots": 1, "busy": 0}) == []
+    # a busy slot's claim of its next execution (services/runner/ahead.py): no slot of it to wake
+    assert call(scheduler, "claim_executions", "runner-busy", 1, info={"slots": 1, "busy": 1, "ahead": True}) == []
+    assert "runner-idle" in idle.seen and "runner-busy" not in idle.seen
+
+
 def test_higher_priority_runs_are_claimed_first(scheduler):
     container = scheduler
     with entrypoint_waiter(container, "on_result_submitted"):

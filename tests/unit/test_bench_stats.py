@@ -139,6 +139,18 @@ def test_slot_turnaround_is_each_lanes_exit_to_its_next_start_split_at_the_engin
     assert [round(g, 3) for g in gaps["exit_to_destroy"]] == [0.3]
 
 
+def test_a_container_created_ahead_of_the_exit_is_the_lanes_next_with_a_negative_exit_to_create():
+    from bench.turnaround import turnarounds
+    runner = {"stevedore.managed": "true", "stevedore.runner": "r1"}
+    events = [(1.0, "create", "a", runner), (1.1, "start", "a", runner), (1.5, "create", "b", runner),
+              (2.0, "die", "a", runner), (2.05, "start", "b", runner),
+              (2.6, "create", "h", runner), (4.0, "destroy", "h", runner),  # prepared, handed back: never started
+              (3.0, "die", "b", runner), (3.2, "create", "c", runner), (3.3, "start", "c", runner)]
+    gaps = turnarounds(events)
+    assert [round(g, 3) for g in gaps["total"]] == [0.05, 0.3]
+    assert [round(g, 3) for g in gaps["exit_to_create"]] == [-0.5, 0.2]
+
+
 def test_raw_threads_are_lanes_of_their_own():
     from bench.turnaround import LANE_LABEL, turnarounds
     t1 = {"stevedore.bench": "raw", LANE_LABEL: "t1"}
@@ -155,6 +167,10 @@ def test_runner_phase_means_come_from_the_histograms_sums_and_counts_between_scr
     after = {(phase, "report"): (1.5, 20), (phase, "remove"): (0.02, 10), (claim, "work"): (1.0, 20),
              (claim, "none"): (3.0, 4)}
     assert phase_means(before, after) == {"report": 50.0, "remove": 2.0, "claim": 50.0}
+    prepared = "stevedore_runner_prepared"
+    assert phase_means({(prepared, "started"): (5.0, 0.0)},
+                       {(prepared, "started"): (12.0, 0.0), (prepared, "handed_back"): (1.0, 0.0)}) == {
+        "prepared_started": 7.0, "prepared_handed_back": 1.0}
 
 
 def test_a_containers_first_event_is_found_by_its_id_or_by_its_executions_label():

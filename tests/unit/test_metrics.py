@@ -110,21 +110,22 @@ def test_cluster_figures_are_one_gauge_per_status_and_the_queue_depth():
 
 # ---------------------------------------------------------------- runner and pulls
 
-def holdings(held=0, adopted=0, runner_id="host-runner-1"):
+def holdings(held=0, adopted=0, runner_id="host-runner-1", prepared=0):
     return SimpleNamespace(held={f"d{n}": {} for n in range(held)}, adoptions=deque(range(adopted)),
-                           runner_id=runner_id)
+                           runner_id=runner_id, prepared={f"d{n}" for n in range(prepared)})
 
 
-@pytest.mark.parametrize("held, adopted, slots, expected", [
-    (0, 0, 2, (0, 2)),
-    (1, 0, 2, (1, 1)),
-    (2, 0, 2, (2, 0)),
-    (3, 1, 2, (2, 0)),   # an adopted execution waiting for a slot is not in one
-    (1, 1, 1, (0, 1)),
-    (5, 0, 2, (2, 0)),   # never more busy than there are slots
+@pytest.mark.parametrize("held, adopted, prepared, slots, expected", [
+    (0, 0, 0, 2, (0, 2)),
+    (1, 0, 0, 2, (1, 1)),
+    (2, 0, 0, 2, (2, 0)),
+    (3, 1, 0, 2, (2, 0)),   # an adopted execution waiting for a slot is not in one
+    (1, 1, 0, 1, (0, 1)),
+    (5, 0, 0, 2, (2, 0)),   # never more busy than there are slots
+    (2, 0, 1, 2, (1, 1)),   # one prepared ahead (claimed, its container not started) is in no slot
 ])
-def test_slot_usage(held, adopted, slots, expected):
-    assert slot_usage(holdings(held, adopted), slots) == expected
+def test_slot_usage(held, adopted, prepared, slots, expected):
+    assert slot_usage(holdings(held, adopted, prepared=prepared), slots) == expected
 
 
 def test_a_runner_serves_its_slots_labelled_by_its_id():
