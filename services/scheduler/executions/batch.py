@@ -20,7 +20,7 @@ from sqlalchemy import select, text
 
 from services.scheduler import output
 from services.scheduler.executions import dependencies as deps
-from services.scheduler.executions.logs import STORE_LOGS
+from services.scheduler.executions.logs import STORE_LOGS, logs_values
 from services.scheduler.executions.reports import (
     clean_text,
     fold_finished,
@@ -59,9 +59,7 @@ class _Outputs:
             row = output.from_report(logs)
         except Exception as exc:  # noqa: BLE001 -- an unreadable output: the outcome is kept without it
             return clean_text(first_line(exc) or exc.__class__.__name__, 200)
-        values = {"detail_id": detail_id, "attempt": attempt, "stdout": b"", "stderr": b"",
-                  "stdout_head": 0, "stderr_head": 0, "stdout_total": 0, "stderr_total": 0}
-        values.update({k: v for k, v in row.items() if k in values})
+        values = logs_values(detail_id, attempt, row)
         for kept in self.rounds:  # one row a detail a statement (ON CONFLICT cannot touch a row twice)
             if detail_id not in kept:
                 kept[detail_id] = values
