@@ -111,3 +111,25 @@ def test_a_runs_end_is_notified_once_however_many_of_its_executions_the_batch_en
     assert notified == [run.id]
     assert service.dispatch.call_count == 1
     assert settled == [("w" * 32, 0), ("w" * 32, 1), ("w" * 32, 2)]
+
+
+def test_a_batchs_output_goes_in_one_upsert_and_a_detail_twice_in_a_second(monkeypatch):
+    monkeypatch.setattr(batch.output, "from_report", lambda logs: {"stdout": logs["stdout"].encode()})
+    outputs = batch._Outputs()
+    assert outputs.store(D1, 1, {"stdout": "started"}) is None
+    assert outputs.store(D2, 1, {"stdout": "two"}) is None
+    assert outputs.store(D1, 1, {"stdout": "ended"}) is None  # the start's and the end's output of one detail
+    sent = []
+    outputs.write(SimpleNamespace(execute=lambda statement, rows: sent.append([(r["detail_id"], r["stdout"])
+                                                                               for r in rows])))
+    assert sent == [[(D1, b"started"), (D2, b"two")], [(D1, b"ended")]]
+
+
+def test_output_that_cannot_be_read_is_left_out_and_said_why(monkeypatch):
+    def unreadable(logs):
+        raise ValueError("not base64\nat all")
+
+    monkeypatch.setattr(batch.output, "from_report", unreadable)
+    outputs = batch._Outputs()
+    assert outputs.store(D1, 1, {"stdout": "%%%"}) == "not base64"
+    assert outputs.rounds == [{}]
