@@ -93,6 +93,10 @@ class Fleet:
 
     # ------------------------------------------------------------ readings
 
+    def pids(self):
+        """The services' processes by label (for py-spy)."""
+        return {label: proc.pid for label, proc in self.system.procs.items()}
+
     def groups(self):
         """Process group -> its pids, now (PostgreSQL's backends come and go with the pools)."""
         procs = self.system.procs
@@ -119,6 +123,12 @@ class Fleet:
         """Executions ended so far (every result's finished counters)."""
         return int(self.sql("SELECT coalesce(sum(n_complete + n_error + n_cancelled + n_killed), 0) "
                             "FROM results")[0])
+
+    def transactions(self):
+        """PostgreSQL's commits and rollbacks so far in the services' database (pg_stat_database)."""
+        commits, rollbacks = self.sql("SELECT xact_commit, xact_rollback FROM pg_stat_database "
+                                      "WHERE datname = current_database()")
+        return {"commit": int(commits), "rollback": int(rollbacks)}
 
     def queued(self):
         """Executions waiting for a runner now (queued, unclaimed: the claim's partial index)."""
@@ -227,9 +237,11 @@ class Depths(threading.Thread):
 
 def window(fleet, seconds):
     """CPU, finished executions and counters over ``seconds``; (readings before, readings after, seconds)."""
-    before = {"cpu": fleet.cpu(), "finished": fleet.finished(), **fleet.counters(), "at": time.monotonic()}
+    before = {"cpu": fleet.cpu(), "finished": fleet.finished(), **fleet.counters(), "xacts": fleet.transactions(),
+              "at": time.monotonic()}
     time.sleep(seconds)
-    after = {"cpu": fleet.cpu(), "finished": fleet.finished(), **fleet.counters(), "at": time.monotonic()}
+    after = {"cpu": fleet.cpu(), "finished": fleet.finished(), **fleet.counters(), "xacts": fleet.transactions(),
+             "at": time.monotonic()}
     return before, after, after["at"] - before["at"]
 
 
@@ -252,7 +264,10 @@ def claim_latency(before, after, outcome=None):
     return out
 
 
-def control_plane(runners=8, slots=32, rate=50.0, seconds=60.0, warm=10.0, idle=20.0, container_seconds=1.5):
+def control_plane(runners=8, slots=32, rate=50.0, seconds=60.0, warm=10.0, idle=20.0, container_seconds=1.5,
+                  profiler=None):
+    """The leg; ``profiler(fleet)``: started for the load window (py-spy, bench/main.py), its ``stop()``
+    answer kept as ``profile``."""
     report = {"runners": runners, "slots": slots, "rate_offered": rate, "seconds": seconds, "warm": warm,
               "idle_seconds": idle, "container_seconds": container_seconds, "load_before": load()}
     with Fleet(runners, slots, container_seconds) as fleet:
@@ -278,9 +293,12 @@ def control_plane(runners=8, slots=32, rate=50.0, seconds=60.0, warm=10.0, idle=
         offer.start()
         time.sleep(warm)
         depths.start()
+        spy = profiler(fleet) if profiler else None
         try:
             before, after, took = window(fleet, seconds)
         finally:
+            if spy is not None:
+                report["profile"] = spy.stop()
             offer.halt.set()
             samples = depths.stop()
             offer.join()
@@ -303,6 +321,8 @@ def control_plane(runners=8, slots=32, rate=50.0, seconds=60.0, warm=10.0, idle=
         report["claims_per_execution"] = {k: round(v / per, 2) for k, v in claims.items()}
         report["messages_per_execution"] = {k: round(v / per, 2)
                                             for k, v in delta(before["messages"], after["messages"]).items()}
+        report["pg_transactions_per_execution"] = {k: round(v / per, 2)
+                                                   for k, v in delta(before["xacts"], after["xacts"]).items()}
         report["queued"] = summary([s["queued"] for s in samples])
         report["rabbit_messages"] = summary([s["messages"] for s in samples])
         report["busiest_queue_max"] = max((s["busiest_queue"] for s in samples), key=lambda b: b[1],
@@ -340,6 +360,9 @@ def rows(result):
            ("control-plane", "claims per execution (work / none)",
             f"{r['claims_per_execution'].get('work', 0):.2f} / {r['claims_per_execution'].get('none', 0):.2f}", ""),
            ("control-plane", "RabbitMQ publishes per execution", f"{r['messages_per_execution'].get('publish', 0):.1f}",
+            ""),
+           ("control-plane", "PostgreSQL commits / rollbacks per execution",
+            " / ".join(f"{r.get('pg_transactions_per_execution', {}).get(k, 0):.2f}" for k in ("commit", "rollback")),
             "")]
     return out
 

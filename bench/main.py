@@ -193,7 +193,9 @@ def run_control_plane(args):
     try:
         result = control_plane.control_plane(
             runners=args.cp_runners, slots=args.slots, rate=args.rate, seconds=args.cp_seconds,
-            idle=args.idle, container_seconds=args.container_seconds)
+            idle=args.idle, container_seconds=args.container_seconds,
+            profiler=(lambda system: Profiler([s for s in args.profile.split(",") if s], system,
+                                              f"{stamp}-{args.label}-control-plane")) if args.profile else None)
         report["results"] = {"control-plane": result}
         lines = control_plane.rows(result)
         width = max(len(r[1]) for r in lines)

@@ -36,7 +36,7 @@ CALLS = {
     "registry": ("pull_credentials",),
 }
 # what it reports (runner.events) and what it listens to (scheduler.events, broadcast)
-EVENTS = (events.EXECUTION_STARTED, events.EXECUTION_OUTPUT, events.EXECUTION_FINISHED)
+EVENTS = (events.EXECUTION_STARTED, events.EXECUTION_OUTPUT, events.EXECUTION_FINISHED, events.EXECUTION_REPORTS)
 LISTENS = (events.EXECUTIONS_QUEUED, events.RESULT_CANCELLED, events.EXECUTION_CANCEL_REQUESTED)
 
 REPLY_KEY = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"  # str(uuid4): a reply queue's key

@@ -33,3 +33,4 @@ RUNNER = "runner"
 EXECUTION_STARTED = "execution_started"
 EXECUTION_FINISHED = "execution_finished"
 EXECUTION_OUTPUT = "execution_output"
+EXECUTION_REPORTS = "execution_reports"  # several of a runner's starts and ends in one message

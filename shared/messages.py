@@ -15,7 +15,7 @@ another service, asks those as transient messages (shared/rpc.py).
 import logging
 from typing import Any, Literal, NamedTuple
 
-from pydantic import StrictInt, StrictStr, ValidationError
+from pydantic import Field, StrictInt, StrictStr, ValidationError
 
 from shared import events
 # the base, and the registry's messages, are declared apart and are part of this module's names
@@ -169,6 +169,25 @@ class ExecutionFinished(ReportKey):
     submitted_by: str | None = None
 
 
+REPORTS_PER_MESSAGE = 256  # reports an ``execution_reports`` message carries at most (a runner sends fewer)
+
+
+class ExecutionReport(Message):
+    """One report of an ``execution_reports`` message: the event it would have been sent as, and its body
+    (read as that event's is: ``ExecutionStarted``, or field by field as an ``ExecutionFinished``)."""
+
+    event: Literal["execution_started", "execution_finished"]
+    report: dict[str, Any]
+
+
+class ExecutionReports(Message):
+    """``execution_reports``: a runner's start and end reports of several executions, in the order it made
+    them, coalesced into one persistent message (services/runner/reporting.py ``ReportBatches``)."""
+
+    runner: str | None = None
+    reports: list[ExecutionReport] = Field(max_length=REPORTS_PER_MESSAGE)
+
+
 def owned(work):
     """Whose run a claimed (or held) work item is, as each runner event about the attempt says it."""
     return {"team": work.get("team"), "submitted_by": work.get("submitted_by")}
@@ -313,6 +332,7 @@ EVENTS = {
     (events.RUNNER, events.EXECUTION_STARTED): ExecutionStarted,
     (events.RUNNER, events.EXECUTION_FINISHED): ExecutionFinished,
     (events.RUNNER, events.EXECUTION_OUTPUT): ExecutionOutput,
+    (events.RUNNER, events.EXECUTION_REPORTS): ExecutionReports,
 }
 
 

@@ -290,6 +290,10 @@ class RunnerSettings(Common, Metrics, Docker, Polling, Tes):
     runner_prepare_ahead_seconds: Annotated[float, Ge(0), Le(60)] = 0
     reconcile_interval: Seconds = 30
     report_retry_seconds: Wait = 3600
+    # a runner's start and end reports coalesced into one message (services/runner/reporting.py): how long
+    # the first waits for others (0: each report its own event, as before), and how many one message holds
+    runner_report_window: Annotated[float, Ge(0), Le(1)] = 0.02
+    runner_report_batch: Annotated[int, Ge(1), Le(256)] = 64
     log_limit_bytes: Annotated[int, Ge(2)] = 1048576
     container_log_driver: Annotated[Literal["json-file", "local"], BeforeValidator(_lower)] = "json-file"
     container_log_max_size: Annotated[str, BeforeValidator(_lower),

@@ -12,7 +12,7 @@ from services.runner.dependencies import DockerExecutor
 from services.runner.disk import sweep_measurers
 from services.runner.engine import EngineUnavailable
 from services.runner.metrics import RunnerMetrics
-from services.runner.reporting import ReliableDispatcher
+from services.runner.reporting import ReliableDispatcher, ReportBatchesProvider
 from services.runner.slots import HoldingsProvider, execution_slot, holding_timer
 from services.runner.tes import TesRun
 from services.runner.tes import recovered as recover_tes
@@ -40,6 +40,7 @@ class RunnerService:
     registry = TimeoutRpcProxy("registry")
     docker = DockerExecutor()
     report = ReliableDispatcher()
+    batches = ReportBatchesProvider()  # the slots' reports coalesced (None: each its own event)
     live = EventDispatcher(delivery_mode=TRANSIENT)  # previews: the next one, or the end's, takes a lost one's place
     holdings = HoldingsProvider()
     metrics = RunnerMetrics()
@@ -182,7 +183,7 @@ class RunnerService:
 
             def started(start, container_id, logs=None):
                 # persistent, as the end's; with the first output so far, if any (no live output message then)
-                self.report(events.EXECUTION_STARTED, wire(m.ExecutionStarted(
+                self._report(events.EXECUTION_STARTED, wire(m.ExecutionStarted(
                     detail_id=detail_id, attempt=attempt, runner=runner, start=start,
                     container_id=container_id, **whose, **({"logs": logs} if logs else {}))))
 
@@ -221,7 +222,7 @@ class RunnerService:
                         return False
                     outcome = {"status": statuses.ERROR, "reason": str(exc), "exit_code": None,
                                "start": None, "end": now()}
-            self.report(events.EXECUTION_FINISHED, m.finished_report(
+            self._report(events.EXECUTION_FINISHED, m.finished_report(
                 detail_id=detail_id, attempt=attempt, runner=runner, **outcome, **whose))
             timings["reported"] = time.monotonic()
             if outcome.get("start") is not None and outcome.get("end") is not None:
@@ -232,6 +233,13 @@ class RunnerService:
             return True
         finally:
             self.holdings.release(detail_id)
+
+    def _report(self, event_type, payload):
+        """A start or end report, persistent and retried; with the other slots' in one message when batched."""
+        if self.batches is None:
+            return self.report(event_type, payload)
+        return self.batches.send(event_type, payload, lambda reports: self.report(
+            events.EXECUTION_REPORTS, {"runner": self.holdings.runner_id, "reports": reports}))
 
     def _pull_credentials(self, task_id):
         """The task's registry login, asked of the registry only when the image must be pulled.

@@ -6,7 +6,8 @@ from nameko.events import SERVICE_POOL, EventDispatcher, event_handler
 from services.scheduler import executions as ex
 from services.scheduler import (auditing, changes, deliveries, failurepolicy, fleet, knowntasks, recovery, secrets,
                                 teams, waits, webhooks)
-from services.scheduler import tes, tes_views
+from services.scheduler import folding  # the module: `nameko run` would start a class
+from services.scheduler import tes
 from services.scheduler.holdings import installation_id
 from services.scheduler.runnersizes import RunnerSizesProvider
 from services.scheduler.idlerunners import IdleRunnersProvider
@@ -18,7 +19,7 @@ from shared import messages as m
 from shared.db import Database, ping
 from shared.errors import NotFound, Unavailable
 from shared.extensions import Settings, config_timer
-from shared.handlers import first_line, is_transient, retrying_event_handler, swept
+from shared.handlers import retrying_event_handler, swept
 from shared.messages import wire
 from shared.principals import Caller
 from shared.sealing import SealingKey
@@ -29,18 +30,15 @@ log = logging.getLogger(__name__)
 
 INLINE_FAN_OUT = 100  # runs of at most this many executions are fanned out by the RUN itself
 
-# what a finished report's outcome is made of: folded alone when its whole report cannot be
-# (anything else it carries, a container_id the database refuses among it, is left out)
-OUTCOME_FIELDS = ("detail_id", "attempt", "runner", "lease_expired", "status", "exit_code", "reason",
-                  "start", "end")
 
-
-class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, changes.ChangeMixin,
+class SchedulerService(folding.FoldingMixin, recovery.RecoveryMixin, failurepolicy.PolicyMixin, changes.ChangeMixin,
                        waits.DependenciesMixin, schedules.SchedulesMixin, deliveries.DeliveriesMixin,
                        fleet.FleetMixin, tes.TesMixin, secrets.SecretsMixin, auditing.AuditMixin, teams.TeamsMixin):
     name = "scheduler"
 
-    db = Database(Base)
+    # an UPDATE of many rows by primary key (a batch of reports' details, services/scheduler/executions/batch.py)
+    # goes in pages of 100 statements a round trip (psycopg2's execute_batch), not one round trip a row
+    db = Database(Base, engine_options={"executemany_mode": "values_plus_batch"})
     settings = Settings()
     dispatch = EventDispatcher()
     # wake-ups: kept in memory only (one lost costs a poll interval at most, and the broker writes none to disk)
@@ -85,7 +83,7 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
                                            team=team, submitted_by=caller.principal)
         if created:
             if inline and not params.get("after"):
-                self._wake(result.id, result.times, sized=_sized(params), whose=ex.owner(result))
+                self._wake(result.id, result.times, sized=folding.sized(params), whose=ex.owner(result))
             self.dispatch(events.RESULT_SUBMITTED, ex.submitted(result, inline))
             if fleet.placed(params):  # says at once when no live runner can take it
                 self._place([result.id])
@@ -205,26 +203,12 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
 
     # --------------------------------------------------------------- runners (claims, heartbeats: fleet.py)
 
-    @retrying_event_handler(events.RUNNER, events.EXECUTION_STARTED, handler_type=SERVICE_POOL)
-    def on_execution_started(self, report):
-        # one that cannot be read is dropped: the finished report carries the start too
-        report = m.received(m.ExecutionStarted, report, "a started report")
-        if report is None:
-            return
-        _, detail = ex.mark_started(self.db.session, wire(report))
-        if detail is not None:
-            self.metrics.execution_started(detail)
-
     @event_handler(events.RUNNER, events.EXECUTION_OUTPUT, handler_type=SERVICE_POOL)
     def on_execution_output(self, report):
         # live output is best effort: a snapshot lost to an outage (or unreadable) is followed by the next
         report = m.received(m.ExecutionOutput, report, "a live output report")
         if report is not None:
             ex.store_live_logs(self.db.session, wire(report))
-
-    @retrying_event_handler(events.RUNNER, events.EXECUTION_FINISHED, handler_type=SERVICE_POOL)
-    def on_execution_finished(self, report):
-        self._finish(report)
 
     # --------------------------------------------------------------- the registry's tasks
     # the scheduler's copy of them (services/scheduler/knowntasks.py), each event handled once
@@ -325,7 +309,7 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
                 break
             if sized is None:  # read once for the run's every batch
                 result = ex.get_result(session, result_id)
-                sized, whose = _sized(result.params), ex.owner(result)
+                sized, whose = folding.sized(result.params), ex.owner(result)
             self._wake(result_id, made, sized, whose=whose)
         if sized is not None:  # its new executions may wait, or be the pairs others wait for
             self._settle(result_id)
@@ -348,56 +332,3 @@ class SchedulerService(recovery.RecoveryMixin, failurepolicy.PolicyMixin, change
         queued = m.ExecutionsQueued(result_id=result_id, count=count, runners=runners, **whose)
         self.wake(events.EXECUTIONS_QUEUED, wire(queued, exclude_none=True))
 
-    def _finish(self, report):
-        """Fold an attempt's end.  The outcome is never dropped for what came with it.
-
-        Output or fields that cannot be stored are left out by ``mark_finished``
-        (the reason says so).  Should folding fail for anything else that is not
-        transient, it is folded again with the report's outcome alone and a
-        reason saying why.  Only a report naming no execution (no detail id and
-        attempt) cannot be folded; it is logged, and an execution it was about
-        ends when its lease runs out.
-        """
-        # its outcome fields are read one by one (``executions.reports.readable``), never refused whole
-        if not isinstance(report, dict) or m.received(m.ReportKey, report, "a finished report") is None:
-            log.error("a finished report names no execution; dropped: %.300r", report)
-            return
-        logs = report.pop("logs", None)
-        tes_log = tes_views.storable_log(report.pop("tes_log", None))
-        fold = dict(retry_base=self.settings.retry_backoff, retry_cap=self.settings.retry_backoff_max,
-                    on_start=self.metrics.unreported_start)
-        try:
-            result, detail = ex.mark_finished(self.db.session, report, logs=logs, tes_log=tes_log, **fold)
-        except Exception as exc:  # noqa: BLE001 -- see the docstring
-            if is_transient(exc):
-                raise  # the whole report again, by the retrying handler
-            self.db.session.rollback()
-            log.exception("folding the end of execution %s (attempt %s) failed; folding its outcome alone",
-                          report["detail_id"], report["attempt"])
-            note = f"its report could not be stored in full: {ex.clean_text(first_line(exc), 200)}"
-            reason = report.get("reason") if isinstance(report.get("reason"), str) else None
-            outcome = {field: report[field] for field in OUTCOME_FIELDS if field in report}
-            result, detail = ex.mark_finished(
-                self.db.session, {**outcome, "reason": f"{reason}; {note}" if reason else note}, **fold)
-        if result is None:
-            return
-        self.metrics.attempt_finished(detail)
-        if detail.status == statuses.QUEUED or result.parallelism:
-            # a retry is queued, or a parallelism slot came free: wake idle runners
-            self._wake(result.id, 1, sized=_sized(result.params), whose=ex.owner(result))
-        if ex.needs_stop(result):  # it reached max_failures: the rest are stopped now
-            self._stop(result.id, result.ended_by)
-        elif result.status in statuses.TERMINAL:
-            self._notify_finished(result)
-        if detail.status in statuses.TERMINAL:
-            self._dependents(result.id, detail.index)
-
-    def _notify_finished(self, result):
-        self.dispatch(events.RESULT_FINISHED, ex.result_as_dict(result))
-        ex.mark_notified(self.db.session, result.id)
-
-
-def _sized(params):
-    """Whether a run asks for memory or CPUs, so that not every runner may fit it."""
-    params = params or {}
-    return bool(params.get("memory") or params.get("cpus")) or fleet.placed(params)

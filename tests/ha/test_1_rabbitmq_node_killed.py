@@ -17,7 +17,8 @@ def test_a_killed_rabbitmq_node_is_failed_over_and_the_run_completes_once_each(h
     scheduler = ha.procs["scheduler"].pid
     node = cluster.wait_node_of(scheduler)
     work_queues = cluster.quorum_members()
-    assert {"rpc-scheduler", "evt-runner-execution_finished--scheduler.on_execution_finished"} <= set(work_queues)
+    assert {"rpc-scheduler", "evt-runner-execution_finished--scheduler.on_execution_finished",
+            "evt-runner-execution_reports--scheduler.on_execution_reports"} <= set(work_queues)
     assert all(len(members) == 3 for _, members in work_queues.values()), work_queues
 
     since = time.time()

@@ -135,6 +135,7 @@ WORK = {"detail_id": "d1", "attempt": 1, "result_id": "r1", "index": 0, "task_id
 
 def service_running(order, report=None):
     service = worker_factory(RunnerService)
+    service.batches = None  # each report its own event (RUNNER_REPORT_WINDOW 0)
     service.holdings.runner_id = "me"
 
     def run(work, runner, **kwargs):

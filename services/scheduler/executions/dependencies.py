@@ -98,6 +98,18 @@ def waiting_on(session, awaited_id):
     return rows
 
 
+def waiting_on_any(session, awaited_ids):
+    """``waiting_on`` of each of ``awaited_ids`` in one query, in the caller's transaction: {id: [runs]}
+    (only those some run waits on)."""
+    rows = session.execute(select(ResultDependency.after_result_id, ResultDependency.result_id).join(
+        Result, Result.id == ResultDependency.result_id).where(
+        ResultDependency.after_result_id.in_(awaited_ids), Result.waiting_for.is_not(None))).all()
+    waiting = {}
+    for awaited, waiter in rows:
+        waiting.setdefault(awaited, []).append(waiter)
+    return waiting
+
+
 # runs still waiting that ``settle`` may change: one they wait for ended (or was deleted), or they were
 # cancelled meanwhile (``ended``); or, for ``per_index``, one they wait for has executions that ended.  The
 # rest (waiting for runs still going) are left alone: the sweep costs nothing per run that merely waits.

@@ -42,13 +42,18 @@ def _store_logs_statement():
 STORE_LOGS = _store_logs_statement()
 
 
-def store_logs(session, detail_id, attempt, row, commit=True):
-    """Keep an attempt's output (``output.from_report``'s columns); a newer attempt, or more bytes of
-    the same one, wins."""
+def logs_values(detail_id, attempt, row):
+    """``STORE_LOGS``' parameters for an attempt's output (``output.from_report``'s columns)."""
     values = {"detail_id": detail_id, "attempt": attempt, "stdout": b"", "stderr": b"",
               "stdout_head": 0, "stderr_head": 0, "stdout_total": 0, "stderr_total": 0}
     values.update({k: v for k, v in row.items() if k in values})
-    session.execute(STORE_LOGS, values)
+    return values
+
+
+def store_logs(session, detail_id, attempt, row, commit=True):
+    """Keep an attempt's output (``output.from_report``'s columns); a newer attempt, or more bytes of
+    the same one, wins."""
+    session.execute(STORE_LOGS, logs_values(detail_id, attempt, row))
     if commit:
         session.commit()
 

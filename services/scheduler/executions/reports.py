@@ -26,10 +26,20 @@ def mark_started(session, report):
     in the same transaction, as a live output report's would be; output that cannot be stored is skipped.
     """
     detail, result = lock_pair(session, report["detail_id"])
-    if detail is None or detail.attempt != report["attempt"] or detail.status != st.QUEUED \
-            or detail.runner != report["runner"]:
+    if not fold_started(detail, result, report, lambda *logs: _store_final_logs(session, *logs)):
         session.rollback()
         return None, None
+    session.commit()
+    return result, detail
+
+
+def fold_started(detail, result, report, store):
+    """A start report folded into its locked ``detail`` and ``result`` (no commit); False when it changes
+    nothing (not the current attempt, no longer QUEUED, or another runner's).  ``store(detail_id, attempt,
+    logs)``: keeps its output, and says why it could not (or None)."""
+    if detail is None or detail.attempt != report["attempt"] or detail.status != st.QUEUED \
+            or detail.runner != report["runner"]:
+        return False
     detail.status = st.RUNNING
     detail.start = report["start"]
     if detail.reason and detail.reason.startswith(WAITING):  # it found its runner
@@ -40,9 +50,8 @@ def mark_started(session, report):
         result.start = report["start"]
     result.status = derive_status(result)
     if report.get("logs"):
-        _store_final_logs(session, detail.id, report["attempt"], report["logs"])
-    session.commit()
-    return result, detail
+        store(detail.id, report["attempt"], report["logs"])
+    return True
 
 
 def backoff(attempt, base, cap):
@@ -162,13 +171,33 @@ def mark_finished(session, report, retry_base=1.0, retry_cap=300.0, logs=None, o
     seconds)`` is called once it is folded.
     """
     detail, result = lock_pair(session, report["detail_id"])
-    if detail is None or detail.attempt != report["attempt"] or detail.status in st.TERMINAL \
-            or _stale(detail, report, lambda: db_now(session)):
+    if is_stale_end(detail, report, lambda: db_now(session)):
         session.rollback()
         if logs:  # the output of an attempt overtaken by events is still its output
             _store_final_logs(session, report["detail_id"], report["attempt"], logs)
             session.commit()
         return None, None
+    unreported_wait = fold_finished(
+        detail, result, report, logs=logs, tes_log=tes_log, retry_base=retry_base, retry_cap=retry_cap,
+        store=lambda *args: _store_final_logs(session, *args), release=lambda team: fairshare.release(session, team))
+    session.commit()
+    if unreported_wait is not None and on_start is not None:
+        on_start(unreported_wait)
+    return result, detail
+
+
+def is_stale_end(detail, report, clock):
+    """Whether an end report changes nothing: no such detail, not its current attempt, already ended, or
+    out of date (``_stale``; ``clock()``: the database's clock)."""
+    return detail is None or detail.attempt != report["attempt"] or detail.status in st.TERMINAL \
+        or _stale(detail, report, clock)
+
+
+def fold_finished(detail, result, report, logs, tes_log, retry_base, retry_cap, store, release):
+    """An end report folded into its locked ``detail`` and ``result`` (no commit; the caller checked
+    ``is_stale_end``).  ``store(detail_id, attempt, logs)`` keeps the output and says why it could not (or
+    None); ``release(team)``: one execution fewer held for the team.  Returns the queue wait of a start
+    folded with this end (or None), for the caller to count once committed."""
     status, exit_code, reason, reported_start, reported_end, problems = readable(report)
     if problems:
         log.warning("report of execution %s (attempt %s) has fields that cannot be stored: %s",
@@ -180,7 +209,7 @@ def mark_finished(session, report, retry_base=1.0, retry_cap=300.0, logs=None, o
     was_running = detail.status == st.RUNNING
     unreported_wait = None if was_running or not reported_start else queue_wait(detail, start)
     if logs:
-        trouble = _store_final_logs(session, detail.id, report["attempt"], logs)
+        trouble = store(detail.id, report["attempt"], logs)
         if trouble:
             reason = _with_note(reason, f"its output could not be stored: {trouble}")
     detail.attempts = list(detail.attempts or []) + [{
@@ -190,7 +219,7 @@ def mark_finished(session, report, retry_base=1.0, retry_cap=300.0, logs=None, o
     }]
     if result.active > 0:  # its claim ends: a slot of its run and of its team free again
         result.active -= 1
-        fairshare.release(session, detail.team)
+        release(detail.team)
     if was_running:
         result.n_running -= 1
     retries = (result.params or {}).get("retries") or 0
@@ -222,7 +251,4 @@ def mark_finished(session, report, retry_base=1.0, retry_cap=300.0, logs=None, o
         result.end = max(result.end or 0, end)
         policy.count_end(result, detail, status)  # max_failures, exact: both rows are locked
     result.status = derive_status(result)
-    session.commit()
-    if unreported_wait is not None and on_start is not None:
-        on_start(unreported_wait)
-    return result, detail
+    return unreported_wait
