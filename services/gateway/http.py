@@ -34,7 +34,7 @@ from services.gateway.auth import Admission, cross_site, is_public, presented_to
 from services.gateway.callers import TokenGate, caller_of_principal
 from services.gateway.edge import EdgeWebServer, read_body
 from services.gateway.sessions import SessionGate
-from services.gateway.throttle import Throttle
+from services.gateway.throttle import Throttle, address_key
 from shared import validation
 from shared.errors import (
     Conflict, Forbidden, NotFound, StevedoreError, TooManyRequests, Unavailable, ValidationError)
@@ -227,17 +227,20 @@ class JsonHttp(HttpRequestHandler):
         self.public = is_public(self.public, settings) or self.permission == access.PUBLIC
 
     def handle_request(self, request):
-        address = request.environ.get("stevedore_jobs.client")
+        address = address_key(request.environ.get("stevedore_jobs.client"))  # IPv6: its /64 (throttle.py)
         if self.public:
             return self.handle_public(request, address)
         bearer = self.auth_required and presented_token(request)[1] == "header"
-        refused = self.throttle.check_address(address) if bearer else None
+        if bearer:
+            refused = self.throttle.check_address(address)
+        else:  # a cookie (or nothing): its failures are a rate of the address, not a lockout
+            refused = self.auth_required and self.throttle.check_unauthenticated(address) or None
         if refused is not None:
             return too_many(request, refused)
         caller, refusal = self.authenticate(request)
         if refusal is not None:
-            if bearer and refusal.status_code == 401:
-                self.throttle.failed(address)
+            if refusal.status_code == 401:
+                (self.throttle.failed if bearer else self.throttle.unauthenticated)(address)
             return refusal
         # a caller is its principal (with auth off everyone is the configured admin: its address)
         client = ("principal", caller.principal) if self.auth_required else ("address", address)
