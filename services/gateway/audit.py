@@ -4,7 +4,9 @@ Admins and operators only (issue 18): anyone else is answered 403 ``FORBIDDEN``.
 scheduler keeps the reading (services/scheduler/auditing.py); every service appends its own
 changes (shared/audit.py).
 """
-from services.gateway.http import api, caller_of, listing
+from services.gateway.auth import caller_of
+from services.gateway.http import api
+from services.gateway.inputs import listing
 from shared.errors import Forbidden
 from shared.principals import ALL_TEAMS_ROLES
 from stevedore_jobs import contract

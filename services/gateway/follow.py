@@ -19,7 +19,7 @@ Bounded (``Followers``, one per gateway process):
   next poll then starts from its own offsets, so it misses nothing that is kept.
 * a stream ends when the execution ends, or after ``MAX_FOLLOW_SECONDS``.
 * while it streams, the token or sign-in session it was let in with is asked
-  again every ``CHECK_SECONDS`` (services/gateway/http.py ``Admission``: through
+  again every ``CHECK_SECONDS`` (services/gateway/auth.py ``Admission``: through
   the gateway process's caches, never one registry lookup per chunk); once it
   no longer lets the same caller in (revoked, expired, signed out, its
   principal disabled or moved to another role or team) the stream ends with an
@@ -239,7 +239,7 @@ class Followers:
 
     def stream(self, key, rpc, first, place, admission=None):
         """The body of one follower's response: an iterable of SSE text whose ``close`` frees its place;
-        ``admission`` (http.py ``Admission``): asked again while it streams (None: never)."""
+        ``admission`` (auth.py ``Admission``): asked again while it streams (None: never)."""
         return FollowStream(self, key, rpc, first, place, admission)
 
     def subscribe(self, key, rpc, follower):

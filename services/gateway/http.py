@@ -10,15 +10,18 @@ whole, and every path value and query parameter is checked like any string
 of a body (shared/validation.py ``check_text``).  Each request is logged once,
 on one line, with the error of a refused one; expected client errors are not
 logged again by nameko's container (shared/logs.py).
+
+Who a request is (its token or sign-in cookie, its caller) is services/gateway/auth.py; what a handler
+reads from a request (its JSON body, a list page's query) is services/gateway/inputs.py.
 """
 import functools
 import json
 import logging
 import re
 from dataclasses import replace
-from urllib.parse import unquote_to_bytes, urlencode
+from urllib.parse import unquote_to_bytes
 
-from nameko.exceptions import IncorrectSignature, RemoteError
+from nameko.exceptions import RemoteError
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WsgiApp
 from werkzeug.exceptions import HTTPException
@@ -27,18 +30,18 @@ from werkzeug.wrappers import Request, Response
 
 from services.gateway import access
 from services.gateway.admission import Refusal, client_address
+from services.gateway.auth import Admission, cross_site, is_public, presented_token
 from services.gateway.callers import TokenGate, caller_of_principal
 from services.gateway.edge import EdgeWebServer, read_body
-from services.gateway.sessions import COOKIE, SessionGate
-from services.gateway.throttle import Throttle
-from shared import pages, validation
+from services.gateway.sessions import SessionGate
+from services.gateway.throttle import Throttle, address_key
+from shared import validation
 from shared.errors import (
     Conflict, Forbidden, NotFound, StevedoreError, TooManyRequests, Unavailable, ValidationError)
 from shared.handlers import first_line, is_transient
 from shared.logs import printable
 from shared.principals import CONFIGURED
 from shared.settings import settings_of
-from stevedore_jobs.contract.checks import MAX_JSON_DEPTH
 from stevedore_jobs.contract.principals import TEAM_HEADER
 
 log = logging.getLogger(__name__)
@@ -186,64 +189,6 @@ class JsonWebServer(EdgeWebServer):
         return JsonWsgiApp(self)
 
 
-class Admission:
-    """How a request was let in, to be asked again while its response streams (services/gateway/follow.py):
-    its ``caller`` then, and ``recheck``, which works the caller out anew from the same token or sign-in
-    cookie (None: nothing to ask again, auth is off)."""
-
-    def __init__(self, caller, recheck):
-        self.caller = caller
-        self.recheck = recheck
-
-    def holds(self):
-        """Whether the request's token or session would be let in now, as the same caller.
-
-        Asked through this gateway process's caches (TOKEN_CACHE_SECONDS, UI_SESSION_CACHE_SECONDS), which a
-        revocation (``token_revoked``) or a sign-out (``session_ended``) empties at once, so it costs at most one
-        registry lookup per token or session and cache time.  A lookup the registry does not answer is no
-        verdict: it holds until a later one says otherwise.
-        """
-        if self.recheck is None:
-            return True
-        try:
-            return self.recheck() == self.caller
-        except (StevedoreError, RemoteError) as exc:
-            log.warning("a stream's %s could not be checked again: %s", self.caller.principal, exc)
-            return True
-
-
-def admission(request):
-    """The request's ``Admission`` (set when it was let in; a public route's: always holds)."""
-    return getattr(request, "stevedore_admission", None) or Admission(caller_of(request), None)
-
-
-def is_public(public, settings):
-    """Whether an endpoint skips auth: ``public`` is True/False, or the name of a switch in ``settings``."""
-    if isinstance(public, str):
-        return getattr(settings, public.lower())
-    return bool(public)
-
-
-def presented_token(request):
-    """What a request carries: an API token (Authorization: Bearer), else the UI's session secret
-    (its cookie, services/gateway/sessions.py); and which of the two."""
-    header = request.headers.get("Authorization", "")
-    if header[:7].lower() == "bearer ":
-        return header[7:].strip(), "header"
-    cookie = request.cookies.get(COOKIE)
-    if cookie:
-        return cookie, "cookie"
-    return None, None
-
-
-def cross_site(request):
-    """A browser request sent from another site's page (so a cookie must not authorise it)."""
-    origin = request.headers.get("Origin")
-    if not origin:
-        return False
-    return origin.split("://", 1)[-1].rstrip("/") != request.host
-
-
 def too_many(request, refusal):
     """The 429 of a request the throttle refused (``refusal``: seconds, message); not logged one by one."""
     seconds, message = refusal
@@ -282,17 +227,20 @@ class JsonHttp(HttpRequestHandler):
         self.public = is_public(self.public, settings) or self.permission == access.PUBLIC
 
     def handle_request(self, request):
-        address = request.environ.get("stevedore_jobs.client")
+        address = address_key(request.environ.get("stevedore_jobs.client"))  # IPv6: its /64 (throttle.py)
         if self.public:
             return self.handle_public(request, address)
         bearer = self.auth_required and presented_token(request)[1] == "header"
-        refused = self.throttle.check_address(address) if bearer else None
+        if bearer:
+            refused = self.throttle.check_address(address)
+        else:  # a cookie (or nothing): its failures are a rate of the address, not a lockout
+            refused = self.auth_required and self.throttle.check_unauthenticated(address) or None
         if refused is not None:
             return too_many(request, refused)
         caller, refusal = self.authenticate(request)
         if refusal is not None:
-            if bearer and refusal.status_code == 401:
-                self.throttle.failed(address)
+            if refusal.status_code == 401:
+                (self.throttle.failed if bearer else self.throttle.unauthenticated)(address)
             return refusal
         # a caller is its principal (with auth off everyone is the configured admin: its address)
         client = ("principal", caller.principal) if self.auth_required else ("address", address)
@@ -420,83 +368,3 @@ class JsonHttp(HttpRequestHandler):
 
 
 api = JsonHttp.decorator
-
-
-def _depth(value, limit):
-    """Whether ``value`` nests deeper than ``limit`` (iteratively, so no recursion error)."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
-            return True
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-    return False
-
-
-def json_body(request, free_text=False, opaque=()):
-    """The request's JSON object, every string in it checked, or a 400 naming the field (``free_text``:
-    tab, LF and CR allowed in every value, as in a GA4GH TES task's scripts and file contents; the values
-    of the top-level keys ``opaque`` are left to their model).
-
-    The edge has read the body already, within HTTP_MAX_BODY_BYTES (edge.py).
-    """
-    raw = request.get_data(cache=False)
-    if not raw.strip():
-        raise ValidationError("must be a JSON object; the request had no body", "body")
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise ValidationError(f"is not valid JSON ({exc.__class__.__name__}: {exc})"[:300], "body") from exc
-    if not isinstance(body, dict):
-        raise ValidationError("must be a JSON object", "body")
-    if _depth(body, MAX_JSON_DEPTH):
-        raise ValidationError(f"nests deeper than {MAX_JSON_DEPTH} levels", "body")
-    return validation.check_strings(body, free=free_text, opaque=opaque)
-
-
-def listing(request, model, fetch, id_field):
-    """One page of a list endpoint: ``model`` (the contract's) reads limit, after and the filters from
-    the query string; ``fetch(**query, caller=..., paged=True)`` gets a page of the items the caller may
-    see, up to limit of them and LIST_PAGE_BYTES of their JSON, and whether more exist (shared/pages.py);
-    a ``Link: rel="next"`` says they do.  A list of team-owned things (its model has ``team``) is of the
-    team the request picks (X-Stevedore-Team) when it names none itself.
-    An ``after`` of the right shape that names no listed item is a 404, as an unknown id in a path is."""
-    query = validation.query(model, request.args).query()
-    if "team" in model.model_fields and not query.get("team"):
-        query["team"] = getattr(request, "stevedore_team", None)
-    limit = query["limit"]
-    caller = caller_of(request).as_dict()
-    try:
-        try:  # a page bounded in items and bytes: {"items", "more"} (shared/pages.py)
-            answer = fetch(**query, caller=caller, paged=True)
-        except IncorrectSignature:  # a service of before (a rolling upgrade): the list of limit+1
-            answer = fetch(**{**query, "limit": limit + 1}, caller=caller)
-    except ValidationError as exc:
-        if exc.field != "after":
-            raise
-        raise NotFound("no such item to list after", "after") from None
-    items, more = pages.of_reply(answer, limit)
-    headers = {}
-    if more and items:
-        params = request.args.to_dict(flat=False)  # a repeated filter (?label=) kept whole
-        params.update(limit=[str(limit)], after=[items[-1][id_field]])
-        headers["Link"] = f'<{request.path}?{urlencode(params, doseq=True)}>; rel="next"'
-    return 200, headers, items
-
-
-def idempotency_key(request):
-    """The Idempotency-Key header, if any (the contract's rule)."""
-    return validation.idempotency_key(request.headers.get("Idempotency-Key"))
-
-
-def caller_of(request):
-    """The request's ``Caller`` (shared/principals.py), set when it was admitted."""
-    return getattr(request, "stevedore_caller", None) or CONFIGURED
-
-
-def who(request):
-    """The request's caller as a service is handed it: the ``caller=`` of an RPC (issue 18)."""
-    return caller_of(request).as_dict()

@@ -6,7 +6,9 @@ the scheduler, which keeps schedules and fires them (services/scheduler/schedule
 """
 from werkzeug.wrappers import Response
 
-from services.gateway.http import api, caller_of, idempotency_key, json_body, listing, who
+from services.gateway.auth import caller_of, who
+from services.gateway.http import api
+from services.gateway.inputs import idempotency_key, json_body, listing
 from shared import validation
 from stevedore_jobs import contract
 

@@ -9,7 +9,9 @@ contract refuses is refused without being echoed.
 """
 from werkzeug.wrappers import Response
 
-from services.gateway.http import api, caller_of, json_body, listing
+from services.gateway.auth import caller_of
+from services.gateway.http import api
+from services.gateway.inputs import json_body, listing
 from shared import validation
 from shared.errors import Unavailable
 from shared.sealing import Unopenable

@@ -12,7 +12,9 @@ from services.gateway.rawlogs import raw_response
 from services.gateway.reads import SharedReads
 from services.gateway import audit, schedules, secrets, teams, tes, tokens  # the modules, as ui
 from services.gateway import access
-from services.gateway.http import admission, api, caller_of, idempotency_key, json_body, listing, who
+from services.gateway.auth import admission, caller_of, who
+from services.gateway.http import api
+from services.gateway.inputs import idempotency_key, json_body, listing
 from stevedore_jobs import contract
 from stevedore_jobs.contract.change import ResultChange
 from shared import validation

@@ -6,7 +6,9 @@ never call each other).
 """
 from werkzeug.wrappers import Response
 
-from services.gateway.http import api, caller_of, json_body, listing
+from services.gateway.auth import caller_of
+from services.gateway.http import api
+from services.gateway.inputs import json_body, listing
 from shared import validation
 from stevedore_jobs.contract import teams as contract
 

@@ -12,7 +12,9 @@ is 404, lists hold only the covered teams'.  TES's own OpenAPI is served beside 
 """
 from pydantic import ValidationError as PydanticError
 
-from services.gateway.http import api, caller_of, json_body
+from services.gateway.auth import caller_of
+from services.gateway.http import api
+from services.gateway.inputs import json_body
 from shared.errors import ValidationError
 from shared.validation import told
 from stevedore_jobs.contract import tes, tes_views

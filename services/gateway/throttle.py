@@ -13,6 +13,11 @@
   guesser tries.  A success resets nothing (a guesser holding one good token cannot clear its count
   with it).  A sign-in cookie is not counted nor refused: its secret is 256 random bits of the
   gateway's making, and a browser whose session ended sends it with every poll of an open page.
+- A request with a sign-in cookie that names no live session, or with no credential, is a 401 that takes
+  a token of a bucket of its address's own (``unauthenticated``), and is refused before its cookie is
+  looked up while that bucket is empty: random cookies (each a registry lookup, as no cache knows them)
+  cost at most HTTP_RATE_LIMIT lookups a second per address, and a live cookie's requests from a shared
+  address take nothing from it.
 
 A refusal is a 429 with Retry-After, answered in the connection's greenthread before any worker or RPC
 (services/gateway/http.py ``JsonHttp``), and counted: the counts are logged every
@@ -22,6 +27,7 @@ memory (a dropped bucket comes back full, a dropped count empty).
 
 Per gateway process: with N gateway processes behind a balancer a client may make N times the rate.
 """
+import ipaddress
 import logging
 import math
 import time
@@ -37,6 +43,20 @@ log = logging.getLogger(__name__)
 
 CLIENTS_KEPT = 10000  # clients each table remembers; the least recently seen are dropped first
 COUNTED_KEPT = 1000   # clients whose refusals are counted between two reports
+
+
+def address_key(address):
+    """The address a throttle counts ``address`` as: an IPv6 address as its /64 (one host, or one site's LAN,
+    holds a whole /64: counted per address it would rotate past any bound), an IPv4 one as itself."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if parsed.version == 4:
+        return str(parsed)
+    if parsed.ipv4_mapped is not None:
+        return str(parsed.ipv4_mapped)
+    return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
 
 
 def retry_after(seconds):
@@ -67,6 +87,14 @@ class Buckets:
         while len(self.buckets) > self.size:
             self.buckets.popitem(last=False)
         return wait
+
+    def waiting(self, key):
+        """The seconds until ``key`` may make a request (0: now), no token taken."""
+        if self.rate <= 0 or key not in self.buckets:
+            return 0.0
+        tokens, then = self.buckets[key]
+        tokens = min(self.burst, tokens + (self.clock() - then) * self.rate)
+        return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
 
 
 class Failures:
@@ -141,7 +169,18 @@ class Throttle(SharedExtension):
 
     def take(self, key, shown):
         """A request of the client ``key`` (shown in the logs as ``shown``)."""
-        wait = self.buckets.take(key)
+        return self._refusal(self.buckets.take(key), shown)
+
+    def check_unauthenticated(self, address):
+        """A request with a sign-in cookie or no credential: refused while ``address``'s requests that failed
+        to authenticate so have emptied its bucket (``unauthenticated``), before the cookie is looked up."""
+        return self._refusal(self.buckets.waiting(("unauthenticated", address)), address)
+
+    def unauthenticated(self, address):
+        """A request from ``address`` with a cookie that names no live session, or no credential: a 401."""
+        self.buckets.take(("unauthenticated", address))
+
+    def _refusal(self, wait, shown):
         if not wait:
             return None
         self.refused.note(shown, "rate")

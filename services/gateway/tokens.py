@@ -11,8 +11,10 @@ from nameko.events import BROADCAST, event_handler
 from nameko.extensions import DependencyProvider
 from werkzeug.wrappers import Response
 
+from services.gateway.auth import caller_of
 from services.gateway.callers import TokenGate, token_hash
-from services.gateway.http import api, caller_of, json_body, listing
+from services.gateway.http import api
+from services.gateway.inputs import json_body, listing
 from shared import events, validation
 from shared.errors import NotFound, ValidationError
 from shared.principals import DEFAULT_TEAM

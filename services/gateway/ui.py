@@ -25,7 +25,8 @@ from nameko.exceptions import RemoteError
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Response
 
-from services.gateway.http import api, cross_site
+from services.gateway.auth import cross_site
+from services.gateway.http import api
 from services.gateway.sessions import COOKIE, LEGACY_COOKIE, Sessions
 from shared import events
 from shared.errors import StevedoreError

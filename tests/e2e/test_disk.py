@@ -69,6 +69,15 @@ def test_a_job_writing_to_a_volume_of_its_image_is_bounded_by_the_default_even_w
     assert f"DISK_MEASURE_IMAGE '{MEASURE_IMAGE}' is not on" not in disk_system.log("runner-1")
 
 
+def test_a_sparse_file_past_the_bound_counts_at_its_apparent_size_in_the_writable_layer(
+        disk_system, docker_client, ok_task):
+    # one hole of 1 GiB holds almost no block, but the engine's SizeRw counts its apparent size: killed, the safe way
+    command = ["sh", "-c", "echo filling; truncate -s 1073741824 /sparse; sleep 60"]
+    result_id = disk_system.api.run(ok_task["task_id"], command=command, disk="8m")
+    detail = ended_past_its_bound(disk_system, docker_client, result_id, "8m (the RUN's disk)")
+    assert int(detail["reason"].split("it wrote ")[1].split(" ")[0]) >= 1024 ** 3, detail["reason"]
+
+
 def test_a_job_under_its_bound_completes(disk_system, volume_task):
     write = "head -c 4194304 /dev/zero > /fill; head -c 4194304 /dev/zero > /scratch/fill; sleep 3; echo done"
     result_id = disk_system.api.run(volume_task["task_id"], command=["sh", "-c", write], disk="16m")

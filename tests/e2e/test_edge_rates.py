@@ -169,3 +169,19 @@ def test_behind_a_trusted_proxy_the_client_is_the_address_it_forwards(rated):
     refused_429(through("198.51.100.9", "/task/", Authorization=f"Bearer {good}"), "authorization")
     assert through("198.51.100.10", "/task/", Authorization=f"Bearer {good}").status_code == 200
     assert through("198.51.100.10", "/task/", Authorization="Bearer guess").status_code == 401
+
+
+def test_made_up_sign_in_cookies_are_a_rate_of_their_address_and_lock_out_no_token(rated):
+    """Each made-up cookie is a registry lookup (no cache knows it): past the address's bucket of them the
+    requests are refused before the lookup, while a bearer token from that address is still served."""
+    good = new_token(rated, role="viewer")
+    sprayer = client("127.0.0.8")
+    answers = [sprayer.get(rated.url + "/task/", cookies={"stevedore_session": uuid.uuid4().hex}, timeout=30)
+               for _ in range(BURST + 3)]
+    assert [a.status_code for a in answers[:BURST]] == [401] * BURST, [a.text[:200] for a in answers]
+    refused_429(answers[-1], "rate")
+    refused_429(sprayer.get(rated.url + "/task/", timeout=30), "rate")   # nor a request with no credential
+    assert sprayer.get(rated.url + "/task/", headers={"Authorization": f"Bearer {good}"},
+                       timeout=30).status_code == 200
+    assert client("127.0.0.10").get(rated.url + "/task/", cookies={"stevedore_session": "x" * 43},
+                                    timeout=30).status_code == 401

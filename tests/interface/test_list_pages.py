@@ -56,7 +56,7 @@ class SchedulerOfBefore:
 
 def test_a_service_of_before_refuses_paged_over_the_broker_as_the_gateway_expects(container_factory,
                                                                                   service_config):
-    from services.gateway.http import listing
+    from services.gateway.inputs import listing
     from stevedore_jobs.contract import RunnerListQuery
     from tests.unit.test_pages import runners_request
 

@@ -146,7 +146,7 @@ def test_a_duration_that_is_not_one_is_a_usage_error(text):
 
 
 def test_a_streams_admission_holds_while_the_same_caller_is_let_in_and_through_a_registry_away():
-    from services.gateway.http import Admission
+    from services.gateway.auth import Admission
     from shared.errors import Unavailable
 
     bob = Caller("bob", "member", "ml", "10.0.0.1")

@@ -197,7 +197,7 @@ def nested(levels, leaf):
 def test_a_bodys_other_fields_are_described_as_the_gateway_checks_them(extra):
     # the spec writes them level by level (no recursion, which openapi-python-client cannot read) down to the
     # gateway's depth limit, every string without control characters
-    from services.gateway.http import _depth
+    from services.gateway.inputs import _depth
 
     spec = openapi.spec()
     schema = jsonschema_rs.Draft202012Validator({**spec["components"]["schemas"]["NewTask"],

@@ -264,7 +264,7 @@ def test_a_scheduler_from_before_since_is_read_whole_and_followers_still_get_eac
 
 
 class Admission:
-    """A stream's token or session (services/gateway/http.py ``Admission``): it lets the stream in for
+    """A stream's token or session (services/gateway/auth.py ``Admission``): it lets the stream in for
     ``holds_for`` checks, then no more."""
 
     def __init__(self, holds_for):

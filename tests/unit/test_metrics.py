@@ -7,7 +7,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.gateway.http import is_public
+from services.gateway.auth import is_public
 from services.runner.dependencies import Executor
 from tests.unit.test_runner_pull import FakeClient
 from services.runner.metrics import RunnerMetrics, _SlotCollector, slot_usage

@@ -88,7 +88,7 @@ def test_a_reply_is_read_as_a_page_in_either_shape():
     assert pages.fetch_limit(100, True) == 101 and pages.fetch_limit(101, False) == 101
 
 
-# ------------------------------------------------------------------ the gateway's side (services/gateway/http.py)
+# ------------------------------------------------------------------ the gateway's side (services/gateway/inputs.py)
 
 def runners_request(query_string):
     from werkzeug.test import EnvironBuilder
@@ -101,7 +101,7 @@ def runners_request(query_string):
 
 
 def test_the_gateway_answers_a_page_cut_by_bytes_with_a_link_after_its_last_item():
-    from services.gateway.http import listing
+    from services.gateway.inputs import listing
     from stevedore_jobs.contract import RunnerListQuery
     asked = []
 
@@ -116,7 +116,7 @@ def test_the_gateway_answers_a_page_cut_by_bytes_with_a_link_after_its_last_item
 
 
 def test_the_gateway_answers_the_last_page_without_a_link():
-    from services.gateway.http import listing
+    from services.gateway.inputs import listing
     from stevedore_jobs.contract import RunnerListQuery
     _, headers, items = listing(runners_request("limit=5"), RunnerListQuery,
                                      lambda **kwargs: {"items": [{"runner_id": "a"}], "more": False}, "runner_id")
@@ -126,7 +126,7 @@ def test_the_gateway_answers_the_last_page_without_a_link():
 def test_the_gateway_lists_from_a_service_of_before_as_before():
     from nameko.exceptions import IncorrectSignature
 
-    from services.gateway.http import listing
+    from services.gateway.inputs import listing
     from stevedore_jobs.contract import RunnerListQuery
     asked = []
 

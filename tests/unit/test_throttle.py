@@ -2,7 +2,7 @@
 the test's own."""
 import logging
 
-from services.gateway.throttle import Buckets, Failures, Refused, Throttle, retry_after
+from services.gateway.throttle import Buckets, Failures, Refused, Throttle, address_key, retry_after
 from shared.settings import GatewaySettings, parse
 
 
@@ -149,3 +149,37 @@ def test_the_settings_default_to_generous_limits_and_zero_turns_them_off():
     assert (settings.http_auth_failures, settings.http_auth_window) == (20, 60)
     off = parse(GatewaySettings, {"HTTP_RATE_LIMIT": "0", "HTTP_AUTH_FAILURES": "0"})
     assert (off.http_rate_limit, off.http_auth_failures) == (0, 0)
+
+
+def test_waiting_tells_the_seconds_to_a_token_without_taking_one():
+    clock = Clock()
+    buckets = Buckets(rate=2, burst=2, clock=clock)
+    assert buckets.waiting("a") == 0 and not buckets.buckets   # an unknown client: full, and not stored
+    assert [buckets.take("a") for _ in range(2)] == [0, 0]
+    assert buckets.waiting("a") == 0.5 and buckets.waiting("a") == 0.5
+    clock.now += 0.5
+    assert buckets.waiting("a") == 0 and buckets.take("a") == 0
+    assert Buckets(rate=0, burst=1, clock=clock).waiting("a") == 0
+
+
+def test_requests_failing_to_authenticate_without_a_bearer_token_are_a_rate_of_their_address():
+    made = throttle(HTTP_RATE_LIMIT=1, HTTP_RATE_BURST=2, HTTP_AUTH_FAILURES=1, HTTP_AUTH_WINDOW=30)
+    for _ in range(2):
+        assert made.check_unauthenticated("a") is None
+        made.unauthenticated("a")
+    seconds, message = made.check_unauthenticated("a")
+    assert seconds == 1 and message.startswith("rate: at most 1 requests a second per client")
+    assert made.check_unauthenticated("b") is None                  # another address: its own
+    assert made.take(("client", "address", "a"), "a") is None       # the address's other requests: theirs
+    assert made.check_address("a") is None                          # and no lockout of its bearer tokens
+
+
+def test_an_ipv6_address_counts_as_its_64_so_rotating_addresses_of_one_host_dodges_nothing():
+    assert address_key("2001:db8:1:2::1") == address_key("2001:db8:1:2:ffff:1:2:3") == "2001:db8:1:2::/64"
+    assert address_key("2001:db8:1:3::1") == "2001:db8:1:3::/64"          # another /64: another client
+    assert address_key("::ffff:198.51.100.7") == address_key("198.51.100.7") == "198.51.100.7"
+    assert address_key("127.0.0.1") == "127.0.0.1" and address_key(None) is None
+    assert address_key("not an address") == "not an address"
+    made = throttle(HTTP_RATE_LIMIT=1, HTTP_RATE_BURST=1, HTTP_AUTH_FAILURES=1, HTTP_AUTH_WINDOW=30)
+    made.failed(address_key("2001:db8::1"))
+    assert made.check_address(address_key("2001:db8::2")) is not None

@@ -1,0 +1,82 @@
+"""What a gateway handler reads from a request besides its path: the JSON body (every string checked),
+a list page's query and its ``Link: rel="next"``, the Idempotency-Key header.
+"""
+import json
+from urllib.parse import urlencode
+
+from nameko.exceptions import IncorrectSignature
+
+from services.gateway.auth import caller_of
+from shared import pages, validation
+from shared.errors import NotFound, ValidationError
+from stevedore_jobs.contract.checks import MAX_JSON_DEPTH
+
+
+def _depth(value, limit):
+    """Whether ``value`` nests deeper than ``limit`` (iteratively, so no recursion error)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return False
+
+
+def json_body(request, free_text=False, opaque=()):
+    """The request's JSON object, every string in it checked, or a 400 naming the field (``free_text``:
+    tab, LF and CR allowed in every value, as in a GA4GH TES task's scripts and file contents; the values
+    of the top-level keys ``opaque`` are left to their model).
+
+    The edge has read the body already, within HTTP_MAX_BODY_BYTES (edge.py).
+    """
+    raw = request.get_data(cache=False)
+    if not raw.strip():
+        raise ValidationError("must be a JSON object; the request had no body", "body")
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise ValidationError(f"is not valid JSON ({exc.__class__.__name__}: {exc})"[:300], "body") from exc
+    if not isinstance(body, dict):
+        raise ValidationError("must be a JSON object", "body")
+    if _depth(body, MAX_JSON_DEPTH):
+        raise ValidationError(f"nests deeper than {MAX_JSON_DEPTH} levels", "body")
+    return validation.check_strings(body, free=free_text, opaque=opaque)
+
+
+def listing(request, model, fetch, id_field):
+    """One page of a list endpoint: ``model`` (the contract's) reads limit, after and the filters from
+    the query string; ``fetch(**query, caller=..., paged=True)`` gets a page of the items the caller may
+    see, up to limit of them and LIST_PAGE_BYTES of their JSON, and whether more exist (shared/pages.py);
+    a ``Link: rel="next"`` says they do.  A list of team-owned things (its model has ``team``) is of the
+    team the request picks (X-Stevedore-Team) when it names none itself.
+    An ``after`` of the right shape that names no listed item is a 404, as an unknown id in a path is."""
+    query = validation.query(model, request.args).query()
+    if "team" in model.model_fields and not query.get("team"):
+        query["team"] = getattr(request, "stevedore_team", None)
+    limit = query["limit"]
+    caller = caller_of(request).as_dict()
+    try:
+        try:  # a page bounded in items and bytes: {"items", "more"} (shared/pages.py)
+            answer = fetch(**query, caller=caller, paged=True)
+        except IncorrectSignature:  # a service of before (a rolling upgrade): the list of limit+1
+            answer = fetch(**{**query, "limit": limit + 1}, caller=caller)
+    except ValidationError as exc:
+        if exc.field != "after":
+            raise
+        raise NotFound("no such item to list after", "after") from None
+    items, more = pages.of_reply(answer, limit)
+    headers = {}
+    if more and items:
+        params = request.args.to_dict(flat=False)  # a repeated filter (?label=) kept whole
+        params.update(limit=[str(limit)], after=[items[-1][id_field]])
+        headers["Link"] = f'<{request.path}?{urlencode(params, doseq=True)}>; rel="next"'
+    return 200, headers, items
+
+
+def idempotency_key(request):
+    """The Idempotency-Key header, if any (the contract's rule)."""
+    return validation.idempotency_key(request.headers.get("Idempotency-Key"))
