@@ -1,10 +1,11 @@
 """Tasks from a private registry (htpasswd auth), on the real registry, runners and Docker."""
+import io
 import uuid
 
 import docker
 import pytest
 
-from tests.support import ImageRegistry, build_test_images
+from tests.support import ImageRegistry
 
 pytestmark = pytest.mark.e2e
 
@@ -20,11 +21,18 @@ def private_registry():
 
 
 @pytest.fixture(scope="module")
-def private_image(docker_client, private_registry):
-    refs = build_test_images(docker_client, private_registry, behaviours=("ok",),
-                             repository="stevedore-test/private",
-                             auth={"username": USER, "password": PASSWORD})
-    return refs["ok"]
+def private_image(docker_client, private_registry, test_images):
+    """The busybox test image with a label of its own, so that its image id is its own: the runner test below
+    removes it from the engine, which Docker refuses for an image other tests' images are built from (every
+    test image of the "ok" behaviour is one image id)."""
+    ref = f"{private_registry.address}/stevedore-test/private:ok"
+    dockerfile = f"FROM {test_images['ok']}\nLABEL stevedore-test.private={uuid.uuid4().hex}\n"
+    docker_client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=ref, rm=True)
+    pushed = list(docker_client.images.push(ref, stream=True, decode=True,
+                                            auth_config={"username": USER, "password": PASSWORD}))
+    assert not [line for line in pushed if "error" in line], pushed
+    docker_client.images.remove(ref, noprune=True)
+    return ref
 
 
 def register(api, repository, **credentials):
