@@ -16,6 +16,15 @@ from tests.support import (ImageRegistry, System, build_test_images, create_data
                            remove_system_data)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item (``item.rep_call``): a fixture's teardown can then tell a
+    failed test from a passed one, and print what it knows of the failure."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
 @pytest.fixture(scope="session")
 def docker_client():
     client = docker.from_env(version="auto", timeout=120)

@@ -82,6 +82,20 @@ def wait_running(api, result_id, count=1, timeout=30):
                       what=f"{count} execution(s) of {result_id} to be RUNNING")
 
 
+def wait_started(api, result_id, count=1, timeout=30):
+    """Wait until ``count`` executions of the result have started (running or already ended).
+
+    For short jobs on a loaded machine, where waiting for ``count`` to be RUNNING at one instant could
+    miss every such instant."""
+    def started():
+        details = get_json(api, f"/result/{result_id}/detail/", limit=1000)
+        begun = [d for d in details or () if d["status"] != "QUEUED"]
+        return begun if len(begun) >= count else None
+
+    return wait_until(started, timeout=timeout, interval=0.2,
+                      what=f"{count} execution(s) of {result_id} to have started")
+
+
 def all_details(api, result_id):
     details, after = [], None
     while True:

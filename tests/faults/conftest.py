@@ -44,7 +44,12 @@ def build_system(request, session_amqp_uri, vhost_pipeline, test_images, docker_
         return system
 
     yield build
+    failed = getattr(request.node, "rep_call", None)
     for system, vhosts, database_url in made:
+        if failed is not None and failed.failed:  # the report's "Captured stdout teardown" says why
+            print(f"logs: {system.log_dir}")
+            for label, lines in system.troubles().items():
+                print(f"--- {label}: last warnings and errors", *lines, sep="\n")
         system.stop(grace=15)
         try:
             results = [row[0] for row in sql(database_url, "SELECT id FROM results")]

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.faults.checks import assert_truthful, run, wait_finished, wait_running
+from tests.faults.checks import assert_truthful, run, wait_finished, wait_started
 
 pytestmark = pytest.mark.faults
 
@@ -28,7 +28,7 @@ def test_reports_written_during_a_postgres_restart_are_retried_and_the_run_compl
     since = time.time()
     times = 12
     result_id = api.run(task["task_id"], times=times, command=["sleep", "1.5"])
-    wait_running(api, result_id, count=3)
+    wait_started(api, result_id, count=3)
 
     cluster = ("pg_ctlcluster", "--skip-systemctl-redirect", postgres_version(), "main")
     try:

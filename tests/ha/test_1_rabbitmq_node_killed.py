@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from tests.faults.checks import assert_truthful, wait_finished, wait_running, why_not
+from tests.faults.checks import assert_truthful, wait_finished, wait_started, why_not
 from tests.support import wait_until
 
 pytestmark = pytest.mark.ha
@@ -23,7 +23,7 @@ def test_a_killed_rabbitmq_node_is_failed_over_and_the_run_completes_once_each(h
 
     since = time.time()
     result_id = api.run(ha.task["task_id"], times=TIMES, command=["sleep", "1.5"])
-    wait_running(api, result_id, count=3)
+    wait_started(api, result_id, count=3)
     cluster.kill(node)
 
     # the scheduler now talks to a node still up, and each work queue is led from one

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from tests.faults.checks import assert_truthful, sql, wait_finished, wait_running
+from tests.faults.checks import assert_truthful, sql, wait_finished, wait_started
 
 pytestmark = pytest.mark.ha
 
@@ -18,7 +18,7 @@ def test_the_replica_promoted_after_the_primary_is_killed_carries_the_run_to_its
     api, pair = ha.api, ha.pair
     since = time.time()
     result_id = api.run(ha.task["task_id"], times=TIMES, command=["sleep", "1.5"])
-    wait_running(api, result_id, count=3)
+    wait_started(api, result_id, count=3)
     [(before,)] = sql(ha.database_url, "SELECT count(*) FROM details WHERE result_id = :id", id=result_id)
     assert before == TIMES
 

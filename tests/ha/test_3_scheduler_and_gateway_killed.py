@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from tests.faults.checks import assert_truthful, sql, wait_finished, wait_running
+from tests.faults.checks import assert_truthful, sql, wait_finished, wait_started
 from tests.support import Api
 
 pytestmark = pytest.mark.ha
@@ -19,7 +19,7 @@ def test_runs_complete_once_each_on_the_scheduler_and_gateway_left_standing(ha, 
     api = ha.api
     since = time.time()
     result_id = api.run(ha.task["task_id"], times=TIMES, command=["sleep", "1.5"])
-    wait_running(api, result_id, count=3)
+    wait_started(api, result_id, count=3)
 
     def done():
         [(n,)] = sql(ha.database_url, "SELECT count(*) FROM details WHERE result_id = :id "
