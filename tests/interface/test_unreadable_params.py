@@ -12,7 +12,7 @@ from services.scheduler.models import Result
 from tests.interface.test_result_retention import Session, finish_all, run  # noqa: F401 -- Session: a fixture
 from tests.interface.test_scheduler_service import run_ready
 from tests.interface.test_webhooks import start_scheduler, webhook_settled
-from tests.support import WebhookReceiver, call
+from tests.support import ADMIN, WebhookReceiver, call
 
 HOOK = "http://127.0.0.1:9/hook"
 DAY = 86400
@@ -78,3 +78,14 @@ def test_with_an_unreadable_row_stored_a_forgotten_webhook_is_sent_and_expired_r
     with entrypoint_hook(scheduler, "delete_expired_results") as sweep:
         sweep()
     assert sql("SELECT count(*) FROM results").scalar() == 0
+
+
+def test_a_rerun_of_a_run_with_a_callback_url_is_marked_as_having_one(Session):
+    with Session() as session:
+        failed = run(session, times=1, callback_url=HOOK)
+        finish_all(session, failed, status="ERROR", end=100.0)
+        plain = run(session, times=1)
+        finish_all(session, plain, status="ERROR", end=100.0)
+        reruns = [ex.rerun_failed(session, result_id, caller=ADMIN).id for result_id in (failed, plain)]
+        assert [session.get(Result, result_id).has_callback for result_id in [failed, plain, *reruns]] == \
+            [True, False, True, False]
