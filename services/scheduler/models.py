@@ -51,6 +51,10 @@ class Result(Base):
     # webhook to params["callback_url"] (services/scheduler/webhooks.py): None until
     # tried, then DELIVERING (held until webhook_lease), DELIVERED or FAILED
     webhook_status: Mapped[str | None] = mapped_column(String(16))
+    # whether params has a callback_url, set when the result is made (migration 0025): the webhook and
+    # retention sweeps filter on it, never parsing params (a stored row PostgreSQL's JSON parser refuses,
+    # a lone surrogate escape an older version let in, would fail their query for every result)
+    has_callback: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     webhook_deliveries: Mapped[list | None] = mapped_column(JSON)
     webhook_lease: Mapped[float | None] = mapped_column(Float)
     # the failure policy (services/scheduler/executions/policy.py, migration 0014): why it stopped
@@ -95,6 +99,9 @@ class Result(Base):
         # the webhook timer's query: attempts due
         Index("ix_results_webhook_due", "webhook_lease",
               postgresql_where=text("webhook_status IN ('PENDING', 'DELIVERING')")),
+        # the forgotten-webhook sweep's query: results with a callback_url never tried (migration 0025)
+        Index("ix_results_webhook_untried", "end",
+              postgresql_where=text("has_callback AND webhook_status IS NULL")),
         # the retention sweep's query: ended results, oldest end first
         Index("ix_results_ended", "end",
               postgresql_where=text("status IN ('COMPLETE', 'ERROR', 'CANCELLED', 'KILLED')")),

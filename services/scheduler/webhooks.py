@@ -176,7 +176,9 @@ def body_of(session, result):
     return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
 
 
-_HAS_CALLBACK = Result.params["callback_url"].as_string().is_not(None)
+# a column set when the result is made (migration 0025), not ``params ->> 'callback_url'``: params is JSON,
+# parsed by PostgreSQL at each read, and one stored row it cannot parse would fail the query for every result
+_HAS_CALLBACK = Result.has_callback
 
 
 def due(session, limit=50):

@@ -71,6 +71,8 @@ def create_result(session, task_id, task_name, image, params, idempotency_key=No
         created=params["times"] if with_details else 0,
         active=0, n_running=0, n_complete=0, n_error=0, n_cancelled=0, n_killed=0,
         cancel_requested=False, finished_notified=False, idempotency_key=idempotency_key,
+        # the webhook and retention sweeps filter on it without reading params (migration 0025)
+        has_callback=bool(params.get("callback_url")),
         rerun_of=rerun_of, reruns=[], n_failed=0, execution_params=spread or None, schedule_id=schedule_id,
         labels=params.get("labels") or {}, team=team, submitted_by=submitted_by,
         # a run that waits for others (``after``) gets its deadline when it is released (policy.arm_deadline)
