@@ -139,8 +139,9 @@ class SchedulerService(folding.FoldingMixin, recovery.RecoveryMixin, failurepoli
 
     @rpc
     def list_results(self, status=None, task_id=None, limit=100, after=None, schedule_id=None, label=None,
-                     team=None, caller=None, paged=False):
-        rows = ex.list_results(self.db.session, status, task_id, pages.fetch_limit(limit, paged), after,
+                     team=None, caller=None, paged=False, after_key=None):
+        rows = ex.list_results(self.db.session, status, task_id, pages.fetch_limit(limit, paged),
+                               pages.cursor(after, after_key),
                                schedule_id, label, team, Caller.from_dict(caller))
         return pages.reply(map(ex.result_as_dict, rows), limit, self.settings.list_page_bytes, paged)
 
