@@ -101,7 +101,7 @@ class SchedulerService(folding.FoldingMixin, recovery.RecoveryMixin, failurepoli
         # the ceilings may have been lowered since: a rerun no runner may take is refused
         validation.within_ceilings(original.params, *self.settings.ceilings)
         knowntasks.for_rerun(session, original.task_id)  # held until the rerun is made, as for a RUN
-        result = ex.rerun_failed(session, result_id, caller)
+        result = ex.rerun_failed(session, result_id, caller, most=self.settings.rerun_max)
         self.dispatch(events.RESULT_SUBMITTED, ex.submitted(result))
         if fleet.placed(result.params):  # keeps the run's constraints and gpus: says at once, as a RUN does
             self._place([result.id])
