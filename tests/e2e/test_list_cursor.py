@@ -65,3 +65,29 @@ def test_an_after_key_without_after_or_not_a_time_is_a_400_naming_it(api):
         answer = api.get(f"/result/?{query}")
         assert answer.status_code == 400, answer.text
         assert answer.json()["message"].startswith("after_key"), answer.json()
+
+
+def test_the_next_tes_page_goes_on_after_a_task_deleted_since(api, test_images):
+    name = f"cursor-{uuid.uuid4().hex[:8]}"
+    made = []
+    for _ in range(3):
+        response = api.post("/ga4gh/tes/v1/tasks", {"name": name, "executors": [
+            {"image": test_images["ok"], "command": ["true"]}]})
+        assert response.status_code == 200, response.text
+        made.append(response.json()["id"])
+    for task_id in made:
+        api.wait_result(task_id)
+
+    def tes_page(token=None):
+        query = {"name_prefix": name, "page_size": 1, **({"page_token": token} if token else {})}
+        response = api.get("/ga4gh/tes/v1/tasks", params=query)
+        assert response.status_code == 200, response.text
+        return [task["id"] for task in response.json()["tasks"]], response.json().get("next_page_token")
+
+    seen, token = tes_page()
+    assert seen == made[-1:] and token
+    assert api.delete(f"/result/{seen[0]}/").status_code == 204
+    while token:
+        ids, token = tes_page(token)
+        seen += ids
+    assert seen == made[::-1]
