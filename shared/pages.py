@@ -18,9 +18,17 @@ Reply shapes: a list RPC called with ``paged=True`` (this release's gateway) ans
 saying whether any were left out.  Called without it (a gateway of before: it asks
 ``limit+1`` and reads ``more`` from the count), it answers the plain list of before,
 cut by items only, so an old gateway over a new service lists as before.
+
+Where a page goes on: ``after`` names the last item of the page before, and its row is looked up for its place
+(a 404 when none: an unknown id).  The item may have been deleted since (retention, DELETE), so the gateway's
+``Link: rel="next"`` also gives that item's sort key (``after_key``: its time, or a name); with it the place is
+(``after_key``, ``after``) itself, looked up nowhere, and the next page goes on from where the item was.
 """
 import json
+import math
 from itertools import islice
+
+from shared.errors import ValidationError
 
 DEFAULT_BYTES = 4 * 1024 * 1024  # LIST_PAGE_BYTES's default (shared/settings.py)
 # rows of a list of big items read from PostgreSQL at a time (a server-side cursor: ``yield_per``), so that
@@ -46,6 +54,19 @@ def cut(items, limit, max_bytes):
             return page, True
         page.append(item)
     return page, False
+
+
+def cursor(after, after_key):
+    """What a list pages from: ``after`` (an id, or None), or ``(after, after_key)`` when the key is given."""
+    if after_key is None:
+        return after
+    if not isinstance(after, str) or len(after) > 200:
+        raise ValidationError("is only given with after", "after_key")
+    if isinstance(after_key, bool) or not isinstance(after_key, (int, float, str)) \
+            or (isinstance(after_key, float) and not math.isfinite(after_key)) \
+            or (isinstance(after_key, str) and len(after_key) > 200):
+        raise ValidationError("must be the sort key of the item named by after (the Link header's)", "after_key")
+    return after, after_key
 
 
 def reply(items, limit, max_bytes, paged):

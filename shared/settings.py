@@ -247,6 +247,7 @@ class SchedulerSettings(Common, Events, Metrics, Ceilings, Webhooks, Polling, Se
     probe_interval: Seconds = 1
     retry_backoff: Wait = 1                # 0: retried at once
     retry_backoff_max: Wait = 300
+    rerun_max: Annotated[int, Ge(1), Le(10000)] = 100  # RERUN_FAILEDs of one result (its reruns list)
     deadline_interval: Seconds = 1        # how often runs past their deadline are looked for
     schedule_interval: Seconds = 1         # how often each scheduler looks for due schedules
     schedule_allow_seconds: Switch = "off"  # testing only: a sixth cron field, seconds

@@ -8,7 +8,7 @@ the JSON as it came.
 """
 import codecs
 import json
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import requests
 
@@ -141,8 +141,13 @@ class Client:
             given += len(items)
             if "next" not in response.links or not items:
                 return
-            # the next page starts after the last item (as the Link header says), on our own base URL
+            # the next page starts after the last item (as the Link header says), on our own base URL; with the
+            # Link's after_key, if any: where that item was, should it be deleted meanwhile
             params["after"] = items[-1][id_field]
+            link = parse_qs(urlsplit(response.links["next"]["url"]).query)
+            params.pop("after_key", None)
+            if link.get("after") == [params["after"]] and link.get("after_key"):
+                params["after_key"] = link["after_key"][0]
 
     # ------------------------------------------------------------ typed calls
 

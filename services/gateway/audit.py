@@ -24,4 +24,4 @@ class AuditRoutes:
     def list_audit(self, request):
         """The audit log, newest first, filtered (``contract.AuditListQuery``) and paged."""
         require_all_teams(request, "the audit log")
-        return listing(request, contract.AuditListQuery, self.scheduler.list_audit, "audit_id")
+        return listing(request, contract.AuditListQuery, self.scheduler.list_audit, "audit_id", "at")

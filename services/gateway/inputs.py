@@ -47,23 +47,21 @@ def json_body(request, free_text=False, opaque=()):
     return validation.check_strings(body, free=free_text, opaque=opaque)
 
 
-def listing(request, model, fetch, id_field):
+def listing(request, model, fetch, id_field, key_field=None):
     """One page of a list endpoint: ``model`` (the contract's) reads limit, after and the filters from
     the query string; ``fetch(**query, caller=..., paged=True)`` gets a page of the items the caller may
     see, up to limit of them and LIST_PAGE_BYTES of their JSON, and whether more exist (shared/pages.py);
-    a ``Link: rel="next"`` says they do.  A list of team-owned things (its model has ``team``) is of the
-    team the request picks (X-Stevedore-Team) when it names none itself.
+    a ``Link: rel="next"`` says they do, with the last item's ``id_field`` as ``after`` and, for a list
+    sorted by another field (``key_field``), that field as ``after_key``: the next page then goes on from
+    where that item was, even once it is deleted.  A list of team-owned things (its model has ``team``) is of
+    the team the request picks (X-Stevedore-Team) when it names none itself.
     An ``after`` of the right shape that names no listed item is a 404, as an unknown id in a path is."""
     query = validation.query(model, request.args).query()
     if "team" in model.model_fields and not query.get("team"):
         query["team"] = getattr(request, "stevedore_team", None)
     limit = query["limit"]
-    caller = caller_of(request).as_dict()
     try:
-        try:  # a page bounded in items and bytes: {"items", "more"} (shared/pages.py)
-            answer = fetch(**query, caller=caller, paged=True)
-        except IncorrectSignature:  # a service of before (a rolling upgrade): the list of limit+1
-            answer = fetch(**{**query, "limit": limit + 1}, caller=caller)
+        answer = _page(fetch, query, caller_of(request).as_dict())
     except ValidationError as exc:
         if exc.field != "after":
             raise
@@ -73,8 +71,22 @@ def listing(request, model, fetch, id_field):
     if more and items:
         params = request.args.to_dict(flat=False)  # a repeated filter (?label=) kept whole
         params.update(limit=[str(limit)], after=[items[-1][id_field]])
+        params.pop("after_key", None)
+        if items[-1].get(key_field) is not None:
+            params["after_key"] = [str(items[-1][key_field])]  # a float's str gives it back exactly
         headers["Link"] = f'<{request.path}?{urlencode(params, doseq=True)}>; rel="next"'
     return 200, headers, items
+
+
+def _page(fetch, query, caller):
+    """A page bounded in items and bytes: ``{"items", "more"}`` (shared/pages.py); from a service of before (a
+    rolling upgrade), which refuses the arguments it does not know, what it can answer."""
+    try:
+        return fetch(**query, caller=caller, paged=True)
+    except IncorrectSignature:
+        if "after_key" in query:  # pages from after's item as before (a 404 if it is gone)
+            return _page(fetch, {name: value for name, value in query.items() if name != "after_key"}, caller)
+        return fetch(**{**query, "limit": query["limit"] + 1}, caller=caller)  # the list of limit+1
 
 
 def idempotency_key(request):

@@ -16,7 +16,8 @@ from stevedore_jobs import contract
 class ScheduleRoutes:
     @api("GET", "/schedule/")
     def list_schedules(self, request):
-        return listing(request, contract.ScheduleListQuery, self.scheduler.list_schedules, "schedule_id")
+        return listing(request, contract.ScheduleListQuery, self.scheduler.list_schedules, "schedule_id",
+                       "created_at")
 
     @api("POST", "/schedule/")
     def create_schedule(self, request):

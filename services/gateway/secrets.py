@@ -23,7 +23,7 @@ class SecretRoutes:
 
     @api("GET", "/secret/")
     def list_secrets(self, request):
-        return listing(request, sx.SecretListQuery, self.scheduler.list_secrets, "name")  # listing passes caller
+        return listing(request, sx.SecretListQuery, self.scheduler.list_secrets, "name", "name")  # passes caller
 
     @api("PUT", "/secret/<string:name>/")
     def put_secret(self, request, name):

@@ -43,7 +43,7 @@ class GatewayService(ui.UiRoutes, schedules.ScheduleRoutes, tes.TesRoutes, secre
 
     @api("GET", "/task/")
     def list_tasks(self, request):
-        return listing(request, contract.TaskListQuery, self.registry.list_tasks, "task_id")
+        return listing(request, contract.TaskListQuery, self.registry.list_tasks, "task_id", "created_at")
 
     @api("POST", "/task/")
     def create_task(self, request):
@@ -90,7 +90,8 @@ class GatewayService(ui.UiRoutes, schedules.ScheduleRoutes, tes.TesRoutes, secre
 
     @api("GET", "/result/")
     def list_results(self, request):
-        return listing(request, contract.ResultListQuery, self.scheduler.list_results, "result_id")
+        return listing(request, contract.ResultListQuery, self.scheduler.list_results, "result_id",
+                       "submitted_at")
 
     @api("GET", "/result/<string:result_id>/")
     def get_result(self, request, result_id):

@@ -10,6 +10,7 @@ statuses, not an error body).  A TES task belongs to the caller's team, as a run
 is 404, lists hold only the covered teams'.  TES's own OpenAPI is served beside ours, at
 ``/ga4gh/tes/v1/openapi.json``.
 """
+from nameko.exceptions import IncorrectSignature
 from pydantic import ValidationError as PydanticError
 
 from services.gateway.auth import caller_of
@@ -78,9 +79,12 @@ class TesRoutes:
     @api("GET", f"{PREFIX}/tasks")
     def tes_list_tasks(self, request):
         query = list_query(request.args)
-        return self.scheduler.list_tes_tasks(view=query.view, name_prefix=query.name_prefix, state=query.state,
-                                             tags=tag_filters(query), page_size=query.page_size,
-                                             page_token=query.page_token, caller=caller_of(request).as_dict())
+        asked = dict(view=query.view, name_prefix=query.name_prefix, state=query.state, tags=tag_filters(query),
+                     page_size=query.page_size, page_token=query.page_token, caller=caller_of(request).as_dict())
+        try:  # tokens that hold the last task's place (a page goes on even once it is deleted)
+            return self.scheduler.list_tes_tasks(**asked, placed=True)
+        except IncorrectSignature:  # a scheduler of before: tokens of ids
+            return self.scheduler.list_tes_tasks(**asked)
 
     @api("GET", f"{PREFIX}/tasks/<string:task_id>")
     def tes_get_task(self, request, task_id):

@@ -50,7 +50,7 @@ class TokenRoutes:
 
     @api("GET", "/token/")
     def list_tokens(self, request):
-        return listing(request, pr.TokenListQuery, self.registry.list_tokens, "token_id")
+        return listing(request, pr.TokenListQuery, self.registry.list_tokens, "token_id", "created_at")
 
     @api("DELETE", "/token/<string:token_id>/")
     def revoke_token(self, request, token_id):

@@ -103,9 +103,10 @@ class RegistryService:
         return tasks.facts(tasks.get(self.db.session, task_id, caller=Caller.from_dict(caller)))
 
     @rpc
-    def list_tasks(self, status=None, limit=100, after=None, label=None, team=None, caller=None, paged=False):
-        rows = tasks.listing(self.db.session, status, pages.fetch_limit(limit, paged), after, label, team,
-                             Caller.from_dict(caller))
+    def list_tasks(self, status=None, limit=100, after=None, label=None, team=None, caller=None, paged=False,
+                   after_key=None):
+        rows = tasks.listing(self.db.session, status, pages.fetch_limit(limit, paged),
+                             pages.cursor(after, after_key), label, team, Caller.from_dict(caller))
         return pages.reply((tasks.as_dict(t) for t in rows), limit, self.settings.list_page_bytes, paged)
 
     @rpc
@@ -156,9 +157,10 @@ class RegistryService:
         return principals.resolve(self.db.session, token_hash)
 
     @rpc
-    def list_tokens(self, limit=100, after=None, team=None, caller=None, paged=False):
+    def list_tokens(self, limit=100, after=None, team=None, caller=None, paged=False, after_key=None):
         require_role(caller, ADMINS, "the token list")
-        rows = principals.listing(self.db.session, pages.fetch_limit(limit, paged), after, team)
+        rows = principals.listing(self.db.session, pages.fetch_limit(limit, paged), pages.cursor(after, after_key),
+                                  team)
         return pages.reply(rows, limit, self.settings.list_page_bytes, paged)
 
     @rpc

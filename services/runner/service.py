@@ -238,8 +238,10 @@ class RunnerService:
         """A start or end report, persistent and retried; with the other slots' in one message when batched."""
         if self.batches is None:
             return self.report(event_type, payload)
+        # mandatory: a batch no queue takes (a scheduler from before) comes back, and goes as single events
         return self.batches.send(event_type, payload, lambda reports: self.report(
-            events.EXECUTION_REPORTS, {"runner": self.holdings.runner_id, "reports": reports}))
+            events.EXECUTION_REPORTS, {"runner": self.holdings.runner_id, "reports": reports}, mandatory=True),
+            self.report)
 
     def _pull_credentials(self, task_id):
         """The task's registry login, asked of the registry only when the image must be pulled.

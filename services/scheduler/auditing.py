@@ -62,11 +62,11 @@ class AuditMixin:
 
     @rpc
     def list_audit(self, principal=None, team=None, action=None, target_type=None, target_id=None, since=None,
-                   until=None, limit=100, after=None, caller=None, paged=False):
+                   until=None, limit=100, after=None, caller=None, paged=False, after_key=None):
         """``GET /audit/``'s page (the gateway lets only admins and operators ask, whose roles cover every team)."""
         require_role(caller, ALL_TEAMS_ROLES, "the audit log")  # whatever the gateway let through
         rows = listed(self.db.session, principal, team, action, target_type, target_id, since, until,
-                      pages.fetch_limit(limit, paged), after)
+                      pages.fetch_limit(limit, paged), pages.cursor(after, after_key))
         return pages.reply(map(audit.as_dict, rows), limit, self.settings.list_page_bytes, paged)
 
     @config_timer("audit_sweep_interval")

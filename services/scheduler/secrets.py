@@ -80,7 +80,11 @@ def get(session, team, name):
 
 def listed(session, team, limit=100, after=None):
     query = select(Secret).where(Secret.team == team).order_by(Secret.name).limit(limit)
-    if after is not None:
+    if isinstance(after, tuple):  # the name of the secret before (pages.cursor), whether or not it is still there
+        if not isinstance(after[1], str):
+            raise ValidationError("must be the name of the secret named by after", "after_key")
+        query = query.where(Secret.name > after[1])
+    elif after is not None:
         if session.get(Secret, (team, after)) is None:
             session.rollback()
             raise ValidationError("no such secret to list after", "after")
@@ -155,8 +159,9 @@ class SecretsMixin:
         return as_dict(get(self.db.session, Caller.from_dict(caller).team, name))
 
     @rpc
-    def list_secrets(self, limit=100, after=None, caller=None, paged=False):
-        rows = listed(self.db.session, Caller.from_dict(caller).team, pages.fetch_limit(limit, paged), after)
+    def list_secrets(self, limit=100, after=None, caller=None, paged=False, after_key=None):
+        rows = listed(self.db.session, Caller.from_dict(caller).team, pages.fetch_limit(limit, paged),
+                      pages.cursor(after, after_key))
         return pages.reply(map(as_dict, rows), limit, self.settings.list_page_bytes, paged)
 
     @rpc

@@ -101,7 +101,7 @@ class SchedulerService(folding.FoldingMixin, recovery.RecoveryMixin, failurepoli
         # the ceilings may have been lowered since: a rerun no runner may take is refused
         validation.within_ceilings(original.params, *self.settings.ceilings)
         knowntasks.for_rerun(session, original.task_id)  # held until the rerun is made, as for a RUN
-        result = ex.rerun_failed(session, result_id, caller)
+        result = ex.rerun_failed(session, result_id, caller, most=self.settings.rerun_max)
         self.dispatch(events.RESULT_SUBMITTED, ex.submitted(result))
         if fleet.placed(result.params):  # keeps the run's constraints and gpus: says at once, as a RUN does
             self._place([result.id])
@@ -139,8 +139,9 @@ class SchedulerService(folding.FoldingMixin, recovery.RecoveryMixin, failurepoli
 
     @rpc
     def list_results(self, status=None, task_id=None, limit=100, after=None, schedule_id=None, label=None,
-                     team=None, caller=None, paged=False):
-        rows = ex.list_results(self.db.session, status, task_id, pages.fetch_limit(limit, paged), after,
+                     team=None, caller=None, paged=False, after_key=None):
+        rows = ex.list_results(self.db.session, status, task_id, pages.fetch_limit(limit, paged),
+                               pages.cursor(after, after_key),
                                schedule_id, label, team, Caller.from_dict(caller))
         return pages.reply(map(ex.result_as_dict, rows), limit, self.settings.list_page_bytes, paged)
 

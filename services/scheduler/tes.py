@@ -43,6 +43,13 @@ log = logging.getLogger(__name__)
 
 WAITING_REASON = "waiting for its executors' images to be imported"
 SCAN_MAX = 2000  # rows a listing filtered by state looks at per page
+
+
+def page_token_of(result_id, submitted_at, placed=True):
+    """The token of the page after a task: its id and submitted_at, so that the page goes on from where the
+    task was even when it was deleted since (a token of before, its id alone, is still taken; and given to
+    a gateway of before, whose door takes no other: not ``placed``)."""
+    return f"{result_id}_{submitted_at!r}" if placed else result_id
 WAITING_SQL = text("SELECT id FROM results WHERE tes IS NOT NULL AND status = 'QUEUED' "
                    "AND NOT cancel_requested AND jsonb_array_length(tes->'waiting') > 0 LIMIT 500")
 
@@ -131,10 +138,11 @@ class TesMixin:
 
     @rpc
     def list_tes_tasks(self, view="MINIMAL", name_prefix=None, state=None, tags=(), page_size=256,
-                       page_token=None, caller=None):
+                       page_token=None, caller=None, placed=False):
         """A page of the TES tasks of the teams ``caller`` covers, newest first, and the token of the next
         (None: none).  ``tags``: label filters (``key=value`` or ``key``); a tag that is no label matches
-        nothing."""
+        nothing.  ``placed``: the caller (this release's gateway) takes tokens holding the last task's place
+        (``page_token_of``); without, the token is its id alone, as a gateway of before takes."""
         session = self.db.session
         caller = Caller.from_dict(caller)
         stmt = team_scoped(select(Result).options(undefer(Result.tes)).where(Result.tes.is_not(None)),
@@ -147,44 +155,57 @@ class TesMixin:
             return {"tasks": []}
         stmt = stmt.order_by(Result.submitted_at.desc(), Result.id.desc())
         if page_token:
-            anchor = session.get(Result, str(page_token)[:32])
-            if anchor is None or not caller.covers(anchor.team):
-                session.rollback()
-                raise ValidationError("is not a token this service gave", "page_token")
-            stmt = stmt.where((Result.submitted_at < anchor.submitted_at) | (
-                (Result.submitted_at == anchor.submitted_at) & (Result.id < anchor.id)))
+            anchor_id, stamp = self._tes_after(session, caller, str(page_token))
+            stmt = stmt.where((Result.submitted_at < stamp) | (
+                (Result.submitted_at == stamp) & (Result.id < anchor_id)))
         # read as the page fills, a few rows at a time: a FULL view holds up to 20 executors' logs each
         rows = session.scalars(stmt.limit(SCAN_MAX if state else page_size + 1), execution_options={
             "yield_per": pages.ROWS_AT_ONCE})
         scanned = []  # the last row read, for a page that the state filter left short
-        tasks, more = pages.cut(self._tes_views(session, rows, view, state, scanned), page_size,
+        stamps = {}  # each listed task's submitted_at, for the token of the page after it
+        tasks, more = pages.cut(self._tes_views(session, rows, view, state, scanned, stamps), page_size,
                                 self.settings.list_page_bytes)
         token = None
         if more:  # fewer than page_size when the page's bytes reached LIST_PAGE_BYTES (TES allows it)
-            token = tasks[-1]["id"]  # the next page starts after it
+            token = page_token_of(tasks[-1]["id"], stamps[tasks[-1]["id"]], placed)  # the next page starts after it
         elif state and scanned and scanned[0] >= SCAN_MAX:
-            token = scanned[1]
+            token = page_token_of(scanned[1], scanned[2], placed)
         session.commit()
         return {"tasks": tasks, **({"next_page_token": token} if token else {})}
 
-    def _tes_views(self, session, rows, view, state, scanned):
+    @staticmethod
+    def _tes_after(session, caller, page_token):
+        """(id, submitted_at) the page of ``page_token`` starts after: the token's own, or (a token of before:
+        an id alone) its task's, looked up."""
+        anchor_id, _, stamp = page_token.partition("_")
+        if stamp:
+            return anchor_id, float(stamp)  # digits and a dot (the contract's pattern): a finite number
+        anchor = session.get(Result, anchor_id[:32])
+        if anchor is None or not caller.covers(anchor.team):
+            session.rollback()
+            raise ValidationError("is not a token this service gave", "page_token")
+        return anchor.id, anchor.submitted_at
+
+    def _tes_views(self, session, rows, view, state, scanned, stamps):
         """The tasks of ``rows`` as ``view`` shows them, those in ``state`` only (if given), read
-        ``pages.ROWS_AT_ONCE`` at a time with their executions; ``scanned``: [rows read, last id]."""
+        ``pages.ROWS_AT_ONCE`` at a time with their executions; ``scanned``: [rows read, last id, its
+        submitted_at]; ``stamps``: each task's submitted_at by id."""
         chunk = []
         for count, result in enumerate(rows, 1):
-            scanned[:] = [count, result.id]
+            scanned[:] = [count, result.id, result.submitted_at]
             chunk.append(result)
             if len(chunk) < pages.ROWS_AT_ONCE:
                 continue
-            yield from self._tes_chunk(session, chunk, view, state)
+            yield from self._tes_chunk(session, chunk, view, state, stamps)
             chunk = []
-        yield from self._tes_chunk(session, chunk, view, state)
+        yield from self._tes_chunk(session, chunk, view, state, stamps)
 
-    def _tes_chunk(self, session, chunk, view, state):
+    def _tes_chunk(self, session, chunk, view, state, stamps):
         details = self._tes_details(session, [r.id for r in chunk])
         for result in chunk:
             shown = task_view(result, details.get(result.id), view)
             if not state or shown["state"] == state:
+                stamps[result.id] = result.submitted_at
                 yield shown
 
     @staticmethod

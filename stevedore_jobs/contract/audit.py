@@ -4,12 +4,11 @@ Every change is recorded (shared/audit.py) with who (principal, role), the team,
 target type and id, a small summary), when (epoch seconds), from which address and, where it
 applies, its outcome.  Actions are ``<target type>.<verb>``: docs/api.md "Audit log" lists them.
 """
-import math
 from typing import ClassVar, Optional
 
 from pydantic import Field, field_validator
 
-from stevedore_jobs.contract.requests import Page
+from stevedore_jobs.contract.requests import TIME_MAX, NewestFirst, seconds_text
 from stevedore_jobs.contract.responses import Answer
 
 ACTION_PATTERN = r"^[a-z][a-z_]{0,29}\.[a-z][a-z_]{0,29}$"
@@ -17,10 +16,9 @@ TARGET_TYPE_PATTERN = r"^[a-z][a-z_]{0,29}$"
 TEAM_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"   # a Kubernetes DNS label, as team names are
 PRINCIPAL_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]{1,200}$"    # 1-200 printable characters
 TARGET_ID_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]{1,200}$"
-TIME_MAX = 1e11  # epoch seconds: the year 5138
 
 
-class AuditListQuery(Page):
+class AuditListQuery(NewestFirst):
     """The filters of ``GET /audit/`` (all must hold), newest first, paged by ``limit`` and ``after``."""
 
     principal: Optional[str] = Field(None, pattern=PRINCIPAL_PATTERN, max_length=200,
@@ -39,7 +37,7 @@ class AuditListQuery(Page):
     until: Optional[float] = Field(None, ge=0, le=TIME_MAX, allow_inf_nan=False,
                                    description="only changes before this time (epoch seconds)")
     SAYS: ClassVar[dict] = {
-        **Page.SAYS, "principal": "must be 1 to 200 printable characters",
+        **NewestFirst.SAYS, "principal": "must be 1 to 200 printable characters",
         "team": "must be a team's name: 1 to 63 lower-case letters, digits and '-', starting and ending "
                 "with a letter or digit",
         "action": "must be <type>.<verb> in lower-case letters and '_', e.g. result.cancel",
@@ -51,13 +49,7 @@ class AuditListQuery(Page):
     @field_validator("since", "until", mode="before")
     @classmethod
     def _seconds(cls, value):
-        if isinstance(value, str):  # a number as text (inf and nan are not times)
-            try:
-                seconds = float(value)
-            except ValueError:
-                return -1.0
-            return seconds if math.isfinite(seconds) else -1.0
-        return value
+        return seconds_text(value)
 
 
 class AuditEntry(Answer):

@@ -130,8 +130,8 @@ def paths(idempotency):
                               {**ok("the result (CANCEL) or the new one (RERUN_FAILED, with Location)",
                                     ref("Result"), "202", **location("rerun")),
                                **not_found("result"),
-                               **conflict("the run already ended (CANCEL); nothing to rerun or still "
-                                          "going (RERUN_FAILED)")},
+                               **conflict("the run already ended (CANCEL); nothing to rerun, still "
+                                          "going, or rerun RERUN_MAX times already (RERUN_FAILED)")},
                               request=ref("ResultOperation"), changes=True),
             "patch": operation("change a running run's parallelism and/or priority: its executions not yet "
                                "started are held to the new values (running ones go on)",

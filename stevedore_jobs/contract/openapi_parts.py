@@ -54,8 +54,10 @@ TEAM_HEADER = {"name": pr.TEAM_HEADER, "in": "header", "required": False,
                               "a member or viewer may name only its own (another: 403)",
                "schema": {"type": "string", "minLength": 1, "maxLength": pr.TEAM_MAX,
                           "pattern": pr.TEAM_PATTERN}}
-LINK = {"Link": header("string", 'the next page: </result/?limit=100&after=ID>; rel="next" (only when more exist; '
-                                'a page may hold fewer than limit items when their JSON passes LIST_PAGE_BYTES)')}
+LINK = {"Link": header("string", 'the next page: </result/?limit=100&after=ID&after_key=KEY>; rel="next" (only when '
+                                'more exist; a page may hold fewer than limit items when their JSON passes '
+                                'LIST_PAGE_BYTES; after_key, given by lists sorted by a time or a name, lets the '
+                                'next page go on where the item was should it be deleted meanwhile)')}
 
 
 def location(what):

@@ -15,7 +15,7 @@ from pydantic import ConfigDict, Field
 
 from stevedore_jobs.contract.checks import (
     ID_PATTERN, PRINCIPAL_MAX, PRINCIPAL_PATTERN, TEAM_MAX, TEAM_PATTERN)
-from stevedore_jobs.contract.requests import STRICT, Page, Request
+from stevedore_jobs.contract.requests import STRICT, NewestFirst, Request
 from stevedore_jobs.contract.responses import Answer, Epoch
 
 Role = Literal["admin", "operator", "member", "viewer"]
@@ -74,14 +74,14 @@ class NewTokenAnswer(Token):
     token: str = Field(description="send it as `Authorization: Bearer <token>`; shown this once, never again")
 
 
-class TokenListQuery(Page):
+class TokenListQuery(NewestFirst):
     """?limit=, ?after= (a token's id) and filters of ``GET /token/``, newest first."""
 
     after: Optional[str] = Field(None, pattern=ID_PATTERN,
                                  description="the token id after which the page starts (the Link header's)")
     team: Optional[str] = Field(None, max_length=TEAM_MAX, pattern=TEAM_PATTERN,
                                 description="only tokens of this team's principals")
-    SAYS: ClassVar[dict] = {**Page.SAYS, "after": "must be a token's id (32 hex digits)", "team": TEAM_SAYS}
+    SAYS: ClassVar[dict] = {**NewestFirst.SAYS, "after": "must be a token's id (32 hex digits)", "team": TEAM_SAYS}
 
 
 class Whoami(Answer):

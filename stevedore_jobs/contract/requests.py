@@ -6,6 +6,7 @@ a number) and a failure is one ``Invalid`` naming the field as the API tells it:
 depends on the installation's ``Limits`` (``RUN_MAX_TIMES``,
 ``CONTAINER_MAX_MEMORY``, ``CONTAINER_MAX_CPUS``): ``run.run_request(limits)``.
 """
+import math
 import re
 from typing import Annotated, ClassVar, Literal, NamedTuple, Optional, get_args
 
@@ -250,6 +251,44 @@ class Page(Request):
         return self.model_dump(exclude_none=True) | {"after": self.after}
 
 
+TIME_MAX = 1e11  # epoch seconds: the year 5138
+
+
+def seconds_text(value):
+    """A time in epoch seconds given as text, as a number (inf, nan and what is no number: -1, refused)."""
+    if isinstance(value, str):
+        try:
+            seconds = float(value)
+        except ValueError:
+            return -1.0
+        return seconds if math.isfinite(seconds) else -1.0
+    return value
+
+
+class NewestFirst(Page):
+    """?limit=, ?after= and ?after_key= of a list newest first: ``after_key``, which the Link header gives, is
+    the time of the item ``after`` names; with it the next page goes on from where that item was, even when it
+    was deleted since (retention, DELETE)."""
+
+    after_key: Optional[float] = Field(
+        None, ge=0, le=TIME_MAX, allow_inf_nan=False,
+        description="the time of the item `after` names (epoch seconds; the Link header gives it): the page goes "
+                    "on from where that item was, even when it was deleted since")
+    SAYS: ClassVar[dict] = {**Page.SAYS, "after_key": "must be the time of the item named by after (epoch "
+                                                      "seconds, as the Link header gives it)"}
+
+    @field_validator("after_key", mode="before")
+    @classmethod
+    def _key(cls, value):
+        return seconds_text(value)
+
+    @model_validator(mode="after")
+    def _key_with_after(self):
+        if self.after_key is not None and self.after is None:
+            raise Invalid("is only given with after", "after_key")
+        return self
+
+
 TEAM_FILTER_SAYS = ("must be a team's name: 1 to 63 lower-case letters, digits and '-', starting and ending "
                     "with a letter or digit")
 
@@ -265,13 +304,13 @@ LABEL_FILTER_DESCRIPTION = (f"`key=value` (the label has that value) or `key` (t
                             f"at most {FILTERS_MAX} times: all must hold")
 
 
-class LabelFilter(Page):
+class LabelFilter(NewestFirst):
     """?label= (repeatable) of the lists of tasks and results."""
 
     label: Optional[list[Annotated[str, Field(pattern=FILTER_PATTERN)]]] = Field(
         None, max_length=FILTERS_MAX, description=LABEL_FILTER_DESCRIPTION)
     MANY: ClassVar[frozenset] = frozenset({"label"})
-    SAYS: ClassVar[dict] = {**Page.SAYS, "label": f"must be key=value or key, at most {FILTERS_MAX} of them"}
+    SAYS: ClassVar[dict] = {**NewestFirst.SAYS, "label": f"must be key=value or key, at most {FILTERS_MAX} of them"}
 
     @field_validator("label", mode="before")
     @classmethod

@@ -14,7 +14,8 @@ from typing import ClassVar, Literal, Optional
 from pydantic import ConfigDict, Field, field_validator
 
 from stevedore_jobs.contract.checks import ID_PATTERN, NO_CONTROL, Invalid, json_integer, shown
-from stevedore_jobs.contract.requests import NAME_MAX, STRICT, TEAM_FILTER_SAYS, Limits, Page, Request, team_filter
+from stevedore_jobs.contract.requests import (
+    NAME_MAX, STRICT, TEAM_FILTER_SAYS, Limits, NewestFirst, Request, team_filter)
 from stevedore_jobs.contract.responses import SUBMITTED_BY, TEAM_OF, Answer, Epoch
 from stevedore_jobs.contract.run import run_parts
 
@@ -181,10 +182,10 @@ class ScheduleOperation(Request):
     operation: Literal["RUN"]
 
 
-class ScheduleListQuery(Page):
+class ScheduleListQuery(NewestFirst):
     task_id: Optional[str] = Field(None, pattern=ID_PATTERN, description="only schedules of this task")
     team: Optional[str] = team_filter()
-    SAYS: ClassVar[dict] = {**Page.SAYS, "task_id": "must be a task's id (32 hex digits)",
+    SAYS: ClassVar[dict] = {**NewestFirst.SAYS, "task_id": "must be a task's id (32 hex digits)",
                             "team": TEAM_FILTER_SAYS}
 
 

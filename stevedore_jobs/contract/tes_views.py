@@ -102,6 +102,10 @@ class TaskQuery(BaseModel):
     view: tes.View = "MINIMAL"
 
 
+# a task's id, and its submitted_at: the next page goes on from where it was, should it be deleted meanwhile
+PAGE_TOKEN_PATTERN = r"^[0-9a-f]{1,32}(_[0-9]{1,12}\.[0-9]{1,20})?$"
+
+
 class ListQuery(TaskQuery):
     """The query parameters of ``GET /tasks``; ``tag_key``/``tag_value`` pair by position (TES 1.1): a key
     without a value asks only that the tag be set."""
@@ -111,7 +115,7 @@ class ListQuery(TaskQuery):
     tag_key: Optional[Annotated[list[Annotated[str, Field(max_length=317)]], Field(max_length=FILTERS_MAX)]] = None
     tag_value: Optional[Annotated[list[Annotated[str, Field(max_length=63)]], Field(max_length=FILTERS_MAX)]] = None
     page_size: Annotated[int, Field(ge=1, le=PAGE_MAX, strict=False)] = PAGE_DEFAULT
-    page_token: Optional[Annotated[str, Field(max_length=32, pattern=r"^[0-9a-f]{1,32}$")]] = None
+    page_token: Optional[Annotated[str, Field(max_length=64, pattern=PAGE_TOKEN_PATTERN)]] = None
 
 
 def _parameters(model, where="query"):

@@ -4,6 +4,7 @@ import uuid
 from collections import Counter
 
 import pytest
+from kombu import Connection, Exchange, Queue
 from nameko.events import event_handler
 from sqlalchemy import create_engine, text
 
@@ -13,6 +14,7 @@ from tests.support import System, create_database, remove_system_data, wait_unti
 pytestmark = pytest.mark.e2e
 
 TIMES = 40
+FOLD_QUEUE = f"evt-{events.RUNNER}-{events.EXECUTION_REPORTS}--scheduler.on_execution_reports"
 
 
 @pytest.fixture(scope="module")
@@ -38,21 +40,37 @@ def slots_system(vhost_pipeline, request, test_images, docker_client):
         remove_system_data(engine, database, docker_client)
 
 
-@pytest.fixture
-def reports_seen(container_factory, slots_system):
-    """Every report message the runners send from now on: (event, payload)."""
+def tap(container_factory, system, names):
+    """Every message of the runners' ``names`` from now on: (event, payload)."""
     seen = []
 
     def handle(self, payload, name):
         seen.append((name, payload))
 
     methods = {"name": f"report_tap_{uuid.uuid4().hex[:6]}"}
-    for name in (events.EXECUTION_REPORTS, events.EXECUTION_STARTED, events.EXECUTION_FINISHED):
-        methods[f"on_{name}"] = event_handler(events.RUNNER, name)(
+    for name in names:
+        # its queues go with it (auto-delete): a later test's runners find no queue of a tap gone
+        methods[f"on_{name}"] = event_handler(events.RUNNER, name, reliable_delivery=False)(
             lambda self, payload, name=name: handle(self, payload, name))
-    container = container_factory(type("ReportTap", (), methods), {"AMQP_URI": slots_system.amqp_uri_of_vhost})
+    container = container_factory(type("ReportTap", (), methods), {"AMQP_URI": system.amqp_uri_of_vhost})
     container.start()
     return seen
+
+
+@pytest.fixture
+def reports_seen(container_factory, slots_system):
+    """Every report message the runners send from now on: (event, payload)."""
+    return tap(container_factory, slots_system,
+               (events.EXECUTION_REPORTS, events.EXECUTION_STARTED, events.EXECUTION_FINISHED))
+
+
+def reports_in(seen, ours):
+    """How many times each (event, detail id) of ``ours`` was reported in ``seen``, batched or alone."""
+    items = []
+    for name, payload in seen:
+        items += ([(item["event"], item["report"]["detail_id"]) for item in payload["reports"]]
+                  if name == events.EXECUTION_REPORTS else [(name, payload["detail_id"])])
+    return Counter(item for item in items if item[1] in ours)
 
 
 def test_a_run_over_many_slots_is_recorded_once_per_execution_from_coalesced_reports(
@@ -82,11 +100,7 @@ def test_a_run_over_many_slots_is_recorded_once_per_execution_from_coalesced_rep
 
     # what the runners sent: each start and end once, and in messages holding several
     def reports():
-        items = []
-        for name, payload in reports_seen:
-            items += ([(item["event"], item["report"]["detail_id"]) for item in payload["reports"]]
-                      if name == events.EXECUTION_REPORTS else [(name, payload["detail_id"])])
-        return Counter(item for item in items if item[1] in ours)
+        return reports_in(reports_seen, ours)
 
     wait_until(lambda: len(reports()) == 2 * TIMES, timeout=30, what="every start and end report seen")
     assert set(reports().values()) == {1}
@@ -100,3 +114,34 @@ def test_a_run_over_many_slots_is_recorded_once_per_execution_from_coalesced_rep
         held = conn.execute(text("SELECT coalesce(sum(active), 0) FROM teams")).scalar()
         active = conn.execute(text("SELECT active FROM results WHERE id = :id"), {"id": result_id}).scalar()
     assert (held, active) == (0, 0)
+
+
+# last in this module: its runners send single events for some minutes after
+def test_with_no_queue_for_coalesced_reports_a_scheduler_from_before_gets_them_as_single_events(
+        slots_system, container_factory, test_images):
+    """A scheduler from before consumes only ``execution_started`` / ``execution_finished``: the queue of
+    ``execution_reports`` unbound, RabbitMQ returns the runners' batches (mandatory), and they send each
+    report again as its own event: every execution is recorded COMPLETE, none "runner lost"."""
+    singles = tap(container_factory, slots_system, (events.EXECUTION_STARTED, events.EXECUTION_FINISHED))
+    exchange = Exchange(f"{events.RUNNER}.events", type="topic")
+    with Connection(slots_system.amqp_uri_of_vhost) as connection:
+        queue = Queue(FOLD_QUEUE, exchange, routing_key=events.EXECUTION_REPORTS)(connection.default_channel)
+        queue.unbind_from(exchange, routing_key=events.EXECUTION_REPORTS)
+        try:
+            api = slots_system.api
+            task = api.register(test_images["ok"], name=f"unrouted-{uuid.uuid4().hex[:6]}")
+            result_id = api.run(task["task_id"], times=8, command=["sh", "-c", "sleep 1.2; echo hello"])
+            result = api.wait_result(result_id, timeout=180)
+        finally:
+            queue.bind_to(exchange, routing_key=events.EXECUTION_REPORTS)
+
+    assert result["status"] == "COMPLETE", result
+    assert result["counts"]["COMPLETE"] == 8, result
+    details = api.details(result_id)
+    assert {(d["status"], d["attempt"], d["reason"]) for d in details} == {("COMPLETE", 1, None)}, details
+    ours = {d["detail_id"] for d in details}
+    # each start and end arrived once as a single event: the batches that held them had come back
+    wait_until(lambda: len(reports_in(singles, ours)) == 16, timeout=30, what="every report as a single event")
+    assert set(reports_in(singles, ours).values()) == {1}
+    assert "came back unrouted" in "".join(
+        slots_system.log(label) for label in slots_system.plan if label.startswith("runner"))

@@ -77,6 +77,21 @@ def test_revoked_and_expired_tokens_resolve_to_nothing(registry, sql):
     assert all("token_hash" not in t and "token" not in t for t in call(registry, "list_tokens"))
 
 
+def test_a_page_of_tokens_goes_on_from_the_place_of_an_item_gone_since(registry, sql):
+    for n in range(3):
+        call(registry, "create_token", sha(f"t{n}"), {"name": "bob", "team": "ml", "role": "member"})
+    first = call(registry, "list_tokens", limit=1, paged=True)
+    assert first["more"] is True
+    gone = first["items"][0]
+    sql("DELETE FROM api_tokens WHERE id = :id", id=gone["token_id"])
+    with pytest.raises(ValidationError) as unknown:
+        call(registry, "list_tokens", limit=10, after=gone["token_id"], paged=True)
+    assert unknown.value.field == "after"  # as before: the gateway's 404
+    rest = call(registry, "list_tokens", limit=10, after=gone["token_id"], after_key=gone["created_at"], paged=True)
+    assert len(rest["items"]) == 2 and rest["more"] is False
+    assert all((t["created_at"], t["token_id"]) < (gone["created_at"], gone["token_id"]) for t in rest["items"])
+
+
 def test_a_revocation_is_broadcast(registry, container_factory, service_config):
     made = call(registry, "create_token", sha("b"), {"name": "bob", "team": "ml", "role": "member"})
     heard = broadcast_heard(container_factory, service_config, "token_revoked",

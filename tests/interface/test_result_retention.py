@@ -90,6 +90,22 @@ def test_a_deleted_rerun_leaves_its_original_and_the_original_forgets_it(Session
         assert rows(session, original)[0] == 2
 
 
+def test_a_result_rerun_rerun_max_times_refuses_another_rerun_with_a_409_naming_reruns(Session):
+    with Session() as session:
+        original = run(session, times=2)
+        finish_all(session, original, status="ERROR")
+        made = []
+        for _ in range(2):
+            made.append(ex.rerun_failed(session, original, caller=ADMIN, most=2).id)
+            ex.cancel_result(session, made[-1], ADMIN)
+        with pytest.raises(Conflict, match="rerun 2 times already") as refused:
+            ex.rerun_failed(session, original, caller=ADMIN, most=2)
+        assert refused.value.field == "reruns"
+    with Session() as session:
+        assert ex.get_result(session, original).reruns == made
+        assert session.scalar(select(func.count()).select_from(Result).where(Result.rerun_of == original)) == 2
+
+
 def test_late_reports_of_a_deleted_run_are_dropped(Session):
     with Session() as session:
         result_id = run(session, times=1)
@@ -146,7 +162,7 @@ def test_a_rerun_whose_original_is_deleted_meanwhile_stands_on_its_own(Session, 
 
     def made_then_original_deleted(*args, **kwargs):
         made = make(*args, **kwargs)
-        with Session() as other:  # a DELETE of the original lands between the two transactions
+        with Session() as other:  # a DELETE of the original lands once the rerun is made
             ex.delete_result(other, original, caller=ADMIN)
         return made
 

@@ -90,11 +90,12 @@ def test_only_admins_and_operators_may_read_the_log_others_get_403(gateway, role
 
 @pytest.mark.parametrize("role", ["admin", "operator"])
 def test_an_admin_or_operator_gets_a_page_with_the_filters_handed_on(gateway, role):
-    gateway.scheduler.list_audit.return_value = {"items": [{"audit_id": "a" * 32}], "more": True}
+    gateway.scheduler.list_audit.return_value = {"items": [{"audit_id": "a" * 32, "at": 1700000001.25}],
+                                                 "more": True}
     status, headers, items = gateway.list_audit(
         listing_request(Caller("op", role, "default"), "limit=1&principal=ci-bot&since=1700000000"))
-    assert status == 200 and items == [{"audit_id": "a" * 32}]
-    assert headers["Link"].startswith("</audit/?") and f"after={'a' * 32}" in headers["Link"]
+    assert status == 200 and items == [{"audit_id": "a" * 32, "at": 1700000001.25}]
+    assert headers["Link"].startswith("</audit/?") and f"after={'a' * 32}&after_key=1700000001.25" in headers["Link"]
     kwargs = gateway.scheduler.list_audit.call_args.kwargs
     assert kwargs.pop("caller")["role"] == role and kwargs.pop("team", None) is None
     assert kwargs == {"limit": 1, "after": None, "principal": "ci-bot", "since": 1700000000.0, "paged": True}
@@ -104,6 +105,7 @@ def test_an_admin_or_operator_gets_a_page_with_the_filters_handed_on(gateway, ro
     ({"since": "soon"}, "since"), ({"until": "inf"}, "until"), ({"until": "-5"}, "until"),
     ({"action": "drop table"}, "action"), ({"team": "-bad-"}, "team"), ({"target_type": "Result"}, "target_type"),
     ({"principal": "a\x01b"}, "principal"), ({"target_id": "x" * 201}, "target_id"), ({"after": "nope"}, "after"),
+    ({"after_key": "1700000000"}, "after_key"), ({"after": "a" * 32, "after_key": "nan"}, "after_key"),
 ])
 def test_a_bad_filter_is_refused_naming_it(args, field):
     with pytest.raises(Invalid) as refused:

@@ -83,6 +83,16 @@ def test_names_are_found_on_later_pages(server, capsys):
     assert [query.get("after") for _, query, _ in server.seen] == [None, [first[-1]["task_id"]]]
 
 
+def test_the_next_page_is_asked_with_the_links_after_key_too(server, capsys):
+    first = [task(f"t{i}", f"{i:032x}") for i in range(2)]
+    last = first[-1]["task_id"]
+    server.routes["/task/"] = [(200, first, {"Link": f'</task/?after={last}&after_key=1.5>; rel="next"'}),
+                               (200, [task("wanted", "f" * 32)], {})]
+    assert main(["task", "show", "wanted", "--json"]) == 0
+    assert [(query.get("after"), query.get("after_key")) for _, query, _ in server.seen] == [
+        (None, None), ([last], ["1.5"])]
+
+
 def test_follow_prints_a_server_sent_event_stream_as_it_comes(server, capsys):
     stream = ("retry: 1000\n\n: keep-alive\n\n"
               "event: stdout\ndata: line one\n\n"

@@ -1,6 +1,8 @@
 """A page of a list bounded in bytes as well as in items (shared/pages.py)."""
 import json
 
+import pytest
+
 from shared import pages
 
 
@@ -90,12 +92,12 @@ def test_a_reply_is_read_as_a_page_in_either_shape():
 
 # ------------------------------------------------------------------ the gateway's side (services/gateway/inputs.py)
 
-def runners_request(query_string):
+def runners_request(query_string, path="/runner/"):
     from werkzeug.test import EnvironBuilder
     from werkzeug.wrappers import Request
 
     from shared.principals import Caller
-    request = Request(EnvironBuilder(method="GET", path="/runner/", query_string=query_string).get_environ())
+    request = Request(EnvironBuilder(method="GET", path=path, query_string=query_string).get_environ())
     request.stevedore_caller = Caller("op", "admin", "default")
     return request
 
@@ -139,3 +141,52 @@ def test_the_gateway_lists_from_a_service_of_before_as_before():
     _, headers, items = listing(runners_request("limit=2"), RunnerListQuery, fetch, "runner_id")
     assert items == [{"runner_id": "a"}, {"runner_id": "b"}] and "after=b" in headers["Link"]
     assert asked[-1]["limit"] == 3 and "paged" not in asked[-1]
+
+
+def results_request(query_string):
+    return runners_request(query_string, "/result/")
+
+
+def test_the_gateway_links_the_next_page_with_the_last_items_sort_key_and_hands_it_on():
+    from services.gateway.inputs import listing
+    from stevedore_jobs.contract import ResultListQuery
+    asked = []
+
+    def fetch(**kwargs):
+        asked.append(kwargs)
+        return {"items": [{"result_id": "b" * 32, "submitted_at": 1767225600.123456}], "more": True}
+
+    _, headers, _ = listing(results_request(f"limit=1&after={'a' * 32}&after_key=1767225601.5"), ResultListQuery,
+                            fetch, "result_id", "submitted_at")
+    assert headers["Link"] == f'</result/?limit=1&after={"b" * 32}&after_key=1767225600.123456>; rel="next"'
+    assert asked[0]["after"] == "a" * 32 and asked[0]["after_key"] == 1767225601.5
+
+
+def test_a_service_of_before_that_refuses_after_key_is_asked_again_without_it():
+    from nameko.exceptions import IncorrectSignature
+
+    from services.gateway.inputs import listing
+    from stevedore_jobs.contract import ResultListQuery
+    asked = []
+
+    def fetch(**kwargs):  # a scheduler of before: paged, but no ``after_key`` argument
+        asked.append(kwargs)
+        if "after_key" in kwargs:
+            raise IncorrectSignature("unexpected keyword argument 'after_key'")
+        return {"items": [{"result_id": "c" * 32, "submitted_at": 1.0}], "more": False}
+
+    _, _, items = listing(results_request(f"limit=1&after={'a' * 32}&after_key=2.5"), ResultListQuery, fetch,
+                          "result_id", "submitted_at")
+    assert items == [{"result_id": "c" * 32, "submitted_at": 1.0}]
+    assert [("after_key" in kwargs, kwargs.get("paged")) for kwargs in asked] == [(True, True), (False, True)]
+
+
+def test_a_cursor_is_the_id_alone_or_with_its_key_and_a_key_without_an_id_is_refused():
+    from shared.errors import ValidationError
+
+    assert pages.cursor("a" * 32, None) == "a" * 32 and pages.cursor(None, None) is None
+    assert pages.cursor("a" * 32, 1.5) == ("a" * 32, 1.5)
+    for after, key in ((None, 1.5), ("a" * 32, float("nan")), ("a" * 32, True), ("a" * 32, [1])):
+        with pytest.raises(ValidationError) as refused:
+            pages.cursor(after, key)
+        assert refused.value.field == "after_key"

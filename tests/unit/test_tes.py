@@ -5,13 +5,14 @@ import tarfile
 from types import SimpleNamespace
 
 import pytest
+from pydantic import ValidationError as PydanticError
 
 from services.gateway.tes import tag_filters
 from services.registry.tes import task_name
 from services.runner.tes import _left_over, command_of
 from services.runner.disk import tes_limit
 from services.runner.tes_files import StagingFailed, Stager, _glob, mount_dirs, wildcard_base
-from services.scheduler.tes import run_body
+from services.scheduler.tes import page_token_of, run_body
 from services.scheduler.tes_views import state_of, storable_log, task_view
 from stevedore_jobs.contract.checks import Invalid
 from stevedore_jobs.contract.tes import parse_task
@@ -264,3 +265,14 @@ def test_the_sweep_learns_the_installation_itself_and_removes_this_runners_unhel
     assert removed == [container.id] and asked == [1]
     # another installation's (runner ids repeat across installations) is left alone
     assert sweep(engine, "me", {"held"}, lambda ids: {}, lambda: "theirs") == 0
+
+
+def test_a_page_token_holds_the_last_tasks_place_and_a_token_of_before_is_still_taken():
+    token = page_token_of("a" * 32, 1767225600.123456)
+    assert token == "a" * 32 + "_1767225600.123456" and page_token_of("a" * 32, 1.5, placed=False) == "a" * 32
+    assert float(token.partition("_")[2]) == 1767225600.123456  # given back exactly
+    for taken in (token, "a" * 32, page_token_of("b" * 32, 1767225600.0)):
+        assert ListQuery.model_validate({"page_token": taken}).page_token == taken
+    for refused in ("a" * 32 + "_", "a" * 32 + "_1e9", "a" * 32 + "_nan", "A" * 32, "a" * 32 + "_1.5_2"):
+        with pytest.raises(PydanticError):
+            ListQuery.model_validate({"page_token": refused})

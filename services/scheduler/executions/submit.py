@@ -13,12 +13,11 @@ from sqlalchemy.exc import IntegrityError
 from services.scheduler.executions import quotas
 from services.scheduler.executions.fanout import insert_batch
 from services.scheduler.executions.policy import deadline_at
-from services.scheduler.executions.state import get_result
 from services.scheduler.models import Detail, Result
 from shared import audit
 from shared import statuses as st
 from shared import validation
-from shared.errors import Conflict
+from shared.errors import Conflict, NotFound
 from shared.principals import DEFAULT_TEAM, Caller
 from shared.timeutil import now
 
@@ -110,10 +109,17 @@ def audited(caller, action, **summary):
     return record
 
 
-def rerun_failed(session, result_id, caller=None):
+def rerun_failed(session, result_id, caller=None, most=100):
     """A new result running only the indices of ``result_id`` that ended ERROR or KILLED: of the same team
-    (it is that run again), made by ``caller``."""
-    original = get_result(session, result_id)
+    (it is that run again), made by ``caller``; named in the original's ``reruns`` in the same transaction,
+    at most ``most`` of them (RERUN_MAX; past it a 409 naming ``reruns``).  The original is locked until then,
+    so that two at once count one after the other."""
+    original = session.get(Result, result_id, with_for_update=True, populate_existing=True)
+    if original is None:
+        raise NotFound(f"no result {result_id!r}", "result_id")
+    if len(original.reruns or []) >= most:
+        raise Conflict(f"result {result_id} was rerun {most} times already (RERUN_MAX); rerun its latest rerun "
+                       "instead", "reruns")
     if original.status not in st.TERMINAL:
         raise Conflict(f"result {result_id} is still {original.status}; rerun it once it ended",
                        "result_id")
@@ -130,12 +136,11 @@ def rerun_failed(session, result_id, caller=None):
     spread = {"items": [row.params or {} for row in rows]} if any(row.params for row in rows) else None
     params.pop("after", None)  # what the original waited for has held (or it would not have run)
     params.pop("per_index", None)
+    def named(session, rerun):  # in the rerun's own transaction, the original still locked
+        original.reruns = list(original.reruns or []) + [rerun.id]
+
     rerun, _ = create_result(session, original.task_id, original.task_name, original.image, params,
-                             rerun_of=original.id, spread=spread, team=original.team,
+                             rerun_of=original.id, spread=spread, team=original.team, prepare=named,
                              submitted_by=Caller.from_dict(caller).principal,
                              record=audited(caller, "result.rerun", rerun_of=original.id))
-    original = session.get(Result, result_id, with_for_update=True, populate_existing=True)
-    if original is not None:  # None: deleted meanwhile; the rerun, made already, stands on its own
-        original.reruns = list(original.reruns or []) + [rerun.id]
-    session.commit()
     return rerun

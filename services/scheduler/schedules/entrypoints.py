@@ -38,9 +38,10 @@ class SchedulesMixin:
         return store.as_dict(store.get(session, schedule_id, caller=Caller.from_dict(caller)), session)
 
     @rpc
-    def list_schedules(self, task_id=None, limit=100, after=None, team=None, caller=None, paged=False):
-        rows = store.listed(self.db.session, task_id, pages.fetch_limit(limit, paged), after, team,
-                            Caller.from_dict(caller))
+    def list_schedules(self, task_id=None, limit=100, after=None, team=None, caller=None, paged=False,
+                       after_key=None):
+        rows = store.listed(self.db.session, task_id, pages.fetch_limit(limit, paged),
+                            pages.cursor(after, after_key), team, Caller.from_dict(caller))
         return pages.reply(map(store.as_dict, rows), limit, self.settings.list_page_bytes, paged)
 
     @rpc
