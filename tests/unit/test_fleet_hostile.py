@@ -44,7 +44,7 @@ def test_a_fired_run_with_constraints_or_gpus_wakes_every_idle_runner_and_is_pla
 def test_a_rerun_of_failures_keeping_constraints_or_gpus_is_placed_at_once(monkeypatch, params, placed):
     rerun = SimpleNamespace(id="n" * 32, params=params)
     monkeypatch.setattr(ex, "get_result", lambda session, result_id, **scope: SimpleNamespace(params=params, task_id="t" * 32))
-    monkeypatch.setattr(ex, "rerun_failed", lambda session, result_id, caller=None: rerun)
+    monkeypatch.setattr(ex, "rerun_failed", lambda session, result_id, caller=None, most=None: rerun)
     monkeypatch.setattr(ex, "submitted", lambda result: {"result_id": result.id})
     monkeypatch.setattr(ex, "result_as_dict", lambda result: {"result_id": result.id})
     monkeypatch.setattr("services.scheduler.knowntasks.for_rerun", lambda session, task_id: None)
