@@ -24,6 +24,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from services.scheduler import executions as ex
 from services.scheduler.holdings import installation_id
+from services.scheduler.idlerunners import free_after_claim
 from services.scheduler.models import Result, Runner
 from shared import pages
 from shared import statuses as st
@@ -243,13 +244,14 @@ class FleetMixin:
             for work in works:
                 work["installation"] = installation
         self.runner_sizes.claimed(runner, max_memory, max_cpus)
-        self._runner_heard(runner, info)
-        # a runner given fewer than it asked for found nothing more: idle, to wake for new work; but not one
-        # whose slots are all busy, claiming ahead (services/runner/ahead.py): it has no slot to wake
+        described = self._runner_heard(runner, info)
+        # its free slots, to wake for new work: those that asked and got nothing and those waiting for their
+        # poll tick; none when its slots are all busy, claiming ahead (services/runner/ahead.py)
         if isinstance(info, dict) and info.get("ahead") is True:
-            self.idle.claimed(runner, True)
+            self.idle.claimed(runner, 0)
         else:
-            self.idle.claimed(runner, works[0] if len(works) >= ex.claim_count(count) else None)
+            slots, busy = (described.slots, described.busy) if described is not None else (None, None)
+            self.idle.claimed(runner, free_after_claim(ex.claim_count(count), len(works), slots, busy))
         self.metrics.claimed(works)
         return works
 
@@ -257,7 +259,9 @@ class FleetMixin:
     def heartbeat(self, runner, detail_ids, info=None):
         """Renew a runner's leases; answers the ids it must stop running.  ``info``: see claim_execution."""
         self.runner_sizes.heartbeat(runner)
-        self._runner_heard(runner, info)
+        described = self._runner_heard(runner, info)
+        if described is not None and described.slots is not None and described.busy is not None:
+            self.idle.heard(runner, described.slots - described.busy)
         return ex.renew_leases(self.db.session, runner, detail_ids, self._lease())
 
     @rpc
@@ -268,13 +272,14 @@ class FleetMixin:
         return pages.reply(rows, limit, self.settings.list_page_bytes, paged)
 
     def _runner_heard(self, runner, info):
-        """Note what a runner told of itself (a heartbeat's or a claim's ``info``); never fails the call."""
+        """Note what a runner told of itself (a heartbeat's or a claim's ``info``); never fails the call.
+        Answers its ``RunnerInfo`` (None: it sent none that can be read)."""
         info = info_of(runner, info)
         if info is None:
-            return
+            return None
         due, changed = self.heard.due(runner, info)
         if not due:
-            return
+            return info
         try:
             write(self.db.session, runner, info)
             if changed:  # a runner new or changed: runs that waited for it may be placed now
@@ -282,6 +287,7 @@ class FleetMixin:
         except Exception:  # noqa: BLE001 -- the runner list is a view; the claim or heartbeat goes on
             self.db.session.rollback()
             log.exception("could not note runner %s", runner)
+        return info
 
     def _place(self, result_ids=None):
         try:

@@ -115,6 +115,20 @@ def test_a_claim_ahead_that_finds_nothing_does_not_list_its_busy_runner_as_idle_
     assert "runner-idle" in idle.seen and "runner-busy" not in idle.seen
 
 
+def test_claims_and_heartbeats_count_each_runners_free_slots_for_wake_ups(scheduler):
+    from nameko.testing.utils import get_extension
+
+    from services.scheduler.idlerunners import IdleRunnersProvider
+
+    idle = get_extension(scheduler, IdleRunnersProvider).idle
+    # two slots asked and found nothing; two more wait for their poll tick
+    assert call(scheduler, "claim_executions", "runner-four", 2, info={"slots": 4, "busy": 0}) == []
+    assert idle.seen["runner-four"][1] == 4
+    assert call(scheduler, "heartbeat", "runner-four", [], info={"slots": 4, "busy": 3}) == []
+    assert idle.seen["runner-four"][1] == 1
+    assert idle.pick(3) is None  # one free slot known, four wanted: every runner is woken
+
+
 def test_higher_priority_runs_are_claimed_first(scheduler):
     container = scheduler
     with entrypoint_waiter(container, "on_result_submitted"):
