@@ -1,9 +1,8 @@
 """stevedore logs: an execution's output, as kept, as raw bytes, or followed as it comes."""
-import json
 
 from stevedore_jobs.client import STREAMS, CliError, log_chunk, split_lines, sse_events
 from stevedore_jobs.contract import statuses as st
-from stevedore_jobs.display import UsageError, output_text, shown_output
+from stevedore_jobs.display import UsageError, json_text, output_text, shown_output
 
 
 def logs(cli, args):
@@ -55,7 +54,7 @@ def follow_logs(cli, path):
                                timeout=(10, None))
     if cli.json:
         def emit(stream, text):
-            print(json.dumps({"stream": stream, "text": text}, ensure_ascii=False),
+            print(json_text({"stream": stream, "text": text}),
                   file=cli.out, flush=True)
     else:
         def emit(stream, text):

@@ -204,7 +204,7 @@ def main(argv=None):
         sys.stdout.flush()  # here, so a closed pipe is caught below
         return code
     except UsageError as exc:
-        print(f"stevedore: {exc}", file=sys.stderr)
+        print(f"stevedore: {one_line(exc)}", file=sys.stderr)
         return 2
     except CliError as exc:
         print(f"stevedore: {one_line(exc)}", file=sys.stderr)

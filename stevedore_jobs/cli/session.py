@@ -1,11 +1,10 @@
 """What every command shares: the API session, how to print, and how long to wait between polls."""
-import json
 import os
 import sys
 import time
 
 from stevedore_jobs.client import DEFAULT_URL, ApiError, Client, Unreachable
-from stevedore_jobs.display import format_fields, one_line
+from stevedore_jobs.display import format_fields, json_text, one_line
 
 POLL_INTERVAL = 0.5
 # how long a wait rides out an API that cannot be reached (a gateway restarting)
@@ -44,7 +43,7 @@ class Cli:
         print(one_line(text), file=self.err, flush=True)
 
     def print_json(self, value):
-        print(json.dumps(value, indent=2, ensure_ascii=False), file=self.out)
+        print(json_text(value, indent=2), file=self.out)
 
     def show(self, value, fields):
         """One object: as JSON, or as the fields fields(value) makes, one a line."""

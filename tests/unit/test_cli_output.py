@@ -51,3 +51,52 @@ def test_raw_writes_the_stream_bytes_exactly_and_notes_what_was_omitted(server, 
 def test_raw_options_used_wrongly_are_a_usage_error(server, capsys, args):  # noqa: F811
     assert main(["logs", RESULT, DETAIL, *args]) == 2
     assert capsys.readouterr().err.startswith("stevedore: --")
+
+
+# what a hostile server, or a name a hostile user chose, may hold: CSI (ESC [ and the one-character C1
+# CSI), an OSC title, a right-to-left override; the door refuses the controls, not the bidi override
+HOSTILE = "evil\x1b[2J\x9b31m\x1b]0;pwned\x07\u202etxt.exe"
+HOSTILE_SHOWN = "evil\\x1b[2J\\x9b31m\\x1b]0;pwned\\x07\\u202etxt.exe"
+
+
+def test_tables_and_fields_show_control_characters_of_server_values_escaped(server, capsys):  # noqa: F811
+    from tests.unit.test_cli_client import task
+
+    hostile = {**task(HOSTILE, "a" * 32), "error": HOSTILE, "labels": {"k": HOSTILE}}
+    server.routes["/task/"] = [(200, [hostile])]
+    server.routes[f"/task/{'a' * 32}/"] = [(200, hostile)]
+    assert main(["task", "ls"]) == 0
+    assert main(["task", "show", "a" * 32]) == 0
+    out = capsys.readouterr().out
+    assert HOSTILE_SHOWN in out
+    assert not any(ch in out for ch in "\x1b\x9b\x07\u202e")
+
+
+def test_an_error_message_from_the_server_reaches_the_terminal_escaped(server, capsys):  # noqa: F811
+    server.routes["/task/"] = [(400, {"error": "VALIDATION_ERROR", "message": HOSTILE})]
+    assert main(["task", "ls"]) == 2
+    err = capsys.readouterr().err
+    assert HOSTILE_SHOWN in err and not any(ch in err for ch in "\x1b\x9b\x07\u202e")
+
+
+def test_json_output_holds_no_raw_terminal_control_and_reads_back_the_same(server, capsys):  # noqa: F811
+    import json
+
+    from tests.unit.test_cli_client import task
+
+    hostile = {**task(HOSTILE, "a" * 32), "error": HOSTILE}
+    server.routes["/task/"] = [(200, [hostile])]
+    server.routes[LOGS] = [(200, {"status": "COMPLETE", "stdout": HOSTILE, "stderr": "",
+                                  "stdout_omitted": 0, "stderr_omitted": 0})]
+    assert main(["--json", "task", "ls"]) == 0
+    assert main(["--json", "logs", RESULT, DETAIL]) == 0
+    stream = f"event: stdout\ndata: {HOSTILE}\n\nevent: end\ndata: {{}}\n\n"
+    server.routes[LOGS] = [(200, stream, {"Content-Type": "text/event-stream"})]
+    assert main(["--json", "logs", RESULT, DETAIL, "--follow"]) == 0
+    out = capsys.readouterr().out
+    assert not any(ch in out for ch in "\x1b\x9b\x07\u202e")
+    tasks_json, rest = out.split("\n]\n", 1)
+    assert json.loads(tasks_json + "]")[0]["name"] == HOSTILE
+    logs_json, followed = rest.split("\n}\n", 1)
+    assert json.loads(logs_json + "}")["stdout"] == HOSTILE
+    assert json.loads(followed) == {"stream": "stdout", "text": HOSTILE + "\n"}
