@@ -1,7 +1,8 @@
 """When a schedule's ticks fall: croniter over zoneinfo, with the DST rule stated and tested.
 
 A cron expression is read in the schedule's timezone (an IANA key, checked
-against the zone database: the system's, else the ``tzdata`` package).
+against the keys the ``tzdata`` package lists; the zone is read from the system's
+database, else that package's).
 
 * **The skipped hour** (spring forward: 02:00-02:59 does not exist in
   Europe/Berlin on the last Sunday of March): a tick whose wall-clock time
@@ -17,7 +18,6 @@ against the zone database: the system's, else the ``tzdata`` package).
 
 Times are epoch seconds (UTC) everywhere else.
 """
-import functools
 import zoneinfo
 from datetime import datetime
 
@@ -30,14 +30,9 @@ from stevedore_jobs.contract.checks import Invalid, shown
 SEARCH = 1000  # ticks walked at most when counting the ones missed
 
 
-@functools.lru_cache(maxsize=1)
-def _zones():
-    return frozenset(zoneinfo.available_timezones())
-
-
 def zone(key):
     """The timezone named ``key``, or a 400 naming ``timezone``."""
-    if not isinstance(key, str) or len(key) > contract.TIMEZONE_MAX or key not in _zones() | {"UTC"}:
+    if not isinstance(key, str) or len(key) > contract.TIMEZONE_MAX or key not in contract.timezone_keys():
         raise ValidationError(f"{shown(key) if isinstance(key, str) else 'it'} is not a timezone of the IANA "
                               "database, such as Europe/Berlin or UTC", "timezone")
     return zoneinfo.ZoneInfo(key)
