@@ -176,6 +176,7 @@ class NewTask(Model):
     def _paths(self):
         for i, item in enumerate(self.inputs or []):
             item.path = container_path(item.path, f"inputs[{i}].path")
+            _apart(item, self.inputs[:i], i)
         for i, item in enumerate(self.outputs or []):
             item.path = container_path(item.path, f"outputs[{i}].path", wildcards=True)
             if item.path_prefix is not None:
@@ -187,6 +188,18 @@ class NewTask(Model):
                                                             f"executors[{i}].{field}"))
         self.volumes = [container_path(path, f"volumes[{i}]") for i, path in enumerate(self.volumes or [])]
         return self
+
+
+def _apart(item, earlier, i):
+    """Refuse input ``i`` if it would be staged over an earlier one: at its path, or inside (or around)
+    one that is a FILE. The later would replace the earlier unseen, and the task run without it."""
+    for j, other in enumerate(earlier):
+        if item.path == other.path:
+            raise Invalid(f"is inputs[{j}].path already; two inputs cannot be one file", f"inputs[{i}].path")
+        for inner, outer in ((item, other), (other, item)):
+            if outer.type == "FILE" and inner.path.startswith(outer.path + "/"):
+                raise Invalid(f"{inner.path} would lie inside {outer.path}, which inputs"
+                              f"[{j if outer is other else i}] makes a FILE", f"inputs[{i}].path")
 
 
 def _field(loc):

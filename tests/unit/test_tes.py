@@ -37,6 +37,15 @@ ALPINE = {"image": "alpine", "command": ["echo", "hi"]}
     ({"executors": [ALPINE], "resources": {"backend_parameters": {"VmSize": "x"},
                                            "backend_parameters_strict": True}}, "resources.backend_parameters.VmSize"),
     ({"executors": [ALPINE] * 21}, "executors"),
+    # two inputs that would be one file: the one staged last would replace the other, unseen
+    ({"executors": [ALPINE], "inputs": [{"path": "/d/a", "content": "x"}, {"path": "/d//a", "content": "y"}]},
+     "inputs[1].path"),
+    ({"executors": [ALPINE], "inputs": [{"path": "/d/a", "content": "x"}, {"path": "/d/a/b", "content": "y"}]},
+     "inputs[1].path"),
+    ({"executors": [ALPINE], "inputs": [{"path": "/d/a/b", "content": "x"}, {"path": "/d/a", "content": "y"}]},
+     "inputs[1].path"),
+    ({"executors": [ALPINE], "inputs": [{"path": "/d", "url": "file:///in/d", "type": "DIRECTORY"},
+                                        {"path": "/d", "content": "y"}]}, "inputs[1].path"),
 ])
 def test_a_bad_task_is_refused_naming_the_field_as_tes_spells_it(body, field):
     with pytest.raises(Invalid) as caught:
@@ -51,6 +60,13 @@ def test_paths_are_normalised_and_loose_backend_parameters_are_accepted():
                                      "ram_gb": 1, "disk_gb": 2.5}})
     assert task.executors[0].workdir == "/a/b" and task.volumes == ["/v"]
     assert task.outputs[0].path == "/out/*.txt"
+
+
+def test_inputs_may_share_a_directory_and_fill_one_given_as_a_directory():
+    task = parse_task({"executors": [ALPINE], "inputs": [
+        {"path": "/d/a", "content": "x"}, {"path": "/d/b", "content": "y"},
+        {"path": "/e", "url": "file:///in/e", "type": "DIRECTORY"}, {"path": "/e/more", "content": "z"}]})
+    assert [item.path for item in task.inputs] == ["/d/a", "/d/b", "/e", "/e/more"]
 
 
 def test_a_tes_task_is_a_run_of_one_execution_with_its_tags_as_labels():
