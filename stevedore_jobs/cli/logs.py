@@ -10,6 +10,9 @@ def logs(cli, args):
         raise UsageError("--raw prints the output kept so far; it cannot --follow")
     if args.stream and not args.raw:
         raise UsageError("--stream chooses what --raw prints; without --raw both streams are printed")
+    if args.raw and cli.out.isatty():  # as curl does: a job's bytes could drive the terminal
+        raise UsageError("--raw writes the job's bytes exactly, escape sequences included: redirect it to a "
+                         "file or a pipe (> out.bin, | less, | cat to mean it); without --raw they are shown safely")
     detail_id = cli.api.find_detail_id(args.result, args.detail)
     path = f"/result/{args.result}/detail/{detail_id}/logs/"
     if args.raw:

@@ -47,6 +47,17 @@ def test_raw_writes_the_stream_bytes_exactly_and_notes_what_was_omitted(server, 
     assert out.err == b"stevedore: 10 bytes of stderr were not kept: they came after its first 4 bytes\n"
 
 
+def test_raw_refuses_to_write_the_jobs_bytes_to_a_terminal(server, capsys, monkeypatch):  # noqa: F811
+    import sys
+
+    server.routes[LOGS + "stdout/"] = [(200, b"\x1b]0;pwned\x07\x1b[2J", {"Content-Type": "application/octet-stream"})]
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert main(["logs", RESULT, DETAIL, "--raw"]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and "redirect" in out.err and "\x1b" not in out.err
+    assert not any(path.endswith("stdout/") for path, *_ in server.seen)
+
+
 @pytest.mark.parametrize("args", [["--raw", "--follow"], ["--stream", "stderr"]])
 def test_raw_options_used_wrongly_are_a_usage_error(server, capsys, args):  # noqa: F811
     assert main(["logs", RESULT, DETAIL, *args]) == 2
