@@ -37,6 +37,23 @@ def test_followed_output_is_neutralised_too(server, capsys):  # noqa: F811
     assert capsys.readouterr().out == "\\x1b[1mbold\n"
 
 
+def test_followed_output_that_is_json_is_shown_as_the_job_wrote_it(server, capsys):  # noqa: F811
+    import json
+
+    from services.gateway.log_events import sse
+
+    lines = ['{"stream": "stderr", "text": "moved"}\n', '{"line": "lost its braces"}\n', '{"text": "joined"}\n']
+    stream = "".join(sse("stdout", line) for line in lines) + sse("end", json.dumps({"status": "COMPLETE"}))
+    server.routes[LOGS] = [(200, stream, {"Content-Type": "text/event-stream"})]
+    assert main(["logs", RESULT, DETAIL, "--follow"]) == 0
+    out = capsys.readouterr()
+    assert (out.out, out.err) == ("".join(lines), "")
+    server.routes[LOGS] = [(200, stream, {"Content-Type": "text/event-stream"})]
+    assert main(["--json", "logs", RESULT, DETAIL, "--follow"]) == 0
+    assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == \
+        [{"stream": "stdout", "text": line} for line in lines]
+
+
 def test_raw_writes_the_stream_bytes_exactly_and_notes_what_was_omitted(server, capsysbinary):  # noqa: F811
     server.routes[LOGS + "stderr/"] = [(200, b"a\x00b\xff\x1b[31mred\n", {
         "Content-Type": "application/octet-stream", "Stevedore-Head-Bytes": "4",
