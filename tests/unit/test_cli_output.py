@@ -100,6 +100,15 @@ def test_tables_and_fields_show_control_characters_of_server_values_escaped(serv
     assert not any(ch in out for ch in "\x1b\x9b\x07\u202e")
 
 
+def test_a_message_naming_what_the_server_said_is_escaped_too(server, capsys):  # noqa: F811
+    from tests.unit.test_cli_client import task
+
+    server.routes[f"/task/{'a' * 32}/"] = [(200, task(HOSTILE, "a" * 32))]
+    assert main(["task", "rm", "a" * 32]) == 0
+    out = capsys.readouterr().out
+    assert HOSTILE_SHOWN in out and not any(ch in out for ch in "\x1b\x9b\x07\u202e")
+
+
 def test_an_error_message_from_the_server_reaches_the_terminal_escaped(server, capsys):  # noqa: F811
     server.routes["/task/"] = [(400, {"error": "VALIDATION_ERROR", "message": HOSTILE})]
     assert main(["task", "ls"]) == 2
