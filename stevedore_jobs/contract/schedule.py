@@ -194,6 +194,7 @@ class ScheduleChange(ScheduleBase):
 
 class ScheduleOperation(Request):
     """POST /schedule/{schedule_id}/ with RUN: run it now (the concurrency policy applies)."""
+    model_config = ConfigDict(**STRICT, extra="forbid")  # run now runs the schedule's run: nothing else is taken
 
     operation: Literal["RUN"]
 
