@@ -109,6 +109,15 @@ def test_a_timezone_must_be_a_key_of_the_zone_database(key):
     assert caught.value.field == "timezone"
 
 
+def test_a_schedule_stored_with_a_zone_no_longer_accepted_still_ticks_where_the_host_has_it(monkeypatch):
+    monkeypatch.setattr(cron.zoneinfo, "ZoneInfo", lambda key: ZoneInfo("Europe/Berlin") if key == "localtime"
+                        else ZoneInfo(key))
+    with pytest.raises(ValidationError):
+        cron.zone("localtime")
+    assert cron.stored_zone("localtime").key == "Europe/Berlin"
+    assert cron.stored_zone("UTC").key == "UTC"
+
+
 def test_the_zones_accepted_are_the_same_on_every_host():
     import importlib.resources
 

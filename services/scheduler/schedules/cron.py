@@ -38,6 +38,16 @@ def zone(key):
     return zoneinfo.ZoneInfo(key)
 
 
+def stored_zone(key):
+    """The timezone of a stored schedule, for its fires: as ``zone``; one stored before the keys were
+    those ``tzdata`` lists (``localtime``) goes on ticking as it did, where this host's zoneinfo has it
+    (a change of its schedule must name a zone ``zone`` takes)."""
+    try:
+        return zone(key)
+    except ValidationError:
+        return zoneinfo.ZoneInfo(key)
+
+
 def check(expression, timezone, allow_seconds=False):
     """The expression as stored, checked (its shape, then croniter can iterate it): else a 400 naming ``cron``."""
     try:
