@@ -37,6 +37,10 @@ ALPINE = {"image": "alpine", "command": ["echo", "hi"]}
     ({"executors": [ALPINE], "resources": {"backend_parameters": {"VmSize": "x"},
                                            "backend_parameters_strict": True}}, "resources.backend_parameters.VmSize"),
     ({"executors": [ALPINE] * 21}, "executors"),
+    # the container's own filesystems: a volume there hides them (no /dev/null, no /proc)
+    ({"executors": [ALPINE], "volumes": ["/proc"]}, "volumes[0]"),
+    ({"executors": [ALPINE], "inputs": [{"path": "/dev/shm/in", "content": "x"}]}, "inputs[0].path"),
+    ({"executors": [ALPINE], "outputs": [{"path": "/sys/x", "url": "file:///out/x"}]}, "outputs[0].path"),
     # two inputs that would be one file: the one staged last would replace the other, unseen
     ({"executors": [ALPINE], "inputs": [{"path": "/d/a", "content": "x"}, {"path": "/d//a", "content": "y"}]},
      "inputs[1].path"),
@@ -139,6 +143,12 @@ def test_a_runners_tes_log_is_stored_bounded_and_without_nul():
 
 
 # ---------------------------------------------------------------- the runner's side
+
+def test_a_stream_redirected_to_a_device_mounts_nothing_over_dev():
+    task = {"executors": [{"command": ["x"], "stdin": "/dev/null", "stdout": "/dev/stdout", "stderr": "/out/err"}]}
+    assert mount_dirs(task) == ["/out"]
+    assert parse_task({"executors": [{**ALPINE, "stdin": "/dev/null"}]}).executors[0].stdin == "/dev/null"
+
 
 def test_the_shared_directories_are_the_fewest_that_hold_every_path():
     task = {"inputs": [{"path": "/data/in/a.txt"}, {"path": "/data/ref", "type": "DIRECTORY"}],
