@@ -4,9 +4,10 @@
 Every address a host resolves to must be *global*: loopback, private (RFC 1918,
 fc00::/7), link-local (169.254/16 with the clouds' metadata services,
 fe80::/10), shared (100.64/10), multicast, unspecified, reserved and
-documentation ranges are refused, and so are IPv4-mapped, 6to4 and Teredo IPv6
-addresses embedding such an IPv4 address, unless the operator allows a network
-explicitly (``allowed``).
+documentation ranges are refused, and so are IPv4-mapped, 6to4, Teredo, NAT64
+(64:ff9b::/96), IPv4-translated and IPv4-compatible IPv6 addresses embedding such
+an IPv4 address, and NAT64's local-use prefix (64:ff9b:1::/48), unless the operator
+allows a network explicitly (``allowed``).
 """
 import ipaddress
 import socket
@@ -17,8 +18,18 @@ class Refused(Exception):
     """The callback's host is, or resolves to, an address deliveries may not go to."""
 
 
+# IPv6 prefixes whose last 32 bits are an IPv4 address a translator or tunnel reaches: NAT64's well-known
+# prefix (RFC 6052: an IPv6-only network's NAT64 gateway reaches private IPv4 addresses through it too),
+# IPv4-translated (SIIT, RFC 2765: ::ffff:0:a.b.c.d) and the deprecated IPv4-compatible addresses (::/96)
+_LAST_32_BITS = tuple(ipaddress.ip_network(net) for net in ("64:ff9b::/96", "::ffff:0:0:0/96", "::/96"))
+# NAT64's local-use prefix (RFC 8215): a network's own translator, never a destination out of it
+# (Python 3.11 takes it for global)
+_LOCAL_USE = ipaddress.ip_network("64:ff9b:1::/48")
+
+
 def _embedded_ipv4(ip):
-    """The IPv4 address an IPv6 address carries (mapped, 6to4, Teredo client), if any."""
+    """The IPv4 address an IPv6 address carries (mapped, 6to4, Teredo client, NAT64, SIIT,
+    IPv4-compatible), if any."""
     if ip.version != 6:
         return None
     if ip.ipv4_mapped is not None:
@@ -27,6 +38,8 @@ def _embedded_ipv4(ip):
         return ip.sixtofour
     if ip.teredo is not None:
         return ip.teredo[1]
+    if any(ip in net for net in _LAST_32_BITS):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return None
 
 
@@ -38,7 +51,7 @@ def address_allowed(address, allowed=()):
     inner = _embedded_ipv4(ip)
     if inner is not None:
         return address_allowed(inner, allowed)
-    return ip.is_global and not ip.is_multicast
+    return ip.is_global and not ip.is_multicast and ip not in _LOCAL_USE
 
 
 def literal_address(host):

@@ -324,10 +324,13 @@ def log_chunk(event, data):
     """What a log event carries: ``(stream, text)``, ``("end", info)``, or None to skip it.
 
     Two shapes are read: ``event: stdout`` / ``event: stderr`` with one line of
-    output as data, and a data JSON object ``{"stream": ..., "text": ...}``
+    output as data, always as it is (a job's output may be JSON of any shape), and,
+    in an event of another name, a data JSON object ``{"stream": ..., "text": ...}``
     (or ``"line"``, one line without its newline).  ``end`` (or done, eof...)
     closes the stream; its data may be a JSON object about how it ended.
     """
+    if event in STREAMS:
+        return event, data + "\n"
     parsed = None
     if data.startswith("{"):
         try:
@@ -344,6 +347,4 @@ def log_chunk(event, data):
         if "line" in parsed:
             return stream, f"{parsed['line']}\n"
         return stream, str(parsed["text"])
-    if event in STREAMS:
-        return event, data + "\n"
     return None

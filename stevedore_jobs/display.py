@@ -2,6 +2,7 @@
 
 Pure helpers (no HTTP), so they are tested on their own.
 """
+import json
 import os
 import re
 import shutil
@@ -19,14 +20,6 @@ class UsageError(Exception):
 
 
 # ---------------------------------------------------------------- values
-
-def one_line(value):
-    """``value`` as text fit for one table cell or one message line."""
-    if value is None:
-        return MISSING
-    text = str(value)
-    return " ".join(text.split()) if any(ch in text for ch in "\r\n\t\v\f") else text
-
 
 # what a job's output must not send to a terminal as it is: C0 controls but newline and tab,
 # DEL, C1 controls (ESC and CSI start escape sequences), the bidirectional overrides and
@@ -64,6 +57,24 @@ def output_text(logs, stream):
     if head and not head.endswith("\n"):
         marker = "\n" + marker
     return shown_output(head) + marker + shown_output(tail)
+
+
+def one_line(value):
+    """``value`` as text fit for one table cell or one message line: whitespace runs as one space,
+    any other control character visible (a name or message from the server is shown as a job's output is)."""
+    if value is None:
+        return MISSING
+    text = str(value)
+    if any(ch in text for ch in "\r\n\t\v\f"):
+        text = " ".join(text.split())
+    return shown_output(text)
+
+
+def json_text(value, indent=None):
+    """``value`` as JSON whose every control character is written as an escape (``\\u001b``, ``\\u009b``,
+    ``\\u202e``): what it means is unchanged, and no terminal it is printed to acts on it."""
+    return CONTROL.sub(lambda match: f"\\u{ord(match.group()):04x}",
+                       json.dumps(value, indent=indent, ensure_ascii=False))
 
 
 def clip(text, width):

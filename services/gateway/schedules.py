@@ -41,7 +41,9 @@ class ScheduleRoutes:
 
     @api("POST", "/schedule/<string:schedule_id>/")
     def operate_schedule(self, request, schedule_id):
-        validation.operation(json_body(request), ("RUN",))
+        body = json_body(request)
+        validation.operation(body, ("RUN",))
+        validation.parse(contract.ScheduleOperation, body)
         result = self.scheduler.run_schedule(schedule_id, caller=who(request))
         return 202, {"Location": f"/result/{result['result_id']}/"}, result
 

@@ -106,6 +106,7 @@ class GatewayService(ui.UiRoutes, schedules.ScheduleRoutes, tes.TesRoutes, secre
     def operate_result(self, request, result_id):
         body = json_body(request)
         operation = validation.operation(body, ("CANCEL", "RERUN_FAILED"))
+        validation.parse(contract.ResultOperation, body)
         access.check_operation(caller_of(request), "POST", "/result/<string:result_id>/", operation)
         if operation == "RERUN_FAILED":
             rerun = self.scheduler.rerun_failed(result_id, caller=who(request))
@@ -128,6 +129,7 @@ class GatewayService(ui.UiRoutes, schedules.ScheduleRoutes, tes.TesRoutes, secre
     def operate_detail(self, request, result_id, detail_id):
         body = json_body(request)
         validation.operation(body, ("CANCEL",))
+        validation.parse(contract.DetailOperation, body)
         return 202, self.scheduler.cancel_detail(result_id, detail_id, caller=who(request))
 
     @api("GET", "/result/<string:result_id>/detail/")

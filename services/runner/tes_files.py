@@ -23,6 +23,7 @@ import eventlet
 import urllib3
 
 from shared.egress import Refused, resolve
+from stevedore_jobs.contract.tes import in_engine_dirs
 
 CHUNK = 64 * 1024
 
@@ -55,7 +56,8 @@ def mount_dirs(task):
     wanted.update(task.get("volumes") or [])
     for executor in task.get("executors") or []:
         for stream in ("stdin", "stdout", "stderr"):
-            if executor.get(stream):
+            # a device (/dev/null, /dev/stdout) is redirected from itself: no volume hides /dev
+            if executor.get(stream) and not in_engine_dirs(posixpath.dirname(executor[stream])):
                 wanted.add(posixpath.dirname(executor[stream]))
     wanted.discard("/")
     ordered = sorted(wanted, key=lambda d: (d.count("/"), d))

@@ -1,9 +1,8 @@
 """stevedore logs: an execution's output, as kept, as raw bytes, or followed as it comes."""
-import json
 
 from stevedore_jobs.client import STREAMS, CliError, log_chunk, split_lines, sse_events
 from stevedore_jobs.contract import statuses as st
-from stevedore_jobs.display import UsageError, output_text, shown_output
+from stevedore_jobs.display import UsageError, json_text, output_text, shown_output
 
 
 def logs(cli, args):
@@ -11,6 +10,9 @@ def logs(cli, args):
         raise UsageError("--raw prints the output kept so far; it cannot --follow")
     if args.stream and not args.raw:
         raise UsageError("--stream chooses what --raw prints; without --raw both streams are printed")
+    if args.raw and cli.out.isatty():  # as curl does: a job's bytes could drive the terminal
+        raise UsageError("--raw writes the job's bytes exactly, escape sequences included: redirect it to a "
+                         "file or a pipe (> out.bin, | less, | cat to mean it); without --raw they are shown safely")
     detail_id = cli.api.find_detail_id(args.result, args.detail)
     path = f"/result/{args.result}/detail/{detail_id}/logs/"
     if args.raw:
@@ -55,7 +57,7 @@ def follow_logs(cli, path):
                                timeout=(10, None))
     if cli.json:
         def emit(stream, text):
-            print(json.dumps({"stream": stream, "text": text}, ensure_ascii=False),
+            print(json_text({"stream": stream, "text": text}),
                   file=cli.out, flush=True)
     else:
         def emit(stream, text):

@@ -204,7 +204,7 @@ def main(argv=None):
         sys.stdout.flush()  # here, so a closed pipe is caught below
         return code
     except UsageError as exc:
-        print(f"stevedore: {exc}", file=sys.stderr)
+        print(f"stevedore: {one_line(exc)}", file=sys.stderr)
         return 2
     except CliError as exc:
         print(f"stevedore: {one_line(exc)}", file=sys.stderr)
@@ -216,3 +216,10 @@ def main(argv=None):
         # the reader went away (stevedore result ls | head): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+        # an answer of another shape than the API's (another server, a proxy's page, a version skew):
+        # one line, as every error, not a traceback
+        print(f"stevedore: the server's answer is not what the Stevedore API answers "
+              f"({one_line(f'{exc.__class__.__name__}: {exc}')[:200]}); is STEVEDORE_URL the Stevedore API, "
+              "of a version this command knows?", file=sys.stderr)
+        return 1

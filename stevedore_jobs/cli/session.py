@@ -1,11 +1,10 @@
 """What every command shares: the API session, how to print, and how long to wait between polls."""
-import json
 import os
 import sys
 import time
 
 from stevedore_jobs.client import DEFAULT_URL, ApiError, Client, Unreachable
-from stevedore_jobs.display import format_fields, one_line
+from stevedore_jobs.display import format_fields, json_text, one_line, shown_output
 
 POLL_INTERVAL = 0.5
 # how long a wait rides out an API that cannot be reached (a gateway restarting)
@@ -38,13 +37,14 @@ class Cli:
                           team=getattr(args, "acting_team", None) or os.environ.get("STEVEDORE_TEAM") or None)
 
     def print(self, text=""):
-        print(text, file=self.out)
+        """A line (or lines) for the user: whatever the server sent in it has its controls shown, not obeyed."""
+        print(shown_output(str(text)), file=self.out)
 
     def note(self, text):
         print(one_line(text), file=self.err, flush=True)
 
     def print_json(self, value):
-        print(json.dumps(value, indent=2, ensure_ascii=False), file=self.out)
+        print(json_text(value, indent=2), file=self.out)
 
     def show(self, value, fields):
         """One object: as JSON, or as the fields fields(value) makes, one a line."""

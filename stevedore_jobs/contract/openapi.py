@@ -6,7 +6,6 @@ installation's maxima (``Limits``) in the RUN body's schema.
 import copy
 import functools
 import json
-import zoneinfo
 
 from pydantic.json_schema import models_json_schema
 
@@ -202,9 +201,8 @@ SCHEDULE_REQUESTS = ("NewSchedule", "ScheduleChange", "ScheduleOperation")
 
 
 def timezones():
-    """The IANA timezone names of this host's zone database (the image's tzdata), or [] without one."""
-    zones = zoneinfo.available_timezones()
-    return sorted(zones | {"UTC"}) if zones else []
+    """The IANA timezone names a schedule may have (``sc.timezone_keys``)."""
+    return sorted(sc.timezone_keys())
 
 
 def schedule_run_schema(run):

@@ -214,14 +214,14 @@ class TaskOperation(Request):
 
 class ResultOperation(Request):
     """POST /result/{result_id}/: CANCEL the run, or RERUN_FAILED its failed executions."""
-
+    model_config = ConfigDict(**STRICT, extra="forbid")  # a field it does not take is refused, not dropped
 
     operation: Literal["CANCEL", "RERUN_FAILED"]
 
 
 class DetailOperation(Request):
     """POST /result/{result_id}/detail/{detail_id}/: CANCEL one execution."""
-
+    model_config = ConfigDict(**STRICT, extra="forbid")  # a field it does not take is refused, not dropped
 
     operation: Literal["CANCEL"]
 

@@ -8,7 +8,10 @@
 (``check_cron``); the scheduler checks it again with croniter, and the timezone
 against the zone database.
 """
+import functools
+import importlib.resources
 import re
+import zoneinfo
 from typing import ClassVar, Literal, Optional
 
 from pydantic import ConfigDict, Field, field_validator
@@ -32,6 +35,20 @@ FIRES_SHOWN = 20
 # fields apart by spaces (a tab or a newline is a control character, refused at the door as everywhere)
 CRON_PATTERN = (r"^ *(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|[0-9A-Za-z*,/-]+"
                 r"( +[0-9A-Za-z*,/-]+){4,5}) *$")
+
+
+
+@functools.lru_cache(maxsize=1)
+def timezone_keys():
+    """The IANA keys a schedule's ``timezone`` may be: those the ``tzdata`` package lists, the same on every
+    host (the system's ``zoneinfo.available_timezones()`` has ``localtime`` too on Debian, a link to
+    /etc/localtime: a zone that would be each scheduler host's own); without that package, the system's."""
+    try:
+        keys = importlib.resources.files("tzdata").joinpath("zones").read_text().split()
+    except (ModuleNotFoundError, OSError):
+        keys = zoneinfo.available_timezones() - {"localtime"}
+    return frozenset(keys) | {"UTC"}
+
 
 # the standard fields: minute, hour, day of month, month, day of week (names only in the last two)
 _FIELDS = (("minute", 0, 59, ()), ("hour", 0, 23, ()), ("day of month", 1, 31, ()),
@@ -178,6 +195,7 @@ class ScheduleChange(ScheduleBase):
 
 class ScheduleOperation(Request):
     """POST /schedule/{schedule_id}/ with RUN: run it now (the concurrency policy applies)."""
+    model_config = ConfigDict(**STRICT, extra="forbid")  # run now runs the schedule's run: nothing else is taken
 
     operation: Literal["RUN"]
 

@@ -31,6 +31,9 @@ TEXT_MAX = 255            # a name
 DESCRIPTION_MAX = 4096
 BACKEND_PARAMETERS_MAX = 50
 ZONES_MAX = 50
+# the container's own filesystems (devices, the kernel's views): no volume may be mounted in them, it would
+# hide them (a stdin of /dev/null is redirected from the device itself)
+ENGINE_DIRS = ("/dev", "/proc", "/sys")
 IMAGE_TASK_PREFIX = "tes: "  # the name of a task TES makes for an executor's image: reserved (``reserved_name``)
 
 
@@ -56,8 +59,14 @@ Path = Annotated[str, Field(min_length=1, max_length=PATH_MAX, description="an a
 Url = Annotated[str, Field(min_length=1, max_length=URL_MAX)]
 
 
-def container_path(value, field, wildcards=False):
-    """An absolute path, normalised, that never leaves its directory; raises ``Invalid`` naming ``field``."""
+def in_engine_dirs(path):
+    """Whether ``path`` (normalised) is in one of ``ENGINE_DIRS``."""
+    return any(path == root or path.startswith(root + "/") for root in ENGINE_DIRS)
+
+
+def container_path(value, field, wildcards=False, mounted=False):
+    """An absolute path, normalised, that never leaves its directory; raises ``Invalid`` naming ``field``.
+    ``mounted``: a path a volume holds, so not in ``ENGINE_DIRS``."""
     if not value.startswith("/"):
         raise Invalid("must be an absolute path", field)
     if ".." in value.split("/"):
@@ -69,6 +78,9 @@ def container_path(value, field, wildcards=False):
         raise Invalid("must name a file or directory below /", field)
     if not wildcards and _WILDCARD.search(path):
         raise Invalid("may not hold the wildcards * ? [ here", field)
+    if mounted and in_engine_dirs(path):
+        raise Invalid("may not be in /dev, /proc or /sys: the container's own, which a volume there would hide",
+                      field)
     return path
 
 
@@ -175,9 +187,10 @@ class NewTask(Model):
     @model_validator(mode="after")
     def _paths(self):
         for i, item in enumerate(self.inputs or []):
-            item.path = container_path(item.path, f"inputs[{i}].path")
+            item.path = container_path(item.path, f"inputs[{i}].path", mounted=True)
+            _apart(item, self.inputs[:i], i)
         for i, item in enumerate(self.outputs or []):
-            item.path = container_path(item.path, f"outputs[{i}].path", wildcards=True)
+            item.path = container_path(item.path, f"outputs[{i}].path", wildcards=True, mounted=True)
             if item.path_prefix is not None:
                 item.path_prefix = container_path(item.path_prefix, f"outputs[{i}].path_prefix")
         for i, executor in enumerate(self.executors):
@@ -185,8 +198,21 @@ class NewTask(Model):
                 if getattr(executor, field) is not None:
                     setattr(executor, field, container_path(getattr(executor, field),
                                                             f"executors[{i}].{field}"))
-        self.volumes = [container_path(path, f"volumes[{i}]") for i, path in enumerate(self.volumes or [])]
+        self.volumes = [container_path(path, f"volumes[{i}]", mounted=True)
+                        for i, path in enumerate(self.volumes or [])]
         return self
+
+
+def _apart(item, earlier, i):
+    """Refuse input ``i`` if it would be staged over an earlier one: at its path, or inside (or around)
+    one that is a FILE. The later would replace the earlier unseen, and the task run without it."""
+    for j, other in enumerate(earlier):
+        if item.path == other.path:
+            raise Invalid(f"is inputs[{j}].path already; two inputs cannot be one file", f"inputs[{i}].path")
+        for inner, outer in ((item, other), (other, item)):
+            if outer.type == "FILE" and inner.path.startswith(outer.path + "/"):
+                raise Invalid(f"{inner.path} would lie inside {outer.path}, which inputs"
+                              f"[{j if outer is other else i}] makes a FILE", f"inputs[{i}].path")
 
 
 def _field(loc):

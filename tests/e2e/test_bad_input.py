@@ -103,6 +103,30 @@ def test_a_huge_unknown_id_is_404_and_echoed_short(api, path, field):
     assert len(body["message"]) < 600
 
 
+def test_an_operation_with_a_field_it_does_not_take_is_refused_and_nothing_is_done(api, ready_tasks):
+    """A field an operation does not take is a 400 naming it, not dropped: a CANCEL of one execution
+    sent to its run's path would cancel the whole run, a rerun or run now "with" an env would run without."""
+    result_id = api.run(ready_tasks["sleep"]["task_id"], times=2, env={"SLEEP": "30"})
+    detail_id = api.get(f"/result/{result_id}/detail/").json()[0]["detail_id"]
+    assert_error(api.post(f"/result/{result_id}/", {"operation": "CANCEL", "detail_id": detail_id}),
+                 400, "VALIDATION_ERROR", "detail_id")
+    assert_error(api.post(f"/result/{result_id}/detail/{detail_id}/", {"operation": "CANCEL", "reason": "x"}),
+                 400, "VALIDATION_ERROR", "reason")
+    assert_error(api.post(f"/result/{result_id}/", {"operation": "RERUN_FAILED", "env": {"A": "b"}}),
+                 400, "VALIDATION_ERROR", "env")
+    result = api.get(f"/result/{result_id}/").json()
+    assert result["cancel_requested"] is False and result["status"] in ("QUEUED", "RUNNING")
+    assert api.post(f"/result/{result_id}/", {"operation": "CANCEL"}).status_code == 202
+    made = api.post("/schedule/", {"task_id": ready_tasks["ok"]["task_id"], "cron": "0 0 1 1 *", "suspend": True,
+                                   "run": {"times": 1}})
+    assert made.status_code == 201, made.text
+    schedule_id = made.json()["schedule_id"]
+    assert_error(api.post(f"/schedule/{schedule_id}/", {"operation": "RUN", "times": 5}),
+                 400, "VALIDATION_ERROR", "times")
+    assert api.get(f"/result/?schedule_id={schedule_id}").json() == []
+    assert api.delete(f"/schedule/{schedule_id}/").status_code == 204
+
+
 def test_unknown_detail_of_a_known_result_is_404(api, ready_tasks):
     result_id = api.run(ready_tasks["ok"]["task_id"], times=1)
     assert_error(api.get(f"/result/{result_id}/detail/nada/"), 404, "NOT_FOUND", "detail_id")

@@ -121,6 +121,15 @@ def test_a_failing_executor_with_ignore_error_lets_the_next_run(client):
     assert task.logs[0].logs[1].stdout == "second\n"
 
 
+def test_a_stream_redirected_from_a_device_is_the_device(client):
+    """No volume over /dev for a stdin of /dev/null: the executor has its devices and reads an empty stdin."""
+    task_id = client.create_task(tes.Task(executors=[
+        executor(["sh", "-c", "wc -c; echo to null > /dev/null; ls /dev/zero"], stdin="/dev/null")]))
+    task = ended(client, task_id)
+    assert task.state == "COMPLETE", task
+    assert task.logs[0].logs[0].stdout.split() == ["0", "/dev/zero"]
+
+
 def test_a_failing_executor_without_ignore_error_ends_executor_error(client):
     task_id = client.create_task(tes.Task(executors=[
         executor(["sh", "-c", "exit 4"]), executor(["echo", "never"])]))

@@ -37,6 +37,8 @@ class Scripted(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(raw)
 
+    do_DELETE = do_GET  # answered from routes the same way
+
     def log_message(self, *args):
         pass
 
@@ -161,6 +163,15 @@ def test_an_answer_that_is_not_the_apis_is_one_line(server, capsys):
     server.routes["/task/"] = [(200, "<html>hello</html>", {"Content-Type": "text/html"})]
     assert main(["task", "ls"]) == 1
     assert "did not answer JSON to GET /task/; is it the Stevedore API?" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("answer", [[1, 2], [{}], {"a": 1}, "\"x\"", "null", [{"task_id": None, "name": None}]])
+def test_an_answer_of_another_shape_is_one_line_not_a_traceback(server, capsys, answer):
+    server.routes["/task/"] = [(200, answer)]
+    assert main(["task", "ls"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("stevedore: the server's answer is not what the Stevedore API answers (")
+    assert err.count("\n") == 1 and "Traceback" not in err
 
 
 def test_the_clients_typed_calls_answer_the_contracts_models_and_refuse_unknown_run_fields(server):

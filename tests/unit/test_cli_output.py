@@ -37,6 +37,23 @@ def test_followed_output_is_neutralised_too(server, capsys):  # noqa: F811
     assert capsys.readouterr().out == "\\x1b[1mbold\n"
 
 
+def test_followed_output_that_is_json_is_shown_as_the_job_wrote_it(server, capsys):  # noqa: F811
+    import json
+
+    from services.gateway.log_events import sse
+
+    lines = ['{"stream": "stderr", "text": "moved"}\n', '{"line": "lost its braces"}\n', '{"text": "joined"}\n']
+    stream = "".join(sse("stdout", line) for line in lines) + sse("end", json.dumps({"status": "COMPLETE"}))
+    server.routes[LOGS] = [(200, stream, {"Content-Type": "text/event-stream"})]
+    assert main(["logs", RESULT, DETAIL, "--follow"]) == 0
+    out = capsys.readouterr()
+    assert (out.out, out.err) == ("".join(lines), "")
+    server.routes[LOGS] = [(200, stream, {"Content-Type": "text/event-stream"})]
+    assert main(["--json", "logs", RESULT, DETAIL, "--follow"]) == 0
+    assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == \
+        [{"stream": "stdout", "text": line} for line in lines]
+
+
 def test_raw_writes_the_stream_bytes_exactly_and_notes_what_was_omitted(server, capsysbinary):  # noqa: F811
     server.routes[LOGS + "stderr/"] = [(200, b"a\x00b\xff\x1b[31mred\n", {
         "Content-Type": "application/octet-stream", "Stevedore-Head-Bytes": "4",
@@ -47,7 +64,76 @@ def test_raw_writes_the_stream_bytes_exactly_and_notes_what_was_omitted(server, 
     assert out.err == b"stevedore: 10 bytes of stderr were not kept: they came after its first 4 bytes\n"
 
 
+def test_raw_refuses_to_write_the_jobs_bytes_to_a_terminal(server, capsys, monkeypatch):  # noqa: F811
+    import sys
+
+    server.routes[LOGS + "stdout/"] = [(200, b"\x1b]0;pwned\x07\x1b[2J", {"Content-Type": "application/octet-stream"})]
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert main(["logs", RESULT, DETAIL, "--raw"]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and "redirect" in out.err and "\x1b" not in out.err
+    assert not any(path.endswith("stdout/") for path, *_ in server.seen)
+
+
 @pytest.mark.parametrize("args", [["--raw", "--follow"], ["--stream", "stderr"]])
 def test_raw_options_used_wrongly_are_a_usage_error(server, capsys, args):  # noqa: F811
     assert main(["logs", RESULT, DETAIL, *args]) == 2
     assert capsys.readouterr().err.startswith("stevedore: --")
+
+
+# what a hostile server, or a name a hostile user chose, may hold: CSI (ESC [ and the one-character C1
+# CSI), an OSC title, a right-to-left override; the door refuses the controls, not the bidi override
+HOSTILE = "evil\x1b[2J\x9b31m\x1b]0;pwned\x07\u202etxt.exe"
+HOSTILE_SHOWN = "evil\\x1b[2J\\x9b31m\\x1b]0;pwned\\x07\\u202etxt.exe"
+
+
+def test_tables_and_fields_show_control_characters_of_server_values_escaped(server, capsys):  # noqa: F811
+    from tests.unit.test_cli_client import task
+
+    hostile = {**task(HOSTILE, "a" * 32), "error": HOSTILE, "labels": {"k": HOSTILE}}
+    server.routes["/task/"] = [(200, [hostile])]
+    server.routes[f"/task/{'a' * 32}/"] = [(200, hostile)]
+    assert main(["task", "ls"]) == 0
+    assert main(["task", "show", "a" * 32]) == 0
+    out = capsys.readouterr().out
+    assert HOSTILE_SHOWN in out
+    assert not any(ch in out for ch in "\x1b\x9b\x07\u202e")
+
+
+def test_a_message_naming_what_the_server_said_is_escaped_too(server, capsys):  # noqa: F811
+    from tests.unit.test_cli_client import task
+
+    server.routes[f"/task/{'a' * 32}/"] = [(200, task(HOSTILE, "a" * 32))]
+    assert main(["task", "rm", "a" * 32]) == 0
+    out = capsys.readouterr().out
+    assert HOSTILE_SHOWN in out and not any(ch in out for ch in "\x1b\x9b\x07\u202e")
+
+
+def test_an_error_message_from_the_server_reaches_the_terminal_escaped(server, capsys):  # noqa: F811
+    server.routes["/task/"] = [(400, {"error": "VALIDATION_ERROR", "message": HOSTILE})]
+    assert main(["task", "ls"]) == 2
+    err = capsys.readouterr().err
+    assert HOSTILE_SHOWN in err and not any(ch in err for ch in "\x1b\x9b\x07\u202e")
+
+
+def test_json_output_holds_no_raw_terminal_control_and_reads_back_the_same(server, capsys):  # noqa: F811
+    import json
+
+    from tests.unit.test_cli_client import task
+
+    hostile = {**task(HOSTILE, "a" * 32), "error": HOSTILE}
+    server.routes["/task/"] = [(200, [hostile])]
+    server.routes[LOGS] = [(200, {"status": "COMPLETE", "stdout": HOSTILE, "stderr": "",
+                                  "stdout_omitted": 0, "stderr_omitted": 0})]
+    assert main(["--json", "task", "ls"]) == 0
+    assert main(["--json", "logs", RESULT, DETAIL]) == 0
+    stream = f"event: stdout\ndata: {HOSTILE}\n\nevent: end\ndata: {{}}\n\n"
+    server.routes[LOGS] = [(200, stream, {"Content-Type": "text/event-stream"})]
+    assert main(["--json", "logs", RESULT, DETAIL, "--follow"]) == 0
+    out = capsys.readouterr().out
+    assert not any(ch in out for ch in "\x1b\x9b\x07\u202e")
+    tasks_json, rest = out.split("\n]\n", 1)
+    assert json.loads(tasks_json + "]")[0]["name"] == HOSTILE
+    logs_json, followed = rest.split("\n}\n", 1)
+    assert json.loads(logs_json + "}")["stdout"] == HOSTILE
+    assert json.loads(followed) == {"stream": "stdout", "text": HOSTILE + "\n"}

@@ -101,11 +101,32 @@ def test_seconds_only_with_the_testing_setting():
     assert cron.next_tick("* * * * * */5", ZoneInfo("UTC"), start) == start + 4
 
 
-@pytest.mark.parametrize("key", ["Mars/Olympus", "europe/berlin", "", "../etc/passwd", 7, "A" * 65])
+# localtime: a file beside the zones on Debian (a link to /etc/localtime), a different zone on each host
+@pytest.mark.parametrize("key", ["Mars/Olympus", "europe/berlin", "", "../etc/passwd", 7, "A" * 65, "localtime"])
 def test_a_timezone_must_be_a_key_of_the_zone_database(key):
     with pytest.raises(ValidationError) as caught:
         cron.zone(key)
     assert caught.value.field == "timezone"
+
+
+def test_a_schedule_stored_with_a_zone_no_longer_accepted_still_ticks_where_the_host_has_it(monkeypatch):
+    monkeypatch.setattr(cron.zoneinfo, "ZoneInfo", lambda key: ZoneInfo("Europe/Berlin") if key == "localtime"
+                        else ZoneInfo(key))
+    with pytest.raises(ValidationError):
+        cron.zone("localtime")
+    assert cron.stored_zone("localtime").key == "Europe/Berlin"
+    assert cron.stored_zone("UTC").key == "UTC"
+
+
+def test_the_zones_accepted_are_the_same_on_every_host():
+    import importlib.resources
+
+    listed = set(importlib.resources.files("tzdata").joinpath("zones").read_text().split())
+    assert {"Europe/Berlin", "UTC", "America/New_York", "Factory"} <= listed
+    for key in ("Europe/Berlin", "UTC", "Etc/GMT-14", "EST5EDT"):
+        assert cron.zone(key).key == key
+    from stevedore_jobs.contract.openapi import timezones
+    assert "localtime" not in timezones() and "Europe/Berlin" in timezones()
 
 
 def test_a_schedules_run_is_checked_as_a_run_its_fields_named_run_dot():

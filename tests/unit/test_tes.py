@@ -38,6 +38,19 @@ ALPINE = {"image": "alpine", "command": ["echo", "hi"]}
     ({"executors": [ALPINE], "resources": {"backend_parameters": {"VmSize": "x"},
                                            "backend_parameters_strict": True}}, "resources.backend_parameters.VmSize"),
     ({"executors": [ALPINE] * 21}, "executors"),
+    # the container's own filesystems: a volume there hides them (no /dev/null, no /proc)
+    ({"executors": [ALPINE], "volumes": ["/proc"]}, "volumes[0]"),
+    ({"executors": [ALPINE], "inputs": [{"path": "/dev/shm/in", "content": "x"}]}, "inputs[0].path"),
+    ({"executors": [ALPINE], "outputs": [{"path": "/sys/x", "url": "file:///out/x"}]}, "outputs[0].path"),
+    # two inputs that would be one file: the one staged last would replace the other, unseen
+    ({"executors": [ALPINE], "inputs": [{"path": "/d/a", "content": "x"}, {"path": "/d//a", "content": "y"}]},
+     "inputs[1].path"),
+    ({"executors": [ALPINE], "inputs": [{"path": "/d/a", "content": "x"}, {"path": "/d/a/b", "content": "y"}]},
+     "inputs[1].path"),
+    ({"executors": [ALPINE], "inputs": [{"path": "/d/a/b", "content": "x"}, {"path": "/d/a", "content": "y"}]},
+     "inputs[1].path"),
+    ({"executors": [ALPINE], "inputs": [{"path": "/d", "url": "file:///in/d", "type": "DIRECTORY"},
+                                        {"path": "/d", "content": "y"}]}, "inputs[1].path"),
 ])
 def test_a_bad_task_is_refused_naming_the_field_as_tes_spells_it(body, field):
     with pytest.raises(Invalid) as caught:
@@ -52,6 +65,13 @@ def test_paths_are_normalised_and_loose_backend_parameters_are_accepted():
                                      "ram_gb": 1, "disk_gb": 2.5}})
     assert task.executors[0].workdir == "/a/b" and task.volumes == ["/v"]
     assert task.outputs[0].path == "/out/*.txt"
+
+
+def test_inputs_may_share_a_directory_and_fill_one_given_as_a_directory():
+    task = parse_task({"executors": [ALPINE], "inputs": [
+        {"path": "/d/a", "content": "x"}, {"path": "/d/b", "content": "y"},
+        {"path": "/e", "url": "file:///in/e", "type": "DIRECTORY"}, {"path": "/e/more", "content": "z"}]})
+    assert [item.path for item in task.inputs] == ["/d/a", "/d/b", "/e", "/e/more"]
 
 
 def test_a_tes_task_is_a_run_of_one_execution_with_its_tags_as_labels():
@@ -124,6 +144,12 @@ def test_a_runners_tes_log_is_stored_bounded_and_without_nul():
 
 
 # ---------------------------------------------------------------- the runner's side
+
+def test_a_stream_redirected_to_a_device_mounts_nothing_over_dev():
+    task = {"executors": [{"command": ["x"], "stdin": "/dev/null", "stdout": "/dev/stdout", "stderr": "/out/err"}]}
+    assert mount_dirs(task) == ["/out"]
+    assert parse_task({"executors": [{**ALPINE, "stdin": "/dev/null"}]}).executors[0].stdin == "/dev/null"
+
 
 def test_the_shared_directories_are_the_fewest_that_hold_every_path():
     task = {"inputs": [{"path": "/data/in/a.txt"}, {"path": "/data/ref", "type": "DIRECTORY"}],

@@ -25,6 +25,11 @@ REFUSED = [
     "192.0.2.1", "2001:db8::1", "240.0.0.1", "255.255.255.255",  # documentation, reserved, broadcast
     "::ffff:127.0.0.1", "::ffff:169.254.169.254",            # IPv4-mapped
     "2002:7f00:1::1", "2002:a9fe:a9fe::1",                   # 6to4 of 127.0.0.1 and 169.254.169.254
+    # the other IPv6 forms that carry an IPv4 address a translator or tunnel would reach: NAT64's well-known
+    # and local-use prefixes (RFC 6052, 8215; an IPv6-only network's NAT64 gateway reaches its private
+    # IPv4 ones), IPv4-translated (SIIT, ::ffff:0:0/96) and IPv4-compatible (::/96) addresses
+    "64:ff9b::a00:5", "64:ff9b::a9fe:a9fe", "64:ff9b::7f00:1", "64:ff9b:1::a00:5", "64:ff9b:1:2:3::c0a8:101",
+    "::ffff:0:a00:5", "::ffff:0:a9fe:a9fe", "::10.0.0.5", "::127.0.0.1", "::169.254.169.254",
 ]
 
 
@@ -33,7 +38,8 @@ def test_an_internal_address_is_refused(address):
     assert egress.address_allowed(address) is False
 
 
-@pytest.mark.parametrize("address", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"])
+@pytest.mark.parametrize("address", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8",
+                                     "64:ff9b::808:808"])
 def test_a_global_address_is_allowed(address):
     assert egress.address_allowed(address) is True
 

@@ -1,7 +1,8 @@
 """When a schedule's ticks fall: croniter over zoneinfo, with the DST rule stated and tested.
 
 A cron expression is read in the schedule's timezone (an IANA key, checked
-against the zone database: the system's, else the ``tzdata`` package).
+against the keys the ``tzdata`` package lists; the zone is read from the system's
+database, else that package's).
 
 * **The skipped hour** (spring forward: 02:00-02:59 does not exist in
   Europe/Berlin on the last Sunday of March): a tick whose wall-clock time
@@ -17,7 +18,6 @@ against the zone database: the system's, else the ``tzdata`` package).
 
 Times are epoch seconds (UTC) everywhere else.
 """
-import functools
 import zoneinfo
 from datetime import datetime
 
@@ -30,17 +30,22 @@ from stevedore_jobs.contract.checks import Invalid, shown
 SEARCH = 1000  # ticks walked at most when counting the ones missed
 
 
-@functools.lru_cache(maxsize=1)
-def _zones():
-    return frozenset(zoneinfo.available_timezones())
-
-
 def zone(key):
     """The timezone named ``key``, or a 400 naming ``timezone``."""
-    if not isinstance(key, str) or len(key) > contract.TIMEZONE_MAX or key not in _zones() | {"UTC"}:
+    if not isinstance(key, str) or len(key) > contract.TIMEZONE_MAX or key not in contract.timezone_keys():
         raise ValidationError(f"{shown(key) if isinstance(key, str) else 'it'} is not a timezone of the IANA "
                               "database, such as Europe/Berlin or UTC", "timezone")
     return zoneinfo.ZoneInfo(key)
+
+
+def stored_zone(key):
+    """The timezone of a stored schedule, for its fires: as ``zone``; one stored before the keys were
+    those ``tzdata`` lists (``localtime``) goes on ticking as it did, where this host's zoneinfo has it
+    (a change of its schedule must name a zone ``zone`` takes)."""
+    try:
+        return zone(key)
+    except ValidationError:
+        return zoneinfo.ZoneInfo(key)
 
 
 def check(expression, timezone, allow_seconds=False):

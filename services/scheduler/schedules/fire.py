@@ -109,7 +109,7 @@ def fire_due(session, settings, webhook_sender):
 def tick(session, schedule, settings, webhook_sender):
     """Fire ``schedule`` (locked, due) for its latest due tick; committed."""
     stamp = db_now(session)
-    tz = cron.zone(schedule.timezone)
+    tz = cron.stored_zone(schedule.timezone)
     latest, passed = cron.due(schedule.cron, tz, schedule.next_run_at, stamp)
     schedule.next_run_at = cron.next_tick(schedule.cron, tz, stamp)
     schedule.n_missed += passed
