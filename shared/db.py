@@ -127,7 +127,8 @@ def ping(session):
 def newest_first(session, stmt, model, stamp, after, limit, caller=None, stream=False):
     """``stmt`` ordered newest first by (``stamp``, id), the page after the row whose id is ``after``
     (one of a team ``caller`` does not cover is no such row), or after the place ``(id, stamp)`` that
-    ``after`` is (``pages.cursor``: whether or not a row is there now).  ``stream``: an iterator reading
+    ``after`` is (``pages.cursor``: whether or not a row is there now; ``(None, stamp)``: the rows older than
+    ``stamp``).  ``stream``: an iterator reading
     ``pages.ROWS_AT_ONCE`` rows at a time (big items: shared/pages.py), to be read before the
     transaction ends; else a list."""
     stmt = stmt.order_by(stamp.desc(), model.id.desc()).limit(limit)
@@ -135,7 +136,8 @@ def newest_first(session, stmt, model, stamp, after, limit, caller=None, stream=
         anchor_id, anchor_stamp = after
         if isinstance(anchor_stamp, (str, bool)):
             raise ValidationError("must be the time of the item named by after (epoch seconds)", "after_key")
-        stmt = stmt.where(or_(stamp < anchor_stamp, (stamp == anchor_stamp) & (model.id < anchor_id)))
+        stmt = stmt.where(stamp < anchor_stamp if anchor_id is None else
+                          or_(stamp < anchor_stamp, (stamp == anchor_stamp) & (model.id < anchor_id)))
     elif after:
         anchor = session.get(model, after) if isinstance(after, str) and len(after) <= 32 else None
         if anchor is not None and caller is not None and not caller.covers(anchor.team):

@@ -57,11 +57,12 @@ def cut(items, limit, max_bytes):
 
 
 def cursor(after, after_key):
-    """What a list pages from: ``after`` (an id, or None), or ``(after, after_key)`` when the key is given."""
+    """What a list pages from: ``after`` (an id, or None), or ``(after, after_key)`` when the key is given
+    (``after`` None there: from that key on, whatever item had it)."""
     if after_key is None:
         return after
-    if not isinstance(after, str) or len(after) > 200:
-        raise ValidationError("is only given with after", "after_key")
+    if after is not None and (not isinstance(after, str) or len(after) > 200):
+        raise ValidationError("must be the id of the item the page starts after", "after")
     if isinstance(after_key, bool) or not isinstance(after_key, (int, float, str)) \
             or (isinstance(after_key, float) and not math.isfinite(after_key)) \
             or (isinstance(after_key, str) and len(after_key) > 200):

@@ -8,7 +8,7 @@ from nameko.exceptions import IncorrectSignature
 
 from services.gateway.auth import caller_of
 from shared import pages, validation
-from shared.errors import NotFound, ValidationError
+from shared.errors import NotFound, Unavailable, ValidationError
 from stevedore_jobs.contract.checks import MAX_JSON_DEPTH
 
 
@@ -85,6 +85,9 @@ def _page(fetch, query, caller):
         return fetch(**query, caller=caller, paged=True)
     except IncorrectSignature:
         if "after_key" in query:  # pages from after's item as before (a 404 if it is gone)
+            if query.get("after") is None:  # alone it would page from the start: a wrong answer
+                raise Unavailable("after_key without after is not served until every service is upgraded",
+                                  "after_key")
             return _page(fetch, {name: value for name, value in query.items() if name != "after_key"}, caller)
         return fetch(**{**query, "limit": query["limit"] + 1}, caller=caller)  # the list of limit+1
 

@@ -273,7 +273,8 @@ class NewestFirst(Page):
     after_key: Optional[float] = Field(
         None, ge=0, le=TIME_MAX, allow_inf_nan=False,
         description="the time of the item `after` names (epoch seconds; the Link header gives it): the page goes "
-                    "on from where that item was, even when it was deleted since")
+                    "on from where that item was, even when it was deleted since; without `after`: the items older "
+                    "than this time")
     SAYS: ClassVar[dict] = {**Page.SAYS, "after_key": "must be the time of the item named by after (epoch "
                                                       "seconds, as the Link header gives it)"}
 
@@ -281,12 +282,6 @@ class NewestFirst(Page):
     @classmethod
     def _key(cls, value):
         return seconds_text(value)
-
-    @model_validator(mode="after")
-    def _key_with_after(self):
-        if self.after_key is not None and self.after is None:
-            raise Invalid("is only given with after", "after_key")
-        return self
 
 
 TEAM_FILTER_SAYS = ("must be a team's name: 1 to 63 lower-case letters, digits and '-', starting and ending "

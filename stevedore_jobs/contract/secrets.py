@@ -9,7 +9,7 @@ environment, unsealed when a runner claims it (docs/api.md "Secrets").
 import re
 from typing import Annotated, ClassVar, Optional
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from stevedore_jobs.contract.checks import Invalid, shown
 from stevedore_jobs.contract.requests import STRICT, Page, Request
@@ -124,15 +124,10 @@ class SecretListQuery(Page):
                                  description="the name after which the page starts (the Link header's)")
     after_key: Optional[str] = Field(None, pattern=SECRET_NAME_PATTERN, max_length=SECRET_NAME_MAX,
                                      description="the same name, as the Link header gives it: the page goes on "
-                                                 "after it even when that secret was deleted since")
+                                                 "after it even when that secret was deleted since; without `after`: the names "
+                                                 "after it")
     SAYS: ClassVar[dict] = {**Page.SAYS, "after": "must be a secret's name",
-                            "after_key": "must be a secret's name (the Link header's), with after"}
-
-    @model_validator(mode="after")
-    def _key_with_after(self):
-        if self.after_key is not None and self.after is None:
-            raise Invalid("is only given with after", "after_key")
-        return self
+                            "after_key": "must be a secret's name (the Link header's)"}
 
 
 def paths():

@@ -60,11 +60,21 @@ def test_the_next_page_of_secrets_goes_on_after_a_secret_deleted_since(api):
             api.delete(f"/secret/{name}/")
 
 
-def test_an_after_key_without_after_or_not_a_time_is_a_400_naming_it(api):
-    for query in ("after_key=1767225600", f"after={'a' * 32}&after_key=nan", f"after={'a' * 32}&after_key=soon"):
+def test_an_after_key_that_is_not_a_time_is_a_400_naming_it(api):
+    for query in (f"after={'a' * 32}&after_key=nan", f"after={'a' * 32}&after_key=soon", "after_key=-1"):
         answer = api.get(f"/result/?{query}")
         assert answer.status_code == 400, answer.text
         assert answer.json()["message"].startswith("after_key"), answer.json()
+
+
+def test_an_after_key_alone_lists_what_is_older_than_that_time(api, ready_tasks):
+    label = f"older-{uuid.uuid4().hex[:8]}"
+    made = [api.run(ready_tasks["ok"]["task_id"], times=1, labels={"walk": label}) for _ in range(3)]
+    submitted = {r["result_id"]: r["submitted_at"] for r in page(api, f"/result/?label=walk%3D{label}")[0]}
+    assert sorted(submitted) == sorted(made)
+    middle = sorted(submitted.values())[1]
+    items, _ = page(api, f"/result/?label=walk%3D{label}&after_key={middle!r}")
+    assert [r["result_id"] for r in items] == [i for i, at in submitted.items() if at < middle]
 
 
 def test_the_next_tes_page_goes_on_after_a_task_deleted_since(api, test_images):

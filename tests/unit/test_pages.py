@@ -181,12 +181,12 @@ def test_a_service_of_before_that_refuses_after_key_is_asked_again_without_it():
     assert [("after_key" in kwargs, kwargs.get("paged")) for kwargs in asked] == [(True, True), (False, True)]
 
 
-def test_a_cursor_is_the_id_alone_or_with_its_key_and_a_key_without_an_id_is_refused():
+def test_a_cursor_is_the_id_alone_with_its_key_or_the_key_alone_and_a_bad_key_is_refused():
     from shared.errors import ValidationError
 
     assert pages.cursor("a" * 32, None) == "a" * 32 and pages.cursor(None, None) is None
-    assert pages.cursor("a" * 32, 1.5) == ("a" * 32, 1.5)
-    for after, key in ((None, 1.5), ("a" * 32, float("nan")), ("a" * 32, True), ("a" * 32, [1])):
+    assert pages.cursor("a" * 32, 1.5) == ("a" * 32, 1.5) and pages.cursor(None, 1.5) == (None, 1.5)
+    for after, key in (("a" * 32, float("nan")), ("a" * 32, True), ("a" * 32, [1]), (None, "x" * 201)):
         with pytest.raises(ValidationError) as refused:
             pages.cursor(after, key)
         assert refused.value.field == "after_key"
