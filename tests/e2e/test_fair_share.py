@@ -11,13 +11,12 @@ import subprocess
 import sys
 import time
 import uuid
-from urllib.parse import urlparse
 
 import pytest
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from shared.errors import TaskUnconfirmed
-from tests.support import ADMIN, Api, System, create_database, drop_database, wait_until
+from tests.support import ADMIN, Api, started_system, wait_until
 
 SLOTS = 4  # two runners of two slots each
 QUICK = "1"  # seconds an execution of team a sleeps
@@ -25,26 +24,16 @@ QUICK = "1"  # seconds an execution of team a sleeps
 
 @pytest.fixture(scope="module")
 def fair(vhost_pipeline, request, test_images):
-    uri = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
-    database = create_database()
-    try:
-        with vhost_pipeline.get() as vhost:
-            system = System(f"{uri.scheme}://{uri.netloc}/{vhost}", database, runners=2, name="fairshare",
-                            env={"RUNNER_SLOTS": "2", "SWEEP_INTERVAL": "1"})
-            try:
-                system.start().wait_healthy()
-                system.sleep_task = system.api.register(test_images["sleep"], name=f"fs-sleep-{uuid.uuid4().hex[:6]}")
-                for name, weight in (("a", 1), ("b", 1)):
-                    created = system.api.post("/team/", {"name": name, "weight": weight})
-                    assert created.status_code == 201, created.text
-                # each team's own sleep task: a run is of its task's team, and a member runs its team's only
-                system.team_tasks = {name: system.api.register(test_images["sleep"], name="fs-sleep", team=name)
-                                     for name in ("a", "b")}
-                yield system
-            finally:
-                system.stop()
-    finally:
-        drop_database(database)
+    with started_system(request, vhost_pipeline, "fairshare", {"RUNNER_SLOTS": "2", "SWEEP_INTERVAL": "1"},
+                        runners=2) as system:
+        system.sleep_task = system.api.register(test_images["sleep"], name=f"fs-sleep-{uuid.uuid4().hex[:6]}")
+        for name, weight in (("a", 1), ("b", 1)):
+            created = system.api.post("/team/", {"name": name, "weight": weight})
+            assert created.status_code == 201, created.text
+        # each team's own sleep task: a run is of its task's team, and a member runs its team's only
+        system.team_tasks = {name: system.api.register(test_images["sleep"], name="fs-sleep", team=name)
+                             for name in ("a", "b")}
+        yield system
 
 
 def run_as(system, team, times, **params):

@@ -5,10 +5,10 @@ from collections import Counter
 
 import pytest
 from nameko.events import event_handler
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from shared import events
-from tests.support import System, create_database, remove_system_data, wait_until
+from tests.support import own_system, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -18,24 +18,8 @@ TIMES = 40
 @pytest.fixture(scope="module")
 def slots_system(vhost_pipeline, request, test_images, docker_client):
     """Two runners of four slots each, whose slots' reports wait up to 0.3 s for each other."""
-    from urllib.parse import urlparse
-
-    uri = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
-    database = create_database()
-    engine = create_engine(database)
-    try:
-        with vhost_pipeline.get() as vhost:
-            running = System(f"{uri.scheme}://{uri.netloc}/{vhost}", database, runners=2, name="report-batches",
-                             env={"RUNNER_SLOTS": "4", "RUNNER_REPORT_WINDOW": "0.3"})
-            running.engine = engine
-            running.amqp_uri_of_vhost = f"{uri.scheme}://{uri.netloc}/{vhost}"
-            try:
-                running.start().wait_healthy()
-                yield running
-            finally:
-                running.stop()
-    finally:
-        remove_system_data(engine, database, docker_client)
+    yield from own_system(request, vhost_pipeline, "report-batches",
+                          {"RUNNER_SLOTS": "4", "RUNNER_REPORT_WINDOW": "0.3"}, runners=2, docker_client=docker_client)
 
 
 @pytest.fixture
@@ -50,7 +34,7 @@ def reports_seen(container_factory, slots_system):
     for name in (events.EXECUTION_REPORTS, events.EXECUTION_STARTED, events.EXECUTION_FINISHED):
         methods[f"on_{name}"] = event_handler(events.RUNNER, name)(
             lambda self, payload, name=name: handle(self, payload, name))
-    container = container_factory(type("ReportTap", (), methods), {"AMQP_URI": slots_system.amqp_uri_of_vhost})
+    container = container_factory(type("ReportTap", (), methods), {"AMQP_URI": slots_system.amqp_uri})
     container.start()
     return seen
 

@@ -267,7 +267,7 @@ class ScheduleWatcher:
 def test_fires_are_announced_by_event_and_a_schedules_run_calls_its_callback_url(
         sched_system, container_factory, image_registry):
     api = sched_system.api
-    container = container_factory(ScheduleWatcher, {"AMQP_URI": sched_system.amqp_uri_of_vhost})
+    container = container_factory(ScheduleWatcher, {"AMQP_URI": sched_system.amqp_uri})
     container.start()
     with WebhookReceiver() as receiver:
         schedule = add(api, sched_system.tasks["ok"], cron="@yearly",
