@@ -243,7 +243,7 @@ class _Tail:
 
 
 def test_an_attach_closed_with_its_container_is_the_whole_output_and_no_log_is_read(monkeypatch):
-    monkeypatch.setattr("services.runner.dependencies.read_logs", lambda *a, **k: pytest.fail("log read"))
+    monkeypatch.setattr("services.runner.following.read_logs", lambda *a, **k: pytest.fail("log read"))
     stream = bytes(range(256)) * 4
     logs = Executor(client=None, policy=_policy())._logs(SimpleNamespace(id="c1"), _Tail(stream, True), False)
     assert (logs["stdout_head"], logs["stdout_total"]) == (50, len(stream))
@@ -252,7 +252,7 @@ def test_an_attach_closed_with_its_container_is_the_whole_output_and_no_log_is_r
 
 def test_a_broken_attach_takes_its_end_from_the_engines_log(monkeypatch):
     stream = bytes(range(256)) * 4
-    monkeypatch.setattr("services.runner.dependencies.read_logs",
+    monkeypatch.setattr("services.runner.following.read_logs",
                         lambda *a, **k: {"stdout": _fed(100, [stream[-300:]]), "stderr": _fed(100, [])})
     executor = Executor(client=None, policy=_policy())
     for tail, broken in ((_Tail(stream[:600], False), False), (_Tail(stream[:600], True), True)):
