@@ -70,7 +70,7 @@ class ImageRegistry:
         with open(config, "w") as fh:
             fh.write(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {self.dir}/data\n"
                      f"  delete:\n    enabled: true\nhttp:\n  addr: {self.address}\n{auth}")
-        self.log = open(os.path.join(self.dir, "registry.log"), "wb")
+        self.log = open(os.path.join(self.dir, "registry.log"), "wb")  # noqa: SIM115 (the registry's, closed by stop)
         self.proc = subprocess.Popen([*self.prefix, binary, "serve", config], stdout=self.log, stderr=subprocess.STDOUT)
         wait_until(self._up, timeout=20, what=f"registry on {self.address}")
         return self
@@ -352,7 +352,7 @@ class System:
             **(env or {}),
         }
         self.plan = {label: (service, extra) for label, service, extra in plan(runners, self.port)}
-        for label, (service, extra) in self.plan.items():
+        for service, extra in self.plan.values():
             if service == "gateway":
                 extra["GATEWAY_ADDRESS"] = f"127.0.0.1:{self.port}"
             else:  # each process serves its own metrics, on a free port (see metrics_url)

@@ -12,7 +12,8 @@ from tests.support import Api, free_port, started_system, wait_until
 def sched_system(vhost_pipeline, request, test_images, docker_client):
     """A system with TWO scheduler replicas, firing every half second, seconds allowed in cron."""
     env = {"SCHEDULE_ALLOW_SECONDS": "on", "SCHEDULE_INTERVAL": "0.5", "SWEEP_INTERVAL": "1", "RPC_TIMEOUT": "10",
-           "STEVEDORE_WEBHOOK_SECRET": f"test-webhook-secret-{uuid.uuid4().hex}", "WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8"}
+           "STEVEDORE_WEBHOOK_SECRET": f"test-webhook-secret-{uuid.uuid4().hex}",
+           "WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8"}
     with started_system(request, vhost_pipeline, "schedules", env, runners=2, docker_client=docker_client,
                         more={"scheduler-2": ("scheduler", {"METRICS_PORT": str(free_port())})}) as running:
         running.tasks = {behaviour: running.api.register(
@@ -29,7 +30,8 @@ def teams_system(vhost_pipeline, request, test_images, docker_client):
     second = free_port()
     env = {"RPC_TIMEOUT": "10", "STEVEDORE_CREDENTIALS_KEY": Fernet.generate_key().decode(),
            # webhooks to the tests' loopback receivers (tests/e2e/test_team_events.py)
-           "STEVEDORE_WEBHOOK_SECRET": f"test-webhook-secret-{uuid.uuid4().hex}", "WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8"}
+           "STEVEDORE_WEBHOOK_SECRET": f"test-webhook-secret-{uuid.uuid4().hex}",
+           "WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8"}
     with started_system(request, vhost_pipeline, "teams", env, docker_client=docker_client,
                         more={"gateway-2": ("gateway", {"GATEWAY_ADDRESS": f"127.0.0.1:{second}"})}) as running:
         running.url2 = f"http://127.0.0.1:{second}"

@@ -30,7 +30,8 @@ def fleet(vhost_pipeline, request, test_images, docker_client):
     with started_system(request, vhost_pipeline, "fleet", {"SWEEP_INTERVAL": "1", "RUNNER_SLOTS": "2"}, runners=2,
                         per_runner={"runner-1": {"RUNNER_LABELS": "zone=eu,disk=ssd"},
                                     "runner-2": {"RUNNER_LABELS": "zone=us", "RUNNER_GPUS": "0,1"}},
-                        more={"runner-3": ("runner", {"RUNNER_ID": AP, "RUNNER_LABELS": "zone=ap", "METRICS_PORT": "0"})},
+                        more={"runner-3": ("runner", {"RUNNER_ID": AP, "RUNNER_LABELS": "zone=ap",
+                                                      "METRICS_PORT": "0"})},
                         start=("gateway", "registry", "scheduler", "runner-1", "runner-2"),
                         docker_client=docker_client) as running:
         running.tasks = {behaviour: running.api.register(
@@ -154,7 +155,7 @@ def cli(system, *args):
     environ = {key: value for key, value in os.environ.items() if not key.startswith("STEVEDORE_")}
     environ.update({"STEVEDORE_URL": system.url, "STEVEDORE_TOKEN": system.token})
     return subprocess.run([COMMAND, *args], env=environ, capture_output=True, text=True, timeout=120,
-                          stdin=subprocess.DEVNULL)
+                          stdin=subprocess.DEVNULL, check=False)
 
 
 def test_stevedore_runner_ls_and_run_with_constraint_and_gpus(fleet):

@@ -69,8 +69,8 @@ def test_labels_constraints_matrix_and_after_in_one_run(fleet):
 
 def test_a_rerun_of_failures_keeps_labels_constraints_and_gpus(fleet):
     api = fleet.api
-    body = dict(times=2, constraints={"zone": "us"}, gpus=1, labels={"kind": "gpu-rerun"},
-                items=[{"env": {"A": "1"}}, {"env": {"A": "2"}}])
+    body = {"times": 2, "constraints": {"zone": "us"}, "gpus": 1, "labels": {"kind": "gpu-rerun"},
+            "items": [{"env": {"A": "1"}}, {"env": {"A": "2"}}]}
     failed = api.wait_result(run(api, fleet.tasks["ok"], **body)["result_id"])
     assert failed["status"] == "ERROR", failed  # this host's engine has no NVIDIA runtime
     again = rerun(api, failed["result_id"])

@@ -1,6 +1,7 @@
 """Deleting results that ended: by DELETE /result/{id}/, and by RESULT_RETENTION_DAYS."""
 import time
 import uuid
+from typing import ClassVar
 
 import pytest
 from nameko.events import event_handler
@@ -13,7 +14,7 @@ pytestmark = pytest.mark.e2e
 
 class DeletionWatcher:
     name = "e2e_deletion_watcher"
-    seen = []
+    seen: ClassVar[list] = []
 
     @event_handler("scheduler", "result_deleted")
     def on_result_deleted(self, payload):

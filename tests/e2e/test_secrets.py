@@ -73,7 +73,8 @@ def secret_system(vhost_pipeline, request, test_images, docker_client):
     """A system of its own, every service logging at DEBUG, so that its logs hold only these tests' work."""
     env = {"LOG_LEVEL": "DEBUG", "RUNNER_SLOTS": "2", "SWEEP_INTERVAL": "1",
            "STEVEDORE_CREDENTIALS_KEY": Fernet.generate_key().decode(),
-           "STEVEDORE_WEBHOOK_SECRET": f"test-webhook-secret-{uuid.uuid4().hex}", "WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8"}
+           "STEVEDORE_WEBHOOK_SECRET": f"test-webhook-secret-{uuid.uuid4().hex}",
+           "WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8"}
     with started_system(request, vhost_pipeline, "secrets", env, docker_client=docker_client) as running:
         running.tasks = {"ok": running.api.register(test_images["ok"], name=f"sec-ok-{uuid.uuid4().hex[:6]}")}
         yield running

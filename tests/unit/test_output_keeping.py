@@ -9,7 +9,13 @@ import pytest
 from services.runner.confinement import log_config
 from services.runner.dependencies import Executor
 from services.runner.output import logs_report, merge_kept
-from shared.docker_engine import Dechunker, Demuxer, HeadTail, read_attached, stream_logs
+from shared.docker_engine import (
+    Dechunker,
+    Demuxer,
+    HeadTail,
+    read_attached,
+    stream_logs,
+)
 from shared.settings import RunnerSettings, parse
 
 
@@ -214,10 +220,10 @@ def test_the_attach_stream_is_read_raw_with_frames_split_across_reads_yielding_a
     for piece in (1, 3, 8, 9, 4096, 1 << 20):
         closed, pauses = [], []
         response = SimpleNamespace(raw=SimpleNamespace(_fp=SimpleNamespace(fp=_Body(wire, piece))),
-                                   close=lambda: closed.append(1))
+                                   close=lambda closed=closed: closed.append(1))
         got = {1: bytearray(), 2: bytearray()}
-        read_attached(response, Demuxer({1: got[1].extend, 2: got[2].extend}), pause=lambda: pauses.append(1),
-                      read_size=1 << 16)
+        read_attached(response, Demuxer({1: got[1].extend, 2: got[2].extend}),
+                      pause=lambda pauses=pauses: pauses.append(1), read_size=1 << 16)
         assert got == expected, piece
         assert closed == [1]
         assert len(pauses) >= len(wire) // min(piece, 1 << 16)  # a yield after every piece read
