@@ -162,7 +162,10 @@ def build_images(client, registry, wanted, auth=None, network_mode=None):
         shutil.rmtree(context, ignore_errors=True)
 
 
-def create_database(admin_url="postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"):
+POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"  # the server the tests' databases are made on
+
+
+def create_database(admin_url=POSTGRES):
     from stevedore_jobs.migrate import upgrade
 
     name = f"stevedore_test_{uuid.uuid4().hex[:10]}"
