@@ -10,10 +10,14 @@ import docker
 import pytest
 from cryptography.fernet import Fernet
 
-from sqlalchemy import create_engine
-
-from tests.support import (ImageRegistry, System, build_test_images, create_database, drop_database,
-                           remove_system_data)
+from tests.support import (
+    ImageRegistry,
+    System,
+    build_test_images,
+    create_database,
+    drop_database,
+    own_system,
+)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -102,21 +106,6 @@ def standin_registry(docker_client):
 
 def mapped_system(request, vhost_pipeline, docker_client, registry, name, env=None):
     """A system of its own whose IMAGE_MAP sends Docker Hub names to ``registry`` (a generator: yields it)."""
-    from urllib.parse import urlparse
-
-    uri = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
-    database = create_database()
-    engine = create_engine(database)
-    try:
-        with vhost_pipeline.get() as vhost:
-            running = System(f"{uri.scheme}://{uri.netloc}/{vhost}", database, runners=2, name=name,
-                             env={"IMAGE_MAP": f"docker.io={registry.address}", "SWEEP_INTERVAL": "1",
-                                  **(env or {})})
-            running.engine = engine
-            try:
-                running.start().wait_healthy()
-                yield running
-            finally:
-                running.stop()
-    finally:
-        remove_system_data(engine, database, docker_client)
+    yield from own_system(request, vhost_pipeline, name, {"IMAGE_MAP": f"docker.io={registry.address}",
+                                                          "SWEEP_INTERVAL": "1", **(env or {})},
+                          runners=2, docker_client=docker_client)

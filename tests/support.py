@@ -1,4 +1,5 @@
 """Helpers for tests that drive the real system: the backbone, the processes, the API."""
+import contextlib
 import json
 import os
 import shutil
@@ -69,7 +70,7 @@ class ImageRegistry:
         with open(config, "w") as fh:
             fh.write(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {self.dir}/data\n"
                      f"  delete:\n    enabled: true\nhttp:\n  addr: {self.address}\n{auth}")
-        self.log = open(os.path.join(self.dir, "registry.log"), "wb")
+        self.log = open(os.path.join(self.dir, "registry.log"), "wb")  # noqa: SIM115 (the registry's, closed by stop)
         self.proc = subprocess.Popen([*self.prefix, binary, "serve", config], stdout=self.log, stderr=subprocess.STDOUT)
         wait_until(self._up, timeout=20, what=f"registry on {self.address}")
         return self
@@ -161,7 +162,10 @@ def build_images(client, registry, wanted, auth=None, network_mode=None):
         shutil.rmtree(context, ignore_errors=True)
 
 
-def create_database(admin_url="postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"):
+POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"  # the server the tests' databases are made on
+
+
+def create_database(admin_url=POSTGRES):
     from stevedore_jobs.migrate import upgrade
 
     name = f"stevedore_test_{uuid.uuid4().hex[:10]}"
@@ -255,42 +259,67 @@ def remove_system_data(engine, database, docker_client):
     labelled ``stevedore.managed``), their volumes (TES tasks') and its database."""
     from sqlalchemy import text
 
-    # a fresh connection: a pooled one may be dead (a fault test restarted PostgreSQL while the system lived)
-    engine.dispose()
-    with engine.connect() as conn:
-        ids = [row[0] for row in conn.execute(text("SELECT id FROM results"))]
-    engine.dispose()
-    for result_id in ids:
-        mine = {"label": [f"stevedore.result_id={result_id}"]}
-        for container in docker_client.containers.list(all=True, sparse=True, filters=mine):
-            container.remove(force=True, v=True)
-        for volume in docker_client.volumes.list(filters=mine):
-            try:
-                volume.remove(force=True)
-            except docker.errors.NotFound:  # its runner's clean-up removed it meanwhile
-                pass
-    drop_database(database)
+    try:
+        # a fresh connection: a pooled one may be dead (a fault test restarted PostgreSQL while the system lived)
+        engine.dispose()
+        with engine.connect() as conn:
+            ids = [row[0] for row in conn.execute(text("SELECT id FROM results"))]
+        engine.dispose()
+        for result_id in ids:
+            mine = {"label": [f"stevedore.result_id={result_id}"]}
+            for container in docker_client.containers.list(all=True, sparse=True, filters=mine):
+                container.remove(force=True, v=True)
+            for volume in docker_client.volumes.list(filters=mine):
+                try:
+                    volume.remove(force=True)
+                except docker.errors.NotFound:  # its runner's clean-up removed it meanwhile
+                    pass
+    finally:
+        drop_database(database)
 
 
-def own_system(request, vhost_pipeline, name, env, per_runner=None, runners=1):
-    """A system of its own (vhost, database): yields it started; stops and drops it after."""
+@contextlib.contextmanager
+def started_system(request, vhost_pipeline, name, env=None, per_runner=None, runners=1, *, more=None, start=None,
+                   docker_client=None, grace=20):
+    """A system of its own (vhost, database), started and healthy; stopped and dropped after.
+
+    ``per_runner``: {label: env} added to a planned process's; ``more``: {label: (service, env)} processes
+    added to the plan; ``start``: the labels started (all by default; none with ``()``: the caller starts
+    them); ``docker_client``: its results' containers and volumes are removed too.  The system knows its
+    ``vhost`` and an ``engine`` on its database."""
     from urllib.parse import urlparse
+
+    from sqlalchemy import create_engine
 
     uri = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
     database = create_database()
+    engine = create_engine(database)
     try:
         with vhost_pipeline.get() as vhost:
             system = System(f"{uri.scheme}://{uri.netloc}/{vhost}", database, runners=runners, name=name,
                             env=env)
             for label, extra in (per_runner or {}).items():
                 system.plan[label][1].update(extra)
-            system.start().wait_healthy()
-            try:
+            system.plan.update(more or {})
+            system.vhost, system.engine = vhost, engine
+            try:  # stopped even when it never became healthy
+                if start is None or start:
+                    system.start(*(start or ())).wait_healthy()
                 yield system
             finally:
-                system.stop()
+                system.stop(grace)
     finally:
-        drop_database(database)
+        if docker_client is None:
+            engine.dispose()
+            drop_database(database)
+        else:
+            remove_system_data(engine, database, docker_client)
+
+
+def own_system(request, vhost_pipeline, name, env=None, per_runner=None, runners=1, **options):
+    """``started_system`` for a fixture that only yields it: ``yield from own_system(...)``."""
+    with started_system(request, vhost_pipeline, name, env, per_runner, runners, **options) as system:
+        yield system
 
 
 def sign_in(system, token, next_path="/ui/tasks"):
@@ -326,7 +355,7 @@ class System:
             **(env or {}),
         }
         self.plan = {label: (service, extra) for label, service, extra in plan(runners, self.port)}
-        for label, (service, extra) in self.plan.items():
+        for service, extra in self.plan.values():
             if service == "gateway":
                 extra["GATEWAY_ADDRESS"] = f"127.0.0.1:{self.port}"
             else:  # each process serves its own metrics, on a free port (see metrics_url)

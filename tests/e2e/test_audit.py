@@ -9,13 +9,12 @@ import subprocess
 import sys
 import time
 import uuid
-from urllib.parse import urlparse
 
 import pytest
 import requests
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
-from tests.support import ROOT, Api, System, create_database, remove_system_data, sign_in, wait_until
+from tests.support import ROOT, Api, own_system, sign_in, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -27,23 +26,9 @@ SECRET = f"audit-secret-{uuid.uuid4().hex}"
 
 @pytest.fixture(scope="module")
 def audit_system(vhost_pipeline, request, test_images, docker_client):
-    uri = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
-    database = create_database()
-    engine = create_engine(database)
-    try:
-        with vhost_pipeline.get() as vhost:
-            running = System(f"{uri.scheme}://{uri.netloc}/{vhost}", database, runners=2, name="audit",
-                             env={"SCHEDULE_ALLOW_SECONDS": "on", "SCHEDULE_INTERVAL": "0.5",
-                                  "AUDIT_SWEEP_INTERVAL": "1", "AUDIT_RETENTION_DAYS": "30",
-                                  "DEADLINE_INTERVAL": "0.5"})
-            running.engine = engine
-            try:
-                running.start().wait_healthy()
-                yield running
-            finally:
-                running.stop()
-    finally:
-        remove_system_data(engine, database, docker_client)
+    yield from own_system(request, vhost_pipeline, "audit", {
+        "SCHEDULE_ALLOW_SECONDS": "on", "SCHEDULE_INTERVAL": "0.5", "AUDIT_SWEEP_INTERVAL": "1",
+        "AUDIT_RETENTION_DAYS": "30", "DEADLINE_INTERVAL": "0.5"}, runners=2, docker_client=docker_client)
 
 
 def audit(api, **query):
@@ -248,7 +233,7 @@ def stevedore(system, *args):
     environ = {key: value for key, value in os.environ.items() if not key.startswith("STEVEDORE_")}
     environ.update({"STEVEDORE_URL": system.url, "STEVEDORE_TOKEN": system.token})
     return subprocess.run([*COMMAND, *args], env=environ, capture_output=True, text=True, timeout=120,
-                          stdin=subprocess.DEVNULL, cwd=ROOT)
+                          stdin=subprocess.DEVNULL, cwd=ROOT, check=False)
 
 
 def test_stevedore_audit_ls_lists_and_filters_the_log(audit_system, test_images):

@@ -1,10 +1,9 @@
 """The edge's bounds and deadlines, on a system of its own with small limits and a trusted proxy."""
 import socket
-from urllib.parse import urlparse
 
 import pytest
 
-from tests.support import System, create_database, drop_database
+from tests.support import own_system
 
 pytestmark = pytest.mark.e2e
 
@@ -14,16 +13,9 @@ PER_CLIENT = 3
 
 @pytest.fixture(scope="module")
 def small_system(vhost_pipeline, request):
-    uri = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
-    database = create_database()
     env = {"HTTP_MAX_CONNECTIONS_PER_CLIENT": str(PER_CLIENT), "HTTP_TRUSTED_PROXIES": PROXY,
            "HTTP_HEADER_TIMEOUT": "2", "HTTP_BODY_TIMEOUT": "2", "HTTP_IDLE_TIMEOUT": "3"}
-    with vhost_pipeline.get() as vhost:
-        running = System(f"{uri.scheme}://{uri.netloc}/{vhost}", database, runners=0, name="edge-limits",
-                         env=env).start().wait_healthy()
-        yield running
-        running.stop()
-    drop_database(database)
+    yield from own_system(request, vhost_pipeline, "edge-limits", env, runners=0)
 
 
 def connect(system, source):

@@ -4,13 +4,12 @@ address in WINDOW seconds.  Clients come from distinct loopback addresses (127.0
 import re
 import time
 import uuid
-from urllib.parse import urlparse
 
 import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
-from tests.support import System, create_database, drop_database, wait_until
+from tests.support import own_system, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -21,18 +20,9 @@ PROXY = "127.0.0.3"  # named in HTTP_TRUSTED_PROXIES: its X-Forwarded-For names 
 
 @pytest.fixture(scope="module")
 def rated(vhost_pipeline, request):
-    uri = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
-    database = create_database()
     env = {"HTTP_RATE_LIMIT": str(RATE), "HTTP_RATE_BURST": str(BURST),
            "HTTP_AUTH_FAILURES": str(FAILURES), "HTTP_AUTH_WINDOW": str(WINDOW), "HTTP_TRUSTED_PROXIES": PROXY}
-    with vhost_pipeline.get() as vhost:
-        running = System(f"{uri.scheme}://{uri.netloc}/{vhost}", database, runners=0, name="edge-rates",
-                         env=env).start().wait_healthy()
-        try:
-            yield running
-        finally:
-            running.stop()
-    drop_database(database)
+    yield from own_system(request, vhost_pipeline, "edge-rates", env, runners=0)
 
 
 class From(HTTPAdapter):

@@ -12,12 +12,11 @@ import uuid
 
 import pytest
 import requests
-from sqlalchemy import create_engine
 
-from shared.docker_engine import create_container
 from services.runner.confinement import with_gpus
+from shared.docker_engine import create_container
 from tests.browser import Browser
-from tests.support import ARTIFACTS, System, create_database, remove_system_data, wait_until
+from tests.support import ARTIFACTS, started_system, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -28,28 +27,17 @@ COMMAND = os.path.join(os.path.dirname(sys.executable), "stevedore")
 
 @pytest.fixture(scope="module")
 def fleet(vhost_pipeline, request, test_images, docker_client):
-    from urllib.parse import urlparse
-
-    uri = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
-    database = create_database()
-    engine = create_engine(database)
-    try:
-        with vhost_pipeline.get() as vhost:
-            running = System(f"{uri.scheme}://{uri.netloc}/{vhost}", database, runners=2, name="fleet",
-                             env={"SWEEP_INTERVAL": "1", "RUNNER_SLOTS": "2"})
-            running.plan["runner-1"][1]["RUNNER_LABELS"] = "zone=eu,disk=ssd"
-            running.plan["runner-2"][1].update(RUNNER_LABELS="zone=us", RUNNER_GPUS="0,1")
-            running.plan["runner-3"] = ("runner", {"RUNNER_ID": AP, "RUNNER_LABELS": "zone=ap", "METRICS_PORT": "0"})
-            try:
-                running.start("gateway", "registry", "scheduler", "runner-1", "runner-2").wait_healthy()
-                running.tasks = {behaviour: running.api.register(
-                    test_images[behaviour], name=f"f-{behaviour}-{uuid.uuid4().hex[:6]}")
-                    for behaviour in ("ok", "sleep")}
-                yield running
-            finally:
-                running.stop()
-    finally:
-        remove_system_data(engine, database, docker_client)
+    with started_system(request, vhost_pipeline, "fleet", {"SWEEP_INTERVAL": "1", "RUNNER_SLOTS": "2"}, runners=2,
+                        per_runner={"runner-1": {"RUNNER_LABELS": "zone=eu,disk=ssd"},
+                                    "runner-2": {"RUNNER_LABELS": "zone=us", "RUNNER_GPUS": "0,1"}},
+                        more={"runner-3": ("runner", {"RUNNER_ID": AP, "RUNNER_LABELS": "zone=ap",
+                                                      "METRICS_PORT": "0"})},
+                        start=("gateway", "registry", "scheduler", "runner-1", "runner-2"),
+                        docker_client=docker_client) as running:
+        running.tasks = {behaviour: running.api.register(
+            test_images[behaviour], name=f"f-{behaviour}-{uuid.uuid4().hex[:6]}")
+            for behaviour in ("ok", "sleep")}
+        yield running
 
 
 def run(system, behaviour="ok", times=1, **params):
@@ -167,7 +155,7 @@ def cli(system, *args):
     environ = {key: value for key, value in os.environ.items() if not key.startswith("STEVEDORE_")}
     environ.update({"STEVEDORE_URL": system.url, "STEVEDORE_TOKEN": system.token})
     return subprocess.run([COMMAND, *args], env=environ, capture_output=True, text=True, timeout=120,
-                          stdin=subprocess.DEVNULL)
+                          stdin=subprocess.DEVNULL, check=False)
 
 
 def test_stevedore_runner_ls_and_run_with_constraint_and_gpus(fleet):

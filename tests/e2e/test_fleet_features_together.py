@@ -8,10 +8,19 @@ import os
 import uuid
 
 import pytest
-from sqlalchemy import create_engine
 
-from tests.e2e.run_features import after, cancel, patch, refused, rerun, result, run, run_now, schedule
-from tests.support import System, create_database, remove_system_data, wait_until
+from tests.e2e.run_features import (
+    after,
+    cancel,
+    patch,
+    refused,
+    rerun,
+    result,
+    run,
+    run_now,
+    schedule,
+)
+from tests.support import started_system, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -21,29 +30,16 @@ EU, US = f"{HOST}-runner-1", f"{HOST}-runner-2"
 
 @pytest.fixture(scope="module")
 def fleet(vhost_pipeline, request, test_images, docker_client):
-    from urllib.parse import urlparse
-
-    uri = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
-    database = create_database()
-    engine = create_engine(database)
-    try:
-        with vhost_pipeline.get() as vhost:
-            # a long sweep: what a RUN, a fire or a rerun says at once is not the sweep's doing
-            running = System(f"{uri.scheme}://{uri.netloc}/{vhost}", database, runners=2, name="fleet17",
-                             env={"SWEEP_INTERVAL": "30", "RUNNER_SLOTS": "2"})
-            running.plan["runner-1"][1]["RUNNER_LABELS"] = "zone=eu"
-            running.plan["runner-2"][1].update(RUNNER_LABELS="zone=us", RUNNER_GPUS="0,1")
-            try:
-                running.start("gateway", "registry", "scheduler", "runner-1", "runner-2").wait_healthy()
-                running.tasks = {behaviour: running.api.register(
-                    test_images[behaviour], name=f"f17-{behaviour}-{uuid.uuid4().hex[:6]}")
-                    for behaviour in ("ok", "fail", "sleep")}
-                wait_until(lambda: len(live(running)) == 2, timeout=30, what="both runners listed")
-                yield running
-            finally:
-                running.stop()
-    finally:
-        remove_system_data(engine, database, docker_client)
+    # a long sweep: what a RUN, a fire or a rerun says at once is not the sweep's doing
+    with started_system(request, vhost_pipeline, "fleet17", {"SWEEP_INTERVAL": "30", "RUNNER_SLOTS": "2"}, runners=2,
+                        per_runner={"runner-1": {"RUNNER_LABELS": "zone=eu"},
+                                    "runner-2": {"RUNNER_LABELS": "zone=us", "RUNNER_GPUS": "0,1"}},
+                        docker_client=docker_client) as running:
+        running.tasks = {behaviour: running.api.register(
+            test_images[behaviour], name=f"f17-{behaviour}-{uuid.uuid4().hex[:6]}")
+            for behaviour in ("ok", "fail", "sleep")}
+        wait_until(lambda: len(live(running)) == 2, timeout=30, what="both runners listed")
+        yield running
 
 
 def live(system):
@@ -73,8 +69,8 @@ def test_labels_constraints_matrix_and_after_in_one_run(fleet):
 
 def test_a_rerun_of_failures_keeps_labels_constraints_and_gpus(fleet):
     api = fleet.api
-    body = dict(times=2, constraints={"zone": "us"}, gpus=1, labels={"kind": "gpu-rerun"},
-                items=[{"env": {"A": "1"}}, {"env": {"A": "2"}}])
+    body = {"times": 2, "constraints": {"zone": "us"}, "gpus": 1, "labels": {"kind": "gpu-rerun"},
+            "items": [{"env": {"A": "1"}}, {"env": {"A": "2"}}]}
     failed = api.wait_result(run(api, fleet.tasks["ok"], **body)["result_id"])
     assert failed["status"] == "ERROR", failed  # this host's engine has no NVIDIA runtime
     again = rerun(api, failed["result_id"])

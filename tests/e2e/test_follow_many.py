@@ -8,7 +8,6 @@ one per poll.  The 201st follower is answered 503; followers that go away free
 their places.
 """
 import json
-from urllib.parse import urlparse
 
 import eventlet
 import pytest
@@ -16,7 +15,7 @@ import requests
 
 from tests.e2e.test_logs import running_detail
 from tests.e2e.test_metrics import own, value
-from tests.support import System, create_database, drop_database, wait_until
+from tests.support import started_system, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -27,23 +26,13 @@ JOB = ["sh", "-c", "i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo line-$i; slee
 
 
 @pytest.fixture(scope="module")
-def follow_system(session_amqp_uri, vhost_pipeline, test_images):
+def follow_system(vhost_pipeline, request, test_images):
     """A system of its own (own vhost and database: its one scheduler answers every read)."""
-    with vhost_pipeline.get() as vhost:
-        uri = urlparse(session_amqp_uri)
-        database_url = create_database()
-        system = System(f"{uri.scheme}://{uri.netloc}/{vhost}", database_url, runners=1,
-                        # all followers come from 127.0.0.1: the per-client connection cap must admit them
-                        env={"FOLLOW_MAX": str(FOLLOWERS),
-                             "HTTP_MAX_CONNECTIONS_PER_CLIENT": str(FOLLOWERS + 20)},
-                        name="follow-many")
-        try:
-            system.start().wait_healthy()
-            system.task = system.api.register(test_images["ok"], name="follow-ok")
-            yield system
-        finally:
-            system.stop()
-            drop_database(database_url)
+    # all followers come from 127.0.0.1: the per-client connection cap must admit them
+    env = {"FOLLOW_MAX": str(FOLLOWERS), "HTTP_MAX_CONNECTIONS_PER_CLIENT": str(FOLLOWERS + 20)}
+    with started_system(request, vhost_pipeline, "follow-many", env) as system:
+        system.task = system.api.register(test_images["ok"], name="follow-ok")
+        yield system
 
 
 class Viewer:

@@ -4,7 +4,7 @@
 schemathesis run against a system whose engine is real but isolated.)"""
 import pytest
 
-from tests.e2e.test_confinement import own_system
+from tests.support import own_system
 
 pytestmark = pytest.mark.e2e
 

@@ -5,20 +5,12 @@ import itertools
 import re
 import time
 import uuid
-from urllib.parse import urlparse
 
 import pytest
 import requests
-from sqlalchemy import create_engine
 
 from tests.faults.checks import assert_truthful, wait_running
-from tests.support import (
-    System,
-    containers_of,
-    create_database,
-    remove_system_data,
-    wait_until,
-)
+from tests.support import containers_of, started_system, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -28,23 +20,14 @@ BOUND = 8  # RUNNER_PREPARE_AHEAD_SECONDS here: long enough to see a prepared ex
 @pytest.fixture(scope="module")
 def ahead_system(vhost_pipeline, request, test_images, docker_client):
     """Two runners of one slot, the second not started (``runner-2``: a test starts it)."""
-    uri = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
-    database = create_database()
-    engine = create_engine(database)
-    try:
-        with vhost_pipeline.get() as vhost:
-            running = System(f"{uri.scheme}://{uri.netloc}/{vhost}", database, runners=2, name="ahead",
-                             env={"RUNNER_PREPARE_AHEAD_SECONDS": str(BOUND), "RPC_TIMEOUT": "10"})
-            try:
-                running.start("gateway", "registry", "scheduler", "runner-1").wait_healthy()
-                running.tasks = {behaviour: running.api.register(
-                    test_images[behaviour], name=f"a-{behaviour}-{uuid.uuid4().hex[:6]}")
-                    for behaviour in ("ok", "sleep")}
-                yield running
-            finally:
-                running.stop()
-    finally:
-        remove_system_data(engine, database, docker_client)
+    with started_system(request, vhost_pipeline, "ahead", {"RUNNER_PREPARE_AHEAD_SECONDS": str(BOUND),
+                                                           "RPC_TIMEOUT": "10"},
+                        runners=2, start=("gateway", "registry", "scheduler", "runner-1"),
+                        docker_client=docker_client) as running:
+        running.tasks = {behaviour: running.api.register(
+            test_images[behaviour], name=f"a-{behaviour}-{uuid.uuid4().hex[:6]}")
+            for behaviour in ("ok", "sleep")}
+        yield running
 
 
 def prepared(system, label, outcome):

@@ -6,10 +6,10 @@ from collections import Counter
 import pytest
 from kombu import Connection, Exchange, Queue
 from nameko.events import event_handler
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from shared import events
-from tests.support import System, create_database, remove_system_data, wait_until
+from tests.support import own_system, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -20,24 +20,8 @@ FOLD_QUEUE = f"evt-{events.RUNNER}-{events.EXECUTION_REPORTS}--scheduler.on_exec
 @pytest.fixture(scope="module")
 def slots_system(vhost_pipeline, request, test_images, docker_client):
     """Two runners of four slots each, whose slots' reports wait up to 0.3 s for each other."""
-    from urllib.parse import urlparse
-
-    uri = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
-    database = create_database()
-    engine = create_engine(database)
-    try:
-        with vhost_pipeline.get() as vhost:
-            running = System(f"{uri.scheme}://{uri.netloc}/{vhost}", database, runners=2, name="report-batches",
-                             env={"RUNNER_SLOTS": "4", "RUNNER_REPORT_WINDOW": "0.3"})
-            running.engine = engine
-            running.amqp_uri_of_vhost = f"{uri.scheme}://{uri.netloc}/{vhost}"
-            try:
-                running.start().wait_healthy()
-                yield running
-            finally:
-                running.stop()
-    finally:
-        remove_system_data(engine, database, docker_client)
+    yield from own_system(request, vhost_pipeline, "report-batches",
+                          {"RUNNER_SLOTS": "4", "RUNNER_REPORT_WINDOW": "0.3"}, runners=2, docker_client=docker_client)
 
 
 def tap(container_factory, system, names):
@@ -52,7 +36,7 @@ def tap(container_factory, system, names):
         # its queues go with it (auto-delete): a later test's runners find no queue of a tap gone
         methods[f"on_{name}"] = event_handler(events.RUNNER, name, reliable_delivery=False)(
             lambda self, payload, name=name: handle(self, payload, name))
-    container = container_factory(type("ReportTap", (), methods), {"AMQP_URI": system.amqp_uri_of_vhost})
+    container = container_factory(type("ReportTap", (), methods), {"AMQP_URI": system.amqp_uri})
     container.start()
     return seen
 
@@ -124,7 +108,7 @@ def test_with_no_queue_for_coalesced_reports_a_scheduler_from_before_gets_them_a
     report again as its own event: every execution is recorded COMPLETE, none "runner lost"."""
     singles = tap(container_factory, slots_system, (events.EXECUTION_STARTED, events.EXECUTION_FINISHED))
     exchange = Exchange(f"{events.RUNNER}.events", type="topic")
-    with Connection(slots_system.amqp_uri_of_vhost) as connection:
+    with Connection(slots_system.amqp_uri) as connection:
         queue = Queue(FOLD_QUEUE, exchange, routing_key=events.EXECUTION_REPORTS)(connection.default_channel)
         queue.unbind_from(exchange, routing_key=events.EXECUTION_REPORTS)
         try:

@@ -1,19 +1,20 @@
 """Deleting results that ended: by DELETE /result/{id}/, and by RESULT_RETENTION_DAYS."""
 import time
 import uuid
+from typing import ClassVar
 
 import pytest
 from nameko.events import event_handler
 from nameko.testing.services import entrypoint_waiter
 
-from tests.support import System, create_database, drop_database, wait_until
+from tests.support import own_system, wait_until
 
 pytestmark = pytest.mark.e2e
 
 
 class DeletionWatcher:
     name = "e2e_deletion_watcher"
-    seen = []
+    seen: ClassVar[list] = []
 
     @event_handler("scheduler", "result_deleted")
     def on_result_deleted(self, payload):
@@ -60,17 +61,8 @@ def test_delete_removes_an_ended_result_and_refuses_a_running_one(container_fact
 @pytest.fixture
 def short_retention_system(vhost_pipeline, request, test_images):
     """A system of its own that keeps ended results for about two seconds."""
-    from urllib.parse import urlparse
-
-    uri = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
-    database = create_database()
-    with vhost_pipeline.get() as vhost:
-        running = System(f"{uri.scheme}://{uri.netloc}/{vhost}", database, runners=2, name="retention",
-                         env={"RESULT_RETENTION_DAYS": str(2 / 86400),
-                              "RETENTION_SWEEP_INTERVAL": "0.5"}).start().wait_healthy()
-        yield running
-        running.stop()
-    drop_database(database)
+    yield from own_system(request, vhost_pipeline, "retention",
+                          {"RESULT_RETENTION_DAYS": str(2 / 86400), "RETENTION_SWEEP_INTERVAL": "0.5"}, runners=2)
 
 
 def test_results_are_deleted_once_they_ended_longer_ago_than_the_retention(short_retention_system, test_images):

@@ -14,10 +14,10 @@ import pytest
 import requests
 from amqp.exceptions import AccessRefused
 from kombu import Connection, Exchange, Queue
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from shared import broker_access
-from tests.support import ADMIN, System, create_database, remove_system_data, wait_until
+from tests.support import ADMIN, started_system, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -35,23 +35,16 @@ def runner_user_system(vhost_pipeline, request, test_images, docker_client):
     uri = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
     url, admin = management(request)
     user, password = f"stevedore-runner-test-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-    database = create_database()
-    engine = create_engine(database)
     try:
-        with vhost_pipeline.get() as vhost:
-            broker_access.apply(url, admin, user, password, vhost)
-            running = System(f"{uri.scheme}://{uri.netloc}/{vhost}", database, runners=1, name="runner-user")
-            running.runner_uri = f"{uri.scheme}://{user}:{password}@{uri.hostname}:{uri.port}/{vhost}"
+        with started_system(request, vhost_pipeline, "runner-user", start=(), docker_client=docker_client) as running:
+            broker_access.apply(url, admin, user, password, running.vhost)
+            running.runner_uri = f"{uri.scheme}://{user}:{password}@{uri.hostname}:{uri.port}/{running.vhost}"
             running.plan["runner-1"][1]["AMQP_URI"] = running.runner_uri  # the runner alone has this user
-            running.runner_user, running.engine = user, engine
-            try:
-                running.start().wait_healthy()
-                yield running
-            finally:
-                running.stop()
-                requests.delete(f"{url}/api/users/{user}", auth=admin, timeout=10)
+            running.runner_user = user
+            running.start().wait_healthy()
+            yield running
     finally:
-        remove_system_data(engine, database, docker_client)
+        requests.delete(f"{url}/api/users/{user}", auth=admin, timeout=10)
 
 
 def test_the_runners_user_holds_exactly_the_documented_permissions(runner_user_system, request):

@@ -8,12 +8,11 @@ import os
 import threading
 import time
 import uuid
-from urllib.parse import urlparse
 
 import docker
 import pytest
 
-from tests.support import System, containers_of, create_database, drop_database, wait_until
+from tests.support import containers_of, started_system, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -26,23 +25,12 @@ STOP_GRACE = 2
 
 @pytest.fixture(scope="module")
 def flood(request, vhost_pipeline, test_images):
-    amqp = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
-    database_url = create_database()
-    vhosts = vhost_pipeline.get()
-    vhost = vhosts.__enter__()
-    system = System(f"{amqp.scheme}://{amqp.netloc}/{vhost}", database_url, runners=1, name="runout",
-                    env={"CONTAINER_LOG_MAX_SIZE": f"{LOG_MAX_SIZE // 1024 ** 2}m",
-                         "CONTAINER_LOG_MAX_FILES": str(LOG_MAX_FILES),
-                         "STOP_GRACE_PERIOD": str(STOP_GRACE)})
-    try:
-        system.start().wait_healthy()
+    env = {"CONTAINER_LOG_MAX_SIZE": f"{LOG_MAX_SIZE // 1024 ** 2}m", "CONTAINER_LOG_MAX_FILES": str(LOG_MAX_FILES),
+           "STOP_GRACE_PERIOD": str(STOP_GRACE)}
+    with started_system(request, vhost_pipeline, "runout", env) as system:
         task = system.api.register(test_images["ok"], name=f"runout-{uuid.uuid4().hex[:6]}")
         assert task["status"] == "READY", task
         yield system, task
-    finally:
-        system.stop()
-        vhosts.__exit__(None, None, None)
-        drop_database(database_url)
 
 
 def rss(pid):

@@ -5,6 +5,7 @@ Ticks every few seconds through the testing setting SCHEDULE_ALLOW_SECONDS (a si
 import json
 import time
 import uuid
+from typing import ClassVar
 
 import pytest
 import requests
@@ -253,7 +254,7 @@ def test_unknown_schedules_and_tasks_are_404_and_a_patch_is_checked_too(sched_sy
 
 class ScheduleWatcher:
     name = "e2e_schedule_watcher"
-    seen = []
+    seen: ClassVar[list] = []
 
     @event_handler("scheduler", "schedule_fired")
     def on_schedule_fired(self, payload):
@@ -267,7 +268,7 @@ class ScheduleWatcher:
 def test_fires_are_announced_by_event_and_a_schedules_run_calls_its_callback_url(
         sched_system, container_factory, image_registry):
     api = sched_system.api
-    container = container_factory(ScheduleWatcher, {"AMQP_URI": sched_system.amqp_uri_of_vhost})
+    container = container_factory(ScheduleWatcher, {"AMQP_URI": sched_system.amqp_uri})
     container.start()
     with WebhookReceiver() as receiver:
         schedule = add(api, sched_system.tasks["ok"], cron="@yearly",
@@ -291,8 +292,8 @@ def test_fires_are_announced_by_event_and_a_schedules_run_calls_its_callback_url
                            callback=lambda wc, r, e: wc.args[0]["schedule_id"] == failing["schedule_id"]):
         pass
     patch(api, failing["schedule_id"], {"suspend": True})
-    failed = [p for kind, p in ScheduleWatcher.seen if kind == "failed"
-              and p["schedule_id"] == failing["schedule_id"]][0]
+    failed = next(p for kind, p in ScheduleWatcher.seen if kind == "failed"
+                  and p["schedule_id"] == failing["schedule_id"])
     assert failed["task_id"] == broken["task_id"] and "only a READY task can be run" in failed["reason"]
 
 

@@ -11,9 +11,9 @@ import uuid
 import pytest
 from cryptography.fernet import Fernet
 from kombu import Connection, Exchange, Queue
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
-from tests.support import System, WebhookReceiver, create_database, remove_system_data, wait_until
+from tests.support import WebhookReceiver, started_system, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -71,30 +71,13 @@ class EventTap:
 @pytest.fixture(scope="module")
 def secret_system(vhost_pipeline, request, test_images, docker_client):
     """A system of its own, every service logging at DEBUG, so that its logs hold only these tests' work."""
-    from urllib.parse import urlparse
-
-    uri = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
-    database = create_database()
-    engine = create_engine(database)
-    try:
-        with vhost_pipeline.get() as vhost:
-            amqp = f"{uri.scheme}://{uri.netloc}/{vhost}"
-            running = System(amqp, database, runners=1, name="secrets", env={
-                "LOG_LEVEL": "DEBUG", "RUNNER_SLOTS": "2", "SWEEP_INTERVAL": "1",
-                "STEVEDORE_CREDENTIALS_KEY": Fernet.generate_key().decode(),
-                "STEVEDORE_WEBHOOK_SECRET": f"test-webhook-secret-{uuid.uuid4().hex}",
-                "WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8"})
-            running.engine, running.amqp = engine, amqp
-            try:
-                running.start().wait_healthy()
-                running.tasks = {behaviour: running.api.register(
-                    test_images[behaviour], name=f"sec-{behaviour}-{uuid.uuid4().hex[:6]}")
-                    for behaviour in ("ok",)}
-                yield running
-            finally:
-                running.stop()
-    finally:
-        remove_system_data(engine, database, docker_client)
+    env = {"LOG_LEVEL": "DEBUG", "RUNNER_SLOTS": "2", "SWEEP_INTERVAL": "1",
+           "STEVEDORE_CREDENTIALS_KEY": Fernet.generate_key().decode(),
+           "STEVEDORE_WEBHOOK_SECRET": f"test-webhook-secret-{uuid.uuid4().hex}",
+           "WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8"}
+    with started_system(request, vhost_pipeline, "secrets", env, docker_client=docker_client) as running:
+        running.tasks = {"ok": running.api.register(test_images["ok"], name=f"sec-ok-{uuid.uuid4().hex[:6]}")}
+        yield running
 
 
 def put(api, name, value):
@@ -116,7 +99,7 @@ def test_a_secret_printed_by_its_job_is_found_nowhere_but_in_the_jobs_own_output
     token = uuid.uuid4().hex
     value = f"first-line-{token}\nsecond line {token}"  # many lines, as a PEM key
     name = f"api-key-{token[:6]}"
-    with EventTap(secret_system.amqp) as tap, WebhookReceiver() as receiver:
+    with EventTap(secret_system.amqp_uri) as tap, WebhookReceiver() as receiver:
         assert put(api, name, value).status_code == 201
         first = run(api, task, times=2, command=ECHO, secret_env={"API_KEY": name}, callback_url=receiver.url)
         assert first.status_code == 202, first.text

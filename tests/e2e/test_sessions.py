@@ -2,13 +2,12 @@
 import hashlib
 import http.client
 from http.cookies import SimpleCookie
-from urllib.parse import urlparse
 
 import pytest
 import requests
 from sqlalchemy import create_engine, text
 
-from tests.support import System, create_database, drop_database, sign_in
+from tests.support import own_system, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -114,14 +113,8 @@ def test_a_made_up_cookie_is_refused(system):
 @pytest.fixture(scope="module")
 def proxied(vhost_pipeline, request):
     """A gateway behind a named proxy, with two tokens."""
-    uri = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
-    database = create_database()
-    with vhost_pipeline.get() as vhost:
-        running = System(f"{uri.scheme}://{uri.netloc}/{vhost}", database, runners=0, name="sessions",
-                         env={"HTTP_TRUSTED_PROXIES": PROXY, "RPC_TIMEOUT": "5"}).start().wait_healthy()
-        yield running
-        running.stop()
-    drop_database(database)
+    yield from own_system(request, vhost_pipeline, "sessions", {"HTTP_TRUSTED_PROXIES": PROXY, "RPC_TIMEOUT": "5"},
+                          runners=0)
 
 
 def sign_in_from(system, source, headers):

@@ -6,7 +6,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import System, create_database, drop_database, wait_until
+from tests.support import started_system, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -41,17 +41,10 @@ def woken(before, after):
 def quiet_system(vhost_pipeline, request, test_images):
     """Four runners of two slots that poll only once in ten minutes: every claim after their first is a wake-up's
     (or a slot's that just finished an execution)."""
-    from urllib.parse import urlparse
-
-    uri = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
-    database = create_database()
-    with vhost_pipeline.get() as vhost:
-        running = System(f"{uri.scheme}://{uri.netloc}/{vhost}", database, runners=RUNNERS, name="wake",
-                         env={"RUNNER_POLL_INTERVAL": "600", "RUNNER_SLOTS": str(SLOTS)}).start().wait_healthy()
+    with started_system(request, vhost_pipeline, "wake", {"RUNNER_POLL_INTERVAL": "600", "RUNNER_SLOTS": str(SLOTS)},
+                        runners=RUNNERS) as running:
         running.task = running.api.register(test_images["ok"], name=f"wake-{uuid.uuid4().hex[:6]}")
         yield running
-        running.stop()
-    drop_database(database)
 
 
 def settled(system):

@@ -4,10 +4,11 @@ So that killing a process, or restarting RabbitMQ, PostgreSQL or dockerd,
 disturbs no other test.  Leases, heartbeats and sweeps are short so that each
 recovery takes seconds, not minutes.
 """
+import contextlib
+
 import pytest
 
-from tests.faults.checks import remove_containers_of, sql
-from tests.support import System, create_database, drop_database
+from tests.support import started_system
 
 FAST = {
     "LEASE_SECONDS": "6",
@@ -24,39 +25,24 @@ FAST = {
 
 
 @pytest.fixture
-def build_system(request, session_amqp_uri, vhost_pipeline, test_images, docker_client):
+def build_system(request, vhost_pipeline, test_images, docker_client):
     """build_system(runners=2, env=None, start=True) -> a System of its own, stopped after the test."""
-    from urllib.parse import urlparse
+    with contextlib.ExitStack() as made:
+        systems = []
 
-    made = []
+        def build(runners=2, env=None, start=True):
+            systems.append(made.enter_context(started_system(
+                request, vhost_pipeline, request.node.name[:40], {**FAST, **(env or {})}, runners=runners,
+                start=None if start else (), docker_client=docker_client, grace=15)))
+            return systems[-1]
 
-    def build(runners=2, env=None, start=True):
-        vhosts = vhost_pipeline.get()
-        vhost = vhosts.__enter__()
-        uri = urlparse(session_amqp_uri)
-        database_url = create_database()
-        system = System(f"{uri.scheme}://{uri.netloc}/{vhost}", database_url, runners=runners,
-                        env={**FAST, **(env or {})}, name=request.node.name[:40])
-        system.vhost = vhost
-        made.append((system, vhosts, database_url))
-        if start:
-            system.start().wait_healthy()
-        return system
-
-    yield build
-    failed = getattr(request.node, "rep_call", None)
-    for system, vhosts, database_url in made:
+        yield build
+        failed = getattr(request.node, "rep_call", None)
         if failed is not None and failed.failed:  # the report's "Captured stdout teardown" says why
-            print(f"logs: {system.log_dir}")
-            for label, lines in system.troubles().items():
-                print(f"--- {label}: last warnings and errors", *lines, sep="\n")
-        system.stop(grace=15)
-        try:
-            results = [row[0] for row in sql(database_url, "SELECT id FROM results")]
-            remove_containers_of(docker_client, results)
-        finally:
-            drop_database(database_url)
-            vhosts.__exit__(None, None, None)
+            for system in systems:
+                print(f"logs: {system.log_dir}")
+                for label, lines in system.troubles().items():
+                    print(f"--- {label}: last warnings and errors", *lines, sep="\n")
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from tests.multihost.hosts import Engine, Namespace, rig_cleanup
-from tests.support import ImageRegistry, System, build_test_images, create_database, drop_database
+from tests.support import POSTGRES, ImageRegistry, build_test_images, started_system
 
 RUN_MAX_TIMES = 3
 INSIDE = ("registry", "scheduler", "runner-1")  # the services a generated request can aim somewhere
@@ -59,9 +59,7 @@ def build_isolated(request, cleanup, vhost_pipeline):
 
     amqp = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
     namespace.reach_out(amqp.port or 5672, f"{amqp.hostname}:{amqp.port or 5672}", base)
-    database_url = create_database()
-    cleanup.add("database", lambda: drop_database(database_url))
-    database = urlparse(database_url)
+    database = urlparse(POSTGRES)  # where started_system makes the system's database
     namespace.reach_out(database.port or 5432, f"{database.hostname}:{database.port or 5432}", base)
 
     registry = RegistryInside(namespace).start()
@@ -70,9 +68,6 @@ def build_isolated(request, cleanup, vhost_pipeline):
     reference = build_test_images(engine.client, registry, behaviours=("ok",), repository="stevedore-test/fuzz",
                                   network_mode="none")["ok"]
 
-    vhosts = vhost_pipeline.get()
-    vhost = vhosts.__enter__()
-    cleanup.add(f"vhost {vhost}", lambda: vhosts.__exit__(None, None, None))
     env = {"RUN_MAX_TIMES": str(RUN_MAX_TIMES),
            "DOCKER_HOST": engine.url,
            "CONTAINER_NETWORK": "none",  # the engine has no bridge (hosts.Engine)
@@ -84,9 +79,8 @@ def build_isolated(request, cleanup, vhost_pipeline):
            # made-up token (its ignored_auth check) from one address: a flood and a brute force by their shape.
            # The gateway would rightly answer 429 (tests/e2e/test_edge_rates.py); here the answers are fuzzed
            "HTTP_RATE_LIMIT": "0", "HTTP_AUTH_FAILURES": "0"}
-    system = System(f"{amqp.scheme}://{amqp.netloc}/{vhost}", database_url, runners=1, env=env, name="fuzz")
+    system = cleanup.enter("system", started_system(request, vhost_pipeline, "fuzz", env, start=()))
     system.prefix.update({label: namespace.enter for label in INSIDE})
-    cleanup.add("system", lambda: system.stop(grace=20))
     system.start().wait_healthy()
     task = system.api.register(reference, name="fuzz-ready", timeout=120)
     assert task["status"] == "READY", task

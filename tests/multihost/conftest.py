@@ -18,7 +18,7 @@ from cryptography.fernet import Fernet
 
 from stevedore_jobs.host import spawn
 from tests.multihost.hosts import Engine, Network, rig_cleanup, wait_all_up
-from tests.support import ImageRegistry, System, build_test_images, create_database, drop_database
+from tests.support import ImageRegistry, build_test_images, started_system
 
 HOSTS = 3
 USER = "multihost"
@@ -82,21 +82,13 @@ def build_rig(request, cleanup, vhost_pipeline, docker_client):
                for n, link in enumerate(links, 1)]
     wait_all_up([control, *engines])
 
-    vhosts = vhost_pipeline.get()
-    vhost = vhosts.__enter__()
-    cleanup.add(f"vhost {vhost}", lambda: vhosts.__exit__(None, None, None))
-    database_url = create_database()
-    cleanup.add("database", lambda: drop_database(database_url))
-
     credentials_key = Fernet.generate_key().decode()
-    system = System(f"{amqp.scheme}://{amqp.netloc}/{vhost}", database_url, runners=0,
-                    env={**FAST, "STEVEDORE_CREDENTIALS_KEY": credentials_key}, name="multihost")
-    system.plan["registry"][1]["DOCKER_HOST"] = control.url
-    cleanup.add("system", lambda: system.stop(grace=20))
-    system.start().wait_healthy()
+    system = cleanup.enter("system", started_system(
+        request, vhost_pipeline, "multihost", {**FAST, "STEVEDORE_CREDENTIALS_KEY": credentials_key}, runners=0,
+        per_runner={"registry": {"DOCKER_HOST": control.url}}))
 
     hosts = []
-    runner_amqp = f"{amqp.scheme}://{amqp.username}:{amqp.password}@{hub_amqp}/{vhost}"
+    runner_amqp = f"{amqp.scheme}://{amqp.username}:{amqp.password}@{hub_amqp}/{system.vhost}"
     for n, (link, engine) in enumerate(zip(links, engines), 1):
         runner_id = f"host-{n}"
         env = {**system.env, "AMQP_URI": runner_amqp, "DOCKER_HOST": engine.url, "RUNNER_ID": runner_id,

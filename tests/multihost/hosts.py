@@ -73,13 +73,19 @@ class Cleanup:
     def add(self, what, action):
         self.actions.append((what, action))
 
+    def enter(self, what, manager):
+        """What ``manager`` (a context manager) gives; its exit is an undo action."""
+        value = manager.__enter__()
+        self.add(what, lambda: manager.__exit__(None, None, None))
+        return value
+
     def run(self):
         errors = []
         while self.actions:
             what, action = self.actions.pop()
             try:
                 action()
-            except Exception as exc:  # keep undoing the rest
+            except Exception as exc:  # noqa: BLE001 (whatever failed: keep undoing the rest)
                 log.warning("cleanup of %s failed: %s", what, exc)
                 errors.append(f"{what}: {exc}")
         return errors
@@ -286,7 +292,7 @@ class Engine:
                 raise AssertionError(f"dockerd in {self.dir} exited: {self.tail_log()}")
             try:
                 return self.client.ping()
-            except Exception:  # not listening yet
+            except Exception:  # noqa: BLE001 (not listening yet, in whatever words)
                 return False
 
         wait_until(up, timeout=timeout, interval=0.2, what=f"dockerd in {self.dir}")

@@ -13,12 +13,11 @@ import tempfile
 import time
 import uuid
 from types import SimpleNamespace
-from urllib.parse import urlparse
 
 import pytest
 
 from tests.multihost.hosts import Engine, Network, rig_cleanup, sh
-from tests.support import ImageRegistry, System, create_database, drop_database, wait_until
+from tests.support import ImageRegistry, started_system, wait_until
 
 LAYER_MB = 160       # random bytes: no compression shortens the pull
 LINK_RATE = "40mbit"  # about 32 s for the whole layer
@@ -46,17 +45,9 @@ def build_rig(request, cleanup, vhost_pipeline):
     sh("tc", "qdisc", "add", "dev", link.veth, "root", "tbf", "rate", LINK_RATE,
        "burst", "64kb", "latency", "400ms")
 
-    vhosts = vhost_pipeline.get()
-    vhost = vhosts.__enter__()
-    cleanup.add(f"vhost {vhost}", lambda: vhosts.__exit__(None, None, None))
-    database_url = create_database()
-    cleanup.add("database", lambda: drop_database(database_url))
-    amqp = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
-    system = System(f"{amqp.scheme}://{amqp.netloc}/{vhost}", database_url, runners=0,
-                    env={"PULL_TIMEOUT": str(PULL_TIMEOUT)}, name="import-interrupted")
-    system.plan["registry"][1]["DOCKER_HOST"] = engine.url
-    cleanup.add("system", lambda: system.stop(grace=20))
-    system.start().wait_healthy()
+    system = cleanup.enter("system", started_system(
+        request, vhost_pipeline, "import-interrupted", {"PULL_TIMEOUT": str(PULL_TIMEOUT)}, runners=0,
+        per_runner={"registry": {"DOCKER_HOST": engine.url}}))
     return SimpleNamespace(system=system, api=system.api, engine=engine, link=link, reference=reference)
 
 
@@ -66,8 +57,7 @@ def push_big_image(engine, hub_registry):
     try:
         shutil.copy(shutil.which("busybox") or "/bin/busybox", os.path.join(context, "busybox"))
         with open(os.path.join(context, "big"), "wb") as fh:
-            for _ in range(LAYER_MB):
-                fh.write(os.urandom(1024 * 1024))
+            fh.writelines(os.urandom(1024 * 1024) for _ in range(LAYER_MB))
         with open(os.path.join(context, "Dockerfile"), "w") as fh:
             fh.write("FROM scratch\nCOPY busybox /bin/busybox\nCOPY big /big\nCMD [\"/bin/busybox\", \"true\"]\n")
         reference = f"{hub_registry}/stevedore-test/big:{uuid.uuid4().hex[:6]}"

@@ -9,7 +9,13 @@ import pytest
 from services.runner.confinement import log_config
 from services.runner.dependencies import Executor
 from services.runner.output import logs_report, merge_kept
-from shared.docker_engine import Dechunker, Demuxer, HeadTail, read_attached, stream_logs
+from shared.docker_engine import (
+    Dechunker,
+    Demuxer,
+    HeadTail,
+    read_attached,
+    stream_logs,
+)
 from shared.settings import RunnerSettings, parse
 
 
@@ -214,10 +220,10 @@ def test_the_attach_stream_is_read_raw_with_frames_split_across_reads_yielding_a
     for piece in (1, 3, 8, 9, 4096, 1 << 20):
         closed, pauses = [], []
         response = SimpleNamespace(raw=SimpleNamespace(_fp=SimpleNamespace(fp=_Body(wire, piece))),
-                                   close=lambda: closed.append(1))
+                                   close=lambda closed=closed: closed.append(1))
         got = {1: bytearray(), 2: bytearray()}
-        read_attached(response, Demuxer({1: got[1].extend, 2: got[2].extend}), pause=lambda: pauses.append(1),
-                      read_size=1 << 16)
+        read_attached(response, Demuxer({1: got[1].extend, 2: got[2].extend}),
+                      pause=lambda pauses=pauses: pauses.append(1), read_size=1 << 16)
         assert got == expected, piece
         assert closed == [1]
         assert len(pauses) >= len(wire) // min(piece, 1 << 16)  # a yield after every piece read
@@ -243,7 +249,7 @@ class _Tail:
 
 
 def test_an_attach_closed_with_its_container_is_the_whole_output_and_no_log_is_read(monkeypatch):
-    monkeypatch.setattr("services.runner.dependencies.read_logs", lambda *a, **k: pytest.fail("log read"))
+    monkeypatch.setattr("services.runner.following.read_logs", lambda *a, **k: pytest.fail("log read"))
     stream = bytes(range(256)) * 4
     logs = Executor(client=None, policy=_policy())._logs(SimpleNamespace(id="c1"), _Tail(stream, True), False)
     assert (logs["stdout_head"], logs["stdout_total"]) == (50, len(stream))
@@ -252,7 +258,7 @@ def test_an_attach_closed_with_its_container_is_the_whole_output_and_no_log_is_r
 
 def test_a_broken_attach_takes_its_end_from_the_engines_log(monkeypatch):
     stream = bytes(range(256)) * 4
-    monkeypatch.setattr("services.runner.dependencies.read_logs",
+    monkeypatch.setattr("services.runner.following.read_logs",
                         lambda *a, **k: {"stdout": _fed(100, [stream[-300:]]), "stderr": _fed(100, [])})
     executor = Executor(client=None, policy=_policy())
     for tail, broken in ((_Tail(stream[:600], False), False), (_Tail(stream[:600], True), True)):
