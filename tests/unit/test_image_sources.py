@@ -4,7 +4,7 @@ import socket
 
 import pytest
 
-from services.registry.dependencies import ImportFailed, Images
+from services.registry.dependencies import Images, ImportFailed
 from shared.egress import Refused
 from shared.errors import ValidationError
 from shared.image_sources import ImageSources
