@@ -1,5 +1,6 @@
 """Which addresses a request made on a stranger's behalf may reach: the egress rule of webhooks
-(services/scheduler/egress.py) and of TES inputs fetched by URL (services/runner/tes_files.py).
+(services/scheduler/egress.py) and of TES inputs fetched by URL (services/runner/tes_files.py); the
+registry hosts images are pulled from build their own rule on its parts (shared/image_sources.py).
 
 Every address a host resolves to must be *global*: loopback, private (RFC 1918,
 fc00::/7), link-local (169.254/16 with the clouds' metadata services,
@@ -27,7 +28,7 @@ _LAST_32_BITS = tuple(ipaddress.ip_network(net) for net in ("64:ff9b::/96", "::f
 _LOCAL_USE = ipaddress.ip_network("64:ff9b:1::/48")
 
 
-def _embedded_ipv4(ip):
+def embedded_ipv4(ip):
     """The IPv4 address an IPv6 address carries (mapped, 6to4, Teredo client, NAT64, SIIT,
     IPv4-compatible), if any."""
     if ip.version != 6:
@@ -48,7 +49,7 @@ def address_allowed(address, allowed=()):
     ip = ipaddress.ip_address(address)
     if any(ip.version == net.version and ip in net for net in allowed):
         return True
-    inner = _embedded_ipv4(ip)
+    inner = embedded_ipv4(ip)
     if inner is not None:
         return address_allowed(inner, allowed)
     return ip.is_global and not ip.is_multicast and ip not in _LOCAL_USE
@@ -85,14 +86,19 @@ def check_literal(url, allowed=()):
                       "their network in WEBHOOK_ALLOW_NETWORKS)")
 
 
-def resolve(host, port, allowed=()):
-    """The addresses ``host`` resolves to, every one of them allowed; else Refused / OSError."""
+def addresses_of(host, port, getaddrinfo=None):
+    """The addresses ``host`` spells out or resolves to (by ``getaddrinfo``: socket's), each once; OSError if
+    it does not resolve."""
     ip = literal_address(host)
     if ip is not None:
-        addresses = [str(ip)]
-    else:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        addresses = list(dict.fromkeys(info[4][0] for info in infos))
+        return [str(ip)]
+    infos = (getaddrinfo or socket.getaddrinfo)(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(info[4][0] for info in infos))
+
+
+def resolve(host, port, allowed=()):
+    """The addresses ``host`` resolves to, every one of them allowed; else Refused / OSError."""
+    addresses = addresses_of(host, port)
     refused = [a for a in addresses if not address_allowed(a, allowed)]
     if refused or not addresses:
         raise Refused(f"{host} resolves to {', '.join(refused) or 'nothing'}")

@@ -102,6 +102,11 @@ def _image_map(value):
     return parse_image_map(value)
 
 
+def _image_registries(value):
+    from shared.image_sources import parse_registries
+    return parse_registries(value)
+
+
 def _lower(value):
     return str(value).strip().lower()
 
@@ -218,6 +223,10 @@ class RegistrySettings(Common, Events, Metrics, Docker, Sealing, Lists):
     pull_timeout: Seconds = 600
     # SOURCE=TARGET rules (shared/images.py): alpine pulled from localhost:5000/library/alpine; empty: none
     image_map: Annotated[tuple, BeforeValidator(_image_map), Field(validate_default=True)] = ""
+    # registry hosts images may be pulled from (shared/image_sources.py): host[:port] patterns; empty: any
+    image_registries: Annotated[tuple, BeforeValidator(_image_registries), Field(validate_default=True)] = ""
+    # whether they may be loopback or private addresses (link-local and metadata ones never are)
+    image_registry_private: Annotated[Literal["allow", "refuse"], BeforeValidator(_lower)] = "allow"
 
 
 class Webhooks(Part):

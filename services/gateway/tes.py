@@ -71,8 +71,15 @@ class TesRoutes:
         task = told(tes.parse_task)(json_body(request, free_text=True))
         caller = caller_of(request).as_dict()
         references = [executor.image for executor in task.executors]
-        facts = {reference: self.registry.tes_image(reference, caller=caller)
-                 for reference in dict.fromkeys(references)}
+        facts = {}
+        for reference in dict.fromkeys(references):
+            try:
+                facts[reference] = self.registry.tes_image(reference, caller=caller)
+            except ValidationError as exc:
+                if exc.field != "image":
+                    raise
+                # its registry is not one images are pulled from (IMAGE_REGISTRIES): named as TES spells it
+                raise ValidationError(exc.message, f"executors[{references.index(reference)}].image") from None
         return self.scheduler.create_tes_task(task.model_dump(exclude_none=True),
                                               [facts[reference] for reference in references], caller=caller)
 

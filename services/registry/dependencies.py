@@ -1,5 +1,6 @@
 """The registry's view of the Docker engine: pull an image, tell what it is."""
 import logging
+import socket
 
 import docker
 import docker.auth
@@ -9,7 +10,9 @@ import urllib3
 from nameko.extensions import DependencyProvider
 
 from shared.docker_engine import LazyDockerClient, bounded, explain, explain_pull_error
+from shared.egress import Refused
 from shared.errors import ValidationError
+from shared.image_sources import ImageSources
 from shared.images import map_reference
 from shared.metrics import PullMetrics
 from shared.settings import settings_of
@@ -17,6 +20,10 @@ from shared.settings import settings_of
 from shared.validation import parse_reference
 
 log = logging.getLogger(__name__)
+
+# seconds the name of a registry host may take to resolve at the door; past them it is judged as a name
+# that does not resolve (shared/image_sources.py)
+RESOLVE_SECONDS = 5
 
 
 class ImportFailed(Exception):
@@ -26,10 +33,19 @@ class ImportFailed(Exception):
 class Images:
     """What a worker gets: domain verbs over one Docker client."""
 
-    def __init__(self, client, pull_timeout, image_map=()):
+    def __init__(self, client, pull_timeout, image_map=(), sources=None):
         self.client = client
         self.pull_timeout = pull_timeout
         self.image_map = image_map
+        self.sources = sources or ImageSources(image_map=image_map)
+
+    def check_source(self, reference, field):
+        """Refuse (a ValidationError naming ``field``) an image of a registry it may not be pulled from
+        (``IMAGE_REGISTRIES``, ``IMAGE_REGISTRY_PRIVATE``: shared/image_sources.py)."""
+        try:
+            self.sources.check(reference)
+        except Refused as exc:
+            raise ValidationError(str(exc), field) from None
 
     def pull(self, reference, auth=None):
         """Pull ``reference`` (as ``IMAGE_MAP`` maps it: shared/images.py); return (digest reference, image id).
@@ -43,6 +59,10 @@ class Images:
         breaks (the engine restarting) or ends without the image fails too:
         every way out is an ``ImportFailed`` naming what happened.
         """
+        try:
+            self.sources.check(reference)  # again at each pull: IMPORT, a task of before, a setting changed
+        except Refused as exc:
+            raise ImportFailed(f"not pulled: {exc}") from None
         try:
             reference = map_reference(reference, self.image_map)
             name, tag, digest = parse_reference(reference)
@@ -126,6 +146,8 @@ class DockerImages(DependencyProvider):
         self.base_url = settings.docker_host
         self.timeout = settings.pull_timeout
         self.image_map = settings.image_map
+        self.sources = ImageSources(settings.image_registries, settings.image_registry_private == "allow",
+                                    settings.image_map, getaddrinfo=bounded_getaddrinfo)
         self.client = LazyDockerClient(self.base_url, timeout=self.timeout)
 
     def stop(self):
@@ -134,7 +156,20 @@ class DockerImages(DependencyProvider):
     kill = stop
 
     def get_dependency(self, worker_ctx):
-        return Images(self.client, self.timeout, self.image_map)
+        return Images(self.client, self.timeout, self.image_map, self.sources)
+
+
+def bounded_getaddrinfo(*args, **kwargs):
+    """``socket.getaddrinfo`` given up after RESOLVE_SECONDS, as a name that does not resolve (OSError)."""
+    deadline = eventlet.Timeout(RESOLVE_SECONDS)
+    try:
+        return socket.getaddrinfo(*args, **kwargs)
+    except eventlet.Timeout as exc:
+        if exc is not deadline:
+            raise
+        raise OSError(f"no answer within {RESOLVE_SECONDS}s") from None
+    finally:
+        deadline.cancel()
 
 
 class RegistryMetrics(PullMetrics):

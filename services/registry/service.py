@@ -61,6 +61,7 @@ class RegistryService:
     def create_task(self, body, idempotency_key=None, caller=None):
         name, repository = validation.new_task(body)
         credentials = validation.registry_credentials(body)
+        self.images.check_source(repository, "repository")  # IMAGE_REGISTRIES (shared/image_sources.py)
         sealed = self.vault.seal(credentials) if credentials else None
         task, created = tasks.create(self.db.session, name, repository, idempotency_key,
                                      credentials=sealed, labels=validation.task_labels(body),
@@ -112,7 +113,9 @@ class RegistryService:
     @rpc
     def tes_image(self, reference, caller=None):
         """The facts of the task of ``caller``'s team that imports ``reference`` for GA4GH TES executors
-        (services/registry/tes.py), made, or imported again after an ERROR, now (by ``caller``)."""
+        (services/registry/tes.py), made, or imported again after an ERROR, now (by ``caller``); a
+        ValidationError naming ``image`` for an image of a registry it may not be pulled from."""
+        self.images.check_source(reference, "image")
         task, submit = tes_images.image_task(self.db.session, reference, Caller.from_dict(caller))
         if submit:
             self.dispatch(events.TASK_SUBMITTED, wire(m.TaskSubmitted(task_id=task.id, version=task.version,

@@ -2,6 +2,7 @@
 import socket
 import time
 
+import pytest
 from nameko.events import event_handler
 from nameko.testing.services import entrypoint_hook, entrypoint_waiter
 
@@ -10,6 +11,7 @@ from sqlalchemy.exc import OperationalError
 
 from services.registry import tasks
 from services.registry.service import RegistryService
+from shared.errors import ValidationError
 from tests.support import ADMIN, wait_until
 
 
@@ -154,3 +156,33 @@ def test_task_events_carry_a_version_that_rises_and_task_facts_tell_the_latest(
     # with its team and maker (the configured admin, of the default team)
     assert TaskEvents.heard[-1] == ("task_deleted", {"task_id": task["task_id"], "name": "interface-versions",
                                                      "team": "default", "submitted_by": "admin"})
+
+
+def test_a_task_whose_registry_is_no_longer_listed_is_not_pulled_again(container_factory, service_config,
+                                                                        test_images, image_registry):
+    before = container_factory(RegistryService, service_config)
+    before.start()
+    with entrypoint_waiter(before, "on_task_submitted", timeout=60):
+        with entrypoint_hook(before, "create_task") as create_task:
+            task = create_task({"repository": test_images["ok"], "name": "listed-before"}, caller=ADMIN)
+    with entrypoint_hook(before, "get_task") as get_task:
+        ready = get_task(task["task_id"], caller=ADMIN)
+    assert ready["status"] == "READY", ready
+    before.stop()
+    # the operator lists only another registry: the task's, named as before, is refused at the door, and
+    # its IMPORT ends ERROR without a pull, its digest kept
+    container = container_factory(RegistryService, {**service_config, "IMAGE_REGISTRIES": "registry.example.com"})
+    container.start()
+    with entrypoint_hook(container, "create_task") as create_task:
+        with pytest.raises(ValidationError) as caught:
+            create_task({"repository": test_images["ok"], "name": "refused-now"}, caller=ADMIN)
+    assert caught.value.field == "repository"
+    assert str(caught.value).startswith(f"repository: registry {image_registry.address} is not one")
+    with entrypoint_waiter(container, "on_task_submitted", timeout=60):
+        with entrypoint_hook(container, "import_task") as import_task:
+            import_task(task["task_id"], caller=ADMIN)
+    with entrypoint_hook(container, "get_task") as get_task:
+        refused = get_task(task["task_id"], caller=ADMIN)
+    assert refused["status"] == "ERROR"
+    assert refused["error"].startswith(f"not pulled: registry {image_registry.address} is not one"), refused
+    assert refused["digest"] == ready["digest"]
