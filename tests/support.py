@@ -323,6 +323,9 @@ class System:
             "RETRY_BACKOFF": "0.5",
             "STOP_GRACE_PERIOD": "2",
             "DISK_MEASURE_IMAGE": MEASURE_IMAGE,  # built by start()
+            # off: the test sessions share one engine and its images (tests/e2e/test_image_gc.py turns it on,
+            # for its own images alone)
+            "IMAGE_GC": "off",
             **(env or {}),
         }
         self.plan = {label: (service, extra) for label, service, extra in plan(runners, self.port)}

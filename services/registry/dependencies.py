@@ -10,6 +10,7 @@ from nameko.extensions import DependencyProvider
 
 from shared.docker_engine import LazyDockerClient, bounded, explain, explain_pull_error
 from shared.errors import ValidationError
+from shared.image_gc import ImageCache
 from shared.images import map_reference
 from shared.metrics import PullMetrics
 from shared.settings import settings_of
@@ -26,10 +27,11 @@ class ImportFailed(Exception):
 class Images:
     """What a worker gets: domain verbs over one Docker client."""
 
-    def __init__(self, client, pull_timeout, image_map=()):
+    def __init__(self, client, pull_timeout, image_map=(), cache=None):
         self.client = client
         self.pull_timeout = pull_timeout
         self.image_map = image_map
+        self.cache = cache  # the registry's ImageCache (shared/image_gc.py): its pulls marked, collected
 
     def pull(self, reference, auth=None):
         """Pull ``reference`` (as ``IMAGE_MAP`` maps it: shared/images.py); return (digest reference, image id).
@@ -62,7 +64,17 @@ class Images:
                 urllib3.exceptions.HTTPError, OSError) as exc:
             raise ImportFailed(f"Docker engine unreachable, or its connection broken, while pulling "
                                f"{reference}: {bounded(exc)}") from exc
+        if self.cache is not None:
+            self.cache.pulled(image.id)
         return pinned_reference(name, image), image.id
+
+    def collect(self):
+        """One sweep of the image collection: [(image, bytes, why)] removed (none while the engine is away)."""
+        try:
+            return self.cache.sweep() if self.cache is not None else []
+        except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
+            log.info("image collection skipped: the Docker engine did not answer (%s)", explain(exc))
+            return []
 
     def _stream_pull(self, reference, name, tag, auth):
         """POST /images/create and read its progress to the end, within the deadline.
@@ -127,6 +139,8 @@ class DockerImages(DependencyProvider):
         self.timeout = settings.pull_timeout
         self.image_map = settings.image_map
         self.client = LazyDockerClient(self.base_url, timeout=self.timeout)
+        self.cache = ImageCache(self.client, settings,
+                                local_engine=str(self.base_url).startswith(("unix://", "http+unix://")))
 
     def stop(self):
         self.client.close()
@@ -134,7 +148,7 @@ class DockerImages(DependencyProvider):
     kill = stop
 
     def get_dependency(self, worker_ctx):
-        return Images(self.client, self.timeout, self.image_map)
+        return Images(self.client, self.timeout, self.image_map, self.cache)
 
 
 class RegistryMetrics(PullMetrics):

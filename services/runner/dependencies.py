@@ -17,6 +17,7 @@ from services.runner.remover import Remover
 from services.runner.slots import Holdings
 from shared import statuses as st
 from shared.docker_engine import LazyDockerClient, create_container, explain, read_logs
+from shared.image_gc import ImageCache
 from shared.timeutil import now, parse_docker_time
 from shared.settings import settings_of
 from shared.validation import memory_bytes
@@ -103,6 +104,7 @@ class Executor(Engine):
         """
         timings = {} if timings is None else timings
         timings["begin"] = time.monotonic()
+        self.note_use(work["image"])
         if work["image"] not in self.state.images:
             failed = self._ensure_image(work["image"], credentials, pull_timer, runner)
             if failed:
@@ -151,6 +153,7 @@ class Executor(Engine):
         create that failed (the slot then runs it as any other, and reports what the create says)."""
         if work.get("tes") or work["image"] not in self.state.images or self.state.network is None:
             return None
+        self.note_use(work["image"])
         try:
             container = create_container(self.client, work["image"], self.container_options(work, runner))
         except ENGINE_ERRORS as exc:
@@ -478,6 +481,9 @@ class DockerExecutor(DependencyProvider):
         engine = Engine(self.client, self.policy, self.state)
         # finished containers removed after their end is reported, off the slots' path (remover.py)
         self.remover = Remover(engine.remove_quietly, settings.runner_remove_backlog)
+        # the images it pulled, removed least recently used first past their bounds (shared/image_gc.py)
+        self.cache = ImageCache(self.client, settings, keep=(settings.disk_measure_image,),
+                                local_engine=str(self.base_url).startswith(("unix://", "http+unix://")))
 
     def start(self):
         self.container.spawn_managed_thread(self.remover.run, identifier="container-remover")
@@ -495,4 +501,4 @@ class DockerExecutor(DependencyProvider):
         self.client.close()
 
     def get_dependency(self, worker_ctx):
-        return Executor(self.client, self.policy, self.state, self.remover)
+        return Executor(self.client, self.policy, self.state, self.remover, self.cache)
