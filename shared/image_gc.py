@@ -3,8 +3,10 @@ kubelet's: least recently used first, above a high mark down to a low one (docs/
 the hosts").
 
 Which images are Stevedore's: those it pulled itself, marked at the pull by a tag of their own
-(``stevedore-pulled:<image id>``, ``MARKER``), kept by the engine across restarts.  An image is collected
-only when that tag is its only tag: one the operator tagged (``docker tag``, ``docker pull name:tag``), one
+(``stevedore-pulled:<image id>``, ``MARKER``), kept by the engine across restarts.  The registry pulls a task
+registered by tag by that tag, and the engine keeps it: such a tag Stevedore made (absent before its pull) is
+marked too (``stevedore-pulled:t<sha256 of the tag>``).  An image is collected only when every tag it has is
+marked so: one the operator tagged (``docker tag``, ``docker pull name:tag`` before Stevedore pulled it), one
 Stevedore found on the engine rather than pulled, ``DISK_MEASURE_IMAGE`` and every image a container of any
 state uses are never removed.  With ``IMAGE_GC_REPOSITORIES`` only images all of whose names begin with one
 of its prefixes are.
@@ -19,6 +21,7 @@ runner tags it again then, at most once per ``IMAGE_GC_MIN_AGE / 2``), what this
 process's start (after a restart every image counts as used then).  An image removed and needed again is
 pulled again by the runner's ordinary path (the engine no longer has it).
 """
+import hashlib
 import logging
 import os
 import time
@@ -41,22 +44,30 @@ def marker_tag(image_id):
     return f"{MARKER}:{image_id.split(':', 1)[-1]}"
 
 
+def tag_marker(tag):
+    """The tag marking ``tag`` (``name:tag``) as made by Stevedore's pull."""
+    return f"{MARKER}:t{hashlib.sha256(tag.encode()).hexdigest()}"
+
+
 @dataclass
 class Image:
     """An image of the engine, as the sweep weighs it."""
 
     id: str
     size: int
-    names: list = field(default_factory=list)   # its references: RepoDigests, and RepoTags but the marker's
+    names: list = field(default_factory=list)   # its references: RepoDigests, and RepoTags but the markers
     last_used: float = 0.0                      # epoch seconds
+    markers: list = field(default_factory=list)  # its marker tags (removed last: the image goes with them)
 
 
 def owned(attrs, prefixes=()):
     """Whether an image (the engine's list entry) is Stevedore's to remove: marked, no other tag, and with
     ``prefixes`` every name it has under one of them."""
-    tags = [tag for tag in attrs.get("RepoTags") or [] if tag != NO_TAG]
-    if tags != [marker_tag(attrs["Id"])]:
+    tags = {tag for tag in attrs.get("RepoTags") or [] if tag != NO_TAG}
+    if marker_tag(attrs["Id"]) not in tags:
         return False
+    if any(tag_marker(tag) not in tags for tag in tags if not tag.startswith(f"{MARKER}:")):
+        return False  # a tag of the operator's
     if prefixes:
         digests = [ref for ref in attrs.get("RepoDigests") or [] if not ref.startswith(f"{MARKER}@")]
         return bool(digests) and all(any(ref.startswith(prefix) for prefix in prefixes) for ref in digests)
@@ -111,13 +122,27 @@ class ImageCache:
         self.started = clock()
         self.uses = {}  # reference -> when this process last started something from it (pruned by sweep)
 
-    def pulled(self, reference):
-        """Mark the image just pulled as ``reference`` as Stevedore's (tagged again: its use time too)."""
+    def pulled(self, reference, tag=None):
+        """Mark the image just pulled as ``reference`` as Stevedore's (tagged again: its use time too); and
+        ``tag``, the tag the pull made (see ``tag_is_ours``)."""
         try:
             image_id = self.client.api.inspect_image(reference)["Id"]
+            if tag is not None:
+                self.client.api.tag(image_id, *tag_marker(tag).split(":"))
             self.client.api.tag(image_id, MARKER, image_id.split(":", 1)[-1])
         except docker.errors.DockerException as exc:  # unmarked, it is merely never collected
             log.warning("could not mark image %s as pulled by Stevedore: %s", reference, explain(exc))
+
+    def tag_is_ours(self, tag):
+        """Whether a pull of ``tag`` (``name:tag``) about to be made makes it Stevedore's: absent from the
+        engine, or already marked.  False for the operator's tag, and when the engine cannot say."""
+        try:
+            tags = self.client.api.inspect_image(tag).get("RepoTags") or []
+        except docker.errors.ImageNotFound:
+            return True
+        except docker.errors.DockerException:
+            return False
+        return tag_marker(tag) in tags
 
     def used(self, reference):
         """An execution starts from ``reference``: its use noted, and told the engine (the marker tagged
@@ -166,7 +191,9 @@ class ImageCache:
             tagged = parse_docker_time(self.client.api.inspect_image(entry["Id"])["Metadata"].get("LastTagTime"))
         except (docker.errors.DockerException, KeyError, TypeError):
             tagged = None
-        return Image(entry["Id"], entry.get("Size") or 0, names, max(last, tagged or 0))
+        markers = sorted((tag for tag in entry.get("RepoTags") or [] if tag.startswith(f"{MARKER}:")),
+                         key=lambda tag: tag == marker_tag(entry["Id"]))  # the image's own marker last
+        return Image(entry["Id"], entry.get("Size") or 0, names, max(last, tagged or 0), markers)
 
     def _kept(self):
         kept = set()
@@ -206,7 +233,7 @@ class ImageCache:
         if self.client.api.containers(all=True, filters={"ancestor": image.id}):
             return False
         try:
-            for ref in [*image.names, marker_tag(image.id)]:
+            for ref in [*image.names, *(image.markers or [marker_tag(image.id)])]:
                 try:
                     self.client.api.remove_image(ref, force=False, noprune=False)
                 except docker.errors.NotFound:

@@ -50,6 +50,8 @@ class Images:
             name, tag, digest = parse_reference(reference)
         except (ValueError, ValidationError) as exc:  # mapped to a name too long to be one
             raise ImportFailed(f"IMAGE_MAP maps {reference} to no valid image name: {exc}") from exc
+        # a tag this pull makes is Stevedore's to remove with the image; one the operator has is not
+        ours = digest is None and self.cache is not None and self.cache.tag_is_ours(f"{name}:{tag}")
         try:
             self._stream_pull(reference, name, digest or tag, auth)
             image = self.client.images.get(f"{name}@{digest}" if digest else f"{name}:{tag}")
@@ -65,7 +67,7 @@ class Images:
             raise ImportFailed(f"Docker engine unreachable, or its connection broken, while pulling "
                                f"{reference}: {bounded(exc)}") from exc
         if self.cache is not None:
-            self.cache.pulled(image.id)
+            self.cache.pulled(image.id, tag=f"{name}:{tag}" if ours else None)
         return pinned_reference(name, image), image.id
 
     def collect(self):

@@ -4,7 +4,7 @@ import types
 import docker
 import pytest
 
-from shared.image_gc import MARKER, Image, ImageCache, choose, marker_tag, owned, to_free
+from shared.image_gc import MARKER, Image, ImageCache, choose, marker_tag, owned, tag_marker, to_free
 from shared.settings import RunnerSettings, SettingError, parse
 
 A, B, C = (f"sha256:{letter * 64}" for letter in "abc")
@@ -26,6 +26,13 @@ def test_an_image_stevedore_did_not_mark_is_never_its_own():
 
 def test_an_image_the_operator_tagged_is_not_its_own_even_if_stevedore_pulled_it():
     assert not owned(entry(A, tags=["mine:latest"], digests=["reg:5000/job@sha256:1"]))
+
+
+def test_a_tag_stevedores_pull_made_is_its_own_one_of_the_operators_is_not():
+    pulled = entry(A, tags=["reg:5000/job:1", tag_marker("reg:5000/job:1")], digests=["reg:5000/job@sha256:1"])
+    assert owned(pulled)
+    pulled["RepoTags"].append("reg:5000/job:latest")  # tagged since by the operator
+    assert not owned(pulled)
 
 
 def test_a_marker_of_another_image_does_not_make_an_image_stevedores():
