@@ -147,10 +147,12 @@ class ImageCache:
     def used(self, reference):
         """An execution starts from ``reference``: its use noted, and told the engine (the marker tagged
         again, in the background) when it was not for ``IMAGE_GC_MIN_AGE / 2``."""
+        if not self.on:  # nothing sweeps: nothing to note (the notes are pruned by the sweep)
+            return
         now = self.clock()
         before = self.uses.get(reference)
         self.uses[reference] = now
-        if self.on and (before is None or now - before >= self.min_age / 2):
+        if before is None or now - before >= self.min_age / 2:
             eventlet.spawn_n(self._touch, reference)
 
     def _touch(self, reference):
