@@ -124,7 +124,10 @@ class ImageCache:
 
     def pulled(self, reference, tag=None):
         """Mark the image just pulled as ``reference`` as Stevedore's (tagged again: its use time too); and
-        ``tag``, the tag the pull made (see ``tag_is_ours``)."""
+        ``tag``, the tag the pull made (see ``tag_is_ours``).  With IMAGE_GC off, nothing is marked: the engine's
+        images are left as the pull left them (those pulled meanwhile are not collected once it is on)."""
+        if not self.on:
+            return
         try:
             image_id = self.client.api.inspect_image(reference)["Id"]
             if tag is not None:
