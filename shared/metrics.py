@@ -24,7 +24,7 @@ import eventlet
 from eventlet import wsgi
 from nameko.extensions import DependencyProvider, SharedExtension
 from nameko.web.server import HttpOnlyProtocol
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
 from shared import statuses
@@ -141,6 +141,16 @@ class PullMetrics(ServiceMetrics):
     def declare(self, registry):
         self.pulls = Histogram(f"{PREFIX}_image_pull_seconds", "Seconds an image pull took",
                                ["where", "outcome"], buckets=PULL_BUCKETS, registry=registry)
+        self.gc_images = Counter(f"{PREFIX}_image_gc_removed", "Images the image collection removed "
+                                 "(shared/image_gc.py)", ["where"], registry=registry)
+        self.gc_bytes = Counter(f"{PREFIX}_image_gc_removed_bytes", "Bytes of the images the image collection "
+                                "removed (their sizes; layers shared with others stay)", ["where"], registry=registry)
+
+    def images_removed(self, removed):
+        """Count the images one sweep removed: [(image, bytes, why)]."""
+        for _, size, _ in removed:
+            self.gc_images.labels(self.where).inc()
+            self.gc_bytes.labels(self.where).inc(size)
 
     @contextmanager
     def timed_pull(self):

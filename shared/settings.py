@@ -219,7 +219,34 @@ class Docker(Part):
     docker_host: str = "unix:///var/run/docker.sock"
 
 
-class RegistrySettings(Common, Events, Metrics, Docker, Sealing, Lists):
+def _cache_bytes(value):
+    """A size ("50g") or a plain number of bytes (0: no bound)."""
+    text = str(value).strip()
+    return int(text) if text.isdigit() else _size(text)
+
+
+class ImageGc(Part):
+    """Removing the images Stevedore pulled, least recently used first (shared/image_gc.py): each registry and
+    runner sweeps its engine every IMAGE_GC_INTERVAL seconds."""
+
+    image_gc: Switch = "on"
+    image_gc_interval: Seconds = 300
+    # collected when Stevedore's images hold more than HIGH percent of IMAGE_CACHE_BYTES or the engine's data
+    # disk is fuller than HIGH percent; down to LOW percent of each (100: the disk's fill not looked at)
+    image_gc_high_percent: Annotated[int, Ge(1), Le(100)] = 85
+    image_gc_low_percent: Annotated[int, Ge(0), Le(99)] = 80
+    image_cache_bytes: Annotated[int, BeforeValidator(_cache_bytes)] = "50g"  # 0: no bound but the disk's
+    image_gc_min_age: Wait = 120           # seconds an image used is kept whatever the bounds
+    image_gc_repositories: Items = ""      # only images all of whose names begin so; empty: every one pulled
+
+    def check_image_gc(self):
+        """Raise ``SettingError`` for a low mark not below the high one."""
+        if self.image_gc_low_percent >= self.image_gc_high_percent:
+            raise SettingError(f"IMAGE_GC_LOW_PERCENT={self.image_gc_low_percent!r}: must be below "
+                               f"IMAGE_GC_HIGH_PERCENT ({self.image_gc_high_percent})")
+
+
+class RegistrySettings(Common, Events, Metrics, Docker, ImageGc, Sealing, Lists):
     pull_timeout: Seconds = 600
     # SOURCE=TARGET rules (shared/images.py): alpine pulled from localhost:5000/library/alpine; empty: none
     image_map: Annotated[tuple, BeforeValidator(_image_map), Field(validate_default=True)] = ""
@@ -285,7 +312,7 @@ class Tes(Part):
     tes_disk_bytes: Size = "10g"         # the most a TES task may write (volumes, writable layers)
 
 
-class RunnerSettings(Common, Metrics, Docker, Polling, Tes):
+class RunnerSettings(Common, Metrics, Docker, ImageGc, Polling, Tes):
     runner_id: Annotated[str, BeforeValidator(_runner_id)] = ""  # empty: the host name
     runner_slots: Count = 1
     heartbeat_interval: Seconds = 5
@@ -363,13 +390,16 @@ def parse(model, config):
     raw = {field.alias: config.get(field.alias) for field in model.model_fields.values()}
     given = {key: value.strip() if isinstance(value, str) else value for key, value in raw.items()}
     try:
-        return model.model_validate({key: value for key, value in given.items() if value not in (None, "")})
+        parsed = model.model_validate({key: value for key, value in given.items() if value not in (None, "")})
     except PydanticError as exc:
         error = exc.errors()[0]
         field = next(f for name, f in model.model_fields.items() if error["loc"][0] in (name, f.alias))
         key = field.alias
         shown = raw[key] if key in raw and raw[key] not in (None, "") else field.default
         raise SettingError(f"{key}={shown!r}: {_explain(field, error)}") from None
+    if isinstance(parsed, ImageGc):  # settings that bound each other
+        parsed.check_image_gc()
+    return parsed
 
 
 def model_for(service_name):

@@ -128,9 +128,10 @@ def measure_image(client=None):
         shutil.rmtree(context, ignore_errors=True)
 
 
-def build_images(client, registry, wanted, auth=None, network_mode=None):
+def build_images(client, registry, wanted, auth=None, network_mode=None, labels=None):
     """Build the busybox test image once per entry of ``wanted`` ({behaviour: "repository:tag"}), push
-    it to ``registry``, drop the local tag; returns {behaviour: "registry/repository:tag"}."""
+    it to ``registry``, drop the local tag; returns {behaviour: "registry/repository:tag"}.  ``labels``: the
+    images' labels (each entry its own image id: with its key as ``stevedore-test.key``)."""
     context = tempfile.mkdtemp(prefix="stevedore-image-")
     try:
         busybox = shutil.which("busybox") or "/bin/busybox"
@@ -146,7 +147,8 @@ def build_images(client, registry, wanted, auth=None, network_mode=None):
                 # a build reuses; build again without the cache if that happened
                 try:
                     client.images.build(path=context, tag=ref, buildargs={"BEHAVIOUR": behaviour},
-                                        rm=True, nocache=attempt > 0, network_mode=network_mode)
+                                        rm=True, nocache=attempt > 0, network_mode=network_mode,
+                                        labels={**labels, "stevedore-test.key": key} if labels else None)
                     break
                 except docker.errors.BuildError:
                     if attempt == 2:
@@ -352,6 +354,9 @@ class System:
             "RETRY_BACKOFF": "0.5",
             "STOP_GRACE_PERIOD": "2",
             "DISK_MEASURE_IMAGE": MEASURE_IMAGE,  # built by start()
+            # off: the test sessions share one engine and its images (tests/e2e/test_image_gc.py turns it on,
+            # for its own images alone)
+            "IMAGE_GC": "off",
             **(env or {}),
         }
         self.plan = {label: (service, extra) for label, service, extra in plan(runners, self.port)}

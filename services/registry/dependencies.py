@@ -13,6 +13,7 @@ from shared.docker_engine import LazyDockerClient, bounded, explain, explain_pul
 from shared.egress import Refused
 from shared.errors import ValidationError
 from shared.image_sources import ImageSources
+from shared.image_gc import ImageCache
 from shared.images import map_reference
 from shared.metrics import PullMetrics
 from shared.settings import settings_of
@@ -33,11 +34,12 @@ class ImportFailed(Exception):
 class Images:
     """What a worker gets: domain verbs over one Docker client."""
 
-    def __init__(self, client, pull_timeout, image_map=(), sources=None):
+    def __init__(self, client, pull_timeout, image_map=(), sources=None, cache=None):
         self.client = client
         self.pull_timeout = pull_timeout
         self.image_map = image_map
         self.sources = sources or ImageSources(image_map=image_map)
+        self.cache = cache  # the registry's ImageCache (shared/image_gc.py): its pulls marked, collected
 
     def check_source(self, reference, field):
         """Refuse (a ValidationError naming ``field``) an image of a registry it may not be pulled from
@@ -68,6 +70,8 @@ class Images:
             name, tag, digest = parse_reference(reference)
         except (ValueError, ValidationError) as exc:  # mapped to a name too long to be one
             raise ImportFailed(f"IMAGE_MAP maps {reference} to no valid image name: {exc}") from exc
+        # a tag this pull makes is Stevedore's to remove with the image; one the operator has is not
+        ours = digest is None and self.cache is not None and self.cache.tag_is_ours(f"{name}:{tag}")
         try:
             self._stream_pull(reference, name, digest or tag, auth)
             image = self.client.images.get(f"{name}@{digest}" if digest else f"{name}:{tag}")
@@ -82,7 +86,17 @@ class Images:
                 urllib3.exceptions.HTTPError, OSError) as exc:
             raise ImportFailed(f"Docker engine unreachable, or its connection broken, while pulling "
                                f"{reference}: {bounded(exc)}") from exc
+        if self.cache is not None:
+            self.cache.pulled(image.id, tag=f"{name}:{tag}" if ours else None)
         return pinned_reference(name, image), image.id
+
+    def collect(self):
+        """One sweep of the image collection: [(image, bytes, why)] removed (none while the engine is away)."""
+        try:
+            return self.cache.sweep() if self.cache is not None else []
+        except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
+            log.info("image collection skipped: the Docker engine did not answer (%s)", explain(exc))
+            return []
 
     def _stream_pull(self, reference, name, tag, auth):
         """POST /images/create and read its progress to the end, within the deadline.
@@ -149,6 +163,8 @@ class DockerImages(DependencyProvider):
         self.sources = ImageSources(settings.image_registries, settings.image_registry_private == "allow",
                                     settings.image_map, getaddrinfo=bounded_getaddrinfo)
         self.client = LazyDockerClient(self.base_url, timeout=self.timeout)
+        self.cache = ImageCache(self.client, settings,
+                                local_engine=str(self.base_url).startswith(("unix://", "http+unix://")))
 
     def stop(self):
         self.client.close()
@@ -156,7 +172,7 @@ class DockerImages(DependencyProvider):
     kill = stop
 
     def get_dependency(self, worker_ctx):
-        return Images(self.client, self.timeout, self.image_map, self.sources)
+        return Images(self.client, self.timeout, self.image_map, self.sources, self.cache)
 
 
 def bounded_getaddrinfo(*args, **kwargs):

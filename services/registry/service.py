@@ -29,7 +29,7 @@ from shared import messages as m
 from shared.db import Database, ping
 from shared.docker_engine import bounded
 from shared.errors import Unavailable
-from shared.extensions import Settings
+from shared.extensions import Settings, config_timer
 from shared.handlers import retrying_event_handler
 from shared.messages import wire
 from shared.principals import ALL_TEAMS_ROLES, Caller, require_role
@@ -210,6 +210,11 @@ class RegistryService:
         deleted = sessions.sweep(self.db.session)
         if deleted:
             log.info("deleted %d expired web UI session(s)", deleted)
+
+    @config_timer("image_gc_interval")
+    def collect_images(self):
+        """Remove the least recently used images the registry pulled past their bounds (shared/image_gc.py)."""
+        self.metrics.images_removed(self.images.collect())
 
     # retried while the database is away: an import whose last write failed is done again
     @retrying_event_handler(events.REGISTRY, events.TASK_SUBMITTED, handler_type=SERVICE_POOL)

@@ -24,6 +24,7 @@ from services.runner.remover import Remover
 from services.runner.slots import Holdings
 from shared import statuses as st
 from shared.docker_engine import LazyDockerClient, create_container, explain
+from shared.image_gc import ImageCache
 from shared.settings import settings_of
 from shared.timeutil import now, parse_docker_time
 from shared.validation import memory_bytes
@@ -110,6 +111,7 @@ class Executor(Following):
         """
         timings = {} if timings is None else timings
         timings["begin"] = time.monotonic()
+        self.note_use(work["image"])
         if work["image"] not in self.state.images:
             failed = self._ensure_image(work["image"], credentials, pull_timer, runner)
             if failed:
@@ -158,6 +160,7 @@ class Executor(Following):
         create that failed (the slot then runs it as any other, and reports what the create says)."""
         if work.get("tes") or work["image"] not in self.state.images or self.state.network is None:
             return None
+        self.note_use(work["image"])
         try:
             container = create_container(self.client, work["image"], self.container_options(work, runner))
         except ENGINE_ERRORS as exc:
@@ -308,6 +311,9 @@ class DockerExecutor(DependencyProvider):
         engine = Engine(self.client, self.policy, self.state)
         # finished containers removed after their end is reported, off the slots' path (remover.py)
         self.remover = Remover(engine.remove_quietly, settings.runner_remove_backlog)
+        # the images it pulled, removed least recently used first past their bounds (shared/image_gc.py)
+        self.cache = ImageCache(self.client, settings, keep=(settings.disk_measure_image,),
+                                local_engine=str(self.base_url).startswith(("unix://", "http+unix://")))
 
     def start(self):
         self.container.spawn_managed_thread(self.remover.run, identifier="container-remover")
@@ -325,4 +331,4 @@ class DockerExecutor(DependencyProvider):
         self.client.close()
 
     def get_dependency(self, worker_ctx):
-        return Executor(self.client, self.policy, self.state, self.remover)
+        return Executor(self.client, self.policy, self.state, self.remover, self.cache)

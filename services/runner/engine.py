@@ -94,12 +94,13 @@ class Engine:
     """This runner's Docker engine: one client, the operator's container policy, and what the engine
     was found to be (``EngineState``)."""
 
-    def __init__(self, client, policy, state=None, remover=None):
+    def __init__(self, client, policy, state=None, remover=None, cache=None):
         self.client = client
         self.policy = policy
         self.state = state if state is not None else EngineState()
         # the runner's background remover (services/runner/remover.py); None: removed at once, in line
         self.remover = remover
+        self.cache = cache  # the runner's ImageCache (shared/image_gc.py): marks its pulls, notes uses
         self.finished = []  # containers of ended executions, removed once their end is reported (dispose)
 
     def ensure_image(self, image, credentials=None, pull_timer=nullcontext):
@@ -130,6 +131,21 @@ class Engine:
                 self.client.images.get(image)
             except docker.errors.ImageNotFound as exc:
                 raise PullFailed(f"pull of {image} ended without the image: {explain(exc)}") from exc
+        if self.cache is not None:  # pulled by Stevedore: the image collection's to remove once unused
+            self.cache.pulled(image)
+
+    def collect_images(self):
+        """One sweep of the image collection (shared/image_gc.py); the references removed are no longer taken
+        to be here.  Returns [(image, bytes, why)]."""
+        removed = self.cache.sweep() if self.cache is not None else []
+        for image, _, _ in removed:
+            self.state.images.difference_update([*image.names, image.id])
+        return removed
+
+    def note_use(self, image):
+        """An execution starts from ``image``: it is the most recently used (shared/image_gc.py)."""
+        if self.cache is not None:
+            self.cache.used(image)
 
     @staticmethod
     def _started_at(container):

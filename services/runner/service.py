@@ -10,7 +10,7 @@ from services.runner import reconcile as reconciling
 from services.runner.ahead import Ahead
 from services.runner.dependencies import DockerExecutor
 from services.runner.disk import sweep_measurers
-from services.runner.engine import EngineUnavailable
+from services.runner.engine import ENGINE_ERRORS, EngineUnavailable
 from services.runner.metrics import RunnerMetrics
 from services.runner.reporting import ReliableDispatcher, ReportBatchesProvider
 from services.runner.slots import HoldingsProvider, execution_slot, holding_timer
@@ -304,6 +304,15 @@ class RunnerService:
                 log.info("reconciled: %s", summary)
         finally:
             self.holdings.mark_reconciled()
+
+    @config_timer("image_gc_interval")
+    def collect_images(self):
+        """Remove the least recently used images this engine holds for Stevedore past their bounds
+        (shared/image_gc.py)."""
+        try:
+            self.metrics.images_removed(self.docker.collect_images())
+        except ENGINE_ERRORS as exc:
+            log.info("image collection skipped: the Docker engine did not answer (%s)", exc)
 
     @event_handler(events.SCHEDULER, events.EXECUTIONS_QUEUED,
                    handler_type=BROADCAST, reliable_delivery=False)

@@ -118,11 +118,21 @@ class TesRun:
                 status, reason = verdict if isinstance(verdict, tuple) else (st.KILLED, "cancelled")
                 return self._end(status, reason, None, last)
             image = self.images[i]
-            if image not in self.engine.state.images:
-                failed = self.engine._ensure_image(image, None, self.pull_timer, self.runner)
-                if failed:
-                    return self._end(st.ERROR, f"executors[{i}]: {failed['reason']}", SYSTEM_ERROR, last)
-            container = create_container(self.engine.client, image, self.options(i, executor, mounts))
+            self.engine.note_use(image)
+            container = None
+            for _ in range(2):  # an image removed meanwhile (the image collection) is pulled again, once
+                if image not in self.engine.state.images:
+                    failed = self.engine._ensure_image(image, None, self.pull_timer, self.runner)
+                    if failed:
+                        return self._end(st.ERROR, f"executors[{i}]: {failed['reason']}", SYSTEM_ERROR, last)
+                try:
+                    container = create_container(self.engine.client, image, self.options(i, executor, mounts))
+                    break
+                except docker.errors.ImageNotFound:
+                    self.engine.state.images.discard(image)
+            if container is None:
+                return self._end(st.ERROR, f"executors[{i}]: image {image} vanished from the engine", SYSTEM_ERROR,
+                                 last)
             self.containers.append(container)
             if i == 0:
                 for directory, archive in archives.items():

@@ -19,6 +19,7 @@ def service_config(rabbit_config, own_database_url):
         "DB_URIS": {"registry:Base": own_database_url, "scheduler:Base": own_database_url},
         "LEASE_SECONDS": 30,
         "API_TOKENS": "t",
+        "IMAGE_GC": "off",  # the test sessions share one engine and its images
     }
 
 
