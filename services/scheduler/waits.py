@@ -2,12 +2,15 @@
 is said about it.  The rules are in services/scheduler/executions/dependencies.py.
 
 A run's dependents are settled right after anything that may end what they wait
-for: an execution's end, a cancel, a fan-out batch.  That is a transaction of
+for: an execution's end, a fan-out batch, and -- by its ``result_cancelled``
+event, in a pool's worker, not in the CANCEL's RPC -- a cancel.  That is a transaction of
 its own, after the one that ended it: should the scheduler stop in between, or
 settling fail, the sweep here settles every run still waiting.
 """
 import logging
 import time
+
+from nameko.events import SERVICE_POOL, event_handler
 
 from services.scheduler.executions import dependencies as deps
 from services.scheduler.executions.state import get_result, owner
@@ -41,6 +44,14 @@ class DependenciesMixin:
             self._settle(result_id)
         for result_id in set(_pairs_swept) - {result_id for result_id, _ in waiting}:
             del _pairs_swept[result_id]  # settled, or no longer in need
+
+    @event_handler(events.SCHEDULER, events.RESULT_CANCELLED, handler_type=SERVICE_POOL)
+    def on_result_cancelled(self, payload):
+        """Settle the runs waiting for a run cancelled: a CANCEL answers without them (a thousand took
+        it past the RPC's timeout).  Lost, or cut short: the sweep settles them."""
+        payload = m.received(m.ResultCancelled, payload, "a result_cancelled event")
+        if payload is not None:
+            self._dependents(payload.result_id)
 
     def _dependents(self, result_id, index=None):
         """Settle the runs waiting for ``result_id`` (``index``: one of its executions ended)."""
