@@ -180,7 +180,7 @@ def NOT_NULL(schema):  # noqa: N802 -- a field that may be left out but not sent
 
 class ScheduleChange(ScheduleBase):
     """PATCH /schedule/{schedule_id}/: suspend, resume or change a schedule (fields not sent stay); at least
-    one field, as PATCH /result/{id}/ (an empty body changed nothing and answered 200)."""
+    one field, as PATCH /result/{id}/ and /team/{name}/ (an empty body changed nothing and answered 200)."""
     model_config = ConfigDict(**STRICT, extra="forbid", json_schema_extra={"minProperties": 1})
 
     name: Optional[str] = Field(None, min_length=1, max_length=NAME_MAX, pattern=NO_CONTROL)
@@ -198,7 +198,7 @@ class ScheduleChange(ScheduleBase):
     @classmethod
     def _something(cls, data):
         if isinstance(data, dict) and not data:
-            raise Invalid(f"give at least one field to change: {', '.join(SCHEDULE_CHANGES)}", "body")
+            raise Invalid(f"give one or more of {', '.join(SCHEDULE_CHANGES)}", "body")
         return data
 
 
