@@ -19,6 +19,9 @@ from stevedore_jobs.contract.run import RunRequest
 DEFAULT_URL = "http://127.0.0.1:8000"
 TIMEOUT = 30.0
 PAGE_MAX = rq.PAGE_MAX
+# a listing read whole (no limit) stops with an error past this many items: a server that always says "next
+# page" (a bug, or a hostile one) would otherwise have the command loop for ever, its memory growing
+ITEMS_MAX = 1_000_000
 # what a RUN may carry besides its operation and times (the contract's RUN body)
 RUN_FIELDS = tuple(name for name in RunRequest.model_fields if name not in ("operation", "task_id", "times"))
 
@@ -130,9 +133,13 @@ class Client:
         return self.json(self.request("POST", path, body=body))
 
     def pages(self, path, id_field, params=None, limit=None):
-        """The items of a listing, page after page, ``limit`` at most (None: all)."""
+        """The items of a listing, page after page, ``limit`` at most (None: all, ``ITEMS_MAX`` at most).
+
+        A next page that would start after an item already paged past (the server repeats itself), or more
+        than ``ITEMS_MAX`` items without a limit, is a ``CliError``: such a listing would never end."""
         params = dict(params or {})
         given = 0
+        cursors = set()
         while limit is None or given < limit:
             size = PAGE_MAX if limit is None else min(PAGE_MAX, limit - given)
             response = self.request("GET", path, params={**params, "limit": size})
@@ -141,9 +148,16 @@ class Client:
             given += len(items)
             if "next" not in response.links or not items:
                 return
+            if limit is None and given >= ITEMS_MAX:
+                raise CliError(f"{path}: the server still lists more after {given} items; stopped (ask for "
+                               "fewer: --limit)")
             # the next page starts after the last item (as the Link header says), on our own base URL; with the
             # Link's after_key, if any: where that item was, should it be deleted meanwhile
             params["after"] = items[-1][id_field]
+            if params["after"] in cursors:
+                raise CliError(f"{path}: the server's next page starts after {params['after']} again, a page "
+                               "already read; stopped (it would list for ever)")
+            cursors.add(params["after"])
             link = parse_qs(urlsplit(response.links["next"]["url"]).query)
             params.pop("after_key", None)
             if link.get("after") == [params["after"]] and link.get("after_key"):

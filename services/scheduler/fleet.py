@@ -11,7 +11,9 @@ LOST; its row is deleted ``FORGET_LEASES`` leases later.
 ``place``: a run with constraints or GPUs that no LIVE runner can take gets ``unschedulable``
 (why), cleared once one can (and by the claim that takes one of its executions).  It stays
 QUEUED: a runner that matches starts it when it appears.  Asked for a new RUN at once, for every
-such active run by the sweep, and when a runner appears or changes.
+such active run by the sweep, and when a runner appears or changes.  So does a run of a team whose
+``max_running`` is 0 (no claim takes its work: ``held_back`` says so), by the sweep and when a
+team is changed.
 """
 import logging
 import re
@@ -25,7 +27,7 @@ from sqlalchemy.dialects.postgresql import insert
 from services.scheduler import executions as ex
 from services.scheduler.holdings import installation_id
 from services.scheduler.idlerunners import free_after_claim
-from services.scheduler.models import Result, Runner
+from services.scheduler.models import Result, Runner, Team
 from shared import pages
 from shared import statuses as st
 from shared.messages import RunnerInfo, received, wire
@@ -125,6 +127,8 @@ def live_runners(session, lease):
 def why_not(constraints, gpus, live):
     """Why none of the ``live`` runners can take a run asking ``constraints`` and ``gpus``, or None."""
     constraints, gpus = constraints or {}, gpus or 0
+    if not constraints and not gpus:
+        return None  # any runner takes it (one with a note left by a quota now lifted)
     if any(all(labels.get(k) == v for k, v in constraints.items()) and count >= gpus for labels, count in live):
         return None
     wants = []
@@ -138,21 +142,31 @@ def why_not(constraints, gpus, live):
             "asks for work")
 
 
+def held_back(team):
+    """Why no run of ``team`` starts while its ``max_running`` is 0."""
+    return (f"its team {team} has max_running 0: no execution of the team starts until an admin raises it "
+            f"(PATCH /team/{team}/)")
+
+
 def place(session, lease, result_ids=None):
-    """Set or clear ``unschedulable`` on the active runs that ask for labels or GPUs; answers how many changed."""
-    query = select(Result.id, Result.constraints, Result.gpus, Result.unschedulable).where(
-        or_(Result.constraints.is_not(None), Result.gpus > 0),
+    """Set or clear ``unschedulable`` on the active runs that ask for labels or GPUs, or are of a team whose
+    ``max_running`` is 0, or have it set; answers how many changed."""
+    held_teams = select(Team.name).where(Team.max_running == 0)
+    query = select(Result.id, Result.constraints, Result.gpus, Result.unschedulable, Result.team).where(
+        or_(Result.constraints.is_not(None), Result.gpus > 0, Result.unschedulable.is_not(None),
+            Result.team.in_(held_teams)),
         Result.status.in_([st.QUEUED, st.RUNNING]), Result.cancel_requested.is_(False))
     if result_ids is not None:
         query = query.where(Result.id.in_(list(result_ids)))
     rows = session.execute(query).all()
+    held = set(session.scalars(held_teams)) if rows else set()
     session.commit()
     if not rows:
         return 0
     live = live_runners(session, lease)
     changed = 0
     for row in rows:
-        reason = why_not(row.constraints, row.gpus, live)
+        reason = held_back(row.team) if row.team in held else why_not(row.constraints, row.gpus, live)
         if reason != row.unschedulable:
             # only while still active: a run that ended meanwhile keeps what it had
             session.execute(update(Result).where(

@@ -179,7 +179,8 @@ class SchedulerService(folding.FoldingMixin, recovery.RecoveryMixin, failurepoli
         self.dispatch(events.RESULT_CANCELLED, wire(m.ResultCancelled(result_id=result.id, **ex.owner(result))))
         if result.status in statuses.TERMINAL:
             self._notify_finished(result)
-        self._dependents(result.id)
+        # the runs waiting for it are settled by on_result_cancelled (a pool's worker), not here: a thousand
+        # of them took this call past the RPC's timeout
         return ex.result_as_dict(ex.get_result(self.db.session, result_id))
 
     @rpc
@@ -193,11 +194,9 @@ class SchedulerService(folding.FoldingMixin, recovery.RecoveryMixin, failurepoli
         result, detail = ex.cancel_detail(self.db.session, result_id, detail_id, caller)
         if detail.status == statuses.CANCELLED:
             self.metrics.executions_cancelled(1)
-            self._dependents(result.id, detail.index)
-        if detail.status not in statuses.TERMINAL:
-            self.dispatch(events.EXECUTION_CANCEL_REQUESTED,
-                          wire(m.ExecutionCancelRequested(result_id=result.id, detail_id=detail.id,
-                                                          **ex.owner(result))))
+        # its runner stops it; ended CANCELLED now, its per_index pairs are settled by on_execution_cancel_requested
+        self.dispatch(events.EXECUTION_CANCEL_REQUESTED,
+                      wire(m.ExecutionCancelRequested(result_id=result.id, detail_id=detail.id, **ex.owner(result))))
         if result.status in statuses.TERMINAL:
             self._notify_finished(result)
         return ex.detail_as_dict(detail)

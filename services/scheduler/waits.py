@@ -2,16 +2,21 @@
 is said about it.  The rules are in services/scheduler/executions/dependencies.py.
 
 A run's dependents are settled right after anything that may end what they wait
-for: an execution's end, a cancel, a fan-out batch.  That is a transaction of
+for: an execution's end, a fan-out batch, and -- by its ``result_cancelled`` or
+``execution_cancel_requested`` event, in a pool's worker, not in the CANCEL's RPC -- a cancel.  That is a transaction of
 its own, after the one that ended it: should the scheduler stop in between, or
 settling fail, the sweep here settles every run still waiting.
 """
 import logging
 import time
 
+from nameko.events import SERVICE_POOL, event_handler
+
 from services.scheduler.executions import dependencies as deps
-from services.scheduler.executions.state import get_result, owner
+from services.scheduler.executions.state import get_detail, get_result, owner
 from shared import events
+from shared import statuses as st
+from shared.errors import NotFound
 from shared import messages as m
 from shared.extensions import config_timer
 from shared.handlers import first_line
@@ -41,6 +46,28 @@ class DependenciesMixin:
             self._settle(result_id)
         for result_id in set(_pairs_swept) - {result_id for result_id, _ in waiting}:
             del _pairs_swept[result_id]  # settled, or no longer in need
+
+    @event_handler(events.SCHEDULER, events.RESULT_CANCELLED, handler_type=SERVICE_POOL)
+    def on_result_cancelled(self, payload):
+        """Settle the runs waiting for a run cancelled: a CANCEL answers without them (a thousand took
+        it past the RPC's timeout).  Lost, or cut short: the sweep settles them."""
+        payload = m.received(m.ResultCancelled, payload, "a result_cancelled event")
+        if payload is not None:
+            self._dependents(payload.result_id)
+
+    @event_handler(events.SCHEDULER, events.EXECUTION_CANCEL_REQUESTED, handler_type=SERVICE_POOL)
+    def on_execution_cancel_requested(self, payload):
+        """An execution ended CANCELLED by its CANCEL (it was queued): settle the runs pairing with it
+        (``per_index``), out of the RPC as for a run's.  One a runner held is settled when its end is folded."""
+        payload = m.received(m.ExecutionCancelRequested, payload, "an execution_cancel_requested event")
+        if payload is None:
+            return
+        try:
+            detail = get_detail(self.db.session, payload.result_id, payload.detail_id)
+        except NotFound:  # its run was deleted meanwhile: the sweep settles what waited for it
+            return
+        if detail.status == st.CANCELLED:
+            self._dependents(payload.result_id, detail.index)
 
     def _dependents(self, result_id, index=None):
         """Settle the runs waiting for ``result_id`` (``index``: one of its executions ended)."""

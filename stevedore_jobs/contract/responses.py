@@ -135,7 +135,8 @@ class Result(Answer):
                                                                      "`params.labels` too when given)")
     unschedulable: Optional[str] = Field(
         None, description="while it is QUEUED: why no live runner can take it (none has the labels of its "
-                          "`constraints`, or its `gpus`); null once one can (it starts when one claims it)")
+                          "`constraints`, or its `gpus`; or its team's `max_running` is 0); null once one can "
+                          "(it starts when one claims it)")
     team: Optional[str] = Field(None, description=TEAM_OF)
     submitted_by: Optional[str] = Field(None, description=SUBMITTED_BY + "; a schedule's fire: the schedule's maker")
 

@@ -14,7 +14,7 @@ import re
 import zoneinfo
 from typing import ClassVar, Literal, Optional
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from stevedore_jobs.contract.checks import ID_PATTERN, NO_CONTROL, Invalid, json_integer, shown
 from stevedore_jobs.contract.requests import (
@@ -179,7 +179,9 @@ def NOT_NULL(schema):  # noqa: N802 -- a field that may be left out but not sent
 
 
 class ScheduleChange(ScheduleBase):
-    """PATCH /schedule/{schedule_id}/: suspend, resume or change a schedule (fields not sent stay)."""
+    """PATCH /schedule/{schedule_id}/: suspend, resume or change a schedule (fields not sent stay); at least
+    one field, as PATCH /result/{id}/ and /team/{name}/ (an empty body changed nothing and answered 200)."""
+    model_config = ConfigDict(**STRICT, extra="forbid", json_schema_extra={"minProperties": 1})
 
     name: Optional[str] = Field(None, min_length=1, max_length=NAME_MAX, pattern=NO_CONTROL)
     # left out: kept as it is; null is refused (400 naming the field), but for starting_deadline_seconds
@@ -191,6 +193,16 @@ class ScheduleChange(ScheduleBase):
     starting_deadline_seconds: Optional[int] = Field(None, ge=1, le=DEADLINE_MAX,
                                                      description="0 is not accepted; send null to clear it")
     run: dict = Field(None, json_schema_extra=NOT_NULL)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _something(cls, data):
+        if isinstance(data, dict) and not data:
+            raise Invalid(f"give one or more of {', '.join(SCHEDULE_CHANGES)}", "body")
+        return data
+
+
+SCHEDULE_CHANGES = tuple(ScheduleChange.model_fields)
 
 
 class ScheduleOperation(Request):

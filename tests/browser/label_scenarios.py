@@ -102,3 +102,48 @@ def tes_marks(session, token, tes_result_id, plain_result_id):
     expect(page.locator("#tasks tbody tr").first).to_be_visible()
     answer["task_marks"] = page.locator("#tasks tbody tr .mark-tes").all_inner_texts()
     return answer
+
+
+# whether each character of `needle` (in a text node under `el`) is laid out left of the next; and where a
+# node's glyphs end (a Range over its text: a text node or an element)
+IN_ORDER_JS = """([el, needle]) => {
+  const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+  for (let node; (node = walker.nextNode());) {
+    const at = node.data.indexOf(needle);
+    if (at < 0) continue;
+    const range = document.createRange(), lefts = [];
+    for (let i = at; i < at + needle.length; i++) {
+      range.setStart(node, i); range.setEnd(node, i + 1); lefts.push(range.getBoundingClientRect().left);
+    }
+    return lefts.every((x, i) => i === 0 || x > lefts[i - 1]);
+  }
+  return null;
+}"""
+NAME_RIGHT_JS = """(el) => {
+  const node = el.firstChild, range = document.createRange();
+  range.selectNodeContents(node.nodeType === Node.TEXT_NODE ? el : node);
+  if (node.nodeType === Node.TEXT_NODE) range.setEnd(node, node.length);
+  return {right: range.getBoundingClientRect().right, badge: el.querySelector(".badge").getBoundingClientRect().left,
+          isolated: node.nodeType === Node.ELEMENT_NODE && getComputedStyle(node).unicodeBidi === "isolate"};
+}"""
+
+
+def bidi_name(session, token, repository, name):
+    """Register a task whose name holds a right-to-left override from the tasks page; read whether what
+    follows the name stays in its place and order: the rest of the flash's sentence, the status badge after
+    the name in the task page's title."""
+    answer = {}
+    page = signed_in_page(session, token, "/ui/tasks")
+    page.fill("#f-repository", repository)
+    page.fill("#f-name", name)
+    page.click("#register-form button[type=submit]")
+    expect(page.locator("#flash")).to_contain_text("its image is being pulled")
+    answer["flash_in_order"] = page.locator("#flash").evaluate(
+        f"(el) => ({IN_ORDER_JS})([el, 'its image is being pulled'])")
+    page.locator("#tasks tbody tr", has_text=name.split("\u202e")[0]).locator("td.name a").click()
+    page.wait_for_url(re.compile(r"/ui/tasks/[0-9a-f]{32}$"))
+    answer["task_id"] = page.url.rsplit("/", 1)[1]
+    expect(page.locator("#title .badge")).to_be_visible()
+    answer["title"] = page.locator("#title").evaluate(NAME_RIGHT_JS)
+    session.screenshot(page, "task-bidi-name")
+    return answer

@@ -409,7 +409,8 @@ from tests.browser.params_scenarios import (  # noqa: E402,F401
     change_running_run, plain_result_has_no_parameters_column, run_with_matrix)
 from tests.browser.dependency_scenarios import cancelled_by_dependency, run_after  # noqa: E402,F401 -- played by name
 from tests.browser.schedule_scenarios import schedules_pages, schedules_read_to_the_end  # noqa: E402,F401
-from tests.browser.label_scenarios import register_with_labels, run_with_labels, tes_marks  # noqa: E402,F401
+from tests.browser.label_scenarios import (  # noqa: E402,F401 -- played by name
+    bidi_name, register_with_labels, run_with_labels, tes_marks)
 from tests.browser.fleet_scenarios import run_with_constraints, runners_page  # noqa: E402,F401
 from tests.browser.people_scenarios import (  # noqa: E402,F401 -- played by name
     audit_page, make_and_revoke_token, read_only_secrets, set_secret, signed_in_as, switch_team, teams_page)

@@ -129,6 +129,9 @@ def test_a_run_over_the_teams_max_queued_is_429_with_retry_after(fair):
         patch_team(fair, "default", {"max_queued": queued + 5})
         first = fair.api.post(f"/task/{task_id}/", {"operation": "RUN", "times": 3, "env": {"SLEEP": "0"}})
         assert first.status_code == 202, first.text
+        held = f"/result/{first.json()['result_id']}/"  # says why it waits (within a sweep)
+        wait_until(lambda: "team default has max_running 0" in (fair.api.get(held).json()["unschedulable"] or ""),
+                   timeout=30, what="the run's unschedulable naming max_running 0")
         refused = fair.api.post(f"/task/{task_id}/", {"operation": "RUN", "times": 3, "env": {"SLEEP": "0"}})
         assert refused.status_code == 429, refused.text
         assert refused.json()["error"] == "TOO_MANY_REQUESTS"

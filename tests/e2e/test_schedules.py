@@ -245,6 +245,8 @@ def test_unknown_schedules_and_tasks_are_404_and_a_patch_is_checked_too(sched_sy
     schedule = add(api, sched_system.tasks["ok"], cron="@daily", timezone="Europe/Berlin")
     bad = api.http.patch(f"{api.base_url}/schedule/{schedule['schedule_id']}/", json={"cron": "* * *"}, timeout=30)
     assert bad.status_code == 400 and bad.json()["message"].startswith("cron: ")
+    empty = api.http.patch(f"{api.base_url}/schedule/{schedule['schedule_id']}/", json={}, timeout=30)
+    assert empty.status_code == 400 and empty.json()["message"].startswith("body: give one or more of name, cron"), empty.text
     changed = patch(api, schedule["schedule_id"], {"cron": "30 2 * * *", "name": "nightly"})
     assert changed["cron"] == "30 2 * * *" and changed["name"] == "nightly"
     assert changed["next_run_at"] != schedule["next_run_at"]

@@ -61,3 +61,14 @@ def test_a_tes_task_is_marked_as_such_on_its_page_in_the_results_list_and_on_its
     assert seen["from"].startswith("GA4GH TES")
     assert seen["plain_marks"] == 0
     assert seen["task_marks"] and set(seen["task_marks"]) == {"TES image"}
+
+
+def test_a_task_name_with_a_right_to_left_override_reorders_only_itself(ui, api, test_images):
+    # accepted at the door (the CLI escapes it); on a page it once reversed what followed it on the line
+    name = f"ui-bidi-{uuid.uuid4().hex[:6]}-\u202egnp.exe"
+    seen = ui("bidi_name", repository=test_images["ok"], name=name)
+    assert seen["flash_in_order"] is True  # "Registered “…”; its image is being pulled." reads on
+    title = seen["title"]
+    assert title["isolated"] is True and title["badge"] >= title["right"] - 0.5, title  # the badge after the name
+    api.wait_task(seen["task_id"])
+    assert api.delete(f"/task/{seen['task_id']}/").status_code == 204

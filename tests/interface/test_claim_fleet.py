@@ -6,6 +6,7 @@ from sqlalchemy.orm import sessionmaker
 
 from services.scheduler import executions as ex
 from services.scheduler import fleet
+from services.scheduler.models import Team
 from shared import validation
 from shared.db import psycopg2_url
 from shared.messages import RunnerInfo
@@ -58,6 +59,31 @@ def test_unschedulable_is_said_while_no_live_runner_matches_and_cleared_by_the_c
     assert ex.claim(session, "ap", 30, labels={"zone": "ap"})["result_id"] == waiting
     assert session.execute(text("SELECT unschedulable FROM results WHERE id = :id"), {"id": waiting}).scalar() is None
     session.commit()
+
+
+def test_a_run_of_a_team_with_max_running_0_says_why_it_waits_until_the_quota_is_raised(session):
+    fleet.write(session, "any", RunnerInfo(slots=1, busy=0))
+    session.add(Team(name="held", weight=1.0, max_running=0, created_at=0.0))
+    session.commit()
+    params = validation.run_params({"operation": "RUN", "times": 1}, 10)
+    held = ex.create_result(session, "t" * 32, "task", "img@sha256:1", params, with_details=True, team="held")[0].id
+    other = run(session)
+    assert ex.claim(session, "any", 30)["result_id"] == other  # the held team's work is never claimed
+    assert fleet.place(session, 30) == 1
+    assert unschedulable(session, held) == ("its team held has max_running 0: no execution of the team starts "
+                                            "until an admin raises it (PATCH /team/held/)")
+    assert unschedulable(session, other) is None
+    session.execute(text("UPDATE teams SET max_running = 1 WHERE name = 'held'"))
+    session.commit()
+    assert fleet.place(session, 30) == 1  # raised: the note goes, before any claim
+    assert unschedulable(session, held) is None
+    assert ex.claim(session, "any", 30)["result_id"] == held
+
+
+def unschedulable(session, result_id):
+    reason = session.execute(text("SELECT unschedulable FROM results WHERE id = :id"), {"id": result_id}).scalar()
+    session.commit()
+    return reason
 
 
 def test_the_runner_list_tells_live_from_lost_and_forgets_the_long_silent(session):

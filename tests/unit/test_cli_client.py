@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from stevedore_jobs.cli import main
+from stevedore_jobs.client import Client
 
 RESULT = "r" * 32
 DETAIL = "d" * 32
@@ -93,6 +94,38 @@ def test_the_next_page_is_asked_with_the_links_after_key_too(server, capsys):
     assert main(["task", "show", "wanted", "--json"]) == 0
     assert [(query.get("after"), query.get("after_key")) for _, query, _ in server.seen] == [
         (None, None), ([last], ["1.5"])]
+
+
+def endless(pages, fresh):
+    """A /task/ that always says "next page" (``fresh``: each page a new item, else the same one), for
+    ``pages`` pages at most: then a 500, so that a client that does not stop ends too."""
+    calls = []
+
+    def page(query):
+        calls.append(query)
+        return [task("t", f"{len(calls) if fresh else 1:032x}")]
+
+    link = {"Link": '</task/?after=x>; rel="next"'}
+    return calls, [*[(200, page, link)] * pages, (500, {"error": "INTERNAL", "message": "the test's end"})]
+
+
+def test_a_listing_whose_next_page_repeats_a_cursor_stops_with_an_error(server, capsys):
+    calls, server.routes["/task/"] = endless(100, fresh=False)
+    assert main(["task", "ls"]) == 1
+    assert "starts after 00000000000000000000000000000001 again" in capsys.readouterr().err
+    assert len(calls) == 2
+
+
+def test_a_listing_that_never_ends_stops_after_items_max(server, capsys, monkeypatch):
+    monkeypatch.setattr("stevedore_jobs.client.ITEMS_MAX", 5)
+    calls, server.routes["/task/"] = endless(100, fresh=True)
+    assert main(["task", "ls"]) == 1
+    assert "still lists more after 5 items" in capsys.readouterr().err
+    assert len(calls) == 5
+    calls, server.routes["/task/"] = endless(100, fresh=True)
+    client = Client(os.environ["STEVEDORE_URL"])
+    assert len(list(client.pages("/task/", "task_id", limit=7))) == 7  # a limit asked ends it as ever
+    assert len(calls) == 7
 
 
 def test_follow_prints_a_server_sent_event_stream_as_it_comes(server, capsys):

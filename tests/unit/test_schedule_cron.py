@@ -7,7 +7,7 @@ import pytest
 
 from services.scheduler.schedules import cron
 from shared.errors import ValidationError
-from stevedore_jobs.contract import Limits, schedule
+from stevedore_jobs.contract import Limits, openapi, requests, schedule
 from stevedore_jobs.contract.checks import Invalid
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -151,3 +151,10 @@ def test_a_schedules_run_may_give_each_execution_its_own_parameters():
     assert params["times"] == 2 and params["per_execution"] == "items"
     assert spread == {"items": [{"env": {"N": "1"}}, {"command": ["echo", "hi"]}]}
     assert schedule.schedule_run_parts({"times": 2}) == (schedule.schedule_run({"times": 2}), None)
+
+
+def test_a_schedule_patch_that_changes_nothing_is_a_400_naming_the_body_as_a_results_is():
+    with pytest.raises(Invalid, match="^body: give one or more of name, cron, "):
+        requests.parse(schedule.ScheduleChange, {})
+    assert requests.parse(schedule.ScheduleChange, {"suspend": True}).suspend is True
+    assert openapi.spec()["components"]["schemas"]["ScheduleChange"]["minProperties"] == 1

@@ -49,10 +49,37 @@
 
   // ------------------------------------------------------------------ DOM
 
+  /* Text from users (names, labels, reasons, messages naming them) may hold right-to-left letters or the
+   * bidirectional controls the API accepts (U+202A-E embeddings and overrides, U+2066-9 isolates): such a
+   * string goes in a <bdi> of its own, reordered within itself and never its neighbours (a task name with
+   * U+202E reversed what followed it on the line: a spoof).  A string without them cannot reorder
+   * anything and stays a plain text node; an <option> or <textarea> holds text only (the browser shows
+   * each option on its own).  Its isolates are balanced first: a PDI (U+2069) closing none of its own would
+   * close the <bdi> itself (Chromium does), and what follows it would escape; an isolate left open would
+   * take the <bdi>'s own PDI. */
+  const BIDI = /[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc\u061c\u200f\u202a-\u202e\u2066-\u2069]|[\u{10800}-\u{10fff}\u{1e800}-\u{1efff}]/u;
+  const TEXT_ONLY = new Set(["OPTION", "TEXTAREA", "TITLE"]);
+  function isolated(el, text) {
+    if (TEXT_ONLY.has(el.tagName) || !BIDI.test(text)) return text;
+    const bdi = document.createElement("bdi");
+    bdi.textContent = balanced(text);
+    return bdi;
+  }
+  function balanced(text) {
+    let open = 0;
+    const body = text.replace(/[\u2066-\u2069]/gu, (ch) => {
+      if (ch !== "\u2069") open++;
+      else if (open) open--;
+      else return "\u2068\u2069";  // a PDI of no isolate: closes an empty one instead
+      return ch;
+    });
+    return body + "\u2069".repeat(open);
+  }
+
   function append(el, children) {
     for (const child of children.flat(Infinity)) {
       if (child === null || child === undefined || child === false) continue;
-      el.append(child instanceof Node ? child : String(child));
+      el.append(child instanceof Node ? child : isolated(el, String(child)));
     }
     return el;
   }
@@ -61,7 +88,7 @@
     const el = document.createElement(tag);
     for (const [key, value] of Object.entries(attrs || {})) {
       if (value === null || value === undefined || value === false) continue;
-      if (key === "text") el.textContent = value;
+      if (key === "text") el.replaceChildren(isolated(el, String(value)));
       else if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
       else el.setAttribute(key, value === true ? "" : String(value));
     }
@@ -260,9 +287,10 @@
   const flashEl = $("#flash");
   let troubled = false;
 
+  /* `text`: a string, or its parts (a list): each part that is user text isolated on its own (append) */
   function flash(text, bad) {
     troubled = false;
-    flashEl.textContent = text || "";
+    fill(flashEl, text || "");
     flashEl.classList.toggle("bad", Boolean(bad));
     flashEl.hidden = !text;
   }
@@ -300,12 +328,12 @@
       const input = form.elements.namedItem(name);
       const slot = input ? form.querySelector(`[data-error-for="${CSS.escape(name)}"]`) : null;
       if (!slot) continue;
-      slot.textContent = name === err.field ? err.detail : err.message;
+      fill(slot, name === err.field ? err.detail : err.message);
       input.setAttribute("aria-invalid", "true");
       input.focus();
       return;
     }
-    form.querySelector('[data-error-for="*"]').textContent = err.message;
+    fill(form.querySelector('[data-error-for="*"]'), err.message);
   }
 
   async function submitting(form, action) {
@@ -376,9 +404,9 @@
     const keys = Object.keys(labels || {}).sort();
     if (!keys.length) return null;
     return h("span", {class: "chips"}, keys.map((k) => {
-      const text = `${k}=${labels[k]}`;
-      return href ? h("a", {class: "chip", href: href(text), title: `Only those labelled ${text}`, text})
-        : h("span", {class: "chip", text});
+      const text = `${k}=${labels[k]}`;  // key and value each isolated: neither reorders the other
+      return href ? h("a", {class: "chip", href: href(text), title: `Only those labelled ${text}`}, k, "=", labels[k])
+        : h("span", {class: "chip"}, k, "=", labels[k]);
     }));
   }
   const resultsWith = (filter) => `/ui/results?${new URLSearchParams({label: filter})}`;
@@ -545,7 +573,7 @@
         form.reset();
         render(data, true);
         list.shown();
-        flash(`Registered “${data.name}”; its image is being pulled.`);
+        flash(["Registered “", data.name, "”; its image is being pulled."]);
         live.start();
       });
     });
@@ -803,7 +831,7 @@
     form.addEventListener("submit", (event) => { event.preventDefault(); apply(); });
     const shown = resultsList($("#results"), query, true).catch((err) => {
       if (!(err instanceof ApiError) || err.field !== "label") throw err;
-      $("#e-label").textContent = err.detail;  // a bad filter: said next to the box
+      fill($("#e-label"), err.detail);  // a bad filter: said next to the box
       $("#f-label").setAttribute("aria-invalid", "true");
     });
     loaded(Promise.all([tasks, shown]));

@@ -78,7 +78,7 @@
         act(revoke, async () => {
           await call("DELETE", `/token/${enc(t.token_id)}/`);
           tr.replaceWith(row({...t, status: "REVOKED", revoked_at: Date.now() / 1000}));
-          flash(`Revoked the token of ${t.principal}.`);
+          flash(["Revoked the token of ", t.principal, "."]);
         });
       });
       return tr;
@@ -102,7 +102,7 @@
         const {token, ...listed} = data;
         list.tbody.prepend(row(listed));
         list.shown();
-        flash(`Made a token for ${data.principal} (${data.role} of ${data.team}).`);
+        flash(["Made a token for ", data.principal, ` (${data.role} of ${data.team}).`]);
       });
     });
     $("#token-copy").addEventListener("click", async () => {

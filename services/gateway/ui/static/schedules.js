@@ -53,7 +53,7 @@
         form.reset();
         list.tbody.prepend(row(data));
         list.shown();
-        flash(`Added schedule ${data.name || short(data.schedule_id)}; next run ${ui.fmtTime(data.next_run_at)}.`);
+        flash(["Added schedule ", data.name || short(data.schedule_id), `; next run ${ui.fmtTime(data.next_run_at)}.`]);
       });
     });
 
@@ -92,7 +92,7 @@
     const runNow = $("#schedule-run"), remove = $("#schedule-delete");
 
     function render(s) {
-      $("#schedule-title").textContent = s.name || short(s.schedule_id);
+      fill($("#schedule-title"), s.name || short(s.schedule_id));
       const c = s.counts;
       fields($("#schedule-fields"), [
         ["Id", mono(s.schedule_id)],
