@@ -28,6 +28,11 @@ STORED = {
 }
 
 
+BIG = '{"env": {"PAD": "%s"}, "callback_url": "http://127.0.0.1:9/hook"}' % ("x" * (17 * 1024 * 1024))
+INDEX_DEF = text("SELECT indexdef, indisvalid FROM pg_indexes JOIN pg_class ON relname = indexname"
+                 " JOIN pg_index ON indexrelid = pg_class.oid WHERE indexname = 'ix_results_webhook_untried'")
+
+
 @pytest.fixture
 def url():
     url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/stevedore_test_{uuid.uuid4().hex[:10]}"
@@ -53,6 +58,8 @@ def test_runs_with_a_callback_url_are_marked_whatever_else_their_stored_params_h
                 conn.execute(INSERT, {"prefix": prefix, "params": params, "count": 1})
             # more than one batch of the backfill (1000 rows), interleaved by id with the rest
             conn.execute(INSERT, {"prefix": "many", "params": STORED["hook"][0], "count": 2100})
+            # a row bigger than the backfill's byte cap (16 MiB of params text read at a time) is read alone
+            conn.execute(INSERT, {"prefix": "big", "params": BIG, "count": 1})
         with engine.connect() as conn, pytest.raises(Exception, match="surrogate"):  # what the sweeps met
             conn.execute(text("SELECT count(*) FROM results WHERE params->>'callback_url' IS NULL"))
         migrate(url, "0025")
@@ -60,7 +67,7 @@ def test_runs_with_a_callback_url_are_marked_whatever_else_their_stored_params_h
             flags = marked(conn)
         assert {prefix: flags[prefix + "000001"] for prefix in STORED} == \
             {prefix: expected for prefix, (_, expected) in STORED.items()}
-        assert sum(flags.values()) == 3 + 2100
+        assert flags["big000001"] and sum(flags.values()) == 3 + 2100 + 1
         # a scheduler of before, still running during a rolling upgrade, inserts runs without the column: the
         # trigger marks them, but for one PostgreSQL cannot parse (a lone surrogate, a NUL: refused at the door)
         with engine.begin() as conn:
@@ -74,5 +81,30 @@ def test_runs_with_a_callback_url_are_marked_whatever_else_their_stored_params_h
             columns = conn.execute(text("SELECT column_name FROM information_schema.columns"
                                         " WHERE table_name = 'results'")).scalars().all()
         assert "has_callback" not in columns
+    finally:
+        engine.dispose()
+
+
+def test_the_migration_interrupted_after_its_first_commit_goes_on_when_run_again(url):
+    migrate(url, "0025")
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            built = conn.execute(INDEX_DEF).one()
+            conn.execute(INSERT, {"prefix": "hook", "params": STORED["hook"][0], "count": 3})
+            # as left by a stop during the backfill's index build: the column and trigger committed, the
+            # version still 0025's parent, some rows unmarked, an INVALID index (a failed CONCURRENTLY build)
+            conn.execute(text("UPDATE results SET has_callback = false WHERE id = 'hook000002'"))
+            conn.execute(text("DROP INDEX ix_results_webhook_untried"))
+            with pytest.raises(Exception, match="could not create unique index"):
+                conn.execute(text("CREATE UNIQUE INDEX CONCURRENTLY ix_results_webhook_untried ON results (task_id)"))
+            assert conn.execute(INDEX_DEF).one().indisvalid is False
+        command.stamp(alembic_config(url), "0024")
+        migrate(url, "0025")
+        with engine.connect() as conn:
+            assert conn.execute(INDEX_DEF).one() == (built.indexdef, True)
+            assert set(marked(conn).values()) == {True}
+        migrate(url, "0024", down=True)
+        migrate(url, "0025")
     finally:
         engine.dispose()
