@@ -12,8 +12,9 @@ LOST; its row is deleted ``FORGET_LEASES`` leases later.
 (why), cleared once one can (and by the claim that takes one of its executions).  It stays
 QUEUED: a runner that matches starts it when it appears.  Asked for a new RUN at once, for every
 such active run by the sweep, and when a runner appears or changes.  So does a run of a team whose
-``max_running`` is 0 (no claim takes its work: ``held_back`` says so), by the sweep and when a
-team is changed.
+``max_running`` is 0 (no claim takes its work: ``held_back`` says so): ``hold_teams``, by the sweep,
+one UPDATE a team (not by the team's PATCH: a team of 10,000 queued runs would keep it past the RPC
+timeout), the note gone by the next sweep after the quota is raised.
 """
 import logging
 import re
@@ -21,7 +22,7 @@ import time
 
 from eventlet.semaphore import Semaphore
 from nameko.extensions import DependencyProvider
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from services.scheduler import executions as ex
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 WRITE_EVERY = 5.0     # seconds between writes of one runner's row (at most a quarter of a lease)
 FORGET_LEASES = 10    # a LOST runner's row is deleted after this many leases (at least FORGET_MIN seconds)
 FORGET_MIN = 60.0
+ACTIVE = [st.QUEUED, st.RUNNING]
 CLAIMS_IN_TURN = Semaphore(1)
 COUNT_MAX = 100000    # a runner's slots, busy or free GPUs said beyond this: its description is dropped
 CLAIM_TRIES = 10      # attempts ended in a row for a missing secret before a runner is answered None
@@ -149,13 +151,13 @@ def held_back(team):
 
 
 def place(session, lease, result_ids=None):
-    """Set or clear ``unschedulable`` on the active runs that ask for labels or GPUs, or are of a team whose
-    ``max_running`` is 0, or have it set; answers how many changed."""
+    """Set or clear ``unschedulable`` on the active runs that ask for labels or GPUs (through
+    ``ix_results_placed``); such a run of a team whose ``max_running`` is 0 says that instead.  Answers how
+    many changed.  The other runs of such a team: ``hold_teams``."""
     held_teams = select(Team.name).where(Team.max_running == 0)
     query = select(Result.id, Result.constraints, Result.gpus, Result.unschedulable, Result.team).where(
-        or_(Result.constraints.is_not(None), Result.gpus > 0, Result.unschedulable.is_not(None),
-            Result.team.in_(held_teams)),
-        Result.status.in_([st.QUEUED, st.RUNNING]), Result.cancel_requested.is_(False))
+        or_(Result.constraints.is_not(None), Result.gpus > 0),
+        Result.status.in_(ACTIVE), Result.cancel_requested.is_(False))
     if result_ids is not None:
         query = query.where(Result.id.in_(list(result_ids)))
     rows = session.execute(query).all()
@@ -170,8 +172,31 @@ def place(session, lease, result_ids=None):
         if reason != row.unschedulable:
             # only while still active: a run that ended meanwhile keeps what it had
             session.execute(update(Result).where(
-                Result.id == row.id, Result.status.in_([st.QUEUED, st.RUNNING])).values(unschedulable=reason))
+                Result.id == row.id, Result.status.in_(ACTIVE)).values(unschedulable=reason))
             changed += 1
+    session.commit()
+    return changed
+
+
+def hold_teams(session):
+    """Each active run of a team whose ``max_running`` is 0 says so in ``unschedulable``, one UPDATE a team
+    (through ``ix_results_team_active``); the note goes from the runs of a team no longer held that ask no
+    labels nor GPUs (through ``ix_results_noted``; ``place`` says again why the others wait).  Answers how
+    many runs changed."""
+    held = list(session.scalars(select(Team.name).where(Team.max_running == 0)))
+    changed = 0
+    for team in held:
+        why = held_back(team)
+        changed += session.execute(update(Result).where(
+            Result.team == team, Result.status.in_(ACTIVE), Result.cancel_requested.is_(False),
+            Result.unschedulable.is_distinct_from(why)).values(unschedulable=why)).rowcount
+        session.commit()  # a team at a time: no long lock on many teams' runs
+    cleared = update(Result).where(
+        Result.unschedulable.is_not(None), Result.status.in_(ACTIVE),
+        Result.constraints.is_(None), func.coalesce(Result.gpus, 0) == 0)
+    if held:
+        cleared = cleared.where(Result.team.not_in(held))
+    changed += session.execute(cleared.values(unschedulable=None)).rowcount
     session.commit()
     return changed
 
@@ -312,6 +337,7 @@ class FleetMixin:
 
     def _sweep_fleet(self):
         self._place()
+        hold_teams(self.db.session)
         gone = forget_lost(self.db.session, self._lease())
         if gone:
             log.info("forgot %s runners silent for %s leases", gone, FORGET_LEASES)

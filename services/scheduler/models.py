@@ -94,6 +94,9 @@ class Result(Base):
         # the fleet sweep's query: active runs not every runner may take (migration 0017)
         Index("ix_results_placed", "id", postgresql_where=text(
             "(constraints IS NOT NULL OR gpus > 0) AND status IN ('QUEUED', 'RUNNING')")),
+        # the notes the fleet sweep clears once a team's max_running is raised (migration 0026)
+        Index("ix_results_noted", "id", postgresql_where=text(
+            "unschedulable IS NOT NULL AND status IN ('QUEUED', 'RUNNING')")),
         # the dependencies' sweep: runs still waiting
         Index("ix_results_waiting", "id", postgresql_where=text("waiting_for IS NOT NULL")),
         # the webhook timer's query: attempts due

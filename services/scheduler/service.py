@@ -194,7 +194,8 @@ class SchedulerService(folding.FoldingMixin, recovery.RecoveryMixin, failurepoli
         result, detail = ex.cancel_detail(self.db.session, result_id, detail_id, caller)
         if detail.status == statuses.CANCELLED:
             self.metrics.executions_cancelled(1)
-        # its runner stops it; ended CANCELLED now, its per_index pairs are settled by on_execution_cancel_requested
+        # its runner stops it; ended CANCELLED now, its per_index pairs are settled by on_execution_cancel_requested.
+        # One that had ended before never gets here: ex.cancel_detail refused it (409), nothing sent
         self.dispatch(events.EXECUTION_CANCEL_REQUESTED,
                       wire(m.ExecutionCancelRequested(result_id=result.id, detail_id=detail.id, **ex.owner(result))))
         if result.status in statuses.TERMINAL:

@@ -119,7 +119,7 @@ def listed(session, caller, limit=100, after=None):
 
 
 class TeamsMixin:
-    """Mixed into ``SchedulerService`` (which provides ``db`` and, from ``fleet.FleetMixin``, ``_place``)."""
+    """Mixed into ``SchedulerService`` (which provides ``db``)."""
 
     @rpc
     def create_team(self, body, caller=None):
@@ -127,10 +127,8 @@ class TeamsMixin:
 
     @rpc
     def update_team(self, name, body, caller=None):
-        team = update(self.db.session, Caller.from_dict(caller), name, body)
-        if "max_running" in body:  # to or from 0: its runs say why they wait, or no longer (fleet.place)
-            self._place()
-        return team
+        # to or from 0: its runs say why they wait, or no longer, by the next sweep (fleet.hold_teams)
+        return update(self.db.session, Caller.from_dict(caller), name, body)
 
     @rpc
     def delete_team(self, name, tasks=0, principals=0, caller=None):

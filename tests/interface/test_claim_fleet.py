@@ -69,13 +69,15 @@ def test_a_run_of_a_team_with_max_running_0_says_why_it_waits_until_the_quota_is
     held = ex.create_result(session, "t" * 32, "task", "img@sha256:1", params, with_details=True, team="held")[0].id
     other = run(session)
     assert ex.claim(session, "any", 30)["result_id"] == other  # the held team's work is never claimed
-    assert fleet.place(session, 30) == 1
+    assert fleet.place(session, 30) == 0  # it asks no labels nor GPUs: the team's pass says it
+    assert fleet.hold_teams(session) == 1
+    assert fleet.hold_teams(session) == 0  # said once
     assert unschedulable(session, held) == ("its team held has max_running 0: no execution of the team starts "
                                             "until an admin raises it (PATCH /team/held/)")
     assert unschedulable(session, other) is None
     session.execute(text("UPDATE teams SET max_running = 1 WHERE name = 'held'"))
     session.commit()
-    assert fleet.place(session, 30) == 1  # raised: the note goes, before any claim
+    assert fleet.hold_teams(session) == 1  # raised: the note goes, before any claim
     assert unschedulable(session, held) is None
     assert ex.claim(session, "any", 30)["result_id"] == held
 

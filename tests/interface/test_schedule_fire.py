@@ -9,7 +9,7 @@ from services.scheduler import knowntasks
 from services.scheduler.models import Result, Schedule, ScheduleFire
 from services.scheduler.schedules import fire, store
 from shared.db import psycopg2_url
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict, NotFound, ValidationError
 from shared.settings import SchedulerSettings, parse
 from shared.principals import Caller
 from tests.support import ADMIN
@@ -135,6 +135,21 @@ def test_a_change_retimes_a_schedule_only_when_its_ticks_or_its_suspension_chang
         moved = store.update(session, schedule_id, {"cron": "0 0 1 1 *", "timezone": "Europe/Berlin"}, SETTINGS,
                              NoWebhooks())
         assert moved.next_run_at > tick + 60 and moved.cron == "0 0 1 1 *"
+
+
+def test_a_legacy_localtime_schedule_resumes_and_changes_in_its_stored_zone_unless_one_is_sent(Session):
+    with Session() as session:
+        ready_task(session)
+        schedule_id, tick = due_schedule(session, suspend=True)
+        session.execute(update(Schedule).where(Schedule.id == schedule_id).values(timezone="localtime"))
+        session.commit()
+        resumed = store.update(session, schedule_id, {"suspend": False}, SETTINGS, NoWebhooks())
+        assert resumed.next_run_at > tick and resumed.timezone == "localtime"
+        moved = store.update(session, schedule_id, {"cron": "0 0 1 1 *"}, SETTINGS, NoWebhooks())
+        assert moved.next_run_at > tick + 60 and moved.timezone == "localtime"
+        with pytest.raises(ValidationError) as caught:  # one sent is checked as at the door
+            store.update(session, schedule_id, {"timezone": "localtime"}, SETTINGS, NoWebhooks())
+        assert caught.value.field == "timezone"
 
 
 def test_replace_of_a_run_not_yet_fanned_out_counts_its_unmade_executions_and_spreads_a_matrix(Session):

@@ -158,3 +158,10 @@ def test_a_schedule_patch_that_changes_nothing_is_a_400_naming_the_body_as_a_res
         requests.parse(schedule.ScheduleChange, {})
     assert requests.parse(schedule.ScheduleChange, {"suspend": True}).suspend is True
     assert openapi.spec()["components"]["schemas"]["ScheduleChange"]["minProperties"] == 1
+
+
+def test_a_stored_zone_this_host_cannot_read_is_a_400_naming_timezone_when_a_change_keeps_it():
+    with pytest.raises(ValidationError) as caught:
+        cron.kept_zone("Mars/Olympus")
+    assert caught.value.field == "timezone" and "stored zone" in str(caught.value)
+    assert cron.kept_zone("UTC").key == "UTC"

@@ -41,20 +41,32 @@ def zone(key):
 def stored_zone(key):
     """The timezone of a stored schedule, for its fires: as ``zone``; one stored before the keys were
     those ``tzdata`` lists (``localtime``) goes on ticking as it did, where this host's zoneinfo has it
-    (a change of its schedule must name a zone ``zone`` takes)."""
+    (a change of its schedule that names a timezone must name one ``zone`` takes; one that names none
+    keeps it: ``kept_zone``)."""
     try:
         return zone(key)
     except ValidationError:
         return zoneinfo.ZoneInfo(key)
 
 
-def check(expression, timezone, allow_seconds=False):
-    """The expression as stored, checked (its shape, then croniter can iterate it): else a 400 naming ``cron``."""
+def kept_zone(key):
+    """The zone of a stored schedule that a change keeps (it names no ``timezone``): as its fires read it
+    (``stored_zone``); one this host cannot read either is a 400 naming ``timezone``."""
+    try:
+        return stored_zone(key)
+    except (ValueError, KeyError, OSError):  # zoneinfo's ZoneInfoNotFoundError is a KeyError
+        raise ValidationError(f"the schedule's stored zone {shown(key)} is not known here; give one of the IANA "
+                              "database, such as Europe/Berlin or UTC", "timezone") from None
+
+
+def check(expression, timezone, allow_seconds=False, tz=None):
+    """The expression as stored, checked (its shape, then croniter can iterate it in ``tz``, else the zone
+    ``timezone`` names): else a 400 naming ``cron``."""
     try:
         expression = contract.check_cron(expression, allow_seconds)
     except Invalid as exc:
         raise ValidationError(exc.message, exc.field) from None
-    tz = zone(timezone)
+    tz = tz or zone(timezone)
     try:
         if not croniter.is_valid(expression):
             raise ValueError("croniter cannot read it")

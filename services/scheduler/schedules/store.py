@@ -127,6 +127,12 @@ def get(session, schedule_id, lock=False, caller=None):
 SHOWN_CHANGES = ("name", "cron", "timezone", "suspend", "concurrency_policy", "starting_deadline_seconds")
 
 
+def _zone(timezone, sent):
+    """A zone sent is checked as at the door; the stored one a change keeps is read as its fires read it
+    (a legacy ``localtime`` too), and only when the change needs it: a rename never fails on it."""
+    return cron.zone(timezone) if sent else cron.kept_zone(timezone)
+
+
 def update(session, schedule_id, body, settings, webhook_sender, caller=CONFIGURED, require=None):
     change = _body(contract.ScheduleChange, body)
     given = change.model_fields_set
@@ -137,7 +143,8 @@ def update(session, schedule_id, body, settings, webhook_sender, caller=CONFIGUR
         if field in given and getattr(change, field) is None:
             raise ValidationError("must not be null; leave it out to keep it", field)
     if "cron" in given or "timezone" in given:
-        expression = cron.check(expression, timezone, settings.schedule_allow_seconds)
+        expression = cron.check(expression, timezone, settings.schedule_allow_seconds,
+                                _zone(timezone, "timezone" in given))
     if "run" in given:
         params = check_run(change.run, settings, schedule.task_id)
         webhook_sender.require_configured(params)
@@ -156,7 +163,7 @@ def update(session, schedule_id, body, settings, webhook_sender, caller=CONFIGUR
     stamp = now()
     if retimed:  # resumed or changed: from the next tick after now (ticks while suspended are not run)
         schedule.next_run_at = (None if schedule.suspend
-                                else cron.next_tick(expression, cron.zone(timezone), stamp))
+                                else cron.next_tick(expression, _zone(timezone, "timezone" in given), stamp))
     schedule.updated_at = stamp
     audit.record(session, caller, "schedule.change", "schedule", schedule.id, schedule.team,
                  {"changed": sorted(given), **{field: getattr(schedule, field) for field in SHOWN_CHANGES
