@@ -16,10 +16,20 @@ branch_labels = None
 depends_on = None
 
 
+INDEX = "ix_results_noted"
+
+
 def upgrade():
-    op.create_index("ix_results_noted", "results", ["id"], postgresql_where=sa.text(
-        "unschedulable IS NOT NULL AND status IN ('QUEUED', 'RUNNING')"))
+    with op.get_context().autocommit_block():  # built concurrently: writes to results go on meanwhile
+        invalid = op.get_bind().execute(sa.text(
+            "SELECT 1 FROM pg_index JOIN pg_class ON pg_class.oid = indexrelid"
+            " WHERE relname = :name AND NOT indisvalid"), {"name": INDEX}).first()
+        if invalid:  # left by a build interrupted: IF NOT EXISTS would keep it
+            op.drop_index(INDEX, table_name="results", postgresql_concurrently=True)
+        op.create_index(INDEX, "results", ["id"], postgresql_where=sa.text(
+            "unschedulable IS NOT NULL AND status IN ('QUEUED', 'RUNNING')"),
+            postgresql_concurrently=True, if_not_exists=True)
 
 
 def downgrade():
-    op.drop_index("ix_results_noted", table_name="results")
+    op.drop_index(INDEX, table_name="results")
