@@ -32,6 +32,13 @@ _CONTROL_IN_TEXT = re.compile(f"[{CONTROL_IN_TEXT}]")
 FREE_TEXT_FIELDS = frozenset({"command", "env", "items", "matrix"})
 
 
+def some_of(data, fields):
+    """A change's body (PATCH) as given, or ``Invalid`` naming ``body`` when it is an empty object."""
+    if isinstance(data, dict) and not data:
+        raise Invalid(f"give one or more of {', '.join(fields)}", "body")
+    return data
+
+
 def check_text(value, field, free_text=False):
     """``value`` if it holds no control character or lone surrogate (tab/LF/CR allowed in free text)."""
     bad = (_CONTROL_IN_TEXT if free_text else _CONTROL).search(value)

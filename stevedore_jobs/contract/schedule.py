@@ -16,7 +16,7 @@ from typing import ClassVar, Literal, Optional
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from stevedore_jobs.contract.checks import ID_PATTERN, NO_CONTROL, Invalid, json_integer, shown
+from stevedore_jobs.contract.checks import ID_PATTERN, NO_CONTROL, Invalid, json_integer, shown, some_of
 from stevedore_jobs.contract.requests import (
     NAME_MAX, STRICT, TEAM_FILTER_SAYS, Limits, NewestFirst, Request, team_filter)
 from stevedore_jobs.contract.responses import SUBMITTED_BY, TEAM_OF, Answer, Epoch
@@ -197,9 +197,7 @@ class ScheduleChange(ScheduleBase):
     @model_validator(mode="before")
     @classmethod
     def _something(cls, data):
-        if isinstance(data, dict) and not data:
-            raise Invalid(f"give one or more of {', '.join(SCHEDULE_CHANGES)}", "body")
-        return data
+        return some_of(data, SCHEDULE_CHANGES)
 
 
 SCHEDULE_CHANGES = tuple(ScheduleChange.model_fields)

@@ -10,7 +10,7 @@ from typing import ClassVar, Optional
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from stevedore_jobs.contract.checks import Invalid, json_integer
+from stevedore_jobs.contract.checks import Invalid, json_integer, some_of
 from stevedore_jobs.contract.requests import STRICT, Page, Request
 from stevedore_jobs.contract.responses import Answer
 
@@ -92,9 +92,7 @@ class TeamChange(TeamFields):
     @model_validator(mode="before")
     @classmethod
     def _something(cls, data):
-        if isinstance(data, dict) and not data:
-            raise Invalid(f"give one or more of {', '.join(TEAM_FIELDS)}", "body")
-        return data
+        return some_of(data, TEAM_FIELDS)
 
 
 class TeamListQuery(Page):
